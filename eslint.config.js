@@ -1,0 +1,1 @@
+export { default } from '@consensus-kit/tooling/eslint';

@@ -1,0 +1,3 @@
+import type { ViteUserConfig } from 'vitest/config';
+export declare const SOURCE_CONDITION: '@consensus-kit/source';
+export declare function definePackageConfig(overrides?: ViteUserConfig): ViteUserConfig;
