@@ -1,1 +1,91 @@
-export const placeholder = 1;
+export type {
+  ClusterConfig,
+  Clock,
+  ConfigChange,
+  ConfigChangeOp,
+  DurableStorage,
+  EntryType,
+  Envelope,
+  InitialState,
+  LogEntry,
+  Logger,
+  NodeId,
+  ObservesCompaction,
+  PeerProgress,
+  ProgressState,
+  Protocol,
+  ProtocolModule,
+  ProtocolOptions,
+  Ready,
+  ReadState,
+  ReportsUnreachable,
+  Role,
+  SaveBatch,
+  Snapshot,
+  SnapshotMeta,
+  StateMachine,
+  Status,
+  Storage,
+  Transport,
+  TransportHandler,
+} from './types';
+export { canObserveCompaction, canReportUnreachable } from './types';
+export {
+  AbortedError,
+  CompactedError,
+  ConfigError,
+  ConsensusError,
+  CorruptLogError,
+  ErrorCode,
+  InvalidArgumentError,
+  InvariantError,
+  LeadershipLostError,
+  MalformedMessageError,
+  NotLeaderError,
+  ProposalDroppedError,
+  StoppedError,
+  StorageError,
+  TimeoutError,
+  TransportError,
+  UnknownNodeError,
+  isConsensusError,
+} from './errors';
+export type { ConsensusErrorOptions, CorruptLogDetails, DropReason } from './errors';
+export {
+  assertBytes,
+  assertNodeId,
+  assertNonNegativeInteger,
+  assertPositiveInteger,
+  hashString,
+  preview,
+  resolveProtocolOptions,
+  seededRandom,
+} from './validate';
+export type { ResolvedProtocolOptions } from './validate';
+export {
+  applyConfigChange,
+  configMembers,
+  configsEqual,
+  decodeClusterConfig,
+  encodeClusterConfig,
+  isJoint,
+  isVoter,
+  needsJointConsensus,
+} from './config';
+export { committedIndex, hasQuorum, jointCommittedIndex, jointVoteResult, majority, voteResult } from './quorum';
+export type { VoteResult } from './quorum';
+export {
+  describeConfig,
+  describeEntries,
+  describeEntry,
+  describeEnvelope,
+  describeMessage,
+  describeReady,
+  describeSnapshot,
+  describeStatus,
+  describeValue,
+} from './describe';
+export { MemoryStorage, emptyMemoryStorageState, entrySize } from './memory-storage';
+export type { MemoryStorageState } from './memory-storage';
+export { LocalNetwork } from './local-network';
+export type { LocalNetworkOptions } from './local-network';

@@ -1,1 +1,2 @@
-export const placeholder = 1;
+export { describeStorageConformance, testEntries, testEntry } from './storage-conformance';
+export type { StorageHarness } from './storage-conformance';

@@ -1,0 +1,208 @@
+import { CompactedError, InvalidArgumentError, StorageError } from './errors';
+import type { DurableStorage, InitialState, LogEntry, SaveBatch, Snapshot } from './types';
+
+/**
+ * The state behind a `MemoryStorage`. Opening a new `MemoryStorage` on the same state models reopening the
+ * same data directory after a clean shutdown: everything saved is there.
+ */
+export interface MemoryStorageState {
+  hardState?: Uint8Array;
+  /** Index and term of the last compacted entry (0/0 when nothing was compacted). */
+  compactedIndex: number;
+  compactedTerm: number;
+  /** log[i] is the entry at index compactedIndex + 1 + i. */
+  log: LogEntry[];
+  snapshot?: Snapshot;
+}
+
+export function emptyMemoryStorageState(): MemoryStorageState {
+  return { compactedIndex: 0, compactedTerm: 0, log: [] };
+}
+
+/** Approximate bytes an entry takes, used for `maxBytes` limits. */
+export function entrySize(entry: LogEntry): number {
+  return entry.data.length + 24;
+}
+
+/**
+ * `Storage` + `DurableStorage` in memory. Writes complete synchronously (the `*Now` methods, used by the
+ * simulator and test clusters); the async methods of `DurableStorage` wrap them.
+ */
+export class MemoryStorage implements DurableStorage {
+  private readonly state: MemoryStorageState;
+  private closed = false;
+
+  constructor(state: MemoryStorageState = emptyMemoryStorageState()) {
+    this.state = state;
+  }
+
+  /** The live state object; pass it to a new `MemoryStorage` to "reopen". */
+  get raw(): MemoryStorageState {
+    return this.state;
+  }
+
+  initialState(): InitialState {
+    this.checkOpen();
+    return this.state.hardState === undefined ? {} : { hardState: this.state.hardState };
+  }
+
+  firstIndex(): number {
+    return this.state.compactedIndex + 1;
+  }
+
+  lastIndex(): number {
+    return this.state.compactedIndex + this.state.log.length;
+  }
+
+  term(index: number): number {
+    this.checkOpen();
+    if (!Number.isSafeInteger(index) || index < 0) throw new InvalidArgumentError(`term: bad index ${index}`);
+    const { compactedIndex, compactedTerm, log } = this.state;
+    if (index === compactedIndex) return compactedTerm;
+    if (index < compactedIndex) throw new CompactedError(index, compactedIndex + 1);
+    const entry = log[index - compactedIndex - 1];
+    if (entry === undefined) throw new StorageError(`term: index ${index} is past the last index ${this.lastIndex()}`);
+    return entry.term;
+  }
+
+  entries(lo: number, hi: number, maxBytes = Number.POSITIVE_INFINITY): LogEntry[] {
+    this.checkOpen();
+    if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || lo > hi) {
+      throw new InvalidArgumentError(`entries: bad range [${lo}, ${hi})`);
+    }
+    const first = this.firstIndex();
+    if (lo < first) throw new CompactedError(lo, first);
+    if (hi > this.lastIndex() + 1) throw new StorageError(`entries: ${hi - 1} is past the last index ${this.lastIndex()}`);
+    const out: LogEntry[] = [];
+    let bytes = 0;
+    for (let i = lo; i < hi; i++) {
+      const e = this.state.log[i - first] as LogEntry;
+      bytes += entrySize(e);
+      // Always return at least one entry, like etcd's limitSize, so a huge entry cannot stall replication.
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  snapshot(): Snapshot | undefined {
+    this.checkOpen();
+    return this.state.snapshot;
+  }
+
+  async save(batch: SaveBatch): Promise<void> {
+    this.saveNow(batch);
+  }
+
+  async installSnapshot(snapshot: Snapshot): Promise<void> {
+    this.installSnapshotNow(snapshot);
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.saveSnapshotNow(snapshot);
+  }
+
+  async compact(index: number): Promise<void> {
+    this.compactNow(index);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Writes hard state, truncation and entries, in that order. Entries must be contiguous. */
+  saveNow(batch: SaveBatch): void {
+    this.checkOpen();
+    if (batch.hardState !== undefined) this.state.hardState = batch.hardState;
+    if (batch.truncateAfter !== undefined) this.truncateAfter(batch.truncateAfter);
+    if (batch.entries.length > 0) this.append(batch.entries);
+  }
+
+  private truncateAfter(index: number): void {
+    const { compactedIndex } = this.state;
+    if (!Number.isSafeInteger(index) || index < 0) throw new InvalidArgumentError(`truncateAfter: bad index ${index}`);
+    if (index < compactedIndex) {
+      throw new StorageError(`truncateAfter(${index}) would cut into the compacted prefix (compacted through ${compactedIndex})`);
+    }
+    if (index < this.lastIndex()) this.state.log.length = index - compactedIndex;
+  }
+
+  private append(entries: readonly LogEntry[]): void {
+    for (let i = 1; i < entries.length; i++) {
+      if ((entries[i] as LogEntry).index !== (entries[i - 1] as LogEntry).index + 1) {
+        throw new StorageError(`save: entries are not contiguous at index ${(entries[i] as LogEntry).index}`);
+      }
+    }
+    const first = (entries[0] as LogEntry).index;
+    const { compactedIndex } = this.state;
+    if (first > this.lastIndex() + 1) {
+      throw new StorageError(`save: entry ${first} would leave a gap after the last index ${this.lastIndex()}`);
+    }
+    // Entries at or below the compaction point are already covered by the snapshot: skip them.
+    const skip = Math.max(0, compactedIndex + 1 - first);
+    if (skip >= entries.length) return;
+    const start = first + skip;
+    this.state.log.length = start - compactedIndex - 1; // replace-at-index: drop the old suffix
+    for (let i = skip; i < entries.length; i++) this.state.log.push(entries[i] as LogEntry);
+  }
+
+  /** Replaces the whole log with a snapshot received from a leader. */
+  installSnapshotNow(snapshot: Snapshot): void {
+    this.checkOpen();
+    checkSnapshot(snapshot);
+    const current = this.state.snapshot;
+    if (current !== undefined && snapshot.index <= current.index) {
+      throw new StorageError(`installSnapshot: snapshot ${snapshot.index} is not newer than the stored snapshot ${current.index}`);
+    }
+    this.state.snapshot = snapshot;
+    this.state.compactedIndex = snapshot.index;
+    this.state.compactedTerm = snapshot.term;
+    this.state.log = [];
+  }
+
+  /** Records a local snapshot; the log is left as it is. */
+  saveSnapshotNow(snapshot: Snapshot): void {
+    this.checkOpen();
+    checkSnapshot(snapshot);
+    const current = this.state.snapshot;
+    if (current !== undefined && snapshot.index < current.index) {
+      throw new StorageError(`saveSnapshot: snapshot ${snapshot.index} is older than the stored snapshot ${current.index}`);
+    }
+    if (snapshot.index > this.lastIndex()) {
+      throw new StorageError(`saveSnapshot: snapshot ${snapshot.index} is past the last index ${this.lastIndex()}`);
+    }
+    if (snapshot.index >= this.state.compactedIndex && this.term(snapshot.index) !== snapshot.term) {
+      throw new StorageError(`saveSnapshot: snapshot term ${snapshot.term} does not match the log's term ${this.term(snapshot.index)} at ${snapshot.index}`);
+    }
+    this.state.snapshot = snapshot;
+  }
+
+  /** Drops entries up to and including `index`; idempotent; never past the latest snapshot. */
+  compactNow(index: number): void {
+    this.checkOpen();
+    if (!Number.isSafeInteger(index) || index < 0) throw new InvalidArgumentError(`compact: bad index ${index}`);
+    const { compactedIndex } = this.state;
+    if (index <= compactedIndex) return;
+    const snapIndex = this.state.snapshot?.index ?? 0;
+    if (index > snapIndex) throw new StorageError(`compact(${index}) is past the latest snapshot (${snapIndex}): entries would be lost`);
+    if (index > this.lastIndex()) throw new StorageError(`compact(${index}) is past the last index ${this.lastIndex()}`);
+    const term = this.term(index);
+    this.state.log = this.state.log.slice(index - compactedIndex);
+    this.state.compactedIndex = index;
+    this.state.compactedTerm = term;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StorageError('storage is closed');
+  }
+}
+
+function checkSnapshot(snapshot: Snapshot): void {
+  if (typeof snapshot !== 'object' || snapshot === null) throw new InvalidArgumentError('snapshot must be an object');
+  if (!Number.isSafeInteger(snapshot.index) || snapshot.index < 0) throw new InvalidArgumentError(`snapshot index ${snapshot.index} is invalid`);
+  if (!Number.isSafeInteger(snapshot.term) || snapshot.term < 0) throw new InvalidArgumentError(`snapshot term ${snapshot.term} is invalid`);
+  if (!(snapshot.data instanceof Uint8Array)) throw new InvalidArgumentError('snapshot data must be a Uint8Array');
+  if (typeof snapshot.config !== 'object' || snapshot.config === null || !Array.isArray(snapshot.config.voters)) {
+    throw new InvalidArgumentError('snapshot config must be a ClusterConfig');
+  }
+}
