@@ -1,0 +1,147 @@
+import type { LogEntry, NodeId, Role } from '@consensus-kit/core';
+import { decodeHardState, type HardState } from './hard-state';
+
+/**
+ * Raft's safety properties (thesis Figure 3.2) as checks over snapshots of replicas, for the simulator and the
+ * randomized tests. A view is what one replica holds at one moment: its role and term, its log (persisted or
+ * not), its commit index and its persisted hard state.
+ */
+export interface RaftReplicaView {
+  id: NodeId;
+  role: Role;
+  term: number;
+  commitIndex: number;
+  /** First index held in the log (entries below are compacted into a snapshot). */
+  firstIndex: number;
+  lastIndex: number;
+  /** The entry at `index`, `undefined` when not held. */
+  entryAt(index: number): LogEntry | undefined;
+  /** The hard state as persisted in storage (what survives a crash). */
+  persistedHardState?: Uint8Array;
+}
+
+export interface InvariantViolation {
+  invariant: 'election-safety' | 'log-matching' | 'leader-completeness' | 'state-machine-safety' | 'vote-stability';
+  message: string;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameEntry(a: LogEntry, b: LogEntry): boolean {
+  return a.index === b.index && a.term === b.term && a.type === b.type && bytesEqual(a.data, b.data);
+}
+
+/**
+ * Log Matching (thesis 3.5): if two logs hold an entry with the same index and term, the logs are identical
+ * in all entries up to and including it. Checked over the range both replicas hold.
+ */
+export function checkLogMatching(views: readonly RaftReplicaView[]): InvariantViolation[] {
+  const out: InvariantViolation[] = [];
+  for (let i = 0; i < views.length; i++) {
+    for (let j = i + 1; j < views.length; j++) {
+      const a = views[i] as RaftReplicaView;
+      const b = views[j] as RaftReplicaView;
+      const lo = Math.max(a.firstIndex, b.firstIndex);
+      const hi = Math.min(a.lastIndex, b.lastIndex);
+      // Find the highest shared index with equal terms; everything below it must be identical.
+      let top = 0;
+      for (let k = hi; k >= lo; k--) {
+        const ea = a.entryAt(k);
+        const eb = b.entryAt(k);
+        if (ea !== undefined && eb !== undefined && ea.term === eb.term) {
+          top = k;
+          break;
+        }
+      }
+      for (let k = lo; k <= top; k++) {
+        const ea = a.entryAt(k);
+        const eb = b.entryAt(k);
+        if (ea === undefined || eb === undefined || !sameEntry(ea, eb)) {
+          out.push({
+            invariant: 'log-matching',
+            message: `${a.id} and ${b.id} agree on ${top}/${a.entryAt(top)?.term} but differ at ${k} (${ea?.term}/${ea?.type} vs ${eb?.term}/${eb?.type})`,
+          });
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Stateful checks over a run: feed every observation of the cluster to `observe`.
+ * - Election Safety (thesis 3.6): at most one leader per term.
+ * - State Machine Safety: no two replicas commit different entries at one index.
+ * - Leader Completeness (thesis 3.6.3): an entry committed in term T is in the log of every leader of a
+ *   term > T. The term an entry was committed in is bounded by the term of the first replica seen holding it
+ *   committed, which keeps the check sound (it may only miss violations, never report false ones).
+ * - Vote stability: a replica's persisted vote never changes within a term, also across restarts.
+ * - Log Matching, as `checkLogMatching`.
+ */
+export class RaftInvariants {
+  private readonly leaders = new Map<number, NodeId>();
+  /** committed[index] = the committed entry and an upper bound of the term it was committed in. */
+  private readonly committed = new Map<number, { entry: LogEntry; term: number }>();
+  private readonly votes = new Map<NodeId, HardState>();
+  /** Highest index checked for commit agreement per replica (the check is incremental). */
+  private readonly scanned = new Map<NodeId, number>();
+
+  observe(views: readonly RaftReplicaView[]): InvariantViolation[] {
+    const out: InvariantViolation[] = [];
+    for (const v of views) {
+      if (v.role === 'leader') {
+        const prev = this.leaders.get(v.term);
+        if (prev === undefined) this.leaders.set(v.term, v.id);
+        else if (prev !== v.id) out.push({ invariant: 'election-safety', message: `two leaders in term ${v.term}: ${prev} and ${v.id}` });
+      }
+      if (v.persistedHardState !== undefined && v.persistedHardState.length > 0) {
+        const hs = decodeHardState(v.persistedHardState);
+        const prev = this.votes.get(v.id);
+        if (prev !== undefined && prev.term === hs.term && prev.vote !== undefined && prev.vote !== hs.vote) {
+          out.push({ invariant: 'vote-stability', message: `${v.id} changed its vote in term ${hs.term} from ${prev.vote} to ${hs.vote ?? 'none'}` });
+        }
+        if (prev !== undefined && hs.term < prev.term) {
+          out.push({ invariant: 'vote-stability', message: `${v.id}'s persisted term went back from ${prev.term} to ${hs.term}` });
+        }
+        this.votes.set(v.id, hs);
+      }
+      const from = Math.max(v.firstIndex, (this.scanned.get(v.id) ?? 0) + 1);
+      for (let i = from; i <= v.commitIndex; i++) {
+        const e = v.entryAt(i);
+        if (e === undefined) continue;
+        const known = this.committed.get(i);
+        if (known === undefined) this.committed.set(i, { entry: e, term: v.term });
+        else if (!sameEntry(known.entry, e)) {
+          out.push({ invariant: 'state-machine-safety', message: `${v.id} committed ${i}/${e.term} where ${i}/${known.entry.term} was committed` });
+        }
+      }
+      if (v.commitIndex > (this.scanned.get(v.id) ?? 0)) this.scanned.set(v.id, v.commitIndex);
+    }
+    for (const v of views) {
+      if (v.role !== 'leader') continue;
+      for (const [index, c] of this.committed) {
+        if (c.term >= v.term || index < v.firstIndex) continue;
+        const e = v.entryAt(index);
+        if (e === undefined || !sameEntry(e, c.entry)) {
+          out.push({
+            invariant: 'leader-completeness',
+            message: `leader ${v.id} of term ${v.term} lacks committed entry ${index}/${c.entry.term} (committed by term ${c.term})`,
+          });
+          break;
+        }
+      }
+    }
+    out.push(...checkLogMatching(views));
+    return out;
+  }
+
+  /** A replica restarted: its volatile state is gone, so its commit progress is checked from scratch. */
+  restarted(id: NodeId): void {
+    this.scanned.delete(id);
+  }
+}
