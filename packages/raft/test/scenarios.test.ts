@@ -63,8 +63,30 @@ class Interpreter {
         for (let i = 0; i < times; i++) for (const id of nodes()) n().tick(id);
         return 'ok';
       }
+      case 'run': {
+        // K rounds of: every live node ticks once, then every message is delivered (a quiet, fast network).
+        const times = Number(c.kv.n ?? 1);
+        let delivered = 0;
+        let dropped = 0;
+        for (let i = 0; i < times; i++) {
+          for (const id of n().ids()) n().tick(id);
+          for (const d of n().deliver()) d.dropped ? dropped++ : delivered++;
+        }
+        return c.kv.quiet === 'true' ? 'ok' : `${delivered} delivered, ${dropped} dropped`;
+      }
       case 'deliver': {
-        const out = n().deliver();
+        let out;
+        if (c.kv.n !== undefined) {
+          n().processAll();
+          out = [];
+          for (let i = 0; i < Number(c.kv.n); i++) {
+            const d = n().deliverOne();
+            if (d === undefined) break;
+            out.push(d);
+          }
+        } else {
+          out = n().deliver();
+        }
         if (c.kv.verbose !== 'true') return `${out.filter((d) => !d.dropped).length} delivered, ${out.filter((d) => d.dropped).length} dropped`;
         return out.map((d) => `${d.dropped ? 'dropped ' : ''}${describeEnvelope(d.env)}`).join('\n');
       }
