@@ -10,6 +10,7 @@ import {
   type NodeId,
 } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
+import { decodeHardState } from '../src/hard-state';
 import { runDataDriven, type Command } from './datadriven';
 import { TestNetwork, type NodeOptions } from './network';
 
@@ -170,6 +171,15 @@ class Interpreter {
             const r = n().get(id);
             const ents = n().entries(id);
             return `${id}: first=${r.node.firstIndex()} commit=${r.node.status().commitIndex} [${ents.map(describeEntry).join(', ')}]`;
+          })
+          .join('\n');
+      case 'hardstate':
+        return nodes()
+          .map((id) => {
+            const raw = n().get(id).storage.raw.hardState;
+            if (raw === undefined) return `${id}: none`;
+            const hs = decodeHardState(raw);
+            return `${id}: term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit}`;
           })
           .join('\n');
       case 'applied':
