@@ -31,6 +31,8 @@ export class Progress {
   snapStall = 0;
   /** The last chunk has been sent (since the last rewind). */
   snapDoneSent = false;
+  /** The offset of the last rewind, so that several reports of one gap cause one resend. */
+  snapRewound = -1;
 
   constructor(next: number, learner: boolean, maxInflightMsgs: number, maxInflightBytes: number) {
     this.next = next;
@@ -46,6 +48,7 @@ export class Progress {
     this.snapProgressed = false;
     this.snapStall = 0;
     this.snapDoneSent = false;
+    this.snapRewound = -1;
     this.state = state;
     this.inflights.reset();
   }

@@ -974,6 +974,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
         pr.snapStall = 0;
         pr.snapSent = pr.snapAcked;
         pr.snapDoneSent = false;
+        pr.snapRewound = -1;
       }
       this.sendSnapshotChunks(from, pr);
     } else if (pr.match < this.log.lastIndex()) {
@@ -991,12 +992,15 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     if (m.offset > pr.snapAcked) {
       pr.snapAcked = Math.min(m.offset, pr.snapSent);
       pr.snapProgressed = true;
+      pr.snapRewound = -1;
     }
-    if (m.reject && m.offset < pr.snapSent) {
-      // A chunk was lost: resume from what the follower holds.
+    // A chunk was lost: resume from what the follower holds. Every chunk after the gap reports the same
+    // offset; one rewind per gap is enough.
+    if (m.reject && m.offset < pr.snapSent && m.offset !== pr.snapRewound) {
       pr.snapAcked = m.offset;
       pr.snapSent = m.offset;
       pr.snapDoneSent = false;
+      pr.snapRewound = m.offset;
     }
     this.sendSnapshotChunks(from, pr);
   }

@@ -136,6 +136,20 @@ class Interpreter {
       case 'block':
         n().block(c.args[0] as NodeId, c.args[1] as NodeId);
         return 'ok';
+      case 'drop': {
+        // Drop the next `n` messages from args[0] to args[1] (of `type`, if given).
+        const [from, to] = c.args;
+        let left = Number(c.kv.n ?? 1);
+        const prev = n().filter;
+        n().filter = (env) => {
+          if (left > 0 && env.from === from && env.to === to && (c.kv.type === undefined || (env.msg as { type: string }).type === c.kv.type)) {
+            left--;
+            return false;
+          }
+          return prev === undefined ? true : prev(env);
+        };
+        return 'ok';
+      }
       case 'heal':
         n().heal();
         return 'ok';
