@@ -1188,8 +1188,10 @@ export class RaftNode implements Protocol, ReportsUnreachable {
 
   /** Flow-controlled appends to every follower; with `sendIfEmpty` also an empty one to carry the commit. */
   private broadcastAppend(sendIfEmpty: boolean): void {
-    for (const id of this.prs.keys()) {
-      if (id !== this.id) this.maybeSendAppend(id, sendIfEmpty);
+    for (const [id, pr] of this.prs) {
+      if (id === this.id || !this.maybeSendAppend(id, sendIfEmpty)) continue;
+      // Pipelining (thesis 10.2.1): a follower in replicate state gets every pending batch now.
+      while (pr.state === 'replicate' && this.maybeSendAppend(id, false));
     }
   }
 
