@@ -505,3 +505,20 @@ describe('ConsensusNode: events', () => {
     expect(seen).toContain('apply 2 4');
   });
 });
+
+describe('ConsensusNode: waitForLeader', () => {
+  it('resolves once a leader is known and times out with TimeoutError when none appears', async () => {
+    const clock = new ManualClock();
+    const node = await soloNode(emptyMemoryStorageState(), new Counter(), clock);
+    await expect(node.waitForLeader()).resolves.toBe('solo');
+
+    const h = await fakeHarness();
+    h.fake.role = 'follower';
+    h.fake.statusDirty = true;
+    h.clock.advance(10);
+    await settle();
+    const waiting = h.node.waitForLeader({ timeoutMs: 100 });
+    h.clock.advance(150);
+    await expect(waiting).rejects.toSatisfy(TimeoutError.is);
+  });
+});

@@ -211,6 +211,34 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     return { ...p.status(), appliedIndex: this.appliedIndex };
   }
 
+  /** Resolves with the leader's id as soon as this node knows one (at once if it already does). */
+  waitForLeader(options: OperationOptions = {}): Promise<NodeId> {
+    return new Promise<NodeId>((resolve, reject) => {
+      try {
+        const p = this.requireRunning();
+        const signal = checkSignal(options.signal);
+        const known = p.status().leader;
+        if (known !== undefined) return resolve(known);
+        const { timeoutMs } = this.deadline(options);
+        const done = (fn: () => void) => {
+          this.clock.clearTimeout(timer);
+          this.off('leader', onLeader);
+          signal?.removeEventListener('abort', onAbort);
+          fn();
+        };
+        const onLeader = (leader: NodeId | undefined) => {
+          if (leader !== undefined) done(() => resolve(leader));
+        };
+        const onAbort = () => done(() => reject(new AbortedError(signal?.reason)));
+        const timer = this.clock.setTimeout(() => done(() => reject(new TimeoutError(timeoutMs, 'waiting for a leader'))), timeoutMs);
+        this.on('leader', onLeader);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+
   get isLeader(): boolean {
     return this.protocol?.status().role === 'leader';
   }

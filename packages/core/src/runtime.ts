@@ -1,11 +1,11 @@
 import type { Clock, Logger } from './types';
 
-/** The real clock: `Date.now` and Node's timers. Timers are unref'd so an idle node never holds a process open. */
+/** The real clock: `Date.now` and Node's timers. A running node keeps its process alive until `stop()`. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms).unref(),
+  setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
