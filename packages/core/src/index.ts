@@ -43,6 +43,7 @@ export {
   MalformedMessageError,
   NotLeaderError,
   ProposalDroppedError,
+  SessionExpiredError,
   StoppedError,
   StorageError,
   TimeoutError,
