@@ -16,3 +16,9 @@ export type {
   PutResult,
   SessionStamp,
 } from './commands';
+export { createKvService } from './service';
+export type { KvServiceOptions } from './service';
+export { KvClient } from './client';
+export type { CallOptions, GetOptions, KvClientOptions, RangeOptions } from './client';
+export { validateWireRequest } from './wire';
+export type { Consistency, KvChannel, KvWireRequest } from './wire';
