@@ -87,6 +87,8 @@ type StepFn = (from: NodeId, m: RaftMessage) => void;
 interface IncomingSnapshot {
   index: number;
   term: number;
+  /** The term of the leader streaming it. */
+  leaderTerm: number;
   config: ClusterConfig;
   buf: Uint8Array;
   received: number;
@@ -628,9 +630,19 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     return hasQuorum(this.config, active);
   }
 
-  /** Whether this node may become leader: a voter with no snapshot being installed. */
+  /**
+   * Whether this node may start an election: no snapshot is being installed, and it is a voter in its latest
+   * configuration, or in the one before while the latest (which removes or demotes it) is not committed yet.
+   * Thesis 4.2.2 (Figure 4.6): such a server may still be needed to elect a leader that commits C_new; its
+   * own vote counts only if it is in its latest configuration (the quorum helpers count voters only).
+   */
   private promotable(): boolean {
-    return isVoter(this.config, this.id) && this.log.unstable.snapshot === undefined;
+    if (this.log.unstable.snapshot !== undefined) return false;
+    if (isVoter(this.config, this.id)) return true;
+    const latest = this.latestConfig();
+    if (latest.index <= this.log.committed) return false;
+    const prev = this.configHistory.length >= 2 ? (this.configHistory[this.configHistory.length - 2] as ConfigAt) : this.baseConfig;
+    return prev !== latest && isVoter(prev.config, this.id);
   }
 
   /**
@@ -871,7 +883,9 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       return;
     }
     let inc = this.incoming;
-    if (inc !== undefined && m.index < inc.index) return; // a chunk of an older transfer
+    // A transfer belongs to one leadership: a new leader's snapshot replaces whatever an old one had begun.
+    if (inc !== undefined && inc.leaderTerm !== m.term) inc = undefined;
+    if (inc !== undefined && m.index < inc.index) return; // a chunk of an older transfer of this leader
     if (inc === undefined || inc.index !== m.index || inc.term !== m.snapTerm || inc.buf.length !== m.total) {
       if (m.offset !== 0) {
         this.send(from, { type: 'InstallSnapshotResponse', term: this.term, index: m.index, offset: 0, reject: true });
@@ -883,7 +897,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       } catch {
         return; // cannot hold it; the leader will retry
       }
-      inc = { index: m.index, term: m.snapTerm, config: cloneConfig(m.config), buf, received: 0 };
+      inc = { index: m.index, term: m.snapTerm, leaderTerm: m.term, config: cloneConfig(m.config), buf, received: 0 };
       this.incoming = inc;
     }
     if (m.offset !== inc.received) {
@@ -1079,8 +1093,6 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     if (this.role === 'leader') {
       if (this.leadTransferee !== undefined && !isVoter(config, this.leadTransferee)) this.abortLeaderTransfer();
       this.needCommitBroadcast = true;
-    } else if (this.role !== 'follower' && !isVoter(config, this.id)) {
-      this.becomeFollower(this.term, undefined);
     }
   }
 
