@@ -6,7 +6,6 @@ import {
   ConfigError,
   decodeClusterConfig,
   encodeClusterConfig,
-  entrySize,
   hasQuorum,
   InvalidArgumentError,
   InvariantError,

@@ -71,7 +71,10 @@ class Interpreter {
         let dropped = 0;
         for (let i = 0; i < times; i++) {
           for (const id of n().ids()) n().tick(id);
-          for (const d of n().deliver()) d.dropped ? dropped++ : delivered++;
+          for (const d of n().deliver()) {
+            if (d.dropped) dropped++;
+            else delivered++;
+          }
         }
         return c.kv.quiet === 'true' ? 'ok' : `${delivered} delivered, ${dropped} dropped`;
       }
