@@ -115,6 +115,13 @@ export class RaftLog {
     return this.lastIndex();
   }
 
+  /** Leader fast path: one entry right after the last one (no array allocation). */
+  appendOne(e: LogEntry): void {
+    const u = this.unstable;
+    if (u.snapshot === undefined && e.index === u.offset + u.entries.length && e.index === this.lastIndex() + 1) u.entries.push(e);
+    else this.append([e]);
+  }
+
   /**
    * Entries in [lo, hi) limited to about `maxBytes` (at least one entry). `undefined` when `lo` is compacted:
    * the caller must fall back to a snapshot.

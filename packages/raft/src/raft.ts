@@ -1032,9 +1032,8 @@ export class RaftNode implements Protocol, ReportsUnreachable {
   private appendEntry(type: LogEntry['type'], data: Uint8Array): number {
     const index = this.log.lastIndex() + 1;
     const entry: LogEntry = { index, term: this.term, type, data };
-    const before = index - 1;
-    this.log.append([entry]);
-    if (type === 'config') this.afterAppend([entry], before);
+    this.log.appendOne(entry);
+    if (type === 'config') this.afterAppend([entry], index - 1);
     this.needAppend = true;
     return index;
   }
