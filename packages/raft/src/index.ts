@@ -31,5 +31,7 @@ export type {
   RequestVoteResponse,
   TimeoutNow,
 } from './messages';
-export { RaftInvariants, checkLogMatching } from './invariants';
-export type { InvariantViolation, RaftReplicaView } from './invariants';
+export { RaftInvariants, checkLogMatching, raftInvariants } from './invariants';
+export type { InvariantViolation, RaftReplicaView, SimInvariant, SimViewLike } from './invariants';
+/** The simulator looks up a protocol package's `invariants` export next to its module (a factory per run). */
+export { raftInvariants as invariants } from './invariants';

@@ -56,3 +56,30 @@ describe('invariants', () => {
     expect(inv.observe([view('a', 'follower', 3, [1], 0, 'c')]).map((x) => x.invariant)).toEqual(['vote-stability']);
   });
 });
+
+describe('raftInvariants (simulator hooks)', () => {
+  it('hold over a live cluster with a crashed replica, and catch a forged leader', async () => {
+    const { TestNetwork } = await import('../test/network');
+    const { raftInvariants } = await import('./invariants');
+    const net = new TestNetwork(['a', 'b', 'c']);
+    const [hook] = raftInvariants();
+    const simView = () => ({
+      replicas: [...net.replicas.values()].map((r) => ({ id: r.id, state: r.up ? ('up' as const) : ('crashed' as const), incarnation: 1, protocol: r.node, storage: r.storage })),
+    });
+    net.get('a').node.campaign();
+    net.deliver();
+    net.get('a').node.propose(new Uint8Array([1]));
+    net.deliver();
+    net.crash('c');
+    expect(hook?.check(simView())).toBeUndefined();
+    // A forged replica claiming leadership of term 1 as well.
+    const forged = {
+      status: () => ({ role: 'leader' as const, term: 1, commitIndex: 0, lastIndex: 0 }),
+      firstIndex: () => 1,
+      entryAt: () => undefined,
+    };
+    const v = simView();
+    v.replicas.push({ id: 'z', state: 'up', incarnation: 1, protocol: forged as never, storage: net.get('c').storage });
+    expect(hook?.check(v)).toMatch(/election-safety: two leaders in term 1/);
+  });
+});

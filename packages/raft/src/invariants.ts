@@ -1,4 +1,4 @@
-import type { LogEntry, NodeId, Role } from '@consensus-kit/core';
+import type { LogEntry, NodeId, Role, Storage } from '@consensus-kit/core';
 import { decodeHardState, type HardState } from './hard-state';
 
 /**
@@ -158,4 +158,97 @@ export class RaftInvariants {
   restarted(id: NodeId): void {
     this.scanned.delete(id);
   }
+}
+
+/**
+ * The slice of a simulator's per-step view that Raft's invariants read (structurally the `SimView` of
+ * `@consensus-kit/sim`, declared here so this package does not depend on the simulator).
+ */
+export interface SimViewLike {
+  readonly replicas: readonly {
+    readonly id: NodeId;
+    readonly state: 'up' | 'paused' | 'crashed';
+    readonly incarnation: number;
+    readonly protocol: unknown;
+    readonly storage: Storage;
+  }[];
+}
+
+/** A simulator invariant: `check` returns undefined when it holds, or a one-line description of the violation. */
+export interface SimInvariant {
+  readonly name: string;
+  check(view: SimViewLike): string | undefined;
+}
+
+interface InspectableRaft {
+  status(): { role: Role; term: number; commitIndex: number; lastIndex: number };
+  firstIndex(): number;
+  entryAt(index: number): LogEntry | undefined;
+}
+
+function isInspectable(p: unknown): p is InspectableRaft {
+  return typeof p === 'object' && p !== null && typeof (p as InspectableRaft).entryAt === 'function' && typeof (p as InspectableRaft).firstIndex === 'function';
+}
+
+/** A view of a replica's durable state only (a crashed replica: its persisted log and hard state). */
+function storageView(id: NodeId, storage: Storage): RaftReplicaView {
+  const raw = storage.initialState().hardState;
+  const term = raw === undefined || raw.length === 0 ? 0 : decodeHardState(raw).term;
+  const first = storage.firstIndex();
+  const last = storage.lastIndex();
+  const v: RaftReplicaView = {
+    id,
+    role: 'follower',
+    term,
+    commitIndex: 0,
+    firstIndex: first,
+    lastIndex: last,
+    entryAt: (i) => (i < first || i > last ? undefined : storage.entries(i, i + 1)[0]),
+  };
+  if (raw !== undefined) v.persistedHardState = raw;
+  return v;
+}
+
+/**
+ * Raft's invariants as simulator hooks (a factory: each run gets fresh, stateful instances). One hook runs
+ * every check of `RaftInvariants` over the live replicas (their full logs, persisted or not) and the crashed
+ * ones (their persisted logs and hard state).
+ */
+export function raftInvariants(): SimInvariant[] {
+  const inv = new RaftInvariants();
+  const incarnations = new Map<NodeId, number>();
+  return [
+    {
+      name: 'raft-safety',
+      check(view) {
+        const views: RaftReplicaView[] = [];
+        for (const r of view.replicas) {
+          if (incarnations.get(r.id) !== r.incarnation) {
+            if (incarnations.has(r.id)) inv.restarted(r.id);
+            incarnations.set(r.id, r.incarnation);
+          }
+          const p = r.state === 'crashed' ? undefined : r.protocol;
+          if (!isInspectable(p)) {
+            views.push(storageView(r.id, r.storage));
+            continue;
+          }
+          const s = p.status();
+          const v: RaftReplicaView = {
+            id: r.id,
+            role: s.role,
+            term: s.term,
+            commitIndex: s.commitIndex,
+            firstIndex: p.firstIndex(),
+            lastIndex: s.lastIndex,
+            entryAt: (i) => p.entryAt(i),
+          };
+          const raw = r.storage.initialState().hardState;
+          if (raw !== undefined) v.persistedHardState = raw;
+          views.push(v);
+        }
+        const out = inv.observe(views);
+        return out.length === 0 ? undefined : out.map((x) => `${x.invariant}: ${x.message}`).join('; ');
+      },
+    },
+  ];
 }
