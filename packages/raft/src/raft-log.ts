@@ -19,6 +19,12 @@ export class RaftLog {
   applying: number;
   /** Highest index handed to storage; a later write at or below it must truncate first. */
   persistedHigh: number;
+  /**
+   * Called with exactly the entries written by each append (everything at and after `ents[0].index` was
+   * replaced), so the owner can track configuration entries (thesis 4.1: a configuration is in force from
+   * the moment it is in the log, and is undone when its entry is truncated away).
+   */
+  onAppend: ((ents: readonly LogEntry[]) => void) | undefined;
 
   constructor(storage: Storage) {
     this.storage = storage;
@@ -112,13 +118,14 @@ export class RaftLog {
     const after = (ents[0] as LogEntry).index - 1;
     if (after < this.committed) throw new InvariantError(`append after ${after} would overwrite committed ${this.committed}`);
     this.unstable.truncateAndAppend(ents);
+    this.onAppend?.(ents);
     return this.lastIndex();
   }
 
-  /** Leader fast path: one entry right after the last one (no array allocation). */
+  /** Leader fast path: one command entry right after the last one (no array allocation, no hook). */
   appendOne(e: LogEntry): void {
     const u = this.unstable;
-    if (u.snapshot === undefined && e.index === u.offset + u.entries.length && e.index === this.lastIndex() + 1) u.entries.push(e);
+    if (e.type !== 'config' && u.snapshot === undefined && e.index === u.offset + u.entries.length && e.index === this.lastIndex() + 1) u.entries.push(e);
     else this.append([e]);
   }
 

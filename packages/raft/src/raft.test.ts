@@ -486,6 +486,30 @@ describe('bad remote input is ignored', () => {
   });
 });
 
+describe('membership bookkeeping', () => {
+  it('regression: a duplicated older AppendEntries does not undo a configuration already in the log', () => {
+    const net = new TestNetwork(['a', 'b', 'c'], { maxSizePerMsg: 1 });
+    elect(net, 'a');
+    const a = net.get('a').node;
+    a.propose(enc.encode('x')); // index 2
+    a.proposeConfigChange({ changes: [{ op: 'remove', node: 'b' }] }); // index 3
+    net.processAll();
+    const toC = net.queue.filter((e) => e.to === 'c' && (e.msg as RaftMessage).type === 'AppendEntries');
+    expect(toC.map((e) => (e.msg as { entries: LogEntry[] }).entries.map((x) => x.index))).toEqual([[2], [3]]);
+    net.queue = [];
+    const c = net.get('c');
+    for (const env of toC) c.node.step(env);
+    net.process('c');
+    expect(c.node.status().config.voters).toEqual(['a', 'c']);
+    expect(c.node.status().commitIndex).toBe(1);
+    // The network duplicates the first append (the entry before the config entry) and delivers it late.
+    c.node.step(toC[0] as Envelope);
+    net.process('c');
+    expect(c.node.status().config.voters).toEqual(['a', 'c']);
+    expect(c.node.status().lastIndex).toBe(3);
+  });
+});
+
 describe('role changes', () => {
   it('illegal transitions throw InvariantError', () => {
     const node = new RaftNode({ id: 'a', peers: ['a', 'b', 'c'], storage: new MemoryStorage() });

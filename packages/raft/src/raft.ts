@@ -245,7 +245,8 @@ export class RaftNode implements Protocol, ReportsUnreachable {
 
     const first = this.log.firstIndex();
     const last = this.log.lastIndex();
-    if (hs.commit > last) throw new StorageError(`hard state commit ${hs.commit} is past the last stored index ${last}`);
+    // The commit index is volatile state (Figure 3.1): if the log lost its tail (a torn write), commit less.
+    if (hs.commit > last) hs.commit = last;
     const applied = o.applied;
     if (applied > last) throw new ConfigError(`options.applied (${applied}) is past the last stored index ${last}`);
     if (applied < first - 1) {
@@ -255,6 +256,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     this.log.applied = applied;
     this.log.applying = applied;
 
+    this.log.onAppend = (ents) => this.afterAppend(ents);
     this.stepFn = this.stepFollower;
     this.tickFn = this.tickElection;
     this.becomeFollower(hs.term, undefined);
@@ -849,11 +851,9 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       this.send(from, { type: 'AppendEntriesResponse', term: this.term, index: log.committed, reject: false });
       return;
     }
-    const before = log.lastIndex();
     const lastNew = log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew === -1) return; // would rewrite a committed entry: faulty input, ignored
     if (lastNew !== undefined) {
-      if (m.entries.length > 0) this.afterAppend(m.entries, before);
       this.send(from, { type: 'AppendEntriesResponse', term: this.term, index: lastNew, reject: false });
       return;
     }
@@ -1033,24 +1033,21 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     const index = this.log.lastIndex() + 1;
     const entry: LogEntry = { index, term: this.term, type, data };
     this.log.appendOne(entry);
-    if (type === 'config') this.afterAppend([entry], index - 1);
     this.needAppend = true;
     return index;
   }
 
   /**
-   * Configuration bookkeeping after `ents` were appended to a log whose last index was `before`: a
-   * configuration takes effect as soon as its entry is in the log (thesis 4.1), and a truncated config entry
-   * takes its configuration with it.
+   * Configuration bookkeeping for entries written to the log (RaftLog.onAppend: exactly what was written,
+   * replacing everything from ents[0].index on). A configuration takes effect as soon as its entry is in the
+   * log (thesis 4.1), and a truncated config entry takes its configuration with it.
    */
-  private afterAppend(ents: readonly LogEntry[], before: number): void {
+  private afterAppend(ents: readonly LogEntry[]): void {
     const first = (ents[0] as LogEntry).index;
     let changed = false;
-    if (first <= before) {
-      while (this.configHistory.length > 0 && (this.configHistory[this.configHistory.length - 1] as ConfigAt).index >= first) {
-        this.configHistory.pop();
-        changed = true;
-      }
+    while (this.configHistory.length > 0 && (this.configHistory[this.configHistory.length - 1] as ConfigAt).index >= first) {
+      this.configHistory.pop();
+      changed = true;
     }
     for (let i = 0; i < ents.length; i++) {
       const e = ents[i] as LogEntry;

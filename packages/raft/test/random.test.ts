@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { isConsensusError, seededRandom, type Envelope } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { TestNetwork } from './network';
@@ -13,6 +14,15 @@ const SEEDS = Number(process.env.RAFT_SEEDS ?? 100);
 const enc = new TextEncoder();
 
 function runSeed(seed: number, size: number): { committed: number; leaders: number } {
+  try {
+    return runSeedInner(seed, size);
+  } finally {
+    if (process.env.RAFT_TRACE === '1') writeFileSync('/tmp/raft-trace.txt', lastTrace.join('\n'));
+  }
+}
+let lastTrace: string[] = [];
+
+function runSeedInner(seed: number, size: number): { committed: number; leaders: number } {
   const ids = Array.from({ length: size }, (_, i) => String.fromCharCode(97 + i));
   const net = new TestNetwork(ids, { maxSizePerMsg: 256, snapshotChunkBytes: 64, maxInflightMsgs: 8 }, seed);
   const rnd = seededRandom(seed * 2654435761);
@@ -22,6 +32,23 @@ function runSeed(seed: number, size: number): { committed: number; leaders: numb
   let leaders = 0;
   let lastLeader: string | undefined;
 
+  const trace: string[] = [];
+  lastTrace = trace;
+  const log = (msg: string) => {
+    if (process.env.RAFT_TRACE === '1') trace.push(msg);
+  };
+  const origProcess = net.process.bind(net);
+  if (process.env.RAFT_TRACE === '1') {
+    net.process = (id: string) => {
+      const before = net.get(id).node.status();
+      const r = origProcess(id);
+      const after = net.get(id).node.status();
+      if (before.role !== after.role || before.term !== after.term || before.commitIndex !== after.commitIndex || before.lastIndex !== after.lastIndex) {
+        log(`${id}: ${before.role}/${before.term} c=${before.commitIndex} l=${before.lastIndex} -> ${after.role}/${after.term} c=${after.commitIndex} l=${after.lastIndex} cfg=${JSON.stringify(after.config)}`);
+      }
+      return r;
+    };
+  }
   const deliverSome = (dropRate: number, dupRate: number) => {
     const n = net.queue.length;
     for (let k = 0; k < n && net.queue.length > 0; k++) {
@@ -37,22 +64,41 @@ function runSeed(seed: number, size: number): { committed: number; leaders: numb
     }
   };
 
+  const prevLine = new Map<string, string>();
+  const snap = () => {
+    for (const x of net.replicas.values()) {
+      const st = x.node.status();
+      const line = `${x.id}${x.up ? '' : '(down)'} ${st.role}/${st.term} lead=${st.leader ?? '-'} c=${st.commitIndex} l=${st.lastIndex} f=${x.node.firstIndex()} vote=${x.node.votedFor ?? '-'} cfg=${JSON.stringify(st.config)}`;
+      if (prevLine.get(x.id) !== line) log(line);
+      prevLine.set(x.id, line);
+    }
+  };
   for (let round = 0; round < 300; round++) {
+    if (process.env.RAFT_TRACE === '1') snap();
+    log(`-- round ${round}`);
     const r = rnd();
     if (r < 0.03) {
       net.heal();
       const group = ids.filter(() => rnd() < 0.4);
       if (group.length > 0 && group.length < ids.length) net.partition(group);
+      log(`partition ${group.join(',')}`);
     } else if (r < 0.06) {
       net.heal();
+      log('heal');
     } else if (r < 0.08) {
       const id = pick(ids);
-      if (net.get(id).up && ids.filter((x) => net.get(x).up).length > 1) net.crash(id);
+      if (net.get(id).up && ids.filter((x) => net.get(x).up).length > 1) {
+        net.crash(id);
+        log(`crash ${id}`);
+      }
     } else if (r < 0.12) {
-      for (const id of ids) if (!net.get(id).up) net.restart(id);
+      for (const id of ids) if (!net.get(id).up) {
+        log(`restart ${id}`);
+        net.restart(id);
+      }
     } else if (r < 0.14) {
       const id = pick(ids);
-      if (net.get(id).up && net.get(id).appliedIndex > 0) net.snapshot(id);
+      if (net.get(id).up && net.get(id).appliedIndex > 0) log(`snapshot ${id} at ${net.snapshot(id)}`);
     } else if (r < 0.16) {
       const l = net.leader();
       if (l !== undefined) {
@@ -66,6 +112,7 @@ function runSeed(seed: number, size: number): { committed: number; leaders: numb
             : 'addVoter';
         try {
           l.node.proposeConfigChange({ changes: [{ op, node: target }] });
+          log(`config ${l.id}: ${op} ${target}`);
         } catch (e) {
           if (!isConsensusError(e)) throw e;
         }
@@ -74,7 +121,9 @@ function runSeed(seed: number, size: number): { committed: number; leaders: numb
       const l = net.leader();
       if (l !== undefined) {
         try {
-          l.node.transferLeadership(pick(ids));
+          const to = pick(ids);
+          l.node.transferLeadership(to);
+          log(`transfer ${l.id} -> ${to}`);
         } catch (e) {
           if (!isConsensusError(e)) throw e;
         }
@@ -152,7 +201,13 @@ describe('randomized faults (drops, duplicates, reordering, partitions, crash-re
         runSeed(only, size);
         return;
       }
-      for (let seed = 1; seed <= SEEDS; seed++) committed += runSeed(seed, size).committed;
+      for (let seed = 1; seed <= SEEDS; seed++) {
+        try {
+          committed += runSeed(seed, size).committed;
+        } catch (e) {
+          throw new Error(`seed ${seed} (${size} nodes; replay with RAFT_SEED=${seed} RAFT_SIZE=${size}): ${(e as Error).message}`, { cause: e });
+        }
+      }
       // The runs did real work (not vacuous): on average dozens of commands committed per seed.
       expect(committed / SEEDS).toBeGreaterThan(20);
     }, 600_000);
