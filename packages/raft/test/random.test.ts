@@ -11,6 +11,8 @@ import { TestNetwork } from './network';
  * RAFT_SEEDS=<n> runs more seeds (default 100 per cluster size); RAFT_SEED=<s> RAFT_SIZE=<n> replays one seed.
  */
 const SEEDS = Number(process.env.RAFT_SEEDS ?? 100);
+/** RAFT_FAULTS=heavy: three times the message loss, more duplicates. */
+const HEAVY = process.env.RAFT_FAULTS === 'heavy';
 const enc = new TextEncoder();
 
 function runSeed(seed: number, size: number): { committed: number; leaders: number } {
@@ -148,7 +150,7 @@ function runSeedInner(seed: number, size: number): { committed: number; leaders:
       }
     }
     for (const id of ids) if (net.get(id).up) net.tick(id);
-    deliverSome(0.1, 0.05);
+    deliverSome(HEAVY ? 0.3 : 0.1, HEAVY ? 0.15 : 0.05);
   }
 
   // Heal everything and let the cluster settle: it must elect a leader and commit a final command.
