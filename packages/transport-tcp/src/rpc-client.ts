@@ -27,6 +27,7 @@ export interface RpcClientOptions extends LimitOptions {
   logger?: Logger;
   /** Give up on an endpoint's TCP connect after this long and try the next (default 500 ms). */
   connectTimeoutMs?: number;
+  /** Give up on an endpoint that accepted TCP but does not complete the handshake (default 1000 ms). */
   handshakeTimeoutMs?: number;
   /** Default per-request timeout (default 5000 ms). */
   timeoutMs?: number;
@@ -145,7 +146,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const logger = options.logger ?? noopLogger;
   const limits = resolveLimits(options);
   const connectTimeoutMs = positiveOption(options.connectTimeoutMs, 'connectTimeoutMs', 500);
-  const handshakeTimeoutMs = positiveOption(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 5000);
+  const handshakeTimeoutMs = positiveOption(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1000);
   const defaultTimeout = positiveOption(options.timeoutMs, 'timeoutMs', 5000);
   const maxRedirects = options.maxRedirects ?? 5;
   const tls: TlsOptions | undefined = options.tls;

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeTransportConformance } from './testing/transport-conformance';
+import { describeTransportConformance, normalize } from './testing/transport-conformance';
 import { collector, startTcpCluster, type TcpCluster } from './testing';
 import { tcpTransport, type TcpTransport } from './transport';
 import type { Transport } from '@consensus-kit/core';
+import { connect, createServer } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -86,6 +87,64 @@ describe('tcpTransport', () => {
     } finally {
       clearInterval(pump);
     }
+  });
+
+  it('a connection cut mid-frame is replaced; the new one decodes from a clean state', async () => {
+    cluster = await startTcpCluster(['a', 'b'], 'cut', () => ({ backoff: { baseMs: 5, capMs: 20 } }));
+    const { transports: t, handlers: h } = cluster;
+    // a reaches b through a proxy that cuts the first connection after ~3000 bytes (mid-frame).
+    let cuts = 0;
+    const proxy = createServer((down) => {
+      const up = connect({ host: '127.0.0.1', port: t.b!.address().port });
+      let forwarded = 0;
+      const first = cuts++ === 0;
+      down.on('data', (d: Buffer) => {
+        if (first && forwarded + d.length > 3000) {
+          up.write(d.subarray(0, 3000 - forwarded), () => (up.destroy(), down.destroy()));
+          forwarded = 3000;
+          return;
+        }
+        forwarded += d.length;
+        up.write(d);
+      });
+      up.on('data', (d) => down.write(d));
+      const end = () => (down.destroy(), up.destroy());
+      down.on('error', end).on('close', end);
+      up.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    extra.push({ stop: () => new Promise<void>((r) => proxy.close(() => r())) });
+    t.a!.setPeers({ a: cluster.endpoints.a!, b: `127.0.0.1:${(proxy.address() as { port: number }).port}` });
+    // Same record shapes before and after the cut: a decoder that kept stale state would fail on them.
+    const shape = (i: number) => ({ type: 'AppendEntries', i, entries: [{ index: i, term: 1, data: new Uint8Array([i & 255]) }] });
+    let i = 0;
+    const pump = setInterval(() => t.a!.send(Array.from({ length: 20 }, () => ({ from: 'a', to: 'b', msg: shape(i++) }))), 2);
+    try {
+      await h.b!.waitUntil((e) => (e.msg as { i: number }).i > 400 && cuts >= 2);
+    } finally {
+      clearInterval(pump);
+    }
+    expect(cuts).toBeGreaterThanOrEqual(2);
+    for (const e of h.b!.received) expect(normalize(e.msg)).toEqual(normalize(shape((e.msg as { i: number }).i)));
+    expect(t.a!.peerStats().b!.connects).toBeGreaterThanOrEqual(2);
+    // Some messages were lost in the cut (best effort), the rest arrived in order.
+    const ids = h.b!.received.map((e) => (e.msg as { i: number }).i);
+    expect(ids).toEqual([...ids].sort((x, y) => x - y));
+  });
+
+  it('setPeers re-addresses a peer and forgets removed ones', async () => {
+    cluster = await startTcpCluster(['a', 'b', 'c']);
+    const { transports: t, handlers: h } = cluster;
+    t.a!.setPeers({ a: cluster.endpoints.a!, b: cluster.endpoints.c! });
+    t.a!.send([{ from: 'a', to: 'b', msg: 'misaddressed' }]);
+    // c refuses a connection meant for b (wrong-node) and a reports b unreachable.
+    await h.a!.waitUnreachable('b');
+    t.a!.setPeers({ a: cluster.endpoints.a!, c: cluster.endpoints.c! });
+    expect(Object.keys(t.a!.peerStats())).toEqual(['c']);
+    t.a!.send([{ from: 'a', to: 'b', msg: 'gone' }, { from: 'a', to: 'c', msg: 'kept' }]);
+    await h.c!.waitFor(1);
+    expect(h.c!.received.map((e) => e.msg)).toEqual(['kept']);
+    expect(h.b!.received).toHaveLength(0);
   });
 
   it('drops traffic to and from chosen peers, one way or both (fault injection)', async () => {
