@@ -38,6 +38,9 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   maxQueueMessages: 4096,
 };
 
+/** Small frames are concatenated into writes of at most this many bytes. */
+const COALESCE_BYTES = 64 * 1024;
+
 export type SendResult = 'queued' | 'full' | 'too-large' | 'closed';
 
 export interface ConnectionEvents {
@@ -190,20 +193,20 @@ export class FramedConnection {
     try {
       while (!this.waitingDrain && !this.closed) {
         if (this.control.length > 0) {
+          // Coalesce small frames into writes of up to COALESCE_BYTES: one syscall for many heartbeats.
           const frames = this.control;
-          this.control = [];
           let i = 0;
-          for (; i < frames.length; i++) {
-            const frame = frames[i]!;
-            this.queuedBytes -= frame.byteLength;
-            this.queuedMessages--;
-            if (!socket.write(frame)) {
-              this.waitingDrain = true;
-              i++;
-              break;
-            }
+          while (i < frames.length && !this.waitingDrain) {
+            let j = i;
+            let bytes = 0;
+            while (j < frames.length && (j === i || bytes + frames[j]!.byteLength <= COALESCE_BYTES)) bytes += frames[j++]!.byteLength;
+            const chunk = j - i === 1 ? frames[i]! : Buffer.concat(frames.slice(i, j), bytes);
+            this.queuedBytes -= bytes;
+            this.queuedMessages -= j - i;
+            i = j;
+            if (!socket.write(chunk)) this.waitingDrain = true;
           }
-          if (i < frames.length) this.control = frames.slice(i).concat(this.control);
+          this.control = i < frames.length ? frames.slice(i) : [];
           continue;
         }
         const item = this.bulk[0];
