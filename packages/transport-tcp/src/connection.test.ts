@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_LIMITS, FramedConnection, type ConnectionLimits } from './connection';
+import { DEFAULT_LIMITS, FramedConnection, HANDSHAKE_FRAME_LIMIT, type ConnectionLimits } from './connection';
 import { FrameFlag, FrameParser, FrameType, type Frame } from './frame';
 
 /** A connected socket pair on 127.0.0.1. */
@@ -44,6 +44,7 @@ describe('FramedConnection', () => {
     const pair = await socketPair();
     cleanups.push(pair.close);
     const conn = new FramedConnection(pair.client, { ...DEFAULT_LIMITS, ...limits }, { message() {}, close() {} });
+    conn.establish();
     return { pair, conn };
   }
 
@@ -66,7 +67,7 @@ describe('FramedConnection', () => {
   it('reassembles parts into one message of the announced size', async () => {
     const { pair, conn } = await setup({ partSize: 4096 });
     const got: Array<[number, number, boolean]> = [];
-    new FramedConnection(pair.server, { ...DEFAULT_LIMITS, partSize: 4096 }, { message: (t, b, own) => got.push([t, b.byteLength, own]), close() {} });
+    new FramedConnection(pair.server, { ...DEFAULT_LIMITS, partSize: 4096 }, { message: (t, b, own) => got.push([t, b.byteLength, own]), close() {} }).establish();
     conn.send(FrameType.Message, Buffer.alloc(100_000, 1));
     conn.send(FrameType.Message, Buffer.alloc(10, 1));
     await until(() => got.length === 2);
@@ -115,6 +116,20 @@ describe('FramedConnection', () => {
     const r = Array.from({ length: 20 }, () => conn.send(FrameType.Message, Buffer.from('x')));
     expect(r.filter((x) => x === 'queued')).toHaveLength(10);
     expect(r.filter((x) => x === 'full')).toHaveLength(10);
+  });
+
+  it('before the handshake, refuses split messages and frames above the handshake limit', async () => {
+    for (const [size, reason] of [
+      [100_000, 'bad-part'],
+      [HANDSHAKE_FRAME_LIMIT + 1, 'too-large'],
+    ] as const) {
+      const { pair, conn } = await setup({ partSize: 64 * 1024 });
+      let closedWith: Error | undefined;
+      new FramedConnection(pair.server, DEFAULT_LIMITS, { message() {}, close: (e) => (closedWith = e) });
+      conn.send(FrameType.Message, Buffer.alloc(size));
+      await until(() => closedWith !== undefined);
+      expect(closedWith).toMatchObject({ reason });
+    }
   });
 
   it('refuses messages above maxMessageSize and sends after close report closed', async () => {

@@ -38,6 +38,9 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   maxQueueMessages: 4096,
 };
 
+/** Largest frame accepted before the handshake completes. */
+export const HANDSHAKE_FRAME_LIMIT = 4096;
+
 /** Small frames are concatenated into writes of at most this many bytes. */
 const COALESCE_BYTES = 64 * 1024;
 
@@ -73,6 +76,7 @@ export class FramedConnection {
   private reassembly: Reassembly | undefined;
   private closed = false;
   private paused = false;
+  private established = false;
   /** Messages delivered to `events.message` since the connection opened. */
   received = 0;
 
@@ -81,7 +85,9 @@ export class FramedConnection {
     readonly limits: ConnectionLimits,
     private events: ConnectionEvents,
   ) {
-    this.parser = new FrameParser(limits.maxFrameSize);
+    // Until the handshake is done, frames are small and split messages are refused: an unauthenticated
+    // connection cannot make this node buffer more than HANDSHAKE_FRAME_LIMIT bytes.
+    this.parser = new FrameParser(Math.min(HANDSHAKE_FRAME_LIMIT, limits.maxFrameSize));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -91,6 +97,12 @@ export class FramedConnection {
     socket.on('error', (err) => this.destroy(new TransportError(`socket error: ${err.message}`, { cause: err })));
     socket.on('close', () => this.destroy(new TransportError('connection closed by the remote side')));
     socket.on('end', () => socket.end());
+  }
+
+  /** The handshake succeeded: full-size frames and split messages are accepted from now on. */
+  establish(): void {
+    this.established = true;
+    this.parser.maxFrameSize = this.limits.maxFrameSize;
   }
 
   /** Replaces the event sink (a handshake hands the connection over to a session). */
@@ -269,6 +281,7 @@ export class FramedConnection {
 
   private onPart(frame: Frame): void {
     let body = frame.body;
+    if (!this.established) throw new FrameError('bad-part', 'split messages are not allowed before the handshake');
     if ((frame.flags & FrameFlag.First) !== 0) {
       if (this.reassembly !== undefined) throw new FrameError('bad-part', 'a new split message started before the previous one ended');
       if (body.byteLength < 5) throw new FrameError('bad-part', 'first part is shorter than its prefix');

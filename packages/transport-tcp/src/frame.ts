@@ -101,7 +101,8 @@ export class FrameParser {
   private flags = 0;
   private failed = false;
 
-  constructor(readonly maxFrameSize: number) {}
+  /** Raised once a connection is established (handshake frames are small). */
+  constructor(public maxFrameSize: number) {}
 
   /** Bytes held for an incomplete frame. */
   get buffered(): number {

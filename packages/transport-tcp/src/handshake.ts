@@ -113,6 +113,7 @@ function drive<T>(
       done = true;
       clearTimeout(timer);
       if (err === undefined) {
+        conn.establish();
         resolve(value as T);
         return;
       }

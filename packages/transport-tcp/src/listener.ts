@@ -23,6 +23,8 @@ export interface ListenerParams {
 export class Listener {
   private readonly server: Server;
   private readonly conns = new Set<FramedConnection>();
+  /** Every accepted socket, TLS handshake still running or not, so `close` can end them all. */
+  private readonly sockets = new Set<Socket>();
   /** Connections refused or closed for breaking the protocol (handshake or frames). */
   refused = 0;
 
@@ -32,7 +34,15 @@ export class Listener {
     else {
       const tls = params.tls;
       this.server = createTlsServer(
-        { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.mutual === true, rejectUnauthorized: tls.mutual === true, ALPNProtocols: ['consensus-kit/1'] },
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ca: tls.ca,
+          requestCert: tls.mutual === true,
+          rejectUnauthorized: tls.mutual === true,
+          ALPNProtocols: ['consensus-kit/1'],
+          handshakeTimeout: params.handshake.timeoutMs,
+        },
         onSocket,
       );
       this.server.on('tlsClientError', (err, socket) => {
@@ -41,6 +51,10 @@ export class Listener {
       });
     }
     this.server.maxConnections = params.maxConnections;
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     this.server.on('error', (err) => params.logger.error('listener error', { reason: err.message }));
   }
 
@@ -70,6 +84,8 @@ export class Listener {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of [...this.conns]) c.destroy();
     this.conns.clear();
+    for (const s of [...this.sockets]) s.destroy();
+    this.sockets.clear();
     await closed;
   }
 

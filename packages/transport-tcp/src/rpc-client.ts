@@ -8,6 +8,7 @@ import {
   StoppedError,
   TimeoutError,
   TransportError,
+  assertNodeId,
   type Logger,
 } from '@consensus-kit/core';
 import { createCodec, isRecord } from './codec';
@@ -143,6 +144,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   for (const e of options.endpoints) parseAddress(e);
   if (typeof options.clusterId !== 'string' || options.clusterId.length === 0) throw new ConfigError('clusterId must be a non-empty string');
   const clientId = options.clientId ?? `client-${randomBytes(6).toString('hex')}`;
+  assertNodeId(clientId, 'clientId');
   const logger = options.logger ?? noopLogger;
   const limits = resolveLimits(options);
   const connectTimeoutMs = positiveOption(options.connectTimeoutMs, 'connectTimeoutMs', 500);
@@ -155,7 +157,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const channels = new Map<string, Promise<Channel>>();
   let closed = false;
 
-  const channel = (address: string, signal: AbortSignal | undefined): Promise<Channel> => {
+  // Dials are shared by every request to that endpoint, so no single request's signal may abort one.
+  const channel = (address: string): Promise<Channel> => {
     let p = channels.get(address);
     if (p === undefined) {
       p = dial({
@@ -164,7 +167,6 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         connectTimeoutMs,
         limits,
         handshake: { clusterId: options.clusterId, id: clientId, secret: options.secret, logger, timeoutMs: handshakeTimeoutMs, kind: 'client' },
-        signal,
       }).then(
         ({ conn }) => {
           const ch: Channel = new Channel(conn, () => {
@@ -225,7 +227,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       const address = endpoints[current % endpoints.length]!;
       let res: Record<string, unknown>;
       try {
-        const ch = await withDeadline(channel(address, signal), remaining, timeoutMs, signal);
+        const ch = await withDeadline(channel(address), remaining, timeoutMs, signal);
         res = await ch.call(body, deadline - Date.now(), signal);
       } catch (e) {
         if (!(e instanceof Unreached)) throw e;
