@@ -119,11 +119,11 @@ describe('FramedConnection', () => {
   });
 
   it('before the handshake, refuses split messages and frames above the handshake limit', async () => {
-    for (const [size, reason] of [
-      [100_000, 'bad-part'],
-      [HANDSHAKE_FRAME_LIMIT + 1, 'too-large'],
+    for (const [size, partSize, reason] of [
+      [100_000, 4096, 'bad-part'],
+      [HANDSHAKE_FRAME_LIMIT + 1, 64 * 1024, 'too-large'],
     ] as const) {
-      const { pair, conn } = await setup({ partSize: 64 * 1024 });
+      const { pair, conn } = await setup({ partSize });
       let closedWith: Error | undefined;
       new FramedConnection(pair.server, DEFAULT_LIMITS, { message() {}, close: (e) => (closedWith = e) });
       conn.send(FrameType.Message, Buffer.alloc(size));
