@@ -110,6 +110,19 @@ describe('FramedConnection', () => {
     expect(results.get('queued')! * 1036).toBeLessThan(20_000 * 1036);
   });
 
+  it('closes a connection whose other side stops reading for stallTimeoutMs', async () => {
+    const { pair, conn } = await setup({ stallTimeoutMs: 100 });
+    let closedWith: Error | undefined;
+    conn.setEvents({ message() {}, close: (e) => (closedWith = e) });
+    pair.server.pause();
+    for (let i = 0; i < 200 && !conn.isClosed; i++) {
+      conn.send(FrameType.Message, Buffer.alloc(32 * 1024));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await until(() => closedWith !== undefined);
+    expect(closedWith!.message).toContain('read nothing');
+  });
+
   it('bounds queued messages by count', async () => {
     const { pair, conn } = await setup({ maxQueueMessages: 10 });
     pair.server.pause();

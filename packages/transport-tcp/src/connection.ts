@@ -28,6 +28,11 @@ export interface ConnectionLimits {
   maxQueueBytes: number;
   /** Outbound messages queued in this connection (default 4096). */
   maxQueueMessages: number;
+  /**
+   * A connection whose socket has not drained for this long while data waits is dead or stuck (a peer that
+   * stopped reading, a half-open TCP connection): it is closed so the link can reconnect (default 10 s).
+   */
+  stallTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: ConnectionLimits = {
@@ -36,6 +41,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   partSize: 64 * 1024,
   maxQueueBytes: 48 * 1024 * 1024,
   maxQueueMessages: 4096,
+  stallTimeoutMs: 10_000,
 };
 
 /** Largest frame accepted before the handshake completes. */
@@ -77,6 +83,7 @@ export class FramedConnection {
   private closed = false;
   private paused = false;
   private established = false;
+  private stallTimer: NodeJS.Timeout | undefined;
   /** Messages delivered to `events.message` since the connection opened. */
   received = 0;
 
@@ -89,9 +96,12 @@ export class FramedConnection {
     // connection cannot make this node buffer more than HANDSHAKE_FRAME_LIMIT bytes.
     this.parser = new FrameParser(Math.min(HANDSHAKE_FRAME_LIMIT, limits.maxFrameSize));
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, 5000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       this.waitingDrain = false;
+      if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
       this.pump();
     });
     socket.on('error', (err) => this.destroy(new TransportError(`socket error: ${err.message}`, { cause: err })));
@@ -168,6 +178,7 @@ export class FramedConnection {
     if (this.closed) return;
     this.pump();
     this.closed = true;
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
     this.control = [];
     this.bulk = [];
     this.socket.end();
@@ -179,6 +190,7 @@ export class FramedConnection {
   destroy(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
     this.control = [];
     this.bulk = [];
     this.queuedBytes = 0;
@@ -228,6 +240,13 @@ export class FramedConnection {
       }
     } finally {
       socket.uncork();
+    }
+    if (this.waitingDrain && this.stallTimer === undefined && !this.closed) {
+      this.stallTimer = setTimeout(() => {
+        this.stallTimer = undefined;
+        if (this.waitingDrain) this.destroy(new TransportError(`the other side read nothing for ${this.limits.stallTimeoutMs} ms`));
+      }, this.limits.stallTimeoutMs);
+      this.stallTimer.unref();
     }
   }
 

@@ -21,6 +21,8 @@ export interface LimitOptions {
   partSize?: number;
   maxQueueBytes?: number;
   maxQueueMessages?: number;
+  /** Close a connection whose socket has not drained for this long (default 10 s). */
+  stallTimeoutMs?: number;
 }
 
 export const noopLogger: Logger = {
@@ -46,7 +48,8 @@ export function resolveLimits(o: LimitOptions): ConnectionLimits {
   const maxMessageSize = positiveInt(o.maxMessageSize, 'maxMessageSize', DEFAULT_LIMITS.maxMessageSize, 0xffff_ffff);
   const maxQueueBytes = positiveInt(o.maxQueueBytes, 'maxQueueBytes', Math.max(DEFAULT_LIMITS.maxQueueBytes, maxMessageSize + 1024 * 1024));
   const maxQueueMessages = positiveInt(o.maxQueueMessages, 'maxQueueMessages', DEFAULT_LIMITS.maxQueueMessages);
-  return { maxFrameSize, maxMessageSize, partSize, maxQueueBytes, maxQueueMessages };
+  const stallTimeoutMs = positiveInt(o.stallTimeoutMs, 'stallTimeoutMs', DEFAULT_LIMITS.stallTimeoutMs);
+  return { maxFrameSize, maxMessageSize, partSize, maxQueueBytes, maxQueueMessages, stallTimeoutMs };
 }
 
 export function positiveOption(v: unknown, name: string, fallback: number): number {

@@ -88,6 +88,12 @@ class Channel {
 
   call(body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
     const id = this.nextId++;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode({ id, body });
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       const cleanup = () => {
         clearTimeout(timer);
@@ -118,7 +124,7 @@ class Channel {
           reject(e);
         },
       });
-      const r = this.conn.send(FrameType.Request, this.codec.encode({ id, body }));
+      const r = this.conn.send(FrameType.Request, bytes);
       if (r !== 'queued') {
         this.pending.get(id)?.reject(new TransportError(r === 'too-large' ? 'request exceeds maxMessageSize' : `request not sent: ${r}`));
         this.pending.delete(id);
