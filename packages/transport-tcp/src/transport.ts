@@ -228,10 +228,11 @@ class TcpTransportImpl implements TcpTransport {
     for (const old of set) old.destroy(new TransportError(`replaced by a newer connection from ${from}`));
     set.add(conn);
     const to = this.id;
+    const codec = createCodec();
     conn.setEvents({
       message: (type, body, own) => {
         if (type !== FrameType.Message) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a peer connection`);
-        const msg = this.codec.decode(body, own);
+        const msg = codec.decode(body, own);
         if (this.faults.dropsInbound(from)) return;
         this.deliver(this.handler, { from, to, msg });
       },
