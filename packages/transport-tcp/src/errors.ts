@@ -10,6 +10,9 @@ export class FrameError extends MalformedMessageError {
     super(`bad frame (${reason}): ${message}`);
     this.reason = reason;
   }
+  static override is(e: unknown): e is FrameError {
+    return MalformedMessageError.is(e) && typeof (e as Partial<FrameError>).reason === 'string';
+  }
 }
 
 /**
@@ -49,7 +52,12 @@ export class HandshakeError extends TransportError {
     this.reason = reason;
     this.remote = remote;
   }
-  static isHandshakeError(e: unknown): e is HandshakeError {
-    return TransportError.is(e) && typeof (e as Partial<HandshakeError>).reason === 'string' && 'remote' in (e as object);
+  /** True for a HandshakeError from any copy of this package (checks core's brand, then the fields). */
+  static override is(e: unknown): e is HandshakeError {
+    return (
+      TransportError.is(e) &&
+      (HANDSHAKE_REFUSALS as readonly unknown[]).includes((e as Partial<HandshakeError>).reason) &&
+      typeof (e as Partial<HandshakeError>).remote === 'boolean'
+    );
   }
 }

@@ -180,7 +180,7 @@ describe('client channel', () => {
   it('a foreign cluster refuses the client with a typed handshake error', async () => {
     const s = await server(() => 'x', { clusterId: 'elsewhere' });
     const err = await client([s.endpoint()]).request('x').catch((e: unknown) => e);
-    expect(HandshakeError.isHandshakeError(err)).toBe(true);
+    expect(HandshakeError.is(err)).toBe(true);
     expect((err as HandshakeError).reason).toBe('cluster-mismatch');
   });
 
