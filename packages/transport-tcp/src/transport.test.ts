@@ -132,6 +132,18 @@ describe('tcpTransport', () => {
     expect(ids).toEqual([...ids].sort((x, y) => x - y));
   });
 
+  it('a heartbeat sent after a 16 MiB snapshot chunk overtakes it on the same link', async () => {
+    cluster = await startTcpCluster(['a', 'b'], 'lanes', () => ({ maxMessageSize: 20 * 1024 * 1024 }));
+    const { transports: t, handlers: h } = cluster;
+    t.a!.send([{ from: 'a', to: 'b', msg: 'connect' }]);
+    await h.b!.waitFor(1);
+    t.a!.send([{ from: 'a', to: 'b', msg: { type: 'Snapshot', data: new Uint8Array(16 * 1024 * 1024) } }]);
+    await new Promise((r) => setImmediate(r));
+    t.a!.send([{ from: 'a', to: 'b', msg: { type: 'Heartbeat' } }]);
+    await h.b!.waitFor(3, 30_000);
+    expect(h.b!.received.map((e) => (e.msg as { type?: string }).type ?? e.msg)).toEqual(['connect', 'Heartbeat', 'Snapshot']);
+  });
+
   it('setPeers re-addresses a peer and forgets removed ones', async () => {
     cluster = await startTcpCluster(['a', 'b', 'c']);
     const { transports: t, handlers: h } = cluster;
