@@ -15,6 +15,6 @@ export type { Frame } from './frame';
 export { PROTOCOL_VERSION } from './handshake';
 export { DEFAULT_LIMITS } from './connection';
 export type { ConnectionLimits } from './connection';
-export { noopLogger, parseAddress } from './options';
+export { parseAddress } from './options';
 export type { LimitOptions, TlsOptions } from './options';
 export type { PeerLinkState } from './peer-link';

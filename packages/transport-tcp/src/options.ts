@@ -1,4 +1,4 @@
-import { ConfigError, type Logger } from '@consensus-kit/core';
+import { ConfigError } from '@consensus-kit/core';
 import { DEFAULT_LIMITS, type ConnectionLimits } from './connection';
 import { MAX_FRAME_SIZE_LIMIT } from './frame';
 
@@ -24,13 +24,6 @@ export interface LimitOptions {
   /** Close a connection whose socket has not drained for this long (default 10 s). */
   stallTimeoutMs?: number;
 }
-
-export const noopLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
 
 function positiveInt(v: unknown, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return fallback;

@@ -6,6 +6,7 @@ import {
   isConsensusError,
   type Logger,
   type NodeId,
+  silentLogger,
 } from '@consensus-kit/core';
 import { createCodec, isRecord } from './codec';
 import type { FramedConnection } from './connection';
@@ -13,7 +14,7 @@ import { FrameError } from './errors';
 import { FrameType } from './frame';
 import { PROTOCOL_VERSION } from './handshake';
 import { Listener } from './listener';
-import { formatAddress, noopLogger, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+import { formatAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
 
 /** What a request handler learns about the request besides its body. */
 export interface RequestContext {
@@ -200,7 +201,7 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
   if (typeof options.clusterId !== 'string' || options.clusterId.length === 0) throw new ConfigError('clusterId must be a non-empty string');
   const id = options.id ?? 'server';
   assertNodeId(id, 'id');
-  const logger = options.logger ?? noopLogger;
+  const logger = options.logger ?? silentLogger;
   const limits = resolveLimits(options);
   const maxConcurrentRequests = positiveOption(options.maxConcurrentRequests, 'maxConcurrentRequests', 128);
   let handler: RequestHandler | undefined;

@@ -10,12 +10,13 @@ import {
   TransportError,
   assertNodeId,
   type Logger,
+  silentLogger,
 } from '@consensus-kit/core';
 import { createCodec, isRecord } from './codec';
 import type { FramedConnection } from './connection';
 import { dial } from './dial';
 import { FrameType } from './frame';
-import { noopLogger, parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+import { parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
 
 export interface RpcClientOptions extends LimitOptions {
   /** Node client addresses, 'host:port'. Redirects may add more. */
@@ -151,7 +152,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   if (typeof options.clusterId !== 'string' || options.clusterId.length === 0) throw new ConfigError('clusterId must be a non-empty string');
   const clientId = options.clientId ?? `client-${randomBytes(6).toString('hex')}`;
   assertNodeId(clientId, 'clientId');
-  const logger = options.logger ?? noopLogger;
+  const logger = options.logger ?? silentLogger;
   const limits = resolveLimits(options);
   const connectTimeoutMs = positiveOption(options.connectTimeoutMs, 'connectTimeoutMs', 500);
   const handshakeTimeoutMs = positiveOption(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1000);

@@ -7,6 +7,7 @@ import {
   type NodeId,
   type Transport,
   type TransportHandler,
+  silentLogger,
 } from '@consensus-kit/core';
 import type { BackoffOptions } from './backoff';
 import { createCodec, type Codec } from './codec';
@@ -16,7 +17,7 @@ import { FaultControl } from './faults';
 import { FrameType } from './frame';
 import { PROTOCOL_VERSION } from './handshake';
 import { Listener } from './listener';
-import { formatAddress, noopLogger, parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+import { formatAddress, parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
 import { PeerLink, type PeerLinkState } from './peer-link';
 import { serveClient, type RequestHandler } from './request-server';
 
@@ -112,7 +113,7 @@ class TcpTransportImpl implements TcpTransport {
     if (typeof options.listen !== 'object' || options.listen === null) throw new ConfigError('listen must be { host, port }');
     this.id = options.id;
     this.clusterId = options.clusterId;
-    this.logger = options.logger ?? noopLogger;
+    this.logger = options.logger ?? silentLogger;
     this.limits = resolveLimits(options);
     this.peers = checkPeers(options.peers);
     this.peers.delete(this.id);
