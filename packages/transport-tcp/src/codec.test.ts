@@ -1,7 +1,7 @@
 import { MalformedMessageError } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { binaryBytes, createCodec, decodePlain, encodePlain } from './codec';
-import { messageShapes, normalize } from './testing/transport-conformance';
+import { messageShapes, normalize } from '@consensus-kit/core/testing';
 
 describe('codec', () => {
   it('round-trips every message shape', () => {

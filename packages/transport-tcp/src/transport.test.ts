@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeTransportConformance, normalize } from './testing/transport-conformance';
+import { describeTransportConformance, normalize } from '@consensus-kit/core/testing';
 import { collector, startTcpCluster, type TcpCluster } from './testing';
 import { tcpTransport, type TcpTransport } from './transport';
 import type { Transport } from '@consensus-kit/core';

@@ -1,6 +1,6 @@
 import type { Logger, NodeId } from '@consensus-kit/core';
 import { tcpTransport, type TcpTransport, type TcpTransportOptions } from '../transport';
-import { collector, type Collector } from './transport-conformance';
+import { collector, type Collector } from '@consensus-kit/core/testing';
 
 /** A logger that keeps every line, for tests that check what was logged. */
 export interface MemoryLogger extends Logger {

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Envelope, NodeId, Transport, TransportHandler } from '@consensus-kit/core';
+import type { Envelope, NodeId, Transport, TransportHandler } from '../types';
 
 /**
  * Core's `Transport` contract (types.ts) as one suite any transport can run: in-memory (core's LocalNetwork)
- * and TCP run it unchanged. Core ships no transport suite yet; this one lives here until the lead moves it.
+ * and TCP (transport-tcp) run it unchanged.
  */
 export interface TransportHarness {
   /** Creates un-started transports for `ids`, all able to reach each other. */
