@@ -5,3 +5,5 @@ export { nodeFileSystem } from './file-system';
 export type { FileSystem, FsFile } from './file-system';
 export { MemoryFileSystem } from './memory-file-system';
 export type { CrashMode } from './memory-file-system';
+export { describeInspectReport, inspect } from './inspect';
+export type { InspectOptions, InspectReport, InspectSegment, InspectSnapshot } from './inspect';

@@ -9,7 +9,7 @@ import type { EntryType } from '@consensus-kit/core';
  *  4  u8   kind (RecordKind)          5  u8  entry type          6  u16  zero
  *  8  u32  batch start: offset in this segment where the write that carried this record began
  * 12  u32  segment sequence number (low 32 bits): catches misdirected and stale writes
- * 16  u32  CRC-32C of the payload
+ * 16  u32  CRC-32C of the payload and its padding
  * 20  u32  CRC-32C of bytes 0..20 (the header)
  * 24  payload, then zero padding to an 8-byte boundary
  * ```
@@ -119,7 +119,7 @@ export function encodeRecords(
     view.setUint16(p + 6, 0);
     view.setUint32(p + 8, batchStart >>> 0);
     view.setUint32(p + 12, seq >>> 0);
-    view.setUint32(p + 16, crc32c(out.subarray(payloadAt, payloadAt + payloadBytes)));
+    view.setUint32(p + 16, crc32c(out.subarray(payloadAt, end)));
     view.setUint32(p + 20, crc32c(out.subarray(p, p + 20)));
     p = end;
   }
@@ -164,13 +164,13 @@ export function checkRecord(buf: Uint8Array, offset: number, seq: number): Recor
   }
   if (payloadBytes > MAX_PAYLOAD) return { ok: false, reason: `record length ${payloadBytes} exceeds the maximum`, short: false };
   const bytes = recordBytes(payloadBytes);
-  if (offset + HEADER_BYTES + payloadBytes > buf.length) {
+  if (offset + bytes > buf.length) {
     return { ok: false, reason: `record of ${payloadBytes} bytes runs past the end of the file`, short: true };
   }
   const recSeq = view.getUint32(offset + 12);
   if (recSeq !== seq >>> 0) return { ok: false, reason: `record belongs to segment ${recSeq}, not ${seq >>> 0}`, short: false };
   const payloadAt = offset + HEADER_BYTES;
-  if (crc32c(buf.subarray(payloadAt, payloadAt + payloadBytes)) !== view.getUint32(offset + 16)) {
+  if (crc32c(buf.subarray(payloadAt, offset + bytes)) !== view.getUint32(offset + 16)) {
     return { ok: false, reason: 'payload checksum mismatch', short: false };
   }
   const entryType = view.getUint8(offset + 5);
