@@ -82,29 +82,32 @@ class NodeFile implements FsFile {
 
 const FLAGS = { read: 'r', append: 'r+', create: 'w+', exclusive: 'wx+' } as const;
 
-/** The real file system (node:fs). */
+/** The real file system (node:fs). One shared instance, so the lock registry sees every open of a directory. */
 export function nodeFileSystem(): FileSystem {
-  return {
-    async open(path, mode) {
-      return new NodeFile(await fsp.open(path, FLAGS[mode]));
-    },
-    readdir: (dir) => fsp.readdir(dir),
-    async mkdir(dir) {
-      await fsp.mkdir(dir, { recursive: true });
-    },
-    rename: (from, to) => fsp.rename(from, to),
-    unlink: (path) => fsp.unlink(path),
-    async syncDir(dir) {
-      const handle = await fsp.open(dir, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    },
-    join: (...parts) => nodePath.join(...parts),
-  };
+  return NODE_FS;
 }
+
+const NODE_FS: FileSystem = {
+  async open(path, mode) {
+    return new NodeFile(await fsp.open(path, FLAGS[mode]));
+  },
+  readdir: (dir) => fsp.readdir(dir),
+  async mkdir(dir) {
+    await fsp.mkdir(dir, { recursive: true });
+  },
+  rename: (from, to) => fsp.rename(from, to),
+  unlink: (path) => fsp.unlink(path),
+  async syncDir(dir) {
+    const handle = await fsp.open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+  // Absolute paths, so one directory has one lock-registry key however it was spelled.
+  join: (...parts) => nodePath.resolve(...parts),
+};
 
 /** The `code` of a Node-style error, if any. */
 export function errorCode(e: unknown): string | undefined {
