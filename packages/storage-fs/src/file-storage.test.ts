@@ -8,6 +8,11 @@ import { DirectoryLockedError } from './errors';
 import { openFileStorage } from './file-storage';
 import { MemoryFileSystem } from './memory-file-system';
 
+
+/** Damages one byte in place (a test's bit rot). */
+function flip(bytes: Uint8Array, at: number, mask: number): void {
+  bytes[at] = (bytes[at] as number) ^ mask;
+}
 const CONFIG = { voters: ['a', 'b', 'c'], learners: [] };
 
 function entry(index: number, term = 1, bytes = 100): LogEntry {
@@ -134,7 +139,7 @@ describe('recovery', () => {
     const seg = await logWith(fs);
     const bytes = fs.readFileRaw(seg) as Uint8Array;
     const fifth = 40 + 4 * 144; // segment header (40) + four entry records of 24 + 16 + 100 + 4 padding
-    bytes[fifth + 60] = (bytes[fifth + 60] as number) ^ 0x10;
+    flip(bytes, fifth + 60, 0x10);
     fs.writeFileRaw(seg, bytes);
     const err = await openFileStorage('/d', { fileSystem: fs, logger: quiet }).catch((e: unknown) => e);
     expect(CorruptLogError.is(err)).toBe(true);
@@ -147,7 +152,7 @@ describe('recovery', () => {
     const fs = new MemoryFileSystem();
     const seg = await logWith(fs);
     const bytes = fs.readFileRaw(seg) as Uint8Array;
-    bytes[40 + 4 * 144 + 60] ^= 0x10;
+    flip(bytes, 40 + 4 * 144 + 60, 0x10);
     fs.writeFileRaw(seg, bytes);
     const logger = recordingLogger();
     const s = await openFileStorage('/d', { fileSystem: fs, logger, allowTruncateCorruptTail: true });
@@ -170,13 +175,13 @@ describe('recovery', () => {
     await s.close();
     const snapPath = fs.listFiles().find((p) => p.endsWith('.snap')) as string;
     const snapBytes = fs.readFileRaw(snapPath) as Uint8Array;
-    snapBytes[2 << 20] ^= 1;
+    flip(snapBytes, 2 << 20, 1);
     fs.writeFileRaw(snapPath, snapBytes);
     await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toMatchObject({ code: 'CORRUPT_LOG', file: snapPath });
-    snapBytes[2 << 20] ^= 1;
+    flip(snapBytes, 2 << 20, 1);
     fs.writeFileRaw(snapPath, snapBytes);
     const hs = fs.readFileRaw('/d/hardstate') as Uint8Array;
-    hs[hs.length - 1] ^= 4;
+    flip(hs, hs.length - 1, 4);
     fs.writeFileRaw('/d/hardstate', hs);
     await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toMatchObject({ code: 'CORRUPT_LOG', file: '/d/hardstate' });
   });

@@ -13,9 +13,9 @@ import {
   type Snapshot,
 } from '@consensus-kit/core';
 import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState, encodeHardState, writeFileAtomic } from './atomic-file';
-import { errorCode, nodeFileSystem, readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
+import { nodeFileSystem, readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
 import { acquireLock, type DirectoryLock } from './lock';
-import { LogIndex } from './log-index';
+import type { LogIndex } from './log-index';
 import {
   HEADER_BYTES,
   RecordKind,

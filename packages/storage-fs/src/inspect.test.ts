@@ -4,6 +4,11 @@ import { openFileStorage } from './file-storage';
 import { describeInspectReport, inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
 
+
+/** Damages one byte in place (a test's bit rot). */
+function flip(bytes: Uint8Array, at: number, mask: number): void {
+  bytes[at] = (bytes[at] as number) ^ mask;
+}
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const CONFIG = { voters: ['a', 'b', 'c'], learners: [] };
 
@@ -54,7 +59,7 @@ describe('inspect', () => {
     const fileSystem = await sampleDirectory();
     const segPaths = fileSystem.listFiles().filter((p) => p.endsWith('.log'));
     const first = fileSystem.readFileRaw(segPaths[0] as string) as Uint8Array;
-    first[100] ^= 0x01;
+    flip(first, 100, 0x01);
     fileSystem.writeFileRaw(segPaths[0] as string, first);
     const last = fileSystem.readFileRaw(segPaths.at(-1) as string) as Uint8Array;
     fileSystem.writeFileRaw(segPaths.at(-1) as string, last.subarray(0, last.length - 3));
