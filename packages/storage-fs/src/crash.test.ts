@@ -75,11 +75,11 @@ function cloneState(s: MemoryStorageState): MemoryStorageState {
   return { ...s, log: [...s.log] };
 }
 
-/** The states the workload passes through: states[j] is after the first j ops. */
-async function referenceStates(): Promise<MemoryStorageState[]> {
+/** The states a workload passes through: states[j] is after the first j ops. */
+async function referenceStates(workload: readonly Op[]): Promise<MemoryStorageState[]> {
   const m = new MemoryStorage();
   const states = [cloneState(m.raw)];
-  for (const op of WORKLOAD) {
+  for (const op of workload) {
     await op.run(m);
     states.push(cloneState(m.raw));
   }
@@ -141,79 +141,175 @@ const MODES: { mode: CrashMode; seeds: number[] }[] = [
   { mode: 'torn-sectors', seeds: [4, 5] },
 ];
 
-describe('crash consistency (every prefix of the file operations, four crash models)', () => {
-  it('keeps every acknowledged write and recovers to a state the workload passed through', async () => {
-    const states = await referenceStates();
-    const options = { logger: quiet, segmentBytes: 4096, cacheBytes: 2048 };
+interface SweepResult {
+  /** Mutating file operations of the workload after open. */
+  total: number;
+  /** The operations themselves, from the run without a crash. */
+  log: string[];
+  images: number;
+  tornTails: number;
+}
 
-    // A run without a crash counts the mutating operations after open.
-    const counting = new MemoryFileSystem();
-    const full = await openFileStorage('/data', { ...options, fileSystem: counting });
-    const before = counting.operations;
-    for (const op of WORKLOAD) await op.run(full);
-    const total = counting.operations - before;
-    await full.close();
-    expect(total).toBeGreaterThan(50);
-    // The workload exercises segment rolls, segment deletion by compaction and atomic file replacement.
-    expect(counting.log.filter((l) => /^open create \/data\/wal-/.test(l)).length).toBeGreaterThan(3);
-    expect(counting.log.some((l) => /^unlink \/data\/wal-/.test(l))).toBe(true);
-    expect(counting.log.some((l) => /^rename \/data\/snap-.*\.tmp ->/.test(l))).toBe(true);
-    expect(counting.log.some((l) => /^rename \/data\/hardstate\.tmp ->/.test(l))).toBe(true);
+/**
+ * Runs `workload` once per crash point k = 0..total (power lost after k mutating file operations), reopens
+ * every crash image and checks it against the reference states.
+ */
+async function crashSweep(workload: readonly Op[]): Promise<SweepResult> {
+  const states = await referenceStates(workload);
+  const options = { logger: quiet, segmentBytes: 4096, cacheBytes: 2048 };
 
-    let images = 0;
-    let tornTails = 0;
-    for (let k = 0; k <= total; k++) {
-      const fileSystem = new MemoryFileSystem();
-      const s = await openFileStorage('/data', { ...options, fileSystem });
-      fileSystem.crashAfter(k);
-      let done = 0;
-      for (const op of WORKLOAD) {
-        try {
-          await op.run(s);
-        } catch {
-          break;
-        }
-        done++;
+  // A run without a crash counts the mutating operations after open.
+  const counting = new MemoryFileSystem();
+  const full = await openFileStorage('/data', { ...options, fileSystem: counting });
+  const before = counting.operations;
+  for (const op of workload) await op.run(full);
+  const total = counting.operations - before;
+  await full.close();
+
+  let images = 0;
+  let tornTails = 0;
+  for (let k = 0; k <= total; k++) {
+    const fileSystem = new MemoryFileSystem();
+    const s = await openFileStorage('/data', { ...options, fileSystem });
+    fileSystem.crashAfter(k);
+    let done = 0;
+    for (const op of workload) {
+      try {
+        await op.run(s);
+      } catch {
+        break;
       }
-      const prev = states[done] as MemoryStorageState;
-      const next = states[Math.min(done + 1, WORKLOAD.length)] as MemoryStorageState;
-      const hardStates = WORKLOAD[done]?.hardStates ?? [];
-      for (const { mode, seeds } of MODES) {
-        for (const seed of seeds) {
-          const image = fileSystem.crashImage(mode, seed * 1000 + k);
-          let warned = false;
-          const logger = { ...quiet, warn: (msg: string) => void (warned ||= msg.includes('torn')) };
-          let r: FileStorage;
-          try {
-            r = await openFileStorage('/data', { ...options, logger, fileSystem: image });
-          } catch (e) {
-            throw new Error(`crash after op ${k} (${fileSystem.log[k - 1] ?? 'start'}), mode ${mode}/${seed}, during "${WORKLOAD[done]?.name}": open failed: ${String(e)}`);
-          }
-          if (warned) tornTails++;
-          try {
-            checkRecovered(r, prev, next, hardStates);
-            // The recovered storage must take new writes and read them back after another reopen.
-            const last = r.lastIndex();
-            const term = Math.max(r.term(last), 9);
-            await r.save({ entries: [entry(last + 1, term)] });
-            await r.close();
-            const again = await openFileStorage('/data', { ...options, fileSystem: image });
-            expect(again.lastIndex()).toBe(last + 1);
-            expect(same(again.entries(last + 1, last + 2)[0] as LogEntry, entry(last + 1, term))).toBe(true);
-            await again.close();
-          } catch (e) {
-            throw new Error(
-              `crash after op ${k} (${fileSystem.log[k - 1] ?? 'start'}), mode ${mode}/${seed}, during "${WORKLOAD[done]?.name}": ${String(e)}`,
-            );
-          }
-          images++;
+      done++;
+    }
+    const prev = states[done] as MemoryStorageState;
+    const next = states[Math.min(done + 1, workload.length)] as MemoryStorageState;
+    const hardStates = workload[done]?.hardStates ?? [];
+    for (const { mode, seeds } of MODES) {
+      for (const seed of seeds) {
+        const image = fileSystem.crashImage(mode, seed * 1000 + k);
+        const where = `crash after op ${k} (${fileSystem.log[k - 1] ?? 'start'}), mode ${mode}/${seed}, during "${workload[done]?.name}"`;
+        let warned = false;
+        const logger = { ...quiet, warn: (msg: string) => void (warned ||= msg.includes('torn')) };
+        let r: FileStorage;
+        try {
+          r = await openFileStorage('/data', { ...options, logger, fileSystem: image });
+        } catch (e) {
+          throw new Error(`${where}: open failed: ${String(e)}`);
         }
+        if (warned) tornTails++;
+        try {
+          checkRecovered(r, prev, next, hardStates);
+          // The recovered storage must take new writes and read them back after another reopen.
+          const last = r.lastIndex();
+          const term = r.term(last) + 1;
+          await r.save({ entries: [entry(last + 1, term)] });
+          await r.close();
+          const again = await openFileStorage('/data', { ...options, fileSystem: image });
+          expect(again.lastIndex()).toBe(last + 1);
+          expect(same(again.entries(last + 1, last + 2)[0] as LogEntry, entry(last + 1, term))).toBe(true);
+          await again.close();
+        } catch (e) {
+          throw new Error(`${where}: ${String(e)}`);
+        }
+        images++;
       }
     }
-    expect(images).toBe((total + 1) * 7);
+  }
+  return { total, log: counting.log, images, tornTails };
+}
+
+/** A seeded random workload, generated against a MemoryStorage model so every op is valid where it runs. */
+function randomWorkload(seed: number, length: number): Op[] {
+  let x = seed >>> 0 || 1;
+  const rnd = (n: number): number => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return Math.floor((x / 0x100000000) * n);
+  };
+  const model = new MemoryStorage();
+  let term = 1;
+  let hsCounter = 10;
+  const ops: Op[] = [];
+  const appendBatch = (): Parameters<DurableStorage['save']>[0] => {
+    const from = model.lastIndex() + 1;
+    const batch = { entries: entries(from, from + rnd(12), term), ...(rnd(4) === 0 ? { hardState: hs(hsCounter++) } : {}) };
+    model.saveNow(batch);
+    return batch;
+  };
+  while (ops.length < length) {
+    const first = model.firstIndex();
+    const last = model.lastIndex();
+    const snapIndex = model.snapshot()?.index ?? 0;
+    const choice = rnd(10);
+    if (choice <= 2 || last < first) {
+      const batch = appendBatch();
+      ops.push(save(`append ${batch.entries[0]?.index}..${batch.entries.at(-1)?.index}`, batch));
+    } else if (choice === 3) {
+      const batches = [appendBatch(), appendBatch(), appendBatch()];
+      ops.push({
+        name: `group of ${batches.length} appends`,
+        run: (s) => Promise.all(batches.map((b) => s.save(b))),
+        hardStates: batches.flatMap((b) => (b.hardState === undefined ? [] : [b.hardState])),
+      });
+    } else if (choice === 4) {
+      term++;
+      const from = first + rnd(last - first + 1);
+      const batch = { entries: entries(from, from + rnd(6), term), hardState: hs(hsCounter++) };
+      model.saveNow(batch);
+      ops.push(save(`replace from ${from} at term ${term}`, batch));
+    } else if (choice === 5) {
+      const after = first - 1 + rnd(last - first + 2);
+      model.saveNow({ truncateAfter: after, entries: [] });
+      ops.push(save(`truncate after ${after}`, { truncateAfter: after, entries: [] }));
+    } else if (choice === 6 || choice === 7) {
+      const lo = Math.max(snapIndex, first - 1, 1);
+      if (lo > last) continue;
+      const at = lo + rnd(last - lo + 1);
+      const sn = snap(at, model.term(at));
+      model.saveSnapshotNow(sn);
+      ops.push({ name: `local snapshot at ${at}`, run: (s) => s.saveSnapshot(sn) });
+      const upTo = first - 1 + rnd(at - first + 2);
+      model.compactNow(upTo);
+      ops.push({ name: `compact through ${upTo}`, run: (s) => s.compact(upTo) });
+    } else if (choice === 8) {
+      term++;
+      const at = Math.max(last, snapIndex) + 1 + rnd(20);
+      const sn = snap(at, term);
+      model.installSnapshotNow(sn);
+      ops.push({ name: `install snapshot at ${at}`, run: (s) => s.installSnapshot(sn) });
+    } else {
+      const h = hs(hsCounter++);
+      model.saveNow({ hardState: h, entries: [] });
+      ops.push(save('hard state only', { hardState: h, entries: [] }));
+    }
+  }
+  return ops;
+}
+
+describe('crash consistency (every prefix of the file operations, four crash models)', () => {
+  it('keeps every acknowledged write and recovers to a state the workload passed through', async () => {
+    const result = await crashSweep(WORKLOAD);
+    expect(result.total).toBeGreaterThan(50);
+    // The workload exercises segment rolls, segment deletion by compaction and atomic file replacement.
+    expect(result.log.filter((l) => /^open create \/data\/wal-/.test(l)).length).toBeGreaterThan(3);
+    expect(result.log.some((l) => /^unlink \/data\/wal-/.test(l))).toBe(true);
+    expect(result.log.some((l) => /^rename \/data\/snap-.*\.tmp ->/.test(l))).toBe(true);
+    expect(result.log.some((l) => /^rename \/data\/hardstate\.tmp ->/.test(l))).toBe(true);
+    expect(result.images).toBe((result.total + 1) * 7);
     // The torn models really produced torn tails that recovery had to cut.
-    expect(tornTails).toBeGreaterThan(0);
+    expect(result.tornTails).toBeGreaterThan(0);
   });
+
+  const seeds = (process.env.STORAGE_FS_CRASH_SEEDS ?? '1,2,3').split(',').map(Number);
+  for (const seed of seeds) {
+    it(`holds for a seeded random workload (seed ${seed}; replay with STORAGE_FS_CRASH_SEEDS=${seed})`, async () => {
+      const result = await crashSweep(randomWorkload(seed, 30));
+      expect(result.images).toBe((result.total + 1) * 7);
+    });
+  }
 });
 
 describe('crash during recovery', () => {

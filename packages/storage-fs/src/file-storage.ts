@@ -417,12 +417,12 @@ export class FileStorage implements DurableStorage {
     if (current !== undefined && snapshot.index <= current.index) {
       throw new StorageError(`installSnapshot: snapshot ${snapshot.index} is not newer than the stored snapshot ${current.index}`);
     }
-    this.setSnapshot(snapshot);
+    this.setSnapshot(snapshot, true);
     this.index.reset(snapshot.index, snapshot.term);
     this.cacheClear(snapshot.index + 1);
     // 1. the snapshot file (atomic); 2. RESET as the first record of a new segment; 3. drop older segments.
     // Recovery treats a snapshot newer than the log as an install that crashed between 1 and 2.
-    const wrote = this.enqueueRun(() => this.writeSnapshotFile(snapshot));
+    const wrote = this.enqueueRun(() => this.writeSnapshotFile(snapshot, true));
     const writes = this.place([{ kind: RecordKind.RESET, numbers: [snapshot.index, snapshot.term] }], true);
     const keep = this.writeSeq;
     const reset = this.enqueueWal(writes, undefined, 0);
@@ -448,9 +448,9 @@ export class FileStorage implements DurableStorage {
         `saveSnapshot: snapshot term ${snapshot.term} does not match the log's term ${this.term(snapshot.index)} at ${snapshot.index}`,
       );
     }
-    this.setSnapshot(snapshot);
+    this.setSnapshot(snapshot, false);
     await this.enqueueRun(async () => {
-      await this.writeSnapshotFile(snapshot);
+      await this.writeSnapshotFile(snapshot, false);
       await this.deleteOtherSnapshots(snapshotFileName(snapshot.index, snapshot.term));
     });
   }
@@ -602,12 +602,13 @@ export class FileStorage implements DurableStorage {
     }
   }
 
-  private setSnapshot(snapshot: Snapshot): void {
+  private setSnapshot(snapshot: Snapshot, installed: boolean): void {
     this.snapshotMeta = {
       index: snapshot.index,
       term: snapshot.term,
       config: snapshot.config,
       dataBytes: snapshot.data.length,
+      installed,
     };
     this.snapshotData = snapshot;
   }
@@ -759,13 +760,14 @@ export class FileStorage implements DurableStorage {
     }
   }
 
-  private async writeSnapshotFile(snapshot: Snapshot): Promise<void> {
+  private async writeSnapshotFile(snapshot: Snapshot, installed: boolean): Promise<void> {
     const name = snapshotFileName(snapshot.index, snapshot.term);
     const meta: SnapshotFileMeta = {
       index: snapshot.index,
       term: snapshot.term,
       config: snapshot.config,
       dataBytes: snapshot.data.length,
+      installed,
     };
     await writeFileAtomic(this.fsys, this.dir, name, (f) => writeSnapshotStream(f, meta, [snapshot.data]));
     const old = this.snapshotFile;
@@ -976,17 +978,18 @@ async function recover(
   let resetTo: { index: number; term: number } | undefined;
   if (snapshotMeta !== undefined) {
     const s = snapshotMeta;
-    const conflicting = replayer.resolved && s.index >= ix.base && s.index <= ix.last && ix.termOf(s.index) !== s.term;
-    if (s.index > ix.last || conflicting) {
-      // A snapshot newer than (or conflicting with) the log: an install that stopped before its RESET record.
-      logger.warn('the snapshot is newer than the log: completing an interrupted snapshot install', {
+    if (s.installed && (!replayer.resolved || ix.base < s.index)) {
+      // An installed snapshot whose RESET record never reached the WAL: the install stopped in between.
+      // Complete it (the log is replaced by the snapshot), as installSnapshot would have.
+      logger.warn('completing a snapshot install that was interrupted before the log was reset', {
         snapshotIndex: s.index,
+        logFirstIndex: ix.first,
         logLastIndex: ix.last,
       });
       ix.reset(s.index, s.term);
       replayer.resolved = true;
       resetTo = { index: s.index, term: s.term };
-    } else if (!replayer.resolved && s.index >= ix.base && (s.index === ix.base || ix.termOf(s.index) === s.term)) {
+    } else if (!replayer.resolved && s.index >= ix.base && (s.index === ix.base || (s.index <= ix.last && ix.termOf(s.index) === s.term))) {
       // The snapshot covers the part of history the remaining segments do not start with.
       if (s.index === ix.base) ix.baseTerm = s.term;
       else ix.compactTo(s.index, s.term);

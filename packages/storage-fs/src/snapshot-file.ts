@@ -19,6 +19,12 @@ const MAX_META_BYTES = 1 << 20;
 
 export interface SnapshotFileMeta extends SnapshotMeta {
   dataBytes: number;
+  /**
+   * Whether the snapshot was installed from a leader (it replaces the whole log) rather than taken locally.
+   * Recovery completes an install that stopped before its RESET record reached the WAL; a local snapshot
+   * never changes the log.
+   */
+  installed: boolean;
 }
 
 export function snapshotFileName(index: number, term: number): string {
@@ -39,7 +45,7 @@ export async function writeSnapshotStream(
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
 ): Promise<void> {
   const metaBytes = new TextEncoder().encode(
-    JSON.stringify({ index: meta.index, term: meta.term, config: meta.config, dataBytes: meta.dataBytes }),
+    JSON.stringify({ index: meta.index, term: meta.term, config: meta.config, dataBytes: meta.dataBytes, installed: meta.installed }),
   );
   const head = new Uint8Array(FIXED + metaBytes.length);
   head.set(MAGIC, 0);
@@ -98,26 +104,33 @@ export function readSnapshotMeta(file: FsFile, path: string): { meta: SnapshotFi
   const metaBytes = new Uint8Array(metaLength);
   readExact(file, metaBytes, FIXED, path);
   if (crc32c(metaBytes) !== view.getUint32(12)) throw corrupt(path, FIXED, 'meta checksum mismatch');
-  let parsed: { index?: unknown; term?: unknown; config?: unknown; dataBytes?: unknown };
+  let parsed: { index?: unknown; term?: unknown; config?: unknown; dataBytes?: unknown; installed?: unknown };
   try {
     parsed = JSON.parse(new TextDecoder().decode(metaBytes)) as typeof parsed;
   } catch (e) {
     throw corrupt(path, FIXED, `meta is not JSON (${String(e)})`);
   }
-  const { index, term, config, dataBytes } = parsed;
+  const { index, term, config, dataBytes, installed } = parsed;
   if (
     !Number.isSafeInteger(index) ||
     !Number.isSafeInteger(term) ||
     !Number.isSafeInteger(dataBytes) ||
     typeof config !== 'object' ||
     config === null ||
-    !Array.isArray((config as ClusterConfig).voters)
+    !Array.isArray((config as ClusterConfig).voters) ||
+    typeof installed !== 'boolean'
   ) {
     throw corrupt(path, FIXED, 'meta has the wrong shape');
   }
   if ((dataBytes as number) > size) throw corrupt(path, FIXED, `data length ${String(dataBytes)} exceeds the file size`);
   return {
-    meta: { index: index as number, term: term as number, config: config as ClusterConfig, dataBytes: dataBytes as number },
+    meta: {
+      index: index as number,
+      term: term as number,
+      config: config as ClusterConfig,
+      dataBytes: dataBytes as number,
+      installed,
+    },
     dataAt: FIXED + metaLength,
   };
 }
