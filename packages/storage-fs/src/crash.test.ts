@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage, type DurableStorage, type LogEntry, type MemoryStorageState, type Snapshot } from '@consensus-kit/core';
-import { openFileStorage, type FileStorage } from './file-storage';
+import { FileStorage, openFileStorage } from './file-storage';
 import { MemoryFileSystem, type CrashMode } from './memory-file-system';
 
 /**
@@ -69,6 +69,16 @@ const WORKLOAD: Op[] = [
   { name: 'install snapshot at 40', run: (s) => s.installSnapshot(snap(40, 5)) },
   save('append 41..48 with hard state', { hardState: hs(4), entries: entries(41, 48, 5) }),
   save('hard state only', { hardState: hs(5), entries: [] }),
+  {
+    name: 'install snapshot at 60 from a stream of chunks',
+    run: (s) => {
+      const sn = snap(60, 6);
+      if (!(s instanceof FileStorage)) return s.installSnapshot(sn);
+      const pieces = [sn.data.subarray(0, 300), sn.data.subarray(300, 700), sn.data.subarray(700)];
+      return s.installSnapshotStream(sn, sn.data.length, pieces);
+    },
+  },
+  save('append 61..64', { entries: entries(61, 64, 6) }),
 ];
 
 function cloneState(s: MemoryStorageState): MemoryStorageState {

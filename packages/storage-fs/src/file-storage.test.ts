@@ -217,6 +217,53 @@ describe('snapshots', () => {
   });
 });
 
+describe('streamed snapshot install', () => {
+  async function* stream(total: number, chunk: number): AsyncGenerator<Uint8Array> {
+    for (let at = 0; at < total; at += chunk) {
+      const piece = new Uint8Array(Math.min(chunk, total - at));
+      for (let i = 0; i < piece.length; i++) piece[i] = ((at + i) * 7) & 0xff;
+      yield piece;
+    }
+  }
+  const expected = (total: number): Uint8Array => Uint8Array.from({ length: total }, (_, i) => (i * 7) & 0xff);
+
+  it('writes chunks as they arrive, replaces the log, and serves the snapshot lazily before and after reopen', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    await s.save({ entries: range(1, 10) });
+    const total = (3 << 20) + 17;
+    await s.installSnapshotStream({ index: 100, term: 7, config: CONFIG }, total, stream(total, 64 * 1024));
+    expect([s.firstIndex(), s.lastIndex(), s.term(100)]).toEqual([101, 100, 7]);
+    expect(Buffer.from(Buffer.concat([...s.snapshotChunks()])).equals(Buffer.from(expected(total)))).toBe(true);
+    await s.save({ entries: range(101, 103, 7) });
+    await s.close();
+    const names = await readdir(dir);
+    expect(names.filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    const r = await openFileStorage(dir, { logger: quiet });
+    expect([r.firstIndex(), r.lastIndex()]).toEqual([101, 103]);
+    const snap = r.snapshot();
+    expect([snap?.index, snap?.term, snap?.data.length]).toEqual([100, 7, total]);
+    expect(Buffer.from(snap?.data ?? []).equals(Buffer.from(expected(total)))).toBe(true);
+    await r.close();
+  });
+
+  it('leaves everything as it was when the stream fails or is short', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    await s.save({ entries: range(1, 10) });
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(1000);
+      throw new Error('connection reset');
+    }
+    await expect(s.installSnapshotStream({ index: 50, term: 2, config: CONFIG }, 5000, failing())).rejects.toSatisfy(StorageError.is);
+    await expect(s.installSnapshotStream({ index: 50, term: 2, config: CONFIG }, 5000, stream(4000, 1000))).rejects.toThrow(/4000 bytes/);
+    expect([s.firstIndex(), s.lastIndex(), s.snapshot()]).toEqual([1, 10, undefined]);
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp') || n.endsWith('.snap'))).toEqual([]);
+    await s.save({ entries: range(11, 11) });
+    await s.close();
+  });
+});
+
 describe('data directory lock', () => {
   it('refuses a second open of one directory, naming the holder pid, until the first is closed', async () => {
     const dir = await tempDir();

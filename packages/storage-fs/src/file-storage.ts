@@ -5,12 +5,14 @@ import {
   InvalidArgumentError,
   StorageError,
   entrySize,
+  isConsensusError,
   type DurableStorage,
   type InitialState,
   type LogEntry,
   type Logger,
   type SaveBatch,
   type Snapshot,
+  type SnapshotMeta,
 } from '@consensus-kit/core';
 import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState, encodeHardState, writeFileAtomic } from './atomic-file';
 import { nodeFileSystem, readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
@@ -431,6 +433,63 @@ export class FileStorage implements DurableStorage {
       await this.deleteOtherSnapshots(snapshotFileName(snapshot.index, snapshot.term));
     });
     await Promise.all([wrote, reset, cleaned]);
+  }
+
+  /**
+   * Installs a snapshot received as a stream of chunks (from a leader, say), writing each chunk to disk as it
+   * arrives so the snapshot is never whole in memory; `snapshot()` reads it back lazily, `snapshotChunks()`
+   * streams it. Otherwise the same as `installSnapshot`. If the stream fails or yields a different length
+   * than `dataBytes`, nothing changes and the storage stays usable.
+   */
+  async installSnapshotStream(
+    meta: SnapshotMeta,
+    dataBytes: number,
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): Promise<void> {
+    this.checkWritable();
+    checkSnapshot({ ...meta, data: new Uint8Array(0) });
+    if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) throw new InvalidArgumentError(`installSnapshotStream: bad length ${dataBytes}`);
+    const isStale = (): boolean => this.snapshotMeta !== undefined && meta.index <= this.snapshotMeta.index;
+    if (isStale()) {
+      throw new StorageError(`installSnapshot: snapshot ${meta.index} is not newer than the stored snapshot ${this.snapshotMeta?.index}`);
+    }
+    const name = snapshotFileName(meta.index, meta.term);
+    const path = this.fsys.join(this.dir, name);
+    const tmp = this.fsys.join(this.dir, `${name}.incoming${TMP_SUFFIX}`);
+    const fileMeta: SnapshotFileMeta = { index: meta.index, term: meta.term, config: meta.config, dataBytes, installed: true };
+    const file = await this.fsys.open(tmp, 'create');
+    try {
+      await writeSnapshotStream(file, fileMeta, chunks);
+      await file.sync();
+      this.checkWritable();
+      if (isStale()) throw new StorageError(`installSnapshot: a snapshot at ${this.snapshotMeta?.index} was stored meanwhile`);
+    } catch (e) {
+      await file.close().catch(() => undefined);
+      await unlinkIfExists(this.fsys, tmp).catch(() => undefined);
+      throw isConsensusError(e) ? e : new StorageError(`installSnapshotStream: ${String(e)}`, { cause: e });
+    }
+    // The data is durable under its temporary name; from here on it is the same as installSnapshot. The open
+    // handle keeps serving reads across the rename.
+    const old = this.snapshotFile;
+    this.snapshotMeta = fileMeta;
+    this.snapshotData = undefined;
+    this.snapshotFile = file;
+    this.snapshotPath = path;
+    this.index.reset(meta.index, meta.term);
+    this.cacheClear(meta.index + 1);
+    const renamed = this.enqueueRun(async () => {
+      await this.fsys.rename(tmp, path);
+      await this.fsys.syncDir(this.dir);
+      await old?.close();
+    });
+    const writes = this.place([{ kind: RecordKind.RESET, numbers: [meta.index, meta.term] }], true);
+    const keep = this.writeSeq;
+    const reset = this.enqueueWal(writes, undefined, 0);
+    const cleaned = this.enqueueRun(async () => {
+      await this.deleteSegmentsBefore(keep);
+      await this.deleteOtherSnapshots(name);
+    });
+    await Promise.all([renamed, reset, cleaned]);
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
