@@ -167,6 +167,32 @@ describe('recovery', () => {
     await r.close();
   });
 
+  it('with allowTruncateCorruptTail, a damaged segment header cuts the log at the end of the segment before', async () => {
+    const fs = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet, segmentBytes: 4096 });
+    for (let i = 1; i <= 200; i += 20) await s.save({ entries: range(i, i + 19) });
+    await s.close();
+    const segs = fs.listFiles().filter((p) => p.endsWith('.log'));
+    expect(segs.length).toBeGreaterThan(4);
+    const third = fs.readFileRaw(segs[2] as string) as Uint8Array;
+    flip(third, 5, 0x01); // inside the segment header record
+    fs.writeFileRaw(segs[2] as string, third);
+    await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toMatchObject({ code: 'CORRUPT_LOG', file: segs[2], offset: 0 });
+    const logger = recordingLogger();
+    const cut = await openFileStorage('/d', { fileSystem: fs, logger, allowTruncateCorruptTail: true, segmentBytes: 4096 });
+    const lastGood = cut.lastIndex();
+    expect(lastGood).toBeGreaterThan(20);
+    expect(lastGood).toBeLessThan(200);
+    expect(logger.lines.find((l) => l.level === 'error')?.fields).toMatchObject({ lastGoodIndex: lastGood, discardedSegments: expect.any(Array) });
+    expect(fs.listFiles().filter((p) => p.endsWith('.log'))).toEqual(segs.slice(0, 2));
+    await cut.save({ entries: range(lastGood + 1, lastGood + 30, 2) });
+    await cut.close();
+    const r = await openFileStorage('/d', { fileSystem: fs, logger: quiet, segmentBytes: 4096 });
+    expect(r.lastIndex()).toBe(lastGood + 30);
+    expect(r.entries(1, r.lastIndex() + 1)).toHaveLength(lastGood + 30);
+    await r.close();
+  });
+
   it('refuses a corrupt hard state and a corrupt snapshot', async () => {
     const fs = new MemoryFileSystem();
     const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet });

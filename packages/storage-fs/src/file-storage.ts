@@ -945,7 +945,14 @@ async function recover(
 
   const replayer = new Replayer(seqs[0] ?? 1);
   const segments: Segment[] = [];
-  let writeEnd = 0;
+  const writable = new Set<FsFile>();
+  /** Removes a segment file entirely (it holds nothing intact), keeping the directory change durable. */
+  const removeSegment = async (path: string, file: FsFile): Promise<void> => {
+    await file.close();
+    opened.splice(opened.indexOf(file), 1);
+    await unlinkIfExists(fsys, path);
+    await fsys.syncDir(dir);
+  };
   for (let k = 0; k < seqs.length; k++) {
     const seq = seqs[k] as number;
     const name = segmentFileName(seq);
@@ -953,6 +960,7 @@ async function recover(
     const isLast = k === seqs.length - 1;
     const file = await fsys.open(path, isLast ? 'append' : 'read');
     opened.push(file);
+    if (isLast) writable.add(file);
     const buf = readAllSync(file);
     const scan = scanSegment(buf, seq);
     const head = scan.records[0];
@@ -961,17 +969,12 @@ async function recover(
     }
     if (head === undefined && isLast && !scan.laterWriteFollows) {
       // The segment was being created when the process stopped: nothing in it was ever acknowledged.
-      logger.warn('removing a segment whose creation was interrupted', { file: path, bytes: buf.length });
-      await file.close();
-      opened.pop();
-      await unlinkIfExists(fsys, path);
-      await fsys.syncDir(dir);
-      writeEnd = segments.length > 0 ? -1 : 0;
+      logger.warn('removing a segment whose creation was interrupted (a torn write)', { file: path, bytes: buf.length });
+      await removeSegment(path, file);
       break;
     }
     for (const r of scan.records) replayer.apply(seq, r);
     segments.push({ seq, name, path, file });
-    writeEnd = scan.goodEnd;
     if (scan.failure === undefined) {
       if (head === undefined) {
         throw new CorruptLogError({ file: path, offset: 0, lastGoodIndex: replayer.index.last }, 'segment is empty but is not the last one');
@@ -996,42 +999,46 @@ async function recover(
       `${reason}${isLast ? ' (intact records of later writes follow, so this is not a torn tail)' : ' (not the last segment)'}`,
     );
     if (!allowCut) throw error;
-    const later = seqs.slice(k + 1).map((s) => segmentFileName(s));
     logger.error('CORRUPT LOG: cutting the log at the last good index as the operator asked; everything after it is DISCARDED', {
       error: error.message,
       file: path,
       offset,
       lastGoodIndex: replayer.index.last,
       discardedBytesInFile: buf.length - offset,
-      discardedSegments: later,
+      discardedSegments: seqs.slice(k + 1).map((s) => segmentFileName(s)),
       note: 'entries after lastGoodIndex are gone from this node; the hard state may refer to them',
     });
-    for (const s of [...seqs.slice(k + 1)].reverse()) {
+    // Newest first, so a crash part-way leaves an unbroken run of segments.
+    for (const s of seqs.slice(k + 1).reverse()) {
       await unlinkIfExists(fsys, fsys.join(dir, segmentFileName(s)));
       await fsys.syncDir(dir);
     }
-    if (!isLast) {
-      // The cut segment becomes the last one; it must be writable.
-      await file.close();
-      opened.pop();
-      const rw = await fsys.open(path, 'append');
-      opened.push(rw);
-      (segments.at(-1) as Segment).file = rw;
+    if (head === undefined) {
+      segments.pop();
+      await removeSegment(path, file);
+    } else {
+      const rw = isLast ? file : await fsys.open(path, 'append');
+      if (!isLast) {
+        await file.close();
+        opened.splice(opened.indexOf(file), 1, rw);
+        writable.add(rw);
+        (segments.at(-1) as Segment).file = rw;
+      }
+      await rw.truncate(offset);
+      await rw.datasync();
     }
-    const tail = (segments.at(-1) as Segment).file as FsFile;
-    await tail.truncate(offset);
-    await tail.datasync();
     break;
   }
-  if (writeEnd === -1) {
-    // The last segment was removed: the previous one becomes the tail, reopened for writing.
-    const prev = segments.at(-1) as Segment;
-    await (prev.file as FsFile).close();
-    opened.splice(opened.indexOf(prev.file as FsFile), 1);
-    prev.file = await fsys.open(prev.path, 'append');
-    opened.push(prev.file);
-    writeEnd = prev.file.size();
+  // The tail segment takes the next writes: make sure its handle can write.
+  const tail = segments.at(-1);
+  if (tail !== undefined && !writable.has(tail.file as FsFile)) {
+    const ro = tail.file as FsFile;
+    const rw = await fsys.open(tail.path, 'append');
+    await ro.close();
+    opened.splice(opened.indexOf(ro), 1, rw);
+    tail.file = rw;
   }
+  const writeEnd = tail === undefined ? 0 : (tail.file as FsFile).size();
 
   const ix = replayer.index;
   let resetTo: { index: number; term: number } | undefined;
