@@ -363,3 +363,32 @@ describe('crash during recovery', () => {
     }
   });
 });
+
+describe('hard state never runs ahead of the log', () => {
+  it('a hard state that names an index (a commit index) never points past the recovered log after any crash', async () => {
+    const options = { logger: quiet, segmentBytes: 4096 };
+    const commitOf = (last: number): Uint8Array => Uint8Array.of(last >> 8, last & 0xff);
+    const run = async (s: DurableStorage): Promise<void> => {
+      for (let i = 1; i <= 60; i += 6) await s.save({ hardState: commitOf(i + 5), entries: entries(i, i + 5, 1) });
+    };
+    const counting = new MemoryFileSystem();
+    const full = await openFileStorage('/data', { ...options, fileSystem: counting });
+    const before = counting.operations;
+    await run(full);
+    const total = counting.operations - before;
+    await full.close();
+    for (let k = 0; k <= total; k++) {
+      const fileSystem = new MemoryFileSystem();
+      const s = await openFileStorage('/data', { ...options, fileSystem });
+      fileSystem.crashAfter(k);
+      await run(s).catch(() => undefined);
+      for (const mode of ['synced', 'all', 'torn'] as const) {
+        const r = await openFileStorage('/data', { ...options, fileSystem: fileSystem.crashImage(mode, k) });
+        const h = r.initialState().hardState;
+        const commit = h === undefined ? 0 : ((h[0] as number) << 8) | (h[1] as number);
+        expect(commit, `crash after op ${k} (${fileSystem.log[k - 1]}), mode ${mode}`).toBeLessThanOrEqual(r.lastIndex());
+        await r.close();
+      }
+    }
+  });
+});

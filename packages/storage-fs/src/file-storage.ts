@@ -765,12 +765,14 @@ export class FileStorage implements DurableStorage {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Writes one group: the hard state (atomically), then each segment's records with one write and one fdatasync. */
+  /**
+   * Writes one group: each segment's records with one write and one fdatasync, then the hard state
+   * (atomically). Both are durable before any save of the group resolves, so the order only decides which
+   * half-done state a crash can leave: entries without the new hard state (harmless: nothing of the group was
+   * acknowledged or sent), never a hard state ahead of the log (a commit index past the durable entries, which
+   * etcd's raft treats as fatal; etcd's WAL likewise writes entries before state).
+   */
   private async flush(writes: WalWrite[], hardState: Uint8Array | undefined): Promise<void> {
-    if (hardState !== undefined) {
-      const bytes = encodeHardState(hardState);
-      await writeFileAtomic(this.fsys, this.dir, HARD_STATE_FILE, (f) => f.write(bytes, 0));
-    }
     let i = 0;
     while (i < writes.length) {
       const seq = (writes[i] as WalWrite).seq;
@@ -803,6 +805,10 @@ export class FileStorage implements DurableStorage {
       i = j;
     }
     this.evict();
+    if (hardState !== undefined) {
+      const bytes = encodeHardState(hardState);
+      await writeFileAtomic(this.fsys, this.dir, HARD_STATE_FILE, (f) => f.write(bytes, 0));
+    }
   }
 
   /** Deletes segments older than `keep`, oldest first, each deletion made durable before the next. */

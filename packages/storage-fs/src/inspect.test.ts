@@ -75,6 +75,15 @@ describe('inspect', () => {
     expect(text).toMatch(/torn tail at offset \d+/);
   });
 
+  it('names the holder of the lock of a directory in use', async () => {
+    const fileSystem = await sampleDirectory();
+    const s = await openFileStorage('/d', { fileSystem, logger: quiet });
+    const report = await inspect('/d', { fileSystem });
+    expect(report.lock).toEqual({ pid: process.pid, alive: true });
+    expect(describeInspectReport(report)).toContain(`lock: held by pid ${process.pid} (running)`);
+    await s.close();
+  });
+
   it('reports an unreadable directory as a problem', async () => {
     const report = await inspect('/missing', { fileSystem: new MemoryFileSystem() });
     expect(report.ok).toBe(false);
