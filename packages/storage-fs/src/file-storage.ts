@@ -20,6 +20,7 @@ import { acquireLock, type DirectoryLock } from './lock';
 import type { LogIndex } from './log-index';
 import {
   HEADER_BYTES,
+  MAX_PAYLOAD,
   RecordKind,
   SEGMENT_MAGIC,
   checkRecord,
@@ -374,6 +375,9 @@ export class FileStorage implements DurableStorage {
     if (first !== undefined && first > last + 1) {
       throw new StorageError(`save: entry ${first} would leave a gap after the last index ${last}`);
     }
+    let batchBytes = 0;
+    for (const e of entries) batchBytes += recordBytes(16 + e.data.length);
+    if (batchBytes > MAX_PAYLOAD) throw new StorageError(`save: a batch of ${batchBytes} bytes exceeds the 1 GiB limit of one save`);
 
     // Validated: apply to the in-memory view and place the records. Order: hard state, truncation, entries.
     const specs: RecordSpec[] = [];
@@ -423,7 +427,7 @@ export class FileStorage implements DurableStorage {
     this.index.reset(snapshot.index, snapshot.term);
     this.cacheClear(snapshot.index + 1);
     // 1. the snapshot file (atomic); 2. RESET as the first record of a new segment; 3. drop older segments.
-    // Recovery treats a snapshot newer than the log as an install that crashed between 1 and 2.
+    // The file says "installed": recovery completes an install whose RESET record is missing (a crash between 1 and 2).
     const wrote = this.enqueueRun(() => this.writeSnapshotFile(snapshot, true));
     const writes = this.place([{ kind: RecordKind.RESET, numbers: [snapshot.index, snapshot.term] }], true);
     const keep = this.writeSeq;
