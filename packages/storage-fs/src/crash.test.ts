@@ -164,7 +164,7 @@ interface SweepResult {
  * Runs `workload` once per crash point k = 0..total (power lost after k mutating file operations), reopens
  * every crash image and checks it against the reference states.
  */
-async function crashSweep(workload: readonly Op[]): Promise<SweepResult> {
+async function crashSweep(workload: readonly Op[], crashRecovery = false): Promise<SweepResult> {
   const states = await referenceStates(workload);
   const options = { logger: quiet, segmentBytes: 4096, cacheBytes: 2048 };
 
@@ -218,6 +218,7 @@ async function crashSweep(workload: readonly Op[]): Promise<SweepResult> {
           expect(again.lastIndex()).toBe(last + 1);
           expect(same(again.entries(last + 1, last + 2)[0] as LogEntry, entry(last + 1, term))).toBe(true);
           await again.close();
+          if (crashRecovery && mode === 'torn') await crashDuringRecovery(fileSystem.crashImage(mode, seed * 1000 + k), prev, next, hardStates);
         } catch (e) {
           throw new Error(`${where}: ${String(e)}`);
         }
@@ -226,6 +227,42 @@ async function crashSweep(workload: readonly Op[]): Promise<SweepResult> {
     }
   }
   return { total, log: counting.log, images, tornTails };
+}
+
+const recoveryStats = { recoveries: 0, completedInstalls: 0 };
+
+/**
+ * Loses power again at every mutating step of the recovery of `image` (truncating a torn tail, removing a
+ * half-created segment, completing an interrupted snapshot install, taking the lock) and checks that the
+ * recovery after that still finds a valid state.
+ */
+async function crashDuringRecovery(
+  image: MemoryFileSystem,
+  prev: MemoryStorageState,
+  next: MemoryStorageState,
+  hardStates: Uint8Array[],
+): Promise<void> {
+  const options = { logger: quiet, segmentBytes: 4096, cacheBytes: 2048 };
+  const probe = image.crashImage('all');
+  const before = probe.operations;
+  const logger = { ...quiet, warn: (msg: string) => void (msg.includes('snapshot install') && recoveryStats.completedInstalls++) };
+  await openFileStorage('/data', { ...options, logger, fileSystem: probe });
+  recoveryStats.recoveries++;
+  const steps = probe.operations - before;
+  for (let j = 0; j < steps; j++) {
+    const attempt = image.crashImage('all');
+    attempt.crashAfter(j);
+    await openFileStorage('/data', { ...options, fileSystem: attempt }).catch(() => undefined);
+    for (const mode of ['synced', 'all'] as const) {
+      const r = await openFileStorage('/data', { ...options, fileSystem: attempt.crashImage(mode) });
+      try {
+        checkRecovered(r, prev, next, hardStates);
+      } catch (e) {
+        throw new Error(`power lost again after recovery step ${j} (${attempt.log.at(-1)}), then ${mode}: ${String(e)}`);
+      }
+      await r.close();
+    }
+  }
 }
 
 /** A seeded random workload, generated against a MemoryStorage model so every op is valid where it runs. */
@@ -301,7 +338,10 @@ function randomWorkload(seed: number, length: number): Op[] {
 
 describe('crash consistency (every prefix of the file operations, four crash models)', () => {
   it('keeps every acknowledged write and recovers to a state the workload passed through', async () => {
-    const result = await crashSweep(WORKLOAD);
+    const result = await crashSweep(WORKLOAD, true);
+    // Recoveries were crashed too, among them recoveries that complete an interrupted snapshot install.
+    expect(recoveryStats.recoveries).toBe(3 * (result.total + 1)); // the three torn images of each crash point
+    expect(recoveryStats.completedInstalls).toBeGreaterThan(0);
     expect(result.total).toBeGreaterThan(50);
     // The workload exercises segment rolls, segment deletion by compaction and atomic file replacement.
     expect(result.log.filter((l) => /^open create \/data\/wal-/.test(l)).length).toBeGreaterThan(3);
