@@ -297,6 +297,8 @@ describe('data directory lock', () => {
     const err = await openFileStorage(dir, { logger: quiet }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DirectoryLockedError);
     expect(StorageError.is(err)).toBe(true);
+    expect(DirectoryLockedError.is(err)).toBe(true);
+    expect(DirectoryLockedError.is(new StorageError('other'))).toBe(false);
     expect((err as DirectoryLockedError).holderPid).toBe(process.pid);
     expect((err as Error).message).toContain(String(process.pid));
     await s.close();
