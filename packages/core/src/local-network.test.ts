@@ -65,9 +65,14 @@ describe('LocalNetwork', () => {
     expect(a.unreachable).toEqual(['ghost']);
   });
 
-  it('refuses envelopes forged with another sender', async () => {
+  it('drops envelopes forged with another sender, without throwing', async () => {
     const net = new LocalNetwork();
     const a = await attach(net, 'a');
-    expect(() => a.t.send([{ from: 'b', to: 'a', msg: 1 }])).toThrow(/cannot send/);
+    const b = await attach(net, 'b');
+    expect(() => a.t.send([{ from: 'b', to: 'a', msg: 1 }, { from: 'a', to: 'b', msg: 2 }])).not.toThrow();
+    await wait();
+    expect(a.got).toHaveLength(0);
+    expect(b.got.map((e) => e.msg)).toEqual([2]);
+    expect(net.refused).toBe(1);
   });
 });
