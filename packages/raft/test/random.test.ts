@@ -8,9 +8,9 @@ import { TestNetwork } from './network';
  * crash-restart from storage, snapshots with log compaction, and membership changes, with Raft's invariants
  * checked after every Ready. At the end the network heals and the cluster must make progress and agree.
  *
- * RAFT_SEEDS=<n> runs more seeds (default 100 per cluster size); RAFT_SEED=<s> RAFT_SIZE=<n> replays one seed.
+ * RAFT_SEEDS=<n> runs more seeds (default 200 per cluster size); RAFT_SEED=<s> RAFT_SIZE=<n> replays one seed.
  */
-const SEEDS = Number(process.env.RAFT_SEEDS ?? 100);
+const SEEDS = Number(process.env.RAFT_SEEDS ?? 200);
 /** RAFT_FAULTS=heavy: three times the message loss, more duplicates. */
 const HEAVY = process.env.RAFT_FAULTS === 'heavy';
 const enc = new TextEncoder();
