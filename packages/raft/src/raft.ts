@@ -1116,8 +1116,19 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       // Thesis 4.3: once C_old,new is committed the leader moves to C_new on its own.
       this.pendingConfIndex = this.appendEntry('config', encodeClusterConfig({ voters: this.config.voters, learners: this.config.learners }));
     } else if (!isVoter(this.config, this.id)) {
-      // Thesis 4.2.2: a leader not in C_new steps down once C_new is committed. Tell followers the commit first.
+      // Thesis 4.2.2: a leader not in C_new steps down once C_new is committed. Tell followers the commit first,
+      // then hand over to an up-to-date voter at once (thesis 3.10) instead of leaving the cluster to time out.
       this.broadcastAppend(true);
+      let best: NodeId | undefined;
+      let bestMatch = -1;
+      for (const id of this.voterIds()) {
+        const m = this.prs.get(id)?.match ?? 0;
+        if (id !== this.id && m > bestMatch) {
+          best = id;
+          bestMatch = m;
+        }
+      }
+      if (best !== undefined && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
       this.becomeFollower(this.term, undefined);
     }
   }
