@@ -1,0 +1,16 @@
+export { simulate, resolveNodes } from './simulator';
+export type { NetworkOptions, SimResult, SimStats, SimulateOptions, Violation, WorkloadOptions } from './simulator';
+export { electionSafety } from './invariant';
+export type { Invariant, InvariantSource, ReplicaView, SimView } from './invariant';
+export { FAULT_LEVELS, describeAction, randomSchedule, validateSchedule } from './faults';
+export type { DelayRange, FaultAction, FaultEvent, FaultIntensity, FaultLevel, FaultOptions, LinkSettings } from './faults';
+export { checkLinearizability } from './linearizability';
+export type { CheckOptions, LinearizabilityResult } from './linearizability';
+export { describeInput, describeOp, describeOutput } from './history';
+export type { History, HistoryOp, KvInput, KvOutput } from './history';
+export { KvStateMachine, decodeCommand, encodeCommand, kvStep } from './kv-state-machine';
+export type { KvCommand } from './kv-state-machine';
+export { FaultScheduleError, UnknownProtocolError } from './errors';
+export { Rng } from './rng';
+export { createToyModule, toy, toyInvariants } from './toy/index';
+export type { ToyFlaws } from './toy/index';
