@@ -203,24 +203,64 @@ function equalBits(a: Uint32Array, b: Uint32Array): boolean {
   return true;
 }
 
+/** The values an op writes (put, cas target, appended value). */
+function written(op: HistoryOp): string[] {
+  switch (op.input.f) {
+    case 'put':
+    case 'append':
+      return [op.input.value];
+    case 'cas':
+      return [op.input.to];
+    default:
+      return [];
+  }
+}
+
+/** The values an op saw: a read's value (each appended element on list keys), a successful cas's `from`. */
+function observed(op: HistoryOp, listKey: boolean): string[] {
+  if (op.status !== 'ok' || op.output === undefined) return [];
+  if (op.input.f === 'get' && 'value' in op.output && op.output.value !== null) return listKey ? op.output.value.split(' ') : [op.output.value];
+  if (op.input.f === 'cas' && 'swapped' in op.output && op.output.swapped && op.input.from !== null) return [op.input.from];
+  return [];
+}
+
 /**
- * Shrinks a failing partition: first to a short failing prefix (by invocation), then greedily drops single
- * ops while the rest still fails, until no single op can go (1-minimal, delta debugging's ddmin in its
- * simplest form).
+ * Shrinks a failing partition to a smallest failing sub-history: first a short failing prefix (by invocation),
+ * then single ops are dropped while the rest still fails, until none can go (1-minimal, the simplest ddmin).
+ * Sub-histories stay closed under "saw the value of": an op that saw a value keeps the op that wrote it, so
+ * the counterexample never degenerates into "a read of a value nobody wrote" when somebody did write it.
  */
 function minimize(ops: readonly HistoryOp[], maxSteps: number): HistoryOp[] {
+  const listKey = ops.every((op) => op.input.f === 'append' || op.input.f === 'get');
+  const writers = new Map<string, HistoryOp[]>();
+  for (const op of ops) for (const v of written(op)) writers.set(v, [...(writers.get(v) ?? []), op]);
   const sorted = [...ops].sort((a, b) => a.invoke - b.invoke || a.id - b.id);
+  const close = (h: readonly HistoryOp[]): HistoryOp[] => {
+    const set = new Set(h);
+    const todo = [...h];
+    while (todo.length > 0) {
+      const op = todo.pop() as HistoryOp;
+      for (const v of observed(op, listKey)) {
+        const ws = writers.get(v) ?? [];
+        if (ws.length > 0 && !ws.some((w) => set.has(w))) {
+          set.add(ws[0] as HistoryOp);
+          todo.push(ws[0] as HistoryOp);
+        }
+      }
+    }
+    return sorted.filter((op) => set.has(op));
+  };
   const fails = (h: readonly HistoryOp[]) => searchPartition(h, maxSteps) === 'illegal';
   let current = sorted;
   for (let k = 4; k < sorted.length; k *= 2) {
-    const prefix = sorted.slice(0, k);
+    const prefix = close(sorted.slice(0, k));
     if (fails(prefix)) {
       current = prefix;
       let lo = k >> 1;
       let hi = k;
       while (hi - lo > 1) {
         const mid = (lo + hi) >> 1;
-        const p = sorted.slice(0, mid);
+        const p = close(sorted.slice(0, mid));
         if (fails(p)) {
           hi = mid;
           current = p;
@@ -235,9 +275,12 @@ function minimize(ops: readonly HistoryOp[], maxSteps: number): HistoryOp[] {
     changed = false;
     for (let i = current.length - 1; i >= 0; i--) {
       const candidate = current.slice(0, i).concat(current.slice(i + 1));
+      // Dropping a writer whose value a remaining op saw would leave that op unexplained: not allowed.
+      if (close(candidate).length !== candidate.length) continue;
       if (fails(candidate)) {
         current = candidate;
         changed = true;
+        if (i > current.length) i = current.length;
       }
     }
   }

@@ -131,6 +131,9 @@ export interface SimResult {
   stats: SimStats;
   /** End of the run in µs of simulated time. */
   endTime: number;
+  /** Length of the run in ticks, and µs per tick. */
+  ticks: number;
+  tickUs: number;
   /** NDJSON lines, when `trace` was set. */
   trace?: string[];
 }
@@ -381,6 +384,8 @@ class Simulation {
       schedule: this.schedule,
       stats: { ...this.stats, committedIndex: this.committed.size },
       endTime: this.now,
+      ticks: this.ticks,
+      tickUs: this.tickUs,
     };
     if (this.violation) result.violation = this.violation;
     if (lin) result.linearizability = lin;
