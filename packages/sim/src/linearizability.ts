@@ -251,24 +251,36 @@ function minimize(ops: readonly HistoryOp[], maxSteps: number): HistoryOp[] {
     return sorted.filter((op) => set.has(op));
   };
   const fails = (h: readonly HistoryOp[]) => searchPartition(h, maxSteps) === 'illegal';
-  let current = sorted;
-  for (let k = 4; k < sorted.length; k *= 2) {
-    const prefix = close(sorted.slice(0, k));
-    if (fails(prefix)) {
-      current = prefix;
-      let lo = k >> 1;
-      let hi = k;
+  // 1. The shortest failing prefix (by invocation): doubling, then bisection (a heuristic: failure is not
+  //    monotone in the prefix length, so every candidate is checked, and the full history always fails).
+  const n = sorted.length;
+  let end = n;
+  for (let k = 4; ; k *= 2) {
+    const m = Math.min(k, n);
+    if (m === n || fails(close(sorted.slice(0, m)))) {
+      let lo = m >> 1;
+      let hi = m;
       while (hi - lo > 1) {
         const mid = (lo + hi) >> 1;
-        const p = close(sorted.slice(0, mid));
-        if (fails(p)) {
-          hi = mid;
-          current = p;
-        } else lo = mid;
+        if (fails(close(sorted.slice(0, mid)))) hi = mid;
+        else lo = mid;
       }
+      end = hi;
       break;
     }
   }
+  // 2. The latest start that still fails with that end (writers of values seen inside stay in, via close).
+  let start = 0;
+  let lo = 0;
+  let hi = end - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (fails(close(sorted.slice(mid, end)))) lo = mid;
+    else hi = mid - 1;
+  }
+  start = lo;
+  let current = close(sorted.slice(start, end));
+  if (!fails(current)) current = sorted;
   if (current.length > 400) return current;
   let changed = true;
   while (changed) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, isConsensusError, type Protocol, type ProtocolModule, type Status } from '@consensus-kit/core';
+import { isConsensusError, type ConfigError, type Protocol, type ProtocolModule, type Status } from '@consensus-kit/core';
 import { ProbeNode, probe } from '../testdata/probe-protocol';
 import { FaultScheduleError } from './errors';
 import type { FaultEvent } from './faults';

@@ -874,7 +874,8 @@ class Simulation {
   }
 
   private makeView(): SimView {
-    const sim = this;
+    const clock = () => this.now;
+    const tickUs = this.tickUs;
     const views: ReplicaView[] = this.replicas.map((r) => ({
       id: r.id,
       get state() {
@@ -896,10 +897,10 @@ class Simulation {
     }));
     return {
       get time() {
-        return sim.now;
+        return clock();
       },
       get tick() {
-        return Math.floor(sim.now / sim.tickUs);
+        return Math.floor(clock() / tickUs);
       },
       replicas: views,
       replica: (id) => {
