@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isConsensusError } from '@consensus-kit/core';
@@ -31,7 +32,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(new Option('--faults <level>', 'fault intensity').choices(['none', 'light', 'heavy']).default('light'))
     .option('--clients <n>', 'concurrent clients', int('--clients', 0), 3)
     .option('--snapshot-every <n>', 'snapshot and compact every n applied entries (0 = never)', int('--snapshot-every', 0), 0)
-    .option('--report-dir <dir>', 'where failing runs write trace.ndjson and timeline.html', '.sim-reports')
+    .option('--report-dir <dir>', 'where failing runs write trace.ndjson and timeline.html (relative to where the command was typed)', '.sim-reports')
     .option('--report', 'write a report even when the run passes')
     .option('--fail-fast', 'stop a sweep at the first violation')
     .exitOverride();
@@ -55,8 +56,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     report?: boolean;
     failFast?: boolean;
   }>();
+  // `pnpm sim` runs this in the package's directory; paths on the command line are meant from where it was typed.
+  const base = process.env.INIT_CWD || process.cwd();
+  o.reportDir = resolve(base, o.reportDir);
   try {
-    const protocol = await resolveProtocol(o.protocol, o.module !== undefined ? { module: o.module } : {});
+    const protocol = await resolveProtocol(o.protocol, o.module !== undefined ? { module: o.module, cwd: base } : { cwd: base });
     const sweep: SweepOptions = {
       protocol,
       seeds: o.seeds ?? 1,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isConsensusError, type ConfigError, type Protocol, type ProtocolModule, type Status } from '@consensus-kit/core';
+import { isConsensusError, type ConfigError, type LogEntry, type Protocol, type ProtocolModule, type Ready, type Status } from '@consensus-kit/core';
 import { ProbeNode, probe } from '../testdata/probe-protocol';
 import { FaultScheduleError } from './errors';
 import type { FaultEvent } from './faults';
@@ -215,6 +215,51 @@ describe('invariants', () => {
     };
     const r = simulate({ protocol: liar, seed: 1, nodes: 1, ticks: 50, workload: { clients: 0 } });
     expect(r.violation).toMatchObject({ kind: 'invariant', name: 'commit-monotonic' });
+  });
+
+  it('catches an acknowledged write that is no longer durable anywhere', () => {
+    // A one-node "protocol" that commits on propose and wipes its log when it restarts.
+    const amnesiac: ProtocolModule = {
+      name: 'amnesiac',
+      create: (o) => {
+        let last = o.storage.lastIndex();
+        let wipe = last > 0;
+        let entries: LogEntry[] = [];
+        let committed: LogEntry[] = [];
+        if (wipe) last = 0;
+        const node: Protocol = {
+          tick() {},
+          step() {},
+          proposeConfigChange() {},
+          transferLeadership() {},
+          propose(data: Uint8Array) {
+            const e: LogEntry = { index: ++last, term: 1, type: 'command', data };
+            entries.push(e);
+            committed.push(e);
+          },
+          readIndex() {},
+          hasReady: () => wipe || entries.length > 0,
+          ready(): Ready {
+            const rd: Ready = { entries, committed, messages: [], reads: [] };
+            if (wipe) rd.truncateAfter = 0;
+            wipe = false;
+            entries = [];
+            committed = [];
+            return rd;
+          },
+          advance() {},
+          status: (): Status => ({ id: o.id, role: 'leader', leader: o.id, term: 1, commitIndex: 0, appliedIndex: 0, lastIndex: last, config: { voters: [o.id], learners: [] } }),
+        };
+        return node;
+      },
+    };
+    const events: FaultEvent[] = [
+      { at: 30, action: { type: 'crash', node: 'n1' } },
+      { at: 31, action: { type: 'restart', node: 'n1' } },
+    ];
+    const r = simulate({ protocol: amnesiac, seed: 1, nodes: 1, ticks: 100, faults: { kind: 'scripted', events }, workload: { clients: 1, mix: { put: 1 } } });
+    expect(r.history.some((op) => op.status === 'ok')).toBe(true);
+    expect(r.violation).toMatchObject({ kind: 'invariant', name: 'acknowledged-not-lost' });
   });
 
   it('reports a protocol that throws as a protocol error, with the method', () => {
