@@ -8,7 +8,6 @@ import { writeReport } from './report';
 import { resolveProtocol } from './resolve-protocol';
 import { replayCommand, runSweep, simulateOptions, type SweepOptions } from './sweep';
 import { simulate } from './simulator';
-import { describeOp } from './history';
 
 function int(what: string, min: number) {
   return (v: string) => {
@@ -83,7 +82,6 @@ export async function main(argv: readonly string[]): Promise<number> {
         const files = await writeReport(result, { dir: o.reportDir, replay });
         if (result.violation) {
           console.log(`${result.violation.kind} violation (${result.violation.name}): ${result.violation.message}`);
-          if (result.linearizability?.result === 'illegal') console.log(result.linearizability.counterexample.map(describeOp).join('\n'));
         }
         console.log(`replay: ${replay}`);
         console.log(`report: ${files.timeline}`);

@@ -262,6 +262,12 @@ describe('invariants', () => {
     expect(r.violation).toMatchObject({ kind: 'invariant', name: 'acknowledged-not-lost' });
   });
 
+  it('fails, rather than hangs on, a protocol whose hasReady() never turns false', () => {
+    const stuck: ProtocolModule = { name: 'stuck', create: (o) => Object.assign(new ProbeNode(o), { hasReady: () => true }) };
+    const r = simulate({ protocol: stuck, seed: 1, nodes: 1, ticks: 10, workload: { clients: 0 } });
+    expect(r.violation).toMatchObject({ kind: 'protocol-error', name: 'hasReady' });
+  });
+
   it('reports a protocol that throws as a protocol error, with the method', () => {
     const thrower: ProtocolModule = {
       name: 'thrower',

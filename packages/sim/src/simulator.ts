@@ -348,9 +348,12 @@ class Simulation {
       for (const r of this.replicas) this.boot(r);
       for (const e of this.schedule) this.queue.push(Math.round(e.at * this.tickUs), { k: 'fault', action: e.action });
       for (const c of this.clients) this.queue.push(this.tickUs + c.rng.int(0, this.tickUs), { k: 'client', client: c.id });
+      let sameInstant = 0;
       for (;;) {
         const next = this.queue.pop();
         if (next === undefined || next.time > this.endTime) break;
+        sameInstant = next.time === this.now ? sameInstant + 1 : 0;
+        if (sameInstant > 1_000_000) this.violate('time-advances', `more than a million events at ${next.time} µs: simulated time stopped advancing`);
         this.now = next.time;
         this.stats.steps++;
         this.handle(next.event);
@@ -365,11 +368,13 @@ class Simulation {
     if (this.violation === undefined && this.options.checkLinearizability !== false) {
       lin = checkLinearizability(this.history);
       if (lin.result === 'illegal') {
+        // Mark the moment the counterexample was complete: its last response (or invocation).
+        const at = Math.max(...lin.counterexample.map((op) => op.complete ?? op.invoke));
         this.violation = {
           kind: 'linearizability',
           name: 'linearizability',
           message: `history of key ${lin.key} is not linearizable; smallest failing sub-history:\n  ${lin.counterexample.map(describeOp).join('\n  ')}`,
-          time: this.now,
+          time: at,
         };
       }
     }
@@ -465,7 +470,9 @@ class Simulation {
 
   /** Host loop, one replica: hand each Ready to the simulated disk; finish it when durable. */
   private pump(r: Replica): void {
-    for (;;) {
+    for (let round = 0; ; round++) {
+      // A protocol whose hasReady() never turns false would hang the run: fail it instead.
+      if (round > 100_000) this.fail('protocol-error', 'hasReady', r, new Error('hasReady() stayed true through 100000 Ready batches'));
       const p = r.protocol;
       if (p === undefined || r.state !== 'up' || r.inFlight !== undefined) return;
       let has = false;
