@@ -76,7 +76,7 @@ export type FaultLevel = 'none' | 'light' | 'heavy';
 export const FAULT_LEVELS: Record<FaultLevel, FaultIntensity> = {
   none: { crash: 0, partition: 0, pause: 0, clockSkew: 0, drop: 0, duplicate: 0, reorder: 0, meanDuration: 0 },
   light: { crash: 0.5, partition: 0.6, pause: 0.3, clockSkew: 0.1, drop: 0.01, duplicate: 0.01, reorder: 0.05, meanDuration: 30 },
-  heavy: { crash: 2, partition: 2.5, pause: 1, clockSkew: 0.3, drop: 0.05, duplicate: 0.03, reorder: 0.2, meanDuration: 40 },
+  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15 },
 };
 
 export type FaultOptions =

@@ -26,12 +26,12 @@ describe('the simulator catches known bugs in the toy protocol', () => {
     expect(control.violation).toBeUndefined();
   });
 
-  it('forgets its vote on restart: caught by election safety within 200 seeds', () => {
-    const found = firstCaught({ forgetVoteOnRestart: true }, ELECTION_STORM, 200, (r) => !r.ok);
+  it('forgets its vote on restart: caught by election safety within 200 seeds of heavy faults', () => {
+    const found = firstCaught({ forgetVoteOnRestart: true }, 'heavy', 200, (r) => !r.ok);
     expect(found).toBeDefined();
     expect(found!.result.violation).toMatchObject({ kind: 'invariant', name: 'election-safety' });
     expect(found!.result.violation!.message).toMatch(/two leaders in term \d+/);
-    const control = simulate({ protocol: toy, seed: found!.seed, faults: ELECTION_STORM, invariants: toyInvariants });
+    const control = simulate({ protocol: toy, seed: found!.seed, faults: 'heavy', invariants: toyInvariants });
     expect(control.violation).toBeUndefined();
   });
 
