@@ -15,15 +15,17 @@ import {
   type Ready,
   type ReadState,
   type Role,
+  type Snapshot,
   type Status,
+  type Storage,
 } from '@consensus-kit/core';
 
 /**
  * A deliberately small Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm",
  * figure 2) used to prove the simulator: elections with randomised timeouts, log replication without
  * pipelining (every heartbeat resends the follower's outstanding entries), commitment by majority of the
- * current term (5.4.2), and ReadIndex reads confirmed by a heartbeat round (thesis 6.4). No snapshots, no
- * membership changes, no pre-vote. It is not a product: `@consensus-kit/raft` is.
+ * current term (5.4.2), ReadIndex reads confirmed by a heartbeat round (thesis 6.4), and InstallSnapshot
+ * (section 7) for a follower behind the leader's compacted log. No membership changes, no pre-vote. It is not a product: `@consensus-kit/raft` is.
  *
  * `ToyFlaws` switch on known bugs so the tests can show that the simulator catches each of them.
  */
@@ -40,7 +42,8 @@ type Msg =
   | { type: 'Vote'; term: number; lastIndex: number; lastTerm: number }
   | { type: 'VoteResp'; term: number; granted: boolean }
   | { type: 'Append'; term: number; prevIndex: number; prevTerm: number; entries: LogEntry[]; commit: number; seq: number }
-  | { type: 'AppendResp'; term: number; ok: boolean; match: number; seq: number };
+  | { type: 'AppendResp'; term: number; ok: boolean; match: number; seq: number }
+  | { type: 'Snap'; term: number; snapshot: Snapshot; seq: number };
 
 interface HardState {
   term: number;
@@ -69,8 +72,13 @@ class ToyNode implements Protocol {
   private vote: NodeId | undefined;
   private role: Role = 'follower';
   private leader: NodeId | undefined;
-  /** log[i] is the entry at index i + 1 (no compaction). */
+  /** log[i] is the entry at index offset + 1 + i; offset is the last index covered by a snapshot. */
   private log: LogEntry[] = [];
+  private offset = 0;
+  private offsetTerm = 0;
+  private readonly storage: Storage;
+  /** A snapshot received from the leader, to hand to the host in the next Ready. */
+  private pendingSnapshot: Snapshot | undefined;
   private commit = 0;
   /** Highest index handed out in `Ready.committed`. */
   private emitted: number;
@@ -109,10 +117,14 @@ class ToyNode implements Protocol {
       this.term = s.term;
       if (!flaws.forgetVoteOnRestart) this.vote = s.vote;
     }
+    this.storage = options.storage;
+    const first = options.storage.firstIndex();
     const last = options.storage.lastIndex();
-    if (options.storage.firstIndex() !== 1) throw new ConfigError('the toy protocol does not support snapshots');
-    this.log = last > 0 ? options.storage.entries(1, last + 1) : [];
+    this.offset = first - 1;
+    this.offsetTerm = options.storage.term(first - 1);
+    this.log = last >= first ? options.storage.entries(first, last + 1) : [];
     this.unstableFrom = last + 1;
+    // The host's state machine reflects o.applied (its restored snapshot): that much is committed.
     this.applied = o.applied;
     this.emitted = o.applied;
     this.commit = o.applied;
@@ -162,6 +174,8 @@ class ToyNode implements Protocol {
       case 'AppendResp':
         if (this.role === 'leader') this.handleAppendResp(from, m);
         return;
+      case 'Snap':
+        return this.handleSnapshot(from, m);
     }
   }
 
@@ -196,7 +210,8 @@ class ToyNode implements Protocol {
       this.msgs.length > 0 ||
       this.hardStateDirty ||
       this.truncate !== undefined ||
-      this.unstableFrom <= this.log.length ||
+      this.unstableFrom <= this.lastIndex() ||
+      this.pendingSnapshot !== undefined ||
       this.commit > this.emitted ||
       this.reads.length > 0 ||
       this.statusDirty
@@ -205,15 +220,17 @@ class ToyNode implements Protocol {
 
   ready(): Ready {
     const rd: Ready = {
-      entries: this.log.slice(this.unstableFrom - 1),
+      entries: this.log.slice(this.unstableFrom - 1 - this.offset),
       messages: this.msgs,
-      committed: this.log.slice(this.emitted, this.commit),
+      committed: this.log.slice(this.emitted - this.offset, this.commit - this.offset),
       reads: this.reads,
     };
+    if (this.pendingSnapshot !== undefined) rd.snapshot = this.pendingSnapshot;
+    this.pendingSnapshot = undefined;
     if (this.hardStateDirty) rd.hardState = pack({ term: this.term, vote: this.vote } satisfies HardState);
     if (this.truncate !== undefined) rd.truncateAfter = this.truncate;
     if (this.statusDirty) rd.status = this.status();
-    this.unstableFrom = this.log.length + 1;
+    this.unstableFrom = this.lastIndex() + 1;
     this.emitted = this.commit;
     this.truncate = undefined;
     this.hardStateDirty = false;
@@ -226,6 +243,7 @@ class ToyNode implements Protocol {
   advance(ready: Ready): void {
     const last = ready.committed[ready.committed.length - 1];
     if (last !== undefined) this.applied = Math.max(this.applied, last.index);
+    if (ready.snapshot !== undefined) this.applied = Math.max(this.applied, ready.snapshot.index);
   }
 
   status(): Status {
@@ -235,14 +253,14 @@ class ToyNode implements Protocol {
       term: this.term,
       commitIndex: this.commit,
       appliedIndex: this.applied,
-      lastIndex: this.log.length,
+      lastIndex: this.lastIndex(),
       config: { voters: [...this.peers], learners: [] },
     };
     if (this.leader !== undefined) s.leader = this.leader;
     if (this.role === 'leader') {
       s.progress = {};
       for (const p of this.peers) {
-        const match = p === this.id ? this.log.length : (this.match.get(p) ?? 0);
+        const match = p === this.id ? this.lastIndex() : (this.match.get(p) ?? 0);
         s.progress[p] = { match, next: this.next.get(p) ?? match + 1, state: 'replicate', inflight: 0, active: true, learner: false };
       }
     }
@@ -282,7 +300,7 @@ class ToyNode implements Protocol {
   }
 
   private requestVotes(): void {
-    const lastIndex = this.log.length;
+    const lastIndex = this.lastIndex();
     for (const p of this.peers) {
       if (!this.answered.has(p)) this.send(p, { type: 'Vote', term: this.term, lastIndex, lastTerm: this.termAt(lastIndex) });
     }
@@ -295,7 +313,7 @@ class ToyNode implements Protocol {
     this.statusDirty = true;
     for (const p of this.peers) {
       this.match.set(p, 0);
-      this.next.set(p, this.log.length + 1);
+      this.next.set(p, this.lastIndex() + 1);
       this.acked.set(p, 0);
     }
     // A no-op of the new term lets the leader learn which entries are committed (5.4.2, thesis 6.4).
@@ -306,7 +324,7 @@ class ToyNode implements Protocol {
   // --- handlers -------------------------------------------------------------------------------------------
 
   private handleVote(from: NodeId, m: Extract<Msg, { type: 'Vote' }>): void {
-    const lastIndex = this.log.length;
+    const lastIndex = this.lastIndex();
     const lastTerm = this.termAt(lastIndex);
     const upToDate = m.lastTerm > lastTerm || (m.lastTerm === lastTerm && m.lastIndex >= lastIndex);
     const granted = (this.vote === undefined || this.vote === from) && upToDate && this.role !== 'leader';
@@ -321,22 +339,52 @@ class ToyNode implements Protocol {
   private handleAppend(from: NodeId, m: Extract<Msg, { type: 'Append' }>): void {
     if (this.role !== 'follower' || this.leader !== from) this.becomeFollower(m.term, from);
     this.electionElapsed = 0;
-    if (m.prevIndex > this.log.length || this.termAt(m.prevIndex) !== m.prevTerm) {
-      this.send(from, { type: 'AppendResp', term: this.term, ok: false, match: Math.min(m.prevIndex - 1, this.log.length), seq: m.seq });
+    let { prevIndex, prevTerm, entries } = m;
+    if (prevIndex < this.offset) {
+      // Everything up to our snapshot is committed, so it matches the leader's log (Leader Completeness):
+      // skip the part of the message our snapshot already covers.
+      if (prevIndex + entries.length <= this.offset) {
+        this.send(from, { type: 'AppendResp', term: this.term, ok: true, match: prevIndex + entries.length, seq: m.seq });
+        return;
+      }
+      entries = entries.filter((e) => e.index > this.offset);
+      prevIndex = this.offset;
+      prevTerm = this.offsetTerm;
+    }
+    if (prevIndex > this.lastIndex() || this.termAt(prevIndex) !== prevTerm) {
+      this.send(from, { type: 'AppendResp', term: this.term, ok: false, match: Math.min(prevIndex - 1, this.lastIndex()), seq: m.seq });
       return;
     }
-    for (const e of m.entries) {
-      if (e.index <= this.log.length) {
+    for (const e of entries) {
+      if (e.index <= this.lastIndex()) {
         if (this.termAt(e.index) === e.term) continue;
         if (e.index <= this.commit) throw new InvariantError(`toy: leader ${from} overwrites committed index ${e.index}`);
         this.truncateLog(e.index - 1);
       }
       this.log.push(e);
     }
-    const lastNew = m.prevIndex + m.entries.length;
+    const lastNew = prevIndex + entries.length;
     const commit = Math.min(m.commit, lastNew);
     if (commit > this.commit) this.commit = commit;
     this.send(from, { type: 'AppendResp', term: this.term, ok: true, match: lastNew, seq: m.seq });
+  }
+
+  /** InstallSnapshot (section 7): replace the whole log by the leader's snapshot unless we are already past it. */
+  private handleSnapshot(from: NodeId, m: Extract<Msg, { type: 'Snap' }>): void {
+    if (this.role !== 'follower' || this.leader !== from) this.becomeFollower(m.term, from);
+    this.electionElapsed = 0;
+    const snap = m.snapshot;
+    if (snap.index > this.commit) {
+      this.log = [];
+      this.offset = snap.index;
+      this.offsetTerm = snap.term;
+      this.commit = snap.index;
+      this.emitted = snap.index;
+      this.unstableFrom = snap.index + 1;
+      this.truncate = undefined;
+      this.pendingSnapshot = snap;
+    }
+    this.send(from, { type: 'AppendResp', term: this.term, ok: true, match: Math.min(snap.index, this.lastIndex()), seq: m.seq });
   }
 
   private handleAppendResp(from: NodeId, m: Extract<Msg, { type: 'AppendResp' }>): void {
@@ -355,7 +403,7 @@ class ToyNode implements Protocol {
   // --- helpers --------------------------------------------------------------------------------------------
 
   private appendLocal(type: LogEntry['type'], data: Uint8Array): void {
-    const entry: LogEntry = { index: this.log.length + 1, term: this.term, type, data };
+    const entry: LogEntry = { index: this.lastIndex() + 1, term: this.term, type, data };
     this.log.push(entry);
     this.match.set(this.id, entry.index);
     this.maybeCommit();
@@ -364,9 +412,9 @@ class ToyNode implements Protocol {
   private maybeCommit(): void {
     let n: number;
     if (this.flaws.commitOnOneAck) {
-      n = this.log.length;
+      n = this.lastIndex();
     } else {
-      const acks = this.peers.map((p) => (p === this.id ? this.log.length : (this.match.get(p) ?? 0))).sort((a, b) => b - a);
+      const acks = this.peers.map((p) => (p === this.id ? this.lastIndex() : (this.match.get(p) ?? 0))).sort((a, b) => b - a);
       n = acks[majority(this.peers.length) - 1] ?? 0;
     }
     // Only entries of the current term are committed by counting replicas (5.4.2).
@@ -414,29 +462,43 @@ class ToyNode implements Protocol {
   }
 
   private sendAppend(to: NodeId): void {
-    const next = this.next.get(to) ?? this.log.length + 1;
+    const next = this.next.get(to) ?? this.lastIndex() + 1;
     const prevIndex = next - 1;
+    if (prevIndex < this.offset) {
+      const snapshot = this.storage.snapshot();
+      if (snapshot !== undefined && snapshot.index >= this.offset) {
+        this.send(to, { type: 'Snap', term: this.term, snapshot, seq: this.seq });
+        return;
+      }
+    }
     this.send(to, {
       type: 'Append',
       term: this.term,
       prevIndex,
       prevTerm: this.termAt(prevIndex),
-      entries: this.log.slice(prevIndex, prevIndex + MAX_BATCH),
+      entries: this.log.slice(prevIndex - this.offset, prevIndex - this.offset + MAX_BATCH),
       commit: this.commit,
       seq: this.seq,
     });
   }
 
   private truncateLog(after: number): void {
-    this.log.length = after;
+    this.log.length = after - this.offset;
     if (this.unstableFrom > after + 1) {
       this.unstableFrom = after + 1;
       this.truncate = Math.min(this.truncate ?? after, after);
     }
   }
 
+  private lastIndex(): number {
+    return this.offset + this.log.length;
+  }
+
+  /** The term at `index`; -1 for a compacted index (matches nothing), 0 past the end. */
   private termAt(index: number): number {
-    return index === 0 ? 0 : (this.log[index - 1]?.term ?? 0);
+    if (index === this.offset) return this.offsetTerm;
+    if (index < this.offset) return -1;
+    return this.log[index - this.offset - 1]?.term ?? 0;
   }
 
   private send(to: NodeId, msg: Msg): void {
