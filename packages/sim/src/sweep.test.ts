@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -75,6 +75,31 @@ describe('resolveProtocol', () => {
     expect(p.module.name).toBe('user-toy');
     expect(typeof p.invariants).toBe('function');
     await expect(resolveProtocol(undefined, { module: 'testdata/missing.ts', cwd: resolve(import.meta.dirname, '..') })).rejects.toBeInstanceOf(UnknownProtocolError);
+  });
+
+  it('finds @consensus-kit/<name> from the working directory, with its named export and invariants', async () => {
+    const pkg = join(dir, 'node_modules', '@consensus-kit', 'fakeproto');
+    await mkdir(pkg, { recursive: true });
+    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: '@consensus-kit/fakeproto', type: 'module', exports: { '.': './index.js' } }));
+    await writeFile(
+      join(pkg, 'index.js'),
+      [
+        'const idle = (id) => ({ tick() {}, step() {}, propose() {}, readIndex() {}, proposeConfigChange() {}, transferLeadership() {},',
+        '  hasReady: () => false, ready: () => ({ entries: [], messages: [], committed: [], reads: [] }), advance() {},',
+        "  status: () => ({ id, role: 'follower', term: 0, commitIndex: 0, appliedIndex: 0, lastIndex: 0, config: { voters: [id], learners: [] } }) });",
+        "export const fakeproto = { name: 'fakeproto', create: (o) => idle(o.id) };",
+        "export const invariants = () => [{ name: 'never', check: () => 'fake invariant fired' }];",
+      ].join('\n'),
+    );
+    const p = await resolveProtocol('fakeproto', { cwd: dir });
+    expect(p.module.name).toBe('fakeproto');
+    const r = simulate({ protocol: p.module, seed: 1, ticks: 5, invariants: p.invariants! });
+    expect(r.violation).toMatchObject({ name: 'never', message: 'fake invariant fired' });
+    const pkg2 = join(dir, 'node_modules', '@consensus-kit', 'fakeproto-two');
+    await mkdir(pkg2, { recursive: true });
+    await writeFile(join(pkg2, 'package.json'), JSON.stringify({ name: '@consensus-kit/fakeproto-two', type: 'module', exports: { '.': './index.js' } }));
+    await writeFile(join(pkg2, 'index.js'), 'export const other = 1;');
+    await expect(resolveProtocol('fakeproto-two', { cwd: dir })).rejects.toThrow(/no named export "fakeprotoTwo"/);
   });
 
   it('replay commands spell out only what differs from the defaults', async () => {
