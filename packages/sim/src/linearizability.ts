@@ -74,6 +74,7 @@ function pruneUnobservedAppends(ops: HistoryOp[]): HistoryOp[] {
 
 interface Node {
   id: number;
+  time: number;
   call: boolean;
   /** For a call: its return node. */
   match: Node | undefined;
@@ -104,8 +105,11 @@ function zob(i: number): [number, number] {
   return [zobrist[0][i] as number, zobrist[1][i] as number];
 }
 
-/** 'ok' | 'illegal' | 'unknown' for one key's ops. */
-function searchPartition(ops: readonly HistoryOp[], maxSteps: number): 'ok' | 'illegal' | 'unknown' {
+/**
+ * 'ok' | 'illegal' | 'unknown' for one key's ops. `probe.frontier` receives the latest return time at which
+ * the search had to backtrack: where an illegal history stops making sense, a hint for shrinking it.
+ */
+function searchPartition(ops: readonly HistoryOp[], maxSteps: number, probe?: { frontier: number }): 'ok' | 'illegal' | 'unknown' {
   const n = ops.length;
   if (n === 0) return 'ok';
   const events: { time: number; call: boolean; id: number }[] = [];
@@ -115,12 +119,12 @@ function searchPartition(ops: readonly HistoryOp[], maxSteps: number): 'ok' | 'i
   });
   // Calls before returns at the same instant: touching operations count as concurrent (never a false alarm).
   events.sort((a, b) => a.time - b.time || (a.call === b.call ? a.id - b.id : a.call ? -1 : 1));
-  const head: Node = { id: -1, call: false, match: undefined, prev: undefined, next: undefined };
+  const head: Node = { id: -1, time: Number.NEGATIVE_INFINITY, call: false, match: undefined, prev: undefined, next: undefined };
   const returns = new Array<Node | undefined>(n);
   const nodes: Node[] = [];
   let tail = head;
   for (const e of events) {
-    const node: Node = { id: e.id, call: e.call, match: undefined, prev: tail, next: undefined };
+    const node: Node = { id: e.id, time: e.time, call: e.call, match: undefined, prev: tail, next: undefined };
     tail.next = node;
     tail = node;
     nodes.push(node);
@@ -184,6 +188,7 @@ function searchPartition(ops: readonly HistoryOp[], maxSteps: number): 'ok' | 'i
       entry = e.next;
     } else {
       // A return whose call is still pending: backtrack to the last linearized call and try the next option.
+      if (probe !== undefined && e.time > probe.frontier) probe.frontier = e.time;
       const top = stack.pop();
       if (top === undefined) return 'illegal';
       state = top.state;
@@ -255,7 +260,13 @@ function minimize(ops: readonly HistoryOp[], maxSteps: number): HistoryOp[] {
   //    monotone in the prefix length, so every candidate is checked, and the full history always fails).
   const n = sorted.length;
   let end = n;
-  for (let k = 4; ; k *= 2) {
+  // The search's frontier usually marks the end of the trouble: try the prefix up to it first.
+  const probe = { frontier: Number.NEGATIVE_INFINITY };
+  searchPartition(sorted, maxSteps, probe);
+  const guess = sorted.filter((op) => op.invoke <= probe.frontier).length;
+  if (guess >= n) end = n;
+  else if (guess > 0 && fails(close(sorted.slice(0, guess)))) end = guess;
+  else for (let k = 4; ; k *= 2) {
     const m = Math.min(k, n);
     if (m === n || fails(close(sorted.slice(0, m)))) {
       let lo = m >> 1;
@@ -269,17 +280,23 @@ function minimize(ops: readonly HistoryOp[], maxSteps: number): HistoryOp[] {
       break;
     }
   }
-  // 2. The latest start that still fails with that end (writers of values seen inside stay in, via close).
-  let start = 0;
+  // 2. The latest start that still fails with that end (writers of values seen inside stay in, via close):
+  //    windows growing backwards from the end (1, 2, 4... ops: small ones are cheap), then bisection.
   let lo = 0;
   let hi = end - 1;
+  for (let w = 1; w < end; w *= 2) {
+    if (fails(close(sorted.slice(end - w, end)))) {
+      lo = end - w;
+      break;
+    }
+    hi = end - w - 1;
+  }
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
     if (fails(close(sorted.slice(mid, end)))) lo = mid;
     else hi = mid - 1;
   }
-  start = lo;
-  let current = close(sorted.slice(start, end));
+  let current = close(sorted.slice(lo, end));
   if (!fails(current)) current = sorted;
   if (current.length > 400) return current;
   let changed = true;
