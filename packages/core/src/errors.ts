@@ -28,6 +28,8 @@ export const ErrorCode = {
   UNKNOWN_NODE: 'UNKNOWN_NODE',
   /** Transport-level failure (connection refused, handshake rejected, ...). */
   TRANSPORT: 'TRANSPORT',
+  /** A client session expired or a request reused a sequence number it had already acknowledged. */
+  SESSION_EXPIRED: 'SESSION_EXPIRED',
   /** A broken internal invariant: a bug. The simulator treats it as a failure. */
   INVARIANT: 'INVARIANT',
 } as const;
@@ -225,6 +227,21 @@ export class TransportError extends ConsensusError {
   }
   static is(e: unknown): e is TransportError {
     return isConsensusError(e, ErrorCode.TRANSPORT);
+  }
+}
+
+/**
+ * A client session's request can no longer be answered exactly once: the session expired from the state
+ * machine's table, or the request's sequence number is at or below what the client already acknowledged.
+ */
+export class SessionExpiredError extends ConsensusError {
+  readonly session: string;
+  constructor(session: string, message?: string) {
+    super(ErrorCode.SESSION_EXPIRED, message ?? `client session ${session} expired; its outcome cannot be reported exactly once`);
+    this.session = session;
+  }
+  static is(e: unknown): e is SessionExpiredError {
+    return isConsensusError(e, ErrorCode.SESSION_EXPIRED);
   }
 }
 

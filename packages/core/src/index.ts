@@ -43,6 +43,7 @@ export {
   MalformedMessageError,
   NotLeaderError,
   ProposalDroppedError,
+  SessionExpiredError,
   StoppedError,
   StorageError,
   TimeoutError,
@@ -89,3 +90,8 @@ export { MemoryStorage, emptyMemoryStorageState, entrySize } from './memory-stor
 export type { MemoryStorageState } from './memory-storage';
 export { LocalNetwork } from './local-network';
 export type { LocalNetworkOptions } from './local-network';
+export { ConsensusNode } from './consensus-node';
+export type { ApplyEvent, CommandCodec, ConsensusNodeEvents, ConsensusNodeOptions, OperationOptions } from './consensus-node';
+export { combineStateMachines } from './combine';
+export type { CombinedCommand, CombinedQuery, CombinedRead, CombinedResult } from './combine';
+export { ManualClock, consoleLogger, silentLogger, systemClock } from './runtime';

@@ -1,5 +1,5 @@
 import { pack, unpack } from 'msgpackr';
-import { InvalidArgumentError, TransportError } from './errors';
+import { TransportError } from './errors';
 import type { Envelope, NodeId, Transport, TransportHandler } from './types';
 import { assertNodeId } from './validate';
 
@@ -22,6 +22,8 @@ export class LocalNetwork {
   /** Messages handed to the network, delivered or not. */
   sent = 0;
   delivered = 0;
+  /** Envelopes refused because they claimed another sender (`send` never throws; it drops them). */
+  refused = 0;
 
   constructor(options: LocalNetworkOptions = {}) {
     this.serialize = options.serialize ?? true;
@@ -70,7 +72,10 @@ export class LocalNetwork {
   /** @internal */
   post(from: NodeId, envelopes: readonly Envelope[]): void {
     for (const env of envelopes) {
-      if (env.from !== from) throw new InvalidArgumentError(`node ${from} cannot send an envelope from ${env.from}`);
+      if (typeof env !== 'object' || env === null || env.from !== from || typeof env.to !== 'string') {
+        this.refused++;
+        continue;
+      }
       this.sent++;
       const wire = this.serialize ? pack(env.msg) : env.msg;
       setImmediate(() => {

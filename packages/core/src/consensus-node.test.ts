@@ -1,0 +1,524 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { solo } from '@consensus-kit/core/testing';
+import { ConsensusNode, type ConsensusNodeOptions } from './consensus-node';
+import {
+  AbortedError,
+  ConfigError,
+  InvalidArgumentError,
+  LeadershipLostError,
+  NotLeaderError,
+  ProposalDroppedError,
+  StoppedError,
+  StorageError,
+  TimeoutError,
+  isConsensusError,
+} from './errors';
+import { LocalNetwork } from './local-network';
+import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from './memory-storage';
+import { ManualClock } from './runtime';
+import type { ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, StateMachine, Status, Transport } from './types';
+
+/** Lets pending promise callbacks and setImmediate work run. */
+const settle = async (rounds = 5) => {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+};
+
+/** A counter state machine: `add n` returns the new total; queries return the total. */
+class Counter implements StateMachine<{ add: number }, number, 'total', number> {
+  total = 0;
+  applied: number[] = [];
+  apply(entry: LogEntry, command: { add: number }): number {
+    if (command.add < 0) throw new InvalidArgumentError('negative add');
+    this.applied.push(entry.index);
+    this.total += command.add;
+    return this.total;
+  }
+  query(): number {
+    return this.total;
+  }
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(String(this.total));
+  }
+  restore(data: Uint8Array): void {
+    this.total = Number(new TextDecoder().decode(data));
+  }
+}
+
+/** MemoryStorage whose saves can be held open, and which records the order of events. */
+class GatedStorage extends MemoryStorage {
+  saves: SaveBatch[] = [];
+  events: string[];
+  private gate: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+  failNext: Error | undefined;
+  constructor(events: string[], state?: MemoryStorageState) {
+    super(state);
+    this.events = events;
+  }
+  hold(): void {
+    this.gate = new Promise((r) => {
+      this.release = r;
+    });
+  }
+  open(): void {
+    this.release?.();
+    this.gate = undefined;
+  }
+  override async save(batch: SaveBatch): Promise<void> {
+    const n = this.saves.push(batch);
+    const ids = batch.entries.map((e) => e.index).join(',');
+    this.events.push(`save-start#${n}[${ids}]`);
+    if (this.failNext !== undefined) {
+      const e = this.failNext;
+      this.failNext = undefined;
+      throw e;
+    }
+    if (this.gate !== undefined) await this.gate;
+    this.saveNow(batch);
+    this.events.push(`save-done#${n}[${ids}]`);
+  }
+}
+
+class RecordingTransport implements Transport {
+  sent: Envelope[] = [];
+  constructor(private readonly events: string[]) {}
+  async start(): Promise<void> {}
+  send(envelopes: readonly Envelope[]): void {
+    for (const e of envelopes) {
+      this.sent.push(e);
+      this.events.push(`send[${(e.msg as { index: number }).index}]`);
+    }
+  }
+  async stop(): Promise<void> {}
+}
+
+/**
+ * A scripted protocol: always the leader of term `term` unless told otherwise; every proposal becomes one
+ * entry plus one message to `b` naming that entry; entries commit once persisted.
+ */
+class FakeProtocol implements Protocol {
+  role: Status['role'] = 'leader';
+  term = 1;
+  last = 0;
+  commit = 0;
+  applied = 0;
+  unstable: LogEntry[] = [];
+  outbox: Envelope[] = [];
+  reads: { ctx: Uint8Array; index: number }[] = [];
+  statusDirty = true;
+  dropNext: ProposalDroppedError | undefined;
+  constructor(private readonly storage: MemoryStorage) {}
+  tick(): void {}
+  step(): void {}
+  propose(data: Uint8Array): void {
+    if (this.role !== 'leader') throw new NotLeaderError('b');
+    if (this.dropNext !== undefined) {
+      const e = this.dropNext;
+      this.dropNext = undefined;
+      throw e;
+    }
+    const entry: LogEntry = { index: ++this.last, term: this.term, type: 'command', data };
+    this.unstable.push(entry);
+    this.outbox.push({ from: 'a', to: 'b', msg: { type: 'Append', index: entry.index } });
+  }
+  confirmReads = true;
+  readIndex(ctx: Uint8Array): void {
+    if (this.role !== 'leader') throw new NotLeaderError('b');
+    if (this.confirmReads) this.reads.push({ ctx, index: this.commit });
+  }
+  proposeConfigChange(_c: ConfigChange): void {}
+  transferLeadership(_to: NodeId): void {}
+  hasReady(): boolean {
+    return this.unstable.length > 0 || this.outbox.length > 0 || this.reads.length > 0 || this.statusDirty || this.applied < this.commit;
+  }
+  ready(): Ready {
+    const committed = this.applied < this.commit ? this.storage.entries(this.applied + 1, this.commit + 1) : [];
+    const rd: Ready = { entries: this.unstable, messages: this.outbox, committed, reads: this.reads };
+    if (this.statusDirty) rd.status = this.status();
+    this.unstable = [];
+    this.outbox = [];
+    this.reads = [];
+    this.statusDirty = false;
+    return rd;
+  }
+  advance(rd: Ready): void {
+    const last = rd.entries.at(-1);
+    if (last !== undefined) this.commit = last.index;
+    const applied = rd.committed.at(-1);
+    if (applied !== undefined) this.applied = applied.index;
+  }
+  status(): Status {
+    return {
+      id: 'a',
+      role: this.role,
+      term: this.term,
+      ...(this.role === 'leader' ? { leader: 'a' } : {}),
+      commitIndex: this.commit,
+      appliedIndex: this.applied,
+      lastIndex: this.last,
+      config: { voters: ['a', 'b'], learners: [] },
+    };
+  }
+  loseLeadership(): void {
+    this.role = 'follower';
+    this.term++;
+    this.statusDirty = true;
+  }
+}
+
+interface Harness {
+  node: ConsensusNode<{ add: number }, number, 'total', number>;
+  storage: GatedStorage;
+  transport: RecordingTransport;
+  fake: FakeProtocol;
+  sm: Counter;
+  clock: ManualClock;
+  events: string[];
+}
+
+const nodes: ConsensusNode<never, never, never, never>[] = [];
+afterEach(async () => {
+  for (const n of nodes.splice(0)) await n.stop();
+});
+
+async function fakeHarness(overrides: Partial<ConsensusNodeOptions<{ add: number }, number, 'total', number>> = {}): Promise<Harness> {
+  const events: string[] = [];
+  const storage = new GatedStorage(events);
+  const transport = new RecordingTransport(events);
+  const sm = new Counter();
+  const clock = new ManualClock();
+  let fake: FakeProtocol | undefined;
+  const node = new ConsensusNode<{ add: number }, number, 'total', number>({
+    id: 'a',
+    peers: ['a', 'b'],
+    protocol: {
+      name: 'fake',
+      create: (o) => {
+        fake = new FakeProtocol(o.storage as MemoryStorage);
+        return fake;
+      },
+    },
+    storage,
+    transport,
+    stateMachine: sm,
+    clock,
+    tickMs: 10,
+    timeoutMs: 1000,
+    ...overrides,
+  });
+  nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+  await node.start();
+  await settle();
+  return { node, storage, transport, fake: fake as FakeProtocol, sm, clock, events };
+}
+
+async function soloNode(state: MemoryStorageState, sm: Counter, clock: ManualClock, snapshotEvery = 0) {
+  const net = new LocalNetwork();
+  const node = new ConsensusNode<{ add: number }, number, 'total', number>({
+    id: 'solo',
+    peers: ['solo'],
+    protocol: solo,
+    storage: new MemoryStorage(state),
+    transport: net.transport('solo'),
+    stateMachine: sm,
+    clock,
+    tickMs: 10,
+    electionTicks: 3,
+    snapshotEvery,
+    snapshotKeep: 2,
+  });
+  nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+  await node.start();
+  for (let i = 0; i < 5 && !node.isLeader; i++) {
+    clock.advance(10);
+    await settle();
+  }
+  expect(node.isLeader).toBe(true);
+  return node;
+}
+
+describe('ConsensusNode: persist -> send -> apply -> advance', () => {
+  it('never hands a message to the transport before the Ready that carried it was persisted', async () => {
+    const h = await fakeHarness();
+    h.storage.hold();
+    const first = h.node.propose({ add: 1 });
+    await settle();
+    expect(h.transport.sent).toHaveLength(0); // save #1 is held: nothing may go out
+    const more = [h.node.propose({ add: 2 }), h.node.propose({ add: 3 })];
+    await settle();
+    expect(h.transport.sent).toHaveLength(0);
+    h.storage.open();
+    await Promise.all([first, ...more]);
+    // Every send of entry i comes after the save that contained entry i completed.
+    for (const e of h.events.filter((x) => x.startsWith('send['))) {
+      const index = e.slice(5, -1);
+      const sendAt = h.events.indexOf(e);
+      const doneAt = h.events.findIndex((x) => x.startsWith('save-done#') && x.slice(x.indexOf('[') + 1, -1).split(',').includes(index));
+      expect(doneAt).toBeGreaterThanOrEqual(0);
+      expect(doneAt).toBeLessThan(sendAt);
+    }
+    expect(h.transport.sent).toHaveLength(3);
+  });
+
+  it('group commit: N proposals made while one save is in flight cost at most 2 saves', async () => {
+    const h = await fakeHarness();
+    const before = h.storage.saves.length;
+    h.storage.hold();
+    const results = [h.node.propose({ add: 1 })];
+    await settle();
+    for (let i = 0; i < 99; i++) results.push(h.node.propose({ add: 1 }));
+    h.storage.open();
+    const totals = await Promise.all(results);
+    expect(h.storage.saves.length - before).toBeLessThanOrEqual(2);
+    expect(h.storage.saves.at(-1)?.entries).toHaveLength(99);
+    expect(totals).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  it("resolves each proposal with the state machine's result for its own entry", async () => {
+    const h = await fakeHarness();
+    const [a, b, c] = await Promise.all([h.node.propose({ add: 5 }), h.node.propose({ add: 10 }), h.node.propose({ add: 1 })]);
+    expect([a, b, c]).toEqual([5, 15, 16]);
+    expect(h.sm.applied).toEqual([1, 2, 3]);
+  });
+
+  it('serves a linearizable read after its barrier, reflecting every write acknowledged before it', async () => {
+    const h = await fakeHarness();
+    await h.node.propose({ add: 7 });
+    await expect(h.node.read('total')).resolves.toBe(7);
+  });
+});
+
+describe('ConsensusNode: exactly-once apply across restarts', () => {
+  it('applies committed entries exactly once, in order, and again exactly once after a restart from MemoryStorage', async () => {
+    const state = emptyMemoryStorageState();
+    const clock = new ManualClock();
+    const sm1 = new Counter();
+    const n1 = await soloNode(state, sm1, clock);
+    for (let i = 1; i <= 10; i++) await n1.propose({ add: i });
+    expect(sm1.total).toBe(55);
+    const appliedBefore = [...sm1.applied];
+    await n1.stop();
+
+    const sm2 = new Counter();
+    const n2 = await soloNode(state, sm2, clock);
+    // The fresh state machine replays the committed log exactly once, in order.
+    expect(sm2.applied).toEqual(appliedBefore);
+    expect(sm2.total).toBe(55);
+    await expect(n2.propose({ add: 100 })).resolves.toBe(155);
+    await expect(n2.read('total')).resolves.toBe(155);
+  });
+
+  it('restores from its own snapshot on restart and applies only the entries after it', async () => {
+    const state = emptyMemoryStorageState();
+    const clock = new ManualClock();
+    const sm1 = new Counter();
+    const n1 = await soloNode(state, sm1, clock, 4);
+    for (let i = 1; i <= 10; i++) await n1.propose({ add: 1 });
+    await n1.stop();
+    const snap = state.snapshot;
+    expect(snap).toBeDefined();
+    expect(state.compactedIndex).toBeGreaterThan(0); // the log was compacted behind the snapshot
+
+    const sm2 = new Counter();
+    await soloNode(state, sm2, clock, 4);
+    expect(sm2.total).toBe(10);
+    expect(sm2.applied.every((i) => i > (snap?.index ?? 0))).toBe(true);
+    expect(new Set(sm2.applied).size).toBe(sm2.applied.length);
+  });
+});
+
+describe('ConsensusNode: every rejection path yields its typed error', () => {
+  it('NotLeaderError with the leader hint on a follower', async () => {
+    const h = await fakeHarness();
+    h.fake.role = 'follower';
+    const e = await h.node.propose({ add: 1 }).catch((x: unknown) => x);
+    expect(NotLeaderError.is(e)).toBe(true);
+    expect((e as NotLeaderError).leaderHint).toBe('b');
+    await expect(h.node.read('total')).rejects.toSatisfy(NotLeaderError.is);
+  });
+
+  it('LeadershipLostError for proposals pending when leadership is lost', async () => {
+    const h = await fakeHarness();
+    h.storage.hold();
+    const inFlight = h.node.propose({ add: 1 }); // its batch is being persisted
+    await settle();
+    const cutOff = h.node.propose({ add: 10 }); // still only in the protocol's memory
+    await settle();
+    h.fake.unstable = []; // the next leader overwrites it: it will never commit
+    h.fake.outbox = [];
+    h.fake.loseLeadership();
+    h.storage.open();
+    // The persisted entry still commits and applies (acknowledged); the other one's outcome is unknown.
+    await expect(inFlight).resolves.toBe(1);
+    await expect(cutOff).rejects.toSatisfy(LeadershipLostError.is);
+  });
+
+  it("ProposalDroppedError passed through from the protocol's refusal", async () => {
+    const h = await fakeHarness();
+    h.fake.dropNext = new ProposalDroppedError('transfer-in-progress');
+    const e = await h.node.propose({ add: 1 }).catch((x: unknown) => x);
+    expect(ProposalDroppedError.is(e)).toBe(true);
+    expect((e as ProposalDroppedError).reason).toBe('transfer-in-progress');
+  });
+
+  it('TimeoutError when the entry does not apply in time', async () => {
+    const h = await fakeHarness();
+    h.storage.hold();
+    const p = h.node.propose({ add: 1 }, { timeoutMs: 50 });
+    await settle();
+    h.clock.advance(60);
+    await expect(p).rejects.toSatisfy(TimeoutError.is);
+    h.storage.open();
+  });
+
+  it('AbortedError when the signal aborts, and at once for an aborted signal', async () => {
+    const h = await fakeHarness();
+    h.storage.hold();
+    const ac = new AbortController();
+    const p = h.node.propose({ add: 1 }, { signal: ac.signal });
+    ac.abort(new Error('user gave up'));
+    await expect(p).rejects.toSatisfy(AbortedError.is);
+    await expect(h.node.propose({ add: 1 }, { signal: ac.signal })).rejects.toSatisfy(AbortedError.is);
+    h.storage.open();
+  });
+
+  it('StoppedError for pending work on stop and for anything after it', async () => {
+    const h = await fakeHarness();
+    h.fake.confirmReads = false; // the barrier is never confirmed
+    const read = h.node.read('total', { timeoutMs: 60_000 });
+    const stopping = h.node.stop();
+    await expect(read).rejects.toSatisfy(StoppedError.is);
+    await stopping;
+    await expect(h.node.propose({ add: 1 })).rejects.toSatisfy(StoppedError.is);
+    await expect(h.node.read('total')).rejects.toSatisfy(StoppedError.is);
+  });
+
+  it("the state machine's own error for a command it refuses, and the node goes on", async () => {
+    const h = await fakeHarness();
+    await expect(h.node.propose({ add: -1 })).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(h.node.propose({ add: 2 })).resolves.toBe(2);
+  });
+
+  it('a storage failure fails pending work with the storage error and stops the node', async () => {
+    const h = await fakeHarness();
+    h.storage.failNext = new StorageError('disk full');
+    const errors: unknown[] = [];
+    h.node.on('error', (e) => errors.push(e));
+    await expect(h.node.propose({ add: 1 })).rejects.toSatisfy(StorageError.is);
+    await settle();
+    expect(errors).toHaveLength(1);
+    await expect(h.node.propose({ add: 1 })).rejects.toSatisfy(StoppedError.is);
+  });
+
+  it('InvalidArgumentError for bad arguments: timeout, signal, unencodable command', async () => {
+    const h = await fakeHarness();
+    await expect(h.node.propose({ add: 1 }, { timeoutMs: -5 })).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(h.node.propose({ add: 1 }, { signal: 'nope' as unknown as AbortSignal })).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(h.node.transferLeadership('')).rejects.toSatisfy(InvalidArgumentError.is);
+    // none of them reached the log
+    expect(h.fake.last).toBe(0);
+  });
+
+  it('InvalidArgumentError for a command the codec cannot encode', async () => {
+    const h = await fakeHarness({
+      codec: {
+        encode: () => {
+          throw new TypeError('cannot encode');
+        },
+        decode: () => ({ add: 0 }),
+      },
+    });
+    const e = await h.node.propose({ add: 1 }).catch((x: unknown) => x);
+    expect(InvalidArgumentError.is(e)).toBe(true);
+    expect(isConsensusError(e)).toBe(true);
+    expect(h.fake.last).toBe(0);
+  });
+
+  it('ConfigError for bad options, before anything starts', () => {
+    const base = { id: 'a', peers: ['a'], protocol: solo, storage: new MemoryStorage(), transport: new LocalNetwork().transport('a'), stateMachine: new Counter() };
+    expect(() => new ConsensusNode({ ...base, peers: ['b'] })).toThrow(ConfigError);
+    expect(() => new ConsensusNode({ ...base, electionTicks: 2, heartbeatTicks: 2 })).toThrow(/electionTicks/);
+    expect(() => new ConsensusNode({ ...base, stateMachine: {} as Counter })).toThrow(ConfigError);
+    expect(() => new ConsensusNode({ ...base, id: 'has space' })).toThrow(InvalidArgumentError);
+    expect(() => new ConsensusNode({ ...base, tickMs: 0 })).toThrow(InvalidArgumentError);
+  });
+
+  it('drops misaddressed envelopes instead of failing', async () => {
+    const events: string[] = [];
+    const warnings: string[] = [];
+    let deliver: ((e: Envelope) => void) | undefined;
+    const transport: Transport = {
+      start: async (h) => {
+        deliver = h.deliver;
+      },
+      send: () => undefined,
+      stop: async () => undefined,
+    };
+    const node = new ConsensusNode({
+      id: 'a',
+      peers: ['a'],
+      protocol: solo,
+      storage: new GatedStorage(events),
+      transport,
+      stateMachine: new Counter(),
+      clock: new ManualClock(),
+      logger: { debug() {}, info() {}, warn: (m) => warnings.push(m), error() {} },
+    });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    await node.start();
+    deliver?.({ from: 'x', to: 'someone-else', msg: {} });
+    deliver?.(null as unknown as Envelope);
+    expect(warnings).toHaveLength(2);
+    expect(node.status().role).toBe('follower');
+  });
+});
+
+describe('ConsensusNode: events', () => {
+  it('emits role, leader, term and apply events', async () => {
+    const clock = new ManualClock();
+    const sm = new Counter();
+    const net = new LocalNetwork();
+    const node = new ConsensusNode<{ add: number }, number, 'total', number>({
+      id: 'solo',
+      peers: ['solo'],
+      protocol: solo,
+      storage: new MemoryStorage(),
+      transport: net.transport('solo'),
+      stateMachine: sm,
+      clock,
+      tickMs: 10,
+      electionTicks: 2,
+    });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    const seen: string[] = [];
+    node.on('role', (r, t) => seen.push(`role ${r} ${t}`));
+    node.on('leader', (l, t) => seen.push(`leader ${l ?? '-'} ${t}`));
+    node.on('apply', (e) => seen.push(`apply ${e.entry.index} ${String(e.result)}`));
+    await node.start();
+    for (let i = 0; i < 3; i++) {
+      clock.advance(10);
+      await settle();
+    }
+    await node.propose({ add: 4 });
+    expect(seen).toContain('role leader 1');
+    expect(seen).toContain('leader solo 1');
+    expect(seen).toContain('apply 2 4');
+  });
+});
+
+describe('ConsensusNode: waitForLeader', () => {
+  it('resolves once a leader is known and times out with TimeoutError when none appears', async () => {
+    const clock = new ManualClock();
+    const node = await soloNode(emptyMemoryStorageState(), new Counter(), clock);
+    await expect(node.waitForLeader()).resolves.toBe('solo');
+
+    const h = await fakeHarness();
+    h.fake.role = 'follower';
+    h.fake.statusDirty = true;
+    h.clock.advance(10);
+    await settle();
+    const waiting = h.node.waitForLeader({ timeoutMs: 100 });
+    h.clock.advance(150);
+    await expect(waiting).rejects.toSatisfy(TimeoutError.is);
+  });
+});

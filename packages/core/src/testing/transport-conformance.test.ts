@@ -1,0 +1,9 @@
+import { describeTransportConformance } from '@consensus-kit/core/testing';
+import { LocalNetwork } from '../local-network';
+
+describeTransportConformance('LocalNetwork', () => ({
+  async create(ids) {
+    const net = new LocalNetwork();
+    return Object.fromEntries(ids.map((id) => [id, net.transport(id)]));
+  },
+}));

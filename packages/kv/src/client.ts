@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { AbortedError, ErrorCode, InvalidArgumentError, TimeoutError, isConsensusError, type ErrorCode as Code } from '@consensus-kit/core';
+import {
+  type CasResult,
+  type DeleteResult,
+  type KeyValue,
+  type KvCommand,
+  type KvCompare,
+  type KvQuery,
+  type KvValue,
+  type PutResult,
+  validateCommand,
+  validateQuery,
+} from './commands';
+import type { Consistency, KvChannel, KvWireRequest } from './wire';
+
+export interface KvClientOptions {
+  channel: KvChannel;
+  /** Overall deadline of one call, retries included. Default 10,000 ms. */
+  timeoutMs?: number;
+  /** Deadline of one attempt. Default 3,000 ms. */
+  attemptTimeoutMs?: number;
+  /** Session id for exactly-once writes. Default: random. */
+  sessionId?: string;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface GetOptions extends CallOptions {
+  /** 'linearizable' (default) reads through the leader; 'serializable' reads one node's local state. */
+  consistency?: Consistency;
+}
+
+export interface RangeOptions extends GetOptions {
+  limit?: number;
+}
+
+/** Errors after which the same request may be sent again: with a session stamp, a write still applies once. */
+const RETRYABLE = new Set<Code>([
+  ErrorCode.NOT_LEADER,
+  ErrorCode.LEADERSHIP_LOST,
+  ErrorCode.TRANSPORT,
+  ErrorCode.STOPPED,
+  ErrorCode.TIMEOUT,
+  ErrorCode.PROPOSAL_DROPPED,
+]);
+
+/**
+ * A key-value client. Every write carries a session stamp (id, seq), so a write retried after a leader
+ * crash, a lost connection or a timeout is applied exactly once: the cluster answers a duplicate from its
+ * dedup table. Reads are retried freely. Calls reject with a typed error once their deadline passes.
+ */
+export class KvClient {
+  private readonly channel: KvChannel;
+  private readonly timeoutMs: number;
+  private readonly attemptTimeoutMs: number;
+  readonly sessionId: string;
+  private seq = 0;
+  /** Seqs sent and not yet answered; the lowest bounds what the cluster may forget (`ack`). */
+  private readonly inflight = new Set<number>();
+  private closed = false;
+
+  constructor(options: KvClientOptions) {
+    if (typeof options?.channel?.request !== 'function') throw new InvalidArgumentError('KvClient needs a channel');
+    this.channel = options.channel;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 3000;
+    this.sessionId = options.sessionId ?? `s-${randomBytes(8).toString('hex')}`;
+  }
+
+  put(key: string, value: KvValue, options?: CallOptions): Promise<PutResult> {
+    return this.write({ op: 'put', key, value }, options) as Promise<PutResult>;
+  }
+
+  /** Deletes `key`, or every key starting with it when `prefix` is set. */
+  delete(key: string, options?: CallOptions & { prefix?: boolean }): Promise<DeleteResult> {
+    return this.write({ op: 'delete', key, ...(options?.prefix ? { prefix: true } : {}) }, options) as Promise<DeleteResult>;
+  }
+
+  /** Writes `value` (or deletes, for `null`) only if `compare` holds. */
+  cas(key: string, compare: KvCompare, value: KvValue | null, options?: CallOptions): Promise<CasResult> {
+    return this.write({ op: 'cas', key, compare, value }, options) as Promise<CasResult>;
+  }
+
+  async get(key: string, options?: GetOptions): Promise<KeyValue | undefined> {
+    return (await this.read({ op: 'get', key }, options)) as KeyValue | undefined;
+  }
+
+  async range(prefix: string, options?: RangeOptions): Promise<KeyValue[]> {
+    return (await this.read({ op: 'range', prefix, ...(options?.limit !== undefined ? { limit: options.limit } : {}) }, options)) as KeyValue[];
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.channel.close();
+  }
+
+  private async write(cmd: KvCommand, options: CallOptions = {}): Promise<unknown> {
+    validateCommand(cmd);
+    const seq = ++this.seq;
+    this.inflight.add(seq);
+    try {
+      const ack = Math.min(...this.inflight) - 1;
+      const body: KvWireRequest = { t: 'kv.write', req: { cmd, session: { id: this.sessionId, seq, ...(ack > 0 ? { ack } : {}) } } };
+      return await this.call(body, options);
+    } finally {
+      this.inflight.delete(seq);
+    }
+  }
+
+  private read(q: KvQuery, options: GetOptions = {}): Promise<unknown> {
+    validateQuery(q);
+    const body: KvWireRequest = { t: 'kv.read', q, ...(options.consistency ? { consistency: options.consistency } : {}) };
+    return this.call(body, options);
+  }
+
+  /** Sends `body` until it is answered, a non-retryable error comes back, or the deadline passes. */
+  private async call(body: KvWireRequest, options: CallOptions): Promise<unknown> {
+    if (this.closed) throw new InvalidArgumentError('the kv client is closed');
+    const total = options.timeoutMs ?? this.timeoutMs;
+    const deadline = Date.now() + total;
+    let delay = 25;
+    let last: unknown;
+    for (;;) {
+      if (options.signal?.aborted) throw new AbortedError(options.signal.reason);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw last !== undefined && !isConsensusError(last, ErrorCode.TIMEOUT) ? last : new TimeoutError(total, 'kv request');
+      try {
+        return await this.channel.request(body, {
+          timeoutMs: Math.min(remaining, this.attemptTimeoutMs),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (e) {
+        if (!isConsensusError(e) || !RETRYABLE.has(e.code)) throw e;
+        last = e;
+      }
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,179 @@
+import { InvalidArgumentError, preview } from '@consensus-kit/core';
+
+/** A stored value: text or bytes, kept exactly as written. */
+export type KvValue = string | Uint8Array;
+
+/** A key with its value and etcd-style revision metadata. */
+export interface KeyValue {
+  key: string;
+  value: KvValue;
+  /** Cluster revision at which the key was created (since its last deletion). */
+  createRevision: number;
+  /** Cluster revision of the key's last modification. */
+  modRevision: number;
+  /** Number of writes since creation, 1 for a new key. */
+  version: number;
+}
+
+/**
+ * The condition of a compare-and-set. Every field given must hold; `exists: false` (or `version: 0`)
+ * means the key must be absent.
+ */
+export interface KvCompare {
+  exists?: boolean;
+  value?: KvValue;
+  version?: number;
+  modRevision?: number;
+  createRevision?: number;
+}
+
+export type KvCommand =
+  | { op: 'put'; key: string; value: KvValue }
+  | { op: 'delete'; key: string; prefix?: boolean }
+  | { op: 'cas'; key: string; compare: KvCompare; value: KvValue | null };
+
+/**
+ * A client session stamp (Raft thesis 6.3): a command carrying one is applied at most once; a retry of the
+ * same `seq` returns the stored answer. `ack` is the highest seq below which the client has every answer,
+ * so the state machine can forget those.
+ */
+export interface SessionStamp {
+  id: string;
+  seq: number;
+  ack?: number;
+}
+
+/** What clients propose: a command, optionally inside a session. */
+export interface KvRequest {
+  cmd: KvCommand;
+  session?: SessionStamp;
+}
+
+export type KvQuery =
+  | { op: 'get'; key: string }
+  | { op: 'range'; prefix: string; limit?: number }
+  | { op: 'revision' };
+
+export interface PutResult {
+  op: 'put';
+  revision: number;
+  prev?: KeyValue;
+}
+
+export interface DeleteResult {
+  op: 'delete';
+  revision: number;
+  deleted: KeyValue[];
+}
+
+export interface CasResult {
+  op: 'cas';
+  succeeded: boolean;
+  revision: number;
+  /** The key as it was when compared (absent when it did not exist). */
+  current?: KeyValue;
+}
+
+export type KvResult = PutResult | DeleteResult | CasResult;
+
+export const MAX_KEY_BYTES = 4096;
+export const MAX_VALUE_BYTES = 4 * 1024 * 1024;
+
+const encoder = new TextEncoder();
+
+function checkKey(key: unknown, what = 'key'): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty string, got ${preview(key)}`);
+  if (key.length > MAX_KEY_BYTES || encoder.encode(key).length > MAX_KEY_BYTES) {
+    throw new InvalidArgumentError(`${what} is longer than ${MAX_KEY_BYTES} bytes`);
+  }
+}
+
+function checkValue(value: unknown): asserts value is KvValue {
+  if (typeof value === 'string') {
+    if (value.length > MAX_VALUE_BYTES) throw new InvalidArgumentError(`value is larger than ${MAX_VALUE_BYTES} bytes`);
+    return;
+  }
+  if (value instanceof Uint8Array) {
+    if (value.length > MAX_VALUE_BYTES) throw new InvalidArgumentError(`value is larger than ${MAX_VALUE_BYTES} bytes`);
+    return;
+  }
+  throw new InvalidArgumentError(`value must be a string or a Uint8Array, got ${preview(value)}`);
+}
+
+function checkRevision(v: unknown, what: string): void {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
+    throw new InvalidArgumentError(`compare.${what} must be a non-negative integer, got ${preview(v)}`);
+  }
+}
+
+/**
+ * Validates a command as it arrives (from a client, or from the log: it is the same check on every replica,
+ * so a bad command fails identically everywhere). Throws `InvalidArgumentError` naming what is wrong.
+ */
+export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
+  if (typeof cmd !== 'object' || cmd === null) throw new InvalidArgumentError(`command must be an object, got ${preview(cmd)}`);
+  const c = cmd as Record<string, unknown>;
+  switch (c.op) {
+    case 'put':
+      checkKey(c.key);
+      checkValue(c.value);
+      return;
+    case 'delete':
+      if (c.prefix === true && c.key === '') return; // delete everything: explicit prefix ''
+      checkKey(c.key);
+      if (c.prefix !== undefined && typeof c.prefix !== 'boolean') throw new InvalidArgumentError('delete.prefix must be a boolean');
+      return;
+    case 'cas': {
+      checkKey(c.key);
+      if (c.value !== null) checkValue(c.value);
+      const cmp = c.compare as Record<string, unknown> | undefined;
+      if (typeof cmp !== 'object' || cmp === null) throw new InvalidArgumentError('cas.compare must be an object');
+      if (cmp.exists !== undefined && typeof cmp.exists !== 'boolean') throw new InvalidArgumentError('compare.exists must be a boolean');
+      if (cmp.value !== undefined) checkValue(cmp.value);
+      checkRevision(cmp.version, 'version');
+      checkRevision(cmp.modRevision, 'modRevision');
+      checkRevision(cmp.createRevision, 'createRevision');
+      return;
+    }
+    default:
+      throw new InvalidArgumentError(`unknown kv command op ${preview(c.op)}`);
+  }
+}
+
+export function validateSession(s: unknown): asserts s is SessionStamp {
+  if (typeof s !== 'object' || s === null) throw new InvalidArgumentError('session must be { id, seq, ack? }');
+  const x = s as Record<string, unknown>;
+  if (typeof x.id !== 'string' || x.id.length === 0 || x.id.length > 128) throw new InvalidArgumentError('session.id must be a string of 1-128 characters');
+  if (typeof x.seq !== 'number' || !Number.isSafeInteger(x.seq) || x.seq <= 0) throw new InvalidArgumentError('session.seq must be a positive integer');
+  if (x.ack !== undefined && (typeof x.ack !== 'number' || !Number.isSafeInteger(x.ack) || x.ack < 0 || x.ack >= x.seq)) {
+    throw new InvalidArgumentError('session.ack must be a non-negative integer below seq');
+  }
+}
+
+export function validateQuery(q: unknown): asserts q is KvQuery {
+  if (typeof q !== 'object' || q === null) throw new InvalidArgumentError(`query must be an object, got ${preview(q)}`);
+  const x = q as Record<string, unknown>;
+  switch (x.op) {
+    case 'get':
+      checkKey(x.key);
+      return;
+    case 'range':
+      if (typeof x.prefix !== 'string') throw new InvalidArgumentError('range.prefix must be a string');
+      if (x.limit !== undefined && (typeof x.limit !== 'number' || !Number.isSafeInteger(x.limit) || x.limit <= 0)) {
+        throw new InvalidArgumentError('range.limit must be a positive integer');
+      }
+      return;
+    case 'revision':
+      return;
+    default:
+      throw new InvalidArgumentError(`unknown kv query op ${preview(x.op)}`);
+  }
+}
+
+/** Whether two stored values are equal (text to text, bytes to bytes). */
+export function valuesEqual(a: KvValue, b: KvValue): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,24 @@
+export { KvStateMachine } from './kv-state-machine';
+export type { KvQueryResult, KvStateMachineOptions } from './kv-state-machine';
+export { SessionTable } from './sessions';
+export type { SessionSnapshot, SessionTableOptions, StoredAnswer } from './sessions';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES, validateCommand, validateQuery, validateSession, valuesEqual } from './commands';
+export type {
+  CasResult,
+  DeleteResult,
+  KeyValue,
+  KvCommand,
+  KvCompare,
+  KvQuery,
+  KvRequest,
+  KvResult,
+  KvValue,
+  PutResult,
+  SessionStamp,
+} from './commands';
+export { createKvService } from './service';
+export type { KvServiceOptions } from './service';
+export { KvClient } from './client';
+export type { CallOptions, GetOptions, KvClientOptions, RangeOptions } from './client';
+export { validateWireRequest } from './wire';
+export type { Consistency, KvChannel, KvWireRequest } from './wire';

@@ -1,0 +1,186 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, SessionExpiredError, seededRandom, type LogEntry } from '@consensus-kit/core';
+import type { KeyValue, KvRequest, KvResult } from './commands';
+import { KvStateMachine } from './kv-state-machine';
+
+let index = 0;
+const entry = (): LogEntry => ({ index: ++index, term: 1, type: 'command', data: new Uint8Array() });
+const apply = (sm: KvStateMachine, req: KvRequest): KvResult => sm.apply(entry(), req);
+const put = (sm: KvStateMachine, key: string, value: string) => apply(sm, { cmd: { op: 'put', key, value } });
+const get = (sm: KvStateMachine, key: string) => sm.query({ op: 'get', key }) as KeyValue | undefined;
+
+describe('KvStateMachine: etcd-style revisions', () => {
+  it('put creates and updates keys; every mutation bumps the cluster revision', () => {
+    const sm = new KvStateMachine();
+    expect(put(sm, 'a', '1')).toEqual({ op: 'put', revision: 1 });
+    expect(put(sm, 'b', '2')).toEqual({ op: 'put', revision: 2 });
+    const r = put(sm, 'a', '3');
+    expect(r).toMatchObject({ op: 'put', revision: 3, prev: { key: 'a', value: '1', createRevision: 1, modRevision: 1, version: 1 } });
+    expect(get(sm, 'a')).toEqual({ key: 'a', value: '3', createRevision: 1, modRevision: 3, version: 2 });
+    expect(sm.query({ op: 'revision' })).toBe(3);
+  });
+
+  it('delete removes a key, and recreating it starts a new createRevision and version', () => {
+    const sm = new KvStateMachine();
+    put(sm, 'k', 'v');
+    expect(apply(sm, { cmd: { op: 'delete', key: 'k' } })).toMatchObject({ revision: 2, deleted: [{ key: 'k' }] });
+    expect(get(sm, 'k')).toBeUndefined();
+    put(sm, 'k', 'again');
+    expect(get(sm, 'k')).toMatchObject({ createRevision: 3, modRevision: 3, version: 1 });
+  });
+
+  it('deleting a missing key changes nothing, not even the revision', () => {
+    const sm = new KvStateMachine();
+    put(sm, 'x', '1');
+    expect(apply(sm, { cmd: { op: 'delete', key: 'missing' } })).toEqual({ op: 'delete', revision: 1, deleted: [] });
+    expect(sm.currentRevision).toBe(1);
+  });
+
+  it('range returns keys with a prefix in key order, honouring limit; delete by prefix takes them all in one revision', () => {
+    const sm = new KvStateMachine();
+    for (const k of ['app/b', 'app/a', 'apple', 'b', 'app/c', 'ap']) put(sm, k, k.toUpperCase());
+    expect((sm.query({ op: 'range', prefix: 'app/' }) as KeyValue[]).map((kv) => kv.key)).toEqual(['app/a', 'app/b', 'app/c']);
+    expect((sm.query({ op: 'range', prefix: 'app' }) as KeyValue[]).map((kv) => kv.key)).toEqual(['app/a', 'app/b', 'app/c', 'apple']);
+    expect((sm.query({ op: 'range', prefix: 'app', limit: 2 }) as KeyValue[]).map((kv) => kv.key)).toEqual(['app/a', 'app/b']);
+    expect((sm.query({ op: 'range', prefix: '' }) as KeyValue[]).length).toBe(6);
+    const r = apply(sm, { cmd: { op: 'delete', key: 'app/', prefix: true } });
+    expect(r).toMatchObject({ revision: 7 });
+    expect((r as { deleted: KeyValue[] }).deleted.map((kv) => kv.key)).toEqual(['app/a', 'app/b', 'app/c']);
+    expect((sm.query({ op: 'range', prefix: '' }) as KeyValue[]).map((kv) => kv.key)).toEqual(['ap', 'apple', 'b']);
+  });
+});
+
+describe('KvStateMachine: compare-and-set', () => {
+  it('succeeds only when every comparison holds', () => {
+    const sm = new KvStateMachine();
+    const cas = (compare: object, value: string | null) => apply(sm, { cmd: { op: 'cas', key: 'lock', compare, value } });
+    expect(cas({ exists: false }, 'me')).toMatchObject({ succeeded: true, revision: 1 });
+    expect(cas({ exists: false }, 'you')).toMatchObject({ succeeded: false, revision: 1, current: { value: 'me' } });
+    expect(cas({ value: 'me' }, 'me2')).toMatchObject({ succeeded: true, revision: 2 });
+    expect(cas({ modRevision: 1 }, 'stale')).toMatchObject({ succeeded: false });
+    expect(cas({ modRevision: 2, version: 2 }, 'fresh')).toMatchObject({ succeeded: true, revision: 3 });
+    expect(cas({ version: 3, value: 'fresh' }, null)).toMatchObject({ succeeded: true, revision: 4 });
+    expect(get(sm, 'lock')).toBeUndefined();
+    expect(cas({ version: 0 }, 'new')).toMatchObject({ succeeded: true });
+  });
+
+  it('compares bytes with bytes', () => {
+    const sm = new KvStateMachine();
+    apply(sm, { cmd: { op: 'put', key: 'b', value: Uint8Array.of(1, 2, 3) } });
+    expect(apply(sm, { cmd: { op: 'cas', key: 'b', compare: { value: Uint8Array.of(1, 2, 3) }, value: 'x' } })).toMatchObject({ succeeded: true });
+    expect(apply(sm, { cmd: { op: 'cas', key: 'b', compare: { value: Uint8Array.of(1, 2, 3) }, value: 'y' } })).toMatchObject({ succeeded: false });
+  });
+});
+
+describe('KvStateMachine: exactly-once sessions (thesis 6.3)', () => {
+  it('a retried command returns the stored answer and is not applied twice', () => {
+    const sm = new KvStateMachine();
+    const req: KvRequest = { cmd: { op: 'put', key: 'n', value: '1' }, session: { id: 'c1', seq: 1 } };
+    const first = apply(sm, req);
+    put(sm, 'other', 'x');
+    const retry = apply(sm, req);
+    expect(retry).toEqual(first);
+    expect(sm.currentRevision).toBe(2);
+    expect(get(sm, 'n')).toMatchObject({ version: 1 });
+  });
+
+  it('a retried cas does not succeed twice', () => {
+    const sm = new KvStateMachine();
+    const req: KvRequest = { cmd: { op: 'cas', key: 'x', compare: { exists: false }, value: 'mine' }, session: { id: 'c', seq: 1 } };
+    expect(apply(sm, req)).toMatchObject({ succeeded: true });
+    expect(apply(sm, req)).toMatchObject({ succeeded: true, revision: 1 });
+    expect(sm.currentRevision).toBe(1);
+  });
+
+  it('acknowledged answers are forgotten; reusing their seq is a SessionExpiredError', () => {
+    const sm = new KvStateMachine();
+    apply(sm, { cmd: { op: 'put', key: 'a', value: '1' }, session: { id: 'c', seq: 1 } });
+    apply(sm, { cmd: { op: 'put', key: 'a', value: '2' }, session: { id: 'c', seq: 2, ack: 1 } });
+    expect(() => apply(sm, { cmd: { op: 'put', key: 'a', value: '1' }, session: { id: 'c', seq: 1 } })).toThrow(SessionExpiredError);
+    expect(get(sm, 'a')).toMatchObject({ value: '2', version: 2 });
+  });
+
+  it('sessions expire after a number of log entries, identically on every replica', () => {
+    const make = () => new KvStateMachine({ expireAfterEntries: 32 });
+    const a = make();
+    const b = make();
+    const log: KvRequest[] = [{ cmd: { op: 'put', key: 'k', value: 'v' }, session: { id: 'old', seq: 1 } }];
+    for (let i = 0; i < 100; i++) log.push({ cmd: { op: 'put', key: `f${i}`, value: 'x' } });
+    let i = 0;
+    for (const req of log) {
+      const e: LogEntry = { index: ++i, term: 1, type: 'command', data: new Uint8Array() };
+      a.apply(e, req);
+      b.apply(e, req);
+    }
+    expect(Buffer.from(a.snapshot()).equals(Buffer.from(b.snapshot()))).toBe(true);
+    // The old session is gone: its retry is applied as new (a new session), the key gets version 2.
+    a.apply({ index: ++i, term: 1, type: 'command', data: new Uint8Array() }, log[0] as KvRequest);
+    expect(get(a, 'k')).toMatchObject({ version: 2 });
+  });
+
+  it('bounds stored answers for a client that never acknowledges', () => {
+    const sm = new KvStateMachine({ maxAnswersPerSession: 8 });
+    for (let seq = 1; seq <= 20; seq++) apply(sm, { cmd: { op: 'put', key: 'k', value: String(seq) }, session: { id: 'greedy', seq } });
+    expect(() => apply(sm, { cmd: { op: 'put', key: 'k', value: '1' }, session: { id: 'greedy', seq: 1 } })).toThrow(SessionExpiredError);
+    expect(apply(sm, { cmd: { op: 'put', key: 'k', value: '20' }, session: { id: 'greedy', seq: 20 } })).toMatchObject({ revision: 20 });
+  });
+});
+
+describe('KvStateMachine: snapshots', () => {
+  it('restore gives an identical store, revision and session table', () => {
+    const sm = new KvStateMachine();
+    const random = seededRandom(7);
+    let lastSessionRequest: KvRequest | undefined;
+    for (let i = 0; i < 500; i++) {
+      const key = `k${Math.floor(random() * 50)}`;
+      const r = random();
+      if (r < 0.6) {
+        lastSessionRequest = { cmd: { op: 'put', key, value: String(i) }, session: { id: `c${i % 3}`, seq: i + 1 } };
+        apply(sm, lastSessionRequest);
+      }
+      else if (r < 0.8) apply(sm, { cmd: { op: 'delete', key } });
+      else apply(sm, { cmd: { op: 'cas', key, compare: { exists: true }, value: 'cas' } });
+    }
+    const copy = new KvStateMachine();
+    copy.restore(sm.snapshot());
+    expect(copy.query({ op: 'range', prefix: '' })).toEqual(sm.query({ op: 'range', prefix: '' }));
+    expect(copy.currentRevision).toBe(sm.currentRevision);
+    expect(Buffer.from(copy.snapshot()).equals(Buffer.from(sm.snapshot()))).toBe(true);
+    // The session table came along: a retry is deduplicated on the copy too.
+    const rev = copy.currentRevision;
+    copy.apply(entry(), lastSessionRequest as KvRequest);
+    expect(copy.currentRevision).toBe(rev);
+  });
+
+  it('refuses a snapshot it cannot read with a typed error', () => {
+    expect(() => new KvStateMachine().restore(Uint8Array.of(0xc1))).toThrow(/not valid msgpack|unknown format/);
+  });
+});
+
+describe('KvStateMachine: bad input gets InvalidArgumentError and changes nothing', () => {
+  it.each<[string, unknown]>([
+    ['not an object', 'put a 1'],
+    ['missing cmd', {}],
+    ['unknown op', { cmd: { op: 'explode', key: 'a' } }],
+    ['empty key', { cmd: { op: 'put', key: '', value: 'x' } }],
+    ['numeric value', { cmd: { op: 'put', key: 'a', value: 42 } }],
+    ['huge key', { cmd: { op: 'put', key: 'k'.repeat(5000), value: 'x' } }],
+    ['cas without compare', { cmd: { op: 'cas', key: 'a', value: 'x' } }],
+    ['cas with bad revision', { cmd: { op: 'cas', key: 'a', compare: { modRevision: -1 }, value: 'x' } }],
+    ['session without id', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { seq: 1 } }],
+    ['session seq 0', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { id: 'c', seq: 0 } }],
+    ['ack not below seq', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { id: 'c', seq: 2, ack: 2 } }],
+  ])('%s', (_name, req) => {
+    const sm = new KvStateMachine();
+    expect(() => sm.apply(entry(), req as KvRequest)).toThrow(InvalidArgumentError);
+    expect(sm.currentRevision).toBe(0);
+    expect(sm.size).toBe(0);
+  });
+
+  it('bad queries', () => {
+    const sm = new KvStateMachine();
+    expect(() => sm.query({ op: 'get' } as never)).toThrow(InvalidArgumentError);
+    expect(() => sm.query({ op: 'range', prefix: 'a', limit: 0 })).toThrow(InvalidArgumentError);
+    expect(() => sm.query({ op: 'scan' } as never)).toThrow(InvalidArgumentError);
+  });
+});

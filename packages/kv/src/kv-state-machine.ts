@@ -1,0 +1,209 @@
+import { pack, unpack } from 'msgpackr';
+import { InvalidArgumentError, MalformedMessageError, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import {
+  type CasResult,
+  type DeleteResult,
+  type KeyValue,
+  type KvCommand,
+  type KvCompare,
+  type KvQuery,
+  type KvRequest,
+  type KvResult,
+  type PutResult,
+  validateCommand,
+  validateQuery,
+  validateSession,
+  valuesEqual,
+} from './commands';
+import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from './sessions';
+
+export type KvQueryResult = KeyValue | undefined | KeyValue[] | number;
+
+export type KvStateMachineOptions = SessionTableOptions;
+
+interface SnapshotV1 {
+  v: 1;
+  revision: number;
+  kvs: KeyValue[];
+  sessions: SessionSnapshot<KvResult>;
+  sweep: number;
+}
+
+/**
+ * A replicated key-value store: put, get, delete (by key or prefix), compare-and-set, range by prefix, each
+ * mutation bumping one cluster-wide revision (etcd's `createRevision`/`modRevision`/`version`), with
+ * exactly-once client sessions. Deterministic: the same log gives the same store on every replica.
+ *
+ * `apply` returns the command's result, or throws the same typed error on every replica for a bad command.
+ * Commands inside a session return their stored answer when retried (and rethrow a stored error).
+ */
+export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> {
+  private readonly data = new Map<string, KeyValue>();
+  /** Every key, sorted, for prefix ranges (binary search for the start). */
+  private keys: string[] = [];
+  private revision = 0;
+  private readonly sessions: SessionTable<KvResult>;
+  private readonly sessionOptions: SessionTableOptions;
+
+  constructor(options: KvStateMachineOptions = {}) {
+    this.sessionOptions = options;
+    this.sessions = new SessionTable(options);
+  }
+
+  /** The cluster revision: the number of mutations applied so far. */
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  get size(): number {
+    return this.data.size;
+  }
+
+  apply(entry: LogEntry, request: KvRequest): KvResult {
+    if (typeof request !== 'object' || request === null) throw new InvalidArgumentError('kv request must be { cmd, session? }');
+    validateCommand(request.cmd);
+    if (request.session === undefined) return this.execute(request.cmd);
+    validateSession(request.session);
+    const answer: StoredAnswer<KvResult> = this.sessions.run(request.session, entry.index, () => this.execute(request.cmd));
+    if ('ok' in answer) return answer.ok;
+    const e = new InvalidArgumentError(answer.error.message);
+    throw e;
+  }
+
+  query(q: KvQuery): KvQueryResult {
+    validateQuery(q);
+    switch (q.op) {
+      case 'get':
+        return this.data.get(q.key);
+      case 'range':
+        return this.range(q.prefix, q.limit);
+      case 'revision':
+        return this.revision;
+    }
+  }
+
+  /** Keys starting with `prefix`, in key order. */
+  range(prefix: string, limit = Number.POSITIVE_INFINITY): KeyValue[] {
+    const out: KeyValue[] = [];
+    for (let i = lowerBound(this.keys, prefix); i < this.keys.length && out.length < limit; i++) {
+      const k = this.keys[i] as string;
+      if (!k.startsWith(prefix)) break;
+      out.push(this.data.get(k) as KeyValue);
+    }
+    return out;
+  }
+
+  private execute(cmd: KvCommand): KvResult {
+    switch (cmd.op) {
+      case 'put':
+        return this.put(cmd.key, cmd.value);
+      case 'delete':
+        return this.delete(cmd.key, cmd.prefix === true);
+      case 'cas':
+        return this.cas(cmd.key, cmd.compare, cmd.value);
+    }
+  }
+
+  private put(key: string, value: KeyValue['value']): PutResult {
+    const prev = this.data.get(key);
+    const revision = ++this.revision;
+    if (prev === undefined) insertSorted(this.keys, key);
+    this.data.set(key, {
+      key,
+      value,
+      createRevision: prev?.createRevision ?? revision,
+      modRevision: revision,
+      version: (prev?.version ?? 0) + 1,
+    });
+    return prev === undefined ? { op: 'put', revision } : { op: 'put', revision, prev };
+  }
+
+  private delete(key: string, prefix: boolean): DeleteResult {
+    const victims = prefix ? this.range(key) : this.data.has(key) ? [this.data.get(key) as KeyValue] : [];
+    // Deleting nothing is not a mutation: the revision only moves when the store changes (as in etcd).
+    if (victims.length === 0) return { op: 'delete', revision: this.revision, deleted: [] };
+    const revision = ++this.revision;
+    for (const kv of victims) {
+      this.data.delete(kv.key);
+      removeSorted(this.keys, kv.key);
+    }
+    return { op: 'delete', revision, deleted: victims };
+  }
+
+  private cas(key: string, compare: KvCompare, value: KeyValue['value'] | null): CasResult {
+    const current = this.data.get(key);
+    const base = current === undefined ? {} : { current };
+    if (!holds(compare, current)) return { op: 'cas', succeeded: false, revision: this.revision, ...base };
+    const r = value === null ? this.delete(key, false) : this.put(key, value);
+    return { op: 'cas', succeeded: true, revision: r.revision, ...base };
+  }
+
+  snapshot(): Uint8Array {
+    const snap: SnapshotV1 = {
+      v: 1,
+      revision: this.revision,
+      kvs: this.keys.map((k) => this.data.get(k) as KeyValue),
+      sessions: this.sessions.toSnapshot(),
+      sweep: this.sessions.sweepIndex,
+    };
+    return pack(snap);
+  }
+
+  restore(bytes: Uint8Array): void {
+    let snap: SnapshotV1;
+    try {
+      snap = unpack(bytes) as SnapshotV1;
+    } catch (cause) {
+      throw new MalformedMessageError('kv snapshot is not valid msgpack', { cause });
+    }
+    if (snap?.v !== 1 || !Array.isArray(snap.kvs)) throw new MalformedMessageError('kv snapshot has an unknown format');
+    this.data.clear();
+    this.keys = [];
+    for (const kv of snap.kvs) {
+      this.data.set(kv.key, kv);
+      this.keys.push(kv.key);
+    }
+    this.keys.sort(compareKeys);
+    this.revision = snap.revision;
+    this.sessions.restore(snap.sessions, snap.sweep);
+  }
+
+  /** Options this machine was built with (used by tests and tools that build an identical replica). */
+  get options(): KvStateMachineOptions {
+    return { ...this.sessionOptions };
+  }
+}
+
+function holds(c: KvCompare, kv: KeyValue | undefined): boolean {
+  if (c.exists !== undefined && c.exists !== (kv !== undefined)) return false;
+  if (c.version !== undefined && c.version !== (kv?.version ?? 0)) return false;
+  if (c.modRevision !== undefined && c.modRevision !== (kv?.modRevision ?? 0)) return false;
+  if (c.createRevision !== undefined && c.createRevision !== (kv?.createRevision ?? 0)) return false;
+  if (c.value !== undefined && (kv === undefined || !valuesEqual(kv.value, c.value))) return false;
+  return true;
+}
+
+/** Code-unit order, the same on every platform (no locale). */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((keys[mid] as string) < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function insertSorted(keys: string[], key: string): void {
+  keys.splice(lowerBound(keys, key), 0, key);
+}
+
+function removeSorted(keys: string[], key: string): void {
+  const i = lowerBound(keys, key);
+  if (keys[i] === key) keys.splice(i, 1);
+}

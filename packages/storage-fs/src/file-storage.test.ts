@@ -1,0 +1,360 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, CorruptLogError, StorageError, type LogEntry, type Logger } from '@consensus-kit/core';
+import { DirectoryLockedError } from './errors';
+import { openFileStorage } from './file-storage';
+import { MemoryFileSystem } from './memory-file-system';
+
+
+/** Damages one byte in place (a test's bit rot). */
+function flip(bytes: Uint8Array, at: number, mask: number): void {
+  bytes[at] = (bytes[at] as number) ^ mask;
+}
+const CONFIG = { voters: ['a', 'b', 'c'], learners: [] };
+
+function entry(index: number, term = 1, bytes = 100): LogEntry {
+  return { index, term, type: 'command', data: new Uint8Array(bytes).fill(index & 0xff) };
+}
+
+function range(from: number, to: number, term = 1, bytes = 100): LogEntry[] {
+  const out: LogEntry[] = [];
+  for (let i = from; i <= to; i++) out.push(entry(i, term, bytes));
+  return out;
+}
+
+function recordingLogger(): Logger & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
+  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, ...(fields ? { fields } : {}) });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+const quiet = recordingLogger();
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'storage-fs-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+describe('group commit', () => {
+  it('writes and syncs saves that arrive during an fdatasync together: one sync per batch, not per entry', async () => {
+    const s = await openFileStorage(await tempDir(), { logger: quiet });
+    const saves: Promise<void>[] = [];
+    for (let i = 1; i <= 200; i++) saves.push(s.save({ entries: [entry(i)] }));
+    await Promise.all(saves);
+    const stats = s.stats();
+    expect(stats.saves).toBe(200);
+    expect(stats.entriesWritten).toBe(200);
+    // The first save starts a flush at once; the other 199 arrive while it is in flight and share the next one.
+    expect(stats.walSyncs).toBe(2);
+    expect(s.entries(1, 201).map((e) => e.index)).toEqual(range(1, 200).map((e) => e.index));
+    await s.close();
+  });
+});
+
+describe('reads', () => {
+  it('serves old entries from disk when they fall out of the bounded cache', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet, cacheBytes: 10 * 124, segmentBytes: 8192 });
+    for (let i = 1; i <= 300; i += 10) await s.save({ entries: range(i, i + 9) });
+    const before = s.stats().diskReads;
+    const got = s.entries(1, 301);
+    expect(got).toHaveLength(300);
+    for (const e of got) expect(e.data).toEqual(entry(e.index).data);
+    // At most ~10 entries fit in the cache, so most came from disk.
+    expect(s.stats().diskReads - before).toBeGreaterThanOrEqual(290);
+    expect(s.term(3)).toBe(1);
+    await s.close();
+  });
+
+  it('reads a torn-free log back after reopen, across many segments', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet, segmentBytes: 4096 });
+    for (let i = 1; i <= 500; i += 25) await s.save({ entries: range(i, i + 24, 1 + Math.floor(i / 100)) });
+    await s.close();
+    expect((await readdir(dir)).filter((n) => n.endsWith('.log')).length).toBeGreaterThan(10);
+    const r = await openFileStorage(dir, { logger: quiet, segmentBytes: 4096 });
+    expect(r.lastIndex()).toBe(500);
+    expect(r.term(450)).toBe(5);
+    expect(r.entries(237, 240).map((e) => e.data[0])).toEqual([237, 238, 239]);
+    await r.close();
+  });
+});
+
+describe('compaction', () => {
+  it('deletes whole segments below the compaction point and keeps the rest readable after reopen', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet, segmentBytes: 4096 });
+    for (let i = 1; i <= 400; i += 20) await s.save({ entries: range(i, i + 19) });
+    const before = (await readdir(dir)).filter((n) => n.endsWith('.log')).length;
+    await s.saveSnapshot({ index: 300, term: 1, config: CONFIG, data: Uint8Array.of(1) });
+    await s.compact(300);
+    const after = (await readdir(dir)).filter((n) => n.endsWith('.log')).length;
+    expect(after).toBeLessThan(before / 2);
+    await s.close();
+    const r = await openFileStorage(dir, { logger: quiet, segmentBytes: 4096 });
+    expect(r.firstIndex()).toBe(301);
+    expect(r.lastIndex()).toBe(400);
+    expect(r.entries(301, 401)).toHaveLength(100);
+    await r.close();
+  });
+});
+
+describe('recovery', () => {
+  async function logWith(fs: MemoryFileSystem): Promise<string> {
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet });
+    await s.save({ entries: range(1, 10) });
+    await s.save({ entries: range(11, 20) });
+    await s.close();
+    return fs.listFiles().find((p) => p.endsWith('.log')) as string;
+  }
+
+  it('truncates a torn tail with a warning and goes on appending', async () => {
+    const fs = new MemoryFileSystem();
+    const seg = await logWith(fs);
+    const bytes = fs.readFileRaw(seg) as Uint8Array;
+    fs.writeFileRaw(seg, bytes.subarray(0, bytes.length - 50)); // the last record is cut short
+    const logger = recordingLogger();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger });
+    expect(s.lastIndex()).toBe(19);
+    const warning = logger.lines.find((l) => l.level === 'warn');
+    expect(warning?.msg).toContain('torn');
+    expect(warning?.fields).toMatchObject({ file: seg, lastIndex: 19 });
+    await s.save({ entries: [entry(20, 2)] });
+    await s.close();
+    const r = await openFileStorage('/d', { fileSystem: fs, logger: quiet });
+    expect(r.lastIndex()).toBe(20);
+    expect(r.term(20)).toBe(2);
+    await r.close();
+  });
+
+  it('refuses to start on a bad record before the tail, naming file, offset and last good index', async () => {
+    const fs = new MemoryFileSystem();
+    const seg = await logWith(fs);
+    const bytes = fs.readFileRaw(seg) as Uint8Array;
+    const fifth = 40 + 4 * 144; // segment header (40) + four entry records of 24 + 16 + 100 + 4 padding
+    flip(bytes, fifth + 60, 0x10);
+    fs.writeFileRaw(seg, bytes);
+    const err = await openFileStorage('/d', { fileSystem: fs, logger: quiet }).catch((e: unknown) => e);
+    expect(CorruptLogError.is(err)).toBe(true);
+    expect(err).toMatchObject({ file: seg, offset: fifth, lastGoodIndex: 4 });
+    // The failed open released its lock: trying again gives the same answer, not a lock error.
+    await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toSatisfy(CorruptLogError.is);
+  });
+
+  it('with allowTruncateCorruptTail starts with the log cut at the last good index and says what it discards', async () => {
+    const fs = new MemoryFileSystem();
+    const seg = await logWith(fs);
+    const bytes = fs.readFileRaw(seg) as Uint8Array;
+    flip(bytes, 40 + 4 * 144 + 60, 0x10);
+    fs.writeFileRaw(seg, bytes);
+    const logger = recordingLogger();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger, allowTruncateCorruptTail: true });
+    expect(s.lastIndex()).toBe(4);
+    const error = logger.lines.find((l) => l.level === 'error');
+    expect(error?.msg).toContain('DISCARDED');
+    expect(error?.fields).toMatchObject({ file: seg, lastGoodIndex: 4, offset: 40 + 4 * 144 });
+    await s.save({ entries: [entry(5, 3)] });
+    await s.close();
+    const r = await openFileStorage('/d', { fileSystem: fs, logger: quiet });
+    expect(r.lastIndex()).toBe(5);
+    await r.close();
+  });
+
+  it('with allowTruncateCorruptTail, a damaged segment header cuts the log at the end of the segment before', async () => {
+    const fs = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet, segmentBytes: 4096 });
+    for (let i = 1; i <= 200; i += 20) await s.save({ entries: range(i, i + 19) });
+    await s.close();
+    const segs = fs.listFiles().filter((p) => p.endsWith('.log'));
+    expect(segs.length).toBeGreaterThan(4);
+    const third = fs.readFileRaw(segs[2] as string) as Uint8Array;
+    flip(third, 5, 0x01); // inside the segment header record
+    fs.writeFileRaw(segs[2] as string, third);
+    await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toMatchObject({ code: 'CORRUPT_LOG', file: segs[2], offset: 0 });
+    const logger = recordingLogger();
+    const cut = await openFileStorage('/d', { fileSystem: fs, logger, allowTruncateCorruptTail: true, segmentBytes: 4096 });
+    const lastGood = cut.lastIndex();
+    expect(lastGood).toBeGreaterThan(20);
+    expect(lastGood).toBeLessThan(200);
+    expect(logger.lines.find((l) => l.level === 'error')?.fields).toMatchObject({ lastGoodIndex: lastGood, discardedSegments: expect.any(Array) });
+    expect(fs.listFiles().filter((p) => p.endsWith('.log'))).toEqual(segs.slice(0, 2));
+    await cut.save({ entries: range(lastGood + 1, lastGood + 30, 2) });
+    await cut.close();
+    const r = await openFileStorage('/d', { fileSystem: fs, logger: quiet, segmentBytes: 4096 });
+    expect(r.lastIndex()).toBe(lastGood + 30);
+    expect(r.entries(1, r.lastIndex() + 1)).toHaveLength(lastGood + 30);
+    await r.close();
+  });
+
+  it('refuses a corrupt hard state and a corrupt snapshot', async () => {
+    const fs = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet });
+    await s.save({ hardState: Uint8Array.of(7, 7, 7), entries: range(1, 3) });
+    await s.saveSnapshot({ index: 2, term: 1, config: CONFIG, data: new Uint8Array(3 << 20).fill(4) });
+    await s.close();
+    const snapPath = fs.listFiles().find((p) => p.endsWith('.snap')) as string;
+    const snapBytes = fs.readFileRaw(snapPath) as Uint8Array;
+    flip(snapBytes, 2 << 20, 1);
+    fs.writeFileRaw(snapPath, snapBytes);
+    await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toMatchObject({ code: 'CORRUPT_LOG', file: snapPath });
+    flip(snapBytes, 2 << 20, 1);
+    fs.writeFileRaw(snapPath, snapBytes);
+    const hs = fs.readFileRaw('/d/hardstate') as Uint8Array;
+    flip(hs, hs.length - 1, 4);
+    fs.writeFileRaw('/d/hardstate', hs);
+    await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toMatchObject({ code: 'CORRUPT_LOG', file: '/d/hardstate' });
+  });
+
+  it('refuses a log whose middle segment is missing', async () => {
+    const fs = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet, segmentBytes: 4096 });
+    for (let i = 1; i <= 200; i += 20) await s.save({ entries: range(i, i + 19) });
+    await s.close();
+    const segs = fs.listFiles().filter((p) => p.endsWith('.log'));
+    await fs.unlink(segs[2] as string);
+    await expect(openFileStorage('/d', { fileSystem: fs, logger: quiet })).rejects.toSatisfy(CorruptLogError.is);
+  });
+});
+
+describe('snapshots', () => {
+  it('streams a snapshot back in verified chunks after reopen', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    await s.save({ entries: range(1, 5) });
+    const data = new Uint8Array((2 << 20) + 123);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+    await s.saveSnapshot({ index: 5, term: 1, config: CONFIG, data });
+    await s.close();
+    const r = await openFileStorage(dir, { logger: quiet });
+    const chunks = [...r.snapshotChunks()];
+    expect(chunks.length).toBe(3);
+    expect(Buffer.concat(chunks).equals(Buffer.from(data))).toBe(true);
+    expect(Buffer.from(r.snapshot()?.data ?? []).equals(Buffer.from(data))).toBe(true);
+    expect(r.snapshot()?.config).toEqual(CONFIG);
+    await r.close();
+    expect((await readdir(dir)).filter((n) => n.endsWith('.snap'))).toHaveLength(1);
+  });
+});
+
+describe('streamed snapshot install', () => {
+  async function* stream(total: number, chunk: number): AsyncGenerator<Uint8Array> {
+    for (let at = 0; at < total; at += chunk) {
+      const piece = new Uint8Array(Math.min(chunk, total - at));
+      for (let i = 0; i < piece.length; i++) piece[i] = ((at + i) * 7) & 0xff;
+      yield piece;
+    }
+  }
+  const expected = (total: number): Uint8Array => Uint8Array.from({ length: total }, (_, i) => (i * 7) & 0xff);
+
+  it('writes chunks as they arrive, replaces the log, and serves the snapshot lazily before and after reopen', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    await s.save({ entries: range(1, 10) });
+    const total = (3 << 20) + 17;
+    await s.installSnapshotStream({ index: 100, term: 7, config: CONFIG }, total, stream(total, 64 * 1024));
+    expect([s.firstIndex(), s.lastIndex(), s.term(100)]).toEqual([101, 100, 7]);
+    expect(Buffer.from(Buffer.concat([...s.snapshotChunks()])).equals(Buffer.from(expected(total)))).toBe(true);
+    await s.save({ entries: range(101, 103, 7) });
+    await s.close();
+    const names = await readdir(dir);
+    expect(names.filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    const r = await openFileStorage(dir, { logger: quiet });
+    expect([r.firstIndex(), r.lastIndex()]).toEqual([101, 103]);
+    const snap = r.snapshot();
+    expect([snap?.index, snap?.term, snap?.data.length]).toEqual([100, 7, total]);
+    expect(Buffer.from(snap?.data ?? []).equals(Buffer.from(expected(total)))).toBe(true);
+    await r.close();
+  });
+
+  it('leaves everything as it was when the stream fails or is short', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    await s.save({ entries: range(1, 10) });
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(1000);
+      throw new Error('connection reset');
+    }
+    await expect(s.installSnapshotStream({ index: 50, term: 2, config: CONFIG }, 5000, failing())).rejects.toSatisfy(StorageError.is);
+    await expect(s.installSnapshotStream({ index: 50, term: 2, config: CONFIG }, 5000, stream(4000, 1000))).rejects.toThrow(/4000 bytes/);
+    expect([s.firstIndex(), s.lastIndex(), s.snapshot()]).toEqual([1, 10, undefined]);
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp') || n.endsWith('.snap'))).toEqual([]);
+    await s.save({ entries: range(11, 11) });
+    await s.close();
+  });
+});
+
+describe('data directory lock', () => {
+  it('refuses a second open of one directory, naming the holder pid, until the first is closed', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    const err = await openFileStorage(dir, { logger: quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DirectoryLockedError);
+    expect(StorageError.is(err)).toBe(true);
+    expect(DirectoryLockedError.is(err)).toBe(true);
+    expect(DirectoryLockedError.is(new StorageError('other'))).toBe(false);
+    expect((err as DirectoryLockedError).holderPid).toBe(process.pid);
+    expect((err as Error).message).toContain(String(process.pid));
+    await s.close();
+    const again = await openFileStorage(dir, { logger: quiet });
+    await again.close();
+  });
+
+  it('refuses a directory locked by another running process', async () => {
+    const dir = await tempDir();
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid as number;
+      await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid }));
+      const err = await openFileStorage(dir, { logger: quiet }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DirectoryLockedError);
+      expect((err as DirectoryLockedError).holderPid).toBe(pid);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('takes over a lock left by a process that is gone, with a warning', async () => {
+    const dir = await tempDir();
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    const pid = child.pid as number;
+    await new Promise((resolve) => child.on('exit', resolve));
+    await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid }));
+    const logger = recordingLogger();
+    const s = await openFileStorage(dir, { logger });
+    expect(logger.lines.some((l) => l.level === 'warn' && l.msg.includes('stale lock'))).toBe(true);
+    await s.close();
+  });
+});
+
+describe('failures and misuse', () => {
+  it('fails every later write once a write to disk failed (no retry after a failed fsync)', async () => {
+    const fs = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet });
+    await s.save({ entries: range(1, 3) });
+    fs.crashAfter(1); // the next write succeeds, its fdatasync fails
+    await expect(s.save({ entries: range(4, 5) })).rejects.toSatisfy(StorageError.is);
+    await expect(s.save({ entries: range(6, 6) })).rejects.toThrow(/refuses further writes/);
+  });
+
+  it('rejects bad options and bad input with typed errors', async () => {
+    await expect(openFileStorage('/x', { fileSystem: new MemoryFileSystem(), segmentBytes: 10 })).rejects.toSatisfy(ConfigError.is);
+    const s = await openFileStorage('/d', { fileSystem: new MemoryFileSystem(), logger: quiet });
+    await expect(s.save({ entries: [{ index: 1, term: 1, type: 'bogus' as 'command', data: new Uint8Array() }] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(s.save({ entries: [{ index: 1, term: -1, type: 'noop', data: new Uint8Array() }] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(s.save({ entries: [entry(1), entry(3)] })).rejects.toMatchObject({ code: 'STORAGE' });
+    expect(s.lastIndex()).toBe(0);
+    await s.close();
+    expect(() => s.entries(1, 1)).toThrow(/closed/);
+  });
+});

@@ -1,0 +1,240 @@
+import {
+  ConfigError,
+  NotLeaderError,
+  TransportError,
+  assertNodeId,
+  isConsensusError,
+  type Logger,
+  type NodeId,
+  silentLogger,
+} from '@consensus-kit/core';
+import { createCodec, isRecord } from './codec';
+import type { FramedConnection } from './connection';
+import { FrameError } from './errors';
+import { FrameType } from './frame';
+import { PROTOCOL_VERSION } from './handshake';
+import { Listener } from './listener';
+import { formatAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+
+/** What a request handler learns about the request besides its body. */
+export interface RequestContext {
+  /** The id the client gave in its handshake. */
+  clientId: string;
+  /** Aborted when the client cancels (timeout, AbortSignal) or disconnects. */
+  signal: AbortSignal;
+  remoteAddress: string;
+}
+
+const REDIRECT = Symbol.for('@consensus-kit/transport-tcp/redirect');
+
+/** "Not the leader; ask there instead": the answer a follower gives, followed by clients. */
+export interface Redirect {
+  readonly [REDIRECT]: true;
+  /** The leader's client address ('host:port'), when known. */
+  readonly address: string | undefined;
+  /** The leader's node id, when known. */
+  readonly leader: NodeId | undefined;
+}
+
+/** Builds a redirect answer. Without an address the client tries its other endpoints. */
+export function redirect(address?: string, leader?: NodeId): Redirect {
+  return { [REDIRECT]: true, address, leader };
+}
+
+export function isRedirect(v: unknown): v is Redirect {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[REDIRECT] === true;
+}
+
+/**
+ * Answers one request: a value (sent back as is), `redirect(...)`, or a thrown error. A thrown
+ * `NotLeaderError` whose hint names a known peer becomes a redirect to that peer's address; any other
+ * consensus-kit error travels back with its code; other errors are logged and answered as internal errors.
+ */
+export type RequestHandler = (body: unknown, ctx: RequestContext) => unknown;
+
+export interface ClientSessionOptions {
+  handler: () => RequestHandler | undefined;
+  /** Where a leader hint points clients, when known. */
+  resolveLeader: (id: NodeId) => string | undefined;
+  maxConcurrentRequests: number;
+  logger: Logger;
+}
+
+/** Wire shape of responses. */
+export type ResponseBody =
+  | { id: number; ok: unknown }
+  | { id: number; redirect: { address?: string; leader?: string } }
+  | { id: number; error: { code: string; message: string; leaderHint?: string } };
+
+/**
+ * One client connection on the server side: decodes requests, runs the handler with at most
+ * `maxConcurrentRequests` in flight (further requests wait and the socket stops being read, so a client
+ * that floods is slowed by TCP instead of growing the server's heap) and writes responses.
+ */
+export function serveClient(conn: FramedConnection, clientId: string, options: ClientSessionOptions): void {
+  const codec = createCodec();
+  const inflight = new Map<number, AbortController>();
+  const waiting: Array<{ id: number; body: unknown }> = [];
+  const remoteAddress = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
+  const { logger } = options;
+
+  const respond = (res: ResponseBody) => {
+    if (conn.isClosed) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = codec.encode(res);
+    } catch (e) {
+      logger.error('response cannot be encoded', { clientId, reason: (e as Error).message });
+      bytes = codec.encode({ id: res.id, error: { code: 'MALFORMED_MESSAGE', message: 'the response could not be encoded' } });
+    }
+    const r = conn.send(FrameType.Response, bytes);
+    if (r === 'too-large') conn.send(FrameType.Response, codec.encode({ id: res.id, error: { code: 'TRANSPORT', message: `response of ${bytes.byteLength} bytes exceeds maxMessageSize` } }));
+    else if (r === 'full') {
+      logger.warn('client is not reading its responses; closing its connection', { clientId, remote: remoteAddress });
+      conn.destroy(new TransportError('client response queue overflow'));
+    }
+  };
+
+  const start = (id: number, body: unknown) => {
+    const ac = new AbortController();
+    inflight.set(id, ac);
+    const handler = options.handler();
+    const run = async (): Promise<ResponseBody> => {
+      if (handler === undefined) return { id, error: { code: 'TRANSPORT', message: 'this node serves no requests' } };
+      try {
+        const out = await handler(body, { clientId, signal: ac.signal, remoteAddress });
+        if (isRedirect(out)) return redirectBody(id, out.address, out.leader);
+        return { id, ok: out };
+      } catch (e) {
+        if (NotLeaderError.is(e)) {
+          const hint = e.leaderHint;
+          return redirectBody(id, hint === undefined ? undefined : options.resolveLeader(hint), hint);
+        }
+        if (isConsensusError(e)) return { id, error: { code: e.code, message: e.message } };
+        logger.error('request handler failed', { clientId, reason: (e as Error)?.message ?? String(e) });
+        return { id, error: { code: 'INVARIANT', message: 'the request handler failed' } };
+      }
+    };
+    void run().then((res) => {
+      inflight.delete(id);
+      if (!ac.signal.aborted) respond(res);
+      next();
+    });
+  };
+
+  const next = () => {
+    while (waiting.length > 0 && inflight.size < options.maxConcurrentRequests) {
+      const w = waiting.shift()!;
+      start(w.id, w.body);
+    }
+    if (inflight.size < options.maxConcurrentRequests) conn.resume();
+  };
+
+  conn.setEvents({
+    message(type, body, own) {
+      if (type === FrameType.Cancel) {
+        const v = codec.decode(body, own);
+        if (isRecord(v) && typeof v.id === 'number') {
+          inflight.get(v.id)?.abort(new TransportError('request cancelled by the client'));
+          const i = waiting.findIndex((w) => w.id === v.id);
+          if (i >= 0) waiting.splice(i, 1);
+        }
+        return;
+      }
+      if (type !== FrameType.Request) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a client connection`);
+      const v = codec.decode(body, own);
+      if (!isRecord(v) || typeof v.id !== 'number' || !Number.isSafeInteger(v.id)) throw new FrameError('bad-part', 'request without a valid id');
+      const id = v.id;
+      if (inflight.has(id) || waiting.some((w) => w.id === id)) {
+        respond({ id, error: { code: 'INVALID_ARGUMENT', message: `request id ${id} is already in flight` } });
+        return;
+      }
+      if (inflight.size < options.maxConcurrentRequests) start(id, v.body);
+      else {
+        waiting.push({ id, body: v.body });
+        conn.pause();
+      }
+    },
+    close(error) {
+      if (error !== undefined && !TransportError.is(error)) {
+        logger.warn('client connection closed on bad input', { clientId, remote: remoteAddress, reason: error.message });
+      }
+      for (const ac of inflight.values()) ac.abort(new TransportError('client disconnected'));
+      waiting.length = 0;
+    },
+  });
+}
+
+function redirectBody(id: number, address: string | undefined, leader: string | undefined): ResponseBody {
+  const r: { address?: string; leader?: string } = {};
+  if (address !== undefined) r.address = address;
+  if (leader !== undefined) r.leader = leader;
+  return { id, redirect: r };
+}
+
+export interface RequestServerOptions extends LimitOptions {
+  clusterId: string;
+  /** The id this server presents in handshakes (default 'server'). */
+  id?: NodeId;
+  listen: { host?: string; port: number };
+  secret?: string | Uint8Array;
+  tls?: TlsOptions;
+  logger?: Logger;
+  /** Requests a connection may have in flight (default 128). */
+  maxConcurrentRequests?: number;
+  maxConnections?: number;
+  handshakeTimeoutMs?: number;
+}
+
+export interface RequestServer {
+  onRequest(handler: RequestHandler): void;
+  start(): Promise<void>;
+  address(): { host: string; port: number };
+  /** 'host:port' for clients. */
+  endpoint(): string;
+  stop(): Promise<void>;
+}
+
+/** A standalone request/response server (the same client channel a tcpTransport serves). */
+export function createRequestServer(options: RequestServerOptions): RequestServer {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('request server options must be an object');
+  if (typeof options.clusterId !== 'string' || options.clusterId.length === 0) throw new ConfigError('clusterId must be a non-empty string');
+  const id = options.id ?? 'server';
+  assertNodeId(id, 'id');
+  const logger = options.logger ?? silentLogger;
+  const limits = resolveLimits(options);
+  const maxConcurrentRequests = positiveOption(options.maxConcurrentRequests, 'maxConcurrentRequests', 128);
+  let handler: RequestHandler | undefined;
+  const listener = new Listener({
+    host: options.listen.host ?? '127.0.0.1',
+    port: options.listen.port,
+    tls: options.tls,
+    limits,
+    logger,
+    maxConnections: positiveOption(options.maxConnections, 'maxConnections', 1024),
+    handshake: {
+      clusterId: options.clusterId,
+      id,
+      secret: options.secret,
+      timeoutMs: positiveOption(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 5000),
+      protocolVersion: PROTOCOL_VERSION,
+      isKnownPeer: () => false,
+      acceptClients: true,
+    },
+    onPeer: (conn) => conn.destroy(),
+    onClient: (conn, clientId) => serveClient(conn, clientId, { handler: () => handler, resolveLeader: () => undefined, maxConcurrentRequests, logger }),
+  });
+  return {
+    onRequest(h) {
+      handler = h;
+    },
+    start: () => listener.listen(),
+    address: () => listener.address(),
+    endpoint() {
+      const a = listener.address();
+      return formatAddress(a.host, a.port);
+    },
+    stop: () => listener.close(),
+  };
+}
+

@@ -1,0 +1,326 @@
+import { randomBytes } from 'node:crypto';
+import {
+  AbortedError,
+  ConfigError,
+  ConsensusError,
+  ErrorCode,
+  NotLeaderError,
+  StoppedError,
+  TimeoutError,
+  TransportError,
+  assertNodeId,
+  type Logger,
+  silentLogger,
+} from '@consensus-kit/core';
+import { createCodec, isRecord } from './codec';
+import type { FramedConnection } from './connection';
+import { dial } from './dial';
+import { FrameType } from './frame';
+import { parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+
+export interface RpcClientOptions extends LimitOptions {
+  /** Node client addresses, 'host:port'. Redirects may add more. */
+  endpoints: string[];
+  clusterId: string;
+  /** The id this client presents (default: a random 'client-...' id). */
+  clientId?: string;
+  secret?: string | Uint8Array;
+  tls?: TlsOptions;
+  logger?: Logger;
+  /** Give up on an endpoint's TCP connect after this long and try the next (default 500 ms). */
+  connectTimeoutMs?: number;
+  /** Give up on an endpoint that accepted TCP but does not complete the handshake (default 1000 ms). */
+  handshakeTimeoutMs?: number;
+  /** Default per-request timeout (default 5000 ms). */
+  timeoutMs?: number;
+  /** Redirects followed per request (default 5). */
+  maxRedirects?: number;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface RpcClient {
+  /**
+   * Sends `body` to the cluster and resolves with the answer. Follows redirects to the leader, skips dead
+   * endpoints, and rejects with TimeoutError, AbortedError, NotLeaderError (no leader found in time),
+   * TransportError (connection lost after sending: the outcome is unknown) or the error the server raised.
+   */
+  request<T = unknown>(body: unknown, options?: RequestOptions): Promise<T>;
+  /** The endpoint the client currently prefers (the last one that answered). */
+  readonly preferred: string;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  resolve(v: Record<string, unknown>): void;
+  reject(e: Error): void;
+}
+
+/** One open connection to one endpoint, multiplexing requests by id. */
+class Channel {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly codec = createCodec();
+  closed = false;
+
+  constructor(readonly conn: FramedConnection, onClose: () => void) {
+    conn.setEvents({
+      message: (type, body, own) => {
+        if (type !== FrameType.Response) throw new TransportError(`unexpected frame type ${type} from the server`);
+        const v = this.codec.decode(body, own);
+        if (!isRecord(v) || typeof v.id !== 'number') throw new TransportError('response without an id');
+        const p = this.pending.get(v.id);
+        if (p === undefined) return; // answered after we gave up on it
+        this.pending.delete(v.id);
+        p.resolve(v);
+      },
+      close: (error) => {
+        this.closed = true;
+        onClose();
+        const err = new TransportError(`connection lost before the answer arrived; the outcome is unknown${error ? ` (${error.message})` : ''}`, { cause: error });
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      },
+    });
+  }
+
+  call(body: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode({ id, body });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const cancel = () => {
+        this.pending.delete(id);
+        if (!this.closed) this.conn.send(FrameType.Cancel, this.codec.encode({ id }));
+      };
+      const onAbort = () => {
+        cleanup();
+        cancel();
+        reject(new AbortedError(signal?.reason));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        cancel();
+        reject(new TimeoutError(timeoutMs, 'request'));
+      }, Math.max(0, timeoutMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, {
+        resolve: (v) => {
+          cleanup();
+          resolve(v);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      });
+      const r = this.conn.send(FrameType.Request, bytes);
+      if (r !== 'queued') {
+        this.pending.get(id)?.reject(new TransportError(r === 'too-large' ? 'request exceeds maxMessageSize' : `request not sent: ${r}`));
+        this.pending.delete(id);
+      }
+    });
+  }
+
+  close(): void {
+    this.conn.end();
+  }
+}
+
+/** A failure to reach an endpoint (nothing was sent): safe to try elsewhere. */
+class Unreached extends Error {
+  constructor(readonly error: Error) {
+    super(error.message);
+  }
+}
+
+export function createRpcClient(options: RpcClientOptions): RpcClient {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('rpc client options must be an object');
+  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) throw new ConfigError('endpoints must list at least one "host:port"');
+  for (const e of options.endpoints) parseAddress(e);
+  if (typeof options.clusterId !== 'string' || options.clusterId.length === 0) throw new ConfigError('clusterId must be a non-empty string');
+  const clientId = options.clientId ?? `client-${randomBytes(6).toString('hex')}`;
+  assertNodeId(clientId, 'clientId');
+  const logger = options.logger ?? silentLogger;
+  const limits = resolveLimits(options);
+  const connectTimeoutMs = positiveOption(options.connectTimeoutMs, 'connectTimeoutMs', 500);
+  const handshakeTimeoutMs = positiveOption(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1000);
+  const defaultTimeout = positiveOption(options.timeoutMs, 'timeoutMs', 5000);
+  const maxRedirects = options.maxRedirects ?? 5;
+  const tls: TlsOptions | undefined = options.tls;
+  const endpoints = [...new Set(options.endpoints)];
+  let preferred = 0;
+  const channels = new Map<string, Promise<Channel>>();
+  let closed = false;
+
+  // Dials are shared by every request to that endpoint, so no single request's signal may abort one.
+  const channel = (address: string): Promise<Channel> => {
+    let p = channels.get(address);
+    if (p === undefined) {
+      p = dial({
+        address,
+        tls,
+        connectTimeoutMs,
+        limits,
+        handshake: { clusterId: options.clusterId, id: clientId, secret: options.secret, logger, timeoutMs: handshakeTimeoutMs, kind: 'client' },
+      }).then(
+        ({ conn }) => {
+          const ch: Channel = new Channel(conn, () => {
+            if (channels.get(address) === p) channels.delete(address);
+          });
+          if (closed) ch.close();
+          return ch;
+        },
+        (e: Error) => {
+          channels.delete(address);
+          throw new Unreached(e);
+        },
+      );
+      channels.set(address, p);
+    }
+    return p;
+  };
+
+  const endpointIndex = (address: string): number => {
+    let i = endpoints.indexOf(address);
+    if (i < 0) {
+      parseAddress(address);
+      endpoints.push(address);
+      i = endpoints.length - 1;
+    }
+    return i;
+  };
+
+  const sleep = (ms: number, signal: AbortSignal | undefined) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    });
+
+  async function request<T>(body: unknown, ro: RequestOptions = {}): Promise<T> {
+    if (closed) throw new StoppedError('the rpc client is closed');
+    const timeoutMs = ro.timeoutMs ?? defaultTimeout;
+    const deadline = Date.now() + timeoutMs;
+    const signal = ro.signal;
+    let current = preferred;
+    let redirects = 0;
+    let failedInRound = 0;
+    let lastError: Error | undefined;
+    let leaderHint: string | undefined;
+    let idleRounds = 0;
+    for (;;) {
+      if (signal?.aborted) throw new AbortedError(signal.reason);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        if (lastError !== undefined && NotLeaderError.is(lastError)) throw lastError;
+        throw new TimeoutError(timeoutMs, 'request');
+      }
+      const address = endpoints[current % endpoints.length]!;
+      let res: Record<string, unknown>;
+      try {
+        const ch = await withDeadline(channel(address), remaining, timeoutMs, signal);
+        res = await ch.call(body, deadline - Date.now(), signal);
+      } catch (e) {
+        if (!(e instanceof Unreached)) throw e;
+        logger.debug('endpoint unreachable; trying the next', { address, reason: e.error.message });
+        lastError = e.error;
+        failedInRound++;
+        if (failedInRound >= endpoints.length) throw lastError;
+        current++;
+        continue;
+      }
+      failedInRound = 0;
+      if ('ok' in res) {
+        preferred = current % endpoints.length;
+        return res.ok as T;
+      }
+      if (isRecord(res.redirect)) {
+        const addr = typeof res.redirect.address === 'string' ? res.redirect.address : undefined;
+        leaderHint = typeof res.redirect.leader === 'string' ? res.redirect.leader : undefined;
+        lastError = new NotLeaderError(leaderHint);
+        if (addr !== undefined && redirects < maxRedirects) {
+          redirects++;
+          try {
+            current = endpointIndex(addr);
+          } catch {
+            current++;
+          }
+          logger.debug('following redirect', { from: address, to: addr });
+          continue;
+        }
+        if (addr !== undefined) throw lastError;
+        // No leader known there: try the others, pausing a little once all of them said so (an election).
+        current++;
+        if (current % endpoints.length === preferred % endpoints.length) {
+          idleRounds++;
+          await sleep(Math.min(25 * 2 ** Math.min(idleRounds, 4), Math.max(0, deadline - Date.now())), signal);
+        }
+        continue;
+      }
+      if (isRecord(res.error)) throw remoteError(res.error);
+      throw new TransportError('malformed response from the server');
+    }
+  }
+
+  return {
+    request,
+    get preferred() {
+      return endpoints[preferred % endpoints.length]!;
+    },
+    async close() {
+      closed = true;
+      const all = [...channels.values()];
+      channels.clear();
+      for (const p of all) {
+        try {
+          (await p).close();
+        } catch {
+          // never connected
+        }
+      }
+    },
+  };
+}
+
+async function withDeadline<T>(p: Promise<T>, ms: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError(timeoutMs, 'request')), ms);
+        onAbort = () => reject(new AbortedError(signal?.reason));
+        signal?.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+const CODES = new Set<string>(Object.values(ErrorCode));
+
+function remoteError(e: Record<string, unknown>): Error {
+  const code = typeof e.code === 'string' && CODES.has(e.code) ? (e.code as ErrorCode) : ErrorCode.TRANSPORT;
+  const message = typeof e.message === 'string' ? e.message.slice(0, 2000) : 'remote error';
+  if (code === ErrorCode.NOT_LEADER) return new NotLeaderError(typeof e.leaderHint === 'string' ? e.leaderHint : undefined, message);
+  return new ConsensusError(code, `remote: ${message}`);
+}

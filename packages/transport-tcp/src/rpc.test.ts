@@ -1,0 +1,205 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import {
+  AbortedError,
+  ErrorCode,
+  NotLeaderError,
+  ProposalDroppedError,
+  TimeoutError,
+  TransportError,
+  isConsensusError,
+} from '@consensus-kit/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HandshakeError } from './errors';
+import { createRequestServer, redirect, type RequestServer } from './request-server';
+import { createRpcClient, type RpcClient } from './rpc-client';
+import { memoryLogger, startTcpCluster, type TcpCluster } from './testing';
+
+describe('client channel', () => {
+  const stops: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const s of stops.splice(0).reverse()) await s();
+  });
+
+  async function server(handler: Parameters<RequestServer['onRequest']>[0], options: Partial<Parameters<typeof createRequestServer>[0]> = {}): Promise<RequestServer> {
+    const s = createRequestServer({ clusterId: 'rpc', listen: { host: '127.0.0.1', port: 0 }, ...options });
+    s.onRequest(handler);
+    await s.start();
+    stops.push(() => s.stop());
+    return s;
+  }
+
+  function client(endpoints: string[], options: Partial<Parameters<typeof createRpcClient>[0]> = {}): RpcClient {
+    const c = createRpcClient({ endpoints, clusterId: 'rpc', ...options });
+    stops.push(() => c.close());
+    return c;
+  }
+
+  it('matches responses to requests by id, whatever order they finish in', async () => {
+    const s = await server(async (body) => {
+      const n = (body as { n: number }).n;
+      await new Promise((r) => setTimeout(r, (n * 7) % 13));
+      return { n, square: n * n };
+    });
+    const c = client([s.endpoint()]);
+    const out = await Promise.all(Array.from({ length: 200 }, (_, n) => c.request<{ n: number; square: number }>({ n })));
+    expect(out).toEqual(Array.from({ length: 200 }, (_, n) => ({ n, square: n * n })));
+  });
+
+  it('carries large bodies both ways', async () => {
+    const s = await server((body) => ({ echoed: body }));
+    const c = client([s.endpoint()]);
+    const data = new Uint8Array(3 * 1024 * 1024).map((_, i) => i & 0xff);
+    const out = await c.request<{ echoed: { data: Uint8Array } }>({ data });
+    expect(Buffer.from(out.echoed.data).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it('times out with TimeoutError and cancels the request on the server', async () => {
+    let serverSignal: AbortSignal | undefined;
+    const s = await server((_body, ctx) => {
+      serverSignal = ctx.signal;
+      return new Promise(() => {});
+    });
+    const c = client([s.endpoint()]);
+    const err = await c.request('slow', { timeoutMs: 100 }).catch((e: unknown) => e);
+    expect(TimeoutError.is(err)).toBe(true);
+    for (let i = 0; i < 200 && !serverSignal?.aborted; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(serverSignal?.aborted).toBe(true);
+  });
+
+  it('aborts with AbortedError when the signal fires, and cancels on the server', async () => {
+    let serverSignal: AbortSignal | undefined;
+    const s = await server((_body, ctx) => {
+      serverSignal = ctx.signal;
+      return new Promise(() => {});
+    });
+    const c = client([s.endpoint()]);
+    const ac = new AbortController();
+    const p = c.request('x', { signal: ac.signal, timeoutMs: 10_000 });
+    for (let i = 0; i < 200 && serverSignal === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    ac.abort(new Error('user gave up'));
+    const err = await p.catch((e: unknown) => e);
+    expect(AbortedError.is(err)).toBe(true);
+    for (let i = 0; i < 200 && !serverSignal?.aborted; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(serverSignal?.aborted).toBe(true);
+    // An already-aborted signal fails at once.
+    expect(AbortedError.is(await c.request('y', { signal: ac.signal }).catch((e: unknown) => e))).toBe(true);
+  });
+
+  it('follows redirects to the leader (NotLeaderError with a hint, or redirect())', async () => {
+    let cluster: TcpCluster | undefined = await startTcpCluster(['a', 'b', 'c'], 'rpc');
+    stops.push(async () => cluster?.stop());
+    const { transports: t } = cluster;
+    t.a!.onRequest(() => {
+      throw new NotLeaderError('b');
+    });
+    t.b!.onRequest(() => redirect(t.c!.endpoint(), 'c'));
+    t.c!.onRequest((body) => ({ servedBy: 'c', body }));
+    const c = client([t.a!.endpoint()]);
+    expect(await c.request('hello')).toEqual({ servedBy: 'c', body: 'hello' });
+    expect(c.preferred).toBe(t.c!.endpoint());
+    void cluster;
+    cluster = undefined;
+  });
+
+  it('gives up with NotLeaderError after maxRedirects', async () => {
+    const s1 = await server(() => redirect(s2addr, 'x'));
+    const s2 = await server(() => redirect(s1.endpoint(), 'y'));
+    const s2addr = s2.endpoint();
+    const c = client([s1.endpoint()], { maxRedirects: 3 });
+    const err = await c.request('loop').catch((e: unknown) => e);
+    expect(NotLeaderError.is(err)).toBe(true);
+  });
+
+  it('tries the next endpoint when one is dead or silent', async () => {
+    // A closed port (refused) and a listener that accepts but never answers (a hung node).
+    const silent: Socket[] = [];
+    const hung: Server = createServer((s) => silent.push(s));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    stops.push(async () => {
+      for (const s of silent) s.destroy();
+      await new Promise((r) => hung.close(r));
+    });
+    const closed = await server(() => 'never');
+    const closedAddr = closed.endpoint();
+    await closed.stop();
+    const live = await server(() => 'alive');
+    const c = client([closedAddr, `127.0.0.1:${(hung.address() as { port: number }).port}`, live.endpoint()], {
+      connectTimeoutMs: 200,
+      handshakeTimeoutMs: 200,
+    });
+    expect(await c.request('ping', { timeoutMs: 5000 })).toBe('alive');
+    expect(c.preferred).toBe(live.endpoint());
+    expect(silent.length).toBe(1);
+  });
+
+  it('rejects with TransportError when every endpoint is down', async () => {
+    const s = await server(() => 'x');
+    const addr = s.endpoint();
+    await s.stop();
+    const err = await client([addr]).request('x').catch((e: unknown) => e);
+    expect(TransportError.is(err)).toBe(true);
+  });
+
+  it('limits concurrent requests per connection on the server', async () => {
+    let running = 0;
+    let peak = 0;
+    const s = await server(
+      async (body) => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((r) => setTimeout(r, 2));
+        running--;
+        return body;
+      },
+      { maxConcurrentRequests: 4 },
+    );
+    const c = client([s.endpoint()]);
+    const out = await Promise.all(Array.from({ length: 100 }, (_, i) => c.request(i)));
+    expect(out).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(peak).toBe(4);
+  });
+
+  it('passes typed errors back and hides internal ones', async () => {
+    const log = memoryLogger();
+    const s = await server(
+      (body) => {
+        if (body === 'drop') throw new ProposalDroppedError('queue-full');
+        throw new Error('secret internals');
+      },
+      { logger: log },
+    );
+    const c = client([s.endpoint()]);
+    const dropped = await c.request('drop').catch((e: unknown) => e);
+    expect(isConsensusError(dropped, ErrorCode.PROPOSAL_DROPPED)).toBe(true);
+    const internal = await c.request('boom').catch((e: unknown) => e);
+    expect(isConsensusError(internal, ErrorCode.INVARIANT)).toBe(true);
+    expect((internal as Error).message).not.toContain('secret internals');
+    expect(log.lines.some((l) => l.level === 'error' && l.fields?.reason === 'secret internals')).toBe(true);
+  });
+
+  it('a foreign cluster refuses the client with a typed handshake error', async () => {
+    const s = await server(() => 'x', { clusterId: 'elsewhere' });
+    const err = await client([s.endpoint()]).request('x').catch((e: unknown) => e);
+    expect(HandshakeError.is(err)).toBe(true);
+    expect((err as HandshakeError).reason).toBe('cluster-mismatch');
+  });
+
+  it('authenticates clients with the cluster secret', async () => {
+    const s = await server((b) => b, { secret: 'k' });
+    expect(await client([s.endpoint()], { secret: 'k' }).request('ok')).toBe('ok');
+    const err = await client([s.endpoint()], { secret: 'wrong' }).request('x').catch((e: unknown) => e);
+    expect((err as HandshakeError).reason).toBe('bad-secret');
+  });
+
+  it('a connection lost after sending rejects with TransportError (outcome unknown), not a retry', async () => {
+    let calls = 0;
+    const s = await server(() => {
+      calls++;
+      setTimeout(() => void s.stop(), 10);
+      return new Promise(() => {});
+    });
+    const err = await client([s.endpoint()]).request('x', { timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(TransportError.is(err)).toBe(true);
+    expect(calls).toBe(1);
+  });
+});

@@ -1,0 +1,318 @@
+import {
+  ConfigError,
+  TransportError,
+  assertNodeId,
+  type Envelope,
+  type Logger,
+  type NodeId,
+  type Transport,
+  type TransportHandler,
+  silentLogger,
+} from '@consensus-kit/core';
+import type { BackoffOptions } from './backoff';
+import { createCodec, type Codec } from './codec';
+import type { ConnectionLimits, FramedConnection } from './connection';
+import { FrameError } from './errors';
+import { FaultControl } from './faults';
+import { FrameType } from './frame';
+import { PROTOCOL_VERSION } from './handshake';
+import { Listener } from './listener';
+import { formatAddress, parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+import { PeerLink, type PeerLinkState } from './peer-link';
+import { serveClient, type RequestHandler } from './request-server';
+
+export interface TcpTransportOptions extends LimitOptions {
+  /** This node's id. */
+  id: NodeId;
+  /** Connections from other clusters are refused. */
+  clusterId: string;
+  /** Where to listen for peers and clients. Port 0 picks a free port (see `address()`). */
+  listen: { host?: string; port: number };
+  /** Peer id -> 'host:port'. May include this node (ignored). Change later with `setPeers`. */
+  peers: Record<NodeId, string>;
+  /** Shared cluster secret; when set, every connection proves it with an HMAC challenge both ways. */
+  secret?: string | Uint8Array;
+  tls?: TlsOptions;
+  logger?: Logger;
+  /** TCP/TLS connect timeout for dialing peers (default 1000 ms). */
+  connectTimeoutMs?: number;
+  /** Handshake timeout, both sides (default 5000 ms). */
+  handshakeTimeoutMs?: number;
+  /** Reconnect backoff (defaults: base 50 ms, cap 2000 ms, full jitter). */
+  backoff?: BackoffOptions;
+  /** Client requests one connection may have in flight (default 128). */
+  maxConcurrentRequests?: number;
+  /** Connections the listener holds at most (default 1024). */
+  maxConnections?: number;
+}
+
+/** What `peerStats()` reports for one peer. */
+export interface PeerStats {
+  address: string;
+  state: PeerLinkState;
+  queuedBytes: number;
+  dropped: number;
+  connects: number;
+  /** Inbound connections from this peer that are open. */
+  inbound: number;
+}
+
+/** A `Transport` over TCP, plus the client channel and the controls a local cluster needs. */
+export interface TcpTransport extends Transport {
+  readonly id: NodeId;
+  /** Drop traffic to/from chosen peers. */
+  readonly faults: FaultControl;
+  /** Where the listener is bound (after `start`). */
+  address(): { host: string; port: number };
+  /** 'host:port' of the listener, for peers and clients. */
+  endpoint(): string;
+  /** Replace the peer map (membership change, readdressed node). Links to removed peers are closed. */
+  setPeers(peers: Record<NodeId, string>): void;
+  /** Serve client requests on the same listener. */
+  onRequest(handler: RequestHandler): void;
+  peerStats(): Record<NodeId, PeerStats>;
+}
+
+/** Creates a TCP transport. Nothing is opened until `start`. */
+export function tcpTransport(options: TcpTransportOptions): TcpTransport {
+  return new TcpTransportImpl(options);
+}
+
+function checkPeers(peers: Record<NodeId, string>): Map<NodeId, string> {
+  if (typeof peers !== 'object' || peers === null) throw new ConfigError('peers must be an object of id -> "host:port"');
+  const out = new Map<NodeId, string>();
+  for (const [id, addr] of Object.entries(peers)) {
+    assertNodeId(id, 'peer id');
+    parseAddress(addr);
+    out.set(id, addr);
+  }
+  return out;
+}
+
+class TcpTransportImpl implements TcpTransport {
+  readonly id: NodeId;
+  readonly faults = new FaultControl();
+  private readonly clusterId: string;
+  private readonly logger: Logger;
+  private readonly limits: ConnectionLimits;
+  private readonly codec: Codec = createCodec();
+  private peers: Map<NodeId, string>;
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly inbound = new Map<NodeId, Set<FramedConnection>>();
+  private listener: Listener | undefined;
+  private handler: TransportHandler | undefined;
+  private requestHandler: RequestHandler | undefined;
+  private state: 'new' | 'started' | 'stopped' = 'new';
+
+  constructor(private readonly options: TcpTransportOptions) {
+    if (typeof options !== 'object' || options === null) throw new ConfigError('transport options must be an object');
+    assertNodeId(options.id, 'id');
+    if (typeof options.clusterId !== 'string' || options.clusterId.length === 0 || options.clusterId.length > 256) {
+      throw new ConfigError('clusterId must be a non-empty string of at most 256 characters');
+    }
+    if (typeof options.listen !== 'object' || options.listen === null) throw new ConfigError('listen must be { host, port }');
+    this.id = options.id;
+    this.clusterId = options.clusterId;
+    this.logger = options.logger ?? silentLogger;
+    this.limits = resolveLimits(options);
+    this.peers = checkPeers(options.peers);
+    this.peers.delete(this.id);
+  }
+
+  async start(handler: TransportHandler): Promise<void> {
+    if (this.state !== 'new') throw new TransportError(`transport of ${this.id} was already started`);
+    this.state = 'started';
+    this.handler = handler;
+    const o = this.options;
+    this.listener = new Listener({
+      host: o.listen.host ?? '127.0.0.1',
+      port: o.listen.port,
+      tls: o.tls,
+      limits: this.limits,
+      logger: this.logger,
+      maxConnections: positiveOption(o.maxConnections, 'maxConnections', 1024),
+      handshake: {
+        clusterId: this.clusterId,
+        id: this.id,
+        secret: o.secret,
+        timeoutMs: this.handshakeTimeoutMs,
+        protocolVersion: PROTOCOL_VERSION,
+        isKnownPeer: (id) => this.peers.has(id),
+        acceptClients: true,
+      },
+      onPeer: (conn, id) => this.acceptPeer(conn, id),
+      onClient: (conn, clientId) =>
+        serveClient(conn, clientId, {
+          handler: () => this.requestHandler,
+          resolveLeader: (id) => (id === this.id ? this.endpoint() : this.peers.get(id)),
+          maxConcurrentRequests: positiveOption(o.maxConcurrentRequests, 'maxConcurrentRequests', 128),
+          logger: this.logger,
+        }),
+    });
+    try {
+      await this.listener.listen();
+    } catch (e) {
+      this.state = 'stopped';
+      throw e;
+    }
+    this.logger.info('transport listening', { id: this.id, address: this.endpoint() });
+  }
+
+  send(envelopes: readonly Envelope[]): void {
+    if (this.state !== 'started') return;
+    for (const env of envelopes) {
+      try {
+        this.sendOne(env);
+      } catch (e) {
+        // Never throw out of send: a bad envelope is logged and dropped.
+        this.logger.error('cannot send message; dropped', { to: (env as Partial<Envelope>)?.to, reason: (e as Error)?.message ?? String(e) });
+      }
+    }
+  }
+
+  private sendOne(env: Envelope): void {
+    if (env.from !== this.id) throw new TransportError(`envelope from ${String(env.from)} cannot be sent by node ${this.id}`);
+    const to = env.to;
+    if (this.faults.dropsOutbound(to)) return;
+    if (to === this.id) {
+      const handler = this.handler;
+      const msg = this.codec.decode(this.codec.encode(env.msg));
+      setImmediate(() => this.deliver(handler, { from: this.id, to, msg }));
+      return;
+    }
+    let link = this.links.get(to);
+    if (link === undefined) {
+      const address = this.peers.get(to);
+      if (address === undefined) {
+        this.logger.debug('message to unknown peer dropped', { to });
+        this.handler?.unreachable?.(to);
+        return;
+      }
+      link = this.newLink(to, address);
+    }
+    link.send(this.codec.encode(env.msg));
+  }
+
+  private newLink(id: NodeId, address: string): PeerLink {
+    const o = this.options;
+    const link = new PeerLink(id, address, {
+      limits: this.limits,
+      logger: this.logger,
+      tls: o.tls,
+      connectTimeoutMs: positiveOption(o.connectTimeoutMs, 'connectTimeoutMs', 1000),
+      handshake: { clusterId: this.clusterId, id: this.id, secret: o.secret, logger: this.logger, timeoutMs: this.handshakeTimeoutMs },
+      backoff: o.backoff ?? {},
+      unreachable: (peer) => {
+        try {
+          this.handler?.unreachable?.(peer);
+        } catch (e) {
+          this.logger.error('unreachable handler threw', { peer, reason: (e as Error)?.message ?? String(e) });
+        }
+      },
+    });
+    this.links.set(id, link);
+    return link;
+  }
+
+  private get handshakeTimeoutMs(): number {
+    return positiveOption(this.options.handshakeTimeoutMs, 'handshakeTimeoutMs', 5000);
+  }
+
+  private acceptPeer(conn: FramedConnection, from: NodeId): void {
+    if (this.state !== 'started') {
+      conn.destroy();
+      return;
+    }
+    let set = this.inbound.get(from);
+    if (set === undefined) this.inbound.set(from, (set = new Set()));
+    // A peer has one outbound connection to us; an older one is a leftover of its previous life.
+    for (const old of set) old.destroy(new TransportError(`replaced by a newer connection from ${from}`));
+    set.add(conn);
+    const to = this.id;
+    const codec = createCodec();
+    conn.setEvents({
+      message: (type, body, own) => {
+        if (type !== FrameType.Message) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a peer connection`);
+        const msg = codec.decode(body, own);
+        if (this.faults.dropsInbound(from)) return;
+        this.deliver(this.handler, { from, to, msg });
+      },
+      close: (error) => {
+        set.delete(conn);
+        if (set.size === 0 && this.inbound.get(from) === set) this.inbound.delete(from);
+        if (error !== undefined && !TransportError.is(error)) {
+          this.logger.warn('peer connection closed on bad input', { peer: from, reason: error.message });
+        }
+      },
+    });
+  }
+
+  private deliver(handler: TransportHandler | undefined, env: Envelope): void {
+    if (handler === undefined || this.state !== 'started') return;
+    try {
+      handler.deliver(env);
+    } catch (e) {
+      this.logger.error('deliver handler threw', { from: env.from, reason: (e as Error)?.message ?? String(e) });
+    }
+  }
+
+  address(): { host: string; port: number } {
+    if (this.listener === undefined) throw new TransportError(`transport of ${this.id} is not started`);
+    return this.listener.address();
+  }
+
+  endpoint(): string {
+    const a = this.address();
+    return formatAddress(a.host, a.port);
+  }
+
+  setPeers(peers: Record<NodeId, string>): void {
+    const next = checkPeers(peers);
+    next.delete(this.id);
+    this.peers = next;
+    for (const [id, link] of this.links) {
+      const addr = next.get(id);
+      if (addr === undefined) {
+        link.close();
+        this.links.delete(id);
+      } else link.setAddress(addr);
+    }
+    for (const [id, set] of this.inbound) {
+      if (!next.has(id)) for (const c of set) c.destroy(new TransportError(`${id} is no longer a peer`));
+    }
+  }
+
+  onRequest(handler: RequestHandler): void {
+    this.requestHandler = handler;
+  }
+
+  peerStats(): Record<NodeId, PeerStats> {
+    const out: Record<NodeId, PeerStats> = {};
+    for (const [id, address] of this.peers) {
+      const link = this.links.get(id);
+      out[id] = {
+        address,
+        state: link?.state ?? 'idle',
+        queuedBytes: link?.queuedBytes ?? 0,
+        dropped: link?.dropped ?? 0,
+        connects: link?.connects ?? 0,
+        inbound: this.inbound.get(id)?.size ?? 0,
+      };
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    if (this.state !== 'started') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopped';
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+    for (const set of this.inbound.values()) for (const c of set) c.destroy();
+    this.inbound.clear();
+    await this.listener?.close();
+    this.logger.info('transport stopped', { id: this.id });
+  }
+}
