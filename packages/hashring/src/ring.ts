@@ -1,0 +1,133 @@
+/**
+ * `VnodeRing`: the default algorithm (what `createHashRing()` returns). A consistent-hash ring with virtual
+ * nodes and weights, points in typed arrays, bucket-narrowed binary search, incremental add/remove; see
+ * `vnode-points.ts` for the placement rules.
+ *
+ * Why it is the default: it is the only general-purpose algorithm here that has all three of
+ * - minimal disruption: adding a node moves keys only to that node, removing one moves only its keys
+ *   (Maglev moves some keys between surviving nodes; jump can only grow or shrink at the end);
+ * - arbitrary names, weights and removals (unlike jump);
+ * - O(1)-ish lookups that do not grow with the node count (unlike rendezvous's O(n)).
+ * Its cost is memory: balance comes from the number of points per node. A node's share of the circle has a
+ * relative standard deviation of about 1/sqrt(vnodes), so the default of 8192 points (~1.1%) keeps the most
+ * loaded of 100 nodes within ~4% of the mean on 1e6 keys, at ~57 KiB per node. Lower `vnodes` to trade
+ * balance for memory (1024 -> ~3% deviation, ~7 KiB per node).
+ */
+import { murmur3String } from './murmur3.js';
+import type { Distribution, HashRing, NodesInput } from './types.js';
+import { assertKey, emptyRing, integerOption, nodeEntries, replicaCount } from './validate.js';
+import { VnodePoints } from './vnode-points.js';
+
+export const DEFAULT_VNODES = 8192;
+
+export interface VnodeRingOptions {
+  nodes?: NodesInput;
+  /** Points per unit of weight (a node of weight w gets round(vnodes * w), at least 1). Default 8192. */
+  vnodes?: number;
+}
+
+export class VnodeRing implements HashRing {
+  readonly algorithm = 'ring' as const;
+  private readonly ring: VnodePoints;
+  private seen = new Uint32Array(0);
+  private stamp = 0;
+
+  constructor(options: VnodeRingOptions = {}) {
+    this.ring = new VnodePoints(integerOption('vnodes', options.vnodes ?? DEFAULT_VNODES, 1, 1 << 20));
+    for (const [node, weight] of nodeEntries(options.nodes)) this.ring.add(node, weight);
+  }
+
+  get vnodes(): number {
+    return this.ring.vnodes;
+  }
+
+  get size(): number {
+    return this.ring.set.size;
+  }
+
+  get(key: string): string {
+    assertKey(key);
+    const ring = this.ring;
+    ring.prepare();
+    const index = ring.index;
+    if (index.count === 0) throw emptyRing();
+    return ring.set.names[index.owners[index.locate(murmur3String(key, 0))]!]!;
+  }
+
+  /** Walks clockwise from the key's point, keeping each node the first time it is met. */
+  getN(key: string, n: number): string[] {
+    assertKey(key);
+    const ring = this.ring;
+    ring.prepare();
+    const want = replicaCount(n, ring.set.size);
+    const out: string[] = [];
+    if (want === 0) return out;
+    const { points, owners } = ring.index;
+    const names = ring.set.names;
+    const seen = this.nextStamp();
+    const stamp = this.stamp;
+    let i = ring.index.locate(murmur3String(key, 0));
+    for (let steps = points.length; steps > 0 && out.length < want; steps--) {
+      const owner = owners[i]!;
+      if (seen[owner] !== stamp) {
+        seen[owner] = stamp;
+        out.push(names[owner]!);
+      }
+      if (++i === points.length) i = 0;
+    }
+    return out;
+  }
+
+  add(node: string, weight?: number): this {
+    this.ring.add(node, weight);
+    return this;
+  }
+
+  remove(node: string): this {
+    this.ring.remove(node);
+    return this;
+  }
+
+  has(node: string): boolean {
+    return this.ring.set.has(node);
+  }
+
+  weight(node: string): number {
+    return this.ring.set.weightOf(node);
+  }
+
+  nodes(): string[] {
+    return this.ring.set.nodes();
+  }
+
+  distribution(keys: Iterable<string>): Distribution {
+    const out = this.ring.set.emptyDistribution();
+    for (const key of keys) {
+      const node = this.get(key);
+      out.set(node, out.get(node)! + 1);
+    }
+    return out;
+  }
+
+  /** Number of points on the circle (after pending changes). */
+  get pointCount(): number {
+    this.ring.prepare();
+    return this.ring.index.count;
+  }
+
+  /** Bytes held by the lookup arrays (points, owners, bucket table). */
+  get byteLength(): number {
+    this.ring.prepare();
+    return this.ring.index.byteLength;
+  }
+
+  private nextStamp(): Uint32Array {
+    const capacity = this.ring.set.capacity;
+    if (this.seen.length < capacity) this.seen = new Uint32Array(Math.max(capacity, this.seen.length * 2));
+    if (++this.stamp === 0x100000000) {
+      this.seen.fill(0);
+      this.stamp = 1;
+    }
+    return this.seen;
+  }
+}
