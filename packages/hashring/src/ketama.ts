@@ -130,6 +130,13 @@ export class KetamaRing implements HashRing {
     return out;
   }
 
+  /** Exact fraction of the hash space each server owns, in `nodes()` order. */
+  shares(): Map<string, number> {
+    if (this.dirty) this.rebuild();
+    const byServer = this.index.arcShares(this.owners.length);
+    return new Map(this.owners.map((server, i) => [server, byServer[i]!]));
+  }
+
   /** Points on the continuum (after pending changes). */
   get pointCount(): number {
     if (this.dirty) this.rebuild();

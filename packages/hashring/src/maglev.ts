@@ -149,6 +149,13 @@ export class MaglevHash implements HashRing {
     return out;
   }
 
+  /** Fraction of the table (so of uniformly random keys) each node owns, in `nodes()` order. */
+  shares(): Map<string, number> {
+    const out = this.entries();
+    for (const [node, count] of out) out.set(node, count / this.tableSize);
+    return out;
+  }
+
   /** Bytes held by the lookup table. */
   get byteLength(): number {
     if (this.dirty) this.populate();

@@ -60,6 +60,21 @@ export class PointIndex {
     return lo === points.length ? 0 : lo;
   }
 
+  /**
+   * Fraction of the 2^32 hash space each owner gets: point i owns the hashes in (points[i - 1], points[i]],
+   * point 0 also the wrap-around above the last point. Indexed by owner; sums to 1 when count > 0.
+   */
+  arcShares(ownerCount: number): Float64Array {
+    const shares = new Float64Array(ownerCount);
+    const { points, owners } = this;
+    const count = points.length;
+    if (count === 0) return shares;
+    shares[owners[0]!]! += points[0]! - points[count - 1]! + 4294967296;
+    for (let i = 1; i < count; i++) shares[owners[i]!]! += points[i]! - points[i - 1]!;
+    for (let o = 0; o < ownerCount; o++) shares[o]! /= 4294967296;
+    return shares;
+  }
+
   /** Bytes held by the typed arrays. */
   get byteLength(): number {
     return this.points.byteLength + this.owners.byteLength + this.buckets.byteLength;

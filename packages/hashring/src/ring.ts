@@ -109,6 +109,19 @@ export class VnodeRing implements HashRing {
     return out;
   }
 
+  /**
+   * Exact fraction of the hash space each node owns (what its share of uniformly random keys converges
+   * to), in `nodes()` order.
+   */
+  shares(): Map<string, number> {
+    const ring = this.ring;
+    ring.prepare();
+    const bySlot = ring.index.arcShares(ring.set.capacity);
+    const out = new Map<string, number>();
+    for (const node of ring.set.nodes()) out.set(node, bySlot[ring.set.slotOf(node)]!);
+    return out;
+  }
+
   /** Number of points on the circle (after pending changes). */
   get pointCount(): number {
     this.ring.prepare();
