@@ -2,10 +2,10 @@
  * `renderDistributionChart`: the terminal bar chart of keys per node that `consensus-cli ring` will print.
  * Pure (a string in, a string out: no colours, no terminal queries), so any caller can test and pipe it.
  *
- *   node-a  ███████████████████████▍        3,412  34.1%
- *   node-b  ████████████████████████████▉   4,180  41.8%
- *   node-c  ████████████████▍               2,408  24.1%
- *   3 nodes, 10,000 keys, max/mean 1.254, stddev/mean 0.219
+ *   node-a  ███████████████████████████████▉        3,412  34.1%
+ *   node-b  ███████████████████████████████████████ 4,180  41.8%
+ *   node-c  ██████████████████████▌                 2,408  24.1%
+ *   3 nodes, 10,000 keys, max/mean 1.254, stddev/mean 0.218
  */
 import { distributionEntries, summarizeDistribution, type DistributionInput } from './distribution.js';
 import { HashRingError } from './errors.js';
