@@ -21,7 +21,7 @@
 import { HashRingError } from './errors.js';
 import { murmur3String } from './murmur3.js';
 import type { Distribution, HashRing, NodesInput } from './types.js';
-import { DEFAULT_VNODES } from './ring.js';
+import { DEFAULT_VNODES, tableBitsOption } from './ring.js';
 import { assertKey, emptyRing, integerOption, nodeEntries, replicaCount } from './validate.js';
 import { VnodePoints } from './vnode-points.js';
 
@@ -33,6 +33,8 @@ export interface BoundedLoadOptions {
   c?: number;
   /** Points per unit of weight on the underlying circle. Default 8192, as `VnodeRing`. */
   vnodes?: number;
+  /** Key position grid, as `VnodeRing` (default 20). */
+  tableBits?: number;
 }
 
 export class BoundedLoadRing implements HashRing {
@@ -50,7 +52,7 @@ export class BoundedLoadRing implements HashRing {
       throw new HashRingError('INVALID_ARGUMENT', `load factor c must be a finite number >= 1, got ${String(c)}`);
     }
     this.c = c;
-    this.ring = new VnodePoints(integerOption('vnodes', options.vnodes ?? DEFAULT_VNODES, 1, 1 << 20));
+    this.ring = new VnodePoints(integerOption('vnodes', options.vnodes ?? DEFAULT_VNODES, 1, 1 << 20), tableBitsOption(options.tableBits));
     for (const [node, weight] of nodeEntries(options.nodes)) this.add(node, weight);
   }
 
@@ -115,21 +117,22 @@ export class BoundedLoadRing implements HashRing {
     const set = ring.set;
     const want = replicaCount(n, set.size);
     if (want === 0) return [];
-    const { points, owners } = ring.index;
+    const index = ring.index;
+    const count = index.count;
     const factor = (this.c * (this.total + 1)) / set.totalWeight;
     const seen = this.nextStamp();
     const stamp = this.stamp;
     const open: string[] = [];
     const full: string[] = [];
-    let i = ring.index.locate(murmur3String(key, 0));
-    for (let steps = points.length; steps > 0 && open.length < want && open.length + full.length < set.size; steps--) {
-      const slot = owners[i]!;
+    let i = index.locate(ring.position(murmur3String(key, 0)));
+    for (let steps = count; steps > 0 && open.length < want && open.length + full.length < set.size; steps--) {
+      const slot = index.ownerAt(i);
       if (seen[slot] !== stamp) {
         seen[slot] = stamp;
         const hasRoom = this.loads[slot]! < Math.ceil(factor * set.weights[slot]!);
         (hasRoom ? open : full).push(set.names[slot]!);
       }
-      if (++i === points.length) i = 0;
+      if (++i === count) i = 0;
     }
     return open.concat(full).slice(0, want);
   }
@@ -180,10 +183,9 @@ export class BoundedLoadRing implements HashRing {
     return out;
   }
 
-  /** Bytes held by the lookup arrays (points, owners, bucket table) and the loads. */
+  /** Bytes held by the lookup arrays (packed points and owners, bucket index, successor table) and the loads. */
   get byteLength(): number {
-    this.ring.prepare();
-    return this.ring.index.byteLength + this.loads.byteLength;
+    return this.ring.byteLength + this.loads.byteLength;
   }
 
   /** The walk of the paper's §2, with the documented fallback. Returns a slot. */
@@ -193,22 +195,23 @@ export class BoundedLoadRing implements HashRing {
     const set = ring.set;
     const nodeCount = set.size;
     if (nodeCount === 0) throw emptyRing();
-    const { points, owners } = ring.index;
+    const index = ring.index;
+    const count = index.count;
     const weights = set.weights;
     const factor = (this.c * (total + 1)) / set.totalWeight;
-    let i = ring.index.locate(hash);
     // Fast path: the key's own node has room (almost always, unless it is overloaded).
-    const first = owners[i]!;
+    const first = ring.ownerOf(hash);
     if (loads[first]! < Math.ceil(factor * weights[first]!)) return first;
+    let i = index.locate(ring.position(hash));
     const seen = this.nextStamp();
     const stamp = this.stamp;
     seen[first] = stamp;
     let met = 1;
     let fallback = first;
     let fallbackRatio = loads[first]! / weights[first]!;
-    for (let steps = points.length; steps > 0 && met < nodeCount; steps--) {
-      if (++i === points.length) i = 0;
-      const slot = owners[i]!;
+    for (let steps = count; steps > 0 && met < nodeCount; steps--) {
+      if (++i === count) i = 0;
+      const slot = index.ownerAt(i);
       if (seen[slot] === stamp) continue;
       seen[slot] = stamp;
       met++;

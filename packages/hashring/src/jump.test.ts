@@ -60,13 +60,15 @@ describe('jumpHash', () => {
   });
 
   it('is monotone: growing from n to n + 1 buckets moves keys only into bucket n', () => {
+    let elsewhere = 0;
     for (let key = 0; key < 2000; key++) {
       for (let n = 1; n < 60; n++) {
         const before = jumpHash(key * 7919, n);
         const after = jumpHash(key * 7919, n + 1);
-        if (after !== before) expect(after).toBe(n);
+        if (after !== before && after !== n) elsewhere++;
       }
     }
+    expect(elsewhere).toBe(0);
   });
 });
 
@@ -83,9 +85,7 @@ describe('JumpHash', () => {
     const jump = new JumpHash({ nodes: Array.from({ length: 10 }, (_, i) => `s${i}`) });
     const before = keys.map((k) => jump.get(k));
     jump.remove('s9');
-    keys.forEach((k, i) => {
-      if (before[i] !== 's9') expect(jump.get(k)).toBe(before[i]);
-    });
+    expect(keys.filter((k, i) => before[i] !== 's9' && jump.get(k) !== before[i])).toEqual([]);
   });
 
   it('removing a middle bucket renumbers the last node into it: only those two nodes\' keys move', () => {
@@ -94,13 +94,14 @@ describe('JumpHash', () => {
     jump.remove('s3');
     expect(jump.nodes()).toEqual(['s0', 's1', 's2', 's9', 's4', 's5', 's6', 's7', 's8']);
     let moved = 0;
+    let fromOthers = 0;
     keys.forEach((k, i) => {
-      const now = jump.get(k);
-      if (now !== before[i]) {
+      if (jump.get(k) !== before[i]) {
         moved++;
-        expect(['s3', 's9']).toContain(before[i]);
+        if (before[i] !== 's3' && before[i] !== 's9') fromOthers++;
       }
     });
+    expect(fromOthers).toBe(0);
     expect(moved / keys.length).toBeLessThanOrEqual((2 / 10) * 1.05);
   });
 

@@ -62,7 +62,7 @@ export class KetamaRing implements HashRing {
     assertKey(key);
     if (this.dirty) this.rebuild();
     if (this.index.count === 0) throw emptyRing();
-    return this.owners[this.index.owners[this.index.locate(md5String(key))]!]!;
+    return this.owners[this.index.ownerOf(md5String(key))]!;
   }
 
   getN(key: string, n: number): string[] {
@@ -71,7 +71,8 @@ export class KetamaRing implements HashRing {
     const want = replicaCount(n, this.servers.length);
     const out: string[] = [];
     if (want === 0 || this.index.count === 0) return out;
-    const { points, owners } = this.index;
+    const index = this.index;
+    const count = index.count;
     if (this.seen.length < this.owners.length) this.seen = new Uint32Array(this.owners.length);
     if (++this.stamp === 0x100000000) {
       this.seen.fill(0);
@@ -79,14 +80,14 @@ export class KetamaRing implements HashRing {
     }
     const seen = this.seen;
     const stamp = this.stamp;
-    let i = this.index.locate(md5String(key));
-    for (let steps = points.length; steps > 0 && out.length < want; steps--) {
-      const owner = owners[i]!;
+    let i = index.locate(md5String(key));
+    for (let steps = count; steps > 0 && out.length < want; steps--) {
+      const owner = index.ownerAt(i);
       if (seen[owner] !== stamp) {
         seen[owner] = stamp;
         out.push(this.owners[owner]!);
       }
-      if (++i === points.length) i = 0;
+      if (++i === count) i = 0;
     }
     return out;
   }
@@ -182,7 +183,7 @@ export class KetamaRing implements HashRing {
       }
     }
     sortPoints(points, owners); // stable: equal points stay in server order
-    this.index.set(points, owners);
+    this.index.set(points, owners, n);
     this.owners = [...servers];
   }
 

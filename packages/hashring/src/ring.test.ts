@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VnodeRing } from './ring.js';
+import { murmur3 } from './murmur3.js';
 import { generatePoints } from './vnode-points.js';
 import { randomKeys, randomNodes, shuffled } from '../test/helpers.js';
 
@@ -59,6 +60,20 @@ describe('VnodeRing', () => {
     expect(churned.pointCount).toBe(bulk.pointCount);
   });
 
+  it('keeps the table right when it widens past 256 node slots', () => {
+    const nodes = randomNodes(300, 13);
+    const grown = new VnodeRing({ vnodes: 4, tableBits: 12 });
+    const keys = randomKeys(2000, 14);
+    nodes.forEach((node, i) => {
+      grown.add(node);
+      if (i % 50 === 49 || i === 255 || i === 256) {
+        grown.get('k');
+        const bulk = new VnodeRing({ vnodes: 4, tableBits: 12, nodes: nodes.slice(0, i + 1) });
+        for (const key of keys) expect(grown.get(key)).toBe(bulk.get(key));
+      }
+    });
+  });
+
   it('a node removed and re-added in the same burst comes back with the same points', () => {
     const ring = new VnodeRing({ vnodes: 128, nodes: randomNodes(5, 6) });
     const keys = randomKeys(3000, 7);
@@ -104,15 +119,63 @@ describe('VnodeRing', () => {
   });
 
   it('reports its memory', () => {
-    const ring = new VnodeRing({ nodes: ['a', 'b'] });
-    // 2 * 8192 points: 4 bytes each, 2-byte owners, plus the bucket table.
-    expect(ring.byteLength).toBeGreaterThanOrEqual(2 * 8192 * 6);
-    expect(ring.byteLength).toBeLessThan(2 * 8192 * 8);
+    // 2 * 8192 points, 4 bytes each (point and owner packed), plus a bucket index of ~1 byte per point...
+    const plain = new VnodeRing({ nodes: ['a', 'b'], tableBits: 0 });
+    expect(plain.byteLength).toBeGreaterThanOrEqual(2 * 8192 * 4);
+    expect(plain.byteLength).toBeLessThan(2 * 8192 * 6);
+    // ...plus the successor table: 2^20 one-byte entries while there are at most 256 node slots.
+    const tabled = new VnodeRing({ nodes: ['a', 'b'] });
+    expect(tabled.byteLength).toBe(plain.byteLength + 2 ** 20);
+  });
+
+  it.each([20, 12, 0])('get is the successor of the key position, checked by brute force (tableBits %i)', (tableBits) => {
+    // Independent of the ring's arrays and table: all points generated afresh, successor found by a scan.
+    const names = randomNodes(7, 12);
+    const weights = [1, 2, 0.5, 1, 3, 1, 1];
+    const vnodes = 64;
+    const ring = new VnodeRing({ vnodes, tableBits });
+    const check = (live: string[]) => {
+      const all: Array<[point: number, node: string]> = [];
+      for (const node of live) {
+        const n = Math.max(1, Math.round(vnodes * weights[names.indexOf(node)]!));
+        const points = new Uint32Array(n);
+        generatePoints(node, n, points, 0);
+        for (const p of points) all.push([p, node]);
+      }
+      all.sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : 1));
+      const mask = tableBits === 0 ? 0xffffffff : (0xffffffff << (32 - tableBits)) >>> 0;
+      let wrong = 0;
+      for (const key of randomKeys(1500, live.length)) {
+        const position = (murmur3(key) & mask) >>> 0;
+        const owner = (all.find(([p]) => p >= position) ?? all[0]!)[1];
+        if (ring.get(key) !== owner || ring.getN(key, 1)[0] !== owner) wrong++;
+      }
+      expect(wrong).toBe(0);
+    };
+    // Grow one node at a time (table patches), shrink, then re-grow in a burst.
+    const live: string[] = [];
+    names.forEach((node, i) => {
+      ring.add(node, weights[i]);
+      live.push(node);
+      check(live);
+    });
+    for (const node of [names[3]!, names[0]!]) {
+      ring.remove(node);
+      live.splice(live.indexOf(node), 1);
+      check(live);
+    }
+    ring.add(names[3]!, weights[3]).add(names[0]!, weights[0]).remove(names[6]!);
+    check([...live.filter((n) => n !== names[6]), names[3]!, names[0]!]);
   });
 
   it('rejects a bad vnodes option', () => {
     for (const vnodes of [0, 1.5, -3, 2 ** 21]) {
       expect(() => new VnodeRing({ vnodes })).toThrowError(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     }
+    for (const tableBits of [7, 25, 1.5, -1]) {
+      expect(() => new VnodeRing({ tableBits })).toThrowError(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(new VnodeRing({ tableBits: 0 }).tableBits).toBe(0);
+    expect(new VnodeRing().tableBits).toBe(20);
   });
 });

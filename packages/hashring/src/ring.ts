@@ -1,7 +1,7 @@
 /**
  * `VnodeRing`: the default algorithm (what `createHashRing()` returns). A consistent-hash ring with virtual
- * nodes and weights, points in typed arrays, bucket-narrowed binary search, incremental add/remove; see
- * `vnode-points.ts` for the placement rules.
+ * nodes and weights, points in typed arrays, bucket-narrowed binary search, incremental add/remove, and a
+ * precomputed successor table for O(1) `get`; see `vnode-points.ts` for the placement rules.
  *
  * Why it is the default: it is the only general-purpose algorithm here that has all three of
  * - minimal disruption: adding a node moves keys only to that node, removing one moves only its keys
@@ -10,8 +10,8 @@
  * - O(1)-ish lookups that do not grow with the node count (unlike rendezvous's O(n)).
  * Its cost is memory: balance comes from the number of points per node. A node's share of the circle has a
  * relative standard deviation of about 1/sqrt(vnodes), so the default of 8192 points (~1.1%) keeps the most
- * loaded of 100 nodes within ~4% of the mean on 1e6 keys, at ~57 KiB per node. Lower `vnodes` to trade
- * balance for memory (1024 -> ~3% deviation, ~7 KiB per node).
+ * loaded of 100 nodes within ~4% of the mean on 1e6 keys, at ~40 KiB per node plus the lookup table
+ * (1-2 MiB). Lower `vnodes` to trade balance for memory (1024 -> ~3% deviation, ~5 KiB per node).
  */
 import { murmur3String } from './murmur3.js';
 import type { Distribution, HashRing, NodesInput } from './types.js';
@@ -19,11 +19,23 @@ import { assertKey, emptyRing, integerOption, nodeEntries, replicaCount } from '
 import { VnodePoints } from './vnode-points.js';
 
 export const DEFAULT_VNODES = 8192;
+export const DEFAULT_TABLE_BITS = 20;
 
 export interface VnodeRingOptions {
   nodes?: NodesInput;
   /** Points per unit of weight (a node of weight w gets round(vnodes * w), at least 1). Default 8192. */
   vnodes?: number;
+  /**
+   * Keys are placed on a grid of 2^tableBits positions whose owners are precomputed, so `get` is one table
+   * read. 8..24, default 20 (a 1-4 MiB table); raise it for many hundreds of nodes. 0 places keys at their
+   * full 32-bit hash and looks them up by binary search (slower, no table). Changing it moves keys: every
+   * process sharing a ring must use the same value, as with `vnodes`.
+   */
+  tableBits?: number;
+}
+
+export function tableBitsOption(value: unknown): number {
+  return value === 0 ? 0 : integerOption('tableBits', value ?? DEFAULT_TABLE_BITS, 8, 24);
 }
 
 export class VnodeRing implements HashRing {
@@ -33,12 +45,16 @@ export class VnodeRing implements HashRing {
   private stamp = 0;
 
   constructor(options: VnodeRingOptions = {}) {
-    this.ring = new VnodePoints(integerOption('vnodes', options.vnodes ?? DEFAULT_VNODES, 1, 1 << 20));
+    this.ring = new VnodePoints(integerOption('vnodes', options.vnodes ?? DEFAULT_VNODES, 1, 1 << 20), tableBitsOption(options.tableBits));
     for (const [node, weight] of nodeEntries(options.nodes)) this.ring.add(node, weight);
   }
 
   get vnodes(): number {
     return this.ring.vnodes;
+  }
+
+  get tableBits(): number {
+    return this.ring.tableBits;
   }
 
   get size(): number {
@@ -49,9 +65,8 @@ export class VnodeRing implements HashRing {
     assertKey(key);
     const ring = this.ring;
     ring.prepare();
-    const index = ring.index;
-    if (index.count === 0) throw emptyRing();
-    return ring.set.names[index.owners[index.locate(murmur3String(key, 0))]!]!;
+    if (ring.index.count === 0) throw emptyRing();
+    return ring.set.names[ring.ownerOf(murmur3String(key, 0))]!;
   }
 
   /** Walks clockwise from the key's point, keeping each node the first time it is met. */
@@ -62,18 +77,19 @@ export class VnodeRing implements HashRing {
     const want = replicaCount(n, ring.set.size);
     const out: string[] = [];
     if (want === 0) return out;
-    const { points, owners } = ring.index;
+    const index = ring.index;
+    const count = index.count;
     const names = ring.set.names;
     const seen = this.nextStamp();
     const stamp = this.stamp;
-    let i = ring.index.locate(murmur3String(key, 0));
-    for (let steps = points.length; steps > 0 && out.length < want; steps--) {
-      const owner = owners[i]!;
+    let i = index.locate(ring.position(murmur3String(key, 0)));
+    for (let steps = count; steps > 0 && out.length < want; steps--) {
+      const owner = index.ownerAt(i);
       if (seen[owner] !== stamp) {
         seen[owner] = stamp;
         out.push(names[owner]!);
       }
-      if (++i === points.length) i = 0;
+      if (++i === count) i = 0;
     }
     return out;
   }
@@ -110,13 +126,13 @@ export class VnodeRing implements HashRing {
   }
 
   /**
-   * Exact fraction of the hash space each node owns (what its share of uniformly random keys converges
-   * to), in `nodes()` order.
+   * Exact fraction of key positions each node owns (what its share of uniformly random keys converges to),
+   * in `nodes()` order.
    */
   shares(): Map<string, number> {
     const ring = this.ring;
     ring.prepare();
-    const bySlot = ring.index.arcShares(ring.set.capacity);
+    const bySlot = ring.tableBits === 0 ? ring.index.arcShares(ring.set.capacity) : tableShares(ring.table, ring.set.capacity);
     const out = new Map<string, number>();
     for (const node of ring.set.nodes()) out.set(node, bySlot[ring.set.slotOf(node)]!);
     return out;
@@ -128,10 +144,9 @@ export class VnodeRing implements HashRing {
     return this.ring.index.count;
   }
 
-  /** Bytes held by the lookup arrays (points, owners, bucket table). */
+  /** Bytes held by the lookup arrays (packed points and owners, bucket index, successor table). */
   get byteLength(): number {
-    this.ring.prepare();
-    return this.ring.index.byteLength;
+    return this.ring.byteLength;
   }
 
   private nextStamp(): Uint32Array {
@@ -143,4 +158,11 @@ export class VnodeRing implements HashRing {
     }
     return this.seen;
   }
+}
+
+function tableShares(table: ArrayLike<number>, capacity: number): Float64Array {
+  const shares = new Float64Array(capacity);
+  for (let g = 0; g < table.length; g++) shares[table[g]!]!++;
+  for (let i = 0; i < capacity; i++) shares[i]! /= table.length;
+  return shares;
 }

@@ -1,4 +1,31 @@
-/** Seeded randomness and key sets shared by the tests (never Math.random: every failure must replay). */
+/** Seeded randomness, key sets and helpers shared by the tests (never Math.random: every failure must replay). */
+
+import { expect } from 'vitest';
+import { type HashRing, type HashRingAlgorithm, type NodesInput, createHashRing, isHashRingError } from '../src/index.js';
+
+/** Seeds for the property suites: CONSENSUS_KIT_SEEDS=7,8,9 tries others; a failing test names its seed. */
+export const SEEDS = (process.env.CONSENSUS_KIT_SEEDS ?? '1,2,3').split(',').map(Number);
+
+export const ALL_ALGORITHMS: HashRingAlgorithm[] = ['ring', 'maglev', 'jump', 'rendezvous', 'bounded-load', 'ketama'];
+
+export function build(algorithm: HashRingAlgorithm, nodes: NodesInput): HashRing {
+  return createHashRing({ algorithm, nodes } as Parameters<typeof createHashRing>[0]);
+}
+
+export function placements(ring: HashRing, keys: readonly string[]): string[] {
+  return keys.map((k) => ring.get(k));
+}
+
+export function expectCode(code: string, call: () => unknown): void {
+  let error: unknown;
+  try {
+    call();
+  } catch (e) {
+    error = e;
+  }
+  expect(isHashRingError(error), `expected a HashRingError ${code}, got ${String(error)}`).toBe(true);
+  expect((error as { code: string }).code).toBe(code);
+}
 
 /** mulberry32: a small, fast, well-distributed 32-bit PRNG. Returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
