@@ -1,5 +1,5 @@
 export { createHashRing, type CreateHashRingOptions } from './create.js';
-export { VnodeRing, DEFAULT_VNODES, type VnodeRingOptions } from './ring.js';
+export { VnodeRing, DEFAULT_VNODES, DEFAULT_TABLE_BITS, type VnodeRingOptions } from './ring.js';
 export { MaglevHash, DEFAULT_MAGLEV_TABLE_SIZE, type MaglevOptions } from './maglev.js';
 export { JumpHash, jumpHash, type JumpHashOptions } from './jump.js';
 export { RendezvousHash, type RendezvousOptions } from './rendezvous.js';
