@@ -189,9 +189,9 @@ export class KetamaRing implements HashRing {
 
   /** md5(name + '-' + i) as 4 words each, for i < length, cached and grown on demand. */
   private digestsOf(name: string, length: number): Uint32Array {
-    let words = this.digests.get(name);
+    const words = this.digests.get(name);
     const have = words === undefined ? 0 : words.length / 4;
-    if (have >= length) return words!;
+    if (words !== undefined && have >= length) return words;
     const grown = new Uint32Array(length * 4);
     if (words !== undefined) grown.set(words);
     const out = new Uint32Array(4);
@@ -200,8 +200,7 @@ export class KetamaRing implements HashRing {
       grown.set(out, i * 4);
     }
     this.digests.set(name, grown);
-    words = grown;
-    return words;
+    return grown;
   }
 }
 

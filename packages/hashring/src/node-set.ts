@@ -77,11 +77,6 @@ export class NodeSet {
     return [...this.slots.keys()];
   }
 
-  /** Live slots in insertion order. */
-  liveSlots(): number[] {
-    return [...this.slots.values()];
-  }
-
   /** A zeroed distribution in `nodes()` order. */
   emptyDistribution(): Map<string, number> {
     const out = new Map<string, number>();
