@@ -1,0 +1,44 @@
+import { MalformedMessageError, type NodeId } from '@consensus-kit/core';
+import { pack, unpack } from 'msgpackr';
+
+/**
+ * Raft's durable per-server state (thesis Figure 3.1 "persistent state on all servers": currentTerm, votedFor)
+ * plus the commit index, which etcd also persists so a restart does not have to rediscover it. Persisted
+ * before any message that depends on it is sent (thesis 3.8: a vote must be on stable storage before the
+ * vote is granted).
+ */
+export interface HardState {
+  term: number;
+  vote?: NodeId;
+  commit: number;
+}
+
+export const EMPTY_HARD_STATE: Readonly<HardState> = Object.freeze({ term: 0, commit: 0 });
+
+export function encodeHardState(hs: HardState): Uint8Array {
+  const wire: { t: number; c: number; v?: NodeId } = { t: hs.term, c: hs.commit };
+  if (hs.vote !== undefined) wire.v = hs.vote;
+  return pack(wire);
+}
+
+/** Throws `MalformedMessageError` when `data` is not a hard state written by `encodeHardState`. */
+export function decodeHardState(data: Uint8Array): HardState {
+  let w: unknown;
+  try {
+    w = unpack(data);
+  } catch (cause) {
+    throw new MalformedMessageError('raft hard state is not valid msgpack', { cause });
+  }
+  if (typeof w !== 'object' || w === null) throw new MalformedMessageError('raft hard state is not a map');
+  const { t, c, v } = w as { t?: unknown; c?: unknown; v?: unknown };
+  const ok = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  if (!ok(t) || !ok(c)) throw new MalformedMessageError('raft hard state lacks a valid term or commit');
+  if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw new MalformedMessageError('raft hard state has a bad vote');
+  const hs: HardState = { term: t as number, commit: c as number };
+  if (v !== undefined) hs.vote = v as NodeId;
+  return hs;
+}
+
+export function hardStatesEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
