@@ -1,0 +1,12 @@
+export { createHashRing, type CreateHashRingOptions } from './create.js';
+export { VnodeRing, DEFAULT_VNODES, DEFAULT_TABLE_BITS, type VnodeRingOptions } from './ring.js';
+export { MaglevHash, DEFAULT_MAGLEV_TABLE_SIZE, type MaglevOptions } from './maglev.js';
+export { JumpHash, jumpHash, type JumpHashOptions } from './jump.js';
+export { RendezvousHash, type RendezvousOptions } from './rendezvous.js';
+export { BoundedLoadRing, DEFAULT_LOAD_FACTOR, type BoundedLoadOptions } from './bounded-load.js';
+export { KetamaRing, type KetamaOptions } from './ketama.js';
+export { murmur3, fmix32 } from './murmur3.js';
+export { summarizeDistribution, type DistributionInput, type DistributionSummary } from './distribution.js';
+export { renderDistributionChart, type DistributionChartOptions } from './render-distribution-chart.js';
+export { HashRingError, HashRingErrorCode, isHashRingError } from './errors.js';
+export type { Distribution, HashRing, HashRingAlgorithm, NodesInput, WeightedNode } from './types.js';

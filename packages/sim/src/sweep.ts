@@ -1,0 +1,135 @@
+import type { FaultLevel } from './faults';
+import { writeReport, type ReportFiles } from './report';
+import type { ResolvedProtocol } from './resolve-protocol';
+import { simulate, type SimResult, type SimulateOptions, type Violation } from './simulator';
+
+export interface SweepOptions {
+  protocol: ResolvedProtocol;
+  /** How many seeds to run, starting at `from` (default 1). */
+  seeds: number;
+  from?: number;
+  nodes?: number;
+  ticks?: number;
+  faults?: FaultLevel;
+  clients?: number;
+  snapshotEvery?: number;
+  /** Where failing runs write their trace and timeline. Default `.sim-reports` in cwd. */
+  reportDir?: string;
+  /** Stop at the first violation. */
+  failFast?: boolean;
+  /** Write a report for every seed, not only failing ones. */
+  reportAll?: boolean;
+  /** How the replay command starts (default `pnpm sim`); `--module <path>` is added for user modules. */
+  command?: string;
+  modulePath?: string;
+  /** Where progress and findings go (default: stderr for progress, stdout for findings). */
+  log?: (line: string) => void;
+  progress?: (line: string) => void;
+}
+
+export interface SweepFailure {
+  seed: number;
+  violation: Violation;
+  replay: string;
+  report?: ReportFiles;
+}
+
+export interface SweepSummary {
+  seedsRun: number;
+  violations: SweepFailure[];
+  /** Operations checked for linearizability, over all seeds. */
+  opsChecked: number;
+  /** Seeds whose linearizability search gave up (too large): neither passed nor failed. */
+  unknown: number[];
+  steps: number;
+  elapsedMs: number;
+}
+
+/** The command line that replays one seed of a sweep (only non-default settings are spelled out). */
+export function replayCommand(o: Omit<SweepOptions, 'seeds'>, seed: number): string {
+  const parts = [o.command ?? 'pnpm sim'];
+  if (o.modulePath !== undefined) parts.push('--module', o.modulePath);
+  if (o.modulePath === undefined || o.protocol.name !== o.protocol.module.name) parts.push('--protocol', o.protocol.name);
+  parts.push('--seed', String(seed));
+  if (o.nodes !== undefined && o.nodes !== 3) parts.push('--nodes', String(o.nodes));
+  if (o.ticks !== undefined && o.ticks !== 400) parts.push('--ticks', String(o.ticks));
+  if (o.faults !== undefined && o.faults !== 'light') parts.push('--faults', o.faults);
+  if (o.clients !== undefined && o.clients !== 3) parts.push('--clients', String(o.clients));
+  if (o.snapshotEvery) parts.push('--snapshot-every', String(o.snapshotEvery));
+  return parts.join(' ');
+}
+
+export function simulateOptions(o: Omit<SweepOptions, 'seeds'>, seed: number, trace: boolean): SimulateOptions {
+  const opts: SimulateOptions = {
+    protocol: o.protocol.module,
+    seed,
+    nodes: o.nodes ?? 3,
+    ticks: o.ticks ?? 400,
+    faults: o.faults ?? 'light',
+    workload: { clients: o.clients ?? 3 },
+    trace,
+  };
+  if (o.protocol.invariants !== undefined) opts.invariants = o.protocol.invariants;
+  if (o.snapshotEvery) opts.snapshotEvery = o.snapshotEvery;
+  return opts;
+}
+
+/**
+ * Runs seeds `from .. from + seeds - 1`, each a full simulation with invariants and a linearizability check.
+ * A failing seed is run again with tracing on (same seed, same run) to write its NDJSON trace and HTML
+ * timeline, and its replay command is printed. Bad settings throw a typed error before the first seed.
+ */
+export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
+  const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const progress = options.progress ?? defaultProgress();
+  const from = options.from ?? 1;
+  const started = performance.now();
+  const summary: SweepSummary = { seedsRun: 0, violations: [], opsChecked: 0, unknown: [], steps: 0, elapsedMs: 0 };
+  // Validate the settings once, before anything is reported as run.
+  simulateOptions(options, from, false);
+  for (let i = 0; i < options.seeds; i++) {
+    const seed = from + i;
+    const result = simulate(simulateOptions(options, seed, false));
+    summary.seedsRun++;
+    summary.steps += result.stats.steps;
+    summary.opsChecked += result.linearizability?.checkedOps ?? 0;
+    if (result.linearizability?.result === 'unknown') summary.unknown.push(seed);
+    if (!result.ok || options.reportAll) {
+      const replay = replayCommand(options, seed);
+      const traced: SimResult = simulate(simulateOptions(options, seed, true));
+      const report = await writeReport(traced, { dir: options.reportDir ?? '.sim-reports', replay });
+      if (!result.ok) {
+        const v = result.violation as Violation;
+        summary.violations.push({ seed, violation: v, replay, report });
+        progress('');
+        log(`seed ${seed}: ${v.kind} violation (${v.name}): ${v.message}`);
+        log(`  replay: ${replay}`);
+        log(`  report: ${report.timeline}`);
+        if (options.failFast) break;
+      }
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    progress(`[${summary.seedsRun}/${options.seeds}] seed ${seed} · ${summary.violations.length} violations · ${summary.opsChecked} ops checked · ${elapsed.toFixed(1)} s`);
+  }
+  progress('');
+  summary.elapsedMs = performance.now() - started;
+  log(
+    `${options.protocol.name}: ${summary.seedsRun} seeds run, ${summary.violations.length} violations, ${summary.opsChecked} ops checked, ` +
+      `${summary.steps} steps, ${(summary.elapsedMs / 1000).toFixed(1)} s${summary.unknown.length > 0 ? `, ${summary.unknown.length} seeds too large to check (${summary.unknown.join(' ')})` : ''}`,
+  );
+  return summary;
+}
+
+function defaultProgress(): (line: string) => void {
+  if (!process.stderr.isTTY) {
+    let last = 0;
+    return (line) => {
+      const now = performance.now();
+      if (line !== '' && now - last > 2000) {
+        last = now;
+        process.stderr.write(`${line}\n`);
+      }
+    };
+  }
+  return (line) => process.stderr.write(`\r\u001b[2K${line}`);
+}
