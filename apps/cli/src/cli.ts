@@ -4,6 +4,7 @@ import { heal, inspectNode, leaderTransfer, membersList, partition } from './com
 import { kill, restart, start, status, stop } from './commands/cluster';
 import { del, get, put, range } from './commands/kv';
 import { node } from './commands/node';
+import { ring } from './commands/ring';
 import { parseDuration, parseIntOption } from './duration';
 import { CliError, describeError } from './errors';
 import { PROTOCOLS } from './protocols';
@@ -103,6 +104,15 @@ export function createProgram(): Command {
     .action(async (o) => {
       await bench({ dir: o.dir, clients: o.clients, durationMs: o.duration, valueSize: o.valueSize, op: o.op, temp: o.temp, json: o.json });
     });
+
+  program
+    .command('ring')
+    .description('show how a consistent hash ring spreads keys over nodes (a bar chart)')
+    .requiredOption('--nodes <list>', 'comma-separated node names, each optionally name:weight')
+    .addOption(new Option('--keys <n>', 'number of keys').default(100_000).argParser(intArg('--keys', 1, 100_000_000)))
+    .addOption(new Option('--algorithm <name>', 'algorithm').choices(['ring', 'maglev', 'jump', 'rendezvous', 'bounded-load', 'ketama']).default('ring'))
+    .addOption(json())
+    .action((o) => ring(o));
 
   return program;
 }
