@@ -1,6 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import { bench } from './commands/bench';
-import { heal, inspectNode, leaderTransfer, membersList, partition } from './commands/admin';
+import { heal, inspectNode, leaderTransfer, membersAdd, membersList, membersRemove, partition } from './commands/admin';
 import { kill, restart, start, status, stop } from './commands/cluster';
 import { del, get, put, range } from './commands/kv';
 import { node } from './commands/node';
@@ -81,6 +81,14 @@ export function createProgram(): Command {
 
   const members = program.command('members').description('cluster membership');
   members.command('list').description('voters and learners').addOption(dir()).addOption(json()).action((o) => membersList(o));
+  members
+    .command('add <node>')
+    .description('provision and start a new node, then add it through a membership change')
+    .option('--learner', 'add it as a non-voting learner')
+    .addOption(dir())
+    .addOption(json())
+    .action((id, o) => membersAdd(o, id));
+  members.command('remove <node>').description('remove a member through a membership change and stop it').addOption(dir()).addOption(json()).action((id, o) => membersRemove(o, id));
 
   program.command('inspect <node>').description("verify and describe a node's data directory").addOption(dir()).addOption(json()).action((id, o) => inspectNode(o, id));
   program

@@ -17,8 +17,10 @@ export interface NodeConfig {
   listen: { host: string; port: number };
   /** /health, /metrics and /status. */
   http: { host: string; port: number };
-  /** Every voter's id -> 'host:port' on first boot, this node included. */
+  /** Every member's id -> 'host:port', this node included (on first boot: the voters). */
   peers: Record<NodeId, string>;
+  /** This node joins a running cluster: it does not bootstrap a configuration; a membership change adds it. */
+  join?: boolean;
   tickMs?: number;
   electionTicks?: number;
   heartbeatTicks?: number;
@@ -95,6 +97,8 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   if (heartbeatTicks !== undefined) config.heartbeatTicks = heartbeatTicks;
   if (snapshotEvery !== undefined) config.snapshotEvery = snapshotEvery;
   if (typeof c.secret === 'string') config.secret = c.secret;
+  if (c.join !== undefined && typeof c.join !== 'boolean') fail(file, 'join must be true or false');
+  if (c.join === true) config.join = true;
   if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
   if ((config.electionTicks ?? 10) <= (config.heartbeatTicks ?? 1)) fail(file, 'electionTicks must be greater than heartbeatTicks');
   return config;

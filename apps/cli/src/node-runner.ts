@@ -5,6 +5,7 @@ import {
   consoleLogger,
   isConsensusError,
   preview,
+  type ConfigChange,
   type Logger,
   type NodeId,
 } from '@consensus-kit/core';
@@ -17,7 +18,13 @@ import { createNodeMetrics } from './metrics';
 import { loadProtocol } from './protocols';
 
 /** Requests the CLI sends to nodes besides kv traffic. */
-export type AdminRequest = { t: 'admin.transfer'; to: NodeId } | { t: 'admin.status' } | { t: 'admin.partition'; peers: NodeId[]; direction?: 'both' | 'inbound' | 'outbound' } | { t: 'admin.heal' };
+export type AdminRequest =
+  | { t: 'admin.transfer'; to: NodeId }
+  | { t: 'admin.status' }
+  | { t: 'admin.partition'; peers: NodeId[]; direction?: 'both' | 'inbound' | 'outbound' }
+  | { t: 'admin.heal' }
+  | { t: 'admin.peers'; peers: Record<NodeId, string> }
+  | { t: 'admin.members'; change: ConfigChange };
 
 export interface RunningNode {
   node: ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>;
@@ -61,7 +68,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   const stateMachine = new KvStateMachine();
   const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
     id: config.id,
-    peers: Object.keys(config.peers),
+    peers: config.join === true ? [] : Object.keys(config.peers),
     protocol,
     storage,
     transport,
@@ -95,8 +102,18 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     }
   });
 
+  let addressBook = { ...config.peers };
   async function admin(req: AdminRequest): Promise<unknown> {
     switch (req.t) {
+      case 'admin.peers':
+        // Addresses only: membership itself changes through the log (admin.members).
+        addressBook = { ...addressBook, ...req.peers };
+        for (const [id, addr] of Object.entries(req.peers)) if (addr === '') delete addressBook[id];
+        transport.setPeers(addressBook);
+        return report();
+      case 'admin.members':
+        await node.changeMembership(req.change, { timeoutMs: 15_000 });
+        return report();
       case 'admin.status':
         return report();
       case 'admin.transfer':
