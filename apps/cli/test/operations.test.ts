@@ -78,6 +78,7 @@ describe('consensus-cli: operating a running cluster', () => {
   });
 
   it("inspect verifies a node's data directory", async () => {
+    for (let i = 0; i < 3; i++) expect((await cli('put', `i${i}`, 'v', '--dir', dir)).code).toBe(0);
     const r = await cli('inspect', 'n2', '--dir', dir, '--json');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.out) as { ok: boolean; problems: string[]; segments: unknown[]; log: { lastIndex: number } };
