@@ -41,7 +41,10 @@ export interface CommandCodec<Cmd> {
 
 export interface ConsensusNodeOptions<Cmd, Res, Q, R> {
   id: NodeId;
-  /** Voters, including `id`, on first boot. */
+  /**
+   * Voters, including `id`, on first boot. Empty for a node that joins an existing cluster: it starts with no
+   * configuration and learns it from the leader once a membership change adds it.
+   */
   peers: NodeId[];
   protocol: ProtocolModule;
   storage: DurableStorage;
@@ -705,7 +708,9 @@ function osSeededRandom(): () => number {
 function validateNodeOptions<Cmd, Res, Q, R>(o: ConsensusNodeOptions<Cmd, Res, Q, R>): void {
   if (typeof o !== 'object' || o === null) throw new ConfigError('ConsensusNode options must be an object');
   assertNodeId(o.id, 'options.id');
-  if (!Array.isArray(o.peers) || !o.peers.includes(o.id)) throw new ConfigError('options.peers must be an array that includes options.id');
+  if (!Array.isArray(o.peers) || (o.peers.length > 0 && !o.peers.includes(o.id))) {
+    throw new ConfigError('options.peers must include options.id (or be empty for a node joining an existing cluster)');
+  }
   for (const p of o.peers) assertNodeId(p, 'options.peers[]');
   if (typeof o.protocol?.create !== 'function') throw new ConfigError('options.protocol must be a ProtocolModule');
   if (typeof o.storage?.save !== 'function') throw new ConfigError('options.storage must be a DurableStorage');

@@ -1,0 +1,143 @@
+import { Command, CommanderError, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { bench } from './commands/bench';
+import { heal, inspectNode, leaderTransfer, membersAdd, membersList, membersRemove, partition } from './commands/admin';
+import { kill, restart, start, status, stop } from './commands/cluster';
+import { del, get, put, range } from './commands/kv';
+import { node } from './commands/node';
+import { ring } from './commands/ring';
+import { parseDuration, parseIntOption } from './duration';
+import { CliError, describeError } from './errors';
+import { PROTOCOLS } from './protocols';
+
+const intArg = (what: string, min: number, max: number) => (v: string) => {
+  try {
+    return parseIntOption(v, what, min, max);
+  } catch (e) {
+    throw new CommanderArgError((e as Error).message);
+  }
+};
+
+const durationArg = (v: string) => {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new CommanderArgError((e as Error).message);
+  }
+};
+
+/** The `consensus-cli` program. Actions throw; `run` turns errors into one line and an exit code. */
+export function createProgram(): Command {
+  const program = new Command('consensus-cli')
+    .description('Start, drive and inspect consensus-kit clusters.')
+    .version('0.1.0')
+    .showSuggestionAfterError()
+    .configureOutput({ outputError: (str, write) => write(str.trim().split('\n')[0] + '\n') });
+
+  const dir = () => new Option('--dir <path>', 'cluster directory').default('.consensus');
+  const json = () => new Option('--json', 'machine-readable output');
+
+  program
+    .command('start')
+    .description('start a local cluster (one process per node) and show its live status; Ctrl-C stops it')
+    .addOption(new Option('--nodes <n>', 'number of nodes').default(3).argParser(intArg('--nodes', 1, 9)))
+    .addOption(new Option('--protocol <name>', 'consensus protocol').choices(PROTOCOLS).default('raft'))
+    .addOption(dir())
+    .addOption(new Option('--port <port>', 'base port: node i listens on port+i, its http on port+100+i').default(7100).argParser(intArg('--port', 1024, 65000)))
+    .option('--detach', 'return once a leader is elected, leaving the cluster running')
+    .addOption(json())
+    .action((o) => start(o));
+
+  program
+    .command('node')
+    .description('run one node from a config file (how a node is deployed on a machine)')
+    .requiredOption('--config <file>', 'node config file (JSON)')
+    .action((o) => node(o));
+
+  program.command('status').description('show every node: role, term, leader, commit, applied, lag').addOption(dir()).addOption(json()).action((o) => status(o));
+  program.command('stop').description('stop every node of the cluster').addOption(dir()).addOption(json()).action((o) => stop(o));
+  program.command('kill <node>').description('kill a node with SIGKILL (a crash)').addOption(dir()).addOption(json()).action((id, o) => kill(o, id));
+  program.command('restart <node>').description('restart a node from its data').addOption(dir()).addOption(json()).action((id, o) => restart(o, id));
+
+  program.command('put <key> <value>').description('write a key').addOption(dir()).addOption(json()).action((k, v, o) => put(o, k, v));
+  program
+    .command('get <key>')
+    .description('read a key (linearizable unless --serializable)')
+    .addOption(dir())
+    .addOption(json())
+    .option('--serializable', "read the answering node's local state")
+    .action((k, o) => get(o, k));
+  program.command('del <key>').description('delete a key').option('--prefix', 'delete every key with this prefix').addOption(dir()).addOption(json()).action((k, o) => del(o, k));
+  program
+    .command('range <prefix>')
+    .description('list keys with a prefix, in key order')
+    .addOption(new Option('--limit <n>', 'at most n keys').argParser(intArg('--limit', 1, 1_000_000)))
+    .option('--serializable', "read the answering node's local state")
+    .addOption(dir())
+    .addOption(json())
+    .action((p, o) => range(o, p));
+
+  const leader = program.command('leader').description('leadership operations');
+  leader.command('transfer <node>').description('hand leadership to a node').addOption(dir()).addOption(json()).action((id, o) => leaderTransfer(o, id));
+
+  const members = program.command('members').description('cluster membership');
+  members.command('list').description('voters and learners').addOption(dir()).addOption(json()).action((o) => membersList(o));
+  members
+    .command('add <node>')
+    .description('provision and start a new node, then add it through a membership change')
+    .option('--learner', 'add it as a non-voting learner')
+    .addOption(dir())
+    .addOption(json())
+    .action((id, o) => membersAdd(o, id));
+  members.command('remove <node>').description('remove a member through a membership change and stop it').addOption(dir()).addOption(json()).action((id, o) => membersRemove(o, id));
+
+  program.command('inspect <node>').description("verify and describe a node's data directory").addOption(dir()).addOption(json()).action((id, o) => inspectNode(o, id));
+  program
+    .command('partition <node> [peers...]')
+    .description('cut a node off from peers (all others by default), both ways')
+    .addOption(dir())
+    .addOption(json())
+    .action((id, peers: string[], o) => partition(o, id, peers));
+  program.command('heal').description('restore every link cut by partition').addOption(dir()).addOption(json()).action((o) => heal(o));
+
+  program
+    .command('bench')
+    .description('measure ops/s and latency against the cluster in --dir (or a temporary one)')
+    .addOption(new Option('--clients <n>', 'requests in flight').default(64).argParser(intArg('--clients', 1, 4096)))
+    .addOption(new Option('--duration <time>', 'how long to run, e.g. 10s').default(10_000, '10s').argParser(durationArg))
+    .addOption(new Option('--value-size <bytes>', 'value size').default(256).argParser(intArg('--value-size', 0, 1 << 20)))
+    .addOption(new Option('--op <op>', 'operation').choices(['put', 'get', 'mixed']).default('put'))
+    .option('--temp', 'always run against a temporary 3-node cluster')
+    .addOption(dir())
+    .addOption(json())
+    .action(async (o) => {
+      await bench({ dir: o.dir, clients: o.clients, durationMs: o.duration, valueSize: o.valueSize, op: o.op, temp: o.temp, json: o.json });
+    });
+
+  program
+    .command('ring')
+    .description('show how a consistent hash ring spreads keys over nodes (a bar chart)')
+    .requiredOption('--nodes <list>', 'comma-separated node names, each optionally name:weight')
+    .addOption(new Option('--keys <n>', 'number of keys').default(100_000).argParser(intArg('--keys', 1, 100_000_000)))
+    .addOption(new Option('--algorithm <name>', 'algorithm').choices(['ring', 'maglev', 'jump', 'rendezvous', 'bounded-load', 'ketama']).default('ring'))
+    .addOption(json())
+    .action((o) => ring(o));
+
+  return program;
+}
+
+/** Parses `argv` and runs the command; errors become one line on stderr and a non-zero exit code. */
+export async function run(argv: string[] = process.argv): Promise<number> {
+  const program = createProgram().exitOverride();
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are not errors; usage errors were already printed as one line.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`consensus-cli: ${describeError(e)}\n`);
+    return e instanceof CliError ? e.exitCode : 1;
+  }
+}

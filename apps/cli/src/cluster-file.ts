@@ -1,0 +1,106 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { NodeId } from '@consensus-kit/core';
+import { CliError } from './errors';
+
+/** One node of a local cluster, as recorded in `<dir>/cluster.json`. */
+export interface ClusterNode {
+  id: NodeId;
+  host: string;
+  /** Peer and client port. */
+  port: number;
+  /** /health, /metrics, /status. */
+  httpPort: number;
+}
+
+/** `<dir>/cluster.json`: how every command finds the cluster started in `<dir>`. */
+export interface ClusterFile {
+  version: 1;
+  clusterId: string;
+  protocol: string;
+  nodes: ClusterNode[];
+}
+
+export const CLUSTER_FILE = 'cluster.json';
+
+export class ClusterDir {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+  }
+
+  get file(): string {
+    return join(this.dir, CLUSTER_FILE);
+  }
+
+  exists(): boolean {
+    return existsSync(this.file);
+  }
+
+  nodeDir(id: NodeId): string {
+    return join(this.dir, id);
+  }
+
+  configFile(id: NodeId): string {
+    return join(this.dir, id, 'node.json');
+  }
+
+  pidFile(id: NodeId): string {
+    return join(this.dir, id, 'node.pid');
+  }
+
+  logFile(id: NodeId): string {
+    return join(this.dir, id, 'node.log');
+  }
+
+  dataDir(id: NodeId): string {
+    return join(this.dir, id, 'data');
+  }
+
+  /** The cluster recorded here; a `CliError` when there is none or it is unreadable. */
+  read(): ClusterFile {
+    if (!this.exists()) throw new CliError(`no cluster in ${this.dir} (run \`consensus-cli start --dir ${this.dir}\` first)`);
+    let c: ClusterFile;
+    try {
+      c = JSON.parse(readFileSync(this.file, 'utf8')) as ClusterFile;
+    } catch (e) {
+      throw new CliError(`${this.file} is not a readable cluster file: ${(e as Error).message}`);
+    }
+    if (c?.version !== 1 || !Array.isArray(c.nodes) || typeof c.clusterId !== 'string') throw new CliError(`${this.file} is not a cluster file of this version`);
+    return c;
+  }
+
+  write(c: ClusterFile): void {
+    mkdirSync(this.dir, { recursive: true });
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(c, null, 2)}\n`);
+    renameSync(tmp, this.file);
+  }
+
+  node(c: ClusterFile, id: string): ClusterNode {
+    const n = c.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new CliError(`no node ${JSON.stringify(id)} in this cluster (nodes: ${c.nodes.map((x) => x.id).join(', ')})`, 2);
+    return n;
+  }
+
+  /** The pid recorded for a node, if its process is alive. */
+  livePid(id: NodeId): number | undefined {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.pidFile(id), 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    try {
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export function endpointsOf(c: ClusterFile): string[] {
+  return c.nodes.map((n) => `${n.host}:${n.port}`);
+}

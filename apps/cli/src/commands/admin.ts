@@ -1,0 +1,157 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
+import { createRpcClient } from '@consensus-kit/transport-tcp';
+import { ClusterDir } from '../cluster-file';
+import { connect } from '../connect';
+import { CliError } from '../errors';
+import type { NodeReport } from '../node-runner';
+import type { NodeConfig } from '../config';
+import { agreedLeader, checkPortsFree, fetchReports, spawnNode, stopNode } from '../supervisor';
+
+interface AdminOptions {
+  dir: string;
+  json?: boolean;
+}
+
+export async function leaderTransfer(o: AdminOptions, to: string): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  cd.node(cd.read(), to);
+  const { rpc } = connect(o.dir);
+  try {
+    const r = await rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: 15_000 });
+    if (o.json) console.log(JSON.stringify({ leader: r.status.leader ?? null, term: r.status.term }));
+    else console.log(`leadership moved to ${r.status.leader ?? to} (term ${r.status.term})`);
+  } finally {
+    await rpc.close();
+  }
+}
+
+export async function membersList(o: AdminOptions): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  const reports = await fetchReports(cluster);
+  const leader = agreedLeader(cluster, reports);
+  const source = reports.find((r) => r?.id === leader) ?? reports.find((r) => r !== undefined);
+  if (source === undefined) throw new CliError('no node answered; is the cluster running?');
+  const { voters, learners, outgoing } = source.status.config;
+  if (o.json) {
+    console.log(JSON.stringify({ voters, learners, outgoing: outgoing ?? null, leader: leader ?? null }));
+    return;
+  }
+  for (const id of voters) console.log(`${id}\tvoter${id === leader ? ' (leader)' : ''}`);
+  for (const id of learners) console.log(`${id}\tlearner`);
+  if (outgoing !== undefined) console.log(`(joint configuration in progress; outgoing voters: ${outgoing.join(', ')})`);
+}
+
+export async function inspectNode(o: AdminOptions, id: string): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  cd.node(cd.read(), id);
+  const report = await inspect(cd.dataDir(id));
+  if (o.json) console.log(JSON.stringify(report));
+  else console.log(describeInspectReport(report));
+}
+
+export async function partition(o: AdminOptions, id: string, from: string[]): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  cd.node(cluster, id);
+  const others = from.length > 0 ? from : cluster.nodes.map((n) => n.id).filter((x) => x !== id);
+  // Both sides drop, so the cut holds whichever side sends.
+  for (const n of cluster.nodes) {
+    const peers = n.id === id ? others : others.includes(n.id) ? [id] : [];
+    if (peers.length === 0) continue;
+    const res = await fetch(`http://${n.host}:${n.httpPort}/status`, { signal: AbortSignal.timeout(800) }).catch(() => undefined);
+    if (res === undefined) continue;
+    const { rpc } = connectTo(cluster.clusterId, `${n.host}:${n.port}`);
+    try {
+      await rpc.request({ t: 'admin.partition', peers }, { timeoutMs: 3000 });
+    } finally {
+      await rpc.close();
+    }
+  }
+  console.log(o.json ? JSON.stringify({ isolated: id, from: others }) : `cut ${id} off from ${others.join(', ')}`);
+}
+
+export async function heal(o: AdminOptions): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  for (const n of cluster.nodes) {
+    const { rpc } = connectTo(cluster.clusterId, `${n.host}:${n.port}`);
+    try {
+      await rpc.request({ t: 'admin.heal' }, { timeoutMs: 2000 }).catch(() => undefined);
+    } finally {
+      await rpc.close();
+    }
+  }
+  console.log(o.json ? JSON.stringify({ healed: true }) : 'every link restored');
+}
+
+function connectTo(clusterId: string, endpoint: string) {
+  return { rpc: createRpcClient({ endpoints: [endpoint], clusterId, connectTimeoutMs: 300, maxRedirects: 0 }) };
+}
+
+/** Sends `body` to every running node directly (no redirects). */
+async function toEveryNode(clusterId: string, nodes: { host: string; port: number; id: string }[], body: unknown, skip?: string): Promise<void> {
+  for (const n of nodes) {
+    if (n.id === skip) continue;
+    const { rpc } = connectTo(clusterId, `${n.host}:${n.port}`);
+    try {
+      await rpc.request(body, { timeoutMs: 3000 }).catch(() => undefined);
+    } finally {
+      await rpc.close();
+    }
+  }
+}
+
+/**
+ * `members add <id>`: provisions a node (ports, config, data dir), starts it in join mode, tells every node its
+ * address, then asks the leader to add it as a voter (or learner) through the log.
+ */
+export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: string): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  if (cluster.nodes.some((n) => n.id === id)) throw new CliError(`${id} is already in this cluster`, 2);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-'`, 2);
+  const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
+  const host = cluster.nodes[0]!.host;
+  const port = Math.max(...cluster.nodes.map((n) => n.port)) + 1;
+  const httpPort = Math.max(...cluster.nodes.map((n) => n.httpPort)) + 1;
+  await checkPortsFree(host, [port, httpPort]);
+  const peers = { ...Object.fromEntries(cluster.nodes.map((n) => [n.id, `${n.host}:${n.port}`])), [id]: `${host}:${port}` };
+  mkdirSync(cd.nodeDir(id), { recursive: true });
+  const config: NodeConfig = { ...template, id, dataDir: './data', listen: { host, port }, http: { host, port: httpPort }, peers, join: true };
+  writeFileSync(cd.configFile(id), `${JSON.stringify(config, null, 2)}\n`);
+  const added = { id, host, port, httpPort };
+  spawnNode(cd, id);
+  await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
+  const { rpc } = connect(o.dir);
+  try {
+    await rpc.request({ t: 'admin.members', change: { changes: [{ op: o.learner ? 'addLearner' : 'addVoter', node: id }] } }, { timeoutMs: 20_000 });
+  } catch (e) {
+    await stopNode(cd, id);
+    throw e;
+  } finally {
+    await rpc.close();
+  }
+  cd.write({ ...cluster, nodes: [...cluster.nodes, added] });
+  if (o.json) console.log(JSON.stringify({ added: id, learner: o.learner === true, address: `${host}:${port}`, http: `${host}:${httpPort}` }));
+  else console.log(`added ${id} as a ${o.learner ? 'learner' : 'voter'} at ${host}:${port} (http ${host}:${httpPort})`);
+}
+
+/** `members remove <id>`: removes a member through the log, then stops its process. */
+export async function membersRemove(o: AdminOptions, id: string): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  cd.node(cluster, id);
+  const { rpc } = connect(o.dir);
+  try {
+    await rpc.request({ t: 'admin.members', change: { changes: [{ op: 'remove', node: id }] } }, { timeoutMs: 20_000 });
+  } finally {
+    await rpc.close();
+  }
+  await stopNode(cd, id);
+  const rest = cluster.nodes.filter((n) => n.id !== id);
+  cd.write({ ...cluster, nodes: rest });
+  if (o.json) console.log(JSON.stringify({ removed: id }));
+  else console.log(`removed ${id} (its data stays in ${cd.nodeDir(id)})`);
+}

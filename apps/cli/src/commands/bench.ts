@@ -1,0 +1,121 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SingleBar } from 'cli-progress';
+import { ClusterDir } from '../cluster-file';
+import { connect } from '../connect';
+import { CliError } from '../errors';
+import { checkPortsFree } from '../supervisor';
+import { start, stop } from './cluster';
+
+export interface BenchOptions {
+  dir: string;
+  clients: number;
+  durationMs: number;
+  valueSize: number;
+  op: 'put' | 'get' | 'mixed';
+  temp?: boolean;
+  json?: boolean;
+  keys?: number;
+}
+
+export interface BenchResult {
+  op: string;
+  clients: number;
+  valueSize: number;
+  durationMs: number;
+  ops: number;
+  errors: number;
+  opsPerSec: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+}
+
+async function freeBasePort(): Promise<number> {
+  for (let base = 17100; base < 30000; base += 250) {
+    try {
+      await checkPortsFree('127.0.0.1', [base + 1, base + 2, base + 3, base + 101, base + 102, base + 103]);
+      return base;
+    } catch {
+      // try the next range
+    }
+  }
+  throw new CliError('no free port range for a temporary cluster');
+}
+
+/** `consensus-cli bench`: load against the cluster in --dir (or a temporary 3-node one) with N in flight. */
+export async function bench(o: BenchOptions): Promise<BenchResult> {
+  let dir = o.dir;
+  let temp: string | undefined;
+  if (o.temp || !new ClusterDir(dir).exists()) {
+    temp = mkdtempSync(join(tmpdir(), 'consensus-bench-'));
+    dir = temp;
+    if (!o.json) console.error(`starting a temporary 3-node cluster in ${temp}`);
+    await start({ dir, nodes: 3, protocol: 'raft', port: await freeBasePort(), detach: true, quiet: true });
+  }
+  const { kv } = connect(dir);
+  try {
+    const value = 'x'.repeat(o.valueSize);
+    const keys = o.keys ?? 1000;
+    if (o.op !== 'put') for (let i = 0; i < keys; i++) await kv.put(`bench/${i}`, value);
+    const latencies: number[] = [];
+    let errors = 0;
+    let done = 0;
+    const bar = process.stderr.isTTY && !o.json ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} s | {ops} ops' }) : undefined;
+    const seconds = Math.ceil(o.durationMs / 1000);
+    bar?.start(seconds, 0, { ops: 0 });
+    const startAt = performance.now();
+    const endAt = startAt + o.durationMs;
+    const ticker = setInterval(() => bar?.update(Math.min(seconds, Math.floor((performance.now() - startAt) / 1000)), { ops: done }), 250);
+    let n = 0;
+    const worker = async () => {
+      while (performance.now() < endAt) {
+        const i = n++;
+        const key = `bench/${i % keys}`;
+        const doPut = o.op === 'put' || (o.op === 'mixed' && i % 2 === 0);
+        const t0 = performance.now();
+        try {
+          if (doPut) await kv.put(key, value);
+          else await kv.get(key);
+          latencies.push(performance.now() - t0);
+          done++;
+        } catch {
+          errors++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: o.clients }, worker));
+    const elapsed = performance.now() - startAt;
+    clearInterval(ticker);
+    bar?.update(seconds, { ops: done });
+    bar?.stop();
+    latencies.sort((a, b) => a - b);
+    const q = (p: number) => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0);
+    const result: BenchResult = {
+      op: o.op,
+      clients: o.clients,
+      valueSize: o.valueSize,
+      durationMs: Math.round(elapsed),
+      ops: done,
+      errors,
+      opsPerSec: Math.round((done / elapsed) * 1000),
+      latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: round(latencies.at(-1) ?? 0), mean: round(latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)) },
+    };
+    if (o.json) console.log(JSON.stringify(result));
+    else {
+      console.log(`${o.op}: ${o.clients} in flight, ${o.valueSize}-byte values, ${(elapsed / 1000).toFixed(1)} s`);
+      console.log(`  ${result.opsPerSec.toLocaleString('en-US')} ops/s (${done.toLocaleString('en-US')} ops, ${errors} errors)`);
+      const l = result.latencyMs;
+      console.log(`  latency ms: p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}`);
+    }
+    return result;
+  } finally {
+    await kv.close();
+    if (temp !== undefined) {
+      await stop({ dir: temp, quiet: true }).catch(() => undefined);
+      rmSync(temp, { recursive: true, force: true });
+    }
+  }
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;

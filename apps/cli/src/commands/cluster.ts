@@ -1,0 +1,203 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { relative } from 'node:path';
+import pc from 'picocolors';
+import type { NodeId } from '@consensus-kit/core';
+import { ClusterDir, type ClusterFile } from '../cluster-file';
+import type { NodeConfig } from '../config';
+import { CliError } from '../errors';
+import { PROTOCOLS } from '../protocols';
+import { outputFor, renderStatusTable, statusRows } from '../render';
+import { agreedLeader, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
+
+export interface StartOptions {
+  dir: string;
+  nodes: number;
+  protocol: string;
+  port: number;
+  detach?: boolean;
+  json?: boolean;
+  /** Print nothing (used when another command starts a cluster for itself). */
+  quiet?: boolean;
+  tickMs?: number;
+  /** For tests: stop after this long in the foreground instead of waiting for Ctrl-C. */
+  foregroundMs?: number;
+}
+
+const HOST = '127.0.0.1';
+
+/** Writes the cluster file and one node config per node; nothing is written if a port is taken. */
+async function createCluster(cd: ClusterDir, o: StartOptions): Promise<ClusterFile> {
+  if (!PROTOCOLS.includes(o.protocol)) throw new CliError(`unknown protocol ${JSON.stringify(o.protocol)} (available: ${PROTOCOLS.join(', ')})`, 2);
+  const nodes = Array.from({ length: o.nodes }, (_, i) => ({ id: `n${i + 1}`, host: HOST, port: o.port + i + 1, httpPort: o.port + 100 + i + 1 }));
+  if (nodes.some((n) => n.httpPort > 65535)) throw new CliError(`--port ${o.port} leaves no room for ${o.nodes} nodes`, 2);
+  await checkPortsFree(HOST, nodes.flatMap((n) => [n.port, n.httpPort]));
+  const cluster: ClusterFile = { version: 1, clusterId: `local-${randomBytes(4).toString('hex')}`, protocol: o.protocol, nodes };
+  const peers = Object.fromEntries(nodes.map((n) => [n.id, `${n.host}:${n.port}`]));
+  for (const n of nodes) {
+    mkdirSync(cd.nodeDir(n.id), { recursive: true });
+    const config: NodeConfig = {
+      clusterId: cluster.clusterId,
+      id: n.id,
+      protocol: o.protocol,
+      dataDir: './data',
+      listen: { host: n.host, port: n.port },
+      http: { host: n.host, port: n.httpPort },
+      peers,
+      tickMs: o.tickMs ?? 50,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+    };
+    writeFileSync(cd.configFile(n.id), `${JSON.stringify(config, null, 2)}\n`);
+  }
+  cd.write(cluster);
+  return cluster;
+}
+
+/** `consensus-cli start`: create (or reopen) the cluster in --dir, start every node, wait for a leader. */
+export async function start(o: StartOptions): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  let cluster: ClusterFile;
+  if (cd.exists()) {
+    cluster = cd.read();
+    const running = cluster.nodes.filter((n) => cd.livePid(n.id) !== undefined);
+    if (running.length > 0) throw new CliError(`the cluster in ${cd.dir} is already running (${running.map((n) => n.id).join(', ')}); use \`consensus-cli status\``);
+    await checkPortsFree(HOST, cluster.nodes.flatMap((n) => [n.port, n.httpPort]));
+    say(o, `restarting the ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)} with its data`);
+  } else {
+    cluster = await createCluster(cd, o);
+    say(o, `starting a ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)}`);
+  }
+  for (const n of cluster.nodes) spawnNode(cd, n.id);
+  let leader: NodeId;
+  try {
+    leader = await waitForLeader(cd, cluster);
+  } catch (e) {
+    for (const n of cluster.nodes) await stopNode(cd, n.id, 'SIGTERM', 3000);
+    throw e;
+  }
+  if (o.detach) {
+    if (o.quiet) return;
+    const reports = await fetchReports(cluster);
+    if (o.json) {
+      console.log(JSON.stringify({ dir: cd.dir, leader, nodes: statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))) }));
+    } else {
+      console.log(renderStatusTable(statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))), outputFor(o)));
+      console.log(`leader: ${leader}. Try: consensus-cli put hello world --dir ${display(cd.dir)}   (stop with: consensus-cli stop --dir ${display(cd.dir)})`);
+    }
+    return;
+  }
+  await foreground(cd, cluster, o);
+}
+
+/** The live view: a refreshing status table, leader changes as they happen, Ctrl-C stops the cluster. */
+async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions): Promise<void> {
+  const out = outputFor(o);
+  const tty = process.stdout.isTTY === true;
+  const events: string[] = [];
+  let lastLeader: string | undefined;
+  let lastTerm = -1;
+  let stopping = false;
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    say(o, '\nstopping the cluster...');
+    await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id)));
+    say(o, `stopped. Start it again with: consensus-cli start --dir ${display(cd.dir)}`);
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const until = o.foregroundMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + o.foregroundMs;
+  try {
+    while (!interrupted && Date.now() < until) {
+      const reports = await fetchReports(cluster);
+      const pids = cluster.nodes.map((n) => cd.livePid(n.id));
+      const leader = agreedLeader(cluster, reports);
+      const term = Math.max(-1, ...reports.map((r) => r?.status.term ?? -1));
+      if (leader !== lastLeader || (leader !== undefined && term !== lastTerm)) {
+        const line = `${new Date().toISOString().slice(11, 19)} ${leader === undefined ? 'no leader (election in progress)' : `leader is ${leader} (term ${term})`}`;
+        events.push(line);
+        if (!tty) console.log(line);
+        lastLeader = leader;
+        lastTerm = term;
+      }
+      if (tty) {
+        const table = renderStatusTable(statusRows(cluster, reports, pids), out);
+        process.stdout.write(
+          `\x1b[H\x1b[2J${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)\n${table}\n${events.slice(-8).join('\n')}\n`,
+        );
+      }
+      await sleep(500);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stopAll();
+  }
+}
+
+export async function status(o: { dir: string; json?: boolean }): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  const reports = await fetchReports(cluster);
+  const rows = statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id)));
+  const leader = agreedLeader(cluster, reports) ?? null;
+  if (o.json) {
+    console.log(JSON.stringify({ clusterId: cluster.clusterId, protocol: cluster.protocol, leader, nodes: rows }));
+    return;
+  }
+  console.log(renderStatusTable(rows, outputFor(o)));
+  console.log(leader === null ? 'no leader' : `leader: ${leader}`);
+}
+
+export async function stop(o: { dir: string; json?: boolean; quiet?: boolean }): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  const stopped = await Promise.all(cluster.nodes.map(async (n) => ((await stopNode(cd, n.id)) ? n.id : undefined)));
+  const ids = stopped.filter((x) => x !== undefined);
+  if (o.quiet) return;
+  if (o.json) console.log(JSON.stringify({ stopped: ids }));
+  else console.log(ids.length === 0 ? 'no node was running' : `stopped ${ids.join(', ')}`);
+}
+
+export async function kill(o: { dir: string; json?: boolean }, id: string): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  cd.node(cd.read(), id);
+  const pid = cd.livePid(id);
+  if (pid === undefined) throw new CliError(`node ${id} is not running`);
+  await stopNode(cd, id, 'SIGKILL', 5000);
+  if (o.json) console.log(JSON.stringify({ killed: id, pid }));
+  else console.log(`killed ${id} (pid ${pid}) with SIGKILL`);
+}
+
+export async function restart(o: { dir: string; json?: boolean }, id: string): Promise<void> {
+  const cd = new ClusterDir(o.dir);
+  const cluster = cd.read();
+  const n = cd.node(cluster, id);
+  await stopNode(cd, id);
+  await checkPortsFree(n.host, [n.port, n.httpPort]);
+  const pid = spawnNode(cd, id);
+  // Wait until it answers, so the next command sees it.
+  const deadline = Date.now() + 15_000;
+  let up = false;
+  while (Date.now() < deadline && !up) {
+    up = (await fetchReports({ ...cluster, nodes: [n] }))[0] !== undefined;
+    if (!up) await sleep(100);
+  }
+  if (!up) throw new CliError(`node ${id} did not come up; see ${cd.logFile(id)}`);
+  if (o.json) console.log(JSON.stringify({ restarted: id, pid }));
+  else console.log(`restarted ${id} (pid ${pid})`);
+}
+
+function say(o: { json?: boolean; quiet?: boolean }, text: string): void {
+  if (!o.json && !o.quiet) console.log(text);
+}
+
+function display(dir: string): string {
+  const r = relative(process.cwd(), dir);
+  return r === '' ? '.' : r.startsWith('..') ? dir : r;
+}

@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, assertNodeId, type NodeId } from '@consensus-kit/core';
+
+/**
+ * One node's configuration: what `consensus-cli node --config <file>` reads. The same file deploys a node on
+ * a real machine: set `listen`/`http` to the machine's address and `peers` to every voter's address.
+ */
+export interface NodeConfig {
+  clusterId: string;
+  id: NodeId;
+  /** Protocol package to load: 'raft' (paxos and zab plug in by name). */
+  protocol: string;
+  /** Storage directory; relative paths are relative to the config file. */
+  dataDir: string;
+  /** Peer and client traffic (one TCP listener). */
+  listen: { host: string; port: number };
+  /** /health, /metrics and /status. */
+  http: { host: string; port: number };
+  /** Every member's id -> 'host:port', this node included (on first boot: the voters). */
+  peers: Record<NodeId, string>;
+  /** This node joins a running cluster: it does not bootstrap a configuration; a membership change adds it. */
+  join?: boolean;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Shared cluster secret (HMAC handshake); optional. */
+  secret?: string;
+  snapshotEvery?: number;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+const LEVELS = ['debug', 'info', 'warn', 'error'];
+
+function fail(file: string, msg: string): never {
+  throw new ConfigError(`${file}: ${msg}`);
+}
+
+function checkHostPort(file: string, v: unknown, what: string): { host: string; port: number } {
+  if (typeof v !== 'object' || v === null) fail(file, `${what} must be { "host": string, "port": number }`);
+  const { host, port } = v as { host?: unknown; port?: unknown };
+  if (typeof host !== 'string' || host.length === 0) fail(file, `${what}.host must be a non-empty string`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) fail(file, `${what}.port must be an integer in 0-65535`);
+  return { host, port };
+}
+
+function optionalInt(file: string, v: unknown, what: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(file, `${what} must be an integer >= ${min}`);
+  return v;
+}
+
+/** Parses and validates a node config; every problem is a `ConfigError` naming the file and the field. */
+export function parseNodeConfig(text: string, file: string): NodeConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    fail(file, `not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, 'must be a JSON object');
+  const c = raw as Record<string, unknown>;
+  if (typeof c.clusterId !== 'string' || c.clusterId.length === 0) fail(file, 'clusterId must be a non-empty string');
+  try {
+    assertNodeId(c.id, 'id');
+  } catch (e) {
+    fail(file, (e as Error).message);
+  }
+  if (typeof c.protocol !== 'string' || !/^[a-z][a-z0-9-]*$/.test(c.protocol)) fail(file, 'protocol must be a protocol name such as "raft"');
+  if (typeof c.dataDir !== 'string' || c.dataDir.length === 0) fail(file, 'dataDir must be a non-empty path');
+  const listen = checkHostPort(file, c.listen, 'listen');
+  const http = checkHostPort(file, c.http, 'http');
+  if (typeof c.peers !== 'object' || c.peers === null || Array.isArray(c.peers)) fail(file, 'peers must be an object of id -> "host:port"');
+  const peers: Record<string, string> = {};
+  for (const [id, addr] of Object.entries(c.peers as Record<string, unknown>)) {
+    if (typeof addr !== 'string' || !/^[^\s:]+:\d{1,5}$/.test(addr)) fail(file, `peers.${id} must be "host:port"`);
+    peers[id] = addr;
+  }
+  if (!(c.id in peers)) fail(file, `peers must include this node (${c.id})`);
+  if (c.logLevel !== undefined && !LEVELS.includes(c.logLevel as string)) fail(file, `logLevel must be one of ${LEVELS.join(', ')}`);
+  if (c.secret !== undefined && (typeof c.secret !== 'string' || c.secret.length < 8)) fail(file, 'secret must be a string of at least 8 characters');
+  const config: NodeConfig = {
+    clusterId: c.clusterId,
+    id: c.id,
+    protocol: c.protocol,
+    dataDir: resolve(dirname(file), c.dataDir),
+    listen,
+    http,
+    peers,
+  };
+  const tickMs = optionalInt(file, c.tickMs, 'tickMs', 1);
+  const electionTicks = optionalInt(file, c.electionTicks, 'electionTicks', 2);
+  const heartbeatTicks = optionalInt(file, c.heartbeatTicks, 'heartbeatTicks', 1);
+  const snapshotEvery = optionalInt(file, c.snapshotEvery, 'snapshotEvery', 0);
+  if (tickMs !== undefined) config.tickMs = tickMs;
+  if (electionTicks !== undefined) config.electionTicks = electionTicks;
+  if (heartbeatTicks !== undefined) config.heartbeatTicks = heartbeatTicks;
+  if (snapshotEvery !== undefined) config.snapshotEvery = snapshotEvery;
+  if (typeof c.secret === 'string') config.secret = c.secret;
+  if (c.join !== undefined && typeof c.join !== 'boolean') fail(file, 'join must be true or false');
+  if (c.join === true) config.join = true;
+  if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
+  if ((config.electionTicks ?? 10) <= (config.heartbeatTicks ?? 1)) fail(file, 'electionTicks must be greater than heartbeatTicks');
+  return config;
+}
+
+export function readNodeConfig(file: string): NodeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseNodeConfig(text, file);
+}

@@ -1,0 +1,78 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ConsensusNode, DurableStorage, SaveBatch } from '@consensus-kit/core';
+
+const ROLES = ['follower', 'pre-candidate', 'candidate', 'leader', 'learner'] as const;
+
+export interface NodeMetrics {
+  registry: Registry;
+  proposals: Counter;
+  /** Wraps storage so every `save` is timed into the fsync latency histogram. */
+  instrument(storage: DurableStorage): DurableStorage;
+  attach(node: ConsensusNode<never, never, never, never>): void;
+}
+
+/** The node's Prometheus metrics; values that live in the node are read at scrape time. */
+export function createNodeMetrics(nodeId: string): NodeMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: nodeId });
+  collectDefaultMetrics({ register: registry });
+  let node: ConsensusNode<never, never, never, never> | undefined;
+  const status = () => node?.status();
+
+  new Gauge({ name: 'consensus_term', help: 'Current term (ballot round / epoch)', registers: [registry], collect() { this.set(status()?.term ?? 0); } });
+  new Gauge({
+    name: 'consensus_role',
+    help: '1 for the role this node has, 0 for the others',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      const r = status()?.role;
+      for (const role of ROLES) this.set({ role }, r === role ? 1 : 0);
+    },
+  });
+  new Gauge({ name: 'consensus_is_leader', help: '1 when this node leads', registers: [registry], collect() { this.set(status()?.role === 'leader' ? 1 : 0); } });
+  new Gauge({ name: 'consensus_commit_index', help: 'Highest index known committed', registers: [registry], collect() { this.set(status()?.commitIndex ?? 0); } });
+  new Gauge({ name: 'consensus_applied_index', help: 'Highest index applied to the state machine', registers: [registry], collect() { this.set(status()?.appliedIndex ?? 0); } });
+  new Gauge({ name: 'consensus_last_index', help: 'Last index in the local log', registers: [registry], collect() { this.set(status()?.lastIndex ?? 0); } });
+  new Gauge({
+    name: 'consensus_peer_lag_entries',
+    help: 'On the leader: entries each peer is behind the leader last index',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const s = status();
+      if (s?.progress === undefined) return;
+      for (const [peer, p] of Object.entries(s.progress)) this.set({ peer }, Math.max(0, s.lastIndex - p.match));
+    },
+  });
+  const proposals = new Counter({ name: 'consensus_proposals_total', help: 'Proposals received, by outcome', labelNames: ['outcome'], registers: [registry] });
+  const fsync = new Histogram({
+    name: 'consensus_storage_save_seconds',
+    help: 'Latency of durable storage saves (write + fsync of one group commit)',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const applied = new Counter({ name: 'consensus_applied_entries_total', help: 'Entries applied to the state machine', registers: [registry] });
+
+  return {
+    registry,
+    proposals,
+    instrument(storage) {
+      const save = storage.save.bind(storage);
+      storage.save = async (batch: SaveBatch) => {
+        const end = fsync.startTimer();
+        try {
+          await save(batch);
+        } finally {
+          end();
+        }
+      };
+      return storage;
+    },
+    attach(n) {
+      node = n;
+      n.on('apply', () => applied.inc());
+    },
+  };
+}

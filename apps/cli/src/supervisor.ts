@@ -1,0 +1,143 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { NodeId } from '@consensus-kit/core';
+import type { ClusterDir, ClusterFile, ClusterNode } from './cluster-file';
+import { CliError } from './errors';
+import type { NodeReport } from './node-runner';
+
+/**
+ * How to run `consensus-cli node`: the same executable and loader flags as this process (so it works from
+ * the built bin and from sources under tsx), unless CONSENSUS_CLI_NODE_CMD gives a JSON array.
+ */
+export function nodeCommand(): string[] {
+  const env = process.env.CONSENSUS_CLI_NODE_CMD;
+  if (env) {
+    const cmd = JSON.parse(env) as unknown;
+    if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((x) => typeof x === 'string')) throw new CliError('CONSENSUS_CLI_NODE_CMD must be a JSON array of strings');
+    return cmd as string[];
+  }
+  return [process.execPath, ...process.execArgv, process.argv[1] as string];
+}
+
+/** Starts one node process, detached, logging to `<dir>/<id>/node.log`; records its pid. */
+export function spawnNode(cd: ClusterDir, id: NodeId): number {
+  mkdirSync(cd.nodeDir(id), { recursive: true });
+  const log = openSync(cd.logFile(id), 'a');
+  const [cmd, ...args] = nodeCommand();
+  const child = spawn(cmd as string, [...args, 'node', '--config', cd.configFile(id)], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, CONSENSUS_CLI_CHILD: '1' },
+  });
+  closeSync(log);
+  if (child.pid === undefined) throw new CliError(`could not start node ${id}`);
+  child.unref();
+  writeFileSync(cd.pidFile(id), `${child.pid}\n`);
+  return child.pid;
+}
+
+/** Sends `signal` to a node and waits (up to `timeoutMs`) for it to exit; SIGKILL after that. */
+export async function stopNode(cd: ClusterDir, id: NodeId, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<boolean> {
+  const pid = cd.livePid(id);
+  if (pid === undefined) {
+    rmSync(cd.pidFile(id), { force: true });
+    return false;
+  }
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > deadline) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await sleep(50);
+      break;
+    }
+    await sleep(25);
+  }
+  rmSync(cd.pidFile(id), { force: true });
+  return true;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Fails with a one-line error when any of `ports` on `host` cannot be bound. */
+export async function checkPortsFree(host: string, ports: number[]): Promise<void> {
+  for (const port of ports) {
+    await new Promise<void>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new CliError(e.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use` : `cannot use port ${port} on ${host}: ${e.message}`)),
+      );
+      s.listen(port, host, () => s.close(() => resolve()));
+    });
+  }
+}
+
+/** A node's `/status`, or undefined when it does not answer within `timeoutMs`. */
+export async function fetchReport(node: ClusterNode, timeoutMs = 800): Promise<NodeReport | undefined> {
+  try {
+    const res = await fetch(`http://${node.host}:${node.httpPort}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return undefined;
+    return (await res.json()) as NodeReport;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function fetchReports(c: ClusterFile): Promise<(NodeReport | undefined)[]> {
+  return Promise.all(c.nodes.map((n) => fetchReport(n)));
+}
+
+/** The leader a majority of live nodes agree on, if any. */
+export function agreedLeader(c: ClusterFile, reports: (NodeReport | undefined)[]): NodeId | undefined {
+  const leaders = reports.filter((r) => r?.status.role === 'leader');
+  for (const l of leaders) {
+    const followers = reports.filter((r) => r?.status.leader === l?.id && r?.status.term === l?.status.term).length;
+    if (followers > c.nodes.length / 2) return l?.id;
+  }
+  return undefined;
+}
+
+/** Waits until a majority agrees on a leader; a `CliError` (with the tail of each log) after `timeoutMs`. */
+export async function waitForLeader(cd: ClusterDir, c: ClusterFile, timeoutMs = 30_000): Promise<NodeId> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const leader = agreedLeader(c, await fetchReports(c));
+    if (leader !== undefined) return leader;
+    for (const n of c.nodes) {
+      if (cd.livePid(n.id) === undefined && tail(cd.logFile(n.id)).length > 0) {
+        // A node died during start: no point waiting for the timeout.
+        const reason = tail(cd.logFile(n.id)).trim().split('\n').at(-1) ?? 'exited';
+        throw new CliError(`node ${n.id} exited during start: ${reason}`);
+      }
+    }
+    await sleep(100);
+  }
+  throw new CliError(`no leader was elected within ${Math.round(timeoutMs / 1000)} s; see the logs in ${cd.dir}/<node>/node.log`);
+}
+
+export function tail(file: string, bytes = 2000): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.slice(-bytes);
+  } catch {
+    return '';
+  }
+}

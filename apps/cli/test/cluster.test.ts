@@ -1,0 +1,173 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvClient } from '@consensus-kit/kv';
+import { ClusterDir } from '../src/cluster-file';
+import { connect } from '../src/connect';
+import { sleep } from '../src/supervisor';
+import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+
+useSourceNodes();
+
+interface StatusJson {
+  leader: string | null;
+  nodes: { node: string; role: string; term: number | null; applied: number | null; pid: number | null }[];
+}
+
+async function statusOf(dir: string): Promise<StatusJson> {
+  const r = await cli('status', '--dir', dir, '--json');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.out) as StatusJson;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = tempDir();
+  });
+  afterAll(async () => {
+    await cleanup(dir);
+  });
+
+  it('starts, replicates, fails over, catches up, and keeps its data across a full restart', async () => {
+    const port = await freeBase();
+    const started = await cli('start', '--dir', dir, '--port', String(port), '--detach', '--json');
+    expect(started.err).toBe('');
+    expect(started.code).toBe(0);
+    const first = JSON.parse(started.out) as { leader: string };
+    expect(['n1', 'n2', 'n3']).toContain(first.leader);
+
+    expect((await cli('put', 'greeting', 'hello', '--dir', dir)).out).toMatch(/^OK \(revision 1\)/);
+    expect((await cli('get', 'greeting', '--dir', dir)).out.trim()).toBe('hello');
+
+    // kill -9 the leader: a new one is elected and writes continue.
+    expect((await cli('kill', first.leader, '--dir', dir)).code).toBe(0);
+    const second = await waitFor('a new leader', async () => {
+      const s = await statusOf(dir);
+      return s.leader !== null && s.leader !== first.leader ? s.leader : undefined;
+    });
+    expect(second).not.toBe(first.leader);
+    for (let i = 0; i < 5; i++) expect((await cli('put', `k${i}`, `v${i}`, '--dir', dir)).code).toBe(0);
+    expect((await cli('get', 'k4', '--dir', dir)).out.trim()).toBe('v4');
+
+    // The old leader restarts from its disk and catches up.
+    expect((await cli('restart', first.leader, '--dir', dir)).code).toBe(0);
+    await waitFor('the restarted node to catch up', async () => {
+      const s = await statusOf(dir);
+      const leaderApplied = s.nodes.find((n) => n.node === s.leader)?.applied ?? -1;
+      const old = s.nodes.find((n) => n.node === first.leader);
+      return old?.role === 'follower' && old.applied === leaderApplied && leaderApplied > 0 ? true : undefined;
+    });
+    const local = await cli('get', 'k4', '--dir', dir, '--serializable', '--json');
+    expect(JSON.parse(local.out)).toMatchObject({ key: 'k4', value: 'v4' });
+
+    // Stop everything and start again: all data is still there.
+    expect((await cli('stop', '--dir', dir)).out).toMatch(/stopped n1, n2, n3/);
+    const again = await cli('start', '--dir', dir, '--detach', '--json');
+    expect(again.code).toBe(0);
+    expect((await cli('get', 'greeting', '--dir', dir)).out.trim()).toBe('hello');
+    const all = await cli('range', 'k', '--dir', dir, '--json');
+    expect((JSON.parse(all.out) as { key: string }[]).map((r) => r.key)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+  });
+
+  it('a client retrying after the leader is killed mid-request never applies a command twice', async () => {
+    const s = await statusOf(dir);
+    expect(s.leader).not.toBeNull();
+    const { kv, rpc } = connect(dir);
+    try {
+      const writes = Array.from({ length: 40 }, (_, i) => kv.put(`once/${i}`, `v${i}`));
+      await sleep(5);
+      expect((await cli('kill', s.leader as string, '--dir', dir)).code).toBe(0);
+      const results = await Promise.allSettled(writes);
+      // Every write either succeeded or reported an unknown outcome; none was applied twice.
+      const reader = new KvClient({ channel: rpc });
+      for (let i = 0; i < 40; i++) {
+        const kvPair = await reader.get(`once/${i}`);
+        if (results[i]?.status === 'fulfilled') expect(kvPair).toBeDefined();
+        if (kvPair !== undefined) expect(kvPair.version).toBe(1);
+      }
+      expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0);
+    } finally {
+      await kv.close();
+    }
+    await cli('restart', s.leader as string, '--dir', dir);
+  });
+});
+
+describe('consensus-cli: bad input gets one line and a non-zero exit, and writes nothing', () => {
+  it('unknown command or flag', async () => {
+    const a = await cli('explode');
+    expect(a.code).toBe(2);
+    expect(a.err.trim().split('\n')).toHaveLength(1);
+    const b = await cli('start', '--nodes', 'many', '--dir', tempDir());
+    expect(b.code).toBe(2);
+    expect(b.err).toMatch(/--nodes/);
+    const c = await cli('status', '--colour');
+    expect(c.code).toBe(2);
+  });
+
+  it('a --dir with no cluster', async () => {
+    const d = tempDir();
+    const r = await cli('get', 'k', '--dir', d);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/no cluster in/);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    await cleanup(d);
+  });
+
+  it('a port in use', async () => {
+    const { createServer } = await import('node:net');
+    const port = await freeBase();
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(port + 2, '127.0.0.1', () => r()));
+    const d = tempDir();
+    try {
+      const r = await cli('start', '--dir', d, '--port', String(port), '--detach');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`port ${port + 2} .*in use`));
+      expect(new ClusterDir(d).exists()).toBe(false);
+    } finally {
+      blocker.close();
+      await cleanup(d);
+    }
+  });
+
+  it('a malformed config file', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const d = tempDir();
+    const file = `${d}/node.json`;
+    writeFileSync(file, '{ "clusterId": "x", "id": "n1", ');
+    const r = await cli('node', '--config', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/not valid JSON/);
+    writeFileSync(file, JSON.stringify({ clusterId: 'x', id: 'n1', protocol: 'raft', dataDir: 'data', listen: { host: '127.0.0.1', port: 1 }, http: { host: '127.0.0.1', port: 'x' }, peers: { n1: '127.0.0.1:1' } }));
+    const r2 = await cli('node', '--config', file);
+    expect(r2.code).toBe(1);
+    expect(r2.err).toMatch(/http.port must be/);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(`${d}/data`)).toBe(false);
+    await cleanup(d);
+  });
+
+  it('a value too large', async () => {
+    const d = tempDir();
+    const port = await freeBase();
+    try {
+      expect((await cli('start', '--dir', d, '--port', String(port), '--detach', '--json')).code).toBe(0);
+      const r = await cli('put', 'big', 'x'.repeat(5 * 1024 * 1024), '--dir', d);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/larger than/);
+      expect((await cli('get', 'big', '--dir', d)).code).toBe(1);
+    } finally {
+      await cleanup(d);
+    }
+  });
+});

@@ -1,0 +1,83 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { vi } from 'vitest';
+import { run } from '../src/cli';
+import { ClusterDir } from '../src/cluster-file';
+import { checkPortsFree, stopNode } from '../src/supervisor';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** Node processes run the CLI from sources: node + tsx loader + the source condition + src/bin.ts. */
+export function useSourceNodes(): void {
+  const tsx = require.resolve('tsx');
+  process.env.CONSENSUS_CLI_NODE_CMD = JSON.stringify([
+    process.execPath,
+    '--import',
+    new URL(`file://${tsx}`).href,
+    '--conditions=@consensus-kit/source',
+    join(here, '..', 'src', 'bin.ts'),
+  ]);
+}
+
+let nextBase = 20_000 + (process.pid % 50) * 200;
+
+/** A base port whose node and http ports (base+1..+9, base+101..+109) are free. */
+export async function freeBase(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const base = nextBase;
+    nextBase += 200;
+    if (nextBase > 60_000) nextBase = 20_000;
+    try {
+      await checkPortsFree('127.0.0.1', [1, 2, 3, 4, 5, 101, 102, 103, 104, 105].map((d) => base + d));
+      return base;
+    } catch {
+      // taken: try the next range
+    }
+  }
+  throw new Error('no free port range');
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'consensus-cli-test-'));
+}
+
+/** Stops every node recorded in `dir` and removes it. */
+export async function cleanup(dir: string): Promise<void> {
+  const cd = new ClusterDir(dir);
+  if (cd.exists()) {
+    const c = cd.read();
+    await Promise.all(c.nodes.map((n) => stopNode(cd, n.id, 'SIGKILL', 5000)));
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs the CLI in-process, capturing what it prints. */
+export async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
+    out += `${a.join(' ')}\n`;
+  });
+  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => {
+    err += `${a.join(' ')}\n`;
+  });
+  const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  });
+  const prevExit = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    const code = await run(['node', 'consensus-cli', ...args]);
+    return { code, out, err };
+  } finally {
+    process.exitCode = prevExit;
+    log.mockRestore();
+    error.mockRestore();
+    write.mockRestore();
+  }
+}

@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../src/supervisor';
+import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+
+useSourceNodes();
+
+interface StatusJson {
+  leader: string | null;
+  nodes: { node: string; role: string; applied: number | null }[];
+}
+
+async function statusOf(dir: string): Promise<StatusJson> {
+  return JSON.parse((await cli('status', '--dir', dir, '--json')).out) as StatusJson;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe('consensus-cli: operating a running cluster', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = tempDir();
+    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+  });
+  afterAll(async () => {
+    await cleanup(dir);
+  });
+
+  it('leader transfer hands leadership to the named node', async () => {
+    const { leader } = await statusOf(dir);
+    const target = ['n1', 'n2', 'n3'].find((n) => n !== leader) as string;
+    const r = await cli('leader', 'transfer', target, '--dir', dir);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    await until('the new leader', async () => ((await statusOf(dir)).leader === target ? true : undefined));
+  });
+
+  it('members add provisions and adds a voter that receives the log; members remove takes it out', async () => {
+    expect((await cli('put', 'before', 'x', '--dir', dir)).code).toBe(0);
+    const added = await cli('members', 'add', 'n4', '--dir', dir, '--json');
+    expect(added.err).toBe('');
+    expect(JSON.parse(added.out)).toMatchObject({ added: 'n4', learner: false });
+    const list = JSON.parse((await cli('members', 'list', '--dir', dir, '--json')).out) as { voters: string[] };
+    expect(list.voters.sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
+    await until('n4 to catch up', async () => {
+      const r = await cli('get', 'before', '--dir', dir, '--serializable', '--json');
+      const s = await statusOf(dir);
+      const n4 = s.nodes.find((n) => n.node === 'n4');
+      return r.code === 0 && n4?.role === 'follower' && (n4.applied ?? 0) >= 3 ? true : undefined;
+    });
+    expect((await cli('members', 'remove', 'n4', '--dir', dir)).code).toBe(0);
+    const after = JSON.parse((await cli('members', 'list', '--dir', dir, '--json')).out) as { voters: string[] };
+    expect(after.voters.sort()).toEqual(['n1', 'n2', 'n3']);
+    expect((await cli('put', 'after', 'y', '--dir', dir)).code).toBe(0);
+  });
+
+  it('partition isolates a node (the rest keep a leader and commit), heal lets it catch up', async () => {
+    const { leader } = await statusOf(dir);
+    const victim = ['n1', 'n2', 'n3'].find((n) => n !== leader) as string;
+    expect((await cli('partition', victim, '--dir', dir)).code).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await cli('put', `p${i}`, 'v', '--dir', dir)).code).toBe(0);
+    const during = await statusOf(dir);
+    const leaderApplied = during.nodes.find((n) => n.node === during.leader)?.applied ?? 0;
+    expect(during.nodes.find((n) => n.node === victim)?.applied ?? 0).toBeLessThan(leaderApplied);
+    expect((await cli('heal', '--dir', dir)).code).toBe(0);
+    await until('the isolated node to catch up', async () => {
+      const s = await statusOf(dir);
+      const l = s.nodes.find((n) => n.node === s.leader)?.applied ?? -1;
+      return s.nodes.find((n) => n.node === victim)?.applied === l ? true : undefined;
+    });
+  });
+
+  it("inspect verifies a node's data directory", async () => {
+    for (let i = 0; i < 3; i++) expect((await cli('put', `i${i}`, 'v', '--dir', dir)).code).toBe(0);
+    const r = await cli('inspect', 'n2', '--dir', dir, '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out) as { ok: boolean; problems: string[]; segments: unknown[]; log: { lastIndex: number } };
+    expect(report.ok).toBe(true);
+    expect(report.problems).toEqual([]);
+    expect(report.segments.length).toBeGreaterThan(0);
+    expect(report.log.lastIndex).toBeGreaterThan(3);
+    const text = await cli('inspect', 'n2', '--dir', dir);
+    expect(text.out.length).toBeGreaterThan(0);
+  });
+
+  it('serves /health and Prometheus /metrics', async () => {
+    const s = JSON.parse((await cli('status', '--dir', dir, '--json')).out) as { nodes: { http: string }[] };
+    const http = s.nodes[0]?.http as string;
+    const health = (await (await fetch(`http://${http}/health`)).json()) as { status: string };
+    expect(health.status).toBe('ok');
+    const metrics = await (await fetch(`http://${http}/metrics`)).text();
+    for (const name of ['consensus_term', 'consensus_commit_index', 'consensus_applied_index', 'consensus_storage_save_seconds_bucket', 'consensus_proposals_total']) {
+      expect(metrics).toContain(name);
+    }
+  });
+});
