@@ -383,12 +383,16 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     const rd: Ready = { entries: EMPTY, messages: this.msgs, committed: EMPTY, reads: this.readStates };
     this.msgs = [];
     this.readStates = [];
-    if (this.term !== this.prevTerm || this.vote !== this.prevVote || log.committed !== this.prevCommit) {
+    // Only term and vote must be durable before a message that depends on them leaves (thesis 3.8, Figure 3.1:
+    // "persistent state"); the commit index is volatile and merely rides along when they change. A commit-only
+    // change therefore costs no durable write (etcd's MustSync makes the same call): on restart the node
+    // re-learns its commit index from the leader, and its applied index from the host's snapshot.
+    if (this.term !== this.prevTerm || this.vote !== this.prevVote) {
       rd.hardState = encodeHardState({ term: this.term, vote: this.vote, commit: log.committed });
       this.prevTerm = this.term;
       this.prevVote = this.vote;
-      this.prevCommit = log.committed;
     }
+    this.prevCommit = log.committed;
     if (u.snapshot !== undefined && !u.snapshotInProgress) {
       rd.snapshot = u.snapshot;
       log.persistedHigh = u.snapshot.index;
