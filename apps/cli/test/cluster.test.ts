@@ -3,30 +3,12 @@ import { KvClient } from '@consensus-kit/kv';
 import { ClusterDir } from '../src/cluster-file';
 import { connect } from '../src/connect';
 import { sleep } from '../src/supervisor';
-import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+import { cleanup, cli, freeBase, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
-interface StatusJson {
-  leader: string | null;
-  nodes: { node: string; role: string; term: number | null; applied: number | null; pid: number | null }[];
-}
 
-async function statusOf(dir: string): Promise<StatusJson> {
-  const r = await cli('status', '--dir', dir, '--json');
-  expect(r.code).toBe(0);
-  return JSON.parse(r.out) as StatusJson;
-}
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () => {
   let dir: string;

@@ -3,10 +3,10 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import { run } from '../src/cli';
 import { ClusterDir } from '../src/cluster-file';
-import { checkPortsFree, stopNode } from '../src/supervisor';
+import { checkPortsFree, sleep, stopNode } from '../src/supervisor';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -79,5 +79,28 @@ export async function cli(...args: string[]): Promise<{ code: number; out: strin
     log.mockRestore();
     error.mockRestore();
     write.mockRestore();
+  }
+}
+
+export interface StatusJson {
+  leader: string | null;
+  nodes: { node: string; role: string; term: number | null; applied: number | null; pid: number | null; http: string }[];
+}
+
+/** `consensus-cli status --json` of the cluster in `dir`. */
+export async function statusOf(dir: string): Promise<StatusJson> {
+  const r = await cli('status', '--dir', dir, '--json');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.out) as StatusJson;
+}
+
+/** Polls `fn` until it returns a value; fails naming `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
   }
 }

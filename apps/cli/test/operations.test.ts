@@ -1,27 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../src/supervisor';
-import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+import { cleanup, cli, freeBase, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
-interface StatusJson {
-  leader: string | null;
-  nodes: { node: string; role: string; applied: number | null }[];
-}
 
-async function statusOf(dir: string): Promise<StatusJson> {
-  return JSON.parse((await cli('status', '--dir', dir, '--json')).out) as StatusJson;
-}
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('consensus-cli: operating a running cluster', () => {
   let dir: string;
@@ -39,7 +22,7 @@ describe('consensus-cli: operating a running cluster', () => {
     const r = await cli('leader', 'transfer', target, '--dir', dir);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    await until('the new leader', async () => ((await statusOf(dir)).leader === target ? true : undefined));
+    await waitFor('the new leader', async () => ((await statusOf(dir)).leader === target ? true : undefined));
   });
 
   it('members add provisions and adds a voter that receives the log; members remove takes it out', async () => {
@@ -49,7 +32,7 @@ describe('consensus-cli: operating a running cluster', () => {
     expect(JSON.parse(added.out)).toMatchObject({ added: 'n4', learner: false });
     const list = JSON.parse((await cli('members', 'list', '--dir', dir, '--json')).out) as { voters: string[] };
     expect(list.voters.sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
-    await until('n4 to catch up', async () => {
+    await waitFor('n4 to catch up', async () => {
       const r = await cli('get', 'before', '--dir', dir, '--serializable', '--json');
       const s = await statusOf(dir);
       const n4 = s.nodes.find((n) => n.node === 'n4');
@@ -70,7 +53,7 @@ describe('consensus-cli: operating a running cluster', () => {
     const leaderApplied = during.nodes.find((n) => n.node === during.leader)?.applied ?? 0;
     expect(during.nodes.find((n) => n.node === victim)?.applied ?? 0).toBeLessThan(leaderApplied);
     expect((await cli('heal', '--dir', dir)).code).toBe(0);
-    await until('the isolated node to catch up', async () => {
+    await waitFor('the isolated node to catch up', async () => {
       const s = await statusOf(dir);
       const l = s.nodes.find((n) => n.node === s.leader)?.applied ?? -1;
       return s.nodes.find((n) => n.node === victim)?.applied === l ? true : undefined;
