@@ -31,7 +31,7 @@ import {
   type Status,
   type Transport,
 } from './types';
-import { assertNodeId, assertPositiveInteger, preview } from './validate';
+import { assertNodeId, assertPositiveInteger, preview, seededRandom } from './validate';
 
 /** Encodes commands into entry bytes and back. The default is msgpackr. */
 export interface CommandCodec<Cmd> {
@@ -694,15 +694,7 @@ function checkSignal(signal: AbortSignal | undefined): AbortSignal | undefined {
 
 function osSeededRandom(): () => number {
   // Hosts are not pure: jitter seeded from the OS is what production wants. Protocols still only see a function.
-  const seed = randomBytes(4).readUInt32LE(0);
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(randomBytes(4).readUInt32LE(0));
 }
 
 function validateNodeOptions<Cmd, Res, Q, R>(o: ConsensusNodeOptions<Cmd, Res, Q, R>): void {

@@ -57,6 +57,7 @@ export {
   assertNodeId,
   assertNonNegativeInteger,
   assertPositiveInteger,
+  assertSnapshot,
   hashString,
   preview,
   resolveProtocolOptions,

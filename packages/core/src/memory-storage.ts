@@ -1,5 +1,6 @@
 import { CompactedError, InvalidArgumentError, StorageError } from './errors';
 import type { DurableStorage, InitialState, LogEntry, SaveBatch, Snapshot } from './types';
+import { assertSnapshot } from './validate';
 
 /**
  * The state behind a `MemoryStorage`. Opening a new `MemoryStorage` on the same state models reopening the
@@ -149,7 +150,7 @@ export class MemoryStorage implements DurableStorage {
   /** Replaces the whole log with a snapshot received from a leader. */
   installSnapshotNow(snapshot: Snapshot): void {
     this.checkOpen();
-    checkSnapshot(snapshot);
+    assertSnapshot(snapshot);
     const current = this.state.snapshot;
     if (current !== undefined && snapshot.index <= current.index) {
       throw new StorageError(`installSnapshot: snapshot ${snapshot.index} is not newer than the stored snapshot ${current.index}`);
@@ -163,7 +164,7 @@ export class MemoryStorage implements DurableStorage {
   /** Records a local snapshot; the log is left as it is. */
   saveSnapshotNow(snapshot: Snapshot): void {
     this.checkOpen();
-    checkSnapshot(snapshot);
+    assertSnapshot(snapshot);
     const current = this.state.snapshot;
     if (current !== undefined && snapshot.index < current.index) {
       throw new StorageError(`saveSnapshot: snapshot ${snapshot.index} is older than the stored snapshot ${current.index}`);
@@ -197,12 +198,3 @@ export class MemoryStorage implements DurableStorage {
   }
 }
 
-function checkSnapshot(snapshot: Snapshot): void {
-  if (typeof snapshot !== 'object' || snapshot === null) throw new InvalidArgumentError('snapshot must be an object');
-  if (!Number.isSafeInteger(snapshot.index) || snapshot.index < 0) throw new InvalidArgumentError(`snapshot index ${snapshot.index} is invalid`);
-  if (!Number.isSafeInteger(snapshot.term) || snapshot.term < 0) throw new InvalidArgumentError(`snapshot term ${snapshot.term} is invalid`);
-  if (!(snapshot.data instanceof Uint8Array)) throw new InvalidArgumentError('snapshot data must be a Uint8Array');
-  if (typeof snapshot.config !== 'object' || snapshot.config === null || !Array.isArray(snapshot.config.voters)) {
-    throw new InvalidArgumentError('snapshot config must be a ClusterConfig');
-  }
-}

@@ -1,5 +1,5 @@
 import { ConfigError, InvalidArgumentError } from './errors';
-import type { NodeId, ProtocolOptions } from './types';
+import type { NodeId, ProtocolOptions, Snapshot } from './types';
 
 const NODE_ID = /^[^\s]{1,128}$/;
 
@@ -115,4 +115,16 @@ export function hashString(s: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/** Throws `InvalidArgumentError` unless `snapshot` is a well-formed `Snapshot` (storage implementations share it). */
+export function assertSnapshot(snapshot: unknown): asserts snapshot is Snapshot {
+  if (typeof snapshot !== 'object' || snapshot === null) throw new InvalidArgumentError('snapshot must be an object');
+  const s = snapshot as Partial<Snapshot>;
+  if (!Number.isSafeInteger(s.index) || (s.index as number) < 0) throw new InvalidArgumentError(`snapshot index ${s.index} is invalid`);
+  if (!Number.isSafeInteger(s.term) || (s.term as number) < 0) throw new InvalidArgumentError(`snapshot term ${s.term} is invalid`);
+  if (!(s.data instanceof Uint8Array)) throw new InvalidArgumentError('snapshot data must be a Uint8Array');
+  if (typeof s.config !== 'object' || s.config === null || !Array.isArray(s.config.voters)) {
+    throw new InvalidArgumentError('snapshot config must be a ClusterConfig');
+  }
 }

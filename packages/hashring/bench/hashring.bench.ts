@@ -20,6 +20,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type HashRing, type HashRingAlgorithm, createHashRing, murmur3, summarizeDistribution } from '@consensus-kit/hashring';
 import NpmHashRing from 'hashring';
+import { mulberry32 } from '../test/random';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -38,15 +39,6 @@ interface Subject {
   place: (keys: readonly string[]) => string[];
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeKeys(): string[] {
   const random = mulberry32(SEED);

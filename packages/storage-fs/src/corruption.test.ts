@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptLogError, type LogEntry } from '@consensus-kit/core';
+import { CorruptLogError, seededRandom, type LogEntry } from '@consensus-kit/core';
 import { openFileStorage } from './file-storage';
 import { MemoryFileSystem } from './memory-file-system';
 
@@ -21,17 +21,6 @@ function entry(index: number, term: number): LogEntry {
   return { index, term, type: 'command', data };
 }
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 async function buildDirectory(): Promise<{ fs: MemoryFileSystem; originals: Map<number, LogEntry> }> {
   const fs = new MemoryFileSystem();
@@ -89,7 +78,7 @@ describe('disk corruption is always detected', () => {
     expect(files.some((p) => p.endsWith('.snap'))).toBe(true);
     expect(files.some((p) => p.endsWith('/hardstate'))).toBe(true);
     const lastSegment = segments.at(-1) as string;
-    const rnd = prng(20_260_401);
+    const rnd = seededRandom(20_260_401);
     const outcomes = { corrupt: 0, 'torn-tail': 0 };
     for (let t = 0; t < TRIALS; t++) {
       const image = fs.crashImage('all');

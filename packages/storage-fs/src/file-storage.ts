@@ -1,6 +1,7 @@
 import {
   CompactedError,
   ConfigError,
+  assertSnapshot,
   CorruptLogError,
   InvalidArgumentError,
   StorageError,
@@ -176,15 +177,6 @@ function withoutSync(fsys: FileSystem): FileSystem {
   };
 }
 
-function checkSnapshot(snapshot: Snapshot): void {
-  if (typeof snapshot !== 'object' || snapshot === null) throw new InvalidArgumentError('snapshot must be an object');
-  if (!Number.isSafeInteger(snapshot.index) || snapshot.index < 0) throw new InvalidArgumentError(`snapshot index ${snapshot.index} is invalid`);
-  if (!Number.isSafeInteger(snapshot.term) || snapshot.term < 0) throw new InvalidArgumentError(`snapshot term ${snapshot.term} is invalid`);
-  if (!(snapshot.data instanceof Uint8Array)) throw new InvalidArgumentError('snapshot data must be a Uint8Array');
-  if (typeof snapshot.config !== 'object' || snapshot.config === null || !Array.isArray(snapshot.config.voters)) {
-    throw new InvalidArgumentError('snapshot config must be a ClusterConfig');
-  }
-}
 
 function checkEntries(entries: readonly LogEntry[]): void {
   if (!Array.isArray(entries)) throw new InvalidArgumentError('save: entries must be an array');
@@ -418,7 +410,7 @@ export class FileStorage implements DurableStorage {
 
   async installSnapshot(snapshot: Snapshot): Promise<void> {
     this.checkWritable();
-    checkSnapshot(snapshot);
+    assertSnapshot(snapshot);
     const current = this.snapshotMeta;
     if (current !== undefined && snapshot.index <= current.index) {
       throw new StorageError(`installSnapshot: snapshot ${snapshot.index} is not newer than the stored snapshot ${current.index}`);
@@ -451,7 +443,7 @@ export class FileStorage implements DurableStorage {
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   ): Promise<void> {
     this.checkWritable();
-    checkSnapshot({ ...meta, data: new Uint8Array(0) });
+    assertSnapshot({ ...meta, data: new Uint8Array(0) });
     if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) throw new InvalidArgumentError(`installSnapshotStream: bad length ${dataBytes}`);
     const isStale = (): boolean => this.snapshotMeta !== undefined && meta.index <= this.snapshotMeta.index;
     if (isStale()) {
@@ -498,7 +490,7 @@ export class FileStorage implements DurableStorage {
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     this.checkWritable();
-    checkSnapshot(snapshot);
+    assertSnapshot(snapshot);
     const current = this.snapshotMeta;
     if (current !== undefined && snapshot.index < current.index) {
       throw new StorageError(`saveSnapshot: snapshot ${snapshot.index} is older than the stored snapshot ${current.index}`);

@@ -1,3 +1,4 @@
+import { seededRandom } from '@consensus-kit/core';
 import type { FileSystem, FsFile } from './file-system';
 
 /** How a simulated power loss treats data that was written but not synced. */
@@ -36,18 +37,6 @@ function normalize(path: string): string {
   return `/${parts.join('/')}`;
 }
 
-/** A tiny xorshift PRNG so crash images are reproducible from a seed. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 /**
  * An in-memory `FileSystem` with a durability model, for crash-consistency tests (ALICE style): it counts
@@ -213,7 +202,7 @@ export class MemoryFileSystem implements FileSystem {
    * `seed` drives the random choices of the torn modes.
    */
   crashImage(mode: CrashMode, seed = 1): MemoryFileSystem {
-    const rnd = prng(seed);
+    const rnd = seededRandom(seed);
     const image = new MemoryFileSystem();
     for (const d of this.dirs) {
       image.dirs.add(d);
