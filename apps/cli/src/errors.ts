@@ -1,4 +1,4 @@
-import { ConfigError, isConsensusError } from '@consensus-kit/core';
+import { isConsensusError } from '@consensus-kit/core';
 
 /** A problem the user can fix: printed as one line, exit code 2 (usage) or 1 (everything else). */
 export class CliError extends Error {
@@ -21,5 +21,3 @@ export function describeError(e: unknown): string {
   }
   return String(e);
 }
-
-export { ConfigError };

@@ -28,7 +28,6 @@ export function spawnNode(cd: ClusterDir, id: NodeId): number {
   const child = spawn(cmd as string, [...args, 'node', '--config', cd.configFile(id)], {
     detached: true,
     stdio: ['ignore', log, log],
-    env: { ...process.env, CONSENSUS_CLI_CHILD: '1' },
   });
   closeSync(log);
   if (child.pid === undefined) throw new CliError(`could not start node ${id}`);

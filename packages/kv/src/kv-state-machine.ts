@@ -43,10 +43,8 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   private keys: string[] = [];
   private revision = 0;
   private readonly sessions: SessionTable<KvResult>;
-  private readonly sessionOptions: SessionTableOptions;
 
   constructor(options: KvStateMachineOptions = {}) {
-    this.sessionOptions = options;
     this.sessions = new SessionTable(options);
   }
 
@@ -166,11 +164,6 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     this.keys.sort(compareKeys);
     this.revision = snap.revision;
     this.sessions.restore(snap.sessions, snap.sweep);
-  }
-
-  /** Options this machine was built with (used by tests and tools that build an identical replica). */
-  get options(): KvStateMachineOptions {
-    return { ...this.sessionOptions };
   }
 }
 
