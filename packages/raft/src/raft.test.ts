@@ -254,6 +254,93 @@ describe('replication (thesis 3.5, 3.6)', () => {
   });
 });
 
+describe('the leader writes in parallel with its followers (thesis 10.2.1)', () => {
+  function leaderOf3(): { a: RaftNode; storage: MemoryStorage } {
+    const storage = new MemoryStorage();
+    const a = new RaftNode({ id: 'a', peers: ['a', 'b', 'c'], storage, preVote: false, checkQuorum: false });
+    a.campaign();
+    let rd = a.ready();
+    storage.saveNow(rd);
+    a.advance(rd);
+    for (const peer of ['b', 'c']) a.step({ from: peer, to: 'a', msg: { type: 'RequestVoteResponse', term: 1, reject: false } });
+    expect(a.status().role).toBe('leader');
+    while (a.hasReady()) {
+      rd = a.ready();
+      storage.saveNow(rd);
+      a.advance(rd);
+    }
+    for (const peer of ['b', 'c']) a.step({ from: peer, to: 'a', msg: { type: 'AppendEntriesResponse', term: 1, index: 1, reject: false } });
+    drain(a);
+    expect(a.status().commitIndex).toBe(1);
+    return { a, storage };
+  }
+
+  it('hands out AppendEntries in a Ready of their own, then the entries to write', () => {
+    const { a, storage } = leaderOf3();
+    a.propose(enc.encode('x'));
+    const first = a.ready();
+    expect(first.entries).toEqual([]);
+    expect(first.hardState).toBeUndefined();
+    const sent = first.messages.map((m) => m.msg as RaftMessage);
+    expect(sent).toHaveLength(2);
+    for (const m of sent) expect(m).toMatchObject({ type: 'AppendEntries', entries: [{ index: 2, term: 1, type: 'command' }] });
+    a.advance(first);
+    expect(a.hasReady()).toBe(true);
+    const second = a.ready();
+    expect(second.entries.map((e) => e.index)).toEqual([2]);
+    expect(second.messages).toEqual([]);
+    storage.saveNow(second);
+    a.advance(second);
+  });
+
+  it('counts itself only once its write is durable, but commits on the followers alone', () => {
+    const { a } = leaderOf3();
+    a.propose(enc.encode('x'));
+    const first = a.ready();
+    a.advance(first);
+    const write = a.ready(); // the leader's own write is in flight from here on
+    a.step({ from: 'b', to: 'a', msg: { type: 'AppendEntriesResponse', term: 1, index: 2, reject: false } });
+    expect(a.status().commitIndex).toBe(1); // b and an unwritten leader are not a majority
+    a.step({ from: 'c', to: 'a', msg: { type: 'AppendEntriesResponse', term: 1, index: 2, reject: false } });
+    expect(a.status().commitIndex).toBe(2); // b and c are
+    a.advance(write);
+  });
+
+  it('a leader whose write is durable commits with one follower', () => {
+    const { a, storage } = leaderOf3();
+    a.propose(enc.encode('x'));
+    a.advance(a.ready());
+    const write = a.ready();
+    a.step({ from: 'b', to: 'a', msg: { type: 'AppendEntriesResponse', term: 1, index: 2, reject: false } });
+    expect(a.status().commitIndex).toBe(1);
+    storage.saveNow(write);
+    a.advance(write);
+    expect(a.status().commitIndex).toBe(2);
+  });
+
+  it('never sends ahead of a hard state change, and never twice in a row', () => {
+    const { a } = leaderOf3();
+    // Messages that accompany a term change wait for it: the step down to term 2 is one Ready.
+    a.propose(enc.encode('x'));
+    a.step({ from: 'b', to: 'a', msg: { type: 'RequestVote', term: 2, lastIndex: 9, lastTerm: 1 } });
+    const rd = a.ready();
+    expect(rd.hardState).toBeDefined();
+    expect(rd.entries.map((e) => e.index)).toEqual([2]);
+
+    // A leader with messages pending at every Ready still hands its entries out every other Ready.
+    const { a: b, storage: bs } = leaderOf3();
+    const written: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      b.propose(enc.encode(`p${i}`));
+      const r = b.ready();
+      written.push(...r.entries.map((e) => e.index));
+      bs.saveNow(r);
+      b.advance(r);
+    }
+    expect(written).toEqual([2, 3, 4, 5, 6, 7]);
+  });
+});
+
 describe('proposals that cannot be accepted raise typed errors', () => {
   it('NotLeaderError with the leader hint on a follower', () => {
     const net = new TestNetwork(['a', 'b', 'c']);

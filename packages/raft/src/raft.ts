@@ -191,6 +191,8 @@ export class RaftNode implements Protocol, ReportsUnreachable {
   private prevTerm: number;
   private prevVote: NodeId | undefined;
   private prevCommit: number;
+  /** The last Ready carried a leader's messages ahead of its new entries (thesis 10.2.1). */
+  private sentFirst = false;
   private prevRole: Role;
   private prevLead: NodeId | undefined;
   private statusTerm: number;
@@ -397,14 +399,28 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       rd.snapshot = u.snapshot;
       log.persistedHigh = u.snapshot.index;
     }
-    if (u.hasNextEntries()) {
+    // Thesis 10.2.1: the leader may send AppendEntries while its own write of those entries is in flight,
+    // since it counts itself towards commitment only once advance() reports them durable. The Ready contract
+    // sends a batch's messages after its writes, so the leader hands out its messages in a Ready without the
+    // new entries and the entries in the next one: followers write while the leader writes. Only when term
+    // and vote are unchanged (no message may leave ahead of the hard state it depends on), and never twice in
+    // a row, so a steady stream of messages cannot keep the entries from being written.
+    const sendFirst =
+      this.role === 'leader' &&
+      rd.hardState === undefined &&
+      rd.messages.length > 0 &&
+      u.snapshot === undefined &&
+      u.hasNextEntries() &&
+      !this.sentFirst;
+    this.sentFirst = sendFirst;
+    if (!sendFirst && u.hasNextEntries()) {
       const ents = u.nextEntries();
       const first = (ents[0] as LogEntry).index;
       if (first <= log.persistedHigh) rd.truncateAfter = first - 1;
       log.persistedHigh = (ents[ents.length - 1] as LogEntry).index;
       rd.entries = ents;
     }
-    u.acceptInProgress();
+    if (!sendFirst) u.acceptInProgress();
     if (log.hasNextCommittedEntries()) {
       const committed = log.nextCommittedEntries(this.maxCommittedBytesPerReady);
       if (committed.length > 0) {
