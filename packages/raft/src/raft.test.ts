@@ -128,7 +128,21 @@ describe('replication (thesis 3.5, 3.6)', () => {
     expect(appends).toHaveLength(2);
     expect((appends[0]?.msg as { entries: LogEntry[] }).entries).toHaveLength(100);
     net.deliver();
+    expect(net.get('a').applied).toHaveLength(100);
+    // commitNotify 'next-message': with nothing else to send, the commit index reaches followers with the tick.
+    expect(net.get('c').applied).toHaveLength(0);
+    net.tick('a');
+    net.deliver();
     expect(net.get('c').applied).toHaveLength(100);
+  });
+
+  it("commitNotify 'immediate' tells followers of a commit at once", () => {
+    const net = new TestNetwork(['a', 'b', 'c'], { commitNotify: 'immediate' });
+    elect(net, 'a');
+    net.get('a').node.propose(enc.encode('x'));
+    net.deliver();
+    expect(net.get('c').applied).toHaveLength(1);
+    expect(() => new RaftNode({ id: 'a', peers: ['a'], storage: new MemoryStorage(), commitNotify: 'soon' as 'immediate' })).toThrow(InvalidArgumentError);
   });
 
   it('flow control: a silent follower costs at most maxInflightMsgs appends', () => {
@@ -143,7 +157,8 @@ describe('replication (thesis 3.5, 3.6)', () => {
     const pr = a.status().progress?.c;
     expect(pr?.state).toBe('replicate');
     expect(pr?.inflight).toBe(4);
-    expect(net.get('b').applied).toHaveLength(50);
+    // Each proposal's AppendEntries carried the commit of the one before; the last commit needs a tick.
+    expect(net.get('b').applied).toHaveLength(49);
     expect(net.get('c').node.status().lastIndex).toBeLessThan(10);
     // Acknowledgements flow again: c catches up.
     net.heal();

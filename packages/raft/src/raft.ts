@@ -77,6 +77,14 @@ export interface RaftOptions extends ProtocolOptions {
   snapshotChunkBytes?: number;
   /** Approximate byte limit of `Ready.committed`. Default 64 MiB. */
   maxCommittedBytesPerReady?: number;
+  /**
+   * How followers learn that the commit index moved. 'next-message' (default): it rides on the next
+   * AppendEntries, or goes out with the next tick at the latest (hashicorp/raft makes the same call), which
+   * saves an AppendEntries and its reply per follower per commit. 'immediate': an empty AppendEntries carries
+   * it at once (etcd's choice), so followers apply sooner. Either way the leader commits and answers its
+   * clients at the same moment; only followers' applied index differs (by at most one tick).
+   */
+  commitNotify?: 'next-message' | 'immediate';
 }
 
 type RaftRole = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
@@ -136,6 +144,9 @@ export class RaftNode implements Protocol, ReportsUnreachable {
   private readonly maxUncommittedBytes: number;
   private readonly snapshotChunkBytes: number;
   private readonly maxCommittedBytesPerReady: number;
+  private readonly commitNotify: 'next-message' | 'immediate';
+  /** The leader's commit index moved since the last broadcast that carried it ('next-message'). */
+  private commitUnsent = false;
 
   private term = 0;
   private vote: NodeId | undefined;
@@ -218,6 +229,11 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     this.maxUncommittedBytes = positiveInt(options.maxUncommittedBytes, 64 << 20, 'maxUncommittedBytes', true);
     this.snapshotChunkBytes = positiveInt(options.snapshotChunkBytes, 1 << 20, 'snapshotChunkBytes');
     this.maxCommittedBytesPerReady = positiveInt(options.maxCommittedBytesPerReady, 64 << 20, 'maxCommittedBytesPerReady');
+    const notify = options.commitNotify ?? 'next-message';
+    if (notify !== 'next-message' && notify !== 'immediate') {
+      throw new InvalidArgumentError(`commitNotify must be 'next-message' or 'immediate', got ${String(notify)}`);
+    }
+    this.commitNotify = notify;
     this.bootLease = this.readOnlyOption === 'lease';
 
     const storage = options.storage;
@@ -539,6 +555,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     this.pendingReads = [];
     this.needAppend = false;
     this.needCommitBroadcast = false;
+    this.commitUnsent = false;
     this.leaseExpiry = 0;
     this.leaseRevoked = false;
     this.resetProgress();
@@ -641,7 +658,10 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     }
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat();
+      this.broadcastHeartbeat(); // carries the commit index to every follower that holds it
+      this.commitUnsent = false;
+    } else if (this.commitUnsent) {
+      this.needCommitBroadcast = true; // 'next-message': no AppendEntries carried it within a tick
     }
   }
 
@@ -1116,7 +1136,8 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     const prs = this.prs;
     const mci = jointCommittedIndex(this.config, (id) => prs.get(id)?.match);
     if (mci === Number.MAX_SAFE_INTEGER || !this.log.maybeCommit(mci, this.term)) return false;
-    this.needCommitBroadcast = true;
+    if (this.commitNotify === 'immediate') this.needCommitBroadcast = true;
+    else this.commitUnsent = true;
     this.afterCommit();
     return true;
   }
@@ -1250,6 +1271,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       const ifEmpty = this.needCommitBroadcast;
       this.needAppend = false;
       this.needCommitBroadcast = false;
+      this.commitUnsent = false; // every follower with room gets an AppendEntries, which carries it
       this.broadcastAppend(ifEmpty);
     }
     if (this.readOnly.needsRound()) this.broadcastHeartbeat();

@@ -41,6 +41,9 @@ class Interpreter {
           checkQuorum: bool(c.kv.checkQuorum, true),
           electionTicks: Number(c.kv.election ?? 10),
           heartbeatTicks: Number(c.kv.heartbeat ?? 1),
+          // Transcripts show the commit index reaching followers at once (etcd's way), so every step of a
+          // scenario is visible; the default, 'next-message', has a scenario of its own (5.3-commit-notify).
+          commitNotify: (c.kv.commitNotify ?? 'immediate') as 'next-message' | 'immediate',
         };
         if (c.kv.readOnly !== undefined) options.readOnly = c.kv.readOnly as 'safe' | 'lease';
         if (c.kv.maxInflight !== undefined) options.maxInflightMsgs = Number(c.kv.maxInflight);
