@@ -161,6 +161,7 @@ function withoutSync(fsys: FileSystem): FileSystem {
       return {
         readSync: (b, o, l, p) => f.readSync(b, o, l, p),
         write: (d, p) => f.write(d, p),
+        writeDurable: (d, p) => f.write(d, p),
         datasync: async () => {},
         sync: async () => {},
         truncate: (l) => f.truncate(l),
@@ -784,12 +785,10 @@ export class FileStorage implements DurableStorage {
       if (segment.file === undefined) {
         // A new segment: the previous one was synced by its own group, so a torn write is only ever in the last.
         segment.file = await this.fsys.open(segment.path, 'create');
-        await segment.file.write(buf, start);
-        await segment.file.datasync();
+        await segment.file.writeDurable(buf, start);
         await this.fsys.syncDir(this.dir);
       } else {
-        await segment.file.write(buf, start);
-        await segment.file.datasync();
+        await segment.file.writeDurable(buf, start);
       }
       this.counters.walSyncs++;
       this.counters.walWrites++;

@@ -35,6 +35,12 @@ export interface FsFile {
   write(data: Uint8Array, position: number): Promise<void>;
   /** fdatasync: the file's data (and the size) are durable. */
   datasync(): Promise<void>;
+  /**
+   * `write` then `datasync` in one call: resolves once `data` is durable at `position`. Data written before by
+   * `write` and not yet synced is not covered. The node implementation writes through an O_DSYNC descriptor,
+   * so the write and its flush are one system call and one trip through libuv's thread pool, not two.
+   */
+  writeDurable(data: Uint8Array, position: number): Promise<void>;
   /** fsync: data and metadata are durable. */
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;
@@ -44,19 +50,26 @@ export interface FsFile {
 }
 
 class NodeFile implements FsFile {
-  constructor(private readonly handle: fsp.FileHandle) {}
+  /** A second descriptor on the same file, opened O_DSYNC on first use by `writeDurable`. */
+  private dsync: Promise<fsp.FileHandle> | undefined;
+
+  constructor(
+    private readonly handle: fsp.FileHandle,
+    private readonly path: string,
+  ) {}
 
   readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
     return fs.readSync(this.handle.fd, buffer, offset, length, position);
   }
 
-  async write(data: Uint8Array, position: number): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
-      if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-      done += bytesWritten;
-    }
+  write(data: Uint8Array, position: number): Promise<void> {
+    return writeAll(this.handle, data, position);
+  }
+
+  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+    // Not O_APPEND, not O_TRUNC: positioned writes into the file as it is.
+    this.dsync ??= fsp.open(this.path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
+    await writeAll(await this.dsync, data, position);
   }
 
   datasync(): Promise<void> {
@@ -75,8 +88,23 @@ class NodeFile implements FsFile {
     return fs.fstatSync(this.handle.fd).size;
   }
 
-  close(): Promise<void> {
-    return this.handle.close();
+  async close(): Promise<void> {
+    const dsync = this.dsync;
+    this.dsync = undefined;
+    try {
+      if (dsync !== undefined) await (await dsync).close();
+    } finally {
+      await this.handle.close();
+    }
+  }
+}
+
+async function writeAll(handle: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    done += bytesWritten;
   }
 }
 
@@ -89,7 +117,7 @@ export function nodeFileSystem(): FileSystem {
 
 const NODE_FS: FileSystem = {
   async open(path, mode) {
-    return new NodeFile(await fsp.open(path, FLAGS[mode]));
+    return new NodeFile(await fsp.open(path, FLAGS[mode]), path);
   },
   readdir: (dir) => fsp.readdir(dir),
   async mkdir(dir) {

@@ -308,6 +308,12 @@ class MemoryFile implements FsFile {
     this.inode.durable = this.inode.data.slice(0, this.inode.size);
   }
 
+  /** A write and an fdatasync; a crash between the two keeps what the write model allows (a torn write). */
+  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+    await this.write(data, position);
+    await this.datasync();
+  }
+
   async sync(): Promise<void> {
     this.check();
     this.owner.mutateFile(`fsync ${this.path}`);
