@@ -25,6 +25,9 @@ const durationArg = (v: string) => {
   }
 };
 
+/** A duration that may also be zero ('0', '0s'). */
+const optionalDurationArg = (v: string) => (/^0+(?:\.0+)?(?:ms|s|m)?$/.test(String(v).trim()) ? 0 : durationArg(v));
+
 /** The `consensus-cli` program. Actions throw; `run` turns errors into one line and an exit code. */
 export function createProgram(): Command {
   const program = new Command('consensus-cli')
@@ -103,14 +106,17 @@ export function createProgram(): Command {
     .command('bench')
     .description('measure ops/s and latency against the cluster in --dir (or a temporary one)')
     .addOption(new Option('--clients <n>', 'requests in flight').default(64).argParser(intArg('--clients', 1, 4096)))
-    .addOption(new Option('--duration <time>', 'how long to run, e.g. 10s').default(10_000, '10s').argParser(durationArg))
+    .addOption(new Option('--duration <time>', 'how long to measure, e.g. 10s').default(10_000, '10s').argParser(durationArg))
+    .addOption(
+      new Option('--warmup <time>', 'load to run first, not measured (lets the nodes reach steady state), e.g. 2s or 0').default(2_000, '2s').argParser(optionalDurationArg),
+    )
     .addOption(new Option('--value-size <bytes>', 'value size').default(256).argParser(intArg('--value-size', 0, 1 << 20)))
     .addOption(new Option('--op <op>', 'operation').choices(['put', 'get', 'mixed']).default('put'))
     .option('--temp', 'always run against a temporary 3-node cluster')
     .addOption(dir())
     .addOption(json())
     .action(async (o) => {
-      await bench({ dir: o.dir, clients: o.clients, durationMs: o.duration, valueSize: o.valueSize, op: o.op, temp: o.temp, json: o.json });
+      await bench({ dir: o.dir, clients: o.clients, durationMs: o.duration, warmupMs: o.warmup, valueSize: o.valueSize, op: o.op, temp: o.temp, json: o.json });
     });
 
   program

@@ -16,6 +16,27 @@ describe('consensus-cli: operating a running cluster', () => {
     await cleanup(dir);
   });
 
+  it('bench measures puts, gets and a mix against the running cluster, warm-up not counted', async () => {
+    for (const op of ['put', 'get', 'mixed']) {
+      const r = await cli('bench', '--dir', dir, '--clients', '4', '--duration', '700ms', '--warmup', '300ms', '--op', op, '--json');
+      expect(r.code).toBe(0);
+      const res = JSON.parse(r.out.trim().split('\n').at(-1) as string) as {
+        op: string; clients: number; ops: number; errors: number; opsPerSec: number; durationMs: number; warmupMs: number;
+        latencyMs: { p50: number; p90: number; p99: number; max: number };
+      };
+      expect(res).toMatchObject({ op, clients: 4, errors: 0, warmupMs: 300 });
+      expect(res.ops).toBeGreaterThan(0);
+      expect(res.durationMs).toBeGreaterThanOrEqual(700);
+      const rate = (res.ops / res.durationMs) * 1000; // durationMs is rounded: allow for it
+      expect(Math.abs(res.opsPerSec - rate)).toBeLessThanOrEqual(rate * 0.002 + 1);
+      const l = res.latencyMs;
+      expect(0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max).toBe(true);
+    }
+    const bad = await cli('bench', '--dir', dir, '--warmup', 'soon');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/invalid duration/);
+  });
+
   it('leader transfer hands leadership to the named node', async () => {
     const { leader } = await statusOf(dir);
     const target = ['n1', 'n2', 'n3'].find((n) => n !== leader) as string;

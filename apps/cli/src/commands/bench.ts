@@ -13,6 +13,8 @@ export interface BenchOptions {
   dir: string;
   clients: number;
   durationMs: number;
+  /** Load run before measuring, not counted. Default 0. */
+  warmupMs?: number;
   valueSize: number;
   op: 'put' | 'get' | 'mixed';
   temp?: boolean;
@@ -25,6 +27,7 @@ export interface BenchResult {
   clients: number;
   valueSize: number;
   durationMs: number;
+  warmupMs: number;
   ops: number;
   errors: number;
   opsPerSec: number;
@@ -62,11 +65,14 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
     let errors = 0;
     let done = 0;
     const bar = process.stderr.isTTY && !o.json ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} s | {ops} ops' }) : undefined;
-    const seconds = Math.ceil(o.durationMs / 1000);
+    const warmupMs = o.warmupMs ?? 0;
+    const seconds = Math.ceil((warmupMs + o.durationMs) / 1000);
     bar?.start(seconds, 0, { ops: 0 });
-    const startAt = performance.now();
+    const warmAt = performance.now();
+    // Operations that start before startAt are the warm-up: run, never counted.
+    const startAt = warmAt + warmupMs;
     const endAt = startAt + o.durationMs;
-    const ticker = setInterval(() => bar?.update(Math.min(seconds, Math.floor((performance.now() - startAt) / 1000)), { ops: done }), 250);
+    const ticker = setInterval(() => bar?.update(Math.min(seconds, Math.floor((performance.now() - warmAt) / 1000)), { ops: done }), 250);
     let n = 0;
     const worker = async () => {
       while (performance.now() < endAt) {
@@ -74,13 +80,16 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
         const key = `bench/${i % keys}`;
         const doPut = o.op === 'put' || (o.op === 'mixed' && i % 2 === 0);
         const t0 = performance.now();
+        const counted = t0 >= startAt;
         try {
           if (doPut) await kv.put(key, value);
           else await kv.get(key);
-          latencies.push(performance.now() - t0);
-          done++;
+          if (counted) {
+            latencies.push(performance.now() - t0);
+            done++;
+          }
         } catch {
-          errors++;
+          if (counted) errors++;
         }
       }
     };
@@ -96,6 +105,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
       clients: o.clients,
       valueSize: o.valueSize,
       durationMs: Math.round(elapsed),
+      warmupMs,
       ops: done,
       errors,
       opsPerSec: Math.round((done / elapsed) * 1000),
@@ -103,7 +113,8 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
     };
     if (o.json) console.log(JSON.stringify(result));
     else {
-      console.log(`${o.op}: ${o.clients} in flight, ${o.valueSize}-byte values, ${(elapsed / 1000).toFixed(1)} s`);
+      const warm = warmupMs > 0 ? ` after a ${(warmupMs / 1000).toFixed(1)} s warm-up` : '';
+      console.log(`${o.op}: ${o.clients} in flight, ${o.valueSize}-byte values, ${(elapsed / 1000).toFixed(1)} s measured${warm}`);
       console.log(`  ${result.opsPerSec.toLocaleString('en-US')} ops/s (${done.toLocaleString('en-US')} ops, ${errors} errors)`);
       const l = result.latencyMs;
       console.log(`  latency ms: p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}`);
