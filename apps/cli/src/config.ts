@@ -27,6 +27,12 @@ export interface NodeConfig {
   /** Shared cluster secret (HMAC handshake); optional. */
   secret?: string;
   snapshotEvery?: number;
+  /**
+   * Flush the log with synchronous writes on the event loop's thread (storage-fs `blockingWrites`). Default
+   * true: best where cores are scarce, as on one machine running a whole cluster; on a many-core server,
+   * false lets the node decode messages while a flush is in flight.
+   */
+  blockingWrites?: boolean;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -99,6 +105,8 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   if (typeof c.secret === 'string') config.secret = c.secret;
   if (c.join !== undefined && typeof c.join !== 'boolean') fail(file, 'join must be true or false');
   if (c.join === true) config.join = true;
+  if (c.blockingWrites !== undefined && typeof c.blockingWrites !== 'boolean') fail(file, 'blockingWrites must be true or false');
+  if (typeof c.blockingWrites === 'boolean') config.blockingWrites = c.blockingWrites;
   if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
   if ((config.electionTicks ?? 10) <= (config.heartbeatTicks ?? 1)) fail(file, 'electionTicks must be greater than heartbeatTicks');
   return config;

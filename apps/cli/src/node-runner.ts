@@ -52,7 +52,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   const http = await listenHttp(config);
   let storage;
   try {
-    storage = metrics.instrument(await openFileStorage(config.dataDir, { logger }));
+    storage = metrics.instrument(await openFileStorage(config.dataDir, { logger, blockingWrites: config.blockingWrites ?? true }));
   } catch (e) {
     await closeServer(http);
     throw e;

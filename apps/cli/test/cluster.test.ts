@@ -134,6 +134,10 @@ describe('consensus-cli: bad input gets one line and a non-zero exit, and writes
     const r2 = await cli('node', '--config', file);
     expect(r2.code).toBe(1);
     expect(r2.err).toMatch(/http.port must be/);
+    writeFileSync(file, JSON.stringify({ clusterId: 'x', id: 'n1', protocol: 'raft', dataDir: 'data', listen: { host: '127.0.0.1', port: 1 }, http: { host: '127.0.0.1', port: 2 }, peers: { n1: '127.0.0.1:1' }, blockingWrites: 'yes' }));
+    const r3 = await cli('node', '--config', file);
+    expect(r3.code).toBe(1);
+    expect(r3.err).toMatch(/blockingWrites must be true or false/);
     const { existsSync } = await import('node:fs');
     expect(existsSync(`${d}/data`)).toBe(false);
     await cleanup(d);

@@ -38,9 +38,9 @@ interface AppendResult {
 }
 
 /** `writers` concurrent loops, each saving `perSave` entries at a time and awaiting durability before the next. */
-async function appendRun(label: string, writers: number, perSave: number, total: number): Promise<AppendResult> {
+async function appendRun(label: string, writers: number, perSave: number, total: number, blockingWrites = false): Promise<AppendResult> {
   return withDir(async (dir) => {
-    const s = await openFileStorage(dir, { logger: quiet });
+    const s = await openFileStorage(dir, { logger: quiet, blockingWrites });
     let next = 1;
     const start = performance.now();
     await Promise.all(
@@ -100,7 +100,9 @@ async function recoveryRun(entries: number): Promise<void> {
 async function main(): Promise<void> {
   console.log(`storage-fs bench: ${ENTRY_BYTES}-byte entries, fsync on, dir ${process.env.BENCH_DIR ?? tmpdir()}`);
   report(await appendRun('1 writer x save(1 entry)', 1, 1, 1_000));
+  report(await appendRun('1 writer x save(1 entry), blocking', 1, 1, 1_000, true));
   report(await appendRun('64 writers x save(1 entry)', 64, 1, 20_000));
+  report(await appendRun('64 writers x save(1 entry), blocking', 64, 1, 20_000, true));
   report(await appendRun('256 writers x save(1 entry)', 256, 1, 40_000));
   report(await appendRun('1 writer x save(64 entries)', 1, 64, 64_000));
   report(await appendRun('16 writers x save(64 entries)', 16, 64, 200_000));

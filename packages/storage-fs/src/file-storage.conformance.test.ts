@@ -23,6 +23,14 @@ describeStorageConformance('FileStorage on disk, tiny segments and no cache', as
   };
 });
 
+describeStorageConformance('FileStorage on disk, blocking writes', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'storage-fs-conf-'));
+  return {
+    open: () => openFileStorage(dir, { logger: quiet, segmentBytes: 4096, blockingWrites: true }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
 describeStorageConformance('FileStorage on MemoryFileSystem', () => {
   const fileSystem = new MemoryFileSystem();
   return { open: () => openFileStorage('/data', { logger: quiet, fileSystem, segmentBytes: 4096, cacheBytes: 64 }) };

@@ -63,6 +63,14 @@ export interface FileStorageOptions {
   allowTruncateCorruptTail?: boolean;
   /** Tests only: `false` skips every fsync/fdatasync, so nothing is durable. Default true. */
   fsync?: boolean;
+  /**
+   * Write and flush each WAL group with a synchronous system call on the event loop's thread instead of
+   * through libuv's thread pool. That saves two thread hand-offs per group, which pays off where cores are
+   * scarce: on a 2-core machine running a 3-node cluster it raised puts/s by about a fifth. The price is that
+   * the event loop does nothing else while a group is flushed (the host waits for the save before its next
+   * batch either way, but incoming messages are not decoded meanwhile). Default false.
+   */
+  blockingWrites?: boolean;
   /** The file layer; tests inject a `MemoryFileSystem`. Default: node:fs. */
   fileSystem?: FileSystem;
 }
@@ -249,6 +257,7 @@ export class FileStorage implements DurableStorage {
     private readonly segmentBytes: number,
     private readonly cacheBytes: number,
     recovered: Recovered,
+    private readonly blockingWrites = false,
   ) {
     this.index = recovered.index;
     for (const s of recovered.segments) {
@@ -785,10 +794,10 @@ export class FileStorage implements DurableStorage {
       if (segment.file === undefined) {
         // A new segment: the previous one was synced by its own group, so a torn write is only ever in the last.
         segment.file = await this.fsys.open(segment.path, 'create');
-        await segment.file.writeDurable(buf, start);
+        await segment.file.writeDurable(buf, start, { blocking: this.blockingWrites });
         await this.fsys.syncDir(this.dir);
       } else {
-        await segment.file.writeDurable(buf, start);
+        await segment.file.writeDurable(buf, start, { blocking: this.blockingWrites });
       }
       this.counters.walSyncs++;
       this.counters.walWrites++;
@@ -878,7 +887,7 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
   const opened: FsFile[] = [];
   try {
     const recovered = await recover(fsys, dir, logger, options.allowTruncateCorruptTail === true, opened);
-    const storage = new FileStorage(fsys, dir, lock, logger, segmentBytes, cacheBytes, recovered.state);
+    const storage = new FileStorage(fsys, dir, lock, logger, segmentBytes, cacheBytes, recovered.state, options.blockingWrites === true);
     if (recovered.resetTo !== undefined) await storage.writeResetRecord(recovered.resetTo.index, recovered.resetTo.term);
     return storage;
   } catch (e) {

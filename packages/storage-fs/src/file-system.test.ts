@@ -30,5 +30,11 @@ describe('nodeFileSystem', () => {
     await g.writeDurable(new TextEncoder().encode('!'), 9);
     await g.close();
     expect(readFileSync(path).toString('latin1')).toBe('aXYdef\0\0Z!');
+    // Blocking writes land the same bytes.
+    const h = await fsys.open(path, 'append');
+    await h.writeDurable(new TextEncoder().encode('?'), 0, { blocking: true });
+    await h.writeDurable(new TextEncoder().encode('@@'), 10, { blocking: true });
+    await h.close();
+    expect(readFileSync(path).toString('latin1')).toBe('?XYdef\0\0Z!@@');
   });
 });

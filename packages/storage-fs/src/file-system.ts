@@ -39,8 +39,10 @@ export interface FsFile {
    * `write` then `datasync` in one call: resolves once `data` is durable at `position`. Data written before by
    * `write` and not yet synced is not covered. The node implementation writes through an O_DSYNC descriptor,
    * so the write and its flush are one system call and one trip through libuv's thread pool, not two.
+   * With `blocking`, that system call is made on the calling thread instead (the event loop waits for the
+   * flush): no thread pool hand-off at all.
    */
-  writeDurable(data: Uint8Array, position: number): Promise<void>;
+  writeDurable(data: Uint8Array, position: number, options?: { blocking?: boolean }): Promise<void>;
   /** fsync: data and metadata are durable. */
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;
@@ -66,10 +68,17 @@ class NodeFile implements FsFile {
     return writeAll(this.handle, data, position);
   }
 
-  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+  async writeDurable(data: Uint8Array, position: number, options?: { blocking?: boolean }): Promise<void> {
     // Not O_APPEND, not O_TRUNC: positioned writes into the file as it is.
     this.dsync ??= fsp.open(this.path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
-    await writeAll(await this.dsync, data, position);
+    const handle = await this.dsync;
+    if (options?.blocking !== true) return writeAll(handle, data, position);
+    let done = 0;
+    while (done < data.length) {
+      const n = fs.writeSync(handle.fd, data, done, data.length - done, position + done);
+      if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      done += n;
+    }
   }
 
   datasync(): Promise<void> {
