@@ -73,6 +73,10 @@ class NodeFile implements FsFile {
     this.dsync ??= fsp.open(this.path, fs.constants.O_WRONLY | fs.constants.O_DSYNC);
     const handle = await this.dsync;
     if (options?.blocking !== true) return writeAll(handle, data, position);
+    // Before the thread blocks, let what this turn of the event loop queued with process.nextTick run first:
+    // socket writes are flushed that way, and a Raft leader's AppendEntries must leave before its own flush
+    // starts, not after it (thesis 10.2.1: leader and followers write in parallel).
+    await new Promise<void>((resolve) => process.nextTick(resolve));
     let done = 0;
     while (done < data.length) {
       const n = fs.writeSync(handle.fd, data, done, data.length - done, position + done);
