@@ -56,6 +56,19 @@ function channelTo(service: (b: unknown) => Promise<unknown>, fault?: (call: num
 }
 
 describe('KvClient over the kv service', () => {
+  it("the service ties an operation to the connection's signal when the transport gives one", async () => {
+    const { service } = await cluster();
+    const gone = new AbortController();
+    gone.abort(new Error('client disconnected'));
+    const perRequest = new AbortController();
+    const write = { t: 'kv.write', req: { cmd: { op: 'put', key: 'k', value: 'v' } } };
+    // connectionSignal wins over signal: the connection is gone, so the write is not even proposed.
+    await expect(service(write, { signal: perRequest.signal, connectionSignal: gone.signal })).rejects.toSatisfy(AbortedError.is);
+    // Without one, the per-request signal is used.
+    await expect(service(write, { signal: gone.signal })).rejects.toSatisfy(AbortedError.is);
+    expect(await service(write, { signal: perRequest.signal })).toMatchObject({ op: 'put', revision: 1 });
+  });
+
   it('put, get, cas, range and delete round-trip through a node', async () => {
     const { service } = await cluster();
     const kv = new KvClient({ channel: channelTo(service) });

@@ -18,11 +18,17 @@ export interface KvServiceOptions {
  * linearizable reads go through a read barrier; serializable reads answer from this node's state.
  * Bad requests are rejected before they reach the log.
  */
-export function createKvService(options: KvServiceOptions): (body: unknown, ctx?: { signal?: AbortSignal }) => Promise<unknown> {
+export function createKvService(
+  options: KvServiceOptions,
+): (body: unknown, ctx?: { signal?: AbortSignal; connectionSignal?: AbortSignal }) => Promise<unknown> {
   const { node, stateMachine } = options;
   return async (body, ctx) => {
     validateWireRequest(body);
-    const op = { ...(ctx?.signal ? { signal: ctx.signal } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
+    // The connection's signal when the transport offers one: a write cannot be taken back once proposed, and a
+    // read finishes within a round trip, so a per-request cancel gains nothing the dropped answer does not,
+    // while the client going away still releases what it left pending.
+    const signal = ctx?.connectionSignal ?? ctx?.signal;
+    const op = { ...(signal ? { signal } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
     if (body.t === 'kv.write') {
       validateCommand(body.req.cmd);
       if (body.req.session !== undefined) validateSession(body.req.session);

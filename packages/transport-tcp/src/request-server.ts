@@ -20,9 +20,24 @@ import { formatAddress, positiveOption, resolveLimits, type LimitOptions, type T
 export interface RequestContext {
   /** The id the client gave in its handshake. */
   clientId: string;
-  /** Aborted when the client cancels (timeout, AbortSignal) or disconnects. */
-  signal: AbortSignal;
-  remoteAddress: string;
+  /**
+   * Aborted when the client cancels this request (timeout, AbortSignal) or disconnects. Created on first
+   * access: a handler that never reads it costs no AbortController.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Aborted when the client's connection closes; one signal shared by every request of the connection, so
+   * it is cheaper than `signal` for handlers that need not stop early when one request is cancelled (the
+   * answer to a cancelled request is dropped either way).
+   */
+  readonly connectionSignal: AbortSignal;
+  readonly remoteAddress: string;
+}
+
+/** One request being handled: its cancellation, and the AbortController behind `signal` once asked for. */
+interface Inflight {
+  controller: AbortController | undefined;
+  cancelled: Error | undefined;
 }
 
 const REDIRECT = Symbol.for('@consensus-kit/transport-tcp/redirect');
@@ -73,7 +88,8 @@ export type ResponseBody =
  */
 export function serveClient(conn: FramedConnection, clientId: string, options: ClientSessionOptions): void {
   const codec = createCodec();
-  const inflight = new Map<number, AbortController>();
+  const inflight = new Map<number, Inflight>();
+  const connection = new AbortController();
   const waiting: Array<{ id: number; body: unknown }> = [];
   const remoteAddress = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
   const { logger } = options;
@@ -96,13 +112,25 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
   };
 
   const start = (id: number, body: unknown) => {
-    const ac = new AbortController();
-    inflight.set(id, ac);
+    const entry: Inflight = { controller: undefined, cancelled: undefined };
+    inflight.set(id, entry);
+    const ctx: RequestContext = {
+      clientId,
+      remoteAddress,
+      connectionSignal: connection.signal,
+      get signal(): AbortSignal {
+        if (entry.controller === undefined) {
+          entry.controller = new AbortController();
+          if (entry.cancelled !== undefined) entry.controller.abort(entry.cancelled);
+        }
+        return entry.controller.signal;
+      },
+    };
     const handler = options.handler();
     const run = async (): Promise<ResponseBody> => {
       if (handler === undefined) return { id, error: { code: 'TRANSPORT', message: 'this node serves no requests' } };
       try {
-        const out = await handler(body, { clientId, signal: ac.signal, remoteAddress });
+        const out = await handler(body, ctx);
         if (isRedirect(out)) return redirectBody(id, out.address, out.leader);
         return { id, ok: out };
       } catch (e) {
@@ -117,9 +145,15 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
     };
     void run().then((res) => {
       inflight.delete(id);
-      if (!ac.signal.aborted) respond(res);
+      if (entry.cancelled === undefined) respond(res);
       next();
     });
+  };
+
+  const cancel = (entry: Inflight, reason: Error) => {
+    if (entry.cancelled !== undefined) return;
+    entry.cancelled = reason;
+    entry.controller?.abort(reason);
   };
 
   const next = () => {
@@ -135,7 +169,8 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       if (type === FrameType.Cancel) {
         const v = codec.decode(body, own);
         if (isRecord(v) && typeof v.id === 'number') {
-          inflight.get(v.id)?.abort(new TransportError('request cancelled by the client'));
+          const entry = inflight.get(v.id);
+          if (entry !== undefined) cancel(entry, new TransportError('request cancelled by the client'));
           const i = waiting.findIndex((w) => w.id === v.id);
           if (i >= 0) waiting.splice(i, 1);
         }
@@ -159,7 +194,9 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       if (error !== undefined && !TransportError.is(error)) {
         logger.warn('client connection closed on bad input', { clientId, remote: remoteAddress, reason: error.message });
       }
-      for (const ac of inflight.values()) ac.abort(new TransportError('client disconnected'));
+      const reason = new TransportError('client disconnected');
+      for (const entry of inflight.values()) cancel(entry, reason);
+      connection.abort(reason);
       waiting.length = 0;
     },
   });

@@ -10,7 +10,7 @@ import {
 } from '@consensus-kit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HandshakeError } from './errors';
-import { createRequestServer, redirect, type RequestServer } from './request-server';
+import { createRequestServer, redirect, type RequestContext, type RequestServer } from './request-server';
 import { createRpcClient, type RpcClient } from './rpc-client';
 import { memoryLogger, startTcpCluster, type TcpCluster } from './testing';
 
@@ -83,6 +83,28 @@ describe('client channel', () => {
     expect(serverSignal?.aborted).toBe(true);
     // An already-aborted signal fails at once.
     expect(AbortedError.is(await c.request('y', { signal: ac.signal }).catch((e: unknown) => e))).toBe(true);
+  });
+
+  it('a signal first read after the cancel is born aborted; connectionSignal aborts when the client goes away', async () => {
+    let release: (() => void) | undefined;
+    let ctxSeen: RequestContext | undefined;
+    const s = await server(async (_body, ctx) => {
+      ctxSeen = ctx;
+      await new Promise<void>((r) => (release = r));
+      return 'late';
+    });
+    const c = client([s.endpoint()]);
+    const p = c.request('x', { timeoutMs: 100 }).catch((e: unknown) => e);
+    expect(TimeoutError.is(await p)).toBe(true);
+    for (let i = 0; i < 100 && ctxSeen === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    // The handler never looked at `signal`, so the cancel had no controller to abort: it is created aborted.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ctxSeen?.signal.aborted).toBe(true);
+    expect(ctxSeen?.connectionSignal.aborted).toBe(false);
+    release?.();
+    await c.close();
+    for (let i = 0; i < 200 && !ctxSeen?.connectionSignal.aborted; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(ctxSeen?.connectionSignal.aborted).toBe(true);
   });
 
   it('follows redirects to the leader (NotLeaderError with a hint, or redirect())', async () => {
