@@ -79,18 +79,22 @@ export type KvResult = PutResult | DeleteResult | CasResult;
 export const MAX_KEY_BYTES = 4096;
 export const MAX_VALUE_BYTES = 4 * 1024 * 1024;
 
-const encoder = new TextEncoder();
+/**
+ * Whether `s` takes more than `max` bytes in UTF-8. A UTF-16 code unit takes at most 3 UTF-8 bytes, so the
+ * bytes are only counted for strings long enough to be in doubt (this runs for every command on every replica).
+ */
+function utf8Over(s: string, max: number): boolean {
+  return s.length > max || (s.length * 3 > max && Buffer.byteLength(s, 'utf8') > max);
+}
 
 function checkKey(key: unknown, what = 'key'): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty string, got ${preview(key)}`);
-  if (key.length > MAX_KEY_BYTES || encoder.encode(key).length > MAX_KEY_BYTES) {
-    throw new InvalidArgumentError(`${what} is longer than ${MAX_KEY_BYTES} bytes`);
-  }
+  if (utf8Over(key, MAX_KEY_BYTES)) throw new InvalidArgumentError(`${what} is longer than ${MAX_KEY_BYTES} bytes`);
 }
 
 function checkValue(value: unknown): asserts value is KvValue {
   if (typeof value === 'string') {
-    if (value.length > MAX_VALUE_BYTES) throw new InvalidArgumentError(`value is larger than ${MAX_VALUE_BYTES} bytes`);
+    if (utf8Over(value, MAX_VALUE_BYTES)) throw new InvalidArgumentError(`value is larger than ${MAX_VALUE_BYTES} bytes`);
     return;
   }
   if (value instanceof Uint8Array) {

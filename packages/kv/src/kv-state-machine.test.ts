@@ -165,6 +165,9 @@ describe('KvStateMachine: bad input gets InvalidArgumentError and changes nothin
     ['empty key', { cmd: { op: 'put', key: '', value: 'x' } }],
     ['numeric value', { cmd: { op: 'put', key: 'a', value: 42 } }],
     ['huge key', { cmd: { op: 'put', key: 'k'.repeat(5000), value: 'x' } }],
+    ['key of 4098 UTF-8 bytes in 1366 characters', { cmd: { op: 'put', key: '\u20ac'.repeat(1366), value: 'x' } }],
+    ['value string over 4 MiB', { cmd: { op: 'put', key: 'a', value: 'v'.repeat(4 * 1024 * 1024 + 1) } }],
+    ['value of 4 MiB + 2 UTF-8 bytes in fewer characters', { cmd: { op: 'put', key: 'a', value: '\u20ac'.repeat((4 * 1024 * 1024) / 3 + 1) } }],
     ['cas without compare', { cmd: { op: 'cas', key: 'a', value: 'x' } }],
     ['cas with bad revision', { cmd: { op: 'cas', key: 'a', compare: { modRevision: -1 }, value: 'x' } }],
     ['session without id', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { seq: 1 } }],
@@ -175,6 +178,13 @@ describe('KvStateMachine: bad input gets InvalidArgumentError and changes nothin
     expect(() => sm.apply(entry(), req as KvRequest)).toThrow(InvalidArgumentError);
     expect(sm.currentRevision).toBe(0);
     expect(sm.size).toBe(0);
+  });
+
+  it('sizes are UTF-8 bytes: a key or value right at the limit is accepted', () => {
+    const sm = new KvStateMachine();
+    put(sm, '\u20ac'.repeat(1365), 'x'); // 4095 bytes
+    put(sm, 'k'.repeat(4096), '\u20ac'.repeat(Math.floor((4 * 1024 * 1024) / 3)));
+    expect(sm.size).toBe(2);
   });
 
   it('bad queries', () => {
