@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type * as NodeFs from 'node:fs';
 import { afterEach, expect, it, vi } from 'vitest';
 
 const order: string[] = [];
 vi.mock('node:fs', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:fs')>();
+  const real = await importOriginal<typeof NodeFs>();
   const writeSync = ((...args: Parameters<typeof real.writeSync>) => {
     order.push('writeSync');
     return (real.writeSync as (...a: unknown[]) => number)(...args);
