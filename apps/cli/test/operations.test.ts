@@ -23,6 +23,7 @@ describe('consensus-cli: operating a running cluster', () => {
       const res = JSON.parse(r.out.trim().split('\n').at(-1) as string) as {
         op: string; clients: number; ops: number; errors: number; opsPerSec: number; durationMs: number; warmupMs: number;
         latencyMs: { p50: number; p90: number; p99: number; max: number };
+        diskSyncUs: { p50: number; p99: number };
       };
       expect(res).toMatchObject({ op, clients: 4, errors: 0, warmupMs: 300 });
       expect(res.ops).toBeGreaterThan(0);
@@ -31,6 +32,8 @@ describe('consensus-cli: operating a running cluster', () => {
       expect(Math.abs(res.opsPerSec - rate)).toBeLessThanOrEqual(rate * 0.002 + 1);
       const l = res.latencyMs;
       expect(0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max).toBe(true);
+      expect(res.diskSyncUs.p50).toBeGreaterThan(0);
+      expect(res.diskSyncUs.p99).toBeGreaterThanOrEqual(res.diskSyncUs.p50);
     }
     const bad = await cli('bench', '--dir', dir, '--warmup', 'soon');
     expect(bad.code).not.toBe(0);

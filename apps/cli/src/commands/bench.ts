@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +32,33 @@ export interface BenchResult {
   errors: number;
   opsPerSec: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  /** One 320-byte O_DSYNC write in the cluster's directory, before the run: what a log flush costs there. */
+  diskSyncUs: { p50: number; p99: number };
+}
+
+/**
+ * Times `writes` O_DSYNC writes of 320 bytes (about one small log batch) in `dir` and returns the median and
+ * the 99th percentile in µs. Every node flushes its log this way, so this bounds what any run can reach; it is
+ * printed beside the figures because on shared or virtual disks it varies a lot over time.
+ */
+export function probeDiskSync(dir: string, writes = 200): { p50: number; p99: number } {
+  const path = join(dir, `.disk-probe-${process.pid}.tmp`);
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DSYNC);
+  const buf = Buffer.alloc(320, 0x5a);
+  const us: number[] = [];
+  try {
+    for (let i = 0; i < writes; i++) {
+      const t0 = process.hrtime.bigint();
+      writeSync(fd, buf, 0, buf.length, i * buf.length);
+      us.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  us.sort((a, b) => a - b);
+  const at = (q: number) => Math.round(us[Math.min(us.length - 1, Math.floor(q * us.length))] ?? 0);
+  return { p50: at(0.5), p99: at(0.99) };
 }
 
 async function freeBasePort(): Promise<number> {
@@ -58,6 +85,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
   }
   const { kv } = connect(dir);
   try {
+    const diskSyncUs = probeDiskSync(dir);
     const value = 'x'.repeat(o.valueSize);
     const keys = o.keys ?? 1000;
     if (o.op !== 'put') for (let i = 0; i < keys; i++) await kv.put(`bench/${i}`, value);
@@ -110,6 +138,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
       errors,
       opsPerSec: Math.round((done / elapsed) * 1000),
       latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: round(latencies.at(-1) ?? 0), mean: round(latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)) },
+      diskSyncUs,
     };
     if (o.json) console.log(JSON.stringify(result));
     else {
@@ -118,6 +147,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
       console.log(`  ${result.opsPerSec.toLocaleString('en-US')} ops/s (${done.toLocaleString('en-US')} ops, ${errors} errors)`);
       const l = result.latencyMs;
       console.log(`  latency ms: p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}`);
+      console.log(`  disk: one 320-byte O_DSYNC write took p50 ${diskSyncUs.p50} µs, p99 ${diskSyncUs.p99} µs (measured before the run)`);
     }
     return result;
   } finally {
