@@ -14,6 +14,12 @@ import { createRequestServer, redirect, type RequestContext, type RequestServer 
 import { createRpcClient, type RpcClient } from './rpc-client';
 import { memoryLogger, startTcpCluster, type TcpCluster } from './testing';
 
+/** Polls `cond` until it holds or `ms` pass (generous: CI machines can be slow). */
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+}
+
 describe('client channel', () => {
   const stops: Array<() => Promise<unknown>> = [];
   afterEach(async () => {
@@ -55,14 +61,17 @@ describe('client channel', () => {
 
   it('times out with TimeoutError and cancels the request on the server', async () => {
     let serverSignal: AbortSignal | undefined;
-    const s = await server((_body, ctx) => {
+    const s = await server((body, ctx) => {
+      if (body === 'ping') return 'pong';
       serverSignal = ctx.signal;
       return new Promise(() => {});
     });
     const c = client([s.endpoint()]);
+    // Connect first, so the request surely leaves before its deadline (a timeout during connect sends nothing).
+    expect(await c.request('ping')).toBe('pong');
     const err = await c.request('slow', { timeoutMs: 100 }).catch((e: unknown) => e);
     expect(TimeoutError.is(err)).toBe(true);
-    for (let i = 0; i < 200 && !serverSignal?.aborted; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => serverSignal?.aborted === true);
     expect(serverSignal?.aborted).toBe(true);
   });
 
@@ -75,11 +84,11 @@ describe('client channel', () => {
     const c = client([s.endpoint()]);
     const ac = new AbortController();
     const p = c.request('x', { signal: ac.signal, timeoutMs: 10_000 });
-    for (let i = 0; i < 200 && serverSignal === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => serverSignal !== undefined);
     ac.abort(new Error('user gave up'));
     const err = await p.catch((e: unknown) => e);
     expect(AbortedError.is(err)).toBe(true);
-    for (let i = 0; i < 200 && !serverSignal?.aborted; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => serverSignal?.aborted === true);
     expect(serverSignal?.aborted).toBe(true);
     // An already-aborted signal fails at once.
     expect(AbortedError.is(await c.request('y', { signal: ac.signal }).catch((e: unknown) => e))).toBe(true);
@@ -88,22 +97,25 @@ describe('client channel', () => {
   it('a signal first read after the cancel is born aborted; connectionSignal aborts when the client goes away', async () => {
     let release: (() => void) | undefined;
     let ctxSeen: RequestContext | undefined;
-    const s = await server(async (_body, ctx) => {
+    const s = await server(async (body, ctx) => {
+      if (body === 'ping') return 'pong';
       ctxSeen = ctx;
       await new Promise<void>((r) => (release = r));
       return 'late';
     });
     const c = client([s.endpoint()]);
+    expect(await c.request('ping')).toBe('pong');
     const p = c.request('x', { timeoutMs: 100 }).catch((e: unknown) => e);
     expect(TimeoutError.is(await p)).toBe(true);
-    for (let i = 0; i < 100 && ctxSeen === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => ctxSeen !== undefined);
     // The handler never looked at `signal`, so the cancel had no controller to abort: it is created aborted.
-    await new Promise((r) => setTimeout(r, 50));
+    // Frames on one connection are handled in order, so once this ping is answered the cancel was handled.
+    expect(await c.request('ping')).toBe('pong');
     expect(ctxSeen?.signal.aborted).toBe(true);
     expect(ctxSeen?.connectionSignal.aborted).toBe(false);
     release?.();
     await c.close();
-    for (let i = 0; i < 200 && !ctxSeen?.connectionSignal.aborted; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => ctxSeen?.connectionSignal.aborted === true);
     expect(ctxSeen?.connectionSignal.aborted).toBe(true);
   });
 
