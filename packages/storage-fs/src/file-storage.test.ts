@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { ConfigError, CorruptLogError, StorageError, type LogEntry, type Logger 
 import { DirectoryLockedError } from './errors';
 import { openFileStorage } from './file-storage';
 import { MemoryFileSystem } from './memory-file-system';
+import { scanSegment } from './record';
 
 
 /** Damages one byte in place (a test's bit rot). */
@@ -55,6 +56,68 @@ describe('group commit', () => {
     expect(stats.walSyncs).toBe(2);
     expect(s.entries(1, 201).map((e) => e.index)).toEqual(range(1, 200).map((e) => e.index));
     await s.close();
+  });
+});
+
+describe('preallocation', () => {
+  async function segmentFiles(dir: string): Promise<{ name: string; size: number; used: number }[]> {
+    const out: { name: string; size: number; used: number }[] = [];
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.log')).sort()) {
+      const bytes = new Uint8Array(await readFile(join(dir, name)));
+      out.push({ name, size: bytes.length, used: scanSegment(bytes, out.length + 1).goodEnd });
+    }
+    return out;
+  }
+
+  it('keeps zeros ahead of the write position, and a reopened log writes on over them, not after them', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet, preallocateBytes: 64 << 10 });
+    for (let i = 1; i <= 50; i++) await s.save({ entries: [entry(i)] });
+    await s.close();
+    const [seg] = await segmentFiles(dir);
+    expect(seg?.used).toBeGreaterThan(50 * 100);
+    expect(seg?.size).toBeGreaterThanOrEqual((seg?.used ?? 0) + 32 * 1024);
+    expect(s.stats().preallocatedBytes).toBe(seg?.size === undefined ? -1 : seg.size - 40 - 144);
+
+    const r = await openFileStorage(dir, { logger: quiet, preallocateBytes: 64 << 10 });
+    expect(r.lastIndex()).toBe(50);
+    await r.save({ entries: range(51, 60) });
+    await r.close();
+    const [after] = await segmentFiles(dir);
+    expect(after?.size).toBe(seg?.size); // written over the zeros: the file did not grow
+    expect(after?.used).toBe((seg?.used ?? 0) + 10 * 144);
+    const again = await openFileStorage(dir, { logger: quiet });
+    expect(again.entries(1, 61).map((e) => e.data[0])).toEqual(range(1, 60).map((e) => e.data[0]));
+    await again.close();
+  });
+
+  it('with a window smaller than the writes, writes wait for the extension in flight and nothing is lost', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet, preallocateBytes: 4096, segmentBytes: 256 << 10 });
+    const saves: Promise<void>[] = [];
+    for (let i = 1; i <= 400; i += 4) {
+      saves.push(s.save({ entries: range(i, i + 3, 1, 900) }));
+      if (i % 40 === 1) await Promise.all(saves.splice(0));
+    }
+    await Promise.all(saves);
+    expect(s.stats().preallocatedBytes).toBeGreaterThan(0);
+    await s.close();
+    const segs = await segmentFiles(dir);
+    expect(segs.length).toBeGreaterThan(1);
+    const r = await openFileStorage(dir, { logger: quiet });
+    expect(r.lastIndex()).toBe(400);
+    r.entries(1, 401).forEach((e, k) => expect(e.data).toEqual(entry(k + 1, 1, 900).data));
+    await r.close();
+  });
+
+  it('preallocateBytes: 0 only appends', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet, preallocateBytes: 0 });
+    for (let i = 1; i <= 20; i++) await s.save({ entries: [entry(i)] });
+    expect(s.stats().preallocatedBytes).toBe(0);
+    await s.close();
+    const [seg] = await segmentFiles(dir);
+    expect(seg?.size).toBe(seg?.used);
   });
 });
 
@@ -107,19 +170,30 @@ describe('compaction', () => {
 });
 
 describe('recovery', () => {
-  async function logWith(fs: MemoryFileSystem): Promise<string> {
-    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet });
+  async function logWith(fs: MemoryFileSystem, preallocateBytes?: number): Promise<string> {
+    const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet, ...(preallocateBytes === undefined ? {} : { preallocateBytes }) });
     await s.save({ entries: range(1, 10) });
     await s.save({ entries: range(11, 20) });
     await s.close();
     return fs.listFiles().find((p) => p.endsWith('.log')) as string;
   }
 
-  it('truncates a torn tail with a warning and goes on appending', async () => {
+  it.each([
+    ['appending', 0],
+    ['into preallocated zeros', undefined],
+  ])('truncates a torn tail with a warning and goes on appending (%s)', async (_name, preallocateBytes) => {
     const fs = new MemoryFileSystem();
-    const seg = await logWith(fs);
+    const seg = await logWith(fs, preallocateBytes);
     const bytes = fs.readFileRaw(seg) as Uint8Array;
-    fs.writeFileRaw(seg, bytes.subarray(0, bytes.length - 50)); // the last record is cut short
+    if (preallocateBytes === 0) {
+      fs.writeFileRaw(seg, bytes.subarray(0, bytes.length - 50)); // the last record is cut short
+    } else {
+      // The file ends in zeros; the last 50 bytes of the last record never replaced them.
+      const end = scanSegment(bytes, 1).goodEnd;
+      expect(bytes.length).toBeGreaterThan(end);
+      bytes.fill(0, end - 50, end);
+      fs.writeFileRaw(seg, bytes);
+    }
     const logger = recordingLogger();
     const s = await openFileStorage('/d', { fileSystem: fs, logger });
     expect(s.lastIndex()).toBe(19);
@@ -345,6 +419,8 @@ describe('failures and misuse', () => {
 
   it('rejects bad options and bad input with typed errors', async () => {
     await expect(openFileStorage('/x', { fileSystem: new MemoryFileSystem(), segmentBytes: 10 })).rejects.toSatisfy(ConfigError.is);
+    await expect(openFileStorage('/x', { fileSystem: new MemoryFileSystem(), preallocateBytes: -1 })).rejects.toSatisfy(ConfigError.is);
+    await expect(openFileStorage('/x', { fileSystem: new MemoryFileSystem(), preallocateBytes: 1.5 })).rejects.toSatisfy(ConfigError.is);
     const s = await openFileStorage('/d', { fileSystem: new MemoryFileSystem(), logger: quiet });
     await expect(s.save({ entries: [{ index: 1, term: 1, type: 'bogus' as 'command', data: new Uint8Array() }] })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',

@@ -71,6 +71,15 @@ export interface FileStorageOptions {
    * batch either way, but incoming messages are not decoded meanwhile). Default false.
    */
   blockingWrites?: boolean;
+  /**
+   * Keep this many bytes of zeros written and synced ahead of the WAL's write position, extended in the
+   * background. A flush that overwrites zeros the file already holds changes no file size, so it costs one
+   * device flush and no journal commit of the inode; on ext4 that made each small O_DSYNC write about a
+   * quarter faster, and three of them at once (a 3-node cluster on one disk) about a third faster. Recovery
+   * reads zeros after the last record as unused space. Capped at `segmentBytes`; `0` turns it off (every write
+   * then appends). Default 1 MiB.
+   */
+  preallocateBytes?: number;
   /** The file layer; tests inject a `MemoryFileSystem`. Default: node:fs. */
   fileSystem?: FileSystem;
 }
@@ -89,10 +98,15 @@ export interface FileStorageStats {
   bytesWritten: number;
   /** Entries read from disk (not found in the cache). */
   diskReads: number;
+  /** Bytes of zeros written ahead of the write position (`preallocateBytes`). */
+  preallocatedBytes: number;
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 << 20;
 const DEFAULT_CACHE_BYTES = 16 << 20;
+const DEFAULT_PREALLOCATE_BYTES = 1 << 20;
+/** Zeros are written in pieces of at most this size. */
+const ZERO_CHUNK = 256 << 10;
 const MAX_SEGMENT_OFFSET = 0xffffffff;
 /** Contiguous entries of one segment are read with one read while the span stays under this. */
 const MAX_READ_SPAN = 4 << 20;
@@ -133,6 +147,13 @@ interface Segment {
   path: string;
   /** Open read/write handle; undefined until the segment's first write creates the file. */
   file: FsFile | undefined;
+  /**
+   * The file's size as far as this process knows: records, then preallocated zeros. A write that ends past
+   * it grows the file (and must not race an extension of it).
+   */
+  allocEnd: number;
+  /** A background extension with zeros in flight, if any. */
+  extending?: Promise<void>;
 }
 
 interface WalWrite {
@@ -246,7 +267,10 @@ export class FileStorage implements DurableStorage {
     entriesWritten: 0,
     bytesWritten: 0,
     diskReads: 0,
+    preallocatedBytes: 0,
   };
+  /** The first failure of a background extension; the next flush reports it. */
+  private extendFailure: unknown;
 
   /** @internal Use `openFileStorage`. */
   constructor(
@@ -258,6 +282,7 @@ export class FileStorage implements DurableStorage {
     private readonly cacheBytes: number,
     recovered: Recovered,
     private readonly blockingWrites = false,
+    private readonly preallocateBytes = 0,
   ) {
     this.index = recovered.index;
     for (const s of recovered.segments) {
@@ -546,6 +571,7 @@ export class FileStorage implements DurableStorage {
     if (this.closed) return;
     this.closed = true;
     await this.whenIdle();
+    for (const s of this.segments.values()) await s.extending;
     for (const s of this.segments.values()) await s.file?.close().catch(() => undefined);
     await this.snapshotFile?.close().catch(() => undefined);
     await this.lock.release();
@@ -689,7 +715,7 @@ export class FileStorage implements DurableStorage {
     if (roll || this.writeSeq === 0 || (this.writeEnd > SEGMENT_RECORD_BYTES && this.writeEnd + total > this.segmentBytes)) {
       const seq = this.writeSeq + 1;
       const name = segmentFileName(seq);
-      this.segments.set(seq, { seq, name, path: this.fsys.join(this.dir, name), file: undefined });
+      this.segments.set(seq, { seq, name, path: this.fsys.join(this.dir, name), file: undefined, allocEnd: 0 });
       this.segmentOrder.push(seq);
       this.writeSeq = seq;
       writes.push({ seq, offset: 0, specs: [segmentHeaderSpec(seq)], bytes: SEGMENT_RECORD_BYTES });
@@ -791,14 +817,20 @@ export class FileStorage implements DurableStorage {
       for (let k = i; k < j; k++) at = encodeRecords(buf, at, (writes[k] as WalWrite).specs, seq, start);
       const segment = this.segments.get(seq);
       if (segment === undefined) throw new StorageError(`segment ${seq} vanished before its write`);
+      const end = start + buf.length;
       if (segment.file === undefined) {
         // A new segment: the previous one was synced by its own group, so a torn write is only ever in the last.
         segment.file = await this.fsys.open(segment.path, 'create');
         await segment.file.writeDurable(buf, start, { blocking: this.blockingWrites });
         await this.fsys.syncDir(this.dir);
       } else {
+        // Zeros being added past allocEnd must not land on top of this write: let the extension finish first.
+        if (end > segment.allocEnd && segment.extending !== undefined) await segment.extending;
+        if (this.extendFailure !== undefined) throw this.extendFailure;
         await segment.file.writeDurable(buf, start, { blocking: this.blockingWrites });
       }
+      if (end > segment.allocEnd) segment.allocEnd = end;
+      this.preallocate(segment, end);
       this.counters.walSyncs++;
       this.counters.walWrites++;
       this.counters.bytesWritten += buf.length;
@@ -815,11 +847,40 @@ export class FileStorage implements DurableStorage {
     }
   }
 
+  /**
+   * Keeps `preallocateBytes` of zeros ahead of `end` in the segment being written: once less than half of that
+   * is left, zeros are appended and synced in the background (writes below `allocEnd` go on meanwhile; a write
+   * past it waits, see `flush`). Only called from the write queue, between writes, so no write is in flight
+   * past `allocEnd` when an extension starts there.
+   */
+  private preallocate(segment: Segment, end: number): void {
+    const file = segment.file;
+    if (this.preallocateBytes === 0 || file === undefined || segment.extending !== undefined || this.extendFailure !== undefined) return;
+    if (segment.seq !== this.writeSeq || segment.allocEnd - end >= this.preallocateBytes / 2) return;
+    const from = segment.allocEnd;
+    const to = Math.min(this.segmentBytes, end + this.preallocateBytes);
+    if (to <= from) return;
+    segment.extending = (async () => {
+      const zeros = new Uint8Array(Math.min(ZERO_CHUNK, to - from));
+      for (let at = from; at < to; at += zeros.length) await file.write(zeros.subarray(0, Math.min(zeros.length, to - at)), at);
+      await file.datasync();
+      segment.allocEnd = to;
+      this.counters.preallocatedBytes += to - from;
+    })()
+      .catch((e: unknown) => {
+        this.extendFailure ??= e;
+      })
+      .finally(() => {
+        segment.extending = undefined;
+      });
+  }
+
   /** Deletes segments older than `keep`, oldest first, each deletion made durable before the next. */
   private async deleteSegmentsBefore(keep: number): Promise<void> {
     while (this.segmentOrder.length > 0 && (this.segmentOrder[0] as number) < keep) {
       const seq = this.segmentOrder[0] as number;
       const segment = this.segments.get(seq) as Segment;
+      await segment.extending;
       await segment.file?.close();
       segment.file = undefined;
       await unlinkIfExists(this.fsys, segment.path);
@@ -878,6 +939,10 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
     throw new ConfigError(`segmentBytes must be an integer in [4096, 1 GiB], got ${segmentBytes}`);
   }
   if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new ConfigError(`cacheBytes must be a non-negative integer, got ${cacheBytes}`);
+  const preallocateBytes = options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES;
+  if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0) {
+    throw new ConfigError(`preallocateBytes must be a non-negative integer, got ${preallocateBytes}`);
+  }
   const logger = options.logger ?? consoleLogger;
   const base = options.fileSystem ?? nodeFileSystem();
   const fsys = options.fsync === false ? withoutSync(base) : base;
@@ -887,7 +952,17 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
   const opened: FsFile[] = [];
   try {
     const recovered = await recover(fsys, dir, logger, options.allowTruncateCorruptTail === true, opened);
-    const storage = new FileStorage(fsys, dir, lock, logger, segmentBytes, cacheBytes, recovered.state, options.blockingWrites === true);
+    const storage = new FileStorage(
+      fsys,
+      dir,
+      lock,
+      logger,
+      segmentBytes,
+      cacheBytes,
+      recovered.state,
+      options.blockingWrites === true,
+      Math.min(preallocateBytes, segmentBytes),
+    );
     if (recovered.resetTo !== undefined) await storage.writeResetRecord(recovered.resetTo.index, recovered.resetTo.term);
     return storage;
   } catch (e) {
@@ -955,6 +1030,7 @@ async function recover(
 
   const replayer = new Replayer(seqs[0] ?? 1);
   const segments: Segment[] = [];
+  const goodEnds = new Map<number, number>();
   const writable = new Set<FsFile>();
   /** Removes a segment file entirely (it holds nothing intact), keeping the directory change durable. */
   const removeSegment = async (path: string, file: FsFile): Promise<void> => {
@@ -984,7 +1060,9 @@ async function recover(
       break;
     }
     for (const r of scan.records) replayer.apply(seq, r);
-    segments.push({ seq, name, path, file });
+    // Writes go on after the last intact record; zeros after it are preallocated space (see scanSegment).
+    segments.push({ seq, name, path, file, allocEnd: buf.length });
+    goodEnds.set(seq, scan.goodEnd);
     if (scan.failure === undefined) {
       if (head === undefined) {
         throw new CorruptLogError({ file: path, offset: 0, lastGoodIndex: replayer.index.last }, 'segment is empty but is not the last one');
@@ -1002,6 +1080,7 @@ async function recover(
       });
       await file.truncate(offset);
       await file.datasync();
+      (segments.at(-1) as Segment).allocEnd = offset;
       break;
     }
     const error = new CorruptLogError(
@@ -1036,6 +1115,7 @@ async function recover(
       }
       await rw.truncate(offset);
       await rw.datasync();
+      (segments.at(-1) as Segment).allocEnd = offset;
     }
     break;
   }
@@ -1048,7 +1128,7 @@ async function recover(
     opened.splice(opened.indexOf(ro), 1, rw);
     tail.file = rw;
   }
-  const writeEnd = tail === undefined ? 0 : (tail.file as FsFile).size();
+  const writeEnd = tail === undefined ? 0 : (goodEnds.get(tail.seq) as number);
 
   const ix = replayer.index;
   let resetTo: { index: number; term: number } | undefined;

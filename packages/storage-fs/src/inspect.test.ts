@@ -3,6 +3,7 @@ import type { LogEntry } from '@consensus-kit/core';
 import { openFileStorage } from './file-storage';
 import { describeInspectReport, inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
+import { scanSegment } from './record';
 
 
 /** Damages one byte in place (a test's bit rot). */
@@ -53,6 +54,10 @@ describe('inspect', () => {
     expect(text).toContain('log: indexes 26..55 (base term 1)');
     expect(text).toContain('snapshot snap-000000000000001e-0000000000000001.snap: index 30 term 1, 5000 bytes, voters a,b,c, checksums ok');
     expect(text.split('\n').filter((l) => l.startsWith('segment ')).length).toBe(segs.length);
+    // The segment being written ends in preallocated zeros, which are reported as such, not as damage.
+    const tail = segs.at(-1);
+    expect(tail?.preallocatedBytes).toBeGreaterThan(0);
+    expect(text).toContain(`${tail?.preallocatedBytes} bytes preallocated; checksums ok`);
   });
 
   it('reports corruption and torn tails without throwing, and leaves the directory untouched', async () => {
@@ -61,8 +66,11 @@ describe('inspect', () => {
     const first = fileSystem.readFileRaw(segPaths[0] as string) as Uint8Array;
     flip(first, 100, 0x01);
     fileSystem.writeFileRaw(segPaths[0] as string, first);
+    // The end of the last write never reached the disk: its last bytes are still the preallocated zeros.
     const last = fileSystem.readFileRaw(segPaths.at(-1) as string) as Uint8Array;
-    fileSystem.writeFileRaw(segPaths.at(-1) as string, last.subarray(0, last.length - 3));
+    const end = scanSegment(last, segPaths.length).goodEnd;
+    last.fill(0, end - 3, end);
+    fileSystem.writeFileRaw(segPaths.at(-1) as string, last);
     const before = fileSystem.operations;
     const report = await inspect('/d', { fileSystem });
     expect(fileSystem.operations).toBe(before);

@@ -10,7 +10,10 @@ import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta } from './s
 export interface InspectSegment {
   file: string;
   seq: number;
+  /** The file's size. */
   bytes: number;
+  /** Zeros after the last record: space preallocated for writes to come (part of `bytes`). */
+  preallocatedBytes: number;
   /** Intact records, the segment header included. */
   records: number;
   entryRecords: number;
@@ -161,6 +164,7 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
       file: name,
       seq,
       bytes: buf.length,
+      preallocatedBytes: scan.preallocated,
       records: scan.records.length,
       entryRecords: 0,
       truncations: 0,
@@ -231,6 +235,7 @@ export function describeInspectReport(report: InspectReport): string {
       s.truncations > 0 ? `${s.truncations} truncations` : '',
       s.compactions > 0 ? `${s.compactions} compactions` : '',
       s.resets > 0 ? `${s.resets} snapshot installs` : '',
+      s.preallocatedBytes > 0 ? `${s.preallocatedBytes} bytes preallocated` : '',
     ].filter(Boolean);
     const state = s.problem === undefined ? 'checksums ok' : `${s.problem.kind === 'torn-tail' ? 'torn tail' : 'CORRUPT'} at offset ${s.problem.offset}: ${s.problem.reason}`;
     lines.push(`segment ${s.file}: ${s.bytes} bytes, ${s.records} records, ${range}${extra.length > 0 ? `, ${extra.join(', ')}` : ''}; ${state}`);

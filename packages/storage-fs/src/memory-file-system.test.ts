@@ -56,6 +56,36 @@ describe('MemoryFileSystem crash model', () => {
     expect(lengths.size).toBeGreaterThan(5);
   });
 
+  it('tears unsynced overwrites in place too: a prefix of the change lands, the old bytes stay after it', async () => {
+    const fs = new MemoryFileSystem();
+    await fs.mkdir('/d');
+    const f = await fs.open('/d/log', 'create');
+    await f.write(new Uint8Array(4096), 0); // preallocated zeros
+    await f.datasync();
+    await fs.syncDir('/d');
+    await f.write(new Uint8Array(2000).fill(3), 1000);
+    const cuts = new Set<number>();
+    for (let seed = 1; seed <= 20; seed++) {
+      for (const mode of ['torn', 'torn-sectors'] as const) {
+        const a = fs.crashImage(mode, seed).readFileRaw('/d/log') as Uint8Array;
+        expect(a.length).toBe(4096);
+        expect(a.subarray(0, 1000).every((x) => x === 0)).toBe(true);
+        expect(a.subarray(3000).every((x) => x === 0)).toBe(true);
+        const firstZero = a.subarray(1000, 3000).findIndex((x) => x === 0);
+        const cut = firstZero < 0 ? 2000 : firstZero;
+        if (mode === 'torn') {
+          // One cut: new bytes before it, old ones after.
+          expect(a.subarray(1000 + cut, 3000).every((x) => x === 0)).toBe(true);
+          cuts.add(cut);
+        }
+        expect(a.subarray(1000, 3000).every((x) => x === 0 || x === 3)).toBe(true);
+      }
+    }
+    expect(cuts.size).toBeGreaterThan(5);
+    expect(fs.crashImage('synced').readFileRaw('/d/log')?.every((x) => x === 0)).toBe(true);
+    expect(fs.crashImage('all').readFileRaw('/d/log')?.subarray(1000, 3000).every((x) => x === 3)).toBe(true);
+  });
+
   it('fails every operation after the crash point with ECRASH', async () => {
     const fs = new MemoryFileSystem();
     await fs.mkdir('/d');

@@ -244,23 +244,32 @@ export class MemoryFileSystem implements FileSystem {
 
 /**
  * What a file holds after a power loss when `durable` was synced and `written` was written since: the
- * durable bytes, then a random prefix of the unsynced bytes (and, with `lose sectors`, some 512-byte
- * sectors of that prefix read back as zeros, as if the device wrote them out of order).
+ * durable bytes with a random prefix of the unsynced changes applied (from the first byte that differs), and,
+ * with `loseSectors`, some 512-byte sectors of that prefix still holding their old bytes (zeros past the old
+ * end), as if the device wrote them out of order. The changes may extend the file (appends) or overwrite it in
+ * place (writes into space preallocated with zeros); a file that shrank falls back to its synced content.
  */
 function tornContent(durable: Uint8Array, written: Uint8Array, rnd: () => number, loseSectors: boolean): Uint8Array {
-  // Only appended data can be torn this way; a file rewritten from scratch falls back to its synced content.
+  if (written.length < durable.length) return durable.slice();
   let common = 0;
-  const max = Math.min(durable.length, written.length);
-  while (common < max && durable[common] === written[common]) common++;
-  if (common < durable.length) return durable.slice();
-  const extra = written.length - durable.length;
-  if (extra <= 0) return durable.slice();
-  const keep = Math.floor(rnd() * (extra + 1));
-  const out = written.slice(0, durable.length + keep);
+  while (common < durable.length && durable[common] === written[common]) common++;
+  // The changed span ends at the last byte that differs (an append ends with the file).
+  let last = written.length;
+  if (written.length === durable.length) while (last > common && durable[last - 1] === written[last - 1]) last--;
+  const changed = last - common;
+  if (changed <= 0) return durable.slice();
+  const keep = Math.floor(rnd() * (changed + 1));
+  const end = common + keep;
+  const out = new Uint8Array(Math.max(durable.length, end));
+  out.set(written.subarray(0, end));
+  if (end < durable.length) out.set(durable.subarray(end), end);
   if (loseSectors) {
-    for (let s = Math.floor(durable.length / 512) * 512; s < out.length; s += 512) {
-      if (s + 512 <= durable.length) continue;
-      if (rnd() < 0.3) out.fill(0, Math.max(s, durable.length), Math.min(s + 512, out.length));
+    for (let s = Math.floor(common / 512) * 512; s < end; s += 512) {
+      if (rnd() >= 0.3) continue;
+      const from = Math.max(s, common);
+      const to = Math.min(s + 512, end);
+      out.fill(0, from, to);
+      if (from < durable.length) out.set(durable.subarray(from, Math.min(to, durable.length)), from);
     }
   }
   return out;

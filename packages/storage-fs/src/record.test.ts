@@ -75,4 +75,24 @@ describe('WAL records', () => {
     expect(s2.goodEnd).toBe(second);
     expect(s2.laterWriteFollows).toBe(false);
   });
+
+  it('reads zeros after the last record as preallocated space, and a write torn into them as a torn tail', () => {
+    const a = [entrySpec(1, 1, new Uint8Array(50).fill(9)), entrySpec(2, 1, new Uint8Array(50).fill(9))];
+    const used = 2 * entryRecordBytes(50);
+    const buf = new Uint8Array(used + 4096);
+    encodeRecords(buf, 0, a, 1, 0);
+    expect(scanSegment(buf, 1)).toMatchObject({ records: [{ index: 1 }, { index: 2 }], goodEnd: used, preallocated: 4096 });
+    expect(scanSegment(buf, 1).failure).toBeUndefined();
+
+    // A later write landed only in part: its first bytes and a sector further on, zeros between and after.
+    const torn = buf.slice();
+    encodeRecords(torn, used, [entrySpec(3, 1, new Uint8Array(1200).fill(7))], 1, used);
+    torn.fill(0, used + 100, used + 600);
+    torn.fill(0, used + 1000);
+    const s = scanSegment(torn, 1);
+    expect(s.failure?.offset).toBe(used);
+    expect(s.goodEnd).toBe(used);
+    expect(s.laterWriteFollows).toBe(false);
+    expect(s.preallocated).toBe(0);
+  });
 });

@@ -209,26 +209,43 @@ export interface SegmentScan {
    * corruption. If not, the failure lies inside the last write and is a torn tail.
    */
   laterWriteFollows: boolean;
+  /**
+   * Bytes of zeros after the last record up to the end of the file: space the writer preallocated and has
+   * not used yet (`goodEnd + preallocated` is the file's size). Not a failure.
+   */
+  preallocated: number;
 }
 
-/** Reads every record of a segment and classifies a failure as torn tail or corruption. */
+/** Whether `buf[from..]` is all zero bytes. */
+function zeroFrom(buf: Uint8Array, from: number): boolean {
+  for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Reads every record of a segment and classifies a failure as torn tail or corruption. Zeros from a record
+ * boundary to the end of the file are preallocated space, not a failure: no record is all zeros (its header
+ * checksum is never zero over a zero header), and a write into that space that tore leaves non-zero bytes.
+ */
 export function scanSegment(buf: Uint8Array, seq: number): SegmentScan {
   const records: ParsedRecord[] = [];
   let offset = 0;
   while (offset < buf.length) {
     const check = checkRecord(buf, offset, seq);
     if (!check.ok) {
+      if (zeroFrom(buf, offset)) return { records, goodEnd: offset, laterWriteFollows: false, preallocated: buf.length - offset };
       return {
         records,
         goodEnd: offset,
         failure: { offset, reason: check.reason, short: check.short },
         laterWriteFollows: laterWriteFollows(buf, seq, offset),
+        preallocated: 0,
       };
     }
     records.push(check.record);
     offset += check.record.bytes;
   }
-  return { records, goodEnd: offset, laterWriteFollows: false };
+  return { records, goodEnd: offset, laterWriteFollows: false, preallocated: 0 };
 }
 
 /** Whether any intact record after `failedAt` was written by a write that began after `failedAt`. */
