@@ -64,7 +64,11 @@ const WORKLOAD: Op[] = [
   { name: 'compact through 8', run: (s) => s.compact(8) },
   save('append 17..30', { entries: entries(17, 30, 4) }),
   save('truncate after 25', { truncateAfter: 25, entries: [] }),
-  { name: 'local snapshot at 24', run: (s) => s.saveSnapshot(snap(24, 4)) },
+  {
+    // The snapshot file is written beside the WAL: the appends may become durable before it or after it.
+    name: 'local snapshot at 24 while appending 26..28',
+    run: (s) => Promise.all([s.saveSnapshot(snap(24, 4)), s.save({ entries: entries(26, 28, 4) })]),
+  },
   { name: 'compact through 24', run: (s) => s.compact(24) },
   { name: 'install snapshot at 40', run: (s) => s.installSnapshot(snap(40, 5)) },
   save('append 41..48 with hard state', { hardState: hs(4), entries: entries(41, 48, 5) }),

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, CorruptLogError, StorageError, type LogEntry, type Logger } from '@consensus-kit/core';
 import { DirectoryLockedError } from './errors';
 import { openFileStorage } from './file-storage';
+import type { FileSystem } from './file-system';
 import { MemoryFileSystem } from './memory-file-system';
 import { scanSegment } from './record';
 
@@ -158,9 +159,11 @@ describe('compaction', () => {
     const before = (await readdir(dir)).filter((n) => n.endsWith('.log')).length;
     await s.saveSnapshot({ index: 300, term: 1, config: CONFIG, data: Uint8Array.of(1) });
     await s.compact(300);
+    expect(s.firstIndex()).toBe(301);
+    // compact() resolves once its record is durable; the dead segments go in the background, done by close().
+    await s.close();
     const after = (await readdir(dir)).filter((n) => n.endsWith('.log')).length;
     expect(after).toBeLessThan(before / 2);
-    await s.close();
     const r = await openFileStorage(dir, { logger: quiet, segmentBytes: 4096 });
     expect(r.firstIndex()).toBe(301);
     expect(r.lastIndex()).toBe(400);
@@ -298,6 +301,79 @@ describe('recovery', () => {
 });
 
 describe('snapshots', () => {
+  /** A memory file system whose snapshot files cannot be synced until `open()` is called. */
+  function gatedSnapshots(): { fileSystem: FileSystem; open: () => void } {
+    const m = new MemoryFileSystem();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const fileSystem: FileSystem = {
+      async open(path, mode) {
+        const f = await m.open(path, mode);
+        if (!/snap-.*\.tmp$/.test(path)) return f;
+        return {
+          readSync: (b, o, l, p) => f.readSync(b, o, l, p),
+          write: (d, p) => f.write(d, p),
+          writeDurable: (d, p) => f.writeDurable(d, p),
+          datasync: async () => (await gate, f.datasync()),
+          sync: async () => (await gate, f.sync()),
+          truncate: (l) => f.truncate(l),
+          size: () => f.size(),
+          close: () => f.close(),
+        };
+      },
+      readdir: (d) => m.readdir(d),
+      mkdir: (d) => m.mkdir(d),
+      rename: (a, b) => m.rename(a, b),
+      unlink: (p) => m.unlink(p),
+      syncDir: (d) => m.syncDir(d),
+      join: (...p) => m.join(...p),
+    };
+    return { fileSystem, open: release };
+  }
+  const settled = async (p: Promise<unknown>): Promise<boolean> => {
+    let done = false;
+    void p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    return done;
+  };
+
+  it('writes a local snapshot beside the WAL: saves go on meanwhile, and compaction waits until it is durable', async () => {
+    const { fileSystem, open } = gatedSnapshots();
+    const s = await openFileStorage('/d', { fileSystem, logger: quiet, segmentBytes: 4096 });
+    await s.save({ entries: range(1, 50) });
+    const snapshotSaved = s.saveSnapshot({ index: 40, term: 1, config: CONFIG, data: new Uint8Array(3000).fill(4) });
+    const compacted = s.compact(30);
+    // The snapshot file cannot be synced yet, but appends are not held up behind it.
+    await s.save({ entries: range(51, 60) });
+    expect(await settled(snapshotSaved)).toBe(false);
+    // Dropping entries 1..30 needs the snapshot on disk first.
+    expect(await settled(compacted)).toBe(false);
+    expect(s.firstIndex()).toBe(1);
+    open();
+    await snapshotSaved;
+    await compacted;
+    expect(s.firstIndex()).toBe(31);
+    expect(s.snapshot()?.index).toBe(40);
+    await s.close();
+    const r = await openFileStorage('/d', { fileSystem, logger: quiet, segmentBytes: 4096 });
+    expect([r.firstIndex(), r.lastIndex(), r.snapshot()?.index]).toEqual([31, 60, 40]);
+    await r.close();
+  });
+
+  it('refuses to compact past the newest snapshot that reached the disk', async () => {
+    const s = await openFileStorage('/d', { fileSystem: new MemoryFileSystem(), logger: quiet });
+    await s.save({ entries: range(1, 20) });
+    await expect(s.compact(10)).rejects.toSatisfy(StorageError.is);
+    await s.saveSnapshot({ index: 10, term: 1, config: CONFIG, data: Uint8Array.of(1) });
+    await expect(s.compact(15)).rejects.toSatisfy(StorageError.is);
+    await s.compact(10);
+    expect(s.firstIndex()).toBe(11);
+    await s.close();
+  });
+
   it('streams a snapshot back in verified chunks after reopen', async () => {
     const dir = await tempDir();
     const s = await openFileStorage(dir, { logger: quiet });

@@ -271,6 +271,16 @@ export class FileStorage implements DurableStorage {
   };
   /** The first failure of a background extension; the next flush reports it. */
   private extendFailure: unknown;
+  /**
+   * Background file work, one task at a time, beside the WAL queue so that WAL groups never wait for it:
+   * writing local snapshot files, deleting old snapshots and compacted segments. Every change to snapshot
+   * files goes through it (an install's too, from inside its WAL task), so those never race each other.
+   */
+  private side: Promise<void> = Promise.resolve();
+  /** The local snapshot file being written, if any (`compact` waits for it). */
+  private snapshotWrite: Promise<void> | undefined;
+  /** Index of the newest snapshot whose file is durable: the limit of what `compact` may drop. */
+  private durableSnapshotIndex: number;
 
   /** @internal Use `openFileStorage`. */
   constructor(
@@ -297,6 +307,7 @@ export class FileStorage implements DurableStorage {
     this.snapshotMeta = recovered.snapshotMeta;
     this.snapshotFile = recovered.snapshotFile;
     this.snapshotPath = recovered.snapshotPath;
+    this.durableSnapshotIndex = recovered.snapshotMeta?.index ?? 0;
     this.cacheFirst = this.index.last + 1;
   }
 
@@ -455,14 +466,16 @@ export class FileStorage implements DurableStorage {
     this.cacheClear(snapshot.index + 1);
     // 1. the snapshot file (atomic); 2. RESET as the first record of a new segment; 3. drop older segments.
     // The file says "installed": recovery completes an install whose RESET record is missing (a crash between 1 and 2).
-    const wrote = this.enqueueRun(() => this.writeSnapshotFile(snapshot, true));
+    const wrote = this.enqueueRun(() => this.background(() => this.writeSnapshotFile(snapshot, true)));
     const writes = this.place([{ kind: RecordKind.RESET, numbers: [snapshot.index, snapshot.term] }], true);
     const keep = this.writeSeq;
     const reset = this.enqueueWal(writes, undefined, 0);
-    const cleaned = this.enqueueRun(async () => {
-      await this.deleteSegmentsBefore(keep);
-      await this.deleteOtherSnapshots(snapshotFileName(snapshot.index, snapshot.term));
-    });
+    const cleaned = this.enqueueRun(() =>
+      this.background(async () => {
+        await this.deleteSegmentsBefore(keep);
+        await this.deleteOtherSnapshots(snapshotFileName(snapshot.index, snapshot.term));
+      }),
+    );
     await Promise.all([wrote, reset, cleaned]);
   }
 
@@ -508,18 +521,23 @@ export class FileStorage implements DurableStorage {
     this.snapshotPath = path;
     this.index.reset(meta.index, meta.term);
     this.cacheClear(meta.index + 1);
-    const renamed = this.enqueueRun(async () => {
-      await this.fsys.rename(tmp, path);
-      await this.fsys.syncDir(this.dir);
-      await old?.close();
-    });
+    const renamed = this.enqueueRun(() =>
+      this.background(async () => {
+        await this.fsys.rename(tmp, path);
+        await this.fsys.syncDir(this.dir);
+        this.durableSnapshotIndex = Math.max(this.durableSnapshotIndex, meta.index);
+        await old?.close();
+      }),
+    );
     const writes = this.place([{ kind: RecordKind.RESET, numbers: [meta.index, meta.term] }], true);
     const keep = this.writeSeq;
     const reset = this.enqueueWal(writes, undefined, 0);
-    const cleaned = this.enqueueRun(async () => {
-      await this.deleteSegmentsBefore(keep);
-      await this.deleteOtherSnapshots(name);
-    });
+    const cleaned = this.enqueueRun(() =>
+      this.background(async () => {
+        await this.deleteSegmentsBefore(keep);
+        await this.deleteOtherSnapshots(name);
+      }),
+    );
     await Promise.all([renamed, reset, cleaned]);
   }
 
@@ -539,19 +557,35 @@ export class FileStorage implements DurableStorage {
       );
     }
     this.setSnapshot(snapshot, false);
-    await this.enqueueRun(async () => {
+    // Written beside the WAL, not in its queue: appends go on while a large snapshot is written and synced.
+    const write = this.background(async () => {
+      if (!this.isCurrentSnapshot(snapshot)) return; // a newer snapshot was stored meanwhile
       await this.writeSnapshotFile(snapshot, false);
-      await this.deleteOtherSnapshots(snapshotFileName(snapshot.index, snapshot.term));
+      // Older ones go; if a newer one was stored while this one was written, its own task cleans up after it.
+      if (this.isCurrentSnapshot(snapshot)) await this.deleteOtherSnapshots(snapshotFileName(snapshot.index, snapshot.term));
     });
+    this.snapshotWrite = write;
+    try {
+      await write;
+    } finally {
+      if (this.snapshotWrite === write) this.snapshotWrite = undefined;
+    }
+  }
+
+  private isCurrentSnapshot(snapshot: SnapshotMeta): boolean {
+    return this.snapshotMeta?.index === snapshot.index && this.snapshotMeta.term === snapshot.term;
   }
 
   async compact(index: number): Promise<void> {
     this.checkWritable();
     if (!Number.isSafeInteger(index) || index < 0) throw new InvalidArgumentError(`compact: bad index ${index}`);
+    // The snapshot that covers the entries must be durable before the record that drops them.
+    if (this.snapshotWrite !== undefined) await this.snapshotWrite.catch(() => undefined);
+    this.checkWritable();
     const ix = this.index;
     if (index <= ix.base) return;
-    const snapIndex = this.snapshotMeta?.index ?? 0;
-    if (index > snapIndex) throw new StorageError(`compact(${index}) is past the latest snapshot (${snapIndex}): entries would be lost`);
+    const snapIndex = this.durableSnapshotIndex;
+    if (index > snapIndex) throw new StorageError(`compact(${index}) is past the latest durable snapshot (${snapIndex}): entries would be lost`);
     if (index > ix.last) throw new StorageError(`compact(${index}) is past the last index ${ix.last}`);
     const term = ix.termOf(index);
     // Live entries sit in non-decreasing segments, so every segment before the one holding index + 1 holds
@@ -562,15 +596,16 @@ export class FileStorage implements DurableStorage {
     this.cacheCompact(index);
     const writes = this.place([{ kind: RecordKind.COMPACT, numbers: [index, term] }], false);
     const keep = Math.min(firstLiveSeq, this.writeSeq);
-    const recorded = this.enqueueWal(writes, undefined, 0);
-    const deleted = this.enqueueRun(() => this.deleteSegmentsBefore(keep));
-    await Promise.all([recorded, deleted]);
+    await this.enqueueWal(writes, undefined, 0);
+    // The record is durable; deleting the segments it made dead can happen in the background.
+    void this.background(() => this.deleteSegmentsBefore(keep)).catch((e: unknown) => this.failBackground('deleting compacted segments', e));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.whenIdle();
+    await this.side;
     for (const s of this.segments.values()) await s.extending;
     for (const s of this.segments.values()) await s.file?.close().catch(() => undefined);
     await this.snapshotFile?.close().catch(() => undefined);
@@ -875,6 +910,20 @@ export class FileStorage implements DurableStorage {
       });
   }
 
+  /** Runs `fn` on the background chain, after every background task queued before it. */
+  private background(fn: () => Promise<void>): Promise<void> {
+    const run = this.side.then(fn);
+    this.side = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A background deletion failed (say, fsync of the directory): like a failed WAL write, refuse further writes. */
+  private failBackground(what: string, e: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = e;
+    this.logger.error(`${what} failed; the storage refuses further writes until reopened`, { error: String(e) });
+  }
+
   /** Deletes segments older than `keep`, oldest first, each deletion made durable before the next. */
   private async deleteSegmentsBefore(keep: number): Promise<void> {
     while (this.segmentOrder.length > 0 && (this.segmentOrder[0] as number) < keep) {
@@ -900,6 +949,9 @@ export class FileStorage implements DurableStorage {
       installed,
     };
     await writeFileAtomic(this.fsys, this.dir, name, (f) => writeSnapshotStream(f, meta, [snapshot.data]));
+    this.durableSnapshotIndex = Math.max(this.durableSnapshotIndex, snapshot.index);
+    // Serve reads from the file only while it is still the current snapshot (an install may have replaced it).
+    if (!this.isCurrentSnapshot(snapshot)) return;
     const old = this.snapshotFile;
     const path = this.fsys.join(this.dir, name);
     this.snapshotFile = await this.fsys.open(path, 'read');
@@ -922,7 +974,7 @@ export class FileStorage implements DurableStorage {
     const writes = this.place([{ kind: RecordKind.RESET, numbers: [index, term] }], true);
     const keep = this.writeSeq;
     await this.enqueueWal(writes, undefined, 0);
-    await this.enqueueRun(() => this.deleteSegmentsBefore(keep));
+    await this.background(() => this.deleteSegmentsBefore(keep));
   }
 }
 
