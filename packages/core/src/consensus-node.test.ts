@@ -327,6 +327,66 @@ describe('ConsensusNode: exactly-once apply across restarts', () => {
   });
 });
 
+describe('ConsensusNode: snapshots beside the drain loop', () => {
+  /** MemoryStorage whose snapshot writes stay pending until released. */
+  class SlowSnapshots extends MemoryStorage {
+    pending: Array<() => void> = [];
+    override saveSnapshot(snapshot: Parameters<MemoryStorage['saveSnapshot']>[0]): Promise<void> {
+      return new Promise((resolve, reject) => {
+        this.pending.push(() => super.saveSnapshot(snapshot).then(resolve, reject));
+      });
+    }
+  }
+
+  it('keeps committing while a snapshot is written, and compacts behind it once it is durable', async () => {
+    const clock = new ManualClock();
+    const storage = new SlowSnapshots();
+    const net = new LocalNetwork();
+    const sm = new Counter();
+    const node = new ConsensusNode<{ add: number }, number, 'total', number>({
+      id: 'solo',
+      peers: ['solo'],
+      protocol: solo,
+      storage,
+      transport: net.transport('solo'),
+      stateMachine: sm,
+      clock,
+      tickMs: 10,
+      electionTicks: 3,
+      snapshotEvery: 4,
+      snapshotKeep: 1,
+    });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    const snapshots: number[] = [];
+    node.on('snapshot', (i) => snapshots.push(i));
+    await node.start();
+    for (let i = 0; i < 5 && !node.isLeader; i++) {
+      clock.advance(10);
+      await settle();
+    }
+    for (let i = 1; i <= 12; i++) await node.propose({ add: 1 });
+    // One snapshot was started (at the 4th applied entry or so) and is still being written; nothing waited.
+    expect(sm.total).toBe(12);
+    expect(storage.pending).toHaveLength(1);
+    expect(snapshots).toEqual([]);
+    expect(storage.firstIndex()).toBe(1);
+    (storage.pending.shift() as () => void)();
+    await settle();
+    const first = snapshots[0] as number;
+    expect(first).toBeGreaterThanOrEqual(4);
+    expect(storage.snapshot()?.index).toBe(first);
+    expect(storage.firstIndex()).toBe(first); // compacted through first - snapshotKeep
+    // The next batch may start the next snapshot.
+    await node.propose({ add: 1 });
+    expect(storage.pending).toHaveLength(1);
+    // stop() lets the snapshot in flight finish before it closes storage.
+    const stopped = node.stop();
+    (storage.pending.shift() as () => void)();
+    await stopped;
+    expect(snapshots).toHaveLength(2);
+  });
+});
+
 describe('ConsensusNode: every rejection path yields its typed error', () => {
   it('NotLeaderError with the leader hint on a follower', async () => {
     const h = await fakeHarness();

@@ -155,6 +155,10 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   private appliedTerm = 0;
   private appliedConfig: ClusterConfig;
   private lastSnapshotIndex = 0;
+  /** The local snapshot being written, if any: one at a time, beside the drain loop. */
+  private snapshotting: Promise<void> | undefined;
+  /** A compaction made safe by a durable snapshot, run by the drain loop between batches. */
+  private compactTo: number | undefined;
   private lastStatus: Status | undefined;
   private fatal: unknown;
   private stopped: Promise<void> | undefined;
@@ -352,6 +356,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     this.state = 'stopping';
     if (this.ticker !== undefined) this.clock.clearInterval(this.ticker);
     await this.drainDone;
+    await this.snapshotting;
     this.rejectAll(() => new StoppedError());
     if (wasRunning) await this.opts.transport.stop().catch((e: unknown) => this.logger.warn('transport stop failed', { error: String(e) }));
     await this.opts.storage.close().catch((e: unknown) => this.logger.warn('storage close failed', { error: String(e) }));
@@ -396,17 +401,21 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   /** Starts draining unless a drain is already running (then the running loop picks the work up). */
   private kick(): void {
     if (this.draining || this.state === 'stopped' || this.state === 'new') return;
-    if (!this.protocol?.hasReady()) return;
+    if (!this.protocol?.hasReady() && this.compactTo === undefined) return;
     this.draining = true;
     this.drainDone = this.drain().finally(() => {
       this.draining = false;
+      // Work that arrived after the loop's last look (while its promise settled) must not wait for a tick.
+      if (this.state === 'running') this.kick();
     });
   }
 
   private async drain(): Promise<void> {
     const p = this.requireProtocol();
     const { storage, transport } = this.opts;
-    while (p.hasReady() && this.fatal === undefined) {
+    while (this.fatal === undefined) {
+      if (this.compactTo !== undefined) await this.compact(p);
+      if (!p.hasReady()) break;
       const rd = p.ready();
       try {
         // 1. persist: snapshot first, then hard state, truncation and entries in one write.
@@ -433,7 +442,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
         return;
       }
       if (rd.status !== undefined) this.onStatus(rd.status);
-      await this.maybeSnapshot(p);
+      this.maybeSnapshot();
     }
   }
 
@@ -566,22 +575,48 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     }
   }
 
-  private async maybeSnapshot(p: Protocol): Promise<void> {
-    if (this.snapshotEvery <= 0 || this.appliedIndex - this.lastSnapshotIndex < this.snapshotEvery) return;
+  /**
+   * Takes a snapshot of the state machine every `snapshotEvery` applied entries. The state is captured here,
+   * synchronously, at the applied index; writing it to storage is not awaited, so batches keep flowing while
+   * a large snapshot is written and synced. Once it is durable, the drain loop compacts the log behind it
+   * (`compact`), between batches, as before.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting !== undefined || this.snapshotEvery <= 0 || this.appliedIndex - this.lastSnapshotIndex < this.snapshotEvery) return;
     const { storage, stateMachine } = this.opts;
     const index = this.appliedIndex;
+    this.lastSnapshotIndex = index; // also on failure: do not retry on every batch
+    let saved: Promise<void>;
     try {
-      await storage.saveSnapshot({ index, term: this.appliedTerm, config: this.appliedConfig, data: stateMachine.snapshot() });
-      this.lastSnapshotIndex = index;
-      const compactTo = index - this.snapshotKeep;
-      if (compactTo >= storage.firstIndex()) {
-        await storage.compact(compactTo);
-        if (canObserveCompaction(p)) p.compacted(compactTo);
-      }
-      this.emit('snapshot', index);
+      saved = storage.saveSnapshot({ index, term: this.appliedTerm, config: this.appliedConfig, data: stateMachine.snapshot() });
     } catch (e) {
-      this.logger.warn('snapshot failed; will retry later', { index, error: String(e) });
-      this.lastSnapshotIndex = index; // do not retry on every batch
+      saved = Promise.reject(e);
+    }
+    this.snapshotting = saved.then(
+      () => {
+        this.snapshotting = undefined;
+        this.emit('snapshot', index);
+        if (this.state !== 'running') return;
+        this.compactTo = Math.max(this.compactTo ?? 0, index - this.snapshotKeep);
+        this.kick();
+      },
+      (e: unknown) => {
+        this.snapshotting = undefined;
+        this.logger.warn('snapshot failed; will retry later', { index, error: String(e) });
+      },
+    );
+  }
+
+  private async compact(p: Protocol): Promise<void> {
+    const { storage } = this.opts;
+    const compactTo = this.compactTo as number;
+    this.compactTo = undefined;
+    if (compactTo < storage.firstIndex()) return;
+    try {
+      await storage.compact(compactTo);
+      if (canObserveCompaction(p)) p.compacted(compactTo);
+    } catch (e) {
+      this.logger.warn('compaction failed; will retry after the next snapshot', { index: compactTo, error: String(e) });
     }
   }
 
