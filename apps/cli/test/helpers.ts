@@ -102,8 +102,11 @@ export async function leaderOf(dir: string): Promise<string> {
   return waitFor('a leader', async () => (await statusOf(dir)).leader ?? undefined);
 }
 
-/** Polls `fn` until it returns a value; fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+/**
+ * Polls `fn` until it returns a value; fails naming `what` after `timeoutMs`. Generous by default: what is awaited
+ * can include starting a node process from sources on a slow, busy machine, and the wait ends as soon as it holds.
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
