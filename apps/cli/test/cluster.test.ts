@@ -3,7 +3,7 @@ import { KvClient } from '@consensus-kit/kv';
 import { ClusterDir } from '../src/cluster-file';
 import { connect } from '../src/connect';
 import { sleep } from '../src/supervisor';
-import { cleanup, cli, freeBase, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
+import { cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -61,13 +61,12 @@ describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () =
   });
 
   it('a client retrying after the leader is killed mid-request never applies a command twice', async () => {
-    const s = await statusOf(dir);
-    expect(s.leader).not.toBeNull();
+    const leader = await leaderOf(dir);
     const { kv, rpc } = connect(dir);
     try {
       const writes = Array.from({ length: 40 }, (_, i) => kv.put(`once/${i}`, `v${i}`));
       await sleep(5);
-      expect((await cli('kill', s.leader as string, '--dir', dir)).code).toBe(0);
+      expect((await cli('kill', leader, '--dir', dir)).code).toBe(0);
       const results = await Promise.allSettled(writes);
       // Every write either succeeded or reported an unknown outcome; none was applied twice.
       const reader = new KvClient({ channel: rpc });
@@ -80,7 +79,7 @@ describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () =
     } finally {
       await kv.close();
     }
-    await cli('restart', s.leader as string, '--dir', dir);
+    await cli('restart', leader, '--dir', dir);
   });
 });
 
@@ -89,11 +88,13 @@ describe('consensus-cli: bad input gets one line and a non-zero exit, and writes
     const a = await cli('explode');
     expect(a.code).toBe(2);
     expect(a.err.trim().split('\n')).toHaveLength(1);
-    const b = await cli('start', '--nodes', 'many', '--dir', tempDir());
+    const d = tempDir();
+    const b = await cli('start', '--nodes', 'many', '--dir', d);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/--nodes/);
     const c = await cli('status', '--colour');
     expect(c.code).toBe(2);
+    await cleanup(d);
   });
 
   it('a --dir with no cluster', async () => {

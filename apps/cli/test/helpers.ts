@@ -94,8 +94,19 @@ export async function statusOf(dir: string): Promise<StatusJson> {
   return JSON.parse(r.out) as StatusJson;
 }
 
-/** Polls `fn` until it returns a value; fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+/**
+ * The leader a majority agrees on, waiting for one. A single `status` can show none for a moment (an election,
+ * or a node slow to answer its /status on a busy machine).
+ */
+export async function leaderOf(dir: string): Promise<string> {
+  return waitFor('a leader', async () => (await statusOf(dir)).leader ?? undefined);
+}
+
+/**
+ * Polls `fn` until it returns a value; fails naming `what` after `timeoutMs`. Generous by default: what is awaited
+ * can include starting a node process from sources on a slow, busy machine, and the wait ends as soon as it holds.
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -1,10 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, cli, freeBase, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
+import { cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
 
 
+
+/** `members list --json` as the agreed leader reports it (the command falls back to any node when none is agreed). */
+async function membersFromLeader(dir: string): Promise<{ voters: string[] }> {
+  return waitFor('a member list from the leader', async () => {
+    const r = await cli('members', 'list', '--dir', dir, '--json');
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.out) as { voters: string[]; leader: string | null };
+    return list.leader !== null ? list : undefined;
+  });
+}
 
 describe('consensus-cli: operating a running cluster', () => {
   let dir: string;
@@ -41,7 +51,7 @@ describe('consensus-cli: operating a running cluster', () => {
   });
 
   it('leader transfer hands leadership to the named node', async () => {
-    const { leader } = await statusOf(dir);
+    const leader = await leaderOf(dir);
     const target = ['n1', 'n2', 'n3'].find((n) => n !== leader) as string;
     const r = await cli('leader', 'transfer', target, '--dir', dir);
     expect(r.err).toBe('');
@@ -54,7 +64,8 @@ describe('consensus-cli: operating a running cluster', () => {
     const added = await cli('members', 'add', 'n4', '--dir', dir, '--json');
     expect(added.err).toBe('');
     expect(JSON.parse(added.out)).toMatchObject({ added: 'n4', learner: false });
-    const list = JSON.parse((await cli('members', 'list', '--dir', dir, '--json')).out) as { voters: string[] };
+    // `members add` returns once the leader applied the change; a follower may not have yet.
+    const list = await membersFromLeader(dir);
     expect(list.voters.sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
     await waitFor('n4 to catch up', async () => {
       const r = await cli('get', 'before', '--dir', dir, '--serializable', '--json');
@@ -63,17 +74,22 @@ describe('consensus-cli: operating a running cluster', () => {
       return r.code === 0 && n4?.role === 'follower' && (n4.applied ?? 0) >= 3 ? true : undefined;
     });
     expect((await cli('members', 'remove', 'n4', '--dir', dir)).code).toBe(0);
-    const after = JSON.parse((await cli('members', 'list', '--dir', dir, '--json')).out) as { voters: string[] };
+    const after = await membersFromLeader(dir);
     expect(after.voters.sort()).toEqual(['n1', 'n2', 'n3']);
     expect((await cli('put', 'after', 'y', '--dir', dir)).code).toBe(0);
   });
 
   it('partition isolates a node (the rest keep a leader and commit), heal lets it catch up', async () => {
-    const { leader } = await statusOf(dir);
+    const leader = await leaderOf(dir);
     const victim = ['n1', 'n2', 'n3'].find((n) => n !== leader) as string;
     expect((await cli('partition', victim, '--dir', dir)).code).toBe(0);
     for (let i = 0; i < 3; i++) expect((await cli('put', `p${i}`, 'v', '--dir', dir)).code).toBe(0);
-    const during = await statusOf(dir);
+    // A status in which both the leader and the victim answered (either can be slow to answer on a busy machine).
+    const during = await waitFor('the leader and the isolated node to report', async () => {
+      const s = await statusOf(dir);
+      const reported = (id: string | null) => s.nodes.find((n) => n.node === id)?.applied != null;
+      return reported(s.leader) && reported(victim) ? s : undefined;
+    });
     const leaderApplied = during.nodes.find((n) => n.node === during.leader)?.applied ?? 0;
     expect(during.nodes.find((n) => n.node === victim)?.applied ?? 0).toBeLessThan(leaderApplied);
     expect((await cli('heal', '--dir', dir)).code).toBe(0);
@@ -86,6 +102,13 @@ describe('consensus-cli: operating a running cluster', () => {
 
   it("inspect verifies a node's data directory", async () => {
     for (let i = 0; i < 3; i++) expect((await cli('put', `i${i}`, 'v', '--dir', dir)).code).toBe(0);
+    // A put returns once the leader applied it; n2 may still be writing those entries, and inspect would then see
+    // a record half written. Inspect once n2 has applied (so persisted) everything the leader has.
+    await waitFor('n2 to catch up', async () => {
+      const s = await statusOf(dir);
+      const l = s.nodes.find((n) => n.node === s.leader)?.applied;
+      return l != null && s.nodes.find((n) => n.node === 'n2')?.applied === l ? true : undefined;
+    });
     const r = await cli('inspect', 'n2', '--dir', dir, '--json');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.out) as { ok: boolean; problems: string[]; segments: unknown[]; log: { lastIndex: number } };

@@ -29,8 +29,10 @@ function rawFrames(socket: Socket): Frame[] {
   return frames;
 }
 
+/** Polls `cond` until it holds, for up to 10 s (generous: CI machines can be slow), then asserts it. */
 async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  const deadline = Date.now() + 10_000;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   expect(cond()).toBe(true);
 }
 
@@ -81,9 +83,15 @@ describe('FramedConnection', () => {
   it('a small frame sent while a 16 MiB message is in flight overtakes most of it', async () => {
     const { pair, conn } = await setup({ partSize: 64 * 1024, maxMessageSize: 32 << 20, maxQueueBytes: 64 << 20 });
     const frames = rawFrames(pair.server);
+    // Queue the heartbeat the moment the 8th part arrives. (Polling for it could notice only much later on a
+    // busy machine, after most of the message went through, and the test would measure the poll, not the lanes.)
+    let heartbeatQueued = false;
+    pair.server.on('data', () => {
+      if (heartbeatQueued || frames.length < 8) return;
+      heartbeatQueued = true;
+      conn.send(FrameType.Message, Buffer.from('heartbeat'));
+    });
     conn.send(FrameType.Message, Buffer.alloc(16 << 20, 3));
-    await until(() => frames.length >= 8);
-    conn.send(FrameType.Message, Buffer.from('heartbeat'));
     await until(() => frames.some((f) => f.type === FrameType.Message));
     const at = frames.findIndex((f) => f.type === FrameType.Message);
     const totalParts = Math.ceil(((16 << 20) + 5) / (64 * 1024));
@@ -115,7 +123,9 @@ describe('FramedConnection', () => {
     let closedWith: Error | undefined;
     conn.setEvents({ message() {}, close: (e) => (closedWith = e) });
     pair.server.pause();
-    for (let i = 0; i < 200 && !conn.isClosed; i++) {
+    // Keep offering data until the kernel buffers are full and the stall timer closes the connection.
+    const deadline = Date.now() + 10_000;
+    while (!conn.isClosed && Date.now() < deadline) {
       conn.send(FrameType.Message, Buffer.alloc(32 * 1024));
       await new Promise((r) => setTimeout(r, 5));
     }

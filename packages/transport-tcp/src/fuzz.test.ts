@@ -37,7 +37,8 @@ async function handshaken(port: number, kind: 'peer' | 'client'): Promise<Raw> {
   r.socket.write(
     encodeFrame(FrameType.Hello, encodePlain({ v: PROTOCOL_VERSION, cluster: 'fuzz', kind, from: kind === 'peer' ? 'a' : 'fuzzer', nonce: new Uint8Array(32) })),
   );
-  for (let i = 0; i < 500 && r.frames.length === 0; i++) await new Promise((res) => setTimeout(res, 5));
+  const deadline = Date.now() + 10_000;
+  while (r.frames.length === 0 && !r.socket.destroyed && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
   expect(r.frames[0]?.type).toBe(FrameType.Welcome);
   return r;
 }
@@ -76,10 +77,13 @@ describe('fuzz: a listening node under bad input', () => {
 
   it(`survives random bytes, truncated frames, oversize lengths, bad checksums and garbage bodies (seed ${SEED})`, async () => {
     log = memoryLogger();
-    cluster = await startTcpCluster(['a', 'b'], 'fuzz', (id) => ({ logger: id === 'b' ? log : memoryLogger(), maxFrameSize: 64 * 1024, partSize: 4096, maxMessageSize: 1 << 20, handshakeTimeoutMs: 300 }));
+    // The handshake timeout closes the few inputs that stop mid-header before the handshake. It also bounds the
+    // real handshakes (peer a, the client, the fuzzer's own): short enough to keep the test quick, long enough
+    // that a busy machine does not time out a handshake that is merely slow.
+    cluster = await startTcpCluster(['a', 'b'], 'fuzz', (id) => ({ logger: id === 'b' ? log : memoryLogger(), maxFrameSize: 64 * 1024, partSize: 4096, maxMessageSize: 1 << 20, handshakeTimeoutMs: 2000 }));
     const b = cluster.transports.b!;
     b.onRequest((body) => body);
-    client = createRpcClient({ endpoints: [b.endpoint()], clusterId: 'fuzz' });
+    client = createRpcClient({ endpoints: [b.endpoint()], clusterId: 'fuzz', connectTimeoutMs: 5000, handshakeTimeoutMs: 5000 });
     const port = b.address().port;
     const rand = seededRandom(SEED);
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));

@@ -49,7 +49,7 @@ describe('with core\'s ConsensusNode host', () => {
     follower.onRequest(() => {
       throw new NotLeaderError('n1');
     });
-    const client: RpcClient = createRpcClient({ endpoints: [follower.endpoint()], clusterId: 'host' });
+    const client: RpcClient = createRpcClient({ endpoints: [follower.endpoint()], clusterId: 'host', connectTimeoutMs: 5000, handshakeTimeoutMs: 5000 });
     stops.push(() => client.close());
     expect(await client.request({ put: { op: 'put', key: 'k', value: 'v1' } })).toBeUndefined();
     expect(await client.request({ put: { op: 'put', key: 'k', value: 'v2' } })).toBe('v1');

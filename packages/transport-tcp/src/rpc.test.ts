@@ -34,8 +34,10 @@ describe('client channel', () => {
     return s;
   }
 
+  // Connect and handshake timeouts well above what a busy machine needs for a local connection (the defaults are
+  // tuned for skipping dead nodes quickly); tests about those timeouts set their own.
   function client(endpoints: string[], options: Partial<Parameters<typeof createRpcClient>[0]> = {}): RpcClient {
-    const c = createRpcClient({ endpoints, clusterId: 'rpc', ...options });
+    const c = createRpcClient({ endpoints, clusterId: 'rpc', connectTimeoutMs: 5000, handshakeTimeoutMs: 5000, ...options });
     stops.push(() => c.close());
     return c;
   }
@@ -157,11 +159,14 @@ describe('client channel', () => {
     const closedAddr = closed.endpoint();
     await closed.stop();
     const live = await server(() => 'alive');
+    // The handshake timeout is what moves the client past the hung node, and it applies to the live node too:
+    // short enough to keep the test quick, long enough that a slow but live handshake on a busy machine fits.
+    // Every connect here is to a local port, so its timeout need not be short.
     const c = client([closedAddr, `127.0.0.1:${(hung.address() as { port: number }).port}`, live.endpoint()], {
-      connectTimeoutMs: 200,
-      handshakeTimeoutMs: 200,
+      connectTimeoutMs: 5000,
+      handshakeTimeoutMs: 1000,
     });
-    expect(await c.request('ping', { timeoutMs: 5000 })).toBe('alive');
+    expect(await c.request('ping', { timeoutMs: 15_000 })).toBe('alive');
     expect(c.preferred).toBe(live.endpoint());
     expect(silent.length).toBe(1);
   });

@@ -10,6 +10,15 @@ import { runInNewContext } from 'node:vm';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
+/** Polls `cond` until it holds; fails naming `what` after 10 s (generous: CI machines can be slow). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describeTransportConformance('tcpTransport', () => {
   const created: TcpTransport[] = [];
   return {
@@ -176,6 +185,9 @@ describe('tcpTransport', () => {
     await h.c!.waitFor(2);
     await h.b!.waitFor(1);
     expect(h.b!.received.map((e) => e.msg)).toEqual(['healed']);
+    // 'ignored' travels on c's own connection to a (dialed for it), so b's marker below may well overtake it:
+    // wait until a has seen and dropped it.
+    await until(() => t.a!.faults.droppedInbound > 0, "a to drop c's message");
     t.b!.send([{ from: 'b', to: 'a', msg: 'marker' }]);
     await h.a!.waitFor(2);
     expect(h.a!.received.map((e) => e.msg)).toEqual(['b-to-a', 'marker']);
