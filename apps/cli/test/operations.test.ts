@@ -92,7 +92,9 @@ describe('consensus-cli: operating a running cluster', () => {
     });
     const leaderApplied = during.nodes.find((n) => n.node === during.leader)?.applied ?? 0;
     expect(during.nodes.find((n) => n.node === victim)?.applied ?? 0).toBeLessThan(leaderApplied);
-    expect((await cli('heal', '--dir', dir)).code).toBe(0);
+    const healed = await cli('heal', '--dir', dir);
+    expect(healed.code).toBe(0);
+    expect(healed.out).toContain('every link restored (n1, n2, n3)');
     await waitFor('the isolated node to catch up', async () => {
       const s = await statusOf(dir);
       const l = s.nodes.find((n) => n.node === s.leader)?.applied ?? -1;

@@ -60,11 +60,12 @@ export async function partition(o: AdminOptions, id: string, from: string[]): Pr
   for (const n of cluster.nodes) {
     const peers = n.id === id ? others : others.includes(n.id) ? [id] : [];
     if (peers.length === 0) continue;
-    const res = await fetch(`http://${n.host}:${n.httpPort}/status`, { signal: AbortSignal.timeout(800) }).catch(() => undefined);
-    if (res === undefined) continue;
+    if (cd.livePid(n.id) === undefined) continue; // not running: nothing to cut there
     const { rpc } = connectTo(cluster.clusterId, `${n.host}:${n.port}`);
     try {
-      await rpc.request({ t: 'admin.partition', peers }, { timeoutMs: 3000 });
+      await rpc.request({ t: 'admin.partition', peers }, { timeoutMs: 5000 });
+    } catch (e) {
+      throw new CliError(`could not reach ${n.id} to cut its links (${e instanceof Error ? e.message : String(e)}); run heal to undo a partial cut`);
     } finally {
       await rpc.close();
     }
@@ -75,19 +76,36 @@ export async function partition(o: AdminOptions, id: string, from: string[]): Pr
 export async function heal(o: AdminOptions): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
+  const healed: string[] = [];
+  const down: string[] = [];
+  const failed: string[] = [];
   for (const n of cluster.nodes) {
+    // A node that is not running has no cut links to restore: its faults live in memory and go with it.
+    if (cd.livePid(n.id) === undefined) {
+      down.push(n.id);
+      continue;
+    }
     const { rpc } = connectTo(cluster.clusterId, `${n.host}:${n.port}`);
     try {
-      await rpc.request({ t: 'admin.heal' }, { timeoutMs: 2000 }).catch(() => undefined);
+      await rpc.request({ t: 'admin.heal' }, { timeoutMs: 5000 });
+      healed.push(n.id);
+    } catch (e) {
+      failed.push(`${n.id} (${e instanceof Error ? e.message : String(e)})`);
     } finally {
       await rpc.close();
     }
   }
-  console.log(o.json ? JSON.stringify({ healed: true }) : 'every link restored');
+  if (o.json) console.log(JSON.stringify({ healed, down, failed }));
+  else {
+    console.log(failed.length === 0 ? `every link restored (${healed.join(', ')})` : `links restored on ${healed.join(', ') || 'no node'}`);
+    if (down.length > 0) console.log(`not running: ${down.join(', ')} (no cut links; they start healed)`);
+  }
+  if (failed.length > 0) throw new CliError(`could not reach ${failed.join('; ')}: run heal again`);
 }
 
 function connectTo(clusterId: string, endpoint: string) {
-  return { rpc: createRpcClient({ endpoints: [endpoint], clusterId, connectTimeoutMs: 300, maxRedirects: 0 }) };
+  // One endpoint and no redirects: give a busy machine time to answer rather than failing the command.
+  return { rpc: createRpcClient({ endpoints: [endpoint], clusterId, connectTimeoutMs: 2000, maxRedirects: 0 }) };
 }
 
 /** Sends `body` to every running node directly (no redirects). */
