@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, CorruptLogError, StorageError, type LogEntry, type Logger } from '@consensus-kit/core';
 import { DirectoryLockedError } from './errors';
 import { openFileStorage } from './file-storage';
-import type { FileSystem } from './file-system';
+import type { FileSystem, FsFile } from './file-system';
 import { MemoryFileSystem } from './memory-file-system';
 import { scanSegment } from './record';
 
@@ -60,6 +60,19 @@ describe('group commit', () => {
   });
 });
 
+function wrapFile(f: FsFile): FsFile {
+  return {
+    readSync: (b, o, l, p) => f.readSync(b, o, l, p),
+    write: (d, p) => f.write(d, p),
+    writeDurable: (d, p) => f.writeDurable(d, p),
+    datasync: () => f.datasync(),
+    sync: () => f.sync(),
+    truncate: (l) => f.truncate(l),
+    size: () => f.size(),
+    close: () => f.close(),
+  };
+}
+
 describe('preallocation', () => {
   async function segmentFiles(dir: string): Promise<{ name: string; size: number; used: number }[]> {
     const out: { name: string; size: number; used: number }[] = [];
@@ -109,6 +122,30 @@ describe('preallocation', () => {
     expect(r.lastIndex()).toBe(400);
     r.entries(1, 401).forEach((e, k) => expect(e.data).toEqual(entry(k + 1, 1, 900).data));
     await r.close();
+  });
+
+  it('a failed extension fails the storage like a failed log write: later saves are refused', async () => {
+    const m = new MemoryFileSystem();
+    const failingSync: FileSystem = {
+      async open(path, mode) {
+        const f = await m.open(path, mode);
+        // The log's own writes go through writeDurable; only the background extension calls datasync here.
+        return { ...wrapFile(f), datasync: async () => Promise.reject(Object.assign(new Error('EIO: disk error'), { code: 'EIO' })) };
+      },
+      readdir: (d) => m.readdir(d),
+      mkdir: (d) => m.mkdir(d),
+      rename: (a, b) => m.rename(a, b),
+      unlink: (p) => m.unlink(p),
+      syncDir: (d) => m.syncDir(d),
+      join: (...p) => m.join(...p),
+    };
+    const s = await openFileStorage('/d', { fileSystem: failingSync, logger: quiet, preallocateBytes: 4096 });
+    await s.save({ entries: [entry(1)] });
+    await new Promise((r) => setImmediate(r));
+    await expect(s.save({ entries: [entry(2)] })).rejects.toSatisfy(StorageError.is);
+    await expect(s.save({ entries: [entry(3)] })).rejects.toSatisfy(StorageError.is);
+    expect(s.stats().preallocatedBytes).toBe(0);
+    await s.close();
   });
 
   it('preallocateBytes: 0 only appends', async () => {
@@ -310,16 +347,7 @@ describe('snapshots', () => {
       async open(path, mode) {
         const f = await m.open(path, mode);
         if (!/snap-.*\.tmp$/.test(path)) return f;
-        return {
-          readSync: (b, o, l, p) => f.readSync(b, o, l, p),
-          write: (d, p) => f.write(d, p),
-          writeDurable: (d, p) => f.writeDurable(d, p),
-          datasync: async () => (await gate, f.datasync()),
-          sync: async () => (await gate, f.sync()),
-          truncate: (l) => f.truncate(l),
-          size: () => f.size(),
-          close: () => f.close(),
-        };
+        return { ...wrapFile(f), datasync: async () => (await gate, f.datasync()), sync: async () => (await gate, f.sync()) };
       },
       readdir: (d) => m.readdir(d),
       mkdir: (d) => m.mkdir(d),

@@ -840,6 +840,8 @@ export class FileStorage implements DurableStorage {
    * etcd's raft treats as fatal; etcd's WAL likewise writes entries before state).
    */
   private async flush(writes: WalWrite[], hardState: Uint8Array | undefined): Promise<void> {
+    // A failed extension is a failed write to the log file: no write after it is trusted.
+    if (this.extendFailure !== undefined) throw this.extendFailure;
     let i = 0;
     while (i < writes.length) {
       const seq = (writes[i] as WalWrite).seq;
@@ -860,8 +862,10 @@ export class FileStorage implements DurableStorage {
         await this.fsys.syncDir(this.dir);
       } else {
         // Zeros being added past allocEnd must not land on top of this write: let the extension finish first.
-        if (end > segment.allocEnd && segment.extending !== undefined) await segment.extending;
-        if (this.extendFailure !== undefined) throw this.extendFailure;
+        if (end > segment.allocEnd && segment.extending !== undefined) {
+          await segment.extending;
+          if (this.extendFailure !== undefined) throw this.extendFailure;
+        }
         await segment.file.writeDurable(buf, start, { blocking: this.blockingWrites });
       }
       if (end > segment.allocEnd) segment.allocEnd = end;
