@@ -60,6 +60,20 @@ describe('group commit', () => {
   });
 });
 
+/** A `MemoryFileSystem` whose opened files pass through `change` (to inject failures or delays). */
+function memoryWithFiles(change: (file: FsFile, path: string) => FsFile): FileSystem {
+  const m = new MemoryFileSystem();
+  return {
+    open: async (path, mode) => change(await m.open(path, mode), path),
+    readdir: (d) => m.readdir(d),
+    mkdir: (d) => m.mkdir(d),
+    rename: (a, b) => m.rename(a, b),
+    unlink: (p) => m.unlink(p),
+    syncDir: (d) => m.syncDir(d),
+    join: (...p) => m.join(...p),
+  };
+}
+
 function wrapFile(f: FsFile): FsFile {
   return {
     readSync: (b, o, l, p) => f.readSync(b, o, l, p),
@@ -125,20 +139,11 @@ describe('preallocation', () => {
   });
 
   it('a failed extension fails the storage like a failed log write: later saves are refused', async () => {
-    const m = new MemoryFileSystem();
-    const failingSync: FileSystem = {
-      async open(path, mode) {
-        const f = await m.open(path, mode);
-        // The log's own writes go through writeDurable; only the background extension calls datasync here.
-        return { ...wrapFile(f), datasync: async () => Promise.reject(Object.assign(new Error('EIO: disk error'), { code: 'EIO' })) };
-      },
-      readdir: (d) => m.readdir(d),
-      mkdir: (d) => m.mkdir(d),
-      rename: (a, b) => m.rename(a, b),
-      unlink: (p) => m.unlink(p),
-      syncDir: (d) => m.syncDir(d),
-      join: (...p) => m.join(...p),
-    };
+    // The log's own writes go through writeDurable; only the background extension calls datasync here.
+    const failingSync = memoryWithFiles((f) => ({
+      ...wrapFile(f),
+      datasync: async () => Promise.reject(Object.assign(new Error('EIO: disk error'), { code: 'EIO' })),
+    }));
     const s = await openFileStorage('/d', { fileSystem: failingSync, logger: quiet, preallocateBytes: 4096 });
     await s.save({ entries: [entry(1)] });
     await new Promise((r) => setImmediate(r));
@@ -340,22 +345,11 @@ describe('recovery', () => {
 describe('snapshots', () => {
   /** A memory file system whose snapshot files cannot be synced until `open()` is called. */
   function gatedSnapshots(): { fileSystem: FileSystem; open: () => void } {
-    const m = new MemoryFileSystem();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const fileSystem: FileSystem = {
-      async open(path, mode) {
-        const f = await m.open(path, mode);
-        if (!/snap-.*\.tmp$/.test(path)) return f;
-        return { ...wrapFile(f), datasync: async () => (await gate, f.datasync()), sync: async () => (await gate, f.sync()) };
-      },
-      readdir: (d) => m.readdir(d),
-      mkdir: (d) => m.mkdir(d),
-      rename: (a, b) => m.rename(a, b),
-      unlink: (p) => m.unlink(p),
-      syncDir: (d) => m.syncDir(d),
-      join: (...p) => m.join(...p),
-    };
+    const fileSystem = memoryWithFiles((f, path) =>
+      /snap-.*\.tmp$/.test(path) ? { ...wrapFile(f), datasync: async () => (await gate, f.datasync()), sync: async () => (await gate, f.sync()) } : f,
+    );
     return { fileSystem, open: release };
   }
   const settled = async (p: Promise<unknown>): Promise<boolean> => {
