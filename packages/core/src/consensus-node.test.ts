@@ -274,6 +274,16 @@ describe('ConsensusNode: persist -> send -> apply -> advance', () => {
     expect(totals).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
   });
 
+  it('proposals made in one callback share one save, even when nothing was in flight', async () => {
+    // A socket read that holds 64 client requests proposes them one after another in one callback; the first
+    // must not go to disk alone while the other 63 wait for the next write.
+    const h = await fakeHarness();
+    const before = h.storage.saves.length;
+    const results = Array.from({ length: 64 }, () => h.node.propose({ add: 1 }));
+    await Promise.all(results);
+    expect(h.storage.saves.slice(before).map((s) => s.entries.length)).toEqual([64]);
+  });
+
   it("resolves each proposal with the state machine's result for its own entry", async () => {
     const h = await fakeHarness();
     const [a, b, c] = await Promise.all([h.node.propose({ add: 5 }), h.node.propose({ add: 10 }), h.node.propose({ add: 1 })]);

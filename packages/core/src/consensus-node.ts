@@ -144,6 +144,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private ticker: unknown;
   private draining = false;
+  private kickScheduled = false;
   private drainDone: Promise<void> = Promise.resolve();
   private seq = 0;
   private readSeq = 0;
@@ -398,9 +399,26 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
 
   // ---- the Ready loop ------------------------------------------------------------------------------------
 
-  /** Starts draining unless a drain is already running (then the running loop picks the work up). */
+  /**
+   * Schedules the Ready loop to run once the current callback returns (a microtask), rather than inside it.
+   * Everything one callback delivers (a socket read holding many client requests, several peer messages)
+   * then shares one batch and one durable write. Starting the loop at once wrote the first proposal of a
+   * burst alone: with 64 requests in flight the leader wrote 1 entry, then 63, then 1, and every write costs
+   * a device flush whatever its size. A microtask, unlike `setImmediate`, adds no turn of the event loop to
+   * a lone request's latency.
+   */
   private kick(): void {
-    if (this.draining || this.state === 'stopped' || this.state === 'new') return;
+    if (this.kickScheduled || this.draining || this.state === 'stopped' || this.state === 'new') return;
+    this.kickScheduled = true;
+    queueMicrotask(() => {
+      this.kickScheduled = false;
+      this.startDrain();
+    });
+  }
+
+  /** Starts draining unless a drain is already running (then the running loop picks the work up). */
+  private startDrain(): void {
+    if (this.draining || this.state !== 'running') return;
     if (!this.protocol?.hasReady() && this.compactTo === undefined) return;
     this.draining = true;
     this.drainDone = this.drain().finally(() => {
