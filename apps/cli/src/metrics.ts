@@ -6,6 +6,8 @@ const ROLES = ['follower', 'pre-candidate', 'candidate', 'leader', 'learner'] as
 export interface NodeMetrics {
   registry: Registry;
   proposals: Counter;
+  /** `proposals` with outcome "ok", resolved once: the per-request path skips prom-client's label lookup. */
+  proposalsOk: { inc(): void };
   /** Wraps storage so every `save` is timed into the fsync latency histogram. */
   instrument(storage: DurableStorage): DurableStorage;
   attach(node: ConsensusNode<never, never, never, never>): void;
@@ -53,11 +55,22 @@ export function createNodeMetrics(nodeId: string): NodeMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
-  const applied = new Counter({ name: 'consensus_applied_entries_total', help: 'Entries applied to the state machine', registers: [registry] });
+  // Counted in a plain number on the apply path (once per entry) and handed to prom-client at scrape time.
+  let appliedSinceScrape = 0;
+  new Counter({
+    name: 'consensus_applied_entries_total',
+    help: 'Entries applied to the state machine',
+    registers: [registry],
+    collect() {
+      this.inc(appliedSinceScrape);
+      appliedSinceScrape = 0;
+    },
+  });
 
   return {
     registry,
     proposals,
+    proposalsOk: proposals.labels({ outcome: 'ok' }),
     instrument(storage) {
       const save = storage.save.bind(storage);
       storage.save = async (batch: SaveBatch) => {
@@ -72,7 +85,9 @@ export function createNodeMetrics(nodeId: string): NodeMetrics {
     },
     attach(n) {
       node = n;
-      n.on('apply', () => applied.inc());
+      n.on('apply', () => {
+        appliedSinceScrape++;
+      });
     },
   };
 }

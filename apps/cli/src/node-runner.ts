@@ -94,7 +94,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest);
     try {
       const answer = await kv(body, ctx);
-      if ((body as { t: string }).t === 'kv.write') metrics.proposals.inc({ outcome: 'ok' });
+      if ((body as { t: string }).t === 'kv.write') metrics.proposalsOk.inc();
       return answer;
     } catch (e) {
       if ((body as { t?: string } | null)?.t === 'kv.write') metrics.proposals.inc({ outcome: isConsensusError(e) ? e.code.toLowerCase() : 'error' });

@@ -141,4 +141,32 @@ describe('KvClient over the kv service', () => {
     setTimeout(() => ac.abort(), 30);
     await expect(kv.put('k', 'v', { signal: ac.signal })).rejects.toSatisfy(AbortedError.is);
   });
+
+  it('acknowledges up to the lowest write still unanswered, whatever order answers come in', async () => {
+    const sent: { seq: number; ack?: number }[] = [];
+    const answers: (() => void)[] = [];
+    const channel: KvChannel = {
+      request<T>(body: unknown): Promise<T> {
+        sent.push((body as { req: { session: { seq: number; ack?: number } } }).req.session);
+        return new Promise<T>((resolve) => answers.push(() => resolve({ op: 'put', revision: 1 } as T)));
+      },
+      async close() {},
+    };
+    const kv = new KvClient({ channel });
+    const w1 = kv.put('a', '1');
+    const w2 = kv.put('b', '2');
+    const w3 = kv.put('c', '3');
+    (answers[1] as () => void)(); // seq 2 answered first: seq 1 still bounds the ack
+    await w2;
+    const w4 = kv.put('d', '4');
+    (answers[0] as () => void)();
+    await w1;
+    const w5 = kv.put('e', '5'); // seq 3 is now the lowest unanswered
+    for (const a of answers.slice(2)) a();
+    await Promise.all([w3, w4, w5]);
+    const w6 = kv.put('f', '6');
+    (answers[5] as () => void)();
+    await w6;
+    expect(sent.map((s) => s.ack)).toEqual([undefined, undefined, undefined, undefined, 2, 5]);
+  });
 });

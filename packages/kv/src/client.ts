@@ -103,7 +103,8 @@ export class KvClient {
     const seq = ++this.seq;
     this.inflight.add(seq);
     try {
-      const ack = Math.min(...this.inflight) - 1;
+      // Seqs go in increasing, and a Set iterates in insertion order: its first is the lowest unanswered.
+      const ack = (this.inflight.values().next().value as number) - 1;
       const body: KvWireRequest = { t: 'kv.write', req: { cmd, session: { id: this.sessionId, seq, ...(ack > 0 ? { ack } : {}) } } };
       return await this.call(body, options);
     } finally {

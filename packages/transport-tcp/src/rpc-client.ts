@@ -162,6 +162,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const endpoints = [...new Set(options.endpoints)];
   let preferred = 0;
   const channels = new Map<string, Promise<Channel>>();
+  /** Channels whose dial finished: a request to one of them skips the dial's deadline race. */
+  const connected = new Map<string, Channel>();
   let closed = false;
 
   // Dials are shared by every request to that endpoint, so no single request's signal may abort one.
@@ -178,8 +180,10 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         ({ conn }) => {
           const ch: Channel = new Channel(conn, () => {
             if (channels.get(address) === p) channels.delete(address);
+            if (connected.get(address) === ch) connected.delete(address);
           });
           if (closed) ch.close();
+          else connected.set(address, ch);
           return ch;
         },
         (e: Error) => {
@@ -234,7 +238,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       const address = endpoints[current % endpoints.length]!;
       let res: Record<string, unknown>;
       try {
-        const ch = await withDeadline(channel(address), remaining, timeoutMs, signal);
+        const ch = connected.get(address) ?? (await withDeadline(channel(address), remaining, timeoutMs, signal));
         res = await ch.call(body, deadline - Date.now(), signal);
       } catch (e) {
         if (!(e instanceof Unreached)) throw e;
@@ -287,6 +291,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       closed = true;
       const all = [...channels.values()];
       channels.clear();
+      connected.clear();
       for (const p of all) {
         try {
           (await p).close();
