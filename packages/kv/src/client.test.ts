@@ -83,6 +83,15 @@ describe('KvClient over the kv service', () => {
     expect(await kv.get('a/2', { consistency: 'serializable' })).toBeUndefined();
   });
 
+  it('a put answers the previous key only when asked (prevKv)', async () => {
+    const { service } = await cluster();
+    const kv = new KvClient({ channel: channelTo(service) });
+    await kv.put('k', 'v1');
+    expect(await kv.put('k', 'v2')).toEqual({ op: 'put', revision: 2 });
+    const r = await kv.put('k', 'v3', { prevKv: true });
+    expect(r.prev).toMatchObject({ key: 'k', value: 'v2', version: 2, modRevision: 2 });
+  });
+
   it('a write whose answer was lost is retried and applied exactly once', async () => {
     const { service, stateMachine } = await cluster();
     // The first attempt reaches the cluster and applies, then the connection drops before the answer.

@@ -29,6 +29,11 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+export interface PutOptions extends CallOptions {
+  /** Return the key as it was before the put (etcd's prev_kv). */
+  prevKv?: boolean;
+}
+
 export interface GetOptions extends CallOptions {
   /** 'linearizable' (default) reads through the leader; 'serializable' reads one node's local state. */
   consistency?: Consistency;
@@ -71,8 +76,9 @@ export class KvClient {
     this.sessionId = options.sessionId ?? `s-${randomBytes(8).toString('hex')}`;
   }
 
-  put(key: string, value: KvValue, options?: CallOptions): Promise<PutResult> {
-    return this.write({ op: 'put', key, value }, options) as Promise<PutResult>;
+  /** Writes `value`; with `prevKv: true` the answer carries the key as it was before (`prev`). */
+  put(key: string, value: KvValue, options?: PutOptions): Promise<PutResult> {
+    return this.write(options?.prevKv === true ? { op: 'put', key, value, prevKv: true } : { op: 'put', key, value }, options) as Promise<PutResult>;
   }
 
   /** Deletes `key`, or every key starting with it when `prefix` is set. */

@@ -28,7 +28,8 @@ export interface KvCompare {
 }
 
 export type KvCommand =
-  | { op: 'put'; key: string; value: KvValue }
+  /** `prevKv` asks for the key as it was before (etcd's prev_kv); without it a put answers only its revision. */
+  | { op: 'put'; key: string; value: KvValue; prevKv?: boolean }
   | { op: 'delete'; key: string; prefix?: boolean }
   | { op: 'cas'; key: string; compare: KvCompare; value: KvValue | null };
 
@@ -57,6 +58,7 @@ export type KvQuery =
 export interface PutResult {
   op: 'put';
   revision: number;
+  /** The key before this put, when the put asked for it (`prevKv`) and the key existed. */
   prev?: KeyValue;
 }
 
@@ -121,6 +123,7 @@ export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
     case 'put':
       checkKey(c.key);
       checkValue(c.value);
+      if (c.prevKv !== undefined && typeof c.prevKv !== 'boolean') throw new InvalidArgumentError('put.prevKv must be a boolean');
       return;
     case 'delete':
       if (c.prefix === true && c.key === '') return; // delete everything: explicit prefix ''

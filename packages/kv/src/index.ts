@@ -19,6 +19,6 @@ export type {
 export { createKvService } from './service';
 export type { KvServiceOptions } from './service';
 export { KvClient } from './client';
-export type { CallOptions, GetOptions, KvClientOptions, RangeOptions } from './client';
+export type { CallOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions } from './client';
 export { validateWireRequest } from './wire';
 export type { Consistency, KvChannel, KvWireRequest } from './wire';

@@ -14,10 +14,12 @@ describe('KvStateMachine: etcd-style revisions', () => {
     const sm = new KvStateMachine();
     expect(put(sm, 'a', '1')).toEqual({ op: 'put', revision: 1 });
     expect(put(sm, 'b', '2')).toEqual({ op: 'put', revision: 2 });
-    const r = put(sm, 'a', '3');
-    expect(r).toMatchObject({ op: 'put', revision: 3, prev: { key: 'a', value: '1', createRevision: 1, modRevision: 1, version: 1 } });
+    const r = apply(sm, { cmd: { op: 'put', key: 'a', value: '3', prevKv: true } });
+    expect(r).toEqual({ op: 'put', revision: 3, prev: { key: 'a', value: '1', createRevision: 1, modRevision: 1, version: 1 } });
     expect(get(sm, 'a')).toEqual({ key: 'a', value: '3', createRevision: 1, modRevision: 3, version: 2 });
-    expect(sm.query({ op: 'revision' })).toBe(3);
+    expect(put(sm, 'a', '4')).toEqual({ op: 'put', revision: 4 }); // no prevKv: the answer is the revision only
+    expect(apply(sm, { cmd: { op: 'put', key: 'new', value: 'x', prevKv: true } })).toEqual({ op: 'put', revision: 5 });
+    expect(sm.query({ op: 'revision' })).toBe(5);
   });
 
   it('delete removes a key, and recreating it starts a new createRevision and version', () => {
@@ -173,6 +175,7 @@ describe('KvStateMachine: bad input gets InvalidArgumentError and changes nothin
     ['session without id', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { seq: 1 } }],
     ['session seq 0', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { id: 'c', seq: 0 } }],
     ['ack not below seq', { cmd: { op: 'put', key: 'a', value: 'x' }, session: { id: 'c', seq: 2, ack: 2 } }],
+    ['put with a non-boolean prevKv', { cmd: { op: 'put', key: 'a', value: 'x', prevKv: 'yes' } }],
   ])('%s', (_name, req) => {
     const sm = new KvStateMachine();
     expect(() => sm.apply(entry(), req as KvRequest)).toThrow(InvalidArgumentError);

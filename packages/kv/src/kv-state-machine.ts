@@ -94,7 +94,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   private execute(cmd: KvCommand): KvResult {
     switch (cmd.op) {
       case 'put':
-        return this.put(cmd.key, cmd.value);
+        return this.put(cmd.key, cmd.value, cmd.prevKv === true);
       case 'delete':
         return this.delete(cmd.key, cmd.prefix === true);
       case 'cas':
@@ -102,7 +102,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     }
   }
 
-  private put(key: string, value: KeyValue['value']): PutResult {
+  private put(key: string, value: KeyValue['value'], prevKv = false): PutResult {
     const prev = this.data.get(key);
     const revision = ++this.revision;
     if (prev === undefined) insertSorted(this.keys, key);
@@ -113,7 +113,9 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       modRevision: revision,
       version: (prev?.version ?? 0) + 1,
     });
-    return prev === undefined ? { op: 'put', revision } : { op: 'put', revision, prev };
+    // The previous key only when asked for (etcd's prev_kv): it would otherwise double every answer's size,
+    // and the session table keeps each answer until the client acknowledges it.
+    return prevKv && prev !== undefined ? { op: 'put', revision, prev } : { op: 'put', revision };
   }
 
   private delete(key: string, prefix: boolean): DeleteResult {

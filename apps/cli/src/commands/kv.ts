@@ -28,7 +28,7 @@ async function withClient<T>(o: KvOptions, fn: (c: ReturnType<typeof connect>) =
 
 export function put(o: KvOptions, key: string, value: string): Promise<void> {
   return withClient(o, async ({ kv }) => {
-    const r = await kv.put(key, value);
+    const r = await kv.put(key, value, { prevKv: true });
     if (o.json) console.log(JSON.stringify(r.prev ? { ...r, prev: { ...r.prev, value: text(r.prev.value) } } : r));
     else console.log(`OK (revision ${r.revision})`);
   });
