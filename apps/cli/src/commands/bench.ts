@@ -88,7 +88,14 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
     const diskSyncUs = probeDiskSync(dir);
     const value = 'x'.repeat(o.valueSize);
     const keys = o.keys ?? 1000;
-    if (o.op !== 'put') for (let i = 0; i < keys; i++) await kv.put(`bench/${i}`, value);
+    if (o.op !== 'put') {
+      // Reads need keys to find: write them first, as many at a time as the run will have in flight.
+      let next = 0;
+      const load = async () => {
+        while (next < keys) await kv.put(`bench/${next++}`, value);
+      };
+      await Promise.all(Array.from({ length: Math.min(o.clients, keys) }, load));
+    }
     const latencies: number[] = [];
     let errors = 0;
     let done = 0;
