@@ -408,7 +408,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
    * a lone request's latency.
    */
   private kick(): void {
-    if (this.kickScheduled || this.draining || this.state === 'stopped' || this.state === 'new') return;
+    if (this.kickScheduled || this.draining || this.state !== 'running') return;
     this.kickScheduled = true;
     queueMicrotask(() => {
       this.kickScheduled = false;
