@@ -274,10 +274,10 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
         const data = new Uint8Array(FRAME_HEADER + payload.length);
         data[0] = FRAME_MAGIC;
         data.set(this.incarnation, 1);
-        new DataView(data.buffer).setFloat64(9, seq);
+        writeSeq(data, 9, seq);
         data.set(payload, FRAME_HEADER);
         p.propose(data);
-        const pending: Pending = { resolve: resolve as (v: unknown) => void, reject, ...due };
+        const pending: Pending = { resolve: resolve as (v: unknown) => void, reject, deadline: due.deadline, timeoutMs: due.timeoutMs };
         this.track(this.proposals, seq, pending, signal);
         this.kick();
       } catch (e) {
@@ -518,7 +518,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
       error = e;
     }
     if (this.isMine(data)) {
-      const seq = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(9);
+      const seq = readSeq(data, 9);
       const pending = this.proposals.get(seq);
       if (pending !== undefined) {
         this.proposals.delete(seq);
@@ -730,6 +730,20 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     if (this.state !== 'running') throw new StoppedError(`node ${this.id} is ${this.state === 'new' ? 'not started' : 'stopped'}`);
     return this.requireProtocol();
   }
+}
+
+/** Scratch space for a proposal's sequence number (big-endian float64), so no DataView is made per entry. */
+const SEQ_SCRATCH = new DataView(new ArrayBuffer(8));
+const SEQ_BYTES = new Uint8Array(SEQ_SCRATCH.buffer);
+
+function writeSeq(target: Uint8Array, offset: number, seq: number): void {
+  SEQ_SCRATCH.setFloat64(0, seq);
+  target.set(SEQ_BYTES, offset);
+}
+
+function readSeq(source: Uint8Array, offset: number): number {
+  for (let i = 0; i < 8; i++) SEQ_BYTES[i] = source[offset + i] as number;
+  return SEQ_SCRATCH.getFloat64(0);
 }
 
 function ctxKey(ctx: Uint8Array): string {

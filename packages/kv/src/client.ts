@@ -104,48 +104,74 @@ export class KvClient {
     await this.channel.close();
   }
 
-  private async write(cmd: KvCommand, options: CallOptions = {}): Promise<unknown> {
-    validateCommand(cmd);
+  private write(cmd: KvCommand, options: CallOptions = {}): Promise<unknown> {
+    try {
+      validateCommand(cmd);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const seq = ++this.seq;
     this.inflight.add(seq);
-    try {
-      // Seqs go in increasing, and a Set iterates in insertion order: its first is the lowest unanswered.
-      const ack = (this.inflight.values().next().value as number) - 1;
-      const body: KvWireRequest = { t: 'kv.write', req: { cmd, session: { id: this.sessionId, seq, ...(ack > 0 ? { ack } : {}) } } };
-      return await this.call(body, options);
-    } finally {
-      this.inflight.delete(seq);
-    }
+    // Seqs go in increasing, and a Set iterates in insertion order: its first is the lowest unanswered.
+    const ack = (this.inflight.values().next().value as number) - 1;
+    const body: KvWireRequest = { t: 'kv.write', req: { cmd, session: ack > 0 ? { id: this.sessionId, seq, ack } : { id: this.sessionId, seq } } };
+    return this.call(body, options).then(
+      (answer) => {
+        this.inflight.delete(seq);
+        return answer;
+      },
+      (e: unknown) => {
+        this.inflight.delete(seq);
+        throw e;
+      },
+    );
   }
 
   private read(q: KvQuery, options: GetOptions = {}): Promise<unknown> {
-    validateQuery(q);
+    try {
+      validateQuery(q);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const body: KvWireRequest = { t: 'kv.read', q, ...(options.consistency ? { consistency: options.consistency } : {}) };
     return this.call(body, options);
   }
 
-  /** Sends `body` until it is answered, a non-retryable error comes back, or the deadline passes. */
-  private async call(body: KvWireRequest, options: CallOptions): Promise<unknown> {
-    if (this.closed) throw new InvalidArgumentError('the kv client is closed');
+  /**
+   * Sends `body` until it is answered, a non-retryable error comes back, or the deadline passes. The first
+   * attempt is made here, without the retry loop's own promise: most calls are answered by it.
+   */
+  private call(body: KvWireRequest, options: CallOptions): Promise<unknown> {
+    if (this.closed) return Promise.reject(new InvalidArgumentError('the kv client is closed'));
+    if (options.signal?.aborted) return Promise.reject(new AbortedError(options.signal.reason));
     const total = options.timeoutMs ?? this.timeoutMs;
+    if (!(total > 0)) return Promise.reject(new TimeoutError(total, 'kv request'));
     const deadline = Date.now() + total;
+    return this.channel.request(body, this.attempt(total, options.signal)).catch((e: unknown) => this.retry(body, options, total, deadline, e));
+  }
+
+  private attempt(remaining: number, signal: AbortSignal | undefined): { timeoutMs: number; signal?: AbortSignal } {
+    const timeoutMs = Math.min(remaining, this.attemptTimeoutMs);
+    return signal ? { timeoutMs, signal } : { timeoutMs };
+  }
+
+  /** After a failed attempt: backs off and tries again while the error is retryable and time remains. */
+  private async retry(body: KvWireRequest, options: CallOptions, total: number, deadline: number, first: unknown): Promise<unknown> {
+    if (!isConsensusError(first) || !RETRYABLE.has(first.code)) throw first;
+    let last: unknown = first;
     let delay = 25;
-    let last: unknown;
     for (;;) {
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
+      delay = Math.min(delay * 2, 500);
       if (options.signal?.aborted) throw new AbortedError(options.signal.reason);
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw last !== undefined && !isConsensusError(last, ErrorCode.TIMEOUT) ? last : new TimeoutError(total, 'kv request');
       try {
-        return await this.channel.request(body, {
-          timeoutMs: Math.min(remaining, this.attemptTimeoutMs),
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
+        return await this.channel.request(body, this.attempt(remaining, options.signal));
       } catch (e) {
         if (!isConsensusError(e) || !RETRYABLE.has(e.code)) throw e;
         last = e;
       }
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
-      delay = Math.min(delay * 2, 500);
     }
   }
 }

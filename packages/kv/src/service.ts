@@ -1,4 +1,4 @@
-import type { ConsensusNode } from '@consensus-kit/core';
+import { AbortedError, type ConsensusNode, type OperationOptions } from '@consensus-kit/core';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { validateCommand, validateQuery, validateSession } from './commands';
 import type { KvQueryResult, KvStateMachine } from './kv-state-machine';
@@ -22,13 +22,18 @@ export function createKvService(
   options: KvServiceOptions,
 ): (body: unknown, ctx?: { signal?: AbortSignal; connectionSignal?: AbortSignal }) => Promise<unknown> {
   const { node, stateMachine } = options;
-  return async (body, ctx) => {
+  const plain: OperationOptions = options.timeoutMs ? { timeoutMs: options.timeoutMs } : {};
+  const serve = (body: unknown, ctx: { signal?: AbortSignal; connectionSignal?: AbortSignal } | undefined): Promise<unknown> | unknown => {
     validateWireRequest(body);
-    // The connection's signal when the transport offers one: a write cannot be taken back once proposed, and a
-    // read finishes within a round trip, so a per-request cancel gains nothing the dropped answer does not,
-    // while the client going away still releases what it left pending.
-    const signal = ctx?.connectionSignal ?? ctx?.signal;
-    const op = { ...(signal ? { signal } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
+    // A client connection's signal is checked here but not watched: a proposed write cannot be taken back, a
+    // read barrier settles within a round trip, and the answer to either is dropped once the connection is
+    // gone. Watching it would only settle the operation a little before its commit (or timeout) does, at the
+    // cost of an abort listener per request on a signal that many requests share. A per-request signal,
+    // given without a connection signal, is watched.
+    const connection = ctx?.connectionSignal;
+    if (connection?.aborted) throw new AbortedError(connection.reason);
+    const signal = connection === undefined ? ctx?.signal : undefined;
+    const op = signal === undefined ? plain : { ...plain, signal };
     if (body.t === 'kv.write') {
       validateCommand(body.req.cmd);
       if (body.req.session !== undefined) validateSession(body.req.session);
@@ -37,5 +42,14 @@ export function createKvService(
     validateQuery(body.q);
     if (body.consistency === 'serializable') return stateMachine.query(body.q);
     return node.read(body.q, op);
+  };
+  // Not an async function: it adds no promise of its own to each request's chain.
+  return (body, ctx) => {
+    try {
+      const out = serve(body, ctx);
+      return out instanceof Promise ? out : Promise.resolve(out);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   };
 }

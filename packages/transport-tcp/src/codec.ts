@@ -42,23 +42,31 @@ const SLACK = 64 * 1024;
 export function binaryBytes(value: unknown, budget = 64): number {
   if (value instanceof Uint8Array) return value.byteLength;
   if (typeof value !== 'object' || value === null) return 0;
+  // One queue for every call (this runs for each message encoded, and never re-enters): no array per message.
+  const queue = SCAN_QUEUE;
+  queue.push(value);
   let total = 0;
-  const queue: unknown[] = [value];
-  for (let i = 0; i < queue.length && i < budget; i++) {
-    const v = queue[i];
-    if (v instanceof Uint8Array) total += v.byteLength;
-    else if (Array.isArray(v)) {
-      for (const x of v) if (typeof x === 'object' && x !== null) queue.push(x);
-    } else if (typeof v === 'object' && v !== null) {
-      for (const k in v) {
-        const x = (v as Record<string, unknown>)[k];
-        if (typeof x === 'object' && x !== null) queue.push(x);
+  try {
+    for (let i = 0; i < queue.length && i < budget; i++) {
+      const v = queue[i];
+      if (v instanceof Uint8Array) total += v.byteLength;
+      else if (Array.isArray(v)) {
+        for (const x of v) if (typeof x === 'object' && x !== null) queue.push(x);
+      } else if (typeof v === 'object' && v !== null) {
+        for (const k in v) {
+          const x = (v as Record<string, unknown>)[k];
+          if (typeof x === 'object' && x !== null) queue.push(x);
+        }
       }
+      if (queue.length > budget * 4) break;
     }
-    if (queue.length > budget * 4) break;
+  } finally {
+    queue.length = 0; // also when a getter threw: the next call starts empty
   }
   return total;
 }
+
+const SCAN_QUEUE: unknown[] = [];
 
 const PACK_OPTIONS = { useRecords: false, moreTypes: false } as const;
 

@@ -75,6 +75,25 @@ export interface ClientSessionOptions {
   logger: Logger;
 }
 
+/** The context of one request; `signal` makes its AbortController on first access. */
+class Context implements RequestContext {
+  constructor(
+    private readonly entry: Inflight,
+    readonly clientId: string,
+    readonly remoteAddress: string,
+    readonly connectionSignal: AbortSignal,
+  ) {}
+
+  get signal(): AbortSignal {
+    const entry = this.entry;
+    if (entry.controller === undefined) {
+      entry.controller = new AbortController();
+      if (entry.cancelled !== undefined) entry.controller.abort(entry.cancelled);
+    }
+    return entry.controller.signal;
+  }
+}
+
 /** Wire shape of responses. */
 export type ResponseBody =
   | { id: number; ok: unknown }
@@ -111,43 +130,47 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
     }
   };
 
+  const answer = (id: number, out: unknown): ResponseBody => {
+    if (isRedirect(out)) return redirectBody(id, out.address, out.leader);
+    return { id, ok: out };
+  };
+
+  const failure = (id: number, e: unknown): ResponseBody => {
+    if (NotLeaderError.is(e)) {
+      const hint = e.leaderHint;
+      return redirectBody(id, hint === undefined ? undefined : options.resolveLeader(hint), hint);
+    }
+    if (isConsensusError(e)) return { id, error: { code: e.code, message: e.message } };
+    logger.error('request handler failed', { clientId, reason: (e as Error)?.message ?? String(e) });
+    return { id, error: { code: 'INVARIANT', message: 'the request handler failed' } };
+  };
+
+  const finish = (id: number, entry: Inflight, res: ResponseBody) => {
+    inflight.delete(id);
+    if (entry.cancelled === undefined) respond(res);
+    next();
+  };
+
   const start = (id: number, body: unknown) => {
     const entry: Inflight = { controller: undefined, cancelled: undefined };
     inflight.set(id, entry);
-    const ctx: RequestContext = {
-      clientId,
-      remoteAddress,
-      connectionSignal: connection.signal,
-      get signal(): AbortSignal {
-        if (entry.controller === undefined) {
-          entry.controller = new AbortController();
-          if (entry.cancelled !== undefined) entry.controller.abort(entry.cancelled);
-        }
-        return entry.controller.signal;
-      },
-    };
     const handler = options.handler();
-    const run = async (): Promise<ResponseBody> => {
-      if (handler === undefined) return { id, error: { code: 'TRANSPORT', message: 'this node serves no requests' } };
-      try {
-        const out = await handler(body, ctx);
-        if (isRedirect(out)) return redirectBody(id, out.address, out.leader);
-        return { id, ok: out };
-      } catch (e) {
-        if (NotLeaderError.is(e)) {
-          const hint = e.leaderHint;
-          return redirectBody(id, hint === undefined ? undefined : options.resolveLeader(hint), hint);
-        }
-        if (isConsensusError(e)) return { id, error: { code: e.code, message: e.message } };
-        logger.error('request handler failed', { clientId, reason: (e as Error)?.message ?? String(e) });
-        return { id, error: { code: 'INVARIANT', message: 'the request handler failed' } };
-      }
-    };
-    void run().then((res) => {
-      inflight.delete(id);
-      if (entry.cancelled === undefined) respond(res);
-      next();
-    });
+    if (handler === undefined) {
+      // Answered on a later turn, like every other answer, so a burst of requests still leaves in one write.
+      void Promise.resolve().then(() => finish(id, entry, { id, error: { code: 'TRANSPORT', message: 'this node serves no requests' } }));
+      return;
+    }
+    // The handler's promise is followed directly (no async wrapper): one continuation per request.
+    let out: unknown;
+    try {
+      out = handler(body, new Context(entry, clientId, remoteAddress, connection.signal));
+    } catch (e) {
+      out = Promise.reject(e);
+    }
+    Promise.resolve(out).then(
+      (v) => finish(id, entry, answer(id, v)),
+      (e: unknown) => finish(id, entry, failure(id, e)),
+    );
   };
 
   const cancel = (entry: Inflight, reason: Error) => {
@@ -180,7 +203,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       const v = codec.decode(body, own);
       if (!isRecord(v) || typeof v.id !== 'number' || !Number.isSafeInteger(v.id)) throw new FrameError('bad-part', 'request without a valid id');
       const id = v.id;
-      if (inflight.has(id) || waiting.some((w) => w.id === id)) {
+      if (inflight.has(id) || (waiting.length > 0 && waiting.some((w) => w.id === id))) {
         respond({ id, error: { code: 'INVALID_ARGUMENT', message: `request id ${id} is already in flight` } });
         return;
       }

@@ -54,15 +54,48 @@ export interface RpcClient {
   close(): Promise<void>;
 }
 
-interface Pending {
-  resolve(v: Record<string, unknown>): void;
-  reject(e: Error): void;
+/**
+ * One request waiting for its answer. A class rather than a handful of closures: a client with many requests
+ * in flight makes one of these per request, and its timer and abort listener call back into it.
+ */
+class Call {
+  timer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly channel: Channel,
+    readonly id: number,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: (v: Record<string, unknown>) => void,
+    readonly reject: (e: Error) => void,
+  ) {}
+
+  /** The abort listener (EventTarget calls `handleEvent` on a listener object): no closure per call. */
+  handleEvent(): void {
+    this.giveUp(new AbortedError(this.signal?.reason));
+  }
+
+  settle(v: Record<string, unknown> | undefined, e?: Error): void {
+    clearTimeout(this.timer);
+    if (this.signal !== undefined) this.signal.removeEventListener('abort', this);
+    if (e !== undefined) this.reject(e);
+    else this.resolve(v as Record<string, unknown>);
+  }
+
+  /** Timeout or abort: forget the call and tell the server, which may still be working on it. */
+  giveUp(e: Error): void {
+    this.channel.forget(this.id);
+    this.settle(undefined, e);
+  }
+}
+
+function onCallTimeout(call: Call): void {
+  call.giveUp(new TimeoutError(call.timeoutMs, 'request'));
 }
 
 /** One open connection to one endpoint, multiplexing requests by id. */
 class Channel {
   private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Call>();
   private readonly codec = createCodec();
   closed = false;
 
@@ -72,17 +105,18 @@ class Channel {
         if (type !== FrameType.Response) throw new TransportError(`unexpected frame type ${type} from the server`);
         const v = this.codec.decode(body, own);
         if (!isRecord(v) || typeof v.id !== 'number') throw new TransportError('response without an id');
-        const p = this.pending.get(v.id);
-        if (p === undefined) return; // answered after we gave up on it
+        const call = this.pending.get(v.id);
+        if (call === undefined) return; // answered after we gave up on it
         this.pending.delete(v.id);
-        p.resolve(v);
+        call.settle(v);
       },
       close: (error) => {
         this.closed = true;
         onClose();
         const err = new TransportError(`connection lost before the answer arrived; the outcome is unknown${error ? ` (${error.message})` : ''}`, { cause: error });
-        for (const p of this.pending.values()) p.reject(err);
+        const calls = [...this.pending.values()];
         this.pending.clear();
+        for (const call of calls) call.settle(undefined, err);
       },
     });
   }
@@ -96,41 +130,22 @@ class Channel {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      const cleanup = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const cancel = () => {
-        this.pending.delete(id);
-        if (!this.closed) this.conn.send(FrameType.Cancel, this.codec.encode({ id }));
-      };
-      const onAbort = () => {
-        cleanup();
-        cancel();
-        reject(new AbortedError(signal?.reason));
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        cancel();
-        reject(new TimeoutError(timeoutMs, 'request'));
-      }, Math.max(0, timeoutMs));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(id, {
-        resolve: (v) => {
-          cleanup();
-          resolve(v);
-        },
-        reject: (e) => {
-          cleanup();
-          reject(e);
-        },
-      });
+      const call = new Call(this, id, timeoutMs, signal, resolve, reject);
       const r = this.conn.send(FrameType.Request, bytes);
       if (r !== 'queued') {
-        this.pending.get(id)?.reject(new TransportError(r === 'too-large' ? 'request exceeds maxMessageSize' : `request not sent: ${r}`));
-        this.pending.delete(id);
+        reject(new TransportError(r === 'too-large' ? 'request exceeds maxMessageSize' : `request not sent: ${r}`));
+        return;
       }
+      this.pending.set(id, call);
+      call.timer = setTimeout(onCallTimeout, Math.max(0, timeoutMs), call);
+      if (signal !== undefined) signal.addEventListener('abort', call, { once: true });
     });
+  }
+
+  /** Drops a call the client gave up on and sends the server a cancel for it. */
+  forget(id: number): void {
+    if (!this.pending.delete(id)) return;
+    if (!this.closed) this.conn.send(FrameType.Cancel, this.codec.encode({ id }));
   }
 
   close(): void {
@@ -217,37 +232,57 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       signal?.addEventListener('abort', done, { once: true });
     });
 
-  async function request<T>(body: unknown, ro: RequestOptions = {}): Promise<T> {
-    if (closed) throw new StoppedError('the rpc client is closed');
+  /**
+   * The common case, kept free of the retry loop's state: the preferred endpoint is connected and answers.
+   * Anything else (no connection yet, a redirect, an error) continues in `requestLoop`.
+   */
+  function request<T>(body: unknown, ro: RequestOptions = {}): Promise<T> {
+    if (closed) return Promise.reject(new StoppedError('the rpc client is closed'));
+    const current = preferred;
+    const ch = connected.get(endpoints[current % endpoints.length]!);
+    if (ch === undefined || ro.signal?.aborted) return requestLoop<T>(body, ro, undefined);
     const timeoutMs = ro.timeoutMs ?? defaultTimeout;
     const deadline = Date.now() + timeoutMs;
+    return ch.call(body, timeoutMs, ro.signal).then((res) => ('ok' in res ? (res.ok as T) : requestLoop<T>(body, ro, { res, current, deadline })));
+  }
+
+  async function requestLoop<T>(body: unknown, ro: RequestOptions, first: { res: Record<string, unknown>; current: number; deadline: number } | undefined): Promise<T> {
+    const timeoutMs = ro.timeoutMs ?? defaultTimeout;
+    const deadline = first?.deadline ?? Date.now() + timeoutMs;
     const signal = ro.signal;
-    let current = preferred;
+    let current = first?.current ?? preferred;
+    let answered = first?.res;
     let redirects = 0;
     let failedInRound = 0;
     let lastError: Error | undefined;
     let leaderHint: string | undefined;
     let idleRounds = 0;
     for (;;) {
-      if (signal?.aborted) throw new AbortedError(signal.reason);
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        if (lastError !== undefined && NotLeaderError.is(lastError)) throw lastError;
-        throw new TimeoutError(timeoutMs, 'request');
-      }
       const address = endpoints[current % endpoints.length]!;
       let res: Record<string, unknown>;
-      try {
-        const ch = connected.get(address) ?? (await withDeadline(channel(address), remaining, timeoutMs, signal));
-        res = await ch.call(body, deadline - Date.now(), signal);
-      } catch (e) {
-        if (!(e instanceof Unreached)) throw e;
-        logger.debug('endpoint unreachable; trying the next', { address, reason: e.error.message });
-        lastError = e.error;
-        failedInRound++;
-        if (failedInRound >= endpoints.length) throw lastError;
-        current++;
-        continue;
+      if (answered !== undefined) {
+        // The fast path's answer (not ok): handled below as if this loop had asked.
+        res = answered;
+        answered = undefined;
+      } else {
+        if (signal?.aborted) throw new AbortedError(signal.reason);
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          if (lastError !== undefined && NotLeaderError.is(lastError)) throw lastError;
+          throw new TimeoutError(timeoutMs, 'request');
+        }
+        try {
+          const ch = connected.get(address) ?? (await withDeadline(channel(address), remaining, timeoutMs, signal));
+          res = await ch.call(body, deadline - Date.now(), signal);
+        } catch (e) {
+          if (!(e instanceof Unreached)) throw e;
+          logger.debug('endpoint unreachable; trying the next', { address, reason: e.error.message });
+          lastError = e.error;
+          failedInRound++;
+          if (failedInRound >= endpoints.length) throw lastError;
+          current++;
+          continue;
+        }
       }
       failedInRound = 0;
       if ('ok' in res) {
