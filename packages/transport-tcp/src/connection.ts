@@ -160,6 +160,14 @@ export class FramedConnection {
     this.pump();
   }
 
+  /**
+   * Writes what is queued now instead of at the end of this turn. For a caller that knows it has handed over
+   * everything it will send for a while: the frames then leave before whatever work the caller does next.
+   */
+  flush(): void {
+    if (this.control.length > 0 || this.bulk.length > 0) this.pump();
+  }
+
   /** Stops reading (backpressure for a busy consumer) until `resume()`. */
   pause(): void {
     if (this.paused || this.closed) return;
@@ -203,7 +211,8 @@ export class FramedConnection {
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
-    // One flush per turn of the event loop: everything sent in this turn leaves in one corked write.
+    // One flush per turn of the event loop (unless `flush()` comes first): everything sent in this turn
+    // leaves in one corked write.
     process.nextTick(() => {
       this.pumpScheduled = false;
       this.pump();

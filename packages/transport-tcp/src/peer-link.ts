@@ -93,6 +93,11 @@ export class PeerLink {
     }
   }
 
+  /** Writes what the open connection holds now (see FramedConnection.flush). */
+  flush(): void {
+    if (this.state === 'open') this.conn?.flush();
+  }
+
   /** Points the link at a new address; an open connection to the old one is closed. */
   setAddress(address: string): void {
     if (address === this.address) return;

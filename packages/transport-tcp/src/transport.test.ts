@@ -3,7 +3,7 @@ import { describeTransportConformance, normalize } from '@consensus-kit/core/tes
 import { collector, startTcpCluster, type TcpCluster } from './testing';
 import { tcpTransport, type TcpTransport } from './transport';
 import type { Transport } from '@consensus-kit/core';
-import { connect, createServer } from 'node:net';
+import { Socket, connect, createServer } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -72,6 +72,36 @@ describe('tcpTransport', () => {
     for (let i = 0; i < n; i++) cluster.transports.a!.send([{ from: 'a', to: 'b', msg: { i } }]);
     const got = await cluster.handlers.b!.waitFor(n);
     expect(got.map((e) => (e.msg as { i: number }).i)).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
+
+  it('send() writes the batch to the socket before it returns, not at the end of the turn', async () => {
+    cluster = await startTcpCluster(['a', 'b', 'c']);
+    const { transports: t, handlers: h } = cluster;
+    t.a!.send([{ from: 'a', to: 'b', msg: 'open' }, { from: 'a', to: 'c', msg: 'open' }]);
+    await h.b!.waitFor(1);
+    await h.c!.waitFor(1);
+    // A host calls send() with a whole batch and then goes on with other synchronous work (a follower applies
+    // committed entries after acknowledging new ones): the messages must already be on their way.
+    const written: Socket[] = [];
+    const write = Socket.prototype.write;
+    Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
+      written.push(this);
+      return (write as (...a: unknown[]) => boolean).apply(this, args);
+    } as typeof write;
+    try {
+      t.a!.send([
+        { from: 'a', to: 'b', msg: 'x' },
+        { from: 'a', to: 'c', msg: 'y' },
+        { from: 'a', to: 'b', msg: 'z' },
+      ]);
+      // One write per peer: b's two messages leave together.
+      expect(new Set(written).size).toBe(2);
+      expect(written).toHaveLength(2);
+    } finally {
+      Socket.prototype.write = write;
+    }
+    expect((await h.b!.waitFor(3)).map((e) => e.msg)).toEqual(['open', 'x', 'z']);
+    expect((await h.c!.waitFor(2)).map((e) => e.msg)).toEqual(['open', 'y']);
   });
 
   it('reports an unreachable peer and picks it up again after it restarts on the same port', async () => {

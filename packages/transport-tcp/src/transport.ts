@@ -158,6 +158,13 @@ class TcpTransportImpl implements TcpTransport {
     this.logger.info('transport listening', { id: this.id, address: this.endpoint() });
   }
 
+  /**
+   * Queues every envelope, then writes each peer's connection at once rather than at the end of the turn.
+   * A host hands over a whole batch per call, and what it does next (a follower applying committed entries
+   * after acknowledging new ones, a leader writing its own log after sending AppendEntries) should not hold
+   * the batch's messages back: on a follower, waiting for the end of the turn put the apply of one batch
+   * between the durable write of the next and its acknowledgement.
+   */
   send(envelopes: readonly Envelope[]): void {
     if (this.state !== 'started') return;
     for (const env of envelopes) {
@@ -167,6 +174,11 @@ class TcpTransportImpl implements TcpTransport {
         // Never throw out of send: a bad envelope is logged and dropped.
         this.logger.error('cannot send message; dropped', { to: (env as Partial<Envelope>)?.to, reason: (e as Error)?.message ?? String(e) });
       }
+    }
+    // A second flush of the same link finds its queue empty and writes nothing.
+    for (const env of envelopes) {
+      const to = (env as Partial<Envelope> | null)?.to;
+      if (typeof to === 'string') this.links.get(to)?.flush();
     }
   }
 
