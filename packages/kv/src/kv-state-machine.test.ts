@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, SessionExpiredError, seededRandom, type LogEntry } from '@consensus-kit/core';
 import type { KeyValue, KvRequest, KvResult } from './commands';
+import { unpack } from 'msgpackr';
 import { KvStateMachine } from './kv-state-machine';
 
 let index = 0;
@@ -118,6 +119,35 @@ describe('KvStateMachine: exactly-once sessions (thesis 6.3)', () => {
     // The old session is gone: its retry is applied as new (a new session), the key gets version 2.
     a.apply({ index: ++i, term: 1, type: 'command', data: new Uint8Array() }, log[0] as KvRequest);
     expect(get(a, 'k')).toMatchObject({ version: 2 });
+  });
+
+  it('an acknowledgement drops exactly the answers at or below it, in whatever order the seqs were applied', () => {
+    const random = seededRandom(11);
+    for (let round = 0; round < 50; round++) {
+      const sm = new KvStateMachine();
+      const restored = new KvStateMachine();
+      // Seqs mostly in order, some swapped with their neighbour (a retry applied after a later write).
+      const seqs = Array.from({ length: 60 }, (_, i) => i + 1);
+      for (let i = 0; i + 1 < seqs.length; i++) if (random() < 0.3) [seqs[i], seqs[i + 1]] = [seqs[i + 1]!, seqs[i]!];
+      const kept = new Set<number>();
+      let acked = 0;
+      for (const [n, seq] of seqs.entries()) {
+        const ack = seq > acked + 1 && random() < 0.5 ? acked + 1 + Math.floor(random() * Math.min(3, seq - acked - 1)) : undefined;
+        if (ack !== undefined && ack > acked) acked = ack;
+        if (seq <= acked) continue; // the client never sends a seq it has acknowledged
+        apply(sm, { cmd: { op: 'put', key: 'k', value: String(seq) }, session: { id: 'c', seq, ...(ack !== undefined ? { ack } : {}) } });
+        for (const s of kept) if (s <= acked) kept.delete(s);
+        kept.add(seq);
+        if (n === 30) restored.restore(sm.snapshot()); // half-way: the copy continues from a snapshot
+        else if (n > 30) restored.apply({ index, term: 1, type: 'command', data: new Uint8Array() }, { cmd: { op: 'put', key: 'k', value: String(seq) }, session: { id: 'c', seq, ...(ack !== undefined ? { ack } : {}) } });
+      }
+      const sessions = (unpack(sm.snapshot()) as { sessions: [string, number, number, [number, unknown][]][] }).sessions;
+      const [, , tableAcked, answers] = sessions[0]!;
+      expect(tableAcked).toBe(acked);
+      expect(answers.map(([seq]) => seq).sort((x, y) => x - y)).toEqual([...kept].sort((x, y) => x - y));
+      // The replica that restored half-way holds the same table.
+      expect((unpack(restored.snapshot()) as { sessions: unknown }).sessions).toEqual(sessions);
+    }
   });
 
   it('bounds stored answers for a client that never acknowledges', () => {

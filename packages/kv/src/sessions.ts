@@ -10,6 +10,14 @@ interface Session<T> {
   /** Every seq at or below this is acknowledged by the client: its answer was dropped. */
   acked: number;
   answers: Map<number, StoredAnswer<T>>;
+  /**
+   * Whether `answers` holds its seqs in ascending insertion order (a client's writes are usually applied in
+   * the order it sent them), so acknowledged answers are a prefix and dropping them stops at the first one
+   * kept. Derived, never persisted: the table's contents are the same either way.
+   */
+  ascending: boolean;
+  /** The largest seq stored since `answers` was last empty. */
+  top: number;
 }
 
 export interface SessionTableOptions {
@@ -50,7 +58,7 @@ export class SessionTable<T> {
     this.sweep(index);
     let s = this.sessions.get(stamp.id);
     if (s === undefined) {
-      s = { lastIndex: index, acked: 0, answers: new Map() };
+      s = { lastIndex: index, acked: 0, answers: new Map(), ascending: true, top: 0 };
       this.sessions.set(stamp.id, s);
     }
     s.lastIndex = index;
@@ -59,7 +67,7 @@ export class SessionTable<T> {
     if (stored !== undefined) return stored;
     if (stamp.ack !== undefined && stamp.ack > s.acked) {
       s.acked = stamp.ack;
-      for (const seq of s.answers.keys()) if (seq <= s.acked) s.answers.delete(seq);
+      dropAcknowledged(s);
     }
     let answer: StoredAnswer<T>;
     try {
@@ -68,6 +76,11 @@ export class SessionTable<T> {
       const err = e as { code?: unknown; message?: unknown };
       answer = { error: { code: typeof err.code === 'string' ? err.code : 'ERROR', message: String(err.message ?? e) } };
     }
+    if (s.answers.size === 0) {
+      s.ascending = true;
+      s.top = stamp.seq;
+    } else if (stamp.seq > s.top) s.top = stamp.seq;
+    else s.ascending = false;
     s.answers.set(stamp.seq, answer);
     if (s.answers.size > this.maxAnswers) {
       // A client that never acknowledges cannot make us grow without bound: drop its oldest answer.
@@ -90,11 +103,31 @@ export class SessionTable<T> {
 
   restore(data: SessionSnapshot<T>, lastSweep: number): void {
     this.sessions.clear();
-    for (const [id, lastIndex, acked, answers] of data) this.sessions.set(id, { lastIndex, acked, answers: new Map(answers) });
+    for (const [id, lastIndex, acked, answers] of data) {
+      let ascending = true;
+      let top = 0;
+      for (const [seq] of answers) {
+        if (seq < top) ascending = false;
+        top = Math.max(top, seq);
+      }
+      this.sessions.set(id, { lastIndex, acked, answers: new Map(answers), ascending, top });
+    }
     this.lastSweep = lastSweep;
   }
 
   get sweepIndex(): number {
     return this.lastSweep;
+  }
+}
+
+/** Drops the answers at or below `acked`: a prefix when the seqs ascend, else found by a full scan. */
+function dropAcknowledged<T>(s: Session<T>): void {
+  if (s.ascending) {
+    for (const seq of s.answers.keys()) {
+      if (seq > s.acked) break;
+      s.answers.delete(seq);
+    }
+  } else {
+    for (const seq of s.answers.keys()) if (seq <= s.acked) s.answers.delete(seq);
   }
 }

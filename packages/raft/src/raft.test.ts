@@ -136,6 +136,34 @@ describe('replication (thesis 3.5, 3.6)', () => {
     expect(net.get('c').applied).toHaveLength(100);
   });
 
+  it('followers in step share one AppendEntries object (encoded once); a follower behind gets its own', () => {
+    const net = new TestNetwork(['a', 'b', 'c', 'd']);
+    net.serialize = false; // keep message identity, as an in-process hand-over to the transport does
+    elect(net, 'a');
+    const a = net.get('a').node;
+    const appends = () => net.queue.filter((e) => e.from === 'a' && (e.msg as RaftMessage).type === 'AppendEntries');
+    a.propose(enc.encode('first'));
+    net.processAll();
+    expect(appends().map((e) => e.to).sort()).toEqual(['b', 'c', 'd']);
+    expect(new Set(appends().map((e) => e.msg)).size).toBe(1);
+    // d misses that batch.
+    net.queue = net.queue.filter((e) => e.to !== 'd');
+    net.deliver();
+    a.propose(enc.encode('second'));
+    net.processAll();
+    const second = appends();
+    expect(second).toHaveLength(3);
+    const shared = second[0]!.msg as { prevIndex: number; entries: LogEntry[] };
+    expect(second.every((e) => e.msg === shared)).toBe(true);
+    expect(shared.entries.map((e) => e.index)).toEqual([3]);
+    // d rejects it (it lacks entry 2) and is sent its own AppendEntries from the entry it is missing.
+    const delivered = net.deliver().map((d) => d.env);
+    const forD = delivered.filter((e) => e.to === 'd' && (e.msg as RaftMessage).type === 'AppendEntries' && e.msg !== shared);
+    expect(forD.length).toBeGreaterThan(0);
+    expect((forD[0]!.msg as { entries: LogEntry[] }).entries.map((e) => e.index)).toEqual([2, 3]);
+    expect(net.get('d').storage.lastIndex()).toBe(3);
+  });
+
   it("commitNotify 'immediate' tells followers of a commit at once", () => {
     const net = new TestNetwork(['a', 'b', 'c'], { commitNotify: 'immediate' });
     elect(net, 'a');

@@ -204,6 +204,11 @@ export class RaftNode implements Protocol, ReportsUnreachable {
   private prevCommit: number;
   /** The last Ready carried a leader's messages ahead of its new entries (thesis 10.2.1). */
   private sentFirst = false;
+  /**
+   * The AppendEntries last built during the current broadcastAppend (undefined: none yet); null outside one,
+   * where nothing is shared.
+   */
+  private appendMemo: { prevIndex: number; last: number; commit: number; msg: RaftMessage; count: number; bytes: number } | undefined | null = null;
   private prevRole: Role;
   private prevLead: NodeId | undefined;
   private statusTerm: number;
@@ -1191,6 +1196,15 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     const prevTerm = log.term(prevIndex);
     if (prevTerm < 0) return this.sendSnapshot(to, pr);
     const last = log.lastIndex();
+    const memo = this.appendMemo;
+    if (memo !== undefined && memo !== null && memo.prevIndex === prevIndex && memo.last === last && memo.commit === log.committed) {
+      // Same batch as the follower before (the usual case: every follower in step). Sharing the message
+      // object lets the transport encode it once for all of them.
+      if (memo.count === 0 && !sendIfEmpty) return false;
+      this.send(to, memo.msg);
+      pr.sentEntries(memo.count, prevIndex + memo.count, memo.bytes);
+      return true;
+    }
     let ents: LogEntry[] = EMPTY;
     if (pr.next <= last) {
       const s = log.slice(pr.next, last + 1, this.maxSizePerMsg);
@@ -1200,8 +1214,10 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     if (ents.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
     for (let i = 0; i < ents.length; i++) bytes += (ents[i] as LogEntry).data.length + 24;
-    this.send(to, { type: 'AppendEntries', term: this.term, prevIndex, prevTerm, entries: ents, commit: log.committed });
+    const msg: RaftMessage = { type: 'AppendEntries', term: this.term, prevIndex, prevTerm, entries: ents, commit: log.committed };
+    this.send(to, msg);
     pr.sentEntries(ents.length, prevIndex + ents.length, bytes);
+    if (this.appendMemo !== null) this.appendMemo = { prevIndex, last, commit: log.committed, msg, count: ents.length, bytes };
     return true;
   }
 
@@ -1247,10 +1263,17 @@ export class RaftNode implements Protocol, ReportsUnreachable {
 
   /** Flow-controlled appends to every follower; with `sendIfEmpty` also an empty one to carry the commit. */
   private broadcastAppend(sendIfEmpty: boolean): void {
-    for (const [id, pr] of this.prs) {
-      if (id === this.id || !this.maybeSendAppend(id, sendIfEmpty)) continue;
-      // Pipelining (thesis 10.2.1): a follower in replicate state gets every pending batch now.
-      while (pr.state === 'replicate' && this.maybeSendAppend(id, false));
+    // Within one broadcast the log, term and commit index stand still, so an AppendEntries built for one
+    // follower serves every other follower that needs the same range (appendMemo).
+    this.appendMemo = undefined;
+    try {
+      for (const [id, pr] of this.prs) {
+        if (id === this.id || !this.maybeSendAppend(id, sendIfEmpty)) continue;
+        // Pipelining (thesis 10.2.1): a follower in replicate state gets every pending batch now.
+        while (pr.state === 'replicate' && this.maybeSendAppend(id, false));
+      }
+    } finally {
+      this.appendMemo = null;
     }
   }
 
