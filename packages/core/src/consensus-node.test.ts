@@ -298,6 +298,45 @@ describe('ConsensusNode: persist -> send -> apply -> advance', () => {
   });
 });
 
+describe('ConsensusNode: the default command codec', () => {
+  it('hands the state machine copies of binary fields, never views of the entry they came from', async () => {
+    const seen: { bin: Uint8Array; data: Uint8Array }[] = [];
+    const sm: StateMachine<{ bin: Uint8Array }, number, 'count', number> = {
+      apply(entry, command) {
+        seen.push({ bin: command.bin, data: entry.data });
+        return seen.length;
+      },
+      query: () => seen.length,
+      snapshot: () => new Uint8Array(),
+      restore() {},
+    };
+    const clock = new ManualClock();
+    const net = new LocalNetwork();
+    const node = new ConsensusNode<{ bin: Uint8Array }, number, 'count', number>({
+      id: 'solo',
+      peers: ['solo'],
+      protocol: solo,
+      storage: new MemoryStorage(),
+      transport: net.transport('solo'),
+      stateMachine: sm,
+      clock,
+      tickMs: 10,
+      electionTicks: 3,
+    });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    await node.start();
+    for (let i = 0; i < 5 && !node.isLeader; i++) {
+      clock.advance(10);
+      await settle();
+    }
+    await node.propose({ bin: new Uint8Array([7, 8, 9]) });
+    expect(seen).toHaveLength(1);
+    expect([...seen[0]!.bin]).toEqual([7, 8, 9]);
+    // A kept view would pin the entry's buffer, and a follower's entries share one buffer per batch.
+    expect(seen[0]!.bin.buffer).not.toBe(seen[0]!.data.buffer);
+  });
+});
+
 describe('ConsensusNode: exactly-once apply across restarts', () => {
   it('applies committed entries exactly once, in order, and again exactly once after a restart from MemoryStorage', async () => {
     const state = emptyMemoryStorageState();

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { pack, unpack } from 'msgpackr';
+import { Unpackr, pack } from 'msgpackr';
 import { applyConfigChange, configsEqual, decodeClusterConfig, isJoint } from './config';
 import {
   AbortedError,
@@ -33,7 +33,11 @@ import {
 } from './types';
 import { assertNodeId, assertPositiveInteger, preview, seededRandom } from './validate';
 
-/** Encodes commands into entry bytes and back. The default is msgpackr. */
+/**
+ * Encodes commands into entry bytes and back. The default is msgpackr, and its `decode` copies binary fields.
+ * A custom `decode` should copy any bytes the state machine keeps as well: an entry's data may be a view of
+ * a larger buffer (a follower receives a batch of entries in one message), which a kept view would pin.
+ */
 export interface CommandCodec<Cmd> {
   encode(command: Cmd): Uint8Array;
   decode(data: Uint8Array): Cmd;
@@ -117,9 +121,12 @@ interface PendingTransfer extends Pending {
 const FRAME_MAGIC = 0xc7;
 const FRAME_HEADER = 17;
 
+/** Copies binary fields, so what a state machine keeps from a command never pins the entry's buffer. */
+const commandUnpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+
 const defaultCodec: CommandCodec<never> = {
   encode: (command) => pack(command),
-  decode: (data) => unpack(data) as never,
+  decode: (data) => commandUnpackr.unpack(data) as never,
 };
 
 /**
@@ -271,7 +278,9 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
         }
         if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('codec.encode must return a Uint8Array');
         const seq = ++this.seq;
-        const data = new Uint8Array(FRAME_HEADER + payload.length);
+        // Every byte is written below. Buffer.allocUnsafe takes small sizes from Node's shared pool: much
+        // cheaper than a zeroed ArrayBuffer of its own per entry.
+        const data = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
         data[0] = FRAME_MAGIC;
         data.set(this.incarnation, 1);
         writeSeq(data, 9, seq);

@@ -35,6 +35,24 @@ describe('codec', () => {
     expect(viewed.data.buffer).toBe(body.buffer);
   });
 
+  it('a large body is copied once: its binaries share one buffer of their own, never the read buffer', () => {
+    const c = createCodec();
+    const entries = Array.from({ length: 32 }, (_, i) => ({ index: i, data: new Uint8Array(200).fill(i) }));
+    const encoded = c.encode({ type: 'AppendEntries', entries });
+    // As a socket read delivers it: a view into a larger chunk holding other frames too.
+    const chunk = new Uint8Array(encoded.byteLength + 100);
+    chunk.set(encoded, 50);
+    const body = chunk.subarray(50, 50 + encoded.byteLength);
+    const got = c.decode(body) as { entries: { index: number; data: Uint8Array }[] };
+    expect(got.entries.map((e) => e.data[0])).toEqual(entries.map((e) => e.index));
+    const buffers = new Set(got.entries.map((e) => e.data.buffer));
+    expect(buffers.size).toBe(1);
+    expect(buffers.has(chunk.buffer)).toBe(false);
+    expect(got.entries[0]!.data.buffer.byteLength).toBe(encoded.byteLength);
+    chunk.fill(0); // the sender's buffer is reused: what was decoded does not change
+    expect(got.entries[5]!.data.every((b) => b === 5)).toBe(true);
+  });
+
   it('sizes the buffer for large binaries instead of letting msgpackr double it', () => {
     const c = createCodec();
     const data = new Uint8Array(3 * 1024 * 1024);

@@ -27,8 +27,10 @@ export interface Codec {
   encode(value: unknown): Uint8Array;
   /**
    * Decodes one whole body. `own` says the body is a buffer dedicated to this message (a reassembled large
-   * message), so binary fields may be views of it; otherwise they are copied, so a small `Uint8Array` in a
-   * delivered message never pins a whole socket read buffer. Throws MalformedMessageError.
+   * message), so binary fields may be views of it. Otherwise a body of 4 KiB or more is first copied whole
+   * into a buffer of its own (its binary fields are views of that copy), and a smaller one has its binary
+   * fields copied: a `Uint8Array` in a delivered message never pins a socket read buffer. Throws
+   * MalformedMessageError.
    */
   decode(body: Uint8Array, own?: boolean): unknown;
 }
@@ -70,6 +72,9 @@ const SCAN_QUEUE: unknown[] = [];
 
 const PACK_OPTIONS = { useRecords: false, moreTypes: false } as const;
 
+/** Bodies at least this large are copied whole before decoding (see `decode`). */
+const OWN_COPY_BYTES = 4096;
+
 export function createCodec(): Codec {
   let packr = new Packr(PACK_OPTIONS);
   const copying = new Unpackr({ useRecords: true, mapsAsObjects: true, copyBuffers: true });
@@ -98,7 +103,12 @@ export function createCodec(): Codec {
     decode(body, own = false) {
       if (body.byteLength === 0) throw new MalformedMessageError('empty message body');
       try {
-        return (own ? viewing : copying).unpack(body);
+        if (own) return viewing.unpack(body);
+        // A large body (an AppendEntries batch) is copied once into a buffer of its own and its binary fields
+        // become views of that copy: one allocation instead of one per entry. A small body is decoded with
+        // copies, so its few bytes never pin the socket's read buffer.
+        if (body.byteLength >= OWN_COPY_BYTES) return viewing.unpack(Uint8Array.prototype.slice.call(body));
+        return copying.unpack(body);
       } catch (e) {
         throw new MalformedMessageError(`message body is not valid msgpack: ${(e as Error)?.message ?? String(e)}`, { cause: e });
       }
