@@ -131,5 +131,18 @@ describe('consensus-cli: operating a running cluster', () => {
     for (const name of ['consensus_term', 'consensus_commit_index', 'consensus_applied_index', 'consensus_storage_save_seconds_bucket', 'consensus_proposals_total']) {
       expect(metrics).toContain(name);
     }
+    // Successful writes are counted where they were proposed, and the count only grows from scrape to scrape.
+    const okWrites = async () => {
+      let sum = 0;
+      for (const n of s.nodes) {
+        const m = /^consensus_proposals_total\{outcome="ok"[^}]*\} (\d+)$/m.exec(await (await fetch(`http://${n.http}/metrics`)).text());
+        sum += m === null ? 0 : Number(m[1]);
+      }
+      return sum;
+    };
+    const before = await okWrites();
+    expect((await cli('put', 'metrics/a', '1', '--dir', dir)).code).toBe(0);
+    expect((await cli('put', 'metrics/b', '2', '--dir', dir)).code).toBe(0);
+    expect(await okWrites()).toBe(before + 2);
   });
 });
