@@ -212,9 +212,15 @@ async function fakeHarness(overrides: Partial<ConsensusNodeOptions<{ add: number
   return { node, storage, transport, fake: fake as FakeProtocol, sm, clock, events };
 }
 
-async function soloNode(state: MemoryStorageState, sm: Counter, clock: ManualClock, snapshotEvery = 0, storage = new MemoryStorage(state)) {
+async function soloNode<C = { add: number }, R = number, Q = 'total', QR = number>(
+  state: MemoryStorageState,
+  sm: StateMachine<C, R, Q, QR>,
+  clock: ManualClock,
+  snapshotEvery = 0,
+  storage = new MemoryStorage(state),
+) {
   const net = new LocalNetwork();
-  const node = new ConsensusNode<{ add: number }, number, 'total', number>({
+  const node = new ConsensusNode<C, R, Q, QR>({
     id: 'solo',
     peers: ['solo'],
     protocol: solo,
@@ -310,25 +316,7 @@ describe('ConsensusNode: the default command codec', () => {
       snapshot: () => new Uint8Array(),
       restore() {},
     };
-    const clock = new ManualClock();
-    const net = new LocalNetwork();
-    const node = new ConsensusNode<{ bin: Uint8Array }, number, 'count', number>({
-      id: 'solo',
-      peers: ['solo'],
-      protocol: solo,
-      storage: new MemoryStorage(),
-      transport: net.transport('solo'),
-      stateMachine: sm,
-      clock,
-      tickMs: 10,
-      electionTicks: 3,
-    });
-    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
-    await node.start();
-    for (let i = 0; i < 5 && !node.isLeader; i++) {
-      clock.advance(10);
-      await settle();
-    }
+    const node = await soloNode(emptyMemoryStorageState(), sm, new ManualClock());
     await node.propose({ bin: new Uint8Array([7, 8, 9]) });
     expect(seen).toHaveLength(1);
     expect([...seen[0]!.bin]).toEqual([7, 8, 9]);
