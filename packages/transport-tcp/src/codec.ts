@@ -45,25 +45,32 @@ export function binaryBytes(value: unknown, budget = 64): number {
   if (value instanceof Uint8Array) return value.byteLength;
   if (typeof value !== 'object' || value === null) return 0;
   // One queue for every call (this runs for each message encoded, and never re-enters): no array per message.
+  // Its length is never reset (that would free its storage); the slots used are cleared instead, so nothing
+  // scanned stays referenced.
   const queue = SCAN_QUEUE;
-  queue.push(value);
+  queue[0] = value;
+  let n = 1;
   let total = 0;
+  const cap = budget * 4;
   try {
-    for (let i = 0; i < queue.length && i < budget; i++) {
+    for (let i = 0; i < n && i < budget; i++) {
       const v = queue[i];
       if (v instanceof Uint8Array) total += v.byteLength;
       else if (Array.isArray(v)) {
-        for (const x of v) if (typeof x === 'object' && x !== null) queue.push(x);
+        for (let j = 0; j < v.length && n < cap; j++) {
+          const x: unknown = v[j];
+          if (typeof x === 'object' && x !== null) queue[n++] = x;
+        }
       } else if (typeof v === 'object' && v !== null) {
         for (const k in v) {
+          if (n >= cap) break;
           const x = (v as Record<string, unknown>)[k];
-          if (typeof x === 'object' && x !== null) queue.push(x);
+          if (typeof x === 'object' && x !== null) queue[n++] = x;
         }
       }
-      if (queue.length > budget * 4) break;
     }
   } finally {
-    queue.length = 0; // also when a getter threw: the next call starts empty
+    for (let i = 0; i < n; i++) queue[i] = undefined; // also when a getter threw: the next call starts clean
   }
   return total;
 }

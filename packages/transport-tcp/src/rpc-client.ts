@@ -56,10 +56,12 @@ export interface RpcClient {
 
 /**
  * One request waiting for its answer. A class rather than a handful of closures: a client with many requests
- * in flight makes one of these per request, and its timer and abort listener call back into it.
+ * in flight makes one of these per request, and its channel's deadline sweep and its abort listener call
+ * back into it.
  */
 class Call {
-  timer: NodeJS.Timeout | undefined;
+  /** When it times out, on the `performance.now()` clock. */
+  deadline = 0;
   constructor(
     readonly channel: Channel,
     readonly id: number,
@@ -75,7 +77,6 @@ class Call {
   }
 
   settle(v: Record<string, unknown> | undefined, e?: Error): void {
-    clearTimeout(this.timer);
     if (this.signal !== undefined) this.signal.removeEventListener('abort', this);
     if (e !== undefined) this.reject(e);
     else this.resolve(v as Record<string, unknown>);
@@ -88,9 +89,8 @@ class Call {
   }
 }
 
-function onCallTimeout(call: Call): void {
-  call.giveUp(new TimeoutError(call.timeoutMs, 'request'));
-}
+/** setTimeout's longest delay; a longer wait is re-armed when it fires. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /** One open connection to one endpoint, multiplexing requests by id. */
 class Channel {
@@ -98,6 +98,12 @@ class Channel {
   private readonly pending = new Map<number, Call>();
   private readonly codec = createCodec();
   closed = false;
+  /**
+   * One timer for the deadlines of every call in flight, armed for the earliest, instead of a timer per call
+   * (a client with many requests in flight would create and cancel one per request).
+   */
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
 
   constructor(readonly conn: FramedConnection, onClose: () => void) {
     conn.setEvents({
@@ -108,10 +114,12 @@ class Channel {
         const call = this.pending.get(v.id);
         if (call === undefined) return; // answered after we gave up on it
         this.pending.delete(v.id);
+        if (this.pending.size === 0) this.disarm();
         call.settle(v);
       },
       close: (error) => {
         this.closed = true;
+        this.disarm();
         onClose();
         const err = new TransportError(`connection lost before the answer arrived; the outcome is unknown${error ? ` (${error.message})` : ''}`, { cause: error });
         const calls = [...this.pending.values()];
@@ -137,7 +145,8 @@ class Channel {
         return;
       }
       this.pending.set(id, call);
-      call.timer = setTimeout(onCallTimeout, Math.max(0, timeoutMs), call);
+      call.deadline = performance.now() + Math.max(0, timeoutMs);
+      if (call.deadline < this.timerAt) this.arm(call.deadline);
       if (signal !== undefined) signal.addEventListener('abort', call, { once: true });
     });
   }
@@ -145,7 +154,33 @@ class Channel {
   /** Drops a call the client gave up on and sends the server a cancel for it. */
   forget(id: number): void {
     if (!this.pending.delete(id)) return;
+    if (this.pending.size === 0) this.disarm();
     if (!this.closed) this.conn.send(FrameType.Cancel, this.codec.encode({ id }));
+  }
+
+  private arm(at: number): void {
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.min(MAX_DELAY_MS, Math.max(0, Math.ceil(at - performance.now()))));
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** Times out every call past its deadline and re-arms for the earliest one left. */
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const call of [...this.pending.values()]) {
+      if (call.deadline <= now) call.giveUp(new TimeoutError(call.timeoutMs, 'request'));
+      else if (call.deadline < next) next = call.deadline;
+    }
+    if (next < this.timerAt && !this.closed) this.arm(next);
   }
 
   close(): void {

@@ -77,6 +77,35 @@ describe('client channel', () => {
     expect(serverSignal?.aborted).toBe(true);
   });
 
+  it('calls in flight time out each at its own deadline, in deadline order, and answered ones are untouched', async () => {
+    const s = await server(async (body) => {
+      if (body === 'ping') return 'pong';
+      if (body === 'late') {
+        await new Promise((r) => setTimeout(r, 50));
+        return 'done';
+      }
+      return new Promise(() => {});
+    });
+    const c = client([s.endpoint()]);
+    expect(await c.request('ping')).toBe('pong');
+    const settled: string[] = [];
+    const started = performance.now();
+    const track = (name: string, p: Promise<unknown>) =>
+      p.then(
+        (v) => (settled.push(`${name} ok ${String(v)}`), performance.now() - started),
+        (e: unknown) => (settled.push(`${name} ${TimeoutError.is(e) ? 'timeout' : String(e)}`), performance.now() - started),
+      );
+    // The longer deadline is set first: the shorter one, set after it, must still fire first.
+    const a = track('a', c.request('slow-a', { timeoutMs: 600 }));
+    const b = track('b', c.request('slow-b', { timeoutMs: 150 }));
+    const late = track('late', c.request('late', { timeoutMs: 5000 }));
+    const [ta, tb] = await Promise.all([a, b, late]);
+    expect(settled).toEqual(['late ok done', 'b timeout', 'a timeout']);
+    expect(tb).toBeGreaterThanOrEqual(150);
+    expect(ta).toBeGreaterThanOrEqual(600);
+    expect(await c.request('ping')).toBe('pong');
+  });
+
   it('aborts with AbortedError when the signal fires, and cancels on the server', async () => {
     let serverSignal: AbortSignal | undefined;
     const s = await server((_body, ctx) => {
