@@ -96,8 +96,9 @@ class TcpTransportImpl implements TcpTransport {
   private readonly logger: Logger;
   private readonly limits: ConnectionLimits;
   private readonly codec: Codec = createCodec();
-  /** The last message encoded in the current send() call, for the next envelope carrying the same object. */
-  private lastEncoded: { msg: unknown; bytes: Uint8Array } | undefined;
+  /** The last message encoded in the current send() call and its bytes, for an envelope carrying the same object. */
+  private lastMsg: unknown;
+  private lastBytes: Uint8Array | undefined;
   private peers: Map<NodeId, string>;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly inbound = new Map<NodeId, Set<FramedConnection>>();
@@ -169,7 +170,7 @@ class TcpTransportImpl implements TcpTransport {
    */
   send(envelopes: readonly Envelope[]): void {
     if (this.state !== 'started') return;
-    this.lastEncoded = undefined;
+    this.lastBytes = undefined;
     for (const env of envelopes) {
       try {
         this.sendOne(env);
@@ -178,7 +179,8 @@ class TcpTransportImpl implements TcpTransport {
         this.logger.error('cannot send message; dropped', { to: (env as Partial<Envelope>)?.to, reason: (e as Error)?.message ?? String(e) });
       }
     }
-    this.lastEncoded = undefined;
+    this.lastMsg = undefined;
+    this.lastBytes = undefined;
     // A second flush of the same link finds its queue empty and writes nothing.
     for (const env of envelopes) {
       const to = (env as Partial<Envelope> | null)?.to;
@@ -208,12 +210,11 @@ class TcpTransportImpl implements TcpTransport {
     }
     // A protocol that sends one message object to several peers (raft's AppendEntries to followers in step)
     // has it encoded once per send() call.
-    const last = this.lastEncoded;
-    let bytes: Uint8Array;
-    if (last !== undefined && last.msg === env.msg) bytes = last.bytes;
-    else {
+    let bytes = this.lastBytes;
+    if (bytes === undefined || this.lastMsg !== env.msg) {
       bytes = this.codec.encode(env.msg);
-      this.lastEncoded = { msg: env.msg, bytes };
+      this.lastMsg = env.msg;
+      this.lastBytes = bytes;
     }
     link.send(bytes);
   }
