@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NodeId } from '@consensus-kit/core';
@@ -83,7 +84,11 @@ export class ClusterDir {
     return n;
   }
 
-  /** The pid recorded for a node, if its process is alive. */
+  /**
+   * The pid recorded for a node, if that process is alive and runs this node's config. A pid file outlives a
+   * node that crashed or was killed outside the CLI, and the system then gives its pid to another process:
+   * that one must not be reported as the node, nor signalled by `stop`, `kill` or `restart`.
+   */
   livePid(id: NodeId): number | undefined {
     let pid: number;
     try {
@@ -92,13 +97,34 @@ export class ClusterDir {
       return undefined;
     }
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    try {
-      process.kill(pid, 0);
-      return pid;
-    } catch {
-      return undefined;
-    }
+    return runsConfig(pid, this.configFile(id)) ? pid : undefined;
   }
+}
+
+/**
+ * Whether process `pid` exists and runs `consensus-cli node --config <configFile>`. Its arguments come from
+ * /proc on Linux and from `ps` on other Unix systems; where neither can be read (Windows), the pid alone decides.
+ */
+export function runsConfig(pid: number, configFile: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  if (process.platform === 'win32') return true;
+  if (process.platform === 'linux') {
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return false; // gone since the probe above
+    }
+    const at = args.indexOf('--config');
+    return at >= 0 && args[at + 1] === configFile;
+  }
+  const ps = spawnSync('ps', ['-ww', '-o', 'command=', '-p', String(pid)], { encoding: 'utf8', timeout: 2000 });
+  if (ps.error !== undefined) return true;
+  return ps.status === 0 && ps.stdout.includes(`--config ${configFile}`);
 }
 
 export function endpointsOf(c: ClusterFile): string[] {

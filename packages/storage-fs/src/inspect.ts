@@ -2,7 +2,8 @@ import { isConsensusError } from '@consensus-kit/core';
 import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState } from './atomic-file';
 import { parseSegmentFileName, segmentFileName } from './file-storage';
 import { errorCode, nodeFileSystem, readAllSync, readWholeFile, type FileSystem } from './file-system';
-import { LOCK_FILE, processAlive } from './lock';
+import { LOCK_FILE, parseLock } from './lock';
+import { processRunning } from './process-identity';
 import { RecordKind, scanSegment } from './record';
 import { Replayer } from './replay';
 import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta } from './snapshot-file';
@@ -94,14 +95,8 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
 
   const lockBytes = await readWholeFile(fsys, fsys.join(dir, LOCK_FILE));
   if (lockBytes !== undefined) {
-    let pid: number | undefined;
-    try {
-      const parsed = JSON.parse(new TextDecoder().decode(lockBytes)) as { pid?: unknown };
-      if (typeof parsed.pid === 'number') pid = parsed.pid;
-    } catch {
-      // unreadable lock file
-    }
-    report.lock = pid === undefined ? { alive: false } : { pid, alive: processAlive(pid) };
+    const holder = parseLock(lockBytes);
+    report.lock = holder === undefined ? { alive: false } : { pid: holder.pid, alive: processRunning(holder.pid, holder.identity) };
   }
 
   const hsPath = fsys.join(dir, HARD_STATE_FILE);

@@ -1,46 +1,45 @@
 import type { Logger } from '@consensus-kit/core';
 import { DirectoryLockedError } from './errors';
 import { errorCode, readWholeFile, unlinkIfExists, type FileSystem } from './file-system';
+import { processIdentity, processRunning } from './process-identity';
 
 export const LOCK_FILE = 'LOCK';
 
 /** Directories locked by this process, per file system (a crash-simulation image is a new file system). */
 const held = new WeakMap<FileSystem, Set<string>>();
 
-/** Whether a process with this id is running (signal 0 probes without signalling). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errorCode(e) === 'EPERM';
-  }
-}
-
 export interface DirectoryLock {
   release(): Promise<void>;
 }
 
-function parsePid(bytes: Uint8Array | undefined): number | undefined {
+/** What a lock file says of its holder: the pid and, when recorded, the process identity (see process-identity). */
+export interface LockHolder {
+  pid: number;
+  identity?: string;
+}
+
+export function parseLock(bytes: Uint8Array | undefined): LockHolder | undefined {
   if (bytes === undefined) return undefined;
   try {
-    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { pid?: unknown };
-    return typeof parsed.pid === 'number' && Number.isSafeInteger(parsed.pid) && parsed.pid > 0 ? parsed.pid : undefined;
+    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { pid?: unknown; identity?: unknown };
+    if (typeof parsed.pid !== 'number' || !Number.isSafeInteger(parsed.pid) || parsed.pid <= 0) return undefined;
+    return typeof parsed.identity === 'string' ? { pid: parsed.pid, identity: parsed.identity } : { pid: parsed.pid };
   } catch {
     return undefined;
   }
 }
 
 /**
- * Takes the data directory's lock: a `LOCK` file created with O_EXCL that holds the owner's pid. A lock left by a
- * process that no longer runs (or by this process, in a storage it no longer has open) is taken over with a
- * warning. A live holder gets a `DirectoryLockedError` naming its pid.
+ * Takes the data directory's lock: a `LOCK` file created with O_EXCL that holds the owner's pid and identity. A
+ * lock left by a process that no longer runs (or by this process, in a storage it no longer has open) is taken
+ * over with a warning, also when its pid now belongs to another process (after a crash or a reboot). A live
+ * holder gets a `DirectoryLockedError` naming its pid.
  */
 export async function acquireLock(
   fsys: FileSystem,
   dir: string,
   logger: Logger,
-  isAlive: (pid: number) => boolean = processAlive,
+  isRunning: (holder: LockHolder) => boolean = (h) => processRunning(h.pid, h.identity),
 ): Promise<DirectoryLock> {
   const path = fsys.join(dir, LOCK_FILE);
   let mine = held.get(fsys);
@@ -50,7 +49,10 @@ export async function acquireLock(
   }
   const locks = mine;
   if (locks.has(path)) throw new DirectoryLockedError(dir, process.pid);
-  const body = new TextEncoder().encode(JSON.stringify({ pid: process.pid }));
+  const me: LockHolder = { pid: process.pid };
+  const identity = processIdentity(process.pid);
+  if (identity !== undefined) me.identity = identity;
+  const body = new TextEncoder().encode(JSON.stringify(me));
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const file = await fsys.open(path, 'exclusive');
@@ -72,10 +74,10 @@ export async function acquireLock(
     } catch (e) {
       if (errorCode(e) !== 'EEXIST') throw e;
     }
-    const pid = parsePid(await readWholeFile(fsys, path));
-    if (pid !== undefined && pid !== process.pid && isAlive(pid)) throw new DirectoryLockedError(dir, pid);
-    logger.warn('taking over a stale lock file', { path, holderPid: pid ?? 'unreadable' });
+    const holder = parseLock(await readWholeFile(fsys, path));
+    if (holder !== undefined && holder.pid !== process.pid && isRunning(holder)) throw new DirectoryLockedError(dir, holder.pid);
+    logger.warn('taking over a stale lock file', { path, holderPid: holder?.pid ?? 'unreadable' });
     await unlinkIfExists(fsys, path);
   }
-  throw new DirectoryLockedError(dir, parsePid(await readWholeFile(fsys, path)) ?? -1);
+  throw new DirectoryLockedError(dir, parseLock(await readWholeFile(fsys, path))?.pid ?? -1);
 }
