@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NodeId } from '@consensus-kit/core';
 import { CliError } from './errors';
@@ -120,11 +120,24 @@ export function runsConfig(pid: number, configFile: string): boolean {
       return false; // gone since the probe above
     }
     const at = args.indexOf('--config');
-    return at >= 0 && args[at + 1] === configFile;
+    const given = args[at + 1];
+    if (at < 0 || given === undefined) return false;
+    if (given === configFile) return true;
+    const real = realPath(given);
+    return real !== undefined && real === realPath(configFile);
   }
   const ps = spawnSync('ps', ['-ww', '-o', 'command=', '-p', String(pid)], { encoding: 'utf8', timeout: 2000 });
   if (ps.error !== undefined) return true;
-  return ps.status === 0 && ps.stdout.includes(`--config ${configFile}`);
+  return ps.status === 0 && [configFile, realPath(configFile)].some((f) => f !== undefined && ps.stdout.includes(`--config ${f}`));
+}
+
+/** The path with symlinks resolved (the same directory can be named through a link), if it exists. */
+function realPath(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 export function endpointsOf(c: ClusterFile): string[] {

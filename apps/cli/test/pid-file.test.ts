@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,6 +42,19 @@ describe('node pid files', () => {
     expect(cd.livePid('n2')).toBeUndefined();
     await n1.stop();
     expect(cd.livePid('n1')).toBeUndefined();
+  });
+
+  it('recognise the node when its directory is named through a symlink', async () => {
+    const cd = clusterDir();
+    writeFileSync(cd.configFile('n1'), '{}');
+    const link = `${cd.dir}-link`;
+    symlinkSync(cd.dir, link);
+    dirs.push(link);
+    const n1 = sleeper(cd.configFile('n1'));
+    stops.push(n1.stop);
+    const viaLink = new ClusterDir(link);
+    writeFileSync(viaLink.pidFile('n1'), `${n1.pid}\n`);
+    expect(viaLink.livePid('n1')).toBe(n1.pid);
   });
 
   it('a pid reused by another process after a crash is neither reported nor signalled', async () => {
