@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvClient } from '@consensus-kit/kv';
+import { checkLinearizability, describeOp, type History, type HistoryOp, type KvInput, type KvOutput } from '@consensus-kit/sim';
+import { connect } from '../src/connect';
+import { sleep } from '../src/supervisor';
+import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor, statusOf } from './helpers';
+
+useSourceNodes();
+
+/**
+ * The simulator checks the protocols' histories; this checks the whole stack the CLI runs (ConsensusNode,
+ * storage-fs, transport-tcp, kv sessions and the client's retries) the same way, Jepsen-style: concurrent
+ * clients on a few keys while nodes are killed with SIGKILL, restarted from their disk, and partitioned; then
+ * the history must be linearizable. Writes whose outcome the client could not learn count as indeterminate
+ * (they may or may not have taken effect); reads that failed are left out.
+ */
+describe('consensus-cli: a real cluster under faults stays linearizable', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = tempDir();
+    const started = await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json');
+    expect(started.code).toBe(0);
+  });
+  afterAll(async () => {
+    await cleanup(dir);
+  });
+
+  it('concurrent puts, cas and linearizable gets through kills, restarts and a partition', async () => {
+    const keys = ['x', 'y', 'z'];
+    const history: History = [];
+    const t0 = performance.now();
+    const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
+    let running = true;
+    let nextProcess = 0;
+    const channels: { close(): Promise<void> }[] = [];
+    const lastSeen = new Map<string, string | null>();
+
+    // A client runs one operation at a time. After an indeterminate one it continues as a new process
+    // (Jepsen's rule: that operation may still take effect while the next one runs).
+    const client = async (c: number) => {
+      const { rpc } = connect(dir);
+      channels.push(rpc);
+      const kv = new KvClient({ channel: rpc, timeoutMs: 800, attemptTimeoutMs: 400 });
+      let proc = nextProcess++;
+      let n = 0;
+      while (running) {
+        const key = keys[(c + n) % keys.length] as string;
+        const roll = (c * 7 + n * 13) % 10;
+        const value = `c${c}-${n}`;
+        n++;
+        let input: KvInput;
+        if (roll < 4) input = { f: 'get', key };
+        else if (roll < 7) input = { f: 'put', key, value };
+        else {
+          // cas from the value last read or written there (by any client), so that some swaps succeed
+          input = { f: 'cas', key, from: lastSeen.get(key) ?? null, to: value };
+        }
+        const op: HistoryOp = { id: history.length, client: proc, input, invoke: now(), status: 'info' };
+        history.push(op);
+        try {
+          let output: KvOutput;
+          if (input.f === 'get') {
+            const kvPair = await kv.get(input.key);
+            output = { value: kvPair === undefined ? null : String(kvPair.value) };
+          } else if (input.f === 'put') {
+            await kv.put(input.key, input.value);
+            output = { ok: true };
+          } else if (input.f === 'cas') {
+            const r = await kv.cas(input.key, input.from === null ? { exists: false } : { value: input.from }, input.to);
+            output = { swapped: r.succeeded };
+          } else {
+            throw new Error('unexpected op');
+          }
+          op.complete = now();
+          op.status = 'ok';
+          op.output = output;
+          if ('value' in output) lastSeen.set(input.key, output.value);
+          else if (input.f !== 'get' && ('ok' in output || output.swapped)) lastSeen.set(input.key, input.f === 'put' ? input.value : input.to);
+        } catch (e) {
+          op.note = (e as Error).name;
+          proc = nextProcess++;
+          await sleep(20);
+        }
+      }
+    };
+
+    const faults: string[] = [];
+    const nemesis = async () => {
+      await sleep(1500);
+      const first = await leaderOf(dir);
+      faults.push(`${now()} kill ${first}`);
+      expect((await cli('kill', first, '--dir', dir)).code).toBe(0);
+      await sleep(1500);
+      faults.push(`${now()} restart ${first}`);
+      expect((await cli('restart', first, '--dir', dir)).code).toBe(0);
+      await sleep(2000);
+      const second = await leaderOf(dir);
+      faults.push(`${now()} partition ${second}`);
+      expect((await cli('partition', second, '--dir', dir)).code).toBe(0);
+      await sleep(2000);
+      faults.push(`${now()} heal`);
+      expect((await cli('heal', '--dir', dir)).code).toBe(0);
+      await sleep(1000);
+      const follower = await waitFor('a follower', async () => (await statusOf(dir)).nodes.find((s) => s.role === 'follower')?.node);
+      faults.push(`${now()} kill ${follower}`);
+      expect((await cli('kill', follower, '--dir', dir)).code).toBe(0);
+      await sleep(1000);
+      faults.push(`${now()} restart ${follower}`);
+      expect((await cli('restart', follower, '--dir', dir)).code).toBe(0);
+      await sleep(1500);
+    };
+
+    const clients = [0, 1, 2, 3, 4].map((c) => client(c));
+    try {
+      await nemesis();
+    } finally {
+      running = false;
+      await Promise.all(clients);
+      for (const ch of channels) await ch.close();
+    }
+    const lastFault = Number.parseFloat(faults.at(-1) as string);
+
+    const ok = history.filter((o) => o.status === 'ok');
+    const result = checkLinearizability(history);
+    if (result.result !== 'ok') {
+      const detail = result.result === 'illegal' ? result.counterexample.map(describeOp).join('\n') : result.reason;
+      const counts = `${history.length} ops, ${ok.length} ok, ${history.length - ok.length} indeterminate`;
+      throw new Error(`history (${counts}) is ${result.result} on key ${result.key}:\n${detail}\nfaults:\n${faults.join('\n')}`);
+    }
+    expect(result.checkedOps).toBeGreaterThan(100);
+    // Every kind of operation succeeded, and the cluster served writes again after the last fault.
+    for (const f of ['get', 'put', 'cas'] as const) expect(ok.some((o) => o.input.f === f)).toBe(true);
+    expect(ok.some((o) => o.input.f === 'cas' && o.output !== undefined && 'swapped' in o.output && o.output.swapped)).toBe(true);
+    expect(ok.some((o) => o.input.f !== 'get' && o.invoke > lastFault)).toBe(true);
+    await waitFor('all three nodes back', async () => ((await statusOf(dir)).nodes.every((s) => s.role === 'leader' || s.role === 'follower') ? true : undefined));
+  });
+});
