@@ -7,6 +7,9 @@ import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor, sta
 
 useSourceNodes();
 
+/** Rounds of faults; 1 in `pnpm test`. More for a deeper run: `CK_NEMESIS_ROUNDS=20 npx vitest run test/linearizability.test.ts`. */
+const ROUNDS = Math.max(1, Number.parseInt(process.env.CK_NEMESIS_ROUNDS ?? '1', 10) || 1);
+
 /**
  * The simulator checks the protocols' histories; this checks the whole stack the CLI runs (ConsensusNode,
  * storage-fs, transport-tcp, kv sessions and the client's retries) the same way, Jepsen-style: concurrent
@@ -85,29 +88,44 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
     };
 
     const faults: string[] = [];
+    const act = async (what: string, ...args: string[]) => {
+      faults.push(`${now()} ${[what, ...args].join(' ')}`);
+      const r = await cli(what, ...args, '--dir', dir);
+      expect(r.code, `${what} ${args.join(' ')}: ${r.err}`).toBe(0);
+    };
+    const follower = () => waitFor('a follower', async () => (await statusOf(dir)).nodes.find((s) => s.role === 'follower')?.node);
     const nemesis = async () => {
       await sleep(1500);
-      const first = await leaderOf(dir);
-      faults.push(`${now()} kill ${first}`);
-      expect((await cli('kill', first, '--dir', dir)).code).toBe(0);
-      await sleep(1500);
-      faults.push(`${now()} restart ${first}`);
-      expect((await cli('restart', first, '--dir', dir)).code).toBe(0);
-      await sleep(2000);
-      const second = await leaderOf(dir);
-      faults.push(`${now()} partition ${second}`);
-      expect((await cli('partition', second, '--dir', dir)).code).toBe(0);
-      await sleep(2000);
-      faults.push(`${now()} heal`);
-      expect((await cli('heal', '--dir', dir)).code).toBe(0);
-      await sleep(1000);
-      const follower = await waitFor('a follower', async () => (await statusOf(dir)).nodes.find((s) => s.role === 'follower')?.node);
-      faults.push(`${now()} kill ${follower}`);
-      expect((await cli('kill', follower, '--dir', dir)).code).toBe(0);
-      await sleep(1000);
-      faults.push(`${now()} restart ${follower}`);
-      expect((await cli('restart', follower, '--dir', dir)).code).toBe(0);
-      await sleep(1500);
+      for (let round = 0; round < ROUNDS; round++) {
+        // The leader crashes and comes back from its disk.
+        const first = await leaderOf(dir);
+        await act('kill', first);
+        await sleep(1500);
+        await act('restart', first);
+        await sleep(2000);
+        // The leader is cut off from its peers (clients still reach it), then the network heals.
+        await act('partition', await leaderOf(dir));
+        await sleep(2000);
+        await act('heal');
+        await sleep(1000);
+        // A follower crashes and comes back.
+        const f = await follower();
+        await act('kill', f);
+        await sleep(1000);
+        await act('restart', f);
+        await sleep(1500);
+        if (round % 2 === 1) {
+          // A majority crashes (nothing can commit), then both come back from their disks.
+          const leader = await leaderOf(dir);
+          const other = await follower();
+          await act('kill', leader);
+          await act('kill', other);
+          await sleep(1000);
+          await act('restart', leader);
+          await act('restart', other);
+          await sleep(2500);
+        }
+      }
     };
 
     const clients = [0, 1, 2, 3, 4].map((c) => client(c));
@@ -133,5 +151,5 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
     expect(ok.some((o) => o.input.f === 'cas' && o.output !== undefined && 'swapped' in o.output && o.output.swapped)).toBe(true);
     expect(ok.some((o) => o.input.f !== 'get' && o.invoke > lastFault)).toBe(true);
     await waitFor('all three nodes back', async () => ((await statusOf(dir)).nodes.every((s) => s.role === 'leader' || s.role === 'follower') ? true : undefined));
-  });
+  }, 60_000 + ROUNDS * 40_000);
 });
