@@ -28,7 +28,7 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
     await cleanup(dir);
   });
 
-  it('concurrent puts, cas and linearizable gets through kills, restarts, a partition and a paused leader', async () => {
+  it('concurrent puts, cas and linearizable gets through kills, restarts, a partition, a paused leader and membership changes', async () => {
     const keys = ['x', 'y', 'z'];
     const history: History = [];
     const t0 = performance.now();
@@ -108,6 +108,18 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
         await sleep(2000);
         await act('heal');
         await sleep(1000);
+        if (round % 2 === 0) {
+          // Membership changes through the log: a new voter joins, catches up, and is removed again.
+          const joiner = `n${4 + round}`;
+          await act('members', 'add', joiner);
+          await waitFor(`${joiner} to catch up`, async () => {
+            const n = (await statusOf(dir)).nodes.find((x) => x.node === joiner);
+            return n?.role === 'follower' && (n.applied ?? 0) > 0 ? true : undefined;
+          });
+          await sleep(500);
+          await act('members', 'remove', joiner);
+          await sleep(500);
+        }
         // A follower crashes and comes back.
         const f = await follower();
         await act('kill', f);
