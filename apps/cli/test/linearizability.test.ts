@@ -158,6 +158,18 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
           await act('restart', leader);
           await act('restart', other);
           await sleep(2500);
+          // A voter is removed and added back: it rejoins with the data it had, behind the others.
+          const leaving = await follower();
+          await act('members', 'remove', leaving);
+          await sleep(1000);
+          await act('members', 'add', leaving);
+          await waitFor(`${leaving} to rejoin`, async () => {
+            const s = await statusOf(dir);
+            const n = s.nodes.find((x) => x.node === leaving);
+            const leaderApplied = s.nodes.find((x) => x.node === s.leader)?.applied ?? 0;
+            return n?.role === 'follower' && (n.applied ?? 0) > 0 && leaderApplied > 0 ? true : undefined;
+          });
+          await sleep(1000);
         }
       }
     };
