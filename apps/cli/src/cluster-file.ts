@@ -71,6 +71,30 @@ export class ClusterDir {
     return c;
   }
 
+  /**
+   * Records `id`'s address (or, with `undefined`, forgets it) in the `peers` of each listed node's config
+   * file, so a node restarted later still reaches a member added after it was provisioned. Returns the nodes
+   * whose config could not be updated, with why.
+   */
+  setPeerAddress(nodes: readonly NodeId[], id: NodeId, address: string | undefined): string[] {
+    const failed: string[] = [];
+    for (const node of nodes) {
+      const file = this.configFile(node);
+      try {
+        const config = JSON.parse(readFileSync(file, 'utf8')) as { peers?: Record<string, string> };
+        const peers = { ...(config.peers ?? {}) };
+        if (address === undefined) delete peers[id];
+        else peers[id] = address;
+        const tmp = `${file}.tmp`;
+        writeFileSync(tmp, `${JSON.stringify({ ...config, peers }, null, 2)}\n`);
+        renameSync(tmp, file);
+      } catch (e) {
+        failed.push(`${node} (${file}: ${(e as Error).message})`);
+      }
+    }
+    return failed;
+  }
+
   write(c: ClusterFile): void {
     mkdirSync(this.dir, { recursive: true });
     const tmp = `${this.file}.tmp`;

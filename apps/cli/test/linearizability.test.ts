@@ -126,28 +126,26 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
         await sleep(1000);
         await act('restart', f);
         await sleep(1500);
-        // The leader freezes (SIGSTOP: a long GC pause or a stalled VM) past an election timeout, then resumes
-        // believing it still leads.
+        // The leader freezes (SIGSTOP: a long GC pause or a stalled VM) until the others have elected a leader
+        // of a newer term, then resumes believing it still leads.
         const frozen = await leaderOf(dir);
         const before = await statusOf(dir);
         const pid = before.nodes.find((s) => s.node === frozen)?.pid;
         const term = Math.max(...before.nodes.map((s) => s.term ?? 0));
-        if (typeof pid === 'number') {
-          faults.push(`${now()} pause ${frozen}`);
-          process.kill(pid, 'SIGSTOP');
-          try {
-            await sleep(2500);
-          } finally {
-            faults.push(`${now()} resume ${frozen}`);
-            process.kill(pid, 'SIGCONT');
-          }
-          // The others elected a leader meanwhile: the frozen one woke up in an old term.
-          await waitFor('a leader of a newer term', async () => {
+        expect(typeof pid).toBe('number');
+        faults.push(`${now()} pause ${frozen}`);
+        process.kill(pid as number, 'SIGSTOP');
+        try {
+          await waitFor('the others to elect a leader', async () => {
             const s = await statusOf(dir);
-            return s.leader !== null && Math.max(...s.nodes.map((n) => n.term ?? 0)) > term ? true : undefined;
+            return s.leader !== null && s.leader !== frozen && Math.max(...s.nodes.map((n) => n.term ?? 0)) > term ? true : undefined;
           });
-          await sleep(1000);
+          await sleep(500);
+        } finally {
+          faults.push(`${now()} resume ${frozen}`);
+          process.kill(pid as number, 'SIGCONT');
         }
+        await sleep(1500);
         if (round % 2 === 1) {
           // A majority crashes (nothing can commit), then both come back from their disks.
           const leader = await leaderOf(dir);

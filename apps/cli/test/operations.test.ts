@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterDir } from '../src/cluster-file';
 import { cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
@@ -77,6 +79,33 @@ describe('consensus-cli: operating a running cluster', () => {
     const after = await membersFromLeader(dir);
     expect(after.voters.sort()).toEqual(['n1', 'n2', 'n3']);
     expect((await cli('put', 'after', 'y', '--dir', dir)).code).toBe(0);
+  });
+
+  it('a member added later is written into every config, so nodes restarted afterwards still reach it', async () => {
+    const cd = new ClusterDir(dir);
+    const added = await cli('members', 'add', 'n5', '--dir', dir, '--json');
+    expect(added.err).toBe('');
+    const { address } = JSON.parse(added.out) as { address: string };
+    const peersOf = (id: string) => (JSON.parse(readFileSync(cd.configFile(id), 'utf8')) as { peers: Record<string, string> }).peers;
+    for (const id of ['n1', 'n2', 'n3']) expect(peersOf(id).n5).toBe(address);
+    // Restart every original node from its config file, one at a time: none of them has n5's address in
+    // memory any more, so whichever leads next knows where n5 is only from its file.
+    for (const id of ['n1', 'n2', 'n3']) {
+      expect((await cli('kill', id, '--dir', dir)).code).toBe(0);
+      expect((await cli('restart', id, '--dir', dir)).code).toBe(0);
+    }
+    await waitFor('a put after the restarts', async () => ((await cli('put', 'late', 'v', '--dir', dir)).code === 0 ? true : undefined));
+    // n5 (leader or follower) has what the leader applied: replication to or from it works both ways.
+    await waitFor('n5 to apply it', async () => {
+      const s = await statusOf(dir);
+      const leaderApplied = s.nodes.find((n) => n.node === s.leader)?.applied ?? 0;
+      const n5 = s.nodes.find((n) => n.node === 'n5');
+      return leaderApplied > 0 && n5?.applied === leaderApplied ? true : undefined;
+    });
+    const late = await cli('get', 'late', '--dir', dir, '--json');
+    expect(JSON.parse(late.out)).toMatchObject({ key: 'late', value: 'v' });
+    expect((await cli('members', 'remove', 'n5', '--dir', dir)).code).toBe(0);
+    for (const id of ['n1', 'n2', 'n3']) expect(peersOf(id).n5).toBeUndefined();
   });
 
   it('partition isolates a node (the rest keep a leader and commit), heal lets it catch up', async () => {

@@ -121,6 +121,10 @@ async function toEveryNode(clusterId: string, nodes: { host: string; port: numbe
   }
 }
 
+function warnConfigs(failed: string[]): void {
+  if (failed.length > 0) console.error(`warning: could not update the peers of ${failed.join('; ')}`);
+}
+
 /**
  * `members add <id>`: provisions a node (ports, config, data dir), starts it in join mode, tells every node its
  * address, then asks the leader to add it as a voter (or learner) through the log.
@@ -152,6 +156,9 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
     await rpc.close();
   }
   cd.write({ ...cluster, nodes: [...cluster.nodes, added] });
+  // Running nodes were told above; their config files must say it too, or a node restarted later (or down
+  // now) would not know where the new member is.
+  warnConfigs(cd.setPeerAddress(cluster.nodes.map((n) => n.id), id, `${host}:${port}`));
   if (o.json) console.log(JSON.stringify({ added: id, learner: o.learner === true, address: `${host}:${port}`, http: `${host}:${httpPort}` }));
   else console.log(`added ${id} as a ${o.learner ? 'learner' : 'voter'} at ${host}:${port} (http ${host}:${httpPort})`);
 }
@@ -170,6 +177,9 @@ export async function membersRemove(o: AdminOptions, id: string): Promise<void> 
   await stopNode(cd, id);
   const rest = cluster.nodes.filter((n) => n.id !== id);
   cd.write({ ...cluster, nodes: rest });
+  // Its port may go to the next member added: no node should keep sending there under the old id.
+  await toEveryNode(cluster.clusterId, rest, { t: 'admin.peers', peers: { [id]: '' } });
+  warnConfigs(cd.setPeerAddress(rest.map((n) => n.id), id, undefined));
   if (o.json) console.log(JSON.stringify({ removed: id }));
   else console.log(`removed ${id} (its data stays in ${cd.nodeDir(id)})`);
 }
