@@ -105,7 +105,7 @@ export async function heal(o: AdminOptions): Promise<void> {
 
 function connectTo(clusterId: string, endpoint: string) {
   // One endpoint and no redirects: give a busy machine time to answer rather than failing the command.
-  return { rpc: createRpcClient({ endpoints: [endpoint], clusterId, connectTimeoutMs: 2000, maxRedirects: 0 }) };
+  return { rpc: createRpcClient({ endpoints: [endpoint], clusterId, connectTimeoutMs: 2000, handshakeTimeoutMs: 3000, maxRedirects: 0 }) };
 }
 
 /** Sends `body` to every running node directly (no redirects). */
