@@ -28,7 +28,7 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
     await cleanup(dir);
   });
 
-  it('concurrent puts, cas and linearizable gets through kills, restarts, a partition, a paused leader and membership changes', async () => {
+  it('concurrent puts, cas and linearizable gets through kills, restarts, a partition, a paused leader, membership changes and leader transfers', async () => {
     const keys = ['x', 'y', 'z'];
     const history: History = [];
     const t0 = performance.now();
@@ -173,7 +173,20 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
             return n?.role === 'follower' && (n.applied ?? 0) > 0 && leaderApplied > 0 ? true : undefined;
           });
           await sleep(1000);
+          // The whole cluster crashes at once and `start` brings it back from its disks.
+          for (const n of (await statusOf(dir)).nodes) await act('kill', n.node);
+          await sleep(500);
+          await act('start', '--detach');
+          await sleep(1500);
         }
+        // Leadership moves to a follower that has caught up (thesis 3.10), with proposals arriving meanwhile.
+        const target = await waitFor('a caught-up follower', async () => {
+          const s = await statusOf(dir);
+          const leaderApplied = s.nodes.find((x) => x.node === s.leader)?.applied ?? -1;
+          return s.nodes.find((x) => x.role === 'follower' && x.applied === leaderApplied)?.node;
+        });
+        await act('leader', 'transfer', target);
+        await sleep(1500);
       }
     };
 
