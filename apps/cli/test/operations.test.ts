@@ -174,4 +174,21 @@ describe('consensus-cli: operating a running cluster', () => {
     expect((await cli('put', 'metrics/b', '2', '--dir', dir)).code).toBe(0);
     expect(await okWrites()).toBe(before + 2);
   });
+
+  it('a voter removed and added back keeps its address and catches up', async () => {
+    const cd = new ClusterDir(dir);
+    const was = cd.read().nodes.find((n) => n.id === 'n3');
+    expect((await cli('members', 'remove', 'n3', '--dir', dir)).code).toBe(0);
+    expect((await cli('put', 'while-away', 'x', '--dir', dir)).code).toBe(0);
+    const added = await cli('members', 'add', 'n3', '--dir', dir, '--json');
+    expect(added.err).toBe('');
+    expect(JSON.parse(added.out)).toMatchObject({ added: 'n3', address: `${was?.host}:${was?.port}`, http: `${was?.host}:${was?.httpPort}` });
+    await waitFor('n3 to catch up', async () => {
+      const s = await statusOf(dir);
+      const leaderApplied = s.nodes.find((n) => n.node === s.leader)?.applied ?? 0;
+      const n3 = s.nodes.find((n) => n.node === 'n3');
+      return leaderApplied > 0 && n3?.role === 'follower' && n3.applied === leaderApplied ? true : undefined;
+    });
+    expect((await membersFromLeader(dir)).voters.sort()).toEqual(['n1', 'n2', 'n3']);
+  });
 });

@@ -121,6 +121,30 @@ async function toEveryNode(clusterId: string, nodes: { host: string; port: numbe
   }
 }
 
+/**
+ * Ports for a member being added: the ones it had, when it was a member before (its config is still in its
+ * directory) and they are free, so clients that list its address keep working; otherwise the next ones after
+ * the cluster's highest.
+ */
+async function portsFor(cd: ClusterDir, id: string, host: string, nodes: { port: number; httpPort: number }[]): Promise<{ port: number; httpPort: number }> {
+  try {
+    const previous = JSON.parse(readFileSync(cd.configFile(id), 'utf8')) as Partial<NodeConfig>;
+    const port = previous.listen?.port;
+    const httpPort = previous.http?.port;
+    const taken = (p: number) => nodes.some((n) => n.port === p || n.httpPort === p);
+    if (previous.listen?.host === host && typeof port === 'number' && typeof httpPort === 'number' && !taken(port) && !taken(httpPort)) {
+      await checkPortsFree(host, [port, httpPort]);
+      return { port, httpPort };
+    }
+  } catch {
+    // never a member here, or its old ports are in use: new ones
+  }
+  const port = Math.max(...nodes.map((n) => n.port)) + 1;
+  const httpPort = Math.max(...nodes.map((n) => n.httpPort)) + 1;
+  await checkPortsFree(host, [port, httpPort]);
+  return { port, httpPort };
+}
+
 function warnConfigs(failed: string[]): void {
   if (failed.length > 0) console.error(`warning: could not update the peers of ${failed.join('; ')}`);
 }
@@ -136,9 +160,7 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-'`, 2);
   const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
   const host = cluster.nodes[0]!.host;
-  const port = Math.max(...cluster.nodes.map((n) => n.port)) + 1;
-  const httpPort = Math.max(...cluster.nodes.map((n) => n.httpPort)) + 1;
-  await checkPortsFree(host, [port, httpPort]);
+  const { port, httpPort } = await portsFor(cd, id, host, cluster.nodes);
   const peers = { ...Object.fromEntries(cluster.nodes.map((n) => [n.id, `${n.host}:${n.port}`])), [id]: `${host}:${port}` };
   mkdirSync(cd.nodeDir(id), { recursive: true });
   const config: NodeConfig = { ...template, id, dataDir: './data', listen: { host, port }, http: { host, port: httpPort }, peers, join: true };
