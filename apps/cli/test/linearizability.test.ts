@@ -13,8 +13,8 @@ const ROUNDS = Math.max(1, Number.parseInt(process.env.CK_NEMESIS_ROUNDS ?? '1',
 /**
  * The simulator checks the protocols' histories; this checks the whole stack the CLI runs (ConsensusNode,
  * storage-fs, transport-tcp, kv sessions and the client's retries) the same way, Jepsen-style: concurrent
- * clients on a few keys while nodes are killed with SIGKILL, restarted from their disk, and partitioned; then
- * the history must be linearizable. Writes whose outcome the client could not learn count as indeterminate
+ * clients on a few keys while the nemesis below crashes, restarts, partitions and freezes nodes and changes
+ * membership and leadership; then the history must be linearizable. Writes whose outcome the client could not learn count as indeterminate
  * (they may or may not have taken effect); reads that failed are left out.
  */
 describe('consensus-cli: a real cluster under faults stays linearizable', () => {
