@@ -125,16 +125,22 @@ export class ClusterDir {
   }
 }
 
+/** Whether a process with this id exists (signal 0 probes without signalling). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether process `pid` exists and runs `consensus-cli node --config <configFile>`. Its arguments come from
  * /proc on Linux and from `ps` on other Unix systems; where neither can be read (Windows), the pid alone decides.
  */
 export function runsConfig(pid: number, configFile: string): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
+  if (!alive(pid)) return false;
   if (process.platform === 'win32') return true;
   if (process.platform === 'linux') {
     let args: string[];

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { NodeId } from '@consensus-kit/core';
-import type { ClusterDir, ClusterFile, ClusterNode } from './cluster-file';
+import { alive, type ClusterDir, type ClusterFile, type ClusterNode } from './cluster-file';
 import { CliError } from './errors';
 import type { NodeReport } from './node-runner';
 
@@ -65,14 +65,7 @@ export async function stopNode(cd: ClusterDir, id: NodeId, signal: NodeJS.Signal
   return true;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { alive };
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
