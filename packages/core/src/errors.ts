@@ -118,8 +118,8 @@ export class TimeoutError extends ConsensusError {
 }
 
 export class AbortedError extends ConsensusError {
-  constructor(reason?: unknown) {
-    super(ErrorCode.ABORTED, 'operation aborted by its signal; its outcome is unknown', { cause: reason });
+  constructor(reason?: unknown, message = 'operation aborted by its signal; its outcome is unknown') {
+    super(ErrorCode.ABORTED, message, { cause: reason });
   }
   static is(e: unknown): e is AbortedError {
     return isConsensusError(e, ErrorCode.ABORTED);

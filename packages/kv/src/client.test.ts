@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AbortedError,
+  ConfigError,
   ConsensusNode,
   InvalidArgumentError,
   LocalNetwork,
   MemoryStorage,
   NotLeaderError,
+  StoppedError,
   TransportError,
 } from '@consensus-kit/core';
 import { solo } from '@consensus-kit/core/testing';
@@ -78,7 +80,7 @@ describe('KvClient over the kv service', () => {
     expect(await kv.cas('a/1', { value: 'one' }, 'uno')).toMatchObject({ succeeded: true, revision: 3 });
     expect(await kv.cas('a/1', { value: 'one' }, 'nope')).toMatchObject({ succeeded: false });
     expect((await kv.range('a/')).map((x) => x.value)).toEqual(['uno', 'two']);
-    expect(await kv.delete('a/', { prefix: true })).toMatchObject({ revision: 4 });
+    expect(await kv.delete('a/', { prefix: true })).toEqual({ op: 'delete', revision: 4, deleted: 2 });
     expect(await kv.get('a/1')).toBeUndefined();
     expect(await kv.get('a/2', { consistency: 'serializable' })).toBeUndefined();
   });
@@ -133,6 +135,108 @@ describe('KvClient over the kv service', () => {
     await expect(kv.put('k', 42 as unknown as string)).rejects.toSatisfy(InvalidArgumentError.is);
     await expect(kv.range('p', { limit: -1 })).rejects.toSatisfy(InvalidArgumentError.is);
     expect(channel.calls).toBe(0);
+  });
+
+  it('delete answers the deleted keys only when asked (prevKv), and range pages with after', async () => {
+    const { service } = await cluster();
+    const kv = new KvClient({ channel: channelTo(service) });
+    for (const k of ['d/1', 'd/2', 'd/3', 'e']) await kv.put(k, k);
+    expect((await kv.range('d/', { limit: 2 })).map((x) => x.key)).toEqual(['d/1', 'd/2']);
+    expect((await kv.range('d/', { limit: 2, after: 'd/2' })).map((x) => x.key)).toEqual(['d/3']);
+    const r = await kv.delete('d/', { prefix: true, prevKv: true });
+    expect(r.deleted).toBe(3);
+    expect(r.prevKvs?.map((x) => x.value)).toEqual(['d/1', 'd/2', 'd/3']);
+  });
+
+  it('refuses text with no exact UTF-8 form and misspelt compare fields before sending, and so does the service', async () => {
+    const { service, stateMachine } = await cluster();
+    const channel = channelTo(service);
+    const kv = new KvClient({ channel });
+    // Sent as msgpack text, both lone surrogates would arrive as U+FFFD and the two keys would be one.
+    await expect(kv.put('lone/\uD800', 'first')).rejects.toThrow(/lone UTF-16 surrogate/);
+    await expect(kv.put('lone/\uDC00', 'second')).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(kv.put('k', 'x\uD800y')).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(kv.cas('k', { value: '\uDFFF' }, 'v')).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(kv.get('\uD800')).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(kv.range('p', { after: 'p\uDC00' })).rejects.toSatisfy(InvalidArgumentError.is);
+    // A misspelt field would otherwise make the compare hold always: an unconditional write.
+    await expect(kv.cas('k', { versoin: 99 } as never, 'x')).rejects.toThrow(/unknown field "versoin"/);
+    await expect(kv.get('k', { consistency: 'strong' as never })).rejects.toSatisfy(InvalidArgumentError.is);
+    expect(channel.calls).toBe(0);
+    // Well-formed text outside the BMP is fine.
+    expect(await kv.put('emoji/\u{1F600}', '\u{1F600}')).toMatchObject({ revision: 1 });
+    // A client that skips these checks is refused by the node's service, before anything is proposed.
+    const cas = { t: 'kv.write', req: { cmd: { op: 'cas', key: 'k', compare: { mod_revision: 1 }, value: 'x' } } };
+    await expect(service(cas)).rejects.toSatisfy(InvalidArgumentError.is);
+    await expect(service({ t: 'kv.write', req: { cmd: { op: 'put', key: 'k\uD800', value: 'v' } } })).rejects.toSatisfy(InvalidArgumentError.is);
+    expect(stateMachine.currentRevision).toBe(1);
+  });
+
+  it('checks its options: typed ConfigError at construction, InvalidArgumentError per call', async () => {
+    const { service } = await cluster();
+    const channel = channelTo(service);
+    expect(() => new KvClient(undefined as never)).toThrow(ConfigError);
+    for (const bad of [{ sessionId: '' }, { sessionId: 'x'.repeat(129) }, { attemptTimeoutMs: 0 }, { attemptTimeoutMs: Infinity }, { timeoutMs: -1 }, { timeoutMs: Number.NaN }]) {
+      expect(() => new KvClient({ channel, ...bad })).toThrow(ConfigError);
+    }
+    const kv = new KvClient({ channel, timeoutMs: Infinity });
+    for (const timeoutMs of [0, -5, Number.NaN]) await expect(kv.put('k', 'v', { timeoutMs })).rejects.toSatisfy(InvalidArgumentError.is);
+    expect(channel.calls).toBe(0);
+    expect(await kv.put('k', 'v')).toMatchObject({ revision: 1 });
+    const aborted = AbortSignal.abort();
+    await expect(kv.put('k', 'v', { signal: aborted })).rejects.toThrow(/before it was sent/);
+  });
+
+  it('close() settles calls in flight at once with StoppedError, even without a deadline', async () => {
+    // A channel that never answers until it is closed, then refuses like a closed rpc client.
+    let closed = false;
+    const pending: ((e: Error) => void)[] = [];
+    const channel: KvChannel = {
+      request<T>(): Promise<T> {
+        if (closed) return Promise.reject(new StoppedError('the rpc client is closed'));
+        return new Promise<T>((_, reject) => pending.push(reject));
+      },
+      async close() {
+        closed = true;
+        for (const r of pending.splice(0)) r(new StoppedError('the rpc client is closed'));
+      },
+    };
+    const kv = new KvClient({ channel, timeoutMs: Infinity });
+    const inFlight = Array.from({ length: 5 }, (_, i) => kv.put(`k${i}`, 'v'));
+    // A call waiting between retries (its first attempt failed with a retryable error).
+    const retrying = new KvClient({ channel: channelTo(async () => undefined, () => 'before'), timeoutMs: Infinity });
+    const waiting = retrying.put('k', 'v');
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    await kv.close();
+    await retrying.close();
+    const settled = await Promise.allSettled([...inFlight, waiting]);
+    expect(Date.now() - started).toBeLessThan(1000);
+    for (const s of settled) {
+      expect(s.status).toBe('rejected');
+      expect(StoppedError.is((s as PromiseRejectedResult).reason)).toBe(true);
+    }
+    await expect(kv.get('k')).rejects.toSatisfy(StoppedError.is);
+  });
+
+  it('does not retry a handshake refusal that a retry cannot cure (another cluster, a wrong secret)', async () => {
+    let calls = 0;
+    const refusal = Object.assign(new TransportError('handshake refused by the remote side (cluster-mismatch): cluster "b" is not this cluster ("a")'), {
+      reason: 'cluster-mismatch',
+      remote: true,
+    });
+    const channel: KvChannel = {
+      async request<T>(): Promise<T> {
+        calls++;
+        throw refusal;
+      },
+      async close() {},
+    };
+    const kv = new KvClient({ channel, timeoutMs: 5000 });
+    const started = Date.now();
+    await expect(kv.put('k', 'v')).rejects.toBe(refusal);
+    expect(calls).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('the service refuses malformed request bodies with InvalidArgumentError', async () => {

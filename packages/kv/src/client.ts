@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { AbortedError, ErrorCode, InvalidArgumentError, TimeoutError, isConsensusError, type ErrorCode as Code } from '@consensus-kit/core';
+import {
+  AbortedError,
+  ConfigError,
+  ErrorCode,
+  InvalidArgumentError,
+  StoppedError,
+  TimeoutError,
+  isConsensusError,
+  preview,
+  type ErrorCode as Code,
+} from '@consensus-kit/core';
 import {
   type CasResult,
   type DeleteResult,
@@ -9,6 +19,8 @@ import {
   type KvQuery,
   type KvValue,
   type PutResult,
+  admitCommand,
+  admitQuery,
   validateCommand,
   validateQuery,
 } from './commands';
@@ -16,11 +28,11 @@ import type { Consistency, KvChannel, KvWireRequest } from './wire';
 
 export interface KvClientOptions {
   channel: KvChannel;
-  /** Overall deadline of one call, retries included. Default 10,000 ms. */
+  /** Overall deadline of one call, retries included. Default 10,000 ms; `Infinity` retries until aborted or closed. */
   timeoutMs?: number;
   /** Deadline of one attempt. Default 3,000 ms. */
   attemptTimeoutMs?: number;
-  /** Session id for exactly-once writes. Default: random. */
+  /** Session id for exactly-once writes, 1 to 128 characters. Default: random. */
   sessionId?: string;
 }
 
@@ -40,7 +52,17 @@ export interface GetOptions extends CallOptions {
 }
 
 export interface RangeOptions extends GetOptions {
+  /** At most this many keys. */
   limit?: number;
+  /** Start past this key: pass the last key of the previous page to read a large prefix page by page. */
+  after?: string;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Delete every key that starts with `key`. */
+  prefix?: boolean;
+  /** Return the deleted keys with their values in `prevKvs` (etcd's prev_kv). */
+  prevKv?: boolean;
 }
 
 /** Errors after which the same request may be sent again: with a session stamp, a write still applies once. */
@@ -52,6 +74,21 @@ const RETRYABLE = new Set<Code>([
   ErrorCode.TIMEOUT,
   ErrorCode.PROPOSAL_DROPPED,
 ]);
+
+/** Handshake refusals that a retry cannot cure: the endpoint belongs to another cluster, or the secret is wrong. */
+const PERMANENT_REFUSALS: ReadonlySet<unknown> = new Set(['cluster-mismatch', 'version-mismatch', 'bad-secret', 'secret-required']);
+
+function retryable(e: unknown): boolean {
+  if (!isConsensusError(e) || !RETRYABLE.has(e.code)) return false;
+  return !PERMANENT_REFUSALS.has((e as { reason?: unknown }).reason);
+}
+
+function checkTimeout(ms: unknown, what: string, make: (message: string) => Error, infinite: boolean): void {
+  if (ms === undefined) return;
+  if (typeof ms !== 'number' || Number.isNaN(ms) || ms <= 0 || (!infinite && !Number.isFinite(ms))) {
+    throw make(`${what} must be a positive number of milliseconds${infinite ? ' (or Infinity)' : ''}, got ${preview(ms)}`);
+  }
+}
 
 /**
  * A key-value client. Every write carries a session stamp (id, seq), so a write retried after a leader
@@ -67,9 +104,18 @@ export class KvClient {
   /** Seqs sent and not yet answered; the lowest bounds what the cluster may forget (`ack`). */
   private readonly inflight = new Set<number>();
   private closed = false;
+  /** Aborted by `close()`: wakes every call that is waiting to retry. */
+  private readonly closing = new AbortController();
 
   constructor(options: KvClientOptions) {
-    if (typeof options?.channel?.request !== 'function') throw new InvalidArgumentError('KvClient needs a channel');
+    if (typeof options?.channel?.request !== 'function') throw new ConfigError('KvClient needs a channel');
+    const config = (message: string) => new ConfigError(message);
+    checkTimeout(options.timeoutMs, 'timeoutMs', config, true);
+    checkTimeout(options.attemptTimeoutMs, 'attemptTimeoutMs', config, false);
+    const id = options.sessionId;
+    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 128)) {
+      throw new ConfigError(`sessionId must be a string of 1 to 128 characters, got ${preview(id)}`);
+    }
     this.channel = options.channel;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 3000;
@@ -81,9 +127,13 @@ export class KvClient {
     return this.write(options?.prevKv === true ? { op: 'put', key, value, prevKv: true } : { op: 'put', key, value }, options) as Promise<PutResult>;
   }
 
-  /** Deletes `key`, or every key starting with it when `prefix` is set. */
-  delete(key: string, options?: CallOptions & { prefix?: boolean }): Promise<DeleteResult> {
-    return this.write({ op: 'delete', key, ...(options?.prefix ? { prefix: true } : {}) }, options) as Promise<DeleteResult>;
+  /**
+   * Deletes `key`, or every key starting with it when `prefix` is set. Answers how many keys went (`deleted`),
+   * and with `prevKv: true` the keys themselves (`prevKvs`).
+   */
+  delete(key: string, options?: DeleteOptions): Promise<DeleteResult> {
+    const cmd: KvCommand = { op: 'delete', key, ...(options?.prefix ? { prefix: true } : {}), ...(options?.prevKv ? { prevKv: true } : {}) };
+    return this.write(cmd, options) as Promise<DeleteResult>;
   }
 
   /** Writes `value` (or deletes, for `null`) only if `compare` holds. */
@@ -95,18 +145,31 @@ export class KvClient {
     return (await this.read({ op: 'get', key }, options)) as KeyValue | undefined;
   }
 
+  /**
+   * Keys starting with `prefix`, in key order (UTF-16 code units, as JavaScript compares strings). An answer
+   * must fit in one message (32 MiB by default): page through a large prefix with `limit` and `after`.
+   */
   async range(prefix: string, options?: RangeOptions): Promise<KeyValue[]> {
-    return (await this.read({ op: 'range', prefix, ...(options?.limit !== undefined ? { limit: options.limit } : {}) }, options)) as KeyValue[];
+    const q: KvQuery = {
+      op: 'range',
+      prefix,
+      ...(options?.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options?.after !== undefined ? { after: options.after } : {}),
+    };
+    return (await this.read(q, options)) as KeyValue[];
   }
 
+  /** Closes the connections. Calls still in flight reject with `StoppedError` at once. */
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     await this.channel.close();
   }
 
   private write(cmd: KvCommand, options: CallOptions = {}): Promise<unknown> {
     try {
       validateCommand(cmd);
+      admitCommand(cmd);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -130,6 +193,11 @@ export class KvClient {
   private read(q: KvQuery, options: GetOptions = {}): Promise<unknown> {
     try {
       validateQuery(q);
+      admitQuery(q);
+      const c = options.consistency;
+      if (c !== undefined && c !== 'linearizable' && c !== 'serializable') {
+        throw new InvalidArgumentError(`consistency must be 'linearizable' or 'serializable', got ${preview(c)}`);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
@@ -142,10 +210,14 @@ export class KvClient {
    * attempt is made here, without the retry loop's own promise: most calls are answered by it.
    */
   private call(body: KvWireRequest, options: CallOptions): Promise<unknown> {
-    if (this.closed) return Promise.reject(new InvalidArgumentError('the kv client is closed'));
-    if (options.signal?.aborted) return Promise.reject(new AbortedError(options.signal.reason));
+    if (this.closed) return Promise.reject(new StoppedError('the kv client is closed'));
+    if (options.signal?.aborted) return Promise.reject(new AbortedError(options.signal.reason, 'operation aborted by its signal before it was sent'));
+    try {
+      checkTimeout(options.timeoutMs, 'timeoutMs', (m) => new InvalidArgumentError(m), true);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const total = options.timeoutMs ?? this.timeoutMs;
-    if (!(total > 0)) return Promise.reject(new TimeoutError(total, 'kv request'));
     const deadline = Date.now() + total;
     return this.channel.request(body, this.attempt(total, options.signal)).catch((e: unknown) => this.retry(body, options, total, deadline, e));
   }
@@ -157,33 +229,39 @@ export class KvClient {
 
   /** After a failed attempt: backs off and tries again while the error is retryable and time remains. */
   private async retry(body: KvWireRequest, options: CallOptions, total: number, deadline: number, first: unknown): Promise<unknown> {
-    if (!isConsensusError(first) || !RETRYABLE.has(first.code)) throw first;
+    if (this.closed) throw new StoppedError('the kv client was closed while the call was in flight; its outcome is unknown');
+    if (!retryable(first)) throw first;
     let last: unknown = first;
     let delay = 25;
     for (;;) {
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal, this.closing.signal);
       delay = Math.min(delay * 2, 500);
+      if (this.closed) throw new StoppedError('the kv client was closed while the call was in flight; its outcome is unknown');
       if (options.signal?.aborted) throw new AbortedError(options.signal.reason);
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw last !== undefined && !isConsensusError(last, ErrorCode.TIMEOUT) ? last : new TimeoutError(total, 'kv request');
       try {
         return await this.channel.request(body, this.attempt(remaining, options.signal));
       } catch (e) {
-        if (!isConsensusError(e) || !RETRYABLE.has(e.code)) throw e;
+        if (this.closed) throw new StoppedError('the kv client was closed while the call was in flight; its outcome is unknown');
+        if (!retryable(e)) throw e;
         last = e;
       }
     }
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`, or less if either signal aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined, closing: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
       signal?.removeEventListener('abort', done);
+      closing.removeEventListener('abort', done);
       resolve();
     }
     signal?.addEventListener('abort', done, { once: true });
+    closing.addEventListener('abort', done, { once: true });
   });
 }

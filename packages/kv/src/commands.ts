@@ -30,7 +30,8 @@ export interface KvCompare {
 export type KvCommand =
   /** `prevKv` asks for the key as it was before (etcd's prev_kv); without it a put answers only its revision. */
   | { op: 'put'; key: string; value: KvValue; prevKv?: boolean }
-  | { op: 'delete'; key: string; prefix?: boolean }
+  /** `prevKv` asks for the deleted keys with their values in `prevKvs` (etcd's prev_kv); without it, only their number. */
+  | { op: 'delete'; key: string; prefix?: boolean; prevKv?: boolean }
   | { op: 'cas'; key: string; compare: KvCompare; value: KvValue | null };
 
 /**
@@ -52,7 +53,8 @@ export interface KvRequest {
 
 export type KvQuery =
   | { op: 'get'; key: string }
-  | { op: 'range'; prefix: string; limit?: number }
+  /** Keys starting with `prefix`, in key order; `after` starts past that key (paging), `limit` caps the answer. */
+  | { op: 'range'; prefix: string; limit?: number; after?: string }
   | { op: 'revision' };
 
 export interface PutResult {
@@ -65,7 +67,10 @@ export interface PutResult {
 export interface DeleteResult {
   op: 'delete';
   revision: number;
-  deleted: KeyValue[];
+  /** How many keys were deleted. */
+  deleted: number;
+  /** The deleted keys as they were, when the delete asked for them (`prevKv`). */
+  prevKvs?: KeyValue[];
 }
 
 export interface CasResult {
@@ -129,6 +134,7 @@ export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
       if (c.prefix === true && c.key === '') return; // delete everything: explicit prefix ''
       checkKey(c.key);
       if (c.prefix !== undefined && typeof c.prefix !== 'boolean') throw new InvalidArgumentError('delete.prefix must be a boolean');
+      if (c.prevKv !== undefined && typeof c.prevKv !== 'boolean') throw new InvalidArgumentError('delete.prevKv must be a boolean');
       return;
     case 'cas': {
       checkKey(c.key);
@@ -169,11 +175,55 @@ export function validateQuery(q: unknown): asserts q is KvQuery {
       if (x.limit !== undefined && (typeof x.limit !== 'number' || !Number.isSafeInteger(x.limit) || x.limit <= 0)) {
         throw new InvalidArgumentError('range.limit must be a positive integer');
       }
+      if (x.after !== undefined && typeof x.after !== 'string') throw new InvalidArgumentError('range.after must be a string');
       return;
     case 'revision':
       return;
     default:
       throw new InvalidArgumentError(`unknown kv query op ${preview(x.op)}`);
+  }
+}
+
+const COMPARE_FIELDS: ReadonlySet<string> = new Set(['exists', 'value', 'version', 'modRevision', 'createRevision']);
+
+/**
+ * A JS string with a lone surrogate has no UTF-8 form: msgpack would send U+FFFD in its place, so two
+ * different keys would become one. `isWellFormed` is in Node 20 but not yet in TypeScript's lib.
+ */
+const wellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function checkText(s: unknown, what: string): void {
+  if (typeof s !== 'string') return;
+  if (wellFormed !== undefined ? !wellFormed.call(s) : LONE_SURROGATE.test(s)) {
+    throw new InvalidArgumentError(`${what} has a lone UTF-16 surrogate, which cannot be stored as text (use a Uint8Array for binary data)`);
+  }
+}
+
+/**
+ * Checks made where a command enters the cluster (the client, and the node's kv service before it proposes),
+ * on top of `validateCommand`. They are not made when a command is applied: entries already in a log were
+ * accepted under the rules of their day and must apply the same way on every replica, whatever version runs it.
+ * Refuses text that has no exact UTF-8 form and compare fields that do not exist (a misspelt field would
+ * otherwise turn a compare-and-set into an unconditional write).
+ */
+export function admitCommand(cmd: KvCommand): void {
+  checkText(cmd.key, 'key');
+  if (cmd.op === 'delete') return;
+  checkText(cmd.value, 'value');
+  if (cmd.op !== 'cas') return;
+  for (const field of Object.keys(cmd.compare)) {
+    if (!COMPARE_FIELDS.has(field)) throw new InvalidArgumentError(`compare has an unknown field ${preview(field)} (known: ${[...COMPARE_FIELDS].join(', ')})`);
+  }
+  checkText(cmd.compare.value, 'compare.value');
+}
+
+/** Like `admitCommand`, for reads: the key, prefix or `after` must be text with an exact UTF-8 form. */
+export function admitQuery(q: KvQuery): void {
+  if (q.op === 'get') checkText(q.key, 'key');
+  else if (q.op === 'range') {
+    checkText(q.prefix, 'range prefix');
+    checkText(q.after, 'range.after');
   }
 }
 

@@ -2,7 +2,7 @@ export { KvStateMachine } from './kv-state-machine';
 export type { KvQueryResult, KvStateMachineOptions } from './kv-state-machine';
 export { SessionTable } from './sessions';
 export type { SessionSnapshot, SessionTableOptions, StoredAnswer } from './sessions';
-export { MAX_KEY_BYTES, MAX_VALUE_BYTES, validateCommand, validateQuery, validateSession, valuesEqual } from './commands';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES, admitCommand, admitQuery, validateCommand, validateQuery, validateSession, valuesEqual } from './commands';
 export type {
   CasResult,
   DeleteResult,
@@ -19,6 +19,6 @@ export type {
 export { createKvService } from './service';
 export type { KvServiceOptions } from './service';
 export { KvClient } from './client';
-export type { CallOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions } from './client';
+export type { CallOptions, DeleteOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions } from './client';
 export { validateWireRequest } from './wire';
 export type { Consistency, KvChannel, KvWireRequest } from './wire';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, SessionExpiredError, seededRandom, type LogEntry } from '@consensus-kit/core';
-import type { KeyValue, KvRequest, KvResult } from './commands';
+import type { DeleteResult, KeyValue, KvRequest, KvResult } from './commands';
 import { unpack } from 'msgpackr';
 import { KvStateMachine } from './kv-state-machine';
 
@@ -26,7 +26,7 @@ describe('KvStateMachine: etcd-style revisions', () => {
   it('delete removes a key, and recreating it starts a new createRevision and version', () => {
     const sm = new KvStateMachine();
     put(sm, 'k', 'v');
-    expect(apply(sm, { cmd: { op: 'delete', key: 'k' } })).toMatchObject({ revision: 2, deleted: [{ key: 'k' }] });
+    expect(apply(sm, { cmd: { op: 'delete', key: 'k' } })).toEqual({ op: 'delete', revision: 2, deleted: 1 });
     expect(get(sm, 'k')).toBeUndefined();
     put(sm, 'k', 'again');
     expect(get(sm, 'k')).toMatchObject({ createRevision: 3, modRevision: 3, version: 1 });
@@ -35,7 +35,8 @@ describe('KvStateMachine: etcd-style revisions', () => {
   it('deleting a missing key changes nothing, not even the revision', () => {
     const sm = new KvStateMachine();
     put(sm, 'x', '1');
-    expect(apply(sm, { cmd: { op: 'delete', key: 'missing' } })).toEqual({ op: 'delete', revision: 1, deleted: [] });
+    expect(apply(sm, { cmd: { op: 'delete', key: 'missing' } })).toEqual({ op: 'delete', revision: 1, deleted: 0 });
+    expect(apply(sm, { cmd: { op: 'delete', key: 'missing', prevKv: true } })).toEqual({ op: 'delete', revision: 1, deleted: 0, prevKvs: [] });
     expect(sm.currentRevision).toBe(1);
   });
 
@@ -46,10 +47,41 @@ describe('KvStateMachine: etcd-style revisions', () => {
     expect((sm.query({ op: 'range', prefix: 'app' }) as KeyValue[]).map((kv) => kv.key)).toEqual(['app/a', 'app/b', 'app/c', 'apple']);
     expect((sm.query({ op: 'range', prefix: 'app', limit: 2 }) as KeyValue[]).map((kv) => kv.key)).toEqual(['app/a', 'app/b']);
     expect((sm.query({ op: 'range', prefix: '' }) as KeyValue[]).length).toBe(6);
-    const r = apply(sm, { cmd: { op: 'delete', key: 'app/', prefix: true } });
-    expect(r).toMatchObject({ revision: 7 });
-    expect((r as { deleted: KeyValue[] }).deleted.map((kv) => kv.key)).toEqual(['app/a', 'app/b', 'app/c']);
+    const r = apply(sm, { cmd: { op: 'delete', key: 'app/', prefix: true, prevKv: true } });
+    expect(r).toMatchObject({ revision: 7, deleted: 3 });
+    expect((r as DeleteResult).prevKvs?.map((kv) => [kv.key, kv.value])).toEqual([
+      ['app/a', 'APP/A'],
+      ['app/b', 'APP/B'],
+      ['app/c', 'APP/C'],
+    ]);
     expect((sm.query({ op: 'range', prefix: '' }) as KeyValue[]).map((kv) => kv.key)).toEqual(['ap', 'apple', 'b']);
+    // Without prevKv the answer is a count: the session table keeps answers, and a prefix can be huge.
+    expect(apply(sm, { cmd: { op: 'delete', key: 'ap', prefix: true } })).toEqual({ op: 'delete', revision: 8, deleted: 2 });
+    expect((sm.query({ op: 'range', prefix: '' }) as KeyValue[]).map((kv) => kv.key)).toEqual(['b']);
+    expect(apply(sm, { cmd: { op: 'delete', key: '', prefix: true } })).toEqual({ op: 'delete', revision: 9, deleted: 1 });
+    expect(sm.size).toBe(0);
+  });
+
+  it('range pages with after: each page starts past the last key of the one before', () => {
+    const sm = new KvStateMachine();
+    const keys = Array.from({ length: 25 }, (_, i) => `p/${String(i).padStart(2, '0')}`);
+    for (const k of [...keys].reverse()) put(sm, k, 'v');
+    put(sm, 'o', 'before');
+    put(sm, 'q', 'after');
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const got = sm.query({ op: 'range', prefix: 'p/', limit: 10, ...(after === undefined ? {} : { after }) }) as KeyValue[];
+      seen.push(...got.map((kv) => kv.key));
+      if (got.length < 10) break;
+      after = got[got.length - 1]?.key;
+    }
+    expect(seen).toEqual(keys);
+    // `after` need not be a stored key, and one before the prefix starts at the prefix.
+    expect((sm.query({ op: 'range', prefix: 'p/', after: 'p/115' }) as KeyValue[]).map((kv) => kv.key)).toEqual(keys.slice(12));
+    expect((sm.query({ op: 'range', prefix: 'p/', after: 'a', limit: 1 }) as KeyValue[])[0]?.key).toBe('p/00');
+    expect(sm.query({ op: 'range', prefix: 'p/', after: 'p/24' })).toEqual([]);
+    expect(() => sm.query({ op: 'range', prefix: 'p/', after: 7 } as never)).toThrow(InvalidArgumentError);
   });
 });
 

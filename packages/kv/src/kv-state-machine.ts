@@ -74,16 +74,24 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       case 'get':
         return this.data.get(q.key);
       case 'range':
-        return this.range(q.prefix, q.limit);
+        return this.range(q.prefix, q.limit, q.after);
       case 'revision':
         return this.revision;
     }
   }
 
-  /** Keys starting with `prefix`, in key order. */
-  range(prefix: string, limit = Number.POSITIVE_INFINITY): KeyValue[] {
+  /**
+   * Keys starting with `prefix`, in key order (UTF-16 code units, as JavaScript compares strings), at most
+   * `limit` of them, starting past `after` when it is given (to page through a large prefix).
+   */
+  range(prefix: string, limit = Number.POSITIVE_INFINITY, after?: string): KeyValue[] {
     const out: KeyValue[] = [];
-    for (let i = lowerBound(this.keys, prefix); i < this.keys.length && out.length < limit; i++) {
+    let start = lowerBound(this.keys, prefix);
+    if (after !== undefined && after >= prefix) {
+      start = lowerBound(this.keys, after);
+      if (this.keys[start] === after) start++;
+    }
+    for (let i = start; i < this.keys.length && out.length < limit; i++) {
       const k = this.keys[i] as string;
       if (!k.startsWith(prefix)) break;
       out.push(this.data.get(k) as KeyValue);
@@ -96,7 +104,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       case 'put':
         return this.put(cmd.key, cmd.value, cmd.prevKv === true);
       case 'delete':
-        return this.delete(cmd.key, cmd.prefix === true);
+        return this.delete(cmd.key, cmd.prefix === true, cmd.prevKv === true);
       case 'cas':
         return this.cas(cmd.key, cmd.compare, cmd.value);
     }
@@ -118,23 +126,26 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     return prevKv && prev !== undefined ? { op: 'put', revision, prev } : { op: 'put', revision };
   }
 
-  private delete(key: string, prefix: boolean): DeleteResult {
+  private delete(key: string, prefix: boolean, prevKv: boolean): DeleteResult {
     const victims = prefix ? this.range(key) : this.data.has(key) ? [this.data.get(key) as KeyValue] : [];
     // Deleting nothing is not a mutation: the revision only moves when the store changes (as in etcd).
-    if (victims.length === 0) return { op: 'delete', revision: this.revision, deleted: [] };
+    if (victims.length === 0) return prevKv ? { op: 'delete', revision: this.revision, deleted: 0, prevKvs: [] } : { op: 'delete', revision: this.revision, deleted: 0 };
     const revision = ++this.revision;
+    if (prefix) removeRange(this.keys, victims.length, key);
     for (const kv of victims) {
       this.data.delete(kv.key);
-      removeSorted(this.keys, kv.key);
+      if (!prefix) removeSorted(this.keys, kv.key);
     }
-    return { op: 'delete', revision, deleted: victims };
+    // The deleted values only when asked for (etcd's prev_kv): a prefix can hold gigabytes, and the session
+    // table keeps each answer until the client acknowledges it.
+    return prevKv ? { op: 'delete', revision, deleted: victims.length, prevKvs: victims } : { op: 'delete', revision, deleted: victims.length };
   }
 
   private cas(key: string, compare: KvCompare, value: KeyValue['value'] | null): CasResult {
     const current = this.data.get(key);
     const base = current === undefined ? {} : { current };
     if (!holds(compare, current)) return { op: 'cas', succeeded: false, revision: this.revision, ...base };
-    const r = value === null ? this.delete(key, false) : this.put(key, value);
+    const r = value === null ? this.delete(key, false, false) : this.put(key, value);
     return { op: 'cas', succeeded: true, revision: r.revision, ...base };
   }
 
@@ -196,6 +207,11 @@ function lowerBound(keys: readonly string[], key: string): number {
 
 function insertSorted(keys: string[], key: string): void {
   keys.splice(lowerBound(keys, key), 0, key);
+}
+
+/** Removes the `count` keys that start at `prefix`'s place (a prefix delete's keys are contiguous). */
+function removeRange(keys: string[], count: number, prefix: string): void {
+  keys.splice(lowerBound(keys, prefix), count);
 }
 
 function removeSorted(keys: string[], key: string): void {

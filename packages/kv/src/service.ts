@@ -1,6 +1,6 @@
 import { AbortedError, type ConsensusNode, type OperationOptions } from '@consensus-kit/core';
 import type { KvQuery, KvRequest, KvResult } from './commands';
-import { validateCommand, validateQuery, validateSession } from './commands';
+import { admitCommand, admitQuery, validateCommand, validateQuery, validateSession } from './commands';
 import type { KvQueryResult, KvStateMachine } from './kv-state-machine';
 import { validateWireRequest } from './wire';
 
@@ -36,10 +36,12 @@ export function createKvService(
     const op = signal === undefined ? plain : { ...plain, signal };
     if (body.t === 'kv.write') {
       validateCommand(body.req.cmd);
+      admitCommand(body.req.cmd);
       if (body.req.session !== undefined) validateSession(body.req.session);
       return node.propose(body.req, op);
     }
     validateQuery(body.q);
+    admitQuery(body.q);
     if (body.consistency === 'serializable') return stateMachine.query(body.q);
     return node.read(body.q, op);
   };

@@ -123,8 +123,12 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       bytes = codec.encode({ id: res.id, error: { code: 'MALFORMED_MESSAGE', message: 'the response could not be encoded' } });
     }
     const r = conn.send(FrameType.Response, bytes);
-    if (r === 'too-large') conn.send(FrameType.Response, codec.encode({ id: res.id, error: { code: 'TRANSPORT', message: `response of ${bytes.byteLength} bytes exceeds maxMessageSize` } }));
-    else if (r === 'full') {
+    if (r === 'too-large') {
+      // Not a transport fault that a retry could cure: the same request would get the same answer. The
+      // request was carried out (a write applied); only its answer cannot be sent.
+      const message = `the answer (${bytes.byteLength} bytes) exceeds maxMessageSize (${conn.limits.maxMessageSize} bytes): the request was carried out, but its answer cannot be sent; ask for less (a range limit, for example)`;
+      conn.send(FrameType.Response, codec.encode({ id: res.id, error: { code: 'INVALID_ARGUMENT', message } }));
+    } else if (r === 'full') {
       logger.warn('client is not reading its responses; closing its connection', { clientId, remote: remoteAddress });
       conn.destroy(new TransportError('client response queue overflow'));
     }

@@ -4,6 +4,10 @@ import {
   ConfigError,
   ConsensusError,
   ErrorCode,
+  InvalidArgumentError,
+  InvariantError,
+  LeadershipLostError,
+  MalformedMessageError,
   NotLeaderError,
   StoppedError,
   TimeoutError,
@@ -397,5 +401,25 @@ function remoteError(e: Record<string, unknown>): Error {
   const code = typeof e.code === 'string' && CODES.has(e.code) ? (e.code as ErrorCode) : ErrorCode.TRANSPORT;
   const message = typeof e.message === 'string' ? e.message.slice(0, 2000) : 'remote error';
   if (code === ErrorCode.NOT_LEADER) return new NotLeaderError(typeof e.leaderHint === 'string' ? e.leaderHint : undefined, message);
-  return new ConsensusError(code, `remote: ${message}`);
+  const text = `remote: ${message}`;
+  // The same classes as a local error of that code where one can be made from a message, so `instanceof`
+  // works as well as `InvalidArgumentError.is(e)`; other codes keep the base class (their fields are not sent).
+  switch (code) {
+    case ErrorCode.INVALID_ARGUMENT:
+      return new InvalidArgumentError(text);
+    case ErrorCode.CONFIG:
+      return new ConfigError(text);
+    case ErrorCode.MALFORMED_MESSAGE:
+      return new MalformedMessageError(text);
+    case ErrorCode.TRANSPORT:
+      return new TransportError(text);
+    case ErrorCode.STOPPED:
+      return new StoppedError(text);
+    case ErrorCode.LEADERSHIP_LOST:
+      return new LeadershipLostError(text);
+    case ErrorCode.INVARIANT:
+      return new InvariantError(text);
+    default:
+      return new ConsensusError(code, text);
+  }
 }

@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import {
   AbortedError,
   ErrorCode,
+  InvalidArgumentError,
   NotLeaderError,
   ProposalDroppedError,
   TimeoutError,
@@ -243,6 +244,32 @@ describe('client channel', () => {
     expect(isConsensusError(internal, ErrorCode.INVARIANT)).toBe(true);
     expect((internal as Error).message).not.toContain('secret internals');
     expect(log.lines.some((l) => l.level === 'error' && l.fields?.reason === 'secret internals')).toBe(true);
+  });
+
+  it('a remote error arrives as the class of its code, so instanceof works on the client too', async () => {
+    const s = await server(() => {
+      throw new InvalidArgumentError('key must be a non-empty string');
+    });
+    const err = await client([s.endpoint()]).request('x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toBe('remote: key must be a non-empty string');
+  });
+
+  it('an answer over maxMessageSize comes back as a non-retryable InvalidArgumentError that says the request was carried out', async () => {
+    let handled = 0;
+    const s = await server(
+      (body) => {
+        handled++;
+        return body === 'big' ? new Uint8Array(2 * 1024 * 1024) : 'small';
+      },
+      { maxMessageSize: 1024 * 1024 },
+    );
+    const c = client([s.endpoint()]);
+    const err = await c.request('big').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toMatch(/answer \(\d+ bytes\) exceeds maxMessageSize \(1048576 bytes\): the request was carried out/);
+    expect(handled).toBe(1); // not retried
+    expect(await c.request('next')).toBe('small'); // and the connection goes on
   });
 
   it('a foreign cluster refuses the client with a typed handshake error', async () => {

@@ -50,8 +50,8 @@ export function get(o: KvOptions, key: string): Promise<void> {
 export function del(o: KvOptions, key: string): Promise<void> {
   return withClient(o, async ({ kv }) => {
     const r = await kv.delete(key, o.prefix ? { prefix: true } : {});
-    if (o.json) console.log(JSON.stringify({ revision: r.revision, deleted: r.deleted.map((d) => d.key) }));
-    else console.log(`deleted ${r.deleted.length} key${r.deleted.length === 1 ? '' : 's'} (revision ${r.revision})`);
+    if (o.json) console.log(JSON.stringify({ revision: r.revision, deleted: r.deleted }));
+    else console.log(`deleted ${r.deleted} key${r.deleted === 1 ? '' : 's'} (revision ${r.revision})`);
   });
 }
 
