@@ -28,6 +28,12 @@ bench
   })
   .add('range by prefix (111 keys)', () => {
     sm.query({ op: 'range', prefix: `key/${(i++ % 900) + 100}` });
+  })
+  .add('put, new key (then delete it)', () => {
+    e.index = ++i;
+    sm.apply(e, { cmd: { op: 'put', key: `new/${i}`, value } });
+    e.index = ++i;
+    sm.apply(e, { cmd: { op: 'delete', key: `new/${i - 1}` } });
   });
 await bench.run();
 console.log('KvStateMachine over 100,000 keys:');

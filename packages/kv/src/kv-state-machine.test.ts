@@ -85,6 +85,59 @@ describe('KvStateMachine: etcd-style revisions', () => {
   });
 });
 
+describe('KvStateMachine: the key index', () => {
+  it('agrees with a plain sorted model through random puts, deletes, prefix deletes, snapshots and paged ranges', () => {
+    const random = seededRandom(2026);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    // Few letters and short keys, so prefixes overlap, keys are prefixes of others, and the astral and
+    // private-use characters (whose UTF-16 order differs from their code point order) meet.
+    const letters = ['a', 'b', 'ab', '/', '\u{1F600}', '\uE000', 'z'];
+    const key = () => Array.from({ length: 1 + Math.floor(random() * 4) }, () => pick(letters)).join('');
+    let sm = new KvStateMachine();
+    const model = new Map<string, string>();
+    const sorted = () => [...model.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (let step = 0; step < 3000; step++) {
+      const r = random();
+      if (r < 0.6) {
+        const k = key();
+        const v = String(step);
+        put(sm, k, v);
+        model.set(k, v);
+      } else if (r < 0.8) {
+        const k = key();
+        apply(sm, { cmd: { op: 'delete', key: k } });
+        model.delete(k);
+      } else if (r < 0.83) {
+        const p = key();
+        const res = apply(sm, { cmd: { op: 'delete', key: p, prefix: true } }) as DeleteResult;
+        const gone = sorted().filter((k) => k.startsWith(p));
+        expect(res.deleted).toBe(gone.length);
+        for (const k of gone) model.delete(k);
+      } else if (r < 0.85) {
+        const copy = new KvStateMachine();
+        copy.restore(sm.snapshot());
+        sm = copy;
+      } else {
+        const prefix = random() < 0.2 ? '' : key().slice(0, 1 + Math.floor(random() * 2));
+        const limit = 1 + Math.floor(random() * 5);
+        const want = sorted().filter((k) => k.startsWith(prefix));
+        const got: string[] = [];
+        let after: string | undefined;
+        for (let page = 0; page <= want.length; page++) {
+          const rows = sm.query({ op: 'range', prefix, limit, ...(after === undefined ? {} : { after }) }) as KeyValue[];
+          got.push(...rows.map((kv) => kv.key));
+          if (rows.length < limit) break;
+          after = rows[rows.length - 1]?.key;
+        }
+        expect(got).toEqual(want);
+      }
+      expect(sm.size).toBe(model.size);
+    }
+    const all = sm.query({ op: 'range', prefix: '' }) as KeyValue[];
+    expect(all.map((kv) => [kv.key, kv.value])).toEqual(sorted().map((k) => [k, model.get(k)]));
+  });
+});
+
 describe('KvStateMachine: compare-and-set', () => {
   it('succeeds only when every comparison holds', () => {
     const sm = new KvStateMachine();

@@ -1,4 +1,5 @@
 import { pack, unpack } from 'msgpackr';
+import BTreeModule from 'sorted-btree';
 import { InvalidArgumentError, MalformedMessageError, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import {
   type CasResult,
@@ -18,6 +19,20 @@ import {
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from './sessions';
 
 export type KvQueryResult = KeyValue | undefined | KeyValue[] | number;
+
+// sorted-btree is CommonJS with `exports.default`: Node's ES module loader hands over the exports object,
+// bundlers and vitest the class itself.
+const BTree = ((BTreeModule as unknown as { default?: typeof BTreeModule }).default ?? BTreeModule) as typeof BTreeModule;
+type KeyIndex = InstanceType<typeof BTree<string, undefined>>;
+
+/** Code-unit order, the same on every platform (no locale). */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function newKeyIndex(): KeyIndex {
+  return new BTree<string, undefined>(undefined, compareKeys);
+}
 
 export type KvStateMachineOptions = SessionTableOptions;
 
@@ -39,8 +54,11 @@ interface SnapshotV1 {
  */
 export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> {
   private readonly data = new Map<string, KeyValue>();
-  /** Every key, sorted, for prefix ranges (binary search for the start). */
-  private keys: string[] = [];
+  /**
+   * Every key, in order, for prefix ranges: a B+ tree, so adding or removing a key costs O(log n). (A sorted
+   * array cost a copy of the whole array per new key: 1.2 ms of apply per put on every replica at 800,000 keys.)
+   */
+  private keys: KeyIndex = newKeyIndex();
   private revision = 0;
   private readonly sessions: SessionTable<KvResult>;
 
@@ -86,15 +104,13 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
    */
   range(prefix: string, limit = Number.POSITIVE_INFINITY, after?: string): KeyValue[] {
     const out: KeyValue[] = [];
-    let start = lowerBound(this.keys, prefix);
-    if (after !== undefined && after >= prefix) {
-      start = lowerBound(this.keys, after);
-      if (this.keys[start] === after) start++;
-    }
-    for (let i = start; i < this.keys.length && out.length < limit; i++) {
-      const k = this.keys[i] as string;
+    if (limit <= 0) return out;
+    const from = after !== undefined && after >= prefix ? after : prefix;
+    for (const k of this.keys.keys(from)) {
+      if (k === after) continue;
       if (!k.startsWith(prefix)) break;
       out.push(this.data.get(k) as KeyValue);
+      if (out.length >= limit) break;
     }
     return out;
   }
@@ -113,7 +129,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   private put(key: string, value: KeyValue['value'], prevKv = false): PutResult {
     const prev = this.data.get(key);
     const revision = ++this.revision;
-    if (prev === undefined) insertSorted(this.keys, key);
+    if (prev === undefined) this.keys.set(key, undefined);
     this.data.set(key, {
       key,
       value,
@@ -131,10 +147,9 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     // Deleting nothing is not a mutation: the revision only moves when the store changes (as in etcd).
     if (victims.length === 0) return prevKv ? { op: 'delete', revision: this.revision, deleted: 0, prevKvs: [] } : { op: 'delete', revision: this.revision, deleted: 0 };
     const revision = ++this.revision;
-    if (prefix) removeRange(this.keys, victims.length, key);
     for (const kv of victims) {
       this.data.delete(kv.key);
-      if (!prefix) removeSorted(this.keys, kv.key);
+      this.keys.delete(kv.key);
     }
     // The deleted values only when asked for (etcd's prev_kv): a prefix can hold gigabytes, and the session
     // table keeps each answer until the client acknowledges it.
@@ -153,7 +168,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     const snap: SnapshotV1 = {
       v: 1,
       revision: this.revision,
-      kvs: this.keys.map((k) => this.data.get(k) as KeyValue),
+      kvs: Array.from(this.keys.keys(), (k) => this.data.get(k) as KeyValue),
       sessions: this.sessions.toSnapshot(),
       sweep: this.sessions.sweepIndex,
     };
@@ -169,12 +184,11 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     }
     if (snap?.v !== 1 || !Array.isArray(snap.kvs)) throw new MalformedMessageError('kv snapshot has an unknown format');
     this.data.clear();
-    this.keys = [];
+    this.keys = newKeyIndex();
     for (const kv of snap.kvs) {
       this.data.set(kv.key, kv);
-      this.keys.push(kv.key);
+      this.keys.set(kv.key, undefined);
     }
-    this.keys.sort(compareKeys);
     this.revision = snap.revision;
     this.sessions.restore(snap.sessions, snap.sweep);
   }
@@ -187,34 +201,4 @@ function holds(c: KvCompare, kv: KeyValue | undefined): boolean {
   if (c.createRevision !== undefined && c.createRevision !== (kv?.createRevision ?? 0)) return false;
   if (c.value !== undefined && (kv === undefined || !valuesEqual(kv.value, c.value))) return false;
   return true;
-}
-
-/** Code-unit order, the same on every platform (no locale). */
-function compareKeys(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((keys[mid] as string) < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function insertSorted(keys: string[], key: string): void {
-  keys.splice(lowerBound(keys, key), 0, key);
-}
-
-/** Removes the `count` keys that start at `prefix`'s place (a prefix delete's keys are contiguous). */
-function removeRange(keys: string[], count: number, prefix: string): void {
-  keys.splice(lowerBound(keys, prefix), count);
-}
-
-function removeSorted(keys: string[], key: string): void {
-  const i = lowerBound(keys, key);
-  if (keys[i] === key) keys.splice(i, 1);
 }
