@@ -108,9 +108,10 @@ export function agreedLeader(c: ClusterFile, reports: (NodeReport | undefined)[]
 }
 
 /** Waits until a majority agrees on a leader; a `CliError` (with the tail of each log) after `timeoutMs`. */
-export async function waitForLeader(cd: ClusterDir, c: ClusterFile, timeoutMs = 30_000): Promise<NodeId> {
+export async function waitForLeader(cd: ClusterDir, c: ClusterFile, timeoutMs = 30_000, signal?: AbortSignal): Promise<NodeId> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (signal?.aborted) throw new CliError('interrupted before a leader was elected');
     const leader = agreedLeader(c, await fetchReports(c));
     if (leader !== undefined) return leader;
     for (const n of c.nodes) {

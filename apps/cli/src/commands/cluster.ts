@@ -68,30 +68,48 @@ export async function start(o: StartOptions): Promise<void> {
     cluster = await createCluster(cd, o);
     say(o, `starting a ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)}`);
   }
-  for (const n of cluster.nodes) spawnNode(cd, n.id);
-  let leader: NodeId;
+  // From the first spawn on, Ctrl-C, a kill or a closed terminal stops what this command started: before a
+  // leader is elected whatever the mode, and in the foreground until the end.
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort();
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
   try {
-    leader = await waitForLeader(cd, cluster);
-  } catch (e) {
-    for (const n of cluster.nodes) await stopNode(cd, n.id, 'SIGTERM', 3000);
-    throw e;
-  }
-  if (o.detach) {
-    if (o.quiet) return;
-    const reports = await fetchReports(cluster);
-    if (o.json) {
-      console.log(JSON.stringify({ dir: cd.dir, leader, nodes: statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))) }));
-    } else {
-      console.log(renderStatusTable(statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))), outputFor(o)));
-      console.log(`leader: ${leader}. Try: consensus-cli put hello world --dir ${display(cd.dir)}   (stop with: consensus-cli stop --dir ${display(cd.dir)})`);
+    for (const n of cluster.nodes) spawnNode(cd, n.id);
+    let leader: NodeId;
+    try {
+      leader = await waitForLeader(cd, cluster, undefined, interrupted.signal);
+    } catch (e) {
+      if (interrupted.signal.aborted) say(o, 'interrupted: stopping the nodes...');
+      await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id, 'SIGTERM', 3000)));
+      throw e;
     }
-    return;
+    if (o.detach) {
+      await printStarted(cd, cluster, leader, o);
+      return;
+    }
+    await foreground(cd, cluster, o, interrupted.signal);
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
   }
-  await foreground(cd, cluster, o);
 }
 
-/** The live view: a refreshing status table, leader changes as they happen, Ctrl-C stops the cluster. */
-async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions): Promise<void> {
+async function printStarted(cd: ClusterDir, cluster: ClusterFile, leader: NodeId, o: StartOptions): Promise<void> {
+  if (o.quiet) return;
+  const reports = await fetchReports(cluster);
+  if (o.json) {
+    console.log(JSON.stringify({ dir: cd.dir, leader, nodes: statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))) }));
+  } else {
+    console.log(renderStatusTable(statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))), outputFor(o)));
+    console.log(`leader: ${leader}. Try: consensus-cli put hello world --dir ${display(cd.dir)}   (stop with: consensus-cli stop --dir ${display(cd.dir)})`);
+  }
+}
+
+/**
+ * The live view: a refreshing status table, leader changes as they happen (one JSON object per line with
+ * --json), and Ctrl-C (or SIGTERM, SIGHUP) stops the cluster.
+ */
+async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions, interrupted: AbortSignal): Promise<void> {
   const out = outputFor(o);
   const tty = process.stdout.isTTY === true;
   const events: string[] = [];
@@ -105,37 +123,31 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions)
     await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id)));
     say(o, `stopped. Start it again with: consensus-cli start --dir ${display(cd.dir)}`);
   };
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const until = o.foregroundMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + o.foregroundMs;
   try {
-    while (!interrupted && Date.now() < until) {
+    while (!interrupted.aborted && Date.now() < until) {
       const reports = await fetchReports(cluster);
       const pids = cluster.nodes.map((n) => cd.livePid(n.id));
       const leader = agreedLeader(cluster, reports);
       const term = Math.max(-1, ...reports.map((r) => r?.status.term ?? -1));
       if (leader !== lastLeader || (leader !== undefined && term !== lastTerm)) {
-        const line = `${new Date().toISOString().slice(11, 19)} ${leader === undefined ? 'no leader (election in progress)' : `leader is ${leader} (term ${term})`}`;
+        const now = new Date().toISOString();
+        const line = `${now.slice(11, 19)} ${leader === undefined ? 'no leader (election in progress)' : `leader is ${leader} (term ${term})`}`;
         events.push(line);
-        if (!tty) console.log(line);
+        if (o.json) console.log(JSON.stringify({ time: now, leader: leader ?? null, term }));
+        else if (!tty) console.log(line);
         lastLeader = leader;
         lastTerm = term;
       }
-      if (tty) {
+      if (tty && !o.json) {
         const table = renderStatusTable(statusRows(cluster, reports, pids), out);
         process.stdout.write(
           `\x1b[H\x1b[2J${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)\n${table}\n${events.slice(-8).join('\n')}\n`,
         );
       }
-      await sleep(500);
+      await sleepUnless(500, interrupted);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await stopAll();
   }
 }
@@ -200,4 +212,17 @@ function say(o: { json?: boolean; quiet?: boolean }, text: string): void {
 function display(dir: string): string {
   const r = relative(process.cwd(), dir);
   return r === '' ? '.' : r.startsWith('..') ? dir : r;
+}
+
+/** Sleeps `ms`, or less if `signal` aborts first. */
+function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
