@@ -48,7 +48,7 @@ export function createProgram(): Command {
     .addOption(new Option('--port <port>', 'base port: node i listens on port+i, its http on port+100+i').default(7100).argParser(intArg('--port', 1024, 65000)))
     .option('--detach', 'return once a leader is elected, leaving the cluster running')
     .addOption(json())
-    .action((o) => start(o));
+    .action((o, cmd: Command) => start({ ...o, given: (['nodes', 'port', 'protocol'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli') }));
 
   program
     .command('node')

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NodeId } from '@consensus-kit/core';
+import { isZombie } from '@consensus-kit/storage-fs';
 import { CliError } from './errors';
 
 /** One node of a local cluster, as recorded in `<dir>/cluster.json`. */
@@ -68,6 +69,17 @@ export class ClusterDir {
       throw new CliError(`${this.file} is not a readable cluster file: ${(e as Error).message}`);
     }
     if (c?.version !== 1 || !Array.isArray(c.nodes) || typeof c.clusterId !== 'string') throw new CliError(`${this.file} is not a cluster file of this version`);
+    const bad = (why: string) => new CliError(`${this.file}: ${why}`);
+    if (c.nodes.length === 0) throw bad('it lists no nodes');
+    const seen = new Set<string>();
+    for (const n of c.nodes) {
+      if (typeof n?.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(n.id)) throw bad(`node id ${JSON.stringify(n?.id)} is not valid`);
+      if (seen.has(n.id)) throw bad(`node ${n.id} is listed twice`);
+      seen.add(n.id);
+      for (const port of [n.port, n.httpPort]) {
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`node ${n.id} has an invalid port ${JSON.stringify(port)}`);
+      }
+    }
     return c;
   }
 
@@ -129,10 +141,11 @@ export class ClusterDir {
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  // A node that was killed but not yet reaped by its parent is gone all the same.
+  return !isZombie(pid);
 }
 
 /**

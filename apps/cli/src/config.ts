@@ -50,9 +50,11 @@ function checkHostPort(file: string, v: unknown, what: string): { host: string; 
   return { host, port };
 }
 
-function optionalInt(file: string, v: unknown, what: string, min: number): number | undefined {
+function optionalInt(file: string, v: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(file, `${what} must be an integer >= ${min}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    fail(file, max === Number.MAX_SAFE_INTEGER ? `${what} must be an integer >= ${min}` : `${what} must be an integer from ${min} to ${max}`);
+  }
   return v;
 }
 
@@ -94,9 +96,10 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
     http,
     peers,
   };
-  const tickMs = optionalInt(file, c.tickMs, 'tickMs', 1);
-  const electionTicks = optionalInt(file, c.electionTicks, 'electionTicks', 2);
-  const heartbeatTicks = optionalInt(file, c.heartbeatTicks, 'heartbeatTicks', 1);
+  // A timer longer than 2^31-1 ms fires at once in Node; a minute per tick is already far past any sane setting.
+  const tickMs = optionalInt(file, c.tickMs, 'tickMs', 1, 60_000);
+  const electionTicks = optionalInt(file, c.electionTicks, 'electionTicks', 2, 100_000);
+  const heartbeatTicks = optionalInt(file, c.heartbeatTicks, 'heartbeatTicks', 1, 100_000);
   const snapshotEvery = optionalInt(file, c.snapshotEvery, 'snapshotEvery', 0);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (electionTicks !== undefined) config.electionTicks = electionTicks;

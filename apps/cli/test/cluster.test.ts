@@ -124,7 +124,7 @@ describe('consensus-cli: bad input gets one line and a non-zero exit, and writes
   });
 
   it('a malformed config file', async () => {
-    const { writeFileSync } = await import('node:fs');
+    const { rmSync, writeFileSync } = await import('node:fs');
     const d = tempDir();
     const file = `${d}/node.json`;
     writeFileSync(file, '{ "clusterId": "x", "id": "n1", ');
@@ -139,6 +139,19 @@ describe('consensus-cli: bad input gets one line and a non-zero exit, and writes
     const r3 = await cli('node', '--config', file);
     expect(r3.code).toBe(1);
     expect(r3.err).toMatch(/blockingWrites must be true or false/);
+    // Node's timers take at most 2^31-1 ms and fire at once past it: a tick that long is refused.
+    writeFileSync(file, JSON.stringify({ clusterId: 'x', id: 'n1', protocol: 'raft', dataDir: 'data', listen: { host: '127.0.0.1', port: 1 }, http: { host: '127.0.0.1', port: 2 }, peers: { n1: '127.0.0.1:1' }, tickMs: 3_000_000_000 }));
+    const r4 = await cli('node', '--config', file);
+    expect(r4.code).toBe(1);
+    expect(r4.err).toMatch(/tickMs must be an integer from 1 to 60000/);
+    // A cluster file that lists a node twice, or none, is refused by every command.
+    writeFileSync(`${d}/cluster.json`, JSON.stringify({ version: 1, clusterId: 'x', protocol: 'raft', nodes: [{ id: 'n1', host: '127.0.0.1', port: 9001, httpPort: 9101 }, { id: 'n1', host: '127.0.0.1', port: 9002, httpPort: 9102 }] }));
+    const dup = await cli('start', '--dir', d, '--detach');
+    expect(dup.code).toBe(1);
+    expect(dup.err).toMatch(/node n1 is listed twice/);
+    writeFileSync(`${d}/cluster.json`, JSON.stringify({ version: 1, clusterId: 'x', protocol: 'raft', nodes: [] }));
+    expect((await cli('status', '--dir', d)).err).toMatch(/lists no nodes/);
+    rmSync(`${d}/cluster.json`);
     const { existsSync } = await import('node:fs');
     expect(existsSync(`${d}/data`)).toBe(false);
     await cleanup(d);
@@ -153,6 +166,12 @@ describe('consensus-cli: bad input gets one line and a non-zero exit, and writes
       expect(r.code).toBe(1);
       expect(r.err).toMatch(/larger than/);
       expect((await cli('get', 'big', '--dir', d)).code).toBe(1);
+      // Started again with options of a new cluster: it keeps its own, and says so.
+      expect((await cli('stop', '--dir', d)).code).toBe(0);
+      const again = await cli('start', '--dir', d, '--port', String(port + 1000), '--nodes', '5', '--detach', '--json');
+      expect(again.code).toBe(0);
+      expect(again.err).toMatch(/--nodes, --port ignored/);
+      expect((await cli('put', 'small', 'x', '--dir', d)).code).toBe(0);
     } finally {
       await cleanup(d);
     }

@@ -59,6 +59,26 @@ describe('consensus-cli: operating a running cluster', () => {
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     await waitFor('the new leader', async () => ((await statusOf(dir)).leader === target ? true : undefined));
+    // To the node that already leads: done at once (it used to wait out the 10 s transfer timeout).
+    const again = await cli('leader', 'transfer', target, '--dir', dir, '--json');
+    expect(again.code).toBe(0);
+    expect((await statusOf(dir)).leader).toBe(target);
+  });
+
+  it('refuses node ids that are not nodes of the cluster, or that would name a directory outside it', async () => {
+    const typo = await cli('partition', 'n2', 'n9', '--dir', dir);
+    expect(typo.code).toBe(2);
+    expect(typo.err).toMatch(/no node "n9"/);
+    const self = await cli('partition', 'n2', 'n2', '--dir', dir);
+    expect(self.code).toBe(2);
+    for (const id of ['..', '.', '.hidden']) {
+      const r = await cli('members', 'add', id, '--dir', dir);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/must be 1-64 letters/);
+    }
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(`${dir}/../node.json`)).toBe(false);
+    expect((await statusOf(dir)).nodes.map((n) => n.node)).toEqual(['n1', 'n2', 'n3']);
   });
 
   it('members add provisions and adds a voter that receives the log; members remove takes it out', async () => {
@@ -149,6 +169,28 @@ describe('consensus-cli: operating a running cluster', () => {
     expect(report.log.lastIndex).toBeGreaterThan(3);
     const text = await cli('inspect', 'n2', '--dir', dir);
     expect(text.out.length).toBeGreaterThan(0);
+    expect(text.code).toBe(0);
+  });
+
+  it('inspect exits 1 when it finds damage, as fsck does', async () => {
+    const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+    const d = tempDir();
+    try {
+      const port = await freeBase();
+      expect((await cli('start', '--dir', d, '--port', String(port), '--detach', '--json')).code).toBe(0);
+      for (let i = 0; i < 20; i++) expect((await cli('put', `k${i}`, 'v'.repeat(100), '--dir', d)).code).toBe(0);
+      expect((await cli('stop', '--dir', d)).code).toBe(0);
+      const data = new ClusterDir(d).dataDir('n1');
+      const wal = readdirSync(data).find((f) => f.startsWith('wal-')) as string;
+      const bytes = readFileSync(`${data}/${wal}`);
+      bytes[600] = (bytes[600] as number) ^ 0xff; // inside an early record, not the tail
+      writeFileSync(`${data}/${wal}`, bytes);
+      const r = await cli('inspect', 'n1', '--dir', d, '--json');
+      expect((JSON.parse(r.out) as { ok: boolean }).ok).toBe(false);
+      expect(r.code).toBe(1);
+    } finally {
+      await cleanup(d);
+    }
   });
 
   it('serves /health and Prometheus /metrics', async () => {

@@ -496,6 +496,15 @@ describe('ConsensusNode: every rejection path yields its typed error', () => {
     expect(h.fake.last).toBe(0);
   });
 
+  it('a transfer to the node that already leads resolves at once instead of waiting out its timeout', async () => {
+    const h = await fakeHarness();
+    let settled = false;
+    const done = h.node.transferLeadership('a', { timeoutMs: 60_000 }).then(() => (settled = true));
+    await settle();
+    expect(settled).toBe(true);
+    await done;
+  });
+
   it('InvalidArgumentError for a command the codec cannot encode', async () => {
     const h = await fakeHarness({
       codec: {

@@ -343,6 +343,11 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
         const signal = checkSignal(options.signal);
         const due = this.deadline(options);
         p.transferLeadership(to);
+        // Already the leader (raft ignores a transfer to itself, as etcd's does): nothing to wait for.
+        if (p.status().leader === to) {
+          resolve();
+          return;
+        }
         const pending: PendingTransfer = { resolve: resolve as (v: unknown) => void, reject, ...due, to };
         this.trackSet(this.transfers, pending, signal);
         this.kick();

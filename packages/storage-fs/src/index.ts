@@ -7,3 +7,4 @@ export { MemoryFileSystem } from './memory-file-system';
 export type { CrashMode } from './memory-file-system';
 export { describeInspectReport, inspect } from './inspect';
 export type { InspectOptions, InspectReport, InspectSegment, InspectSnapshot } from './inspect';
+export { isZombie, processRunning } from './process-identity';

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { pidExists, processIdentity, processRunning } from './process-identity';
+import { isZombie, pidExists, processIdentity, processRunning } from './process-identity';
 
 function sleeper() {
   const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
@@ -33,6 +33,25 @@ describe('process identity', () => {
     expect(pidExists(p.pid)).toBe(false);
     expect(processRunning(p.pid, identity)).toBe(false);
     expect(processIdentity(p.pid)).toBeUndefined();
+  });
+
+  it('a zombie (exited, not yet reaped by its parent) does not run, though its pid still exists', async () => {
+    // The shell starts `sleep 0` and becomes `sleep 20`, which never reaps it: a zombie until we stop its parent.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise<void>((resolve) => parent.on('exit', () => resolve()));
+    try {
+      const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+      const deadline = Date.now() + 5000;
+      while (!isZombie(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(isZombie(pid)).toBe(true);
+      expect(pidExists(pid)).toBe(true);
+      expect(processRunning(pid)).toBe(false);
+      expect(isZombie(parent.pid as number)).toBe(false);
+      expect(processRunning(parent.pid as number)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+      await exited;
+    }
   });
 
   it('rejects pids that cannot name a process', () => {

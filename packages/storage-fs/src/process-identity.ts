@@ -48,12 +48,35 @@ export function pidExists(pid: number): boolean {
 }
 
 /**
- * Whether the process a lock or pid file recorded still runs: the pid exists and, when an identity was
+ * Whether `pid` is a zombie: it has exited, but its parent has not collected its status yet, so the pid still
+ * exists. A node killed with SIGKILL stays one until its parent reaps it, which under an init that does not reap
+ * (common in containers) is never. Linux reads its state from /proc; elsewhere `ps -o stat=` tells.
+ */
+export function isZombie(pid: number): boolean {
+  if (process.platform === 'win32') return false;
+  if (process.platform === 'linux') {
+    try {
+      // proc(5): a thread group's leader shows as a zombie as soon as it exits, while its other threads may
+      // still be exiting and holding the process's files (its sockets, its lock): gone only once it is alone.
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const state = /^State:\s*(\S)/m.exec(status)?.[1];
+      const threads = Number(/^Threads:\s*(\d+)/m.exec(status)?.[1] ?? '1');
+      return (state === 'Z' || state === 'X') && threads <= 1;
+    } catch {
+      return false;
+    }
+  }
+  const ps = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', timeout: 2000 });
+  return ps.status === 0 && ps.stdout.trim().startsWith('Z');
+}
+
+/**
+ * Whether the process a lock or pid file recorded still runs (a zombie does not): the pid exists and, when an identity was
  * recorded and can be read now, it is the same one. A record without an identity (written by an older
  * version) falls back to the pid alone, as does a platform where the identity cannot be read.
  */
 export function processRunning(pid: number, identity?: string): boolean {
-  if (!pidExists(pid)) return false;
+  if (!pidExists(pid) || isZombie(pid)) return false;
   if (identity === undefined) return true;
   const now = processIdentity(pid);
   return now === undefined || now === identity;

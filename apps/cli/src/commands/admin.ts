@@ -49,12 +49,18 @@ export async function inspectNode(o: AdminOptions, id: string): Promise<void> {
   const report = await inspect(cd.dataDir(id));
   if (o.json) console.log(JSON.stringify(report));
   else console.log(describeInspectReport(report));
+  // Like fsck: a script can tell a damaged directory from a sound one by the exit code alone.
+  if (!report.ok) process.exitCode = 1;
 }
 
 export async function partition(o: AdminOptions, id: string, from: string[]): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   cd.node(cluster, id);
+  for (const peer of from) {
+    cd.node(cluster, peer);
+    if (peer === id) throw new CliError(`cannot cut ${id} off from itself`, 2);
+  }
   const others = from.length > 0 ? from : cluster.nodes.map((n) => n.id).filter((x) => x !== id);
   // Both sides drop, so the cut holds whichever side sends.
   for (const n of cluster.nodes) {
@@ -157,7 +163,7 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   if (cluster.nodes.some((n) => n.id === id)) throw new CliError(`${id} is already in this cluster`, 2);
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-'`, 2);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`, 2);
   const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
   const host = cluster.nodes[0]!.host;
   const { port, httpPort } = await portsFor(cd, id, host, cluster.nodes);

@@ -8,7 +8,7 @@ import type { NodeConfig } from '../config';
 import { CliError } from '../errors';
 import { PROTOCOLS } from '../protocols';
 import { outputFor, renderStatusTable, statusRows } from '../render';
-import { agreedLeader, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
+import { agreedLeader, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, tail, waitForLeader } from '../supervisor';
 
 export interface StartOptions {
   dir: string;
@@ -22,6 +22,8 @@ export interface StartOptions {
   tickMs?: number;
   /** For tests: stop after this long in the foreground instead of waiting for Ctrl-C. */
   foregroundMs?: number;
+  /** Options given on the command line (not defaults): an existing cluster keeps its own, so say so. */
+  given?: readonly ('nodes' | 'port' | 'protocol')[];
 }
 
 const HOST = '127.0.0.1';
@@ -64,6 +66,14 @@ export async function start(o: StartOptions): Promise<void> {
     if (running.length > 0) throw new CliError(`the cluster in ${cd.dir} is already running (${running.map((n) => n.id).join(', ')}); use \`consensus-cli status\``);
     await checkPortsFree(HOST, cluster.nodes.flatMap((n) => [n.port, n.httpPort]));
     say(o, `restarting the ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)} with its data`);
+    // Node i listens on base+i: a base none of the nodes' ports comes from is another layout.
+    const fromBase = (base: number) => cluster.nodes.some((n) => n.port > base && n.port <= base + 99);
+    const differs = (o.given ?? []).filter((k) =>
+      k === 'nodes' ? o.nodes !== cluster.nodes.length : k === 'protocol' ? o.protocol !== cluster.protocol : !fromBase(o.port),
+    );
+    if (differs.length > 0) {
+      console.error(`note: ${differs.map((k) => `--${k}`).join(', ')} ignored: ${display(cd.dir)} already holds a cluster, which keeps its own (use another --dir for a new one)`);
+    }
   } else {
     cluster = await createCluster(cd, o);
     say(o, `starting a ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)}`);
@@ -191,16 +201,30 @@ export async function restart(o: { dir: string; json?: boolean }, id: string): P
   const cluster = cd.read();
   const n = cd.node(cluster, id);
   await stopNode(cd, id);
-  await checkPortsFree(n.host, [n.port, n.httpPort]);
+  // A process that was just killed can take a moment to let go of its sockets.
+  for (let tries = 0; ; tries++) {
+    try {
+      await checkPortsFree(n.host, [n.port, n.httpPort]);
+      break;
+    } catch (e) {
+      if (tries >= 30) throw e;
+      await sleep(100);
+    }
+  }
   const pid = spawnNode(cd, id);
-  // Wait until it answers, so the next command sees it.
+  // Wait until it answers, so the next command sees it; a node that exits says why in its log.
   const deadline = Date.now() + 15_000;
   let up = false;
   while (Date.now() < deadline && !up) {
     up = (await fetchReports({ ...cluster, nodes: [n] }))[0] !== undefined;
-    if (!up) await sleep(100);
+    if (up) break;
+    if (cd.livePid(id) === undefined) {
+      const reason = tail(cd.logFile(id)).trim().split('\n').at(-1);
+      throw new CliError(`node ${id} exited during restart${reason ? `: ${reason}` : ''} (see ${cd.logFile(id)})`);
+    }
+    await sleep(100);
   }
-  if (!up) throw new CliError(`node ${id} did not come up; see ${cd.logFile(id)}`);
+  if (!up) throw new CliError(`node ${id} did not come up within 15 s; see ${cd.logFile(id)}`);
   if (o.json) console.log(JSON.stringify({ restarted: id, pid }));
   else console.log(`restarted ${id} (pid ${pid})`);
 }
