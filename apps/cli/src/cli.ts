@@ -86,7 +86,7 @@ export function createProgram(): Command {
   members.command('list').description('voters and learners').addOption(dir()).addOption(json()).action((o) => membersList(o));
   members
     .command('add <node>')
-    .description('provision and start a new node, then add it through a membership change')
+    .description('provision and start a new node, add it as a learner and promote it to voter once it caught up (a learner of the cluster: promote it)')
     .option('--learner', 'add it as a non-voting learner')
     .addOption(dir())
     .addOption(json())

@@ -172,6 +172,39 @@ describe('consensus-cli: operating a running cluster', () => {
     expect(text.code).toBe(0);
   });
 
+  it('grows a 1-node cluster (the new member joins as a learner, then votes), removes the leader, adds it back and promotes it', async () => {
+    const d = tempDir();
+    try {
+      expect((await cli('start', '--dir', d, '--nodes', '1', '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      for (let i = 0; i < 30; i++) expect((await cli('put', `k${i}`, 'v', '--dir', d)).code).toBe(0);
+      // The second member of a 1-node cluster is needed for every commit once it votes: it must be up and
+      // caught up first, or the cluster loses its quorum (it used to, and the CLI then stopped the new node).
+      const add = await cli('members', 'add', 'n2', '--dir', d, '--json');
+      expect(add.err).toBe('');
+      expect(JSON.parse(add.out)).toMatchObject({ added: 'n2', learner: false });
+      const members = async () => JSON.parse((await cli('members', 'list', '--dir', d, '--json')).out) as { voters: string[]; learners: string[]; leader: string | null };
+      expect((await members()).voters).toEqual(['n1', 'n2']);
+      expect((await cli('put', 'two', 'v', '--dir', d)).code).toBe(0);
+      // Removing the leader: it steps down as the change commits, and the answer may be lost; the
+      // configuration tells the CLI that the removal went through.
+      const leader = await leaderOf(d);
+      const removed = await cli('members', 'remove', leader, '--dir', d);
+      expect(removed.err).toBe('');
+      expect(removed.code).toBe(0);
+      expect(new ClusterDir(d).livePid(leader)).toBeUndefined();
+      expect((await members()).voters).toEqual([leader === 'n1' ? 'n2' : 'n1']);
+      expect((await cli('put', 'one', 'v', '--dir', d)).code).toBe(0);
+      expect((await cli('members', 'add', leader, '--dir', d, '--learner')).code).toBe(0);
+      expect((await members()).learners).toEqual([leader]);
+      const promoted = await cli('members', 'add', leader, '--dir', d, '--json');
+      expect(JSON.parse(promoted.out)).toEqual({ promoted: leader });
+      expect((await members()).voters).toEqual(['n1', 'n2']);
+      expect((await cli('get', 'two', '--dir', d)).code).toBe(0);
+    } finally {
+      await cleanup(d);
+    }
+  });
+
   it('inspect exits 1 when it finds damage, as fsck does', async () => {
     const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
     const d = tempDir();

@@ -1,12 +1,13 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
 import { createRpcClient } from '@consensus-kit/transport-tcp';
-import { ClusterDir } from '../cluster-file';
+import { ClusterDir, type ClusterFile, type ClusterNode } from '../cluster-file';
 import { connect } from '../connect';
 import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
-import { agreedLeader, checkPortsFree, fetchReports, spawnNode, stopNode } from '../supervisor';
+import type { NodeId } from '@consensus-kit/core';
+import { agreedLeader, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, tail } from '../supervisor';
 
 interface AdminOptions {
   dir: string;
@@ -155,14 +156,96 @@ function warnConfigs(failed: string[]): void {
   if (failed.length > 0) console.error(`warning: could not update the peers of ${failed.join('; ')}`);
 }
 
+/** Where `id` stands in the configuration of the leader a majority agrees on; `undefined` when no such leader answers. */
+async function memberRole(cluster: ClusterFile, id: NodeId): Promise<'voter' | 'learner' | 'none' | undefined> {
+  const reports = await fetchReports(cluster);
+  const leader = agreedLeader(cluster, reports);
+  const config = reports.find((r) => r !== undefined && r.id === leader)?.status.config;
+  if (config === undefined) return undefined;
+  return config.voters.includes(id) ? 'voter' : config.learners.includes(id) ? 'learner' : 'none';
+}
+
 /**
- * `members add <id>`: provisions a node (ports, config, data dir), starts it in join mode, tells every node its
- * address, then asks the leader to add it as a voter (or learner) through the log.
+ * Proposes a membership change through the leader. A change whose answer was lost (the leader stepped down,
+ * a timeout) may still have been committed: then the configuration decides, once a leader answers, and only
+ * a change that did not take effect is an error.
+ */
+async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' | 'addLearner' | 'remove', id: NodeId): Promise<void> {
+  const want = op === 'addVoter' ? 'voter' : op === 'addLearner' ? 'learner' : 'none';
+  const { rpc } = connect(dir);
+  let failure: unknown;
+  try {
+    await rpc.request({ t: 'admin.members', change: { changes: [{ op, node: id }] } }, { timeoutMs: 20_000 });
+    return;
+  } catch (e) {
+    failure = e;
+  } finally {
+    await rpc.close();
+  }
+  const code = (failure as { code?: string }).code;
+  if (code !== 'LEADERSHIP_LOST' && code !== 'TIMEOUT' && code !== 'TRANSPORT') throw failure;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const role = await memberRole(cluster, id);
+    if (role === want) return;
+    if (role !== undefined || Date.now() > deadline) {
+      const where = role === undefined ? 'no leader answered to tell whether it took effect' : `${id} is ${role === 'none' ? 'not a member' : `a ${role}`}`;
+      throw new CliError(`${(failure as Error).message}; ${where}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** Waits until `id` answers its /status, or fails with the reason it exited. */
+async function waitUntilUp(cd: ClusterDir, node: ClusterNode, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await fetchReports({ version: 1, clusterId: '', protocol: '', nodes: [node] }))[0] !== undefined) return;
+    if (cd.livePid(node.id) === undefined) {
+      const reason = tail(cd.logFile(node.id)).trim().split('\n').at(-1);
+      throw new CliError(`${node.id} exited before it joined${reason ? `: ${reason}` : ''} (see ${cd.logFile(node.id)})`);
+    }
+    await sleep(100);
+  }
+  throw new CliError(`${node.id} did not answer within ${Math.round(timeoutMs / 1000)} s; see ${cd.logFile(node.id)}`);
+}
+
+/** Waits until `id` has applied what the leader had committed when the wait began. */
+async function waitCaughtUp(cluster: ClusterFile, id: NodeId, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let target: number | undefined;
+  while (Date.now() < deadline) {
+    const reports = await fetchReports(cluster);
+    const leader = agreedLeader(cluster, reports);
+    const l = reports.find((r) => r !== undefined && r.id === leader);
+    target ??= l?.status.commitIndex;
+    const applied = reports.find((r) => r?.id === id)?.status.appliedIndex;
+    if (target !== undefined && applied !== undefined && applied >= target) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+/**
+ * `members add <id>`: provisions a node (ports, config, data dir), starts it in join mode and waits until it
+ * answers, tells every node its address, then adds it through the log: first as a learner, which catches up
+ * without counting towards any quorum, then (unless `--learner`) promotes it to voter once it has caught up.
+ * Adding a voter that cannot keep up at once can cost the cluster its quorum: the second member of a 1-node
+ * cluster is needed for every commit from the moment the change is appended (Raft thesis 4.2.1; etcd adds
+ * members as learners first for the same reason).
  */
 export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
-  if (cluster.nodes.some((n) => n.id === id)) throw new CliError(`${id} is already in this cluster`, 2);
+  if (cluster.nodes.some((n) => n.id === id)) {
+    // A learner of this cluster is promoted (etcd's `member promote`), once it has caught up.
+    if (o.learner || (await memberRole(cluster, id)) !== 'learner') throw new CliError(`${id} is already in this cluster`, 2);
+    if (!(await waitCaughtUp(cluster, id))) throw new CliError(`${id} has not caught up within 60 s, so it was not made a voter; see ${cd.logFile(id)}`);
+    await changeMembers(o.dir, cluster, 'addVoter', id);
+    if (o.json) console.log(JSON.stringify({ promoted: id }));
+    else console.log(`promoted ${id} from learner to voter`);
+    return;
+  }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`, 2);
   const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
   const host = cluster.nodes[0]!.host;
@@ -171,22 +254,27 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   mkdirSync(cd.nodeDir(id), { recursive: true });
   const config: NodeConfig = { ...template, id, dataDir: './data', listen: { host, port }, http: { host, port: httpPort }, peers, join: true };
   writeFileSync(cd.configFile(id), `${JSON.stringify(config, null, 2)}\n`);
-  const added = { id, host, port, httpPort };
+  const added: ClusterNode = { id, host, port, httpPort };
+  const withNew: ClusterFile = { ...cluster, nodes: [...cluster.nodes, added] };
   spawnNode(cd, id);
-  await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
-  const { rpc } = connect(o.dir);
   try {
-    await rpc.request({ t: 'admin.members', change: { changes: [{ op: o.learner ? 'addLearner' : 'addVoter', node: id }] } }, { timeoutMs: 20_000 });
+    await waitUntilUp(cd, added);
+    await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
+    await changeMembers(o.dir, cluster, 'addLearner', id);
   } catch (e) {
+    // Not a member (the change did not take effect): undo the provisioning.
     await stopNode(cd, id);
     throw e;
-  } finally {
-    await rpc.close();
   }
-  cd.write({ ...cluster, nodes: [...cluster.nodes, added] });
-  // Running nodes were told above; their config files must say it too, or a node restarted later (or down
-  // now) would not know where the new member is.
+  // From here on it is a member: whatever happens next, the cluster file and the configs must list it.
+  cd.write(withNew);
   warnConfigs(cd.setPeerAddress(cluster.nodes.map((n) => n.id), id, `${host}:${port}`));
+  if (!o.learner) {
+    if (!(await waitCaughtUp(withNew, id))) {
+      throw new CliError(`${id} joined as a learner but has not caught up within 60 s, so it was not made a voter; see ${cd.logFile(id)}`);
+    }
+    await changeMembers(o.dir, withNew, 'addVoter', id);
+  }
   if (o.json) console.log(JSON.stringify({ added: id, learner: o.learner === true, address: `${host}:${port}`, http: `${host}:${httpPort}` }));
   else console.log(`added ${id} as a ${o.learner ? 'learner' : 'voter'} at ${host}:${port} (http ${host}:${httpPort})`);
 }
@@ -196,12 +284,9 @@ export async function membersRemove(o: AdminOptions, id: string): Promise<void> 
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   cd.node(cluster, id);
-  const { rpc } = connect(o.dir);
-  try {
-    await rpc.request({ t: 'admin.members', change: { changes: [{ op: 'remove', node: id }] } }, { timeoutMs: 20_000 });
-  } finally {
-    await rpc.close();
-  }
+  // A leader that removes itself steps down once the change commits, which can lose the answer: the
+  // configuration tells whether it went through (changeMembers).
+  await changeMembers(o.dir, cluster, 'remove', id);
   await stopNode(cd, id);
   const rest = cluster.nodes.filter((n) => n.id !== id);
   cd.write({ ...cluster, nodes: rest });
