@@ -205,6 +205,32 @@ describe('consensus-cli: operating a running cluster', () => {
     }
   });
 
+  it('a node whose data directory was wiped is not started empty; it comes back as a new member', async () => {
+    const { rmSync } = await import('node:fs');
+    const d = tempDir();
+    try {
+      expect((await cli('start', '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      for (let i = 0; i < 5; i++) expect((await cli('put', `w${i}`, 'v', '--dir', d)).code).toBe(0);
+      expect((await cli('kill', 'n2', '--dir', d)).code).toBe(0);
+      rmSync(new ClusterDir(d).dataDir('n2'), { recursive: true, force: true });
+      // Started empty it would vote again and count for a majority without the entries it acknowledged.
+      const r = await cli('restart', 'n2', '--dir', d);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/n2: no stored state .* members remove n2 .* members add n2/);
+      expect(new ClusterDir(d).livePid('n2')).toBeUndefined();
+      expect((await cli('members', 'remove', 'n2', '--dir', d)).code).toBe(0);
+      expect((await cli('members', 'add', 'n2', '--dir', d)).code).toBe(0);
+      expect((await cli('put', 'after', 'v', '--dir', d)).code).toBe(0);
+      await waitFor('n2 to catch up', async () => {
+        const s = await statusOf(d);
+        const leaderApplied = s.nodes.find((n) => n.node === s.leader)?.applied;
+        return leaderApplied != null && s.nodes.find((n) => n.node === 'n2')?.applied === leaderApplied ? true : undefined;
+      });
+    } finally {
+      await cleanup(d);
+    }
+  });
+
   it('inspect exits 1 when it finds damage, as fsck does', async () => {
     const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
     const d = tempDir();

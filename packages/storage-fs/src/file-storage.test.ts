@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, CorruptLogError, StorageError, type LogEntry, type Logger } from '@consensus-kit/core';
 import { DirectoryLockedError } from './errors';
 import { openFileStorage } from './file-storage';
+import { inspect } from './inspect';
 import type { FileSystem, FsFile } from './file-system';
 import { MemoryFileSystem } from './memory-file-system';
 import { processIdentity } from './process-identity';
@@ -43,6 +44,31 @@ async function tempDir(): Promise<string> {
 }
 afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+describe('the hard state (term and vote)', () => {
+  it('a new directory is marked before its first entry, and a log whose hard state went missing is refused', async () => {
+    const dir = await tempDir();
+    const s = await openFileStorage(dir, { logger: quiet });
+    expect(s.initialState()).toEqual({}); // the marker is not a hard state
+    expect(await readdir(dir)).toContain('hardstate');
+    await s.close();
+    // Reopened with nothing written: still no hard state, and nothing to refuse.
+    const r = await openFileStorage(dir, { logger: quiet });
+    expect(r.initialState()).toEqual({});
+    await r.save({ hardState: Uint8Array.of(2, 1), entries: range(1, 5) });
+    await r.close();
+    const again = await openFileStorage(dir, { logger: quiet });
+    expect(again.initialState()).toEqual({ hardState: Uint8Array.of(2, 1) });
+    await again.close();
+    // Deleted (by hand, a bad restore): starting at term 0 with no vote could vote twice in one term.
+    await rm(join(dir, 'hardstate'));
+    const report = await inspect(dir);
+    expect(report.ok).toBe(false);
+    expect(report.problems.join('\n')).toMatch(/hardstate is missing/);
+    await expect(openFileStorage(dir, { logger: quiet })).rejects.toThrow(/term and vote are lost/);
+    await expect(openFileStorage(dir, { logger: quiet })).rejects.toSatisfy(StorageError.is);
+  });
 });
 
 describe('group commit', () => {

@@ -15,6 +15,8 @@ import {
   type Snapshot,
   type SnapshotMeta,
 } from '@consensus-kit/core';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState, encodeHardState, writeFileAtomic } from './atomic-file';
 import { nodeFileSystem, readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
 import { acquireLock, type DirectoryLock } from './lock';
@@ -1008,6 +1010,10 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
   const opened: FsFile[] = [];
   try {
     const recovered = await recover(fsys, dir, logger, options.allowTruncateCorruptTail === true, opened);
+    if ((await readWholeFile(fsys, fsys.join(dir, HARD_STATE_FILE))) === undefined) {
+      // A new directory: mark it before the first entry, so a hard state that goes missing later is noticed.
+      await writeFileAtomic(fsys, dir, HARD_STATE_FILE, (f) => f.write(encodeHardState(new Uint8Array(0)), 0));
+    }
     const storage = new FileStorage(
       fsys,
       dir,
@@ -1046,7 +1052,9 @@ async function recover(
 
   const hardStatePath = fsys.join(dir, HARD_STATE_FILE);
   const hardStateBytes = await readWholeFile(fsys, hardStatePath);
-  const hardState = hardStateBytes === undefined ? undefined : decodeHardState(hardStateBytes, hardStatePath);
+  const decoded = hardStateBytes === undefined ? undefined : decodeHardState(hardStateBytes, hardStatePath);
+  // An empty payload is the marker written when the directory was created: no term or vote stored yet.
+  const hardState = decoded !== undefined && decoded.length > 0 ? decoded : undefined;
 
   // The newest snapshot, verified end to end (chunk by chunk, so memory stays bounded).
   const snaps = names
@@ -1220,6 +1228,15 @@ async function recover(
       `the log starts at index ${ix.first} but no record says what came before it: a segment or snapshot is missing`,
     );
   }
+  if (hardStateBytes === undefined && (snapshotMeta !== undefined || ix.last > 0)) {
+    // The term and vote are written before any entry can be (an empty marker when the directory is made), so
+    // a log without them lost them: starting at term 0 with no vote could vote twice in one term, which
+    // Raft's safety rests on never happening (thesis 3.6, 3.8). Refuse rather than guess.
+    throw new StorageError(
+      `${hardStatePath} is missing, but the log holds entries up to ${ix.last}: this node's term and vote are lost. ` +
+        'Restore the file, or remove the node from the cluster and add it back with an empty data directory',
+    );
+  }
   opened.length = 0;
   return {
     state: { index: ix, segments, writeEnd, hardState, snapshotMeta, snapshotFile, snapshotPath },
@@ -1228,3 +1245,11 @@ async function recover(
 }
 
 
+
+/**
+ * Whether `dir` holds a node's stored state: its hard state file, which `openFileStorage` writes (empty at
+ * first) before the first entry. A directory without it never held a node, or lost what it held.
+ */
+export function hasStoredState(dir: string): boolean {
+  return existsSync(join(dir, HARD_STATE_FILE));
+}

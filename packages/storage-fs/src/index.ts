@@ -1,4 +1,4 @@
-export { FileStorage, openFileStorage, parseSegmentFileName, segmentFileName } from './file-storage';
+export { FileStorage, hasStoredState, openFileStorage, parseSegmentFileName, segmentFileName } from './file-storage';
 export type { FileStorageOptions, FileStorageStats } from './file-storage';
 export { DirectoryLockedError } from './errors';
 export { nodeFileSystem } from './file-system';

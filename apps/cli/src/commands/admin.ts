@@ -159,8 +159,12 @@ function warnConfigs(failed: string[]): void {
 /** Where `id` stands in the configuration of the leader a majority agrees on; `undefined` when no such leader answers. */
 async function memberRole(cluster: ClusterFile, id: NodeId): Promise<'voter' | 'learner' | 'none' | undefined> {
   const reports = await fetchReports(cluster);
-  const leader = agreedLeader(cluster, reports);
-  const config = reports.find((r) => r !== undefined && r.id === leader)?.status.config;
+  // The leader a majority follows; else (a member that just joined may not know the leader yet) the leader
+  // of the newest term that answers.
+  const agreed = agreedLeader(cluster, reports);
+  const leaders = reports.filter((r): r is NodeReport => r !== undefined && r.status.role === 'leader');
+  const newest = leaders.sort((a, b) => b.status.term - a.status.term)[0];
+  const config = (reports.find((r) => r !== undefined && r.id === agreed) ?? newest)?.status.config;
   if (config === undefined) return undefined;
   return config.voters.includes(id) ? 'voter' : config.learners.includes(id) ? 'learner' : 'none';
 }
@@ -172,15 +176,22 @@ async function memberRole(cluster: ClusterFile, id: NodeId): Promise<'voter' | '
  */
 async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' | 'addLearner' | 'remove', id: NodeId): Promise<void> {
   const want = op === 'addVoter' ? 'voter' : op === 'addLearner' ? 'learner' : 'none';
-  const { rpc } = connect(dir);
   let failure: unknown;
-  try {
-    await rpc.request({ t: 'admin.members', change: { changes: [{ op, node: id }] } }, { timeoutMs: 20_000 });
-    return;
-  } catch (e) {
-    failure = e;
-  } finally {
-    await rpc.close();
+  // Refusals that say the change was not made (no leader yet, say, after the leader was killed) are tried
+  // again until a leader takes it.
+  for (const until = Date.now() + 20_000; ; ) {
+    const { rpc } = connect(dir);
+    try {
+      await rpc.request({ t: 'admin.members', change: { changes: [{ op, node: id }] } }, { timeoutMs: Math.max(1000, until - Date.now()) });
+      return;
+    } catch (e) {
+      failure = e;
+    } finally {
+      await rpc.close();
+    }
+    const refused = (failure as { code?: string }).code;
+    if ((refused !== 'NOT_LEADER' && refused !== 'PROPOSAL_DROPPED') || Date.now() > until) break;
+    await sleep(200);
   }
   const code = (failure as { code?: string }).code;
   if (code !== 'LEADERSHIP_LOST' && code !== 'TIMEOUT' && code !== 'TRANSPORT') throw failure;

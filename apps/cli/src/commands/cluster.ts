@@ -4,6 +4,7 @@ import { relative } from 'node:path';
 import pc from 'picocolors';
 import type { NodeId } from '@consensus-kit/core';
 import { ClusterDir, type ClusterFile } from '../cluster-file';
+import { hasStoredState } from '@consensus-kit/storage-fs';
 import type { NodeConfig } from '../config';
 import { CliError } from '../errors';
 import { PROTOCOLS } from '../protocols';
@@ -85,10 +86,13 @@ export async function start(o: StartOptions): Promise<void> {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSignal);
   try {
-    for (const n of cluster.nodes) spawnNode(cd, n.id);
+    // A node that lost its data stays down (see refuseLostState); the rest can still elect a leader.
+    const lost = lostState(cd, cluster);
+    if (lost.length > 0) console.error(`warning: not starting ${lostMessage(cd, lost)}`);
+    for (const n of cluster.nodes) if (!lost.includes(n.id)) spawnNode(cd, n.id);
     let leader: NodeId;
     try {
-      leader = await waitForLeader(cd, cluster, undefined, interrupted.signal);
+      leader = await waitForLeader(cd, lost.length > 0 ? { ...cluster, nodes: cluster.nodes.filter((n) => !lost.includes(n.id)) } : cluster, undefined, interrupted.signal);
     } catch (e) {
       if (interrupted.signal.aborted) say(o, 'interrupted: stopping the nodes...');
       await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id, 'SIGTERM', 3000)));
@@ -200,6 +204,7 @@ export async function restart(o: { dir: string; json?: boolean }, id: string): P
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   const n = cd.node(cluster, id);
+  refuseLostState(cd, cluster, [id]);
   await stopNode(cd, id);
   // A process that was just killed can take a moment to let go of its sockets.
   for (let tries = 0; ; tries++) {
@@ -249,4 +254,31 @@ function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * Refuses to start a node whose data directory lost its state (deleted, or restored without it) while the
+ * cluster has run: started empty it would vote again in terms it already voted in, and count for a majority
+ * it no longer holds the entries of (Raft assumes stable storage, thesis 3.8). It rejoins as a new member.
+ */
+function refuseLostState(cd: ClusterDir, cluster: ClusterFile, ids: readonly NodeId[]): void {
+  const lost = lostState(cd, cluster).filter((id) => ids.includes(id));
+  if (lost.length > 0) throw new CliError(`cannot start ${lostMessage(cd, lost)}`);
+}
+
+/** The nodes without stored state, when others have theirs (in a new cluster every node starts empty). */
+function lostState(cd: ClusterDir, cluster: ClusterFile): NodeId[] {
+  const has = (id: NodeId) => hasStoredState(cd.dataDir(id));
+  if (!cluster.nodes.some((n) => has(n.id))) return [];
+  return cluster.nodes.filter((n) => !has(n.id)).map((n) => n.id);
+}
+
+function lostMessage(cd: ClusterDir, lost: readonly NodeId[]): string {
+  const x = lost[0] as NodeId;
+  const dir = display(cd.dir);
+  return (
+    `${lost.join(', ')}: no stored state in ${display(cd.dataDir(x))}${lost.length > 1 ? ' and the others' : ''}, though the cluster has run. ` +
+    `Its log and vote are lost, and started empty it could undo acknowledged writes. Bring it back as a new member: ` +
+    `consensus-cli members remove ${x} --dir ${dir} && consensus-cli members add ${x} --dir ${dir}`
+  );
 }
