@@ -58,6 +58,24 @@ function optionalInt(file: string, v: unknown, what: string, min: number, max = 
   return v;
 }
 
+const KNOWN_FIELDS = [
+  'clusterId',
+  'id',
+  'protocol',
+  'dataDir',
+  'listen',
+  'http',
+  'peers',
+  'join',
+  'tickMs',
+  'electionTicks',
+  'heartbeatTicks',
+  'secret',
+  'snapshotEvery',
+  'blockingWrites',
+  'logLevel',
+];
+
 /** Parses and validates a node config; every problem is a `ConfigError` naming the file and the field. */
 export function parseNodeConfig(text: string, file: string): NodeConfig {
   let raw: unknown;
@@ -68,6 +86,9 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, 'must be a JSON object');
   const c = raw as Record<string, unknown>;
+  // A misspelt field (`snapshotevery`) would otherwise be dropped without a word and its default used.
+  const unknown = Object.keys(c).filter((k) => !KNOWN_FIELDS.includes(k));
+  if (unknown.length > 0) fail(file, `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${KNOWN_FIELDS.join(', ')})`);
   if (typeof c.clusterId !== 'string' || c.clusterId.length === 0) fail(file, 'clusterId must be a non-empty string');
   try {
     assertNodeId(c.id, 'id');

@@ -144,6 +144,11 @@ describe('consensus-cli: bad input gets one line and a non-zero exit, and writes
     const r4 = await cli('node', '--config', file);
     expect(r4.code).toBe(1);
     expect(r4.err).toMatch(/tickMs must be an integer from 1 to 60000/);
+    // A misspelt field is refused, not dropped in favour of its default.
+    writeFileSync(file, JSON.stringify({ clusterId: 'x', id: 'n1', protocol: 'raft', dataDir: 'data', listen: { host: '127.0.0.1', port: 1 }, http: { host: '127.0.0.1', port: 2 }, peers: { n1: '127.0.0.1:1' }, snapshotevery: 5 }));
+    const r5 = await cli('node', '--config', file);
+    expect(r5.code).toBe(1);
+    expect(r5.err).toMatch(/unknown field "snapshotevery"/);
     // A cluster file that lists a node twice, or none, is refused by every command.
     writeFileSync(`${d}/cluster.json`, JSON.stringify({ version: 1, clusterId: 'x', protocol: 'raft', nodes: [{ id: 'n1', host: '127.0.0.1', port: 9001, httpPort: 9101 }, { id: 'n1', host: '127.0.0.1', port: 9002, httpPort: 9102 }] }));
     const dup = await cli('start', '--dir', d, '--detach');
