@@ -25,6 +25,9 @@ export interface ClusterFile {
 
 export const CLUSTER_FILE = 'cluster.json';
 
+/** A node id the CLI accepts: it names the node's directory, so it cannot be `.`, `..` or hidden. */
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 export class ClusterDir {
   readonly dir: string;
   constructor(dir: string) {
@@ -73,7 +76,7 @@ export class ClusterDir {
     if (c.nodes.length === 0) throw bad('it lists no nodes');
     const seen = new Set<string>();
     for (const n of c.nodes) {
-      if (typeof n?.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(n.id)) throw bad(`node id ${JSON.stringify(n?.id)} is not valid`);
+      if (typeof n?.id !== 'string' || !NODE_ID.test(n.id)) throw bad(`node id ${JSON.stringify(n?.id)} is not valid`);
       if (seen.has(n.id)) throw bad(`node ${n.id} is listed twice`);
       seen.add(n.id);
       for (const port of [n.port, n.httpPort]) {

@@ -402,24 +402,20 @@ function remoteError(e: Record<string, unknown>): Error {
   const message = typeof e.message === 'string' ? e.message.slice(0, 2000) : 'remote error';
   if (code === ErrorCode.NOT_LEADER) return new NotLeaderError(typeof e.leaderHint === 'string' ? e.leaderHint : undefined, message);
   const text = `remote: ${message}`;
-  // The same classes as a local error of that code where one can be made from a message, so `instanceof`
-  // works as well as `InvalidArgumentError.is(e)`; other codes keep the base class (their fields are not sent).
-  switch (code) {
-    case ErrorCode.INVALID_ARGUMENT:
-      return new InvalidArgumentError(text);
-    case ErrorCode.CONFIG:
-      return new ConfigError(text);
-    case ErrorCode.MALFORMED_MESSAGE:
-      return new MalformedMessageError(text);
-    case ErrorCode.TRANSPORT:
-      return new TransportError(text);
-    case ErrorCode.STOPPED:
-      return new StoppedError(text);
-    case ErrorCode.LEADERSHIP_LOST:
-      return new LeadershipLostError(text);
-    case ErrorCode.INVARIANT:
-      return new InvariantError(text);
-    default:
-      return new ConsensusError(code, text);
-  }
+  const Class = BY_CODE[code];
+  return Class === undefined ? new ConsensusError(code, text) : new Class(text);
 }
+
+/**
+ * The local class of each code whose error can be made from a message alone, so a remote error passes
+ * `instanceof` as well as `InvalidArgumentError.is(e)`; other codes keep the base class (their fields are not sent).
+ */
+const BY_CODE: Partial<Record<ErrorCode, new (message: string) => ConsensusError>> = {
+  [ErrorCode.INVALID_ARGUMENT]: InvalidArgumentError,
+  [ErrorCode.CONFIG]: ConfigError,
+  [ErrorCode.MALFORMED_MESSAGE]: MalformedMessageError,
+  [ErrorCode.TRANSPORT]: TransportError,
+  [ErrorCode.STOPPED]: StoppedError,
+  [ErrorCode.LEADERSHIP_LOST]: LeadershipLostError,
+  [ErrorCode.INVARIANT]: InvariantError,
+};

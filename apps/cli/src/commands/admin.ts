@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
 import { createRpcClient } from '@consensus-kit/transport-tcp';
-import { ClusterDir, type ClusterFile, type ClusterNode } from '../cluster-file';
+import { ClusterDir, NODE_ID, type ClusterFile, type ClusterNode } from '../cluster-file';
 import { connect } from '../connect';
 import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
@@ -257,7 +257,7 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
     else console.log(`promoted ${id} from learner to voter`);
     return;
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`, 2);
+  if (!NODE_ID.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`, 2);
   const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
   const host = cluster.nodes[0]!.host;
   const { port, httpPort } = await portsFor(cd, id, host, cluster.nodes);
