@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptLogError, seededRandom, type LogEntry } from '@consensus-kit/core';
 import { openFileStorage } from './file-storage';
+import { inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
 
 /**
@@ -117,5 +118,17 @@ describe('disk corruption is always detected', () => {
     expect((err as CorruptLogError).file).toBe(first);
     expect((err as CorruptLogError).offset).toBe(40);
     expect((err as CorruptLogError).message).toContain('header checksum');
+  });
+
+  it('a missing snapshot under a compacted log is refused, not read as an empty history', async () => {
+    const { fs } = await buildDirectory();
+    const snap = fs.listFiles().find((p) => p.endsWith('.snap')) as string;
+    await fs.unlink(snap);
+    const err = await openFileStorage('/data', { fileSystem: fs, logger: quiet }).catch((e: unknown) => e);
+    expect(CorruptLogError.is(err)).toBe(true);
+    expect((err as Error).message).toMatch(/compacted through 40, but no snapshot is present/);
+    const report = await inspect('/data', { fileSystem: fs });
+    expect(report.ok).toBe(false);
+    expect(report.problems.join('\n')).toMatch(/no snapshot is present/);
   });
 });

@@ -1220,6 +1220,11 @@ async function recover(
         `the log is compacted through ${ix.base}, past the latest snapshot ${s.index}: entries are lost`,
       );
     }
+  } else if (replayer.resolved && ix.base > 0) {
+    throw new CorruptLogError(
+      { file: segments[0]?.path ?? dir, offset: 0, lastGoodIndex: ix.base },
+      `the log is compacted through ${ix.base}, but no snapshot is present: the snapshot file is missing`,
+    );
   }
   if (!replayer.resolved) {
     const first = segments[0];

@@ -197,6 +197,9 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
     const covered = report.snapshots.some((s) => s.ok && s.index >= ix.base);
     if (!covered) problems.push(`the log starts at index ${ix.first} but nothing records what came before it`);
   }
+  if (replayer.resolved && ix.base > 0 && !report.snapshots.some((s) => s.ok)) {
+    problems.push(`the log is compacted through ${ix.base}, but no snapshot is present; the next open refuses to start`);
+  }
   if (hsBytes === undefined && (ix.last > 0 || report.snapshots.length > 0)) {
     problems.push(`${HARD_STATE_FILE} is missing, but the log holds entries up to ${ix.last}: the node's term and vote are lost; the next open refuses to start`);
   }
