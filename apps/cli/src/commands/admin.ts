@@ -6,7 +6,7 @@ import { connect } from '../connect';
 import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
-import type { NodeId } from '@consensus-kit/core';
+import { ErrorCode, type NodeId } from '@consensus-kit/core';
 import { agreedLeader, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, tail } from '../supervisor';
 
 interface AdminOptions {
@@ -190,11 +190,11 @@ async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' |
       await rpc.close();
     }
     const refused = (failure as { code?: string }).code;
-    if ((refused !== 'NOT_LEADER' && refused !== 'PROPOSAL_DROPPED') || Date.now() > until) break;
+    if ((refused !== ErrorCode.NOT_LEADER && refused !== ErrorCode.PROPOSAL_DROPPED) || Date.now() > until) break;
     await sleep(200);
   }
   const code = (failure as { code?: string }).code;
-  if (code !== 'LEADERSHIP_LOST' && code !== 'TIMEOUT' && code !== 'TRANSPORT') throw failure;
+  if (code !== ErrorCode.LEADERSHIP_LOST && code !== ErrorCode.TIMEOUT && code !== ErrorCode.TRANSPORT) throw failure;
   const deadline = Date.now() + 15_000;
   for (;;) {
     const role = await memberRole(cluster, id);
@@ -208,10 +208,10 @@ async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' |
 }
 
 /** Waits until `id` answers its /status, or fails with the reason it exited. */
-async function waitUntilUp(cd: ClusterDir, node: ClusterNode, timeoutMs = 20_000): Promise<void> {
+async function waitUntilUp(cd: ClusterDir, cluster: ClusterFile, node: ClusterNode, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await fetchReports({ version: 1, clusterId: '', protocol: '', nodes: [node] }))[0] !== undefined) return;
+    if ((await fetchReports({ ...cluster, nodes: [node] }))[0] !== undefined) return;
     if (cd.livePid(node.id) === undefined) {
       const reason = tail(cd.logFile(node.id)).trim().split('\n').at(-1);
       throw new CliError(`${node.id} exited before it joined${reason ? `: ${reason}` : ''} (see ${cd.logFile(node.id)})`);
@@ -269,7 +269,7 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   const withNew: ClusterFile = { ...cluster, nodes: [...cluster.nodes, added] };
   spawnNode(cd, id);
   try {
-    await waitUntilUp(cd, added);
+    await waitUntilUp(cd, cluster, added);
     await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
     await changeMembers(o.dir, cluster, 'addLearner', id);
   } catch (e) {
