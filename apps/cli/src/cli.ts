@@ -91,7 +91,13 @@ export function createProgram(): Command {
     .addOption(dir())
     .addOption(json())
     .action((id, o) => membersAdd(o, id));
-  members.command('remove <node>').description('remove a member through a membership change and stop it').addOption(dir()).addOption(json()).action((id, o) => membersRemove(o, id));
+  members
+    .command('remove <node>')
+    .description('remove a member through a membership change and stop it')
+    .option('--force', 'remove it even if the voters left running would not be a majority')
+    .addOption(dir())
+    .addOption(json())
+    .action((id, o) => membersRemove(o, id));
 
   program.command('inspect <node>').description("verify and describe a node's data directory").addOption(dir()).addOption(json()).action((id, o) => inspectNode(o, id));
   program

@@ -75,12 +75,17 @@ export class ClusterDir {
     const bad = (why: string) => new CliError(`${this.file}: ${why}`);
     if (c.nodes.length === 0) throw bad('it lists no nodes');
     const seen = new Set<string>();
+    const ports = new Map<string, string>();
     for (const n of c.nodes) {
       if (typeof n?.id !== 'string' || !NODE_ID.test(n.id)) throw bad(`node id ${JSON.stringify(n?.id)} is not valid`);
       if (seen.has(n.id)) throw bad(`node ${n.id} is listed twice`);
       seen.add(n.id);
       for (const port of [n.port, n.httpPort]) {
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`node ${n.id} has an invalid port ${JSON.stringify(port)}`);
+        const at = `${n.host}:${port}`;
+        const other = ports.get(at);
+        if (other !== undefined) throw bad(`nodes ${other} and ${n.id} both use ${at}`);
+        ports.set(at, n.id);
       }
     }
     return c;

@@ -216,7 +216,7 @@ describe('consensus-cli: operating a running cluster', () => {
       // Started empty it would vote again and count for a majority without the entries it acknowledged.
       const r = await cli('restart', 'n2', '--dir', d);
       expect(r.code).toBe(1);
-      expect(r.err).toMatch(/n2: no stored state .* members remove n2 .* members add n2/);
+      expect(r.err).toMatch(/n2: no term and vote stored .* members remove n2 .* members add n2/);
       expect(new ClusterDir(d).livePid('n2')).toBeUndefined();
       expect((await cli('members', 'remove', 'n2', '--dir', d)).code).toBe(0);
       expect((await cli('members', 'add', 'n2', '--dir', d)).code).toBe(0);
@@ -226,6 +226,37 @@ describe('consensus-cli: operating a running cluster', () => {
         const leaderApplied = s.nodes.find((n) => n.node === s.leader)?.applied;
         return leaderApplied != null && s.nodes.find((n) => n.node === 'n2')?.applied === leaderApplied ? true : undefined;
       });
+    } finally {
+      await cleanup(d);
+    }
+  });
+
+  it('refuses a removal that would cost the majority, and a second membership change while one runs', async () => {
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    const d = tempDir();
+    try {
+      expect((await cli('start', '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      expect((await cli('kill', 'n3', '--dir', d)).code).toBe(0);
+      // With n3 down, {n1, n3} would have one voter running of two: the cluster would stop.
+      const r = await cli('members', 'remove', 'n2', '--dir', d);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/removing n2 would leave 2 voters of which only 1 run \(n3 is down\)/);
+      expect((await cli('put', 'still', 'up', '--dir', d)).code).toBe(0);
+      // Removing the node that is down is how to shrink around it.
+      expect((await cli('members', 'remove', 'n3', '--dir', d)).code).toBe(0);
+      expect((await cli('put', 'two', 'left', '--dir', d)).code).toBe(0);
+      // Another change in progress (its process alive): refused at once, the cluster untouched.
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+      try {
+        writeFileSync(`${d}/members.lock`, String(other.pid));
+        const busy = await cli('members', 'add', 'n4', '--dir', d);
+        expect(busy.code).toBe(1);
+        expect(busy.err).toMatch(/another membership change is in progress/);
+        expect(new ClusterDir(d).read().nodes.map((n) => n.id)).toEqual(['n1', 'n2']);
+      } finally {
+        other.kill();
+      }
     } finally {
       await cleanup(d);
     }

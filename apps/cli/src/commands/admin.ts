@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
 import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { ClusterDir, NODE_ID, type ClusterFile, type ClusterNode } from '../cluster-file';
@@ -7,7 +8,7 @@ import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
 import { ErrorCode, type NodeId } from '@consensus-kit/core';
-import { agreedLeader, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, tail } from '../supervisor';
+import { agreedLeader, alive, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, tail } from '../supervisor';
 
 interface AdminOptions {
   dir: string;
@@ -156,6 +157,23 @@ function warnConfigs(failed: string[]): void {
   if (failed.length > 0) console.error(`warning: could not update the peers of ${failed.join('; ')}`);
 }
 
+/**
+ * One membership change at a time per cluster directory: two at once would pick the same ports and write the
+ * cluster file over each other. The lock file holds the pid; a lock whose process is gone is taken over.
+ */
+function lockMembership(cd: ClusterDir): () => void {
+  const file = join(cd.dir, 'members.lock');
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const holder = Number(readFileSync(file, 'utf8').trim());
+    if (holder !== process.pid && alive(holder)) throw new CliError(`another membership change is in progress (pid ${holder}); try again when it is done`);
+    writeFileSync(file, String(process.pid));
+  }
+  return () => rmSync(file, { force: true });
+}
+
 /** Where `id` stands in the configuration of the leader a majority agrees on; `undefined` when no such leader answers. */
 async function memberRole(cluster: ClusterFile, id: NodeId): Promise<'voter' | 'learner' | 'none' | undefined> {
   const reports = await fetchReports(cluster);
@@ -247,6 +265,16 @@ async function waitCaughtUp(cluster: ClusterFile, id: NodeId, timeoutMs = 60_000
  */
 export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
+  cd.read();
+  const unlock = lockMembership(cd);
+  try {
+    await addMember(cd, o, id);
+  } finally {
+    unlock();
+  }
+}
+
+async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }, id: string): Promise<void> {
   const cluster = cd.read();
   if (cluster.nodes.some((n) => n.id === id)) {
     // A learner of this cluster is promoted (etcd's `member promote`), once it has caught up.
@@ -290,11 +318,49 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   else console.log(`added ${id} as a ${o.learner ? 'learner' : 'voter'} at ${host}:${port} (http ${host}:${httpPort})`);
 }
 
+/**
+ * Refuses a removal after which the voters still running would not be a majority of the voters left: the
+ * configuration takes effect when its entry is appended (Raft thesis 4.1), so the change itself could not
+ * commit, and the cluster would stop until the missing voters came back (etcd's strict reconfiguration check).
+ */
+async function refuseQuorumLoss(cluster: ClusterFile, id: NodeId, force: boolean): Promise<void> {
+  if (force) return;
+  const reports = await fetchReports(cluster);
+  const leader = agreedLeader(cluster, reports);
+  const config = reports.find((r) => r !== undefined && r.id === leader)?.status.config;
+  if (config === undefined || !config.voters.includes(id)) return; // no leader to ask, or a learner: nothing to lose
+  const left = config.voters.filter((v) => v !== id);
+  let running = left.filter((v) => reports.some((r) => r?.id === v));
+  // A busy node can be slow to answer: ask the silent ones twice more before calling them down.
+  for (let tries = 0; tries < 2 && running.length <= left.length / 2; tries++) {
+    await sleep(300);
+    const again = await fetchReports(cluster);
+    running = left.filter((v) => again.some((r) => r?.id === v) || running.includes(v));
+  }
+  if (running.length > left.length / 2) return;
+  const down = left.filter((v) => !running.includes(v));
+  throw new CliError(
+    `removing ${id} would leave ${left.length} voters of which only ${running.length} run (${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} down): ` +
+      `the cluster would lose its majority. Bring ${down.join(', ')} back first, or pass --force`,
+  );
+}
+
 /** `members remove <id>`: removes a member through the log, then stops its process. */
-export async function membersRemove(o: AdminOptions, id: string): Promise<void> {
+export async function membersRemove(o: AdminOptions & { force?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
+  cd.read();
+  const unlock = lockMembership(cd);
+  try {
+    await removeMember(cd, o, id);
+  } finally {
+    unlock();
+  }
+}
+
+async function removeMember(cd: ClusterDir, o: AdminOptions & { force?: boolean }, id: string): Promise<void> {
   const cluster = cd.read();
   cd.node(cluster, id);
+  await refuseQuorumLoss(cluster, id, o.force === true);
   // A leader that removes itself steps down once the change commits, which can lose the answer: the
   // configuration tells whether it went through (changeMembers).
   await changeMembers(o.dir, cluster, 'remove', id);

@@ -277,8 +277,8 @@ function lostMessage(cd: ClusterDir, lost: readonly NodeId[]): string {
   const x = lost[0] as NodeId;
   const dir = display(cd.dir);
   return (
-    `${lost.join(', ')}: no stored state in ${display(cd.dataDir(x))}${lost.length > 1 ? ' and the others' : ''}, though the cluster has run. ` +
-    `Its log and vote are lost, and started empty it could undo acknowledged writes. Bring it back as a new member: ` +
-    `consensus-cli members remove ${x} --dir ${dir} && consensus-cli members add ${x} --dir ${dir}`
+    `${lost.join(', ')}: no term and vote stored in ${display(cd.dataDir(x))}${lost.length > 1 ? ' and the others' : ''}, though the cluster has run. ` +
+    `Its stored state is lost or damaged, and started without it it could undo acknowledged writes. Bring it back as a new member: ` +
+    `consensus-cli members remove ${x} --dir ${dir}, move ${display(cd.dataDir(x))} aside if it is still there, then consensus-cli members add ${x} --dir ${dir}`
   );
 }
