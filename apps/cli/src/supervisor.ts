@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { NodeId } from '@consensus-kit/core';
 import { alive, type ClusterDir, type ClusterFile, type ClusterNode } from './cluster-file';
@@ -124,6 +124,35 @@ export async function waitForLeader(cd: ClusterDir, c: ClusterFile, timeoutMs = 
     await sleep(100);
   }
   throw new CliError(`no leader was elected within ${Math.round(timeoutMs / 1000)} s; see the logs in ${cd.dir}/<node>/node.log`);
+}
+
+/** The last line `file` gained after it was `from` bytes long (what a node just logged), if any. */
+export function lastLineSince(file: string, from: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.max(from, size - 64 * 1024);
+    const buf = Buffer.alloc(Math.max(0, size - start));
+    readSync(fd, buf, 0, buf.length, start);
+    const line = buf.toString('utf8').trim().split('\n').at(-1);
+    return line === undefined || line === '' ? undefined : line;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The size of `file` now (0 when it does not exist): where the next run's lines start. */
+export function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 export function tail(file: string, bytes = 2000): string {

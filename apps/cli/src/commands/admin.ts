@@ -8,7 +8,7 @@ import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
 import { ErrorCode, type NodeId } from '@consensus-kit/core';
-import { agreedLeader, alive, checkPortsFree, fetchReports, sleep, spawnNode, stopNode, tail } from '../supervisor';
+import { agreedLeader, alive, checkPortsFree, fetchReports, lastLineSince, sizeOf, sleep, spawnNode, stopNode } from '../supervisor';
 
 interface AdminOptions {
   dir: string;
@@ -219,19 +219,19 @@ async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' |
     if (role === want) return;
     if (role !== undefined || Date.now() > deadline) {
       const where = role === undefined ? 'no leader answered to tell whether it took effect' : `${id} is ${role === 'none' ? 'not a member' : `a ${role}`}`;
-      throw new CliError(`${(failure as Error).message}; ${where}`);
+      throw Object.assign(new CliError(`${(failure as Error).message}; ${where}`), { unknownOutcome: role === undefined });
     }
     await sleep(200);
   }
 }
 
 /** Waits until `id` answers its /status, or fails with the reason it exited. */
-async function waitUntilUp(cd: ClusterDir, cluster: ClusterFile, node: ClusterNode, timeoutMs = 20_000): Promise<void> {
+async function waitUntilUp(cd: ClusterDir, cluster: ClusterFile, node: ClusterNode, logFrom: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if ((await fetchReports({ ...cluster, nodes: [node] }))[0] !== undefined) return;
     if (cd.livePid(node.id) === undefined) {
-      const reason = tail(cd.logFile(node.id)).trim().split('\n').at(-1);
+      const reason = lastLineSince(cd.logFile(node.id), logFrom);
       throw new CliError(`${node.id} exited before it joined${reason ? `: ${reason}` : ''} (see ${cd.logFile(node.id)})`);
     }
     await sleep(100);
@@ -267,14 +267,44 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   const cd = new ClusterDir(o.dir);
   cd.read();
   const unlock = lockMembership(cd);
+  const progress: AddProgress = { phase: 'provisioning' };
+  // Ctrl-C (or a kill, or a closed terminal) must not leave a node process that nothing tracks.
+  const onSignal = () => void interruptAdd(cd, id, progress, unlock);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, onSignal);
   try {
-    await addMember(cd, o, id);
+    await addMember(cd, o, id, progress);
   } finally {
+    for (const sig of signals) process.off(sig, onSignal);
     unlock();
   }
 }
 
-async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }, id: string): Promise<void> {
+interface AddProgress {
+  /** provisioning: not proposed yet; proposing: the learner change was sent; member: it took effect. */
+  phase: 'provisioning' | 'proposing' | 'member';
+  /** Writes the new node into the cluster file and every config. */
+  record?: () => void;
+}
+
+async function interruptAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, unlock: () => void): Promise<void> {
+  if (progress.phase === 'member') {
+    console.error(`interrupted: ${id} is a learner of the cluster; \`consensus-cli members add ${id}\` promotes it`);
+  } else {
+    await stopNode(cd, id, 'SIGTERM', 3000);
+    if (progress.phase === 'proposing') {
+      // The change may still commit: keep the node on record, so `members remove` can take it out.
+      progress.record?.();
+      console.error(`interrupted while ${id} was being added: it may have become a learner. It is stopped and recorded; \`consensus-cli members list\` tells, \`consensus-cli members remove ${id}\` takes it out`);
+    } else {
+      console.error(`interrupted: ${id} was not added, and its process is stopped`);
+    }
+  }
+  unlock();
+  process.exit(130);
+}
+
+async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }, id: string, progress: AddProgress): Promise<void> {
   const cluster = cd.read();
   if (cluster.nodes.some((n) => n.id === id)) {
     // A learner of this cluster is promoted (etcd's `member promote`), once it has caught up.
@@ -295,19 +325,29 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
   writeFileSync(cd.configFile(id), `${JSON.stringify(config, null, 2)}\n`);
   const added: ClusterNode = { id, host, port, httpPort };
   const withNew: ClusterFile = { ...cluster, nodes: [...cluster.nodes, added] };
+  const logFrom = sizeOf(cd.logFile(id));
   spawnNode(cd, id);
+  progress.record = () => {
+    cd.write(withNew);
+    warnConfigs(cd.setPeerAddress(cluster.nodes.map((n) => n.id), id, `${host}:${port}`));
+  };
   try {
-    await waitUntilUp(cd, cluster, added);
+    await waitUntilUp(cd, cluster, added, logFrom);
     await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
+    progress.phase = 'proposing';
     await changeMembers(o.dir, cluster, 'addLearner', id);
   } catch (e) {
-    // Not a member (the change did not take effect): undo the provisioning.
+    // Not a member (the change did not take effect): undo the provisioning. When no leader could say whether
+    // it took effect, it may still commit: keep the (stopped) node on record, so `members remove` reaches it.
+    const unknown = progress.phase === 'proposing' && (e as { unknownOutcome?: boolean }).unknownOutcome === true;
+    progress.phase = 'provisioning';
     await stopNode(cd, id);
+    if (unknown) progress.record();
     throw e;
   }
   // From here on it is a member: whatever happens next, the cluster file and the configs must list it.
-  cd.write(withNew);
-  warnConfigs(cd.setPeerAddress(cluster.nodes.map((n) => n.id), id, `${host}:${port}`));
+  progress.record();
+  progress.phase = 'member';
   if (!o.learner) {
     if (!(await waitCaughtUp(withNew, id))) {
       throw new CliError(`${id} joined as a learner but has not caught up within 60 s, so it was not made a voter; see ${cd.logFile(id)}`);
