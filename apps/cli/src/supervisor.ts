@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { NodeId } from '@consensus-kit/core';
 import { alive, type ClusterDir, type ClusterFile, type ClusterNode } from './cluster-file';
@@ -21,8 +21,12 @@ export function nodeCommand(): string[] {
 }
 
 /** Starts one node process, detached, logging to `<dir>/<id>/node.log`; records its pid. */
+/** Where each node's log stood when this process last spawned it: what it logged since is this run's. */
+const logStarts = new Map<string, number>();
+
 export function spawnNode(cd: ClusterDir, id: NodeId): number {
   mkdirSync(cd.nodeDir(id), { recursive: true });
+  logStarts.set(cd.logFile(id), sizeOf(cd.logFile(id)));
   const log = openSync(cd.logFile(id), 'a');
   const [cmd, ...args] = nodeCommand();
   const child = spawn(cmd as string, [...args, 'node', '--config', cd.configFile(id)], {
@@ -115,10 +119,9 @@ export async function waitForLeader(cd: ClusterDir, c: ClusterFile, timeoutMs = 
     const leader = agreedLeader(c, await fetchReports(c));
     if (leader !== undefined) return leader;
     for (const n of c.nodes) {
-      if (cd.livePid(n.id) === undefined && tail(cd.logFile(n.id)).length > 0) {
+      if (cd.livePid(n.id) === undefined && exitReason(cd, n.id) !== undefined) {
         // A node died during start: no point waiting for the timeout.
-        const reason = tail(cd.logFile(n.id)).trim().split('\n').at(-1) ?? 'exited';
-        throw new CliError(`node ${n.id} exited during start: ${reason}`);
+        throw new CliError(`node ${n.id} exited during start: ${exitReason(cd, n.id)}`);
       }
     }
     await sleep(100);
@@ -126,8 +129,9 @@ export async function waitForLeader(cd: ClusterDir, c: ClusterFile, timeoutMs = 
   throw new CliError(`no leader was elected within ${Math.round(timeoutMs / 1000)} s; see the logs in ${cd.dir}/<node>/node.log`);
 }
 
-/** The last line `file` gained after it was `from` bytes long (what a node just logged), if any. */
-export function lastLineSince(file: string, from: number): string | undefined {
+/** The last line node `id` logged since this process spawned it (why it exited, when it did), if any. */
+export function exitReason(cd: ClusterDir, id: NodeId): string | undefined {
+  const file = cd.logFile(id);
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -136,7 +140,7 @@ export function lastLineSince(file: string, from: number): string | undefined {
   }
   try {
     const size = fstatSync(fd).size;
-    const start = Math.max(from, size - 64 * 1024);
+    const start = Math.max(logStarts.get(file) ?? 0, size - 64 * 1024);
     const buf = Buffer.alloc(Math.max(0, size - start));
     readSync(fd, buf, 0, buf.length, start);
     const line = buf.toString('utf8').trim().split('\n').at(-1);
@@ -147,7 +151,7 @@ export function lastLineSince(file: string, from: number): string | undefined {
 }
 
 /** The size of `file` now (0 when it does not exist): where the next run's lines start. */
-export function sizeOf(file: string): number {
+function sizeOf(file: string): number {
   try {
     return statSync(file).size;
   } catch {
@@ -155,11 +159,3 @@ export function sizeOf(file: string): number {
   }
 }
 
-export function tail(file: string, bytes = 2000): string {
-  try {
-    const text = readFileSync(file, 'utf8');
-    return text.slice(-bytes);
-  } catch {
-    return '';
-  }
-}

@@ -9,7 +9,7 @@ import type { NodeConfig } from '../config';
 import { CliError } from '../errors';
 import { PROTOCOLS } from '../protocols';
 import { outputFor, renderStatusTable, statusRows } from '../render';
-import { agreedLeader, checkPortsFree, fetchReports, lastLineSince, sizeOf, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
+import { agreedLeader, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
 
 export interface StartOptions {
   dir: string;
@@ -216,7 +216,6 @@ export async function restart(o: { dir: string; json?: boolean }, id: string): P
       await sleep(100);
     }
   }
-  const logFrom = sizeOf(cd.logFile(id));
   const pid = spawnNode(cd, id);
   // Wait until it answers, so the next command sees it; a node that exits says why in its log.
   const deadline = Date.now() + 15_000;
@@ -225,7 +224,7 @@ export async function restart(o: { dir: string; json?: boolean }, id: string): P
     up = (await fetchReports({ ...cluster, nodes: [n] }))[0] !== undefined;
     if (up) break;
     if (cd.livePid(id) === undefined) {
-      const reason = lastLineSince(cd.logFile(id), logFrom);
+      const reason = exitReason(cd, id);
       throw new CliError(`node ${id} exited during restart${reason ? `: ${reason}` : ''} (see ${cd.logFile(id)})`);
     }
     await sleep(100);
