@@ -237,6 +237,8 @@ describe('consensus-cli: operating a running cluster', () => {
     const d = tempDir();
     try {
       expect((await cli('start', '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      // n3 leads, then dies: the check must wait for the next leader rather than skip itself.
+      expect((await cli('leader', 'transfer', 'n3', '--dir', d)).code).toBe(0);
       expect((await cli('kill', 'n3', '--dir', d)).code).toBe(0);
       // With n3 down, {n1, n3} would have one voter running of two: the cluster would stop.
       const r = await cli('members', 'remove', 'n2', '--dir', d);

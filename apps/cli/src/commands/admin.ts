@@ -8,7 +8,7 @@ import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
 import { ErrorCode, type NodeId } from '@consensus-kit/core';
-import { agreedLeader, alive, checkPortsFree, fetchReports, lastLineSince, sizeOf, sleep, spawnNode, stopNode } from '../supervisor';
+import { agreedLeader, alive, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode } from '../supervisor';
 
 interface AdminOptions {
   dir: string;
@@ -226,12 +226,12 @@ async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' |
 }
 
 /** Waits until `id` answers its /status, or fails with the reason it exited. */
-async function waitUntilUp(cd: ClusterDir, cluster: ClusterFile, node: ClusterNode, logFrom: number, timeoutMs = 20_000): Promise<void> {
+async function waitUntilUp(cd: ClusterDir, cluster: ClusterFile, node: ClusterNode, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if ((await fetchReports({ ...cluster, nodes: [node] }))[0] !== undefined) return;
     if (cd.livePid(node.id) === undefined) {
-      const reason = lastLineSince(cd.logFile(node.id), logFrom);
+      const reason = exitReason(cd, node.id);
       throw new CliError(`${node.id} exited before it joined${reason ? `: ${reason}` : ''} (see ${cd.logFile(node.id)})`);
     }
     await sleep(100);
@@ -325,14 +325,13 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
   writeFileSync(cd.configFile(id), `${JSON.stringify(config, null, 2)}\n`);
   const added: ClusterNode = { id, host, port, httpPort };
   const withNew: ClusterFile = { ...cluster, nodes: [...cluster.nodes, added] };
-  const logFrom = sizeOf(cd.logFile(id));
   spawnNode(cd, id);
   progress.record = () => {
     cd.write(withNew);
     warnConfigs(cd.setPeerAddress(cluster.nodes.map((n) => n.id), id, `${host}:${port}`));
   };
   try {
-    await waitUntilUp(cd, cluster, added, logFrom);
+    await waitUntilUp(cd, cluster, added);
     await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
     progress.phase = 'proposing';
     await changeMembers(o.dir, cluster, 'addLearner', id);
@@ -365,10 +364,22 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
  */
 async function refuseQuorumLoss(cluster: ClusterFile, id: NodeId, force: boolean): Promise<void> {
   if (force) return;
-  const reports = await fetchReports(cluster);
-  const leader = agreedLeader(cluster, reports);
-  const config = reports.find((r) => r !== undefined && r.id === leader)?.status.config;
-  if (config === undefined || !config.voters.includes(id)) return; // no leader to ask, or a learner: nothing to lose
+  // The configuration of the leader; just after a leader died there is none for a moment, so wait for one
+  // (and in the end take the configuration any node reports).
+  let reports = await fetchReports(cluster);
+  let config: NodeReport['status']['config'] | undefined;
+  for (const until = Date.now() + 10_000; ; ) {
+    const leader = agreedLeader(cluster, reports);
+    config = reports.find((r) => r !== undefined && r.id === leader)?.status.config;
+    if (config !== undefined) break;
+    if (Date.now() > until) {
+      config = reports.find((r) => r !== undefined)?.status.config;
+      break;
+    }
+    await sleep(200);
+    reports = await fetchReports(cluster);
+  }
+  if (config === undefined || !config.voters.includes(id)) return; // nobody answers, or a learner: nothing to lose
   const left = config.voters.filter((v) => v !== id);
   let running = left.filter((v) => reports.some((r) => r?.id === v));
   // A busy node can be slow to answer: ask the silent ones twice more before calling them down.
