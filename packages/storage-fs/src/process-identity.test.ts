@@ -36,12 +36,13 @@ describe('process identity', () => {
   });
 
   it('a zombie (exited, not yet reaped by its parent) does not run, though its pid still exists', async () => {
-    // The shell starts `sleep 0` and becomes `sleep 20`, which never reaps it: a zombie until we stop its parent.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell starts `sleep 1` and becomes `sleep 30`, which never reaps it: a zombie until we stop its parent.
+    // (The child outlives the shell's own turn: a shell may reap a child that exits before it execs.)
+    const parent = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const exited = new Promise<void>((resolve) => parent.on('exit', () => resolve()));
     try {
       const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 15_000;
       while (!isZombie(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(isZombie(pid)).toBe(true);
       expect(pidExists(pid)).toBe(true);
