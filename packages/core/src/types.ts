@@ -69,34 +69,32 @@ export interface Snapshot extends SnapshotMeta {
   data: Uint8Array;
 }
 
-export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'learner';
-
-export type ProgressState = 'probe' | 'replicate' | 'snapshot';
-
-/** The leader's view of one follower's replication. */
-export interface PeerProgress {
-  match: number;
-  next: number;
-  state: ProgressState;
-  inflight: number;
-  /** Whether the peer was heard from recently (CheckQuorum). */
-  active: boolean;
-  learner: boolean;
-}
+/**
+ * A node's role, the same words for every protocol (DESIGN r2). Raft's pre-candidate, Paxos phase 1 and ZAB's
+ * LOOKING (and its discovery and synchronisation phases) report `candidate`; Paxos and ZAB report `leader`
+ * only once established (phase 1 won, NEWLEADER acknowledged by a quorum).
+ */
+export type Role = 'leader' | 'follower' | 'candidate' | 'learner';
 
 export interface Status {
   id: NodeId;
   role: Role;
+  /**
+   * One integer, strictly increasing, unique per leader: the Raft term, the Paxos ballot, the ZAB epoch.
+   * Two statuses with the same term and role `leader` are the same leader.
+   */
   term: number;
   leader?: NodeId;
   commitIndex: number;
   appliedIndex: number;
   lastIndex: number;
+  /** The configuration in force. */
   config: ClusterConfig;
-  /** Per-peer progress; present on the leader only. */
-  progress?: Record<NodeId, PeerProgress>;
-  /** The node a leadership transfer is moving to, while one is in progress. */
-  transferringTo?: NodeId;
+  /**
+   * Protocol-owned detail: Raft's per-peer progress and pre-vote phase, Paxos ballots and windows, ZAB zxids
+   * and phases. Plain msgpack-encodable data that tools print (`describeStatus`, the CLI) but never interpret.
+   */
+  details?: Record<string, unknown>;
 }
 
 /** A linearizable read released once the local state machine has applied `index`. */
@@ -107,17 +105,23 @@ export interface ReadState {
 
 /**
  * One batch of work for the host. The host handles it in this order, then calls `advance(ready)`:
- * 1. persist: `snapshot` (install), then `hardState`, `truncateAfter` and `entries` in one `save`;
- * 2. send `messages` (only once the above is durable);
+ * 1. persist, durable in this order (DESIGN r2): `snapshot` (install), `truncateAfter`, `entries`,
+ *    `hardState`. A crash may leave any prefix of that order durable, never a later part without an earlier
+ *    one; a protocol that needs a stricter order between two writes puts them in separate Readys;
+ * 2. send `messages` (only once the whole batch is durable);
  * 3. apply: restore `snapshot` into the state machine, then `committed` in index order, exactly once;
  * 4. release `reads` whose index is applied.
  */
 export interface Ready {
-  /** Protocol-owned durable state (vote, promised ballot, epochs...). Persist before anything is sent. */
+  /** Protocol-owned durable state (vote, promised ballot, epochs...). Durable last, before anything is sent. */
   hardState?: Uint8Array;
-  /** Drop persisted entries with index > this before writing `entries`. */
+  /** Drop persisted entries with index > this before writing `entries`: the only way a suffix is dropped. */
   truncateAfter?: number;
-  /** Entries to persist; an entry at an existing index replaces it (and everything after it). */
+  /**
+   * Entries to persist, in index order, contiguous with each other. An entry at an existing index overwrites
+   * that one index and keeps every entry after it (a Paxos acceptor re-accepting a slot); an entry at
+   * lastIndex + 1 appends. A protocol never rewrites an index at or below its own commit index.
+   */
   entries: LogEntry[];
   /** A snapshot received from the leader, to install in storage and restore into the state machine. */
   snapshot?: Snapshot;
@@ -141,6 +145,7 @@ export interface Protocol {
   readIndex(ctx: Uint8Array): void;
   proposeConfigChange(change: ConfigChange): void;
   transferLeadership(to: NodeId): void;
+  /** Whether `ready()` has anything to hand over. Pure: asking changes nothing (DESIGN r2). */
   hasReady(): boolean;
   ready(): Ready;
   /** The host has persisted, sent and applied `ready`. */
@@ -164,10 +169,37 @@ export interface ProtocolOptions {
   random?: () => number;
 }
 
-export interface ProtocolModule {
+/**
+ * A protocol as a plug-in (DESIGN r2). `O` is its own options (Raft's `preVote`, Paxos' window...), typed for
+ * code and validated for untyped input: `parseOptions` turns what a config file, a CLI flag or the simulator
+ * passes into `O`, and refuses an unknown, misspelt or ill-typed option with a `ConfigError` that names it.
+ */
+export interface ProtocolModule<O extends object = Record<string, unknown>> {
   name: 'raft' | 'paxos' | 'zab' | (string & {});
-  create(options: ProtocolOptions): Protocol;
+  /** The options this protocol takes, for help texts and validation (see `parseOptions` in core). */
+  readonly options: OptionSpecs;
+  /** Validates untyped protocol options (`{}` gives the defaults). Throws `ConfigError`. */
+  parseOptions(raw: unknown): O;
+  create(options: ProtocolOptions & Partial<O>): Protocol;
 }
+
+/** Any protocol module, whatever its options: what hosts, the simulator and the CLI accept. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyProtocolModule = ProtocolModule<any>;
+
+/** How one protocol option is checked. */
+export interface OptionSpec {
+  type: 'boolean' | 'integer' | 'number' | 'string';
+  /** For integers and numbers: inclusive bounds. */
+  min?: number;
+  max?: number;
+  /** For strings: the allowed values. */
+  values?: readonly string[];
+  /** One line for help texts. */
+  description: string;
+}
+
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
 /** What storage holds besides the log. */
 export interface InitialState {
@@ -190,7 +222,11 @@ export interface Storage {
   snapshot(): Snapshot | undefined;
 }
 
-/** What one `save` writes, in this order: hard state, truncation, entries. */
+/**
+ * What one `save` writes, durable in this order (DESIGN r2): truncation, entries, hard state. A crash may leave
+ * any prefix of that order durable (some of the entries, in index order), never a later part without an
+ * earlier one. An entry at an existing index overwrites that index only.
+ */
 export interface SaveBatch {
   hardState?: Uint8Array;
   truncateAfter?: number;
