@@ -11,8 +11,9 @@ export type {
   Logger,
   NodeId,
   ObservesCompaction,
-  PeerProgress,
-  ProgressState,
+  AnyProtocolModule,
+  OptionSpec,
+  OptionSpecs,
   Protocol,
   ProtocolModule,
   ProtocolOptions,
@@ -30,6 +31,10 @@ export type {
   TransportHandler,
 } from './types';
 export { canObserveCompaction, canReportUnreachable } from './types';
+export { parseOptions } from './options';
+export type { OptionsOf } from './options';
+export { ApplyStep } from './apply-step';
+export type { ApplyHandler, AppliedPosition } from './apply-step';
 export {
   AbortedError,
   CompactedError,

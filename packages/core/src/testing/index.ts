@@ -7,3 +7,8 @@ export type { TestClusterOptions, TestReplica } from './test-cluster';
 export { SoloProtocol, solo } from './solo-protocol';
 export { collector, describeTransportConformance, messageShapes, normalize } from './transport-conformance';
 export type { Collector, TransportHarness } from './transport-conformance';
+export { ReadyDriver, needsPersist, persistReady, saveSteps } from './ready-driver';
+export type { ReadyDriverOptions } from './ready-driver';
+export type { TestApi } from './test-api';
+export { electionSafety, instantiateInvariants } from './invariants';
+export type { Invariant, InvariantSource, ReplicaView, SimView } from './invariants';
