@@ -62,6 +62,7 @@ export {
   isConsensusError,
 } from './errors';
 export type { ConsensusErrorOptions, CorruptLogDetails, DropReason } from './errors';
+export { MAX_WIRE_TEXT, errorFromWire, errorToWire, type ErrorFromWireOptions, type WireError } from './wire-error';
 export {
   assertBytes,
   assertNodeId,
