@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DurableStorage, SaveBatch } from '@consensus-kit/core';
-import type { ConsensusNode } from '@consensus-kit/core/host';
+import type { ConsensusNode, DurableStorage, SaveBatch } from '@consensus-kit/core';
 
 const ROLES = ['follower', 'pre-candidate', 'candidate', 'leader', 'learner'] as const;
 

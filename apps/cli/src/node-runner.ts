@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
-import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
 import {
+  ConsensusNode,
   InvalidArgumentError,
+  consoleLogger,
   isConsensusError,
   preview,
   type ConfigChange,

@@ -1,6 +1,5 @@
 // The README example, kept runnable: `pnpm --filter @consensus-kit/core exec tsx --conditions=@consensus-kit/source examples/readme.ts`
-import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
-import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
+import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { solo } from '@consensus-kit/core/testing';
 
 class Counter implements StateMachine<{ add: number }, number, null, number> {

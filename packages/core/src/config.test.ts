@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyConfigChange, configMembers, configsEqual, decodeClusterConfig, encodeClusterConfig, isVoter, needsJointConsensus } from './config';
+import { applyConfigChange, configMembers, configsEqual, decodeClusterConfig, encodeClusterConfig, isVoter } from './config';
 import { ConfigError, MalformedMessageError } from './errors';
 import type { ClusterConfig } from './types';
 
@@ -40,13 +40,6 @@ describe('cluster configuration', () => {
     expect(() => applyConfigChange(abc, { changes: [{ op: 'remove', node: 'a' }, { op: 'addVoter', node: 'a' }] })).toThrow(/more than once/);
     expect(() => applyConfigChange({ ...abc, outgoing: ['a'] }, { changes: [{ op: 'addVoter', node: 'd' }] })).toThrow(/in progress/);
     expect(() => applyConfigChange(abc, { changes: [{ op: 'explode' as 'remove', node: 'a' }] })).toThrow(/unknown config change op/);
-  });
-
-  it('single-server changes need no joint configuration; anything larger does (thesis 4.1, 4.3)', () => {
-    expect(needsJointConsensus(abc, { voters: ['a', 'b', 'c', 'd'], learners: [] })).toBe(false);
-    expect(needsJointConsensus(abc, { voters: ['a', 'b'], learners: [] })).toBe(false);
-    expect(needsJointConsensus(abc, { voters: ['a', 'b', 'd'], learners: [] })).toBe(true);
-    expect(needsJointConsensus(abc, { voters: ['a', 'b', 'c', 'd', 'e'], learners: [] })).toBe(true);
   });
 
   it('answers membership questions', () => {

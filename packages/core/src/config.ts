@@ -59,8 +59,8 @@ export function configsEqual(a: ClusterConfig, b: ClusterConfig): boolean {
 }
 
 /**
- * The configuration a change leads to (not joint: the caller decides whether to pass through a joint
- * configuration, see `needsJointConsensus`). Throws `ConfigError` for changes that make no sense: removing a
+ * The configuration a change leads to, as a plain target (never joint: whether and how to get there in steps,
+ * e.g. Raft's joint consensus, is the protocol's policy, not core's). Throws `ConfigError` for changes that make no sense: removing a
  * non-member, adding an existing voter, listing a node twice, or leaving no voter.
  */
 export function applyConfigChange(current: ClusterConfig, change: ConfigChange): ClusterConfig {
@@ -97,17 +97,4 @@ export function applyConfigChange(current: ClusterConfig, change: ConfigChange):
   }
   if (voters.size === 0) throw new ConfigError('a configuration needs at least one voter');
   return { voters: [...voters].sort(), learners: [...learners].sort() };
-}
-
-/**
- * Whether moving from `from` to `to` must pass through a joint configuration (thesis 4.3): true unless the
- * voter sets differ by at most one node (the single-server change of thesis 4.1 is safe on its own).
- */
-export function needsJointConsensus(from: ClusterConfig, to: ClusterConfig): boolean {
-  const a = new Set(from.voters);
-  const b = new Set(to.voters);
-  let diff = 0;
-  for (const id of a) if (!b.has(id)) diff++;
-  for (const id of b) if (!a.has(id)) diff++;
-  return diff > 1;
 }

@@ -77,18 +77,14 @@ export class NotLeaderError extends ConsensusError {
   }
 }
 
-/** Why a proposal was dropped; one list, so a reason read from the wire can be checked against it. */
-export const DROP_REASONS = [
-  'transfer-in-progress',
-  'too-many-uncommitted',
-  'config-change-in-progress',
-  'not-a-voter',
-  'removed',
-  'overwritten',
-  'queue-full',
-] as const;
-
-export type DropReason = (typeof DROP_REASONS)[number];
+export type DropReason =
+  | 'transfer-in-progress'
+  | 'too-many-uncommitted'
+  | 'config-change-in-progress'
+  | 'not-a-voter'
+  | 'removed'
+  | 'overwritten'
+  | 'queue-full';
 
 export class ProposalDroppedError extends ConsensusError {
   readonly reason: DropReason;

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStorage } from '@consensus-kit/core';
-import { ConsensusNode } from '@consensus-kit/core/host';
+import { ConsensusNode, MemoryStorage } from '@consensus-kit/core';
 import { solo } from '@consensus-kit/core/testing';
 import { tcpTransport } from '@consensus-kit/transport-tcp';
 import type { KvQuery, KvRequest, KvResult } from './commands';

@@ -1,6 +1,5 @@
 // The README example, kept runnable: `pnpm --filter @consensus-kit/raft demo`
-import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
-import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
+import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { raft } from '@consensus-kit/raft';
 
 class Counter implements StateMachine<{ add: number }, number, null, number> {

@@ -1,5 +1,4 @@
-import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
-import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
+import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { raft } from './index';
 

@@ -1,5 +1,4 @@
 import {
-  applyConfigChange,
   assertBytes,
   assertNodeId,
   configMembers,
@@ -13,7 +12,6 @@ import {
   isVoter,
   jointCommittedIndex,
   jointVoteResult,
-  needsJointConsensus,
   NotLeaderError,
   ProposalDroppedError,
   resolveProtocolOptions,
@@ -33,6 +31,7 @@ import {
   type Snapshot,
   type Status,
 } from '@consensus-kit/core';
+import { leaveJoint, nextConfigEntry } from './confchange';
 import { decodeHardState, encodeHardState } from './hard-state';
 import {
   isLeaderMessage,
@@ -329,11 +328,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     if (this.pendingConfIndex > this.log.committed || isJoint(this.config)) {
       throw new ProposalDroppedError('config-change-in-progress');
     }
-    const next = applyConfigChange(this.config, change);
-    const entry: ClusterConfig = needsJointConsensus(this.config, next)
-      ? { voters: next.voters, outgoing: [...this.config.voters].sort(), learners: next.learners }
-      : next;
-    this.pendingConfIndex = this.appendEntry('config', encodeClusterConfig(entry));
+    this.pendingConfIndex = this.appendEntry('config', encodeClusterConfig(nextConfigEntry(this.config, change)));
   }
 
   readIndex(ctx: Uint8Array): void {
@@ -1158,9 +1153,10 @@ export class RaftNode implements Protocol, ReportsUnreachable {
     }
     const current = this.latestConfig();
     if (current.index > committed) return;
-    if (isJoint(this.config) && this.pendingConfIndex <= committed) {
+    const leave = this.pendingConfIndex <= committed ? leaveJoint(this.config) : undefined;
+    if (leave !== undefined) {
       // Thesis 4.3: once C_old,new is committed the leader moves to C_new on its own.
-      this.pendingConfIndex = this.appendEntry('config', encodeClusterConfig({ voters: this.config.voters, learners: this.config.learners }));
+      this.pendingConfIndex = this.appendEntry('config', encodeClusterConfig(leave));
     } else if (!isVoter(this.config, this.id)) {
       // Thesis 4.2.2: a leader not in C_new steps down once C_new is committed. Tell followers the commit first,
       // then hand over to an up-to-date voter at once (thesis 3.10) instead of leaving the cluster to time out.
