@@ -1,6 +1,5 @@
 import { definePackageBuild } from '@consensus-kit/tooling/tsup';
 
 export default definePackageBuild({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
-  external: ['vitest'],
+  entry: { index: 'src/index.ts', 'host/index': 'src/host/index.ts', 'testing/index': 'src/testing/index.ts' },
 });

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ConsensusNode, DurableStorage, SaveBatch } from '@consensus-kit/core';
+import type { DurableStorage, SaveBatch } from '@consensus-kit/core';
+import type { ConsensusNode } from '@consensus-kit/core/host';
 
 const ROLES = ['follower', 'pre-candidate', 'candidate', 'leader', 'learner'] as const;
 

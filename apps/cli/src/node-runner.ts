@@ -1,8 +1,7 @@
 import { createServer, type Server } from 'node:http';
+import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
 import {
-  ConsensusNode,
   InvalidArgumentError,
-  consoleLogger,
   isConsensusError,
   preview,
   type ConfigChange,

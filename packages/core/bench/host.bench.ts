@@ -3,7 +3,8 @@
  * resolve) over the single-node solo protocol and MemoryStorage, so what is measured is the host itself.
  */
 import { Bench } from 'tinybench';
-import { ConsensusNode, LocalNetwork, ManualClock, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork, ManualClock } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 
 class Noop implements StateMachine<Uint8Array, number, null, number> {

@@ -1,5 +1,6 @@
 // The README example, kept runnable: `pnpm --filter @consensus-kit/core exec tsx --conditions=@consensus-kit/source examples/readme.ts`
-import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 
 class Counter implements StateMachine<{ add: number }, number, null, number> {

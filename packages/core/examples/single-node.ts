@@ -3,7 +3,8 @@
  * and network, a tiny key-value state machine. It proposes a few writes, reads them back linearizably, and
  * stops. `consensus-cli start` (a real multi-node cluster) will replace this as the main job.
  */
-import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 
 type Command = { op: 'put'; key: string; value: string } | { op: 'del'; key: string };

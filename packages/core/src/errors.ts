@@ -77,14 +77,18 @@ export class NotLeaderError extends ConsensusError {
   }
 }
 
-export type DropReason =
-  | 'transfer-in-progress'
-  | 'too-many-uncommitted'
-  | 'config-change-in-progress'
-  | 'not-a-voter'
-  | 'removed'
-  | 'overwritten'
-  | 'queue-full';
+/** Why a proposal was dropped; one list, so a reason read from the wire can be checked against it. */
+export const DROP_REASONS = [
+  'transfer-in-progress',
+  'too-many-uncommitted',
+  'config-change-in-progress',
+  'not-a-voter',
+  'removed',
+  'overwritten',
+  'queue-full',
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
 
 export class ProposalDroppedError extends ConsensusError {
   readonly reason: DropReason;

@@ -1,3 +1,8 @@
+/**
+ * `@consensus-kit/core`: the Node-free contract (DESIGN r2). Protocol packages import this entry, so nothing
+ * reachable from here may use a Node built-in or the `Buffer` global (the purity lint follows the whole import
+ * graph). The host lives in `@consensus-kit/core/host`, test kit in `@consensus-kit/core/testing`.
+ */
 export type {
   ClusterConfig,
   Clock,
@@ -57,6 +62,7 @@ export {
   isConsensusError,
 } from './errors';
 export type { ConsensusErrorOptions, CorruptLogDetails, DropReason } from './errors';
+export { MAX_WIRE_TEXT, errorFromWire, errorToWire, type ErrorFromWireOptions, type WireError } from './wire-error';
 export {
   assertBytes,
   assertNodeId,
@@ -93,10 +99,5 @@ export {
 } from './describe';
 export { MemoryStorage, emptyMemoryStorageState, entrySize } from './memory-storage';
 export type { MemoryStorageState } from './memory-storage';
-export { LocalNetwork } from './local-network';
-export type { LocalNetworkOptions } from './local-network';
-export { ConsensusNode } from './consensus-node';
-export type { ApplyEvent, CommandCodec, ConsensusNodeEvents, ConsensusNodeOptions, OperationOptions } from './consensus-node';
 export { combineStateMachines } from './combine';
 export type { CombinedCommand, CombinedQuery, CombinedRead, CombinedResult } from './combine';
-export { ManualClock, consoleLogger, silentLogger, systemClock } from './runtime';

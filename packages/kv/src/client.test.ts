@@ -2,14 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   AbortedError,
   ConfigError,
-  ConsensusNode,
   InvalidArgumentError,
-  LocalNetwork,
   MemoryStorage,
   NotLeaderError,
   StoppedError,
   TransportError,
 } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { KvClient } from './client';

@@ -1,4 +1,5 @@
-import { AbortedError, type ConsensusNode, type OperationOptions } from '@consensus-kit/core';
+import { AbortedError } from '@consensus-kit/core';
+import type { ConsensusNode, OperationOptions } from '@consensus-kit/core/host';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { admitCommand, admitQuery, validateCommand, validateQuery, validateSession } from './commands';
 import type { KvQueryResult, KvStateMachine } from './kv-state-machine';

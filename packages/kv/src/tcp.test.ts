@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConsensusNode, MemoryStorage } from '@consensus-kit/core';
+import { MemoryStorage } from '@consensus-kit/core';
+import { ConsensusNode } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 import { tcpTransport } from '@consensus-kit/transport-tcp';
 import type { KvQuery, KvRequest, KvResult } from './commands';

@@ -1,5 +1,6 @@
 // The README example, kept runnable: `pnpm --filter @consensus-kit/raft demo`
-import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import { raft } from '@consensus-kit/raft';
 
 class Counter implements StateMachine<{ add: number }, number, null, number> {

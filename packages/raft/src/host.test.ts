@@ -1,4 +1,5 @@
-import { ConsensusNode, LocalNetwork, MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import { afterEach, describe, expect, it } from 'vitest';
 import { raft } from './index';
 

@@ -1,4 +1,5 @@
-import { ConsensusNode, MemoryStorage, NotLeaderError, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { MemoryStorage, NotLeaderError, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRpcClient, type RpcClient } from './rpc-client';

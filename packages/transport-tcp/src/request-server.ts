@@ -6,8 +6,8 @@ import {
   isConsensusError,
   type Logger,
   type NodeId,
-  silentLogger,
 } from '@consensus-kit/core';
+import { silentLogger } from '@consensus-kit/core/host';
 import { createCodec, isRecord } from './codec';
 import type { FramedConnection } from './connection';
 import { FrameError } from './errors';

@@ -14,8 +14,8 @@ import {
   TransportError,
   assertNodeId,
   type Logger,
-  silentLogger,
 } from '@consensus-kit/core';
+import { silentLogger } from '@consensus-kit/core/host';
 import { createCodec, isRecord } from './codec';
 import type { FramedConnection } from './connection';
 import { dial } from './dial';

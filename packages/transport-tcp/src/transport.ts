@@ -7,8 +7,8 @@ import {
   type NodeId,
   type Transport,
   type TransportHandler,
-  silentLogger,
 } from '@consensus-kit/core';
+import { silentLogger } from '@consensus-kit/core/host';
 import type { BackoffOptions } from './backoff';
 import { createCodec, type Codec } from './codec';
 import type { ConnectionLimits, FramedConnection } from './connection';

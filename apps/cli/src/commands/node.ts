@@ -1,4 +1,4 @@
-import { consoleLogger } from '@consensus-kit/core';
+import { consoleLogger } from '@consensus-kit/core/host';
 import { readNodeConfig } from '../config';
 import { runNode } from '../node-runner';
 

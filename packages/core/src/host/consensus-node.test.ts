@@ -12,11 +12,11 @@ import {
   StorageError,
   TimeoutError,
   isConsensusError,
-} from './errors';
+} from '../errors';
 import { LocalNetwork } from './local-network';
-import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from './memory-storage';
-import { ManualClock } from './runtime';
-import type { ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, StateMachine, Status, Transport } from './types';
+import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from '../memory-storage';
+import { ManualClock } from './clock';
+import type { ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, StateMachine, Status, Transport } from '../types';
 
 /** Lets pending promise callbacks and setImmediate work run. */
 const settle = async (rounds = 5) => {

@@ -1,4 +1,4 @@
-import type { Clock, Logger } from './types';
+import type { Clock } from '../types';
 
 /** The real clock: `Date.now` and Node's timers. A running node keeps its process alive until `stop()`. */
 export const systemClock: Clock = {
@@ -8,23 +8,6 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
-
-const noop = () => undefined;
-
-/** Discards everything. */
-export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
-
-/** One line per record on stderr: `<ISO time> level [name] msg key=value ...`. */
-export function consoleLogger(name: string, level: 'debug' | 'info' | 'warn' | 'error' = 'info'): Logger {
-  const order = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-  const min = order[level];
-  const line = (lvl: keyof typeof order) => (msg: string, fields?: Record<string, unknown>) => {
-    if (order[lvl] < min) return;
-    const kv = fields === undefined ? '' : ` ${Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')}`;
-    process.stderr.write(`${new Date().toISOString()} ${lvl} [${name}] ${msg}${kv}\n`);
-  };
-  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
-}
 
 /**
  * A clock that moves only when told to: `advance(ms)` runs every timer that falls due, in order. For tests of

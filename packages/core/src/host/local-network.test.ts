@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalNetwork } from './local-network';
-import type { Envelope, Transport } from './types';
+import type { Envelope, Transport } from '../types';
 
 const wait = () => new Promise((r) => setImmediate(r));
 const started: Transport[] = [];

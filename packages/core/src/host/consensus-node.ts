@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Unpackr, pack } from 'msgpackr';
-import { applyConfigChange, configsEqual, decodeClusterConfig, isJoint } from './config';
+import { applyConfigChange, configsEqual, decodeClusterConfig, isJoint } from '../config';
 import {
   AbortedError,
   ConfigError,
@@ -11,8 +11,8 @@ import {
   StoppedError,
   TimeoutError,
   isConsensusError,
-} from './errors';
-import { systemClock, silentLogger } from './runtime';
+} from '../errors';
+import { systemClock, silentLogger } from './clock';
 import {
   canObserveCompaction,
   canReportUnreachable,
@@ -30,8 +30,8 @@ import {
   type StateMachine,
   type Status,
   type Transport,
-} from './types';
-import { assertNodeId, assertPositiveInteger, preview, seededRandom } from './validate';
+} from '../types';
+import { assertNodeId, assertPositiveInteger, preview, seededRandom } from '../validate';
 
 /**
  * Encodes commands into entry bytes and back. The default is msgpackr, and its `decode` copies binary fields.

@@ -1,7 +1,7 @@
 import { pack, unpack } from 'msgpackr';
-import { TransportError } from './errors';
-import type { Envelope, NodeId, Transport, TransportHandler } from './types';
-import { assertNodeId } from './validate';
+import { TransportError } from '../errors';
+import type { Envelope, NodeId, Transport, TransportHandler } from '../types';
+import { assertNodeId } from '../validate';
 
 export interface LocalNetworkOptions {
   /**
