@@ -1,11 +1,15 @@
 import {
   ConfigError,
+  InvalidArgumentError,
+  MalformedMessageError,
   NotLeaderError,
   TransportError,
   assertNodeId,
+  errorToWire,
   isConsensusError,
   type Logger,
   type NodeId,
+  type WireError,
 } from '@consensus-kit/core';
 import { silentLogger } from '@consensus-kit/core/host';
 import { createCodec, isRecord } from './codec';
@@ -98,7 +102,7 @@ class Context implements RequestContext {
 export type ResponseBody =
   | { id: number; ok: unknown }
   | { id: number; redirect: { address?: string; leader?: string } }
-  | { id: number; error: { code: string; message: string; leaderHint?: string } };
+  | { id: number; error: WireError };
 
 /**
  * One client connection on the server side: decodes requests, runs the handler with at most
@@ -120,14 +124,14 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       bytes = codec.encode(res);
     } catch (e) {
       logger.error('response cannot be encoded', { clientId, reason: (e as Error).message });
-      bytes = codec.encode({ id: res.id, error: { code: 'MALFORMED_MESSAGE', message: 'the response could not be encoded' } });
+      bytes = codec.encode({ id: res.id, error: errorToWire(new MalformedMessageError('the response could not be encoded')) });
     }
     const r = conn.send(FrameType.Response, bytes);
     if (r === 'too-large') {
       // Not a transport fault that a retry could cure: the same request would get the same answer. The
       // request was carried out (a write applied); only its answer cannot be sent.
       const message = `the answer (${bytes.byteLength} bytes) exceeds maxMessageSize (${conn.limits.maxMessageSize} bytes): the request was carried out, but its answer cannot be sent; ask for less (a range limit, for example)`;
-      conn.send(FrameType.Response, codec.encode({ id: res.id, error: { code: 'INVALID_ARGUMENT', message } }));
+      conn.send(FrameType.Response, codec.encode({ id: res.id, error: errorToWire(new InvalidArgumentError(message)) }));
     } else if (r === 'full') {
       logger.warn('client is not reading its responses; closing its connection', { clientId, remote: remoteAddress });
       conn.destroy(new TransportError('client response queue overflow'));
@@ -144,9 +148,8 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       const hint = e.leaderHint;
       return redirectBody(id, hint === undefined ? undefined : options.resolveLeader(hint), hint);
     }
-    if (isConsensusError(e)) return { id, error: { code: e.code, message: e.message } };
-    logger.error('request handler failed', { clientId, reason: (e as Error)?.message ?? String(e) });
-    return { id, error: { code: 'INVARIANT', message: 'the request handler failed' } };
+    if (!isConsensusError(e)) logger.error('request handler failed', { clientId, reason: (e as Error)?.message ?? String(e) });
+    return { id, error: errorToWire(e) };
   };
 
   const finish = (id: number, entry: Inflight, res: ResponseBody) => {
@@ -161,7 +164,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
     const handler = options.handler();
     if (handler === undefined) {
       // Answered on a later turn, like every other answer, so a burst of requests still leaves in one write.
-      void Promise.resolve().then(() => finish(id, entry, { id, error: { code: 'TRANSPORT', message: 'this node serves no requests' } }));
+      void Promise.resolve().then(() => finish(id, entry, { id, error: errorToWire(new TransportError('this node serves no requests')) }));
       return;
     }
     // The handler's promise is followed directly (no async wrapper): one continuation per request.
@@ -208,7 +211,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       if (!isRecord(v) || typeof v.id !== 'number' || !Number.isSafeInteger(v.id)) throw new FrameError('bad-part', 'request without a valid id');
       const id = v.id;
       if (inflight.has(id) || (waiting.length > 0 && waiting.some((w) => w.id === id))) {
-        respond({ id, error: { code: 'INVALID_ARGUMENT', message: `request id ${id} is already in flight` } });
+        respond({ id, error: errorToWire(new InvalidArgumentError(`request id ${id} is already in flight`)) });
         return;
       }
       if (inflight.size < options.maxConcurrentRequests) start(id, v.body);

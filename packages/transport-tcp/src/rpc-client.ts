@@ -2,20 +2,16 @@ import { randomBytes } from 'node:crypto';
 import {
   AbortedError,
   ConfigError,
-  ConsensusError,
-  ErrorCode,
-  InvalidArgumentError,
-  InvariantError,
-  LeadershipLostError,
-  MalformedMessageError,
   NotLeaderError,
   StoppedError,
   TimeoutError,
   TransportError,
   assertNodeId,
+  errorFromWire,
+  type Clock,
   type Logger,
 } from '@consensus-kit/core';
-import { silentLogger } from '@consensus-kit/core/host';
+import { silentLogger, systemClock } from '@consensus-kit/core/host';
 import { createCodec, isRecord } from './codec';
 import type { FramedConnection } from './connection';
 import { dial } from './dial';
@@ -39,6 +35,11 @@ export interface RpcClientOptions extends LimitOptions {
   timeoutMs?: number;
   /** Redirects followed per request (default 5). */
   maxRedirects?: number;
+  /**
+   * Time for request deadlines and the pauses between retries (default `systemClock`); a `ManualClock` drives
+   * them in tests. TCP connect and handshake timeouts are the socket's own and stay on Node's timers.
+   */
+  clock?: Clock;
 }
 
 export interface RequestOptions {
@@ -64,7 +65,7 @@ export interface RpcClient {
  * back into it.
  */
 class Call {
-  /** When it times out, on the `performance.now()` clock. */
+  /** When it times out, on the client's clock. */
   deadline = 0;
   constructor(
     readonly channel: Channel,
@@ -106,10 +107,14 @@ class Channel {
    * One timer for the deadlines of every call in flight, armed for the earliest, instead of a timer per call
    * (a client with many requests in flight would create and cancel one per request).
    */
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private timerAt = Number.POSITIVE_INFINITY;
 
-  constructor(readonly conn: FramedConnection, onClose: () => void) {
+  constructor(
+    readonly conn: FramedConnection,
+    private readonly clock: Clock,
+    onClose: () => void,
+  ) {
     conn.setEvents({
       message: (type, body, own) => {
         if (type !== FrameType.Response) throw new TransportError(`unexpected frame type ${type} from the server`);
@@ -149,7 +154,7 @@ class Channel {
         return;
       }
       this.pending.set(id, call);
-      call.deadline = performance.now() + Math.max(0, timeoutMs);
+      call.deadline = this.clock.now() + Math.max(0, timeoutMs);
       if (call.deadline < this.timerAt) this.arm(call.deadline);
       if (signal !== undefined) signal.addEventListener('abort', call, { once: true });
     });
@@ -163,13 +168,13 @@ class Channel {
   }
 
   private arm(at: number): void {
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.expire(), Math.min(MAX_DELAY_MS, Math.max(0, Math.ceil(at - performance.now()))));
+    this.timer = this.clock.setTimeout(() => this.expire(), Math.min(MAX_DELAY_MS, Math.max(0, Math.ceil(at - this.clock.now()))));
   }
 
   private disarm(): void {
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
   }
@@ -178,7 +183,7 @@ class Channel {
   private expire(): void {
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
+    const now = this.clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const call of [...this.pending.values()]) {
       if (call.deadline <= now) call.giveUp(new TimeoutError(call.timeoutMs, 'request'));
@@ -207,6 +212,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const clientId = options.clientId ?? `client-${randomBytes(6).toString('hex')}`;
   assertNodeId(clientId, 'clientId');
   const logger = options.logger ?? silentLogger;
+  const clock = options.clock ?? systemClock;
   const limits = resolveLimits(options);
   const connectTimeoutMs = positiveOption(options.connectTimeoutMs, 'connectTimeoutMs', 500);
   const handshakeTimeoutMs = positiveOption(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1000);
@@ -232,7 +238,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         handshake: { clusterId: options.clusterId, id: clientId, secret: options.secret, logger, timeoutMs: handshakeTimeoutMs, kind: 'client' },
       }).then(
         ({ conn }) => {
-          const ch: Channel = new Channel(conn, () => {
+          const ch: Channel = new Channel(conn, clock, () => {
             if (channels.get(address) === p) channels.delete(address);
             if (connected.get(address) === ch) connected.delete(address);
           });
@@ -262,9 +268,9 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
 
   const sleep = (ms: number, signal: AbortSignal | undefined) =>
     new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
+      const t = clock.setTimeout(done, ms);
       function done() {
-        clearTimeout(t);
+        clock.clearTimeout(t);
         signal?.removeEventListener('abort', done);
         resolve();
       }
@@ -281,13 +287,13 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     const ch = connected.get(endpoints[current % endpoints.length]!);
     if (ch === undefined || ro.signal?.aborted) return requestLoop<T>(body, ro, undefined);
     const timeoutMs = ro.timeoutMs ?? defaultTimeout;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = clock.now() + timeoutMs;
     return ch.call(body, timeoutMs, ro.signal).then((res) => ('ok' in res ? (res.ok as T) : requestLoop<T>(body, ro, { res, current, deadline })));
   }
 
   async function requestLoop<T>(body: unknown, ro: RequestOptions, first: { res: Record<string, unknown>; current: number; deadline: number } | undefined): Promise<T> {
     const timeoutMs = ro.timeoutMs ?? defaultTimeout;
-    const deadline = first?.deadline ?? Date.now() + timeoutMs;
+    const deadline = first?.deadline ?? clock.now() + timeoutMs;
     const signal = ro.signal;
     let current = first?.current ?? preferred;
     let answered = first?.res;
@@ -305,14 +311,14 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         answered = undefined;
       } else {
         if (signal?.aborted) throw new AbortedError(signal.reason);
-        const remaining = deadline - Date.now();
+        const remaining = deadline - clock.now();
         if (remaining <= 0) {
           if (lastError !== undefined && NotLeaderError.is(lastError)) throw lastError;
           throw new TimeoutError(timeoutMs, 'request');
         }
         try {
-          const ch = connected.get(address) ?? (await withDeadline(channel(address), remaining, timeoutMs, signal));
-          res = await ch.call(body, deadline - Date.now(), signal);
+          const ch = connected.get(address) ?? (await withDeadline(clock, channel(address), remaining, timeoutMs, signal));
+          res = await ch.call(body, deadline - clock.now(), signal);
         } catch (e) {
           if (!(e instanceof Unreached)) throw e;
           logger.debug('endpoint unreachable; trying the next', { address, reason: e.error.message });
@@ -347,11 +353,11 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         current++;
         if (current % endpoints.length === preferred % endpoints.length) {
           idleRounds++;
-          await sleep(Math.min(25 * 2 ** Math.min(idleRounds, 4), Math.max(0, deadline - Date.now())), signal);
+          await sleep(Math.min(25 * 2 ** Math.min(idleRounds, 4), Math.max(0, deadline - clock.now())), signal);
         }
         continue;
       }
-      if (isRecord(res.error)) throw remoteError(res.error);
+      if (isRecord(res.error)) throw errorFromWire(res.error, { prefix: 'remote: ' });
       throw new TransportError('malformed response from the server');
     }
   }
@@ -377,45 +383,20 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   };
 }
 
-async function withDeadline<T>(p: Promise<T>, ms: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+async function withDeadline<T>(clock: Clock, p: Promise<T>, ms: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {
+  let timer: unknown;
   let onAbort: (() => void) | undefined;
   try {
     return await Promise.race([
       p,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(timeoutMs, 'request')), ms);
+        timer = clock.setTimeout(() => reject(new TimeoutError(timeoutMs, 'request')), ms);
         onAbort = () => reject(new AbortedError(signal?.reason));
         signal?.addEventListener('abort', onAbort, { once: true });
       }),
     ]);
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clock.clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }
-
-const CODES = new Set<string>(Object.values(ErrorCode));
-
-function remoteError(e: Record<string, unknown>): Error {
-  const code = typeof e.code === 'string' && CODES.has(e.code) ? (e.code as ErrorCode) : ErrorCode.TRANSPORT;
-  const message = typeof e.message === 'string' ? e.message.slice(0, 2000) : 'remote error';
-  if (code === ErrorCode.NOT_LEADER) return new NotLeaderError(typeof e.leaderHint === 'string' ? e.leaderHint : undefined, message);
-  const text = `remote: ${message}`;
-  const Class = BY_CODE[code];
-  return Class === undefined ? new ConsensusError(code, text) : new Class(text);
-}
-
-/**
- * The local class of each code whose error can be made from a message alone, so a remote error passes
- * `instanceof` as well as `InvalidArgumentError.is(e)`; other codes keep the base class (their fields are not sent).
- */
-const BY_CODE: Partial<Record<ErrorCode, new (message: string) => ConsensusError>> = {
-  [ErrorCode.INVALID_ARGUMENT]: InvalidArgumentError,
-  [ErrorCode.CONFIG]: ConfigError,
-  [ErrorCode.MALFORMED_MESSAGE]: MalformedMessageError,
-  [ErrorCode.TRANSPORT]: TransportError,
-  [ErrorCode.STOPPED]: StoppedError,
-  [ErrorCode.LEADERSHIP_LOST]: LeadershipLostError,
-  [ErrorCode.INVARIANT]: InvariantError,
-};

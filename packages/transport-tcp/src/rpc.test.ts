@@ -9,6 +9,7 @@ import {
   TransportError,
   isConsensusError,
 } from '@consensus-kit/core';
+import { ManualClock } from '@consensus-kit/core/host';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HandshakeError } from './errors';
 import { createRequestServer, redirect, type RequestContext, type RequestServer } from './request-server';
@@ -79,31 +80,43 @@ describe('client channel', () => {
   });
 
   it('calls in flight time out each at its own deadline, in deadline order, and answered ones are untouched', async () => {
+    let release: (() => void) | undefined;
     const s = await server(async (body) => {
       if (body === 'ping') return 'pong';
       if (body === 'late') {
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise<void>((r) => (release = r));
         return 'done';
       }
       return new Promise(() => {});
     });
-    const c = client([s.endpoint()]);
+    // Deadlines run on the injected clock: time moves only when the test says so, never with the machine's load.
+    const clock = new ManualClock();
+    const c = client([s.endpoint()], { clock });
     expect(await c.request('ping')).toBe('pong');
     const settled: string[] = [];
-    const started = performance.now();
     const track = (name: string, p: Promise<unknown>) =>
       p.then(
-        (v) => (settled.push(`${name} ok ${String(v)}`), performance.now() - started),
-        (e: unknown) => (settled.push(`${name} ${TimeoutError.is(e) ? 'timeout' : String(e)}`), performance.now() - started),
+        (v) => settled.push(`${name} ok ${String(v)} at ${clock.now()}`),
+        (e: unknown) => settled.push(`${name} ${TimeoutError.is(e) ? 'timeout' : String(e)} at ${clock.now()}`),
       );
     // The longer deadline is set first: the shorter one, set after it, must still fire first.
     const a = track('a', c.request('slow-a', { timeoutMs: 600 }));
     const b = track('b', c.request('slow-b', { timeoutMs: 150 }));
     const late = track('late', c.request('late', { timeoutMs: 5000 }));
-    const [ta, tb] = await Promise.all([a, b, late]);
-    expect(settled).toEqual(['late ok done', 'b timeout', 'a timeout']);
-    expect(tb).toBeGreaterThanOrEqual(150);
-    expect(ta).toBeGreaterThanOrEqual(600);
+    await waitFor(() => release !== undefined);
+    release!();
+    await late;
+    clock.advance(149);
+    await Promise.resolve();
+    expect(settled).toEqual(['late ok done at 0']);
+    clock.advance(1);
+    await b;
+    clock.advance(449);
+    await Promise.resolve();
+    expect(settled).toEqual(['late ok done at 0', 'b timeout at 150']);
+    clock.advance(1);
+    await a;
+    expect(settled).toEqual(['late ok done at 0', 'b timeout at 150', 'a timeout at 600']);
     expect(await c.request('ping')).toBe('pong');
   });
 
