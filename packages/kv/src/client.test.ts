@@ -8,7 +8,7 @@ import {
   StoppedError,
   TransportError,
 } from '@consensus-kit/core';
-import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
+import { ConsensusNode, LocalNetwork, ManualClock } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { KvClient } from './client';
@@ -120,10 +120,28 @@ describe('KvClient over the kv service', () => {
     expect(channel.calls).toBe(4);
   });
 
-  it('gives up at its deadline with the last retryable error', async () => {
-    const { service } = await cluster();
-    const kv = new KvClient({ channel: channelTo(service, () => 'before'), timeoutMs: 200 });
-    await expect(kv.put('k', 'v')).rejects.toSatisfy(NotLeaderError.is);
+  it('backs off exponentially between retries and gives up at its deadline with the last retryable error', async () => {
+    const clock = new ManualClock();
+    const sentAt: number[] = [];
+    const channel: KvChannel = {
+      async request<T>(): Promise<T> {
+        sentAt.push(clock.now());
+        throw new NotLeaderError(undefined);
+      },
+      async close() {},
+    };
+    const kv = new KvClient({ channel, timeoutMs: 200, clock });
+    let outcome: unknown;
+    const call = kv.put('k', 'v').catch((e: unknown) => (outcome = e));
+    // Time moves only here, one millisecond at a time, with the client's continuations run in between.
+    for (let t = 0; t < 250 && outcome === undefined; t++) {
+      await new Promise((r) => setImmediate(r));
+      clock.advance(1);
+    }
+    await call;
+    expect(NotLeaderError.is(outcome)).toBe(true);
+    // Pauses of 25, 50 and 100 ms; the next one (200) is cut short by the deadline, which ends the call.
+    expect(sentAt).toEqual([0, 25, 75, 175]);
   });
 
   it('rejects bad input at once, without a round trip', async () => {
@@ -203,14 +221,13 @@ describe('KvClient over the kv service', () => {
     const kv = new KvClient({ channel, timeoutMs: Infinity });
     const inFlight = Array.from({ length: 5 }, (_, i) => kv.put(`k${i}`, 'v'));
     // A call waiting between retries (its first attempt failed with a retryable error).
-    const retrying = new KvClient({ channel: channelTo(async () => undefined, () => 'before'), timeoutMs: Infinity });
+    const retrying = new KvClient({ channel: channelTo(async () => undefined, () => 'before'), timeoutMs: Infinity, clock: new ManualClock() });
     const waiting = retrying.put('k', 'v');
     await new Promise((r) => setTimeout(r, 50));
-    const started = Date.now();
     await kv.close();
     await retrying.close();
+    // Settled without any time passing on the retrying client's clock: close() does not wait out a pause.
     const settled = await Promise.allSettled([...inFlight, waiting]);
-    expect(Date.now() - started).toBeLessThan(1000);
     for (const s of settled) {
       expect(s.status).toBe('rejected');
       expect(StoppedError.is((s as PromiseRejectedResult).reason)).toBe(true);
@@ -231,11 +248,10 @@ describe('KvClient over the kv service', () => {
       },
       async close() {},
     };
-    const kv = new KvClient({ channel, timeoutMs: 5000 });
-    const started = Date.now();
+    // On a clock that never moves a retry would wait forever: the call settling at all shows it did not retry.
+    const kv = new KvClient({ channel, timeoutMs: 5000, clock: new ManualClock() });
     await expect(kv.put('k', 'v')).rejects.toBe(refusal);
     expect(calls).toBe(1);
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('the service refuses malformed request bodies with InvalidArgumentError', async () => {

@@ -8,8 +8,10 @@ import {
   TimeoutError,
   isConsensusError,
   preview,
+  type Clock,
   type ErrorCode as Code,
 } from '@consensus-kit/core';
+import { systemClock } from '@consensus-kit/core/host';
 import {
   type CasResult,
   type DeleteResult,
@@ -34,6 +36,8 @@ export interface KvClientOptions {
   attemptTimeoutMs?: number;
   /** Session id for exactly-once writes, 1 to 128 characters. Default: random. */
   sessionId?: string;
+  /** Time for call deadlines and the pauses between retries (default `systemClock`; a `ManualClock` in tests). */
+  clock?: Clock;
 }
 
 export interface CallOptions {
@@ -99,6 +103,7 @@ export class KvClient {
   private readonly channel: KvChannel;
   private readonly timeoutMs: number;
   private readonly attemptTimeoutMs: number;
+  private readonly clock: Clock;
   readonly sessionId: string;
   private seq = 0;
   /** Seqs sent and not yet answered; the lowest bounds what the cluster may forget (`ack`). */
@@ -119,6 +124,7 @@ export class KvClient {
     this.channel = options.channel;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 3000;
+    this.clock = options.clock ?? systemClock;
     this.sessionId = options.sessionId ?? `s-${randomBytes(8).toString('hex')}`;
   }
 
@@ -218,7 +224,7 @@ export class KvClient {
       return Promise.reject(e);
     }
     const total = options.timeoutMs ?? this.timeoutMs;
-    const deadline = Date.now() + total;
+    const deadline = this.clock.now() + total;
     return this.channel.request(body, this.attempt(total, options.signal)).catch((e: unknown) => this.retry(body, options, total, deadline, e));
   }
 
@@ -234,11 +240,11 @@ export class KvClient {
     let last: unknown = first;
     let delay = 25;
     for (;;) {
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal, this.closing.signal);
+      await sleep(this.clock, Math.min(delay, Math.max(0, deadline - this.clock.now())), options.signal, this.closing.signal);
       delay = Math.min(delay * 2, 500);
       if (this.closed) throw new StoppedError('the kv client was closed while the call was in flight; its outcome is unknown');
       if (options.signal?.aborted) throw new AbortedError(options.signal.reason);
-      const remaining = deadline - Date.now();
+      const remaining = deadline - this.clock.now();
       if (remaining <= 0) throw last !== undefined && !isConsensusError(last, ErrorCode.TIMEOUT) ? last : new TimeoutError(total, 'kv request');
       try {
         return await this.channel.request(body, this.attempt(remaining, options.signal));
@@ -251,12 +257,12 @@ export class KvClient {
   }
 }
 
-/** Waits `ms`, or less if either signal aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined, closing: AbortSignal): Promise<void> {
+/** Waits `ms` on `clock`, or less if either signal aborts. */
+function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined, closing: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
+    const t = clock.setTimeout(done, ms);
     function done() {
-      clearTimeout(t);
+      clock.clearTimeout(t);
       signal?.removeEventListener('abort', done);
       closing.removeEventListener('abort', done);
       resolve();

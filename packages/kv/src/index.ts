@@ -19,6 +19,8 @@ export type {
 export { createKvService } from './service';
 export type { KvServiceOptions } from './service';
 export { KvClient } from './client';
+export { createKvClient } from './tcp';
+export type { CreateKvClientOptions } from './tcp';
 export type { CallOptions, DeleteOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions } from './client';
 export { validateWireRequest } from './wire';
 export type { Consistency, KvChannel, KvWireRequest } from './wire';

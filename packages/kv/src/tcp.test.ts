@@ -6,7 +6,7 @@ import { tcpTransport } from '@consensus-kit/transport-tcp';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { KvStateMachine, type KvQueryResult } from './kv-state-machine';
 import { createKvService } from './service';
-import { createKvClient } from './tcp';
+import { createKvClient } from './index';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
