@@ -30,6 +30,10 @@ describe('describe* renderers: one stable line each', () => {
   it('status and Ready', () => {
     const status = { id: 'a', role: 'leader' as const, term: 3, leader: 'a', commitIndex: 10, appliedIndex: 9, lastIndex: 11, config: { voters: ['a', 'b', 'c'], learners: [] } };
     expect(describeStatus(status)).toBe('a leader term=3 leader=a commit=10 applied=9 last=11 voters=(a b c)');
+    const details = { transferringTo: 'b', progress: { b: { match: 10, state: 'replicate' } }, ballot: undefined, preVote: true };
+    expect(describeStatus({ ...status, details })).toBe(
+      'a leader term=3 leader=a commit=10 applied=9 last=11 voters=(a b c) preVote=true progress={b={match=10 state=replicate}} transferringTo=b',
+    );
     expect(
       describeReady({
         hardState: new Uint8Array(4),

@@ -79,7 +79,11 @@ export function describeSnapshot(snapshot: Snapshot): string {
   return `snapshot ${snapshot.index}/${snapshot.term} ${describeConfig(snapshot.config)} ${snapshot.data.length}B`;
 }
 
-/** `a leader term=3 leader=a commit=10 applied=10 last=10 voters=(a b c)` */
+/**
+ * `a leader term=3 leader=a commit=10 applied=10 last=10 voters=(a b c)`, then the protocol's `details`, if
+ * any, as `key=value` in key order (`transferringTo=b progress={b=replicate:10 c=probe:4}`). Core prints the
+ * details but never interprets them: they belong to the protocol (DESIGN r2).
+ */
 export function describeStatus(status: Status): string {
   const parts = [
     status.id,
@@ -91,7 +95,12 @@ export function describeStatus(status: Status): string {
     `last=${status.lastIndex}`,
     describeConfig(status.config),
   ];
-  if (status.transferringTo !== undefined) parts.push(`transferring-to=${status.transferringTo}`);
+  if (status.details !== undefined) {
+    for (const key of Object.keys(status.details).sort()) {
+      const value = status.details[key];
+      if (value !== undefined) parts.push(`${key}=${describeValue(value)}`);
+    }
+  }
   return parts.join(' ');
 }
 

@@ -16,7 +16,9 @@ import {
 import { LocalNetwork } from './local-network';
 import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from '../memory-storage';
 import { ManualClock } from './clock';
-import type { ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, StateMachine, Status, Transport } from '../types';
+import { encodeClusterConfig } from '../config';
+import { parseOptions } from '../options';
+import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, StateMachine, Status, Transport } from '../types';
 
 /** Lets pending promise callbacks and setImmediate work run. */
 const settle = async (rounds = 5) => {
@@ -64,6 +66,10 @@ class GatedStorage extends MemoryStorage {
     this.release?.();
     this.gate = undefined;
   }
+  override async installSnapshot(snapshot: Snapshot): Promise<void> {
+    this.events.push(`install@${snapshot.index}`);
+    this.installSnapshotNow(snapshot);
+  }
   override async save(batch: SaveBatch): Promise<void> {
     const n = this.saves.push(batch);
     const ids = batch.entries.map((e) => e.index).join(',');
@@ -106,6 +112,8 @@ class FakeProtocol implements Protocol {
   outbox: Envelope[] = [];
   reads: { ctx: Uint8Array; index: number }[] = [];
   statusDirty = true;
+  /** Merged into the next Ready (a snapshot, a truncation, a hard state), to script what a real protocol emits. */
+  extra: Partial<Ready> | undefined;
   dropNext: ProposalDroppedError | undefined;
   constructor(private readonly storage: MemoryStorage) {}
   tick(): void {}
@@ -129,11 +137,12 @@ class FakeProtocol implements Protocol {
   proposeConfigChange(_c: ConfigChange): void {}
   transferLeadership(_to: NodeId): void {}
   hasReady(): boolean {
-    return this.unstable.length > 0 || this.outbox.length > 0 || this.reads.length > 0 || this.statusDirty || this.applied < this.commit;
+    return this.unstable.length > 0 || this.outbox.length > 0 || this.reads.length > 0 || this.statusDirty || this.applied < this.commit || this.extra !== undefined;
   }
   ready(): Ready {
     const committed = this.applied < this.commit ? this.storage.entries(this.applied + 1, this.commit + 1) : [];
-    const rd: Ready = { entries: this.unstable, messages: this.outbox, committed, reads: this.reads };
+    const rd: Ready = { entries: this.unstable, messages: this.outbox, committed, reads: this.reads, ...this.extra };
+    this.extra = undefined;
     if (this.statusDirty) rd.status = this.status();
     this.unstable = [];
     this.outbox = [];
@@ -193,6 +202,8 @@ async function fakeHarness(overrides: Partial<ConsensusNodeOptions<{ add: number
     peers: ['a', 'b'],
     protocol: {
       name: 'fake',
+      options: {},
+      parseOptions: () => ({}),
       create: (o) => {
         fake = new FakeProtocol(o.storage as MemoryStorage);
         return fake;
@@ -606,5 +617,58 @@ describe('ConsensusNode: waitForLeader', () => {
     const waiting = h.node.waitForLeader({ timeoutMs: 100 });
     h.clock.advance(150);
     await expect(waiting).rejects.toSatisfy(TimeoutError.is);
+  });
+});
+
+describe('ConsensusNode: r2 host rules', () => {
+  it('validates protocolOptions with the protocol\'s parseOptions: an unknown or ill-typed option is a ConfigError', () => {
+    const module = {
+      ...solo,
+      options: { preVote: { type: 'boolean', description: 'pre-vote' } } as const,
+      parseOptions: (raw: unknown) => parseOptions('solo', { preVote: { type: 'boolean', description: 'pre-vote' } } as const, raw),
+    };
+    const base = { id: 'a', peers: ['a'], protocol: module, storage: new MemoryStorage(), transport: new LocalNetwork().transport('a'), stateMachine: new Counter() };
+    expect(() => new ConsensusNode({ ...base, protocolOptions: { prevote: false } })).toThrow(/unknown solo option "prevote" \(did you mean "preVote"\?\)/);
+    expect(() => new ConsensusNode({ ...base, protocolOptions: { preVote: 'yes' } })).toThrow(ConfigError);
+    expect(() => new ConsensusNode({ ...base, protocol: solo, protocolOptions: { anything: 1 } })).toThrow(ConfigError);
+    expect(() => new ConsensusNode({ ...base, protocolOptions: { preVote: false } })).not.toThrow();
+  });
+
+  it('persists in the pinned order: the snapshot install, then one save of truncation, entries and hard state; sends after', async () => {
+    const h = await fakeHarness();
+    h.events.length = 0;
+    h.fake.last = h.fake.commit = h.fake.applied = 5;
+    const entry: LogEntry = { index: 6, term: 1, type: 'noop', data: new Uint8Array(0) };
+    h.fake.extra = {
+      snapshot: { index: 5, term: 1, config: { voters: ['a', 'b'], learners: [] }, data: new TextEncoder().encode('7') },
+      truncateAfter: 5,
+      entries: [entry],
+      hardState: Uint8Array.of(1, 2),
+      messages: [{ from: 'a', to: 'b', msg: { type: 'Append', index: 6 } }],
+    };
+    h.clock.advance(10);
+    await settle();
+    expect(h.events).toEqual(['install@5', 'save-start#1[6]', 'save-done#1[6]', 'send[6]']);
+    expect(h.storage.saves).toHaveLength(1);
+    expect(h.storage.saves[0]).toMatchObject({ truncateAfter: 5, entries: [entry], hardState: Uint8Array.of(1, 2) });
+    expect(h.sm.total).toBe(7);
+    expect(h.node.status().appliedIndex).toBe(6);
+  });
+
+  it('resolves a membership change once the applied configuration is the target and not transitional', async () => {
+    const h = await fakeHarness();
+    let resolved: ClusterConfig | undefined;
+    void h.node.changeMembership({ changes: [{ op: 'addVoter', node: 'c' }] }).then((c) => (resolved = c));
+    const appendConfig = (config: ClusterConfig) => {
+      h.fake.unstable.push({ index: ++h.fake.last, term: h.fake.term, type: 'config', data: encodeClusterConfig(config) });
+      h.clock.advance(10);
+    };
+    appendConfig({ voters: ['a', 'b', 'c'], outgoing: ['a', 'b'], learners: [] });
+    await settle();
+    expect(h.node.status().appliedIndex).toBe(1);
+    expect(resolved).toBeUndefined();
+    appendConfig({ voters: ['a', 'b', 'c'], learners: [] });
+    await settle();
+    expect(resolved).toEqual({ voters: ['a', 'b', 'c'], learners: [] });
   });
 });

@@ -4,7 +4,7 @@
  */
 export { ConsensusNode } from './consensus-node';
 export type { ApplyEvent, ConsensusNodeEvents, ConsensusNodeOptions, OperationOptions } from './consensus-node';
-export type { CommandCodec } from './consensus-node';
+export type { CommandCodec } from './command-framing';
 export { LocalNetwork } from './local-network';
 export type { LocalNetworkOptions } from './local-network';
 export { ManualClock, systemClock } from './clock';

@@ -1,6 +1,7 @@
 import { pack, unpack } from 'msgpackr';
 import { ConfigError, NotLeaderError } from '../errors';
 import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, ProtocolModule, ProtocolOptions, Ready, Status } from '../types';
+import { parseOptions } from '../options';
 import { assertBytes, resolveProtocolOptions } from '../validate';
 
 /**
@@ -135,7 +136,9 @@ export class SoloProtocol implements Protocol {
 }
 
 /** `ProtocolModule` of the single-node test protocol. */
-export const solo: ProtocolModule = {
+export const solo: ProtocolModule<Record<string, never>> = {
   name: 'solo',
+  options: {},
+  parseOptions: (raw) => parseOptions('solo', {}, raw) as Record<string, never>,
   create: (options) => new SoloProtocol(options),
 };

@@ -1,5 +1,5 @@
 import { describeTransportConformance } from '@consensus-kit/core/testing';
-import { LocalNetwork } from '../local-network';
+import { LocalNetwork } from '../host/local-network';
 
 describeTransportConformance('LocalNetwork', () => ({
   async create(ids) {
