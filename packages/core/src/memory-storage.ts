@@ -111,40 +111,56 @@ export class MemoryStorage implements DurableStorage {
     this.closed = true;
   }
 
-  /** Writes hard state, truncation and entries, in that order. Entries must be contiguous. */
+  /**
+   * Writes one batch: truncation, then entries, then hard state (DESIGN r2's pinned order; a snapshot install,
+   * which comes first, is `installSnapshotNow`). The whole batch is checked before anything is written, so a
+   * refused batch changes nothing; `persistReady` in core/testing writes a prefix of the same order to model
+   * a crash in the middle of a save.
+   */
   saveNow(batch: SaveBatch): void {
     this.checkOpen();
-    if (batch.hardState !== undefined) this.state.hardState = batch.hardState;
+    const entries = batch.entries ?? [];
+    if (batch.truncateAfter !== undefined) this.checkTruncate(batch.truncateAfter);
+    const last = batch.truncateAfter === undefined ? this.lastIndex() : Math.min(this.lastIndex(), batch.truncateAfter);
+    if (entries.length > 0) this.checkEntries(entries, last);
     if (batch.truncateAfter !== undefined) this.truncateAfter(batch.truncateAfter);
-    if (batch.entries.length > 0) this.append(batch.entries);
+    if (entries.length > 0) this.write(entries);
+    if (batch.hardState !== undefined) this.state.hardState = batch.hardState;
+  }
+
+  private checkTruncate(index: number): void {
+    if (!Number.isSafeInteger(index) || index < 0) throw new InvalidArgumentError(`truncateAfter: bad index ${index}`);
+    if (index < this.state.compactedIndex) {
+      throw new StorageError(`truncateAfter(${index}) would cut into the compacted prefix (compacted through ${this.state.compactedIndex})`);
+    }
   }
 
   private truncateAfter(index: number): void {
-    const { compactedIndex } = this.state;
-    if (!Number.isSafeInteger(index) || index < 0) throw new InvalidArgumentError(`truncateAfter: bad index ${index}`);
-    if (index < compactedIndex) {
-      throw new StorageError(`truncateAfter(${index}) would cut into the compacted prefix (compacted through ${compactedIndex})`);
-    }
-    if (index < this.lastIndex()) this.state.log.length = index - compactedIndex;
+    if (index < this.lastIndex()) this.state.log.length = index - this.state.compactedIndex;
   }
 
-  private append(entries: readonly LogEntry[]): void {
+  /** Entries must be contiguous and start at or before `last + 1` (no gap). */
+  private checkEntries(entries: readonly LogEntry[], last: number): void {
     for (let i = 1; i < entries.length; i++) {
       if ((entries[i] as LogEntry).index !== (entries[i - 1] as LogEntry).index + 1) {
         throw new StorageError(`save: entries are not contiguous at index ${(entries[i] as LogEntry).index}`);
       }
     }
     const first = (entries[0] as LogEntry).index;
-    const { compactedIndex } = this.state;
-    if (first > this.lastIndex() + 1) {
-      throw new StorageError(`save: entry ${first} would leave a gap after the last index ${this.lastIndex()}`);
+    if (first > last + 1) throw new StorageError(`save: entry ${first} would leave a gap after the last index ${last}`);
+  }
+
+  /**
+   * DESIGN r2: an entry at an existing index overwrites that index only (the entries after it stay: a Paxos
+   * acceptor re-accepting one slot keeps the slots above it); an entry at lastIndex + 1 appends; entries at or
+   * below the compaction point are covered by the snapshot and skipped. Only `truncateAfter` drops a suffix.
+   */
+  private write(entries: readonly LogEntry[]): void {
+    const { compactedIndex, log } = this.state;
+    for (const e of entries) {
+      if (e.index <= compactedIndex) continue;
+      log[e.index - compactedIndex - 1] = e; // overwrite in place, or append at the end (no gap: checked)
     }
-    // Entries at or below the compaction point are already covered by the snapshot: skip them.
-    const skip = Math.max(0, compactedIndex + 1 - first);
-    if (skip >= entries.length) return;
-    const start = first + skip;
-    this.state.log.length = start - compactedIndex - 1; // replace-at-index: drop the old suffix
-    for (let i = skip; i < entries.length; i++) this.state.log.push(entries[i] as LogEntry);
   }
 
   /** Replaces the whole log with a snapshot received from a leader. */

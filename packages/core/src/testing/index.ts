@@ -1,5 +1,5 @@
 export { describeStorageConformance, testEntries, testEntry } from './storage-conformance';
-export type { StorageHarness } from './storage-conformance';
+export type { CrashingSave, StorageConformanceOptions, StorageHarness } from './storage-conformance';
 export { describeProtocolConformance } from './protocol-conformance';
 export type { ProtocolConformanceOptions } from './protocol-conformance';
 export { TestCluster } from './test-cluster';
