@@ -13,7 +13,7 @@ const events: FaultEvent[] = [
   { at: 200, action: { type: 'heal' } },
 ];
 const run = simulate({ protocol: toy.module, seed: 7, nodes: 5, faults: { kind: 'scripted', events }, invariants: toyInvariants });
-console.log(`scripted run: ${run.ok ? 'ok' : run.violation?.message}, ${run.stats.opsOk} ops ok, linearizability ${run.linearizability?.result}`);
+console.log(`scripted run: ${run.ok ? 'ok' : run.violation?.message}, ${run.stats.opsOk} ops ok, linearizability ${run.check?.result}`);
 
 // 3. A replica that serves reads locally, without a read barrier, is caught.
 const broken = await runSweep({ protocol: await resolveProtocol('toy-local-reads'), seeds: 5, log: () => {} });

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { isConsensusError } from '@consensus-kit/core';
 import { writeReport } from './report';
 import { resolveProtocol } from './resolve-protocol';
-import { replayCommand, runSweep, simulateOptions, type SweepOptions } from './sweep';
+import { parseProtocolOption, replayCommand, runSweep, simulateOptions, type SweepOptions } from './sweep';
 import { simulate } from './simulator';
 
 function int(what: string, min: number) {
@@ -31,6 +31,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(new Option('--faults <level>', 'fault intensity').choices(['none', 'light', 'heavy']).default('light'))
     .option('--clients <n>', 'concurrent clients', int('--clients', 0), 3)
     .option('--snapshot-every <n>', 'snapshot and compact every n applied entries (0 = never)', int('--snapshot-every', 0), 0)
+    .option('--protocol-option <key=value>', "one of the protocol's own options, repeatable (value parsed as JSON when it parses, else a string)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--no-crash-mid-save', 'a crash loses the whole save at the disk (default: a random prefix of it survives)')
     .option('--report-dir <dir>', 'where failing runs write trace.ndjson and timeline.html (relative to where the command was typed)', '.sim-reports')
     .option('--report', 'write a report even when the run passes')
     .option('--fail-fast', 'stop a sweep at the first violation')
@@ -51,6 +53,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     faults: 'none' | 'light' | 'heavy';
     clients: number;
     snapshotEvery: number;
+    protocolOption: string[];
+    crashMidSave: boolean;
     reportDir: string;
     report?: boolean;
     failFast?: boolean;
@@ -59,6 +63,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const base = process.env.INIT_CWD || process.cwd();
   o.reportDir = resolve(base, o.reportDir);
   try {
+    const protocolOptions: Record<string, unknown> = {};
+    for (const arg of o.protocolOption) parseProtocolOption(arg, protocolOptions);
     const protocol = await resolveProtocol(o.protocol, o.module !== undefined ? { module: o.module, cwd: base } : { cwd: base });
     const sweep: SweepOptions = {
       protocol,
@@ -69,6 +75,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       faults: o.faults,
       clients: o.clients,
       snapshotEvery: o.snapshotEvery,
+      ...(o.protocolOption.length > 0 ? { protocolOptions } : {}),
+      ...(o.crashMidSave ? {} : { crashMidSave: false }),
       reportDir: o.reportDir,
       ...(o.failFast ? { failFast: true } : {}),
       ...(o.module !== undefined ? { modulePath: o.module } : {}),
@@ -77,7 +85,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const result = simulate(simulateOptions(sweep, o.seed, true));
       const replay = replayCommand(sweep, o.seed);
       const s = result.stats;
-      console.log(`${protocol.name} seed ${o.seed}: ${result.ok ? 'ok' : 'VIOLATION'} · ${s.steps} steps · ${s.ops} ops (${s.opsOk} ok, ${s.opsIndeterminate} indeterminate) · ${s.crashes} crashes · committed ${s.committedIndex}`);
+      console.log(`${protocol.name} seed ${o.seed}: ${result.ok ? 'ok' : 'VIOLATION'} · ${s.steps} steps · ${s.ops} ops (${s.opsOk} ok, ${s.opsIndeterminate} indeterminate) · ${s.crashes} crashes (${s.tornSaves} mid-save) · committed ${s.committedIndex}`);
       if (!result.ok || o.report) {
         const files = await writeReport(result, { dir: o.reportDir, replay });
         if (result.violation) {

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describeAction } from './faults';
-import { describeInput, describeOp, describeOutput, type HistoryOp } from './history';
+import { describeClientOp, opKind, opLabel, type ClientOp } from './history';
 import type { SimResult } from './simulator';
 
 export interface ReportOptions {
@@ -21,13 +21,13 @@ export interface ReportFiles {
  * Writes `trace.ndjson` (one JSON object per simulator event, when the run was traced, plus the history) and
  * `timeline.html` (a self-contained page: one lane per client, operations as bars, the violation highlighted).
  */
-export async function writeReport(result: SimResult, options: ReportOptions = {}): Promise<ReportFiles> {
+export async function writeReport(result: SimResult<ClientOp>, options: ReportOptions = {}): Promise<ReportFiles> {
   const dir = resolve(options.dir ?? '.sim-reports', `${safe(result.protocol)}-seed-${result.seed}`);
   await mkdir(dir, { recursive: true });
   const trace = join(dir, 'trace.ndjson');
   const timeline = join(dir, 'timeline.html');
   const lines = [...(result.trace ?? [])];
-  for (const op of result.history) lines.push(JSON.stringify({ history: op.id, op: describeOp(op) }));
+  for (const op of result.history) lines.push(JSON.stringify({ history: op.id, op: describeClientOp(op) }));
   await writeFile(trace, lines.join('\n') + '\n');
   await writeFile(timeline, renderTimeline(result, options.replay));
   return { dir, trace, timeline };
@@ -42,11 +42,11 @@ function esc(s: string): string {
 }
 
 /** The HTML timeline as a string: no external resources, no server. */
-export function renderTimeline(result: SimResult, replay?: string): string {
+export function renderTimeline(result: SimResult<ClientOp>, replay?: string): string {
   const ops = result.history;
   const clients = Math.max(0, ...ops.map((o) => o.client + 1));
   const bad = new Set<number>();
-  if (result.linearizability?.result === 'illegal') for (const op of result.linearizability.counterexample) bad.add(op.id);
+  if (result.check?.result === 'illegal') for (const op of result.check.ops) bad.add(op.id);
   const end = Math.max(result.endTime, 1);
   const W = 1600;
   const LANE = 26;
@@ -57,10 +57,10 @@ export function renderTimeline(result: SimResult, replay?: string): string {
     const y = TOP + op.client * LANE + 4;
     const x0 = Number(x(op.invoke));
     const x1 = Math.max(x0 + 2, Number(x(op.complete ?? end)));
-    const cls = bad.has(op.id) ? 'bad' : op.status === 'ok' ? `ok ${op.input.f}` : 'info';
-    const label = `${describeInput(op.input)} → ${op.status === 'ok' ? describeOutput(op.output) : 'info'}`;
+    const cls = bad.has(op.id) ? 'bad' : op.status === 'ok' ? `ok ${opKind(op)}` : 'info';
+    const label = opLabel(op);
     bars.push(
-      `<rect class="${cls}" x="${x0}" y="${y}" width="${(x1 - x0).toFixed(1)}" height="${LANE - 8}"><title>${esc(describeOp(op))}</title></rect>` +
+      `<rect class="${cls}" x="${x0}" y="${y}" width="${(x1 - x0).toFixed(1)}" height="${LANE - 8}"><title>${esc(describeClientOp(op))}</title></rect>` +
         (x1 - x0 > 60 ? `<text x="${x0 + 3}" y="${y + 13}">${esc(label)}</text>` : ''),
     );
   }
@@ -76,7 +76,7 @@ export function renderTimeline(result: SimResult, replay?: string): string {
   const lanes = Array.from({ length: clients }, (_, c) => `<text class="lane" x="2" y="${TOP + c * LANE + 17}">c${c}</text><line class="lane" x1="0" x2="${W}" y1="${TOP + (c + 1) * LANE}" y2="${TOP + (c + 1) * LANE}"/>`);
   const height = TOP + clients * LANE + 10;
   const verdict = result.ok ? 'ok' : `${result.violation?.kind}: ${result.violation?.name}`;
-  const counter = [...bad].map((id) => ops[id] as HistoryOp);
+  const counter = result.check?.result === 'illegal' ? result.check.ops : [];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(`${result.protocol} seed ${result.seed}: ${verdict}`)}</title>
 <style>
@@ -103,9 +103,9 @@ ${lanes.join('\n')}
 ${marks.join('\n')}
 ${bars.join('\n')}
 </svg></div>
-${counter.length > 0 ? `<h2>Smallest failing sub-history (key ${esc(result.linearizability?.result === 'illegal' ? result.linearizability.key : '')})</h2><pre>${esc(counter.map(describeOp).join('\n'))}</pre>` : ''}
+${counter.length > 0 ? `<h2>Failing sub-history (${esc(result.violation?.name ?? '')})</h2><pre>${esc(counter.map(describeClientOp).join('\n'))}</pre>` : ''}
 <details><summary>Fault schedule (${result.schedule.length} events)</summary><pre>${esc(result.schedule.map((e) => `tick ${e.at}: ${describeAction(e.action)}`).join('\n'))}</pre></details>
-<details><summary>History (${ops.length} ops; times in µs)</summary><pre>${esc(ops.map(describeOp).join('\n'))}</pre></details>
+<details><summary>History (${ops.length} ops; times in µs)</summary><pre>${esc(ops.map(describeClientOp).join('\n'))}</pre></details>
 <script>
 const z=document.getElementById('zoom'),s=document.getElementById('tl');
 z.addEventListener('input',()=>{s.setAttribute('width',String(${W}*Number(z.value)));});

@@ -70,7 +70,7 @@ export async function resolveProtocol(name: string | undefined, options: Resolve
     throw new UnknownProtocolError(name, `package ${spec} is not installed where the simulator or ${cwd} can see it (built-ins: ${Object.keys(BUILTIN_PROTOCOLS).join(', ')}; or pass --module <path>)`);
   }
   const found = [mod[name], mod[camel(name)]].find(isProtocolModule);
-  if (found === undefined) throw new UnknownProtocolError(name, `${spec} has no named export "${camel(name)}" that is a ProtocolModule ({ name, create })`);
+  if (found === undefined) throw new UnknownProtocolError(name, `${spec} has no named export "${camel(name)}" that is a ProtocolModule ({ name, options, parseOptions, create })`);
   return { name, module: found, ...invariantsOf(mod) };
 }
 
@@ -111,7 +111,8 @@ function invariantsOf(mod: Record<string, unknown>): { invariants?: InvariantSou
 }
 
 function isProtocolModule(v: unknown): v is ProtocolModule {
-  return typeof v === 'object' && v !== null && typeof (v as ProtocolModule).create === 'function' && typeof (v as ProtocolModule).name === 'string';
+  const m = v as Partial<ProtocolModule> | null;
+  return typeof m === 'object' && m !== null && typeof m.create === 'function' && typeof m.parseOptions === 'function' && typeof m.name === 'string';
 }
 
 function camel(s: string): string {

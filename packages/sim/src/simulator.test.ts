@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isConsensusError, type ConfigError, type LogEntry, type Protocol, type ProtocolModule, type Ready, type Status } from '@consensus-kit/core';
-import { ProbeNode, probe } from '../testdata/probe-protocol';
+import { ProbeNode, moduleOf, probe } from '../testdata/probe-protocol';
 import { FaultScheduleError } from './errors';
 import type { FaultEvent } from './faults';
 import type { Invariant } from './invariant';
@@ -68,7 +68,7 @@ describe('the correct toy protocol', () => {
       for (let seed = 1; seed <= 25; seed++) {
         const r = simulate({ protocol: toy, seed, faults, nodes, invariants: toyInvariants });
         expect(r.violation, `seed ${seed}`).toBeUndefined();
-        expect(r.linearizability?.result).toBe('ok');
+        expect(r.check?.result).toBe('ok');
         ok += r.stats.opsOk;
         expect(r.stats.committedIndex).toBeGreaterThan(10);
       }
@@ -97,14 +97,17 @@ describe('the correct toy protocol', () => {
 });
 
 describe('nodes: crash, restart, pause, clocks', () => {
-  it('a crash loses the batch still in its fsync; restart recovers exactly what was durable', () => {
+  const crashAt20: FaultEvent[] = [
+    { at: 20, action: { type: 'crash', node: 'n1' } },
+    { at: 21, action: { type: 'restart', node: 'n1' } },
+  ];
+  type TraceLine = { t: number; ev: string; entries?: string[]; lostBatch?: string[]; save?: { steps: number; survived: number } };
+
+  it('with crash mid-save off, a crash loses the whole batch still in its fsync; restart recovers exactly what was durable', () => {
     const { inv, boots } = recorder(['n1']);
-    const events: FaultEvent[] = [
-      { at: 20, action: { type: 'crash', node: 'n1' } },
-      { at: 21, action: { type: 'restart', node: 'n1' } },
-    ];
+    const events = crashAt20;
     // fsync takes 2.5 ticks: batches are always in flight, and group commit gathers the ticks in between.
-    const r = simulate({ protocol: probe, seed: 1, nodes: 1, ticks: 30, fsyncMs: { min: 25, max: 25 }, faults: { kind: 'scripted', events }, invariants: [inv], workload: { clients: 0 }, trace: true });
+    const r = simulate({ protocol: probe, seed: 1, nodes: 1, ticks: 30, fsyncMs: { min: 25, max: 25 }, faults: { kind: 'scripted', events }, invariants: [inv], workload: { clients: 0 }, trace: true, crashMidSave: false });
     expect(r.ok).toBe(true);
     const lines = r.trace!.map((l) => JSON.parse(l) as { t: number; ev: string; entries?: string[]; lostBatch?: string[] });
     const crash = lines.find((l) => l.ev === 'crash')!;
@@ -115,6 +118,59 @@ describe('nodes: crash, restart, pause, clocks', () => {
     // ticks 1..19 appended 19 entries (plus the one at tick 20 if it ran first): more than reached the disk.
     expect(lastDurable).toBeLessThan(19);
     expect(boots.get('n1')).toEqual([0, lastDurable]);
+  });
+
+  it('a crash in the middle of a save keeps a prefix of its entries, drawn from the seed, and restart recovers it', () => {
+    let torn = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const { inv, boots } = recorder(['n1']);
+      const r = simulate({ protocol: probe, seed, nodes: 1, ticks: 30, fsyncMs: { min: 25, max: 25 }, faults: { kind: 'scripted', events: crashAt20 }, invariants: [inv], workload: { clients: 0 }, trace: true });
+      expect(r.ok).toBe(true);
+      const lines = r.trace!.map((l) => JSON.parse(l) as TraceLine);
+      const crash = lines.find((l) => l.ev === 'crash')!;
+      const persistedBefore = lines.filter((l) => l.ev === 'persist' && l.t <= crash.t).flatMap((l) => l.entries ?? []);
+      const lastDurable = Number(persistedBefore[persistedBefore.length - 1]!.split('/')[0]);
+      const save = crash.save!;
+      // The probe's saves are entries only: one save step per entry.
+      expect(save.survived).toBeGreaterThanOrEqual(0);
+      expect(save.survived).toBeLessThanOrEqual(save.steps);
+      expect(crash.lostBatch!.length).toBe(save.steps - save.survived);
+      expect(boots.get('n1')).toEqual([0, lastDurable + save.survived]);
+      if (save.survived > 0 && save.survived < save.steps) torn++;
+      expect(r.stats.tornSaves).toBe(save.survived > 0 && save.survived < save.steps ? 1 : 0);
+    }
+    expect(torn).toBeGreaterThan(0);
+  });
+
+  it('a crash mid-save keeps the pinned order: hard state is never durable without the entries saved with it', () => {
+    // Each Ready saves its entries and, last, a hard state naming its last entry (DESIGN r2 order).
+    const seen: { hardState: number; lastIndex: number }[] = [];
+    const stamp = moduleOf('stamp', (o) => {
+      const node = new ProbeNode(o);
+      const hs = o.storage.initialState().hardState;
+      seen.push({ hardState: hs === undefined ? 0 : new DataView(hs.buffer, hs.byteOffset).getUint32(0), lastIndex: o.storage.lastIndex() });
+      const ready = node.ready.bind(node);
+      return Object.assign(node, {
+        ready: (): Ready => {
+          const rd = ready();
+          const last = rd.entries[rd.entries.length - 1];
+          if (last !== undefined) {
+            const hardState = new Uint8Array(4);
+            new DataView(hardState.buffer).setUint32(0, last.index);
+            rd.hardState = hardState;
+          }
+          return rd;
+        },
+      });
+    });
+    for (let seed = 1; seed <= 20; seed++) {
+      simulate({ protocol: stamp, seed, nodes: 1, ticks: 30, fsyncMs: { min: 25, max: 25 }, faults: { kind: 'scripted', events: crashAt20 }, workload: { clients: 0 } });
+    }
+    const restarts = seen.filter((_, i) => i % 2 === 1);
+    expect(restarts).toHaveLength(20);
+    for (const b of restarts) expect(b.hardState).toBeLessThanOrEqual(b.lastIndex);
+    // Some crashes kept entries but not the hard state written after them.
+    expect(restarts.some((b) => b.lastIndex > b.hardState)).toBe(true);
   });
 
   it('a paused node misses its ticks while the others go on; its inbox waits', () => {
@@ -204,24 +260,19 @@ describe('invariants', () => {
   });
 
   it('catches a commit index that goes backwards', () => {
-    const liar: ProtocolModule = {
-      name: 'liar',
-      create: (o) => {
+    const liar: ProtocolModule = moduleOf('liar', (o) => {
         let n = 0;
         const node = new ProbeNode(o);
         const base = node.status.bind(node);
         return Object.assign(node, { status: (): Status => ({ ...base(), commitIndex: ++n === 30 ? 0 : Math.min(n, 5), appliedIndex: 0 }) }) as Protocol;
-      },
-    };
+    });
     const r = simulate({ protocol: liar, seed: 1, nodes: 1, ticks: 50, workload: { clients: 0 } });
     expect(r.violation).toMatchObject({ kind: 'invariant', name: 'commit-monotonic' });
   });
 
   it('catches an acknowledged write that is no longer durable anywhere', () => {
     // A one-node "protocol" that commits on propose and wipes its log when it restarts.
-    const amnesiac: ProtocolModule = {
-      name: 'amnesiac',
-      create: (o) => {
+    const amnesiac: ProtocolModule = moduleOf('amnesiac', (o) => {
         let last = o.storage.lastIndex();
         let wipe = last > 0;
         let entries: LogEntry[] = [];
@@ -251,8 +302,7 @@ describe('invariants', () => {
           status: (): Status => ({ id: o.id, role: 'leader', leader: o.id, term: 1, commitIndex: 0, appliedIndex: 0, lastIndex: last, config: { voters: [o.id], learners: [] } }),
         };
         return node;
-      },
-    };
+    });
     const events: FaultEvent[] = [
       { at: 30, action: { type: 'crash', node: 'n1' } },
       { at: 31, action: { type: 'restart', node: 'n1' } },
@@ -263,15 +313,13 @@ describe('invariants', () => {
   });
 
   it('fails, rather than hangs on, a protocol whose hasReady() never turns false', () => {
-    const stuck: ProtocolModule = { name: 'stuck', create: (o) => Object.assign(new ProbeNode(o), { hasReady: () => true }) };
+    const stuck: ProtocolModule = moduleOf('stuck', (o) => Object.assign(new ProbeNode(o), { hasReady: () => true }));
     const r = simulate({ protocol: stuck, seed: 1, nodes: 1, ticks: 10, workload: { clients: 0 } });
     expect(r.violation).toMatchObject({ kind: 'protocol-error', name: 'hasReady' });
   });
 
   it('reports a protocol that throws as a protocol error, with the method', () => {
-    const thrower: ProtocolModule = {
-      name: 'thrower',
-      create: (o) => {
+    const thrower: ProtocolModule = moduleOf('thrower', (o) => {
         const node = new ProbeNode(o);
         let n = 0;
         return Object.assign(node, {
@@ -279,8 +327,7 @@ describe('invariants', () => {
             if (++n === 5) throw new TypeError('boom');
           },
         }) as Protocol;
-      },
-    };
+    });
     const r = simulate({ protocol: thrower, seed: 1, nodes: 1, ticks: 20, workload: { clients: 0 } });
     expect(r.violation).toMatchObject({ kind: 'protocol-error', name: 'tick' });
     expect(r.violation!.message).toContain('boom');
@@ -289,7 +336,7 @@ describe('invariants', () => {
 
 describe('bad input is refused before anything runs', () => {
   let created = 0;
-  const counting: ProtocolModule = { name: 'counting', create: (o) => (created++, toy.create(o)) };
+  const counting: ProtocolModule = moduleOf('counting', (o) => (created++, toy.create(o)));
   const refuse = (o: Partial<SimulateOptions>) => {
     created = 0;
     let err: unknown;

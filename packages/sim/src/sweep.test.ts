@@ -87,7 +87,7 @@ describe('resolveProtocol', () => {
         'const idle = (id) => ({ tick() {}, step() {}, propose() {}, readIndex() {}, proposeConfigChange() {}, transferLeadership() {},',
         '  hasReady: () => false, ready: () => ({ entries: [], messages: [], committed: [], reads: [] }), advance() {},',
         "  status: () => ({ id, role: 'follower', term: 0, commitIndex: 0, appliedIndex: 0, lastIndex: 0, config: { voters: [id], learners: [] } }) });",
-        "export const fakeproto = { name: 'fakeproto', create: (o) => idle(o.id) };",
+        "export const fakeproto = { name: 'fakeproto', options: {}, parseOptions: () => ({}), create: (o) => idle(o.id) };",
         "export const invariants = () => [{ name: 'never', check: () => 'fake invariant fired' }];",
       ].join('\n'),
     );

@@ -1,3 +1,4 @@
+import { ConfigError } from '@consensus-kit/core';
 import type { FaultLevel } from './faults';
 import { writeReport, type ReportFiles } from './report';
 import type { ResolvedProtocol } from './resolve-protocol';
@@ -13,6 +14,10 @@ export interface SweepOptions {
   faults?: FaultLevel;
   clients?: number;
   snapshotEvery?: number;
+  /** The protocol's own options, validated by its `parseOptions` (`--protocol-option key=value`). */
+  protocolOptions?: Record<string, unknown>;
+  /** A crash keeps a random prefix of a save at the disk (default true; `--no-crash-mid-save` turns it off). */
+  crashMidSave?: boolean;
   /** Where failing runs write their trace and timeline. Default `.sim-reports` in cwd. */
   reportDir?: string;
   /** Stop at the first violation. */
@@ -37,9 +42,9 @@ export interface SweepFailure {
 export interface SweepSummary {
   seedsRun: number;
   violations: SweepFailure[];
-  /** Operations checked for linearizability, over all seeds. */
+  /** Operations checked by the history checker (linearizability by default), over all seeds. */
   opsChecked: number;
-  /** Seeds whose linearizability search gave up (too large): neither passed nor failed. */
+  /** Seeds whose history check gave up (too large): neither passed nor failed. */
   unknown: number[];
   steps: number;
   elapsedMs: number;
@@ -56,7 +61,48 @@ export function replayCommand(o: Omit<SweepOptions, 'seeds'>, seed: number): str
   if (o.faults !== undefined && o.faults !== 'light') parts.push('--faults', o.faults);
   if (o.clients !== undefined && o.clients !== 3) parts.push('--clients', String(o.clients));
   if (o.snapshotEvery) parts.push('--snapshot-every', String(o.snapshotEvery));
+  if (o.crashMidSave === false) parts.push('--no-crash-mid-save');
+  for (const [key, value] of Object.entries(o.protocolOptions ?? {})) {
+    if (value !== undefined) parts.push('--protocol-option', shellQuote(`${key}=${formatOptionValue(value)}`));
+  }
   return parts.join(' ');
+}
+
+/**
+ * Parses `--protocol-option key=value`: the value as JSON when it parses (`true`, `5`, `"5"`), else as the
+ * string it is (`mode=fast`). Throws a `ConfigError` without `=` or a key.
+ */
+export function parseProtocolOption(arg: string, into: Record<string, unknown> = {}): Record<string, unknown> {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--protocol-option takes key=value, got ${JSON.stringify(arg)}`);
+  const key = arg.slice(0, eq);
+  const raw = arg.slice(eq + 1);
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // not JSON: the string itself
+  }
+  into[key] = value;
+  return into;
+}
+
+/** The text of a value that `parseProtocolOption` reads back as the same value. */
+function formatOptionValue(value: unknown): string {
+  if (typeof value === 'string') {
+    let reparsed: unknown = value;
+    try {
+      reparsed = JSON.parse(value);
+    } catch {
+      return value;
+    }
+    return reparsed === value ? value : JSON.stringify(value);
+  }
+  return JSON.stringify(value);
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export function simulateOptions(o: Omit<SweepOptions, 'seeds'>, seed: number, trace: boolean): SimulateOptions {
@@ -71,6 +117,8 @@ export function simulateOptions(o: Omit<SweepOptions, 'seeds'>, seed: number, tr
   };
   if (o.protocol.invariants !== undefined) opts.invariants = o.protocol.invariants;
   if (o.snapshotEvery) opts.snapshotEvery = o.snapshotEvery;
+  if (o.protocolOptions !== undefined) opts.protocolOptions = o.protocolOptions;
+  if (o.crashMidSave === false) opts.crashMidSave = false;
   return opts;
 }
 
@@ -92,8 +140,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
     const result = simulate(simulateOptions(options, seed, false));
     summary.seedsRun++;
     summary.steps += result.stats.steps;
-    summary.opsChecked += result.linearizability?.checkedOps ?? 0;
-    if (result.linearizability?.result === 'unknown') summary.unknown.push(seed);
+    summary.opsChecked += result.check?.checkedOps ?? 0;
+    if (result.check?.result === 'unknown') summary.unknown.push(seed);
     if (!result.ok || options.reportAll) {
       const replay = replayCommand(options, seed);
       const traced: SimResult = simulate(simulateOptions(options, seed, true));

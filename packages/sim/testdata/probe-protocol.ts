@@ -1,4 +1,4 @@
-import type { LogEntry, NodeId, Protocol, ProtocolModule, ProtocolOptions, Ready, Status } from '@consensus-kit/core';
+import { parseOptions, type LogEntry, type NodeId, type Protocol, type ProtocolModule, type ProtocolOptions, type Ready, type Status } from '@consensus-kit/core';
 
 /**
  * A protocol that does nothing but count its ticks and append one entry per tick (never committed): it makes
@@ -40,4 +40,9 @@ export class ProbeNode implements Protocol {
   }
 }
 
-export const probe: ProtocolModule = { name: 'probe', create: (o) => new ProbeNode(o) };
+/** A module with no options of its own around `create` (tests' one-off protocols). */
+export function moduleOf(name: string, create: (options: ProtocolOptions) => Protocol): ProtocolModule {
+  return { name, options: {}, parseOptions: (raw) => parseOptions(name, {}, raw), create };
+}
+
+export const probe: ProtocolModule = moduleOf('probe', (o) => new ProbeNode(o));

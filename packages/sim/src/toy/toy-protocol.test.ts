@@ -44,9 +44,9 @@ describe('the simulator catches known bugs in the toy protocol', () => {
     expect(found).toBeDefined();
     const r = found!.result;
     expect(r.violation!.kind).toBe('linearizability');
-    expect(r.linearizability?.result).toBe('illegal');
-    if (r.linearizability?.result !== 'illegal') return;
-    const cx = r.linearizability.counterexample;
+    expect(r.check?.result).toBe('illegal');
+    if (r.check?.result !== 'illegal') return;
+    const cx = r.check.ops;
     expect(cx.length).toBeGreaterThanOrEqual(2);
     expect(cx.length).toBeLessThan(10);
     expect(cx.some((op) => op.input.f === 'get')).toBe(true);

@@ -4,6 +4,9 @@ import {
   InvariantError,
   NotLeaderError,
   majority,
+  parseOptions,
+  type OptionSpecs,
+  type OptionsOf,
   resolveProtocolOptions,
   type ConfigChange,
   type Envelope,
@@ -58,7 +61,12 @@ interface PendingRead {
   seq: number;
 }
 
-const MAX_BATCH = 64;
+/** The toy's own options (DESIGN r2: typed and validated by `parseOptions`). */
+export const TOY_OPTIONS = {
+  maxBatch: { type: 'integer', min: 1, max: 100_000, description: 'entries per Append message (default 64)' },
+} as const satisfies OptionSpecs;
+
+export type ToyOptions = OptionsOf<typeof TOY_OPTIONS>;
 
 class ToyNode implements Protocol {
   private readonly id: NodeId;
@@ -67,6 +75,7 @@ class ToyNode implements Protocol {
   private readonly heartbeatTicks: number;
   private readonly random: () => number;
   private readonly flaws: ToyFlaws;
+  private readonly maxBatch: number;
 
   private term = 0;
   private vote: NodeId | undefined;
@@ -103,8 +112,9 @@ class ToyNode implements Protocol {
   private seq = 0;
   private pendingReads: PendingRead[] = [];
 
-  constructor(options: ProtocolOptions, flaws: ToyFlaws) {
+  constructor(options: ProtocolOptions & ToyOptions, flaws: ToyFlaws) {
     const o = resolveProtocolOptions(options);
+    this.maxBatch = options.maxBatch ?? 64;
     this.id = o.id;
     this.peers = o.peers;
     this.electionTicks = o.electionTicks;
@@ -258,11 +268,13 @@ class ToyNode implements Protocol {
     };
     if (this.leader !== undefined) s.leader = this.leader;
     if (this.role === 'leader') {
-      s.progress = {};
+      // Protocol-owned detail (DESIGN r2): per-follower match and next index, printed by tools, never read.
+      const progress: Record<NodeId, { match: number; next: number }> = {};
       for (const p of this.peers) {
         const match = p === this.id ? this.lastIndex() : (this.match.get(p) ?? 0);
-        s.progress[p] = { match, next: this.next.get(p) ?? match + 1, state: 'replicate', inflight: 0, active: true, learner: false };
+        progress[p] = { match, next: this.next.get(p) ?? match + 1 };
       }
+      s.details = { progress };
     }
     return s;
   }
@@ -476,7 +488,7 @@ class ToyNode implements Protocol {
       term: this.term,
       prevIndex,
       prevTerm: this.termAt(prevIndex),
-      entries: this.log.slice(prevIndex - this.offset, prevIndex - this.offset + MAX_BATCH),
+      entries: this.log.slice(prevIndex - this.offset, prevIndex - this.offset + this.maxBatch),
       commit: this.commit,
       seq: this.seq,
     });
@@ -510,10 +522,18 @@ class ToyNode implements Protocol {
   }
 }
 
-/** A toy protocol module with the given flaws (none: a correct, simple Raft). */
-export function createToyModule(flaws: ToyFlaws = {}, name = 'toy'): ProtocolModule {
-  return { name, create: (options) => new ToyNode(options, flaws) };
+/**
+ * A toy protocol module with the given flaws (none: a correct, simple Raft). The flaws are module variants
+ * (the simulator's `toy-commit-one-ack`...), not options: a bug is never one flag away in a config file.
+ */
+export function createToyModule(flaws: ToyFlaws = {}, name = 'toy'): ProtocolModule<ToyOptions> {
+  return {
+    name,
+    options: TOY_OPTIONS,
+    parseOptions: (raw) => parseOptions(name, TOY_OPTIONS, raw),
+    create: (options) => new ToyNode(options, flaws),
+  };
 }
 
 /** The correct toy protocol: the simulator's built-in `--protocol toy`. */
-export const toy: ProtocolModule = createToyModule();
+export const toy: ProtocolModule<ToyOptions> = createToyModule();

@@ -1,0 +1,98 @@
+import { describeEntry, describeStatus, type LogEntry, type NodeId, type Status } from '@consensus-kit/core';
+import type { Invariant } from '@consensus-kit/core/testing';
+import type { ReplicaHost } from './replica-host';
+import type { SimContext } from './sim-context';
+import type { AppliedCommand } from './workload';
+
+/**
+ * Entry identity (DESIGN r2): `(index, type, data)`. The term is protocol metadata (two replicas may hold the
+ * same chosen Paxos value under different ballots), so no agreement check compares it.
+ */
+export function sameEntry(a: LogEntry, b: LogEntry): boolean {
+  if (a.index !== b.index || a.type !== b.type || a.data.length !== b.data.length) return false;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) return false;
+  return true;
+}
+
+/**
+ * The simulator's own safety checks, for every protocol: one committed log (by entry identity), each command
+ * committed once, acknowledged entries never lost, status indexes that never go back; and the protocol's
+ * invariants after every step.
+ */
+export class ClusterChecks {
+  /** The cluster's committed log: the entry first applied at each index by any replica. */
+  readonly committed = new Map<number, LogEntry>();
+  private readonly commandIndex = new Map<string, number>();
+  private readonly acked = new Map<number, LogEntry>();
+
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly replicas: readonly ReplicaHost[],
+    private readonly invariants: readonly Invariant[],
+    private readonly view: Parameters<Invariant['check']>[0],
+  ) {}
+
+  /** `node` applied `entry`: it must agree with what any replica applied at that index before. */
+  applied(node: NodeId, entry: LogEntry, command: AppliedCommand | undefined): void {
+    const first = this.committed.get(entry.index);
+    if (first === undefined) this.committed.set(entry.index, entry);
+    else if (!sameEntry(first, entry)) {
+      this.ctx.violate('log-agreement', `${node} committed ${describeEntry(entry)} at index ${entry.index}, where ${describeEntry(first)} was committed before`);
+    }
+    if (command === undefined) return;
+    const seen = this.commandIndex.get(command.id);
+    if (seen === undefined) this.commandIndex.set(command.id, entry.index);
+    else if (seen !== entry.index) {
+      this.ctx.violate('no-duplicate-commands', `command ${command.id} was proposed once but committed at ${seen} and ${entry.index}`);
+    }
+    if (command.acknowledged) this.acked.set(entry.index, entry);
+  }
+
+  /** Every acknowledged entry must still be durable on at least one replica (log or snapshot), by identity. */
+  ackedDurable(): void {
+    for (const [index, entry] of this.acked) {
+      const held = this.replicas.some((r) => {
+        const snap = r.durable.snapshot;
+        if (snap !== undefined && snap.index >= index) return true;
+        const i = index - r.durable.compactedIndex - 1;
+        const e = i >= 0 ? r.durable.log[i] : undefined;
+        return e !== undefined && sameEntry(e, entry);
+      });
+      if (!held) this.ctx.violate('acknowledged-not-lost', `acknowledged entry ${describeEntry(entry)} is no longer durable on any replica`);
+    }
+  }
+
+  /** After every step: status monotonicity per replica, then the protocol's invariants. */
+  afterStep(): void {
+    const ctx = this.ctx;
+    for (const r of this.replicas) {
+      if (r.protocol === undefined) continue;
+      let s: Status | undefined;
+      r.call('status', (p) => (s = p.status()));
+      const st = s as Status;
+      // Within an incarnation the indexes only grow; after a restart they start at the durable floor (the
+      // restored snapshot), never below it: what a replica applied and made durable is never taken back.
+      if (st.commitIndex < r.lastCommit) ctx.violate('commit-monotonic', `${r.id} (incarnation ${r.incarnation}) commit index went back from ${r.lastCommit} to ${st.commitIndex}`);
+      if (st.appliedIndex < r.lastApplied) ctx.violate('applied-monotonic', `${r.id} (incarnation ${r.incarnation}) applied index went back from ${r.lastApplied} to ${st.appliedIndex}`);
+      if (st.appliedIndex > st.commitIndex) ctx.violate('applied-le-commit', `${r.id} reports applied ${st.appliedIndex} beyond commit ${st.commitIndex}`);
+      r.lastCommit = st.commitIndex;
+      r.lastApplied = st.appliedIndex;
+      if (ctx.tracing) {
+        const line = describeStatus(st);
+        if (line !== r.lastStatus) {
+          r.lastStatus = line;
+          ctx.trace({ ev: 'status', status: line });
+        }
+      }
+    }
+    for (const inv of this.invariants) {
+      let msg: string | undefined;
+      try {
+        msg = inv.check(this.view);
+      } catch (err) {
+        msg = `invariant threw: ${err instanceof Error ? err.message : String(err)}`;
+      }
+      if (msg !== undefined) ctx.violate(inv.name, msg);
+    }
+  }
+}

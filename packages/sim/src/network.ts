@@ -1,0 +1,97 @@
+import { pack, unpack } from 'msgpackr';
+import { ConfigError, describeEnvelope, type Envelope, type NodeId } from '@consensus-kit/core';
+import { blockedLinks, validateLinkSettings, type DelayRange, type FaultAction, type LinkSettings } from './faults';
+import type { Rng } from './rng';
+import { US_PER_MS, type SimContext } from './sim-context';
+import type { NetworkOptions } from './sim-options';
+
+/**
+ * The simulated network: per-link delay, drop, duplicate and reorder drawn from its own random stream, an
+ * optional msgpackr round trip (what a wire does to a message), and the partition in force. It schedules
+ * deliveries; the run loop hands them to the receiving replica, through `receive`.
+ */
+export class SimNetwork {
+  private settings: Required<LinkSettings> & { delay: DelayRange };
+  private readonly overrides = new Map<string, LinkSettings>();
+  private blocked = new Set<string>();
+  readonly serialize: boolean;
+
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly rng: Rng,
+    private readonly ids: readonly NodeId[],
+    n: NetworkOptions,
+  ) {
+    const base: LinkSettings = {};
+    if (n.delay !== undefined) base.delay = n.delay;
+    if (n.drop !== undefined) base.drop = n.drop;
+    if (n.duplicate !== undefined) base.duplicate = n.duplicate;
+    if (n.reorder !== undefined) base.reorder = n.reorder;
+    validateLinkSettings(base, 'network');
+    this.settings = { delay: n.delay ?? { min: 0.5, max: 5 }, drop: n.drop ?? 0, duplicate: n.duplicate ?? 0, reorder: n.reorder ?? 0 };
+    for (const [key, s] of Object.entries(n.links ?? {})) {
+      const m = /^(.+)->(.+)$/.exec(key);
+      if (m === null || !ids.includes(m[1] as string) || !ids.includes(m[2] as string)) {
+        throw new ConfigError(`network.links key ${JSON.stringify(key)} must be "from->to" between existing nodes (${ids.join(' ')})`);
+      }
+      validateLinkSettings(s, `network.links[${key}]`);
+      this.overrides.set(`${m[1]}>${m[2]}`, s);
+    }
+    this.serialize = n.serialize ?? true;
+  }
+
+  /** Puts one envelope sent by `sender` on the wire (or drops it). */
+  send(sender: NodeId, env: Envelope): void {
+    const ctx = this.ctx;
+    ctx.stats.messagesSent++;
+    const to = this.ids.indexOf(env.to);
+    if (env.from !== sender || to < 0) return this.drop(env, env.from !== sender ? 'forged-sender' : 'unknown-receiver');
+    const link = this.overrides.get(`${env.from}>${env.to}`);
+    const delay = link?.delay ?? this.settings.delay;
+    if (this.rng.chance(link?.drop ?? this.settings.drop)) return this.drop(env, 'lost');
+    let wire: unknown;
+    try {
+      wire = this.serialize ? pack(env.msg) : env.msg;
+    } catch (err) {
+      return ctx.fail('protocol-error', 'message (not msgpack-encodable)', sender, err);
+    }
+    const copies = this.rng.chance(link?.duplicate ?? this.settings.duplicate) ? 2 : 1;
+    if (copies === 2) ctx.stats.messagesDuplicated++;
+    for (let i = 0; i < copies; i++) {
+      let d = delay.min + this.rng.next() * (delay.max - delay.min);
+      if (this.rng.chance(link?.reorder ?? this.settings.reorder)) d += this.rng.next() * 10 * Math.max(delay.max, 1);
+      ctx.push(ctx.now + Math.max(1, Math.round(d * US_PER_MS)), { k: 'deliver', to, env, wire });
+    }
+    if (ctx.tracing) ctx.trace({ ev: 'send', msg: describeEnvelope(env), copies });
+  }
+
+  /**
+   * A delivery reached its receiver's process: the envelope to step, or undefined when the link is cut now
+   * (a partition that started while the message was in flight) or the receiver is down.
+   */
+  receive(env: Envelope, wire: unknown, receiverUp: boolean): Envelope | undefined {
+    if (!receiverUp) return this.drop(env, 'receiver-down');
+    if (this.blocked.has(`${env.from}>${env.to}`)) return this.drop(env, 'partitioned');
+    const out: Envelope = this.serialize ? { from: env.from, to: env.to, msg: unpack(wire as Uint8Array) } : env;
+    this.ctx.stats.messagesDelivered++;
+    if (this.ctx.tracing) this.ctx.trace({ ev: 'recv', msg: describeEnvelope(out) });
+    return out;
+  }
+
+  /** A partition action: replaces the topology in force. */
+  partition(action: FaultAction): void {
+    this.blocked = blockedLinks(action, this.ids);
+  }
+
+  /** Network settings over time (a `network` fault action). */
+  update(s: LinkSettings): void {
+    const n = this.settings;
+    this.settings = { delay: s.delay ?? n.delay, drop: s.drop ?? n.drop, duplicate: s.duplicate ?? n.duplicate, reorder: s.reorder ?? n.reorder };
+  }
+
+  private drop(env: Envelope, why: string): undefined {
+    this.ctx.stats.messagesDropped++;
+    if (this.ctx.tracing) this.ctx.trace({ ev: 'drop', why, msg: describeEnvelope(env) });
+    return undefined;
+  }
+}
