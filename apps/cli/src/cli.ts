@@ -7,7 +7,7 @@ import { node } from './commands/node';
 import { ring } from './commands/ring';
 import { parseDuration, parseIntOption } from './duration';
 import { CliError, describeError } from './errors';
-import { PROTOCOLS } from './protocols';
+import { PROTOCOLS, parseProtocolOptionFlag } from './protocols';
 
 const intArg = (what: string, min: number, max: number) => (v: string) => {
   try {
@@ -24,6 +24,20 @@ const durationArg = (v: string) => {
     throw new CommanderArgError((e as Error).message);
   }
 };
+
+/** One repeatable `--protocol-option key=value`, collected into an object. */
+const protocolOptionArg = (v: string, previous: Record<string, unknown> | undefined) => {
+  try {
+    return parseProtocolOptionFlag(v, previous);
+  } catch (e) {
+    throw new CommanderArgError((e as Error).message);
+  }
+};
+
+const protocolOption = () =>
+  new Option('--protocol-option <key=value>', "a protocol option for every node (repeatable; JSON value, e.g. preVote=false), checked by the protocol").argParser(
+    protocolOptionArg,
+  );
 
 /** A duration that may also be zero ('0', '0s'). */
 const optionalDurationArg = (v: string) => (/^0+(?:\.0+)?(?:ms|s|m)?$/.test(String(v).trim()) ? 0 : durationArg(v));
@@ -44,11 +58,14 @@ export function createProgram(): Command {
     .description('start a local cluster (one process per node) and show its live status; Ctrl-C stops it')
     .addOption(new Option('--nodes <n>', 'number of nodes').default(3).argParser(intArg('--nodes', 1, 9)))
     .addOption(new Option('--protocol <name>', 'consensus protocol').choices(PROTOCOLS).default('raft'))
+    .addOption(protocolOption())
     .addOption(dir())
     .addOption(new Option('--port <port>', 'base port: node i listens on port+i, its http on port+100+i').default(7100).argParser(intArg('--port', 1024, 65000)))
     .option('--detach', 'return once a leader is elected, leaving the cluster running')
     .addOption(json())
-    .action((o, cmd: Command) => start({ ...o, given: (['nodes', 'port', 'protocol'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli') }));
+    .action((o, cmd: Command) =>
+      start({ ...o, protocolOptions: o.protocolOption, given: (['nodes', 'port', 'protocol'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli') }),
+    );
 
   program
     .command('node')
@@ -56,7 +73,13 @@ export function createProgram(): Command {
     .requiredOption('--config <file>', 'node config file (JSON)')
     .action((o) => node(o));
 
-  program.command('status').description('show every node: role, term, leader, commit, applied, lag').addOption(dir()).addOption(json()).action((o) => status(o));
+  program
+    .command('status')
+    .description('show every node: role, term, leader, commit, applied, lag')
+    .option('--verbose', "also print each node's protocol details (compact JSON)")
+    .addOption(dir())
+    .addOption(json())
+    .action((o) => status(o));
   program.command('stop').description('stop every node of the cluster').addOption(dir()).addOption(json()).action((o) => stop(o));
   program.command('kill <node>').description('kill a node with SIGKILL (a crash)').addOption(dir()).addOption(json()).action((id, o) => kill(o, id));
   program.command('restart <node>').description('restart a node from its data').addOption(dir()).addOption(json()).action((id, o) => restart(o, id));
@@ -119,10 +142,23 @@ export function createProgram(): Command {
     .addOption(new Option('--value-size <bytes>', 'value size').default(256).argParser(intArg('--value-size', 0, 1 << 20)))
     .addOption(new Option('--op <op>', 'operation').choices(['put', 'get', 'mixed']).default('put'))
     .option('--temp', 'always run against a temporary 3-node cluster')
+    .addOption(new Option('--protocol <name>', 'consensus protocol of the temporary cluster (default raft)').choices(PROTOCOLS))
+    .addOption(protocolOption())
     .addOption(dir())
     .addOption(json())
     .action(async (o) => {
-      await bench({ dir: o.dir, clients: o.clients, durationMs: o.duration, warmupMs: o.warmup, valueSize: o.valueSize, op: o.op, temp: o.temp, json: o.json });
+      await bench({
+        dir: o.dir,
+        clients: o.clients,
+        durationMs: o.duration,
+        warmupMs: o.warmup,
+        valueSize: o.valueSize,
+        op: o.op,
+        temp: o.temp,
+        json: o.json,
+        protocol: o.protocol,
+        protocolOptions: o.protocolOption,
+      });
     });
 
   program

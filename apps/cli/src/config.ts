@@ -11,6 +11,11 @@ export interface NodeConfig {
   id: NodeId;
   /** Protocol package to load: 'raft' (paxos and zab plug in by name). */
   protocol: string;
+  /**
+   * The protocol's own options (raft: `preVote`, `checkQuorum`, `readOnly`, ...), checked with the protocol's
+   * `parseOptions` before the node starts: an unknown or misspelt option is refused, naming it.
+   */
+  protocolOptions?: Record<string, unknown>;
   /** Storage directory; relative paths are relative to the config file. */
   dataDir: string;
   /** Peer and client traffic (one TCP listener). */
@@ -62,6 +67,7 @@ const KNOWN_FIELDS = [
   'clusterId',
   'id',
   'protocol',
+  'protocolOptions',
   'dataDir',
   'listen',
   'http',
@@ -132,6 +138,13 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   if (c.blockingWrites !== undefined && typeof c.blockingWrites !== 'boolean') fail(file, 'blockingWrites must be true or false');
   if (typeof c.blockingWrites === 'boolean') config.blockingWrites = c.blockingWrites;
   if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
+  if (c.protocolOptions !== undefined) {
+    // Only the shape here: the names and values are the protocol's to check (checkProtocolOptions).
+    if (typeof c.protocolOptions !== 'object' || c.protocolOptions === null || Array.isArray(c.protocolOptions)) {
+      fail(file, `protocolOptions must be an object of ${config.protocol} options, e.g. { "preVote": true }`);
+    }
+    config.protocolOptions = { ...(c.protocolOptions as Record<string, unknown>) };
+  }
   if ((config.electionTicks ?? 10) <= (config.heartbeatTicks ?? 1)) fail(file, 'electionTicks must be greater than heartbeatTicks');
   return config;
 }

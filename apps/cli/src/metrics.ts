@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DurableStorage, SaveBatch } from '@consensus-kit/core';
+import type { DurableStorage, Role, SaveBatch } from '@consensus-kit/core';
 import type { ConsensusNode } from '@consensus-kit/core/host';
 
-const ROLES = ['follower', 'pre-candidate', 'candidate', 'leader', 'learner'] as const;
+/** Core's neutral roles (DESIGN r2): every protocol reports one of these; its own phases live in `details`. */
+const ROLES = ['follower', 'candidate', 'leader', 'learner'] as const satisfies readonly Role[];
 
 export interface NodeMetrics {
   registry: Registry;
@@ -37,18 +38,6 @@ export function createNodeMetrics(nodeId: string): NodeMetrics {
   new Gauge({ name: 'consensus_commit_index', help: 'Highest index known committed', registers: [registry], collect() { this.set(status()?.commitIndex ?? 0); } });
   new Gauge({ name: 'consensus_applied_index', help: 'Highest index applied to the state machine', registers: [registry], collect() { this.set(status()?.appliedIndex ?? 0); } });
   new Gauge({ name: 'consensus_last_index', help: 'Last index in the local log', registers: [registry], collect() { this.set(status()?.lastIndex ?? 0); } });
-  new Gauge({
-    name: 'consensus_peer_lag_entries',
-    help: 'On the leader: entries each peer is behind the leader last index',
-    labelNames: ['peer'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const s = status();
-      if (s?.progress === undefined) return;
-      for (const [peer, p] of Object.entries(s.progress)) this.set({ peer }, Math.max(0, s.lastIndex - p.match));
-    },
-  });
   // Successful proposals (one per write) are counted in a plain number and handed over at scrape time, like
   // applied entries: prom-client hashes the labels on every inc().
   let okSinceScrape = 0;

@@ -14,7 +14,7 @@ import { tcpTransport, type TcpTransport } from '@consensus-kit/transport-tcp';
 import type { NodeConfig } from './config';
 import { CliError } from './errors';
 import { createNodeMetrics } from './metrics';
-import { loadProtocol } from './protocols';
+import { checkProtocolOptions, loadProtocol } from './protocols';
 
 /** Requests the CLI sends to nodes besides kv traffic. */
 export type AdminRequest =
@@ -47,6 +47,8 @@ export interface NodeReport {
  */
 export async function runNode(config: NodeConfig, logger: Logger = consoleLogger(config.id, config.logLevel ?? 'info')): Promise<RunningNode> {
   const protocol = await loadProtocol(config.protocol);
+  // Before anything starts: a misspelt option must not leave a half-started node behind.
+  const protocolOptions = await checkProtocolOptions(config.protocol, config.protocolOptions, 'protocolOptions');
   const metrics = createNodeMetrics(config.id);
   const http = await listenHttp(config);
   let storage;
@@ -69,6 +71,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     id: config.id,
     peers: config.join === true ? [] : Object.keys(config.peers),
     protocol,
+    protocolOptions,
     storage,
     transport,
     stateMachine,

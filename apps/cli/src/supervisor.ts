@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { NodeId } from '@consensus-kit/core';
+import { hasQuorum, type NodeId } from '@consensus-kit/core';
 import { alive, type ClusterDir, type ClusterFile, type ClusterNode } from './cluster-file';
 import { CliError } from './errors';
 import type { NodeReport } from './node-runner';
@@ -101,12 +101,13 @@ export async function fetchReports(c: ClusterFile): Promise<(NodeReport | undefi
   return Promise.all(c.nodes.map((n) => fetchReport(n)));
 }
 
-/** The leader a majority of live nodes agree on, if any. */
+/** The leader a majority of the cluster's nodes agree on (same leader, same term), if any. */
 export function agreedLeader(c: ClusterFile, reports: (NodeReport | undefined)[]): NodeId | undefined {
-  const leaders = reports.filter((r) => r?.status.role === 'leader');
-  for (const l of leaders) {
-    const followers = reports.filter((r) => r?.status.leader === l?.id && r?.status.term === l?.status.term).length;
-    if (followers > c.nodes.length / 2) return l?.id;
+  const nodes = { voters: c.nodes.map((n) => n.id) };
+  for (const l of reports) {
+    if (l?.status.role !== 'leader') continue;
+    const agree = new Set(reports.filter((r) => r !== undefined && r.status.leader === l.id && r.status.term === l.status.term).map((r) => r!.id));
+    if (hasQuorum(nodes, agree)) return l.id;
   }
   return undefined;
 }

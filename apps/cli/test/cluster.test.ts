@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KvClient } from '@consensus-kit/kv';
 import { ClusterDir } from '../src/cluster-file';
-import { connect } from '../src/connect';
+import { connectKv } from '../src/connect';
 import { sleep } from '../src/supervisor';
 import { cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
@@ -62,14 +61,14 @@ describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () =
 
   it('a client retrying after the leader is killed mid-request never applies a command twice', async () => {
     const leader = await leaderOf(dir);
-    const { kv, rpc } = connect(dir);
+    const { kv } = connectKv(dir);
+    const { kv: reader } = connectKv(dir, { timeoutMs: 10_000 });
     try {
       const writes = Array.from({ length: 40 }, (_, i) => kv.put(`once/${i}`, `v${i}`));
       await sleep(5);
       expect((await cli('kill', leader, '--dir', dir)).code).toBe(0);
       const results = await Promise.allSettled(writes);
       // Every write either succeeded or reported an unknown outcome; none was applied twice.
-      const reader = new KvClient({ channel: rpc });
       for (let i = 0; i < 40; i++) {
         const kvPair = await reader.get(`once/${i}`);
         if (results[i]?.status === 'fulfilled') expect(kvPair).toBeDefined();
@@ -78,6 +77,7 @@ describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () =
       expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0);
     } finally {
       await kv.close();
+      await reader.close();
     }
     await cli('restart', leader, '--dir', dir);
   });

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KvClient } from '@consensus-kit/kv';
 import { checkLinearizability, describeOp, type History, type HistoryOp, type KvInput, type KvOutput } from '@consensus-kit/sim';
-import { connect } from '../src/connect';
+import { connectKv } from '../src/connect';
 import { sleep } from '../src/supervisor';
 import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor, statusOf } from './helpers';
 
@@ -41,9 +40,8 @@ describe('consensus-cli: a real cluster under faults stays linearizable', () => 
     // A client runs one operation at a time. After an indeterminate one it continues as a new process
     // (Jepsen's rule: that operation may still take effect while the next one runs).
     const client = async (c: number) => {
-      const { rpc } = connect(dir);
-      channels.push(rpc);
-      const kv = new KvClient({ channel: rpc, timeoutMs: 800, attemptTimeoutMs: 400 });
+      const { kv } = connectKv(dir, { timeoutMs: 800, attemptTimeoutMs: 400 });
+      channels.push(kv);
       let proc = nextProcess++;
       let n = 0;
       while (running) {

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
 import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { ClusterDir, NODE_ID, type ClusterFile, type ClusterNode } from '../cluster-file';
-import { connect } from '../connect';
+import { connectAdmin } from '../connect';
 import { CliError } from '../errors';
 import type { NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
-import { ErrorCode, type NodeId } from '@consensus-kit/core';
+import { ErrorCode, hasQuorum, type NodeId } from '@consensus-kit/core';
 import { agreedLeader, alive, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode } from '../supervisor';
 
 interface AdminOptions {
@@ -18,7 +18,7 @@ interface AdminOptions {
 export async function leaderTransfer(o: AdminOptions, to: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   cd.node(cd.read(), to);
-  const { rpc } = connect(o.dir);
+  const { rpc } = connectAdmin(o.dir);
   try {
     const r = await rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: 15_000 });
     if (o.json) console.log(JSON.stringify({ leader: r.status.leader ?? null, term: r.status.term }));
@@ -198,7 +198,7 @@ async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' |
   // Refusals that say the change was not made (no leader yet, say, after the leader was killed) are tried
   // again until a leader takes it.
   for (const until = Date.now() + 20_000; ; ) {
-    const { rpc } = connect(dir);
+    const { rpc } = connectAdmin(dir);
     try {
       await rpc.request({ t: 'admin.members', change: { changes: [{ op, node: id }] } }, { timeoutMs: Math.max(1000, until - Date.now()) });
       return;
@@ -382,13 +382,15 @@ async function refuseQuorumLoss(cluster: ClusterFile, id: NodeId, force: boolean
   if (config === undefined || !config.voters.includes(id)) return; // nobody answers, or a learner: nothing to lose
   const left = config.voters.filter((v) => v !== id);
   let running = left.filter((v) => reports.some((r) => r?.id === v));
+  // Removing the last voter leaves no quorum at all (core's arithmetic calls an empty voter set satisfied).
+  const keepsQuorum = () => left.length > 0 && hasQuorum({ voters: left }, new Set(running));
   // A busy node can be slow to answer: ask the silent ones twice more before calling them down.
-  for (let tries = 0; tries < 2 && running.length <= left.length / 2; tries++) {
+  for (let tries = 0; tries < 2 && !keepsQuorum(); tries++) {
     await sleep(300);
     const again = await fetchReports(cluster);
     running = left.filter((v) => again.some((r) => r?.id === v) || running.includes(v));
   }
-  if (running.length > left.length / 2) return;
+  if (keepsQuorum()) return;
   const down = left.filter((v) => !running.includes(v));
   throw new CliError(
     `removing ${id} would leave ${left.length} voters of which only ${running.length} run (${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} down): ` +

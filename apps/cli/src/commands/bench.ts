@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SingleBar } from 'cli-progress';
 import { ClusterDir } from '../cluster-file';
-import { connect } from '../connect';
+import { connectKv } from '../connect';
 import { CliError } from '../errors';
+import { checkProtocolOptionFlags } from '../protocols';
 import { checkPortsFree } from '../supervisor';
 import { start, stop } from './cluster';
 
@@ -20,6 +21,10 @@ export interface BenchOptions {
   temp?: boolean;
   json?: boolean;
   keys?: number;
+  /** Protocol of the temporary cluster (default raft). */
+  protocol?: string;
+  /** Protocol options of the temporary cluster's nodes, checked by the protocol before anything starts. */
+  protocolOptions?: Record<string, unknown>;
 }
 
 export interface BenchResult {
@@ -78,12 +83,22 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
   let dir = o.dir;
   let temp: string | undefined;
   if (o.temp || !new ClusterDir(dir).exists()) {
+    const protocol = o.protocol ?? 'raft';
+    await checkProtocolOptionFlags(protocol, o.protocolOptions);
     temp = mkdtempSync(join(tmpdir(), 'consensus-bench-'));
     dir = temp;
-    if (!o.json) console.error(`starting a temporary 3-node cluster in ${temp}`);
-    await start({ dir, nodes: 3, protocol: 'raft', port: await freeBasePort(), detach: true, quiet: true });
+    if (!o.json) console.error(`starting a temporary 3-node ${protocol} cluster in ${temp}`);
+    try {
+      await start({ dir, nodes: 3, protocol, ...(o.protocolOptions ? { protocolOptions: o.protocolOptions } : {}), port: await freeBasePort(), detach: true, quiet: true });
+    } catch (e) {
+      await stop({ dir: temp, quiet: true }).catch(() => undefined);
+      rmSync(temp, { recursive: true, force: true });
+      throw e;
+    }
+  } else if (o.protocol !== undefined || o.protocolOptions !== undefined) {
+    console.error(`note: --protocol and --protocol-option apply to a temporary cluster (--temp); the cluster in ${dir} keeps its own`);
   }
-  const { kv } = connect(dir);
+  const { kv } = connectKv(dir);
   try {
     const diskSyncUs = probeDiskSync(dir);
     const value = 'x'.repeat(o.valueSize);

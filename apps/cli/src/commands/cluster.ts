@@ -1,20 +1,22 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { relative } from 'node:path';
 import pc from 'picocolors';
 import type { NodeId } from '@consensus-kit/core';
 import { ClusterDir, type ClusterFile } from '../cluster-file';
 import { hasStoredState } from '@consensus-kit/storage-fs';
-import type { NodeConfig } from '../config';
+import { readNodeConfig, type NodeConfig } from '../config';
 import { CliError } from '../errors';
-import { PROTOCOLS } from '../protocols';
-import { outputFor, renderStatusTable, statusRows } from '../render';
+import { PROTOCOLS, checkProtocolOptionFlags, checkProtocolOptions } from '../protocols';
+import { outputFor, renderDetails, renderStatusTable, statusRows } from '../render';
 import { agreedLeader, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
 
 export interface StartOptions {
   dir: string;
   nodes: number;
   protocol: string;
+  /** `--protocol-option key=value` flags: written into every node's config (checked first). */
+  protocolOptions?: Record<string, unknown>;
   port: number;
   detach?: boolean;
   json?: boolean;
@@ -32,6 +34,8 @@ const HOST = '127.0.0.1';
 /** Writes the cluster file and one node config per node; nothing is written if a port is taken. */
 async function createCluster(cd: ClusterDir, o: StartOptions): Promise<ClusterFile> {
   if (!PROTOCOLS.includes(o.protocol)) throw new CliError(`unknown protocol ${JSON.stringify(o.protocol)} (available: ${PROTOCOLS.join(', ')})`, 2);
+  await checkProtocolOptionFlags(o.protocol, o.protocolOptions);
+  const protocolOptions = o.protocolOptions !== undefined && Object.keys(o.protocolOptions).length > 0 ? { protocolOptions: o.protocolOptions } : {};
   const nodes = Array.from({ length: o.nodes }, (_, i) => ({ id: `n${i + 1}`, host: HOST, port: o.port + i + 1, httpPort: o.port + 100 + i + 1 }));
   if (nodes.some((n) => n.httpPort > 65535)) throw new CliError(`--port ${o.port} leaves no room for ${o.nodes} nodes`, 2);
   await checkPortsFree(HOST, nodes.flatMap((n) => [n.port, n.httpPort]));
@@ -43,6 +47,7 @@ async function createCluster(cd: ClusterDir, o: StartOptions): Promise<ClusterFi
       clusterId: cluster.clusterId,
       id: n.id,
       protocol: o.protocol,
+      ...protocolOptions,
       dataDir: './data',
       listen: { host: n.host, port: n.port },
       http: { host: n.host, port: n.httpPort },
@@ -75,10 +80,16 @@ export async function start(o: StartOptions): Promise<void> {
     if (differs.length > 0) {
       console.error(`note: ${differs.map((k) => `--${k}`).join(', ')} ignored: ${display(cd.dir)} already holds a cluster, which keeps its own (use another --dir for a new one)`);
     }
+    if (o.protocolOptions !== undefined) {
+      await setProtocolOptions(cd, cluster, o.protocolOptions);
+      say(o, `protocol options ${JSON.stringify(o.protocolOptions)} written into every node's config`);
+    }
   } else {
     cluster = await createCluster(cd, o);
     say(o, `starting a ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)}`);
   }
+  // Every node's config, protocol options included, is checked before any node starts.
+  await checkNodeConfigs(cd, cluster);
   // From the first spawn on, Ctrl-C, a kill or a closed terminal stops what this command started: before a
   // leader is elected whatever the mode, and in the foreground until the end.
   const interrupted = new AbortController();
@@ -166,7 +177,7 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
   }
 }
 
-export async function status(o: { dir: string; json?: boolean }): Promise<void> {
+export async function status(o: { dir: string; json?: boolean; verbose?: boolean }): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   const reports = await fetchReports(cluster);
@@ -178,6 +189,7 @@ export async function status(o: { dir: string; json?: boolean }): Promise<void> 
   }
   console.log(renderStatusTable(rows, outputFor(o)));
   console.log(leader === null ? 'no leader' : `leader: ${leader}`);
+  if (o.verbose) console.log(`${cluster.protocol} details:\n${renderDetails(rows)}`);
 }
 
 export async function stop(o: { dir: string; json?: boolean; quiet?: boolean }): Promise<void> {
@@ -232,6 +244,32 @@ export async function restart(o: { dir: string; json?: boolean }, id: string): P
   if (!up) throw new CliError(`node ${id} did not come up within 15 s; see ${cd.logFile(id)}`);
   if (o.json) console.log(JSON.stringify({ restarted: id, pid }));
   else console.log(`restarted ${id} (pid ${pid})`);
+}
+
+/** Merges `--protocol-option` flags into the protocolOptions of every node's config (checked first). */
+async function setProtocolOptions(cd: ClusterDir, cluster: ClusterFile, given: Record<string, unknown>): Promise<void> {
+  const configs = cluster.nodes.map((n) => {
+    const file = cd.configFile(n.id);
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+    const old = typeof raw.protocolOptions === 'object' && raw.protocolOptions !== null ? (raw.protocolOptions as Record<string, unknown>) : {};
+    return { file, config: { ...raw, protocolOptions: { ...old, ...given } } };
+  });
+  for (const { config } of configs) await checkProtocolOptionFlags(cluster.protocol, config.protocolOptions);
+  for (const { file, config } of configs) writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** Reads and checks every node's config, its protocol options with the protocol's own parseOptions. */
+async function checkNodeConfigs(cd: ClusterDir, cluster: ClusterFile): Promise<void> {
+  for (const n of cluster.nodes) {
+    const file = cd.configFile(n.id);
+    const config = readNodeConfig(file);
+    await checkProtocolOptions(config.protocol, config.protocolOptions, `${file}: protocolOptions`);
+  }
 }
 
 function say(o: { json?: boolean; quiet?: boolean }, text: string): void {

@@ -1,5 +1,5 @@
 import type { KeyValue, KvValue } from '@consensus-kit/kv';
-import { connect } from '../connect';
+import { connectKv } from '../connect';
 import { outputFor } from '../render';
 
 interface KvOptions {
@@ -17,8 +17,8 @@ function printKv(kv: KeyValue, json: boolean): void {
   else console.log(text(kv.value));
 }
 
-async function withClient<T>(o: KvOptions, fn: (c: ReturnType<typeof connect>) => Promise<T>): Promise<T> {
-  const c = connect(o.dir);
+async function withClient<T>(o: KvOptions, fn: (c: ReturnType<typeof connectKv>) => Promise<T>): Promise<T> {
+  const c = connectKv(o.dir);
   try {
     return await fn(c);
   } finally {

@@ -1,6 +1,7 @@
 import { consoleLogger } from '@consensus-kit/core/host';
 import { readNodeConfig } from '../config';
 import { runNode } from '../node-runner';
+import { checkProtocolOptions } from '../protocols';
 
 /**
  * `consensus-cli node --config <file>`: runs one node in the foreground until SIGINT/SIGTERM, then stops it
@@ -8,6 +9,7 @@ import { runNode } from '../node-runner';
  */
 export async function node(o: { config: string }): Promise<void> {
   const config = readNodeConfig(o.config);
+  await checkProtocolOptions(config.protocol, config.protocolOptions, `${o.config}: protocolOptions`);
   const logger = consoleLogger(config.id, config.logLevel ?? 'info');
   const running = await runNode(config, logger);
   logger.info('node started', { pid: process.pid, address: `${config.listen.host}:${config.listen.port}`, http: `${config.http.host}:${config.http.port}`, protocol: config.protocol });
