@@ -7,7 +7,7 @@ import { UnknownProtocolError } from './errors';
 import { renderTimeline, writeReport } from './report';
 import { resolveProtocol } from './resolve-protocol';
 import { simulate } from './simulator';
-import { replayCommand, runSweep } from './sweep';
+import { parseProtocolOption, replayCommand, runSweep } from './sweep';
 import { createToyModule, toyInvariants } from './toy/index';
 
 let dir: string;
@@ -106,6 +106,18 @@ describe('resolveProtocol', () => {
     const protocol = await resolveProtocol('toy');
     expect(replayCommand({ protocol }, 9)).toBe('pnpm sim --protocol toy --seed 9');
     expect(replayCommand({ protocol, faults: 'heavy', nodes: 5, ticks: 800 }, 9)).toBe('pnpm sim --protocol toy --seed 9 --nodes 5 --ticks 800 --faults heavy');
+    expect(replayCommand({ protocol, crashMidSave: false }, 9)).toBe('pnpm sim --protocol toy --seed 9 --no-crash-mid-save');
+  });
+
+  it('replay commands carry protocol options so that parsing them back gives the same values', async () => {
+    const protocol = await resolveProtocol('toy');
+    const options = { maxBatch: 8, mode: 'fast', quoted: '5', flag: true, spaced: 'a b' };
+    const cmd = replayCommand({ protocol, protocolOptions: options }, 9);
+    expect(cmd).toBe(`pnpm sim --protocol toy --seed 9 --protocol-option maxBatch=8 --protocol-option mode=fast --protocol-option 'quoted="5"' --protocol-option flag=true --protocol-option 'spaced=a b'`);
+    const back: Record<string, unknown> = {};
+    for (const arg of ['maxBatch=8', 'mode=fast', 'quoted="5"', 'flag=true', 'spaced=a b']) parseProtocolOption(arg, back);
+    expect(back).toEqual(options);
+    expect(() => parseProtocolOption('novalue')).toThrow(/key=value/);
   });
 });
 
@@ -139,5 +151,16 @@ describe('cli', () => {
     expect(await main(['--protocol', 'toy', '--seeds', 'many'])).toBe(2);
     expect(await main(['--protocol', 'toy', '--faults', 'apocalyptic'])).toBe(2);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('--protocol-option reaches the module: a valid one runs and is in the replay command, a misspelt one exits 2', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((s: unknown) => void out.push(String(s)));
+    vi.spyOn(console, 'error').mockImplementation((s: unknown) => void err.push(String(s)));
+    expect(await main(['--protocol', 'toy', '--seed', '3', '--protocol-option', 'maxBatch=2', '--report', '--report-dir', dir])).toBe(0);
+    expect(out.join('\n')).toContain('replay: pnpm sim --protocol toy --seed 3 --protocol-option maxBatch=2');
+    expect(await main(['--protocol', 'toy', '--seeds', '1', '--protocol-option', 'maxbatch=2', '--report-dir', dir])).toBe(2);
+    expect(err.join('\n')).toMatch(/unknown toy option "maxbatch" \(did you mean "maxBatch"\?\)/);
   });
 });
