@@ -19,7 +19,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-describeTransportConformance('tcpTransport', () => {
+describeTransportConformance({ describe, it, expect }, 'tcpTransport', () => {
   const created: TcpTransport[] = [];
   return {
     async create(ids) {

@@ -1,3 +1,4 @@
+import { describe, expect, it } from 'vitest';
 import { describeProtocolConformance, solo } from '@consensus-kit/core/testing';
 
-describeProtocolConformance('solo', solo, { nodes: 1 });
+describeProtocolConformance({ describe, it, expect }, { module: solo, nodes: 1 });

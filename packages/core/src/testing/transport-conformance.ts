@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
 import type { Envelope, NodeId, Transport, TransportHandler } from '../types';
+import type { TestApi } from './test-api';
 
 /**
  * Core's `Transport` contract (types.ts) as one suite any transport can run: in-memory (core's LocalNetwork)
@@ -112,10 +112,15 @@ export function messageShapes(): unknown[] {
   ];
 }
 
-/** The suite. `name` labels the describe block. */
-export function describeTransportConformance(name: string, harness: () => TransportHarness): void {
+/**
+ * The suite, run with the caller's test runner (`{ describe, it, expect }` from vitest or jest). `name` labels
+ * the describe block. Every case stops the transports it started and runs the harness' cleanup, pass or fail.
+ */
+export function describeTransportConformance(api: TestApi, name: string, harness: () => TransportHarness): void {
+  const { describe, it, expect } = api;
   describe(`Transport conformance: ${name}`, () => {
-    let current: { h: TransportHarness; ts: Record<NodeId, Transport> } | undefined;
+    type Current = { h: TransportHarness; ts: Record<NodeId, Transport> };
+    let current: Current | undefined;
 
     async function setup(ids: NodeId[]): Promise<{ ts: Record<NodeId, Transport>; handlers: Record<NodeId, Collector> }> {
       const h = harness();
@@ -129,22 +134,32 @@ export function describeTransportConformance(name: string, harness: () => Transp
       return { ts, handlers };
     }
 
-    afterEach(async () => {
+    async function teardown(): Promise<void> {
       if (current === undefined) return;
       const { h, ts } = current;
       current = undefined;
       for (const t of Object.values(ts)) await t.stop();
       await h.cleanup?.();
-    });
+    }
 
-    it('delivers an envelope with from, to and msg intact', async () => {
+    /** A case that tears down what it set up, whatever its outcome (the suite takes no afterEach hook). */
+    const test = (title: string, fn: () => Promise<void>) =>
+      it(title, async () => {
+        try {
+          await fn();
+        } finally {
+          await teardown();
+        }
+      });
+
+    test('delivers an envelope with from, to and msg intact', async () => {
       const { ts, handlers } = await setup(['a', 'b']);
       ts.a!.send([{ from: 'a', to: 'b', msg: { type: 'Ping', n: 1 } }]);
       const [env] = await handlers.b!.waitFor(1);
       expect(env).toEqual({ from: 'a', to: 'b', msg: { type: 'Ping', n: 1 } });
     });
 
-    it('round-trips every message shape', async () => {
+    test('round-trips every message shape', async () => {
       const { ts, handlers } = await setup(['a', 'b']);
       const shapes = messageShapes();
       ts.a!.send(shapes.map((msg) => ({ from: 'a', to: 'b', msg })));
@@ -155,7 +170,7 @@ export function describeTransportConformance(name: string, harness: () => Transp
       for (const e of got) expect(e.from).toBe('a');
     });
 
-    it('does not hand the receiver the sender\'s objects', async () => {
+    test('does not hand the receiver the sender\'s objects', async () => {
       const { ts, handlers } = await setup(['a', 'b']);
       const msg = { type: 'Mutable', list: [1, 2, 3], data: new Uint8Array([1, 2, 3]) };
       ts.a!.send([{ from: 'a', to: 'b', msg }]);
@@ -167,14 +182,14 @@ export function describeTransportConformance(name: string, harness: () => Transp
       expect([...(env!.msg as typeof msg).data]).toEqual([1, 2, 3]);
     });
 
-    it('delivers asynchronously, never inside send', async () => {
+    test('delivers asynchronously, never inside send', async () => {
       const { ts, handlers } = await setup(['a', 'b']);
       ts.a!.send([{ from: 'a', to: 'b', msg: 'x' }]);
       expect(handlers.b!.received).toHaveLength(0);
       await handlers.b!.waitFor(1);
     });
 
-    it('delivers traffic both ways and among three nodes', async () => {
+    test('delivers traffic both ways and among three nodes', async () => {
       const { ts, handlers } = await setup(['a', 'b', 'c']);
       for (const from of ['a', 'b', 'c']) {
         ts[from]!.send(['a', 'b', 'c'].filter((to) => to !== from).map((to) => ({ from, to, msg: { from, to } })));
@@ -186,7 +201,7 @@ export function describeTransportConformance(name: string, harness: () => Transp
       }
     });
 
-    it('never throws from send: unknown peers, bad envelopes, unencodable messages', async () => {
+    test('never throws from send: unknown peers, bad envelopes, unencodable messages', async () => {
       const { ts, handlers } = await setup(['a', 'b']);
       const bad = [
         { from: 'a', to: 'nobody', msg: 1 },
@@ -200,7 +215,7 @@ export function describeTransportConformance(name: string, harness: () => Transp
       expect(handlers.b!.received.every((e) => e.from === 'a')).toBe(true);
     });
 
-    it('send before start and after stop is a no-op; stop is idempotent', async () => {
+    test('send before start and after stop is a no-op; stop is idempotent', async () => {
       const h = harness();
       const ts = await h.create(['a', 'b']);
       current = { h, ts };
@@ -215,7 +230,7 @@ export function describeTransportConformance(name: string, harness: () => Transp
       expect(b.received).toHaveLength(0);
     });
 
-    it('a stopped transport delivers nothing more', async () => {
+    test('a stopped transport delivers nothing more', async () => {
       const { ts, handlers } = await setup(['a', 'b']);
       ts.a!.send([{ from: 'a', to: 'b', msg: 'one' }]);
       await handlers.b!.waitFor(1);
