@@ -4,7 +4,7 @@
  * between Ready cycles. Measures the protocol's own cost: step, append, send, commit, Ready/advance.
  */
 import { MemoryStorage, type Envelope } from '@consensus-kit/core';
-import { RaftNode } from '../src/raft';
+import { RaftNode } from '../src/rawnode';
 
 const ids = ['a', 'b', 'c'];
 const COMMAND_BYTES = 256;

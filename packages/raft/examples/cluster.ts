@@ -27,5 +27,5 @@ const leader = nodes[ids.indexOf(leaderId)] as (typeof nodes)[number];
 const follower = nodes[(ids.indexOf(leaderId) + 1) % 3] as (typeof nodes)[number];
 console.log(await leader.propose({ add: 2 }), await leader.propose({ add: 3 })); // 2 5
 console.log(await follower.read(null)); // 5: a follower read, through the leader's read index
-console.log(leader.status().progress); // per-follower match/next/state (probe, replicate, snapshot)
+console.log(leader.status().details?.progress); // per-follower match/next/state (probe, replicate, snapshot)
 await Promise.all(nodes.map((n) => n.stop()));

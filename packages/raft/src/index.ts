@@ -1,16 +1,25 @@
-import type { Protocol, ProtocolModule, ProtocolOptions } from '@consensus-kit/core';
-import { RaftNode, type RaftOptions } from './raft';
+import type { ProtocolModule, ProtocolOptions } from '@consensus-kit/core';
+import { parseRaftOptions, raftOptionSpecs, type RaftSpecificOptions } from './options';
+import { RaftNode } from './rawnode';
 
-/** The `raft` protocol module: `raft.create(options)` returns a `RaftNode` with default Raft options. */
-export const raft: ProtocolModule & { create(options: ProtocolOptions | RaftOptions): RaftNode & Protocol } = {
+/**
+ * The `raft` protocol module. `raft.parseOptions(raw)` validates untyped Raft options (a config file, CLI
+ * flags); `raft.create(options)` returns a `RaftNode` and refuses unknown option keys the same way.
+ */
+export const raft: ProtocolModule<RaftSpecificOptions> & { create(options: ProtocolOptions & RaftSpecificOptions): RaftNode } = {
   name: 'raft',
-  create(options: ProtocolOptions | RaftOptions): RaftNode {
+  options: raftOptionSpecs,
+  parseOptions: parseRaftOptions,
+  create(options: ProtocolOptions & RaftSpecificOptions): RaftNode {
     return new RaftNode(options);
   },
 };
 
-export { RaftNode } from './raft';
-export type { RaftOptions } from './raft';
+export { RaftNode } from './rawnode';
+export { parseRaftOptions, raftOptionSpecs } from './options';
+export type { RaftOptions, RaftSpecificOptions } from './options';
+export type { PeerProgress, ProgressState, RaftPhase, RaftStatusDetails } from './status-details';
+export { leaveJoint, needsJointConsensus, nextConfigEntry } from './confchange';
 export { decodeHardState, encodeHardState, hardStatesEqual } from './hard-state';
 export type { HardState } from './hard-state';
 export { parseMessage } from './messages';

@@ -1,4 +1,4 @@
-import type { PeerProgress, ProgressState } from '@consensus-kit/core';
+import type { PeerProgress, ProgressState } from './status-details';
 import { Inflights } from './inflights';
 
 /**

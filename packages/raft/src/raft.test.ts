@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { TestNetwork } from '../test/network';
 import { decodeHardState, encodeHardState } from './hard-state';
 import type { RaftMessage } from './messages';
-import { RaftNode } from './raft';
+import { RaftNode } from './rawnode';
 
 const enc = new TextEncoder();
 
@@ -170,7 +170,7 @@ describe('replication (thesis 3.5, 3.6)', () => {
     net.get('a').node.propose(enc.encode('x'));
     net.deliver();
     expect(net.get('c').applied).toHaveLength(1);
-    expect(() => new RaftNode({ id: 'a', peers: ['a'], storage: new MemoryStorage(), commitNotify: 'soon' as 'immediate' })).toThrow(InvalidArgumentError);
+    expect(() => new RaftNode({ id: 'a', peers: ['a'], storage: new MemoryStorage(), commitNotify: 'soon' as 'immediate' })).toThrow(ConfigError);
   });
 
   it('flow control: a silent follower costs at most maxInflightMsgs appends', () => {
@@ -182,7 +182,7 @@ describe('replication (thesis 3.5, 3.6)', () => {
       a.propose(enc.encode(`p${i}`));
       net.deliver();
     }
-    const pr = a.status().progress?.c;
+    const pr = a.status().details.progress?.c;
     expect(pr?.state).toBe('replicate');
     expect(pr?.inflight).toBe(4);
     // Each proposal's AppendEntries carried the commit of the one before; the last commit needs a tick.
@@ -205,7 +205,7 @@ describe('replication (thesis 3.5, 3.6)', () => {
     net.processAll();
     const toB = net.queue.filter((e) => e.to === 'b' && (e.msg as RaftMessage).type === 'AppendEntries');
     expect(toB.length).toBe(5);
-    expect(a.status().progress?.b?.inflight).toBe(5);
+    expect(a.status().details.progress?.b?.inflight).toBe(5);
   });
 
   it('fast backtracking: one round trip per conflicting term, not per entry', () => {
@@ -512,7 +512,7 @@ describe('bad remote input is ignored', () => {
     // Responses from a node outside the configuration are ignored by the leader.
     const a = net.get('a').node;
     a.step({ from: 'zz', to: 'a', msg: { type: 'AppendEntriesResponse', term: 1, index: 2, reject: false } });
-    expect(a.status().progress?.zz).toBeUndefined();
+    expect(a.status().details.progress?.zz).toBeUndefined();
     net.deliver();
     net.tickAll(3);
     net.deliver();
@@ -647,11 +647,11 @@ describe('membership bookkeeping', () => {
 describe('role changes', () => {
   it('illegal transitions throw InvariantError', () => {
     const node = new RaftNode({ id: 'a', peers: ['a', 'b', 'c'], storage: new MemoryStorage() });
-    expect(() => (node as unknown as { becomeLeader(): void }).becomeLeader()).toThrow(InvariantError);
+    expect(() => (node as unknown as { raft: { becomeLeader(): void } }).raft.becomeLeader()).toThrow(InvariantError);
     const single = new RaftNode({ id: 'a', peers: ['a'], storage: new MemoryStorage() });
     single.campaign();
-    expect(() => (single as unknown as { becomeCandidate(): void }).becomeCandidate()).toThrow(InvariantError);
-    expect(() => (single as unknown as { becomePreCandidate(): void }).becomePreCandidate()).toThrow(InvariantError);
+    expect(() => (single as unknown as { raft: { becomeCandidate(): void } }).raft.becomeCandidate()).toThrow(InvariantError);
+    expect(() => (single as unknown as { raft: { becomePreCandidate(): void } }).raft.becomePreCandidate()).toThrow(InvariantError);
   });
 
   it('status reports per-peer progress on the leader', () => {
@@ -660,7 +660,33 @@ describe('role changes', () => {
     net.get('a').node.propose(enc.encode('x'));
     net.deliver();
     const s = net.get('a').node.status();
-    expect(s.progress?.b).toEqual({ match: 2, next: 3, state: 'replicate', inflight: 0, active: true, learner: false });
-    expect(net.get('b').node.status().progress).toBeUndefined();
+    expect(s.role).toBe('leader');
+    expect(s.details.phase).toBe('leader');
+    expect(s.details.progress?.b).toEqual({ match: 2, next: 3, state: 'replicate', inflight: 0, active: true, learner: false });
+    expect(net.get('b').node.status().details.progress).toBeUndefined();
+  });
+
+  it('a pre-candidate reports the neutral role candidate, with its phase in details (thesis 9.6)', () => {
+    const net = new TestNetwork(['a', 'b', 'c']);
+    net.partition(['a']);
+    net.get('a').node.campaign();
+    net.deliver();
+    const s = net.get('a').node.status();
+    expect(s.role).toBe('candidate');
+    expect(s.details.phase).toBe('pre-candidate');
+    expect(s.term).toBe(0);
+  });
+
+  it('hasReady() is pure: asking, however often, changes nothing', () => {
+    const net = new TestNetwork(['a', 'b', 'c']);
+    elect(net, 'a');
+    const a = net.get('a').node;
+    a.propose(enc.encode('x'));
+    a.readIndex(enc.encode('r'));
+    const before = JSON.stringify(a.status());
+    for (let i = 0; i < 5; i++) expect(a.hasReady()).toBe(true);
+    expect(JSON.stringify(a.status())).toBe(before);
+    const rd = a.ready();
+    expect(rd.messages.length).toBeGreaterThan(0);
   });
 });

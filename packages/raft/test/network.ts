@@ -14,7 +14,8 @@ import { pack, unpack } from 'msgpackr';
 import { decodeHardState } from '../src/hard-state';
 import { RaftInvariants, type InvariantViolation, type RaftReplicaView } from '../src/invariants';
 import type { RaftMessage } from '../src/messages';
-import { RaftNode, type RaftOptions } from '../src/raft';
+import type { RaftOptions } from '../src/options';
+import { RaftNode } from '../src/rawnode';
 
 /** Options applied to every node of a test network. */
 export type NodeOptions = Omit<RaftOptions, 'id' | 'peers' | 'storage' | 'applied' | 'random'>;

@@ -177,7 +177,7 @@ function runSeedInner(seed: number, size: number): { committed: number; leaders:
   if (!done) {
     const dump = [...net.replicas.values()].map((x) => {
       const st = x.node.status();
-      return `${x.id} ${x.up ? '' : 'DOWN '}${st.role} t=${st.term} lead=${st.leader ?? '-'} commit=${st.commitIndex} last=${st.lastIndex} first=${x.node.firstIndex()} applied=${x.appliedIndex} cfg=${JSON.stringify(st.config)} prog=${JSON.stringify(st.progress ?? {})}`;
+      return `${x.id} ${x.up ? '' : 'DOWN '}${st.role} t=${st.term} lead=${st.leader ?? '-'} commit=${st.commitIndex} last=${st.lastIndex} first=${x.node.firstIndex()} applied=${x.appliedIndex} cfg=${JSON.stringify(st.config)} prog=${JSON.stringify(st.details.progress ?? {})}`;
     });
     expect.fail(`seed ${seed} (${size} nodes): no progress after healing\n${dump.join('\n')}`);
   }

@@ -11,6 +11,7 @@ import {
 } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { decodeHardState } from '../src/hard-state';
+import type { RaftNode } from '../src/rawnode';
 import { runDataDriven, type Command } from './datadriven';
 import { TestNetwork, type NodeOptions } from './network';
 
@@ -176,9 +177,10 @@ class Interpreter {
             const r = n().get(id);
             if (!r.up) return `${id} down`;
             const s = r.node.status();
-            const lines = [describeStatus(s)];
-            if (c.kv.progress === 'true' && s.progress !== undefined) {
-              for (const [p, pr] of Object.entries(s.progress)) {
+            const lines = [describeRaftStatus(s)];
+            const progress = s.details.progress;
+            if (c.kv.progress === 'true' && progress !== undefined) {
+              for (const [p, pr] of Object.entries(progress)) {
                 lines.push(`  ${p}: match=${pr.match} next=${pr.next} ${pr.state} inflight=${pr.inflight}${pr.learner ? ' learner' : ''}${pr.active ? ' active' : ''}`);
               }
             }
@@ -213,6 +215,18 @@ class Interpreter {
         throw new Error(`unknown command ${c.name}`);
     }
   }
+}
+
+/**
+ * Core's neutral status line, then what Raft adds to it: the pre-vote phase of a candidate (thesis 9.6) and a
+ * leadership transfer under way (thesis 3.10). Per-peer progress prints with `status progress=true`.
+ */
+function describeRaftStatus(s: ReturnType<RaftNode['status']>): string {
+  const { details, ...neutral } = s;
+  let line = describeStatus(neutral);
+  if (details.phase === 'pre-candidate') line += ' phase=pre-candidate';
+  if (details.transferringTo !== undefined) line += ` transferring-to=${details.transferringTo}`;
+  return line;
 }
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort();
