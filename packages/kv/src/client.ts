@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import {
   AbortedError,
   ConfigError,
@@ -125,6 +126,8 @@ export class KvClient {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 3000;
     this.clock = options.clock ?? systemClock;
+    // Every call waiting out a retry pause listens here: many at once is normal, not a leak.
+    setMaxListeners(0, this.closing.signal);
     this.sessionId = options.sessionId ?? `s-${randomBytes(8).toString('hex')}`;
   }
 
