@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FaultOptions } from '../faults';
+import type { SimView } from '../invariant';
 import { simulate, type SimResult } from '../simulator';
 import { createToyModule, toy, toyInvariants, type ToyFlaws } from './index';
 
@@ -77,5 +78,33 @@ describe('snapshots', () => {
     }
     expect(installs).toBeGreaterThan(0);
     expect(restoredRestarts).toBeGreaterThan(0);
+  });
+});
+
+describe('the toy speaks the r2 contract', () => {
+  it('reports a neutral status, its progress in protocol-owned details', () => {
+    const statuses: { role: string; details?: Record<string, unknown> }[] = [];
+    const watch = {
+      name: 'watch',
+      check(view: SimView) {
+        for (const r of view.replicas) {
+          const s = r.status();
+          if (s !== undefined) statuses.push(s);
+        }
+        return undefined;
+      },
+    };
+    simulate({ protocol: toy, seed: 2, ticks: 100, invariants: [watch] });
+    expect(new Set(statuses.map((s) => s.role))).toEqual(new Set(['leader', 'follower', 'candidate']));
+    const leader = statuses.find((s) => s.role === 'leader')!;
+    expect(Object.keys(leader.details!.progress as object).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(statuses.filter((s) => s.role !== 'leader').every((s) => s.details === undefined)).toBe(true);
+  });
+
+  it('declares and validates its options', () => {
+    expect(Object.keys(toy.options)).toEqual(['maxBatch']);
+    expect(toy.parseOptions({ maxBatch: 3 })).toEqual({ maxBatch: 3 });
+    expect(toy.parseOptions(undefined)).toEqual({});
+    expect(() => toy.parseOptions({ maxBatch: 1.5 })).toThrow(/maxBatch must be an integer/);
   });
 });
