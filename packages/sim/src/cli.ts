@@ -85,7 +85,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const result = simulate(simulateOptions(sweep, o.seed, true));
       const replay = replayCommand(sweep, o.seed);
       const s = result.stats;
-      console.log(`${protocol.name} seed ${o.seed}: ${result.ok ? 'ok' : 'VIOLATION'} · ${s.steps} steps · ${s.ops} ops (${s.opsOk} ok, ${s.opsIndeterminate} indeterminate) · ${s.crashes} crashes (${s.tornSaves} mid-save) · committed ${s.committedIndex}`);
+      console.log(`${protocol.name} seed ${o.seed}: ${result.ok ? 'ok' : 'VIOLATION'} · ${s.steps} steps · ${s.ops} ops (${s.opsOk} ok, ${s.opsIndeterminate} indeterminate) · ${s.crashes} crashes (${s.tornSaves} torn saves) · committed ${s.committedIndex}`);
       if (!result.ok || o.report) {
         const files = await writeReport(result, { dir: o.reportDir, replay });
         if (result.violation) {
