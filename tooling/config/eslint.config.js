@@ -2,6 +2,7 @@
 // The purity block is the contract of DESIGN.md: protocol packages are deterministic state machines, so their
 // sources may not read the clock, draw randomness, schedule timers or import Node's I/O modules.
 import tseslint from 'typescript-eslint';
+import purityPlugin from './rules/pure-import-graph.js';
 
 const purityMessage =
   'protocols are pure and deterministic: time enters as tick(), randomness as the injected random()';
@@ -43,6 +44,18 @@ export const protocolPurity = {
   },
 };
 
+/**
+ * DESIGN r2: a protocol's whole import graph is free of Node built-ins and of the `Buffer` global, and so is
+ * core's main entry, which every protocol imports. The direct-import rules above cannot see a chain
+ * (raft.ts -> core -> a file that imports node:events); this rule follows it and names it.
+ */
+export const protocolImportGraph = {
+  files: ['packages/{raft,paxos,zab}/src/**/*.ts', 'packages/core/src/index.ts'],
+  ignores: ['**/*.test.ts', '**/*.bench.ts'],
+  plugins: { '@consensus-kit': purityPlugin },
+  rules: { '@consensus-kit/pure-import-graph': 'error' },
+};
+
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', '**/.turbo/**', '**/coverage/**', '**/*.d.ts'] },
   ...tseslint.configs.recommended,
@@ -56,4 +69,5 @@ export default tseslint.config(
     },
   },
   protocolPurity,
+  protocolImportGraph,
 );
