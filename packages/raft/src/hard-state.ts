@@ -1,4 +1,4 @@
-import { MalformedMessageError, type NodeId } from '@consensus-kit/core';
+import { MalformedMessageError, StorageError, type NodeId, type Storage } from '@consensus-kit/core';
 import { pack, unpack } from 'msgpackr';
 
 /**
@@ -41,4 +41,16 @@ export function decodeHardState(data: Uint8Array): HardState {
 
 export function hardStatesEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/** The hard state a restart recovers from `storage` (term 0, no vote, commit 0 on first boot). Throws `StorageError` when unreadable. */
+export function readHardState(storage: Storage): { term: number; vote: NodeId | undefined; commit: number } {
+  const raw = storage.initialState().hardState;
+  if (raw === undefined || raw.length === 0) return { term: 0, vote: undefined, commit: 0 };
+  try {
+    const d = decodeHardState(raw);
+    return { term: d.term, vote: d.vote, commit: d.commit };
+  } catch (cause) {
+    throw new StorageError('stored raft hard state is unreadable', { cause });
+  }
 }

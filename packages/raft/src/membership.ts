@@ -1,4 +1,5 @@
-import { decodeClusterConfig, type ClusterConfig, type LogEntry } from '@consensus-kit/core';
+import { decodeClusterConfig, isVoter, type ClusterConfig, type LogEntry } from '@consensus-kit/core';
+import type { Raft } from './raft';
 
 /** A configuration and the log index of the entry (or snapshot) that set it. */
 export interface ConfigAt {
@@ -63,4 +64,28 @@ export function cloneConfig(c: ClusterConfig): ClusterConfig {
   const out: ClusterConfig = { voters: [...c.voters], learners: [...c.learners] };
   if (c.outgoing !== undefined) out.outgoing = [...c.outgoing];
   return out;
+}
+
+/**
+ * Configuration bookkeeping for entries written to the log (RaftLog.onAppend: exactly what was written,
+ * replacing everything from ents[0].index on). A configuration takes effect as soon as its entry is in the
+ * log (thesis 4.1), and a truncated config entry takes its configuration with it.
+ */
+export function afterAppend(r: Raft, ents: readonly LogEntry[]): void {
+  const first = (ents[0] as LogEntry).index;
+  let changed = r.configs.truncateFrom(first);
+  for (let i = 0; i < ents.length; i++) {
+    const e = ents[i] as LogEntry;
+    if (e.type === 'config' && r.configs.push(e)) changed = true;
+  }
+  if (changed) applyConfig(r, r.configs.latest().config);
+}
+
+export function applyConfig(r: Raft, config: ClusterConfig): void {
+  r.config = config;
+  r.tracker.applyConfig(r.members(), config, r.log.lastIndex() + 1);
+  if (r.role === 'leader') {
+    if (r.leadTransferee !== undefined && !isVoter(config, r.leadTransferee)) r.abortLeaderTransfer();
+    r.needCommitBroadcast = true;
+  }
 }

@@ -1,36 +1,33 @@
 import {
   assertBytes,
-  assertNodeId,
   configMembers,
   ConfigError,
   encodeClusterConfig,
-  InvalidArgumentError,
   InvariantError,
   isJoint,
   isVoter,
   NotLeaderError,
   ProposalDroppedError,
   resolveProtocolOptions,
-  StorageError,
   type ClusterConfig,
   type ConfigChange,
   type Envelope,
   type LogEntry,
   type NodeId,
   type ReadState,
-  type Role,
 } from '@consensus-kit/core';
 import { nextConfigEntry } from './confchange';
 import { handleVoteRequest, hup, inLease, poll, promotable, startElection } from './election';
-import { decodeHardState } from './hard-state';
-import { ConfigHistory, cloneConfig } from './membership';
-import { isLeaderMessage, parseMessage, type AppendEntries, type Heartbeat, type RaftMessage } from './messages';
+import { readHardState } from './hard-state';
+import { afterAppend, ConfigHistory, cloneConfig } from './membership';
+import { transferLeadership } from './leader-transfer';
+import { isLeaderMessage, parseMessage, type RaftMessage } from './messages';
 import { resolveRaftOptions, type RaftOptions } from './options';
 import type { Progress } from './progress';
 import { RaftLog } from './raft-log';
 import { handleReadIndex } from './read-index';
 import { ReadOnly } from './read-only';
-import { broadcastHeartbeat, handleAppendEntries, handleAppendResponse, handleHeartbeat, handleHeartbeatResponse, sendAppend, sendTimeoutNow } from './replication';
+import { broadcastHeartbeat, handleAppendEntries, handleAppendResponse, handleHeartbeat, handleHeartbeatResponse } from './replication';
 import { handleSnapshotChunk, handleSnapshotResponse, type IncomingSnapshot } from './snapshot-stream';
 import type { RaftPhase } from './status-details';
 import { ProgressTracker } from './tracker';
@@ -145,16 +142,7 @@ export class Raft {
 
     // Restart: hard state, then the snapshot's configuration, then every config entry in the log (thesis 4.1:
     // a server uses the latest configuration in its log, committed or not).
-    const raw = storage.initialState().hardState;
-    let hs = { term: 0, vote: undefined as NodeId | undefined, commit: 0 };
-    if (raw !== undefined && raw.length > 0) {
-      try {
-        const d = decodeHardState(raw);
-        hs = { term: d.term, vote: d.vote, commit: d.commit };
-      } catch (cause) {
-        throw new StorageError('stored raft hard state is unreadable', { cause });
-      }
-    }
+    const hs = readHardState(storage);
     const snap = storage.snapshot();
     const base =
       snap !== undefined && snap.index >= this.log.firstIndex() - 1
@@ -179,7 +167,7 @@ export class Raft {
     this.log.applied = applied;
     this.log.applying = applied;
 
-    this.log.onAppend = (ents) => this.afterAppend(ents);
+    this.log.onAppend = (ents) => afterAppend(this, ents);
     this.stepFn = this.stepFollower;
     this.tickFn = this.tickElection;
     this.becomeFollower(hs.term, undefined);
@@ -239,21 +227,7 @@ export class Raft {
 
   /** Thesis 3.10 leadership transfer: catch `to` up, then tell it to time out at once. */
   transferLeadership(to: NodeId): void {
-    assertNodeId(to, 'transfer target');
-    if (this.role !== 'leader') throw new NotLeaderError(this.lead);
-    if (to === this.id) {
-      this.abortLeaderTransfer();
-      return;
-    }
-    if (!isVoter(this.config, to)) throw new InvalidArgumentError(`cannot transfer leadership to ${to}: not a voter`);
-    if (this.leadTransferee === to) return;
-    this.abortLeaderTransfer();
-    this.leadTransferee = to;
-    // The transfer must finish within an election timeout or it is abandoned (thesis 3.10).
-    this.electionElapsed = 0;
-    const pr = this.prs.get(to) as Progress;
-    if (pr.match === this.log.lastIndex()) sendTimeoutNow(this, to);
-    else sendAppend(this, to);
+    transferLeadership(this, to);
   }
 
   /** Start an election now, as if the election timer had fired (etcd's MsgHup). Ignored on a leader or non-voter. */
@@ -391,10 +365,6 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Elections
-  // ---------------------------------------------------------------------------------------------------------
-
-  // ---------------------------------------------------------------------------------------------------------
   // Step: term rules first (Figure 3.1 "all servers"), then the role's handler
   // ---------------------------------------------------------------------------------------------------------
 
@@ -527,30 +497,6 @@ export class Raft {
     this.log.appendOne(entry);
     this.needAppend = true;
     return index;
-  }
-
-  /**
-   * Configuration bookkeeping for entries written to the log (RaftLog.onAppend: exactly what was written,
-   * replacing everything from ents[0].index on). A configuration takes effect as soon as its entry is in the
-   * log (thesis 4.1), and a truncated config entry takes its configuration with it.
-   */
-  afterAppend(ents: readonly LogEntry[]): void {
-    const first = (ents[0] as LogEntry).index;
-    let changed = this.configs.truncateFrom(first);
-    for (let i = 0; i < ents.length; i++) {
-      const e = ents[i] as LogEntry;
-      if (e.type === 'config' && this.configs.push(e)) changed = true;
-    }
-    if (changed) this.applyConfig(this.configs.latest().config);
-  }
-
-  applyConfig(config: ClusterConfig): void {
-    this.config = config;
-    this.tracker.applyConfig(this.members(), config, this.log.lastIndex() + 1);
-    if (this.role === 'leader') {
-      if (this.leadTransferee !== undefined && !isVoter(config, this.leadTransferee)) this.abortLeaderTransfer();
-      this.needCommitBroadcast = true;
-    }
   }
 
   abortLeaderTransfer(): void {

@@ -1,6 +1,7 @@
 import type { AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, RaftMessage } from './messages';
 import type { NodeId } from '@consensus-kit/core';
 import { leaveJoint } from './confchange';
+import { sendTimeoutNow } from './leader-transfer';
 import { encodeClusterConfig, isVoter, type LogEntry } from '@consensus-kit/core';
 import type { Raft } from './raft';
 import { handleReadIndex, maybeReleaseReads } from './read-index';
@@ -200,11 +201,6 @@ export function flush(r: Raft): void {
     broadcastAppend(r, ifEmpty);
   }
   if (r.readOnly.needsRound()) broadcastHeartbeat(r);
-}
-
-export function sendTimeoutNow(r: Raft, to: NodeId): void {
-  r.leaseRevoked = true;
-  r.send(to, { type: 'TimeoutNow', term: r.term });
 }
 
 // Follower side: the AppendEntries and Heartbeat receivers (Figure 3.1).

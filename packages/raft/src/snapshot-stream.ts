@@ -1,6 +1,6 @@
 import type { NodeId, Snapshot } from '@consensus-kit/core';
 import type { InstallSnapshot, InstallSnapshotResponse } from './messages';
-import { cloneConfig } from './membership';
+import { applyConfig, cloneConfig } from './membership';
 import type { Progress } from './progress';
 import type { Raft } from './raft';
 import { sendAppend } from './replication';
@@ -75,7 +75,7 @@ export function handleSnapshotChunk(r: Raft, from: NodeId, m: InstallSnapshot): 
   // Figure 5.3 rules 6-8: discard the whole log, install the snapshot, adopt its configuration.
   log.restore(snap);
   r.configs.restore(snap);
-  r.applyConfig(r.configs.latest().config);
+  applyConfig(r, r.configs.latest().config);
   // The acknowledgement leaves with the Ready that installs the snapshot, i.e. once it is durable.
   r.send(from, { type: 'AppendEntriesResponse', term: r.term, index: log.lastIndex(), reject: false });
 }
