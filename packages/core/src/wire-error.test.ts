@@ -3,7 +3,7 @@ import {
   AbortedError,
   CompactedError,
   ConfigError,
-  ConsensusError,
+  type ConsensusError,
   CorruptLogError,
   ErrorCode,
   InvalidArgumentError,

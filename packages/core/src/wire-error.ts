@@ -2,7 +2,7 @@ import {
   AbortedError,
   CompactedError,
   ConfigError,
-  ConsensusError,
+  type ConsensusError,
   CorruptLogError,
   DROP_REASONS,
   ErrorCode,
