@@ -43,6 +43,16 @@ describe('invariants', () => {
     expect(inv.observe([view('b', 'follower', 2, [1, 2], 2)]).map((x) => x.invariant)).toContain('state-machine-safety');
   });
 
+  it('agreement compares entry identity (index, type, data), never terms (DESIGN r2)', () => {
+    const inv = new RaftInvariants();
+    const entry = (term: number): LogEntry => ({ index: 1, term, type: 'command', data: new Uint8Array([7]) });
+    const at = (id: string, term: number, e: LogEntry): RaftReplicaView => ({ id, role: 'follower', term, commitIndex: 1, firstIndex: 1, lastIndex: 1, entryAt: (i) => (i === 1 ? e : undefined) });
+    expect(inv.observe([at('a', 1, entry(1))])).toEqual([]);
+    expect(inv.observe([at('b', 2, entry(2))])).toEqual([]);
+    const other: LogEntry = { ...entry(1), data: new Uint8Array([8]) };
+    expect(inv.observe([at('c', 2, other)]).map((x) => x.invariant)).toEqual(['state-machine-safety']);
+  });
+
   it('leader completeness: a later leader lacks a committed entry', () => {
     const inv = new RaftInvariants();
     expect(inv.observe([view('a', 'follower', 1, [1, 1], 2)])).toEqual([]);

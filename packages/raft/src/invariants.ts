@@ -31,8 +31,17 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Log Matching's notion of sameness (thesis 3.5): Raft's own rule, so it may use terms. */
 function sameEntry(a: LogEntry, b: LogEntry): boolean {
   return a.index === b.index && a.term === b.term && a.type === b.type && bytesEqual(a.data, b.data);
+}
+
+/**
+ * Entry identity (DESIGN r2): `(index, type, data)`. Every agreement check (state machine safety, leader
+ * completeness) compares identity, never terms: the term is protocol metadata.
+ */
+function sameIdentity(a: LogEntry, b: LogEntry): boolean {
+  return a.index === b.index && a.type === b.type && bytesEqual(a.data, b.data);
 }
 
 /**
@@ -124,7 +133,7 @@ export class RaftInvariants {
           this.committed.set(i, { entry: e, term: v.term });
           if (i > this.maxCommitted) this.maxCommitted = i;
         }
-        else if (!sameEntry(known.entry, e)) {
+        else if (!sameIdentity(known.entry, e)) {
           out.push({ invariant: 'state-machine-safety', message: `${v.id} committed ${i}/${e.term} where ${i}/${known.entry.term} was committed` });
         }
       }
@@ -140,7 +149,7 @@ export class RaftInvariants {
         const c = this.committed.get(i);
         if (c === undefined || c.term >= v.term) continue;
         const e = v.entryAt(i);
-        if (e === undefined || !sameEntry(e, c.entry)) {
+        if (e === undefined || !sameIdentity(e, c.entry)) {
           out.push({
             invariant: 'leader-completeness',
             message: `leader ${v.id} of term ${v.term} lacks committed entry ${i}/${c.entry.term} (committed by term ${c.term})`,
