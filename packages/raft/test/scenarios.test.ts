@@ -9,10 +9,10 @@ import {
   type ConfigChangeOp,
   type NodeId,
 } from '@consensus-kit/core';
+import { runDataDriven, type DataDrivenCommand as Command } from '@consensus-kit/core/testing';
 import { describe, expect, it } from 'vitest';
 import { decodeHardState } from '../src/hard-state';
 import type { RaftNode } from '../src/rawnode';
-import { runDataDriven, type Command } from './datadriven';
 import { TestNetwork, type NodeOptions } from './network';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'testdata');

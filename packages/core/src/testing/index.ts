@@ -12,3 +12,7 @@ export type { ReadyDriverOptions } from './ready-driver';
 export type { TestApi } from './test-api';
 export { electionSafety, instantiateInvariants } from './invariants';
 export type { Invariant, InvariantSource, ReplicaView, SimView } from './invariants';
+export { runDataDriven, parseDataDrivenCommand } from './datadriven';
+export type { DataDrivenCommand, DataDrivenOptions, DataDrivenResult } from './datadriven';
+export { ScenarioNetwork } from './scenario-network';
+export type { Delivery, ScenarioNetworkOptions, ScenarioNodeOptions, ScenarioReplica } from './scenario-network';

@@ -1,33 +1,52 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
 /**
- * A tiny data-driven test format (after cockroachdb/datadriven, used by etcd/raft):
+ * The one data-driven scenario runner (after cockroachdb/datadriven, which etcd/raft uses), for every
+ * protocol's `testdata/*.txt`:
  *
- *   # comments and a header describing the scenario
+ *   # comments and a header describing the scenario (which paper section it follows)
  *   command arg key=value
  *   ----
  *   expected output lines
  *   (blank line ends the expected output)
  *
- * `runDataDriven` runs each command through `run` and compares its output with the expected text. With
- * REWRITE=1 in the environment the file is rewritten with the actual outputs instead (never automatically).
+ * `runDataDriven` runs each command through `run` and returns expected and actual output side by side; the
+ * caller asserts with its own test runner (so this file needs none). Expected outputs are never rewritten
+ * automatically: only with `rewrite: true`, or `REWRITE=1` in the environment, is the file rewritten with the
+ * actual outputs, for the author to review as a diff.
  */
-export interface Command {
+export interface DataDrivenCommand {
+  /** 1-based line of the command in the file. */
   line: number;
   name: string;
+  /** Positional arguments (words without `=`). */
   args: string[];
+  /** `key=value` arguments. */
   kv: Record<string, string>;
+  /** The command line as written. */
   raw: string;
 }
 
+export interface DataDrivenResult {
+  command: DataDrivenCommand;
+  expected: string;
+  actual: string;
+}
+
+export interface DataDrivenOptions {
+  /** Rewrite the file with the actual outputs. Default: `process.env.REWRITE === '1'`. */
+  rewrite?: boolean;
+}
+
 interface Block {
-  command: Command;
+  command: DataDrivenCommand;
   expected: string;
   /** Text that precedes the command (comments, blank lines), preserved on rewrite. */
   prefix: string;
 }
 
-function parseCommand(raw: string, line: number): Command {
+/** Splits one command line into name, positional arguments and `key=value` arguments. */
+export function parseDataDrivenCommand(raw: string, line: number): DataDrivenCommand {
   const words = raw.trim().split(/\s+/);
   const name = words.shift() as string;
   const args: string[] = [];
@@ -52,7 +71,7 @@ function parse(text: string, file: string): { blocks: Block[]; trailer: string }
       i++;
       continue;
     }
-    const command = parseCommand(l, i + 1);
+    const command = parseDataDrivenCommand(l, i + 1);
     i++;
     if (lines[i] !== '----') throw new Error(`${file}:${i + 1}: expected ---- after command "${command.raw}"`);
     i++;
@@ -67,14 +86,11 @@ function parse(text: string, file: string): { blocks: Block[]; trailer: string }
   return { blocks, trailer: prefix };
 }
 
-export interface DataDrivenResult {
-  command: Command;
-  expected: string;
-  actual: string;
-}
-
-/** Runs a scenario file; returns every block's expected and actual output (rewriting the file if asked). */
-export function runDataDriven(file: string, run: (cmd: Command) => string): DataDrivenResult[] {
+/**
+ * Runs a scenario file: each command's output (trailing whitespace trimmed, `ok` when empty, `error: <message>`
+ * when it throws) next to the expected text. Rewrites the file only when asked (see `DataDrivenOptions`).
+ */
+export function runDataDriven(file: string, run: (cmd: DataDrivenCommand) => string, options: DataDrivenOptions = {}): DataDrivenResult[] {
   const { blocks, trailer } = parse(readFileSync(file, 'utf8'), file);
   const results: DataDrivenResult[] = [];
   for (const b of blocks) {
@@ -87,7 +103,8 @@ export function runDataDriven(file: string, run: (cmd: Command) => string): Data
     if (actual === '') actual = 'ok';
     results.push({ command: b.command, expected: b.expected, actual });
   }
-  if (process.env.REWRITE === '1') {
+  const rewrite = options.rewrite ?? (typeof process !== 'undefined' && process.env.REWRITE === '1');
+  if (rewrite) {
     let text = '';
     blocks.forEach((b, k) => {
       text += `${b.prefix}${b.command.raw}\n----\n${(results[k] as DataDrivenResult).actual}\n`;
