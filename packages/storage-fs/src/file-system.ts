@@ -197,3 +197,28 @@ export async function unlinkIfExists(fsys: FileSystem, path: string): Promise<bo
     throw e;
   }
 }
+
+/** A file system whose syncs do nothing (`fsync: false`, tests only): nothing written through it is durable. */
+export function withoutSync(fsys: FileSystem): FileSystem {
+  return {
+    async open(path, mode) {
+      const f = await fsys.open(path, mode);
+      return {
+        readSync: (b, o, l, p) => f.readSync(b, o, l, p),
+        write: (d, p) => f.write(d, p),
+        writeDurable: (d, p) => f.write(d, p),
+        datasync: async () => {},
+        sync: async () => {},
+        truncate: (l) => f.truncate(l),
+        size: () => f.size(),
+        close: () => f.close(),
+      };
+    },
+    readdir: (d) => fsys.readdir(d),
+    mkdir: (d) => fsys.mkdir(d),
+    rename: (a, b) => fsys.rename(a, b),
+    unlink: (p) => fsys.unlink(p),
+    syncDir: async () => {},
+    join: (...p) => fsys.join(...p),
+  };
+}

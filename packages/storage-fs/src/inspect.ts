@@ -1,11 +1,11 @@
 import { isConsensusError } from '@consensus-kit/core';
 import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState } from './atomic-file';
-import { parseSegmentFileName, segmentFileName } from './file-storage';
 import { errorCode, nodeFileSystem, readAllSync, readWholeFile, type FileSystem } from './file-system';
 import { LOCK_FILE, parseLock } from './lock';
 import { processRunning } from './process-identity';
 import { RecordKind, scanSegment } from './record';
 import { Replayer } from './replay';
+import { parseSegmentFileName, segmentFileName } from './segment';
 import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta } from './snapshot-file';
 
 export interface InspectSegment {
@@ -17,7 +17,10 @@ export interface InspectSegment {
   preallocatedBytes: number;
   /** Intact records, the segment header included. */
   records: number;
+  /** ENTRY and OVERWRITE records. */
   entryRecords: number;
+  /** OVERWRITE records among them: an entry written over an existing index (DESIGN r2). */
+  overwrites: number;
   /** Index range of the entry records in this file (some may be superseded by later records). */
   firstEntryIndex?: number;
   lastEntryIndex?: number;
@@ -162,14 +165,16 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
       preallocatedBytes: scan.preallocated,
       records: scan.records.length,
       entryRecords: 0,
+      overwrites: 0,
       truncations: 0,
       compactions: 0,
       resets: 0,
     };
     for (const r of scan.records) {
       replayer.apply(seq, r);
-      if (r.kind === RecordKind.ENTRY) {
+      if (r.kind === RecordKind.ENTRY || r.kind === RecordKind.OVERWRITE) {
         seg.entryRecords++;
+        if (r.kind === RecordKind.OVERWRITE) seg.overwrites++;
         seg.firstEntryIndex = Math.min(seg.firstEntryIndex ?? r.index, r.index);
         seg.lastEntryIndex = Math.max(seg.lastEntryIndex ?? r.index, r.index);
       } else if (r.kind === RecordKind.TRUNCATE) seg.truncations++;
@@ -233,6 +238,7 @@ export function describeInspectReport(report: InspectReport): string {
   for (const s of report.segments) {
     const range = s.firstEntryIndex === undefined ? 'no entries' : `entries ${s.firstEntryIndex}..${s.lastEntryIndex}`;
     const extra = [
+      s.overwrites > 0 ? `${s.overwrites} overwrites` : '',
       s.truncations > 0 ? `${s.truncations} truncations` : '',
       s.compactions > 0 ? `${s.compactions} compactions` : '',
       s.resets > 0 ? `${s.resets} snapshot installs` : '',

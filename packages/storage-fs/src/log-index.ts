@@ -1,3 +1,12 @@
+/** Where one index's record is, and what it says. */
+export interface IndexSlot {
+  seg: number;
+  offset: number;
+  term: number;
+  dataBytes: number;
+  type: number;
+}
+
 /**
  * The compact in-memory index of the live log: for every index in (base, last] the segment, offset, term,
  * data length and entry type of its record, in parallel typed arrays (21 bytes an entry).
@@ -103,6 +112,45 @@ export class LogIndex {
     this.terms = grow(this.terms, (n) => new Float64Array(n));
     this.len = grow(this.len, (n) => new Uint32Array(n));
     this.types = grow(this.types, (n) => new Uint8Array(n));
+  }
+
+  /** Points index i (base < i <= last) at a new record: an overwrite in place (DESIGN r2). */
+  set(index: number, seg: number, offset: number, term: number, dataBytes: number, type: number): void {
+    const s = this.slot(index);
+    this.seg[s] = seg;
+    this.off[s] = offset;
+    this.terms[s] = term;
+    this.len[s] = dataBytes;
+    this.types[s] = type;
+  }
+
+  /** Everything known about index i (base < i <= last). */
+  slotOf(index: number): IndexSlot {
+    const s = this.slot(index);
+    return {
+      seg: this.seg[s] as number,
+      offset: this.off[s] as number,
+      term: this.terms[s] as number,
+      dataBytes: this.len[s] as number,
+      type: this.types[s] as number,
+    };
+  }
+
+  /**
+   * The oldest segment holding the record of any index in [lo, last], or undefined when that range is empty.
+   * Without overwrites that is `segmentOf(lo)`; an overwritten slot's record lives in a later segment than its
+   * neighbours', so the older segments of the indexes after it must be looked at too.
+   */
+  minSegmentFrom(lo: number): number | undefined {
+    if (lo > this.last) return undefined;
+    const from = this.slot(Math.max(lo, this.first));
+    const to = this.start + this.count;
+    let min = this.seg[from] as number;
+    for (let s = from + 1; s < to; s++) {
+      const v = this.seg[s] as number;
+      if (v < min) min = v;
+    }
+    return min;
   }
 
   /** Keeps entries up to `last` (base <= last). */

@@ -27,15 +27,25 @@ export const MAX_PAYLOAD = 1 << 30;
 export const RecordKind = {
   /** First record of every segment: magic and sequence number. */
   SEGMENT: 1,
-  /** One log entry: index, term, data. */
+  /**
+   * One log entry: index, term, data. The writer uses it to append at lastIndex + 1. Replay gives it the
+   * meaning WALs written before overwrite-in-place relied on: it also drops every entry after its index.
+   */
   ENTRY: 2,
   /** Drop entries after an index. */
   TRUNCATE: 3,
-  /** Entries up to an index are compacted; carries its term (the log's new base). */
+  /**
+   * Entries up to an index are compacted; carries its term (the log's new base) and, from writers that know
+   * overwrite-in-place, a third number: the log's last index at that moment (older writers omit it).
+   */
   COMPACT: 4,
   /** A snapshot was installed: the log is empty and its base is the snapshot's index and term. */
   RESET: 5,
+  /** One log entry written over an existing index (DESIGN r2): only that index changes. Same payload as ENTRY. */
+  OVERWRITE: 6,
 } as const;
+/** The highest known record kind. */
+export const MAX_RECORD_KIND = RecordKind.OVERWRITE;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
 const ENTRY_TYPES: readonly EntryType[] = ['command', 'noop', 'config'];
@@ -77,7 +87,7 @@ export function readU64(view: DataView, at: number): number {
 export interface RecordSpec {
   kind: RecordKind;
   entryType?: number;
-  /** Up to two u64 numbers at the start of the payload. */
+  /** Up to three u64 numbers at the start of the payload. */
   numbers?: readonly number[];
   body?: Uint8Array;
 }
@@ -135,10 +145,12 @@ export interface ParsedRecord {
   entryType: number;
   batchStart: number;
   payloadBytes: number;
-  /** ENTRY/COMPACT/RESET: index; TRUNCATE: the index kept; SEGMENT: sequence number. */
+  /** ENTRY/OVERWRITE/COMPACT/RESET: index; TRUNCATE: the index kept; SEGMENT: sequence number. */
   index: number;
-  /** ENTRY/COMPACT/RESET: term. */
+  /** ENTRY/OVERWRITE/COMPACT/RESET: term. */
   term: number;
+  /** COMPACT from a current writer: the log's last index when it was written. */
+  lastIndex?: number;
 }
 
 export type RecordCheck =
@@ -159,7 +171,7 @@ export function checkRecord(buf: Uint8Array, offset: number, seq: number): Recor
   }
   const payloadBytes = view.getUint32(offset);
   const kind = view.getUint8(offset + 4) as RecordKind;
-  if (kind < RecordKind.SEGMENT || kind > RecordKind.RESET || view.getUint16(offset + 6) !== 0) {
+  if (kind < RecordKind.SEGMENT || kind > MAX_RECORD_KIND || view.getUint16(offset + 6) !== 0) {
     return { ok: false, reason: `unknown record kind ${kind}`, short: false };
   }
   if (payloadBytes > MAX_PAYLOAD) return { ok: false, reason: `record length ${payloadBytes} exceeds the maximum`, short: false };
@@ -187,13 +199,12 @@ export function checkRecord(buf: Uint8Array, offset: number, seq: number): Recor
     index = readU64(view, payloadAt);
     if (kind !== RecordKind.TRUNCATE) term = readU64(view, payloadAt + 8);
   }
-  if (kind === RecordKind.ENTRY && (entryTypeOf(entryType) === undefined || index < 1)) {
+  if ((kind === RecordKind.ENTRY || kind === RecordKind.OVERWRITE) && (entryTypeOf(entryType) === undefined || index < 1)) {
     return { ok: false, reason: `bad entry header (type ${entryType}, index ${index})`, short: false };
   }
-  return {
-    ok: true,
-    record: { offset, bytes, kind, entryType, batchStart: view.getUint32(offset + 8), payloadBytes, index, term },
-  };
+  const record: ParsedRecord = { offset, bytes, kind, entryType, batchStart: view.getUint32(offset + 8), payloadBytes, index, term };
+  if (kind === RecordKind.COMPACT && payloadBytes >= 24) record.lastIndex = readU64(view, payloadAt + 16);
+  return { ok: true, record };
 }
 
 /** The result of reading one segment front to back. */
@@ -255,7 +266,7 @@ function laterWriteFollows(buf: Uint8Array, seq: number, failedAt: number): bool
     // Cheap filter before any checksum: the segment number and the kind byte must look right.
     if (view.getUint32(p + 12) !== seq >>> 0) continue;
     const kind = buf[p + 4] as number;
-    if (kind < RecordKind.SEGMENT || kind > RecordKind.RESET) continue;
+    if (kind < RecordKind.SEGMENT || kind > MAX_RECORD_KIND) continue;
     const check = checkRecord(buf, p, seq);
     if (check.ok && check.record.batchStart > failedAt) return true;
   }
