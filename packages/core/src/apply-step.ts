@@ -2,6 +2,9 @@ import { decodeClusterConfig } from './config';
 import { InvariantError } from './errors';
 import type { ClusterConfig, LogEntry, Ready, ReadState, Snapshot } from './types';
 
+/** Shared by every batch that releases no read: no allocation on the host's hot path. */
+const NONE_RELEASED: readonly ReadState[] = Object.freeze([]);
+
 /** What the apply step drives: a state machine, or whatever stands in for one in a harness. */
 export interface ApplyHandler {
   /** Replace the state machine's state with a snapshot's (one installed from a leader). */
@@ -56,7 +59,7 @@ export class ApplyStep {
    * Applies a Ready's snapshot, committed entries and reads, in that order. Returns the reads released by it
    * (every waiting read whose index is now applied), oldest first.
    */
-  applyReady(rd: Pick<Ready, 'snapshot' | 'committed' | 'reads'>): ReadState[] {
+  applyReady(rd: Pick<Ready, 'snapshot' | 'committed' | 'reads'>): readonly ReadState[] {
     if (rd.snapshot !== undefined) this.restore(rd.snapshot);
     for (const entry of rd.committed) this.applyEntry(entry);
     if (rd.reads.length > 0) this.waiting.push(...rd.reads);
@@ -104,8 +107,8 @@ export class ApplyStep {
     this.waiting = [];
   }
 
-  private release(): ReadState[] {
-    if (this.waiting.length === 0) return [];
+  private release(): readonly ReadState[] {
+    if (this.waiting.length === 0) return NONE_RELEASED;
     const released: ReadState[] = [];
     const keep: ReadState[] = [];
     for (const rs of this.waiting) (rs.index <= this.index ? released : keep).push(rs);

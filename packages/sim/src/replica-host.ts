@@ -42,7 +42,7 @@ export interface HostEnv {
   /** A committed entry reached the state machine (`result` for commands). */
   applied(r: ReplicaHost, entry: LogEntry, result: unknown): void;
   /** Read barriers released: their index is applied. */
-  reads(r: ReplicaHost, reads: ReadState[]): void;
+  reads(r: ReplicaHost, reads: readonly ReadState[]): void;
 }
 
 /** A protocol method threw: carries which one, so the run reports it by name. */

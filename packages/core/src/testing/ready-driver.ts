@@ -50,7 +50,7 @@ export interface ReadyDriverOptions {
   /** Called with each Ready once it is durable, before its messages leave (invariant checks, traces). */
   onPersisted?(rd: Ready): void;
   /** Called with the reads a Ready released (their index is applied). */
-  onReads?(reads: ReadState[], rd: Ready): void;
+  onReads?(reads: readonly ReadState[], rd: Ready): void;
 }
 
 /**
@@ -82,7 +82,7 @@ export class ReadyDriver {
   }
 
   /** After the Ready is durable: send its messages, apply it, release reads, advance the protocol. */
-  complete(rd: Ready): ReadState[] {
+  complete(rd: Ready): readonly ReadState[] {
     this.options.onPersisted?.(rd);
     if (rd.messages.length > 0) this.options.send(rd.messages);
     const released = this.applier.applyReady(rd);
