@@ -21,7 +21,7 @@ function sweep(options: Omit<SimulateOptions, 'seed' | 'protocol'>): { failures:
   for (let seed = 1; seed <= SEEDS; seed++) {
     const r = simulate({ ...options, seed, protocol: raft, invariants: raftInvariants });
     ops += r.stats.opsOk;
-    if (r.linearizability?.result === 'unknown') unknown++;
+    if (r.check?.result === 'unknown') unknown++;
     if (!r.ok) failures.push(`seed ${seed}: ${r.violation?.kind} ${r.violation?.name}: ${r.violation?.message}`);
   }
   return { failures, ops, unknown };
