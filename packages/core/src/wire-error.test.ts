@@ -99,4 +99,31 @@ describe('errorToWire / errorFromWire', () => {
     expect(long.message.length).toBe(MAX_WIRE_TEXT);
     expect(errorFromWire({ code: 'STORAGE' }).message).toBe('remote error');
   });
+
+  it('never throws on a record that is not plain data: throwing getters, getters that change their answer, proxies', () => {
+    const throwing = Object.defineProperty({ code: 'NOT_LEADER' }, 'message', {
+      enumerable: true,
+      get() {
+        throw new Error('getter');
+      },
+    });
+    expect(TransportError.is(errorFromWire(throwing))).toBe(true);
+    // A code that passes the check on one read and names an inherited key on the next.
+    let reads = 0;
+    const shifty = Object.defineProperty({ message: 'm' }, 'code', { enumerable: true, get: () => (reads++ < 2 ? 'NOT_LEADER' : '__proto__') });
+    const e = errorFromWire(shifty);
+    expect(NotLeaderError.is(e) || TransportError.is(e)).toBe(true);
+    const proxy = new Proxy({}, {
+      get() {
+        throw new Error('proxy');
+      },
+      getOwnPropertyDescriptor() {
+        throw new Error('proxy');
+      },
+    });
+    expect(TransportError.is(errorFromWire(proxy))).toBe(true);
+    // Inherited fields are not the remote's fields.
+    expect(TransportError.is(errorFromWire(Object.create({ code: 'NOT_LEADER', message: 'm' }) as unknown))).toBe(true);
+    expect(TransportError.is(errorFromWire(JSON.parse('{"__proto__":{"code":"NOT_LEADER"},"message":"x"}')))).toBe(true);
+  });
 });

@@ -84,7 +84,14 @@ export function errorFromWire(raw: unknown, options: ErrorFromWireOptions = {}):
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return new TransportError(`${prefix}malformed error from the remote side`);
   }
-  const w = raw as Record<string, unknown>;
+  // Each field is read exactly once, into a plain record, inside a try: a record that is not plain data (a
+  // getter that throws, or answers differently on each read, a Proxy) is malformed, never a crash here.
+  let w: Record<string, unknown>;
+  try {
+    w = readFields(raw as Record<string, unknown>);
+  } catch {
+    return new TransportError(`${prefix}malformed error from the remote side`);
+  }
   const text = typeof w.message === 'string' ? w.message.slice(0, MAX_WIRE_TEXT) : 'remote error';
   const code = typeof w.code === 'string' && Object.hasOwn(DECODERS, w.code) ? (w.code as ErrorCode) : undefined;
   if (code === undefined) {
@@ -95,6 +102,14 @@ export function errorFromWire(raw: unknown, options: ErrorFromWireOptions = {}):
   // The class builds its own message from its fields; the sender's text is what the user should see.
   e.message = `${prefix}${text}`;
   return e;
+}
+
+function readFields(raw: Record<string, unknown>): Record<string, unknown> {
+  const w: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const key of WIRE_KEYS) {
+    if (Object.hasOwn(raw, key)) w[key] = raw[key];
+  }
+  return w;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length <= MAX_WIRE_TEXT ? v : undefined);
@@ -111,6 +126,9 @@ const FIELDS: Partial<Record<ErrorCode, readonly (keyof WireError)[]>> = {
   [ErrorCode.UNKNOWN_NODE]: ['node'],
   [ErrorCode.SESSION_EXPIRED]: ['session'],
 };
+
+/** Every field a wire error may carry, read once: `code`, `message` and the typed fields of every class. */
+const WIRE_KEYS: readonly string[] = ['code', 'message', ...new Set(Object.values(FIELDS).flat())];
 
 /** One constructor call per code: the table that turns a wire record back into its class. */
 const DECODERS: Record<ErrorCode, (w: Record<string, unknown>) => ConsensusError> = {
