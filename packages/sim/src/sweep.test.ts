@@ -118,6 +118,20 @@ describe('resolveProtocol', () => {
     for (const arg of ['maxBatch=8', 'mode=fast', 'quoted="5"', 'flag=true', 'spaced=a b']) parseProtocolOption(arg, back);
     expect(back).toEqual(options);
     expect(() => parseProtocolOption('novalue')).toThrow(/key=value/);
+    expect(() => parseProtocolOption('=5')).toThrow(/key=value/);
+    // -0 survives the round trip (JSON alone would write it as 0).
+    const negZero = parseProtocolOption(replayCommand({ protocol, protocolOptions: { z: -0 } }, 9).split('--protocol-option ')[1] as string);
+    expect(Object.is(negZero.z, -0)).toBe(true);
+  });
+
+  it('a --protocol-option named __proto__ is an option the protocol refuses, not a prototype set in silence', async () => {
+    const parsed = parseProtocolOption('__proto__={"preVote":false}');
+    expect(Object.keys(parsed)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    expect(await main(['--protocol', 'toy', '--seed', '1', '--ticks', '5', '--protocol-option', '__proto__={"x":1}', '--report-dir', dir])).toBe(2);
+    expect(err.mock.calls.flat().join(' ')).toMatch(/unknown toy option "__proto__"/);
   });
 });
 

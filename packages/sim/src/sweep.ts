@@ -83,7 +83,9 @@ export function parseProtocolOption(arg: string, into: Record<string, unknown> =
   } catch {
     // not JSON: the string itself
   }
-  into[key] = value;
+  // An own property even for `__proto__`: assigning would set the prototype instead, and the protocol's
+  // parseOptions would then see no option at all and ignore it in silence rather than refuse it.
+  Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true });
   return into;
 }
 
@@ -98,7 +100,8 @@ function formatOptionValue(value: unknown): string {
     }
     return reparsed === value ? value : JSON.stringify(value);
   }
-  return JSON.stringify(value);
+  // JSON writes -0 as 0: spell it so the replay gets the very value the run had.
+  return Object.is(value, -0) ? '-0' : JSON.stringify(value);
 }
 
 function shellQuote(s: string): string {
