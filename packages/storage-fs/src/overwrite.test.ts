@@ -85,6 +85,24 @@ describe('overwrite in place on disk (DESIGN r2)', () => {
     await r.close();
   });
 
+  it('replays a truncation below the overwritten slots that let compaction delete the segments before them', async () => {
+    const fileSystem = new MemoryFileSystem();
+    const s = await openFileStorage('/data', { ...options, fileSystem });
+    await s.save({ hardState: Uint8Array.of(1), entries: range(1, 10, 1) });
+    // Every slot after 4 re-accepted in a later segment, more appended, then a truncation below those appends.
+    await s.save({ entries: range(5, 20, 2) });
+    await s.save({ truncateAfter: 6, entries: [] });
+    await s.saveSnapshot({ index: 4, term: 1, config: CONFIG, data: Uint8Array.of(1) });
+    await s.compact(4);
+    expect(terms(s)).toBe('5:2 6:2');
+    await s.close();
+    const report = await inspect('/data', { fileSystem });
+    expect(report.segments[0]?.seq).toBeGreaterThan(1); // the segment of 1..10 is gone
+    const r = await openFileStorage('/data', { ...options, fileSystem });
+    expect(terms(r)).toBe('5:2 6:2');
+    await r.close();
+  });
+
   it('reads an overwritten slot from memory until its record is written, then from disk', async () => {
     const fileSystem = new MemoryFileSystem();
     const s = await openFileStorage('/data', { ...options, fileSystem });
@@ -96,6 +114,20 @@ describe('overwrite in place on disk (DESIGN r2)', () => {
     const before = s.stats().diskReads;
     expect(terms(s).startsWith('1:1 2:1 3:2 4:1')).toBe(true);
     expect(s.stats().diskReads).toBeGreaterThan(before);
+    await s.close();
+  });
+
+  it('a read spanning an overwrite in flight takes it from memory even where its new record sits right after its neighbours', async () => {
+    const fileSystem = new MemoryFileSystem();
+    const s = await openFileStorage('/data', { ...options, fileSystem });
+    await s.save({ entries: range(1, 5, 1) });
+    // 3's new record goes in the same segment, after 6's, and waits behind the write of 6 in flight: a read
+    // of 1..6 must not run on from 2's record into bytes not written yet.
+    const inFlight = s.save({ entries: [entry(6, 1)] });
+    const pending = s.save({ entries: [entry(3, 2)] });
+    expect(terms(s)).toBe('1:1 2:1 3:2 4:1 5:1 6:1');
+    await Promise.all([inFlight, pending]);
+    expect(terms(s)).toBe('1:1 2:1 3:2 4:1 5:1 6:1');
     await s.close();
   });
 

@@ -36,6 +36,8 @@ describe('WAL replay: last writer wins per index', () => {
     ['overwrites only, resolved by the COMPACT that carries the last index', 3, [O(2), O(3), O(4), C(1, 1, 4)], '(1] 2:2 3:2 4:2', true],
     ['a gap the COMPACT cannot fill stays unresolved', 3, [O(6), E(8), C(4, 1, 8)], '(7] 8:1', false],
     ['no record says where the log ends', 3, [O(2), O(3)], '(0] ', false],
+    ['a truncation below the not yet known base drops the run and the overwrites above it', 3, [O(5), O(6), O(7), E(8), E(9), T(6), C(4, 1, 6)], '(4] 5:2 6:2', true],
+    ['a COMPACT without a last index after overwrites (no writer does that) does not guess where the log ends', 3, [O(2), C(1, 1)], '(0] ', false],
   ] as const)('%s', (_name, firstSeq, records, log, resolved) => {
     expect(replay(firstSeq, [...records])).toEqual({ log, resolved });
   });
