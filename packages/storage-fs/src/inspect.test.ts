@@ -3,7 +3,9 @@ import type { LogEntry } from '@consensus-kit/core';
 import { openFileStorage } from './file-storage';
 import { describeInspectReport, inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
-import { scanSegment } from './record';
+import { RecordKind, encodeRecords, entryTypeCode, recordBytes, scanSegment, specPayloadBytes, type RecordSpec } from './record';
+import { segmentFileName, segmentHeaderSpec } from './segment';
+import { HARD_STATE_FILE, encodeHardState } from './atomic-file';
 
 
 /** Damages one byte in place (a test's bit rot). */
@@ -81,6 +83,77 @@ describe('inspect', () => {
     expect(text).toContain('PROBLEMS FOUND');
     expect(text).toMatch(/CORRUPT record at offset 40/);
     expect(text).toMatch(/torn tail at offset \d+/);
+  });
+
+  /** Whether `openFileStorage` opens the directory; inspect must say ok exactly when it does (and nothing is cut). */
+  async function opens(fileSystem: MemoryFileSystem): Promise<boolean> {
+    const probe = fileSystem.crashImage('all');
+    try {
+      const s = await openFileStorage('/d', { fileSystem: probe, logger: quiet, segmentBytes: 4096 });
+      await s.close();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('finds the problem open refuses on: a snapshot older than the compaction point', async () => {
+    const fileSystem = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem, logger: quiet, segmentBytes: 4096 });
+    await s.save({ hardState: Uint8Array.of(1), entries: range(1, 40, 1) });
+    await s.saveSnapshot({ index: 10, term: 1, config: CONFIG, data: Uint8Array.of(10) });
+    const oldName = fileSystem.listFiles().find((p) => p.endsWith('.snap')) as string;
+    const oldBytes = fileSystem.readFileRaw(oldName) as Uint8Array;
+    await s.saveSnapshot({ index: 20, term: 1, config: CONFIG, data: Uint8Array.of(20) });
+    await s.compact(20);
+    await s.close();
+    // The newest snapshot is lost and an older one is back (a restore from a stale backup, say).
+    for (const p of fileSystem.listFiles().filter((x) => x.endsWith('.snap'))) await fileSystem.unlink(p);
+    fileSystem.writeFileRaw(oldName, oldBytes);
+    expect(await opens(fileSystem)).toBe(false);
+    const report = await inspect('/d', { fileSystem });
+    expect(report.ok).toBe(false);
+    expect(report.problems.join('\n')).toMatch(/compacted through 20, past the latest snapshot 10/);
+  });
+
+  it('finds the problem open refuses on: no record says where a log of overwrites ends, whatever snapshot is there', async () => {
+    const fileSystem = new MemoryFileSystem();
+    const s = await openFileStorage('/d', { fileSystem, logger: quiet, segmentBytes: 4096 });
+    await s.save({ hardState: Uint8Array.of(1), entries: range(1, 3, 1) });
+    await s.saveSnapshot({ index: 1, term: 1, config: CONFIG, data: Uint8Array.of(1) });
+    await s.close();
+    // Segment 1 is lost; segment 2 holds only overwrites of 2 and 3 (nothing says the log ends at 3).
+    await fileSystem.unlink(`/d/${segmentFileName(1)}`);
+    const specs: RecordSpec[] = [
+      segmentHeaderSpec(2),
+      ...range(2, 3, 2).map((e): RecordSpec => ({ kind: RecordKind.OVERWRITE, entryType: entryTypeCode(e.type), numbers: [e.index, e.term], body: e.data })),
+    ];
+    const buf = new Uint8Array(specs.reduce((n, x) => n + recordBytes(specPayloadBytes(x)), 0));
+    encodeRecords(buf, 0, specs, 2, 0);
+    fileSystem.writeFileRaw(`/d/${segmentFileName(2)}`, buf);
+    expect(await opens(fileSystem)).toBe(false);
+    const report = await inspect('/d', { fileSystem });
+    expect(report.ok).toBe(false);
+    expect(report.problems.join('\n')).toMatch(/no record says what came before it or where it ends/);
+  });
+
+  it('reads a WAL written by the previous release (ENTRY at an existing index dropped the suffix) the way open does', async () => {
+    const fileSystem = new MemoryFileSystem();
+    await fileSystem.mkdir('/d');
+    const spec = (e: LogEntry): RecordSpec => ({ kind: RecordKind.ENTRY, entryType: entryTypeCode(e.type), numbers: [e.index, e.term], body: e.data });
+    const specs = [segmentHeaderSpec(1), ...range(1, 6, 1).map(spec), ...range(4, 5, 3).map(spec)];
+    const buf = new Uint8Array(specs.reduce((n, x) => n + recordBytes(specPayloadBytes(x)), 0));
+    encodeRecords(buf, 0, specs, 1, 0);
+    fileSystem.writeFileRaw(`/d/${segmentFileName(1)}`, buf);
+    fileSystem.writeFileRaw(`/d/${HARD_STATE_FILE}`, encodeHardState(Uint8Array.of(7)));
+    const report = await inspect('/d', { fileSystem });
+    expect(report.ok).toBe(true);
+    expect(report.log).toEqual({ firstIndex: 1, lastIndex: 5, baseTerm: 0, baseKnown: true });
+    expect(report.segments[0]).toMatchObject({ entryRecords: 8, overwrites: 0, firstEntryIndex: 1, lastEntryIndex: 6 });
+    const s = await openFileStorage('/d', { fileSystem, logger: quiet });
+    expect(s.lastIndex()).toBe(5);
+    expect(s.term(4)).toBe(3);
+    await s.close();
   });
 
   it('names the holder of the lock of a directory in use', async () => {

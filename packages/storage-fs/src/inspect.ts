@@ -4,6 +4,7 @@ import { errorCode, nodeFileSystem, readAllSync, readWholeFile, type FileSystem 
 import { LOCK_FILE, parseLock } from './lock';
 import { processRunning } from './process-identity';
 import { RecordKind, scanSegment } from './record';
+import { reconcile } from './reconcile';
 import { Replayer } from './replay';
 import { parseSegmentFileName, segmentFileName } from './segment';
 import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta } from './snapshot-file';
@@ -114,6 +115,8 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
     }
   }
 
+  /** Whether each readable snapshot file was installed from a leader (recovery's reconciliation needs it). */
+  const installed = new Map<string, boolean>();
   for (const name of names) {
     const parsed = parseSnapshotFileName(name);
     if (parsed === undefined) continue;
@@ -123,6 +126,7 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
       const file = await fsys.open(path, 'read');
       try {
         const { meta } = readSnapshotMeta(file, path);
+        installed.set(name, meta.installed);
         entry.dataBytes = meta.dataBytes;
         entry.voters = meta.config.voters;
         for (const _ of readSnapshotChunks(file, path)) {
@@ -198,12 +202,12 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
   }
   const ix = replayer.index;
   report.log = { firstIndex: ix.first, lastIndex: ix.last, baseTerm: ix.baseTerm, baseKnown: replayer.resolved };
-  if (!replayer.resolved) {
-    const covered = report.snapshots.some((s) => s.ok && s.index >= ix.base);
-    if (!covered) problems.push(`the log starts at index ${ix.first} but nothing records what came before it`);
-  }
-  if (replayer.resolved && ix.base > 0 && !report.snapshots.some((s) => s.ok)) {
-    problems.push(`the log is compacted through ${ix.base}, but no snapshot is present; the next open refuses to start`);
+  // Recovery reconciles the log with the newest snapshot (a damaged newest snapshot is listed above already).
+  const newest = [...report.snapshots].sort((a, b) => b.index - a.index || b.term - a.term)[0];
+  if (newest === undefined || newest.ok) {
+    const snap = newest === undefined ? undefined : { index: newest.index, term: newest.term, installed: installed.get(newest.file) === true };
+    const reconciled = reconcile(replayer, snap);
+    if (reconciled.kind === 'problem') problems.push(`${reconciled.message}; the next open refuses to start`);
   }
   if (hsBytes === undefined && (ix.last > 0 || report.snapshots.length > 0)) {
     problems.push(`${HARD_STATE_FILE} is missing, but the log holds entries up to ${ix.last}: the node's term and vote are lost; the next open refuses to start`);

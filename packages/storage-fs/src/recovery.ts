@@ -3,6 +3,7 @@ import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState } from './atomic-file';
 import { readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
 import type { LogIndex } from './log-index';
 import { RecordKind, scanSegment } from './record';
+import { reconcile } from './reconcile';
 import { Replayer } from './replay';
 import { parseSegmentFileName, segmentFileName, type Segment } from './segment';
 import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta, type SnapshotFileMeta } from './snapshot-file';
@@ -187,39 +188,20 @@ export async function recover(
 
   const ix = replayer.index;
   let resetTo: { index: number; term: number } | undefined;
-  if (snapshotMeta !== undefined) {
-    const s = snapshotMeta;
-    if (s.installed && (!replayer.resolved || ix.base < s.index)) {
-      // An installed snapshot whose RESET record never reached the WAL: the install stopped in between.
-      // Complete it (the log is replaced by the snapshot), as installSnapshot would have.
-      logger.warn('completing a snapshot install that was interrupted before the log was reset', {
-        snapshotIndex: s.index,
-        logFirstIndex: ix.first,
-        logLastIndex: ix.last,
-      });
-      replayer.resetTo(s.index, s.term);
-      resetTo = { index: s.index, term: s.term };
-    } else if (!replayer.resolved) {
-      // The snapshot may cover the part of history the remaining segments do not start with.
-      replayer.resolveWithSnapshot(s.index, s.term);
-    } else if (s.index < ix.base) {
-      throw new CorruptLogError(
-        { file: snapshotPath as string, offset: 0, lastGoodIndex: ix.base },
-        `the log is compacted through ${ix.base}, past the latest snapshot ${s.index}: entries are lost`,
-      );
-    }
-  } else if (replayer.resolved && ix.base > 0) {
-    throw new CorruptLogError(
-      { file: segments[0]?.path ?? dir, offset: 0, lastGoodIndex: ix.base },
-      `the log is compacted through ${ix.base}, but no snapshot is present: the snapshot file is missing`,
-    );
-  }
-  if (!replayer.resolved) {
-    const first = segments[0];
-    throw new CorruptLogError(
-      { file: first?.path ?? dir, offset: 0, lastGoodIndex: 0 },
-      `the log starts at index ${ix.first} but no record says what came before it: a segment or snapshot is missing`,
-    );
+  const replayed = { first: ix.first, last: ix.last };
+  const reconciled = reconcile(replayer, snapshotMeta);
+  if (reconciled.kind === 'reset') {
+    // An installed snapshot whose RESET record never reached the WAL: the install stopped in between.
+    // Complete it (the log is replaced by the snapshot), as installSnapshot would have.
+    logger.warn('completing a snapshot install that was interrupted before the log was reset', {
+      snapshotIndex: reconciled.index,
+      logFirstIndex: replayed.first,
+      logLastIndex: replayed.last,
+    });
+    resetTo = { index: reconciled.index, term: reconciled.term };
+  } else if (reconciled.kind === 'problem') {
+    const file = reconciled.reason === 'snapshot-behind-log' ? (snapshotPath as string) : (segments[0]?.path ?? dir);
+    throw new CorruptLogError({ file, offset: 0, lastGoodIndex: reconciled.lastGoodIndex }, reconciled.message);
   }
   if (hardStateBytes === undefined && (snapshotMeta !== undefined || ix.last > 0)) {
     // The term and vote are written before any entry can be (an empty marker when the directory is made), so
