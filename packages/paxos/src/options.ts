@@ -1,0 +1,86 @@
+import { ConfigError, parseOptions, type OptionSpecs, type ProtocolOptions } from '@consensus-kit/core';
+
+/** Multi-Paxos' own options, beyond the protocol contract's (`ProtocolOptions`). Every one is optional. */
+export type PaxosSpecificOptions = {
+  /**
+   * PMMC's WINDOW (van Renesse & Altinbuken, "Paxos Made Moderately Complex", section 3/4): the leader proposes
+   * slot s only once every slot <= s - window is decided, and a configuration decided in slot s governs slots
+   * from s + window on. Also the bound on undecided slots in flight. Must be the same on every replica.
+   * Default 1024.
+   */
+  window?: number;
+  /** Slots per Accept message (phase 2 batching). Default 512. */
+  maxBatch?: number;
+  /** Accept messages in flight per acceptor (flow control). Default 64. */
+  maxInflight?: number;
+  /**
+   * Flexible Paxos (Howard et al. 2016, section 3): the phase-1 quorum size (0 = a majority). With
+   * `phase2Quorum`, |Q1| + |Q2| must exceed the number of voters; checked at construction.
+   */
+  phase1Quorum?: number;
+  /** Flexible Paxos: the phase-2 quorum size (0 = a majority). */
+  phase2Quorum?: number;
+  /**
+   * Leader leases for local reads (Paxos Made Live, section 5.2; Chubby's master lease). Off by default: they
+   * rest on bounded clock drift (see `leaseDriftBound`) and on processes that are not paused mid-lease.
+   */
+  leaseReads?: boolean;
+  /** The clock-rate drift the lease tolerates, as a fraction (0.3: rates in [0.7, 1.3]). Default 0.3. */
+  leaseDriftBound?: number;
+};
+
+/** Options of `PaxosNode`: the protocol contract's options plus Multi-Paxos' own. */
+export interface PaxosOptions extends ProtocolOptions, PaxosSpecificOptions {}
+
+/** Multi-Paxos' options as `OptionSpecs`: what `paxos.parseOptions` checks untyped input against. */
+export const paxosOptionSpecs = {
+  window: { type: 'integer', min: 1, max: 1 << 20, description: 'PMMC WINDOW: undecided slots in flight, and the config activation distance (default 1024)' },
+  maxBatch: { type: 'integer', min: 1, max: 1 << 20, description: 'slots per Accept message (default 512)' },
+  maxInflight: { type: 'integer', min: 1, max: 1 << 20, description: 'Accept messages in flight per acceptor (default 64)' },
+  phase1Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-1 quorum size, 0 = majority (default 0)' },
+  phase2Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-2 quorum size, 0 = majority (default 0)' },
+  leaseReads: { type: 'boolean', description: 'leader leases for local reads (Paxos Made Live 5.2; default false)' },
+  leaseDriftBound: { type: 'number', min: 0, max: 0.9, description: 'clock-rate drift the lease tolerates, as a fraction (default 0.3)' },
+} as const satisfies OptionSpecs;
+
+const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
+
+/** Validates untyped Multi-Paxos options: an unknown, misspelt or ill-typed key is a `ConfigError` naming it. */
+export function parsePaxosOptions(raw: unknown): PaxosSpecificOptions {
+  return parseOptions('paxos', paxosOptionSpecs, raw) as PaxosSpecificOptions;
+}
+
+export type ResolvedPaxosOptions = Required<PaxosSpecificOptions>;
+
+/** The Paxos-specific part of `options`, validated like `parsePaxosOptions`, with defaults filled in. */
+export function resolvePaxosOptions(options: PaxosOptions): ResolvedPaxosOptions {
+  const own: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) if (!CONTRACT_KEYS.has(k)) own[k] = v;
+  const o = parsePaxosOptions(own);
+  return {
+    window: o.window ?? 1024,
+    maxBatch: o.maxBatch ?? 512,
+    maxInflight: o.maxInflight ?? 64,
+    phase1Quorum: o.phase1Quorum ?? 0,
+    phase2Quorum: o.phase2Quorum ?? 0,
+    leaseReads: o.leaseReads ?? false,
+    leaseDriftBound: o.leaseDriftBound ?? 0.3,
+  };
+}
+
+/**
+ * Flexible Paxos (Howard et al. 2016, section 3): phase-1 and phase-2 quorums need only intersect each other,
+ * |Q1| + |Q2| > N. Refuses sizes that do not, for the voters the node starts with.
+ */
+export function checkFlexibleQuorums(o: ResolvedPaxosOptions, voters: number): void {
+  if (o.phase1Quorum === 0 && o.phase2Quorum === 0) return;
+  if (voters === 0) return;
+  const q1 = o.phase1Quorum === 0 ? voters - (o.phase2Quorum || 0) + 1 : o.phase1Quorum;
+  const q2 = o.phase2Quorum === 0 ? voters - q1 + 1 : o.phase2Quorum;
+  if (q1 > voters || q2 > voters) {
+    throw new ConfigError(`paxos quorums larger than the ${voters} voters: phase1Quorum ${q1}, phase2Quorum ${q2}`);
+  }
+  if (q1 + q2 <= voters) {
+    throw new ConfigError(`paxos phase1Quorum (${q1}) + phase2Quorum (${q2}) must exceed the ${voters} voters (Flexible Paxos: every Q1 meets every Q2)`);
+  }
+}
