@@ -5,6 +5,7 @@ import {
   AbortedError,
   ConfigError,
   InvalidArgumentError,
+  InvariantError,
   LeadershipLostError,
   NotLeaderError,
   ProposalDroppedError,
@@ -18,7 +19,7 @@ import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from 
 import { ManualClock } from './clock';
 import { encodeClusterConfig } from '../config';
 import { parseOptions } from '../options';
-import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, StateMachine, Status, Transport } from '../types';
+import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, StateMachine, Status, Transport, TransportHandler } from '../types';
 
 /** Lets pending promise callbacks and setImmediate work run. */
 const settle = async (rounds = 5) => {
@@ -83,12 +84,19 @@ class GatedStorage extends MemoryStorage {
     this.saveNow(batch);
     this.events.push(`save-done#${n}[${ids}]`);
   }
+  override async close(): Promise<void> {
+    this.events.push('close');
+    await super.close();
+  }
 }
 
 class RecordingTransport implements Transport {
   sent: Envelope[] = [];
   constructor(private readonly events: string[]) {}
-  async start(): Promise<void> {}
+  handler: TransportHandler | undefined;
+  async start(handler: TransportHandler): Promise<void> {
+    this.handler = handler;
+  }
   send(envelopes: readonly Envelope[]): void {
     for (const e of envelopes) {
       this.sent.push(e);
@@ -116,8 +124,14 @@ class FakeProtocol implements Protocol {
   extra: Partial<Ready> | undefined;
   dropNext: ProposalDroppedError | undefined;
   constructor(private readonly storage: MemoryStorage) {}
+  /** The leader this node reports (default: itself while leader, nobody otherwise). */
+  leaderId: NodeId | undefined;
+  /** Thrown by the next `step`. */
+  stepError: unknown;
   tick(): void {}
-  step(): void {}
+  step(): void {
+    if (this.stepError !== undefined) throw this.stepError;
+  }
   propose(data: Uint8Array): void {
     if (this.role !== 'leader') throw new NotLeaderError('b');
     if (this.dropNext !== undefined) {
@@ -161,7 +175,7 @@ class FakeProtocol implements Protocol {
       id: 'a',
       role: this.role,
       term: this.term,
-      ...(this.role === 'leader' ? { leader: 'a' } : {}),
+      ...(this.leaderId !== undefined ? { leader: this.leaderId } : this.role === 'leader' ? { leader: 'a' } : {}),
       commitIndex: this.commit,
       appliedIndex: this.applied,
       lastIndex: this.last,
@@ -670,5 +684,109 @@ describe('ConsensusNode: r2 host rules', () => {
     appendConfig({ voters: ['a', 'b', 'c'], learners: [] });
     await settle();
     expect(resolved).toEqual({ voters: ['a', 'b', 'c'], learners: [] });
+  });
+});
+
+describe('ConsensusNode: how pending operations end when leadership moves or the node stops', () => {
+  /** Makes the fake report a new status (role, term, leader) at the next tick. */
+  const becomes = async (h: Harness, change: { role?: Status['role']; term?: number; leader?: NodeId }) => {
+    if (change.role !== undefined) h.fake.role = change.role;
+    if (change.term !== undefined) h.fake.term = change.term;
+    h.fake.leaderId = change.leader;
+    h.fake.statusDirty = true;
+    h.clock.advance(10);
+    await settle();
+  };
+
+  it('a leader re-elected in a later term rejects what it proposed before with LeadershipLostError (outcome unknown)', async () => {
+    const h = await fakeHarness();
+    h.storage.hold();
+    const blocker = h.node.propose({ add: 1 }); // keeps the loop busy, so the next one stays in the protocol's memory
+    await settle();
+    const proposal = h.node.propose({ add: 2 }).catch((e: unknown) => e);
+    const change = h.node.changeMembership({ changes: [{ op: 'addVoter', node: 'c' }] }).catch((e: unknown) => e);
+    await settle();
+    h.fake.unstable = [];
+    h.fake.outbox = [];
+    await becomes(h, { term: 2 }); // still the leader, and still 'a': but a new term
+    h.storage.open();
+    expect(LeadershipLostError.is(await proposal)).toBe(true);
+    expect(LeadershipLostError.is(await change)).toBe(true);
+    await blocker.catch(() => undefined);
+  });
+
+  it('a read whose barrier was confirmed survives a leader change and is served once applied; an unconfirmed one is refused', async () => {
+    const h = await fakeHarness();
+    h.fake.readIndex = (ctx) => h.fake.reads.push({ ctx, index: 2 }); // confirmed at index 2, not applied yet
+    const confirmed = h.node.read('total');
+    await settle();
+    h.fake.confirmReads = false;
+    h.fake.readIndex = () => undefined; // never confirmed
+    const unconfirmed = h.node.read('total').catch((e: unknown) => e);
+    await settle();
+    let served: number | undefined;
+    void confirmed.then((v) => (served = v));
+    await becomes(h, { role: 'follower', term: 2, leader: 'b' });
+    expect(LeadershipLostError.is(await unconfirmed)).toBe(true);
+    expect(served).toBeUndefined();
+    // Entries 1 and 2 arrive from the new leader and apply: the confirmed read is served after them.
+    for (const add of [3, 4]) h.fake.unstable.push({ index: ++h.fake.last, term: 2, type: 'command', data: new Uint8Array() });
+    h.clock.advance(10);
+    await settle();
+    await expect(confirmed).resolves.toBe(0);
+  });
+
+  it('an unconfirmed read is refused when the term changes under the same leader', async () => {
+    const h = await fakeHarness();
+    h.fake.confirmReads = false;
+    const read = h.node.read('total').catch((e: unknown) => e);
+    await settle();
+    await becomes(h, { term: 2 });
+    expect(LeadershipLostError.is(await read)).toBe(true);
+  });
+
+  it('a leadership transfer resolves when its target leads, not when some other node does', async () => {
+    const h = await fakeHarness();
+    let done = false;
+    const transfer = h.node.transferLeadership('b').then(() => (done = true));
+    await settle();
+    await becomes(h, { role: 'follower', term: 2, leader: 'c' });
+    expect(done).toBe(false);
+    await becomes(h, { role: 'follower', term: 3, leader: 'b' });
+    await transfer;
+    expect(done).toBe(true);
+  });
+
+  it('stop lets the save in flight finish before it closes storage, and its proposal resolves', async () => {
+    const h = await fakeHarness();
+    h.storage.hold();
+    const proposal = h.node.propose({ add: 5 });
+    await settle();
+    const stopped = h.node.stop();
+    await settle();
+    expect(h.events).not.toContain('close'); // storage stays open under the save
+    h.storage.open();
+    await stopped;
+    await expect(proposal).resolves.toBe(5);
+    const closeAt = h.events.indexOf('close');
+    expect(closeAt).toBeGreaterThan(h.events.findIndex((e) => e.startsWith('save-done#')));
+    expect(h.events.slice(closeAt + 1).filter((e) => e.startsWith('save-'))).toEqual([]);
+  });
+
+  it('a protocol that breaks an invariant on a message fails the node; any other throw is logged and the node goes on', async () => {
+    const h = await fakeHarness();
+    const deliver = (h.transport as unknown as { handler?: { deliver(e: Envelope): void } }).handler;
+    expect(deliver).toBeDefined();
+    h.fake.stepError = new TypeError('bad message');
+    deliver?.deliver({ from: 'b', to: 'a', msg: {} });
+    h.fake.stepError = undefined;
+    await expect(h.node.propose({ add: 1 })).resolves.toBe(1);
+    const errors: unknown[] = [];
+    h.node.on('error', (e) => errors.push(e));
+    h.fake.stepError = new InvariantError('log matching broken');
+    deliver?.deliver({ from: 'b', to: 'a', msg: {} });
+    await settle();
+    expect(errors).toHaveLength(1);
+    await expect(h.node.propose({ add: 1 })).rejects.toSatisfy(StoppedError.is);
   });
 });
