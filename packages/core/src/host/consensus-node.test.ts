@@ -634,6 +634,31 @@ describe('ConsensusNode: waitForLeader', () => {
   });
 });
 
+describe('ConsensusNode: waitForLeader ends like every other wait', () => {
+  it('rejects with StoppedError when the node stops, and with the failure when the node fails', async () => {
+    const h = await fakeHarness();
+    h.fake.role = 'follower';
+    h.fake.statusDirty = true;
+    h.clock.advance(10);
+    await settle();
+    const waiting = h.node.waitForLeader({ timeoutMs: 60_000 }).catch((e: unknown) => e);
+    await h.node.stop();
+    expect(StoppedError.is(await waiting)).toBe(true);
+
+    const f = await fakeHarness();
+    f.fake.role = 'follower';
+    f.fake.statusDirty = true;
+    f.clock.advance(10);
+    await settle();
+    const failing = f.node.waitForLeader({ timeoutMs: 60_000 }).catch((e: unknown) => e);
+    f.storage.failNext = new StorageError('disk full');
+    f.fake.unstable.push({ index: ++f.fake.last, term: 1, type: 'noop', data: new Uint8Array() });
+    f.clock.advance(10);
+    await settle();
+    expect(StorageError.is(await failing)).toBe(true);
+  });
+});
+
 describe('ConsensusNode: r2 host rules', () => {
   it('validates protocolOptions with the protocol\'s parseOptions: an unknown or ill-typed option is a ConfigError', () => {
     const module = {

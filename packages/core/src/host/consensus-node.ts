@@ -73,6 +73,8 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   private lastStatus: Status | undefined;
   private fatal: unknown;
   private stopped: Promise<void> | undefined;
+  /** `waitForLeader` callers: they end with the stop or failure that ends every other wait. */
+  private readonly leaderWaiters = new Set<(error: unknown) => void>();
 
   constructor(options: ConsensusNodeOptions<Cmd, Res, Q, R>) {
     super();
@@ -164,14 +166,17 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
           this.clock.clearTimeout(timer);
           this.off('leader', onLeader);
           signal?.removeEventListener('abort', onAbort);
+          this.leaderWaiters.delete(onEnd);
           fn();
         };
+        const onEnd = (error: unknown) => done(() => reject(error));
         const onLeader = (leader: NodeId | undefined) => {
           if (leader !== undefined) done(() => resolve(leader));
         };
         const onAbort = () => done(() => reject(new AbortedError(signal?.reason)));
         const timer = this.clock.setTimeout(() => done(() => reject(new TimeoutError(timeoutMs, 'waiting for a leader'))), timeoutMs);
         this.on('leader', onLeader);
+        this.leaderWaiters.add(onEnd);
         signal?.addEventListener('abort', onAbort, { once: true });
       } catch (e) {
         reject(e);
@@ -283,6 +288,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     await this.loop?.idle;
     await this.snapshotter.settled;
     this.pending.rejectAll(() => new StoppedError());
+    this.rejectLeaderWaiters(() => new StoppedError());
     if (wasRunning) await this.opts.transport.stop().catch((e: unknown) => this.logger.warn('transport stop failed', { error: String(e) }));
     await this.opts.storage.close().catch((e: unknown) => this.logger.warn('storage close failed', { error: String(e) }));
     this.state = 'stopped';
@@ -435,8 +441,13 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     this.logger.error('node failed; stopping', { error: String(error), code: isConsensusError(error) ? error.code : undefined });
     if (this.ticker !== undefined) this.clock.clearInterval(this.ticker);
     this.pending.rejectAll(() => error);
+    this.rejectLeaderWaiters(() => error);
     if (this.listenerCount('error') > 0) this.emit('error', error);
     void this.stop();
+  }
+
+  private rejectLeaderWaiters(error: () => unknown): void {
+    for (const end of [...this.leaderWaiters]) end(error());
   }
 
   private requireProtocol(): Protocol {
