@@ -673,6 +673,27 @@ describe('ConsensusNode: r2 host rules', () => {
     expect(() => new ConsensusNode({ ...base, protocolOptions: { preVote: false } })).not.toThrow();
   });
 
+  it("protocolOptions cannot set the contract's options, even through a protocol whose parseOptions lets anything through", () => {
+    const created: Record<string, unknown>[] = [];
+    const lenient = {
+      ...solo,
+      parseOptions: (raw: unknown) => raw as Record<string, unknown>,
+      create: (o: Parameters<typeof solo.create>[0]) => {
+        created.push(o as unknown as Record<string, unknown>);
+        return solo.create(o);
+      },
+    };
+    const base = { id: 'a', peers: ['a'], protocol: lenient, storage: new MemoryStorage(), transport: new LocalNetwork().transport('a'), stateMachine: new Counter() };
+    // electionTicks 1 <= heartbeatTicks 5 would pass the host's own check by this side door.
+    expect(() => new ConsensusNode({ ...base, protocolOptions: { electionTicks: 1, heartbeatTicks: 5 } })).toThrow(/protocolOptions.electionTicks is not a protocol option.*options.electionTicks/);
+    for (const key of ['id', 'peers', 'storage', 'applied', 'random']) {
+      expect(() => new ConsensusNode({ ...base, protocolOptions: { [key]: 1 } })).toThrow(ConfigError);
+    }
+    expect(() => new ConsensusNode({ ...base, protocolOptions: [] as unknown as Record<string, unknown> })).toThrow(ConfigError);
+    expect(() => new ConsensusNode({ ...base, protocolOptions: { knob: 1 } })).not.toThrow();
+    expect(created).toEqual([]);
+  });
+
   it('persists in the pinned order: the snapshot install, then one save of truncation, entries and hard state; sends after', async () => {
     const h = await fakeHarness();
     h.events.length = 0;

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors';
-import type { AnyProtocolModule, Clock, DurableStorage, Logger, NodeId, StateMachine, Transport } from '../types';
+import type { AnyProtocolModule, Clock, DurableStorage, Logger, NodeId, ProtocolOptions, StateMachine, Transport } from '../types';
 import { assertNodeId, assertPositiveInteger, preview } from '../validate';
 import type { CommandCodec } from './command-framing';
 
@@ -36,6 +36,11 @@ export interface ConsensusNodeOptions<Cmd, Res, Q, R> {
   logger?: Logger;
 }
 
+/** The keys of the protocol contract's `ProtocolOptions`: set by the host, never by `protocolOptions`. */
+const CONTRACT_KEYS = ['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random'] as const satisfies readonly (keyof ProtocolOptions)[];
+/** Those of them a caller sets as a ConsensusNode option of the same name. */
+const HOST_KEYS: ReadonlySet<string> = new Set(['id', 'peers', 'storage', 'electionTicks', 'heartbeatTicks', 'random']);
+
 /** Checks what a caller passes to `new ConsensusNode`: wrong input is a `ConfigError` naming the option. */
 export function validateNodeOptions<Cmd, Res, Q, R>(o: ConsensusNodeOptions<Cmd, Res, Q, R>): void {
   if (typeof o !== 'object' || o === null) throw new ConfigError('ConsensusNode options must be an object');
@@ -58,6 +63,18 @@ export function validateNodeOptions<Cmd, Res, Q, R>(o: ConsensusNodeOptions<Cmd,
   }
   if (o.snapshotKeep !== undefined && (!Number.isSafeInteger(o.snapshotKeep) || o.snapshotKeep < 0)) {
     throw new ConfigError(`options.snapshotKeep must be a non-negative integer, got ${preview(o.snapshotKeep)}`);
+  }
+  if (o.protocolOptions !== undefined) {
+    if (typeof o.protocolOptions !== 'object' || o.protocolOptions === null || Array.isArray(o.protocolOptions)) {
+      throw new ConfigError(`options.protocolOptions must be an object, got ${preview(o.protocolOptions)}`);
+    }
+    // The contract's options are the host's to set (and check): a protocol whose parseOptions lets them
+    // through must not get a second, unchecked way in (electionTicks <= heartbeatTicks, another id or storage).
+    for (const key of CONTRACT_KEYS) {
+      if (Object.hasOwn(o.protocolOptions, key)) {
+        throw new ConfigError(`options.protocolOptions.${key} is not a protocol option: ${key} is the node's own${HOST_KEYS.has(key) ? ` (options.${key})` : ''}`);
+      }
+    }
   }
   const e = o.electionTicks ?? 10;
   const h = o.heartbeatTicks ?? 1;
