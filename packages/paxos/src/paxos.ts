@@ -521,6 +521,9 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** Assigns slots: re-proposals first (P2c), then no-ops for gaps, then waiting proposals, within the window. */
   private fill(): void {
     if (this.role !== 'leader') return;
+    // The commit point may have passed the phase-1 base meanwhile (values learned while campaigning): those
+    // slots are decided and are never proposed again.
+    if (this.nextSlot <= this.commit) this.nextSlot = this.commit + 1;
     const limit = this.commit + this.o.window;
     while (this.nextSlot <= limit) {
       const s = this.nextSlot;
