@@ -36,6 +36,8 @@ export interface HostEnv {
   /** How many of a crashed save's `steps` survive, in [0, steps] (from the disk's random stream); undefined: none (crash mid-save off). */
   survivingSteps(steps: number): number | undefined;
   readonly snapshotEvery: number;
+  /** A save went to the disk and will be durable after `delayUs` (an armed crash may strike meanwhile). */
+  saveAtDisk(r: ReplicaHost, delayUs: number): void;
   send(from: ReplicaHost, messages: Envelope[]): void;
   /** A Ready is durable (whole), before its messages leave. */
   persisted(r: ReplicaHost, rd: Ready): void;
@@ -82,6 +84,11 @@ export class ReplicaHost {
   private driver: ReadyDriver | undefined;
   /** The Ready handed to the simulated disk, not yet durable. */
   private inFlight: Ready | undefined;
+  /**
+   * A crash of the random fault schedule waiting, until this time, for the next save to reach the disk so that
+   * it strikes in the middle of it (see `Simulator.fault`); undefined when none is armed.
+   */
+  crashArmedUntil: number | undefined;
   /** Events that reached the process while it was paused. */
   inbox: SimEvent[] = [];
   tickPeriod: number;
@@ -186,7 +193,9 @@ export class ReplicaHost {
       if (rd === undefined) return;
       if (needsPersist(rd)) {
         this.inFlight = rd;
-        this.env.ctx.push(this.env.ctx.now + this.env.fsyncDelay(), { k: 'persisted', node: this.idx, inc: this.incarnation });
+        const delay = this.env.fsyncDelay();
+        this.env.ctx.push(this.env.ctx.now + delay, { k: 'persisted', node: this.idx, inc: this.incarnation });
+        this.env.saveAtDisk(this, delay);
         return;
       }
       this.complete(rd);
@@ -208,6 +217,11 @@ export class ReplicaHost {
     this.pump();
   }
 
+  /** Whether a save is at the disk (handed over, its fsync not finished). */
+  get saving(): boolean {
+    return this.inFlight !== undefined;
+  }
+
   /** The process stops. With a save at the disk, a prefix of it survives (or none of it). */
   crash(): void {
     const { ctx } = this.env;
@@ -216,6 +230,7 @@ export class ReplicaHost {
     let lost: LogEntry[] = [];
     if (rd !== undefined && this.driver !== undefined) {
       const steps = saveSteps(rd);
+      ctx.stats.crashesMidSave++;
       const survived = this.env.survivingSteps(steps) ?? 0;
       if (survived > 0) {
         try {
@@ -230,6 +245,7 @@ export class ReplicaHost {
       lost = rd.entries.slice(Math.max(0, Math.min(rd.entries.length, survived - before)));
     }
     this.state = 'crashed';
+    this.crashArmedUntil = undefined;
     this.protocol = undefined;
     this.driver = undefined;
     this.inFlight = undefined;

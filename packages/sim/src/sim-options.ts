@@ -76,6 +76,8 @@ export interface SimStats {
   messagesDropped: number;
   messagesDuplicated: number;
   crashes: number;
+  /** Crashes that found a save at the disk (whatever part of it survived). */
+  crashesMidSave: number;
   /** Crashes that hit a save at the disk and kept a strict, non-empty prefix of it. */
   tornSaves: number;
   restarts: number;

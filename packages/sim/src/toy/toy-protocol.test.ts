@@ -49,7 +49,8 @@ describe('the simulator catches known bugs in the toy protocol', () => {
     if (r.check?.result !== 'illegal') return;
     const cx = r.check.ops;
     expect(cx.length).toBeGreaterThanOrEqual(2);
-    expect(cx.length).toBeLessThan(10);
+    // Shrunk, but closed under "saw the value of": a stale read of a list keeps every append it returned.
+    expect(cx.length).toBeLessThan(r.history.length / 4);
     expect(cx.some((op) => op.input.f === 'get')).toBe(true);
     const control = simulate({ protocol: toy, seed: found!.seed, faults: 'light', invariants: toyInvariants });
     expect(control.ok).toBe(true);
