@@ -195,6 +195,19 @@ export function describeProtocolConformance(api: TestApi, options: ProtocolConfo
         }
       });
 
+      it('never rewrites a committed entry when the network delivers old messages again', () => {
+        const c = make();
+        elect(c);
+        for (let i = 0; i < 5; i++) c.propose(text(`k${i}`));
+        c.tick(3);
+        // Every append, vote and reply so far arrives a second time: each Ready is checked against the commit index.
+        c.redeliverAll();
+        c.tick(3);
+        c.propose(text('after'));
+        c.tick(3);
+        for (const r of live(c)) expect(commands(r.applied)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'after']);
+      });
+
       it('makes no progress without a quorum and recovers when it heals', () => {
         const c = make();
         const leader = elect(c);

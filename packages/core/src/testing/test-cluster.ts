@@ -62,6 +62,8 @@ export class TestCluster {
   readonly ids: NodeId[];
   private readonly initial: NodeId[];
   private queue: Envelope[] = [];
+  /** Every message delivered so far, in order: what `redeliverAll` sends again. */
+  private delivered: Envelope[] = [];
   private readonly cut = new Set<string>();
   private readonly states = new Map<NodeId, MemoryStorageState>();
   private readonly protocolOptions: Record<string, unknown>;
@@ -153,10 +155,23 @@ export class TestCluster {
       for (const m of batch) {
         const to = this.replicas.get(m.to);
         if (to === undefined || !to.up || this.cut.has(`${m.from}\u0000${m.to}`)) continue;
+        this.delivered.push(m);
         to.protocol.step(m);
       }
       this.processReady();
     }
+  }
+
+  /**
+   * The network duplicates: every message delivered so far arrives again, in its original order, then the
+   * cluster runs until quiet. A protocol must shrug off stale and repeated messages; in particular a repeated
+   * append of entries a follower already committed must not make it rewrite them (checked after every Ready).
+   */
+  redeliverAll(): void {
+    const again = this.delivered;
+    this.delivered = [];
+    this.queue.push(...again);
+    this.deliverAll();
   }
 
   /** Tick every live replica `n` times, delivering messages after each tick. */
