@@ -1,10 +1,10 @@
 // Three Multi-Paxos replicas in one process: elect, propose, see every replica apply the same commands.
 import { MemoryStorage, type Envelope } from '@consensus-kit/core';
-import { paxos } from '@consensus-kit/paxos';
+import { PaxosNode } from '@consensus-kit/paxos';
 
 const ids = ['a', 'b', 'c'];
 const storage = new Map(ids.map((id) => [id, new MemoryStorage()]));
-const nodes = new Map(ids.map((id) => [id, paxos.create({ id, peers: ids, storage: storage.get(id)!, window: 64 })]));
+const nodes = new Map(ids.map((id) => [id, new PaxosNode({ id, peers: ids, storage: storage.get(id)!, window: 64 })]));
 const applied = new Map(ids.map((id) => [id, [] as string[]]));
 
 function pump(): void {

@@ -1,9 +1,30 @@
 import type { LogEntry, NodeId } from '@consensus-kit/core';
-import { electionSafety, type Invariant, type SimView } from '@consensus-kit/core/testing';
+import type { Invariant, SimView } from '@consensus-kit/core/testing';
 import { decodeHardState } from './hard-state';
 import type { PaxosNode } from './paxos';
 
 const identity = (e: LogEntry) => `${e.type}:${Array.from(e.data, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+
+/**
+ * At most one leader per ballot (PMMC section 3: a ballot belongs to one leader; phase 1 won once). Written here
+ * rather than imported: a protocol's import graph takes only types from core/testing (the purity lint).
+ */
+function oneLeaderPerBallot(): Invariant {
+  const leaders = new Map<number, NodeId>();
+  return {
+    name: 'paxos-one-leader-per-ballot',
+    check(view: SimView) {
+      for (const r of view.replicas) {
+        const s = r.status();
+        if (s === undefined || s.role !== 'leader') continue;
+        const seen = leaders.get(s.term);
+        if (seen === undefined) leaders.set(s.term, s.id);
+        else if (seen !== s.id) return `two leaders at ballot ${s.term}: ${seen} and ${s.id}`;
+      }
+      return undefined;
+    },
+  };
+}
 
 /**
  * Paxos Made Simple 2.1 (safety: "only a single value is chosen"): once a replica knows slot s decided, no
@@ -89,5 +110,5 @@ function promiseNeverBroken(): Invariant {
 
 /** Multi-Paxos' invariants, fresh for every run (the simulator calls the factory once per seed). */
 export function paxosInvariants(): Invariant[] {
-  return [electionSafety(), chosenNeverChanges(), oneValuePerBallot(), promiseNeverBroken()];
+  return [oneLeaderPerBallot(), chosenNeverChanges(), oneValuePerBallot(), promiseNeverBroken()];
 }
