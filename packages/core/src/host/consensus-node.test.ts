@@ -694,6 +694,33 @@ describe('ConsensusNode: r2 host rules', () => {
     expect(created).toEqual([]);
   });
 
+  it('hands the parsed protocolOptions to create, beside the node\'s own contract options', async () => {
+    const created: Record<string, unknown>[] = [];
+    const module = {
+      ...solo,
+      parseOptions: (raw: unknown) => ({ ...(raw as Record<string, unknown>), parsed: true }),
+      create: (o: Parameters<typeof solo.create>[0]) => {
+        created.push(o as unknown as Record<string, unknown>);
+        return solo.create(o);
+      },
+    };
+    const node = new ConsensusNode({ id: 'a', peers: ['a'], protocol: module, protocolOptions: { knob: 1 }, storage: new MemoryStorage(), transport: new LocalNetwork().transport('a'), stateMachine: new Counter(), clock: new ManualClock(), electionTicks: 4 });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    await node.start();
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatchObject({ knob: 1, parsed: true, id: 'a', peers: ['a'], electionTicks: 4 });
+  });
+
+  it('persists a Ready that carries only a hard state (a vote) before sending its messages', async () => {
+    const h = await fakeHarness();
+    h.events.length = 0;
+    h.fake.extra = { hardState: Uint8Array.of(7), messages: [{ from: 'a', to: 'b', msg: { type: 'VoteResponse', index: 0 } }] };
+    h.clock.advance(10);
+    await settle();
+    expect(h.events).toEqual(['save-start#1[]', 'save-done#1[]', 'send[0]']);
+    expect(h.storage.saves[0]?.hardState).toEqual(Uint8Array.of(7));
+  });
+
   it('persists in the pinned order: the snapshot install, then one save of truncation, entries and hard state; sends after', async () => {
     const h = await fakeHarness();
     h.events.length = 0;
