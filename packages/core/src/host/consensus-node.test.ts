@@ -711,6 +711,15 @@ describe('ConsensusNode: r2 host rules', () => {
     expect(created[0]).toMatchObject({ knob: 1, parsed: true, id: 'a', peers: ['a'], electionTicks: 4 });
   });
 
+  it('sends nothing from a Ready whose save failed', async () => {
+    const h = await fakeHarness();
+    h.storage.failNext = new StorageError('disk full');
+    const p = h.node.propose({ add: 1 }).catch((e: unknown) => e);
+    expect(StorageError.is(await p)).toBe(true);
+    await settle();
+    expect(h.transport.sent).toEqual([]);
+  });
+
   it('persists a Ready that carries only a hard state (a vote) before sending its messages', async () => {
     const h = await fakeHarness();
     h.events.length = 0;
