@@ -49,5 +49,8 @@ describe('cluster configuration', () => {
     expect(isVoter(joint, 'z')).toBe(false);
     expect(configsEqual(abc, { voters: ['c', 'b', 'a'], learners: [] })).toBe(true);
     expect(configsEqual(abc, joint)).toBe(false);
+    // Symmetric even for lists with a repeated id (compared as sets).
+    expect(configsEqual({ voters: ['a', 'b'], learners: [] }, { voters: ['a', 'a'], learners: [] })).toBe(false);
+    expect(configsEqual({ voters: ['a', 'a'], learners: [] }, { voters: ['a', 'b'], learners: [] })).toBe(false);
   });
 });

@@ -51,9 +51,10 @@ export function isVoter(config: ClusterConfig, id: NodeId): boolean {
 export function configsEqual(a: ClusterConfig, b: ClusterConfig): boolean {
   const same = (x: readonly NodeId[] | undefined, y: readonly NodeId[] | undefined) => {
     if (x === undefined || y === undefined) return x === y;
-    if (x.length !== y.length) return false;
-    const s = new Set(x);
-    return y.every((id) => s.has(id));
+    // Compared as sets, both ways: ['a', 'b'] and ['a', 'a'] differ whichever comes first.
+    const sx = new Set(x);
+    const sy = new Set(y);
+    return sx.size === sy.size && [...sy].every((id) => sx.has(id));
   };
   return same(a.voters, b.voters) && same(a.learners, b.learners) && same(a.outgoing, b.outgoing);
 }

@@ -66,6 +66,7 @@ export { MAX_WIRE_TEXT, errorFromWire, errorToWire, type ErrorFromWireOptions, t
 export {
   assertBytes,
   assertNodeId,
+  isNodeId,
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertSnapshot,

@@ -4,6 +4,11 @@ import type { NodeId, ProtocolOptions, Snapshot } from './types';
 const NODE_ID = /^[^\s]{1,128}$/;
 
 /** Throws `InvalidArgumentError` unless `id` is a valid node id (1-128 characters, no whitespace). */
+/** Whether `id` is a valid node id: a non-empty string of at most 128 characters without whitespace. */
+export function isNodeId(id: unknown): id is NodeId {
+  return typeof id === 'string' && NODE_ID.test(id);
+}
+
 export function assertNodeId(id: unknown, what = 'node id'): asserts id is NodeId {
   if (typeof id !== 'string' || !NODE_ID.test(id)) {
     throw new InvalidArgumentError(`${what} must be a non-empty string of at most 128 characters without whitespace, got ${preview(id)}`);

@@ -12,6 +12,7 @@ import {
   type Logger,
 } from '@consensus-kit/core';
 import { silentLogger, systemClock } from '@consensus-kit/core/host';
+import { MAX_WIRE_TEXT, isNodeId } from '@consensus-kit/core';
 import { createCodec, isRecord } from './codec';
 import type { FramedConnection } from './connection';
 import { dial } from './dial';
@@ -335,8 +336,10 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         return res.ok as T;
       }
       if (isRecord(res.redirect)) {
-        const addr = typeof res.redirect.address === 'string' ? res.redirect.address : undefined;
-        leaderHint = typeof res.redirect.leader === 'string' ? res.redirect.leader : undefined;
+        // Remote input: an address or a leader id that cannot be one (megabytes of text from a hostile or
+        // broken node) is ignored rather than carried into errors and logs.
+        const addr = typeof res.redirect.address === 'string' && res.redirect.address.length <= MAX_WIRE_TEXT ? res.redirect.address : undefined;
+        leaderHint = isNodeId(res.redirect.leader) ? res.redirect.leader : undefined;
         lastError = new NotLeaderError(leaderHint);
         if (addr !== undefined && redirects < maxRedirects) {
           redirects++;

@@ -189,6 +189,15 @@ describe('client channel', () => {
     expect(NotLeaderError.is(err)).toBe(true);
   });
 
+  it('a redirect naming a leader id no node can have (a megabyte of text) is not carried into the error', async () => {
+    const s1 = await server(() => redirect(undefined, 'x'.repeat(1 << 20)));
+    const c = client([s1.endpoint()], { timeoutMs: 300 });
+    const err = await c.request('hi').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message.length).toBeLessThan(10_000);
+    if (NotLeaderError.is(err)) expect(err.leaderHint).toBeUndefined();
+  });
+
   it('tries the next endpoint when one is dead or silent', async () => {
     // A closed port (refused) and a listener that accepts but never answers (a hung node).
     const silent: Socket[] = [];
