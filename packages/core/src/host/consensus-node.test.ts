@@ -812,7 +812,7 @@ describe('ConsensusNode: how pending operations end when leadership moves or the
     expect(LeadershipLostError.is(await unconfirmed)).toBe(true);
     expect(served).toBeUndefined();
     // Entries 1 and 2 arrive from the new leader and apply: the confirmed read is served after them.
-    for (const add of [3, 4]) h.fake.unstable.push({ index: ++h.fake.last, term: 2, type: 'command', data: new Uint8Array() });
+    for (let i = 0; i < 2; i++) h.fake.unstable.push({ index: ++h.fake.last, term: 2, type: 'command', data: new Uint8Array() });
     h.clock.advance(10);
     await settle();
     await expect(confirmed).resolves.toBe(0);

@@ -1,6 +1,7 @@
 import { pack, unpack } from 'msgpackr';
 import {
   ConfigError,
+  assertBytes,
   InvariantError,
   NotLeaderError,
   majority,
@@ -190,6 +191,7 @@ class ToyNode implements Protocol {
   }
 
   propose(data: Uint8Array): void {
+    assertBytes(data, 'proposal');
     if (this.role !== 'leader') throw new NotLeaderError(this.leader);
     this.appendLocal('command', data);
     this.broadcastAppend();
@@ -500,6 +502,18 @@ class ToyNode implements Protocol {
       this.unstableFrom = after + 1;
       this.truncate = Math.min(this.truncate ?? after, after);
     }
+  }
+
+  /**
+   * The host compacted storage through `index` behind a snapshot (`ObservesCompaction`): drop the entries it
+   * covers from memory too, so a follower that needs them is sent the snapshot (section 7), as a real
+   * protocol whose log lives in storage would.
+   */
+  compacted(index: number): void {
+    if (index <= this.offset || index > this.applied || index >= this.unstableFrom) return;
+    this.offsetTerm = this.termAt(index);
+    this.log = this.log.slice(index - this.offset);
+    this.offset = index;
   }
 
   private lastIndex(): number {
