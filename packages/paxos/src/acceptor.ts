@@ -1,0 +1,74 @@
+import type { LogEntry, NodeId } from '@consensus-kit/core';
+import { decide } from './learner';
+import type { Accept, Heartbeat, Prepare } from './messages';
+import type { PaxosNode } from './paxos';
+import { becomeFollower } from './phase1';
+
+/**
+ * The acceptor (Paxos Made Simple 2.2, phases 1b and 2b): promises, accepted values written in place, and the
+ * leader's commit point learned from its Accept and Heartbeat messages. Every promise and acceptance is in the
+ * Ready's hard state or entries, durable before the reply leaves. Functions over the `PaxosNode` state.
+ */
+
+export function handlePrepare(n: PaxosNode, from: NodeId, m: Prepare): void {
+  if (m.ballot > n.maxSeen) n.maxSeen = m.ballot;
+  // Paxos Made Live 5.1: an acceptor that may have lost accepted values makes no promise.
+  if (n.amnesiaUntil > 0 || n.snap !== undefined) return;
+  // Stickiness (PML 5.2 master leases; Raft thesis 4.2.3): while a live leader is heard, ignore other
+  // proposers, unless a leadership transfer forces the election.
+  if (!m.force && n.role === 'leader') return;
+  if (!m.force && n.leaderId !== undefined && n.leaderId !== from && n.elapsed < n.electionTicks) return;
+  if (!m.force && n.o.leaseReads && n.leaderId === undefined && n.now < n.electionTicks) return;
+  if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
+  if (m.ballot > n.promised) {
+    n.promised = m.ballot;
+    n.hsDirty = true;
+    if (n.role !== 'follower' || n.leaderId !== undefined) becomeFollower(n, undefined);
+  }
+  // Phase 1b for every slot above the proposer's commit point at once (Paxos Made Simple section 3).
+  const first = Math.max(m.commit + 1, n.log.offset + 1);
+  const entries = n.log.slice(first, n.log.lastIndex).filter((e) => e.term > 0);
+  n.send(from, { type: 'Promise', ballot: m.ballot, commit: n.commit, first, entries });
+}
+
+export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
+  if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
+  followLeader(n, from, m.ballot);
+  // Phase 2b: accept every slot of the batch (overwriting a lower ballot's value in place, DESIGN r2; the
+  // slots above stay). Decided slots are never rewritten.
+  for (const e of m.entries) {
+    if (e.index <= n.commit || e.index <= n.log.offset || e.term !== m.ballot) continue;
+    n.log.put({ index: e.index, term: e.term, type: e.type, data: e.data });
+  }
+  learnCommit(n, m.commit, m.ballot);
+  const first = (m.entries[0] as LogEntry).index;
+  const last = (m.entries.at(-1) as LogEntry).index;
+  n.send(from, { type: 'Accepted', ballot: m.ballot, from: first, to: last, commit: n.commit });
+}
+
+export function handleHeartbeat(n: PaxosNode, from: NodeId, m: Heartbeat): void {
+  if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
+  followLeader(n, from, m.ballot);
+  learnCommit(n, m.commit, m.ballot);
+  n.send(from, { type: 'HeartbeatReply', ballot: m.ballot, seq: m.seq, commit: n.commit });
+}
+
+/** A message of the leader in force: follow it, and promise its ballot if not yet (phase 2 implies it). */
+export function followLeader(n: PaxosNode, from: NodeId, ballot: number): void {
+  if (ballot > n.maxSeen) n.maxSeen = ballot;
+  if (ballot > n.promised) {
+    n.promised = ballot;
+    n.hsDirty = true;
+  }
+  if (n.role !== 'follower') becomeFollower(n, from);
+  n.leaderId = from;
+  n.leaderBallot = ballot;
+  n.elapsed = 0;
+}
+
+/** The leader says slots <= commit are decided: those whose value we hold at its ballot are (its value). */
+export function learnCommit(n: PaxosNode, leaderCommit: number, ballot: number): void {
+  let c = n.commit;
+  while (c < leaderCommit && n.log.at(c + 1)?.term === ballot) c++;
+  if (c > n.commit) decide(n, c);
+}

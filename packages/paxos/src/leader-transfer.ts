@@ -1,0 +1,32 @@
+import { InvalidArgumentError, type NodeId } from '@consensus-kit/core';
+import type { TimeoutNow } from './messages';
+import type { PaxosNode } from './paxos';
+import { campaign, canCampaign } from './phase1';
+
+/**
+ * Leadership transfer (as Raft thesis 3.10): the leader stops taking proposals, waits until the target holds
+ * every slot, then sends it `TimeoutNow`; the target runs a forced phase 1. Functions over the `PaxosNode` state.
+ */
+
+export function transferLeadership(n: PaxosNode, to: NodeId): void {
+  n.mustLead();
+  if (to === n.id) return;
+  const voters = n.membership.configAt(n.nextSlot).voters;
+  if (!voters.includes(to)) throw new InvalidArgumentError(`cannot transfer leadership to ${to}: not a voter`);
+  n.transferTo = to;
+  n.transferElapsed = 0;
+  n.leaseUntil = 0;
+  maybeTimeoutNow(n, to);
+}
+
+export function maybeTimeoutNow(n: PaxosNode, to: NodeId): void {
+  if (n.transferTo !== to || n.role !== 'leader') return;
+  const pr = n.peers.get(to);
+  if (pr === undefined || pr.match < n.nextSlot - 1 || pr.commit < n.commit) return;
+  n.send(to, { type: 'TimeoutNow', ballot: n.ballot });
+}
+
+/** The leader in force asks us to take over: a forced phase 1, past the acceptors' stickiness. */
+export function handleTimeoutNow(n: PaxosNode, from: NodeId, m: TimeoutNow): void {
+  if (m.ballot === n.promised && n.leaderId === from && n.role === 'follower' && canCampaign(n)) campaign(n, true);
+}

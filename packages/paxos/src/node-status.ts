@@ -1,0 +1,49 @@
+import type { Status } from '@consensus-kit/core';
+import { describeBallot } from './ballot';
+import type { PaxosNode } from './paxos';
+import type { PaxosStatusDetails } from './status-details';
+
+/** The neutral `Status` of a `PaxosNode`, with Multi-Paxos' own `details`. */
+
+export function status(n: PaxosNode): Status & { details: PaxosStatusDetails } {
+  const details: PaxosStatusDetails = { promised: n.promised, ballot: describeBallot(term(n)), window: n.o.window };
+  const rank = n.membership.rank(n.id);
+  if (rank !== undefined) details.rank = rank;
+  if (n.amnesiaUntil > 0) details.amnesiaUntil = n.amnesiaUntil;
+  if (n.role === 'leader') {
+    details.nextSlot = n.nextSlot;
+    details.waiting = n.waiting.length;
+    details.phase1Base = n.base;
+    if (n.transferTo !== undefined) details.transferringTo = n.transferTo;
+    if (n.o.leaseReads) details.leaseReads = true;
+    details.peers = {};
+    for (const [id, pr] of n.peers) details.peers[id] = { match: pr.match, next: pr.next, commit: pr.commit, inflight: pr.inflight.length };
+  }
+  const s: Status & { details: PaxosStatusDetails } = {
+    id: n.id,
+    role: neutralRole(n),
+    term: term(n),
+    commitIndex: n.commit,
+    appliedIndex: n.emitted,
+    lastIndex: n.log.lastIndex,
+    config: n.membership.configAt(n.commit + 1),
+    details,
+  };
+  if (n.leaderId !== undefined) s.leader = n.leaderId;
+  return s;
+}
+
+export function statusKey(n: PaxosNode): string {
+  const s = neutralRole(n);
+  return `${s}|${term(n)}|${n.leaderId ?? ''}`;
+}
+
+export function term(n: PaxosNode): number {
+  if (n.role === 'leader') return n.ballot;
+  return n.leaderId !== undefined ? n.leaderBallot : n.promised;
+}
+
+export function neutralRole(n: PaxosNode): Status['role'] {
+  if (n.role !== 'follower') return n.role;
+  return n.membership.configAt(n.commit + 1).voters.includes(n.id) ? 'follower' : 'learner';
+}

@@ -1,0 +1,186 @@
+import { encodeClusterConfig, type EntryType, type NodeId } from '@consensus-kit/core';
+import { decide, sendLearn } from './learner';
+import { maybeTimeoutNow } from './leader-transfer';
+import type { Accepted, HeartbeatReply } from './messages';
+import type { PaxosNode } from './paxos';
+import { becomeFollower, covered, prepareMissing } from './phase1';
+import { q2, soleVoter } from './quorums';
+import { maybeConfirm, type Round } from './reads';
+
+/**
+ * The leader's phase 2 (PMMC's commander, pipelined within WINDOW): slot assignment (re-proposals, no-op fill,
+ * new proposals), batched Accepts with flow control per acceptor, the commit rule per configuration, heartbeats
+ * and check-quorum. Functions over the `PaxosNode` state.
+ */
+
+const EMPTY = new Uint8Array(0);
+
+/** The leader's view of one peer (PMMC's per-acceptor state for phase 2, with Raft-style flow control). */
+export interface Peer {
+  /** Accepted every slot in (phase-1 base, match] at the leader's ballot. */
+  match: number;
+  next: number;
+  commit: number;
+  /** Last slot of each Accept in flight. */
+  inflight: number[];
+  matchAtHeartbeat: number;
+  commitAtHeartbeat: number;
+  snapshotAt: number;
+}
+
+/** A proposal waiting for a slot inside the window. */
+export interface Waiting {
+  type: EntryType;
+  data: Uint8Array;
+}
+
+export function tickLeader(n: PaxosNode): void {
+  if (++n.hbElapsed >= n.heartbeatTicks) {
+    n.hbElapsed = 0;
+    n.needHeartbeat = true;
+    // Ask again the voters of a configuration whose phase 1 is still missing (their Prepare may be lost).
+    if (!covered(n, n.nextSlot)) {
+      n.asked = new Set(n.promisers);
+      prepareMissing(n, n.nextSlot);
+    }
+  }
+  if (n.transferTo !== undefined && ++n.transferElapsed >= n.electionTicks) n.transferTo = undefined;
+  // Check quorum (as Raft thesis 6.2): a leader that heard from no phase-2 quorum for an election timeout
+  // steps down, so a partitioned leader stops claiming leadership.
+  if (++n.cqElapsed >= n.electionTicks) {
+    n.cqElapsed = 0;
+    const cfg = n.membership.configAt(n.commit + 1);
+    const active = cfg.voters.filter((v) => v === n.id || n.recentActive.has(v)).length;
+    n.recentActive.clear();
+    if (active < q2(n, cfg)) becomeFollower(n, undefined);
+  }
+}
+
+/** Assigns slots: re-proposals first (P2c), then no-ops for gaps, then waiting proposals, within the window. */
+export function fill(n: PaxosNode): void {
+  if (n.role !== 'leader') return;
+  // The commit point may have passed the phase-1 base meanwhile (values learned while campaigning): those
+  // slots are decided and are never proposed again.
+  if (n.nextSlot <= n.commit) n.nextSlot = n.commit + 1;
+  const limit = n.commit + n.o.window;
+  while (n.nextSlot <= limit) {
+    const s = n.nextSlot;
+    if (!covered(n, s)) {
+      // A configuration whose voters have not all been asked yet: phase 1 with them, then go on.
+      prepareMissing(n, s);
+      break;
+    }
+    let type: EntryType;
+    let data: Uint8Array;
+    const adopted = n.adopt.get(s);
+    if (adopted !== undefined) {
+      type = adopted.type;
+      data = adopted.data;
+      n.adopt.delete(s);
+    } else if (s === 1) {
+      type = 'config';
+      data = encodeClusterConfig(n.membership.configAt(1));
+    } else if (s <= n.maxAdopt) {
+      type = 'noop';
+      data = EMPTY;
+    } else {
+      const w = n.waiting.shift();
+      if (w === undefined) break;
+      type = w.type;
+      data = w.data;
+    }
+    n.log.put({ index: s, term: n.ballot, type, data });
+    n.nextSlot++;
+    n.needBroadcast = true;
+  }
+}
+
+/** Every member of every known configuration has a peer entry. */
+export function syncPeers(n: PaxosNode): void {
+  for (const id of n.membership.members()) {
+    if (id === n.id || n.peers.has(id)) continue;
+    n.peers.set(id, { match: n.base, next: Math.max(n.base, n.commit) + 1, commit: 0, inflight: [], matchAtHeartbeat: -1, commitAtHeartbeat: -1, snapshotAt: -Infinity });
+  }
+}
+
+export function isVoterAnywhere(n: PaxosNode, id: NodeId): boolean {
+  return n.membership.configs.some((c) => c.config.voters.includes(id));
+}
+
+/** Phase 2a to one acceptor: batches of consecutive slots, at most `maxInflight` batches unanswered. */
+export function sendAccepts(n: PaxosNode, id: NodeId, pr: Peer): void {
+  if (!isVoterAnywhere(n, id)) return;
+  if (pr.next <= n.log.offset) pr.next = n.log.offset + 1;
+  while (pr.inflight.length < n.o.maxInflight && pr.next < n.nextSlot) {
+    const hi = Math.min(pr.next + n.o.maxBatch - 1, n.nextSlot - 1);
+    n.send(id, { type: 'Accept', ballot: n.ballot, commit: n.commit, entries: n.log.slice(pr.next, hi) });
+    pr.inflight.push(hi);
+    pr.next = hi + 1;
+  }
+}
+
+export function handleAccepted(n: PaxosNode, from: NodeId, m: Accepted): void {
+  const pr = n.role === 'leader' && m.ballot === n.ballot ? n.peers.get(from) : undefined;
+  if (pr === undefined) return;
+  n.recentActive.add(from);
+  pr.commit = Math.max(pr.commit, m.commit);
+  // Slots at or below the commit point need no more votes, so an ack that starts just above counts.
+  if (m.from <= Math.max(pr.match, n.commit) + 1 && m.to > pr.match) pr.match = m.to;
+  pr.inflight = pr.inflight.filter((hi) => hi > m.to);
+  maybeCommit(n);
+  sendAccepts(n, from, pr);
+  maybeTimeoutNow(n, from);
+}
+
+/** A slot is chosen once a phase-2 quorum of its configuration accepted it (Flexible Paxos section 3). */
+export function maybeCommit(n: PaxosNode): void {
+  if (n.role !== 'leader') return;
+  let c = n.commit;
+  while (c + 1 < n.nextSlot) {
+    const s = c + 1;
+    const cfg = n.membership.configAt(s);
+    const segEnd = Math.min(n.membership.nextChange(s) - 1, n.nextSlot - 1);
+    const matches = cfg.voters.map((v) => (v === n.id ? n.selfMatch : (n.peers.get(v)?.match ?? 0))).sort((a, b) => b - a);
+    const q = q2(n, cfg);
+    const reached = cfg.voters.length === 0 ? 0 : Math.min(matches[q - 1] ?? 0, segEnd);
+    if (reached < s) break;
+    c = reached;
+    if (reached < segEnd) break;
+  }
+  if (c > n.commit) {
+    decide(n, c);
+    fill(n);
+  }
+}
+
+export function handleHeartbeatReply(n: PaxosNode, from: NodeId, m: HeartbeatReply): void {
+  const pr = n.role === 'leader' && m.ballot === n.ballot ? n.peers.get(from) : undefined;
+  if (pr === undefined) return;
+  n.recentActive.add(from);
+  pr.commit = Math.max(pr.commit, m.commit);
+  const round = n.rounds.get(m.seq);
+  if (round !== undefined) {
+    round.acks.add(from);
+    maybeConfirm(n, m.seq, round);
+  }
+  // Retransmit when an acceptor made no progress since the previous heartbeat (a batch was lost).
+  const eff = Math.max(pr.match, n.commit);
+  if (eff < n.nextSlot - 1 && pr.match === pr.matchAtHeartbeat) {
+    pr.next = eff + 1;
+    pr.inflight = [];
+  }
+  pr.matchAtHeartbeat = pr.match;
+  sendAccepts(n, from, pr);
+  // Stream decided values to a peer whose commit point stalls (it missed them, or joined late).
+  if (pr.commit < n.commit && (pr.commit === pr.commitAtHeartbeat || !isVoterAnywhere(n, from))) sendLearn(n, from, pr.commit + 1, pr);
+  pr.commitAtHeartbeat = pr.commit;
+  maybeTimeoutNow(n, from);
+}
+
+export function broadcastHeartbeat(n: PaxosNode): void {
+  const seq = ++n.seq;
+  n.rounds.set(seq, { tick: n.now, acks: new Set([n.id]) });
+  if (n.rounds.size > 4 * n.electionTicks) n.rounds.delete(n.rounds.keys().next().value as number);
+  for (const id of n.peers.keys()) n.send(id, { type: 'Heartbeat', ballot: n.ballot, commit: n.commit, seq });
+  if (soleVoter(n)) maybeConfirm(n, seq, n.rounds.get(seq) as Round);
+}

@@ -1,0 +1,92 @@
+import type { Ready } from '@consensus-kit/core';
+import { encodeHardState } from './hard-state';
+import { statusKey, status } from './node-status';
+import type { PaxosNode } from './paxos';
+import { broadcastHeartbeat, maybeCommit, sendAccepts } from './phase2';
+
+/**
+ * Ready assembly (core's etcd/raft `RawNode` model): what to persist (the promise and commit point in the hard
+ * state, accepted values as entries, a snapshot install in two steps), send, apply and report, and `advance`,
+ * after which the leader's own vote counts. Functions over the `PaxosNode` state.
+ */
+
+export function hasReady(n: PaxosNode): boolean {
+  return (
+    n.msgs.length > 0 ||
+    n.readsOut.length > 0 ||
+    n.hsDirty ||
+    n.log.dirtyFrom <= n.log.lastIndex ||
+    n.commit > n.emitted ||
+    n.needBroadcast ||
+    n.needHeartbeat ||
+    (n.snap !== undefined && n.snap.stage !== 'marking') ||
+    statusKey(n) !== n.lastStatusKey
+  );
+}
+
+export function ready(n: PaxosNode): Ready {
+  if (n.role === 'leader') {
+    if (n.needBroadcast) for (const [id, pr] of n.peers) sendAccepts(n, id, pr);
+    if (n.needHeartbeat) broadcastHeartbeat(n);
+  }
+  n.needBroadcast = n.needHeartbeat = false;
+  const rd: Ready = { entries: [], messages: [], committed: [], reads: [] };
+  const snap = n.snap;
+  if (snap?.stage === 'mark') {
+    // First the marks (installing, amnesia) alone, durable before the log is replaced.
+    rd.hardState = encodeHardState({
+      promised: n.promised,
+      commit: n.commit,
+      membership: n.membership,
+      amnesiaUntil: Math.max(n.amnesiaUntil, snap.amnesia),
+      installing: { index: snap.snapshot.index, membership: snap.membership },
+    });
+    n.hsDirty = false;
+    snap.stage = 'marking';
+  } else {
+    if (snap?.stage === 'install' && n.commit >= snap.snapshot.index) n.snap = undefined;
+    else if (snap?.stage === 'install') {
+      n.log.resetTo(snap.snapshot.index, snap.snapshot.term);
+      n.membership = snap.membership;
+      n.commit = n.emitted = snap.snapshot.index;
+      rd.snapshot = snap.snapshot;
+      n.hsDirty = true;
+      n.snap = undefined;
+      n.send(snap.from, { type: 'Learned', commit: n.commit });
+    }
+    if (snap?.stage !== 'marking') {
+      rd.entries = n.log.unstable();
+      n.log.markStable();
+    }
+    if (n.commit > n.emitted) {
+      rd.committed = n.log.slice(n.emitted + 1, n.commit);
+      n.emitted = n.commit;
+    }
+    if (n.hsDirty) {
+      rd.hardState = encodeHardState({ promised: n.promised, commit: n.commit, membership: n.membership, amnesiaUntil: n.amnesiaUntil });
+      n.hsDirty = false;
+    }
+  }
+  rd.messages = n.msgs;
+  n.msgs = [];
+  rd.reads = n.readsOut;
+  n.readsOut = [];
+  const key = statusKey(n);
+  if (key !== n.lastStatusKey) {
+    n.lastStatusKey = key;
+    rd.status = status(n);
+  }
+  n.readyMark = n.role === 'leader' ? { ballot: n.ballot, upTo: n.nextSlot - 1 } : undefined;
+  return rd;
+}
+
+export function advance(n: PaxosNode, _rd: Ready): void {
+  if (n.snap?.stage === 'marking') n.snap.stage = 'install';
+  const mark = n.readyMark;
+  n.readyMark = undefined;
+  // The leader's own vote counts once it is durable (PMMC: the leader is one of the acceptors).
+  if (mark !== undefined && n.role === 'leader' && mark.ballot === n.ballot && mark.upTo > n.selfMatch) {
+    n.selfMatch = mark.upTo;
+    maybeCommit(n);
+  }
+}
