@@ -2,14 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
 import { connectKv } from '../src/connect';
 import { sleep } from '../src/supervisor';
-import { cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
 
 
 
-describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () => {
+describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real 3-node cluster (processes, sockets, disk)', (protocol) => {
   let dir: string;
   beforeAll(async () => {
     dir = tempDir();
@@ -20,7 +20,7 @@ describe('consensus-cli: a real 3-node cluster (processes, sockets, disk)', () =
 
   it('starts, replicates, fails over, catches up, and keeps its data across a full restart', async () => {
     const port = await freeBase();
-    const started = await cli('start', '--dir', dir, '--port', String(port), '--detach', '--json');
+    const started = await cli('start', '--protocol', protocol, '--dir', dir, '--port', String(port), '--detach', '--json');
     expect(started.err).toBe('');
     expect(started.code).toBe(0);
     const first = JSON.parse(started.out) as { leader: string };

@@ -23,6 +23,12 @@ export function useSourceNodes(): void {
   ]);
 }
 
+/**
+ * The protocols the end-to-end suites run for, each as it does for the others: every one registered in the
+ * CLI by default; `CK_PROTOCOLS=raft` (comma-separated) narrows a run.
+ */
+export const PROTOCOLS_UNDER_TEST: readonly string[] = (process.env.CK_PROTOCOLS ?? 'raft,paxos').split(',').map((p) => p.trim()).filter((p) => p !== '');
+
 let nextBase = 20_000 + (process.pid % 50) * 200;
 
 /** A base port whose node and http ports (base+1..+9, base+101..+109) are free. */

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLinearizability, describeOp, type History, type HistoryOp, type KvInput, type KvOutput } from '@consensus-kit/sim';
 import { connectKv } from '../src/connect';
 import { sleep } from '../src/supervisor';
-import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor, statusOf } from './helpers';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor, statusOf } from './helpers';
 
 useSourceNodes();
 
@@ -16,11 +16,11 @@ const ROUNDS = Math.max(1, Number.parseInt(process.env.CK_NEMESIS_ROUNDS ?? '1',
  * membership and leadership; then the history must be linearizable. Writes whose outcome the client could not learn count as indeterminate
  * (they may or may not have taken effect); reads that failed are left out.
  */
-describe('consensus-cli: a real cluster under faults stays linearizable', () => {
+describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under faults stays linearizable', (protocol) => {
   let dir: string;
   beforeAll(async () => {
     dir = tempDir();
-    const started = await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json');
+    const started = await cli('start', '--protocol', protocol, '--dir', dir, '--port', String(await freeBase()), '--detach', '--json');
     expect(started.code).toBe(0);
   });
   afterAll(async () => {

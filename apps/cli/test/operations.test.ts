@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
-import { cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -18,11 +18,11 @@ async function membersFromLeader(dir: string): Promise<{ voters: string[] }> {
   });
 }
 
-describe('consensus-cli: operating a running cluster', () => {
+describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: operating a running cluster', (protocol) => {
   let dir: string;
   beforeAll(async () => {
     dir = tempDir();
-    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+    expect((await cli('start', '--protocol', protocol, '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
   });
   afterAll(async () => {
     await cleanup(dir);
@@ -175,7 +175,7 @@ describe('consensus-cli: operating a running cluster', () => {
   it('grows a 1-node cluster (the new member joins as a learner, then votes), removes the leader, adds it back and promotes it', async () => {
     const d = tempDir();
     try {
-      expect((await cli('start', '--dir', d, '--nodes', '1', '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      expect((await cli('start', '--protocol', protocol, '--dir', d, '--nodes', '1', '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
       for (let i = 0; i < 30; i++) expect((await cli('put', `k${i}`, 'v', '--dir', d)).code).toBe(0);
       // The second member of a 1-node cluster is needed for every commit once it votes: it must be up and
       // caught up first, or the cluster loses its quorum (it used to, and the CLI then stopped the new node).
@@ -209,7 +209,7 @@ describe('consensus-cli: operating a running cluster', () => {
     const { rmSync } = await import('node:fs');
     const d = tempDir();
     try {
-      expect((await cli('start', '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      expect((await cli('start', '--protocol', protocol, '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
       for (let i = 0; i < 5; i++) expect((await cli('put', `w${i}`, 'v', '--dir', d)).code).toBe(0);
       expect((await cli('kill', 'n2', '--dir', d)).code).toBe(0);
       rmSync(new ClusterDir(d).dataDir('n2'), { recursive: true, force: true });
@@ -236,7 +236,7 @@ describe('consensus-cli: operating a running cluster', () => {
     const { writeFileSync } = await import('node:fs');
     const d = tempDir();
     try {
-      expect((await cli('start', '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      expect((await cli('start', '--protocol', protocol, '--dir', d, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
       // n3 leads, then dies: the check must wait for the next leader rather than skip itself.
       expect((await cli('leader', 'transfer', 'n3', '--dir', d)).code).toBe(0);
       expect((await cli('kill', 'n3', '--dir', d)).code).toBe(0);
@@ -269,7 +269,7 @@ describe('consensus-cli: operating a running cluster', () => {
     const d = tempDir();
     try {
       const port = await freeBase();
-      expect((await cli('start', '--dir', d, '--port', String(port), '--detach', '--json')).code).toBe(0);
+      expect((await cli('start', '--protocol', protocol, '--dir', d, '--port', String(port), '--detach', '--json')).code).toBe(0);
       for (let i = 0; i < 20; i++) expect((await cli('put', `k${i}`, 'v'.repeat(100), '--dir', d)).code).toBe(0);
       expect((await cli('stop', '--dir', d)).code).toBe(0);
       const data = new ClusterDir(d).dataDir('n1');
