@@ -15,7 +15,7 @@ export function transferLeadership(n: PaxosNode, to: NodeId): void {
   if (!voters.includes(to)) throw new InvalidArgumentError(`cannot transfer leadership to ${to}: not a voter`);
   n.transferTo = to;
   n.transferElapsed = 0;
-  n.leaseUntil = 0;
+  n.leaseUntil = Math.min(n.leaseUntil, 0); // no lease while transferring (-1 stays: see maybeTimeoutNow)
   maybeTimeoutNow(n, to);
 }
 
@@ -23,6 +23,10 @@ export function maybeTimeoutNow(n: PaxosNode, to: NodeId): void {
   if (n.transferTo !== to || n.role !== 'leader') return;
   const pr = n.peers.get(to);
   if (pr === undefined || pr.match < n.nextSlot - 1 || pr.commit < n.commit) return;
+  // A TimeoutNow lets its target run a phase 1 that ignores the acceptors' stickiness, i.e. the lease, for as
+  // long as the target still follows this ballot: delayed past the transfer's timeout it may still elect a new
+  // leader. So this leader holds no lease again in this ballot (-1: none, never renewed; reads use the barrier).
+  n.leaseUntil = -1;
   n.send(to, { type: 'TimeoutNow', ballot: n.ballot });
 }
 

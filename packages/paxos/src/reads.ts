@@ -39,7 +39,7 @@ export function maybeConfirm(n: PaxosNode, seq: number, round: Round): void {
   // lease is shorter by the drift margin, counted from when the round left.
   const d = n.o.leaseDriftBound;
   const lease = Math.floor((n.electionTicks * (1 - d)) / (1 + d)) - 1;
-  if (n.o.leaseReads && lease > 0) n.leaseUntil = Math.max(n.leaseUntil, round.tick + lease);
+  if (n.o.leaseReads && lease > 0 && n.leaseUntil >= 0) n.leaseUntil = Math.max(n.leaseUntil, round.tick + lease);
   while (n.reads.length > 0 && (n.reads[0] as { seq: number }).seq <= seq) {
     const r = n.reads.shift() as { ctx: Uint8Array; index: number };
     n.readsOut.push({ ctx: r.ctx, index: Math.max(r.index, readFloor(n)) });

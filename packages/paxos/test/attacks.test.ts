@@ -143,3 +143,42 @@ describe('reads across a reconfiguration (PMMC section 4 and the read barrier)',
     for (const r of net.get('c').reads) expect(r.index).toBeGreaterThanOrEqual(5);
   });
 });
+
+describe('leases (Paxos Made Live 5.2) and leadership transfer', () => {
+  it('a TimeoutNow delayed past the transfer timeout cannot elect a new leader while the old one serves lease reads', () => {
+    const net = cluster(['a', 'b', 'c'], { leaseReads: true });
+    elect(net, 'a');
+    const a = net.get('a');
+    a.node.readIndex(enc.encode('before'));
+    net.processAll();
+    expect(a.reads.map((r) => dec.decode(r.ctx))).toEqual(['before']); // served on the lease
+    // a starts a transfer to b; its TimeoutNow is held up in the network.
+    const timeoutNow: Envelope[] = [];
+    net.filter = (e) => {
+      if (type(e) !== 'TimeoutNow') return true;
+      timeoutNow.push(e);
+      return false;
+    };
+    a.node.transferLeadership('b');
+    // The transfer times out; a goes on leading.
+    settle(net, 12);
+    net.filter = undefined;
+    expect(timeoutNow.length).toBeGreaterThan(0);
+    expect(a.node.status().role).toBe('leader');
+    expect(a.node.status().details.transferringTo).toBeUndefined();
+    // The stale TimeoutNow arrives: b runs a forced phase 1 with c; b's messages to a are lost.
+    net.block('b', 'a');
+    net.queue.push(timeoutNow[0] as Envelope);
+    net.deliver();
+    const b = net.get('b').node;
+    if (b.status().role === 'leader') {
+      b.propose(enc.encode('y'));
+      net.deliver();
+    }
+    const chosen = b.commit;
+    // a is asked for a read before its next tick: a lease read must not miss y.
+    a.node.readIndex(enc.encode('after'));
+    net.processAll();
+    for (const r of a.reads) if (dec.decode(r.ctx) === 'after') expect(r.index).toBeGreaterThanOrEqual(chosen);
+  });
+});
