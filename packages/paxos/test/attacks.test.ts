@@ -182,3 +182,52 @@ describe('leases (Paxos Made Live 5.2) and leadership transfer', () => {
     for (const r of a.reads) if (dec.decode(r.ctx) === 'after') expect(r.index).toBeGreaterThanOrEqual(chosen);
   });
 });
+
+describe('a leader that lost its quorum mid-phase-2', () => {
+  it('decides nothing more, serves no read, and its unacknowledged proposals are never applied twice', () => {
+    const net = cluster(['a', 'b', 'c', 'd', 'e']);
+    elect(net, 'a');
+    // a's Accept for p reaches only b; then a and b are cut off from the majority.
+    net.filter = (e) => !(e.from === 'a' && type(e) === 'Accept' && e.to !== 'b');
+    net.get('a').node.propose(enc.encode('p'));
+    net.deliver();
+    net.filter = undefined;
+    net.partition(['a', 'b']);
+    net.get('a').node.propose(enc.encode('q'));
+    net.get('a').node.readIndex(enc.encode('r'));
+    net.deliver();
+    // The majority elects c and writes y.
+    elect(net, 'c', 1);
+    net.get('c').node.propose(enc.encode('y'));
+    net.deliver();
+    settle(net, 2);
+    expect(net.get('c').applied).toContain('y');
+    // a, still believing it leads (or not), released no read and decided nothing past slot 1.
+    expect(net.get('a').reads).toEqual([]);
+    expect(net.get('a').node.commit).toBe(1);
+    net.heal();
+    settle(net, 25);
+    const applied = net.get('c').applied;
+    for (const id of net.ids()) expect(net.get(id).applied).toEqual(applied);
+    expect(applied.filter((x) => x === 'y')).toHaveLength(1);
+    expect(applied.filter((x) => x === 'p').length).toBeLessThanOrEqual(1);
+    expect(applied).not.toContain('q');
+  });
+});
+
+describe('the read barrier (a quorum-confirmed heartbeat round)', () => {
+  it('a deposed leader in a minority releases no read, even one its applied state already covers', () => {
+    const net = cluster(['a', 'b', 'c', 'd', 'e']);
+    elect(net, 'a');
+    net.partition(['a', 'b']);
+    elect(net, 'c', 1);
+    net.get('c').node.propose(enc.encode('y'));
+    net.deliver();
+    expect(net.get('c').applied).toEqual(['y']);
+    const a = net.get('a');
+    expect(a.node.status().role).toBe('leader'); // it has not noticed yet
+    a.node.readIndex(enc.encode('r'));
+    net.deliver(); // b answers the heartbeat round: two of five
+    expect(a.reads).toEqual([]);
+  });
+});
