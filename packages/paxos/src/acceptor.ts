@@ -38,7 +38,7 @@ export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
   // slots above stay). Decided slots are never rewritten.
   for (const e of m.entries) {
     if (e.index <= n.commit || e.index <= n.log.offset || e.term !== m.ballot) continue;
-    n.log.put({ index: e.index, term: e.term, type: e.type, data: e.data });
+    n.log.put(e); // a fresh object: parseMessage built it, nothing else holds it
   }
   learnCommit(n, m.commit, m.ballot);
   const first = (m.entries[0] as LogEntry).index;

@@ -33,9 +33,15 @@ export function status(n: PaxosNode): Status & { details: PaxosStatusDetails } {
   return s;
 }
 
-export function statusKey(n: PaxosNode): string {
-  const s = neutralRole(n);
-  return `${s}|${term(n)}|${n.leaderId ?? ''}`;
+/** Whether role, term or leader changed since the last `Ready.status` (pure: compares, builds nothing). */
+export function statusChanged(n: PaxosNode): boolean {
+  const last = n.lastStatus;
+  return n.leaderId !== last.leader || term(n) !== last.term || neutralRole(n) !== last.role;
+}
+
+/** What `statusChanged` compares against from now on. */
+export function markStatus(n: PaxosNode): void {
+  n.lastStatus = { role: neutralRole(n), term: term(n), leader: n.leaderId };
 }
 
 export function term(n: PaxosNode): number {

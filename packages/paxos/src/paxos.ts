@@ -20,15 +20,16 @@ import { handleTimeoutNow, transferLeadership } from './leader-transfer';
 import { handleCatchupRequest, handleLearn, handleLearned, handleSnapshot, type PendingInstall } from './learner';
 import { Membership } from './membership';
 import { parseMessage, type PaxosMessage } from './messages';
-import { status, statusKey } from './node-status';
+import { markStatus, status } from './node-status';
 import { checkFlexibleQuorums, resolvePaxosOptions, type PaxosOptions, type ResolvedPaxosOptions } from './options';
 import { PaxosLog } from './paxos-log';
 import { becomeFollower, campaign, canCampaign, handleNack, handlePromise, resetTimeout } from './phase1';
-import { fill, handleAccepted, handleHeartbeatReply, tickLeader, type Peer, type Waiting } from './phase2';
+import { fill, handleAccepted, handleHeartbeatReply, tickLeader, type Peer } from './phase2';
 import { readIndex, type Round } from './reads';
 import { advance, hasReady, ready } from './ready';
 import { proposeConfigChange } from './reconfiguration';
 import type { PaxosStatusDetails } from './status-details';
+import { WaitingQueue } from './waiting-queue';
 
 /**
  * Multi-Paxos as a pure state machine (Lamport, "Paxos Made Simple" section 3; van Renesse & Altinbuken, "Paxos
@@ -76,7 +77,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal */ msgs: Envelope[] = [];
   /** @internal */ readsOut: ReadState[] = [];
   /** @internal */ hsDirty = false;
-  /** @internal */ lastStatusKey: string;
+  /** @internal What the last `Ready.status` reported. */
+  lastStatus: { role: Status['role']; term: number; leader: NodeId | undefined };
   /** @internal */ snap: PendingInstall | undefined;
 
   // Proposer state (candidate and leader).
@@ -89,7 +91,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal The commit point phase 1 started from. */
   base = 0;
   nextSlot = 0;
-  /** @internal */ waiting: Waiting[] = [];
+  /** @internal */ waiting = new WaitingQueue();
   /** @internal */ peers = new Map<NodeId, Peer>();
   /** @internal */ selfMatch = 0;
   /** @internal */ readyMark: { ballot: number; upTo: number } | undefined;
@@ -138,7 +140,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     this.emitted = Math.max(Math.min(r.applied, this.commit), this.log.offset);
     this.maxSeen = this.promised;
     resetTimeout(this);
-    this.lastStatusKey = statusKey(this);
+    this.lastStatus = { role: 'follower', term: 0, leader: undefined };
+    markStatus(this);
   }
 
   // -- inputs ---------------------------------------------------------------------------------------------

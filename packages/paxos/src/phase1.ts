@@ -4,6 +4,7 @@ import type { Nack, Prepare, Promise } from './messages';
 import type { PaxosNode } from './paxos';
 import { fill, syncPeers } from './phase2';
 import { q1 } from './quorums';
+import { WaitingQueue } from './waiting-queue';
 
 /**
  * The proposer's phase 1 (Paxos Made Simple section 3; PMMC's scout) and the role changes around it: a node
@@ -79,7 +80,9 @@ export function mergeReport(n: PaxosNode, entries: readonly LogEntry[]): void {
 export function covered(n: PaxosNode, slot: number): boolean {
   const cfg = n.membership.configAt(slot);
   if (cfg.voters.length === 0) return false;
-  return cfg.voters.filter((v) => n.promisers.has(v)).length >= q1(n, cfg);
+  let promised = 0;
+  for (const v of cfg.voters) if (n.promisers.has(v)) promised++;
+  return promised >= q1(n, cfg);
 }
 
 export function prepareMissing(n: PaxosNode, slot: number): void {
@@ -111,7 +114,7 @@ export function becomeFollower(n: PaxosNode, leader: NodeId | undefined): void {
   n.leaderId = leader;
   n.leaderBallot = leader === undefined ? 0 : n.promised;
   n.peers = new Map();
-  n.waiting = [];
+  n.waiting = new WaitingQueue();
   n.reads = [];
   n.rounds.clear();
   n.adopt = new Map();

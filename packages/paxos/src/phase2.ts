@@ -28,12 +28,6 @@ export interface Peer {
   snapshotAt: number;
 }
 
-/** A proposal waiting for a slot inside the window. */
-export interface Waiting {
-  type: EntryType;
-  data: Uint8Array;
-}
-
 export function tickLeader(n: PaxosNode): void {
   if (++n.hbElapsed >= n.heartbeatTicks) {
     n.hbElapsed = 0;
@@ -126,7 +120,10 @@ export function handleAccepted(n: PaxosNode, from: NodeId, m: Accepted): void {
   pr.commit = Math.max(pr.commit, m.commit);
   // Slots at or below the commit point need no more votes, so an ack that starts just above counts.
   if (m.from <= Math.max(pr.match, n.commit) + 1 && m.to > pr.match) pr.match = m.to;
-  pr.inflight = pr.inflight.filter((hi) => hi > m.to);
+  // `inflight` ascends (sendAccepts appends ever higher slots): the acknowledged batches are a prefix.
+  let acked = 0;
+  while (acked < pr.inflight.length && (pr.inflight[acked] as number) <= m.to) acked++;
+  if (acked > 0) pr.inflight.splice(0, acked);
   maybeCommit(n);
   sendAccepts(n, from, pr);
   maybeTimeoutNow(n, from);

@@ -1,6 +1,6 @@
-import type { Ready } from '@consensus-kit/core';
+import type { Envelope, LogEntry, Ready, ReadState } from '@consensus-kit/core';
 import { encodeHardState } from './hard-state';
-import { statusKey, status } from './node-status';
+import { markStatus, status, statusChanged } from './node-status';
 import type { PaxosNode } from './paxos';
 import { broadcastHeartbeat, maybeCommit, sendAccepts } from './phase2';
 
@@ -9,6 +9,10 @@ import { broadcastHeartbeat, maybeCommit, sendAccepts } from './phase2';
  * state, accepted values as entries, a snapshot install in two steps), send, apply and report, and `advance`,
  * after which the leader's own vote counts. Functions over the `PaxosNode` state.
  */
+
+const NO_ENTRIES: LogEntry[] = [];
+const NO_MESSAGES: Envelope[] = [];
+const NO_READS: ReadState[] = [];
 
 export function hasReady(n: PaxosNode): boolean {
   return (
@@ -20,7 +24,7 @@ export function hasReady(n: PaxosNode): boolean {
     n.needBroadcast ||
     n.needHeartbeat ||
     (n.snap !== undefined && n.snap.stage !== 'marking') ||
-    statusKey(n) !== n.lastStatusKey
+    statusChanged(n)
   );
 }
 
@@ -30,7 +34,8 @@ export function ready(n: PaxosNode): Ready {
     if (n.needHeartbeat) broadcastHeartbeat(n);
   }
   n.needBroadcast = n.needHeartbeat = false;
-  const rd: Ready = { entries: [], messages: [], committed: [], reads: [] };
+  // Empty parts share one empty array each, as raft's RawNode does: a Ready allocates only what it carries.
+  const rd: Ready = { entries: NO_ENTRIES, messages: NO_MESSAGES, committed: NO_ENTRIES, reads: NO_READS };
   const snap = n.snap;
   if (snap?.stage === 'mark') {
     // First the marks (installing, amnesia) alone, durable before the log is replaced.
@@ -55,7 +60,7 @@ export function ready(n: PaxosNode): Ready {
       n.send(snap.from, { type: 'Learned', commit: n.commit });
     }
     if (snap?.stage !== 'marking') {
-      rd.entries = n.log.unstable();
+      if (n.log.dirtyFrom <= n.log.lastIndex) rd.entries = n.log.unstable();
       n.log.markStable();
     }
     if (n.commit > n.emitted) {
@@ -67,13 +72,16 @@ export function ready(n: PaxosNode): Ready {
       n.hsDirty = false;
     }
   }
-  rd.messages = n.msgs;
-  n.msgs = [];
-  rd.reads = n.readsOut;
-  n.readsOut = [];
-  const key = statusKey(n);
-  if (key !== n.lastStatusKey) {
-    n.lastStatusKey = key;
+  if (n.msgs.length > 0) {
+    rd.messages = n.msgs;
+    n.msgs = [];
+  }
+  if (n.readsOut.length > 0) {
+    rd.reads = n.readsOut;
+    n.readsOut = [];
+  }
+  if (statusChanged(n)) {
+    markStatus(n);
     rd.status = status(n);
   }
   n.readyMark = n.role === 'leader' ? { ballot: n.ballot, upTo: n.nextSlot - 1 } : undefined;
