@@ -231,3 +231,20 @@ describe('the read barrier (a quorum-confirmed heartbeat round)', () => {
     expect(a.reads).toEqual([]);
   });
 });
+
+describe('reconfiguration takes effect WINDOW slots after its decision (PMMC section 4)', () => {
+  it('slots up to s + WINDOW - 1 stay under the old configuration, on the leader and on every follower', () => {
+    const net = cluster(['a', 'b', 'c'], { window: 3 });
+    net.addNode('d', []);
+    elect(net, 'a');
+    net.get('a').node.proposeConfigChange({ changes: [{ op: 'addVoter', node: 'd' }] });
+    net.deliver();
+    settle(net, 3);
+    for (const id of ['a', 'b', 'c']) {
+      const m = net.get(id).node.membership;
+      expect(value(net.get(id).node.entryAt(2))).toBe('config');
+      expect(m.configAt(4).voters).toEqual(['a', 'b', 'c']);
+      expect(m.configAt(5).voters).toEqual(['a', 'b', 'c', 'd']);
+    }
+  });
+});
