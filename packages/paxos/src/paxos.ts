@@ -92,6 +92,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   base = 0;
   nextSlot = 0;
   /** @internal */ waiting = new WaitingQueue();
+  /** @internal Leader: propose no-ops up to this slot when no proposal waits (a configuration's activation). */
+  noopsUntil = 0;
   /** @internal */ peers = new Map<NodeId, Peer>();
   /** @internal */ selfMatch = 0;
   /** @internal */ readyMark: { ballot: number; upTo: number } | undefined;

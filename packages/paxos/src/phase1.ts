@@ -106,6 +106,9 @@ export function becomeLeader(n: PaxosNode): void {
   n.recentActive.clear();
   n.rounds.clear();
   n.needHeartbeat = true;
+  // A configuration decided but not yet in force: fill up to its activation slot when idle (PMMC section 4).
+  n.noopsUntil = 0;
+  for (const c of n.membership.configs) n.noopsUntil = Math.max(n.noopsUntil, c.from - 1);
   fill(n);
 }
 
@@ -115,6 +118,7 @@ export function becomeFollower(n: PaxosNode, leader: NodeId | undefined): void {
   n.leaderBallot = leader === undefined ? 0 : n.promised;
   n.peers = new Map();
   n.waiting = new WaitingQueue();
+  n.noopsUntil = 0;
   n.reads = [];
   n.rounds.clear();
   n.adopt = new Map();

@@ -79,10 +79,17 @@ export function fill(n: PaxosNode): void {
       data = EMPTY;
     } else {
       const w = n.waiting.shift();
-      if (w === undefined) break;
-      type = w.type;
-      data = w.data;
+      if (w !== undefined) {
+        type = w.type;
+        data = w.data;
+      } else if (s <= n.noopsUntil) {
+        // A configuration is waiting for its activation slot and nothing else is proposed: no-ops bring it on.
+        type = 'noop';
+        data = EMPTY;
+      } else break;
     }
+    // PMMC section 4: a configuration in slot s governs slots from s + WINDOW; fill up to there when idle.
+    if (type === 'config' && s > 1) n.noopsUntil = Math.max(n.noopsUntil, s + n.o.window - 1);
     n.log.put({ index: s, term: n.ballot, type, data });
     n.nextSlot++;
     n.needBroadcast = true;

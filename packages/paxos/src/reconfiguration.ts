@@ -8,17 +8,15 @@ import { fill } from './phase2';
  * `PaxosNode` state; the configurations by slot and the ranks live in `Membership`.
  */
 
-const EMPTY = new Uint8Array(0);
-
 export function proposeConfigChange(n: PaxosNode, change: ConfigChange): void {
   n.mustLead();
   if (n.transferTo !== undefined) throw new ProposalDroppedError('transfer-in-progress');
   if (configPending(n)) throw new ProposalDroppedError('config-change-in-progress');
   const target = applyConfigChange(n.membership.latest(), change);
-  // PMMC section 4: the configuration governs slots from its own slot + WINDOW; the leader fills the slots in
-  // between with no-ops so that it takes effect without waiting for traffic.
+  // PMMC section 4: the configuration governs slots from its own slot + WINDOW. `fill` gives the slots in between
+  // to waiting proposals first and, while none is waiting, to no-ops (`noopsUntil`), so the change takes effect
+  // without waiting for traffic and proposals never queue behind the no-ops.
   n.waiting.push({ type: 'config', data: encodeClusterConfig(target) });
-  for (let i = 1; i < n.o.window; i++) n.waiting.push({ type: 'noop', data: EMPTY });
   fill(n);
 }
 
