@@ -10,7 +10,10 @@ import { Membership, type MembershipWire } from './membership';
 export interface HardState {
   /** The highest ballot promised (phase 1b) or accepted. */
   promised: number;
-  /** Slots <= commit are decided; their values are in the log (or a snapshot). */
+  /**
+   * Slots <= commit are decided; their values are in the log (or a snapshot). Possibly older than the commit point
+   * the replica knew: written only along with the rest (see `decide` in learner.ts), never on its own.
+   */
   commit: number;
   membership: Membership;
   /**

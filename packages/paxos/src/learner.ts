@@ -65,15 +65,38 @@ export function handleSnapshot(n: PaxosNode, from: NodeId, m: SnapshotMessage): 
   };
 }
 
-/** Slots up to `to` are decided: follow configurations in slot order (PMMC section 4). */
+/**
+ * Slots up to `to` are decided: follow configurations in slot order (PMMC section 4).
+ *
+ * The commit point alone does not dirty the hard state: knowing a slot decided is re-learnable (Paxos Made Simple
+ * 2.4: a learner may always find out again), and a replica that restarts with an older commit is no different from
+ * one that never heard of the later decisions. Every slot above its stored commit is undecided to it, so it keeps
+ * what it holds there as accepted values (durable in the log) and lets the leader's commit point (Accept,
+ * Heartbeat) or a `Learn` stream decide them again; a proposer of a higher ballot re-proposes the chosen value of
+ * every such slot (P2c, Paxos Made Simple 2.2 and section 3), so an acceptance there never changes a chosen
+ * value, and this replica promised at least every ballot it holds (its promise is rebuilt from the log). The
+ * stored commit is only ever at or below the true one. Writing it costs every replica a synchronous durable write
+ * per commit (storage-fs: temp file, fsync, rename, fsync dir), so it rides along whenever the hard state is
+ * written for another reason: a promise, a snapshot install, or the two cases below, which must be exact.
+ * - A configuration decided (its slot, activation and ranks): the stored membership must hold every
+ *   configuration decided at or below any slot a restart may take as decided, i.e. the stored commit, the host's
+ *   applied index and a compaction point; those slots may no longer be in the log to decide again.
+ * - The amnesia mark cleared (Paxos Made Live 5.1): left stored, a restarted replica would refuse every promise
+ *   until it learns that slot again, and a cluster whose every replica did so would elect no leader to learn it from.
+ */
 export function decide(n: PaxosNode, to: number): void {
   for (let s = n.commit + 1; s <= to; s++) {
     const e = n.log.at(s);
-    if (e !== undefined) n.membership.decideEntry(e, n.o.window);
+    if (e !== undefined && e.type === 'config') {
+      n.membership.decideEntry(e, n.o.window);
+      n.hsDirty = true;
+    }
   }
   n.commit = to;
-  n.hsDirty = true;
-  if (n.amnesiaUntil > 0 && n.commit >= n.amnesiaUntil) n.amnesiaUntil = 0;
+  if (n.amnesiaUntil > 0 && n.commit >= n.amnesiaUntil) {
+    n.amnesiaUntil = 0;
+    n.hsDirty = true;
+  }
   if (n.role === 'leader') syncPeers(n);
 }
 
@@ -99,8 +122,12 @@ export function sendLearn(n: PaxosNode, to: NodeId, from: number, pr?: Peer): vo
 export function handleLearned(n: PaxosNode, from: NodeId, m: Learned): void {
   const pr = n.role === 'leader' ? n.peers.get(from) : undefined;
   if (pr === undefined) return;
+  const progress = m.commit > pr.commit;
   pr.commit = Math.max(pr.commit, m.commit);
-  if (pr.commit < n.commit) sendLearn(n, from, pr.commit + 1);
+  // Only while it makes progress: a peer that restarted with an older commit point (it is not written on every
+  // decision, see `decide`) cannot use the slots above its gap, and would answer each such Learn alike, forever.
+  // Its heartbeat replies report where it stands, and the stall check there streams from that point.
+  if (progress && pr.commit < n.commit) sendLearn(n, from, pr.commit + 1);
   maybeTimeoutNow(n, from);
 }
 

@@ -138,8 +138,18 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     checkFlexibleQuorums(this.o, this.membership.configAt(this.commit + 1).voters.length);
     // Paxos Made Simple 2.3: the promise survives restarts; an accepted ballot is a promise too.
     for (const e of this.log.entries) if (e.term > this.promised) this.promised = e.term;
-    this.commit = Math.min(Math.max(this.commit, this.log.offset), Math.max(this.log.lastIndex, this.log.offset));
+    // The stored commit may be older than the one this replica knew (it is written only along with the rest of
+    // the hard state, see `decide` in learner.ts), never newer. Slots at or below the compaction point or the
+    // state machine's applied index (its restored snapshot) were decided: commit at least there, as Raft does
+    // with its volatile commit index (thesis Figure 3.1). The membership needs no replay for those slots: a
+    // decided configuration always writes the hard state (learner.ts), before the host applies or compacts it.
+    // Every slot above stays undecided here until learned again, its accepted value kept (Paxos Made Simple 2.2:
+    // a higher ballot re-proposes a chosen value, so no chosen value is rewritten; see also `decide`).
+    const decided = Math.max(this.commit, this.log.offset, Math.min(r.applied, this.log.lastIndex));
+    this.commit = Math.min(decided, Math.max(this.log.lastIndex, this.log.offset));
     this.emitted = Math.max(Math.min(r.applied, this.commit), this.log.offset);
+    // Paxos Made Live 5.1: the slots an amnesia mark covers are decided already (the mark's clearing was lost).
+    if (this.amnesiaUntil > 0 && this.commit >= this.amnesiaUntil) this.amnesiaUntil = 0;
     this.maxSeen = this.promised;
     resetTimeout(this);
     this.lastStatus = { role: 'follower', term: 0, leader: undefined };

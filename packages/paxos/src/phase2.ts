@@ -25,6 +25,8 @@ export interface Peer {
   inflight: number[];
   matchAtHeartbeat: number;
   commitAtHeartbeat: number;
+  /** The newest heartbeat this peer answered: its reply reports the peer's commit point now, even a lower one. */
+  replySeq: number;
   snapshotAt: number;
 }
 
@@ -100,7 +102,7 @@ export function fill(n: PaxosNode): void {
 export function syncPeers(n: PaxosNode): void {
   for (const id of n.membership.members()) {
     if (id === n.id || n.peers.has(id)) continue;
-    n.peers.set(id, { match: n.base, next: Math.max(n.base, n.commit) + 1, commit: 0, inflight: [], matchAtHeartbeat: -1, commitAtHeartbeat: -1, snapshotAt: -Infinity });
+    n.peers.set(id, { match: n.base, next: Math.max(n.base, n.commit) + 1, commit: 0, inflight: [], matchAtHeartbeat: -1, commitAtHeartbeat: -1, replySeq: 0, snapshotAt: -Infinity });
   }
 }
 
@@ -161,7 +163,13 @@ export function handleHeartbeatReply(n: PaxosNode, from: NodeId, m: HeartbeatRep
   const pr = n.role === 'leader' && m.ballot === n.ballot ? n.peers.get(from) : undefined;
   if (pr === undefined) return;
   n.recentActive.add(from);
-  pr.commit = Math.max(pr.commit, m.commit);
+  // A restarted acceptor may report an older commit point than before (it is not written on every decision, see
+  // `decide` in learner.ts): the answer to a newer heartbeat is believed, so the Learn stream below restarts from
+  // where it stands instead of above a gap it cannot fill. A reordered reply only costs a Learn it already has.
+  if (m.seq > pr.replySeq) {
+    pr.replySeq = m.seq;
+    pr.commit = m.commit;
+  } else pr.commit = Math.max(pr.commit, m.commit);
   const round = n.rounds.get(m.seq);
   if (round !== undefined) {
     round.acks.add(from);

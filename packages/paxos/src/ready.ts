@@ -5,9 +5,10 @@ import type { PaxosNode } from './paxos';
 import { broadcastHeartbeat, maybeCommit, sendAccepts } from './phase2';
 
 /**
- * Ready assembly (core's etcd/raft `RawNode` model): what to persist (the promise and commit point in the hard
- * state, accepted values as entries, a snapshot install in two steps), send, apply and report, and `advance`,
- * after which the leader's own vote counts. Functions over the `PaxosNode` state.
+ * Ready assembly (core's etcd/raft `RawNode` model): what to persist (the promise and membership in the hard
+ * state, the commit point riding along but never written for its own sake, see `decide` in learner.ts; accepted
+ * values as entries; a snapshot install in two steps), send, apply and report, and `advance`, after which the
+ * leader's own vote counts. Functions over the `PaxosNode` state.
  */
 
 const NO_ENTRIES: LogEntry[] = [];
