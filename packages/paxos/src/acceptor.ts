@@ -35,7 +35,11 @@ export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
   if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
   followLeader(n, from, m.ballot);
   // Phase 2b: accept every slot of the batch (overwriting a lower ballot's value in place, DESIGN r2; the
-  // slots above stay). Decided slots are never rewritten.
+  // slots above stay). Decided slots are never rewritten. After a restart the commit point may be older than the
+  // one this acceptor knew (see `decide` in learner.ts), so a slot it once knew decided can be accepted again:
+  // only at a ballot >= its promise, which covers every ballot it holds, and every ballot from the one that
+  // chose the slot on proposes the chosen value there (one value per slot and ballot; for higher ballots Paxos
+  // Made Simple 2.2, P2c, and section 3: a new leader re-proposes what phase 1 reports): the value stays.
   for (const e of m.entries) {
     if (e.index <= n.commit || e.index <= n.log.offset || e.term !== m.ballot) continue;
     n.log.put(e); // a fresh object: parseMessage built it, nothing else holds it

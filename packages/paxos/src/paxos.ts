@@ -127,6 +127,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
       this.membership = hs.membership;
       this.amnesiaUntil = hs.amnesiaUntil;
       // A snapshot install whose closing hard state never became durable: the install's own marks say where.
+      // (Any later hard state, the closing one included, drops the marks, so a stored commit older than the true
+      // one never meets them: an install always writes its closing hard state, see ready.ts.)
       if (hs.installing !== undefined && snap !== undefined && snap.index >= hs.installing.index && this.commit < hs.installing.index) {
         this.membership = hs.installing.membership;
         this.commit = hs.installing.index;
