@@ -23,7 +23,7 @@ import { parseMessage, type PaxosMessage } from './messages';
 import { markStatus, status } from './node-status';
 import { checkFlexibleQuorums, resolvePaxosOptions, type PaxosOptions, type ResolvedPaxosOptions } from './options';
 import { PaxosLog } from './paxos-log';
-import { becomeFollower, campaign, canCampaign, handleNack, handlePromise, resetTimeout } from './phase1';
+import { becomeFollower, campaign, canCampaign, handleNack, handlePromise, resetElectionTimer } from './phase1';
 import { fill, handleAccepted, handleHeartbeatReply, tickLeader, type Peer } from './phase2';
 import { readIndex, type Round } from './reads';
 import { advance, hasReady, ready } from './ready';
@@ -153,7 +153,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     // Paxos Made Live 5.1: the slots an amnesia mark covers are decided already (the mark's clearing was lost).
     if (this.amnesiaUntil > 0 && this.commit >= this.amnesiaUntil) this.amnesiaUntil = 0;
     this.maxSeen = this.promised;
-    resetTimeout(this);
+    resetElectionTimer(this);
     this.lastStatus = { role: 'follower', term: 0, leader: undefined };
     markStatus(this);
   }

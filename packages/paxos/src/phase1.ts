@@ -127,11 +127,11 @@ export function becomeFollower(n: PaxosNode, leader: NodeId | undefined): void {
   n.needBroadcast = n.needHeartbeat = false;
   n.leaseUntil = 0;
   n.elapsed = 0;
-  resetTimeout(n);
+  resetElectionTimer(n);
 }
 
 /** Election timeouts and preemption backoff, randomised in [E, 2E) ticks (PMMC section 3, liveness). */
-export function resetTimeout(n: PaxosNode): void {
+export function resetElectionTimer(n: PaxosNode): void {
   n.timeout = n.electionTicks + Math.floor(n.random() * n.electionTicks);
 }
 
