@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, CorruptLogError, StorageError, type LogEntry, type Logger } from '@consensus-kit/core';
+import { recordingLogger, tempDirs } from '../test/helpers';
+import { ConfigError, CorruptLogError, StorageError, type LogEntry } from '@consensus-kit/core';
 import { openFileStorage } from './file-storage';
 import { inspect } from './inspect';
 import type { FileSystem, FsFile } from './file-system';
@@ -26,22 +26,10 @@ function range(from: number, to: number, term = 1, bytes = 100): LogEntry[] {
   return out;
 }
 
-function recordingLogger(): Logger & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, ...(fields ? { fields } : {}) });
-  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
-
 const quiet = recordingLogger();
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'storage-fs-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const temp = tempDirs('storage-fs-');
+const tempDir = temp.make;
+afterEach(temp.cleanup);
 
 describe('the hard state (term and vote)', () => {
   it('a new directory is marked before its first entry, and a log whose hard state went missing is refused', async () => {

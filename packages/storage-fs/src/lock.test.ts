@@ -1,29 +1,17 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StorageError, type Logger } from '@consensus-kit/core';
+import { recordingLogger, tempDirs } from '../test/helpers';
+import { StorageError } from '@consensus-kit/core';
 import { DirectoryLockedError } from './errors';
 import { openFileStorage } from './file-storage';
 import { processIdentity } from './process-identity';
 
-function recordingLogger(): Logger & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, ...(fields ? { fields } : {}) });
-  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
-
 const quiet = recordingLogger();
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'storage-fs-lock-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const temp = tempDirs('storage-fs-lock-');
+const tempDir = temp.make;
+afterEach(temp.cleanup);
 
 describe('data directory lock', () => {
   it('refuses a second open of one directory, naming the holder pid, until the first is closed', async () => {
