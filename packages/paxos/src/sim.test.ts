@@ -1,4 +1,4 @@
-import { simulate, type SimulateOptions } from '@consensus-kit/sim';
+import { checkSeeds } from '@consensus-kit/sim';
 import { describe, expect, it } from 'vitest';
 import { paxos, paxosInvariants } from './index';
 
@@ -10,23 +10,10 @@ import { paxos, paxosInvariants } from './index';
  */
 const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
 
-function sweep(options: Omit<SimulateOptions, 'seed' | 'protocol'>): { failures: string[]; ops: number; unknown: number } {
-  const failures: string[] = [];
-  let ops = 0;
-  let unknown = 0;
-  for (let seed = 1; seed <= SEEDS; seed++) {
-    const r = simulate({ ...options, seed, protocol: paxos, invariants: paxosInvariants });
-    ops += r.stats.opsOk;
-    if (r.check?.result === 'unknown') unknown++;
-    if (!r.ok) failures.push(`seed ${seed}: ${r.violation?.kind} ${r.violation?.name}: ${r.violation?.message}`);
-  }
-  return { failures, ops, unknown };
-}
-
 describe('simulator seeds', () => {
   for (const nodes of [3, 5]) {
     it(`${SEEDS} seeds, ${nodes} nodes, heavy faults, log compaction: invariants and linearizability hold`, () => {
-      const { failures, ops, unknown } = sweep({ nodes, faults: 'heavy', snapshotEvery: 20 });
+      const { failures, ops, unknown } = checkSeeds({ nodes, faults: 'heavy', snapshotEvery: 20, protocol: paxos, invariants: paxosInvariants }, SEEDS);
       expect(failures).toEqual([]);
       expect(unknown).toBe(0);
       // Not vacuous: clients completed many operations in all those runs.

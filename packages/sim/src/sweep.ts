@@ -184,3 +184,25 @@ function defaultProgress(): (line: string) => void {
   }
   return (line) => process.stderr.write(`\r\u001b[2K${line}`);
 }
+
+/** What `checkSeeds` found: one line per failing seed, ok operations, and seeds whose history was undecided. */
+export interface SeedCheck {
+  failures: string[];
+  ops: number;
+  unknown: number;
+}
+
+/**
+ * Runs seeds `from .. from + count - 1` synchronously with the given options (no traces, no reports): the
+ * compact form a protocol package's own test suite uses to keep a seed sweep in `pnpm test`.
+ */
+export function checkSeeds(options: Omit<SimulateOptions, 'seed'>, count: number, from = 1): SeedCheck {
+  const out: SeedCheck = { failures: [], ops: 0, unknown: 0 };
+  for (let seed = from; seed < from + count; seed++) {
+    const r = simulate({ ...options, seed });
+    out.ops += r.stats.opsOk;
+    if (r.check?.result === 'unknown') out.unknown++;
+    if (!r.ok) out.failures.push(`seed ${seed}: ${r.violation?.kind} ${r.violation?.name}: ${r.violation?.message}`);
+  }
+  return out;
+}
