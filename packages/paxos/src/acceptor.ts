@@ -42,7 +42,7 @@ export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
   // Made Simple 2.2, P2c, and section 3: a new leader re-proposes what phase 1 reports): the value stays.
   for (const e of m.entries) {
     if (e.index <= n.commit || e.index <= n.log.offset || e.term !== m.ballot) continue;
-    n.log.put(e); // a fresh object: parseMessage built it, nothing else holds it
+    n.log.put(e); // entries are immutable: holding the parsed (or, in process, the sender's) object is safe
   }
   learnCommit(n, m.commit, m.ballot);
   const first = (m.entries[0] as LogEntry).index;

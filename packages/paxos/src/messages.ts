@@ -119,18 +119,22 @@ const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSaf
 const TYPES: ReadonlySet<string> = new Set<EntryType>(['command', 'noop', 'config']);
 const ids = (x: unknown): x is NodeId[] => Array.isArray(x) && x.every((s) => typeof s === 'string' && s.length > 0);
 
+/**
+ * A well-formed list of consecutive slots, returned as it is (validated in place, as raft's parseMessage does):
+ * copying every entry of every Accept cost a fifth of the pure core's time. Entries are never mutated (a slot is
+ * rewritten by replacing its object, see PaxosLog.put), so holding the sender's objects is safe.
+ */
 function entries(x: unknown): LogEntry[] | undefined {
   if (!Array.isArray(x)) return undefined;
-  const out: LogEntry[] = [];
   let prev = 0;
-  for (const e of x as Partial<LogEntry>[]) {
+  for (let i = 0; i < x.length; i++) {
+    const e = x[i] as Partial<LogEntry> | null | undefined;
     if (typeof e !== 'object' || e === null || !isInt(e.index) || e.index < 1 || !isInt(e.term) || typeof e.type !== 'string' || !TYPES.has(e.type)) return undefined;
     if (!(e.data instanceof Uint8Array)) return undefined;
     if (prev !== 0 && e.index !== prev + 1) return undefined; // consecutive slots only
     prev = e.index;
-    out.push({ index: e.index, term: e.term, type: e.type as EntryType, data: e.data });
   }
-  return out;
+  return x as LogEntry[];
 }
 
 /** Validates an inbound message; anything malformed is undefined (and ignored by the caller). */

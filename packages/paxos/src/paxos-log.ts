@@ -42,6 +42,12 @@ export class PaxosLog {
   /** Writes `entry` at its slot (> offset), filling any gap below it with empty slots. */
   put(entry: LogEntry): void {
     const slot = entry.index;
+    if (slot === this.offset + this.entries.length + 1) {
+      // The common case (a leader's new slot, an acceptor's next one): append.
+      this.entries.push(entry);
+      if (slot < this.dirtyFrom) this.dirtyFrom = slot;
+      return;
+    }
     if (slot <= this.offset) throw new InvariantError(`paxos: write to compacted slot ${slot} (offset ${this.offset})`);
     if (this.lastIndex + 1 < this.dirtyFrom && this.lastIndex + 1 < slot) this.dirtyFrom = this.lastIndex + 1;
     while (this.lastIndex < slot - 1) this.entries.push({ index: this.lastIndex + 1, term: 0, type: 'noop', data: EMPTY });

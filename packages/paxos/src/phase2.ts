@@ -59,16 +59,22 @@ export function fill(n: PaxosNode): void {
   // slots are decided and are never proposed again.
   if (n.nextSlot <= n.commit) n.nextSlot = n.commit + 1;
   const limit = n.commit + n.o.window;
+  // Slots up to here are governed by a configuration whose phase-1 quorum promised. `fill` decides nothing, so
+  // the membership stays as it is meanwhile: one check per configuration, not one per slot.
+  let coveredTo = 0;
   while (n.nextSlot <= limit) {
     const s = n.nextSlot;
-    if (!covered(n, s)) {
-      // A configuration whose voters have not all been asked yet: phase 1 with them, then go on.
-      prepareMissing(n, s);
-      break;
+    if (s > coveredTo) {
+      if (!covered(n, s)) {
+        // A configuration whose voters have not all been asked yet: phase 1 with them, then go on.
+        prepareMissing(n, s);
+        break;
+      }
+      coveredTo = n.membership.nextChange(s) - 1;
     }
     let type: EntryType;
     let data: Uint8Array;
-    const adopted = n.adopt.get(s);
+    const adopted = n.adopt.size === 0 ? undefined : n.adopt.get(s);
     if (adopted !== undefined) {
       type = adopted.type;
       data = adopted.data;
