@@ -17,7 +17,7 @@ import {
 import { LocalNetwork } from './local-network';
 import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from '../memory-storage';
 import { ManualClock } from './clock';
-import { encodeClusterConfig } from '../config';
+import { decodeClusterConfig, encodeClusterConfig } from '../config';
 import { parseOptions } from '../options';
 import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, StateMachine, Status, Transport, TransportHandler } from '../types';
 
@@ -128,6 +128,13 @@ class FakeProtocol implements Protocol {
   leaderId: NodeId | undefined;
   /** Thrown by the next `step`. */
   stepError: unknown;
+  /**
+   * Config entries written so far (index and configuration). One governs from its index + `configWindow` on, and
+   * `status().config` reports the one governing the slot after the commit point: 0 reports it as soon as it is
+   * written (Raft, thesis 4.1); more makes the configuration in force lag the applied entry (Multi-Paxos' WINDOW).
+   */
+  configs: { index: number; config: ClusterConfig }[] = [];
+  configWindow = 0;
   tick(): void {}
   step(): void {
     if (this.stepError !== undefined) throw this.stepError;
@@ -154,6 +161,7 @@ class FakeProtocol implements Protocol {
     return this.unstable.length > 0 || this.outbox.length > 0 || this.reads.length > 0 || this.statusDirty || this.applied < this.commit || this.extra !== undefined;
   }
   ready(): Ready {
+    for (const e of this.unstable) if (e.type === 'config') this.configs.push({ index: e.index, config: decodeClusterConfig(e.data) });
     const committed = this.applied < this.commit ? this.storage.entries(this.applied + 1, this.commit + 1) : [];
     const rd: Ready = { entries: this.unstable, messages: this.outbox, committed, reads: this.reads, ...this.extra };
     this.extra = undefined;
@@ -179,8 +187,13 @@ class FakeProtocol implements Protocol {
       commitIndex: this.commit,
       appliedIndex: this.applied,
       lastIndex: this.last,
-      config: { voters: ['a', 'b'], learners: [] },
+      config: this.configInForce(),
     };
+  }
+  configInForce(): ClusterConfig {
+    let config: ClusterConfig = { voters: ['a', 'b'], learners: [] };
+    for (const c of this.configs) if (this.configWindow === 0 || c.index + this.configWindow <= this.commit + 1) config = c.config;
+    return config;
   }
   loseLeadership(): void {
     this.role = 'follower';
@@ -766,6 +779,32 @@ describe('ConsensusNode: r2 host rules', () => {
     appendConfig({ voters: ['a', 'b', 'c'], learners: [] });
     await settle();
     expect(resolved).toEqual({ voters: ['a', 'b', 'c'], learners: [] });
+  });
+
+  it('resolves a membership change only once the protocol reports its configuration in force, when that lags the applied entry', async () => {
+    const h = await fakeHarness();
+    // As Multi-Paxos (PMMC section 4): a configuration decided in slot s governs from slot s + 3 here.
+    h.fake.configWindow = 3;
+    let resolved: ClusterConfig | undefined;
+    void h.node.changeMembership({ changes: [{ op: 'remove', node: 'a' }] }).then((c) => (resolved = c));
+    const append = (type: 'config' | 'noop', data: Uint8Array = new Uint8Array(0)) => {
+      h.fake.unstable.push({ index: ++h.fake.last, term: h.fake.term, type, data });
+      h.clock.advance(10);
+    };
+    append('config', encodeClusterConfig({ voters: ['b'], learners: [] }));
+    await settle();
+    // Applied, and the applied configuration is the target, but {a, b} still decides slots 2 and 3.
+    expect(h.node.status().appliedIndex).toBe(1);
+    expect(h.node.status().config).toEqual({ voters: ['a', 'b'], learners: [] });
+    expect(resolved).toBeUndefined();
+    append('noop');
+    await settle();
+    expect(h.node.status().appliedIndex).toBe(2);
+    expect(resolved).toBeUndefined();
+    append('noop');
+    await settle();
+    expect(h.node.status().config).toEqual({ voters: ['b'], learners: [] });
+    expect(resolved).toEqual({ voters: ['b'], learners: [] });
   });
 });
 

@@ -132,6 +132,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
       apply: (rd) => this.applyReady(rd),
       advanced: (rd) => {
         if (rd.status !== undefined) this.onStatus(rd.status);
+        if (this.pending.configs.size > 0) this.settleConfigChanges(protocol);
         this.snapshotter.maybeSnapshot(this.applier);
       },
       fail: (e) => this.fail(e),
@@ -230,9 +231,13 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   }
 
   /**
-   * Changes membership; resolves with the new configuration once the applied configuration equals the target
-   * and is not transitional (has no `outgoing`). How the protocol gets there (one step, a joint configuration,
-   * an activation window) is its own policy, not the host's (DESIGN r2).
+   * Changes membership; resolves with the new configuration once it is in force: the applied configuration
+   * equals the target and is not transitional (has no `outgoing`), and so does the configuration the protocol
+   * reports in force (`status().config`). How the protocol gets there (one step, a joint configuration, an
+   * activation window) is its own policy, not the host's (DESIGN r2). For Raft the two agree once the entry
+   * applies; Multi-Paxos decides a configuration in slot s and governs with it from slot s + WINDOW (PMMC
+   * section 4), so until then the old configuration still decides every slot, and a caller that stopped a
+   * removed member on the answer could leave the old configuration without a quorum.
    */
   changeMembership(change: ConfigChange, options: OperationOptions = {}): Promise<ClusterConfig> {
     return new Promise<ClusterConfig>((resolve, reject) => {
@@ -374,7 +379,6 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     if (entry.type === 'noop') return;
     if (entry.type === 'config') {
       if (entry.index === this.badConfigIndex) return;
-      this.settleConfigChanges(this.applier.config);
       this.emit('apply', { entry });
       return;
     }
@@ -402,12 +406,19 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     this.emit('apply', error === undefined ? { entry, result: result as Res } : { entry, error });
   }
 
-  /** Membership changes resolve once the applied configuration is their target and not transitional. */
-  private settleConfigChanges(config: ClusterConfig): void {
-    if (config.outgoing !== undefined) return;
+  /**
+   * After each advance while a membership change waits: it resolves once the applied configuration is its target
+   * and not transitional, and the protocol reports that configuration in force (see `changeMembership`).
+   */
+  private settleConfigChanges(protocol: Protocol): void {
+    const applied = this.applier.config;
+    if (applied.outgoing !== undefined) return;
     const { configs } = this.pending;
+    let inForce: ClusterConfig | undefined;
     for (const [key, c] of configs) {
-      if (configsEqual(c.target, config)) this.pending.take(configs, key)?.resolve(config);
+      if (!configsEqual(c.target, applied)) continue;
+      inForce ??= protocol.status().config;
+      if (configsEqual(c.target, inForce)) this.pending.take(configs, key)?.resolve(applied);
     }
   }
 
