@@ -266,3 +266,111 @@ describe('mutant 4: a slot is chosen by a phase-2 quorum of the configuration th
     for (const id of ['a', 'd', 'e'] as NodeId[]) expect(net.get(id).applied).toEqual(['x', 'y', 'z']);
   });
 });
+
+describe('mutant 5: the leader counts its own acceptance only once it is durable (Paxos Made Simple 2.3; PMMC 3)', () => {
+  it('with a phase-2 quorum of one, a slot whose only vote is the leader\'s own write still at the disk is not chosen', () => {
+    // Flexible Paxos 3: Q2 = 1 (the leader alone), Q1 = 3. The host hands a Ready to a slow disk and goes on
+    // stepping messages meanwhile, as the simulator does.
+    const net = cluster(['a', 'b', 'c'], { phase1Quorum: 3, phase2Quorum: 1 });
+    elect(net, 'a');
+    const a = net.get('a');
+    a.node.propose(enc.encode('w'));
+    net.processAll();
+    // b's acknowledgement of w is on its way back when a proposes x.
+    while (net.queue.length > 0 && !(net.queue[0]?.to === 'b' && type(net.queue[0]) === 'Accept')) net.deliverOne();
+    const acceptW = net.queue.shift() as Envelope;
+    net.get('b').node.step(acceptW);
+    net.process('b');
+    const ack = steal(net, (e) => e.from === 'b' && e.to === 'a' && type(e) === 'Accepted')[0] as Envelope;
+    expect(ack).toBeDefined();
+    const xSlot = a.node.nextSlot;
+    a.node.propose(enc.encode('x'));
+    const rd = a.driver.take() as Ready; // x's slot, at the disk
+    expect(rd.entries.map((e) => e.index)).toContain(xSlot);
+    a.node.step(ack);
+    net.check();
+    expect(a.node.commit).toBe(xSlot - 1);
+    // The disk loses the save and a crashes: x was never chosen, so the next leader may put y there.
+    a.driver.persist(rd, 0);
+    net.crash('a');
+    net.restart('a');
+    net.queue = [];
+    elect(net, 'b');
+    net.get('b').node.propose(enc.encode('y'));
+    net.deliver();
+    settle(net, 3);
+    for (const id of net.ids()) expect(net.get(id).applied).toEqual(['w', 'y']);
+  });
+});
+
+describe('mutant 6: a leader lease is shorter than the followers\' stickiness by the clock-drift margin (Paxos Made Live 5.2)', () => {
+  it('followers whose clocks run 13/7 times as fast elect a new leader; the old one serves no lease read that misses its write', () => {
+    // The default drift bound, 0.3: clock rates in [0.7, 1.3], so a follower's clock may run up to 13/7 times the leader's.
+    const net = cluster(['a', 'b', 'c'], { leaseReads: true });
+    elect(net, 'a');
+    const a = net.get('a');
+    a.node.readIndex(enc.encode('warm'));
+    net.processAll();
+    expect(a.reads.map((r) => dec.decode(r.ctx))).toEqual(['warm']); // served on the lease
+    // a is cut off right after a heartbeat round the followers answered. Their clocks run at 1.3 / 0.7 times a's
+    // rate (13 of their ticks for 7 of a's): b or c times out, wins phase 1 and decides y.
+    net.partition(['a']);
+    let chosen = 0;
+    let credit = 0;
+    for (let i = 0; i < 20 && chosen === 0; i++) {
+      net.tick('a');
+      for (credit += 13; credit >= 7; credit -= 7) {
+        for (const id of ['b', 'c'] as NodeId[]) net.tick(id);
+        net.deliver();
+      }
+      const leader = (['b', 'c'] as NodeId[]).find((id) => net.get(id).node.status().role === 'leader');
+      if (leader !== undefined) {
+        const l = net.get(leader).node;
+        l.propose(enc.encode('y'));
+        net.deliver();
+        net.tick(leader);
+        net.deliver();
+        expect(net.get(leader).applied).toContain('y');
+        chosen = l.commit;
+      }
+    }
+    expect(chosen).toBeGreaterThan(0); // the corner was reached
+    // a, still leading in its own eyes, is asked for a read before it notices: a lease read must not miss y.
+    a.node.readIndex(enc.encode('after'));
+    net.processAll();
+    for (const r of a.reads) if (dec.decode(r.ctx) === 'after') expect(r.index).toBeGreaterThanOrEqual(chosen);
+  });
+});
+
+describe('mutant 7: a new leader\'s reads cover what phase 1 reported (PMMC 3; Paxos Made Simple 2.2, P2c)', () => {
+  it('re-proposals beyond the window: no read is released with an index below the highest slot phase 1 reported', () => {
+    const net = cluster(['a', 'b', 'c'], { window: 2 });
+    elect(net, 'a');
+    // a and b decide x2..x5 while c is cut off; a's clients saw them.
+    net.partition(['c']);
+    for (const x of ['x2', 'x3', 'x4', 'x5']) net.get('a').node.propose(enc.encode(x));
+    net.deliver();
+    settle(net, 3, ['a', 'b']);
+    expect(net.get('a').applied).toEqual(['x2', 'x3', 'x4', 'x5']);
+    net.crash('a');
+    net.heal();
+    // c wins phase 1 with b (reported: slots 2..5) and may re-propose only 2..3 (window 2 above its commit 1).
+    const c = net.get('c');
+    c.node.campaign(true);
+    net.processAll();
+    for (let d = net.deliverOne(); d !== undefined && c.node.status().role !== 'leader'; d = net.deliverOne());
+    expect(c.node.status().role).toBe('leader');
+    expect(c.node.nextSlot - 1).toBeLessThan(5);
+    c.node.readIndex(enc.encode('r'));
+    net.processAll();
+    // Its heartbeat round is answered before any of its re-proposals is accepted.
+    const accepts = steal(net, (e) => e.from === 'c' && type(e) === 'Accept');
+    net.deliver();
+    net.queue.push(...accepts);
+    net.deliver();
+    settle(net, 5);
+    expect(c.applied).toEqual(['x2', 'x3', 'x4', 'x5']);
+    expect(c.reads.map((r) => dec.decode(r.ctx))).toEqual(['r']);
+    for (const r of c.reads) expect(r.index).toBeGreaterThanOrEqual(5);
+  });
+});
