@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { MalformedMessageError, TransportError } from '@consensus-kit/core';
 import { FrameError } from './errors';
-import { FrameFlag, FrameParser, FrameType, HEADER_SIZE, allocHeader, encodeFrame, type Frame } from './frame';
+import { FrameFlag, FrameParser, FrameType, HEADER_SIZE, allocHeader, encodeFrame, type Frame, type FrameSink } from './frame';
+import type { InboundBudget } from './inbound-budget';
 
 /**
  * One framed connection: a socket, a FrameParser for what comes in, and two outbound lanes.
@@ -81,11 +82,32 @@ export class FramedConnection {
   private pumpScheduled = false;
   private reassembly: Reassembly | undefined;
   private closed = false;
+  /** The owner asked to stop reading (`pause()`). */
   private paused = false;
   private established = false;
+  /**
+   * The handshake finished and the connection waits for its new owner (`setEvents`): frames behind the
+   * handshake in the same chunk (a request written together with the hello) wait for it instead of being
+   * handed to the handshake, which would drop them.
+   */
+  private holding = false;
+  /** Received bytes not parsed yet, because the connection is holding or waits for budget. */
+  private stash: Uint8Array | undefined;
+  /** A first part whose reassembly waits for budget. */
+  private blocked: Frame | undefined;
+  /** Set while waiting for budget: cancels the wait. */
+  private budgetWait: (() => void) | undefined;
+  private budget: InboundBudget | undefined;
+  /** Budget bytes held for the frame body being buffered. */
+  private frameHeld = 0;
+  /** Budget bytes held for the split message being reassembled (its length plus room for one frame). */
+  private reassemblyHeld = 0;
+  private readonly sink: FrameSink;
   private stallTimer: NodeJS.Timeout | undefined;
   /** Messages delivered to `events.message` since the connection opened. */
   received = 0;
+  /** Bytes read from the socket since the connection opened. */
+  bytesReceived = 0;
 
   constructor(
     readonly socket: Socket,
@@ -95,6 +117,21 @@ export class FramedConnection {
     // Until the handshake is done, frames are small and split messages are refused: an unauthenticated
     // connection cannot make this node buffer more than HANDSHAKE_FRAME_LIMIT bytes.
     this.parser = new FrameParser(Math.min(HANDSHAKE_FRAME_LIMIT, limits.maxFrameSize));
+    this.sink = {
+      frame: (frame) => {
+        const held = this.frameHeld;
+        this.frameHeld = 0;
+        this.dispatch(frame);
+        if (held > 0) this.budget?.release(held);
+        return !this.closed && !this.holding && this.budgetWait === undefined;
+      },
+      reserve: (_type, length) => {
+        // Unaccounted: no budget (peers, handshakes), or this very body was granted while we waited, or a
+        // split message is being reassembled (its reservation has room for one frame beside it).
+        if (this.budget === undefined || this.frameHeld > 0 || this.reassembly !== undefined) return true;
+        return this.take(length, (n) => (this.frameHeld = n));
+      },
+    };
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 5000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -115,9 +152,35 @@ export class FramedConnection {
     this.parser.maxFrameSize = this.limits.maxFrameSize;
   }
 
-  /** Replaces the event sink (a handshake hands the connection over to a session). */
+  /**
+   * Stops handing frames on until the next `setEvents` (the connection's new owner), which then gets
+   * whatever arrived meanwhile, in order. For a handshake that is done while more frames may follow in the
+   * same chunk (a request written together with the hello).
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Replaces the event sink (a handshake hands the connection over to a session) and resumes a held one. */
   setEvents(events: ConnectionEvents): void {
     this.events = events;
+    if (this.holding) {
+      this.holding = false;
+      this.continueInput();
+    }
+  }
+
+  /**
+   * Counts what this connection buffers of inbound frames against a node-wide budget (client connections);
+   * when the budget is spent, the connection stops reading until bytes are released.
+   */
+  setBudget(budget: InboundBudget): void {
+    this.budget = budget;
+  }
+
+  /** True while this side holds input back (waiting for budget or for the connection's new owner). */
+  get heldBack(): boolean {
+    return this.holding || this.stash !== undefined || this.blocked !== undefined || this.budgetWait !== undefined;
   }
 
   get isClosed(): boolean {
@@ -178,7 +241,56 @@ export class FramedConnection {
   resume(): void {
     if (!this.paused || this.closed) return;
     this.paused = false;
-    this.socket.resume();
+    this.updateReading();
+  }
+
+  /** Reads from the socket only when nobody (owner, handover, budget) holds input back. */
+  private updateReading(): void {
+    if (this.closed) return;
+    if (this.paused || this.holding || this.budgetWait !== undefined || this.stash !== undefined || this.blocked !== undefined) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /**
+   * Reserves `bytes` of the budget; false when they must be waited for (reading stops; when they are granted,
+   * `assign` records them and parsing continues where it stopped).
+   */
+  private take(bytes: number, assign: (bytes: number) => void): boolean {
+    const r = this.budget!.reserve(bytes, () => {
+      this.budgetWait = undefined;
+      if (this.closed) {
+        this.budget?.release(bytes);
+        return;
+      }
+      assign(bytes);
+      // On a later microtask: the grant comes from inside another connection's release.
+      queueMicrotask(() => this.continueInput());
+    });
+    if (r.ok) {
+      assign(bytes);
+      return true;
+    }
+    this.budgetWait = r.cancel;
+    this.socket.pause();
+    return false;
+  }
+
+  /** Parses what was held back (a blocked first part, then stashed bytes) once nothing holds it any more. */
+  private continueInput(): void {
+    if (this.closed || this.holding || this.budgetWait !== undefined) return;
+    const blocked = this.blocked;
+    if (blocked !== undefined) {
+      this.blocked = undefined;
+      this.dispatch(blocked);
+      if (this.closed || this.holding || this.budgetWait !== undefined) return;
+    }
+    const stash = this.stash;
+    if (stash !== undefined) {
+      this.stash = undefined;
+      this.parse(stash);
+      return;
+    }
+    this.updateReading();
   }
 
   /** Flushes what is queued, then closes the socket. */
@@ -189,6 +301,7 @@ export class FramedConnection {
     if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
     this.control = [];
     this.bulk = [];
+    this.releaseBudget();
     this.socket.end();
     this.socket.setTimeout(2000, () => this.socket.destroy());
     this.events.close(undefined);
@@ -204,6 +317,7 @@ export class FramedConnection {
     this.queuedBytes = 0;
     this.queuedMessages = 0;
     this.reassembly = undefined;
+    this.releaseBudget();
     this.socket.destroy();
     this.events.close(error);
   }
@@ -283,27 +397,54 @@ export class FramedConnection {
     return ok;
   }
 
+  private releaseBudget(): void {
+    this.budgetWait?.();
+    this.budgetWait = undefined;
+    this.stash = undefined;
+    this.blocked = undefined;
+    const held = this.frameHeld + this.reassemblyHeld;
+    this.frameHeld = 0;
+    this.reassemblyHeld = 0;
+    if (held > 0) this.budget?.release(held);
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    let frames: Frame[];
+    this.bytesReceived += chunk.byteLength;
+    if (this.stash !== undefined || this.holding || this.budgetWait !== undefined || this.blocked !== undefined) {
+      // Read before the pause took effect: kept, in order, behind what is already held back.
+      this.stash = this.stash === undefined ? chunk : Buffer.concat([this.stash, chunk]);
+      this.socket.pause();
+      return;
+    }
+    this.parse(chunk);
+  }
+
+  /** Parses `chunk` frame by frame; keeps what is left when the sink stops (handover, budget). */
+  private parse(chunk: Uint8Array): void {
+    let off: number;
     try {
-      frames = this.parser.push(chunk);
+      off = this.parser.feed(chunk, this.sink);
     } catch (e) {
       this.destroy(e as Error);
       return;
     }
-    for (const frame of frames) {
-      if (this.closed) return;
-      try {
-        if (frame.type === FrameType.Part) this.onPart(frame);
-        else {
-          this.received++;
-          this.events.message(frame.type, frame.body, false);
-        }
-      } catch (e) {
-        this.destroy(e instanceof Error ? e : new MalformedMessageError(String(e)));
-        return;
+    if (this.closed) return;
+    if (off < chunk.byteLength) this.stash = chunk.subarray(off);
+    this.updateReading();
+  }
+
+  /** Hands one frame on: parts to reassembly, anything else to `events.message`. */
+  private dispatch(frame: Frame): void {
+    if (this.closed) return;
+    try {
+      if (frame.type === FrameType.Part) this.onPart(frame);
+      else {
+        this.received++;
+        this.events.message(frame.type, frame.body, false);
       }
+    } catch (e) {
+      this.destroy(e instanceof Error ? e : new MalformedMessageError(String(e)));
     }
   }
 
@@ -321,6 +462,13 @@ export class FramedConnection {
       }
       if (total > this.limits.maxMessageSize) throw new FrameError('too-large', `split message of ${total} bytes exceeds maxMessageSize ${this.limits.maxMessageSize}`);
       if (total <= this.limits.partSize) throw new FrameError('bad-part', `split message of ${total} bytes would fit one frame`);
+      // The whole message is reserved before anything is allocated for it (an announced length costs the
+      // sender nothing), with room for one frame interleaved with its parts, so that this connection never
+      // waits for budget while it holds some. Without budget, the part waits and the socket is not read.
+      if (this.budget !== undefined && this.reassemblyHeld === 0 && !this.take(total + this.limits.maxFrameSize, (n) => (this.reassemblyHeld = n))) {
+        this.blocked = frame;
+        return;
+      }
       this.reassembly = { type: type as FrameType, buf: Buffer.allocUnsafe(total), fill: 0 };
       body = body.subarray(5);
     }
@@ -334,6 +482,9 @@ export class FramedConnection {
       this.reassembly = undefined;
       this.received++;
       this.events.message(r.type, r.buf, true);
+      const held = this.reassemblyHeld;
+      this.reassemblyHeld = 0;
+      if (held > 0) this.budget?.release(held);
     }
   }
 }

@@ -28,7 +28,9 @@ export type HandshakeRefusal =
   | 'secret-required'
   | 'malformed'
   | 'timeout'
-  | 'closed';
+  | 'closed'
+  /** The acceptor holds as many client connections as it takes (in all, or from this address). */
+  | 'too-many-connections';
 
 export const HANDSHAKE_REFUSALS: readonly HandshakeRefusal[] = [
   'version-mismatch',
@@ -40,6 +42,7 @@ export const HANDSHAKE_REFUSALS: readonly HandshakeRefusal[] = [
   'malformed',
   'timeout',
   'closed',
+  'too-many-connections',
 ];
 
 /** A connection whose handshake failed or was refused by either side. */

@@ -86,6 +86,20 @@ export function encodeFrame(type: number, body: Uint8Array, flags = 0): Buffer {
 }
 
 /**
+ * Where `FrameParser.feed` hands frames, one at a time, so that what a frame changes (a handshake raising the
+ * frame limit, a connection handed to a new owner) applies to the frames behind it in the same chunk.
+ */
+export interface FrameSink {
+  /** A whole frame. Return false to stop parsing after it (the caller keeps the rest of the chunk). */
+  frame(frame: Frame): boolean;
+  /**
+   * A frame body of `length` bytes is about to be buffered (it did not arrive whole in one chunk). Return
+   * false to stop before buffering it; the next `feed` asks again.
+   */
+  reserve?(type: FrameType, length: number): boolean;
+}
+
+/**
  * Turns a byte stream into frames. Every byte is looked at once: a header is validated (magic, version,
  * checksum, type, length <= maxFrameSize) before its body is buffered, a body that arrived whole is returned
  * as a view of the chunk, and a body split across chunks is copied once into a buffer of exactly its length.
@@ -95,6 +109,8 @@ export function encodeFrame(type: number, body: Uint8Array, flags = 0): Buffer {
 export class FrameParser {
   private readonly header = Buffer.allocUnsafe(HEADER_SIZE);
   private headerFill = 0;
+  /** A header was read and its body is not buffered yet (waiting for the whole body, or for `reserve`). */
+  private awaiting: number | undefined;
   private body: Buffer | undefined;
   private bodyFill = 0;
   private type: FrameType = FrameType.Message;
@@ -111,8 +127,22 @@ export class FrameParser {
 
   /** Feeds one chunk; returns the frames it completed, in order. Throws FrameError on bad input. */
   push(chunk: Uint8Array): Frame[] {
-    if (this.failed) throw new FrameError('bad-magic', 'stream already failed');
     const out: Frame[] = [];
+    this.feed(chunk, {
+      frame(f) {
+        out.push(f);
+        return true;
+      },
+    });
+    return out;
+  }
+
+  /**
+   * Feeds one chunk, handing each frame to `sink` as soon as it is whole; returns how many bytes of `chunk`
+   * were consumed (less than its length only when the sink stopped). Throws FrameError on bad input.
+   */
+  feed(chunk: Uint8Array, sink: FrameSink): number {
+    if (this.failed) throw new FrameError('bad-magic', 'stream already failed');
     let off = 0;
     const end = chunk.byteLength;
     while (off < end) {
@@ -122,15 +152,30 @@ export class FrameParser {
         this.bodyFill += n;
         off += n;
         if (this.bodyFill === this.body.byteLength) {
-          out.push({ type: this.type, flags: this.flags, body: this.body });
+          const frame = { type: this.type, flags: this.flags, body: this.body };
           this.body = undefined;
           this.bodyFill = 0;
+          if (!sink.frame(frame)) return off;
         }
         continue;
       }
-      let length: number;
+      const length = this.awaiting;
+      if (length !== undefined) {
+        if (end - off >= length) {
+          this.awaiting = undefined;
+          const frame = { type: this.type, flags: this.flags, body: chunk.subarray(off, off + length) };
+          off += length;
+          if (!sink.frame(frame)) return off;
+          continue;
+        }
+        if (sink.reserve !== undefined && !sink.reserve(this.type, length)) return off;
+        this.awaiting = undefined;
+        this.body = Buffer.allocUnsafe(length);
+        this.bodyFill = 0;
+        continue;
+      }
       if (this.headerFill === 0 && end - off >= HEADER_SIZE) {
-        length = this.readHeader(chunk, off);
+        this.awaiting = this.readHeader(chunk, off);
         off += HEADER_SIZE;
       } else {
         const n = Math.min(end - off, HEADER_SIZE - this.headerFill);
@@ -139,17 +184,15 @@ export class FrameParser {
         off += n;
         if (this.headerFill < HEADER_SIZE) break;
         this.headerFill = 0;
-        length = this.readHeader(this.header, 0);
+        this.awaiting = this.readHeader(this.header, 0);
       }
-      if (end - off >= length) {
-        out.push({ type: this.type, flags: this.flags, body: chunk.subarray(off, off + length) });
-        off += length;
-      } else {
-        this.body = Buffer.allocUnsafe(length);
-        this.bodyFill = 0;
+      // An empty body is complete with its header, even at the end of a chunk.
+      if (this.awaiting === 0) {
+        this.awaiting = undefined;
+        if (!sink.frame({ type: this.type, flags: this.flags, body: chunk.subarray(off, off) })) return off;
       }
     }
-    return out;
+    return off;
   }
 
   private readHeader(src: Uint8Array, off: number): number {

@@ -44,6 +44,11 @@ export interface AcceptOptions extends HandshakeOptions {
   /** Whether a peer with this id may connect. */
   isKnownPeer(id: string): boolean;
   acceptClients: boolean;
+  /**
+   * Last check before the WELCOME (after the secret was proven): a refusal (a slot limit) to send, or
+   * undefined to welcome. A connection it admits counts against its limits from then on.
+   */
+  admit?(kind: ConnectionKind, id: string): HandshakeError | undefined;
 }
 
 export interface HandshakeResult {
@@ -113,7 +118,10 @@ function drive<T>(
       done = true;
       clearTimeout(timer);
       if (err === undefined) {
+        // Frames behind the last handshake frame (a request written with the hello) wait for the owner the
+        // connection is handed to; the handshake's events would drop them.
         conn.establish();
+        conn.hold();
         resolve(value as T);
         return;
       }
@@ -200,6 +208,8 @@ export function acceptHandshake(conn: FramedConnection, options: AcceptOptions):
   let hello: Hello | undefined;
   let serverNonce: Uint8Array | undefined;
   const welcome = (h: Hello): HandshakeResult => {
+    const refusal = options.admit?.(h.kind, h.from);
+    if (refusal !== undefined) throw refusal;
     const body: Record<string, unknown> = { id: options.id };
     if (options.secret !== undefined && serverNonce !== undefined) body.proof = proof(options.secret, 'acceptor', h, h.to ?? '', serverNonce);
     conn.sendNow(FrameType.Welcome, encodePlain(body));

@@ -16,5 +16,6 @@ export { PROTOCOL_VERSION } from './handshake';
 export { DEFAULT_LIMITS } from './connection';
 export type { ConnectionLimits } from './connection';
 export { parseAddress } from './options';
-export type { LimitOptions, TlsOptions } from './options';
+export { DEFAULT_SERVER_LIMITS } from './options';
+export type { LimitOptions, ServerLimitOptions, TlsOptions } from './options';
 export type { PeerLinkState } from './peer-link';

@@ -2,8 +2,17 @@ import { createServer as createNetServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer } from 'node:tls';
 import { TransportError, type Logger } from '@consensus-kit/core';
 import { FramedConnection, type ConnectionLimits } from './connection';
-import { acceptHandshake, type AcceptOptions } from './handshake';
-import { formatAddress, type TlsOptions } from './options';
+import { HandshakeError } from './errors';
+import { acceptHandshake, type AcceptOptions, type ConnectionKind } from './handshake';
+import { InboundBudget } from './inbound-budget';
+import { formatAddress, type ServerLimits, type TlsOptions } from './options';
+
+/**
+ * Room above the client and handshake budgets in the OS-level cap on sockets (`server.maxConnections`): a
+ * cluster's peers (one inbound connection each, plus a replaced one still closing) and TLS handshakes not yet
+ * handed to us. Only a backstop; the budgets below are what admits or refuses.
+ */
+const PEER_ALLOWANCE = 256;
 
 export interface ListenerParams {
   host: string;
@@ -11,24 +20,41 @@ export interface ListenerParams {
   tls?: TlsOptions | undefined;
   limits: ConnectionLimits;
   logger: Logger;
-  /** Bounds the number of connections a listener holds (default 1024); extra ones are closed at once. */
-  maxConnections: number;
-  handshake: Omit<AcceptOptions, 'logger'>;
+  /** Client and handshake slots, per-address cap, buffered request bytes (see ServerLimitOptions). */
+  server: ServerLimits;
+  handshake: Omit<AcceptOptions, 'logger' | 'admit'>;
   /** A connection finished its handshake; the callee owns it from now on. */
   onPeer(conn: FramedConnection, id: string): void;
   onClient(conn: FramedConnection, id: string): void;
 }
 
-/** Accepts connections, runs the acceptor's handshake and hands each connection over by kind. */
+/**
+ * Accepts connections, runs the acceptor's handshake and hands each connection over by kind.
+ *
+ * Admission, with separate budgets as etcd and ZooKeeper operators expect (there, peers and clients even have
+ * separate ports): a connection in its handshake takes one of `maxHandshakes` slots, and when they are all
+ * taken the oldest is closed (a silent socket cannot hold a slot a peer needs, and it would be closed at its
+ * handshake deadline anyway); a peer, once it proved who it is, is never counted against clients; a client
+ * takes one of `maxClients` slots and one of `maxClientsPerAddress` for its IP address, or is refused with a
+ * REJECT `too-many-connections` and a logged reason. Client connections share one budget of buffered request
+ * bytes (`InboundBudget`).
+ */
 export class Listener {
   private readonly server: Server;
   private readonly conns = new Set<FramedConnection>();
+  /** Connections in their handshake, oldest first. */
+  private readonly handshaking = new Set<FramedConnection>();
+  private readonly clients = new Set<FramedConnection>();
+  private readonly clientsPerAddress = new Map<string, number>();
+  /** Buffered request bytes of every client connection. */
+  readonly budget: InboundBudget;
   /** Every accepted socket, TLS handshake still running or not, so `close` can end them all. */
   private readonly sockets = new Set<Socket>();
   /** Connections refused or closed for breaking the protocol (handshake or frames). */
   refused = 0;
 
   constructor(private readonly params: ListenerParams) {
+    this.budget = new InboundBudget(params.server.maxInboundBytes);
     const onSocket = (socket: Socket) => this.accept(socket);
     if (params.tls === undefined) this.server = createNetServer({ noDelay: true }, onSocket);
     else {
@@ -50,7 +76,7 @@ export class Listener {
         params.logger.warn('tls handshake failed', { reason: err.message, remote: `${socket.remoteAddress}:${socket.remotePort}` });
       });
     }
-    this.server.maxConnections = params.maxConnections;
+    this.server.maxConnections = params.server.maxClients + params.server.maxHandshakes + PEER_ALLOWANCE;
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
@@ -80,6 +106,11 @@ export class Listener {
     return this.conns.size;
   }
 
+  /** Client connections currently held. */
+  get clientConnections(): number {
+    return this.clients.size;
+  }
+
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of [...this.conns]) c.destroy();
@@ -90,22 +121,63 @@ export class Listener {
   }
 
   private accept(socket: Socket): void {
-    const { logger } = this.params;
+    const { logger, server } = this.params;
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const conn = new FramedConnection(socket, this.params.limits, { message() {}, close() {} });
+    if (this.handshaking.size >= server.maxHandshakes) {
+      const oldest = this.handshaking.values().next().value as FramedConnection;
+      this.handshaking.delete(oldest);
+      logger.warn('too many connections in their handshake; closing the oldest', {
+        limit: server.maxHandshakes,
+        closed: `${oldest.socket.remoteAddress}:${oldest.socket.remotePort}`,
+      });
+      oldest.destroy(new TransportError(`closed to make room: ${server.maxHandshakes} connections were in their handshake`));
+    }
     this.conns.add(conn);
-    socket.once('close', () => this.conns.delete(conn));
-    acceptHandshake(conn, { ...this.params.handshake, logger }).then(
+    this.handshaking.add(conn);
+    socket.once('close', () => {
+      this.conns.delete(conn);
+      this.handshaking.delete(conn);
+    });
+    acceptHandshake(conn, { ...this.params.handshake, logger, admit: (kind) => this.admit(conn, kind) }).then(
       (r) => {
+        this.handshaking.delete(conn);
         if (conn.isClosed) return;
         logger.debug('connection accepted', { kind: r.kind, id: r.remoteId, remote });
         if (r.kind === 'peer') this.params.onPeer(conn, r.remoteId);
-        else this.params.onClient(conn, r.remoteId);
+        else {
+          conn.setBudget(this.budget);
+          this.params.onClient(conn, r.remoteId);
+        }
       },
       () => {
         // acceptHandshake logged the reason and closed the connection.
+        this.handshaking.delete(conn);
         this.refused++;
       },
     );
+  }
+
+  /** Takes a client slot for `conn`, or says why there is none (sent to the client as a REJECT). */
+  private admit(conn: FramedConnection, kind: ConnectionKind): HandshakeError | undefined {
+    if (kind !== 'client') return undefined;
+    const { maxClients, maxClientsPerAddress } = this.params.server;
+    const address = conn.socket.remoteAddress ?? '?';
+    if (this.clients.size >= maxClients) {
+      return new HandshakeError('too-many-connections', `this node holds its limit of ${maxClients} client connections (maxConnections)`);
+    }
+    const fromAddress = this.clientsPerAddress.get(address) ?? 0;
+    if (fromAddress >= maxClientsPerAddress) {
+      return new HandshakeError('too-many-connections', `${address} holds its limit of ${maxClientsPerAddress} client connections (maxConnectionsPerAddress)`);
+    }
+    this.clients.add(conn);
+    this.clientsPerAddress.set(address, fromAddress + 1);
+    conn.socket.once('close', () => {
+      this.clients.delete(conn);
+      const n = (this.clientsPerAddress.get(address) ?? 1) - 1;
+      if (n > 0) this.clientsPerAddress.set(address, n);
+      else this.clientsPerAddress.delete(address);
+    });
+    return undefined;
   }
 }

@@ -45,6 +45,66 @@ export function resolveLimits(o: LimitOptions): ConnectionLimits {
   return { maxFrameSize, maxMessageSize, partSize, maxQueueBytes, maxQueueMessages, stallTimeoutMs };
 }
 
+/** What a listener admits: client and handshake slots, per-address caps, idle clients, buffered requests. */
+export interface ServerLimitOptions {
+  /**
+   * Client connections held at most (default 1024). Peers are not counted: a known peer (authenticated by the
+   * cluster secret when there is one) always gets its connection, so clients can never lock peers out.
+   */
+  maxConnections?: number;
+  /** Client connections held at most from one remote IP address (default 128). */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Connections still in their handshake (default 256). When a new one arrives and all are taken, the oldest
+   * is closed: silent sockets cannot keep a peer or a client from getting through.
+   */
+  maxHandshakes?: number;
+  /**
+   * A client connection with no request in flight that sends nothing for this long is closed, also one that
+   * stopped in the middle of sending a request (default 120000 ms; the check runs every `clientIdleTimeoutMs`,
+   * so closing takes up to twice that).
+   */
+  clientIdleTimeoutMs?: number;
+  /**
+   * Bytes of client requests buffered node-wide, in partial frames and split requests being reassembled
+   * (default max(128 MiB, maxMessageSize + maxFrameSize)). A connection that needs more waits, not read,
+   * until bytes are released. Must be at least maxMessageSize + maxFrameSize.
+   */
+  maxInboundBytes?: number;
+}
+
+export interface ServerLimits {
+  maxClients: number;
+  maxClientsPerAddress: number;
+  maxHandshakes: number;
+  clientIdleTimeoutMs: number;
+  maxInboundBytes: number;
+}
+
+export const DEFAULT_SERVER_LIMITS = {
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 128,
+  maxHandshakes: 256,
+  clientIdleTimeoutMs: 120_000,
+  maxInboundBytes: 128 * 1024 * 1024,
+} as const;
+
+export function resolveServerLimits(o: ServerLimitOptions, limits: ConnectionLimits): ServerLimits {
+  const d = DEFAULT_SERVER_LIMITS;
+  const least = limits.maxMessageSize + limits.maxFrameSize;
+  const maxInboundBytes = positiveInt(o.maxInboundBytes, 'maxInboundBytes', Math.max(d.maxInboundBytes, least));
+  if (maxInboundBytes < least) {
+    throw new ConfigError(`maxInboundBytes (${maxInboundBytes}) must hold one largest message and a frame: at least maxMessageSize + maxFrameSize = ${least}`);
+  }
+  return {
+    maxClients: positiveInt(o.maxConnections, 'maxConnections', d.maxConnections),
+    maxClientsPerAddress: positiveInt(o.maxConnectionsPerAddress, 'maxConnectionsPerAddress', d.maxConnectionsPerAddress),
+    maxHandshakes: positiveInt(o.maxHandshakes, 'maxHandshakes', d.maxHandshakes),
+    clientIdleTimeoutMs: positiveInt(o.clientIdleTimeoutMs, 'clientIdleTimeoutMs', d.clientIdleTimeoutMs, 2 ** 31 - 1),
+    maxInboundBytes,
+  };
+}
+
 export function positiveOption(v: unknown, name: string, fallback: number): number {
   return positiveInt(v, name, fallback);
 }

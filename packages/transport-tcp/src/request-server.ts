@@ -18,7 +18,7 @@ import { FrameError } from './errors';
 import { FrameType } from './frame';
 import { PROTOCOL_VERSION } from './handshake';
 import { Listener } from './listener';
-import { formatAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+import { formatAddress, positiveOption, resolveLimits, resolveServerLimits, type LimitOptions, type ServerLimitOptions, type TlsOptions } from './options';
 
 /** What a request handler learns about the request besides its body. */
 export interface RequestContext {
@@ -76,6 +76,8 @@ export interface ClientSessionOptions {
   /** Where a leader hint points clients, when known. */
   resolveLeader: (id: NodeId) => string | undefined;
   maxConcurrentRequests: number;
+  /** Close the connection when it has had no request in flight and sent nothing for this long. */
+  idleTimeoutMs: number;
   logger: Logger;
 }
 
@@ -116,6 +118,22 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
   const waiting: Array<{ id: number; body: unknown }> = [];
   const remoteAddress = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
   const { logger } = options;
+
+  // Idle check: one timer per connection, firing every idleTimeoutMs rather than reset per message. It closes
+  // the connection when, over a whole period, nothing was received and nothing was in flight, waiting, or held
+  // back by this side (budget); so an idle connection goes after one to two periods. A client that stopped in
+  // the middle of a request counts as idle too: it would otherwise keep its share of the request budget.
+  let seen = conn.bytesReceived;
+  const idleTimer = setInterval(() => {
+    const busy = inflight.size > 0 || waiting.length > 0 || conn.heldBack;
+    if (busy || conn.bytesReceived !== seen) {
+      seen = conn.bytesReceived;
+      return;
+    }
+    logger.info('closing idle client connection', { clientId, remote: remoteAddress, idleTimeoutMs: options.idleTimeoutMs });
+    conn.end();
+  }, options.idleTimeoutMs);
+  idleTimer.unref();
 
   const respond = (res: ResponseBody) => {
     if (conn.isClosed) return;
@@ -221,6 +239,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       }
     },
     close(error) {
+      clearInterval(idleTimer);
       if (error !== undefined && !TransportError.is(error)) {
         logger.warn('client connection closed on bad input', { clientId, remote: remoteAddress, reason: error.message });
       }
@@ -239,7 +258,7 @@ function redirectBody(id: number, address: string | undefined, leader: string | 
   return { id, redirect: r };
 }
 
-export interface RequestServerOptions extends LimitOptions {
+export interface RequestServerOptions extends LimitOptions, ServerLimitOptions {
   clusterId: string;
   /** The id this server presents in handshakes (default 'server'). */
   id?: NodeId;
@@ -249,7 +268,7 @@ export interface RequestServerOptions extends LimitOptions {
   logger?: Logger;
   /** Requests a connection may have in flight (default 128). */
   maxConcurrentRequests?: number;
-  maxConnections?: number;
+  /** Handshake deadline: a connection that has not completed its handshake by then is closed (default 5000 ms). */
   handshakeTimeoutMs?: number;
 }
 
@@ -270,6 +289,7 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
   assertNodeId(id, 'id');
   const logger = options.logger ?? silentLogger;
   const limits = resolveLimits(options);
+  const server = resolveServerLimits(options, limits);
   const maxConcurrentRequests = positiveOption(options.maxConcurrentRequests, 'maxConcurrentRequests', 128);
   let handler: RequestHandler | undefined;
   const listener = new Listener({
@@ -278,7 +298,7 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
     tls: options.tls,
     limits,
     logger,
-    maxConnections: positiveOption(options.maxConnections, 'maxConnections', 1024),
+    server,
     handshake: {
       clusterId: options.clusterId,
       id,
@@ -289,7 +309,8 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
       acceptClients: true,
     },
     onPeer: (conn) => conn.destroy(),
-    onClient: (conn, clientId) => serveClient(conn, clientId, { handler: () => handler, resolveLeader: () => undefined, maxConcurrentRequests, logger }),
+    onClient: (conn, clientId) =>
+      serveClient(conn, clientId, { handler: () => handler, resolveLeader: () => undefined, maxConcurrentRequests, idleTimeoutMs: server.clientIdleTimeoutMs, logger }),
   });
   return {
     onRequest(h) {

@@ -17,11 +17,11 @@ import { FaultControl } from './faults';
 import { FrameType } from './frame';
 import { PROTOCOL_VERSION } from './handshake';
 import { Listener } from './listener';
-import { formatAddress, parseAddress, positiveOption, resolveLimits, type LimitOptions, type TlsOptions } from './options';
+import { formatAddress, parseAddress, positiveOption, resolveLimits, resolveServerLimits, type LimitOptions, type ServerLimitOptions, type ServerLimits, type TlsOptions } from './options';
 import { PeerLink, type PeerLinkState } from './peer-link';
 import { serveClient, type RequestHandler } from './request-server';
 
-export interface TcpTransportOptions extends LimitOptions {
+export interface TcpTransportOptions extends LimitOptions, ServerLimitOptions {
   /** This node's id. */
   id: NodeId;
   /** Connections from other clusters are refused. */
@@ -36,14 +36,12 @@ export interface TcpTransportOptions extends LimitOptions {
   logger?: Logger;
   /** TCP/TLS connect timeout for dialing peers (default 1000 ms). */
   connectTimeoutMs?: number;
-  /** Handshake timeout, both sides (default 5000 ms). */
+  /** Handshake deadline, both sides: a connection not through its handshake by then is closed (default 5000 ms). */
   handshakeTimeoutMs?: number;
   /** Reconnect backoff (defaults: base 50 ms, cap 2000 ms, full jitter). */
   backoff?: BackoffOptions;
   /** Client requests one connection may have in flight (default 128). */
   maxConcurrentRequests?: number;
-  /** Connections the listener holds at most (default 1024). */
-  maxConnections?: number;
 }
 
 /** What `peerStats()` reports for one peer. */
@@ -95,6 +93,7 @@ class TcpTransportImpl implements TcpTransport {
   private readonly clusterId: string;
   private readonly logger: Logger;
   private readonly limits: ConnectionLimits;
+  private readonly serverLimits: ServerLimits;
   private readonly codec: Codec = createCodec();
   /** The last message encoded in the current send() call and its bytes, for an envelope carrying the same object. */
   private lastMsg: unknown;
@@ -118,6 +117,7 @@ class TcpTransportImpl implements TcpTransport {
     this.clusterId = options.clusterId;
     this.logger = options.logger ?? silentLogger;
     this.limits = resolveLimits(options);
+    this.serverLimits = resolveServerLimits(options, this.limits);
     this.peers = checkPeers(options.peers);
     this.peers.delete(this.id);
   }
@@ -133,7 +133,7 @@ class TcpTransportImpl implements TcpTransport {
       tls: o.tls,
       limits: this.limits,
       logger: this.logger,
-      maxConnections: positiveOption(o.maxConnections, 'maxConnections', 1024),
+      server: this.serverLimits,
       handshake: {
         clusterId: this.clusterId,
         id: this.id,
@@ -149,6 +149,7 @@ class TcpTransportImpl implements TcpTransport {
           handler: () => this.requestHandler,
           resolveLeader: (id) => (id === this.id ? this.endpoint() : this.peers.get(id)),
           maxConcurrentRequests: positiveOption(o.maxConcurrentRequests, 'maxConcurrentRequests', 128),
+          idleTimeoutMs: this.serverLimits.clientIdleTimeoutMs,
           logger: this.logger,
         }),
     });
