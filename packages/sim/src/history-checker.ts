@@ -31,7 +31,7 @@ export function linearizabilityChecker(options: CheckOptions = {}): HistoryCheck
     check(history) {
       const r = checkLinearizability([...history], options);
       if (r.result === 'ok') return { result: 'ok', checkedOps: r.checkedOps };
-      if (r.result === 'unknown') return { result: 'unknown', checkedOps: r.checkedOps, reason: `key ${r.key}: ${r.reason}` };
+      if (r.result === 'unknown') return { result: 'unknown', checkedOps: r.checkedOps, reason: r.reason };
       return {
         result: 'illegal',
         checkedOps: r.checkedOps,

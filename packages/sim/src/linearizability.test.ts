@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { HistoryOp, KvInput, KvOutput } from './history';
+import { kvStep } from './kv-state-machine';
+import { generateHistory, injectStaleRead } from './lin-generate';
 import { checkLinearizability } from './linearizability';
+import { Rng } from './rng';
 
 let nextId = 0;
 function op(client: number, input: KvInput, invoke: number, complete: number | undefined, output?: KvOutput): HistoryOp {
@@ -143,5 +146,145 @@ describe('scale', () => {
     const r = checkLinearizability(h);
     expect(r.result).toBe('ok');
     expect(r.checkedOps).toBe(2000);
+  });
+});
+
+describe('every key is checked; illegal wins over unknown (issue #17, finding 3)', () => {
+  it('an illegal key behind a key the search cannot decide is reported illegal', () => {
+    // Four ops: key a (sorts first) needs more than 3 search steps, key b is plainly illegal (a value nobody wrote).
+    const h = [put(0, 'a', '1', 0, 10), put(1, 'a', '2', 0, 10), get(2, 'a', '1', 0, 10), get(3, 'b', 'zzz', 0, 10)];
+    const r = checkLinearizability(h, { maxSteps: 3 });
+    expect(r.result).toBe('illegal');
+    if (r.result !== 'illegal') return;
+    expect(r.key).toBe('b');
+  });
+
+  it('unknown lists every undecided key and names the step limit when steps stopped it', () => {
+    const h = [put(0, 'a', '1', 0, 10), put(1, 'a', '2', 0, 10), get(2, 'a', '1', 0, 10), put(3, 'b', '1', 0, 10), put(4, 'b', '2', 0, 10), get(5, 'b', '1', 0, 10)];
+    const r = checkLinearizability(h, { maxSteps: 3 });
+    expect(r.result).toBe('unknown');
+    if (r.result !== 'unknown') return;
+    expect(r.undecided).toEqual(['a', 'b']);
+    expect(r.reason).toBe('key a: search exceeded 3 steps; key b: search exceeded 3 steps');
+  });
+
+  it('the reason names the memo cap when the memo cap stopped the search', () => {
+    const h = [put(0, 'a', '1', 0, 10), put(1, 'a', '2', 0, 10), get(2, 'a', '1', 0, 10)];
+    const r = checkLinearizability(h, { maxMemo: 1 });
+    expect(r.result).toBe('unknown');
+    if (r.result !== 'unknown') return;
+    expect(r.reason).toBe('key a: search exceeded its memo cap of 1 configurations');
+    expect(r.reason).not.toMatch(/steps/);
+  });
+});
+
+/** Every value a counterexample's op saw is written by another op of the counterexample. */
+function explained(ce: HistoryOp[]): boolean {
+  const writes = (o: HistoryOp) => (o.input.f === 'put' || o.input.f === 'append' ? [o.input.value] : o.input.f === 'cas' ? [o.input.to] : []);
+  return ce.every((o) => {
+    if (o.status !== 'ok' || o.output === undefined) return true;
+    let v: string | null = null;
+    if (o.input.f === 'get' && 'value' in o.output) v = o.output.value;
+    if (o.input.f === 'cas' && 'swapped' in o.output && o.output.swapped) v = o.input.from;
+    if (v === null) return true;
+    const others = ce.filter((w) => w !== o).flatMap(writes);
+    return others.includes(v) || v.split(' ').every((t) => others.includes(t));
+  });
+}
+
+describe('counterexamples keep their writers', () => {
+  it('a cas from 2 to 2 is not its own writer', () => {
+    const w2 = put(0, 'x', '2', 0, 10);
+    const w3 = put(0, 'x', '3', 20, 30);
+    const c = cas(1, 'x', '2', '2', true, 40, 50);
+    const r = checkLinearizability([w2, w3, c]);
+    expect(r.result).toBe('illegal');
+    if (r.result !== 'illegal') return;
+    expect(ids(r.counterexample)).toEqual(ids([w2, w3, c]));
+    expect(explained(r.counterexample)).toBe(true);
+  });
+
+  it('a read of a list on a key with puts and appends keeps a writer of each element', () => {
+    const a = put(0, 'l', 'a', 0, 10);
+    const b = append(0, 'l', 'b', 20, 30);
+    const c = append(0, 'l', 'c', 40, 50);
+    const read = get(1, 'l', 'a c', 60, 70);
+    const r = checkLinearizability([a, b, c, read]);
+    expect(r.result).toBe('illegal');
+    if (r.result !== 'illegal') return;
+    expect(ids(r.counterexample)).toEqual(ids([a, b, c, read]));
+    expect(explained(r.counterexample)).toBe(true);
+  });
+});
+
+/**
+ * The definition, by brute force: some order of the ops (indeterminate ones optional) that respects real time
+ * (an op that completed before another was invoked comes first) and gives every completed op its output.
+ */
+function bruteForce(h: HistoryOp[]): boolean {
+  const ops = h.filter((o) => !(o.status === 'info' && o.input.f === 'get'));
+  const used = new Array<boolean>(ops.length).fill(false);
+  const state = new Map<string, string>();
+  const go = (left: number): boolean => {
+    if (ops.every((o, i) => used[i] || o.status === 'info')) return true;
+    if (left === 0) return false;
+    for (let i = 0; i < ops.length; i++) {
+      const o = ops[i] as HistoryOp;
+      if (used[i]) continue;
+      // Every op not yet placed that completed before o was invoked would have to come first.
+      if (ops.some((p, j) => !used[j] && p.status === 'ok' && (p.complete as number) < o.invoke)) continue;
+      const before = state.get(o.input.key);
+      const { next, output } = kvStep(before, o.input);
+      if (o.status === 'ok' && JSON.stringify(output) !== JSON.stringify(o.output)) continue;
+      used[i] = true;
+      if (next === undefined) state.delete(o.input.key);
+      else state.set(o.input.key, next);
+      const found = go(left - 1);
+      used[i] = false;
+      if (before === undefined) state.delete(o.input.key);
+      else state.set(o.input.key, before);
+      if (found) return true;
+    }
+    return false;
+  };
+  return go(ops.length);
+}
+
+describe('agrees with the definition', () => {
+  it('same verdict as a brute-force search on 400 small random histories, legal and not', () => {
+    const verdicts = { ok: 0, illegal: 0 };
+    for (let seed = 1; seed <= 400; seed++) {
+      const h = generateHistory({ seed, ops: 7, keys: 1, listKeys: 1, clients: 3, maxDuration: 8, indeterminate: 0.25 });
+      // Half of them get one completed op's output changed (often, not always, making them illegal).
+      const rng = new Rng(seed);
+      const done = h.filter((o) => o.status === 'ok' && o.input.f !== 'put' && o.input.f !== 'append');
+      if (rng.chance(0.5) && done.length > 0) {
+        const victim = rng.pick(done);
+        const values = [null, ...h.flatMap((o) => (o.input.f === 'put' || o.input.f === 'append' ? [o.input.value] : o.input.f === 'cas' ? [o.input.to] : []))];
+        if (victim.input.f === 'get') victim.output = { value: rng.pick(values) };
+        else if (victim.output !== undefined && 'swapped' in victim.output) victim.output = { swapped: !victim.output.swapped };
+      }
+      const expected = bruteForce(h) ? 'ok' : 'illegal';
+      const r = checkLinearizability(h);
+      expect({ seed, result: r.result }).toEqual({ seed, result: expected });
+      verdicts[expected]++;
+    }
+    // Both verdicts are well represented, or the comparison proves little.
+    expect(verdicts.ok).toBeGreaterThan(100);
+    expect(verdicts.illegal).toBeGreaterThan(100);
+  });
+
+  it('finds the injected stale read in generated 300-op histories', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const h = generateHistory({ seed, ops: 300 });
+      expect(checkLinearizability(h).result).toBe('ok');
+      const bad = injectStaleRead(h, seed);
+      if (bad === undefined) continue;
+      const r = checkLinearizability(bad.history);
+      expect(r.result).toBe('illegal');
+      if (r.result !== 'illegal') continue;
+      expect(r.counterexample.map((o) => o.id)).toContain(bad.victim);
+      expect(explained(r.counterexample)).toBe(true);
+    }
   });
 });
