@@ -3,7 +3,7 @@ import { nextBallot } from './ballot';
 import type { Nack, Prepare, Promise } from './messages';
 import type { PaxosNode } from './paxos';
 import { fill, syncPeers } from './phase2';
-import { q1 } from './quorums';
+import { q1, q2 } from './quorums';
 import { WaitingQueue } from './waiting-queue';
 
 /**
@@ -138,8 +138,28 @@ export function resetElectionTimer(n: PaxosNode): void {
 /**
  * PMMC section 3 ("preempted"): a proposer whose ballot was overtaken gives up and backs off for a random time
  * before trying again, so dueling proposers converge.
+ *
+ * Except a leader that a phase-2 quorum still follows: it runs phase 1 again at once, above the ballot it met
+ * (PMMC's leader, preempted, spawns a scout with a higher ballot; its followers promise it, since they follow it).
+ * Such a Nack comes from an acceptor that promised a proposer no quorum follows: a replica restarted or cut off
+ * that campaigned before the leader reached it, which the others ignore while they hear the leader (stickiness,
+ * `handlePrepare`). Stepping down let that replica depose a live leader and lead in its place; and a leader that
+ * kept its ballot would never be accepted by that replica again. A leader preempted by a proposer a quorum did
+ * promise has stopped hearing from that quorum (its followers ignore others while they hear it), so it backs off;
+ * so does a leader handing over leadership (its target campaigns with `force`, which passes stickiness).
  */
 export function handleNack(n: PaxosNode, m: Nack): void {
   if (m.promised > n.maxSeen) n.maxSeen = m.promised;
-  if (n.role !== 'follower' && m.ballot === n.ballot && m.promised > n.ballot) becomeFollower(n, undefined);
+  if (n.role === 'follower' || m.ballot !== n.ballot || m.promised <= n.ballot) return;
+  if (n.role === 'leader' && n.transferTo === undefined && followedByQuorum(n)) return campaign(n, false);
+  becomeFollower(n, undefined);
+}
+
+/** Whether a phase-2 quorum of the configuration in force answered one of the leader's last heartbeats (an election timeout's worth). */
+function followedByQuorum(n: PaxosNode): boolean {
+  const cfg = n.membership.configAt(n.commit + 1);
+  const recent = Math.max(0, n.seq - Math.ceil(n.electionTicks / n.heartbeatTicks));
+  let live = 0;
+  for (const v of cfg.voters) if (v === n.id || (n.peers.get(v)?.replySeq ?? 0) > recent) live++;
+  return live >= q2(n, cfg);
 }
