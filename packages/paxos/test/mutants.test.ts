@@ -301,6 +301,32 @@ describe('mutant 5: the leader counts its own acceptance only once it is durable
     settle(net, 3);
     for (const id of net.ids()) expect(net.get(id).applied).toEqual(['w', 'y']);
   });
+
+  it('a proposal taken while the previous Ready is at the disk is not counted when that Ready completes', () => {
+    const net = cluster(['a', 'b', 'c'], { phase1Quorum: 3, phase2Quorum: 1 });
+    elect(net, 'a');
+    const a = net.get('a');
+    const xSlot = a.node.nextSlot;
+    a.node.propose(enc.encode('x'));
+    const r1 = a.driver.take() as Ready; // x at the disk
+    a.node.propose(enc.encode('lost')); // arrives meanwhile: in the next Ready, not in this one
+    expect(r1.entries.map((e) => e.index)).not.toContain(xSlot + 1);
+    a.driver.persist(r1);
+    a.driver.complete(r1);
+    net.check();
+    expect(a.node.commit).toBe(xSlot);
+    // The next save is lost with a crash: 'lost' was never chosen; the next leader may put y in its slot.
+    const r2 = a.driver.take() as Ready;
+    a.driver.persist(r2, 0);
+    net.crash('a');
+    net.restart('a');
+    net.queue = net.queue.filter((e) => e.from !== 'a');
+    elect(net, 'b');
+    net.get('b').node.propose(enc.encode('y'));
+    net.deliver();
+    settle(net, 3);
+    for (const id of net.ids()) expect(net.get(id).applied).toEqual(['x', 'y']);
+  });
 });
 
 describe('mutant 6: a leader lease is shorter than the followers\' stickiness by the clock-drift margin (Paxos Made Live 5.2)', () => {
