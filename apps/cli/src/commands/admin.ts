@@ -398,6 +398,25 @@ async function refuseQuorumLoss(cluster: ClusterFile, id: NodeId, force: boolean
   );
 }
 
+/**
+ * Waits until every remaining member that answers reports a configuration in force without `id`, before `id` is
+ * stopped. The leader answered once the change was in force there; a member that has not heard so yet (the
+ * leader's next heartbeat tells it) still counts `id` in its quorums. For Raft that is harmless: it has the entry.
+ * For Multi-Paxos the configuration decided in slot s governs from slot s + WINDOW (PMMC section 4): a member
+ * whose commit point is below that, left alone with the new configuration when a removed leader stops, would run
+ * phase 1 with the old configuration, which needs the stopped node (a 2-node cluster removing its leader never
+ * elected another). Bounded: a member that does not answer, or stays behind past `timeoutMs`, is not waited for.
+ */
+async function waitUntilOutEverywhere(cluster: ClusterFile, rest: ClusterNode[], id: NodeId, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const reports = (await fetchReports({ ...cluster, nodes: rest })).filter((r): r is NodeReport => r !== undefined);
+    const named = (r: NodeReport) => r.status.config.voters.includes(id) || r.status.config.learners.includes(id) || (r.status.config.outgoing ?? []).includes(id);
+    if (reports.length > 0 && !reports.some(named)) return;
+    await sleep(100);
+  }
+}
+
 /** `members remove <id>`: removes a member through the log, then stops its process. */
 export async function membersRemove(o: AdminOptions & { force?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
@@ -417,8 +436,9 @@ async function removeMember(cd: ClusterDir, o: AdminOptions & { force?: boolean 
   // A leader that removes itself steps down once the change commits, which can lose the answer: the
   // configuration tells whether it went through (changeMembers).
   await changeMembers(o.dir, cluster, 'remove', id);
-  await stopNode(cd, id);
   const rest = cluster.nodes.filter((n) => n.id !== id);
+  await waitUntilOutEverywhere(cluster, rest, id);
+  await stopNode(cd, id);
   cd.write({ ...cluster, nodes: rest });
   // Its port may go to the next member added: no node should keep sending there under the old id.
   await toEveryNode(cluster.clusterId, rest, { t: 'admin.peers', peers: { [id]: '' } });
