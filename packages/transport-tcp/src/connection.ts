@@ -108,6 +108,11 @@ export class FramedConnection {
   received = 0;
   /** Bytes read from the socket since the connection opened. */
   bytesReceived = 0;
+  /**
+   * Set by the connection's owner while it has nothing in flight: since when (performance.now()) and
+   * `bytesReceived` at that moment (a later byte means the other side is sending again).
+   */
+  idle: { since: number; bytes: number } | undefined;
 
   constructor(
     readonly socket: Socket,

@@ -5,6 +5,7 @@ import { decodePlain, encodePlain } from './codec';
 import { HandshakeError } from './errors';
 import { FrameFlag, FrameParser, FrameType, HEADER_SIZE, allocHeader, encodeFrame, type Frame } from './frame';
 import { PROTOCOL_VERSION } from './handshake';
+import { EVICT_IDLE_CLIENT_MS } from './listener';
 import { createRequestServer, type RequestServer, type RequestServerOptions } from './request-server';
 import { createRpcClient } from './rpc-client';
 import { memoryLogger, startTcpCluster, type MemoryLogger } from './testing';
@@ -148,15 +149,13 @@ describe('connection limits (issue #17, finding 4)', () => {
     cluster.transports.b!.send([{ from: 'b', to: 'a', msg: { n: 2 } }]);
     await cluster.handlers.b!.waitUntil((env) => env.from === 'a', 5000);
     await cluster.handlers.a!.waitUntil((env) => env.from === 'b', 5000);
-    // A third client is refused with a reason, not silently dropped.
-    const third = await RawClient.handshake(cluster.endpoints.a!, 'limits');
-    stops.push(() => third.destroy());
-    expect(third.rejectCode()).toBe('too-many-connections');
   });
 
   it('a client refused for lack of slots gets a typed error and a logged reason', async () => {
-    const { s, logger } = await server({ maxConnections: 1 });
-    await raw(s.endpoint());
+    // The one slot is held by a client with a request in flight (an idle one would make room).
+    const { s, logger } = await server({ maxConnections: 1 }, () => new Promise(() => {}));
+    (await raw(s.endpoint())).socket.write(request(1, 'forever'));
+    await sleep(50);
     const c = createRpcClient({ endpoints: [s.endpoint()], clusterId: 'limits', connectTimeoutMs: 5000, handshakeTimeoutMs: 5000 });
     stops.push(() => c.close());
     const err = await c.request('hi').catch((e: unknown) => e);
@@ -177,6 +176,24 @@ describe('connection limits (issue #17, finding 4)', () => {
     cluster.transports.a!.send([{ from: 'a', to: 'b', msg: { n: 1 } }]);
     await cluster.handlers.b!.waitUntil((env) => env.from === 'a', 5000);
     await until(() => silent[0]!.closed, 'the oldest silent connection to be closed');
+  });
+
+  it('when client slots run out, the client idle longest makes room; a busy one never does', async () => {
+    let release: (() => void) | undefined;
+    const { s } = await server({ maxConnections: 2 }, (body) => (body === 'slow' ? new Promise((r) => (release = () => r('done'))) : body));
+    const busy = await raw(s.endpoint());
+    busy.socket.write(request(1, 'slow'));
+    const idle = await raw(s.endpoint());
+    // Nobody has been idle long enough yet: refused.
+    const early = await raw(s.endpoint());
+    expect(early.rejectCode()).toBe('too-many-connections');
+    await sleep(EVICT_IDLE_CLIENT_MS + 100);
+    const late = await raw(s.endpoint());
+    expect(late.welcomed).toBe(true);
+    await until(() => idle.closed, 'the idle client to be closed');
+    expect(busy.closed).toBe(false);
+    release!();
+    await until(() => busy.responses().length === 1, 'the slow answer');
   });
 
   it('closes a client connection that stays idle past clientIdleTimeoutMs, never one with a request in flight', async () => {

@@ -14,6 +14,12 @@ import { formatAddress, type ServerLimits, type TlsOptions } from './options';
  */
 const PEER_ALLOWANCE = 256;
 
+/**
+ * When client slots run out, a client connection idle at least this long (nothing in flight, nothing received)
+ * is closed to make room for the new one, the longest-idle first; without one, the new client is refused.
+ */
+export const EVICT_IDLE_CLIENT_MS = 1000;
+
 export interface ListenerParams {
   host: string;
   port: number;
@@ -36,7 +42,9 @@ export interface ListenerParams {
  * taken the oldest is closed (a silent socket cannot hold a slot a peer needs, and it would be closed at its
  * handshake deadline anyway); a peer, once it proved who it is, is never counted against clients; a client
  * takes one of `maxClients` slots and one of `maxClientsPerAddress` for its IP address, or is refused with a
- * REJECT `too-many-connections` and a logged reason. Client connections share one budget of buffered request
+ * REJECT `too-many-connections` and a logged reason; when the slots are all taken, the client connection
+ * idle longest (at least EVICT_IDLE_CLIENT_MS) is closed to make room first, so idle connections cannot lock
+ * clients out either. Client connections share one budget of buffered request
  * bytes (`InboundBudget`).
  */
 export class Listener {
@@ -163,7 +171,7 @@ export class Listener {
     if (kind !== 'client') return undefined;
     const { maxClients, maxClientsPerAddress } = this.params.server;
     const address = conn.socket.remoteAddress ?? '?';
-    if (this.clients.size >= maxClients) {
+    if (this.clients.size >= maxClients && !this.evictIdleClient()) {
       return new HandshakeError('too-many-connections', `this node holds its limit of ${maxClients} client connections (maxConnections)`);
     }
     const fromAddress = this.clientsPerAddress.get(address) ?? 0;
@@ -172,12 +180,36 @@ export class Listener {
     }
     this.clients.add(conn);
     this.clientsPerAddress.set(address, fromAddress + 1);
-    conn.socket.once('close', () => {
-      this.clients.delete(conn);
-      const n = (this.clientsPerAddress.get(address) ?? 1) - 1;
-      if (n > 0) this.clientsPerAddress.set(address, n);
-      else this.clientsPerAddress.delete(address);
-    });
+    conn.socket.once('close', () => this.releaseClient(conn));
     return undefined;
+  }
+
+  /** Gives back `conn`'s client slot (once). */
+  private releaseClient(conn: FramedConnection): void {
+    if (!this.clients.delete(conn)) return;
+    const address = conn.socket.remoteAddress ?? '?';
+    const n = (this.clientsPerAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.clientsPerAddress.set(address, n);
+    else this.clientsPerAddress.delete(address);
+  }
+
+  /** Closes the client connection idle longest, if one has been idle long enough; returns whether it did. */
+  private evictIdleClient(): boolean {
+    const now = performance.now();
+    let oldest: FramedConnection | undefined;
+    for (const c of this.clients) {
+      const idle = c.idle;
+      if (idle === undefined || c.bytesReceived !== idle.bytes || c.heldBack || now - idle.since < EVICT_IDLE_CLIENT_MS) continue;
+      if (oldest === undefined || idle.since < oldest.idle!.since) oldest = c;
+    }
+    if (oldest === undefined) return false;
+    this.params.logger.info('client connections at their limit; closing the one idle longest', {
+      limit: this.params.server.maxClients,
+      closed: `${oldest.socket.remoteAddress}:${oldest.socket.remotePort}`,
+      idleMs: Math.round(now - oldest.idle!.since),
+    });
+    this.releaseClient(oldest);
+    oldest.end();
+    return true;
   }
 }

@@ -123,6 +123,10 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
   // the connection when, over a whole period, nothing was received and nothing was in flight, waiting, or held
   // back by this side (budget); so an idle connection goes after one to two periods. A client that stopped in
   // the middle of a request counts as idle too: it would otherwise keep its share of the request budget.
+  /** Marks the connection idle (for the listener's choice of a client to close when slots run out) or busy. */
+  const noteIdle = () => {
+    conn.idle = inflight.size === 0 && waiting.length === 0 ? (conn.idle ?? { since: performance.now(), bytes: conn.bytesReceived }) : undefined;
+  };
   let seen = conn.bytesReceived;
   const idleTimer = setInterval(() => {
     const busy = inflight.size > 0 || waiting.length > 0 || conn.heldBack;
@@ -210,33 +214,16 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       start(w.id, w.body);
     }
     if (inflight.size < options.maxConcurrentRequests) conn.resume();
+    noteIdle();
   };
 
+  noteIdle();
   conn.setEvents({
     message(type, body, own) {
-      if (type === FrameType.Cancel) {
-        const v = codec.decode(body, own);
-        if (isRecord(v) && typeof v.id === 'number') {
-          const entry = inflight.get(v.id);
-          if (entry !== undefined) cancel(entry, new TransportError('request cancelled by the client'));
-          const i = waiting.findIndex((w) => w.id === v.id);
-          if (i >= 0) waiting.splice(i, 1);
-        }
-        return;
-      }
-      if (type !== FrameType.Request) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a client connection`);
-      const v = codec.decode(body, own);
-      if (!isRecord(v) || typeof v.id !== 'number' || !Number.isSafeInteger(v.id)) throw new FrameError('bad-part', 'request without a valid id');
-      const id = v.id;
-      if (inflight.has(id) || (waiting.length > 0 && waiting.some((w) => w.id === id))) {
-        respond({ id, error: errorToWire(new InvalidArgumentError(`request id ${id} is already in flight`)) });
-        return;
-      }
-      if (inflight.size < options.maxConcurrentRequests) start(id, v.body);
-      else {
-        waiting.push({ id, body: v.body });
-        conn.pause();
-      }
+      // A message that throws closes the connection: no need to mark it idle again then.
+      conn.idle = undefined;
+      onMessage(type, body, own);
+      noteIdle();
     },
     close(error) {
       clearInterval(idleTimer);
@@ -249,6 +236,32 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       waiting.length = 0;
     },
   });
+
+  function onMessage(type: FrameType, body: Uint8Array, own: boolean): void {
+    if (type === FrameType.Cancel) {
+      const v = codec.decode(body, own);
+      if (isRecord(v) && typeof v.id === 'number') {
+        const entry = inflight.get(v.id);
+        if (entry !== undefined) cancel(entry, new TransportError('request cancelled by the client'));
+        const i = waiting.findIndex((w) => w.id === v.id);
+        if (i >= 0) waiting.splice(i, 1);
+      }
+      return;
+    }
+    if (type !== FrameType.Request) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a client connection`);
+    const v = codec.decode(body, own);
+    if (!isRecord(v) || typeof v.id !== 'number' || !Number.isSafeInteger(v.id)) throw new FrameError('bad-part', 'request without a valid id');
+    const id = v.id;
+    if (inflight.has(id) || (waiting.length > 0 && waiting.some((w) => w.id === id))) {
+      respond({ id, error: errorToWire(new InvalidArgumentError(`request id ${id} is already in flight`)) });
+      return;
+    }
+    if (inflight.size < options.maxConcurrentRequests) start(id, v.body);
+    else {
+      waiting.push({ id, body: v.body });
+      conn.pause();
+    }
+  }
 }
 
 function redirectBody(id: number, address: string | undefined, leader: string | undefined): ResponseBody {
