@@ -139,7 +139,10 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     }
     checkFlexibleQuorums(this.o, this.membership.configAt(this.commit + 1).voters.length);
     // Paxos Made Simple 2.3: the promise survives restarts; an accepted ballot is a promise too.
-    for (const e of this.log.entries) if (e.term > this.promised) this.promised = e.term;
+    for (let s = this.log.firstIndex; s <= this.log.lastIndex; s++) {
+      const t = this.log.termAt(s);
+      if (t > this.promised) this.promised = t;
+    }
     // The stored commit may be older than the one this replica knew (it is written only along with the rest of
     // the hard state, see `decide` in learner.ts), never newer. Slots at or below the compaction point or the
     // state machine's applied index (its restored snapshot) were decided: commit at least there, as Raft does

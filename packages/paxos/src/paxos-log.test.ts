@@ -1,0 +1,86 @@
+import { MemoryStorage, type LogEntry } from '@consensus-kit/core';
+import { describe, expect, it } from 'vitest';
+import { PaxosLog } from './paxos-log';
+
+const entry = (index: number, term: number): LogEntry => ({ index, term, type: 'command', data: new Uint8Array([index & 255]) });
+
+/** A flat-array model of the log: what the chunked one must behave as. */
+class Model {
+  offset = 0;
+  entries: LogEntry[] = [];
+  get last() {
+    return this.offset + this.entries.length;
+  }
+  put(e: LogEntry) {
+    while (this.last < e.index - 1) this.entries.push({ index: this.last + 1, term: 0, type: 'noop', data: new Uint8Array(0) });
+    this.entries[e.index - this.offset - 1] = e;
+  }
+  slice(lo: number, hi: number) {
+    const a = Math.max(lo, this.offset + 1) - this.offset - 1;
+    const b = Math.min(hi, this.last) - this.offset;
+    return a < b ? this.entries.slice(a, b) : [];
+  }
+  compact(index: number) {
+    this.entries = this.entries.slice(Math.min(index, this.last) - this.offset);
+    this.offset = index;
+  }
+}
+
+describe('PaxosLog', () => {
+  it('holds, overwrites, slices and compacts slots across chunk boundaries as a flat log would', () => {
+    const log = new PaxosLog(new MemoryStorage());
+    const model = new Model();
+    let x = 12345;
+    const rnd = (n: number) => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x % n;
+    };
+    for (let step = 0; step < 500; step++) {
+      const op = rnd(10);
+      if (op < 6) {
+        const n = 1 + rnd(3000);
+        for (let i = 0; i < n; i++) {
+          const e = entry(model.last + 1, 1);
+          log.put(e);
+          model.put(e);
+        }
+      } else if (op < 7 && model.entries.length > 0) {
+        const e = entry(model.offset + 1 + rnd(model.entries.length), 2);
+        log.put(e);
+        model.put(e);
+      } else if (op < 8) {
+        const e = entry(model.last + 1 + rnd(5000), 3); // a gap: empty slots below it
+        log.put(e);
+        model.put(e);
+      } else if (op < 9 && model.entries.length > 0) {
+        const index = model.offset + 1 + rnd(model.entries.length + 10);
+        log.compact(index, 9);
+        model.compact(index);
+      }
+      expect(log.lastIndex).toBe(model.last);
+      expect(log.firstIndex).toBe(model.offset + 1);
+      const lo = model.offset - 5 + rnd(model.entries.length + 10);
+      const hi = lo + rnd(6000);
+      expect(log.slice(lo, hi)).toEqual(model.slice(lo, hi));
+      const s = model.offset + rnd(model.entries.length + 2);
+      expect(log.at(s)).toEqual(s > model.offset ? model.entries[s - model.offset - 1] : undefined);
+    }
+    expect(log.slice(log.firstIndex, log.lastIndex)).toEqual(model.entries);
+  });
+
+  it('keeps the slots above a snapshot it resets to, and reloads what storage holds', () => {
+    const storage = new MemoryStorage();
+    const es = Array.from({ length: 10_000 }, (_, i) => entry(i + 1, 1));
+    storage.saveNow({ entries: es });
+    const log = new PaxosLog(storage);
+    expect(log.lastIndex).toBe(10_000);
+    expect(log.at(4097)).toEqual(es[4096]);
+    log.resetTo(5000, 1);
+    expect(log.firstIndex).toBe(5001);
+    expect(log.slice(1, 20_000)).toEqual(es.slice(5000));
+    expect(log.unstable()).toEqual(es.slice(5000));
+    log.put(entry(10_001, 2));
+    expect(log.at(10_001)?.term).toBe(2);
+    expect(log.termAt(5000)).toBe(1);
+  });
+});
