@@ -35,6 +35,14 @@ export type SearchOutcome =
  */
 interface Model {
   step(i: number, s: number): number;
+  /** Ops left out of the event list: linearized only through `helper` (see `registerModel`). */
+  hidden?: Uint8Array;
+  /** For op `i` refused at state `s`: a hidden op invoked by `until` that, linearized just before `i`, makes
+   * `i` acceptable (the state after both is `junk`), or -1. `use`/`unuse` mark it taken, in stack order. */
+  helper?(i: number, s: number, until: number): number;
+  use?(u: number): void;
+  unuse?(u: number): void;
+  junk?: number;
 }
 
 const PUT = 0;
@@ -44,6 +52,19 @@ const CAS = 2;
 /**
  * Registers (put/get/cas only): the state is the interned value, every transition is a few comparisons.
  * Values are interned from the ops themselves: a read of a value nobody wrote gets an id no write produces.
+ *
+ * Indeterminate writes of a value no other op mentions (no read returned it, no cas compares with it, no
+ * other op writes it) are hidden from the search, which would otherwise try every subset of them at every
+ * point (2^k configurations for k pending ones, the blow-up on illegal histories). Such a write is never seen;
+ * its only possible effect is to make a completed cas fail, when the value before it equalled the cas's
+ * `from`. Any valid linearization can therefore be rewritten so that each such write either never happens or
+ * sits right before a failed cas that needs it (moving it later is allowed: it never returned; the ops it
+ * skips over are failed cas ops with another `from`, or indeterminate ones that did nothing). So the search
+ * linearizes one only as a helper of a refused failed cas, into one `junk` state (all these values are
+ * alike, unseen). Which one helps does not matter beyond what it can still do later: a cas from the current
+ * value is taken before a put (a put can help from any value later, the cas only from that one), and in each
+ * group (puts, cas ops from one value) the earliest invoked (the others stay available later too), so the
+ * used ones of a group are always a prefix in invocation order.
  */
 function registerModel(ops: readonly HistoryOp[]): Model {
   const ids = new Map<string, number>();
@@ -75,7 +96,57 @@ function registerModel(ops: readonly HistoryOp[]): Model {
       if (out !== undefined && 'swapped' in out) expect[i] = out.swapped ? 1 : 0;
     }
   });
+  // The hidden writes: indeterminate put/cas of a value only they mention (and not a cas from it to itself).
+  const mentions = new Map<string, number>();
+  const mention = (v: string | null) => {
+    if (v !== null) mentions.set(v, (mentions.get(v) ?? 0) + 1);
+  };
+  for (const op of ops) {
+    const inp = op.input;
+    if (inp.f === 'put') mention(inp.value);
+    else if (inp.f === 'cas') {
+      mention(inp.from);
+      if (inp.to !== inp.from) mention(inp.to);
+    } else if (op.status === 'ok' && op.output !== undefined && 'value' in op.output) mention(op.output.value);
+  }
+  const hidden = new Uint8Array(n);
+  const groups = new Map<number, { ops: number[]; used: number }>();
+  const PUTS = -1;
+  const groupOf = new Int32Array(n);
+  const byInvoke = ops.map((_, i) => i).sort((x, y) => (ops[x] as HistoryOp).invoke - (ops[y] as HistoryOp).invoke || x - y);
+  for (const i of byInvoke) {
+    const op = ops[i] as HistoryOp;
+    if (op.status !== 'info' || op.input.f === 'get') continue;
+    const v = op.input.f === 'put' ? op.input.value : op.input.f === 'cas' && op.input.from !== op.input.to ? op.input.to : undefined;
+    if (v === undefined || mentions.get(v) !== 1) continue;
+    hidden[i] = 1;
+    const g = op.input.f === 'put' ? PUTS : (a[i] as number);
+    groupOf[i] = g;
+    let group = groups.get(g);
+    if (group === undefined) groups.set(g, (group = { ops: [], used: 0 }));
+    group.ops.push(i);
+  }
+  const junk = ids.size + 1;
+  const next = (g: number, until: number) => {
+    const group = groups.get(g);
+    if (group === undefined || group.used >= group.ops.length) return -1;
+    const u = group.ops[group.used] as number;
+    return (ops[u] as HistoryOp).invoke <= until ? u : -1;
+  };
   return {
+    hidden: groups.size > 0 ? hidden : undefined,
+    junk,
+    helper(i, s, until) {
+      if (kind[i] !== CAS || expect[i] !== 0 || s !== a[i]) return -1;
+      const u = next(s, until);
+      return u >= 0 ? u : next(PUTS, until);
+    },
+    use(u) {
+      (groups.get(groupOf[u] as number) as { used: number }).used++;
+    },
+    unuse(u) {
+      (groups.get(groupOf[u] as number) as { used: number }).used--;
+    },
     step(i, s) {
       switch (kind[i]) {
         case PUT:
@@ -272,14 +343,15 @@ export function searchKey(ops: readonly HistoryOp[], budget: SearchBudget): Sear
 
   // Events in time order; calls before returns at the same instant (touching ops count as concurrent, never a
   // false alarm). Node 0 is the list head; event k is node k + 1.
+  const hidden = model.hidden;
   const order: number[] = [];
-  for (let i = 0; i < n; i++) order.push(2 * i, 2 * i + 1);
+  for (let i = 0; i < n; i++) if (hidden === undefined || hidden[i] === 0) order.push(2 * i, 2 * i + 1);
   const time = (ev: number) => {
     const op = ops[ev >> 1] as HistoryOp;
     return (ev & 1) === 0 ? op.invoke : op.status === 'ok' ? (op.complete as number) : Number.POSITIVE_INFINITY;
   };
   order.sort((x, y) => time(x) - time(y) || ((x & 1) === (y & 1) ? (x >> 1) - (y >> 1) : (x & 1) - (y & 1)));
-  const m = 2 * n + 1;
+  const m = order.length + 1;
   const opOf = new Int32Array(m).fill(-1);
   const isCall = new Uint8Array(m);
   const at = new Float64Array(m);
@@ -306,6 +378,7 @@ export function searchKey(ops: readonly HistoryOp[], budget: SearchBudget): Sear
   const memo = new Memo(words);
   const stackNode = new Int32Array(n);
   const stackState = new Int32Array(n);
+  const stackHelper = new Int32Array(n);
   let depth = 0;
   let h1 = 0;
   let h2 = 0;
@@ -319,7 +392,20 @@ export function searchKey(ops: readonly HistoryOp[], budget: SearchBudget): Sear
     const e = entry;
     if (isCall[e] === 1) {
       const i = opOf[e] as number;
-      const ns = model.step(i, state);
+      let ns = model.step(i, state);
+      let u = -1;
+      if (ns < 0 && hidden !== undefined) {
+        // A hidden write may be linearized right before this op if invoked by the first pending return.
+        let r = next[e] as number;
+        while (isCall[r] === 1) r = next[r] as number;
+        u = (model.helper as NonNullable<Model['helper']>)(i, state, at[r] as number);
+        if (u >= 0) {
+          ns = model.junk as number;
+          bits[u >>> 5] = (bits[u >>> 5] as number) ^ (1 << (u & 31));
+          h1 ^= zob1[u] as number;
+          h2 ^= zob2[u] as number;
+        }
+      }
       if (ns >= 0) {
         bits[i >>> 5] = (bits[i >>> 5] as number) ^ (1 << (i & 31));
         h1 ^= zob1[i] as number;
@@ -329,6 +415,8 @@ export function searchKey(ops: readonly HistoryOp[], budget: SearchBudget): Sear
         if (added === ADDED) {
           stackNode[depth] = e;
           stackState[depth] = state;
+          stackHelper[depth] = u;
+          if (u >= 0) (model.use as NonNullable<Model['use']>)(u);
           depth++;
           state = ns;
           // Lift the call and its return out of the list (Porcupine's lift).
@@ -344,6 +432,11 @@ export function searchKey(ops: readonly HistoryOp[], budget: SearchBudget): Sear
         h1 ^= zob1[i] as number;
         h2 ^= zob2[i] as number;
       }
+      if (u >= 0) {
+        bits[u >>> 5] = (bits[u >>> 5] as number) ^ (1 << (u & 31));
+        h1 ^= zob1[u] as number;
+        h2 ^= zob2[u] as number;
+      }
       entry = next[e] as number;
     } else {
       // A return whose call is still pending: undo the last linearization and try the call after it.
@@ -356,6 +449,13 @@ export function searchKey(ops: readonly HistoryOp[], budget: SearchBudget): Sear
       bits[i >>> 5] = (bits[i >>> 5] as number) ^ (1 << (i & 31));
       h1 ^= zob1[i] as number;
       h2 ^= zob2[i] as number;
+      const u = stackHelper[depth] as number;
+      if (u >= 0) {
+        bits[u >>> 5] = (bits[u >>> 5] as number) ^ (1 << (u & 31));
+        h1 ^= zob1[u] as number;
+        h2 ^= zob2[u] as number;
+        (model.unuse as NonNullable<Model['unuse']>)(u);
+      }
       const r = match[c] as number;
       next[prev[r] as number] = r;
       if (next[r] !== -1) prev[next[r] as number] = r;

@@ -251,10 +251,13 @@ function bruteForce(h: HistoryOp[]): boolean {
 }
 
 describe('agrees with the definition', () => {
-  it('same verdict as a brute-force search on 400 small random histories, legal and not', () => {
+  it.each([
+    ['a register and a list', { keys: 1, listKeys: 1, clients: 3, indeterminate: 0.25 }],
+    ['one register, many indeterminate writes', { keys: 1, listKeys: 0, clients: 4, indeterminate: 0.4 }],
+  ])('same verdict as a brute-force search on 400 small random histories, legal and not: %s', (_, shape) => {
     const verdicts = { ok: 0, illegal: 0 };
     for (let seed = 1; seed <= 400; seed++) {
-      const h = generateHistory({ seed, ops: 7, keys: 1, listKeys: 1, clients: 3, maxDuration: 8, indeterminate: 0.25 });
+      const h = generateHistory({ seed, ops: 7, maxDuration: 8, ...shape });
       // Half of them get one completed op's output changed (often, not always, making them illegal).
       const rng = new Rng(seed);
       const done = h.filter((o) => o.status === 'ok' && o.input.f !== 'put' && o.input.f !== 'append');
@@ -270,8 +273,8 @@ describe('agrees with the definition', () => {
       verdicts[expected]++;
     }
     // Both verdicts are well represented, or the comparison proves little.
-    expect(verdicts.ok).toBeGreaterThan(100);
-    expect(verdicts.illegal).toBeGreaterThan(100);
+    expect(verdicts.ok).toBeGreaterThan(50);
+    expect(verdicts.illegal).toBeGreaterThan(50);
   });
 
   it('finds the injected stale read in generated 300-op histories', () => {
