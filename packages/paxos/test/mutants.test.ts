@@ -331,47 +331,47 @@ describe('mutant 5: the leader counts its own acceptance only once it is durable
 
 describe('mutant 6: a leader lease is shorter than the followers\' stickiness by the clock-drift margin (Paxos Made Live 5.2)', () => {
   for (const [seed, phase] of [[1, 0], [11, 6]] as const) {
-  it(`followers whose clocks run 13/7 times as fast elect a new leader; the old one serves no lease read that misses its write (seed ${seed})`, () => {
-    // The default drift bound, 0.3: clock rates in [0.7, 1.3], so a follower's clock may run up to 13/7 times the
-    // leader's. Seed 11 and a phase of 6/7 tick are the tightest case: b's election timeout is the shortest (E),
-    // and the followers' E-th tick falls 5 + 5/13 leader ticks after the round (E * 0.7 / 1.3 leader ticks).
-    const net = new TestNetwork(['a', 'b', 'c'], { electionTicks: 10, heartbeatTicks: 1, leaseReads: true }, seed);
-    elect(net, 'a');
-    const a = net.get('a');
-    a.node.readIndex(enc.encode('warm'));
-    net.processAll();
-    expect(a.reads.map((r) => dec.decode(r.ctx))).toEqual(['warm']); // served on the lease
-    // a is cut off right after a heartbeat round the followers answered. Their clocks run at 1.3 / 0.7 times a's
-    // rate (13 of their ticks for 7 of a's): b or c times out, wins phase 1 and decides y.
-    net.partition(['a']);
-    if (seed === 11) expect(net.get('b').node.timeout).toBe(10);
-    const t0 = a.node.now;
-    let chosen = 0;
-    let credit: number = phase;
-    for (let i = 0; i < 20 && chosen === 0; i++) {
-      net.tick('a');
-      for (credit += 13; credit >= 7; credit -= 7) {
-        for (const id of ['b', 'c'] as NodeId[]) net.tick(id);
-        net.deliver();
+    it(`followers whose clocks run 13/7 times as fast elect a new leader; the old one serves no lease read that misses its write (seed ${seed})`, () => {
+      // The default drift bound, 0.3: clock rates in [0.7, 1.3], so a follower's clock may run up to 13/7 times the
+      // leader's. Seed 11 and a phase of 6/7 tick are the tightest case: b's election timeout is the shortest (E),
+      // and the followers' E-th tick falls 5 + 5/13 leader ticks after the round (E * 0.7 / 1.3 leader ticks).
+      const net = new TestNetwork(['a', 'b', 'c'], { electionTicks: 10, heartbeatTicks: 1, leaseReads: true }, seed);
+      elect(net, 'a');
+      const a = net.get('a');
+      a.node.readIndex(enc.encode('warm'));
+      net.processAll();
+      expect(a.reads.map((r) => dec.decode(r.ctx))).toEqual(['warm']); // served on the lease
+      // a is cut off right after a heartbeat round the followers answered. Their clocks run at 1.3 / 0.7 times a's
+      // rate (13 of their ticks for 7 of a's): b or c times out, wins phase 1 and decides y.
+      net.partition(['a']);
+      if (seed === 11) expect(net.get('b').node.timeout).toBe(10);
+      const t0 = a.node.now;
+      let chosen = 0;
+      let credit: number = phase;
+      for (let i = 0; i < 20 && chosen === 0; i++) {
+        net.tick('a');
+        for (credit += 13; credit >= 7; credit -= 7) {
+          for (const id of ['b', 'c'] as NodeId[]) net.tick(id);
+          net.deliver();
+        }
+        const leader = (['b', 'c'] as NodeId[]).find((id) => net.get(id).node.status().role === 'leader');
+        if (leader !== undefined) {
+          const l = net.get(leader).node;
+          l.propose(enc.encode('y'));
+          net.deliver();
+          net.tick(leader);
+          net.deliver();
+          expect(net.get(leader).applied).toContain('y');
+          chosen = l.commit;
+        }
       }
-      const leader = (['b', 'c'] as NodeId[]).find((id) => net.get(id).node.status().role === 'leader');
-      if (leader !== undefined) {
-        const l = net.get(leader).node;
-        l.propose(enc.encode('y'));
-        net.deliver();
-        net.tick(leader);
-        net.deliver();
-        expect(net.get(leader).applied).toContain('y');
-        chosen = l.commit;
-      }
-    }
-    expect(chosen).toBeGreaterThan(0); // the corner was reached
-    // a, still leading in its own eyes, is asked for a read before it notices: a lease read must not miss y.
-    if (seed === 11) expect(a.node.now - t0).toBe(5); // decided before a's 6th tick since the round
-    a.node.readIndex(enc.encode('after'));
-    net.processAll();
-    for (const r of a.reads) if (dec.decode(r.ctx) === 'after') expect(r.index).toBeGreaterThanOrEqual(chosen);
-  });
+      expect(chosen).toBeGreaterThan(0); // the corner was reached
+      // a, still leading in its own eyes, is asked for a read before it notices: a lease read must not miss y.
+      if (seed === 11) expect(a.node.now - t0).toBe(5); // decided before a's 6th tick since the round
+      a.node.readIndex(enc.encode('after'));
+      net.processAll();
+      for (const r of a.reads) if (dec.decode(r.ctx) === 'after') expect(r.index).toBeGreaterThanOrEqual(chosen);
+    });
   }
 });
 
