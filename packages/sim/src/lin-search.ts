@@ -256,19 +256,21 @@ const ADDED = 0;
 const SEEN = 1;
 const FULL = 2;
 
-/** Open-addressing set of (h1, h2, state, bitset) configurations; bitsets are copied into one pool. */
+/** Entries per bitset chunk: the pool grows by whole chunks, never copied. */
+const CHUNK_BITS = 11;
+const CHUNK = 1 << CHUNK_BITS;
+
+/** Open-addressing set of (h1, h2, state, bitset) configurations; bitsets are copied into chunked pools. */
 class Memo {
   size = 0;
   private mask = 1023;
   private slots = new Int32Array(1024);
-  private h1 = new Int32Array(512);
-  private h2 = new Int32Array(512);
-  private st = new Int32Array(512);
-  private pool: Uint32Array;
+  private h1 = new Int32Array(CHUNK);
+  private h2 = new Int32Array(CHUNK);
+  private st = new Int32Array(CHUNK);
+  private readonly chunks: Uint32Array[] = [];
 
-  constructor(private readonly words: number) {
-    this.pool = new Uint32Array(512 * words);
-  }
+  constructor(private readonly words: number) {}
 
   /** Adds the configuration: ADDED, SEEN when it was already there, FULL when new but `cap` entries are held. */
   add(a: number, b: number, s: number, bits: Uint32Array, cap: number): number {
@@ -278,10 +280,11 @@ class Memo {
       const e = (this.slots[slot] as number) - 1;
       if (e < 0) break;
       if (this.h1[e] === a && this.h2[e] === b && this.st[e] === s) {
+        const chunk = this.chunks[e >>> CHUNK_BITS] as Uint32Array;
+        const base = (e & (CHUNK - 1)) * w;
         let same = true;
-        const base = e * w;
         for (let i = 0; i < w; i++) {
-          if (this.pool[base + i] !== bits[i]) {
+          if (chunk[base + i] !== bits[i]) {
             same = false;
             break;
           }
@@ -296,7 +299,8 @@ class Memo {
     this.h1[e] = a;
     this.h2[e] = b;
     this.st[e] = s;
-    this.pool.set(bits, e * w);
+    if ((e & (CHUNK - 1)) === 0) this.chunks.push(new Uint32Array(CHUNK * w));
+    (this.chunks[e >>> CHUNK_BITS] as Uint32Array).set(bits, (e & (CHUNK - 1)) * w);
     this.slots[slot] = e + 1;
     if (this.size * 2 > this.mask) this.rehash();
     return ADDED;
@@ -312,9 +316,6 @@ class Memo {
     this.h1 = grow(this.h1);
     this.h2 = grow(this.h2);
     this.st = grow(this.st);
-    const p = new Uint32Array(m * this.words);
-    p.set(this.pool);
-    this.pool = p;
   }
 
   private rehash(): void {
