@@ -184,9 +184,6 @@ describe('connection limits (issue #17, finding 4)', () => {
     const busy = await raw(s.endpoint());
     busy.socket.write(request(1, 'slow'));
     const idle = await raw(s.endpoint());
-    // Nobody has been idle long enough yet: refused.
-    const early = await raw(s.endpoint());
-    expect(early.rejectCode()).toBe('too-many-connections');
     await sleep(EVICT_IDLE_CLIENT_MS + 100);
     const late = await raw(s.endpoint());
     expect(late.welcomed).toBe(true);
