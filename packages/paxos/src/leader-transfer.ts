@@ -22,7 +22,10 @@ export function transferLeadership(n: PaxosNode, to: NodeId): void {
 export function maybeTimeoutNow(n: PaxosNode, to: NodeId): void {
   if (n.transferTo !== to || n.role !== 'leader') return;
   const pr = n.peers.get(to);
-  if (pr === undefined || pr.match < n.nextSlot - 1 || pr.commit < n.commit) return;
+  // The target holds every slot once it accepted them at this ballot (match) or learned them decided (its commit
+  // point, from a Learn stream or a snapshot: Paxos Made Simple 2.4). Counting match alone, a target that caught
+  // up by learning was never ready while the cluster sat idle, and the transfer always timed out.
+  if (pr === undefined || Math.max(pr.match, pr.commit) < n.nextSlot - 1 || pr.commit < n.commit) return;
   // A TimeoutNow lets its target run a phase 1 that ignores the acceptors' stickiness, i.e. the lease, for as
   // long as the target still follows this ballot: delayed past the transfer's timeout it may still elect a new
   // leader. So this leader holds no lease again in this ballot (-1: none, never renewed; reads use the barrier).
