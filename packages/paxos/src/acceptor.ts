@@ -1,6 +1,6 @@
 import type { LogEntry, NodeId } from '@consensus-kit/core';
 import { decide } from './learner';
-import type { Accept, Heartbeat, Prepare } from './messages';
+import type { Accept, Heartbeat, Nack, Prepare } from './messages';
 import type { PaxosNode } from './paxos';
 import { becomeFollower } from './phase1';
 
@@ -19,7 +19,7 @@ export function handlePrepare(n: PaxosNode, from: NodeId, m: Prepare): void {
   if (!m.force && n.role === 'leader') return;
   if (!m.force && n.leaderId !== undefined && n.leaderId !== from && n.elapsed < n.electionTicks) return;
   if (!m.force && n.o.leaseReads && n.leaderId === undefined && n.now < n.electionTicks) return;
-  if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
+  if (m.ballot < n.promised) return n.send(from, nack(n, m.ballot));
   if (m.ballot > n.promised) {
     n.promised = m.ballot;
     n.hsDirty = true;
@@ -32,7 +32,7 @@ export function handlePrepare(n: PaxosNode, from: NodeId, m: Prepare): void {
 }
 
 export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
-  if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
+  if (m.ballot < n.promised) return n.send(from, nack(n, m.ballot));
   followLeader(n, from, m.ballot);
   // Phase 2b: accept every slot of the batch (overwriting a lower ballot's value in place, DESIGN r2; the
   // slots above stay). Decided slots are never rewritten. After a restart the commit point may be older than the
@@ -51,7 +51,7 @@ export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
 }
 
 export function handleHeartbeat(n: PaxosNode, from: NodeId, m: Heartbeat): void {
-  if (m.ballot < n.promised) return n.send(from, { type: 'Nack', ballot: m.ballot, promised: n.promised });
+  if (m.ballot < n.promised) return n.send(from, nack(n, m.ballot));
   followLeader(n, from, m.ballot);
   learnCommit(n, m.commit, m.ballot);
   n.send(from, { type: 'HeartbeatReply', ballot: m.ballot, seq: m.seq, commit: n.commit });
@@ -75,4 +75,13 @@ export function learnCommit(n: PaxosNode, leaderCommit: number, ballot: number):
   let c = n.commit;
   while (c < leaderCommit && n.log.at(c + 1)?.term === ballot) c++;
   if (c > n.commit) decide(n, c);
+}
+
+/**
+ * A refusal (PMMC's "preempted"), saying whether this acceptor follows a leader at the ballot it promised: the
+ * proposer's `handleNack` steps down for an elected leader, and may outbid only a bare candidacy.
+ */
+function nack(n: PaxosNode, ballot: number): Nack {
+  const led = n.leaderId !== undefined && n.leaderBallot === n.promised;
+  return led ? { type: 'Nack', ballot, promised: n.promised, led: true } : { type: 'Nack', ballot, promised: n.promised };
 }

@@ -31,6 +31,11 @@ export interface Nack {
   type: 'Nack';
   ballot: number;
   promised: number;
+  /**
+   * The acceptor follows a leader whose ballot is its promise (phase 1 of that ballot succeeded). Absent or false:
+   * the promise belongs to a proposer no one is known to follow yet (a candidate, perhaps the acceptor itself).
+   */
+  led?: boolean;
 }
 
 export interface Accept {
@@ -149,7 +154,8 @@ export function parseMessage(msg: unknown): PaxosMessage | undefined {
       return isInt(m.ballot) && isInt(m.commit) && isInt(m.first) && es !== undefined ? { type: 'Promise', ballot: m.ballot, commit: m.commit, first: m.first, entries: es } : undefined;
     }
     case 'Nack':
-      return isInt(m.ballot) && isInt(m.promised) ? { type: 'Nack', ballot: m.ballot, promised: m.promised } : undefined;
+      if (!isInt(m.ballot) || !isInt(m.promised) || (m.led !== undefined && typeof m.led !== 'boolean')) return undefined;
+      return m.led === true ? { type: 'Nack', ballot: m.ballot, promised: m.promised, led: true } : { type: 'Nack', ballot: m.ballot, promised: m.promised };
     case 'Accept': {
       const es = entries(m.entries);
       return isInt(m.ballot) && isInt(m.commit) && es !== undefined && es.length > 0 ? { type: 'Accept', ballot: m.ballot, commit: m.commit, entries: es } : undefined;

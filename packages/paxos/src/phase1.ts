@@ -147,11 +147,14 @@ export function resetElectionTimer(n: PaxosNode): void {
  * kept its ballot would never be accepted by that replica again. A leader preempted by a proposer a quorum did
  * promise has stopped hearing from that quorum (its followers ignore others while they hear it), so it backs off;
  * so does a leader handing over leadership (its target campaigns with `force`, which passes stickiness).
+ * A Nack from an acceptor that follows an elected leader at its promise (`led`) always deposes: the counting of
+ * replies here is by heartbeat round, which does not advance while this process is paused, so a leader resuming
+ * from a pause would otherwise still believe itself followed and outbid the leader elected meanwhile.
  */
 export function handleNack(n: PaxosNode, m: Nack): void {
   if (m.promised > n.maxSeen) n.maxSeen = m.promised;
   if (n.role === 'follower' || m.ballot !== n.ballot || m.promised <= n.ballot) return;
-  if (n.role === 'leader' && n.transferTo === undefined && followedByQuorum(n)) return campaign(n, false);
+  if (n.role === 'leader' && n.transferTo === undefined && m.led !== true && followedByQuorum(n)) return campaign(n, false);
   becomeFollower(n, undefined);
 }
 
