@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '@consensus-kit/core';
 import { TestNetwork, type NodeOptions } from './network';
 
 const enc = new TextEncoder();
-
-/** A small deterministic generator (mulberry32), so every schedule below replays exactly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Shape {
   name: string;
@@ -37,7 +26,7 @@ const SHAPES: Shape[] = [
  * within a bounded number of rounds and decide a new value everywhere. Returns the rounds the quiet phase took.
  */
 function run(shape: Shape, seed: number): number {
-  const r = rng(seed);
+  const r = seededRandom(seed); // replays exactly
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const net = new TestNetwork(shape.ids, { electionTicks: E, heartbeatTicks: 1 + Math.floor(r() * 3), ...shape.options }, seed);
   const ids = shape.ids;
