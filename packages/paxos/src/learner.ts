@@ -85,7 +85,9 @@ export function handleSnapshot(n: PaxosNode, from: NodeId, m: SnapshotMessage): 
  *   until it learns that slot again, and a cluster whose every replica did so would elect no leader to learn it from.
  */
 export function decide(n: PaxosNode, to: number): void {
-  for (let s = n.commit + 1; s <= to; s++) {
+  // No configuration above `lastConfigSlot` (paxos-log.ts): most decisions have none to look for.
+  const last = Math.min(to, n.log.lastConfigSlot);
+  for (let s = n.commit + 1; s <= last; s++) {
     const e = n.log.at(s);
     if (e !== undefined && e.type === 'config') {
       n.membership.decideEntry(e, n.o.window);

@@ -84,3 +84,32 @@ describe('PaxosLog', () => {
     expect(log.termAt(5000)).toBe(1);
   });
 });
+
+describe('PaxosLog.lastConfigSlot', () => {
+  const config = (index: number): LogEntry => ({ index, term: 1, type: 'config', data: new Uint8Array([1]) });
+
+  it('is the highest slot a configuration was written to, by append, gap fill or overwrite, and never drops', () => {
+    const log = new PaxosLog(new MemoryStorage());
+    expect(log.lastConfigSlot).toBe(0);
+    log.put(entry(1, 1));
+    log.put(config(2));
+    expect(log.lastConfigSlot).toBe(2);
+    log.put(config(9)); // beyond the end: empty slots fill 3..8
+    expect(log.lastConfigSlot).toBe(9);
+    log.put(config(5)); // overwrite below the highest one
+    expect(log.lastConfigSlot).toBe(9);
+    log.put(entry(9, 2)); // the configuration in slot 9 is overwritten: the mark stays (conservative)
+    expect(log.lastConfigSlot).toBe(9);
+    log.put(entry(10, 2));
+    log.put(config(10)); // overwrite in place at the end
+    expect(log.lastConfigSlot).toBe(10);
+    log.compact(10, 2);
+    expect(log.lastConfigSlot).toBe(10);
+  });
+
+  it('counts the configurations of a log loaded from storage', () => {
+    const storage = new MemoryStorage();
+    storage.saveNow({ entries: [entry(1, 1), config(2), entry(3, 1)], messages: [], committed: [], reads: [] });
+    expect(new PaxosLog(storage).lastConfigSlot).toBe(2);
+  });
+});

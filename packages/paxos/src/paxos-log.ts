@@ -25,6 +25,12 @@ export class PaxosLog {
   offset: number;
   offsetTerm: number;
   dirtyFrom = Number.POSITIVE_INFINITY;
+  /**
+   * The highest slot a configuration entry was ever written to (0: none). Never lowered (an overwrite or
+   * compaction leaves it as it is), so no slot above it holds one: the learner's `decide` skips its per-slot
+   * search for configurations when every newly decided slot is above it.
+   */
+  lastConfigSlot = 0;
   private chunks: LogEntry[][] = [];
   private head = 0;
   private count = 0;
@@ -77,6 +83,7 @@ export class PaxosLog {
     else {
       const p = this.head + slot - this.offset - 1;
       (this.chunks[p >>> CHUNK_BITS] as LogEntry[])[p & MASK] = entry;
+      if (entry.type === 'config' && slot > this.lastConfigSlot) this.lastConfigSlot = slot;
     }
     if (slot < this.dirtyFrom) this.dirtyFrom = slot;
   }
@@ -86,6 +93,7 @@ export class PaxosLog {
     if ((p & MASK) === 0) this.chunks.push([]);
     (this.chunks[p >>> CHUNK_BITS] as LogEntry[]).push(entry);
     this.count++;
+    if (entry.type === 'config' && entry.index > this.lastConfigSlot) this.lastConfigSlot = entry.index;
   }
 
   /** Slots [lo, hi] (clamped to what is held), in a new array. */

@@ -24,7 +24,7 @@ import { markStatus, status } from './node-status';
 import { checkFlexibleQuorums, resolvePaxosOptions, type PaxosOptions, type ResolvedPaxosOptions } from './options';
 import { PaxosLog } from './paxos-log';
 import { becomeFollower, campaign, canCampaign, handleNack, handlePromise, resetElectionTimer } from './phase1';
-import { fill, handleAccepted, handleHeartbeatReply, tickLeader, type Peer } from './phase2';
+import { fill, handleAccepted, handleHeartbeatReply, tickLeader, type CoverMemo, type Peer } from './phase2';
 import { readIndex, type Round } from './reads';
 import { advance, hasReady, ready } from './ready';
 import { proposeConfigChange } from './reconfiguration';
@@ -94,6 +94,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal */ waiting = new WaitingQueue();
   /** @internal Leader: propose no-ops up to this slot when no proposal waits (a configuration's activation). */
   noopsUntil = 0;
+  /** @internal `fill`'s memo of the phase-1 coverage (phase2.ts). */
+  coverMemo: CoverMemo | undefined;
   /** @internal */ peers = new Map<NodeId, Peer>();
   /** @internal */ selfMatch = 0;
   /** @internal */ readyMark: { ballot: number; upTo: number } | undefined;
@@ -215,7 +217,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     if (this.transferTo !== undefined) throw new ProposalDroppedError('transfer-in-progress');
     // One proposal = one slot (PMMC section 3): it waits here for a slot inside the window, and is never
     // re-proposed into another slot.
-    this.waiting.push({ type: 'command', data });
+    this.waiting.push('command', data);
     fill(this);
   }
 

@@ -6,6 +6,7 @@ import type { PaxosNode } from './paxos';
 import { becomeFollower, covered, prepareMissing } from './phase1';
 import { q2, soleVoter } from './quorums';
 import { maybeConfirm, type Round } from './reads';
+import type { ConfigRecord } from './membership';
 
 /**
  * The leader's phase 2 (PMMC's commander, pipelined within WINDOW): slot assignment (re-proposals, no-op fill,
@@ -65,12 +66,12 @@ export function fill(n: PaxosNode): void {
   while (n.nextSlot <= limit) {
     const s = n.nextSlot;
     if (s > coveredTo) {
-      if (!covered(n, s)) {
+      coveredTo = coveredThrough(n, s);
+      if (coveredTo < s) {
         // A configuration whose voters have not all been asked yet: phase 1 with them, then go on.
         prepareMissing(n, s);
         break;
       }
-      coveredTo = n.membership.nextChange(s) - 1;
     }
     let type: EntryType;
     let data: Uint8Array;
@@ -86,10 +87,10 @@ export function fill(n: PaxosNode): void {
       type = 'noop';
       data = EMPTY;
     } else {
-      const w = n.waiting.shift();
-      if (w !== undefined) {
-        type = w.type;
-        data = w.data;
+      const waiting = n.waiting.peekType();
+      if (waiting !== undefined) {
+        type = waiting;
+        data = n.waiting.take();
       } else if (s <= n.noopsUntil) {
         // A configuration is waiting for its activation slot and nothing else is proposed: no-ops bring it on.
         type = 'noop';
@@ -102,6 +103,33 @@ export function fill(n: PaxosNode): void {
     n.nextSlot++;
     n.needBroadcast = true;
   }
+}
+
+/**
+ * What `fill` remembers of the phase-1 coverage between calls: the slots [from, to] are governed by one
+ * configuration whose phase-1 quorum promised `ballot`. It holds while the ballot, the promisers and the known
+ * configurations are the ones it was computed with (a promise adds to `promisers`; a decided, pruned or installed
+ * configuration replaces or grows `membership.configs`). Without it, every proposal into an open window paid for
+ * the configuration lookup and the quorum count (bench/throughput.bench.ts, bursts of 100).
+ */
+export interface CoverMemo {
+  ballot: number;
+  promisers: number;
+  configs: readonly ConfigRecord[];
+  count: number;
+  from: number;
+  to: number;
+}
+
+/** The last slot from `s` on that phase 1 covers without a break (governed by one promised configuration), or s - 1. */
+function coveredThrough(n: PaxosNode, s: number): number {
+  const m = n.coverMemo;
+  const configs = n.membership.configs;
+  if (m !== undefined && m.ballot === n.ballot && m.promisers === n.promisers.size && m.configs === configs && m.count === configs.length && s >= m.from && s <= m.to) return m.to;
+  if (!covered(n, s)) return s - 1;
+  const to = n.membership.nextChange(s) - 1;
+  n.coverMemo = { ballot: n.ballot, promisers: n.promisers.size, configs, count: configs.length, from: s, to };
+  return to;
 }
 
 /** Every member of every known configuration has a peer entry. */

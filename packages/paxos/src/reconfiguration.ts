@@ -16,13 +16,13 @@ export function proposeConfigChange(n: PaxosNode, change: ConfigChange): void {
   // PMMC section 4: the configuration governs slots from its own slot + WINDOW. `fill` gives the slots in between
   // to waiting proposals first and, while none is waiting, to no-ops (`noopsUntil`), so the change takes effect
   // without waiting for traffic and proposals never queue behind the no-ops.
-  n.waiting.push({ type: 'config', data: encodeClusterConfig(target) });
+  n.waiting.push('config', encodeClusterConfig(target));
   fill(n);
 }
 
 export function configPending(n: PaxosNode): boolean {
   if (n.membership.configs.some((c) => c.from > n.commit + 1)) return true;
-  if (n.waiting.some((w) => w.type === 'config')) return true;
+  if (n.waiting.has('config')) return true;
   for (let s = n.commit + 1; s < n.nextSlot; s++) if (n.log.at(s)?.type === 'config') return true;
   return false;
 }
