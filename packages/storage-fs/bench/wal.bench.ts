@@ -29,6 +29,13 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
+/** A Raft-sized hard state (term, vote, commit) that changes with every save. */
+function hardStateFor(commit: number): Uint8Array {
+  const out = new Uint8Array(24);
+  new DataView(out.buffer).setFloat64(16, commit);
+  return out;
+}
+
 interface AppendResult {
   label: string;
   entries: number;
@@ -38,7 +45,14 @@ interface AppendResult {
 }
 
 /** `writers` concurrent loops, each saving `perSave` entries at a time and awaiting durability before the next. */
-async function appendRun(label: string, writers: number, perSave: number, total: number, blockingWrites = false): Promise<AppendResult> {
+async function appendRun(
+  label: string,
+  writers: number,
+  perSave: number,
+  total: number,
+  blockingWrites = false,
+  withHardState = false,
+): Promise<AppendResult> {
   return withDir(async (dir) => {
     const s = await openFileStorage(dir, { logger: quiet, blockingWrites });
     let next = 1;
@@ -48,7 +62,8 @@ async function appendRun(label: string, writers: number, perSave: number, total:
         while (next <= total) {
           const batch: LogEntry[] = [];
           for (let k = 0; k < perSave && next <= total; k++) batch.push(entry(next++));
-          await s.save({ entries: batch });
+          // Like a Raft follower's Ready: new entries and the commit index (the hard state) of earlier ones.
+          await s.save(withHardState ? { entries: batch, hardState: hardStateFor(next) } : { entries: batch });
         }
       }),
     );
@@ -101,6 +116,7 @@ async function main(): Promise<void> {
   console.log(`storage-fs bench: ${ENTRY_BYTES}-byte entries, fsync on, dir ${process.env.BENCH_DIR ?? tmpdir()}`);
   report(await appendRun('1 writer x save(1 entry)', 1, 1, 1_000));
   report(await appendRun('1 writer x save(1 entry), blocking', 1, 1, 1_000, true));
+  report(await appendRun('1 writer x save(1 entry + hard state), blocking', 1, 1, 1_000, true, true));
   report(await appendRun('64 writers x save(1 entry)', 64, 1, 20_000));
   report(await appendRun('64 writers x save(1 entry), blocking', 64, 1, 20_000, true));
   report(await appendRun('256 writers x save(1 entry)', 256, 1, 40_000));

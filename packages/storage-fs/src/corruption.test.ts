@@ -3,6 +3,7 @@ import { CorruptLogError, seededRandom, type LogEntry } from '@consensus-kit/cor
 import { openFileStorage } from './file-storage';
 import { inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
+import { SEGMENT_RECORD_BYTES } from './segment';
 
 /**
  * Disk faults (Ganesan et al., FAST'17, "Redundancy does not imply fault tolerance"): single bit flips and
@@ -110,13 +111,13 @@ describe('disk corruption is always detected', () => {
     const { fs } = await buildDirectory();
     const first = fs.listFiles().find((p) => p.endsWith('.log')) as string;
     const bytes = fs.readFileRaw(first) as Uint8Array;
-    // The second record's length field (first record: the 40-byte segment header).
-    new DataView(bytes.buffer, bytes.byteOffset).setUint32(40, 0xfffffff0);
+    // The second record's length field (first record: the segment header).
+    new DataView(bytes.buffer, bytes.byteOffset).setUint32(SEGMENT_RECORD_BYTES, 0xfffffff0);
     fs.writeFileRaw(first, bytes);
     const err = await openFileStorage('/data', { fileSystem: fs, logger: quiet }).catch((e: unknown) => e);
     expect(CorruptLogError.is(err)).toBe(true);
     expect((err as CorruptLogError).file).toBe(first);
-    expect((err as CorruptLogError).offset).toBe(40);
+    expect((err as CorruptLogError).offset).toBe(SEGMENT_RECORD_BYTES);
     expect((err as CorruptLogError).message).toContain('header checksum');
   });
 

@@ -37,6 +37,12 @@ export interface FileStorageOptions {
    * then appends). Default 1 MiB.
    */
   preallocateBytes?: number;
+  /**
+   * Who the directory belongs to. Recorded (with a random incarnation) in the hard-state file of a new
+   * directory, or of one that has none yet; a directory that records another cluster or node is refused with
+   * `IdentityMismatchError`. `storage.identity` returns what the directory records.
+   */
+  identity?: { clusterId: string; nodeId: string };
   /** The file layer; tests inject a `MemoryFileSystem`. Default: node:fs. */
   fileSystem?: FileSystem;
 }

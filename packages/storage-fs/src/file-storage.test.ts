@@ -8,6 +8,7 @@ import { inspect } from './inspect';
 import type { FileSystem, FsFile } from './file-system';
 import { MemoryFileSystem } from './memory-file-system';
 import { scanSegment } from './record';
+import { SEGMENT_RECORD_BYTES } from './segment';
 
 
 /** Damages one byte in place (a test's bit rot). */
@@ -117,7 +118,7 @@ describe('preallocation', () => {
     const [seg] = await segmentFiles(dir);
     expect(seg?.used).toBeGreaterThan(50 * 100);
     expect(seg?.size).toBeGreaterThanOrEqual((seg?.used ?? 0) + 32 * 1024);
-    expect(s.stats().preallocatedBytes).toBe(seg?.size === undefined ? -1 : seg.size - 40 - 144);
+    expect(s.stats().preallocatedBytes).toBe(seg?.size === undefined ? -1 : seg.size - SEGMENT_RECORD_BYTES - 144);
 
     const r = await openFileStorage(dir, { logger: quiet, preallocateBytes: 64 << 10 });
     expect(r.lastIndex()).toBe(50);
@@ -227,20 +228,25 @@ describe('compaction', () => {
 });
 
 describe('recovery', () => {
-  async function logWith(fs: MemoryFileSystem, preallocateBytes?: number): Promise<string> {
+  /**
+   * A log of 20 entries in one segment. `crashed`: the process stopped without closing, after a hard state
+   * recorded the durable point at entry 10 (the second write, 11..20, is past it and may tear); otherwise
+   * closed cleanly (the durable point covers every record). Returns the segment's path and the image.
+   */
+  async function logWith(fs: MemoryFileSystem, preallocateBytes?: number, crashed = false): Promise<{ seg: string; image: MemoryFileSystem }> {
     const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet, ...(preallocateBytes === undefined ? {} : { preallocateBytes }) });
-    await s.save({ entries: range(1, 10) });
+    await s.save({ entries: range(1, 10), hardState: Uint8Array.of(1) });
     await s.save({ entries: range(11, 20) });
-    await s.close();
-    return fs.listFiles().find((p) => p.endsWith('.log')) as string;
+    const image = crashed ? fs.crashImage('synced') : fs;
+    if (!crashed) await s.close();
+    return { seg: fs.listFiles().find((p) => p.endsWith('.log')) as string, image };
   }
 
   it.each([
     ['appending', 0],
     ['into preallocated zeros', undefined],
   ])('truncates a torn tail with a warning and goes on appending (%s)', async (_name, preallocateBytes) => {
-    const fs = new MemoryFileSystem();
-    const seg = await logWith(fs, preallocateBytes);
+    const { seg, image: fs } = await logWith(new MemoryFileSystem(), preallocateBytes, true);
     const bytes = fs.readFileRaw(seg) as Uint8Array;
     if (preallocateBytes === 0) {
       fs.writeFileRaw(seg, bytes.subarray(0, bytes.length - 50)); // the last record is cut short
@@ -254,7 +260,7 @@ describe('recovery', () => {
     const logger = recordingLogger();
     const s = await openFileStorage('/d', { fileSystem: fs, logger });
     expect(s.lastIndex()).toBe(19);
-    const warning = logger.lines.find((l) => l.level === 'warn');
+    const warning = logger.lines.find((l) => l.level === 'warn' && l.msg.includes('torn'));
     expect(warning?.msg).toContain('torn');
     expect(warning?.fields).toMatchObject({ file: seg, lastIndex: 19 });
     await s.save({ entries: [entry(20, 2)] });
@@ -267,9 +273,9 @@ describe('recovery', () => {
 
   it('refuses to start on a bad record before the tail, naming file, offset and last good index', async () => {
     const fs = new MemoryFileSystem();
-    const seg = await logWith(fs);
+    const { seg } = await logWith(fs);
     const bytes = fs.readFileRaw(seg) as Uint8Array;
-    const fifth = 40 + 4 * 144; // segment header (40) + four entry records of 24 + 16 + 100 + 4 padding
+    const fifth = SEGMENT_RECORD_BYTES + 4 * 144; // segment header + four entry records of 24 + 16 + 100 + 4 padding
     flip(bytes, fifth + 60, 0x10);
     fs.writeFileRaw(seg, bytes);
     const err = await openFileStorage('/d', { fileSystem: fs, logger: quiet }).catch((e: unknown) => e);
@@ -281,16 +287,16 @@ describe('recovery', () => {
 
   it('with allowTruncateCorruptTail starts with the log cut at the last good index and says what it discards', async () => {
     const fs = new MemoryFileSystem();
-    const seg = await logWith(fs);
+    const { seg } = await logWith(fs);
     const bytes = fs.readFileRaw(seg) as Uint8Array;
-    flip(bytes, 40 + 4 * 144 + 60, 0x10);
+    flip(bytes, SEGMENT_RECORD_BYTES + 4 * 144 + 60, 0x10);
     fs.writeFileRaw(seg, bytes);
     const logger = recordingLogger();
     const s = await openFileStorage('/d', { fileSystem: fs, logger, allowTruncateCorruptTail: true });
     expect(s.lastIndex()).toBe(4);
     const error = logger.lines.find((l) => l.level === 'error');
     expect(error?.msg).toContain('DISCARDED');
-    expect(error?.fields).toMatchObject({ file: seg, lastGoodIndex: 4, offset: 40 + 4 * 144 });
+    expect(error?.fields).toMatchObject({ file: seg, lastGoodIndex: 4, offset: SEGMENT_RECORD_BYTES + 4 * 144 });
     await s.save({ entries: [entry(5, 3)] });
     await s.close();
     const r = await openFileStorage('/d', { fileSystem: fs, logger: quiet });

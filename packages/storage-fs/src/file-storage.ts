@@ -12,9 +12,11 @@ import {
   type Snapshot,
   type SnapshotMeta,
 } from '@consensus-kit/core';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { HARD_STATE_FILE, encodeHardState, writeFileAtomic } from './atomic-file';
+import { HARD_STATE_FILE, encodeIdentity, type DataDirIdentity, type DurablePoint } from './atomic-file';
+import { IdentityMismatchError } from './errors';
 import { EntryCache } from './entry-cache';
 import {
   DEFAULT_CACHE_BYTES,
@@ -87,6 +89,7 @@ export class FileStorage implements DurableStorage {
   private readonly wal: WalWriter;
   private readonly snapshots: SnapshotStore;
   private hardState: Uint8Array | undefined;
+  private identityValue: DataDirIdentity | undefined;
   private closed = false;
   private readonly counters: FileStorageStats = emptyStats();
 
@@ -98,6 +101,7 @@ export class FileStorage implements DurableStorage {
     this.lock = parts.lock;
     this.index = recovered.index;
     this.hardState = recovered.hardState;
+    this.identityValue = recovered.identity;
     this.cache = new EntryCache(parts.cacheBytes, this.index.last + 1);
     this.snapshots = new SnapshotStore(parts.fsys, parts.dir, recovered.snapshot);
     this.wal = new WalWriter(
@@ -110,10 +114,45 @@ export class FileStorage implements DurableStorage {
         preallocateBytes: parts.preallocateBytes,
         counters: this.counters,
         afterWrite: () => this.evict(),
+        durable: recovered.durable,
+        recordedDurable: recovered.recordedDurable,
+        hardState: recovered.hardState ?? new Uint8Array(0),
+        identity: recovered.identity === undefined ? new Uint8Array(0) : encodeIdentity(recovered.identity),
       },
       recovered.segments,
       recovered.writeEnd,
     );
+  }
+
+  /** Who this directory belongs to (cluster id, node id, incarnation), if it records it (see `identity` option). */
+  get identity(): DataDirIdentity | undefined {
+    return this.identityValue;
+  }
+
+  /**
+   * The durable point: the end of the WAL records made durable so far and the log's last index there. Every
+   * hard state written records it, and so does `close()`; on open, a WAL that ends below the recorded point is
+   * refused with `LostWalError`.
+   */
+  durablePoint(): DurablePoint {
+    return { ...this.wal.durable };
+  }
+
+  /** @internal Open: records `identity` (a new directory, or one written before identities were kept). */
+  async recordIdentity(identity: DataDirIdentity): Promise<void> {
+    this.identityValue = identity;
+    this.wal.identity = encodeIdentity(identity);
+    await this.wal.enqueueRun(() => this.wal.writeHardState());
+  }
+
+  /** @internal Open: the operator cut the log below the recorded durable point; record where it ends now. */
+  async recordDurablePoint(): Promise<void> {
+    await this.wal.enqueueRun(() => this.wal.writeHardState());
+  }
+
+  /** @internal */
+  get durableBelowRecorded(): boolean {
+    return this.wal.belowRecorded;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -252,6 +291,7 @@ export class FileStorage implements DurableStorage {
       }
       offset += recordBytes(16 + e.data.length);
     }
+    w.after = { lastIndex: ix.last, lastTerm: ix.termOf(ix.last) };
     this.counters.entriesWritten += kept.length;
     this.evict();
     return this.wal.enqueueWal(writes, hardState, 1);
@@ -310,6 +350,7 @@ export class FileStorage implements DurableStorage {
   private async resetLog(meta: SnapshotMeta, keepName: string, fileWritten: Promise<void>): Promise<void> {
     const wal = this.wal;
     const writes = wal.place([{ kind: RecordKind.RESET, numbers: [meta.index, meta.term] }], true);
+    (writes.at(-1) as WalWrite).after = { lastIndex: meta.index, lastTerm: meta.term };
     const keep = wal.writeSeq;
     const reset = wal.enqueueWal(writes, undefined, 0);
     const cleaned = wal.enqueueRun(() =>
@@ -377,6 +418,7 @@ export class FileStorage implements DurableStorage {
     // The record carries the last index too: replay after the deletion starts in the middle of history, and
     // with overwrites the records it finds do not say on their own where the log ends (see Replayer).
     const writes = this.wal.place([{ kind: RecordKind.COMPACT, numbers: [index, term, last] }], false);
+    (writes.at(-1) as WalWrite).after = { lastIndex: ix.last, lastTerm: ix.termOf(ix.last) };
     const keep = Math.min(firstLiveSeq, this.wal.writeSeq);
     await this.wal.enqueueWal(writes, undefined, 0);
     // The record is durable; deleting the segments it made dead can happen in the background.
@@ -396,6 +438,7 @@ export class FileStorage implements DurableStorage {
   async writeResetRecord(index: number, term: number): Promise<void> {
     const wal = this.wal;
     const writes = wal.place([{ kind: RecordKind.RESET, numbers: [index, term] }], true);
+    (writes.at(-1) as WalWrite).after = { lastIndex: index, lastTerm: term };
     const keep = wal.writeSeq;
     await wal.enqueueWal(writes, undefined, 0);
     await wal.background(() => wal.deleteSegmentsBefore(keep));
@@ -450,15 +493,20 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
   const base = options.fileSystem ?? nodeFileSystem();
   const fsys = options.fsync === false ? withoutSync(base) : base;
 
+  const expected = options.identity;
+  if (expected !== undefined && (typeof expected.clusterId !== 'string' || expected.clusterId === '' || typeof expected.nodeId !== 'string' || expected.nodeId === '')) {
+    throw new ConfigError('openFileStorage: identity needs a non-empty clusterId and nodeId');
+  }
   await fsys.mkdir(dir);
   const lock = await acquireLock(base, dir, logger);
   const opened: FsFile[] = [];
   try {
     const recovered = await recover(fsys, dir, logger, options.allowTruncateCorruptTail === true, opened);
-    if ((await readWholeFile(fsys, fsys.join(dir, HARD_STATE_FILE))) === undefined) {
-      // A new directory: mark it before the first entry, so a hard state that goes missing later is noticed.
-      await writeFileAtomic(fsys, dir, HARD_STATE_FILE, (f) => f.write(encodeHardState(new Uint8Array(0)), 0));
+    const found = recovered.state.identity;
+    if (expected !== undefined && found !== undefined && (found.clusterId !== expected.clusterId || found.nodeId !== expected.nodeId)) {
+      throw new IdentityMismatchError(dir, expected, found);
     }
+    const isNew = (await readWholeFile(fsys, fsys.join(dir, HARD_STATE_FILE))) === undefined;
     const storage = new FileStorage({
       fsys,
       dir,
@@ -470,6 +518,14 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
       preallocateBytes: Math.min(preallocateBytes, segmentBytes),
       recovered: recovered.state,
     });
+    if (expected !== undefined && found === undefined) {
+      // A new directory, or one written before identities were kept: it is this node's from now on.
+      await storage.recordIdentity({ clusterId: expected.clusterId, nodeId: expected.nodeId, incarnation: randomUUID() });
+    } else if (isNew) {
+      // A new directory: mark it before the first entry, so a hard state that goes missing later is noticed.
+      await storage.recordDurablePoint();
+    }
+    if (storage.durableBelowRecorded) await storage.recordDurablePoint(); // after an operator's cut
     if (recovered.resetTo !== undefined) await storage.writeResetRecord(recovered.resetTo.index, recovered.resetTo.term);
     return storage;
   } catch (e) {

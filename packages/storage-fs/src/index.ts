@@ -1,6 +1,7 @@
 export { FileStorage, hasStoredState, openFileStorage, parseSegmentFileName, segmentFileName } from './file-storage';
 export type { FileStorageOptions, FileStorageStats } from './file-storage';
-export { DirectoryLockedError } from './errors';
+export { DirectoryLockedError, IdentityMismatchError, LostWalError } from './errors';
+export type { DataDirIdentity, DurablePoint } from './atomic-file';
 export { nodeFileSystem } from './file-system';
 export type { FileSystem, FsFile } from './file-system';
 export { MemoryFileSystem } from './memory-file-system';

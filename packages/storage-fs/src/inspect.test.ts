@@ -4,7 +4,7 @@ import { openFileStorage } from './file-storage';
 import { describeInspectReport, inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
 import { RecordKind, encodeRecords, entryTypeCode, recordBytes, scanSegment, specPayloadBytes, type RecordSpec } from './record';
-import { segmentFileName, segmentHeaderSpec } from './segment';
+import { SEGMENT_RECORD_BYTES, segmentFileName, segmentHeaderSpec } from './segment';
 import { HARD_STATE_FILE, encodeHardState } from './atomic-file';
 
 
@@ -21,7 +21,8 @@ function range(from: number, to: number, term: number): LogEntry[] {
   return out;
 }
 
-async function sampleDirectory(): Promise<MemoryFileSystem> {
+/** `crash`: the process stops without closing (the durable point is where the last hard state put it). */
+async function sampleDirectory(crash = false): Promise<MemoryFileSystem> {
   const fileSystem = new MemoryFileSystem();
   const s = await openFileStorage('/d', { fileSystem, logger: quiet, segmentBytes: 4096 });
   await s.save({ hardState: Uint8Array.of(1, 2, 3), entries: range(1, 40, 1) });
@@ -29,6 +30,7 @@ async function sampleDirectory(): Promise<MemoryFileSystem> {
   await s.save({ truncateAfter: 55, entries: [] });
   await s.saveSnapshot({ index: 30, term: 1, config: CONFIG, data: new Uint8Array(5000) });
   await s.compact(25);
+  if (crash) return fileSystem.crashImage('synced');
   await s.close();
   return fileSystem;
 }
@@ -40,7 +42,7 @@ describe('inspect', () => {
     expect(report.ok).toBe(true);
     expect(report.problems).toEqual([]);
     expect(report.lock).toBeUndefined();
-    expect(report.hardState).toEqual({ bytes: 19, ok: true });
+    expect(report.hardState).toEqual({ bytes: 55, ok: true }); // header, durable point, identity length, 3 bytes
     expect(report.snapshots).toEqual([
       { file: 'snap-000000000000001e-0000000000000001.snap', index: 30, term: 1, dataBytes: 5000, voters: ['a', 'b', 'c'], ok: true },
     ]);
@@ -63,7 +65,7 @@ describe('inspect', () => {
   });
 
   it('reports corruption and torn tails without throwing, and leaves the directory untouched', async () => {
-    const fileSystem = await sampleDirectory();
+    const fileSystem = await sampleDirectory(true);
     const segPaths = fileSystem.listFiles().filter((p) => p.endsWith('.log'));
     const first = fileSystem.readFileRaw(segPaths[0] as string) as Uint8Array;
     flip(first, 100, 0x01);
@@ -77,11 +79,11 @@ describe('inspect', () => {
     const report = await inspect('/d', { fileSystem });
     expect(fileSystem.operations).toBe(before);
     expect(report.ok).toBe(false);
-    expect(report.segments[0]?.problem).toMatchObject({ kind: 'corrupt', offset: 40 });
+    expect(report.segments[0]?.problem).toMatchObject({ kind: 'corrupt', offset: SEGMENT_RECORD_BYTES });
     expect(report.segments.at(-1)?.problem?.kind).toBe('torn-tail');
     const text = describeInspectReport(report);
     expect(text).toContain('PROBLEMS FOUND');
-    expect(text).toMatch(/CORRUPT record at offset 40/);
+    expect(text).toContain(`CORRUPT record at offset ${SEGMENT_RECORD_BYTES}`);
     expect(text).toMatch(/torn tail at offset \d+/);
   });
 

@@ -1,10 +1,11 @@
 import { isConsensusError } from '@consensus-kit/core';
-import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState } from './atomic-file';
+import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardStateFile, pointBefore, type DataDirIdentity, type DurablePoint } from './atomic-file';
 import { errorCode, nodeFileSystem, readAllSync, readWholeFile, type FileSystem } from './file-system';
 import { LOCK_FILE, parseLock } from './lock';
 import { processRunning } from './process-identity';
 import { RecordKind, scanSegment } from './record';
 import { reconcile } from './reconcile';
+import { durableShortfall } from './recovery';
 import { Replayer } from './replay';
 import { parseSegmentFileName, segmentFileName } from './segment';
 import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta } from './snapshot-file';
@@ -48,6 +49,14 @@ export interface InspectReport {
   ok: boolean;
   lock?: { pid?: number; alive: boolean };
   hardState?: { bytes: number; ok: boolean; error?: string };
+  /**
+   * The durable point the hard-state file records: the WAL was fsynced through `offset` of `file`, with the
+   * log ending at `lastIndex` (term `lastTerm`). A WAL that ends below it lost records the node may have
+   * acknowledged: the next open refuses (`LostWalError`).
+   */
+  durable?: { file: string; offset: number; lastIndex: number; lastTerm: number };
+  /** Who the directory belongs to, as its hard-state file records it. */
+  identity?: DataDirIdentity;
   snapshots: InspectSnapshot[];
   segments: InspectSegment[];
   /** The live log as recovery would rebuild it from the segments (before reconciling with the snapshot). */
@@ -105,10 +114,16 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
 
   const hsPath = fsys.join(dir, HARD_STATE_FILE);
   const hsBytes = await readWholeFile(fsys, hsPath);
+  let durable: DurablePoint | undefined;
   if (hsBytes !== undefined) {
     try {
-      decodeHardState(hsBytes, hsPath);
+      const hs = decodeHardStateFile(hsBytes, hsPath);
       report.hardState = { bytes: hsBytes.length, ok: true };
+      durable = hs.durable;
+      if (durable !== undefined) {
+        report.durable = { file: segmentFileName(durable.seq), offset: durable.end, lastIndex: durable.lastIndex, lastTerm: durable.lastTerm };
+      }
+      if (hs.identity !== undefined) report.identity = hs.identity;
     } catch (e) {
       report.hardState = { bytes: hsBytes.length, ok: false, error: message(e) };
       problems.push(message(e));
@@ -151,6 +166,7 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
     if (seqs[k] !== (seqs[k - 1] as number) + 1) problems.push(`segment ${(seqs[k - 1] as number) + 1} is missing`);
   }
   const replayer = new Replayer(seqs[0] ?? 1);
+  const goodEnds = new Map<number, number>();
   for (let k = 0; k < seqs.length; k++) {
     const seq = seqs[k] as number;
     const name = segmentFileName(seq);
@@ -189,16 +205,41 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
     if (head !== undefined && (head.kind !== RecordKind.SEGMENT || head.index !== seq)) {
       problems.push(`${name}: does not start with its segment header`);
     }
+    goodEnds.set(seq, scan.goodEnd);
+    const prevEnd = goodEnds.get(seq - 1);
+    if (head?.prevEnd !== undefined && head.prevEnd > 0 && prevEnd !== undefined && prevEnd < head.prevEnd) {
+      problems.push(
+        `${segmentFileName(seq - 1)}: DURABLE RECORDS LOST: its records end at offset ${prevEnd}, but ${name} records that they ended at ${head.prevEnd}; the next open refuses to start`,
+      );
+    }
+    const below = durable !== undefined && scan.failure !== undefined && pointBefore({ seq, end: scan.failure.offset }, durable);
     if (scan.failure !== undefined) {
-      const torn = k === seqs.length - 1 && !scan.laterWriteFollows;
+      const torn = k === seqs.length - 1 && !scan.laterWriteFollows && !below;
       seg.problem = { offset: scan.failure.offset, reason: scan.failure.reason, kind: torn ? 'torn-tail' : 'corrupt' };
       if (torn) {
         problems.push(`${name}: torn tail at offset ${scan.failure.offset} (${scan.failure.reason}); the next open truncates it`);
       } else {
-        problems.push(`${name}: CORRUPT record at offset ${scan.failure.offset} (${scan.failure.reason}); the next open refuses to start`);
+        const why = below ? `${scan.failure.reason}, below the durable point: fsynced records are lost` : scan.failure.reason;
+        problems.push(`${name}: CORRUPT record at offset ${scan.failure.offset} (${why}); the next open refuses to start`);
       }
     }
     report.segments.push(seg);
+  }
+  const lastSeq = seqs.at(-1) ?? 0;
+  const short = durableShortfall(durable, goodEnds, lastSeq);
+  if (short !== undefined && durable !== undefined) {
+    const failed = report.segments.find((s) => s.seq === short.seq)?.problem !== undefined;
+    if (short.missing) {
+      problems.push(
+        `${segmentFileName(short.seq)} is MISSING: the WAL ${lastSeq === 0 ? 'has no segment' : `ends in ${segmentFileName(lastSeq)}`}, but it was durable ` +
+          `through offset ${durable.end} of ${segmentFileName(durable.seq)} (index ${durable.lastIndex}): durable records are lost; the next open refuses to start`,
+      );
+    } else if (!failed) {
+      problems.push(
+        `${segmentFileName(short.seq)}: DURABLE RECORDS LOST: its intact records end at offset ${short.offset}, below the durable point (offset ${durable.end}, ` +
+          `index ${durable.lastIndex}); the next open refuses to start`,
+      );
+    }
   }
   const ix = replayer.index;
   report.log = { firstIndex: ix.first, lastIndex: ix.last, baseTerm: ix.baseTerm, baseKnown: replayer.resolved };
@@ -232,6 +273,13 @@ export function describeInspectReport(report: InspectReport): string {
   }
   if (report.hardState === undefined) lines.push('hard state: none');
   else lines.push(`hard state: ${report.hardState.bytes} bytes, ${report.hardState.ok ? 'checksum ok' : `BAD: ${report.hardState.error}`}`);
+  if (report.identity !== undefined) {
+    lines.push(`identity: node ${report.identity.nodeId} of cluster ${report.identity.clusterId} (incarnation ${report.identity.incarnation})`);
+  }
+  if (report.durable !== undefined) {
+    const d = report.durable;
+    lines.push(`durable point: ${d.file} offset ${d.offset}, index ${d.lastIndex} term ${d.lastTerm}`);
+  }
   if (report.snapshots.length === 0) lines.push('snapshots: none');
   for (const s of report.snapshots) {
     const size = s.dataBytes === undefined ? '' : `, ${s.dataBytes} bytes`;

@@ -151,6 +151,8 @@ export interface ParsedRecord {
   term: number;
   /** COMPACT from a current writer: the log's last index when it was written. */
   lastIndex?: number;
+  /** SEGMENT from a current writer: where the records of the previous segment end (0: none). */
+  prevEnd?: number;
 }
 
 export type RecordCheck =
@@ -204,6 +206,7 @@ export function checkRecord(buf: Uint8Array, offset: number, seq: number): Recor
   }
   const record: ParsedRecord = { offset, bytes, kind, entryType, batchStart: view.getUint32(offset + 8), payloadBytes, index, term };
   if (kind === RecordKind.COMPACT && payloadBytes >= 24) record.lastIndex = readU64(view, payloadAt + 16);
+  if (kind === RecordKind.SEGMENT && payloadBytes >= 24) record.prevEnd = readU64(view, payloadAt + 16);
   return { ok: true, record };
 }
 

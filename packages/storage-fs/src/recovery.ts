@@ -1,5 +1,6 @@
 import { CorruptLogError, StorageError, type Logger } from '@consensus-kit/core';
-import { HARD_STATE_FILE, TMP_SUFFIX, decodeHardState } from './atomic-file';
+import { HARD_STATE_FILE, NO_DURABLE_POINT, TMP_SUFFIX, decodeHardStateFile, pointBefore, type DataDirIdentity, type DurablePoint } from './atomic-file';
+import { LostWalError } from './errors';
 import { readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
 import type { LogIndex } from './log-index';
 import { RecordKind, scanSegment } from './record';
@@ -17,6 +18,29 @@ export interface Recovered {
   writeEnd: number;
   hardState: Uint8Array | undefined;
   snapshot: RecoveredSnapshot;
+  /** Where the recovered WAL ends: the durable point from here on. */
+  durable: DurablePoint;
+  /** The durable point the hard-state file records (none: `NO_DURABLE_POINT`). */
+  recordedDurable: DurablePoint;
+  /** The directory's identity, if its hard-state file records one. */
+  identity: DataDirIdentity | undefined;
+}
+
+/**
+ * The first place where the WAL found on disk falls short of the durable point `d`, if it does; `ends` maps
+ * each segment present to the end of its intact records, `last` is the newest segment present (0: none).
+ * Shared by recovery and `inspect`.
+ */
+export function durableShortfall(
+  d: DurablePoint | undefined,
+  ends: ReadonlyMap<number, number>,
+  last: number,
+): { seq: number; offset: number; missing: boolean } | undefined {
+  if (d === undefined || d.seq === 0) return undefined;
+  if (last < d.seq) return { seq: last === 0 ? d.seq : last + 1, offset: 0, missing: true };
+  const end = ends.get(d.seq);
+  if (end !== undefined && end < d.end) return { seq: d.seq, offset: end, missing: false };
+  return undefined;
 }
 
 /**
@@ -44,9 +68,14 @@ export async function recover(
 
   const hardStatePath = fsys.join(dir, HARD_STATE_FILE);
   const hardStateBytes = await readWholeFile(fsys, hardStatePath);
-  const decoded = hardStateBytes === undefined ? undefined : decodeHardState(hardStateBytes, hardStatePath);
+  const hsFile = hardStateBytes === undefined ? undefined : decodeHardStateFile(hardStateBytes, hardStatePath);
+  const decoded = hsFile?.data;
   // An empty payload is the marker written when the directory was created: no term or vote stored yet.
   const hardState = decoded !== undefined && decoded.length > 0 ? decoded : undefined;
+  /** How far the WAL was durable when the hard state was last written: nothing below it may be missing. */
+  const durable = hsFile?.durable;
+  const belowDurable = (seq: number, offset: number): boolean => durable !== undefined && pointBefore({ seq, end: offset }, durable);
+  let cutBelowDurable = false;
 
   // The newest snapshot, verified end to end (chunk by chunk, so memory stays bounded).
   const snaps = names
@@ -109,7 +138,33 @@ export async function recover(
     if (head !== undefined && (head.kind !== RecordKind.SEGMENT || head.index !== seq)) {
       throw new CorruptLogError({ file: path, offset: 0, lastGoodIndex: replayer.index.last }, 'segment does not start with its header');
     }
-    if (head === undefined && isLast && !scan.laterWriteFollows) {
+    // The previous segment was sealed where this header says: records missing from its end were durable.
+    const prevSeq = seq - 1;
+    const prevEnd = goodEnds.get(prevSeq);
+    if (head?.prevEnd !== undefined && head.prevEnd > 0 && prevEnd !== undefined && prevEnd < head.prevEnd) {
+      const prevPath = fsys.join(dir, segmentFileName(prevSeq));
+      const error = new LostWalError(
+        { file: prevPath, offset: prevEnd, lastGoodIndex: replayer.index.last, durableIndex: Math.max(durable?.lastIndex ?? 0, replayer.index.last) },
+        `the sealed segment's records end at offset ${prevEnd}, but ${name} records that they ended at ${head.prevEnd}: ` +
+          `${head.prevEnd - prevEnd} bytes of durable records are missing`,
+      );
+      if (!allowCut) throw error;
+      logger.error('CORRUPT LOG: cutting the log at the last good index as the operator asked; everything after it is DISCARDED', {
+        error: error.message,
+        discardedSegments: seqs.slice(k).map((s) => segmentFileName(s)),
+      });
+      cutBelowDurable = true;
+      await file.close();
+      opened.splice(opened.indexOf(file), 1);
+      writable.delete(file);
+      for (const s of seqs.slice(k).reverse()) {
+        await unlinkIfExists(fsys, fsys.join(dir, segmentFileName(s)));
+        await fsys.syncDir(dir);
+      }
+      seqs.length = k;
+      break;
+    }
+    if (head === undefined && isLast && !scan.laterWriteFollows && !belowDurable(seq, 0)) {
       // The segment was being created when the process stopped: nothing in it was ever acknowledged.
       logger.warn('removing a segment whose creation was interrupted (a torn write)', { file: path, bytes: buf.length });
       await removeSegment(path, file);
@@ -120,13 +175,19 @@ export async function recover(
     segments.push({ seq, name, path, file, allocEnd: buf.length });
     goodEnds.set(seq, scan.goodEnd);
     if (scan.failure === undefined) {
-      if (head === undefined) {
+      if (head === undefined && !belowDurable(seq, scan.goodEnd)) {
         throw new CorruptLogError({ file: path, offset: 0, lastGoodIndex: replayer.index.last }, 'segment is empty but is not the last one');
       }
-      continue;
+      // Intact records end here (zeros or nothing after them): below the durable point, records are missing.
+      if (durable === undefined || seq !== durable.seq || scan.goodEnd >= durable.end) continue;
     }
-    const { offset, reason } = scan.failure;
-    if (isLast && !scan.laterWriteFollows) {
+    const offset = scan.failure?.offset ?? scan.goodEnd;
+    const short = belowDurable(seq, offset);
+    const reason = [
+      scan.failure?.reason ?? 'the intact records end here',
+      ...(short ? [`below the durable point (offset ${(durable as DurablePoint).end} of ${segmentFileName((durable as DurablePoint).seq)}, index ${(durable as DurablePoint).lastIndex})`] : []),
+    ].join('; ');
+    if (isLast && !scan.laterWriteFollows && !short) {
       logger.warn('truncating a torn write at the tail of the log', {
         file: path,
         offset,
@@ -139,11 +200,17 @@ export async function recover(
       (segments.at(-1) as Segment).allocEnd = offset;
       break;
     }
-    const error = new CorruptLogError(
-      { file: path, offset, lastGoodIndex: replayer.index.last },
-      `${reason}${isLast ? ' (intact records of later writes follow, so this is not a torn tail)' : ' (not the last segment)'}`,
-    );
+    const error = short
+      ? new LostWalError(
+          { file: path, offset, lastGoodIndex: replayer.index.last, durableIndex: (durable as DurablePoint).lastIndex },
+          `${reason}: fsynced records were lost, so this is not a torn tail`,
+        )
+      : new CorruptLogError(
+          { file: path, offset, lastGoodIndex: replayer.index.last },
+          `${reason}${isLast ? ' (intact records of later writes follow, so this is not a torn tail)' : ' (not the last segment)'}`,
+        );
     if (!allowCut) throw error;
+    if (short) cutBelowDurable = true;
     logger.error('CORRUPT LOG: cutting the log at the last good index as the operator asked; everything after it is DISCARDED', {
       error: error.message,
       file: path,
@@ -186,6 +253,24 @@ export async function recover(
   }
   const writeEnd = tail === undefined ? 0 : (goodEnds.get(tail.seq) as number);
 
+  // Whole segments missing at the end (or every segment): the WAL ends before the durable point's segment.
+  const lastSeq = tail?.seq ?? 0;
+  const lost = cutBelowDurable ? undefined : durableShortfall(durable, goodEnds, lastSeq);
+  if (lost !== undefined && durable !== undefined) {
+    const file = fsys.join(dir, segmentFileName(lost.seq));
+    const error = new LostWalError(
+      { file, offset: lost.offset, lastGoodIndex: replayer.index.last, durableIndex: durable.lastIndex },
+      lost.missing
+        ? `${segmentFileName(lost.seq)} is missing: the WAL ${lastSeq === 0 ? 'has no segment at all' : `ends in ${segmentFileName(lastSeq)}`}, ` +
+            `but it was durable through offset ${durable.end} of ${segmentFileName(durable.seq)}`
+        : `the intact records end at offset ${lost.offset}, below the durable point (offset ${durable.end})`,
+    );
+    if (!allowCut) throw error;
+    logger.error('CORRUPT LOG: opening a WAL that lost durable records, as the operator asked; they are GONE from this node', {
+      error: error.message,
+    });
+  }
+
   const ix = replayer.index;
   let resetTo: { index: number; term: number } | undefined;
   const replayed = { first: ix.first, last: ix.last };
@@ -213,8 +298,18 @@ export async function recover(
     );
   }
   opened.length = 0;
+  const here: DurablePoint = { seq: lastSeq, end: writeEnd, lastIndex: ix.last, lastTerm: ix.termOf(ix.last) };
   return {
-    state: { index: ix, segments, writeEnd, hardState, snapshot: { meta: snapshotMeta, file: snapshotFile, path: snapshotPath } },
+    state: {
+      index: ix,
+      segments,
+      writeEnd,
+      hardState,
+      snapshot: { meta: snapshotMeta, file: snapshotFile, path: snapshotPath },
+      durable: here,
+      recordedDurable: durable ?? NO_DURABLE_POINT,
+      identity: hsFile?.identity,
+    },
     ...(resetTo === undefined ? {} : { resetTo }),
   };
 }

@@ -21,8 +21,8 @@ export interface Segment {
   extending?: Promise<void>;
 }
 
-/** Bytes the SEGMENT header record takes. */
-export const SEGMENT_RECORD_BYTES = recordBytes(16);
+/** Bytes the SEGMENT header record takes (magic, sequence number, end of the previous segment). */
+export const SEGMENT_RECORD_BYTES = recordBytes(24);
 /** Record offsets are u32 in the log index. */
 export const MAX_SEGMENT_OFFSET = 0xffffffff;
 
@@ -35,11 +35,19 @@ export function parseSegmentFileName(name: string): number | undefined {
   return m === null ? undefined : Number.parseInt(m[1] as string, 16);
 }
 
-export function segmentHeaderSpec(seq: number): RecordSpec {
-  const body = new Uint8Array(16);
+/**
+ * The SEGMENT header record. `prevEnd` is where the records of segment `seq - 1` end (0 for the first): the
+ * previous segment is sealed, so recovery knows exactly how much of it must be intact (a sealed segment cut or
+ * zeroed at a record boundary would otherwise read as a shorter segment followed by preallocated space).
+ * Headers written before this carry no `prevEnd` (16-byte payload).
+ */
+export function segmentHeaderSpec(seq: number, prevEnd = 0): RecordSpec {
+  const body = new Uint8Array(24);
   body.set(SEGMENT_MAGIC, 0);
   const view = new DataView(body.buffer);
   view.setUint32(8, Math.floor(seq / 0x100000000));
   view.setUint32(12, seq >>> 0);
+  view.setUint32(16, Math.floor(prevEnd / 0x100000000));
+  view.setUint32(20, prevEnd >>> 0);
   return { kind: RecordKind.SEGMENT, body };
 }

@@ -1,5 +1,5 @@
 import { StorageError, type Logger } from '@consensus-kit/core';
-import { HARD_STATE_FILE, encodeHardState, writeFileAtomic } from './atomic-file';
+import { HARD_STATE_FILE, encodeHardState, pointBefore, writeFileAtomic, type DurablePoint } from './atomic-file';
 import type { FileStorageStats } from './file-storage-options';
 import { unlinkIfExists, type FileSystem } from './file-system';
 import { encodeRecords, recordBytes, specPayloadBytes, type RecordSpec } from './record';
@@ -14,6 +14,8 @@ export interface WalWrite {
   offset: number;
   specs: RecordSpec[];
   bytes: number;
+  /** The log's last index and its term once these records are durable (becomes the durable point). */
+  after?: { lastIndex: number; lastTerm: number };
 }
 
 interface Waiter {
@@ -35,6 +37,13 @@ export interface WalWriterOptions {
   counters: FileStorageStats;
   /** Called after each group's records are written (the cache may drop what is now on disk). */
   afterWrite(): void;
+  /** Where the recovered WAL ends (records and log), and the point the hard-state file on disk records. */
+  durable: DurablePoint;
+  recordedDurable: DurablePoint;
+  /** The protocol's hard state as on disk (empty when none was stored yet). */
+  hardState: Uint8Array;
+  /** The directory's identity, encoded as the hard-state file stores it (empty: none). */
+  identity: Uint8Array;
 }
 
 /**
@@ -70,6 +79,16 @@ export class WalWriter {
    * files goes through it (an install's too, from inside its WAL task), so those never race each other.
    */
   private side: Promise<void> = Promise.resolve();
+  /**
+   * The durable point: the end of the records written and fdatasynced so far, and the log's last index and
+   * term there. Recorded in the hard-state file with every hard state written, and on close.
+   */
+  durable: DurablePoint;
+  /** The durable point the hard-state file on disk holds. */
+  private recorded: DurablePoint;
+  /** The hard state and identity last written (or recovered): rewritten as they are when only the point moves. */
+  private hardState: Uint8Array;
+  identity: Uint8Array;
 
   constructor(
     private readonly options: WalWriterOptions,
@@ -84,6 +103,36 @@ export class WalWriter {
     this.writeEnd = writeEnd;
     this.writtenSeq = this.writeSeq;
     this.writtenEnd = this.writeEnd;
+    this.durable = options.durable;
+    this.recorded = options.recordedDurable;
+    this.hardState = options.hardState;
+    this.identity = options.identity;
+  }
+
+  /** Whether the hard-state file records a durable point other than the current one. */
+  get durableStale(): boolean {
+    const a = this.durable;
+    const b = this.recorded;
+    return a.seq !== b.seq || a.end !== b.end || a.lastIndex !== b.lastIndex || a.lastTerm !== b.lastTerm;
+  }
+
+  /**
+   * Writes the hard-state file (atomically) with `hardState` (or the current one), the current durable point
+   * and the identity. Only from the write queue, or when it is idle.
+   */
+  async writeHardState(hardState?: Uint8Array): Promise<void> {
+    const { fsys, dir } = this.options;
+    const data = hardState ?? this.hardState;
+    const point = this.durable;
+    const bytes = encodeHardState(data, point, this.identity);
+    await writeFileAtomic(fsys, dir, HARD_STATE_FILE, (f) => f.write(bytes, 0));
+    this.hardState = data;
+    this.recorded = point;
+  }
+
+  /** Whether the WAL's records end below the point the hard-state file records (only after an operator's cut). */
+  get belowRecorded(): boolean {
+    return pointBefore(this.durable, this.recorded);
   }
 
   /** Whether a record placed at `offset` of segment `seq` has been written (so it can be read back). */
@@ -112,7 +161,9 @@ export class WalWriter {
       this.segments.set(seq, { seq, name, path: fsys.join(dir, name), file: undefined, allocEnd: 0 });
       this.segmentOrder.push(seq);
       this.writeSeq = seq;
-      writes.push({ seq, offset: 0, specs: [segmentHeaderSpec(seq)], bytes: SEGMENT_RECORD_BYTES });
+      // The previous segment is sealed here: its header says where its records end.
+      const prevEnd = this.writeSeq === 0 ? 0 : this.writeEnd;
+      writes.push({ seq, offset: 0, specs: [segmentHeaderSpec(seq, prevEnd)], bytes: SEGMENT_RECORD_BYTES });
       this.writeEnd = SEGMENT_RECORD_BYTES;
     }
     if (this.writeEnd + total > MAX_SEGMENT_OFFSET) throw new StorageError(`save: ${total} bytes do not fit in one segment`);
@@ -188,10 +239,20 @@ export class WalWriter {
     }
   }
 
-  /** Waits for everything queued and in the background, then closes the segment files. */
+  /**
+   * Waits for everything queued and in the background, records the durable point if saves without a hard
+   * state moved it (so a clean stop leaves every acknowledged record covered), then closes the segment files.
+   */
   async close(): Promise<void> {
     await this.whenIdle();
     await this.side;
+    if (this.failure === undefined && this.durableStale) {
+      try {
+        await this.writeHardState();
+      } catch (e) {
+        this.options.logger.error('could not record the durable point on close', { error: String(e) });
+      }
+    }
     for (const s of this.segments.values()) await s.extending;
     for (const s of this.segments.values()) await s.file?.close().catch(() => undefined);
   }
@@ -278,11 +339,16 @@ export class WalWriter {
       }
       i = j;
     }
-    this.options.afterWrite();
-    if (hardState !== undefined) {
-      const bytes = encodeHardState(hardState);
-      await writeFileAtomic(fsys, dir, HARD_STATE_FILE, (f) => f.write(bytes, 0));
+    if (writes.length > 0) {
+      // Every record of the group is durable: the durable point moves to their end.
+      let after = this.durable;
+      for (const w of writes) if (w.after !== undefined) after = { ...after, lastIndex: w.after.lastIndex, lastTerm: w.after.lastTerm };
+      this.durable = { seq: this.writtenSeq, end: this.writtenEnd, lastIndex: after.lastIndex, lastTerm: after.lastTerm };
     }
+    this.options.afterWrite();
+    // The hard state carries the durable point: no extra write or sync, and a group that changes the hard
+    // state (Raft: a vote, a term, every commit advance) also records how far the log was durable.
+    if (hardState !== undefined) await this.writeHardState(hardState);
   }
 
   /**
