@@ -40,14 +40,25 @@ export function handleAccept(n: PaxosNode, from: NodeId, m: Accept): void {
   // only at a ballot >= its promise, which covers every ballot it holds, and every ballot from the one that
   // chose the slot on proposes the chosen value there (one value per slot and ballot; for higher ballots Paxos
   // Made Simple 2.2, P2c, and section 3: a new leader re-proposes what phase 1 reports): the value stays.
+  //
+  // Slots far above what this acceptor holds are not accepted (their gap would be filled with empty slots, one
+  // object each: an Accept naming slot 2^40 would exhaust memory). A leader only proposes within WINDOW of its
+  // commit point, so such slots reach only an acceptor that lags by more than `acceptAhead`: it acknowledges up
+  // to the bound, and the leader's Learn stream (learner.ts) brings it up to where Accepts apply again.
+  const first = (m.entries[0] as LogEntry).index;
+  const last = Math.min((m.entries.at(-1) as LogEntry).index, Math.max(n.log.lastIndex, n.commit) + acceptAhead(n));
   for (const e of m.entries) {
+    if (e.index > last) break; // parseMessage checked the entries are consecutive
     if (e.index <= n.commit || e.index <= n.log.offset || e.term !== m.ballot) continue;
     n.log.put(e); // entries are immutable: holding the parsed (or, in process, the sender's) object is safe
   }
   learnCommit(n, m.commit, m.ballot);
-  const first = (m.entries[0] as LogEntry).index;
-  const last = (m.entries.at(-1) as LogEntry).index;
-  n.send(from, { type: 'Accepted', ballot: m.ballot, from: first, to: last, commit: n.commit });
+  n.send(from, { type: 'Accepted', ballot: m.ballot, from: first, to: Math.max(last, first - 1), commit: n.commit });
+}
+
+/** How far above its log (or commit point) an acceptor takes slots from one Accept: every slot a leader may have undecided, four times over. */
+export function acceptAhead(n: PaxosNode): number {
+  return 4 * (n.o.window + n.o.maxBatch);
 }
 
 export function handleHeartbeat(n: PaxosNode, from: NodeId, m: Heartbeat): void {

@@ -109,7 +109,7 @@ describe('PaxosLog.lastConfigSlot', () => {
 
   it('counts the configurations of a log loaded from storage', () => {
     const storage = new MemoryStorage();
-    storage.saveNow({ entries: [entry(1, 1), config(2), entry(3, 1)], messages: [], committed: [], reads: [] });
+    storage.saveNow({ entries: [entry(1, 1), config(2), entry(3, 1)] });
     expect(new PaxosLog(storage).lastConfigSlot).toBe(2);
   });
 });

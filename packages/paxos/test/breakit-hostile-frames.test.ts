@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { acceptAhead } from '../src/acceptor';
 import { parseMessage } from '../src/messages';
 import { TestNetwork } from './network';
 
@@ -89,6 +90,44 @@ describe('break-it: hostile frames', () => {
     const l = net.leader();
     expect(l).toBeDefined();
     l?.node.propose(enc.encode('after'));
+    for (let i = 0; i < 10; i++) {
+      net.tickAll();
+      net.deliver();
+    }
+    for (const id of ['a', 'b', 'c']) expect(net.get(id).applied.at(-1)).toBe('after');
+  });
+
+  it('an Accept far above the acceptor\'s log takes no memory for the gap; a lagging acceptor still catches up through Learn', () => {
+    const net = cluster();
+    const b = net.get('b').node;
+    const ballot = b.promised;
+    const before = b.log.lastIndex;
+    // From the leader itself, at its own ballot: slot 2^40, and a slot just past the bound.
+    for (const slot of [before + 50_000, 2 ** 40]) {
+      b.step({ from: 'a', to: 'b', msg: { type: 'Accept', ballot, commit: 0, entries: [ok(slot, ballot)] } });
+      expect(b.log.lastIndex).toBe(before);
+      net.process('b');
+      const reply = net.queue.find((e) => e.from === 'b' && (e.msg as { type: string }).type === 'Accepted');
+      expect(reply?.msg).toMatchObject({ type: 'Accepted', from: slot, to: slot - 1 });
+      net.deliver();
+    }
+
+    // A replica that lags by more than the bound: c is cut off while the leader decides far ahead.
+    const a = net.get('a').node;
+    net.partition(['c']);
+    const burst = 5_000;
+    expect(acceptAhead(a)).toBeLessThan(burst - 1_000);
+    for (let i = 0; i < burst; i += 100) {
+      for (let k = 0; k < 100; k++) a.propose(enc.encode(`x${i + k}`));
+      net.deliver();
+    }
+    net.heal();
+    for (let i = 0; i < 200 && net.get('c').node.commit < a.commit; i++) {
+      net.tickAll();
+      net.deliver();
+    }
+    expect(net.get('c').node.commit).toBe(a.commit);
+    a.propose(enc.encode('after'));
     for (let i = 0; i < 10; i++) {
       net.tickAll();
       net.deliver();
