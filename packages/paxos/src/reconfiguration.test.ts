@@ -1,15 +1,9 @@
 import type { NodeId } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { TestNetwork } from '../test/network';
+import { settle } from '../test/helpers';
 
 const enc = new TextEncoder();
-
-function settle(net: TestNetwork, rounds: number): void {
-  for (let i = 0; i < rounds; i++) {
-    for (const id of net.ids()) net.tick(id);
-    net.deliver();
-  }
-}
 
 describe('reconfiguration fills its window with proposals first, no-ops only when idle (PMMC section 4)', () => {
   it('proposals waiting behind a full window take the slots before the activation point; no-ops fill the rest', () => {

@@ -1,46 +1,14 @@
-import type { Envelope, LogEntry, NodeId } from '@consensus-kit/core';
+import type { Envelope } from '@consensus-kit/core';
 import { saveSteps } from '@consensus-kit/core/testing';
 import { describe, expect, it } from 'vitest';
 import { decodeHardState } from '../src/hard-state';
-import type { PaxosMessage } from '../src/messages';
-import { TestNetwork, type NodeOptions } from './network';
+import { cluster, dec, elect, enc, settle, steal, type, value } from './helpers';
 
 /**
  * Break-it scenarios (B3): each one drives the network into the corner a Paxos rule exists for and asserts what
  * the rule promises. TestNetwork checks Multi-Paxos' invariants (a chosen value never changes, one value per
  * slot and ballot, promises kept, one leader per ballot) after every Ready, so a violation throws mid-scenario.
  */
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const type = (env: Envelope) => (env.msg as PaxosMessage).type;
-const value = (e: LogEntry | undefined) => (e === undefined ? undefined : e.type === 'command' ? dec.decode(e.data) : e.type);
-
-function cluster(ids: NodeId[], options: NodeOptions = {}): TestNetwork {
-  return new TestNetwork(ids, { electionTicks: 10, heartbeatTicks: 1, ...options });
-}
-
-/** `leader` wins phase 1 (forced, so stickiness does not delay the script) and everyone hears it a few times. */
-function elect(net: TestNetwork, leader: NodeId, rounds = 3): void {
-  net.get(leader).node.campaign(true);
-  net.deliver();
-  settle(net, rounds);
-  expect(net.get(leader).node.status().role).toBe('leader');
-}
-
-function settle(net: TestNetwork, rounds: number): void {
-  for (let i = 0; i < rounds; i++) {
-    for (const id of net.ids()) net.tick(id);
-    net.deliver();
-  }
-}
-
-/** Removes and returns the queued messages matching `pick`. */
-function steal(net: TestNetwork, pick: (env: Envelope) => boolean): Envelope[] {
-  const out = net.queue.filter(pick);
-  net.queue = net.queue.filter((e) => !pick(e));
-  return out;
-}
 
 describe('acceptor: promises bind phase 2 (Paxos Made Simple 2.2, P1a)', () => {
   it('an Accept of an old leader that arrives after a higher promise is refused, so no second value is chosen', () => {

@@ -1,15 +1,9 @@
 import { InvalidArgumentError, type NodeId } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { TestNetwork } from './network';
+import { settle } from './helpers';
 
 const enc = new TextEncoder();
-
-function settle(net: TestNetwork, rounds: number): void {
-  for (let i = 0; i < rounds; i++) {
-    for (const id of net.ids()) if (net.get(id).up) net.tick(id);
-    net.deliver();
-  }
-}
 
 function cluster(window: number): TestNetwork {
   const net = new TestNetwork(['a', 'b', 'c'], { electionTicks: 10, heartbeatTicks: 1, window });

@@ -1,35 +1,14 @@
 import type { Envelope, NodeId, Ready } from '@consensus-kit/core';
 import { ProposalDroppedError } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
-import type { PaxosMessage } from '../src/messages';
-import { TestNetwork, type NodeOptions } from './network';
+import type { TestNetwork } from './network';
+import { cluster, elect, enc, settle, type } from './helpers';
 
 /**
  * Issue #18: corners no scenario covered yet. Each checks what the protocol promises there: the replicas'
  * state machines agree, a chosen value never changes (TestNetwork checks the invariants after every Ready),
  * promises are kept, and the cluster makes progress again within a bounded number of ticks.
  */
-
-const enc = new TextEncoder();
-const type = (env: Envelope) => (env.msg as PaxosMessage).type;
-
-function cluster(ids: NodeId[], options: NodeOptions = {}): TestNetwork {
-  return new TestNetwork(ids, { electionTicks: 10, heartbeatTicks: 1, ...options });
-}
-
-function settle(net: TestNetwork, rounds: number, ids: NodeId[] = net.ids()): void {
-  for (let i = 0; i < rounds; i++) {
-    for (const id of ids) net.tick(id);
-    net.deliver();
-  }
-}
-
-function elect(net: TestNetwork, leader: NodeId): void {
-  net.get(leader).node.campaign(true);
-  net.deliver();
-  settle(net, 3);
-  expect(net.get(leader).node.status().role).toBe('leader');
-}
 
 /** Ticks every live replica until `done` holds; returns the rounds it took (fails after `max`). */
 function until(net: TestNetwork, done: () => boolean, max: number): number {

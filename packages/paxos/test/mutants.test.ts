@@ -1,43 +1,14 @@
 import type { Envelope, LogEntry, NodeId, Ready } from '@consensus-kit/core';
 import { saveSteps } from '@consensus-kit/core/testing';
 import { describe, expect, it } from 'vitest';
-import type { PaxosMessage } from '../src/messages';
-import { TestNetwork, type NodeOptions } from './network';
+import { TestNetwork } from './network';
+import { cluster, dec, elect, enc, settle, steal, type, value } from './helpers';
 
 /**
  * Issue #18: one test per mutant of src/ that survived the last break-it pass. Each drives the network into the
  * corner the rule exists for and asserts what the rule promises; TestNetwork also checks Multi-Paxos'
  * invariants (a chosen value never changes, one value per slot and ballot, promises kept) after every Ready.
  */
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const type = (env: Envelope) => (env.msg as PaxosMessage).type;
-const value = (e: LogEntry | undefined) => (e === undefined ? undefined : e.type === 'command' ? dec.decode(e.data) : e.type);
-
-function cluster(ids: NodeId[], options: NodeOptions = {}): TestNetwork {
-  return new TestNetwork(ids, { electionTicks: 10, heartbeatTicks: 1, ...options });
-}
-
-function elect(net: TestNetwork, leader: NodeId, rounds = 3): void {
-  net.get(leader).node.campaign(true);
-  net.deliver();
-  settle(net, rounds);
-  expect(net.get(leader).node.status().role).toBe('leader');
-}
-
-function settle(net: TestNetwork, rounds: number, ids: NodeId[] = net.ids()): void {
-  for (let i = 0; i < rounds; i++) {
-    for (const id of ids) net.tick(id);
-    net.deliver();
-  }
-}
-
-function steal(net: TestNetwork, pick: (env: Envelope) => boolean): Envelope[] {
-  const out = net.queue.filter(pick);
-  net.queue = net.queue.filter((e) => !pick(e));
-  return out;
-}
 
 /** Steps `env` into its target and persists only the first `keep` save steps of the Ready it makes, then crashes it. */
 function tornAfter(net: TestNetwork, env: Envelope, keep: (rd: Ready) => number): Ready {
