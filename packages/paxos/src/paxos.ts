@@ -218,7 +218,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     // One proposal = one slot (PMMC section 3): it waits here for a slot inside the window, and is never
     // re-proposed into another slot.
     this.waiting.push('command', data);
-    fill(this);
+    // Behind a full window it waits for a decision (maybeCommit fills then): nothing to assign now.
+    if (this.nextSlot <= this.commit + this.o.window) fill(this);
   }
 
   readIndex(ctx: Uint8Array): void {
