@@ -145,6 +145,23 @@ describe('the durable point: acknowledged entries are never cut as a torn tail',
     expect(err.lastGoodIndex).toBe(59);
   });
 
+  it('after a process crash, saves made since the last hard state are still covered (Raft saves no commit-only hard state)', async () => {
+    const fs = new MemoryFileSystem();
+    const s = await build(fs, 50, { close: false });
+    for (let i = 51; i <= 80; i++) await s.save({ entries: [entry(i)] });
+    // The process dies without closing: what it wrote is in the page cache, so the image keeps it.
+    const image = fs.crashImage('all');
+    const report = await inspect('/d', { fileSystem: image });
+    expect(report.durable?.lastIndex).toBe(80);
+    const last = segments(image).at(-1) as string;
+    const bytes = image.readFileRaw(last) as Uint8Array;
+    image.writeFileRaw(last, bytes.slice(0, (report.durable?.offset as number) - 8));
+    const err = await refused(image);
+    expect(err.lastGoodIndex).toBe(79);
+    expect(err.durableIndex).toBe(80);
+    void s;
+  });
+
   it('a true torn tail (the last write, never acknowledged) is still cut with a warning', async () => {
     const fs = new MemoryFileSystem();
     const s = await build(fs, 100, { close: false });

@@ -15,7 +15,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { HARD_STATE_FILE, encodeIdentity, type DataDirIdentity, type DurablePoint } from './atomic-file';
+import { HARD_STATE_FILE, decodeHardStateFile, encodeIdentity, writeFileAtomic, type DataDirIdentity, type DurablePoint } from './atomic-file';
 import { IdentityMismatchError } from './errors';
 import { EntryCache } from './entry-cache';
 import {
@@ -27,7 +27,8 @@ import {
   type FileStorageOptions,
   type FileStorageStats,
 } from './file-storage-options';
-import { nodeFileSystem, readWholeFile, withoutSync, type FileSystem, type FsFile } from './file-system';
+import { DURABLE_FILE, DurableFile, initialDurableFile } from './durable-file';
+import { errorCode, nodeFileSystem, readWholeFile, withoutSync, type FileSystem, type FsFile } from './file-system';
 import { acquireLock, type DirectoryLock } from './lock';
 import type { LogIndex } from './log-index';
 import { MAX_PAYLOAD, RecordKind, entryTypeCode, recordBytes, type RecordSpec } from './record';
@@ -66,6 +67,7 @@ export interface FileStorageParts {
   blockingWrites: boolean;
   preallocateBytes: number;
   recovered: Recovered;
+  durableFile: DurableFile;
 }
 
 /**
@@ -118,6 +120,7 @@ export class FileStorage implements DurableStorage {
         recordedDurable: recovered.recordedDurable,
         hardState: recovered.hardState ?? new Uint8Array(0),
         identity: recovered.identity === undefined ? new Uint8Array(0) : encodeIdentity(recovered.identity),
+        durableFile: parts.durableFile,
       },
       recovered.segments,
       recovered.writeEnd,
@@ -507,6 +510,8 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
       throw new IdentityMismatchError(dir, expected, found);
     }
     const isNew = (await readWholeFile(fsys, fsys.join(dir, HARD_STATE_FILE))) === undefined;
+    const durableFile = await openDurableFile(fsys, dir, recovered.state.durableCounter, recovered.state.durable);
+    opened.push(durableFile.file);
     const storage = new FileStorage({
       fsys,
       dir,
@@ -517,7 +522,9 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
       blockingWrites: options.blockingWrites === true,
       preallocateBytes: Math.min(preallocateBytes, segmentBytes),
       recovered: recovered.state,
+      durableFile: durableFile.durable,
     });
+    opened.length = 0;
     if (expected !== undefined && found === undefined) {
       // A new directory, or one written before identities were kept: it is this node's from now on.
       await storage.recordIdentity({ clusterId: expected.clusterId, nodeId: expected.nodeId, incarnation: randomUUID() });
@@ -536,9 +543,40 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
 }
 
 /**
+ * Opens the durable-point file. One that is missing (a new directory, an older release, or deleted) is created
+ * atomically holding `point` (the recovered end of the WAL), so a file that exists always holds an intact slot
+ * unless it was damaged.
+ */
+async function openDurableFile(fsys: FileSystem, dir: string, counter: number, point: DurablePoint): Promise<{ file: FsFile; durable: DurableFile }> {
+  const path = fsys.join(dir, DURABLE_FILE);
+  let file: FsFile;
+  try {
+    file = await fsys.open(path, 'append');
+  } catch (e) {
+    if (errorCode(e) !== 'ENOENT') throw e;
+    await writeFileAtomic(fsys, dir, DURABLE_FILE, (f) => f.write(initialDurableFile(point), 0));
+    file = await fsys.open(path, 'append');
+    counter = 1;
+  }
+  return { file, durable: new DurableFile(file, counter) };
+}
+
+/**
  * Whether `dir` holds a node's stored state: its hard state file, which `openFileStorage` writes (empty at
  * first) before the first entry. A directory without it never held a node, or lost what it held.
  */
 export function hasStoredState(dir: string): boolean {
   return existsSync(join(dir, HARD_STATE_FILE));
+}
+
+/**
+ * The identity (cluster id, node id, incarnation) that `dir` records, read from its hard-state file alone
+ * without opening the directory; `undefined` when it records none (new, wiped, or written by an older release).
+ * A damaged file is a `CorruptLogError`.
+ */
+export async function readDataDirIdentity(dir: string, options: { fileSystem?: FileSystem } = {}): Promise<DataDirIdentity | undefined> {
+  const fsys = options.fileSystem ?? nodeFileSystem();
+  const path = fsys.join(dir, HARD_STATE_FILE);
+  const bytes = await readWholeFile(fsys, path);
+  return bytes === undefined ? undefined : decodeHardStateFile(bytes, path).identity;
 }

@@ -33,6 +33,8 @@ export interface FsFile {
   readSync(buffer: Uint8Array, offset: number, length: number, position: number): number;
   /** Writes all of `data` at `position`. */
   write(data: Uint8Array, position: number): Promise<void>;
+  /** `write` on the calling thread (a small write to the page cache, no flush); optional. */
+  writeSync?(data: Uint8Array, position: number): void;
   /** fdatasync: the file's data (and the size) are durable. */
   datasync(): Promise<void>;
   /**
@@ -66,6 +68,15 @@ class NodeFile implements FsFile {
 
   write(data: Uint8Array, position: number): Promise<void> {
     return writeAll(this.handle, data, position);
+  }
+
+  writeSync(data: Uint8Array, position: number): void {
+    let done = 0;
+    while (done < data.length) {
+      const n = fs.writeSync(this.handle.fd, data, done, data.length - done, position + done);
+      if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      done += n;
+    }
   }
 
   async writeDurable(data: Uint8Array, position: number, options?: { blocking?: boolean }): Promise<void> {
@@ -206,6 +217,7 @@ export function withoutSync(fsys: FileSystem): FileSystem {
       return {
         readSync: (b, o, l, p) => f.readSync(b, o, l, p),
         write: (d, p) => f.write(d, p),
+        ...(f.writeSync === undefined ? {} : { writeSync: (d: Uint8Array, p: number) => (f.writeSync as (d: Uint8Array, p: number) => void)(d, p) }),
         writeDurable: (d, p) => f.write(d, p),
         datasync: async () => {},
         sync: async () => {},

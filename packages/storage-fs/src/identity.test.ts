@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { openFileStorage } from './file-storage';
+import { openFileStorage, readDataDirIdentity } from './file-storage';
 import { IdentityMismatchError } from './errors';
 import { inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
@@ -20,6 +20,8 @@ describe('data directory identity', () => {
     expect(r.initialState().hardState).toEqual(Uint8Array.of(1));
     await r.close();
     expect((await inspect('/d', { fileSystem })).identity).toEqual(first);
+    expect(await readDataDirIdentity('/d', { fileSystem })).toEqual(first);
+    expect(await readDataDirIdentity('/elsewhere', { fileSystem })).toBeUndefined();
   });
 
   it('refuses a directory of another node or another cluster', async () => {

@@ -1,4 +1,4 @@
-export { FileStorage, hasStoredState, openFileStorage, parseSegmentFileName, segmentFileName } from './file-storage';
+export { FileStorage, hasStoredState, openFileStorage, parseSegmentFileName, readDataDirIdentity, segmentFileName } from './file-storage';
 export type { FileStorageOptions, FileStorageStats } from './file-storage';
 export { DirectoryLockedError, IdentityMismatchError, LostWalError } from './errors';
 export type { DataDirIdentity, DurablePoint } from './atomic-file';

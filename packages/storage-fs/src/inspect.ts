@@ -5,7 +5,8 @@ import { LOCK_FILE, parseLock } from './lock';
 import { processRunning } from './process-identity';
 import { RecordKind, scanSegment } from './record';
 import { reconcile } from './reconcile';
-import { durableShortfall } from './recovery';
+import { durableShortfall, laterPoint } from './recovery';
+import { DURABLE_FILE, decodeDurableFile } from './durable-file';
 import { Replayer } from './replay';
 import { parseSegmentFileName, segmentFileName } from './segment';
 import { parseSnapshotFileName, readSnapshotChunks, readSnapshotMeta } from './snapshot-file';
@@ -120,14 +121,22 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
       const hs = decodeHardStateFile(hsBytes, hsPath);
       report.hardState = { bytes: hsBytes.length, ok: true };
       durable = hs.durable;
-      if (durable !== undefined) {
-        report.durable = { file: segmentFileName(durable.seq), offset: durable.end, lastIndex: durable.lastIndex, lastTerm: durable.lastTerm };
-      }
       if (hs.identity !== undefined) report.identity = hs.identity;
     } catch (e) {
       report.hardState = { bytes: hsBytes.length, ok: false, error: message(e) };
       problems.push(message(e));
     }
+  }
+
+  // The durable point: the later of the hard state's and the durable-point file's (as recovery takes it).
+  const dfBytes = await readWholeFile(fsys, fsys.join(dir, DURABLE_FILE));
+  if (dfBytes !== undefined) {
+    const df = decodeDurableFile(dfBytes);
+    durable = laterPoint(durable, df.point);
+    if (df.problem !== undefined) problems.push(`${DURABLE_FILE}: ${df.problem}; the next open warns and checks the WAL against an older durable point`);
+  }
+  if (durable !== undefined) {
+    report.durable = { file: segmentFileName(durable.seq), offset: durable.end, lastIndex: durable.lastIndex, lastTerm: durable.lastTerm };
   }
 
   /** Whether each readable snapshot file was installed from a leader (recovery's reconciliation needs it). */

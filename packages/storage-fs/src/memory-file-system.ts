@@ -297,6 +297,10 @@ class MemoryFile implements FsFile {
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {
+    this.writeSync(data, position);
+  }
+
+  writeSync(data: Uint8Array, position: number): void {
     this.check();
     if (this.readOnly) throw fsError('EBADF', `file ${this.path} is read-only`);
     this.owner.mutateFile(`write ${this.path} @${position} +${data.length}`);

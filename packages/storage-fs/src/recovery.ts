@@ -1,5 +1,6 @@
 import { CorruptLogError, StorageError, type Logger } from '@consensus-kit/core';
 import { HARD_STATE_FILE, NO_DURABLE_POINT, TMP_SUFFIX, decodeHardStateFile, pointBefore, type DataDirIdentity, type DurablePoint } from './atomic-file';
+import { DURABLE_FILE, decodeDurableFile } from './durable-file';
 import { LostWalError } from './errors';
 import { readAllSync, readWholeFile, unlinkIfExists, type FileSystem, type FsFile } from './file-system';
 import type { LogIndex } from './log-index';
@@ -24,6 +25,17 @@ export interface Recovered {
   recordedDurable: DurablePoint;
   /** The directory's identity, if its hard-state file records one. */
   identity: DataDirIdentity | undefined;
+  /** The durable-point file's newest slot counter (0: none). */
+  durableCounter: number;
+}
+
+/** The later of two durable points by WAL position (either may be missing; seq 0 means none). */
+export function laterPoint(a: DurablePoint | undefined, b: DurablePoint | undefined): DurablePoint | undefined {
+  const x = a !== undefined && a.seq > 0 ? a : undefined;
+  const y = b !== undefined && b.seq > 0 ? b : undefined;
+  if (x === undefined) return y;
+  if (y === undefined) return x;
+  return pointBefore(x, y) ? y : x;
 }
 
 /**
@@ -72,8 +84,18 @@ export async function recover(
   const decoded = hsFile?.data;
   // An empty payload is the marker written when the directory was created: no term or vote stored yet.
   const hardState = decoded !== undefined && decoded.length > 0 ? decoded : undefined;
-  /** How far the WAL was durable when the hard state was last written: nothing below it may be missing. */
-  const durable = hsFile?.durable;
+  // How far the WAL was durable: nothing below it may be missing. The later of what the hard state recorded
+  // (synced, when it was last written) and what the durable-point file holds (updated after every group).
+  const durableFile = await readWholeFile(fsys, fsys.join(dir, DURABLE_FILE));
+  const fromFile = durableFile === undefined ? undefined : decodeDurableFile(durableFile);
+  const durable = laterPoint(hsFile?.durable, fromFile?.point);
+  if (fromFile?.problem !== undefined) {
+    // It only ever narrows what is checked (an older point, never a newer one): go on, but say so.
+    logger.warn('the durable-point file is torn or damaged; recovery checks the WAL against the older point it still has', {
+      file: fsys.join(dir, DURABLE_FILE),
+      problem: fromFile.problem,
+    });
+  }
   const belowDurable = (seq: number, offset: number): boolean => durable !== undefined && pointBefore({ seq, end: offset }, durable);
   let cutBelowDurable = false;
 
@@ -309,6 +331,7 @@ export async function recover(
       durable: here,
       recordedDurable: durable ?? NO_DURABLE_POINT,
       identity: hsFile?.identity,
+      durableCounter: fromFile?.counter ?? 0,
     },
     ...(resetTo === undefined ? {} : { resetTo }),
   };

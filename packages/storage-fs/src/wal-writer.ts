@@ -2,6 +2,7 @@ import { StorageError, type Logger } from '@consensus-kit/core';
 import { HARD_STATE_FILE, encodeHardState, pointBefore, writeFileAtomic, type DurablePoint } from './atomic-file';
 import type { FileStorageStats } from './file-storage-options';
 import { unlinkIfExists, type FileSystem } from './file-system';
+import type { DurableFile } from './durable-file';
 import { encodeRecords, recordBytes, specPayloadBytes, type RecordSpec } from './record';
 import { MAX_SEGMENT_OFFSET, SEGMENT_RECORD_BYTES, segmentFileName, segmentHeaderSpec, type Segment } from './segment';
 
@@ -44,6 +45,8 @@ export interface WalWriterOptions {
   hardState: Uint8Array;
   /** The directory's identity, encoded as the hard-state file stores it (empty: none). */
   identity: Uint8Array;
+  /** Where the durable point is written after every group. */
+  durableFile: DurableFile;
 }
 
 /**
@@ -127,6 +130,7 @@ export class WalWriter {
     const bytes = encodeHardState(data, point, this.identity);
     await writeFileAtomic(fsys, dir, HARD_STATE_FILE, (f) => f.write(bytes, 0));
     this.hardState = data;
+    if (pointBefore(point, this.recorded)) await this.options.durableFile.record(point); // lowered by an operator's cut
     this.recorded = point;
   }
 
@@ -255,6 +259,7 @@ export class WalWriter {
     }
     for (const s of this.segments.values()) await s.extending;
     for (const s of this.segments.values()) await s.file?.close().catch(() => undefined);
+    await this.options.durableFile.close().catch(() => undefined);
   }
 
   private kick(): void {
@@ -344,6 +349,8 @@ export class WalWriter {
       let after = this.durable;
       for (const w of writes) if (w.after !== undefined) after = { ...after, lastIndex: w.after.lastIndex, lastTerm: w.after.lastTerm };
       this.durable = { seq: this.writtenSeq, end: this.writtenEnd, lastIndex: after.lastIndex, lastTerm: after.lastTerm };
+      // Before the group's saves resolve (and anything is acknowledged): a write to the page cache, no flush.
+      await this.options.durableFile.record(this.durable);
     }
     this.options.afterWrite();
     // The hard state carries the durable point: no extra write or sync, and a group that changes the hard
