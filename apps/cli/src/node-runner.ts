@@ -1,6 +1,9 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { basename, dirname, join } from 'node:path';
 import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
 import {
+  CorruptLogError,
   InvalidArgumentError,
   isConsensusError,
   preview,
@@ -9,7 +12,7 @@ import {
   type NodeId,
 } from '@consensus-kit/core';
 import { KvStateMachine, createKvService, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
-import { openFileStorage } from '@consensus-kit/storage-fs';
+import { hasStoredState, openFileStorage, readDataDirIdentity, type FileStorage } from '@consensus-kit/storage-fs';
 import { tcpTransport, type TcpTransport } from '@consensus-kit/transport-tcp';
 import type { NodeConfig } from './config';
 import { CliError } from './errors';
@@ -53,7 +56,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   const http = await listenHttp(config);
   let storage;
   try {
-    storage = metrics.instrument(await openFileStorage(config.dataDir, { logger, blockingWrites: config.blockingWrites ?? true }));
+    storage = metrics.instrument(await openNodeStorage(config, logger));
   } catch (e) {
     await closeServer(http);
     throw e;
@@ -206,4 +209,150 @@ function closeServer(server: Server): Promise<void> {
     server.closeAllConnections?.();
     server.close(() => resolve());
   });
+}
+
+/** What `<dataDir>.member.json` holds: the node a data directory was initialised for, and that directory's incarnation. */
+interface MemberRecord {
+  clusterId: string;
+  nodeId: NodeId;
+  incarnation: string;
+}
+
+/**
+ * Beside the data directory (not inside it, so it outlives a wiped or lost one): the record that this node was
+ * initialised there. A data directory without state but with this record lost what the node had promised.
+ */
+export function memberRecordPath(dataDir: string): string {
+  return join(dirname(dataDir), `${basename(dataDir)}.member.json`);
+}
+
+function readMemberRecord(path: string): MemberRecord | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CliError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const r = JSON.parse(text) as Partial<MemberRecord>;
+    if (typeof r.clusterId === 'string' && typeof r.nodeId === 'string' && typeof r.incarnation === 'string') {
+      return { clusterId: r.clusterId, nodeId: r.nodeId, incarnation: r.incarnation };
+    }
+  } catch {
+    // reported below
+  }
+  throw new CliError(`${path} is not a member record (it names the node initialised in the data directory beside it); restore it, or see \`consensus-cli inspect\``);
+}
+
+/** Writes the member record durably (temp file, fsync, rename, fsync of the directory). */
+function writeMemberRecord(path: string, record: MemberRecord): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, `${JSON.stringify(record, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** Forgets that a node was initialised beside `dataDir` (`members add` of a new member under a reused id). */
+export function forgetMemberRecord(dataDir: string): void {
+  rmSync(memberRecordPath(dataDir), { force: true });
+}
+
+/**
+ * For `inspect`: what is wrong between the member record beside `dataDir` and the identity the directory holds
+ * (`undefined`: nothing, or no record).
+ */
+export function memberRecordProblem(dataDir: string, identity: { incarnation: string } | undefined): string | undefined {
+  const path = memberRecordPath(dataDir);
+  let record: MemberRecord | undefined;
+  try {
+    record = readMemberRecord(path);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (record === undefined) return undefined;
+  if (identity === undefined) {
+    return `node ${record.nodeId} of cluster ${record.clusterId} was initialised here (${path}), but the directory holds no identity: its state was lost or wiped; the node refuses to start`;
+  }
+  if (identity.incarnation !== record.incarnation) {
+    return `the directory's incarnation ${identity.incarnation} is not the one node ${record.nodeId} ran on (${record.incarnation}, ${path}): re-created or restored from another copy; the node refuses to start`;
+  }
+  return undefined;
+}
+
+/** How an operator brings back a node whose stored state is gone or damaged. */
+function rejoinAdvice(config: NodeConfig, recordPath: string): string {
+  return (
+    `Bring it back as a new member: \`consensus-cli members remove ${config.id}\`, move ${config.dataDir} aside, then ` +
+    `\`consensus-cli members add ${config.id}\` (without the CLI: remove it from the cluster, move the directory aside, delete ` +
+    `${recordPath}, and start it with "join": true before adding it back)`
+  );
+}
+
+/**
+ * Opens the node's storage and checks the data directory belongs to it (etcd keeps member and cluster ids in its
+ * data directory for the same reason). The directory records cluster id, node id and an incarnation; the member
+ * record beside it records the same once the node has started there. A directory that lost its state while the
+ * record says the node was initialised there (wiped, or restored from another copy) is refused: started empty,
+ * the node would vote again in terms it voted in and count towards majorities for entries it no longer holds
+ * (Raft thesis 3.8). A first start (no record, nothing stored: a new cluster, or `members add`) goes ahead.
+ */
+async function openNodeStorage(config: NodeConfig, logger: Logger): Promise<FileStorage> {
+  const recordPath = memberRecordPath(config.dataDir);
+  const record = readMemberRecord(recordPath);
+  if (record !== undefined) {
+    if (record.clusterId !== config.clusterId || record.nodeId !== config.id) {
+      throw new CliError(
+        `${recordPath} says node ${record.nodeId} of cluster ${record.clusterId} was initialised in ${config.dataDir}, but this config is ` +
+          `node ${config.id} of cluster ${config.clusterId}: a wrong dataDir, or a config copied from another node`,
+      );
+    }
+    // A damaged hard-state file is the storage's to report (with the file and offset), when it is opened below.
+    const stored = await readDataDirIdentity(config.dataDir).catch(() => null);
+    if (stored === undefined && !hasStoredState(config.dataDir)) {
+      throw new CliError(
+        `${config.dataDir} holds no state, but node ${config.id} of cluster ${config.clusterId} was initialised there (${recordPath}): ` +
+          `its data was lost or wiped. Started empty it could vote twice in one term and undo writes it acknowledged. ${rejoinAdvice(config, recordPath)}`,
+      );
+    }
+    if (stored !== undefined && stored !== null && stored.incarnation !== record.incarnation) {
+      throw new CliError(
+        `${config.dataDir} is not the data directory node ${config.id} was running on (incarnation ${stored.incarnation}, ` +
+          `expected ${record.incarnation} from ${recordPath}): it was re-created or restored from another copy, which may lack ` +
+          `what the node acknowledged. ${rejoinAdvice(config, recordPath)}`,
+      );
+    }
+  }
+  let storage: FileStorage;
+  try {
+    storage = await openFileStorage(config.dataDir, {
+      logger,
+      blockingWrites: config.blockingWrites ?? true,
+      identity: { clusterId: config.clusterId, nodeId: config.id },
+    });
+  } catch (e) {
+    if (CorruptLogError.is(e)) throw new CliError(`${e.message} [${e.code}]. ${rejoinAdvice(config, recordPath)}`);
+    throw e;
+  }
+  const identity = storage.identity;
+  if (identity !== undefined && record?.incarnation !== identity.incarnation) {
+    try {
+      writeMemberRecord(recordPath, { clusterId: identity.clusterId, nodeId: identity.nodeId, incarnation: identity.incarnation });
+    } catch (e) {
+      await storage.close().catch(() => undefined);
+      throw new CliError(`cannot write ${recordPath}: ${(e as Error).message}`);
+    }
+  }
+  return storage;
 }

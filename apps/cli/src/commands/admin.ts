@@ -5,7 +5,7 @@ import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { ClusterDir, NODE_ID, type ClusterFile, type ClusterNode } from '../cluster-file';
 import { connectAdmin } from '../connect';
 import { CliError } from '../errors';
-import type { NodeReport } from '../node-runner';
+import { forgetMemberRecord, memberRecordProblem, type NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
 import { ErrorCode, hasQuorum, type NodeId } from '@consensus-kit/core';
 import { agreedLeader, alive, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode } from '../supervisor';
@@ -49,6 +49,12 @@ export async function inspectNode(o: AdminOptions, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   cd.node(cd.read(), id);
   const report = await inspect(cd.dataDir(id));
+  // A wiped directory looks like a new one to the storage; the member record beside it knows better.
+  const problem = memberRecordProblem(cd.dataDir(id), report.identity);
+  if (problem !== undefined) {
+    report.problems.push(problem);
+    report.ok = false;
+  }
   if (o.json) console.log(JSON.stringify(report));
   else console.log(describeInspectReport(report));
   // Like fsck: a script can tell a damaged directory from a sound one by the exit code alone.
@@ -321,6 +327,8 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
   const { port, httpPort } = await portsFor(cd, id, host, cluster.nodes);
   const peers = { ...Object.fromEntries(cluster.nodes.map((n) => [n.id, `${n.host}:${n.port}`])), [id]: `${host}:${port}` };
   mkdirSync(cd.nodeDir(id), { recursive: true });
+  // A new member under an id used before: the record that the old one was initialised here no longer applies.
+  forgetMemberRecord(cd.dataDir(id));
   const config: NodeConfig = { ...template, id, dataDir: './data', listen: { host, port }, http: { host, port: httpPort }, peers, join: true };
   writeFileSync(cd.configFile(id), `${JSON.stringify(config, null, 2)}\n`);
   const added: ClusterNode = { id, host, port, httpPort };
