@@ -26,8 +26,15 @@ export function handlePrepare(n: PaxosNode, from: NodeId, m: Prepare): void {
     if (n.role !== 'follower' || n.leaderId !== undefined) becomeFollower(n, undefined);
   }
   // Phase 1b for every slot above the proposer's commit point at once (Paxos Made Simple section 3).
-  const first = Math.max(m.commit + 1, n.log.offset + 1);
-  const entries = n.log.slice(first, n.log.lastIndex).filter((e) => e.term > 0);
+  let first = Math.max(m.commit + 1, n.log.offset + 1);
+  let held = n.log.slice(first, n.log.lastIndex);
+  if (held.length === 0 && first <= n.log.memOffset) {
+    // The storage compacted those decided slots before the log heard of it (paxos-log.ts `slice`): report from
+    // the first slot in memory, as for compacted ones; the proposer catches up before counting this promise.
+    first = n.log.memOffset + 1;
+    held = n.log.slice(first, n.log.lastIndex);
+  }
+  const entries = held.filter((e) => e.term > 0);
   n.send(from, { type: 'Promise', ballot: m.ballot, commit: n.commit, first, entries });
 }
 

@@ -117,7 +117,8 @@ export function sendLearn(n: PaxosNode, to: NodeId, from: number, pr?: Peer): vo
   }
   const hi = Math.min(n.commit, from + n.o.maxBatch - 1);
   if (hi < from) return;
-  n.send(to, { type: 'Learn', commit: n.commit, entries: n.log.slice(from, hi) });
+  const entries = n.log.slice(from, hi);
+  if (entries.length > 0) n.send(to, { type: 'Learn', commit: n.commit, entries });
 }
 
 /** A peer reports its commit point after a Learn or a snapshot: stream on while it lags. */

@@ -113,3 +113,67 @@ describe('PaxosLog.lastConfigSlot', () => {
     expect(new PaxosLog(storage).lastConfigSlot).toBe(2);
   });
 });
+
+describe('PaxosLog.release', () => {
+  /** A log whose first `n` slots are durable in `storage`, as after Ready cycles. */
+  function persisted(n: number): { storage: MemoryStorage; log: PaxosLog } {
+    const storage = new MemoryStorage();
+    const log = new PaxosLog(storage);
+    for (let i = 1; i <= n; i++) log.put(entry(i, 1 + (i % 3)));
+    storage.saveNow({ entries: log.unstable() });
+    log.markStable();
+    return { storage, log };
+  }
+
+  it('drops whole chunks of released slots from memory and reads them back from the storage', () => {
+    const { log } = persisted(10_000);
+    log.release(4_095); // not a whole chunk yet
+    expect(log.memOffset).toBe(0);
+    log.release(9_000);
+    expect(log.memOffset).toBe(8_192);
+    expect(log.length).toBe(10_000 - 8_192);
+    expect(log.lastIndex).toBe(10_000);
+    for (const s of [1, 4_096, 4_097, 8_192, 8_193, 10_000]) expect(log.at(s)).toEqual(entry(s, 1 + (s % 3)));
+    expect(log.termAt(5)).toBe(1 + (5 % 3));
+    const across = log.slice(8_000, 8_400);
+    expect(across.map((e) => e.index)).toEqual(Array.from({ length: 401 }, (_, i) => 8_000 + i));
+    expect(across).toEqual(across.map((e) => entry(e.index, 1 + (e.index % 3))));
+    // New slots still append after the released ones.
+    log.put(entry(10_001, 9));
+    expect(log.at(10_001)?.term).toBe(9);
+  });
+
+  it('refuses to write a released slot (decided slots are never written again)', () => {
+    const { log } = persisted(5_000);
+    log.release(5_000);
+    expect(log.memOffset).toBe(4_096);
+    expect(() => log.put(entry(100, 7))).toThrow(/released slot 100/);
+    expect(() => log.put(entry(4_096, 7))).toThrow(/released slot/);
+    log.put(entry(4_097, 7)); // in memory: an undecided overwrite is still allowed by the log itself
+    expect(log.at(4_097)?.term).toBe(7);
+  });
+
+  it('reads nothing, rather than part of a range, once the storage compacted released slots ahead of the log', () => {
+    const { storage, log } = persisted(9_000);
+    log.release(9_000);
+    storage.saveSnapshotNow({ index: 5_000, term: 1 + (5_000 % 3), config: { voters: ['a'], learners: [] }, data: new Uint8Array(0) });
+    storage.compactNow(5_000);
+    expect(log.slice(4_000, 8_500)).toEqual([]);
+    expect(log.at(4_500)).toBeUndefined();
+    expect(log.slice(5_001, 5_002).map((e) => e.index)).toEqual([5_001, 5_002]);
+    log.compact(5_000, 1 + (5_000 % 3));
+    expect(log.firstIndex).toBe(5_001);
+    expect(log.slice(4_000, 5_002).map((e) => e.index)).toEqual([5_001, 5_002]);
+  });
+
+  it('compaction past the released slots drops memory as before', () => {
+    const { log } = persisted(9_000);
+    log.release(9_000);
+    log.compact(8_500, 2);
+    expect(log.memOffset).toBe(8_500);
+    expect(log.lastIndex).toBe(9_000);
+    expect(log.at(8_501)).toEqual(entry(8_501, 1 + (8_501 % 3)));
+    expect(log.at(8_500)).toBeUndefined();
+    expect(log.termAt(8_500)).toBe(2);
+  });
+});

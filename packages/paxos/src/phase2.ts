@@ -150,7 +150,9 @@ export function sendAccepts(n: PaxosNode, id: NodeId, pr: Peer): void {
   if (pr.next <= n.log.offset) pr.next = n.log.offset + 1;
   while (pr.inflight.length < n.o.maxInflight && pr.next < n.nextSlot) {
     const hi = Math.min(pr.next + n.o.maxBatch - 1, n.nextSlot - 1);
-    n.send(id, { type: 'Accept', ballot: n.ballot, commit: n.commit, entries: n.log.slice(pr.next, hi) });
+    const entries = n.log.slice(pr.next, hi);
+    if (entries.length === 0) return; // decided slots the storage just compacted: the Learn stream takes over
+    n.send(id, { type: 'Accept', ballot: n.ballot, commit: n.commit, entries });
     pr.inflight.push(hi);
     pr.next = hi + 1;
   }

@@ -91,6 +91,9 @@ export function ready(n: PaxosNode): Ready {
 
 export function advance(n: PaxosNode, _rd: Ready): void {
   if (n.snap?.stage === 'marking') n.snap.stage = 'install';
+  // Slots decided, handed to the state machine and durable (every Ready's entries are, once it is advanced;
+  // `dirtyFrom` marks what no Ready carried yet) leave memory for the storage (paxos-log.ts).
+  n.log.release(Math.min(n.emitted, n.log.dirtyFrom - 1));
   const mark = n.readyMark;
   n.readyMark = undefined;
   // The leader's own vote counts once it is durable (PMMC: the leader is one of the acceptors).
