@@ -53,6 +53,8 @@ export interface DataDirIdentity {
 
 /** What a hard-state file holds besides the protocol's bytes (version 2; version 1 files hold neither). */
 export interface HardStateFile {
+  /** 1: written by a release without durable points (and without a durable-point file); 2: now. */
+  version: number;
   data: Uint8Array;
   durable?: DurablePoint;
   identity?: DataDirIdentity;
@@ -98,6 +100,18 @@ export function encodeHardState(data: Uint8Array, durable: DurablePoint = NO_DUR
   return out;
 }
 
+/** @internal Tests: a hard-state file as the release before durable points wrote it (version 1). */
+export function encodeHardStateV1(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HARD_STATE_HEADER + data.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, HARD_STATE_MAGIC);
+  view.setUint32(4, HARD_STATE_VERSION);
+  view.setUint32(8, data.length);
+  out.set(data, HARD_STATE_HEADER);
+  view.setUint32(12, crc32c(data, crc32c(out.subarray(4, 12))));
+  return out;
+}
+
 /** The identity as the hard-state file stores it. */
 export function encodeIdentity(identity: DataDirIdentity): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ clusterId: identity.clusterId, nodeId: identity.nodeId, incarnation: identity.incarnation }));
@@ -117,7 +131,7 @@ export function decodeHardStateFile(bytes: Uint8Array, path: string): HardStateF
     if (length !== bytes.length - HARD_STATE_HEADER) fail(`length ${length} does not match the file size ${bytes.length}`);
     const data = bytes.subarray(HARD_STATE_HEADER);
     if (crc32c(data, crc32c(bytes.subarray(4, 12))) !== view.getUint32(12)) fail('checksum mismatch');
-    return { data: data.slice() };
+    return { version: 1, data: data.slice() };
   }
   if (version !== 2) fail(`unknown version ${version}`);
   if (bytes.length < HARD_STATE_HEADER + V2_FIXED) fail(`file has ${bytes.length} bytes, less than its header`);
@@ -140,7 +154,7 @@ export function decodeHardStateFile(bytes: Uint8Array, path: string): HardStateF
     identity = { clusterId: (p as DataDirIdentity).clusterId, nodeId: (p as DataDirIdentity).nodeId, incarnation: (p as DataDirIdentity).incarnation };
   }
   const data = bytes.slice(idAt + idLength);
-  return { data, ...(durable.seq > 0 ? { durable } : {}), ...(identity === undefined ? {} : { identity }) };
+  return { version: 2, data, ...(durable.seq > 0 ? { durable } : {}), ...(identity === undefined ? {} : { identity }) };
 }
 
 /** The protocol's bytes of a hard-state file (verified). */

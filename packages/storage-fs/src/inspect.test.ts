@@ -5,7 +5,7 @@ import { describeInspectReport, inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
 import { RecordKind, encodeRecords, entryTypeCode, recordBytes, scanSegment, specPayloadBytes, type RecordSpec } from './record';
 import { SEGMENT_RECORD_BYTES, segmentFileName, segmentHeaderSpec } from './segment';
-import { HARD_STATE_FILE, encodeHardState } from './atomic-file';
+import { HARD_STATE_FILE, encodeHardStateV1 } from './atomic-file';
 
 
 /** Damages one byte in place (a test's bit rot). */
@@ -147,7 +147,7 @@ describe('inspect', () => {
     const buf = new Uint8Array(specs.reduce((n, x) => n + recordBytes(specPayloadBytes(x)), 0));
     encodeRecords(buf, 0, specs, 1, 0);
     fileSystem.writeFileRaw(`/d/${segmentFileName(1)}`, buf);
-    fileSystem.writeFileRaw(`/d/${HARD_STATE_FILE}`, encodeHardState(Uint8Array.of(7)));
+    fileSystem.writeFileRaw(`/d/${HARD_STATE_FILE}`, encodeHardStateV1(Uint8Array.of(7)));
     const report = await inspect('/d', { fileSystem });
     expect(report.ok).toBe(true);
     expect(report.log).toEqual({ firstIndex: 1, lastIndex: 5, baseTerm: 0, baseKnown: true });

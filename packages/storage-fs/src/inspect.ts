@@ -130,6 +130,9 @@ export async function inspect(dir: string, options: InspectOptions = {}): Promis
 
   // The durable point: the later of the hard state's and the durable-point file's (as recovery takes it).
   const dfBytes = await readWholeFile(fsys, fsys.join(dir, DURABLE_FILE));
+  if (dfBytes === undefined && report.hardState?.ok === true && hsBytes !== undefined && decodeHardStateFile(hsBytes, hsPath).version === 2) {
+    problems.push(`${DURABLE_FILE} is missing (deleted?); the next open warns and recreates it`);
+  }
   if (dfBytes !== undefined) {
     const df = decodeDurableFile(dfBytes);
     durable = laterPoint(durable, df.point);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LogEntry } from '@consensus-kit/core';
-import { HARD_STATE_FILE, encodeHardState } from './atomic-file';
+import { HARD_STATE_FILE, encodeHardStateV1 } from './atomic-file';
 import { openFileStorage } from './file-storage';
 import { inspect } from './inspect';
 import { MemoryFileSystem } from './memory-file-system';
@@ -143,7 +143,7 @@ describe('overwrite in place on disk (DESIGN r2)', () => {
     const end = encodeRecords(buf, 0, specs, 1, 0);
     encodeRecords(buf, end, second, 1, end);
     fileSystem.writeFileRaw(`/data/${segmentFileName(1)}`, buf);
-    fileSystem.writeFileRaw(`/data/${HARD_STATE_FILE}`, encodeHardState(Uint8Array.of(7)));
+    fileSystem.writeFileRaw(`/data/${HARD_STATE_FILE}`, encodeHardStateV1(Uint8Array.of(7)));
 
     const s = await openFileStorage('/data', { ...options, fileSystem });
     expect(s.lastIndex()).toBe(5);

@@ -89,6 +89,12 @@ export async function recover(
   const durableFile = await readWholeFile(fsys, fsys.join(dir, DURABLE_FILE));
   const fromFile = durableFile === undefined ? undefined : decodeDurableFile(durableFile);
   const durable = laterPoint(hsFile?.durable, fromFile?.point);
+  if (durableFile === undefined && hsFile?.version === 2) {
+    // Created on open before any such hard state is written: it was deleted. The hard state's point still holds.
+    logger.warn('the durable-point file is missing (deleted?); recovery checks the WAL against the hard state\'s point and recreates it', {
+      file: fsys.join(dir, DURABLE_FILE),
+    });
+  }
   if (fromFile?.problem !== undefined) {
     // It only ever narrows what is checked (an older point, never a newer one): go on, but say so.
     logger.warn('the durable-point file is torn or damaged; recovery checks the WAL against the older point it still has', {
