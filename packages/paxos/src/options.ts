@@ -27,6 +27,12 @@ export type PaxosSpecificOptions = {
   leaseReads?: boolean;
   /** The clock-rate drift the lease tolerates, as a fraction (0.3: rates in [0.7, 1.3]). Default 0.3. */
   leaseDriftBound?: number;
+  /**
+   * Slots per chunk of the in-memory log, as a power of two (12: 4,096). Decided, applied and durable slots leave
+   * memory a whole chunk at a time and are read back from the storage when a lagging peer needs them; smaller
+   * chunks hold less in memory, larger ones cost fewer storage reads. Default 12.
+   */
+  logChunkBits?: number;
 };
 
 /** Options of `PaxosNode`: the protocol contract's options plus Multi-Paxos' own. */
@@ -55,6 +61,7 @@ export const paxosOptionSpecs = {
   phase2Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-2 quorum size, 0 = majority (default 0)' },
   leaseReads: { type: 'boolean', description: 'leader leases for local reads (Paxos Made Live 5.2; default false)' },
   leaseDriftBound: { type: 'number', min: 0, max: 0.9, description: 'clock-rate drift the lease tolerates, as a fraction (default 0.3)' },
+  logChunkBits: { type: 'integer', min: 1, max: 20, description: 'in-memory log chunk size as a power of two; decided slots leave memory a chunk at a time (default 12)' },
 } as const satisfies OptionSpecs;
 
 const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
@@ -79,6 +86,7 @@ export function resolvePaxosOptions(options: PaxosOptions): ResolvedPaxosOptions
     phase2Quorum: o.phase2Quorum ?? 0,
     leaseReads: o.leaseReads ?? false,
     leaseDriftBound: o.leaseDriftBound ?? 0.3,
+    logChunkBits: o.logChunkBits ?? 12,
   };
 }
 

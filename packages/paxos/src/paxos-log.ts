@@ -3,13 +3,12 @@ import { InvariantError, type LogEntry, type Storage } from '@consensus-kit/core
 const EMPTY = new Uint8Array(0);
 
 /**
- * Slots per chunk of the in-memory log. One flat array of every slot cost a fifth of the pure core's time at a
- * million slots (bench/throughput.bench.ts): each growth of a large array copies it whole into a fresh
- * allocation, and the garbage collector scans it. Fixed-size chunks are allocated once and never copied.
+ * Slots per chunk of the in-memory log, by default (`logChunkBits`). One flat array of every slot cost a fifth of
+ * the pure core's time at a million slots (bench/throughput.bench.ts): each growth of a large array copies it
+ * whole into a fresh allocation, and the garbage collector scans it. Fixed-size chunks are allocated once and
+ * never copied.
  */
-const CHUNK_BITS = 12;
-const CHUNK = 1 << CHUNK_BITS;
-const MASK = CHUNK - 1;
+export const DEFAULT_CHUNK_BITS = 12;
 
 /**
  * The acceptor's slots: slot `offset + 1` on are held; `offset` is the snapshot's index (slots at or below it are
@@ -18,8 +17,8 @@ const MASK = CHUNK - 1;
  * `dirtyFrom` is the lowest slot changed since the last Ready, and `Ready.entries` carries every slot from it to
  * the end, so the batch stays contiguous.
  *
- * Slots above `memOffset` are in memory, in chunks of CHUNK slots: the i-th of them is at position `head + i` of
- * the chunk list (`head` < CHUNK: the positions of the first chunk already released). Slots in (offset,
+ * Slots above `memOffset` are in memory, in chunks of 2^chunkBits slots: the i-th of them is at position `head + i` of
+ * the chunk list (`head` < 2^chunkBits: the positions of the first chunk already released). Slots in (offset,
  * memOffset] were decided, handed to the state machine and made durable: `release` drops them from memory, whole
  * chunks at a time, and they are read back from the storage when asked for (a Learn stream or an Accept for a
  * lagging peer, a Promise to a lagging proposer), as Raft reads its stable log. Decided slots are never written
@@ -40,12 +39,16 @@ export class PaxosLog {
    */
   lastConfigSlot = 0;
   private readonly storage: Storage;
+  private readonly bits: number;
+  private readonly mask: number;
   private chunks: LogEntry[][] = [];
   private head = 0;
   private count = 0;
 
-  constructor(storage: Storage) {
+  constructor(storage: Storage, chunkBits = DEFAULT_CHUNK_BITS) {
     this.storage = storage;
+    this.bits = chunkBits;
+    this.mask = (1 << chunkBits) - 1;
     this.offset = storage.firstIndex() - 1;
     this.memOffset = this.offset;
     this.offsetTerm = this.offset === 0 ? 0 : storage.term(this.offset);
@@ -70,7 +73,7 @@ export class PaxosLog {
     const i = slot - this.memOffset - 1;
     if (i < 0 || i >= this.count) return slot > this.offset && slot <= this.memOffset ? this.stored(slot, slot)?.[0] : undefined;
     const p = this.head + i;
-    return (this.chunks[p >>> CHUNK_BITS] as LogEntry[])[p & MASK];
+    return (this.chunks[p >>> this.bits] as LogEntry[])[p & this.mask];
   }
 
   termAt(slot: number): number {
@@ -93,7 +96,7 @@ export class PaxosLog {
     if (slot === this.lastIndex + 1) this.append(entry);
     else {
       const p = this.head + slot - this.memOffset - 1;
-      (this.chunks[p >>> CHUNK_BITS] as LogEntry[])[p & MASK] = entry;
+      (this.chunks[p >>> this.bits] as LogEntry[])[p & this.mask] = entry;
       if (entry.type === 'config' && slot > this.lastConfigSlot) this.lastConfigSlot = slot;
     }
     if (slot < this.dirtyFrom) this.dirtyFrom = slot;
@@ -101,8 +104,8 @@ export class PaxosLog {
 
   private append(entry: LogEntry): void {
     const p = this.head + this.count;
-    if ((p & MASK) === 0) this.chunks.push([]);
-    (this.chunks[p >>> CHUNK_BITS] as LogEntry[]).push(entry);
+    if ((p & this.mask) === 0) this.chunks.push([]);
+    (this.chunks[p >>> this.bits] as LogEntry[]).push(entry);
     this.count++;
     if (entry.type === 'config' && entry.index > this.lastConfigSlot) this.lastConfigSlot = entry.index;
   }
@@ -136,10 +139,10 @@ export class PaxosLog {
   private memSlice(lo: number, hi: number): LogEntry[] {
     const a = this.head + lo - this.memOffset - 1;
     const b = this.head + hi - this.memOffset;
-    const ca = a >>> CHUNK_BITS;
-    if (ca === (b - 1) >>> CHUNK_BITS) return (this.chunks[ca] as LogEntry[]).slice(a & MASK, ((b - 1) & MASK) + 1);
+    const ca = a >>> this.bits;
+    if (ca === (b - 1) >>> this.bits) return (this.chunks[ca] as LogEntry[]).slice(a & this.mask, ((b - 1) & this.mask) + 1);
     const out: LogEntry[] = [];
-    for (let p = a; p < b; p++) out.push((this.chunks[p >>> CHUNK_BITS] as LogEntry[])[p & MASK] as LogEntry);
+    for (let p = a; p < b; p++) out.push((this.chunks[p >>> this.bits] as LogEntry[])[p & this.mask] as LogEntry);
     return out;
   }
 
@@ -159,7 +162,7 @@ export class PaxosLog {
   release(upTo: number): void {
     const n = Math.min(upTo, this.lastIndex) - this.memOffset;
     if (n <= 0) return;
-    const whole = ((this.head + n) >>> CHUNK_BITS) << CHUNK_BITS;
+    const whole = ((this.head + n) >>> this.bits) << this.bits;
     if (whole <= this.head) return;
     const k = whole - this.head;
     this.drop(k);
@@ -199,9 +202,9 @@ export class PaxosLog {
       return;
     }
     const p = this.head + n;
-    const whole = p >>> CHUNK_BITS;
+    const whole = p >>> this.bits;
     if (whole > 0) this.chunks = this.chunks.slice(whole);
-    this.head = p & MASK;
+    this.head = p & this.mask;
     this.count -= n;
   }
 }

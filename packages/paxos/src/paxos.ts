@@ -119,7 +119,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     this.heartbeatTicks = r.heartbeatTicks;
     this.random = r.random;
     this.storage = options.storage;
-    this.log = new PaxosLog(options.storage);
+    this.log = new PaxosLog(options.storage, this.o.logChunkBits);
     const raw = options.storage.initialState().hardState;
     const snap = options.storage.snapshot();
     if (raw !== undefined) {
