@@ -1,6 +1,6 @@
 import { encodeClusterConfig, type EntryType, type NodeId } from '@consensus-kit/core';
 import { decide, sendLearn } from './learner';
-import { maybeTimeoutNow } from './leader-transfer';
+import { maybeTimeoutNow, transferLeadership } from './leader-transfer';
 import type { Accepted, HeartbeatReply } from './messages';
 import type { PaxosNode } from './paxos';
 import { becomeFollower, covered, prepareMissing } from './phase1';
@@ -42,6 +42,7 @@ export function tickLeader(n: PaxosNode): void {
     }
   }
   if (n.transferTo !== undefined && ++n.transferElapsed >= n.electionTicks) n.transferTo = undefined;
+  if (n.transferTo === undefined) handOffIfRemoved(n);
   // Check quorum (as Raft thesis 6.2): a leader that heard from no phase-2 quorum for an election timeout
   // steps down, so a partitioned leader stops claiming leadership.
   if (++n.cqElapsed >= n.electionTicks) {
@@ -51,6 +52,32 @@ export function tickLeader(n: PaxosNode): void {
     n.recentActive.clear();
     if (active < q2(n, cfg)) becomeFollower(n, undefined);
   }
+}
+
+/**
+ * A leader that a configuration in force for its next slot no longer names as a voter hands leadership to the
+ * remaining voter that holds the most (as Raft thesis 4.2.2: a removed leader steps down once the change is
+ * committed; here once its commit point passed PMMC section 4's activation slot). It could go on assigning slots, counted by
+ * the others' votes alone, but it would lead a cluster it is not part of until it is stopped. A transfer that
+ * times out is retried on the next tick.
+ */
+function handOffIfRemoved(n: PaxosNode): void {
+  // In force at the commit point (what `status().config` reports, so a host waiting for the change has seen it),
+  // and still for the next slot (no later change names it again); the target is a voter of the latter.
+  if (n.membership.configAt(n.commit + 1).voters.includes(n.id)) return;
+  const voters = n.membership.configAt(n.nextSlot).voters;
+  if (voters.length === 0 || voters.includes(n.id)) return;
+  let best: NodeId | undefined;
+  let held = -1;
+  for (const v of voters) {
+    const pr = n.peers.get(v);
+    const h = pr === undefined ? -1 : Math.max(pr.match, pr.commit);
+    if (pr !== undefined && h > held) {
+      best = v;
+      held = h;
+    }
+  }
+  if (best !== undefined) transferLeadership(n, best);
 }
 
 /** Assigns slots: re-proposals first (P2c), then no-ops for gaps, then waiting proposals, within the window. */

@@ -184,6 +184,27 @@ describe('leadership transfer to a lagging node (Raft thesis 3.10, as leader-tra
   });
 });
 
+describe('a leader that removes itself (Raft thesis 4.2.2; PMMC 4)', () => {
+  it('hands leadership to a remaining voter once the change is in force; the cluster goes on deciding without it', () => {
+    const net = cluster(['a', 'b', 'c'], { window: 4 });
+    elect(net, 'a');
+    proposeAll(net, 'a', ['x']);
+    settle(net, 2);
+    const a = net.get('a').node;
+    a.proposeConfigChange({ changes: [{ op: 'remove', node: 'a' }] });
+    const rounds = until(net, () => leaderOf(net) !== undefined && leaderOf(net) !== 'a' && a.status().role !== 'leader', 30);
+    expect(rounds).toBeLessThan(30);
+    const l = leaderOf(net) as NodeId;
+    expect(net.get(l).node.status().config.voters).toEqual(['b', 'c']);
+    // Well within an election timeout of the activation: a handed over, nobody had to time out.
+    expect(net.get(l).node.status().term).toBeGreaterThan(a.ballot);
+    net.crash('a');
+    proposeAll(net, l, ['y']);
+    settle(net, 3, ['b', 'c']);
+    agree(net, ['x', 'y'], ['b', 'c']);
+  });
+});
+
 describe('reconfiguration while the leader fails before activation (PMMC 4; Paxos Made Simple 2.2, P2c)', () => {
   for (const known of [false, true]) {
     it(`the leader that removes itself crashes before its change is in force (the next leader ${known ? 'knows it decided' : 'finds it in phase 1'}): the next leader brings it into force, and the new configuration works without it`, () => {
