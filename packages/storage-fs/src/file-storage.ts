@@ -20,6 +20,7 @@ import { IdentityMismatchError } from './errors';
 import { EntryCache } from './entry-cache';
 import {
   DEFAULT_CACHE_BYTES,
+  DEFAULT_DURABLE_POINT_SYNC_MS,
   DEFAULT_PREALLOCATE_BYTES,
   DEFAULT_SEGMENT_BYTES,
   consoleLogger,
@@ -151,6 +152,16 @@ export class FileStorage implements DurableStorage {
   /** @internal Open: the operator cut the log below the recorded durable point; record where it ends now. */
   async recordDurablePoint(): Promise<void> {
     await this.wal.enqueueRun(() => this.wal.writeHardState());
+  }
+
+  /** @internal A background sync of the durable-point file failed: like a failed write, refuse further writes. */
+  failDurableSync(e: unknown): void {
+    this.wal.failBackground('syncing the durable-point file', e);
+  }
+
+  /** @internal Tests: waits for a background sync of the durable-point file in flight. */
+  durablePointSettled(): Promise<void> {
+    return this.wal.durableSettled();
   }
 
   /** @internal */
@@ -493,6 +504,10 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
     throw new ConfigError(`preallocateBytes must be a non-negative integer, got ${preallocateBytes}`);
   }
   const logger = options.logger ?? consoleLogger;
+  const durablePointSyncMs = options.durablePointSyncMs ?? DEFAULT_DURABLE_POINT_SYNC_MS;
+  if (!Number.isSafeInteger(durablePointSyncMs) || durablePointSyncMs < 0 || durablePointSyncMs > 60_000) {
+    throw new ConfigError(`durablePointSyncMs must be an integer in [0, 60000], got ${durablePointSyncMs}`);
+  }
   const base = options.fileSystem ?? nodeFileSystem();
   const fsys = options.fsync === false ? withoutSync(base) : base;
 
@@ -510,7 +525,10 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
       throw new IdentityMismatchError(dir, expected, found);
     }
     const isNew = (await readWholeFile(fsys, fsys.join(dir, HARD_STATE_FILE))) === undefined;
-    const durableFile = await openDurableFile(fsys, dir, recovered.state.durableCounter, recovered.state.durable);
+    let failSync: (e: unknown) => void = () => undefined;
+    const durableFile = await openDurableFile(fsys, dir, recovered.state.durableCounter, recovered.state.durable, durablePointSyncMs, (e) =>
+      failSync(e),
+    );
     opened.push(durableFile.file);
     const storage = new FileStorage({
       fsys,
@@ -525,6 +543,7 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
       durableFile: durableFile.durable,
     });
     opened.length = 0;
+    failSync = (e) => storage.failDurableSync(e);
     if (expected !== undefined && found === undefined) {
       // A new directory, or one written before identities were kept: it is this node's from now on.
       await storage.recordIdentity({ clusterId: expected.clusterId, nodeId: expected.nodeId, incarnation: randomUUID() });
@@ -547,7 +566,14 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
  * atomically holding `point` (the recovered end of the WAL), so a file that exists always holds an intact slot
  * unless it was damaged.
  */
-async function openDurableFile(fsys: FileSystem, dir: string, counter: number, point: DurablePoint): Promise<{ file: FsFile; durable: DurableFile }> {
+async function openDurableFile(
+  fsys: FileSystem,
+  dir: string,
+  counter: number,
+  point: DurablePoint,
+  syncMs: number,
+  onSyncError: (e: unknown) => void,
+): Promise<{ file: FsFile; durable: DurableFile }> {
   const path = fsys.join(dir, DURABLE_FILE);
   let file: FsFile;
   try {
@@ -558,7 +584,7 @@ async function openDurableFile(fsys: FileSystem, dir: string, counter: number, p
     file = await fsys.open(path, 'append');
     counter = 1;
   }
-  return { file, durable: new DurableFile(file, counter) };
+  return { file, durable: new DurableFile(file, counter, syncMs, onSyncError) };
 }
 
 /**

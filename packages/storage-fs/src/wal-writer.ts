@@ -134,6 +134,10 @@ export class WalWriter {
     this.recorded = point;
   }
 
+  durableSettled(): Promise<void> {
+    return this.options.durableFile.settled();
+  }
+
   /** Whether the WAL's records end below the point the hard-state file records (only after an operator's cut). */
   get belowRecorded(): boolean {
     return pointBefore(this.durable, this.recorded);
