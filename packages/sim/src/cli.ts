@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { isConsensusError } from '@consensus-kit/core';
 import { writeReport } from './report';
 import { resolveProtocol } from './resolve-protocol';
-import { parseProtocolOption, replayCommand, runSweep, simulateOptions, type SweepOptions } from './sweep';
+import { DEFAULT_SNAPSHOT_EVERY, parseProtocolOption, replayCommand, runSweep, simulateOptions, type SweepOptions } from './sweep';
 import { simulate } from './simulator';
 
 function int(what: string, min: number) {
@@ -30,7 +30,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--ticks <n>', 'length of each run in ticks', int('--ticks', 1), 400)
     .addOption(new Option('--faults <level>', 'fault intensity').choices(['none', 'light', 'heavy']).default('light'))
     .option('--clients <n>', 'concurrent clients', int('--clients', 0), 3)
-    .option('--snapshot-every <n>', 'snapshot and compact every n applied entries (0 = never)', int('--snapshot-every', 0), 0)
+    .option('--snapshot-every <n>', 'snapshot and compact every n applied entries (0 = never)', int('--snapshot-every', 0), DEFAULT_SNAPSHOT_EVERY)
     .option('--protocol-option <key=value>', "one of the protocol's own options, repeatable (value parsed as JSON when it parses, else a string)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--no-crash-mid-save', 'a crash loses the whole save at the disk (default: a random prefix of it survives)')
     .option('--report-dir <dir>', 'where failing runs write trace.ndjson and timeline.html (relative to where the command was typed)', '.sim-reports')

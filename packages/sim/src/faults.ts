@@ -1,6 +1,7 @@
 import type { NodeId } from '@consensus-kit/core';
 import { FaultScheduleError } from './errors';
 import type { Rng } from './rng';
+import { SCENARIOS, type ScenarioName } from './scenarios';
 
 /** Delay of one link, in milliseconds of simulated time (uniform in [min, max]). */
 export interface DelayRange {
@@ -46,7 +47,11 @@ export type FaultAction =
   /** The node's clock runs at `rate` times the reference speed (1 = normal). */
   | { type: 'clock'; node: NodeId; rate: number }
   /** Change the default link settings from now on. */
-  | { type: 'network'; settings: LinkSettings };
+  | { type: 'network'; settings: LinkSettings }
+  /** Settings of one directed link from now on (overriding the defaults); `null` goes back to the defaults. */
+  | { type: 'link'; from: NodeId; to: NodeId; settings: LinkSettings | null }
+  /** A targeted scenario that reacts to the cluster (see scenarios.ts); its faults are traced as they happen. */
+  | { type: 'scenario'; scenario: ScenarioName };
 
 /** A fault at a time given in ticks of the reference clock. */
 export interface FaultEvent {
@@ -69,14 +74,19 @@ export interface FaultIntensity {
   reorder: number;
   /** Mean number of ticks a fault lasts. */
   meanDuration: number;
+  /**
+   * Chance per run that one targeted scenario (figure8, stale-read, snapshot-race; see scenarios.ts) is mixed
+   * in, in a window of the run where no other random crash, pause or partition starts.
+   */
+  scenario: number;
 }
 
 export type FaultLevel = 'none' | 'light' | 'heavy';
 
 export const FAULT_LEVELS: Record<FaultLevel, FaultIntensity> = {
-  none: { crash: 0, partition: 0, pause: 0, clockSkew: 0, drop: 0, duplicate: 0, reorder: 0, meanDuration: 0 },
-  light: { crash: 0.5, partition: 0.6, pause: 0.3, clockSkew: 0.1, drop: 0.01, duplicate: 0.01, reorder: 0.05, meanDuration: 30 },
-  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15 },
+  none: { crash: 0, partition: 0, pause: 0, clockSkew: 0, drop: 0, duplicate: 0, reorder: 0, meanDuration: 0, scenario: 0 },
+  light: { crash: 0.5, partition: 0.6, pause: 0.3, clockSkew: 0.1, drop: 0.01, duplicate: 0.01, reorder: 0.05, meanDuration: 30, scenario: 0 },
+  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15, scenario: 0.5 },
 };
 
 export type FaultOptions =
@@ -157,6 +167,15 @@ export function validateSchedule(events: unknown, nodes: readonly NodeId[], tick
       case 'network':
         validateLinkSettings(a.settings, `event #${i} network.settings`);
         return;
+      case 'link':
+        node(a.from, 'link: "from"');
+        node(a.to, 'link: "to"');
+        if (a.from === a.to) throw new FaultScheduleError('link: "from" and "to" must differ', i);
+        if (a.settings !== null) validateLinkSettings(a.settings, `event #${i} link.settings`);
+        return;
+      case 'scenario':
+        if (!SCENARIOS.includes(a.scenario as ScenarioName)) throw new FaultScheduleError(`scenario: unknown scenario ${JSON.stringify(a.scenario)} (expected ${SCENARIOS.join(', ')})`, i);
+        return;
       default:
         throw new FaultScheduleError(`unknown action type ${JSON.stringify(a.type)}`, i);
     }
@@ -196,7 +215,7 @@ export function resolveIntensity(faults: FaultOptions | undefined): FaultIntensi
   for (const [k, v] of Object.entries(faults)) {
     if (k === 'kind') continue;
     if (!(k in out)) throw new FaultScheduleError(`unknown fault intensity ${JSON.stringify(k)}`);
-    const max = k === 'drop' || k === 'duplicate' || k === 'reorder' ? 1 : k === 'clockSkew' ? 0.9 : Number.POSITIVE_INFINITY;
+    const max = k === 'drop' || k === 'duplicate' || k === 'reorder' || k === 'scenario' ? 1 : k === 'clockSkew' ? 0.9 : Number.POSITIVE_INFINITY;
     if (typeof v !== 'number' || !(v >= 0 && v <= max)) throw new FaultScheduleError(`fault intensity ${k} must be a number in [0, ${max}], got ${String(v)}`);
     out[k as keyof FaultIntensity] = v;
   }
@@ -209,8 +228,18 @@ export function resolveIntensity(faults: FaultOptions | undefined): FaultIntensi
  * healed, restarted and resumed so pending work can finish. The result is an ordinary scripted schedule: it
  * is written to the trace and replays like one.
  */
-export function randomSchedule(rng: Rng, nodes: readonly NodeId[], ticks: number, quietFrom: number, f: FaultIntensity): FaultEvent[] {
+export function randomSchedule(rng: Rng, nodes: readonly NodeId[], ticks: number, quietFrom: number, f: FaultIntensity, scenarioRng?: Rng): FaultEvent[] {
   const out: FaultEvent[] = [];
+  // A targeted scenario, drawn from its own stream (so the other draws of a seed stay as they were), in a
+  // window of its own: no random crash, pause or partition starts in it.
+  let windowFrom = Number.POSITIVE_INFINITY;
+  let windowTo = Number.NEGATIVE_INFINITY;
+  if (scenarioRng !== undefined && f.scenario > 0 && scenarioRng.chance(f.scenario) && nodes.length >= 3) {
+    const scenario = scenarioRng.pick(SCENARIOS);
+    windowFrom = Math.round(quietFrom * (0.1 + scenarioRng.next() * 0.3));
+    windowTo = quietFrom;
+    out.push({ at: windowFrom, action: { type: 'scenario', scenario } });
+  }
   if (f.drop > 0 || f.duplicate > 0 || f.reorder > 0) {
     out.push({ at: 0, action: { type: 'network', settings: { drop: f.drop, duplicate: f.duplicate, reorder: f.reorder } } });
   }
@@ -225,6 +254,8 @@ export function randomSchedule(rng: Rng, nodes: readonly NodeId[], ticks: number
   const busyUntil = new Map<NodeId, number>();
   let partitionUntil = 0;
   for (let t = WINDOW; t < quietFrom; t += WINDOW) {
+    // Faults drawn here last at most 1.7 mean durations: none may still be in force when the scenario starts.
+    if (t + f.meanDuration * 1.7 >= windowFrom && t < windowTo) continue;
     for (const node of nodes) {
       if ((busyUntil.get(node) ?? 0) > t) continue;
       if (rng.chance((f.crash * WINDOW) / 100)) {
@@ -359,6 +390,10 @@ export function describeAction(a: FaultAction): string {
       return `clock ${a.node} x${a.rate}`;
     case 'network':
       return `network ${JSON.stringify(a.settings)}`;
+    case 'scenario':
+      return `scenario ${a.scenario}`;
+    case 'link':
+      return `link ${a.from}->${a.to} ${a.settings === null ? 'default' : JSON.stringify(a.settings)}`;
     default:
       return `${a.type} ${a.node}`;
   }

@@ -97,7 +97,12 @@ export class KvWorkload implements Workload<HistoryOp> {
     const t = timer as Timer;
     const c = this.clients[t.client] as Client;
     if (t.k === 'client') return this.startOp(c);
-    if (c.op !== undefined && c.op.id === t.op) this.indeterminate(c, 'timeout');
+    if (c.op !== undefined && c.op.id === t.op) {
+      this.indeterminate(c, 'timeout');
+      // Client failover, as etcd's client does: half the time the next op goes to another replica, so clients
+      // leave a leader that is cut off or stalled and find the new one while the old one may still act.
+      if (this.nodes.length > 1 && c.rng.chance(0.5)) c.target = (c.target + c.rng.int(1, this.nodes.length - 1)) % this.nodes.length;
+    }
   }
 
   live(request: ClientRequest): boolean {
@@ -165,6 +170,9 @@ export class KvWorkload implements Workload<HistoryOp> {
     const now = this.host.now();
     const timeoutUs = this.timeoutTicks * this.host.tickUs;
     if (now + timeoutUs > this.host.endTime) return; // every op gets its full timeout before the end
+    // A third of the ops go to a replica picked at random (etcd's client balances requests over its endpoints);
+    // the others to the replica that last served this client. A refused op follows the leader hint.
+    if (this.nodes.length > 1 && c.rng.chance(1 / 3)) c.target = c.rng.int(0, this.nodes.length - 1);
     const f = weighted(c.rng, this.mix);
     const value = `v${c.id}.${c.seq}`;
     let input: KvInput;

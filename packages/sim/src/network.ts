@@ -83,6 +83,17 @@ export class SimNetwork {
     this.blocked = blockedLinks(action, this.ids);
   }
 
+  /** Settings of the directed link `from` -> `to` from now on; undefined: back to the defaults. */
+  setLink(from: NodeId, to: NodeId, settings: LinkSettings | undefined): void {
+    if (settings === undefined) this.overrides.delete(`${from}>${to}`);
+    else this.overrides.set(`${from}>${to}`, settings);
+  }
+
+  /** The default link settings in force (a copy). */
+  current(): LinkSettings {
+    return { ...this.settings, delay: { ...this.settings.delay } };
+  }
+
   /** Network settings over time (a `network` fault action). */
   update(s: LinkSettings): void {
     const n = this.settings;

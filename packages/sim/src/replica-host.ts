@@ -36,6 +36,8 @@ export interface HostEnv {
   /** How many of a crashed save's `steps` survive, in [0, steps] (from the disk's random stream); undefined: none (crash mid-save off). */
   survivingSteps(steps: number): number | undefined;
   readonly snapshotEvery: number;
+  /** Called between a snapshot's write and the log's compaction: true when a crash struck there. */
+  crashBetweenSnapshotAndCompaction(r: ReplicaHost): boolean;
   /** A save went to the disk and will be durable after `delayUs` (an armed crash may strike meanwhile). */
   saveAtDisk(r: ReplicaHost, delayUs: number): void;
   send(from: ReplicaHost, messages: Envelope[]): void;
@@ -91,6 +93,8 @@ export class ReplicaHost {
   crashArmedUntil: number | undefined;
   /** Events that reached the process while it was paused. */
   inbox: SimEvent[] = [];
+  /** When the current pause began (µs). */
+  pausedAt = 0;
   tickPeriod: number;
   lastCommit = 0;
   lastApplied = 0;
@@ -283,14 +287,16 @@ export class ReplicaHost {
     try {
       if (this.storage.term(at) !== this.applier.term) return;
       this.storage.saveSnapshotNow({ index: at, term: this.applier.term, config: this.applier.config, data: this.sm.snapshot() });
+      this.env.ctx.trace({ ev: 'snapshot', node: this.id, index: at });
+      if (this.env.crashBetweenSnapshotAndCompaction(this)) return;
       // Keep a tail of the log so slow followers can still be caught up without a snapshot.
       const keepFrom = at - Math.floor(every / 2);
       if (keepFrom > this.storage.firstIndex()) {
         this.storage.compactNow(keepFrom - 1);
         const p = this.protocol;
         if (p !== undefined && canObserveCompaction(p)) this.call('compacted', (q) => (q as typeof p).compacted(keepFrom - 1));
+        this.env.ctx.trace({ ev: 'compact', node: this.id, index: keepFrom - 1 });
       }
-      this.env.ctx.trace({ ev: 'snapshot', node: this.id, index: at });
     } catch (err) {
       if (err instanceof Stop) throw err;
       // A snapshot is an optimisation: skip it if storage disagrees.

@@ -13,7 +13,9 @@ export type SimEvent =
   | { k: 'persisted'; node: number; inc: number }
   | { k: 'request'; node: number; request: ClientRequest }
   | { k: 'workload'; timer: unknown }
-  | { k: 'fault'; action: FaultAction };
+  | { k: 'fault'; action: FaultAction }
+  /** The scenario script `id` reached the end of a wait. */
+  | { k: 'scenario'; id: number };
 
 /** Thrown to end a run at its first violation; never escapes `simulate`. */
 export class Stop extends Error {}

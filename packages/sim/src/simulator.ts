@@ -20,6 +20,7 @@ import { Rng } from './rng';
 import { Stop, US_PER_MS, type SimContext, type SimEvent } from './sim-context';
 import { nonNegativeInt, positiveInt, resolveNodes, type SimResult, type SimStats, type SimulateOptions, type Violation } from './sim-options';
 import { kvStateMachine } from './sim-state-machine';
+import { startScenario, type ScenarioHost, type ScenarioScript, type ScenarioWait } from './scenarios';
 import type { ClientRequest, Workload, WorkloadFactory, WorkloadHost } from './workload';
 
 export { resolveNodes } from './sim-options';
@@ -55,6 +56,13 @@ class Simulation<Op extends ClientOp> implements SimContext {
   private readonly workload: Workload<Op>;
   private readonly checker: HistoryChecker<Op> | undefined;
   private readonly checks: ClusterChecks;
+  private readonly quietFrom: number;
+  private readonly scenarioRng: Rng;
+  /** The running scenario script and what it waits for (see scenarios.ts); at most one at a time. */
+  private scenario: { script: ScenarioScript; wait: ScenarioWait; deadline: number; id: number } | undefined;
+  private scenarioSeq = 0;
+  /** Links a scenario changed: back to the defaults when it ends (or is cut short by the quiet tail). */
+  private readonly scenarioLinks = new Set<string>();
   now = 0;
   private violation: Violation | undefined;
   readonly stats: SimStats = {
@@ -109,11 +117,14 @@ class Simulation<Op extends ClientOp> implements SimContext {
     if (o.heartbeatTicks !== undefined) positiveInt(o.heartbeatTicks, 'heartbeatTicks');
 
     const quietFrom = Math.max(0, this.ticks - Math.min(Math.max(this.workload.timeoutTicks * 2, 60), Math.floor(this.ticks / 3)));
+    this.scenarioRng = this.rng.fork('scenario');
     const intensity = resolveIntensity(o.faults);
     if (intensity === undefined) {
       this.schedule = validateSchedule((o.faults as { events?: unknown }).events, this.ids, this.ticks);
+      this.quietFrom = this.ticks;
     } else {
-      this.schedule = randomSchedule(this.rng.fork('faults'), this.ids, this.ticks, quietFrom, intensity);
+      this.schedule = randomSchedule(this.rng.fork('faults'), this.ids, this.ticks, quietFrom, intensity, this.scenarioRng);
+      this.quietFrom = quietFrom;
     }
     this.traceLines = o.trace ? [] : undefined;
 
@@ -140,6 +151,13 @@ class Simulation<Op extends ClientOp> implements SimContext {
         this.queue.push(at, { k: 'fault', action: { type: 'crash', node: r.id } });
       },
       snapshotEvery,
+      crashBetweenSnapshotAndCompaction: (r) => {
+        // An armed crash (see `fault`) may also strike between a snapshot's write and the log's compaction.
+        if (r.crashArmedUntil === undefined || this.now >= r.crashArmedUntil || !this.diskRng.chance(0.5)) return false;
+        this.trace({ ev: 'fault', action: `crash ${r.id}`, between: 'snapshot-and-compaction' });
+        this.crashNow(r);
+        return true;
+      },
       send: (r, messages) => {
         for (const env of messages) this.network.send(r.id, env);
       },
@@ -178,6 +196,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
         this.stats.steps++;
         this.handle(next.event);
         this.checks.afterStep();
+        if (this.scenario?.wait.until !== undefined && this.scenario.wait.until()) this.stepScenario(this.scenario.id);
       }
     } catch (e) {
       if (!(e instanceof Stop)) throw e;
@@ -242,7 +261,57 @@ class Simulation<Op extends ClientOp> implements SimContext {
         return this.workload.onTimer(e.timer);
       case 'fault':
         return this.fault(e.action);
+      case 'scenario':
+        return this.stepScenario(e.id);
     }
+  }
+
+  // --- scenarios --------------------------------------------------------------------------------------------
+
+  private scenarioHost(): ScenarioHost {
+    return {
+      nodes: this.ids,
+      rng: this.scenarioRng,
+      electionTicks: this.options.electionTicks ?? 10,
+      tickMs: this.tickUs / US_PER_MS,
+      leader: () => {
+        let best: { id: NodeId; term: number } | undefined;
+        for (const r of this.replicas) {
+          if (r.state !== 'up') continue;
+          const s = r.protocol?.status();
+          if (s?.role === 'leader' && (best === undefined || s.term > best.term)) best = { id: r.id, term: s.term };
+        }
+        return best;
+      },
+      commitIndex: (id) => {
+        const r = this.replica(id);
+        return r.state === 'crashed' ? undefined : r.protocol?.status().commitIndex;
+      },
+      networkSettings: () => this.network.current(),
+      fault: (action) => this.fault(action),
+    };
+  }
+
+  /** Runs the scenario script `id` to its next wait (a scenario stops at the quiet tail of a random schedule). */
+  private stepScenario(id: number): void {
+    const sc = this.scenario;
+    if (sc === undefined || sc.id !== id) return;
+    const nowTicks = this.now / this.tickUs;
+    if (sc.wait.until !== undefined && !sc.wait.until() && this.now < sc.deadline) return;
+    const step = nowTicks >= this.quietFrom ? { done: true as const, value: undefined } : sc.script.next();
+    if (step.done) {
+      this.scenario = undefined;
+      for (const key of this.scenarioLinks) {
+        const [from, to] = key.split('>') as [NodeId, NodeId];
+        this.fault({ type: 'link', from, to, settings: null });
+      }
+      this.scenarioLinks.clear();
+      this.trace({ ev: 'scenario-end' });
+      return;
+    }
+    sc.wait = step.value;
+    sc.deadline = this.now + Math.max(0, Math.round(step.value.ticks * this.tickUs));
+    this.queue.push(sc.deadline, { k: 'scenario', id });
   }
 
   private handleAtReplica(r: ReplicaHost, e: SimEvent): void {
@@ -281,6 +350,12 @@ class Simulation<Op extends ClientOp> implements SimContext {
     this.trace({ ev: 'fault', action: describeAction(a) });
     if (isPartitionAction(a)) return this.network.partition(a);
     switch (a.type) {
+      case 'scenario': {
+        if (this.scenario !== undefined) return; // one at a time
+        const id = ++this.scenarioSeq;
+        this.scenario = { script: startScenario(a.scenario, this.scenarioHost()), wait: { ticks: 0 }, deadline: this.now, id };
+        return this.stepScenario(id);
+      }
       case 'crash': {
         const r = this.replica(a.node);
         if (r.state === 'crashed') return;
@@ -295,10 +370,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
           }
           if (this.now < r.crashArmedUntil) return;
         }
-        this.stats.crashes++;
-        r.crash();
-        this.workload.crashed(r.id);
-        this.checks.ackedDurable();
+        this.crashNow(r);
         return;
       }
       case 'restart': {
@@ -308,13 +380,21 @@ class Simulation<Op extends ClientOp> implements SimContext {
       }
       case 'pause': {
         const r = this.replica(a.node);
-        if (r.state === 'up') r.state = 'paused';
+        if (r.state === 'up') {
+          r.state = 'paused';
+          r.pausedAt = this.now;
+        }
         return;
       }
       case 'resume': {
         const r = this.replica(a.node);
         if (r.state !== 'paused') return;
         r.state = 'up';
+        // The process's clock jumped while it stood still: the ticks it missed arrive at once, before anything
+        // that queued up meanwhile (a lease or an election timer sees the jump before the first message).
+        const missed = Math.min(100_000, Math.floor((this.now - r.pausedAt) / r.tickPeriod));
+        this.trace({ ev: 'resume', node: r.id, missedTicks: missed });
+        for (let i = 0; i < missed && r.state === 'up'; i++) r.call('tick', (p) => p.tick());
         const inbox = r.inbox;
         r.inbox = [];
         for (const e of inbox) this.handleAtReplica(r, e);
@@ -326,9 +406,19 @@ class Simulation<Op extends ClientOp> implements SimContext {
         return;
       case 'network':
         return this.network.update(a.settings);
+      case 'link':
+        if (this.scenario !== undefined && a.settings !== null) this.scenarioLinks.add(`${a.from}>${a.to}`);
+        return this.network.setLink(a.from, a.to, a.settings ?? undefined);
       default:
         return;
     }
+  }
+
+  private crashNow(r: ReplicaHost): void {
+    this.stats.crashes++;
+    r.crash();
+    this.workload.crashed(r.id);
+    this.checks.ackedDurable();
   }
 
   // --- plumbing ---------------------------------------------------------------------------------------------

@@ -4,6 +4,12 @@ import { writeReport, type ReportFiles } from './report';
 import type { ResolvedProtocol } from './resolve-protocol';
 import { simulate, type SimResult, type SimulateOptions, type Violation } from './simulator';
 
+/**
+ * Sweeps snapshot and compact every this many applied entries unless told otherwise (`--snapshot-every 0`
+ * turns it off): snapshot installs, compaction and the crashes around them are part of every sweep.
+ */
+export const DEFAULT_SNAPSHOT_EVERY = 25;
+
 export interface SweepOptions {
   protocol: ResolvedProtocol;
   /** How many seeds to run, starting at `from` (default 1). */
@@ -13,6 +19,7 @@ export interface SweepOptions {
   ticks?: number;
   faults?: FaultLevel;
   clients?: number;
+  /** Snapshot and compact every n applied entries; 0 = never. Default `DEFAULT_SNAPSHOT_EVERY` (25). */
   snapshotEvery?: number;
   /** The protocol's own options, validated by its `parseOptions` (`--protocol-option key=value`). */
   protocolOptions?: Record<string, unknown>;
@@ -60,7 +67,7 @@ export function replayCommand(o: Omit<SweepOptions, 'seeds'>, seed: number): str
   if (o.ticks !== undefined && o.ticks !== 400) parts.push('--ticks', String(o.ticks));
   if (o.faults !== undefined && o.faults !== 'light') parts.push('--faults', o.faults);
   if (o.clients !== undefined && o.clients !== 3) parts.push('--clients', String(o.clients));
-  if (o.snapshotEvery) parts.push('--snapshot-every', String(o.snapshotEvery));
+  if (o.snapshotEvery !== undefined && o.snapshotEvery !== DEFAULT_SNAPSHOT_EVERY) parts.push('--snapshot-every', String(o.snapshotEvery));
   if (o.crashMidSave === false) parts.push('--no-crash-mid-save');
   for (const [key, value] of Object.entries(o.protocolOptions ?? {})) {
     if (value !== undefined) parts.push('--protocol-option', shellQuote(`${key}=${formatOptionValue(value)}`));
@@ -119,7 +126,8 @@ export function simulateOptions(o: Omit<SweepOptions, 'seeds'>, seed: number, tr
     trace,
   };
   if (o.protocol.invariants !== undefined) opts.invariants = o.protocol.invariants;
-  if (o.snapshotEvery) opts.snapshotEvery = o.snapshotEvery;
+  const snapshotEvery = o.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+  if (snapshotEvery > 0) opts.snapshotEvery = snapshotEvery;
   if (o.protocolOptions !== undefined) opts.protocolOptions = o.protocolOptions;
   if (o.crashMidSave === false) opts.crashMidSave = false;
   return opts;
