@@ -3,9 +3,10 @@
  *
  * Mutation testing of the simulator: for each protocol, first the unmodified code (the control, which must
  * show no violation), then each mutant of the catalogue (catalogue.ts), each in a temporary copy of the
- * package taken from git HEAD (`git archive`, node_modules symlinked to the real package's), so the working
- * tree is never touched. Each sweep runs heavy-fault seeds with the simulator's defaults (snapshots, crashes
- * mid-save, scenarios) in a child process and stops at the first violation. One sweep at a time.
+ * package and of the simulator taken from git HEAD (`git archive`, node_modules symlinked to the real
+ * packages'), so the working tree is never touched and the table describes committed code. Each sweep runs
+ * heavy-fault seeds with the simulator's defaults (snapshots, crashes mid-save, scenarios) in a child process
+ * and stops at the first violation. One sweep at a time.
  *
  * Prints a table: caught (seed, seeds run, what the simulator saw) or MISSED, and how to replay each finding.
  * Exit code 0 when every control is clean and every mutant is caught, 1 otherwise, 2 on bad arguments.
@@ -79,13 +80,18 @@ const selected = CATALOGUE.filter((m) => (values.protocol === undefined || m.pro
 const reportRoot = join(ROOT, '.sim-reports', 'mutate');
 mkdirSync(reportRoot, { recursive: true });
 
-/** A copy of packages/<protocol> at HEAD in a temporary directory, with `mutant` applied when given. */
+/**
+ * A copy of packages/<protocol> and packages/sim at HEAD in a temporary directory (node_modules symlinked to
+ * the real packages'), with `mutant` applied when given: the table describes committed code, whatever is being
+ * edited in the working tree meanwhile.
+ */
 function makeCopy(protocol: MutantProtocol, label: string, mutant: Mutant | undefined): string {
   const dir = mkdtempSync(join(tmpdir(), `mut-${label}-`));
-  const archive = execFileSync('git', ['archive', 'HEAD', `packages/${protocol}/src`, `packages/${protocol}/package.json`], { cwd: ROOT, maxBuffer: 64 << 20 });
+  const paths = [protocol, 'sim'].flatMap((p) => [`packages/${p}/src`, `packages/${p}/package.json`]);
+  const archive = execFileSync('git', ['archive', 'HEAD', ...paths], { cwd: ROOT, maxBuffer: 64 << 20 });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
+  for (const p of [protocol, 'sim']) symlinkSync(join(ROOT, 'packages', p, 'node_modules'), join(dir, 'packages', p, 'node_modules'), 'dir');
   const pkg = join(dir, 'packages', protocol);
-  symlinkSync(join(ROOT, 'packages', protocol, 'node_modules'), join(pkg, 'node_modules'), 'dir');
   if (mutant !== undefined) {
     const file = join(pkg, 'src', mutant.file);
     writeFileSync(file, applyMutant(readFileSync(file, 'utf8'), mutant));
@@ -95,6 +101,7 @@ function makeCopy(protocol: MutantProtocol, label: string, mutant: Mutant | unde
 
 function sweep(protocol: MutantProtocol, copy: string, label: string, options: Record<string, unknown>): Promise<WorkerOutput> {
   const input = {
+    sim: join(copy, 'packages', 'sim', 'src', 'index.ts'),
     module: join(copy, 'packages', protocol, 'src', 'index.ts'),
     protocol,
     seeds,

@@ -3,11 +3,13 @@
  * package, runs simulator seeds until the first violation, and prints one JSON line with the outcome.
  *
  *   tsx --conditions=@consensus-kit/source scripts/mutate/sweep-worker.ts <json>
- *   json: { module, protocol, seeds, from, nodes, faults, protocolOptions, reportDir }
+ *   json: { sim, module, protocol, seeds, from, nodes, faults, protocolOptions, reportDir }
+ *   sim: the simulator's src/index.ts to use (the runner passes a copy taken from git HEAD, like the protocol's)
  */
-import { resolveProtocol, runSweep } from '../../packages/sim/src/index';
+import type * as Sim from '../../packages/sim/src/index';
 
 interface WorkerInput {
+  sim: string;
   module: string;
   protocol: string;
   seeds: number;
@@ -26,6 +28,7 @@ export interface WorkerOutput {
 }
 
 const input = JSON.parse(process.argv[2] ?? '') as WorkerInput;
+const { resolveProtocol, runSweep } = (await import(input.sim)) as typeof Sim;
 const protocol = await resolveProtocol(input.protocol, { module: input.module });
 const summary = await runSweep({
   protocol,
