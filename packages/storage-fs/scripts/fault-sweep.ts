@@ -23,7 +23,7 @@
 import { CorruptLogError, StorageError, isConsensusError, seededRandom, type LogEntry, type Snapshot } from '@consensus-kit/core';
 import { openFileStorage, type FileStorage } from '../src/file-storage';
 import { MemoryFileSystem } from '../src/memory-file-system';
-import { scanSegment } from '../src/record';
+import { RecordKind, scanSegment } from '../src/record';
 import { parseSegmentFileName } from '../src/segment';
 
 export type StopMode = 'closed' | 'process-crash' | 'power-cut' | 'power-cut-sync0' | 'power-cut-in-window';
@@ -130,13 +130,23 @@ interface Fault {
 }
 
 /** Applies one fault to `path` in `image`; `undefined` when it would change nothing (a zero page of zeros). */
-async function inject(image: MemoryFileSystem, path: string, kind: FaultKind, rnd: () => number): Promise<Fault | undefined> {
+async function inject(image: MemoryFileSystem, path: string, kind: FaultKind, rnd: () => number, acked: Acknowledged, last: boolean): Promise<Fault | undefined> {
   const bytes = image.readFileRaw(path) as Uint8Array;
   const used = usedEnd(path, bytes);
   switch (kind) {
-    case 'delete':
+    case 'delete': {
       await image.unlink(path);
-      return { kind, touchesUsed: true };
+      // A sealed segment holding only entries the snapshot covers loses nothing: recovery starts the log at the
+      // snapshot (such a segment is garbage a crash kept from its background deletion, or the oldest live one).
+      const seq = parseSegmentFileName(path.slice(path.lastIndexOf('/') + 1));
+      const dead =
+        seq !== undefined &&
+        !last &&
+        scanSegment(bytes, seq).records.every(
+          (r) => r.kind === RecordKind.SEGMENT || ((r.kind === RecordKind.ENTRY || r.kind === RecordKind.OVERWRITE) && r.index <= acked.snapshot.index),
+        );
+      return { kind, touchesUsed: !dead };
+    }
     case 'truncate': {
       if (bytes.length === 0) return undefined;
       const to = Math.floor(rnd() * bytes.length);
@@ -269,7 +279,7 @@ export async function runFaultSweep(options: { trials: number; seed?: number; st
       if (candidates.length === 0) continue;
       const path = candidates[Math.floor(rnd() * candidates.length)] as string;
       const image = built.image.crashImage('all'); // a copy to damage
-      const fault = await inject(image, path, faultKind, rnd);
+      const fault = await inject(image, path, faultKind, rnd, built.acked, kind === 'last-segment');
       if (fault === undefined) continue;
       const { outcome, what } = await reopen(image, built.acked, fault);
       counts[stop][kind][faultKind][outcome]++;
