@@ -73,6 +73,10 @@ describe('break-it s10: a proposer far behind runs phase 1 against released slot
         const m = promise?.msg as PromiseMsg;
         expect(m.first).toBe(b.node.log.memOffset + 1);
         expect(m.first).toBeGreaterThan(net.get('c').node.base + 1); // c must catch up before counting it
+        // Every accepted value in the slots it claims (from `first` on) is reported (Paxos Made Simple 2.2, P2c).
+        const held = b.node.log.slice(m.first, b.node.log.lastIndex).filter((e) => e.term > 0);
+        expect(held.length).toBeGreaterThanOrEqual(2); // t1, t2 at least
+        expect(m.entries.map((e) => `${e.index}/${e.term}`)).toEqual(held.map((e) => `${e.index}/${e.term}`));
         b.node.compacted(index);
       }
       net.deliver();
