@@ -77,8 +77,8 @@ export const CATALOGUE: readonly Mutant[] = [
     name: 'raft-vote-not-persisted',
     protocol: 'raft',
     file: 'rawnode.ts',
-    find: 'if (r.term !== this.prevTerm || r.vote !== this.prevVote) {\n      rd.hardState',
-    replace: 'if (r.term !== this.prevTerm) {\n      rd.hardState',
+    find: 'encodeHardState({ term: r.term, vote: r.vote, commit: log.committed })',
+    replace: 'encodeHardState({ term: r.term, vote: r.term === this.prevTerm ? this.prevVote : undefined, commit: log.committed })',
     bug: 'a vote is sent before it is durable: after a crash the node votes again in the same term (thesis 3.8, Figure 3.1 persistent state)',
   },
   {
@@ -126,10 +126,10 @@ export const CATALOGUE: readonly Mutant[] = [
   {
     name: 'paxos-promise-not-persisted',
     protocol: 'paxos',
-    file: 'acceptor.ts',
-    find: '    n.promised = m.ballot;\n    n.hsDirty = true;\n    if (n.role',
-    replace: '    n.promised = m.ballot;\n    if (n.role',
-    bug: 'acceptor replies to Prepare before its promise is durable: after a crash it accepts a lower ballot (Paxos Made Simple 2.3; Paxos Made Live 5.1)',
+    file: 'ready.ts',
+    find: 'rd.hardState = encodeHardState({ promised: n.promised, commit: n.commit,',
+    replace: "rd.hardState = encodeHardState({ promised: n.role === 'follower' ? 0 : n.promised, commit: n.commit,",
+    bug: 'an acceptor\'s promise to another proposer is never made durable: after a crash it promises or accepts a lower ballot (Paxos Made Simple 2.3, "an acceptor must remember this information even if it fails and then restarts")',
   },
   {
     name: 'paxos-phase1-ignores-highest-ballot',

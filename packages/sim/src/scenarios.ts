@@ -123,14 +123,25 @@ function* staleRead(h: ScenarioHost): ScenarioScript {
   h.fault({ type: 'pause', node: L });
   // Others elect a leader and commit writes meanwhile; clients that knew L keep sending it requests. A short
   // pause leaves L believing it leads for a while after it resumes; a long one makes its clock jump past that.
+  let next: { id: NodeId; term: number } | undefined;
   if (h.rng.chance(0.5)) {
     yield { ticks: h.rng.int(1, E) };
   } else {
-    const next = yield* awaitLeader(h, 4 * E, (l) => l.id !== L && l.term > first.term);
+    next = yield* awaitLeader(h, 4 * E, (l) => l.id !== L && l.term > first.term);
     yield { ticks: next === undefined ? 0 : h.rng.int(1, 2 * E) };
   }
+  // A replica that promised (voted for) the new leader restarts: what it had not made durable is gone.
+  const bystanders = h.nodes.filter((x) => x !== L && x !== next?.id);
+  if (bystanders.length > 0 && h.rng.chance(0.5)) {
+    const A = h.rng.pick(bystanders);
+    h.fault({ type: 'crash', node: A });
+    yield { ticks: h.rng.int(1, 2) };
+    h.fault({ type: 'restart', node: A });
+  }
   h.fault({ type: 'resume', node: L });
-  yield { ticks: h.rng.int(2 * E, 6 * E) };
+  // The old leader comes back soon (its messages may still reach the others before it learns of the new
+  // leader), or after a while.
+  yield { ticks: h.rng.chance(0.5) ? h.rng.int(0, 3) : h.rng.int(2 * E, 6 * E) };
   h.fault({ type: 'heal' });
 }
 
