@@ -162,6 +162,27 @@ describe('the durable point: acknowledged entries are never cut as a torn tail',
     void s;
   });
 
+  it('after a power cut, the point survives once synced: at once with durablePointSyncMs 0, else that long after', async () => {
+    for (const syncMs of [0, 20]) {
+      const fs = new MemoryFileSystem();
+      const s = await openFileStorage('/d', { fileSystem: fs, logger: quiet, segmentBytes: 16 * 1024, durablePointSyncMs: syncMs });
+      await s.save({ hardState: Uint8Array.of(1), entries: [entry(1)] });
+      for (let i = 2; i <= 40; i++) await s.save({ entries: [entry(i)] });
+      if (syncMs > 0) {
+        await new Promise((r) => setTimeout(r, 3 * syncMs));
+        await s.durablePointSettled();
+      }
+      const image = fs.crashImage('synced'); // only what was synced survives
+      const report = await inspect('/d', { fileSystem: image });
+      expect(report.durable?.lastIndex, `durablePointSyncMs ${syncMs}`).toBe(40);
+      const last = segments(image).at(-1) as string;
+      const bytes = image.readFileRaw(last) as Uint8Array;
+      image.writeFileRaw(last, bytes.slice(0, (report.durable?.offset as number) - 8));
+      expect((await refused(image)).durableIndex).toBe(40);
+      await s.close();
+    }
+  });
+
   it('a true torn tail (the last write, never acknowledged) is still cut with a warning', async () => {
     const fs = new MemoryFileSystem();
     const s = await build(fs, 100, { close: false });
