@@ -70,6 +70,31 @@ describe('break-it s10: a removed leader hands over leadership', () => {
     for (const id of ['b', 'c', 'd'] as NodeId[]) expect(net.get(id).applied, id).toEqual(['x', 'y']);
   });
 
+  it('no handoff before the change is in force at the commit point (what status().config reports): a leads and takes proposals until then', () => {
+    const net = cluster(['a', 'b', 'c'], { window: 4, maxBatch: 1 });
+    elect(net, 'a');
+    const a = net.get('a').node;
+    a.proposeConfigChange({ changes: [{ op: 'remove', node: 'a' }] });
+    // a ticks between every two deliveries, so it meets every intermediate state: the change decided, its slots
+    // assigned up to the activation slot (the next slot governed by the new configuration), the commit point not there yet.
+    let sawDecidedNotInForce = false;
+    for (let i = 0; i < 2_000 && a.role === 'leader'; i++) {
+      net.deliverOne();
+      net.tick('a');
+      if (a.role !== 'leader') break;
+      const inForce = !a.status().config.voters.includes('a');
+      if (!inForce && !a.membership.configAt(a.nextSlot).voters.includes('a')) sawDecidedNotInForce = true;
+      if (!inForce) {
+        expect(a.transferTo, `a hands off while ${a.status().config.voters.join()} is in force`).toBeUndefined();
+        a.propose(enc.encode(`p${i}`));
+      }
+    }
+    expect(sawDecidedNotInForce).toBe(true);
+    expect(a.role).not.toBe('leader');
+    settle(net, 5);
+    expect(leaderOf(net)).not.toBe('a');
+  });
+
   it('proposals during the handoff are refused with transfer-in-progress; those taken before are decided once', () => {
     const net = cluster(['a', 'b', 'c'], { window: 2 });
     elect(net, 'a');
