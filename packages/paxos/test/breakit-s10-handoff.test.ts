@@ -126,7 +126,7 @@ describe('break-it s10: a removed leader hands over leadership', () => {
     expect(net.get('c').applied).toEqual(taken);
   });
 
-  it('the best target cut off for a while: the handoff is retried after each timeout and completes once it is back', () => {
+  it('the best target cut off for a while: once it is back the handoff completes and the remaining voters decide', () => {
     const net = cluster(['a', 'b', 'c', 'd', 'e'], { window: 4 });
     elect(net, 'a');
     const a = net.get('a').node;
@@ -137,9 +137,8 @@ describe('break-it s10: a removed leader hands over leadership', () => {
     // Everyone holds as much as b: b is the target (ties go to the first voter). Cut b off for 3 election timeouts.
     net.block('a', 'b');
     net.block('b', 'a');
+    // (Whether someone else takes over meanwhile is not pinned: see the break-it s10 report on a target that stays down.)
     settle(net, 30);
-    expect(leaderOf(net)).toBe('a');
-    expect(a.transferTo).toBe('b');
     net.heal();
     until(net, () => leaderOf(net) !== undefined && leaderOf(net) !== 'a', 30);
     const l = leaderOf(net) as NodeId;
