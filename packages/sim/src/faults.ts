@@ -76,7 +76,7 @@ export interface FaultIntensity {
   meanDuration: number;
   /**
    * Chance per run that one targeted scenario (figure8, stale-read, snapshot-race; see scenarios.ts) is mixed
-   * in, in a window of the run where no other random crash, pause or partition starts.
+   * in, in a window of the run (`SCENARIO_WINDOW_TICKS`) where no other random crash, pause or partition starts.
    */
   scenario: number;
 }
@@ -86,8 +86,11 @@ export type FaultLevel = 'none' | 'light' | 'heavy';
 export const FAULT_LEVELS: Record<FaultLevel, FaultIntensity> = {
   none: { crash: 0, partition: 0, pause: 0, clockSkew: 0, drop: 0, duplicate: 0, reorder: 0, meanDuration: 0, scenario: 0 },
   light: { crash: 0.5, partition: 0.6, pause: 0.3, clockSkew: 0.1, drop: 0.01, duplicate: 0.01, reorder: 0.05, meanDuration: 30, scenario: 0 },
-  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15, scenario: 0.5 },
+  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15, scenario: 0.3 },
 };
+
+/** Ticks a random schedule keeps free of other faults after a scenario starts (scenarios stop at its end too). */
+export const SCENARIO_WINDOW_TICKS = 160;
 
 export type FaultOptions =
   | FaultLevel
@@ -237,7 +240,8 @@ export function randomSchedule(rng: Rng, nodes: readonly NodeId[], ticks: number
   if (scenarioRng !== undefined && f.scenario > 0 && scenarioRng.chance(f.scenario) && nodes.length >= 3) {
     const scenario = scenarioRng.pick(SCENARIOS);
     windowFrom = Math.round(quietFrom * (0.1 + scenarioRng.next() * 0.3));
-    windowTo = quietFrom;
+    // Scenarios last up to about 15 election timeouts of 10 ticks; random faults resume after that.
+    windowTo = Math.min(quietFrom, windowFrom + SCENARIO_WINDOW_TICKS);
     out.push({ at: windowFrom, action: { type: 'scenario', scenario } });
   }
   if (f.drop > 0 || f.duplicate > 0 || f.reorder > 0) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FAULT_LEVELS, randomSchedule, validateSchedule, type FaultEvent } from './faults';
+import { FAULT_LEVELS, SCENARIO_WINDOW_TICKS, randomSchedule, validateSchedule, type FaultEvent } from './faults';
 import { Rng } from './rng';
 import type { SCENARIOS } from './scenarios';
 import { simulate } from './simulator';
@@ -75,20 +75,20 @@ describe('targeted scenarios', () => {
     expect(seen).toBeGreaterThan(0);
   });
 
-  it('heavy random schedules mix a scenario into about half the seeds, with no other crash, pause or partition in its window; light ones never', () => {
+  it('heavy random schedules mix a scenario into about 30% of the seeds, with no other crash, pause or partition in its window; light ones never', () => {
     let withScenario = 0;
     for (let seed = 1; seed <= 200; seed++) {
       const events = randomSchedule(new Rng(seed).fork('faults'), N3, 400, 340, FAULT_LEVELS.heavy, new Rng(seed).fork('scenario'));
       const sc = events.find((e) => e.action.type === 'scenario');
       if (sc === undefined) continue;
       withScenario++;
-      const inWindow = events.filter((e) => e.at >= sc.at && e.at < 340 && ['crash', 'pause', 'partition', 'isolate', 'one-way', 'bridge', 'quorum-loss', 'chained'].includes(e.action.type));
+      const inWindow = events.filter((e) => e.at >= sc.at && e.at < Math.min(340, sc.at + SCENARIO_WINDOW_TICKS) && ['crash', 'pause', 'partition', 'isolate', 'one-way', 'bridge', 'quorum-loss', 'chained'].includes(e.action.type));
       expect(inWindow).toEqual([]);
       const light = randomSchedule(new Rng(seed).fork('faults'), N3, 400, 340, FAULT_LEVELS.light, new Rng(seed).fork('scenario'));
       expect(light.some((e) => e.action.type === 'scenario')).toBe(false);
     }
-    expect(withScenario).toBeGreaterThan(70);
-    expect(withScenario).toBeLessThan(130);
+    expect(withScenario).toBeGreaterThan(40);
+    expect(withScenario).toBeLessThan(80);
   });
 
   it('scripted schedules: an unknown scenario or a link to itself is a FaultScheduleError', () => {

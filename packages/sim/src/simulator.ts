@@ -10,7 +10,7 @@ import {
 import { instantiateInvariants, type ReplicaView, type SimView } from '@consensus-kit/core/testing';
 import { ClusterChecks } from './checks';
 import { EventQueue } from './event-queue';
-import { describeAction, isPartitionAction, randomSchedule, resolveIntensity, validateLinkSettings, validateSchedule, type DelayRange, type FaultAction, type FaultEvent } from './faults';
+import { SCENARIO_WINDOW_TICKS, describeAction, isPartitionAction, randomSchedule, resolveIntensity, validateLinkSettings, validateSchedule, type DelayRange, type FaultAction, type FaultEvent } from './faults';
 import { linearizabilityChecker, type HistoryChecker, type HistoryVerdict } from './history-checker';
 import type { ClientOp, HistoryOp } from './history';
 import { kvWorkload } from './kv-workload';
@@ -59,7 +59,9 @@ class Simulation<Op extends ClientOp> implements SimContext {
   private readonly quietFrom: number;
   private readonly scenarioRng: Rng;
   /** The running scenario script and what it waits for (see scenarios.ts); at most one at a time. */
-  private scenario: { script: ScenarioScript; wait: ScenarioWait; deadline: number; id: number } | undefined;
+  private scenario: { script: ScenarioScript; wait: ScenarioWait; deadline: number; id: number; untilTick: number } | undefined;
+  /** Whether the schedule was drawn at random (a scenario then stops where random faults resume). */
+  private readonly randomFaults: boolean;
   private scenarioSeq = 0;
   /** Links a scenario changed: back to the defaults when it ends (or is cut short by the quiet tail). */
   private readonly scenarioLinks = new Set<string>();
@@ -122,7 +124,9 @@ class Simulation<Op extends ClientOp> implements SimContext {
     if (intensity === undefined) {
       this.schedule = validateSchedule((o.faults as { events?: unknown }).events, this.ids, this.ticks);
       this.quietFrom = this.ticks;
+      this.randomFaults = false;
     } else {
+      this.randomFaults = true;
       this.schedule = randomSchedule(this.rng.fork('faults'), this.ids, this.ticks, quietFrom, intensity, this.scenarioRng);
       this.quietFrom = quietFrom;
     }
@@ -298,7 +302,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
     if (sc === undefined || sc.id !== id) return;
     const nowTicks = this.now / this.tickUs;
     if (sc.wait.until !== undefined && !sc.wait.until() && this.now < sc.deadline) return;
-    const step = nowTicks >= this.quietFrom ? { done: true as const, value: undefined } : sc.script.next();
+    const step = nowTicks >= sc.untilTick ? { done: true as const, value: undefined } : sc.script.next();
     if (step.done) {
       this.scenario = undefined;
       for (const key of this.scenarioLinks) {
@@ -353,7 +357,8 @@ class Simulation<Op extends ClientOp> implements SimContext {
       case 'scenario': {
         if (this.scenario !== undefined) return; // one at a time
         const id = ++this.scenarioSeq;
-        this.scenario = { script: startScenario(a.scenario, this.scenarioHost()), wait: { ticks: 0 }, deadline: this.now, id };
+        const untilTick = this.randomFaults ? Math.min(this.quietFrom, this.now / this.tickUs + SCENARIO_WINDOW_TICKS) : this.quietFrom;
+        this.scenario = { script: startScenario(a.scenario, this.scenarioHost()), wait: { ticks: 0 }, deadline: this.now, id, untilTick };
         return this.stepScenario(id);
       }
       case 'crash': {
