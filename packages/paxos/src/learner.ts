@@ -104,7 +104,7 @@ export function decide(n: PaxosNode, to: number): void {
 
 /** Decided values from slot `from` on, or the snapshot when they were compacted. */
 export function sendLearn(n: PaxosNode, to: NodeId, from: number, pr?: Peer): void {
-  if (from <= n.log.offset) {
+  if (from <= n.log.compactedThrough()) {
     const snap = n.storage.snapshot();
     if (snap === undefined || snap.index < from - 1 || snap.index > n.commit) return;
     if (pr !== undefined) {

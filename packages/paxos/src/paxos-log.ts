@@ -1,4 +1,4 @@
-import { InvariantError, type LogEntry, type Storage } from '@consensus-kit/core';
+import { CompactedError, InvariantError, type LogEntry, type Storage } from '@consensus-kit/core';
 
 const EMPTY = new Uint8Array(0);
 
@@ -125,14 +125,27 @@ export class PaxosLog {
     return to <= this.memOffset ? stored : stored.concat(this.memSlice(this.memOffset + 1, to));
   }
 
-  /** Released slots [lo, hi] from the storage; `undefined` if it no longer holds them all. */
+  /**
+   * Released slots [lo, hi] from the storage; `undefined` if it compacted them. Any other failure of the storage
+   * (a damaged record, a closed storage) is thrown: it is not a compaction, and the host fails the node with it.
+   */
   private stored(lo: number, hi: number): LogEntry[] | undefined {
     try {
       const out = this.storage.entries(lo, hi + 1);
-      return out.length === hi - lo + 1 ? out : undefined;
-    } catch {
-      return undefined;
+      if (out.length !== hi - lo + 1) throw new InvariantError(`paxos: the storage returned ${out.length} entries for slots ${lo}..${hi}`);
+      return out;
+    } catch (e) {
+      if (CompactedError.is(e)) return undefined;
+      throw e;
     }
+  }
+
+  /**
+   * The last compacted slot: the log's own compaction point, or the storage's when it compacted first (the host
+   * compacts the storage before it calls `compacted`, and a host may not call it at all: it is optional).
+   */
+  compactedThrough(): number {
+    return Math.max(this.offset, this.storage.firstIndex() - 1);
   }
 
   /** In-memory slots [lo, hi], memOffset < lo <= hi <= lastIndex. */

@@ -59,7 +59,7 @@ export function tickLeader(n: PaxosNode): void {
  * remaining voter that holds the most (as Raft thesis 4.2.2: a removed leader steps down once the change is
  * committed; here once its commit point passed PMMC section 4's activation slot). It could go on assigning slots, counted by
  * the others' votes alone, but it would lead a cluster it is not part of until it is stopped. A transfer that
- * times out is retried on the next tick.
+ * times out is retried on the next tick, to a voter that answered since the last check-quorum round.
  */
 function handOffIfRemoved(n: PaxosNode): void {
   // In force at the commit point (what `status().config` reports, so a host waiting for the change has seen it),
@@ -70,7 +70,8 @@ function handOffIfRemoved(n: PaxosNode): void {
   let best: NodeId | undefined;
   let held = -1;
   for (const v of voters) {
-    const pr = n.peers.get(v);
+    // Only a voter heard from in this check-quorum period: a crashed or cut-off one would take every retry.
+    const pr = n.recentActive.has(v) ? n.peers.get(v) : undefined;
     const h = pr === undefined ? -1 : Math.max(pr.match, pr.commit);
     if (pr !== undefined && h > held) {
       best = v;
