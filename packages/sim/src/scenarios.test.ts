@@ -22,9 +22,12 @@ describe('targeted scenarios', () => {
     for (let seed = 1; seed <= 10; seed++) {
       const { run, faults } = runScenario('figure8', seed);
       expect(run.ok, `seed ${seed}: ${run.violation?.message}`).toBe(true);
-      expect(faults[1]).toMatch(/^partition \(n\d\) \| \(n\d n\d\)$/);
-      expect(faults[2]).toMatch(/^crash n\d$/);
-      const old = /crash (n\d)/.exec(faults[2] as string)?.[1];
+      // A calm network for the scenario, back to the run's settings when it stops.
+      expect(faults[1]).toBe('network {"drop":0,"duplicate":0,"reorder":0}');
+      expect(faults.at(-1)).toMatch(/^network /);
+      expect(faults[2]).toMatch(/^partition \(n\d\) \| \(n\d n\d\)$/);
+      expect(faults[3]).toMatch(/^crash n\d$/);
+      const old = /crash (n\d)/.exec(faults[3] as string)?.[1];
       if (faults.some((f) => f.startsWith('one-way'))) {
         full++;
         expect(faults).toContain(`restart ${old}`);

@@ -1,5 +1,5 @@
 import type { NodeId } from '@consensus-kit/core';
-import type { FaultAction, LinkSettings } from './faults';
+import type { FaultAction } from './faults';
 import type { Rng } from './rng';
 
 /**
@@ -7,7 +7,8 @@ import type { Rng } from './rng';
  * reach the interleavings behind the classic consensus bugs, which independent random faults almost never
  * line up. A random schedule mixes one in with some probability (`FaultIntensity.scenario`); a scripted one
  * starts one with `{ type: 'scenario', scenario }`. They only speak the `ProtocolModule` contract (the status
- * role and term), so they apply to any protocol. Every fault they cause is traced like any other.
+ * role and term), so they apply to any protocol. Every fault they cause is traced like any other; the network
+ * settings and links a scenario changes go back to what they were when it stops.
  *
  * - `figure8` (Raft paper Figure 8 / thesis 3.6.2): the leader is cut off with a minority and crashes after
  *   replicating entries to that minority only; the majority elects a new leader, which is cut off and crashed
@@ -37,8 +38,6 @@ export interface ScenarioHost {
   leader(): { id: NodeId; term: number } | undefined;
   /** A replica's commit index (its status), undefined while it is down. */
   commitIndex(id: NodeId): number | undefined;
-  /** The network's default link settings now (to restore after changing them). */
-  networkSettings(): LinkSettings;
   fault(action: FaultAction): void;
 }
 
@@ -78,6 +77,9 @@ function* figure8(h: ScenarioHost): ScenarioScript {
   const first = yield* awaitLeader(h, 3 * E);
   if (first === undefined) return;
   const L = first.id;
+  // A calm network: every step below depends on which messages get through before a cut or a crash, which
+  // random loss and reordering would decide instead (the settings come back when the scenario stops).
+  h.fault({ type: 'network', settings: { drop: 0, duplicate: 0, reorder: 0 } });
   const others = h.rng.sample(h.nodes.filter((x) => x !== L), n - 1);
   // A minority with the leader: what it replicates there is not committed.
   const minority = [L, ...others.slice(0, Math.floor(n / 2) - 1)];

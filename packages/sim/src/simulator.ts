@@ -10,7 +10,7 @@ import {
 import { instantiateInvariants, type ReplicaView, type SimView } from '@consensus-kit/core/testing';
 import { ClusterChecks } from './checks';
 import { EventQueue } from './event-queue';
-import { SCENARIO_WINDOW_TICKS, describeAction, isPartitionAction, randomSchedule, resolveIntensity, validateLinkSettings, validateSchedule, type DelayRange, type FaultAction, type FaultEvent } from './faults';
+import { SCENARIO_WINDOW_TICKS, describeAction, isPartitionAction, type LinkSettings, randomSchedule, resolveIntensity, validateLinkSettings, validateSchedule, type DelayRange, type FaultAction, type FaultEvent } from './faults';
 import { linearizabilityChecker, type HistoryChecker, type HistoryVerdict } from './history-checker';
 import type { ClientOp, HistoryOp } from './history';
 import { kvWorkload } from './kv-workload';
@@ -65,6 +65,9 @@ class Simulation<Op extends ClientOp> implements SimContext {
   private scenarioSeq = 0;
   /** Links a scenario changed: back to the defaults when it ends (or is cut short by the quiet tail). */
   private readonly scenarioLinks = new Set<string>();
+  /** The default network settings when the running scenario started, if it changed them since. */
+  private scenarioNetwork: LinkSettings | undefined;
+  private scenarioNetworkAtStart: LinkSettings | undefined;
   now = 0;
   private violation: Violation | undefined;
   readonly stats: SimStats = {
@@ -291,7 +294,6 @@ class Simulation<Op extends ClientOp> implements SimContext {
         const r = this.replica(id);
         return r.state === 'crashed' ? undefined : r.protocol?.status().commitIndex;
       },
-      networkSettings: () => this.network.current(),
       fault: (action) => this.fault(action),
     };
   }
@@ -310,6 +312,8 @@ class Simulation<Op extends ClientOp> implements SimContext {
         this.fault({ type: 'link', from, to, settings: null });
       }
       this.scenarioLinks.clear();
+      if (this.scenarioNetwork !== undefined) this.fault({ type: 'network', settings: this.scenarioNetwork });
+      this.scenarioNetwork = this.scenarioNetworkAtStart = undefined;
       this.trace({ ev: 'scenario-end' });
       return;
     }
@@ -357,6 +361,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
       case 'scenario': {
         if (this.scenario !== undefined) return; // one at a time
         const id = ++this.scenarioSeq;
+        this.scenarioNetworkAtStart = this.network.current();
         const untilTick = this.randomFaults ? Math.min(this.quietFrom, this.now / this.tickUs + SCENARIO_WINDOW_TICKS) : this.quietFrom;
         this.scenario = { script: startScenario(a.scenario, this.scenarioHost()), wait: { ticks: 0 }, deadline: this.now, id, untilTick };
         return this.stepScenario(id);
@@ -410,6 +415,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
         this.replica(a.node).tickPeriod = Math.max(1, Math.round(this.tickUs / a.rate));
         return;
       case 'network':
+        if (this.scenario !== undefined && this.scenarioNetwork === undefined) this.scenarioNetwork = this.scenarioNetworkAtStart;
         return this.network.update(a.settings);
       case 'link':
         if (this.scenario !== undefined && a.settings !== null) this.scenarioLinks.add(`${a.from}>${a.to}`);
