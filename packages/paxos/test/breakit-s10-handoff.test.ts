@@ -1,25 +1,13 @@
 import { ProposalDroppedError, type NodeId } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import type { TestNetwork } from './network';
-import { cluster, elect, enc, settle, type } from './helpers';
+import { cluster, elect, enc, leaderOf, settle, type, until } from './helpers';
 
 /**
  * Break-it s10: a leader that a configuration in force no longer names hands leadership over (phase2.ts
  * `handOffIfRemoved`, as Raft thesis 4.2.2; PMMC section 4 for the activation slot). TestNetwork checks the Paxos
  * invariants after every Ready; these check agreement, the target choice and progress within bounded rounds.
  */
-
-const up = (net: TestNetwork) => net.ids().filter((id) => net.get(id).up);
-const leaderOf = (net: TestNetwork) => up(net).find((id) => net.get(id).node.role === 'leader');
-
-function until(net: TestNetwork, done: () => boolean, max: number): number {
-  for (let i = 0; i < max; i++) {
-    if (done()) return i;
-    settle(net, 1, up(net));
-  }
-  expect(done(), `not reached within ${max} rounds`).toBe(true);
-  return max;
-}
 
 /** `id` proposes each value (it must lead), then the network settles. */
 function proposeAll(net: TestNetwork, id: NodeId, values: string[]): void {

@@ -2,7 +2,7 @@ import type { NodeId } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import type { Promise as PromiseMsg } from '../src/messages';
 import type { TestNetwork } from './network';
-import { cluster, elect, enc, settle, steal, type } from './helpers';
+import { cluster, elect, enc, leaderOf, settle, steal, type, until } from './helpers';
 
 /**
  * Break-it s10: decided slots released from memory (paxos-log.ts `release`, logChunkBits 1: every other slot) and
@@ -11,19 +11,6 @@ import { cluster, elect, enc, settle, steal, type } from './helpers';
  * invariants after every Ready; these check state-machine agreement (Paxos Made Simple 2.2, P2c: a chosen value
  * never changes) and progress within bounded rounds.
  */
-
-const up = (net: TestNetwork) => net.ids().filter((id) => net.get(id).up);
-const leaderOf = (net: TestNetwork) => up(net).find((id) => net.get(id).node.role === 'leader');
-
-/** Ticks every live replica until `done` holds; returns the rounds it took (fails after `max`). */
-function until(net: TestNetwork, done: () => boolean, max: number): number {
-  for (let i = 0; i < max; i++) {
-    if (done()) return i;
-    settle(net, 1, up(net));
-  }
-  expect(done(), `not reached within ${max} rounds`).toBe(true);
-  return max;
-}
 
 /** a leads a, b (c cut off): `count` decided values, then two more that only b accepted (undecided). */
 function aheadOfC(options: { window: number; maxBatch: number }, count: number): TestNetwork {

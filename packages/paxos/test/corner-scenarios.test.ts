@@ -2,23 +2,13 @@ import type { Envelope, NodeId, Ready } from '@consensus-kit/core';
 import { ProposalDroppedError } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import type { TestNetwork } from './network';
-import { cluster, elect, enc, settle, type } from './helpers';
+import { cluster, elect, enc, leaderOf, settle, type, until } from './helpers';
 
 /**
  * Issue #18: corners no scenario covered yet. Each checks what the protocol promises there: the replicas'
  * state machines agree, a chosen value never changes (TestNetwork checks the invariants after every Ready),
  * promises are kept, and the cluster makes progress again within a bounded number of ticks.
  */
-
-/** Ticks every live replica until `done` holds; returns the rounds it took (fails after `max`). */
-function until(net: TestNetwork, done: () => boolean, max: number): number {
-  for (let i = 0; i < max; i++) {
-    if (done()) return i;
-    settle(net, 1, net.ids().filter((id) => net.get(id).up));
-  }
-  expect(done(), `not reached within ${max} rounds`).toBe(true);
-  return max;
-}
 
 function proposeAll(net: TestNetwork, id: NodeId, values: string[]): void {
   for (const v of values) net.get(id).node.propose(enc.encode(v));
@@ -29,8 +19,6 @@ function proposeAll(net: TestNetwork, id: NodeId, values: string[]): void {
 function agree(net: TestNetwork, values: string[], ids: NodeId[] = net.ids()): void {
   for (const id of ids) expect(net.get(id).applied, id).toEqual(values);
 }
-
-const leaderOf = (net: TestNetwork) => net.ids().find((id) => net.get(id).up && net.get(id).node.status().role === 'leader');
 
 describe('a torn snapshot install followed by a restart (Paxos Made Live 5.1; Paxos Made Simple 2.4)', () => {
   // c lags behind a compaction point; a sends it the snapshot. The install is two Readys: the marks (installing,

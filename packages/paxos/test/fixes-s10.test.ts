@@ -1,15 +1,12 @@
 import type { NodeId } from '@consensus-kit/core';
 import { ProposalDroppedError, StorageError } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
-import type { TestNetwork } from './network';
-import { cluster, elect, enc, settle } from './helpers';
+import { cluster, elect, enc, leaderOf, settle } from './helpers';
 
 /**
  * Findings of the break-it pass on released slots and the removed leader's handoff, one test each; each failed
  * before its fix.
  */
-
-const leaderOf = (net: TestNetwork) => net.ids().find((id) => net.get(id).up && net.get(id).node.status().role === 'leader');
 
 describe('released slots + a storage compacted without compacted() (ObservesCompaction is optional in core)', () => {
   it('a lagging replica is never caught up: Learn reads [] from the storage, and no snapshot is offered since log.offset is stale', () => {

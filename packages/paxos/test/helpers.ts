@@ -41,3 +41,19 @@ export function steal(net: TestNetwork, pick: (env: Envelope) => boolean): Envel
   net.queue = net.queue.filter((e) => !pick(e));
   return out;
 }
+
+/** The replicas that are up. */
+export const up = (net: TestNetwork): NodeId[] => net.ids().filter((id) => net.get(id).up);
+
+/** A live replica that leads, if any. */
+export const leaderOf = (net: TestNetwork): NodeId | undefined => up(net).find((id) => net.get(id).node.role === 'leader');
+
+/** Ticks every live replica until `done` holds; returns the rounds it took (fails after `max`). */
+export function until(net: TestNetwork, done: () => boolean, max: number): number {
+  for (let i = 0; i < max; i++) {
+    if (done()) return i;
+    settle(net, 1, up(net));
+  }
+  expect(done(), `not reached within ${max} rounds`).toBe(true);
+  return max;
+}
