@@ -99,6 +99,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal */ peers = new Map<NodeId, Peer>();
   /** @internal */ selfMatch = 0;
   /** @internal */ readyMark: { ballot: number; upTo: number } | undefined;
+  /** @internal The last Ready sent the leader's Accepts ahead of its new slots (ready.ts). */
+  sentFirst = false;
   /** @internal */ hbElapsed = 0;
   /** @internal */ cqElapsed = 0;
   /** @internal */ seq = 0;

@@ -1,6 +1,7 @@
 import type { Envelope, LogEntry, Ready, ReadState } from '@consensus-kit/core';
 import { encodeHardState } from './hard-state';
 import { markStatus, status, statusChanged } from './node-status';
+import type { PaxosMessage } from './messages';
 import type { PaxosNode } from './paxos';
 import { broadcastHeartbeat, maybeCommit, sendAccepts } from './phase2';
 
@@ -38,6 +39,24 @@ export function ready(n: PaxosNode): Ready {
   // Empty parts share one empty array each, as raft's RawNode does: a Ready allocates only what it carries.
   const rd: Ready = { entries: NO_ENTRIES, messages: NO_MESSAGES, committed: NO_ENTRIES, reads: NO_READS };
   const snap = n.snap;
+  // As Raft thesis 10.2.1 (and raft's RawNode here): the leader hands out its Accepts in a Ready without the new
+  // slots and writes them in the next one, so the acceptors write while the leader writes instead of after it.
+  // An Accept is a proposal, not a vote: the leader counts its own vote only for slots a Ready carried and the
+  // host made durable (`readyMark`, `advance`), and its ballot is never reused after a crash (the promise is
+  // durable). Only when nothing else is queued that needs this Ready's writes first (phase-2 traffic alone, no
+  // hard state, no snapshot install), and never twice in a row, so the slots are always written next.
+  const sendFirst =
+    n.role === 'leader' &&
+    !n.sentFirst &&
+    snap === undefined &&
+    !n.hsDirty &&
+    n.msgs.length > 0 &&
+    n.log.dirtyFrom <= n.log.lastIndex &&
+    n.msgs.every((e) => {
+      const t = (e.msg as PaxosMessage).type;
+      return t === 'Accept' || t === 'Heartbeat';
+    });
+  n.sentFirst = sendFirst;
   if (snap?.stage === 'mark') {
     // First the marks (installing, amnesia) alone, durable before the log is replaced.
     rd.hardState = encodeHardState({
@@ -60,7 +79,7 @@ export function ready(n: PaxosNode): Ready {
       n.snap = undefined;
       n.send(snap.from, { type: 'Learned', commit: n.commit });
     }
-    if (snap?.stage !== 'marking') {
+    if (snap?.stage !== 'marking' && !sendFirst) {
       if (n.log.dirtyFrom <= n.log.lastIndex) rd.entries = n.log.unstable();
       n.log.markStable();
     }
@@ -85,7 +104,7 @@ export function ready(n: PaxosNode): Ready {
     markStatus(n);
     rd.status = status(n);
   }
-  n.readyMark = n.role === 'leader' ? { ballot: n.ballot, upTo: n.nextSlot - 1 } : undefined;
+  n.readyMark = n.role === 'leader' && !sendFirst ? { ballot: n.ballot, upTo: n.nextSlot - 1 } : undefined;
   return rd;
 }
 
