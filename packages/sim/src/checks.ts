@@ -24,13 +24,56 @@ export class ClusterChecks {
   readonly committed = new Map<number, LogEntry>();
   private readonly commandIndex = new Map<string, number>();
   private readonly acked = new Map<number, LogEntry>();
+  /**
+   * Per replica: the index through which its durable state held the cluster's committed log (see
+   * `committedKept`). Only grows.
+   */
+  private readonly kept: number[];
 
   constructor(
     private readonly ctx: SimContext,
     private readonly replicas: readonly ReplicaHost[],
     private readonly invariants: readonly Invariant[],
     private readonly view: Parameters<Invariant['check']>[0],
-  ) {}
+  ) {
+    this.kept = replicas.map(() => 0);
+  }
+
+  /**
+   * A replica never drops a committed entry it held durably, unless a snapshot of its own covers it: a follower
+   * truncates only entries that conflict with the leader, and a committed one never does (Raft thesis 3.5, Log
+   * Matching, and 3.6.3, Leader Completeness; Raft paper Figure 13 rule 6: a snapshot install keeps the log
+   * after a matching last entry). For Paxos, every ballot after the one that chose a slot carries its value
+   * (Paxos Made Simple 2.2, P2c), so an acceptor's slot keeps the chosen value. Checked on each replica's
+   * highest such index after every step: `acknowledged-not-lost` only notices a loss that reaches every replica.
+   */
+  committedKept(): void {
+    for (let k = 0; k < this.replicas.length; k++) {
+      const d = (this.replicas[k] as ReplicaHost).durable;
+      const snap = d.snapshot?.index ?? 0;
+      let h = this.kept[k] as number;
+      if (h > snap) {
+        const e = d.log[h - d.compactedIndex - 1];
+        const c = this.committed.get(h) as LogEntry;
+        if (e === undefined || !sameEntry(e, c)) {
+          const r = this.replicas[k] as ReplicaHost;
+          this.ctx.violate(
+            'committed-kept',
+            `${r.id} held committed ${describeEntry(c)} durably and now ${e === undefined ? `has no entry there (durable log ends at ${d.compactedIndex + d.log.length}, snapshot at ${snap})` : `holds ${describeEntry(e)}`}`,
+          );
+        }
+      }
+      if (snap > h && this.committed.has(snap)) h = snap;
+      for (;;) {
+        const c = this.committed.get(h + 1);
+        if (c === undefined) break;
+        const e = d.log[h - d.compactedIndex];
+        if (e === undefined || !sameEntry(e, c)) break;
+        h++;
+      }
+      this.kept[k] = h;
+    }
+  }
 
   /** `node` applied `entry`: it must agree with what any replica applied at that index before. */
   applied(node: NodeId, entry: LogEntry, command: AppliedCommand | undefined): void {
@@ -85,6 +128,7 @@ export class ClusterChecks {
         }
       }
     }
+    this.committedKept();
     for (const inv of this.invariants) {
       let msg: string | undefined;
       try {

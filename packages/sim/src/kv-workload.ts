@@ -4,7 +4,7 @@ import { describeInput, describeOp, type History, type HistoryOp, type KvInput, 
 import { decodeCommand, encodeCommand } from './kv-state-machine';
 import type { Rng } from './rng';
 import type { SimStateMachine } from './sim-state-machine';
-import type { AppliedCommand, ClientRequest, Workload, WorkloadHost, WorkloadInit } from './workload';
+import type { AppliedCommand, ClientRequest, ClientSteer, Workload, WorkloadHost, WorkloadInit } from './workload';
 
 /** The default workload's settings. */
 export interface WorkloadOptions {
@@ -31,6 +31,12 @@ interface Client {
   seq: number;
   rng: Rng;
   lastSeen: Map<string, string>;
+  /** A reader bound to this node (`ClientSteer.readers`): gets only, never follows a hint. */
+  boundTo?: NodeId;
+  /** A bound reader issues ops only while a scenario wants it. */
+  active: boolean;
+  /** A timer for this client's next op is set. */
+  waiting: boolean;
 }
 
 type Timer = { k: 'client'; client: number } | { k: 'timeout'; client: number; op: number };
@@ -60,10 +66,16 @@ export class KvWorkload implements Workload<HistoryOp> {
   private readonly mix: [KvInput['f'], number][];
   private readonly thinkTicks: [number, number];
   private readonly nodes: readonly NodeId[];
+  private readonly rng: Rng;
+  /** Nodes the roaming clients cannot reach now (`steer`). */
+  private unreachable = new Set<NodeId>();
+  /** The bound readers made so far, by node (made at the first `steer` that names the node). */
+  private readonly readers = new Map<NodeId, Client>();
   private host!: WorkloadHost;
 
   constructor(w: WorkloadOptions, init: WorkloadInit) {
     this.nodes = init.nodes;
+    this.rng = init.rng;
     const clients = nonNegativeInt(w.clients ?? 3, 'workload.clients');
     this.keys = Array.from({ length: nonNegativeInt(w.keys ?? 3, 'workload.keys') }, (_, i) => `k${i}`);
     this.listKeys = Array.from({ length: nonNegativeInt(w.listKeys ?? 1, 'workload.listKeys') }, (_, i) => `l${i}`);
@@ -84,21 +96,28 @@ export class KvWorkload implements Workload<HistoryOp> {
     if (clients > 0 && this.mix.length === 0) throw new ConfigError('the workload has clients but no operation it can issue (check keys, listKeys and mix)');
     for (let c = 0; c < clients; c++) {
       const crng = init.rng.fork(`client:${c}`);
-      this.clients.push({ id: c, target: crng.int(0, this.nodes.length - 1), op: undefined, acceptedBy: undefined, seq: 0, rng: crng, lastSeen: new Map() });
+      this.clients.push({ id: c, target: crng.int(0, this.nodes.length - 1), op: undefined, acceptedBy: undefined, seq: 0, rng: crng, lastSeen: new Map(), active: true, waiting: false });
     }
   }
 
   start(host: WorkloadHost): void {
     this.host = host;
-    for (const c of this.clients) host.setTimer(host.tickUs + c.rng.int(0, host.tickUs), { k: 'client', client: c.id } satisfies Timer);
+    for (const c of this.clients) {
+      c.waiting = true;
+      host.setTimer(host.tickUs + c.rng.int(0, host.tickUs), { k: 'client', client: c.id } satisfies Timer);
+    }
   }
 
   onTimer(timer: unknown): void {
     const t = timer as Timer;
     const c = this.clients[t.client] as Client;
-    if (t.k === 'client') return this.startOp(c);
+    if (t.k === 'client') {
+      c.waiting = false;
+      return this.startOp(c);
+    }
     if (c.op !== undefined && c.op.id === t.op) {
       this.indeterminate(c, 'timeout');
+      if (c.boundTo !== undefined) return;
       // Client failover, as etcd's client does: half the time the next op goes to another replica, so clients
       // leave a leader that is cut off or stalled and find the new one while the old one may still act.
       if (this.nodes.length > 1 && c.rng.chance(0.5)) c.target = (c.target + c.rng.int(1, this.nodes.length - 1)) % this.nodes.length;
@@ -120,8 +139,10 @@ export class KvWorkload implements Workload<HistoryOp> {
   /** The op was refused without effect: try another node (the hinted leader when there is one). */
   refused(_node: NodeId, request: ClientRequest, hint: NodeId | undefined): void {
     const c = this.clients[(request.token as Token).client] as Client;
-    const h = hint === undefined ? -1 : this.nodes.indexOf(hint);
-    c.target = h >= 0 && h !== c.target ? h : c.rng.int(0, this.nodes.length - 1);
+    if (c.boundTo === undefined) {
+      const h = hint === undefined || this.unreachable.has(hint) ? -1 : this.nodes.indexOf(hint);
+      c.target = h >= 0 && h !== c.target ? h : this.reachableTarget(c);
+    }
     const at = this.host.now() + Math.round(this.host.tickUs / 2) + c.rng.int(0, this.host.tickUs);
     this.host.request(at, this.nodes[c.target] as NodeId, request);
   }
@@ -153,6 +174,39 @@ export class KvWorkload implements Workload<HistoryOp> {
     }
   }
 
+  steer(st: ClientSteer): void {
+    this.unreachable = new Set(st.unreachable.filter((n) => this.nodes.includes(n)));
+    if (this.unreachable.size >= this.nodes.length) this.unreachable.clear();
+    for (const c of this.clients) {
+      if (c.boundTo !== undefined) {
+        const want = st.readers.includes(c.boundTo);
+        c.active = want;
+        if (want && c.op === undefined && !c.waiting) this.nextOp(c);
+        continue;
+      }
+      if (!this.unreachable.has(this.nodes[c.target] as NodeId) && (c.acceptedBy === undefined || !this.unreachable.has(c.acceptedBy))) continue;
+      // This client is on the other side now: what it waited for there is lost to it (indeterminate).
+      if (c.op !== undefined) this.indeterminate(c, 'client-cut-off');
+      c.target = this.reachableTarget(c);
+    }
+    for (const node of st.readers) {
+      if (!this.nodes.includes(node) || this.readers.has(node)) continue;
+      const id = this.clients.length;
+      const c: Client = { id, target: this.nodes.indexOf(node), op: undefined, acceptedBy: undefined, seq: 0, rng: this.rng.fork(`reader:${node}`), lastSeen: new Map(), boundTo: node, active: true, waiting: false };
+      this.clients.push(c);
+      this.readers.set(node, c);
+      this.nextOp(c);
+    }
+  }
+
+  /** A node this roaming client can reach: its target if it still can, else one at random. */
+  private reachableTarget(c: Client): number {
+    if (this.unreachable.size === 0) return c.rng.int(0, this.nodes.length - 1);
+    const ok = this.nodes.map((_, i) => i).filter((i) => !this.unreachable.has(this.nodes[i] as NodeId));
+    if (ok.includes(c.target) && c.rng.chance(0.5)) return c.target;
+    return c.rng.pick(ok.length > 0 ? ok : this.nodes.map((_, i) => i));
+  }
+
   crashed(node: NodeId): void {
     for (const c of this.clients) if (c.op !== undefined && c.acceptedBy === node) this.indeterminate(c, `leader-crashed:${node}`);
   }
@@ -166,14 +220,17 @@ export class KvWorkload implements Workload<HistoryOp> {
   }
 
   private startOp(c: Client): void {
-    if (c.op !== undefined) return;
+    if (c.op !== undefined || !c.active) return;
     const now = this.host.now();
     const timeoutUs = this.timeoutTicks * this.host.tickUs;
     if (now + timeoutUs > this.host.endTime) return; // every op gets its full timeout before the end
     // A third of the ops go to a replica picked at random (etcd's client balances requests over its endpoints);
     // the others to the replica that last served this client. A refused op follows the leader hint.
-    if (this.nodes.length > 1 && c.rng.chance(1 / 3)) c.target = c.rng.int(0, this.nodes.length - 1);
-    const f = weighted(c.rng, this.mix);
+    if (c.boundTo === undefined) {
+      if (this.nodes.length > 1 && c.rng.chance(1 / 3)) c.target = c.rng.int(0, this.nodes.length - 1);
+      if (this.unreachable.has(this.nodes[c.target] as NodeId)) c.target = this.reachableTarget(c);
+    }
+    const f = c.boundTo !== undefined ? 'get' : weighted(c.rng, this.mix);
     const value = `v${c.id}.${c.seq}`;
     let input: KvInput;
     if (f === 'append') input = { f, key: c.rng.pick(this.listKeys), value };
@@ -223,7 +280,9 @@ export class KvWorkload implements Workload<HistoryOp> {
     c.op = undefined;
     c.acceptedBy = undefined;
     const tickUs = this.host.tickUs;
-    const think = c.rng.int(Math.round(this.thinkTicks[0] * tickUs), Math.round(this.thinkTicks[1] * tickUs));
+    // A bound reader asks again within a tick: it is there to catch a stale leader in the act.
+    const think = c.boundTo !== undefined ? c.rng.int(0, tickUs) : c.rng.int(Math.round(this.thinkTicks[0] * tickUs), Math.round(this.thinkTicks[1] * tickUs));
+    c.waiting = true;
     this.host.setTimer(this.host.now() + 1 + think, { k: 'client', client: c.id } satisfies Timer);
   }
 }

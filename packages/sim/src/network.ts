@@ -14,6 +14,13 @@ export class SimNetwork {
   private settings: Required<LinkSettings> & { delay: DelayRange };
   private readonly overrides = new Map<string, LinkSettings>();
   private blocked = new Set<string>();
+  /**
+   * Stalled directed links (`from>to`) and what was sent on each meanwhile, in order: a TCP connection that hung
+   * without breaking. Its bytes arrive late, together, when it recovers (`unstall`, or a `heal`).
+   */
+  private readonly stalled = new Map<string, { env: Envelope; wire: unknown }[]>();
+  /** A recovered link delivers nothing new before the end of its backlog (µs), as a byte stream would. */
+  private readonly drainUntil = new Map<string, number>();
   readonly serialize: boolean;
 
   constructor(
@@ -55,13 +62,22 @@ export class SimNetwork {
     } catch (err) {
       return ctx.fail('protocol-error', 'message (not msgpack-encodable)', sender, err);
     }
+    const held = this.stalled.get(`${env.from}>${env.to}`);
+    if (held !== undefined) {
+      held.push({ env, wire });
+      if (ctx.tracing) ctx.trace({ ev: 'send', msg: describeEnvelope(env), held: true });
+      return;
+    }
     const copies = this.rng.chance(link?.duplicate ?? this.settings.duplicate) ? 2 : 1;
     if (copies === 2) ctx.stats.messagesDuplicated++;
+    const drain = this.drainUntil.size > 0 ? this.drainUntil.get(`${env.from}>${env.to}`) : undefined;
     for (let i = 0; i < copies; i++) {
       let d = delay.min + this.rng.next() * (delay.max - delay.min);
       if (this.rng.chance(link?.reorder ?? this.settings.reorder)) d += this.rng.next() * 10 * Math.max(delay.max, 1);
-      ctx.push(ctx.now + Math.max(1, Math.round(d * US_PER_MS)), { k: 'deliver', to, env, wire });
+      const at = ctx.now + Math.max(1, Math.round(d * US_PER_MS));
+      ctx.push(drain !== undefined && drain > at ? drain : at, { k: 'deliver', to, env, wire });
     }
+    if (drain !== undefined && drain <= ctx.now) this.drainUntil.delete(`${env.from}>${env.to}`);
     if (ctx.tracing) ctx.trace({ ev: 'send', msg: describeEnvelope(env), copies });
   }
 
@@ -78,9 +94,37 @@ export class SimNetwork {
     return out;
   }
 
-  /** A partition action: replaces the topology in force. */
+  /** A partition action: replaces the topology in force. `heal` also ends every stall. */
   partition(action: FaultAction): void {
     this.blocked = blockedLinks(action, this.ids);
+    if (action.type === 'heal') for (const key of [...this.stalled.keys()]) this.unstallKey(key);
+  }
+
+  /** From now on, what `from` sends to `to` waits (in order) until `unstall`. */
+  stall(from: NodeId, to: NodeId): void {
+    const key = `${from}>${to}`;
+    if (!this.stalled.has(key)) this.stalled.set(key, []);
+  }
+
+  /** The stalled link recovers: what waited leaves now, in order, each after the link's delay. */
+  unstall(from: NodeId, to: NodeId): void {
+    this.unstallKey(`${from}>${to}`);
+  }
+
+  private unstallKey(key: string): void {
+    const held = this.stalled.get(key);
+    if (held === undefined) return;
+    this.stalled.delete(key);
+    const link = this.overrides.get(key);
+    const delay = link?.delay ?? this.settings.delay;
+    // In order: a recovered stream delivers its backlog as sent, each no earlier than the one before.
+    let at = this.ctx.now;
+    for (const { env, wire } of held) {
+      const to = this.ids.indexOf(env.to);
+      at = Math.max(at, this.ctx.now + Math.max(1, Math.round((delay.min + this.rng.next() * (delay.max - delay.min)) * US_PER_MS)));
+      this.ctx.push(at, { k: 'deliver', to, env, wire });
+    }
+    this.drainUntil.set(key, at);
   }
 
   /** Settings of the directed link `from` -> `to` from now on; undefined: back to the defaults. */

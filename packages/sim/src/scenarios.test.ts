@@ -12,7 +12,7 @@ const N3 = ['n1', 'n2', 'n3'];
 function runScenario(scenario: (typeof SCENARIOS)[number], seed: number) {
   const events: FaultEvent[] = [{ at: 50, action: { type: 'scenario', scenario } }];
   const run = simulate({ protocol: toy, invariants: toyInvariants, seed, nodes: 3, ticks: 500, snapshotEvery: 20, faults: { kind: 'scripted', events }, trace: true });
-  const lines = (run.trace ?? []).map((l) => JSON.parse(l) as { ev: string; action?: string; missedTicks?: number; between?: string });
+  const lines = (run.trace ?? []).map((l) => JSON.parse(l) as { ev: string; action?: string; missedTicks?: number; between?: string; [k: string]: unknown });
   return { run, faults: lines.filter((e) => e.ev === 'fault').map((e) => e.action as string), lines };
 }
 
@@ -47,6 +47,47 @@ describe('targeted scenarios', () => {
       expect(faults.at(-1)).toBe('heal');
       expect(lines.find((e) => e.ev === 'resume')?.missedTicks).toBeGreaterThan(0);
     }
+  });
+
+  it('stale-read: the roaming clients leave the cut-off leader and a reader bound to it keeps asking it', () => {
+    let readerOps = 0;
+    for (let seed = 1; seed <= 6; seed++) {
+      const { run, faults, lines } = runScenario('stale-read', seed);
+      const node = /isolate (n\d)/.exec(faults[1] as string)?.[1] as string;
+      const steers = lines.filter((e) => e.ev === 'steer') as unknown as { unreachable: string[]; readers: string[] }[];
+      expect(steers[0]).toMatchObject({ unreachable: [node], readers: [node] });
+      expect(steers.at(-1)).toMatchObject({ unreachable: [], readers: [] });
+      // Clients 0-2 roam; the reader bound to the old leader is client 3 and only reads.
+      const reader = run.history.filter((op) => op.client === 3);
+      expect(reader.every((op) => op.input.f === 'get')).toBe(true);
+      readerOps += reader.length;
+    }
+    expect(readerOps).toBeGreaterThan(0);
+  });
+
+  it("stalled-leader: the leader's link to one follower stalls and its backlog arrives, in order, after the others elected a new leader", () => {
+    let released = 0;
+    for (let seed = 1; seed <= 6; seed++) {
+      const { run, faults, lines } = runScenario('stalled-leader', seed);
+      expect(run.ok, `seed ${seed}: ${run.violation?.message}`).toBe(true);
+      const stall = faults.find((f) => f.startsWith('stall '));
+      const m = /^stall (n\d)->(n\d)$/.exec(stall ?? '');
+      expect(m, faults.join(' / ')).not.toBeNull();
+      const [, L, A] = m as unknown as [string, string, string];
+      expect(faults[faults.indexOf(stall as string) + 1]).toMatch(/^links /);
+      const unstallAt = lines.findIndex((e) => e.ev === 'fault' && e.action === `unstall ${L}->${A}`);
+      if (unstallAt < 0) continue; // no new leader within the scenario's wait
+      released++;
+      // What L sent to A meanwhile was held, and arrives after the stall ends, in the order it was sent.
+      const held = (lines as unknown as { ev: string; msg?: string; held?: boolean }[]).filter((e) => e.ev === 'send' && e.held === true).map((e) => e.msg);
+      expect(held.length).toBeGreaterThan(0);
+      const after = (lines.slice(unstallAt) as unknown as { ev: string; msg?: string }[]).filter((e) => e.ev === 'recv' && e.msg?.startsWith(`${L}->${A}`)).map((e) => e.msg);
+      expect(after.slice(0, held.length)).toEqual(held);
+      // A new leader was elected before the backlog arrived.
+      const status = (lines.slice(0, unstallAt) as unknown as { ev: string; status?: string }[]).filter((e) => e.ev === 'status' && / leader /.test(e.status ?? ''));
+      expect(status.some((e) => !(e.status as string).startsWith(L))).toBe(true);
+    }
+    expect(released).toBeGreaterThanOrEqual(3);
   });
 
   it('snapshot-race: slow and lossy links to and from a follower, a restart of it, the leader crashes; the links go back to the defaults', () => {

@@ -1,6 +1,7 @@
 import type { NodeId } from '@consensus-kit/core';
 import type { FaultAction } from './faults';
 import type { Rng } from './rng';
+import type { ClientSteer } from './workload';
 
 /**
  * Targeted fault scenarios: short scripts that react to the cluster (who leads now, who was elected next) to
@@ -21,10 +22,18 @@ import type { Rng } from './rng';
  *   reconnected over a network that reorders and duplicates, so its snapshot catch-up races new appends; it
  *   crash-restarts during the catch-up, and then the third replica is cut off (commits need the caught-up
  *   follower) and the leader crashes.
+ * - `stalled-leader`: the leader is cut off from all but one follower A, and its link to A stalls (a hung TCP
+ *   connection: what it sends waits there). The others elect a new leader, A with them, and commit writes
+ *   from clients on their side while a reader bound to the old leader keeps asking it. Then the stall ends:
+ *   the old leader's backlog (proposals and heartbeats of its old term or ballot) reaches A, which has promised
+ *   the new leader, and A's answers reach the old leader, which may not know yet that it was deposed.
+ *
+ * In `stale-read` and `stalled-leader` the clients take sides (`ClientSteer`): the roaming ones cannot reach the
+ * old leader while it is cut off, and a reader bound to it stays, as a Jepsen client bound to that node would.
  */
-export type ScenarioName = 'figure8' | 'stale-read' | 'snapshot-race';
+export type ScenarioName = 'figure8' | 'stale-read' | 'snapshot-race' | 'stalled-leader';
 
-export const SCENARIOS: readonly ScenarioName[] = ['figure8', 'stale-read', 'snapshot-race'];
+export const SCENARIOS: readonly ScenarioName[] = ['figure8', 'stale-read', 'snapshot-race', 'stalled-leader'];
 
 /** What a scenario script sees of the run and may do to it. */
 export interface ScenarioHost {
@@ -39,6 +48,8 @@ export interface ScenarioHost {
   /** A replica's commit index (its status), undefined while it is down. */
   commitIndex(id: NodeId): number | undefined;
   fault(action: FaultAction): void;
+  /** Places the clients (see `ClientSteer`); they go back to roaming when the scenario ends. */
+  steer(s: ClientSteer): void;
 }
 
 /** A scenario step waits this many ticks, or until `until()` holds (checked after every step) for at most `ticks`. */
@@ -57,6 +68,8 @@ export function startScenario(name: ScenarioName, h: ScenarioHost): ScenarioScri
       return staleRead(h);
     case 'snapshot-race':
       return snapshotRace(h);
+    case 'stalled-leader':
+      return stalledLeader(h);
   }
 }
 
@@ -121,6 +134,7 @@ function* staleRead(h: ScenarioHost): ScenarioScript {
   if (first === undefined || h.nodes.length < 3) return;
   const L = first.id;
   h.fault({ type: 'isolate', node: L });
+  h.steer({ unreachable: [L], readers: [L] });
   yield { ticks: h.rng.int(0, 2) };
   h.fault({ type: 'pause', node: L });
   // Others elect a leader and commit writes meanwhile; clients that knew L keep sending it requests. A short
@@ -145,6 +159,32 @@ function* staleRead(h: ScenarioHost): ScenarioScript {
   // leader), or after a while.
   yield { ticks: h.rng.chance(0.5) ? h.rng.int(0, 3) : h.rng.int(2 * E, 6 * E) };
   h.fault({ type: 'heal' });
+  h.steer({ unreachable: [], readers: [] });
+}
+
+function* stalledLeader(h: ScenarioHost): ScenarioScript {
+  const E = h.electionTicks;
+  const first = yield* awaitLeader(h, 3 * E);
+  if (first === undefined || h.nodes.length < 3) return;
+  const L = first.id;
+  h.fault({ type: 'network', settings: { drop: 0, duplicate: 0, reorder: 0 } });
+  const A = h.rng.pick(h.nodes.filter((x) => x !== L));
+  const rest = h.nodes.filter((x) => x !== L);
+  const clique = (ids: readonly NodeId[]): [NodeId, NodeId][] => ids.flatMap((a, i) => ids.slice(i + 1).map((b) => [a, b] as [NodeId, NodeId]));
+  // What L sends to A from now on waits in the stall; L hears from no one (A has nothing to answer).
+  h.fault({ type: 'stall', from: L, to: A });
+  h.fault({ type: 'links', links: [...clique(rest), [L, A]] });
+  yield { ticks: h.rng.int(0, 1) };
+  h.steer({ unreachable: [L], readers: [L] });
+  // The others elect a leader (A promises it) and, mostly, commit a few writes first.
+  const next = yield* awaitLeader(h, 3 * E, (l) => l.id !== L && l.term > first.term);
+  if (next === undefined) return;
+  if (h.rng.chance(0.7)) yield { ticks: h.rng.int(1, 4) };
+  // The stall ends: L's backlog reaches A, and A's answers reach L.
+  h.fault({ type: 'unstall', from: L, to: A });
+  yield { ticks: h.rng.int(1, E) };
+  h.fault({ type: 'heal' });
+  h.steer({ unreachable: [], readers: [] });
 }
 
 function* snapshotRace(h: ScenarioHost): ScenarioScript {

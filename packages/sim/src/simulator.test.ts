@@ -87,7 +87,7 @@ describe('the correct toy protocol', () => {
           expect(op.output).toBeDefined();
         } else {
           expect(op.complete).toBeUndefined();
-          expect(op.note).toMatch(/^(timeout|leader-crashed:n\d|run-ended)$/);
+          expect(op.note).toMatch(/^(timeout|leader-crashed:n\d|run-ended|client-cut-off)$/);
           indeterminate++;
         }
       }
@@ -338,6 +338,51 @@ describe('invariants', () => {
     const r = simulate({ protocol: amnesiac, seed: 1, nodes: 1, ticks: 100, faults: { kind: 'scripted', events }, workload: { clients: 1, mix: { put: 1 } } });
     expect(r.history.some((op) => op.status === 'ok')).toBe(true);
     expect(r.violation).toMatchObject({ kind: 'invariant', name: 'acknowledged-not-lost' });
+  });
+
+  it('catches a replica that drops a committed entry it held, though another replica still holds it', () => {
+    // Two replicas apply the entries the first one appends itself (no client: nothing is acknowledged, so
+    // acknowledged-not-lost has nothing to say); at tick 50 n2 truncates its durable log below them.
+    const forgetful: ProtocolModule = moduleOf('forgetful', (o) => {
+      let last = o.storage.lastIndex();
+      let ticks = 0;
+      let entries: LogEntry[] = [];
+      let truncate: number | undefined;
+      let commit = 0;
+      const node: Protocol = {
+        tick() {
+          ticks++;
+          if (ticks <= 5) {
+            commit = ticks;
+            const e: LogEntry = { index: ++last, term: 1, type: 'command', data: new Uint8Array([ticks]) };
+            entries.push(e);
+          }
+          if (o.id === 'n2' && ticks === 50) {
+            truncate = 2;
+            last = 2;
+          }
+        },
+        step() {},
+        proposeConfigChange() {},
+        transferLeadership() {},
+        propose() {},
+        readIndex() {},
+        hasReady: () => entries.length > 0 || truncate !== undefined,
+        ready(): Ready {
+          const rd: Ready = { entries, committed: entries, messages: [], reads: [] };
+          if (truncate !== undefined) rd.truncateAfter = truncate;
+          truncate = undefined;
+          entries = [];
+          return rd;
+        },
+        advance() {},
+        status: (): Status => ({ id: o.id, role: 'follower', term: 1, commitIndex: commit, appliedIndex: commit, lastIndex: last, config: { voters: ['n1', 'n2'], learners: [] } }),
+      };
+      return node;
+    });
+    const r = simulate({ protocol: forgetful, seed: 1, nodes: 2, ticks: 100, workload: { clients: 0 } });
+    expect(r.violation).toMatchObject({ kind: 'invariant', name: 'committed-kept' });
+    expect(r.violation?.message).toMatch(/^n2 held committed 5\/1 command .* durably and now has no entry there/);
   });
 
   it('fails, rather than hangs on, a protocol whose hasReady() never turns false', () => {

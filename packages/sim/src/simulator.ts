@@ -21,7 +21,7 @@ import { Stop, US_PER_MS, type SimContext, type SimEvent } from './sim-context';
 import { nonNegativeInt, positiveInt, resolveNodes, type SimResult, type SimStats, type SimulateOptions, type Violation } from './sim-options';
 import { kvStateMachine } from './sim-state-machine';
 import { startScenario, type ScenarioHost, type ScenarioScript, type ScenarioWait } from './scenarios';
-import type { ClientRequest, Workload, WorkloadFactory, WorkloadHost } from './workload';
+import type { ClientRequest, ClientSteer, Workload, WorkloadFactory, WorkloadHost } from './workload';
 
 export { resolveNodes } from './sim-options';
 export type { NetworkOptions, SimResult, SimStats, SimulateOptions, Violation } from './sim-options';
@@ -65,6 +65,10 @@ class Simulation<Op extends ClientOp> implements SimContext {
   private scenarioSeq = 0;
   /** Links a scenario changed: back to the defaults when it ends (or is cut short by the quiet tail). */
   private readonly scenarioLinks = new Set<string>();
+  /** Links a scenario stalled: they recover when it ends. */
+  private readonly scenarioStalls = new Set<string>();
+  /** Whether a scenario placed the clients (`steer`): they go back to roaming when it ends. */
+  private scenarioSteered = false;
   /** The default network settings when the running scenario started, if it changed them since. */
   private scenarioNetwork: LinkSettings | undefined;
   private scenarioNetworkAtStart: LinkSettings | undefined;
@@ -295,7 +299,16 @@ class Simulation<Op extends ClientOp> implements SimContext {
         return r.state === 'crashed' ? undefined : r.protocol?.status().commitIndex;
       },
       fault: (action) => this.fault(action),
+      steer: (st) => {
+        this.scenarioSteered = st.unreachable.length > 0 || st.readers.length > 0;
+        this.steer(st);
+      },
     };
+  }
+
+  private steer(st: ClientSteer): void {
+    this.trace({ ev: 'steer', unreachable: st.unreachable, readers: st.readers });
+    this.workload.steer?.(st);
   }
 
   /** Runs the scenario script `id` to its next wait (a scenario stops at the quiet tail of a random schedule). */
@@ -312,6 +325,12 @@ class Simulation<Op extends ClientOp> implements SimContext {
         this.fault({ type: 'link', from, to, settings: null });
       }
       this.scenarioLinks.clear();
+      for (const key of this.scenarioStalls) {
+        const [from, to] = key.split('>') as [NodeId, NodeId];
+        this.fault({ type: 'unstall', from, to });
+      }
+      this.scenarioStalls.clear();
+      if (this.scenarioSteered) this.steer({ unreachable: [], readers: [] });
       if (this.scenarioNetwork !== undefined) this.fault({ type: 'network', settings: this.scenarioNetwork });
       this.scenarioNetwork = this.scenarioNetworkAtStart = undefined;
       this.trace({ ev: 'scenario-end' });
@@ -417,6 +436,11 @@ class Simulation<Op extends ClientOp> implements SimContext {
       case 'network':
         if (this.scenario !== undefined && this.scenarioNetwork === undefined) this.scenarioNetwork = this.scenarioNetworkAtStart;
         return this.network.update(a.settings);
+      case 'stall':
+        if (this.scenario !== undefined) this.scenarioStalls.add(`${a.from}>${a.to}`);
+        return this.network.stall(a.from, a.to);
+      case 'unstall':
+        return this.network.unstall(a.from, a.to);
       case 'link':
         if (this.scenario !== undefined && a.settings !== null) this.scenarioLinks.add(`${a.from}>${a.to}`);
         return this.network.setLink(a.from, a.to, a.settings ?? undefined);

@@ -23,6 +23,22 @@ export interface WorkloadHost {
   trace(fields: Record<string, unknown>): void;
 }
 
+/**
+ * What a targeted scenario asks of the clients while it runs (scenarios.ts): the sides a partition puts them on.
+ * Jepsen binds each client process to one node; here clients follow leader hints, so without this the clients
+ * would all queue at a leader that was just cut off (each op waits out its timeout there) and none would be on
+ * either side of the split at the instant that matters.
+ */
+export interface ClientSteer {
+  /**
+   * Nodes the roaming clients cannot reach now (they are on the other side): an op waiting on one of them is
+   * given up (indeterminate, as on a client timeout) and no new op goes there.
+   */
+  unreachable: readonly NodeId[];
+  /** Nodes that have one dedicated reader bound to them: it reads without pause and never follows a hint. */
+  readers: readonly NodeId[];
+}
+
 /** What a workload is made from, once per run: its random stream is forked from the run's seed. */
 export interface WorkloadInit {
   rng: Rng;
@@ -61,6 +77,8 @@ export interface Workload<Op extends ClientOp = ClientOp> {
   readReleased(node: NodeId, ctx: Uint8Array, sm: SimStateMachine): void;
   /** `node` crashed: what it held for clients is now indeterminate. */
   crashed(node: NodeId): void;
+  /** A scenario placed the clients (see `ClientSteer`); `{ unreachable: [], readers: [] }` when it ends. Optional. */
+  steer?(s: ClientSteer): void;
   /** The run ended (or stopped at a violation): ops still open become indeterminate. */
   end(): void;
   history(): Op[];

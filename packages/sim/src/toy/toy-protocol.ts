@@ -383,12 +383,18 @@ class ToyNode implements Protocol {
     this.send(from, { type: 'AppendResp', term: this.term, ok: true, match: lastNew, seq: m.seq });
   }
 
-  /** InstallSnapshot (section 7): replace the whole log by the leader's snapshot unless we are already past it. */
+  /**
+   * InstallSnapshot (section 7, Figure 13): replace the whole log by the leader's snapshot unless we are already
+   * past it. If our log holds the snapshot's last entry (same index and term), the entries after it stay (rule
+   * 6): we may have acknowledged them, and the leader may have counted them to commit; we only commit up to it.
+   */
   private handleSnapshot(from: NodeId, m: Extract<Msg, { type: 'Snap' }>): void {
     if (this.role !== 'follower' || this.leader !== from) this.becomeFollower(m.term, from);
     this.electionElapsed = 0;
     const snap = m.snapshot;
-    if (snap.index > this.commit) {
+    if (snap.index > this.commit && snap.index <= this.lastIndex() && snap.index > this.offset && this.termAt(snap.index) === snap.term) {
+      this.commit = snap.index;
+    } else if (snap.index > this.commit) {
       this.log = [];
       this.offset = snap.index;
       this.offsetTerm = snap.term;
