@@ -1,4 +1,5 @@
 import { InvalidArgumentError, preview } from '@consensus-kit/core';
+import { validateTxn } from './txn';
 
 /** A stored value: text or bytes, kept exactly as written. */
 export type KvValue = string | Uint8Array;
@@ -13,6 +14,8 @@ export interface KeyValue {
   modRevision: number;
   /** Number of writes since creation, 1 for a new key. */
   version: number;
+  /** The lease the key is attached to; 0 (no lease) until leases exist. */
+  lease: number;
 }
 
 /**
@@ -32,7 +35,50 @@ export type KvCommand =
   | { op: 'put'; key: string; value: KvValue; prevKv?: boolean }
   /** `prevKv` asks for the deleted keys with their values in `prevKvs` (etcd's prev_kv); without it, only their number. */
   | { op: 'delete'; key: string; prefix?: boolean; prevKv?: boolean }
-  | { op: 'cas'; key: string; compare: KvCompare; value: KvValue | null };
+  /** Compare-and-set: applied as a one-compare transaction (see `TxnRequest`); kept for its callers and for logs that hold it. */
+  | { op: 'cas'; key: string; compare: KvCompare; value: KvValue | null }
+  /** An etcd v3 transaction: `if` every compare holds, run `then`, else run `else`; atomic, one revision. */
+  | ({ op: 'txn' } & TxnRequest)
+  /**
+   * Forget the history before `revision` (etcd's compact): reads at an older revision fail with
+   * `RevisionCompactedError` from then on. Moves no revision.
+   */
+  | { op: 'compact'; revision: number };
+
+/** What a transaction compares: etcd's compare targets. A missing key has version, revisions and lease 0. */
+export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
+export type CompareOp = '=' | '!=' | '<' | '>';
+
+/**
+ * One condition of a transaction: `<target of key> <cmp> <value>`, e.g.
+ * `{ key: 'leader', target: 'version', cmp: '=', value: 0 }` (the key does not exist). `value` is a number for
+ * every target but `'value'`, where it is the value compared (bytes order; a missing key fails every value compare).
+ */
+export interface TxnCompare {
+  key: string;
+  target: CompareTarget;
+  cmp: CompareOp;
+  value: KvValue | number;
+}
+
+/** An operation inside a transaction. Reads see the writes made before them in the same transaction. */
+export type TxnOp =
+  | { op: 'put'; key: string; value: KvValue; prevKv?: boolean }
+  | { op: 'delete'; key: string; prefix?: boolean; prevKv?: boolean }
+  | { op: 'get'; key: string }
+  | { op: 'range'; prefix: string; limit?: number; after?: string }
+  /** A nested transaction: its compares are evaluated with the outer ones, before anything runs (as etcd). */
+  | ({ op: 'txn' } & TxnRequest);
+
+/**
+ * A transaction (etcd v3 Txn). At most `MAX_TXN_OPS` ops (every branch and nested transaction counted) and
+ * `MAX_TXN_OPS` compares; a key may be written at most once per branch (a put inside a deleted range counts).
+ */
+export interface TxnRequest {
+  if?: TxnCompare[];
+  then?: TxnOp[];
+  else?: TxnOp[];
+}
 
 /**
  * A client session stamp (Raft thesis 6.3): a command carrying one is applied at most once; a retry of the
@@ -51,11 +97,25 @@ export interface KvRequest {
   session?: SessionStamp;
 }
 
+/**
+ * Reads. `revision` reads the store as it was at that revision (etcd's `--rev`); absent or 0 reads the current
+ * state. A revision older than the compaction point fails with `RevisionCompactedError`, one not reached yet
+ * with `FutureRevisionError`.
+ */
 export type KvQuery =
-  | { op: 'get'; key: string }
+  | { op: 'get'; key: string; revision?: number }
   /** Keys starting with `prefix`, in key order; `after` starts past that key (paging), `limit` caps the answer. */
-  | { op: 'range'; prefix: string; limit?: number; after?: string }
-  | { op: 'revision' };
+  | { op: 'range'; prefix: string; limit?: number; after?: string; revision?: number }
+  | { op: 'revision' }
+  /** The current and the compaction revision. */
+  | { op: 'status' };
+
+/** The answer to `{ op: 'status' }`. */
+export interface KvStatus {
+  revision: number;
+  /** The oldest revision still readable. */
+  compactRevision: number;
+}
 
 export interface PutResult {
   op: 'put';
@@ -81,10 +141,38 @@ export interface CasResult {
   current?: KeyValue;
 }
 
-export type KvResult = PutResult | DeleteResult | CasResult;
+/** The answer to one op of a transaction. */
+export type TxnOpResult =
+  | PutResult
+  | DeleteResult
+  /** `kv` is absent when the key does not exist. */
+  | { op: 'get'; kv?: KeyValue }
+  | { op: 'range'; kvs: KeyValue[] }
+  | { op: 'txn'; succeeded: boolean; responses: TxnOpResult[] };
+
+export interface TxnResult {
+  op: 'txn';
+  /** Whether every compare held (so `then` ran; else `else` ran). */
+  succeeded: boolean;
+  /** The store revision after the transaction: its writes' revision, or the unchanged one if it wrote nothing. */
+  revision: number;
+  /** One answer per op of the branch that ran, in order. */
+  responses: TxnOpResult[];
+}
+
+export interface CompactResult {
+  op: 'compact';
+  /** The store revision (a compaction moves none). */
+  revision: number;
+  compactRevision: number;
+}
+
+export type KvResult = PutResult | DeleteResult | CasResult | TxnResult | CompactResult;
 
 export const MAX_KEY_BYTES = 4096;
 export const MAX_VALUE_BYTES = 4 * 1024 * 1024;
+/** Most ops in one transaction, every branch and nested transaction counted; also the most compares (etcd's --max-txn-ops default). */
+export const MAX_TXN_OPS = 128;
 
 /**
  * Whether `s` takes more than `max` bytes in UTF-8. A UTF-16 code unit takes at most 3 UTF-8 bytes, so the
@@ -94,12 +182,12 @@ function utf8Over(s: string, max: number): boolean {
   return s.length > max || (s.length * 3 > max && Buffer.byteLength(s, 'utf8') > max);
 }
 
-function checkKey(key: unknown, what = 'key'): asserts key is string {
+export function checkKey(key: unknown, what = 'key'): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty string, got ${preview(key)}`);
   if (utf8Over(key, MAX_KEY_BYTES)) throw new InvalidArgumentError(`${what} is longer than ${MAX_KEY_BYTES} bytes`);
 }
 
-function checkValue(value: unknown): asserts value is KvValue {
+export function checkValue(value: unknown): asserts value is KvValue {
   if (typeof value === 'string') {
     if (utf8Over(value, MAX_VALUE_BYTES)) throw new InvalidArgumentError(`value is larger than ${MAX_VALUE_BYTES} bytes`);
     return;
@@ -148,6 +236,14 @@ export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
       checkRevision(cmp.createRevision, 'createRevision');
       return;
     }
+    case 'txn':
+      validateTxn(c);
+      return;
+    case 'compact':
+      if (typeof c.revision !== 'number' || !Number.isSafeInteger(c.revision) || c.revision <= 0) {
+        throw new InvalidArgumentError(`compact.revision must be a positive integer, got ${preview(c.revision)}`);
+      }
+      return;
     default:
       throw new InvalidArgumentError(`unknown kv command op ${preview(c.op)}`);
   }
@@ -163,14 +259,22 @@ export function validateSession(s: unknown): asserts s is SessionStamp {
   }
 }
 
+function checkReadRevision(v: unknown): void {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
+    throw new InvalidArgumentError(`revision must be a non-negative integer (0: the current one), got ${preview(v)}`);
+  }
+}
+
 export function validateQuery(q: unknown): asserts q is KvQuery {
   if (typeof q !== 'object' || q === null) throw new InvalidArgumentError(`query must be an object, got ${preview(q)}`);
   const x = q as Record<string, unknown>;
   switch (x.op) {
     case 'get':
       checkKey(x.key);
+      checkReadRevision(x.revision);
       return;
     case 'range':
+      checkReadRevision(x.revision);
       if (typeof x.prefix !== 'string') throw new InvalidArgumentError('range.prefix must be a string');
       if (x.limit !== undefined && (typeof x.limit !== 'number' || !Number.isSafeInteger(x.limit) || x.limit <= 0)) {
         throw new InvalidArgumentError('range.limit must be a positive integer');
@@ -178,6 +282,7 @@ export function validateQuery(q: unknown): asserts q is KvQuery {
       if (x.after !== undefined && typeof x.after !== 'string') throw new InvalidArgumentError('range.after must be a string');
       return;
     case 'revision':
+    case 'status':
       return;
     default:
       throw new InvalidArgumentError(`unknown kv query op ${preview(x.op)}`);
@@ -208,6 +313,11 @@ function checkText(s: unknown, what: string): void {
  * otherwise turn a compare-and-set into an unconditional write).
  */
 export function admitCommand(cmd: KvCommand): void {
+  if (cmd.op === 'compact') return;
+  if (cmd.op === 'txn') {
+    admitTxn(cmd);
+    return;
+  }
   checkText(cmd.key, 'key');
   if (cmd.op === 'delete') return;
   checkText(cmd.value, 'value');
@@ -216,6 +326,35 @@ export function admitCommand(cmd: KvCommand): void {
     if (!COMPARE_FIELDS.has(field)) throw new InvalidArgumentError(`compare has an unknown field ${preview(field)} (known: ${[...COMPARE_FIELDS].join(', ')})`);
   }
   checkText(cmd.compare.value, 'compare.value');
+}
+
+const TXN_FIELDS: ReadonlySet<string> = new Set(['op', 'if', 'then', 'else']);
+const TXN_COMPARE_FIELDS: ReadonlySet<string> = new Set(['key', 'target', 'cmp', 'value']);
+
+function unknownField(fields: object, known: ReadonlySet<string>, what: string): void {
+  for (const f of Object.keys(fields)) {
+    if (!known.has(f)) throw new InvalidArgumentError(`${what} has an unknown field ${preview(f)} (known: ${[...known].join(', ')})`);
+  }
+}
+
+/** `admitCommand` for a transaction: well-formed text everywhere, and no unknown field in it or in a compare. */
+function admitTxn(t: TxnRequest & { op?: string }): void {
+  unknownField(t, TXN_FIELDS, 'txn');
+  for (const c of t.if ?? []) {
+    unknownField(c, TXN_COMPARE_FIELDS, 'txn compare');
+    checkText(c.key, 'compare key');
+    checkText(c.value, 'compare value');
+  }
+  for (const op of [...(t.then ?? []), ...(t.else ?? [])]) {
+    if (op.op === 'txn') admitTxn(op);
+    else if (op.op === 'range') {
+      checkText(op.prefix, 'range prefix');
+      checkText(op.after, 'range.after');
+    } else {
+      checkText(op.key, 'key');
+      if (op.op === 'put') checkText(op.value, 'value');
+    }
+  }
 }
 
 /** Like `admitCommand`, for reads: the key, prefix or `after` must be text with an exact UTF-8 form. */

@@ -16,8 +16,8 @@ describe('KvStateMachine: etcd-style revisions', () => {
     expect(put(sm, 'a', '1')).toEqual({ op: 'put', revision: 1 });
     expect(put(sm, 'b', '2')).toEqual({ op: 'put', revision: 2 });
     const r = apply(sm, { cmd: { op: 'put', key: 'a', value: '3', prevKv: true } });
-    expect(r).toEqual({ op: 'put', revision: 3, prev: { key: 'a', value: '1', createRevision: 1, modRevision: 1, version: 1 } });
-    expect(get(sm, 'a')).toEqual({ key: 'a', value: '3', createRevision: 1, modRevision: 3, version: 2 });
+    expect(r).toEqual({ op: 'put', revision: 3, prev: { key: 'a', value: '1', createRevision: 1, modRevision: 1, version: 1, lease: 0 } });
+    expect(get(sm, 'a')).toEqual({ key: 'a', value: '3', createRevision: 1, modRevision: 3, version: 2, lease: 0 });
     expect(put(sm, 'a', '4')).toEqual({ op: 'put', revision: 4 }); // no prevKv: the answer is the revision only
     expect(apply(sm, { cmd: { op: 'put', key: 'new', value: 'x', prevKv: true } })).toEqual({ op: 'put', revision: 5 });
     expect(sm.query({ op: 'revision' })).toBe(5);

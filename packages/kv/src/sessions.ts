@@ -1,8 +1,9 @@
 import { InvalidArgumentError, SessionExpiredError } from '@consensus-kit/core';
 import type { SessionStamp } from './commands';
+import { storeError, type StoredError } from './errors';
 
-/** An answer kept for a retried request: the result, or the error it produced (code and message). */
-export type StoredAnswer<T> = { ok: T } | { error: { code: string; message: string } };
+/** An answer kept for a retried request: the result, or the error it produced (code, message, typed fields). */
+export type StoredAnswer<T> = { ok: T } | { error: StoredError };
 
 interface Session<T> {
   /** Log index of the session's last request: expiry is counted in log entries, so it is deterministic. */
@@ -73,8 +74,7 @@ export class SessionTable<T> {
     try {
       answer = { ok: execute() };
     } catch (e) {
-      const err = e as { code?: unknown; message?: unknown };
-      answer = { error: { code: typeof err.code === 'string' ? err.code : 'ERROR', message: String(err.message ?? e) } };
+      answer = { error: storeError(e) };
     }
     if (s.answers.size === 0) {
       s.ascending = true;
