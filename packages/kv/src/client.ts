@@ -15,18 +15,23 @@ import {
 import { systemClock } from '@consensus-kit/core/host';
 import {
   type CasResult,
+  type CompactResult,
   type DeleteResult,
   type KeyValue,
   type KvCommand,
   type KvCompare,
   type KvQuery,
+  type KvStatus,
   type KvValue,
   type PutResult,
+  type TxnRequest,
+  type TxnResult,
   admitCommand,
   admitQuery,
   validateCommand,
   validateQuery,
 } from './commands';
+import { kvErrorFromRemote } from './errors';
 import type { Consistency, KvChannel, KvWireRequest } from './wire';
 
 export interface KvClientOptions {
@@ -51,9 +56,18 @@ export interface PutOptions extends CallOptions {
   prevKv?: boolean;
 }
 
-export interface GetOptions extends CallOptions {
+export interface ReadOptions extends CallOptions {
   /** 'linearizable' (default) reads through the leader; 'serializable' reads one node's local state. */
   consistency?: Consistency;
+}
+
+export interface GetOptions extends ReadOptions {
+  /**
+   * Read the store as it was at this revision (etcd's `--rev`); absent or 0: now. Older than the compaction
+   * point: `RevisionCompactedError`; not reached yet: `FutureRevisionError` (a serializable read on a lagging
+   * node can get it for a revision the leader has).
+   */
+  revision?: number;
 }
 
 export interface RangeOptions extends GetOptions {
@@ -145,13 +159,49 @@ export class KvClient {
     return this.write(cmd, options) as Promise<DeleteResult>;
   }
 
-  /** Writes `value` (or deletes, for `null`) only if `compare` holds. */
+  /**
+   * Writes `value` (or deletes, for `null`) only if `compare` holds: a one-compare transaction on the node
+   * (sent as a `cas` command, which every version of the node understands).
+   */
   cas(key: string, compare: KvCompare, value: KvValue | null, options?: CallOptions): Promise<CasResult> {
     return this.write({ op: 'cas', key, compare, value }, options) as Promise<CasResult>;
   }
 
+  /**
+   * An etcd v3 transaction: if every compare in `if` holds, the ops of `then` run, else those of `else`;
+   * atomically, all writes at one revision, exactly once (it is a write with a session stamp).
+   *
+   * ```ts
+   * const r = await kv.txn({
+   *   if: [{ key: 'leader', target: 'version', cmp: '=', value: 0 }],
+   *   then: [{ op: 'put', key: 'leader', value: 'n1' }],
+   *   else: [{ op: 'get', key: 'leader' }],
+   * });
+   * ```
+   * A malformed transaction (more than `MAX_TXN_OPS` ops, a key written twice, a bad compare) is refused with
+   * `InvalidTxnError` before it is sent.
+   */
+  txn(request: TxnRequest, options?: CallOptions): Promise<TxnResult> {
+    if (typeof request !== 'object' || request === null) return Promise.reject(new InvalidArgumentError(`txn needs { if?, then?, else? }, got ${preview(request)}`));
+    return this.write({ ...request, op: 'txn' }, options) as Promise<TxnResult>;
+  }
+
+  /**
+   * Forgets the history before `revision` on every replica (a replicated command, etcd's compact). Reads below
+   * it fail with `RevisionCompactedError` afterwards; `revision` at or below the compaction point fails with
+   * `RevisionCompactedError`, above the current revision with `FutureRevisionError`.
+   */
+  compact(revision: number, options?: CallOptions): Promise<CompactResult> {
+    return this.write({ op: 'compact', revision }, options) as Promise<CompactResult>;
+  }
+
   async get(key: string, options?: GetOptions): Promise<KeyValue | undefined> {
-    return (await this.read({ op: 'get', key }, options)) as KeyValue | undefined;
+    return (await this.read({ op: 'get', key, ...(options?.revision ? { revision: options.revision } : {}) }, options)) as KeyValue | undefined;
+  }
+
+  /** The store's current and compaction revisions (etcd's response header revision and compact revision). */
+  async status(options?: ReadOptions): Promise<KvStatus> {
+    return (await this.read({ op: 'status' }, options)) as KvStatus;
   }
 
   /**
@@ -164,6 +214,7 @@ export class KvClient {
       prefix,
       ...(options?.limit !== undefined ? { limit: options.limit } : {}),
       ...(options?.after !== undefined ? { after: options.after } : {}),
+      ...(options?.revision ? { revision: options.revision } : {}),
     };
     return (await this.read(q, options)) as KeyValue[];
   }
@@ -199,7 +250,7 @@ export class KvClient {
     );
   }
 
-  private read(q: KvQuery, options: GetOptions = {}): Promise<unknown> {
+  private read(q: KvQuery, options: ReadOptions = {}): Promise<unknown> {
     try {
       validateQuery(q);
       admitQuery(q);
@@ -236,8 +287,20 @@ export class KvClient {
     return signal ? { timeoutMs, signal } : { timeoutMs };
   }
 
-  /** After a failed attempt: backs off and tries again while the error is retryable and time remains. */
+  /**
+   * After a failed attempt: backs off and tries again while the error is retryable and time remains. The
+   * node's kv errors travel as core's classes: the one that ends the call gets its kv class back
+   * (`RevisionCompactedError`, `FutureRevisionError`).
+   */
   private async retry(body: KvWireRequest, options: CallOptions, total: number, deadline: number, first: unknown): Promise<unknown> {
+    try {
+      return await this.retryLoop(body, options, total, deadline, first);
+    } catch (e) {
+      throw kvErrorFromRemote(e);
+    }
+  }
+
+  private async retryLoop(body: KvWireRequest, options: CallOptions, total: number, deadline: number, first: unknown): Promise<unknown> {
     if (this.closed) throw new StoppedError('the kv client was closed while the call was in flight; its outcome is unknown');
     if (!retryable(first)) throw first;
     let last: unknown = first;

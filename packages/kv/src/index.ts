@@ -32,6 +32,6 @@ export type { KvServiceOptions } from './service';
 export { KvClient } from './client';
 export { createKvClient } from './tcp';
 export type { CreateKvClientOptions } from './tcp';
-export type { CallOptions, DeleteOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions } from './client';
+export type { CallOptions, DeleteOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions, ReadOptions } from './client';
 export { validateWireRequest } from './wire';
 export type { Consistency, KvChannel, KvWireRequest } from './wire';

@@ -6,14 +6,71 @@ import { tcpTransport } from '@consensus-kit/transport-tcp';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { KvStateMachine, type KvQueryResult } from './kv-state-machine';
 import { createKvService } from './service';
-import { createKvClient } from './index';
+import { FutureRevisionError, InvalidTxnError, RevisionCompactedError, createKvClient } from './index';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+async function soloNode(clusterId: string, options: { historyRevisions?: number } = {}) {
+  const transport = tcpTransport({ id: 'n1', clusterId, listen: { host: '127.0.0.1', port: 0 }, peers: {} });
+  const stateMachine = new KvStateMachine(options);
+  const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
+    id: 'n1',
+    peers: ['n1'],
+    protocol: solo,
+    storage: new MemoryStorage(),
+    transport,
+    stateMachine,
+    tickMs: 5,
+    electionTicks: 2,
+  });
+  transport.onRequest(createKvService({ node, stateMachine }));
+  await node.start();
+  cleanups.push(() => node.stop());
+  await node.waitForLeader();
+  const kv = createKvClient({ endpoints: [transport.endpoint()], clusterId });
+  cleanups.push(() => kv.close());
+  return kv;
+}
+
 describe('createKvClient over TCP', () => {
+  it('txn, reads at a past revision and compaction, with typed errors that survive the wire', async () => {
+    const kv = await soloNode('kv-tcp-txn', { historyRevisions: 1000 });
+    await kv.put('cfg/a', '1'); // rev 1
+    await kv.put('cfg/b', '1'); // rev 2
+    const t = await kv.txn({
+      if: [{ key: 'cfg/a', target: 'value', cmp: '=', value: '1' }, { key: 'lock', target: 'version', cmp: '=', value: 0 }],
+      then: [{ op: 'put', key: 'cfg/a', value: '2', prevKv: true }, { op: 'delete', key: 'cfg/b' }, { op: 'put', key: 'lock', value: 'me' }, { op: 'range', prefix: 'cfg/' }],
+      else: [{ op: 'get', key: 'lock' }],
+    });
+    expect(t).toMatchObject({ op: 'txn', succeeded: true, revision: 3 });
+    expect(t.responses[0]).toMatchObject({ op: 'put', revision: 3, prev: { value: '1', modRevision: 1 } });
+    expect(t.responses[3]).toMatchObject({ op: 'range', kvs: [{ key: 'cfg/a', value: '2' }] });
+    const again = await kv.txn({ if: [{ key: 'lock', target: 'version', cmp: '=', value: 0 }], then: [{ op: 'put', key: 'lock', value: 'other' }], else: [{ op: 'get', key: 'lock' }] });
+    expect(again).toMatchObject({ succeeded: false, revision: 3, responses: [{ op: 'get', kv: { value: 'me' } }] });
+
+    expect(await kv.get('cfg/a', { revision: 2 })).toMatchObject({ value: '1', modRevision: 1 });
+    expect((await kv.range('cfg/', { revision: 2 })).map((x) => [x.key, x.value])).toEqual([['cfg/a', '1'], ['cfg/b', '1']]);
+    expect((await kv.range('cfg/', { revision: 2, consistency: 'serializable' })).length).toBe(2);
+    expect(await kv.status()).toEqual({ revision: 3, compactRevision: 0 });
+
+    expect(await kv.compact(3)).toEqual({ op: 'compact', revision: 3, compactRevision: 3 });
+    const compacted = await kv.get('cfg/a', { revision: 2 }).catch((e: unknown) => e);
+    expect(compacted).toBeInstanceOf(RevisionCompactedError);
+    expect(compacted).toMatchObject({ revision: 2, compactRevision: 3, message: expect.stringContaining('has been compacted') });
+    await expect(kv.compact(3)).rejects.toBeInstanceOf(RevisionCompactedError);
+    const future = await kv.range('', { revision: 99, consistency: 'serializable' }).catch((e: unknown) => e);
+    expect(future).toBeInstanceOf(FutureRevisionError);
+    expect(future).toMatchObject({ revision: 99, currentRevision: 3 });
+    await expect(kv.compact(50)).rejects.toBeInstanceOf(FutureRevisionError);
+    // Refused by the client before it is sent, with the reason.
+    await expect(kv.txn({ then: [{ op: 'put', key: 'x', value: '1' }, { op: 'put', key: 'x', value: '2' }] })).rejects.toMatchObject({ reason: 'duplicate-key' });
+    await expect(kv.txn({ if: [{ key: 'x', target: 'size' as never, cmp: '=', value: 1 }] })).rejects.toBeInstanceOf(InvalidTxnError);
+    expect(await kv.get('cfg/a')).toMatchObject({ value: '2', version: 2, lease: 0 });
+  });
+
   it('talks to a node through transport-tcp, moving past a dead endpoint', async () => {
     const transport = tcpTransport({ id: 'n1', clusterId: 'kv-tcp-test', listen: { host: '127.0.0.1', port: 0 }, peers: {} });
     const stateMachine = new KvStateMachine();
