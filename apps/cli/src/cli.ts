@@ -2,7 +2,7 @@ import { Command, CommanderError, InvalidArgumentError as CommanderArgError, Opt
 import { bench } from './commands/bench';
 import { heal, inspectNode, leaderTransfer, membersAdd, membersList, membersRemove, partition } from './commands/admin';
 import { kill, restart, start, status, stop } from './commands/cluster';
-import { del, get, put, range } from './commands/kv';
+import { compact, del, get, put, range, txn } from './commands/kv';
 import { node } from './commands/node';
 import { ring } from './commands/ring';
 import { parseDuration, parseIntOption } from './duration';
@@ -91,6 +91,7 @@ export function createProgram(): Command {
     .addOption(dir())
     .addOption(json())
     .option('--serializable', "read the answering node's local state")
+    .addOption(new Option('--rev <revision>', 'read the key as it was at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
     .action((k, o) => get(o, k));
   program.command('del <key>').description('delete a key').option('--prefix', 'delete every key with this prefix').addOption(dir()).addOption(json()).action((k, o) => del(o, k));
   program
@@ -98,9 +99,22 @@ export function createProgram(): Command {
     .description('list keys with a prefix, in key order')
     .addOption(new Option('--limit <n>', 'at most n keys').argParser(intArg('--limit', 1, 1_000_000)))
     .option('--serializable', "read the answering node's local state")
+    .addOption(new Option('--rev <revision>', 'list the keys as they were at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
     .addOption(dir())
     .addOption(json())
     .action((p, o) => range(o, p));
+  program
+    .command('txn [file]')
+    .description('run a transaction read as JSON from a file, or stdin (no file or -): {"if": [...], "then": [...], "else": [...]}')
+    .addOption(dir())
+    .addOption(json())
+    .action((file: string | undefined, o) => txn(o, file));
+  program
+    .command('compact <revision>')
+    .description('forget the history before a revision (reads below it fail afterwards)')
+    .addOption(dir())
+    .addOption(json())
+    .action((rev: string, o) => compact(o, parseIntOption(rev, '<revision>', 1, Number.MAX_SAFE_INTEGER)));
 
   const leader = program.command('leader').description('leadership operations');
   leader.command('transfer <node>').description('hand leadership to a node').addOption(dir()).addOption(json()).action((id, o) => leaderTransfer(o, id));
