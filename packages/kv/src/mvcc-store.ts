@@ -67,7 +67,12 @@ export class MvccStore {
   private liveKeys: KeyIndex = newKeyIndex();
   /** Keys with retained history (only those: a key written once costs nothing here). */
   private readonly past = new Map<string, History>();
-  private pastKeys: KeyIndex = newKeyIndex();
+  /**
+   * Keys with retained history and no current version (deleted, their deletion not yet compacted), in order:
+   * with `liveKeys`, every key a read at a past revision may find. Only deletions and compaction touch it, so
+   * an overwrite costs no tree update.
+   */
+  private deadKeys: KeyIndex = newKeyIndex();
   /** Compaction work: garbageRevs[i] is the revision at which a record of garbageKeys[i] was superseded. */
   private garbageRevs: number[] = [];
   private garbageKeys: string[] = [];
@@ -121,9 +126,9 @@ export class MvccStore {
       }
       return out;
     }
-    // A past revision: the keys live now and the keys with history, merged in order.
+    // A past revision: the keys live now and the deleted keys with history, merged in order.
     const a = this.liveKeys.keys(from);
-    const b = this.pastKeys.keys(from);
+    const b = this.deadKeys.keys(from);
     let x = a.next();
     let y = b.next();
     while (!x.done || !y.done) {
@@ -152,8 +157,10 @@ export class MvccStore {
   /** Writes `key` at `revision` (>= the store's); returns the version it replaced. */
   put(key: string, value: KvValue, revision: number, lease = 0): KeyValue | undefined {
     const prev = this.live.get(key);
-    if (prev === undefined) this.liveKeys.set(key, undefined);
-    else this.supersede(prev, revision);
+    if (prev === undefined) {
+      this.liveKeys.set(key, undefined);
+      if (this.past.has(key)) this.deadKeys.delete(key);
+    } else this.supersede(prev, revision);
     this.live.set(key, {
       key,
       value,
@@ -174,6 +181,7 @@ export class MvccStore {
     this.liveKeys.delete(key);
     this.supersede(prev, revision);
     this.historyOf(key).recs.push({ key, modRevision: revision, tombstone: true });
+    this.deadKeys.set(key, undefined);
     this.revision = revision;
     return prev;
   }
@@ -183,7 +191,6 @@ export class MvccStore {
     if (h === undefined) {
       h = { recs: [], head: 0 };
       this.past.set(key, h);
-      this.pastKeys.set(key, undefined);
     }
     return h;
   }
@@ -232,7 +239,7 @@ export class MvccStore {
     }
     if (drop >= h.recs.length) {
       this.past.delete(key);
-      this.pastKeys.delete(key);
+      if (cur === undefined) this.deadKeys.delete(key);
       return;
     }
     for (let j = h.head; j < drop; j++) h.recs[j] = undefined as unknown as KeyRecord; // let the values go now
@@ -248,7 +255,8 @@ export class MvccStore {
       revision: this.revision,
       compactRevision: this.compactRevision,
       kvs: Array.from(this.liveKeys.keys(), (k) => this.live.get(k) as KeyValue),
-      past: Array.from(this.pastKeys.keys(), (k) => {
+      // In key order, so replicas that built their history differently (one restored a snapshot) write the same bytes.
+      past: [...this.past.keys()].sort(compareKeys).map((k) => {
         const h = this.past.get(k) as History;
         return [k, h.recs.slice(h.head)] as [string, KeyRecord[]];
       }),
@@ -260,7 +268,7 @@ export class MvccStore {
     this.live.clear();
     this.liveKeys = newKeyIndex();
     this.past.clear();
-    this.pastKeys = newKeyIndex();
+    this.deadKeys = newKeyIndex();
     for (const kv of s.kvs) {
       this.live.set(kv.key, kv);
       this.liveKeys.set(kv.key, undefined);
@@ -269,8 +277,8 @@ export class MvccStore {
     for (const [key, recs] of s.past) {
       if (recs.length === 0) continue;
       this.past.set(key, { recs, head: 0 });
-      this.pastKeys.set(key, undefined);
       const cur = this.live.get(key);
+      if (cur === undefined) this.deadKeys.set(key, undefined);
       for (let i = 0; i < recs.length; i++) {
         const r = recs[i] as KeyRecord;
         // A record goes once what replaced it is at or below the compaction point; a deletion once it is.
