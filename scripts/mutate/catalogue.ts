@@ -151,9 +151,11 @@ export const CATALOGUE: readonly Mutant[] = [
     name: 'paxos-read-barrier-without-quorum',
     protocol: 'paxos',
     file: 'reads.ts',
-    find: '    if (cfg.voters.filter((v) => round.acks.has(v)).length < need) return;',
-    replace: '    if (cfg.voters.filter((v) => round.acks.has(v)).length < 1) return;',
-    bug: 'read barrier released without a quorum answering the heartbeat round: a deposed leader serves stale reads (PMMC 3; Paxos Made Live 5.2)',
+    find: 'if (phase1Complete(n) && (soleVoter(n) || (n.o.leaseReads',
+    replace: "if (phase1Complete(n) && (n.role === 'leader' || (n.o.leaseReads",
+    // Not a smaller count in maybeConfirm: that runs only when an answer arrives, and with 3 voters one answer
+    // (with the leader's own) already makes the quorum, so such a mutant is equivalent to the original there.
+    bug: 'read released without a heartbeat round confirming leadership: a deposed leader serves stale reads (PMMC 3; Paxos Made Live 5.2)',
   },
   {
     name: 'paxos-lease-too-long',

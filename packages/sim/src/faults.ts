@@ -93,7 +93,7 @@ export type FaultLevel = 'none' | 'light' | 'heavy';
 export const FAULT_LEVELS: Record<FaultLevel, FaultIntensity> = {
   none: { crash: 0, partition: 0, pause: 0, clockSkew: 0, drop: 0, duplicate: 0, reorder: 0, meanDuration: 0, scenario: 0 },
   light: { crash: 0.5, partition: 0.6, pause: 0.3, clockSkew: 0.1, drop: 0.01, duplicate: 0.01, reorder: 0.05, meanDuration: 30, scenario: 0 },
-  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15, scenario: 0.3 },
+  heavy: { crash: 6, partition: 6, pause: 1, clockSkew: 0.3, drop: 0.08, duplicate: 0.03, reorder: 0.2, meanDuration: 15, scenario: 0.45 },
 };
 
 /** Ticks a random schedule keeps free of other faults after a scenario starts (scenarios stop at its end too). */
@@ -252,8 +252,8 @@ export function randomSchedule(rng: Rng, nodes: readonly NodeId[], ticks: number
   let windowTo = Number.NEGATIVE_INFINITY;
   if (scenarioRng !== undefined && f.scenario > 0 && scenarioRng.chance(f.scenario) && nodes.length >= 3) {
     // Figure 8 needs the most to line up (an old leader re-elected and cut off right after a commit): it gets
-    // 40% of the draws, the others 20% each.
-    const scenario = scenarioRng.chance(0.4) ? 'figure8' : scenarioRng.pick(SCENARIOS.filter((x) => x !== 'figure8'));
+    // a third of the draws, the others a sixth each.
+    const scenario = scenarioRng.chance(1 / 3) ? 'figure8' : scenarioRng.pick(SCENARIOS.filter((x) => x !== 'figure8'));
     windowFrom = Math.round(quietFrom * (0.1 + scenarioRng.next() * 0.3));
     // Scenarios last up to about 15 election timeouts of 10 ticks; random faults resume after that.
     windowTo = Math.min(quietFrom, windowFrom + SCENARIO_WINDOW_TICKS);

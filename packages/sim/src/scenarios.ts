@@ -27,13 +27,18 @@ import type { ClientSteer } from './workload';
  *   from clients on their side while a reader bound to the old leader keeps asking it. Then the stall ends:
  *   the old leader's backlog (proposals and heartbeats of its old term or ballot) reaches A, which has promised
  *   the new leader, and A's answers reach the old leader, which may not know yet that it was deposed.
+ * - `lagging-acks`: a follower F's answers take the long way for a while, so the leader's view of what F holds
+ *   freezes while F keeps up (and the leader snapshots and compacts past that view); then F crash-restarts,
+ *   coming back with its log but not its commit index (volatile), and its new answers overtake the old ones: the
+ *   leader, going by the stale view, may send F a snapshot of entries F already holds, with more after them
+ *   (Raft paper Figure 13 rule 6, thesis 5.3).
  *
  * In `stale-read` and `stalled-leader` the clients take sides (`ClientSteer`): the roaming ones cannot reach the
  * old leader while it is cut off, and a reader bound to it stays, as a Jepsen client bound to that node would.
  */
-export type ScenarioName = 'figure8' | 'stale-read' | 'snapshot-race' | 'stalled-leader';
+export type ScenarioName = 'figure8' | 'stale-read' | 'snapshot-race' | 'stalled-leader' | 'lagging-acks';
 
-export const SCENARIOS: readonly ScenarioName[] = ['figure8', 'stale-read', 'snapshot-race', 'stalled-leader'];
+export const SCENARIOS: readonly ScenarioName[] = ['figure8', 'stale-read', 'snapshot-race', 'stalled-leader', 'lagging-acks'];
 
 /** What a scenario script sees of the run and may do to it. */
 export interface ScenarioHost {
@@ -47,6 +52,10 @@ export interface ScenarioHost {
   leader(): { id: NodeId; term: number } | undefined;
   /** A replica's commit index (its status), undefined while it is down. */
   commitIndex(id: NodeId): number | undefined;
+  /** The index of a replica's durable snapshot (0 without one). */
+  snapshotIndex(id: NodeId): number;
+  /** The last index of a replica's durable log. */
+  lastIndex(id: NodeId): number;
   fault(action: FaultAction): void;
   /** Places the clients (see `ClientSteer`); they go back to roaming when the scenario ends. */
   steer(s: ClientSteer): void;
@@ -70,6 +79,8 @@ export function startScenario(name: ScenarioName, h: ScenarioHost): ScenarioScri
       return snapshotRace(h);
     case 'stalled-leader':
       return stalledLeader(h);
+    case 'lagging-acks':
+      return laggingAcks(h);
   }
 }
 
@@ -217,4 +228,38 @@ function* snapshotRace(h: ScenarioHost): ScenarioScript {
   h.fault({ type: 'heal' });
   yield { ticks: h.rng.int(2 * E, 4 * E) };
   h.fault({ type: 'restart', node: L });
+}
+
+function* laggingAcks(h: ScenarioHost): ScenarioScript {
+  const E = h.electionTicks;
+  const first = yield* awaitLeader(h, 3 * E);
+  if (first === undefined || h.nodes.length < 3) return;
+  const L = first.id;
+  h.fault({ type: 'network', settings: { drop: 0, duplicate: 0, reorder: 0 } });
+  const F = h.rng.pick(h.nodes.filter((x) => x !== L));
+  // A restart first: F replays its log in one batch, so its snapshots no longer fall on the leader's indexes.
+  h.fault({ type: 'crash', node: F });
+  yield { ticks: h.rng.int(1, 2) };
+  h.fault({ type: 'restart', node: F });
+  yield { ticks: 3 * E, until: () => (h.commitIndex(F) ?? 0) >= (h.commitIndex(L) ?? 0) - 1 };
+  const late = h.rng.int(4 * E, 6 * E) * h.tickMs;
+  h.fault({ type: 'link', from: F, to: L, settings: { delay: { min: late, max: late } } });
+  // Appends reach F in order (a fixed delay), so F keeps up without a gap it would have to report.
+  const d = h.tickMs / 5;
+  h.fault({ type: 'link', from: L, to: F, settings: { delay: { min: d, max: d } } });
+  // The leader goes on with the others: it commits, applies, snapshots and compacts past what it knows of F.
+  yield { ticks: h.rng.int(2 * E, 4 * E) };
+  // F goes down while the leader holds a snapshot F has not taken (yet) and F's log holds that snapshot's last
+  // entry and more: F comes back with a commit index (its own snapshot's) below the leader's snapshot.
+  const ready = () => h.snapshotIndex(L) > h.snapshotIndex(F) && h.lastIndex(F) > h.snapshotIndex(L);
+  yield { ticks: 8 * E, until: ready };
+  if (!ready()) return;
+  h.fault({ type: 'crash', node: F });
+  h.fault({ type: 'link', from: F, to: L, settings: null });
+  h.fault({ type: 'link', from: L, to: F, settings: null });
+  yield { ticks: h.rng.int(1, 2) };
+  h.fault({ type: 'restart', node: F });
+  // F rejects the leader's next append (those sent while it was down are lost); its answer arrives before the
+  // old ones still on the way.
+  yield { ticks: h.rng.int(2 * E, 4 * E) };
 }

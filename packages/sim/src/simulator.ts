@@ -298,6 +298,11 @@ class Simulation<Op extends ClientOp> implements SimContext {
         const r = this.replica(id);
         return r.state === 'crashed' ? undefined : r.protocol?.status().commitIndex;
       },
+      snapshotIndex: (id) => this.replica(id).durable.snapshot?.index ?? 0,
+      lastIndex: (id) => {
+        const d = this.replica(id).durable;
+        return d.compactedIndex + d.log.length;
+      },
       fault: (action) => this.fault(action),
       steer: (st) => {
         this.scenarioSteered = st.unreachable.length > 0 || st.readers.length > 0;
