@@ -37,6 +37,14 @@ interface History {
   head: number;
 }
 
+/**
+ * A key's history: its one superseded record as is (the common case, a key overwritten once within the
+ * retention, costs no array), or a `History` once it has two or more.
+ */
+type Past = KeyRecord | History;
+
+const isHistory = (p: Past): p is History => (p as History).recs !== undefined;
+
 /** The snapshot form of the store (see `KvStateMachine.snapshot`). */
 export interface MvccSnapshot {
   revision: number;
@@ -66,7 +74,7 @@ export class MvccStore {
    */
   private liveKeys: KeyIndex = newKeyIndex();
   /** Keys with retained history (only those: a key written once costs nothing here). */
-  private readonly past = new Map<string, History>();
+  private readonly past = new Map<string, Past>();
   /**
    * Keys with retained history and no current version (deleted, their deletion not yet compacted), in order:
    * with `liveKeys`, every key a read at a past revision may find. Only deletions and compaction touch it, so
@@ -102,10 +110,13 @@ export class MvccStore {
     const cur = this.live.get(key);
     if (revision === undefined || revision === 0 || revision >= this.revision) return cur;
     if (cur !== undefined && cur.modRevision <= revision) return cur;
-    const h = this.past.get(key);
-    if (h === undefined) return undefined;
-    const i = lastAtOrBelow(h, revision);
-    const r = i < 0 ? undefined : h.recs[i];
+    const p = this.past.get(key);
+    if (p === undefined) return undefined;
+    let r: KeyRecord | undefined;
+    if (isHistory(p)) {
+      const i = lastAtOrBelow(p, revision);
+      r = i < 0 ? undefined : p.recs[i];
+    } else r = p.modRevision <= revision ? p : undefined;
     return r === undefined || isTombstone(r) ? undefined : r;
   }
 
@@ -180,24 +191,23 @@ export class MvccStore {
     this.live.delete(key);
     this.liveKeys.delete(key);
     this.supersede(prev, revision);
-    this.historyOf(key).recs.push({ key, modRevision: revision, tombstone: true });
+    this.remember({ key, modRevision: revision, tombstone: true });
     this.deadKeys.set(key, undefined);
     this.revision = revision;
     return prev;
   }
 
-  private historyOf(key: string): History {
-    let h = this.past.get(key);
-    if (h === undefined) {
-      h = { recs: [], head: 0 };
-      this.past.set(key, h);
-    }
-    return h;
+  /** Appends `r` to its key's history (its modRevision is the newest there). */
+  private remember(r: KeyRecord): void {
+    const p = this.past.get(r.key);
+    if (p === undefined) this.past.set(r.key, r);
+    else if (isHistory(p)) p.recs.push(r);
+    else this.past.set(r.key, { recs: [p, r], head: 0 });
   }
 
   /** `prev` stops being the key's current version at `revision`: it joins the history, to go at a compaction past `revision`. */
   private supersede(prev: KeyValue, revision: number): void {
-    this.historyOf(prev.key).recs.push(prev);
+    this.remember(prev);
     this.garbageRevs.push(revision);
     this.garbageKeys.push(prev.key);
   }
@@ -226,9 +236,18 @@ export class MvccStore {
 
   /** Drops what a read at `revision` or later can no longer see of `key`'s history. */
   private trim(key: string, revision: number): void {
-    const h = this.past.get(key);
-    if (h === undefined) return;
+    const p = this.past.get(key);
+    if (p === undefined) return;
     const cur = this.live.get(key);
+    if (!isHistory(p)) {
+      // One record: it goes once the current version is at or below `revision`, or once it is a deletion there.
+      if ((cur !== undefined && cur.modRevision <= revision) || (isTombstone(p) && p.modRevision <= revision)) {
+        this.past.delete(key);
+        if (cur === undefined) this.deadKeys.delete(key);
+      }
+      return;
+    }
+    const h = p;
     let drop: number;
     if (cur !== undefined && cur.modRevision <= revision) drop = h.recs.length;
     else {
@@ -257,8 +276,8 @@ export class MvccStore {
       kvs: Array.from(this.liveKeys.keys(), (k) => this.live.get(k) as KeyValue),
       // In key order, so replicas that built their history differently (one restored a snapshot) write the same bytes.
       past: [...this.past.keys()].sort(compareKeys).map((k) => {
-        const h = this.past.get(k) as History;
-        return [k, h.recs.slice(h.head)] as [string, KeyRecord[]];
+        const p = this.past.get(k) as Past;
+        return [k, isHistory(p) ? p.recs.slice(p.head) : [p]] as [string, KeyRecord[]];
       }),
     };
   }
@@ -276,7 +295,7 @@ export class MvccStore {
     const work: [number, string][] = [];
     for (const [key, recs] of s.past) {
       if (recs.length === 0) continue;
-      this.past.set(key, { recs, head: 0 });
+      this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
       const cur = this.live.get(key);
       if (cur === undefined) this.deadKeys.set(key, undefined);
       for (let i = 0; i < recs.length; i++) {
