@@ -1,4 +1,5 @@
 export { DEFAULT_HISTORY_REVISIONS, KvStateMachine } from './kv-state-machine';
+export type { KvEvent } from './mvcc-store';
 export type { KvQueryResult, KvStateMachineOptions } from './kv-state-machine';
 export { SessionTable } from './sessions';
 export type { SessionSnapshot, SessionTableOptions, StoredAnswer } from './sessions';

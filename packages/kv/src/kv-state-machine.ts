@@ -22,7 +22,7 @@ import {
   validateSession,
 } from './commands';
 import { FutureRevisionError, RevisionCompactedError, errorFromStored } from './errors';
-import { MvccStore, type MvccSnapshot } from './mvcc-store';
+import { MvccStore, type KvEvent, type MvccSnapshot } from './mvcc-store';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from './sessions';
 import { compareHolds } from './txn';
 
@@ -106,6 +106,14 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
 
   get size(): number {
     return this.store.size;
+  }
+
+  /**
+   * The changes at revision `from` and after, in the order they were applied, at most `limit` (what a watch
+   * from a past revision replays). `from` must be above the compaction revision, else `RevisionCompactedError`.
+   */
+  changes(from: number, limit?: number): KvEvent[] {
+    return this.store.changes(from, limit);
   }
 
   /** How many keys have history retained (superseded versions or deletions newer than the compaction). */
@@ -278,8 +286,23 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       throw new MalformedMessageError('kv snapshot has an unknown format');
     }
     if (snap.v === 1) {
-      this.store.restore({ revision: snap.revision, compactRevision: 0, kvs: snap.kvs.map((kv) => ({ ...kv, lease: 0 })), past: [] });
-    } else if (snap.v === 2 && Array.isArray(snap.past) && typeof snap.compactRevision === 'number') {
+      // No history came with it: the snapshot's revision is the oldest one that can be read.
+      this.store.restore({
+        revision: snap.revision,
+        compactRevision: snap.revision,
+        kvs: snap.kvs.map((kv) => ({ ...kv, lease: 0 })),
+        past: [],
+        changeRevisions: [],
+        changeKeys: [],
+      });
+    } else if (
+      snap.v === 2 &&
+      Array.isArray(snap.past) &&
+      typeof snap.compactRevision === 'number' &&
+      Array.isArray(snap.changeRevisions) &&
+      Array.isArray(snap.changeKeys) &&
+      snap.changeRevisions.length === snap.changeKeys.length
+    ) {
       this.store.restore(snap);
     } else {
       throw new MalformedMessageError(`kv snapshot has an unknown format (version ${String((snap as { v?: unknown }).v)})`);

@@ -53,7 +53,15 @@ export interface MvccSnapshot {
   kvs: KeyValue[];
   /** Every key with retained history: its superseded versions and tombstones, oldest first; in key order. */
   past: [key: string, recs: KeyRecord[]][];
+  /** The change log above the compaction revision: changeRevisions[i] is when changeKeys[i] was written. */
+  changeRevisions: number[];
+  changeKeys: string[];
 }
+
+/** One change of the store, as a watch will deliver it (etcd's mvccpb.Event). */
+export type KvEvent =
+  | { type: 'put'; revision: number; kv: KeyValue; prev?: KeyValue }
+  | { type: 'delete'; revision: number; key: string; prev?: KeyValue };
 
 /**
  * A multi-version key-value store, the shape of etcd's mvcc (a key index of generations over a revision-keyed
@@ -62,8 +70,9 @@ export interface MvccSnapshot {
  *
  * Writes are given their revision by the caller, so every write of a transaction shares one. Compaction cuts,
  * for each key, everything older than the last record at or below the compaction revision (and that record
- * too when it is a deletion). A queue of (revision, key) pairs, one per write that superseded a record, in
- * revision order, says which keys a compaction has to look at: a compaction costs what it frees, never a
+ * too when it is a deletion). The change log, (revision, key) pairs in the order the writes were applied (a
+ * transaction's in op order), says which keys a compaction has to look at, so a compaction costs what it
+ * frees, never a
  * scan of every key, so compacting at every write (automatic retention) is cheap.
  */
 export class MvccStore {
@@ -81,10 +90,15 @@ export class MvccStore {
    * an overwrite costs no tree update.
    */
   private deadKeys: KeyIndex = newKeyIndex();
-  /** Compaction work: garbageRevs[i] is the revision at which a record of garbageKeys[i] was superseded. */
-  private garbageRevs: number[] = [];
-  private garbageKeys: string[] = [];
-  private garbageHead = 0;
+  /**
+   * The change log: changeRevs[i] is the revision at which changeKeys[i] was written (put or deleted), in the
+   * order writes were applied, from changeHead on; entries at or below the compaction revision are cut. It
+   * drives compaction (a write supersedes the key's previous record) and replays changes in revision order
+   * (`changes`, what a watch from a past revision needs).
+   */
+  private changeRevs: number[] = [];
+  private changeKeys: string[] = [];
+  private changeHead = 0;
   /** The store revision: the revision of the last write. */
   revision = 0;
   /** Reads below this revision fail: their history is gone. 0 until the first compaction. */
@@ -171,7 +185,7 @@ export class MvccStore {
     if (prev === undefined) {
       this.liveKeys.set(key, undefined);
       if (this.past.has(key)) this.deadKeys.delete(key);
-    } else this.supersede(prev, revision);
+    } else this.remember(prev);
     this.live.set(key, {
       key,
       value,
@@ -180,6 +194,7 @@ export class MvccStore {
       version: (prev?.version ?? 0) + 1,
       lease,
     });
+    this.logChange(key, revision);
     this.revision = revision;
     return prev;
   }
@@ -190,9 +205,10 @@ export class MvccStore {
     if (prev === undefined) return undefined;
     this.live.delete(key);
     this.liveKeys.delete(key);
-    this.supersede(prev, revision);
+    this.remember(prev);
     this.remember({ key, modRevision: revision, tombstone: true });
     this.deadKeys.set(key, undefined);
+    this.logChange(key, revision);
     this.revision = revision;
     return prev;
   }
@@ -205,11 +221,37 @@ export class MvccStore {
     else this.past.set(r.key, { recs: [p, r], head: 0 });
   }
 
-  /** `prev` stops being the key's current version at `revision`: it joins the history, to go at a compaction past `revision`. */
-  private supersede(prev: KeyValue, revision: number): void {
-    this.remember(prev);
-    this.garbageRevs.push(revision);
-    this.garbageKeys.push(prev.key);
+  private logChange(key: string, revision: number): void {
+    this.changeRevs.push(revision);
+    this.changeKeys.push(key);
+  }
+
+  /**
+   * The changes made at `from` and after, in the order they were applied (revision order; a transaction's in op
+   * order), at most `limit`: what a watch from a past revision replays. `prev` is the key before the change.
+   * Changes at or below the compaction revision are gone: `from` must be above it (read the store at the
+   * compaction revision, then replay from the next one, as etcd clients do); else `RevisionCompactedError`.
+   */
+  changes(from: number, limit = Number.POSITIVE_INFINITY): KvEvent[] {
+    if (from <= this.compactRevision && this.compactRevision > 0) throw new RevisionCompactedError(from, this.compactRevision + 1);
+    const out: KvEvent[] = [];
+    const revs = this.changeRevs;
+    let lo = this.changeHead;
+    let hi = revs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((revs[mid] as number) < from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < revs.length && out.length < limit; i++) {
+      const revision = revs[i] as number;
+      const key = this.changeKeys[i] as string;
+      const kv = this.get(key, revision);
+      const prev = revision > 1 ? this.get(key, revision - 1) : undefined; // get(key, 0) would read now
+      const base = prev === undefined ? {} : { prev };
+      out.push(kv !== undefined && kv.modRevision === revision ? { type: 'put', revision, kv, ...base } : { type: 'delete', revision, key, ...base });
+    }
+    return out;
   }
 
   /**
@@ -218,19 +260,19 @@ export class MvccStore {
    * `compactRevision < revision <= this.revision`.
    */
   compact(revision: number): void {
-    const revs = this.garbageRevs;
-    const keys = this.garbageKeys;
-    let i = this.garbageHead;
+    const revs = this.changeRevs;
+    const keys = this.changeKeys;
+    let i = this.changeHead;
     while (i < revs.length && (revs[i] as number) <= revision) {
       this.trim(keys[i] as string, revision);
       i++;
     }
     if (i > 1024 && i * 2 > revs.length) {
-      this.garbageRevs = revs.slice(i);
-      this.garbageKeys = keys.slice(i);
+      this.changeRevs = revs.slice(i);
+      this.changeKeys = keys.slice(i);
       i = 0;
     }
-    this.garbageHead = i;
+    this.changeHead = i;
     this.compactRevision = revision;
   }
 
@@ -279,10 +321,12 @@ export class MvccStore {
         const p = this.past.get(k) as Past;
         return [k, isHistory(p) ? p.recs.slice(p.head) : [p]] as [string, KeyRecord[]];
       }),
+      changeRevisions: this.changeRevs.slice(this.changeHead),
+      changeKeys: this.changeKeys.slice(this.changeHead),
     };
   }
 
-  /** Replaces the whole store with a snapshot's; the compaction queue is rebuilt from the history. */
+  /** Replaces the whole store with a snapshot's. */
   restore(s: MvccSnapshot): void {
     this.live.clear();
     this.liveKeys = newKeyIndex();
@@ -292,23 +336,14 @@ export class MvccStore {
       this.live.set(kv.key, kv);
       this.liveKeys.set(kv.key, undefined);
     }
-    const work: [number, string][] = [];
     for (const [key, recs] of s.past) {
       if (recs.length === 0) continue;
       this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
-      const cur = this.live.get(key);
-      if (cur === undefined) this.deadKeys.set(key, undefined);
-      for (let i = 0; i < recs.length; i++) {
-        const r = recs[i] as KeyRecord;
-        // A record goes once what replaced it is at or below the compaction point; a deletion once it is.
-        const next = isTombstone(r) ? r : (recs[i + 1] ?? cur);
-        if (next !== undefined) work.push([next.modRevision, key]);
-      }
+      if (!this.live.has(key)) this.deadKeys.set(key, undefined);
     }
-    work.sort((p, q) => p[0] - q[0] || compareKeys(p[1], q[1]));
-    this.garbageRevs = work.map((w) => w[0]);
-    this.garbageKeys = work.map((w) => w[1]);
-    this.garbageHead = 0;
+    this.changeRevs = s.changeRevisions.slice();
+    this.changeKeys = s.changeKeys.slice();
+    this.changeHead = 0;
     this.revision = s.revision;
     this.compactRevision = s.compactRevision;
   }

@@ -4,6 +4,7 @@ import { CompactedError, InvalidArgumentError, seededRandom, type LogEntry } fro
 import type { CompactResult, KeyValue, KvRequest, KvResult, KvStatus } from './commands';
 import { FutureRevisionError, RevisionCompactedError } from './errors';
 import { KvStateMachine } from './kv-state-machine';
+import type { KvEvent } from './mvcc-store';
 
 let index = 0;
 const entry = (): LogEntry => ({ index: ++index, term: 1, type: 'command', data: new Uint8Array() });
@@ -231,8 +232,45 @@ describe('MVCC history against a model (seeded)', () => {
         const k = key();
         expect(getAt(sm, k, rev)?.value).toBe(m.states[rev]?.get(k));
       }
+      // Replaying the changes after a readable revision onto the store as it was then gives the store now.
+      const base = Math.min(Math.max(sm.compactRevision, rev), sm.currentRevision);
+      const state = new Map(m.states[base]);
+      let last = base + 1;
+      for (const e of sm.changes(base + 1)) {
+        expect(e.revision).toBeGreaterThanOrEqual(last);
+        last = e.revision;
+        const k = e.type === 'put' ? e.kv.key : e.key;
+        expect(e.prev?.value).toBe(state.get(k));
+        if (e.type === 'put') state.set(k, e.kv.value as string);
+        else state.delete(k);
+      }
+      expect([...state].sort(([x], [y]) => (x < y ? -1 : 1))).toEqual([...(m.states.at(-1) as Map<string, string>)].sort(([x], [y]) => (x < y ? -1 : 1)));
     }
     expect(sm.compactRevision).toBeGreaterThanOrEqual(sm.currentRevision - retention);
+  });
+});
+
+describe('the change log (what a watch from a past revision replays)', () => {
+  it('changes(from) gives every put and delete from that revision on, in applied order, with the key before each', () => {
+    const sm = new KvStateMachine({ historyRevisions: Number.POSITIVE_INFINITY });
+    put(sm, 'a', '1'); // 1
+    put(sm, 'b', '1'); // 2
+    apply(sm, { cmd: { op: 'txn', then: [{ op: 'put', key: 'z', value: '1' }, { op: 'delete', key: 'a' }, { op: 'put', key: 'b', value: '2' }] } }); // 3
+    del(sm, 'b'); // 4
+    const brief = (e: KvEvent) => (e.type === 'put' ? `${e.revision} put ${e.kv.key}=${String(e.kv.value)}` : `${e.revision} delete ${e.key}`) + (e.prev ? ` (was ${String(e.prev.value)})` : '');
+    expect(sm.changes(1).map(brief)).toEqual(['1 put a=1', '2 put b=1', '3 put z=1', '3 delete a (was 1)', '3 put b=2 (was 1)', '4 delete b (was 2)']);
+    expect(sm.changes(3, 2).map(brief)).toEqual(['3 put z=1', '3 delete a (was 1)']);
+    expect(sm.changes(5)).toEqual([]);
+    // The log, op order within a revision included, survives a snapshot.
+    const before = new KvStateMachine({ historyRevisions: Number.POSITIVE_INFINITY });
+    before.restore(sm.snapshot());
+    expect(before.changes(1).map(brief)).toEqual(sm.changes(1).map(brief));
+    compact(sm, 3);
+    expect(sm.changes(4).map(brief)).toEqual(['4 delete b (was 2)']);
+    expect(() => sm.changes(3)).toThrow(RevisionCompactedError);
+    const copy = new KvStateMachine({ historyRevisions: Number.POSITIVE_INFINITY });
+    copy.restore(sm.snapshot());
+    expect(copy.changes(4)).toEqual(sm.changes(4));
   });
 });
 
@@ -241,7 +279,10 @@ describe('snapshot format', () => {
     const sm = new KvStateMachine();
     sm.restore(readFileSync(new URL('../testdata/snapshot-v1.bin', import.meta.url)));
     expect(sm.currentRevision).toBe(9);
-    expect(sm.compactRevision).toBe(0);
+    // It carries no history: revision 9 is the oldest one that can be read.
+    expect(sm.compactRevision).toBe(9);
+    expect(() => getAt(sm, 'config/port', 8)).toThrow(RevisionCompactedError);
+    expect(getAt(sm, 'config/port', 9)).toMatchObject({ value: '7200' });
     const all = sm.range('');
     expect(all.map((kv) => kv.key)).toEqual(['bin', 'config/host', 'config/port', 'counter', 'leader']);
     expect(sm.query({ op: 'get', key: 'config/port' })).toEqual({ key: 'config/port', value: '7200', createRevision: 1, modRevision: 3, version: 2, lease: 0 });
