@@ -1,4 +1,4 @@
-import { checkSeeds } from '@consensus-kit/sim';
+import { checkSeeds, simulate, simulateOptions } from '@consensus-kit/sim';
 import { describe, expect, it } from 'vitest';
 import { paxos, paxosInvariants } from './index';
 
@@ -25,4 +25,14 @@ describe('simulator seeds', () => {
       expect(ops / SEEDS).toBeGreaterThan(20);
     }, 600_000);
   }
+
+  it('a crash that tears a snapshot install, which rewrote accepted slots above the snapshot, loses no chosen value (Paxos Made Live 5.1: the amnesia mark)', () => {
+    // Heavy seed 267 with the sweep's defaults: n3 installs the leader's snapshot at 151 with its accepted slots
+    // 152-156 rewritten after it; a crash keeps the install and 152-154 only. The mark written before the
+    // install keeps n3 from promising until those slots are decided again.
+    const run = simulate(simulateOptions({ protocol: { name: 'paxos', module: paxos, invariants: paxosInvariants }, nodes: 3, faults: 'heavy' }, 267, true));
+    expect(run.violation).toBeUndefined();
+    const torn = (run.trace ?? []).map((l) => JSON.parse(l) as { ev: string; node?: string; save?: { steps: number; survived: number }; lostBatch?: string[] }).find((e) => e.ev === 'crash' && e.save !== undefined && e.save.survived > 0 && (e.lostBatch?.length ?? 0) > 0);
+    expect(torn).toMatchObject({ node: 'n3', lostBatch: ['155/16385 command 44B', '156/16385 command 41B'] });
+  });
 });

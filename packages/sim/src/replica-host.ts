@@ -91,6 +91,12 @@ export class ReplicaHost {
    * it strikes in the middle of it (see `Simulator.fault`); undefined when none is armed.
    */
   crashArmedUntil: number | undefined;
+  /**
+   * Set by a crash that tore a snapshot install whose Ready also wrote entries above the snapshot (the
+   * protocol meant to keep them): the first of those the crash lost. A torn install is the protocol's to guard
+   * (Paxos Made Live 5.1), so `committed-kept` lets that loss pass; cleared by the check.
+   */
+  tornInstallFrom: number | undefined;
   /** Events that reached the process while it was paused. */
   inbox: SimEvent[] = [];
   /** When the current pause began (µs). */
@@ -247,6 +253,7 @@ export class ReplicaHost {
       save = { steps, survived };
       const before = (rd.snapshot !== undefined ? 1 : 0) + (rd.truncateAfter !== undefined ? 1 : 0);
       lost = rd.entries.slice(Math.max(0, Math.min(rd.entries.length, survived - before)));
+      if (rd.snapshot !== undefined && survived > 0 && lost.length > 0) this.tornInstallFrom = (lost[0] as LogEntry).index;
     }
     this.state = 'crashed';
     this.crashArmedUntil = undefined;
