@@ -1,15 +1,21 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { basename, dirname, join } from 'node:path';
 import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
 import {
   CorruptLogError,
   InvalidArgumentError,
+  NotLeaderError,
+  hasQuorum,
   isConsensusError,
   preview,
   type ConfigChange,
+  type DurableStorage,
   type Logger,
   type NodeId,
+  type Status,
+  type Transport,
 } from '@consensus-kit/core';
 import { KvStateMachine, createKvService, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
 import { hasStoredState, openFileStorage, readDataDirIdentity, type FileStorage } from '@consensus-kit/storage-fs';
@@ -54,9 +60,10 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   const protocolOptions = await checkProtocolOptions(config.protocol, config.protocolOptions, 'protocolOptions');
   const metrics = createNodeMetrics(config.id);
   const http = await listenHttp(config);
+  const health = new HealthTracker(config);
   let storage;
   try {
-    storage = metrics.instrument(await openNodeStorage(config, logger));
+    storage = health.watchStorage(metrics.instrument(await openNodeStorage(config, logger)));
   } catch (e) {
     await closeServer(http);
     throw e;
@@ -76,7 +83,8 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     protocol,
     protocolOptions,
     storage,
-    transport,
+    // The node's peer traffic passes through the tracker, which notes when each peer was last heard from.
+    transport: health.watchTransport(transport),
     stateMachine,
     logger,
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
@@ -85,6 +93,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     ...(config.snapshotEvery !== undefined ? { snapshotEvery: config.snapshotEvery } : {}),
   });
   metrics.attach(node as unknown as ConsensusNode<never, never, never, never>);
+  node.on('error', (e) => health.failed(e));
   const kv = createKvService({ node, stateMachine });
   const report = (): NodeReport => ({
     id: config.id,
@@ -139,12 +148,24 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     }
   }
 
+  const answer = (res: ServerResponse, code: number, body: unknown) => {
+    res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  };
   http.on('request', (req, res) => {
     const url = req.url ?? '/';
-    if (url === '/health') {
-      const s = node.status();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ok', role: s.role, leader: s.leader ?? null, term: s.term }));
+    const path = url.split('?', 1)[0];
+    if (path === '/health') {
+      const h = health.health(health.running ? node.status() : undefined);
+      answer(res, h.ok ? 200 : 503, h.body);
+    } else if (path === '/livez') {
+      const h = health.live();
+      answer(res, h.ok ? 200 : 503, h.body);
+    } else if (path === '/readyz') {
+      health.ready(health.running ? node : undefined).then(
+        (h) => answer(res, h.ok ? 200 : 503, h.body),
+        (e: unknown) => answer(res, 503, { status: 'unavailable', reason: 'error', message: String(e) }),
+      );
     } else if (url === '/metrics') {
       metrics.registry.metrics().then(
         (text) => {
@@ -157,11 +178,11 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
         },
       );
     } else if (url === '/status') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(report()));
+      if (!health.answersStatus) answer(res, 503, { status: 'unavailable', reason: 'starting', message: 'the node is starting' });
+      else answer(res, 200, report());
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /health, /metrics or /status\n');
+      res.end('not found: try /health, /livez, /readyz, /metrics or /status\n');
     }
   });
 
@@ -172,6 +193,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     await storage.close().catch(() => undefined);
     throw e;
   }
+  health.started();
   node.on('leader', (leader, term) => logger.info(leader === undefined ? 'no leader' : `leader is ${leader}`, { term }));
   node.on('error', (e) => logger.error('node failed', { error: String(e) }));
 
@@ -182,12 +204,194 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     http,
     stop: () => {
       stopping ??= (async () => {
+        health.stopping();
         await node.stop();
         await closeServer(http);
       })();
       return stopping;
     },
   };
+}
+
+/** What `/health`, `/livez` and `/readyz` answer: the HTTP status follows `ok` (200 or 503). */
+export interface HealthAnswer {
+  ok: boolean;
+  body: {
+    status: 'ok' | 'unavailable';
+    /** Why not ok, as a stable code: starting, stopping, failed, stuck, no-leader, no-quorum, leader-silent, read-barrier. */
+    reason?: string;
+    /** The same, in a sentence. */
+    message?: string;
+    role?: Status['role'];
+    leader?: NodeId | null;
+    term?: number;
+    [key: string]: unknown;
+  };
+}
+
+/** The node's life as health sees it. */
+type Phase = 'starting' | 'running' | 'stopping' | 'failed';
+
+/**
+ * Health, liveness and readiness of one node, after etcd's `/health`, `/livez` and `/readyz`.
+ *
+ * The neutral `Status` says who leads but not whether that leader still reaches a quorum, and protocol
+ * `details` are not to be interpreted (DESIGN r2). So this tracker derives it from what the host itself sees:
+ * the peer transport handed to the node is wrapped to note when each peer was last heard from (any message
+ * counts, as Raft's CheckQuorum counts any, thesis 6.2), and the storage to note writes in flight.
+ * - health: a leader is known, and either this node leads and heard from a quorum of the configuration in
+ *   force within `staleMs`, or it follows and heard from its leader within `staleMs` (a leader cut off from its
+ *   quorum goes silent once it steps down, which Raft's CheckQuorum and Paxos' do within an election timeout);
+ * - liveness: the node has not failed and no storage write has been in flight for `stuckMs`;
+ * - readiness: a leader is known and a linearizable read barrier (ReadIndex through the host) completes within
+ *   `readyTimeoutMs`; where the protocol serves barriers only on the leader (Paxos), a follower is ready when
+ *   it heard from its leader within `staleMs`, since its clients are redirected there.
+ */
+export class HealthTracker {
+  /** Monotonic ms at which each peer was last heard from. */
+  private readonly heard = new Map<NodeId, number>();
+  /** Monotonic ms at which each storage write in flight started. */
+  private readonly writes = new Set<{ since: number }>();
+  private phase: Phase = 'starting';
+  private failure: unknown;
+  readonly staleMs: number;
+  readonly readyTimeoutMs: number;
+  readonly stuckMs: number;
+
+  constructor(
+    config: Pick<NodeConfig, 'tickMs' | 'electionTicks'>,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    // Two election timeouts: a heartbeat goes out every heartbeat interval (well under one), so a healthy peer
+    // is heard several times per window; CheckQuorum steps a cut-off leader down within one.
+    const electionMs = (config.tickMs ?? 100) * (config.electionTicks ?? 10);
+    this.staleMs = 2 * electionMs;
+    this.readyTimeoutMs = Math.max(1000, 2 * electionMs);
+    this.stuckMs = Math.max(10_000, 10 * electionMs);
+  }
+
+  get running(): boolean {
+    return this.phase === 'running';
+  }
+
+  /** The node answers `status()` (it has started; it may since have stopped). */
+  get answersStatus(): boolean {
+    return this.phase !== 'starting';
+  }
+
+  started(): void {
+    if (this.phase === 'starting') this.phase = 'running';
+  }
+
+  stopping(): void {
+    if (this.phase !== 'failed') this.phase = 'stopping';
+  }
+
+  failed(error: unknown): void {
+    this.phase = 'failed';
+    this.failure = error;
+  }
+
+  /** The transport as the node sees it: the same, noting the time of every envelope delivered. */
+  watchTransport(transport: Transport): Transport {
+    return {
+      start: (handler) =>
+        transport.start({
+          ...handler,
+          deliver: (envelope) => {
+            this.heard.set(envelope.from, this.now());
+            handler.deliver(envelope);
+          },
+        }),
+      send: (envelopes) => transport.send(envelopes),
+      stop: () => transport.stop(),
+    };
+  }
+
+  /** The storage, noting each write while it is in flight. */
+  watchStorage<S extends DurableStorage>(storage: S): S {
+    const save = storage.save.bind(storage);
+    storage.save = async (batch) => {
+      const w = { since: this.now() };
+      this.writes.add(w);
+      try {
+        await save(batch);
+      } finally {
+        this.writes.delete(w);
+      }
+    };
+    return storage;
+  }
+
+  /** `/health`: 200 only when the node is part of a working cluster. */
+  health(status: Status | undefined): HealthAnswer {
+    const down = this.notRunning();
+    if (down !== undefined || status === undefined) return down ?? unavailable('starting', 'the node is starting');
+    const about = { role: status.role, leader: status.leader ?? null, term: status.term };
+    if (status.leader === undefined) return unavailable('no-leader', `no leader known in term ${status.term}`, about);
+    const now = this.now();
+    if (status.leader === status.id) {
+      const recent = new Set([status.id, ...[...this.heard].filter(([, t]) => now - t <= this.staleMs).map(([id]) => id)]);
+      if (!hasQuorum(status.config, recent)) {
+        const voters = [...new Set([...status.config.voters, ...(status.config.outgoing ?? [])])];
+        const heard = voters.filter((v) => recent.has(v));
+        return unavailable(
+          'no-quorum',
+          `leader of term ${status.term} heard from ${heard.length} of ${voters.length} voters (${heard.join(', ')}) in the last ${this.staleMs} ms`,
+          about,
+        );
+      }
+      return { ok: true, body: { status: 'ok', ...about } };
+    }
+    const last = this.heard.get(status.leader);
+    if (last === undefined || now - last > this.staleMs) {
+      const since = last === undefined ? 'never heard from' : `not heard from for ${Math.round(now - last)} ms`;
+      return unavailable('leader-silent', `leader ${status.leader} ${since} (limit ${this.staleMs} ms)`, about);
+    }
+    return { ok: true, body: { status: 'ok', ...about } };
+  }
+
+  /** `/livez`: 200 unless the node failed or a storage write has hung. */
+  live(): HealthAnswer {
+    if (this.phase === 'failed') return unavailable('failed', `the node failed: ${String(this.failure)}`);
+    const now = this.now();
+    let oldest = now;
+    for (const w of this.writes) oldest = Math.min(oldest, w.since);
+    if (now - oldest > this.stuckMs) return unavailable('stuck', `a storage write has been in flight for ${Math.round(now - oldest)} ms`);
+    return { ok: true, body: { status: 'ok' } };
+  }
+
+  /** `/readyz`: 200 only when the node can serve linearizable requests now. */
+  async ready(node: ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult> | undefined): Promise<HealthAnswer> {
+    const down = this.notRunning();
+    if (down !== undefined || node === undefined) return down ?? unavailable('starting', 'the node is starting');
+    const status = node.status();
+    const about = { role: status.role, leader: status.leader ?? null, term: status.term };
+    if (status.leader === undefined) return unavailable('no-leader', `no leader known in term ${status.term}`, about);
+    try {
+      await node.read({ op: 'revision' }, { timeoutMs: this.readyTimeoutMs });
+      return { ok: true, body: { status: 'ok', ...about, barrier: 'read-index' } };
+    } catch (e) {
+      if (NotLeaderError.is(e) && status.leader !== status.id) {
+        // The protocol answers barriers only on its leader: clients of this node are redirected there.
+        const h = this.health(node.status());
+        return h.ok ? { ok: true, body: { ...h.body, barrier: 'leader-contact' } } : h;
+      }
+      const why = isConsensusError(e) ? `${e.message} [${e.code}]` : String(e);
+      return unavailable('read-barrier', `a read barrier did not complete within ${this.readyTimeoutMs} ms: ${why}`, about);
+    }
+  }
+
+  private notRunning(): HealthAnswer | undefined {
+    if (this.phase === 'failed') return unavailable('failed', `the node failed: ${String(this.failure)}`);
+    if (this.phase === 'stopping') return unavailable('stopping', 'the node is stopping');
+    if (this.phase === 'starting') return unavailable('starting', 'the node is starting');
+    return undefined;
+  }
+}
+
+function unavailable(reason: string, message: string, about: Partial<HealthAnswer['body']> = {}): HealthAnswer {
+  return { ok: false, body: { status: 'unavailable', reason, message, ...about } };
 }
 
 function listenHttp(config: NodeConfig): Promise<Server> {

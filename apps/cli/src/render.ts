@@ -26,6 +26,16 @@ export interface StatusRow {
   http: string;
   /** The protocol's own detail (raft's progress, ...), verbatim: printed, never interpreted. */
   details: Record<string, unknown> | null;
+  /** `status` only: what the node's /health answered (null: it did not answer). */
+  health?: NodeHealth | null;
+}
+
+/** A node's /health answer as `status` reports it. */
+export interface NodeHealth {
+  ok: boolean;
+  /** Why not, when not ok: a code (no-leader, no-quorum, leader-silent, stopping, failed, ...) and a sentence. */
+  reason?: string;
+  message?: string;
 }
 
 /**
@@ -33,7 +43,12 @@ export interface StatusRow {
  * is read off two statuses, the leader's and its own, rather than from a leader's per-peer progress, which is
  * protocol detail.
  */
-export function statusRows(c: ClusterFile, reports: (NodeReport | undefined)[], pids: (number | undefined)[]): StatusRow[] {
+export function statusRows(
+  c: ClusterFile,
+  reports: (NodeReport | undefined)[],
+  pids: (number | undefined)[],
+  health?: (NodeHealth | undefined)[],
+): StatusRow[] {
   // The leader of the newest term that answers (during a leader change two nodes can both say leader).
   let leader: NodeReport['status'] | undefined;
   for (const r of reports) if (r?.status.role === 'leader' && (leader === undefined || r.status.term > leader.term)) leader = r.status;
@@ -52,8 +67,47 @@ export function statusRows(c: ClusterFile, reports: (NodeReport | undefined)[], 
       address: `${n.host}:${n.port}`,
       http: `${n.host}:${n.httpPort}`,
       details: s?.details ?? null,
+      ...(health !== undefined ? { health: health[i] ?? null } : {}),
     };
   });
+}
+
+/**
+ * `consensus-cli status` exit codes (besides 1, the command failed, and 2, a usage error): distinct from those
+ * two so that a script can tell a sick cluster from a typo.
+ */
+export const STATUS_EXIT = {
+  /** Every node answers and is healthy, and a majority agrees on a leader that hears from a quorum. */
+  healthy: 0,
+  /** The cluster works (an agreed leader with a quorum), but a node is down, unreachable or unhealthy. */
+  degraded: 3,
+  /** No leader agreed on by a majority, or the leader has not heard from a quorum recently: writes stall. */
+  noQuorum: 4,
+} as const;
+
+export interface ClusterVerdict {
+  health: 'healthy' | 'degraded' | 'no-quorum';
+  exitCode: number;
+  /** One line saying why. */
+  reason: string;
+}
+
+/** The cluster's health, from each node's row (with its /health) and the leader a majority agrees on. */
+export function judgeCluster(rows: StatusRow[], leader: string | null): ClusterVerdict {
+  const problems: string[] = [];
+  for (const r of rows) {
+    if (r.role === 'down' || r.role === 'unreachable') problems.push(`${r.node} ${r.role}`);
+    else if (r.health === null) problems.push(`${r.node} did not answer /health`);
+    else if (r.health !== undefined && !r.health.ok) problems.push(`${r.node} unhealthy (${r.health.message ?? r.health.reason ?? 'no reason given'})`);
+  }
+  const also = problems.length > 0 ? `: ${problems.join('; ')}` : '';
+  if (leader === null) return { health: 'no-quorum', exitCode: STATUS_EXIT.noQuorum, reason: `no quorum: no leader agreed on by a majority${also}` };
+  const lead = rows.find((r) => r.node === leader);
+  if (lead?.health !== undefined && lead.health !== null && !lead.health.ok) {
+    return { health: 'no-quorum', exitCode: STATUS_EXIT.noQuorum, reason: `no quorum: leader ${leader} ${lead.health.message ?? lead.health.reason ?? 'is unhealthy'}` };
+  }
+  if (problems.length > 0) return { health: 'degraded', exitCode: STATUS_EXIT.degraded, reason: `degraded${also}` };
+  return { health: 'healthy', exitCode: STATUS_EXIT.healthy, reason: `healthy: all ${rows.length} nodes, leader ${leader}` };
 }
 
 export function renderStatusTable(rows: StatusRow[], out: Output): string {

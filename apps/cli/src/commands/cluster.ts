@@ -8,7 +8,7 @@ import { hasStoredState } from '@consensus-kit/storage-fs';
 import { readNodeConfig, type NodeConfig } from '../config';
 import { CliError } from '../errors';
 import { PROTOCOLS, checkProtocolOptionFlags, checkProtocolOptions } from '../protocols';
-import { outputFor, renderDetails, renderStatusTable, statusRows } from '../render';
+import { judgeCluster, outputFor, renderDetails, renderStatusTable, statusRows, type NodeHealth } from '../render';
 import { agreedLeader, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
 
 export interface StartOptions {
@@ -177,19 +177,42 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
   }
 }
 
+/**
+ * `consensus-cli status`: every node's status and health, the agreed leader, and one line saying whether the
+ * cluster is healthy. Exits with `STATUS_EXIT`: 0 healthy, 3 degraded (a node down or unhealthy), 4 no leader
+ * or no quorum (1 and 2 keep their meaning: the command failed, a usage error).
+ */
 export async function status(o: { dir: string; json?: boolean; verbose?: boolean }): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
-  const reports = await fetchReports(cluster);
-  const rows = statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id)));
+  const [reports, health] = await Promise.all([fetchReports(cluster), Promise.all(cluster.nodes.map((n) => fetchHealth(n)))]);
+  const rows = statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id)), health);
   const leader = agreedLeader(cluster, reports) ?? null;
+  const verdict = judgeCluster(rows, leader);
+  process.exitCode = verdict.exitCode;
   if (o.json) {
-    console.log(JSON.stringify({ clusterId: cluster.clusterId, protocol: cluster.protocol, leader, nodes: rows }));
+    console.log(JSON.stringify({ clusterId: cluster.clusterId, protocol: cluster.protocol, leader, nodes: rows, health: verdict.health, reason: verdict.reason }));
     return;
   }
   console.log(renderStatusTable(rows, outputFor(o)));
   console.log(leader === null ? 'no leader' : `leader: ${leader}`);
   if (o.verbose) console.log(`${cluster.protocol} details:\n${renderDetails(rows)}`);
+  console.log(verdict.reason);
+}
+
+/** A node's /health (200 or 503, both with a JSON body), or undefined when it does not answer. */
+async function fetchHealth(node: ClusterFile['nodes'][number], timeoutMs = 800): Promise<NodeHealth | undefined> {
+  try {
+    const res = await fetch(`http://${node.host}:${node.httpPort}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json()) as { reason?: unknown; message?: unknown };
+    return {
+      ok: res.status === 200,
+      ...(typeof body.reason === 'string' ? { reason: body.reason } : {}),
+      ...(typeof body.message === 'string' ? { message: body.message } : {}),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 export async function stop(o: { dir: string; json?: boolean; quiet?: boolean }): Promise<void> {
