@@ -329,6 +329,8 @@ export class HealthTracker {
     if (down !== undefined || status === undefined) return down ?? unavailable('starting', 'the node is starting');
     const about = { role: status.role, leader: status.leader ?? null, term: status.term };
     if (status.leader === undefined) return unavailable('no-leader', `no leader known in term ${status.term}`, about);
+    // Names itself without leading (yet, or any more): no leader serves this term.
+    if (status.leader === status.id && status.role !== 'leader') return unavailable('no-leader', `not established as leader in term ${status.term}`, about);
     const now = this.now();
     if (status.leader === status.id) {
       const recent = new Set([status.id, ...[...this.heard].filter(([, t]) => now - t <= this.staleMs).map(([id]) => id)]);

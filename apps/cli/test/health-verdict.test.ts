@@ -49,6 +49,8 @@ describe('HealthTracker: /health from the neutral status and who was heard from 
     deliverFrom('n3');
     expect(h.health(status({})).ok).toBe(false);
     expect(h.health(status({ leader: undefined, role: 'candidate' })).body).toMatchObject({ reason: 'no-leader', leader: null, role: 'candidate' });
+    // A node that names itself leader without the role (a Paxos proposer before its phase 1 completes, say).
+    expect(h.health(status({ leader: 'n1', role: 'candidate' })).body).toMatchObject({ reason: 'no-leader', message: 'not established as leader in term 2' });
   });
 
   it('a leader is healthy only while it heard from a quorum of the configuration in force, both halves of a joint one', async () => {

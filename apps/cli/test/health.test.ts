@@ -6,7 +6,7 @@ useSourceNodes();
 
 interface Probe {
   code: number;
-  body: { status: string; reason?: string; message?: string; role?: string; leader?: string | null };
+  body: { status: string; reason?: string; message?: string; role?: string; leader?: string | null; barrier?: string };
 }
 
 /** One GET of a node's health endpoint: the HTTP status and the JSON body. */
@@ -51,6 +51,10 @@ describe.each(PROTOCOLS_UNDER_TEST)('health on %s: a real 3-node cluster', (prot
         expect({ id, path, code: p.code, status: p.body.status }).toEqual({ id, path, code: 200, status: 'ok' });
       }
     }
+    // Readiness: the leader completes a read barrier itself; a raft follower has the leader confirm one (thesis
+    // 6.4), a Paxos follower answers none and counts as ready while its leader is heard from.
+    const barriers = await Promise.all(IDS.map(async (id) => [id, (await probe(dir, id, '/readyz')).body.barrier] as const));
+    for (const [id, barrier] of barriers) expect({ id, barrier }).toEqual({ id, barrier: id === leader || protocol === 'raft' ? 'read-index' : 'leader-contact' });
     const healthy = await statusRun(dir);
     expect(healthy).toMatchObject({ code: 0, health: 'healthy' });
     expect(healthy.line).toBe(`healthy: all 3 nodes, leader ${leader}`);
