@@ -190,7 +190,10 @@ function* stalledLeader(h: ScenarioHost): ScenarioScript {
   // The others elect a leader (A promises it) and, mostly, commit a few writes first.
   const next = yield* awaitLeader(h, 3 * E, (l) => l.id !== L && l.term > first.term);
   if (next === undefined) return;
-  if (h.rng.chance(0.7)) yield { ticks: h.rng.int(1, 4) };
+  // Mostly the stall ends soon, so the backlog may reach A while L still believes it leads; otherwise later, so
+  // the reader bound to L asks it for a while after the new leader committed writes (L's lease, if any, and its
+  // check-quorum timer are what stop it then).
+  yield { ticks: h.rng.chance(0.6) ? h.rng.int(0, 4) : h.rng.int(E / 2, 2 * E) };
   // The stall ends: L's backlog reaches A, and A's answers reach L.
   h.fault({ type: 'unstall', from: L, to: A });
   yield { ticks: h.rng.int(1, E) };
