@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import { bench } from './commands/bench';
 import { heal, inspectNode, leaderTransfer, membersAdd, membersList, membersRemove, partition } from './commands/admin';
 import { kill, restart, start, status, stop } from './commands/cluster';
@@ -6,7 +6,10 @@ import { compact, del, get, put, range, txn } from './commands/kv';
 import { node } from './commands/node';
 import { ring } from './commands/ring';
 import { parseDuration, parseIntOption } from './duration';
+import { completionScript, SHELLS } from './completion';
+import { DEFAULT_KV_TIMEOUT_MS, formatDuration } from './deadline';
 import { CliError, describeError } from './errors';
+import { localizeHints } from './invocation';
 import { PROTOCOLS, parseProtocolOptionFlag } from './protocols';
 
 const intArg = (what: string, min: number, max: number) => (v: string) => {
@@ -48,10 +51,18 @@ export function createProgram(): Command {
     .description('Start, drive and inspect consensus-kit clusters.')
     .version('0.1.0')
     .showSuggestionAfterError()
-    .configureOutput({ outputError: (str, write) => write(str.trim().split('\n')[0] + '\n') });
+    // One line, all of it: commander puts its "(Did you mean ...?)" on a line of its own.
+    .configureOutput({ outputError: (str, write) => write(`${oneLine(str)}\n`) });
 
   const dir = () => new Option('--dir <path>', 'cluster directory').default('.consensus');
   const json = () => new Option('--json', 'machine-readable output');
+  /** `--timeout` of a command that talks to the cluster; `defaultMs`: its deadline without the flag. */
+  const timeout = (defaultMs?: number) =>
+    new Option(
+      '--timeout <duration>',
+      `give up after this long with an error (e.g. 500ms, 5s, 1m)${defaultMs === undefined ? '; default: each step has its own bound' : `; default ${formatDuration(defaultMs)}`}`,
+    ).argParser(durationArg);
+  const kvTimeout = () => timeout(DEFAULT_KV_TIMEOUT_MS);
 
   program
     .command('start')
@@ -77,6 +88,7 @@ export function createProgram(): Command {
     .command('status')
     .description('show every node: role, term, leader, commit, applied, lag')
     .option('--verbose', "also print each node's protocol details (compact JSON)")
+    .addOption(timeout())
     .addOption(dir())
     .addOption(json())
     .action((o) => status(o));
@@ -84,7 +96,14 @@ export function createProgram(): Command {
   program.command('kill <node>').description('kill a node with SIGKILL (a crash)').addOption(dir()).addOption(json()).action((id, o) => kill(o, id));
   program.command('restart <node>').description('restart a node from its data').addOption(dir()).addOption(json()).action((id, o) => restart(o, id));
 
-  program.command('put <key> <value>').description('write a key').addOption(dir()).addOption(json()).action((k, v, o) => put(o, k, v));
+  program
+    .command('put <key> [value]')
+    .description('write a key; the value is the argument, the content of --file, or stdin when it is -')
+    .option('--file <path>', 'the value is the content of this file (byte for byte)')
+    .addOption(kvTimeout())
+    .addOption(dir())
+    .addOption(json())
+    .action((k: string, v: string | undefined, o) => put(o, k, v));
   program
     .command('get <key>')
     .description('read a key (linearizable unless --serializable)')
@@ -92,39 +111,57 @@ export function createProgram(): Command {
     .addOption(json())
     .option('--serializable', "read the answering node's local state")
     .addOption(new Option('--rev <revision>', 'read the key as it was at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
+    .addOption(kvTimeout())
     .action((k, o) => get(o, k));
-  program.command('del <key>').description('delete a key').option('--prefix', 'delete every key with this prefix').addOption(dir()).addOption(json()).action((k, o) => del(o, k));
+  program
+    .command('del <key>')
+    .description('delete a key')
+    .option('--prefix', 'delete every key with this prefix')
+    .addOption(kvTimeout())
+    .addOption(dir())
+    .addOption(json())
+    .action((k, o) => del(o, k));
   program
     .command('range <prefix>')
     .description('list keys with a prefix, in key order')
     .addOption(new Option('--limit <n>', 'at most n keys').argParser(intArg('--limit', 1, 1_000_000)))
     .option('--serializable', "read the answering node's local state")
     .addOption(new Option('--rev <revision>', 'list the keys as they were at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
+    .addOption(kvTimeout())
     .addOption(dir())
     .addOption(json())
     .action((p, o) => range(o, p));
   program
     .command('txn [file]')
     .description('run a transaction read as JSON from a file, or stdin (no file or -): {"if": [...], "then": [...], "else": [...]}')
+    .addOption(kvTimeout())
     .addOption(dir())
     .addOption(json())
     .action((file: string | undefined, o) => txn(o, file));
   program
     .command('compact <revision>')
     .description('forget the history before a revision (reads below it fail afterwards)')
+    .addOption(kvTimeout())
     .addOption(dir())
     .addOption(json())
     .action((rev: string, o) => compact(o, parseIntOption(rev, '<revision>', 1, Number.MAX_SAFE_INTEGER)));
 
   const leader = program.command('leader').description('leadership operations');
-  leader.command('transfer <node>').description('hand leadership to a node').addOption(dir()).addOption(json()).action((id, o) => leaderTransfer(o, id));
+  leader
+    .command('transfer <node>')
+    .description('hand leadership to a node')
+    .addOption(timeout(15_000))
+    .addOption(dir())
+    .addOption(json())
+    .action((id, o) => leaderTransfer(o, id));
 
   const members = program.command('members').description('cluster membership');
-  members.command('list').description('voters and learners').addOption(dir()).addOption(json()).action((o) => membersList(o));
+  members.command('list').description('voters and learners').addOption(timeout()).addOption(dir()).addOption(json()).action((o) => membersList(o));
   members
     .command('add <node>')
     .description('provision and start a new node, add it as a learner and promote it to voter once it caught up (a learner of the cluster: promote it)')
     .option('--learner', 'add it as a non-voting learner')
+    .addOption(timeout())
     .addOption(dir())
     .addOption(json())
     .action((id, o) => membersAdd(o, id));
@@ -132,6 +169,7 @@ export function createProgram(): Command {
     .command('remove <node>')
     .description('remove a member through a membership change and stop it')
     .option('--force', 'remove it even if the voters left running would not be a majority')
+    .addOption(timeout())
     .addOption(dir())
     .addOption(json())
     .action((id, o) => membersRemove(o, id));
@@ -140,10 +178,11 @@ export function createProgram(): Command {
   program
     .command('partition <node> [peers...]')
     .description('cut a node off from peers (all others by default), both ways')
+    .addOption(timeout())
     .addOption(dir())
     .addOption(json())
     .action((id, peers: string[], o) => partition(o, id, peers));
-  program.command('heal').description('restore every link cut by partition').addOption(dir()).addOption(json()).action((o) => heal(o));
+  program.command('heal').description('restore every link cut by partition').addOption(timeout()).addOption(dir()).addOption(json()).action((o) => heal(o));
 
   program
     .command('bench')
@@ -184,13 +223,35 @@ export function createProgram(): Command {
     .addOption(json())
     .action((o) => ring(o));
 
+  program
+    .command('completion')
+    .description(`print a shell completion script (${SHELLS.join(', ')}); e.g. source <(consensus-cli completion bash)`)
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action((shell: (typeof SHELLS)[number]) => {
+      console.log(completionScript(program, shell).trimEnd());
+    });
+
   return program;
+}
+
+/** Commander's multi-line messages (an error, then "(Did you mean ...?)") as one line. */
+function oneLine(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' ');
 }
 
 /** Parses `argv` and runs the command; errors become one line on stderr and a non-zero exit code. */
 export async function run(argv: string[] = process.argv): Promise<number> {
-  const program = createProgram().exitOverride();
-  for (const c of program.commands) c.exitOverride();
+  const program = createProgram();
+  // Every level, `members remove` as much as `put`: a usage error there is exit code 2 too, not a process.exit.
+  const override = (c: Command): void => {
+    c.exitOverride();
+    for (const sub of c.commands) override(sub);
+  };
+  override(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -199,7 +260,7 @@ export async function run(argv: string[] = process.argv): Promise<number> {
       // Help and version are not errors; usage errors were already printed as one line.
       return e.exitCode === 0 ? 0 : 2;
     }
-    process.stderr.write(`consensus-cli: ${describeError(e)}\n`);
+    process.stderr.write(`consensus-cli: ${localizeHints(describeError(e))}\n`);
     return e instanceof CliError ? e.exitCode : 1;
   }
 }

@@ -110,14 +110,59 @@ export function judgeCluster(rows: StatusRow[], leader: string | null): ClusterV
   return { health: 'healthy', exitCode: STATUS_EXIT.healthy, reason: `healthy: all ${rows.length} nodes, leader ${leader}` };
 }
 
-export function renderStatusTable(rows: StatusRow[], out: Output): string {
-  const head = ['node', 'role', 'term', 'leader', 'commit', 'applied', 'lag', 'pid', 'address', 'http'];
-  const table = new Table({ head, style: { head: out.color ? ['cyan'] : [], border: out.color ? ['grey'] : [] } });
+/**
+ * The status table. `compact` (the live view of `start`) leaves out the addresses (`status` shows them) and the
+ * rules between rows, so that it fits 80 columns: 9 nodes with 8-digit indexes and pids take 76.
+ */
+export function renderStatusTable(rows: StatusRow[], out: Output, compact = false): string {
+  const head = ['node', 'role', 'term', 'leader', 'commit', 'applied', 'lag', 'pid', ...(compact ? [] : ['address', 'http'])];
+  const table = new Table({
+    head,
+    style: { head: out.color ? ['cyan'] : [], border: out.color ? ['grey'] : [] },
+    ...(compact ? { chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } } : {}),
+  });
   for (const r of rows) {
     const role = !out.color ? r.role : r.role === 'leader' ? pc.green(r.role) : r.role === 'down' || r.role === 'unreachable' ? pc.red(r.role) : r.role;
-    table.push([r.node, role, r.term ?? '-', r.leader ?? '-', r.commit ?? '-', r.applied ?? '-', r.lag ?? '-', r.pid ?? '-', r.address, r.http]);
+    const cells = [r.node, role, r.term ?? '-', r.leader ?? '-', r.commit ?? '-', r.applied ?? '-', r.lag ?? '-', r.pid ?? '-'];
+    table.push(compact ? cells : [...cells, r.address, r.http]);
   }
   return table.toString();
+}
+
+/** The width the live view keeps to: a standard terminal's. */
+export const LIVE_VIEW_COLUMNS = 80;
+
+/** A line cut to `width` columns (ANSI colour codes take none), with '…' where it was cut. */
+export function fitLine(line: string, width = LIVE_VIEW_COLUMNS): string {
+  let visible = 0;
+  let out = '';
+  for (let i = 0; i < line.length; ) {
+    const esc = /^\x1b\[[0-9;]*m/.exec(line.slice(i));
+    if (esc !== null) {
+      out += esc[0];
+      i += esc[0].length;
+      continue;
+    }
+    const ch = String.fromCodePoint(line.codePointAt(i) as number);
+    if (visible === width - 1 && visibleLength(line.slice(i)) > 1) return `${out}…${line.includes('\x1b[') ? '\x1b[0m' : ''}`;
+    out += ch;
+    visible++;
+    i += ch.length;
+  }
+  return out;
+}
+
+function visibleLength(text: string): number {
+  return [...text.replace(/\x1b\[[0-9;]*m/g, '')].length;
+}
+
+/**
+ * One screen of `start`'s live view: a title, the compact status table and the latest leader changes, every
+ * line within 80 columns.
+ */
+export function renderLiveView(title: string, rows: StatusRow[], events: readonly string[], out: Output): string {
+  const lines = [title, ...renderStatusTable(rows, out, true).split('\n'), ...events.slice(-8)];
+  return lines.map((l) => fitLine(l)).join('\n');
 }
 
 /** `status --verbose`: each node's protocol details as one line of compact JSON, verbatim. */

@@ -93,7 +93,7 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: operating a running cl
       const r = await cli('get', 'before', '--dir', dir, '--serializable', '--json');
       const s = await statusOf(dir);
       const n4 = s.nodes.find((n) => n.node === 'n4');
-      return r.code === 0 && n4?.role === 'follower' && (n4.applied ?? 0) >= 3 ? true : undefined;
+      return r.code === 0 && r.out !== '' && n4?.role === 'follower' && (n4.applied ?? 0) >= 3 ? true : undefined;
     });
     expect((await cli('members', 'remove', 'n4', '--dir', dir)).code).toBe(0);
     const after = await membersFromLeader(dir);

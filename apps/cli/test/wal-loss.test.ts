@@ -59,7 +59,8 @@ describe('an acknowledged write survives a follower that lost its WAL', () => {
     const value = await waitFor('a linearizable get of k', async () => {
       const r = await cli('get', 'k', '--dir', dir, '--json');
       if (r.code !== 0) return undefined;
-      const kv = JSON.parse(r.out) as { value: string } | null;
+      // A missing key prints nothing (exit 0).
+      const kv = r.out === '' ? null : (JSON.parse(r.out) as { value: string });
       return kv === null ? '(missing)' : kv.value;
     });
     expect(value).toBe('v2');

@@ -4,6 +4,8 @@ import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
 import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { ClusterDir, NODE_ID, type ClusterFile, type ClusterNode } from '../cluster-file';
 import { connectAdmin } from '../connect';
+import { withDeadline } from '../deadline';
+import { localizeHints } from '../invocation';
 import { CliError } from '../errors';
 import { forgetMemberRecord, memberRecordProblem, type NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
@@ -13,14 +15,22 @@ import { agreedLeader, alive, checkPortsFree, exitReason, fetchReports, sleep, s
 interface AdminOptions {
   dir: string;
   json?: boolean;
+  /** `--timeout`: give up after this many ms. */
+  timeout?: number;
 }
+
+/** `leader transfer`'s deadline when `--timeout` is not given (as before the flag). */
+const TRANSFER_TIMEOUT_MS = 15_000;
 
 export async function leaderTransfer(o: AdminOptions, to: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   cd.node(cd.read(), to);
+  const timeoutMs = o.timeout ?? TRANSFER_TIMEOUT_MS;
   const { rpc } = connectAdmin(o.dir);
   try {
-    const r = await rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: 15_000 });
+    const r = await withDeadline(timeoutMs, { what: `leader transfer ${to}`, note: 'leadership may still move (`consensus-cli status` tells)' }, (signal) =>
+      rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: timeoutMs + 1000, ...(signal ? { signal } : {}) }),
+    );
     if (o.json) console.log(JSON.stringify({ leader: r.status.leader ?? null, term: r.status.term }));
     else console.log(`leadership moved to ${r.status.leader ?? to} (term ${r.status.term})`);
   } finally {
@@ -31,7 +41,7 @@ export async function leaderTransfer(o: AdminOptions, to: string): Promise<void>
 export async function membersList(o: AdminOptions): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
-  const reports = await fetchReports(cluster);
+  const reports = await withDeadline(o.timeout, { what: 'members list' }, () => fetchReports(cluster));
   const leader = agreedLeader(cluster, reports);
   const source = reports.find((r) => r?.id === leader) ?? reports.find((r) => r !== undefined);
   if (source === undefined) throw new CliError('no node answered; is the cluster running?');
@@ -61,7 +71,11 @@ export async function inspectNode(o: AdminOptions, id: string): Promise<void> {
   if (!report.ok) process.exitCode = 1;
 }
 
-export async function partition(o: AdminOptions, id: string, from: string[]): Promise<void> {
+export function partition(o: AdminOptions, id: string, from: string[]): Promise<void> {
+  return withDeadline(o.timeout, { what: `partition ${id}`, note: 'some links may be cut: `consensus-cli heal` restores them' }, () => cutOff(o, id, from));
+}
+
+async function cutOff(o: AdminOptions, id: string, from: string[]): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   cd.node(cluster, id);
@@ -87,7 +101,11 @@ export async function partition(o: AdminOptions, id: string, from: string[]): Pr
   console.log(o.json ? JSON.stringify({ isolated: id, from: others }) : `cut ${id} off from ${others.join(', ')}`);
 }
 
-export async function heal(o: AdminOptions): Promise<void> {
+export function heal(o: AdminOptions): Promise<void> {
+  return withDeadline(o.timeout, { what: 'heal', note: 'some links may still be cut: run `consensus-cli heal` again' }, () => healAll(o));
+}
+
+async function healAll(o: AdminOptions): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
   const healed: string[] = [];
@@ -279,7 +297,9 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.on(sig, onSignal);
   try {
-    await addMember(cd, o, id, progress);
+    // Past --timeout, what it started is undone as on Ctrl-C (the node stopped, or kept on record if it may
+    // have become a member), and the command fails saying so.
+    await withDeadline(o.timeout, { what: `members add ${id}`, onTimeout: () => abandonAdd(cd, id, progress, 'timed out') }, () => addMember(cd, o, id, progress));
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
     unlock();
@@ -294,20 +314,29 @@ interface AddProgress {
 }
 
 async function interruptAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, unlock: () => void): Promise<void> {
+  await abandonAdd(cd, id, progress, 'interrupted');
+  unlock();
+  process.exit(130);
+}
+
+/** Leaves an unfinished `members add` in a state the other commands can deal with, and says which. */
+async function abandonAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, why: 'interrupted' | 'timed out'): Promise<void> {
   if (progress.phase === 'member') {
-    console.error(`interrupted: ${id} is a learner of the cluster; \`consensus-cli members add ${id}\` promotes it`);
+    console.error(localizeHints(`${why}: ${id} is a learner of the cluster; \`consensus-cli members add ${id}\` promotes it`));
   } else {
     await stopNode(cd, id, 'SIGTERM', 3000);
     if (progress.phase === 'proposing') {
       // The change may still commit: keep the node on record, so `members remove` can take it out.
       progress.record?.();
-      console.error(`interrupted while ${id} was being added: it may have become a learner. It is stopped and recorded; \`consensus-cli members list\` tells, \`consensus-cli members remove ${id}\` takes it out`);
+      console.error(
+        localizeHints(
+          `${why} while ${id} was being added: it may have become a learner. It is stopped and recorded; \`consensus-cli members list\` tells, \`consensus-cli members remove ${id}\` takes it out`,
+        ),
+      );
     } else {
-      console.error(`interrupted: ${id} was not added, and its process is stopped`);
+      console.error(`${why}: ${id} was not added, and its process is stopped`);
     }
   }
-  unlock();
-  process.exit(130);
 }
 
 async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }, id: string, progress: AddProgress): Promise<void> {
@@ -431,7 +460,7 @@ export async function membersRemove(o: AdminOptions & { force?: boolean }, id: s
   cd.read();
   const unlock = lockMembership(cd);
   try {
-    await removeMember(cd, o, id);
+    await withDeadline(o.timeout, { what: `members remove ${id}`, note: 'the removal may still take effect (`consensus-cli members list` tells)' }, () => removeMember(cd, o, id));
   } finally {
     unlock();
   }

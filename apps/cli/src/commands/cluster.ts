@@ -6,9 +6,11 @@ import type { NodeId } from '@consensus-kit/core';
 import { ClusterDir, type ClusterFile } from '../cluster-file';
 import { hasStoredState } from '@consensus-kit/storage-fs';
 import { readNodeConfig, type NodeConfig } from '../config';
+import { withDeadline } from '../deadline';
 import { CliError } from '../errors';
+import { hint } from '../invocation';
 import { PROTOCOLS, checkProtocolOptionFlags, checkProtocolOptions } from '../protocols';
-import { judgeCluster, outputFor, renderDetails, renderStatusTable, statusRows, type NodeHealth } from '../render';
+import { judgeCluster, outputFor, renderDetails, renderLiveView, renderStatusTable, statusRows, type NodeHealth } from '../render';
 import { agreedLeader, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
 
 export interface StartOptions {
@@ -69,7 +71,7 @@ export async function start(o: StartOptions): Promise<void> {
   if (cd.exists()) {
     cluster = cd.read();
     const running = cluster.nodes.filter((n) => cd.livePid(n.id) !== undefined);
-    if (running.length > 0) throw new CliError(`the cluster in ${cd.dir} is already running (${running.map((n) => n.id).join(', ')}); use \`consensus-cli status\``);
+    if (running.length > 0) throw new CliError(`the cluster in ${cd.dir} is already running (${running.map((n) => n.id).join(', ')}); use \`${hint('status')}\``);
     await checkPortsFree(HOST, cluster.nodes.flatMap((n) => [n.port, n.httpPort]));
     say(o, `restarting the ${cluster.nodes.length}-node ${cluster.protocol} cluster in ${display(cd.dir)} with its data`);
     // Node i listens on base+i: a base none of the nodes' ports comes from is another layout.
@@ -126,7 +128,7 @@ async function printStarted(cd: ClusterDir, cluster: ClusterFile, leader: NodeId
     console.log(JSON.stringify({ dir: cd.dir, leader, nodes: statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))) }));
   } else {
     console.log(renderStatusTable(statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id))), outputFor(o)));
-    console.log(`leader: ${leader}. Try: consensus-cli put hello world --dir ${display(cd.dir)}   (stop with: consensus-cli stop --dir ${display(cd.dir)})`);
+    console.log(`leader: ${leader}. Try: ${hint(`put hello world --dir ${display(cd.dir)}`)}   (stop with: ${hint(`stop --dir ${display(cd.dir)}`)})`);
   }
 }
 
@@ -146,7 +148,7 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
     stopping = true;
     say(o, '\nstopping the cluster...');
     await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id)));
-    say(o, `stopped. Start it again with: consensus-cli start --dir ${display(cd.dir)}`);
+    say(o, `stopped. Start it again with: ${hint(`start --dir ${display(cd.dir)}`)}`);
   };
   const until = o.foregroundMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + o.foregroundMs;
   try {
@@ -165,10 +167,8 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
         lastTerm = term;
       }
       if (tty && !o.json) {
-        const table = renderStatusTable(statusRows(cluster, reports, pids), out);
-        process.stdout.write(
-          `\x1b[H\x1b[2J${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)\n${table}\n${events.slice(-8).join('\n')}\n`,
-        );
+        const title = `${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)`;
+        process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(cluster, reports, pids), events, out)}\n`);
       }
       await sleepUnless(500, interrupted);
     }
@@ -182,10 +182,12 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
  * cluster is healthy. Exits with `STATUS_EXIT`: 0 healthy, 3 degraded (a node down or unhealthy), 4 no leader
  * or no quorum (1 and 2 keep their meaning: the command failed, a usage error).
  */
-export async function status(o: { dir: string; json?: boolean; verbose?: boolean }): Promise<void> {
+export async function status(o: { dir: string; json?: boolean; verbose?: boolean; timeout?: number }): Promise<void> {
   const cd = new ClusterDir(o.dir);
   const cluster = cd.read();
-  const [reports, health] = await Promise.all([fetchReports(cluster), Promise.all(cluster.nodes.map((n) => fetchHealth(n)))]);
+  const [reports, health] = await withDeadline(o.timeout, { what: 'status' }, () =>
+    Promise.all([fetchReports(cluster), Promise.all(cluster.nodes.map((n) => fetchHealth(n)))]),
+  );
   const rows = statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id)), health);
   const leader = agreedLeader(cluster, reports) ?? null;
   const verdict = judgeCluster(rows, leader);
@@ -340,6 +342,6 @@ function lostMessage(cd: ClusterDir, lost: readonly NodeId[]): string {
   return (
     `${lost.join(', ')}: no term and vote stored in ${display(cd.dataDir(x))}${lost.length > 1 ? ' and the others' : ''}, though the cluster has run. ` +
     `Its stored state is lost or damaged, and started without it it could undo acknowledged writes. Bring it back as a new member: ` +
-    `consensus-cli members remove ${x} --dir ${dir}, move ${display(cd.dataDir(x))} aside if it is still there, then consensus-cli members add ${x} --dir ${dir}`
+    `${hint(`members remove ${x} --dir ${dir}`)}, move ${display(cd.dataDir(x))} aside if it is still there, then ${hint(`members add ${x} --dir ${dir}`)}`
   );
 }

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from '@consensus-kit/core';
-import { admitCommand, validateCommand, type KeyValue, type KvValue, type TxnOpResult, type TxnRequest, type TxnResult } from '@consensus-kit/kv';
+import { MAX_VALUE_BYTES, admitCommand, validateCommand, type KeyValue, type KvValue, type TxnOpResult, type TxnRequest, type TxnResult } from '@consensus-kit/kv';
 import { connectKv } from '../connect';
+import { DEFAULT_KV_TIMEOUT_MS, withDeadline } from '../deadline';
 import { CliError } from '../errors';
 import { outputFor } from '../render';
 
@@ -13,6 +14,10 @@ interface KvOptions {
   prefix?: boolean;
   /** Read at this revision (etcdctl's --rev). */
   rev?: number;
+  /** `--timeout`: give up after this many ms (default `DEFAULT_KV_TIMEOUT_MS`). */
+  timeout?: number;
+  /** `put --file <path>`: the value is the file's content. */
+  file?: string;
 }
 
 const text = (v: KvValue) => (typeof v === 'string' ? v : Buffer.from(v).toString('base64'));
@@ -22,21 +27,60 @@ function printKv(kv: KeyValue, json: boolean): void {
   else console.log(text(kv.value));
 }
 
-async function withClient<T>(o: KvOptions, fn: (c: ReturnType<typeof connectKv>) => Promise<T>): Promise<T> {
-  const c = connectKv(o.dir);
+/**
+ * Runs `fn` with a kv client for the cluster in `o.dir`, giving up after `o.timeout` (or the default): the
+ * client's own deadline is set a little later, so the command's one-line message is what the user sees.
+ */
+async function withClient<T>(o: KvOptions, what: string, fn: (c: ReturnType<typeof connectKv>, call: { signal?: AbortSignal }) => Promise<T>, note?: string): Promise<T> {
+  const timeoutMs = o.timeout ?? DEFAULT_KV_TIMEOUT_MS;
+  const c = connectKv(o.dir, { timeoutMs: timeoutMs + 1000 });
   try {
-    return await fn(c);
+    return await withDeadline(timeoutMs, { what, ...(note !== undefined ? { note } : {}) }, (signal) => fn(c, signal ? { signal } : {}));
   } finally {
     await c.kv.close();
   }
 }
 
-export function put(o: KvOptions, key: string, value: string): Promise<void> {
-  return withClient(o, async ({ kv }) => {
-    const r = await kv.put(key, value, { prevKv: true });
+const WRITE_NOTE = 'the write may still take effect (no majority answered in time: `consensus-cli status` shows the nodes)';
+const READ_NOTE = 'no majority answered in time (`consensus-cli status` shows the nodes)';
+
+/**
+ * The value of `put`: the argument, the content of `--file <path>`, or stdin when the argument is `-`. File
+ * and stdin content is stored as text when it is valid UTF-8, else as bytes (shown base64 by `get`), byte for
+ * byte (a trailing newline stays). A value over the store's limit is refused before anything is sent.
+ */
+export function putValue(value: string | undefined, file: string | undefined, readStdin: () => Buffer = () => readFileSync(0)): KvValue {
+  if (value !== undefined && file !== undefined) throw new CliError('put takes its value once: as an argument, with --file <path>, or - for stdin', 2);
+  if (value === undefined && file === undefined) throw new CliError('put needs a value: put <key> <value>, put <key> --file <path>, or put <key> - (stdin)', 2);
+  if (value !== undefined && value !== '-') return value;
+  const source = file ?? 'stdin';
+  const tooBig = (n: number) => new CliError(`the value in ${source} is ${n} bytes, larger than the largest value a key can hold (${MAX_VALUE_BYTES} bytes)`);
+  let bytes: Buffer;
+  try {
+    if (file !== undefined) {
+      const size = statSync(file).size;
+      if (size > MAX_VALUE_BYTES) throw tooBig(size);
+    }
+    bytes = file !== undefined ? readFileSync(file) : readStdin();
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`cannot read the value from ${source}: ${(e as Error).message}`);
+  }
+  if (bytes.length > MAX_VALUE_BYTES) throw tooBig(bytes.length);
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return new Uint8Array(bytes);
+  }
+}
+
+export function put(o: KvOptions, key: string, arg: string | undefined): Promise<void> {
+  const value = putValue(arg, o.file);
+  return withClient(o, `put ${key}`, async ({ kv }, call) => {
+    const r = await kv.put(key, value, { prevKv: true, ...call });
     if (o.json) console.log(JSON.stringify(r.prev ? { ...r, prev: { ...r.prev, value: text(r.prev.value) } } : r));
     else console.log(`OK (revision ${r.revision})`);
-  });
+  }, WRITE_NOTE);
 }
 
 const readOptions = (o: KvOptions) => ({
@@ -44,37 +88,35 @@ const readOptions = (o: KvOptions) => ({
   ...(o.rev !== undefined ? { revision: o.rev } : {}),
 });
 
+/**
+ * `get <key>`: prints the value (`--json`: the key as one JSON object). A missing key prints nothing and exits 0,
+ * in text and JSON alike, as etcdctl: an empty value prints an empty line, so the two can be told apart.
+ */
 export function get(o: KvOptions, key: string): Promise<void> {
-  return withClient(o, async ({ kv }) => {
-    const r = await kv.get(key, readOptions(o));
-    if (r === undefined) {
-      if (o.json) console.log('null');
-      else console.error(`(not found: ${key})`);
-      process.exitCode = 1;
-      return;
-    }
-    printKv(r, outputFor(o).json);
-  });
+  return withClient(o, `get ${key}`, async ({ kv }, call) => {
+    const r = await kv.get(key, { ...readOptions(o), ...call });
+    if (r !== undefined) printKv(r, outputFor(o).json);
+  }, READ_NOTE);
 }
 
 export function del(o: KvOptions, key: string): Promise<void> {
-  return withClient(o, async ({ kv }) => {
-    const r = await kv.delete(key, o.prefix ? { prefix: true } : {});
+  return withClient(o, `del ${key}`, async ({ kv }, call) => {
+    const r = await kv.delete(key, { ...(o.prefix ? { prefix: true } : {}), ...call });
     if (o.json) console.log(JSON.stringify({ revision: r.revision, deleted: r.deleted }));
     else console.log(`deleted ${r.deleted} key${r.deleted === 1 ? '' : 's'} (revision ${r.revision})`);
-  });
+  }, WRITE_NOTE);
 }
 
 export function range(o: KvOptions, prefix: string): Promise<void> {
-  return withClient(o, async ({ kv }) => {
-    const rows = await kv.range(prefix, { ...(o.limit !== undefined ? { limit: o.limit } : {}), ...readOptions(o) });
+  return withClient(o, `range ${prefix}`, async ({ kv }, call) => {
+    const rows = await kv.range(prefix, { ...(o.limit !== undefined ? { limit: o.limit } : {}), ...readOptions(o), ...call });
     if (o.json) {
       console.log(JSON.stringify(rows.map((r) => ({ ...r, value: text(r.value) }))));
       return;
     }
     for (const r of rows) console.log(`${r.key}\t${text(r.value)}`);
     if (rows.length === 0) console.error(`(no keys with prefix ${JSON.stringify(prefix)})`);
-  });
+  }, READ_NOTE);
 }
 
 /** Reads a txn's JSON from `file`, or from stdin when `file` is absent or '-'. */
@@ -150,22 +192,22 @@ function jsonOp(r: TxnOpResult): unknown {
 export function txn(o: KvOptions, file: string | undefined): Promise<void> {
   const source = file === undefined || file === '-' ? 'the txn on stdin' : file;
   const request = parseTxn(readTxnJson(file), source);
-  return withClient(o, async ({ kv }) => {
-    const r: TxnResult = await kv.txn(request);
+  return withClient(o, 'txn', async ({ kv }, call) => {
+    const r: TxnResult = await kv.txn(request, call);
     if (o.json) {
       console.log(JSON.stringify({ ...r, responses: r.responses.map(jsonOp) }));
       return;
     }
     console.log(`${r.succeeded ? 'SUCCESS' : 'FAILURE'} (revision ${r.revision})`);
     for (const line of r.responses.flatMap((x) => describeOp(x, ''))) console.log(line);
-  });
+  }, WRITE_NOTE);
 }
 
 /** `consensus-cli compact <revision>`: forgets the history before `revision` on every node. */
 export function compact(o: KvOptions, revision: number): Promise<void> {
-  return withClient(o, async ({ kv }) => {
-    const r = await kv.compact(revision);
+  return withClient(o, `compact ${revision}`, async ({ kv }, call) => {
+    const r = await kv.compact(revision, call);
     if (o.json) console.log(JSON.stringify(r));
     else console.log(`compacted revision ${r.compactRevision} (current revision ${r.revision})`);
-  });
+  }, WRITE_NOTE);
 }

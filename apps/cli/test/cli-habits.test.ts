@@ -1,0 +1,233 @@
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MAX_VALUE_BYTES } from '@consensus-kit/kv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProgram } from '../src/cli';
+import { commandSpecs, completionScript } from '../src/completion';
+import { putValue } from '../src/commands/kv';
+import { hint, invocation, localizeHints } from '../src/invocation';
+import { LIVE_VIEW_COLUMNS, renderLiveView, type StatusRow } from '../src/render';
+import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+
+useSourceNodes();
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** The CLI as a process of its own, from sources (stdin, exit code and elapsed time as a user sees them). */
+function runBin(args: string[], input?: string | Buffer, env: NodeJS.ProcessEnv = {}): { code: number | null; out: string; err: string; ms: number } {
+  const t0 = Date.now();
+  const r = spawnSync(
+    process.execPath,
+    ['--import', new URL(`file://${require.resolve('tsx')}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args],
+    { input: input ?? '', encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
+  );
+  return { code: r.status, out: r.stdout, err: r.stderr, ms: Date.now() - t0 };
+}
+
+describe('usage errors and hints', () => {
+  it('shows commander\'s "Did you mean" suggestion whole, on the one error line', async () => {
+    const r = await cli('stauts');
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("error: unknown command 'stauts' (Did you mean status?)\n");
+    const o = await cli('status', '--jsn');
+    expect(o.code).toBe(2);
+    expect(o.err).toBe("error: unknown option '--jsn' (Did you mean --json?)\n");
+  });
+
+  it('a bad --timeout is a usage error naming the flag', async () => {
+    for (const bad of ['soon', '0', '-1s', '5x']) {
+      const r = await cli('put', 'k', 'v', '--timeout', bad, '--dir', tempDir());
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^error: option '--timeout <duration>' argument .* is invalid/);
+    }
+    expect((await cli('status', '--timeout', 'x')).code).toBe(2);
+    expect((await cli('members', 'remove', 'n1', '--timeout', 'x')).code).toBe(2);
+  });
+
+  it('every client command takes --timeout', () => {
+    const specs = commandSpecs(createProgram());
+    const client = ['put', 'get', 'del', 'range', 'txn', 'compact', 'status', 'leader transfer', 'members list', 'members add', 'members remove', 'partition', 'heal'];
+    for (const path of client) expect(specs.find((s) => s.path === path)?.options.map((o) => o.long), path).toContain('--timeout');
+  });
+
+  it('hints name the command as the user runs it: installed, pnpm cli, or pnpm through npx', () => {
+    expect(invocation({})).toBe('consensus-cli');
+    expect(invocation({ npm_lifecycle_event: 'test', npm_execpath: '/usr/lib/node_modules/pnpm/bin/pnpm.cjs' })).toBe('consensus-cli');
+    expect(invocation({ npm_lifecycle_event: 'cli', npm_execpath: '/usr/lib/node_modules/pnpm/bin/pnpm.cjs' })).toBe('pnpm cli');
+    expect(invocation({ npm_lifecycle_event: 'start', npm_execpath: '/root/.npm/_npx/a1a3/node_modules/pnpm/bin/pnpm.cjs' })).toBe('npx --yes pnpm@10 cli');
+    expect(invocation({ npm_lifecycle_event: 'cli', npm_execpath: '/usr/lib/node_modules/npm/bin/npm-cli.js' })).toBe('npm run cli --');
+    expect(hint('status', { npm_lifecycle_event: 'cli', npm_execpath: '/x/pnpm.cjs' })).toBe('pnpm cli status');
+    expect(localizeHints('run `consensus-cli start --dir d` first', { npm_lifecycle_event: 'cli', npm_execpath: '/x/pnpm.cjs' })).toBe('run `pnpm cli start --dir d` first');
+  });
+
+  it('an error printed under `pnpm cli` names `pnpm cli` in its hint', () => {
+    const d = tempDir();
+    const r = runBin(['get', 'k', '--dir', d], '', { npm_lifecycle_event: 'cli', npm_execpath: '/root/.npm/_npx/a1a3/node_modules/pnpm/bin/pnpm.cjs' });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('(run `npx --yes pnpm@10 cli start --dir');
+    expect(r.err).not.toContain('`consensus-cli start');
+  });
+});
+
+describe('put values from a file or stdin', () => {
+  it('reads the value from --file, or from stdin for -, byte for byte; text stays text, other bytes are bytes', () => {
+    const d = tempDir();
+    const file = join(d, 'v.txt');
+    writeFileSync(file, 'héllo\n');
+    expect(putValue(undefined, file)).toBe('héllo\n');
+    expect(putValue('-', undefined, () => Buffer.from('from stdin\n'))).toBe('from stdin\n');
+    const bin = join(d, 'v.bin');
+    writeFileSync(bin, Buffer.from([0xff, 0x00, 0xfe]));
+    expect(putValue(undefined, bin)).toEqual(new Uint8Array([0xff, 0x00, 0xfe]));
+    expect(putValue('plain', undefined)).toBe('plain');
+  });
+
+  it('refuses no value, two values, an unreadable file and a value over the limit, each with one clear line', () => {
+    const d = tempDir();
+    expect(() => putValue(undefined, undefined)).toThrow(/put needs a value/);
+    expect(() => putValue('x', join(d, 'f'))).toThrow(/takes its value once/);
+    expect(() => putValue(undefined, join(d, 'missing'))).toThrow(/cannot read the value from .*missing/);
+    const big = join(d, 'big');
+    writeFileSync(big, '');
+    truncateSync(big, MAX_VALUE_BYTES + 1);
+    expect(() => putValue(undefined, big)).toThrow(`is ${MAX_VALUE_BYTES + 1} bytes, larger than the largest value a key can hold (${MAX_VALUE_BYTES} bytes)`);
+    expect(() => putValue('-', undefined, () => Buffer.alloc(MAX_VALUE_BYTES + 1))).toThrow(/the value in stdin is/);
+  });
+});
+
+describe('shell completion', () => {
+  const program = createProgram();
+  const bash = completionScript(program, 'bash');
+  /** What bash completes for the words typed so far (the last one is being completed). */
+  const complete = (script: string, ...typed: string[]): string[] => {
+    const words = ['consensus-cli', ...typed].map((w) => `'${w}'`).join(' ');
+    const r = spawnSync('bash', ['-c', `${script}\nCOMP_WORDS=(${words}); COMP_CWORD=${typed.length}; _consensus_cli; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    return r.stdout.split('\n').filter((l) => l !== '');
+  };
+
+  it('bash completes commands, subcommands, options and option values from the program itself', () => {
+    expect(complete(bash, 'st')).toEqual(['start', 'status', 'stop']);
+    expect(complete(bash, 'members', '')).toEqual(['list', 'add', 'remove']);
+    expect(complete(bash, 'put', 'k', '--')).toEqual(expect.arrayContaining(['--file', '--timeout', '--dir', '--json', '--help']));
+    expect(complete(bash, '--dir', 'x', 'members', 'add', 'n4', '--le')).toEqual(['--learner']);
+    expect(complete(bash, 'start', '--protocol', '')).toEqual(['raft', 'paxos']);
+    expect(complete(bash, 'completion', '')).toEqual(['bash', 'zsh', 'fish']);
+    // A value being typed is not completed as a command.
+    expect(complete(bash, 'put', 'k', '--timeout', '')).toEqual([]);
+  });
+
+  it('every command and option of the program is in every script', () => {
+    const fish = completionScript(program, 'fish');
+    const zsh = completionScript(program, 'zsh');
+    expect(zsh).toContain('bashcompinit');
+    for (const s of commandSpecs(program)) {
+      const last = s.path.split(' ').at(-1) as string;
+      if (s.path !== '') {
+        expect(complete(bash, ...s.path.split(' ').slice(0, -1), last), s.path).toContain(last);
+        expect(fish).toContain(`-a '${last}'`);
+      }
+      for (const o of s.options) {
+        expect(bash).toContain(o.long);
+        expect(zsh).toContain(o.long);
+        expect(fish).toContain(`-l ${o.long.slice(2)}`);
+      }
+    }
+  });
+
+  it('`completion bash` prints the script; an unknown shell is a usage error', async () => {
+    const r = await cli('completion', 'bash');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('complete -F _consensus_cli consensus-cli');
+    expect(complete(r.out, 'ge')).toEqual(['get']);
+    const bad = await cli('completion', 'tcsh');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/Allowed choices are bash, zsh, fish/);
+  });
+});
+
+describe('the live view', () => {
+  it('fits 80 columns with 9 nodes, large indexes and pids, and a long directory', () => {
+    const rows: StatusRow[] = Array.from({ length: 9 }, (_, i) => ({
+      node: `n${i + 1}`,
+      role: i === 0 ? 'unreachable' : 'candidate',
+      term: 12_345,
+      leader: 'n1',
+      commit: 98_765_432,
+      applied: 98_765_432,
+      lag: 12_345_678,
+      pid: 4_194_303,
+      address: `127.0.0.1:${7101 + i}`,
+      http: `127.0.0.1:${7201 + i}`,
+      details: null,
+    }));
+    const events = ['17:08:01 leader is n1 (term 12345)', '17:08:03 no leader (election in progress)'];
+    const title = `consensus-kit raft cluster  ${'/very/long/path/'.repeat(8)}  (Ctrl-C stops it)`;
+    for (const color of [false, true]) {
+      const screen = renderLiveView(title, rows, events, { json: false, color });
+      const lines = screen.split('\n');
+      for (const l of lines) expect([...l.replace(/\x1b\[[0-9;]*m/g, '')].length, l).toBeLessThanOrEqual(LIVE_VIEW_COLUMNS);
+      expect(screen).toContain('98765432');
+      expect(screen).toContain('no leader (election in progress)');
+      expect(lines.filter((l) => /^│ n\d/.test(l.replace(/\x1b\[[0-9;]*m/g, '')))).toHaveLength(9);
+    }
+  });
+});
+
+describe('on a running cluster', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = tempDir();
+    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+  });
+  afterAll(async () => {
+    await cleanup(dir);
+  });
+
+  it('get of a missing key prints nothing and exits 0, in text and JSON; an empty value prints an empty line', async () => {
+    expect(await cli('get', 'nope', '--dir', dir)).toEqual({ code: 0, out: '', err: '' });
+    expect(await cli('get', 'nope', '--dir', dir, '--json')).toEqual({ code: 0, out: '', err: '' });
+    expect((await cli('put', 'empty', '', '--dir', dir)).code).toBe(0);
+    expect(await cli('get', 'empty', '--dir', dir)).toEqual({ code: 0, out: '\n', err: '' });
+    expect(JSON.parse((await cli('get', 'empty', '--dir', dir, '--json')).out)).toMatchObject({ key: 'empty', value: '' });
+  });
+
+  it('puts a 200 KB value from a file and from stdin, and reads it back whole', async () => {
+    const value = randomBytes(100 * 1024).toString('hex'); // 200 KB of text
+    const file = join(dir, 'value.txt');
+    writeFileSync(file, value);
+    expect((await cli('put', 'big/file', '--file', file, '--dir', dir)).code).toBe(0);
+    expect((await cli('get', 'big/file', '--dir', dir)).out).toBe(`${value}\n`);
+    const piped = runBin(['put', 'big/stdin', '-', '--dir', dir], value);
+    expect(piped.err).toBe('');
+    expect(piped.code).toBe(0);
+    expect((await cli('get', 'big/stdin', '--dir', dir)).out).toBe(`${value}\n`);
+    // Over the limit: refused before anything is sent.
+    const tooBig = join(dir, 'too-big');
+    writeFileSync(tooBig, '');
+    truncateSync(tooBig, MAX_VALUE_BYTES + 1);
+    const r = await cli('put', 'big/too', '--file', tooBig, '--dir', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/larger than the largest value a key can hold/);
+    expect((await cli('get', 'big/too', '--dir', dir)).out).toBe('');
+  });
+
+  it('--timeout: a put without a quorum gives up after it with a clear message and exit code 1', async () => {
+    expect((await cli('kill', 'n2', '--dir', dir)).code).toBe(0);
+    expect((await cli('kill', 'n3', '--dir', dir)).code).toBe(0);
+    const r = runBin(['put', 'k', 'v', '--timeout', '1s', '--dir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^consensus-cli: put k: gave up after 1s \(--timeout\); the write may still take effect/);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    // 1 s, plus starting a process from sources on a busy machine; without the flag it waits 15 s.
+    expect(r.ms).toBeLessThan(10_000);
+    const g = runBin(['get', 'k', '--timeout', '500ms', '--dir', dir]);
+    expect(g.code).toBe(1);
+    expect(g.err).toMatch(/get k: gave up after 500ms \(--timeout\)/);
+  });
+});
