@@ -112,21 +112,28 @@ export function judgeCluster(rows: StatusRow[], leader: string | null): ClusterV
 
 /**
  * The status table. `compact` (the live view of `start`) leaves out the addresses (`status` shows them) and the
- * rules between rows, so that it fits 80 columns: 9 nodes with 8-digit indexes and pids take 76.
+ * borders, columns two spaces apart, so that it fits 80 columns: 9 nodes, an 11-letter role, 8-digit indexes
+ * and lag and a 7-digit pid take 71.
  */
 export function renderStatusTable(rows: StatusRow[], out: Output, compact = false): string {
   const head = ['node', 'role', 'term', 'leader', 'commit', 'applied', 'lag', 'pid', ...(compact ? [] : ['address', 'http'])];
-  const table = new Table({
-    head,
-    style: { head: out.color ? ['cyan'] : [], border: out.color ? ['grey'] : [] },
-    ...(compact ? { chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } } : {}),
-  });
-  for (const r of rows) {
+  const body = rows.map((r) => {
     const role = !out.color ? r.role : r.role === 'leader' ? pc.green(r.role) : r.role === 'down' || r.role === 'unreachable' ? pc.red(r.role) : r.role;
-    const cells = [r.node, role, r.term ?? '-', r.leader ?? '-', r.commit ?? '-', r.applied ?? '-', r.lag ?? '-', r.pid ?? '-'];
-    table.push(compact ? cells : [...cells, r.address, r.http]);
-  }
+    const cells = [r.node, role, r.term ?? '-', r.leader ?? '-', r.commit ?? '-', r.applied ?? '-', r.lag ?? '-', r.pid ?? '-'].map(String);
+    return compact ? cells : [...cells, r.address, r.http];
+  });
+  if (compact) return columns(head.map((h) => (out.color ? pc.cyan(h) : h)), body);
+  const table = new Table({ head, style: { head: out.color ? ['cyan'] : [], border: out.color ? ['grey'] : [] } });
+  for (const cells of body) table.push(cells);
   return table.toString();
+}
+
+/** Rows of cells in columns two spaces apart, each as wide as its widest cell (colour codes take no room). */
+function columns(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(visibleLength(h), ...body.map((r) => visibleLength(r[i] ?? ''))));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visibleLength(c)))).join('  ');
+  return [head, ...body].map(line).join('\n');
 }
 
 /** The width the live view keeps to: a standard terminal's. */
@@ -161,7 +168,7 @@ function visibleLength(text: string): number {
  * line within 80 columns.
  */
 export function renderLiveView(title: string, rows: StatusRow[], events: readonly string[], out: Output): string {
-  const lines = [title, ...renderStatusTable(rows, out, true).split('\n'), ...events.slice(-8)];
+  const lines = [title, ...renderStatusTable(rows, out, true).split('\n'), '', ...events.slice(-8)];
   return lines.map((l) => fitLine(l)).join('\n');
 }
 

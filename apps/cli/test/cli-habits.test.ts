@@ -174,7 +174,10 @@ describe('the live view', () => {
       for (const l of lines) expect([...l.replace(/\x1b\[[0-9;]*m/g, '')].length, l).toBeLessThanOrEqual(LIVE_VIEW_COLUMNS);
       expect(screen).toContain('98765432');
       expect(screen).toContain('no leader (election in progress)');
-      expect(lines.filter((l) => /^│ n\d/.test(l.replace(/\x1b\[[0-9;]*m/g, '')))).toHaveLength(9);
+      // Every row whole: none cut at the edge, the last column (pid) there.
+      const nodeRows = lines.map((l) => l.replace(/\x1b\[[0-9;]*m/g, '')).filter((l) => /^n\d /.test(l));
+      expect(nodeRows).toHaveLength(9);
+      for (const r of nodeRows) expect(r).toMatch(/ 4194303$/);
     }
   });
 });
