@@ -12,8 +12,8 @@ export function formatDuration(ms: number): string {
 
 /** Thrown when a command's `--timeout` passes: one line naming the command, the deadline and what it means. */
 export class DeadlineError extends CliError {
-  constructor(what: string, timeoutMs: number, note?: string) {
-    super(`${what}: gave up after ${formatDuration(timeoutMs)} (--timeout)${note ? `; ${note}` : ''}`, 1);
+  constructor(what: string, timeoutMs: number, note?: string, byDefault = false) {
+    super(`${what}: gave up after ${formatDuration(timeoutMs)} (${byDefault ? 'the default --timeout' : '--timeout'})${note ? `; ${note}` : ''}`, 1);
     this.name = 'DeadlineError';
   }
 }
@@ -23,6 +23,8 @@ export interface DeadlineOptions {
   what: string;
   /** What the user should know after giving up (a write may still take effect, ...). */
   note?: string;
+  /** The deadline is the command's default, not a --timeout the user gave (the message says so). */
+  byDefault?: boolean;
   /** Run when the deadline passes, before the error is thrown (to stop what the command started). */
   onTimeout?: () => Promise<void> | void;
 }
@@ -37,7 +39,7 @@ export async function withDeadline<T>(timeoutMs: number | undefined, o: Deadline
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const e = new DeadlineError(o.what, timeoutMs, o.note);
+      const e = new DeadlineError(o.what, timeoutMs, o.note, o.byDefault);
       controller.abort(e);
       void Promise.resolve()
         .then(() => o.onTimeout?.())

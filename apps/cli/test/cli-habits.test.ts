@@ -234,3 +234,23 @@ describe('on a running cluster', () => {
     expect(g.err).toMatch(/get k: gave up after 500ms \(--timeout\)/);
   });
 });
+
+describe('withDeadline', () => {
+  it('gives up at the deadline even when the work ignores its signal, and says whether the deadline was the default', async () => {
+    const { withDeadline, DeadlineError } = await import('../src/deadline');
+    const never = () => new Promise<never>(() => undefined);
+    const t0 = Date.now();
+    await expect(withDeadline(50, { what: 'put k', note: 'maybe written' }, never)).rejects.toThrow('put k: gave up after 50ms (--timeout); maybe written');
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await expect(withDeadline(30, { what: 'get k', byDefault: true }, never)).rejects.toSatisfy((e) => e instanceof DeadlineError && /\(the default --timeout\)/.test(e.message));
+    // An abort error from the work after the deadline does not replace the deadline's message.
+    const aborted = withDeadline(30, { what: 'del k' }, (signal) => new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted')))));
+    await expect(aborted).rejects.toThrow(/del k: gave up after 30ms/);
+    // In time: the work's own answer or error.
+    expect(await withDeadline(1000, { what: 'x' }, async () => 7)).toBe(7);
+    await expect(withDeadline(1000, { what: 'x' }, async () => Promise.reject(new Error('own')))).rejects.toThrow('own');
+    let ran = false;
+    await expect(withDeadline(20, { what: 'members add n4', onTimeout: () => void (ran = true) }, never)).rejects.toThrow(/members add n4/);
+    expect(ran).toBe(true);
+  });
+});

@@ -28,7 +28,7 @@ export async function leaderTransfer(o: AdminOptions, to: string): Promise<void>
   const timeoutMs = o.timeout ?? TRANSFER_TIMEOUT_MS;
   const { rpc } = connectAdmin(o.dir);
   try {
-    const r = await withDeadline(timeoutMs, { what: `leader transfer ${to}`, note: 'leadership may still move (`consensus-cli status` tells)' }, (signal) =>
+    const r = await withDeadline(timeoutMs, { what: `leader transfer ${to}`, byDefault: o.timeout === undefined, note: 'leadership may still move (`consensus-cli status` tells)' }, (signal) =>
       rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: timeoutMs + 1000, ...(signal ? { signal } : {}) }),
     );
     if (o.json) console.log(JSON.stringify({ leader: r.status.leader ?? null, term: r.status.term }));

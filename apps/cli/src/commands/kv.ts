@@ -35,7 +35,8 @@ async function withClient<T>(o: KvOptions, what: string, fn: (c: ReturnType<type
   const timeoutMs = o.timeout ?? DEFAULT_KV_TIMEOUT_MS;
   const c = connectKv(o.dir, { timeoutMs: timeoutMs + 1000 });
   try {
-    return await withDeadline(timeoutMs, { what, ...(note !== undefined ? { note } : {}) }, (signal) => fn(c, signal ? { signal } : {}));
+    const deadline = { what, byDefault: o.timeout === undefined, ...(note !== undefined ? { note } : {}) };
+    return await withDeadline(timeoutMs, deadline, (signal) => fn(c, signal ? { signal } : {}));
   } finally {
     await c.kv.close();
   }
