@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { MAX_VALUE_BYTES } from '@consensus-kit/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../src/cli';
+import { ClusterDir } from '../src/cluster-file';
 import { commandSpecs, completionScript } from '../src/completion';
 import { putValue } from '../src/commands/kv';
 import { hint, invocation, localizeHints } from '../src/invocation';
@@ -218,6 +219,20 @@ describe('on a running cluster', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/larger than the largest value a key can hold/);
     expect((await cli('get', 'big/too', '--dir', dir)).out).toBe('');
+  });
+
+  it('--timeout on members add: it gives up, and the node it was adding is not left running or on record', async () => {
+    for (const t of ['1ms', '400ms']) {
+      const r = await cli('members', 'add', 'n4', '--timeout', t, '--dir', dir);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`members add n4: gave up after ${t} (--timeout)`);
+      expect(r.err).toMatch(/timed out: n4 was not added, and its process is stopped/);
+      // What the add was doing when it gave up goes no further: no n4 starts later.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const cd = new ClusterDir(dir);
+      expect(cd.livePid('n4')).toBeUndefined();
+      expect(cd.read().nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    }
   });
 
   it('--timeout: a put without a quorum gives up after it with a clear message and exit code 1', async () => {

@@ -307,8 +307,13 @@ export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: st
 }
 
 interface AddProgress {
-  /** provisioning: not proposed yet; proposing: the learner change was sent; member: it took effect. */
-  phase: 'provisioning' | 'proposing' | 'member';
+  /**
+   * provisioning: not proposed yet; proposing: the learner change was sent; member: it took effect; existing:
+   * promoting a learner that was a member already (nothing to undo).
+   */
+  phase: 'provisioning' | 'proposing' | 'member' | 'existing';
+  /** Set on Ctrl-C or past --timeout: the add stops at its next step (it must not start a node after that). */
+  abandoned?: boolean;
   /** Writes the new node into the cluster file and every config. */
   record?: () => void;
 }
@@ -321,7 +326,10 @@ async function interruptAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, u
 
 /** Leaves an unfinished `members add` in a state the other commands can deal with, and says which. */
 async function abandonAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, why: 'interrupted' | 'timed out'): Promise<void> {
-  if (progress.phase === 'member') {
+  progress.abandoned = true;
+  if (progress.phase === 'existing') {
+    console.error(localizeHints(`${why} while promoting ${id}: \`consensus-cli members list\` tells whether it became a voter`));
+  } else if (progress.phase === 'member') {
     console.error(localizeHints(`${why}: ${id} is a learner of the cluster; \`consensus-cli members add ${id}\` promotes it`));
   } else {
     await stopNode(cd, id, 'SIGTERM', 3000);
@@ -340,8 +348,13 @@ async function abandonAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, why
 }
 
 async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }, id: string, progress: AddProgress): Promise<void> {
+  // After Ctrl-C or --timeout the command has given up and undone what it could: take no further step.
+  const goOn = () => {
+    if (progress.abandoned) throw new CliError(`members add ${id} was abandoned`);
+  };
   const cluster = cd.read();
   if (cluster.nodes.some((n) => n.id === id)) {
+    progress.phase = 'existing';
     // A learner of this cluster is promoted (etcd's `member promote`), once it has caught up.
     if (o.learner || (await memberRole(cluster, id)) !== 'learner') throw new CliError(`${id} is already in this cluster`, 2);
     if (!(await waitCaughtUp(cluster, id))) throw new CliError(`${id} has not caught up within 60 s, so it was not made a voter; see ${cd.logFile(id)}`);
@@ -354,6 +367,7 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
   const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
   const host = cluster.nodes[0]!.host;
   const { port, httpPort } = await portsFor(cd, id, host, cluster.nodes);
+  goOn();
   const peers = { ...Object.fromEntries(cluster.nodes.map((n) => [n.id, `${n.host}:${n.port}`])), [id]: `${host}:${port}` };
   mkdirSync(cd.nodeDir(id), { recursive: true });
   // A new member under an id used before: the record that the old one was initialised here no longer applies.
@@ -369,23 +383,31 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
   };
   try {
     await waitUntilUp(cd, cluster, added);
+    goOn();
     await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
+    goOn();
     progress.phase = 'proposing';
     await changeMembers(o.dir, cluster, 'addLearner', id);
   } catch (e) {
     // Not a member (the change did not take effect): undo the provisioning. When no leader could say whether
     // it took effect, it may still commit: keep the (stopped) node on record, so `members remove` reaches it.
+    // Abandoned: abandonAdd has stopped it, or recorded it if it may have become a learner.
+    if (progress.abandoned) throw e;
     const unknown = progress.phase === 'proposing' && (e as { unknownOutcome?: boolean }).unknownOutcome === true;
     progress.phase = 'provisioning';
     await stopNode(cd, id);
     if (unknown) progress.record();
     throw e;
   }
+  // The learner change took effect after the command gave up: abandonAdd stopped the node and recorded it.
+  goOn();
   // From here on it is a member: whatever happens next, the cluster file and the configs must list it.
   progress.record();
   progress.phase = 'member';
   if (!o.learner) {
-    if (!(await waitCaughtUp(withNew, id))) {
+    const caughtUp = await waitCaughtUp(withNew, id);
+    goOn();
+    if (!caughtUp) {
       throw new CliError(`${id} joined as a learner but has not caught up within 60 s, so it was not made a voter; see ${cd.logFile(id)}`);
     }
     await changeMembers(o.dir, withNew, 'addVoter', id);
