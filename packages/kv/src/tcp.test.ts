@@ -13,7 +13,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function soloNode(clusterId: string, options: { historyRevisions?: number } = {}) {
+/** A one-node kv service over transport-tcp and a client for it (`deadFirst`: endpoints listed before the live one). */
+async function soloNode(clusterId: string, options: { historyRevisions?: number } = {}, deadFirst: string[] = []) {
   const transport = tcpTransport({ id: 'n1', clusterId, listen: { host: '127.0.0.1', port: 0 }, peers: {} });
   const stateMachine = new KvStateMachine(options);
   const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
@@ -30,7 +31,7 @@ async function soloNode(clusterId: string, options: { historyRevisions?: number 
   await node.start();
   cleanups.push(() => node.stop());
   await node.waitForLeader();
-  const kv = createKvClient({ endpoints: [transport.endpoint()], clusterId });
+  const kv = createKvClient({ endpoints: [...deadFirst, transport.endpoint()], clusterId });
   cleanups.push(() => kv.close());
   return kv;
 }
@@ -72,26 +73,8 @@ describe('createKvClient over TCP', () => {
   });
 
   it('talks to a node through transport-tcp, moving past a dead endpoint', async () => {
-    const transport = tcpTransport({ id: 'n1', clusterId: 'kv-tcp-test', listen: { host: '127.0.0.1', port: 0 }, peers: {} });
-    const stateMachine = new KvStateMachine();
-    const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
-      id: 'n1',
-      peers: ['n1'],
-      protocol: solo,
-      storage: new MemoryStorage(),
-      transport,
-      stateMachine,
-      tickMs: 5,
-      electionTicks: 2,
-    });
-    transport.onRequest(createKvService({ node, stateMachine }));
-    await node.start();
-    cleanups.push(() => node.stop());
-    await node.waitForLeader();
-
     // 127.0.0.1:1 refuses connections: the client must move on to the live node at once.
-    const kv = createKvClient({ endpoints: ['127.0.0.1:1', transport.endpoint()], clusterId: 'kv-tcp-test' });
-    cleanups.push(() => kv.close());
+    const kv = await soloNode('kv-tcp-test', {}, ['127.0.0.1:1']);
     expect(await kv.put('k', 'v')).toMatchObject({ revision: 1 });
     expect(await kv.get('k')).toMatchObject({ value: 'v', version: 1 });
     expect(await kv.cas('k', { version: 1 }, 'w')).toMatchObject({ succeeded: true });
