@@ -117,7 +117,7 @@ export const CATALOGUE: readonly Mutant[] = [
     name: 'raft-lease-too-long',
     protocol: 'raft',
     file: 'read-index.ts',
-    find: 'r.leaseExpiry = Math.max(r.leaseExpiry, sent + r.electionTicks - 1);',
+    find: 'r.leaseExpiry = Math.max(r.leaseExpiry, sent + r.leaseTicks);',
     replace: 'r.leaseExpiry = Math.max(r.leaseExpiry, sent + 2 * r.electionTicks);',
     bug: 'leader lease longer than the followers\' election timeout, with no margin for clock drift (thesis 6.4.1)',
     protocolOptions: { readOnly: 'lease' },

@@ -37,6 +37,9 @@ describe('raft options', () => {
 
   it("readOnly 'lease' without checkQuorum is refused", () => {
     expect(() => parseRaftOptions({ readOnly: 'lease', checkQuorum: false })).toThrow(/needs checkQuorum/);
+    expect(() => parseRaftOptions({ leaseDriftBound: 1 })).toThrow(ConfigError);
+    expect(() => parseRaftOptions({ leaseDriftBound: -0.1 })).toThrow(ConfigError);
+    expect(parseRaftOptions({ leaseDriftBound: 0.1 })).toEqual({ leaseDriftBound: 0.1 });
   });
 
   it('create refuses an unknown key passed directly, as parseOptions does', () => {

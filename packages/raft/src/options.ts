@@ -16,6 +16,14 @@ export type RaftSpecificOptions = {
    * and bounded clock drift; falls back to a heartbeat round when the lease is not known to hold.
    */
   readOnly?: 'safe' | 'lease';
+  /**
+   * With `readOnly: 'lease'`: the clock-rate drift between any two nodes the lease tolerates, as a fraction
+   * (0.3: a clock may run 30% fast or slow). Followers ignore vote requests for an election timeout of their own
+   * clock after hearing from the leader (thesis 4.2.3), so the leader counts its lease as that timeout shortened
+   * by the drift: floor(electionTicks * (1 - d) / (1 + d)) - 1 of its own ticks from when its heartbeat round
+   * left (thesis 6.4.1). Default 0.3. A lease shorter than one tick means every read takes a heartbeat round.
+   */
+  leaseDriftBound?: number;
   /** Appends in flight per follower in replicate state. Default 256. */
   maxInflightMsgs?: number;
   /** Bytes in flight per follower (0: unlimited). Default 32 MiB. */
@@ -48,6 +56,7 @@ export const raftOptionSpecs = {
   preVote: { type: 'boolean', description: 'PreVote (thesis 9.6): campaign only once a quorum says it could win (default true)' },
   checkQuorum: { type: 'boolean', description: 'CheckQuorum (thesis 6.2): a leader cut off from a quorum steps down (default true)' },
   readOnly: { type: 'string', values: ['safe', 'lease'], description: "linearizable reads: 'safe' ReadIndex round (thesis 6.4) or 'lease' (thesis 6.4.1; needs checkQuorum)" },
+  leaseDriftBound: { type: 'number', min: 0, max: 0.9, description: "clock-rate drift a 'lease' read tolerates, as a fraction (default 0.3)" },
   maxInflightMsgs: { type: 'integer', min: 1, max: 1 << 20, description: 'appends in flight per follower (default 256)' },
   maxInflightBytes: { type: 'integer', min: 0, max: MAX_BYTES, description: 'bytes in flight per follower, 0 = unlimited (default 32 MiB)' },
   maxSizePerMsg: { type: 'integer', min: 1, max: MAX_BYTES, description: 'approximate byte limit of one AppendEntries (default 1 MiB)' },
@@ -88,6 +97,7 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     preVote: o.preVote ?? true,
     checkQuorum: o.checkQuorum ?? true,
     readOnly: o.readOnly ?? 'safe',
+    leaseDriftBound: o.leaseDriftBound ?? 0.3,
     maxInflightMsgs: o.maxInflightMsgs ?? 256,
     maxInflightBytes: o.maxInflightBytes ?? 32 << 20,
     maxSizePerMsg: o.maxSizePerMsg ?? 1 << 20,

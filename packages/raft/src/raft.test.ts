@@ -10,7 +10,7 @@ import {
   type Ready,
 } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
-import { TestNetwork } from '../test/network';
+import { TestNetwork, type Replica } from '../test/network';
 import { decodeHardState, encodeHardState } from './hard-state';
 import type { RaftMessage } from './messages';
 import { RaftNode } from './rawnode';
@@ -470,6 +470,58 @@ describe('reads (thesis 6.4)', () => {
       }
       expect(old?.reads.length).toBe(before);
     }
+  });
+});
+
+describe('lease reads under clock drift (thesis 6.4.1)', () => {
+  it('a lease read is never served once a new leader may exist, with the leader\'s clock 30% slow and the followers\' 30% fast (leaseDriftBound, default 0.3)', () => {
+    let stale = 0;
+    let exposed = 0;
+    for (let seed = 1; seed <= 30; seed++) {
+      const net = new TestNetwork(['a', 'b', 'c'], { readOnly: 'lease' }, seed);
+      for (let i = 0; i < 60 && net.leader() === undefined; i++) {
+        net.tickAll(1);
+        net.deliver();
+      }
+      const a = net.leader() as Replica;
+      const others = ['a', 'b', 'c'].filter((x) => x !== a.id);
+      a.node.propose(enc.encode('x'));
+      net.deliver();
+      // A heartbeat round acknowledged by both followers: the lease counts from the tick it left.
+      a.node.readIndex(enc.encode('r0'));
+      net.deliver();
+      net.processAll();
+      net.partition([a.id]);
+      let wrote = false;
+      // Real time in tenths: the leader ticks 7 times, each follower 13 times, per 10 steps.
+      for (let k = 1; k <= 400 && a.node.status().role === 'leader'; k++) {
+        if (Math.floor((k * 7) / 10) > Math.floor(((k - 1) * 7) / 10)) net.tick(a.id);
+        const f = Math.floor((k * 13) / 10) - Math.floor(((k - 1) * 13) / 10);
+        for (const id of others) net.tick(id, f);
+        net.deliver();
+        net.processAll();
+        const fresh = net.leader();
+        if (!wrote && fresh !== undefined && fresh.id !== a.id) {
+          fresh.node.propose(enc.encode('w'));
+          net.deliver();
+          net.processAll();
+          wrote = fresh.node.status().commitIndex >= fresh.node.status().lastIndex;
+        }
+        if (!wrote) continue;
+        // A write the old leader does not have is committed: it must not answer a read locally any more.
+        exposed++;
+        const before = a.reads.length;
+        try {
+          a.node.readIndex(enc.encode(`r${k}`));
+        } catch (e) {
+          expect(NotLeaderError.is(e)).toBe(true);
+        }
+        net.processAll();
+        if (a.reads.length > before) stale++;
+      }
+    }
+    expect(exposed).toBeGreaterThan(0);
+    expect(stale).toBe(0);
   });
 });
 

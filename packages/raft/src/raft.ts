@@ -53,6 +53,8 @@ export class Raft {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly readOnlyOption: 'safe' | 'lease';
+  /** Ticks a lease lasts from when its heartbeat round left (thesis 6.4.1, shortened by `leaseDriftBound`). */
+  readonly leaseTicks: number;
   readonly maxInflightBytes: number;
   readonly maxSizePerMsg: number;
   readonly maxUncommittedBytes: number;
@@ -127,6 +129,8 @@ export class Raft {
     this.preVote = ro.preVote;
     this.checkQuorum = ro.checkQuorum;
     this.readOnlyOption = ro.readOnly;
+    const d = ro.leaseDriftBound;
+    this.leaseTicks = Math.floor((this.electionTicks * (1 - d)) / (1 + d)) - 1;
     this.maxInflightBytes = ro.maxInflightBytes;
     this.maxSizePerMsg = ro.maxSizePerMsg;
     this.maxUncommittedBytes = ro.maxUncommittedBytes;

@@ -37,9 +37,11 @@ export function maybeReleaseReads(r: Raft): void {
   if (q === 0) return;
   if (r.readOnlyOption === 'lease') {
     // Every follower that acknowledged round q heard from us at or after its send tick and ignores vote
-    // requests for an election timeout after that (thesis 4.2.3); one tick of margin for clock drift.
+    // requests for an election timeout of its own clock after that (thesis 4.2.3). Measured on our clock, that
+    // timeout may be as short as electionTicks * (1 - d) / (1 + d) when our clock runs slow and theirs fast by
+    // the drift bound d; one tick less again for the tick in progress.
     const sent = r.readOnly.sentTick(q);
-    if (sent !== undefined) r.leaseExpiry = Math.max(r.leaseExpiry, sent + r.electionTicks - 1);
+    if (sent !== undefined && r.leaseTicks > 0) r.leaseExpiry = Math.max(r.leaseExpiry, sent + r.leaseTicks);
   }
   r.readOnly.prune(q);
   if (r.readOnly.pending === 0) return;
