@@ -11,6 +11,7 @@ import { DEFAULT_KV_TIMEOUT_MS, formatDuration } from './deadline';
 import { CliError, describeError } from './errors';
 import { localizeHints } from './invocation';
 import { PROTOCOLS, parseProtocolOptionFlag } from './protocols';
+import { DEFAULT_DIR, TARGET_ENV, resolveTarget, type Target, type TargetOptions, type TargetSources } from './target';
 
 const intArg = (what: string, min: number, max: number) => (v: string) => {
   try {
@@ -54,7 +55,24 @@ export function createProgram(): Command {
     // One line, all of it: commander puts its "(Did you mean ...?)" on a line of its own.
     .configureOutput({ outputError: (str, write) => write(`${oneLine(str)}\n`) });
 
-  const dir = () => new Option('--dir <path>', 'cluster directory').default('.consensus');
+  const dir = () => new Option('--dir <path>', 'cluster directory (of a cluster started by `start`)').default(DEFAULT_DIR).env(TARGET_ENV.dir);
+  /**
+   * `--dir` and the options that reach any cluster instead: a command that talks to the cluster over its client
+   * port takes these (each also from its CONSENSUS_* variable; a flag wins over the variable).
+   */
+  const target = (c: Command): Command =>
+    c
+      .addOption(dir())
+      .addOption(new Option('--endpoints <host:port,...>', "the nodes' client addresses (instead of --dir)").env(TARGET_ENV.endpoints))
+      .addOption(new Option('--cluster-id <id>', 'the cluster id of the nodes at --endpoints (their "clusterId")').env(TARGET_ENV.clusterId))
+      .addOption(new Option('--secret <secret>', 'the cluster secret, when the nodes have one ("secret" in their config)').env(TARGET_ENV.secret))
+      .addOption(new Option('--secret-file <path>', 'read the cluster secret from a file (a trailing newline is not part of it)'));
+  /** The cluster a command with `target` options talks to. */
+  const targetOf = (c: Command): Target => {
+    const sources: TargetSources = {};
+    for (const k of ['dir', 'endpoints', 'clusterId', 'secret', 'secretFile'] as const) sources[k] = c.getOptionValueSource(k) as TargetSources[typeof k];
+    return resolveTarget(c.opts<TargetOptions>(), sources);
+  };
   const json = () => new Option('--json', 'machine-readable output');
   /** `--timeout` of a command that talks to the cluster; `defaultMs`: its deadline without the flag. */
   const timeout = (defaultMs?: number) =>
@@ -84,79 +102,92 @@ export function createProgram(): Command {
     .requiredOption('--config <file>', 'node config file (JSON)')
     .action((o) => node(o));
 
-  program
+  const statusCommand = program
     .command('status')
     .description('show every node: role, term, leader, commit, applied, lag')
     .option('--verbose', "also print each node's protocol details (compact JSON)")
     .addOption(timeout())
-    .addOption(dir())
     .addOption(json())
-    .action((o) => status(o));
+    .action((o, cmd: Command) => status({ ...o, target: targetOf(cmd) }));
+  target(statusCommand);
   program.command('stop').description('stop every node of the cluster').addOption(dir()).addOption(json()).action((o) => stop(o));
   program.command('kill <node>').description('kill a node with SIGKILL (a crash)').addOption(dir()).addOption(json()).action((id, o) => kill(o, id));
   program.command('restart <node>').description('restart a node from its data').addOption(dir()).addOption(json()).action((id, o) => restart(o, id));
 
-  program
-    .command('put <key> [value]')
-    .description('write a key; the value is the argument, the content of --file, or stdin when it is -')
-    .option('--file <path>', 'the value is the content of this file (byte for byte)')
-    .addOption(kvTimeout())
-    .addOption(dir())
-    .addOption(json())
-    .action((k: string, v: string | undefined, o) => put(o, k, v));
-  program
-    .command('get <key>')
-    .description('read a key (linearizable unless --serializable)')
-    .addOption(dir())
-    .addOption(json())
-    .option('--serializable', "read the answering node's local state")
-    .addOption(new Option('--rev <revision>', 'read the key as it was at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
-    .addOption(kvTimeout())
-    .action((k, o) => get(o, k));
-  program
-    .command('del <key>')
-    .description('delete a key')
-    .option('--prefix', 'delete every key with this prefix')
-    .addOption(kvTimeout())
-    .addOption(dir())
-    .addOption(json())
-    .action((k, o) => del(o, k));
-  program
-    .command('range <prefix>')
-    .description('list keys with a prefix, in key order')
-    .addOption(new Option('--limit <n>', 'at most n keys').argParser(intArg('--limit', 1, 1_000_000)))
-    .option('--serializable', "read the answering node's local state")
-    .addOption(new Option('--rev <revision>', 'list the keys as they were at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
-    .addOption(kvTimeout())
-    .addOption(dir())
-    .addOption(json())
-    .action((p, o) => range(o, p));
-  program
-    .command('txn [file]')
-    .description('run a transaction read as JSON from a file, or stdin (no file or -): {"if": [...], "then": [...], "else": [...]}')
-    .addOption(kvTimeout())
-    .addOption(dir())
-    .addOption(json())
-    .action((file: string | undefined, o) => txn(o, file));
-  program
-    .command('compact <revision>')
-    .description('forget the history before a revision (reads below it fail afterwards)')
-    .addOption(kvTimeout())
-    .addOption(dir())
-    .addOption(json())
-    .action((rev: string, o) => compact(o, parseIntOption(rev, '<revision>', 1, Number.MAX_SAFE_INTEGER)));
+  target(
+    program
+      .command('put <key> [value]')
+      .description('write a key; the value is the argument, the content of --file, or stdin when it is -')
+      .option('--file <path>', 'the value is the content of this file (byte for byte)')
+      .addOption(kvTimeout())
+      .addOption(json())
+      .action((k: string, v: string | undefined, o, cmd: Command) => put({ ...o, target: targetOf(cmd) }, k, v)),
+  );
+  target(
+    program
+      .command('get <key>')
+      .description('read a key (linearizable unless --serializable)')
+      .addOption(json())
+      .option('--serializable', "read the answering node's local state")
+      .addOption(new Option('--rev <revision>', 'read the key as it was at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
+      .addOption(kvTimeout())
+      .action((k, o, cmd: Command) => get({ ...o, target: targetOf(cmd) }, k)),
+  );
+  target(
+    program
+      .command('del <key>')
+      .description('delete a key')
+      .option('--prefix', 'delete every key with this prefix')
+      .addOption(kvTimeout())
+      .addOption(json())
+      .action((k, o, cmd: Command) => del({ ...o, target: targetOf(cmd) }, k)),
+  );
+  target(
+    program
+      .command('range <prefix>')
+      .description('list keys with a prefix, in key order')
+      .addOption(new Option('--limit <n>', 'at most n keys').argParser(intArg('--limit', 1, 1_000_000)))
+      .option('--serializable', "read the answering node's local state")
+      .addOption(new Option('--rev <revision>', 'list the keys as they were at this revision (0: now)').argParser(intArg('--rev', 0, Number.MAX_SAFE_INTEGER)))
+      .addOption(kvTimeout())
+      .addOption(json())
+      .action((p, o, cmd: Command) => range({ ...o, target: targetOf(cmd) }, p)),
+  );
+  target(
+    program
+      .command('txn [file]')
+      .description('run a transaction read as JSON from a file, or stdin (no file or -): {"if": [...], "then": [...], "else": [...]}')
+      .addOption(kvTimeout())
+      .addOption(json())
+      .action((file: string | undefined, o, cmd: Command) => txn({ ...o, target: targetOf(cmd) }, file)),
+  );
+  target(
+    program
+      .command('compact <revision>')
+      .description('forget the history before a revision (reads below it fail afterwards)')
+      .addOption(kvTimeout())
+      .addOption(json())
+      .action((rev: string, o, cmd: Command) => compact({ ...o, target: targetOf(cmd) }, parseIntOption(rev, '<revision>', 1, Number.MAX_SAFE_INTEGER))),
+  );
 
   const leader = program.command('leader').description('leadership operations');
   leader
     .command('transfer <node>')
     .description('hand leadership to a node')
     .addOption(timeout(15_000))
-    .addOption(dir())
     .addOption(json())
-    .action((id, o) => leaderTransfer(o, id));
+    .action((id, o, cmd: Command) => leaderTransfer({ ...o, target: targetOf(cmd) }, id));
+  target(leader.commands.at(-1) as Command);
 
   const members = program.command('members').description('cluster membership');
-  members.command('list').description('voters and learners').addOption(timeout()).addOption(dir()).addOption(json()).action((o) => membersList(o));
+  target(
+    members
+      .command('list')
+      .description('voters and learners')
+      .addOption(timeout())
+      .addOption(json())
+      .action((o, cmd: Command) => membersList({ ...o, target: targetOf(cmd) })),
+  );
   members
     .command('add <node>')
     .description('provision and start a new node, add it as a learner and promote it to voter once it caught up (a learner of the cluster: promote it)')
@@ -177,12 +208,19 @@ export function createProgram(): Command {
   program.command('inspect <node>').description("verify and describe a node's data directory").addOption(dir()).addOption(json()).action((id, o) => inspectNode(o, id));
   program
     .command('partition <node> [peers...]')
-    .description('cut a node off from peers (all others by default), both ways')
+    .description('cut a node off from peers (all others by default), both ways (nodes need "admin": true)')
     .addOption(timeout())
-    .addOption(dir())
     .addOption(json())
-    .action((id, peers: string[], o) => partition(o, id, peers));
-  program.command('heal').description('restore every link cut by partition').addOption(timeout()).addOption(dir()).addOption(json()).action((o) => heal(o));
+    .action((id, peers: string[], o, cmd: Command) => partition({ ...o, target: targetOf(cmd) }, id, peers));
+  target(program.commands.at(-1) as Command);
+  target(
+    program
+      .command('heal')
+      .description('restore every link cut by partition')
+      .addOption(timeout())
+      .addOption(json())
+      .action((o, cmd: Command) => heal({ ...o, target: targetOf(cmd) })),
+  );
 
   program
     .command('bench')

@@ -39,6 +39,12 @@ export interface NodeConfig {
    */
   blockingWrites?: boolean;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Serve the requests that change the cluster's network, leadership or membership (partition, heal, leader
+   * transfer, members add/remove, peer addresses). Default false: any client that holds the cluster id and
+   * secret could otherwise cut nodes off. `consensus-cli start` writes `true` into the configs it makes.
+   */
+  admin?: boolean;
 }
 
 const LEVELS = ['debug', 'info', 'warn', 'error'];
@@ -80,6 +86,7 @@ const KNOWN_FIELDS = [
   'snapshotEvery',
   'blockingWrites',
   'logLevel',
+  'admin',
 ];
 
 /** Parses and validates a node config; every problem is a `ConfigError` naming the file and the field. */
@@ -137,6 +144,8 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   if (c.join === true) config.join = true;
   if (c.blockingWrites !== undefined && typeof c.blockingWrites !== 'boolean') fail(file, 'blockingWrites must be true or false');
   if (typeof c.blockingWrites === 'boolean') config.blockingWrites = c.blockingWrites;
+  if (c.admin !== undefined && typeof c.admin !== 'boolean') fail(file, 'admin must be true or false');
+  if (c.admin === true) config.admin = true;
   if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
   if (c.protocolOptions !== undefined) {
     // Only the shape here: the names and values are the protocol's to check (checkProtocolOptions).

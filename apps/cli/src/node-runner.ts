@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { basename, dirname, join } from 'node:path';
 import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
 import {
+  ConfigError,
   CorruptLogError,
   InvalidArgumentError,
   NotLeaderError,
@@ -122,6 +123,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
 
   let addressBook = { ...config.peers };
   async function admin(req: AdminRequest): Promise<unknown> {
+    refuseAdmin(config, req);
     switch (req.t) {
       case 'admin.peers':
         // Addresses only: membership itself changes through the log (admin.members).
@@ -211,6 +213,20 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
       return stopping;
     },
   };
+}
+
+/** Admin requests that change the cluster's network, leadership or membership: served only with `admin: true`. */
+export const GATED_ADMIN_REQUESTS: readonly AdminRequest['t'][] = ['admin.transfer', 'admin.partition', 'admin.heal', 'admin.peers', 'admin.members'];
+
+/**
+ * Refuses a gated admin request on a node whose config does not set `admin: true`, with a `ConfigError` (it
+ * travels to the client with its code) naming the flag. `admin.status` is a read and always served.
+ */
+export function refuseAdmin(config: Pick<NodeConfig, 'id' | 'admin'>, req: { t?: unknown }): void {
+  if (config.admin === true || !(GATED_ADMIN_REQUESTS as readonly unknown[]).includes(req.t)) return;
+  throw new ConfigError(
+    `admin requests are off on node ${config.id}: ${String(req.t)} needs "admin": true in its node config (it lets a client cut links, move leadership and change membership)`,
+  );
 }
 
 /** What `/health`, `/livez` and `/readyz` answer: the HTTP status follows `ok` (200 or 503). */

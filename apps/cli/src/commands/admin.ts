@@ -1,21 +1,29 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect, describeInspectReport } from '@consensus-kit/storage-fs';
-import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { ClusterDir, NODE_ID, type ClusterFile, type ClusterNode } from '../cluster-file';
-import { connectAdmin } from '../connect';
+import { connectAdmin, connectNode, viewCluster } from '../connect';
+import { dirTarget, type Target } from '../target';
 import { withDeadline } from '../deadline';
 import { localizeHints } from '../invocation';
-import { CliError } from '../errors';
+import { CliError, describeError } from '../errors';
 import { forgetMemberRecord, memberRecordProblem, type NodeReport } from '../node-runner';
 import type { NodeConfig } from '../config';
 import { ErrorCode, hasQuorum, type NodeId } from '@consensus-kit/core';
 import { agreedLeader, alive, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode } from '../supervisor';
 
 interface AdminOptions {
-  dir: string;
+  /** The cluster (commands that manage processes: `requireDir`). */
+  target: Target;
   json?: boolean;
   /** `--timeout`: give up after this many ms. */
+  timeout?: number;
+}
+
+/** Options of the commands that manage the node processes of a cluster the CLI started. */
+interface DirOptions {
+  dir: string;
+  json?: boolean;
   timeout?: number;
 }
 
@@ -23,10 +31,12 @@ interface AdminOptions {
 const TRANSFER_TIMEOUT_MS = 15_000;
 
 export async function leaderTransfer(o: AdminOptions, to: string): Promise<void> {
-  const cd = new ClusterDir(o.dir);
-  cd.node(cd.read(), to);
   const timeoutMs = o.timeout ?? TRANSFER_TIMEOUT_MS;
-  const { rpc } = connectAdmin(o.dir);
+  if (o.target.kind === 'dir') {
+    const cd = new ClusterDir(o.target.dir);
+    cd.node(cd.read(), to);
+  }
+  const { rpc } = connectAdmin(o.target);
   try {
     const r = await withDeadline(timeoutMs, { what: `leader transfer ${to}`, byDefault: o.timeout === undefined, note: 'leadership may still move (`consensus-cli status` tells)' }, (signal) =>
       rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: timeoutMs + 1000, ...(signal ? { signal } : {}) }),
@@ -39,9 +49,7 @@ export async function leaderTransfer(o: AdminOptions, to: string): Promise<void>
 }
 
 export async function membersList(o: AdminOptions): Promise<void> {
-  const cd = new ClusterDir(o.dir);
-  const cluster = cd.read();
-  const reports = await withDeadline(o.timeout, { what: 'members list' }, () => fetchReports(cluster));
+  const { cluster, reports } = await withDeadline(o.timeout, { what: 'members list' }, () => viewCluster(o.target));
   const leader = agreedLeader(cluster, reports);
   const source = reports.find((r) => r?.id === leader) ?? reports.find((r) => r !== undefined);
   if (source === undefined) throw new CliError('no node answered; is the cluster running?');
@@ -55,7 +63,7 @@ export async function membersList(o: AdminOptions): Promise<void> {
   if (outgoing !== undefined) console.log(`(joint configuration in progress; outgoing voters: ${outgoing.join(', ')})`);
 }
 
-export async function inspectNode(o: AdminOptions, id: string): Promise<void> {
+export async function inspectNode(o: { dir: string; json?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   cd.node(cd.read(), id);
   const report = await inspect(cd.dataDir(id));
@@ -76,8 +84,8 @@ export function partition(o: AdminOptions, id: string, from: string[]): Promise<
 }
 
 async function cutOff(o: AdminOptions, id: string, from: string[]): Promise<void> {
-  const cd = new ClusterDir(o.dir);
-  const cluster = cd.read();
+  const { cluster, reports, dir } = await viewCluster(o.target);
+  const cd = dir ?? new ClusterDir('.');
   cd.node(cluster, id);
   for (const peer of from) {
     cd.node(cluster, peer);
@@ -85,15 +93,17 @@ async function cutOff(o: AdminOptions, id: string, from: string[]): Promise<void
   }
   const others = from.length > 0 ? from : cluster.nodes.map((n) => n.id).filter((x) => x !== id);
   // Both sides drop, so the cut holds whichever side sends.
-  for (const n of cluster.nodes) {
+  let cut = 0;
+  for (const [i, n] of cluster.nodes.entries()) {
     const peers = n.id === id ? others : others.includes(n.id) ? [id] : [];
     if (peers.length === 0) continue;
-    if (cd.livePid(n.id) === undefined) continue; // not running: nothing to cut there
-    const { rpc } = connectTo(cluster.clusterId, `${n.host}:${n.port}`);
+    if (!running(dir, n.id, reports[i])) continue; // not running: nothing to cut there
+    const { rpc } = connectNode(o.target, `${n.host}:${n.port}`);
     try {
       await rpc.request({ t: 'admin.partition', peers }, { timeoutMs: 5000 });
+      cut++;
     } catch (e) {
-      throw new CliError(`could not reach ${n.id} to cut its links (${e instanceof Error ? e.message : String(e)}); run heal to undo a partial cut`);
+      throw new CliError(`could not cut the links of ${n.id} (${describeError(e)})${cut > 0 ? '; run heal to undo a partial cut' : ''}`);
     } finally {
       await rpc.close();
     }
@@ -101,28 +111,32 @@ async function cutOff(o: AdminOptions, id: string, from: string[]): Promise<void
   console.log(o.json ? JSON.stringify({ isolated: id, from: others }) : `cut ${id} off from ${others.join(', ')}`);
 }
 
+/** Whether a node runs: its process, for a cluster the CLI started; whether it answered, for a remote one. */
+function running(dir: ClusterDir | undefined, id: NodeId, report: NodeReport | undefined): boolean {
+  return dir !== undefined ? dir.livePid(id) !== undefined : report !== undefined;
+}
+
 export function heal(o: AdminOptions): Promise<void> {
   return withDeadline(o.timeout, { what: 'heal', note: 'some links may still be cut: run `consensus-cli heal` again' }, () => healAll(o));
 }
 
 async function healAll(o: AdminOptions): Promise<void> {
-  const cd = new ClusterDir(o.dir);
-  const cluster = cd.read();
+  const { cluster, reports, dir } = await viewCluster(o.target);
   const healed: string[] = [];
   const down: string[] = [];
   const failed: string[] = [];
-  for (const n of cluster.nodes) {
+  for (const [i, n] of cluster.nodes.entries()) {
     // A node that is not running has no cut links to restore: its faults live in memory and go with it.
-    if (cd.livePid(n.id) === undefined) {
+    if (!running(dir, n.id, reports[i])) {
       down.push(n.id);
       continue;
     }
-    const { rpc } = connectTo(cluster.clusterId, `${n.host}:${n.port}`);
+    const { rpc } = connectNode(o.target, `${n.host}:${n.port}`);
     try {
       await rpc.request({ t: 'admin.heal' }, { timeoutMs: 5000 });
       healed.push(n.id);
     } catch (e) {
-      failed.push(`${n.id} (${e instanceof Error ? e.message : String(e)})`);
+      failed.push(`${n.id} (${describeError(e)})`);
     } finally {
       await rpc.close();
     }
@@ -135,16 +149,11 @@ async function healAll(o: AdminOptions): Promise<void> {
   if (failed.length > 0) throw new CliError(`could not reach ${failed.join('; ')}: run heal again`);
 }
 
-function connectTo(clusterId: string, endpoint: string) {
-  // One endpoint and no redirects: give a busy machine time to answer rather than failing the command.
-  return { rpc: createRpcClient({ endpoints: [endpoint], clusterId, connectTimeoutMs: 2000, handshakeTimeoutMs: 3000, maxRedirects: 0 }) };
-}
-
 /** Sends `body` to every running node directly (no redirects). */
-async function toEveryNode(clusterId: string, nodes: { host: string; port: number; id: string }[], body: unknown, skip?: string): Promise<void> {
+async function toEveryNode(target: Target, nodes: { host: string; port: number; id: string }[], body: unknown, skip?: string): Promise<void> {
   for (const n of nodes) {
     if (n.id === skip) continue;
-    const { rpc } = connectTo(clusterId, `${n.host}:${n.port}`);
+    const { rpc } = connectNode(target, `${n.host}:${n.port}`);
     try {
       await rpc.request(body, { timeoutMs: 3000 }).catch(() => undefined);
     } finally {
@@ -222,7 +231,7 @@ async function changeMembers(dir: string, cluster: ClusterFile, op: 'addVoter' |
   // Refusals that say the change was not made (no leader yet, say, after the leader was killed) are tried
   // again until a leader takes it.
   for (const until = Date.now() + 20_000; ; ) {
-    const { rpc } = connectAdmin(dir);
+    const { rpc } = connectAdmin(dirTarget(dir));
     try {
       await rpc.request({ t: 'admin.members', change: { changes: [{ op, node: id }] } }, { timeoutMs: Math.max(1000, until - Date.now()) });
       return;
@@ -287,7 +296,7 @@ async function waitCaughtUp(cluster: ClusterFile, id: NodeId, timeoutMs = 60_000
  * cluster is needed for every commit from the moment the change is appended (Raft thesis 4.2.1; etcd adds
  * members as learners first for the same reason).
  */
-export async function membersAdd(o: AdminOptions & { learner?: boolean }, id: string): Promise<void> {
+export async function membersAdd(o: DirOptions & { learner?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   cd.read();
   const unlock = lockMembership(cd);
@@ -347,7 +356,7 @@ async function abandonAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, why
   }
 }
 
-async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }, id: string, progress: AddProgress): Promise<void> {
+async function addMember(cd: ClusterDir, o: DirOptions & { learner?: boolean }, id: string, progress: AddProgress): Promise<void> {
   // After Ctrl-C or --timeout the command has given up and undone what it could: take no further step.
   const goOn = () => {
     if (progress.abandoned) throw new CliError(`members add ${id} was abandoned`);
@@ -384,7 +393,7 @@ async function addMember(cd: ClusterDir, o: AdminOptions & { learner?: boolean }
   try {
     await waitUntilUp(cd, cluster, added);
     goOn();
-    await toEveryNode(cluster.clusterId, cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
+    await toEveryNode(dirTarget(cd.dir), cluster.nodes, { t: 'admin.peers', peers: { [id]: `${host}:${port}` } });
     goOn();
     progress.phase = 'proposing';
     await changeMembers(o.dir, cluster, 'addLearner', id);
@@ -477,7 +486,7 @@ async function waitUntilOutEverywhere(cluster: ClusterFile, rest: ClusterNode[],
 }
 
 /** `members remove <id>`: removes a member through the log, then stops its process. */
-export async function membersRemove(o: AdminOptions & { force?: boolean }, id: string): Promise<void> {
+export async function membersRemove(o: DirOptions & { force?: boolean }, id: string): Promise<void> {
   const cd = new ClusterDir(o.dir);
   cd.read();
   const unlock = lockMembership(cd);
@@ -488,7 +497,7 @@ export async function membersRemove(o: AdminOptions & { force?: boolean }, id: s
   }
 }
 
-async function removeMember(cd: ClusterDir, o: AdminOptions & { force?: boolean }, id: string): Promise<void> {
+async function removeMember(cd: ClusterDir, o: DirOptions & { force?: boolean }, id: string): Promise<void> {
   const cluster = cd.read();
   cd.node(cluster, id);
   await refuseQuorumLoss(cluster, id, o.force === true);
@@ -500,7 +509,7 @@ async function removeMember(cd: ClusterDir, o: AdminOptions & { force?: boolean 
   await stopNode(cd, id);
   cd.write({ ...cluster, nodes: rest });
   // Its port may go to the next member added: no node should keep sending there under the old id.
-  await toEveryNode(cluster.clusterId, rest, { t: 'admin.peers', peers: { [id]: '' } });
+  await toEveryNode(dirTarget(cd.dir), rest, { t: 'admin.peers', peers: { [id]: '' } });
   warnConfigs(cd.setPeerAddress(rest.map((n) => n.id), id, undefined));
   if (o.json) console.log(JSON.stringify({ removed: id }));
   else console.log(`removed ${id} (its data stays in ${cd.nodeDir(id)})`);

@@ -6,7 +6,9 @@ import type { NodeId } from '@consensus-kit/core';
 import { ClusterDir, type ClusterFile } from '../cluster-file';
 import { hasStoredState } from '@consensus-kit/storage-fs';
 import { readNodeConfig, type NodeConfig } from '../config';
+import { viewCluster } from '../connect';
 import { withDeadline } from '../deadline';
+import type { Target } from '../target';
 import { CliError } from '../errors';
 import { hint } from '../invocation';
 import { PROTOCOLS, checkProtocolOptionFlags, checkProtocolOptions } from '../protocols';
@@ -57,6 +59,8 @@ async function createCluster(cd: ClusterDir, o: StartOptions): Promise<ClusterFi
       tickMs: o.tickMs ?? 50,
       electionTicks: 10,
       heartbeatTicks: 1,
+      // A local cluster for trying things: partition, heal and leader transfer work (the tour uses them).
+      admin: true,
     };
     writeFileSync(cd.configFile(n.id), `${JSON.stringify(config, null, 2)}\n`);
   }
@@ -182,13 +186,14 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
  * cluster is healthy. Exits with `STATUS_EXIT`: 0 healthy, 3 degraded (a node down or unhealthy), 4 no leader
  * or no quorum (1 and 2 keep their meaning: the command failed, a usage error).
  */
-export async function status(o: { dir: string; json?: boolean; verbose?: boolean; timeout?: number }): Promise<void> {
-  const cd = new ClusterDir(o.dir);
-  const cluster = cd.read();
-  const [reports, health] = await withDeadline(o.timeout, { what: 'status' }, () =>
-    Promise.all([fetchReports(cluster), Promise.all(cluster.nodes.map((n) => fetchHealth(n)))]),
-  );
-  const rows = statusRows(cluster, reports, cluster.nodes.map((n) => cd.livePid(n.id)), health);
+export async function status(o: { target: Target; json?: boolean; verbose?: boolean; timeout?: number }): Promise<void> {
+  const { cluster, reports, health, pids } = await withDeadline(o.timeout, { what: 'status' }, async () => {
+    const view = await viewCluster(o.target);
+    const h = await Promise.all(view.cluster.nodes.map((n) => (n.httpPort > 0 ? fetchHealth(n) : Promise.resolve(undefined))));
+    // A remote node's process is not this machine's to look up: whether it answers tells.
+    return { ...view, health: h, pids: view.cluster.nodes.map((n) => view.dir?.livePid(n.id)) };
+  });
+  const rows = statusRows(cluster, reports, pids, health);
   const leader = agreedLeader(cluster, reports) ?? null;
   const verdict = judgeCluster(rows, leader);
   process.exitCode = verdict.exitCode;

@@ -5,9 +5,11 @@ import { connectKv } from '../connect';
 import { DEFAULT_KV_TIMEOUT_MS, withDeadline } from '../deadline';
 import { CliError } from '../errors';
 import { outputFor } from '../render';
+import type { Target } from '../target';
 
 interface KvOptions {
-  dir: string;
+  /** The cluster: a directory of one the CLI started, or endpoints and a cluster id (`--endpoints`). */
+  target: Target;
   json?: boolean;
   serializable?: boolean;
   limit?: number;
@@ -28,12 +30,12 @@ function printKv(kv: KeyValue, json: boolean): void {
 }
 
 /**
- * Runs `fn` with a kv client for the cluster in `o.dir`, giving up after `o.timeout` (or the default): the
+ * Runs `fn` with a kv client for the target cluster, giving up after `o.timeout` (or the default): the
  * client's own deadline is set a little later, so the command's one-line message is what the user sees.
  */
 async function withClient<T>(o: KvOptions, what: string, fn: (c: ReturnType<typeof connectKv>, call: { signal?: AbortSignal }) => Promise<T>, note?: string): Promise<T> {
   const timeoutMs = o.timeout ?? DEFAULT_KV_TIMEOUT_MS;
-  const c = connectKv(o.dir, { timeoutMs: timeoutMs + 1000 });
+  const c = connectKv(o.target, { timeoutMs: timeoutMs + 1000 });
   try {
     const deadline = { what, byDefault: o.timeout === undefined, ...(note !== undefined ? { note } : {}) };
     return await withDeadline(timeoutMs, deadline, (signal) => fn(c, signal ? { signal } : {}));

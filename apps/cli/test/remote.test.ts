@@ -1,0 +1,246 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@consensus-kit/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterDir } from '../src/cluster-file';
+import { parseNodeConfig, type NodeConfig } from '../src/config';
+import { refuseAdmin } from '../src/node-runner';
+import { alive, nodeCommand, sleep } from '../src/supervisor';
+import { DEFAULT_DIR, resolveTarget, TARGET_ENV } from '../src/target';
+import { cli, freeBase, useSourceNodes, waitFor } from './helpers';
+
+useSourceNodes();
+
+const CLUSTER_ID = 'remote-test';
+const SECRET = 'a long shared cluster secret';
+
+/**
+ * Three nodes as the README's "real machines" section deploys them: one hand-written config each (a secret, no
+ * `admin`), each run with `consensus-cli node --config <file>`; no cluster directory, no cluster.json.
+ */
+describe('a cluster of three node configs, driven through --endpoints and --cluster-id (no --dir)', () => {
+  let root: string;
+  let endpoints: string;
+  const pids: number[] = [];
+  const remote = () => ['--endpoints', endpoints, '--cluster-id', CLUSTER_ID, '--secret', SECRET];
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'consensus-remote-test-'));
+    const base = await freeBase();
+    const ids = ['n1', 'n2', 'n3'];
+    const peers = Object.fromEntries(ids.map((id, i) => [id, `127.0.0.1:${base + i + 1}`]));
+    endpoints = Object.values(peers).join(',');
+    const [cmd, ...args] = nodeCommand();
+    for (const [i, id] of ids.entries()) {
+      mkdirSync(join(root, id));
+      const config: Omit<NodeConfig, 'dataDir'> & { dataDir: string } = {
+        clusterId: CLUSTER_ID,
+        id,
+        protocol: 'raft',
+        dataDir: './data',
+        listen: { host: '127.0.0.1', port: base + i + 1 },
+        http: { host: '127.0.0.1', port: base + 100 + i + 1 },
+        peers,
+        secret: SECRET,
+        tickMs: 50,
+        electionTicks: 10,
+      };
+      const file = join(root, id, 'node.json');
+      writeFileSync(file, JSON.stringify(config, null, 2));
+      const log = openSync(join(root, id, 'node.log'), 'a');
+      const child = spawn(cmd as string, [...args, 'node', '--config', file], { stdio: ['ignore', log, log] });
+      closeSync(log);
+      pids.push(child.pid as number);
+    }
+    await waitFor('a leader, seen through --endpoints', async () => {
+      const r = await cli('status', ...remote(), '--json');
+      return r.code === 0 ? ((JSON.parse(r.out) as { leader: string | null }).leader ?? undefined) : undefined;
+    });
+  });
+
+  afterAll(async () => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('put, get, range, del, status and members list work with the flags alone', async () => {
+    const put = await cli('put', 'remote/a', 'one', ...remote());
+    expect(put.err).toBe('');
+    expect(put.code).toBe(0);
+    expect(put.out).toMatch(/^OK \(revision \d+\)\n$/);
+    expect(await cli('get', 'remote/a', ...remote())).toMatchObject({ code: 0, out: 'one\n' });
+    expect(await cli('range', 'remote/', ...remote())).toMatchObject({ code: 0, out: 'remote/a\tone\n' });
+    const status = await cli('status', ...remote(), '--json');
+    expect(status.code).toBe(0);
+    const s = JSON.parse(status.out) as { clusterId: string; leader: string; nodes: { node: string; role: string; address: string }[] };
+    expect(s.clusterId).toBe(CLUSTER_ID);
+    expect(s.nodes.map((n) => n.node)).toEqual(['n1', 'n2', 'n3']);
+    expect(s.nodes.map((n) => n.address).join(',')).toBe(endpoints);
+    expect(s.nodes.filter((n) => n.role === 'leader').map((n) => n.node)).toEqual([s.leader]);
+    const members = await cli('members', 'list', ...remote(), '--json');
+    expect(members.code).toBe(0);
+    expect((JSON.parse(members.out) as { voters: string[] }).voters.sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(await cli('del', 'remote/a', ...remote())).toMatchObject({ code: 0, out: /^deleted 1 key / });
+  });
+
+  it('the CONSENSUS_* variables name the cluster as well, and a flag wins over its variable', async () => {
+    const saved = { ...process.env };
+    try {
+      process.env[TARGET_ENV.endpoints] = endpoints;
+      process.env[TARGET_ENV.clusterId] = CLUSTER_ID;
+      process.env[TARGET_ENV.secret] = SECRET;
+      expect(await cli('put', 'env/a', 'from-env')).toMatchObject({ code: 0, out: /^OK / });
+      expect(await cli('get', 'env/a')).toMatchObject({ code: 0, out: 'from-env\n' });
+      expect((await cli('status', '--json')).code).toBe(0);
+      // A wrong id in the environment, the right one as a flag: the flag is used.
+      process.env[TARGET_ENV.clusterId] = 'someone-else';
+      expect(await cli('get', 'env/a', '--cluster-id', CLUSTER_ID)).toMatchObject({ code: 0, out: 'from-env\n' });
+      // A directory flag wins over endpoints from the environment: that directory holds no cluster.
+      const empty = mkdtempSync(join(tmpdir(), 'consensus-remote-empty-'));
+      const r = await cli('get', 'env/a', '--dir', empty);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/no cluster in /);
+      rmSync(empty, { recursive: true, force: true });
+    } finally {
+      for (const k of Object.values(TARGET_ENV)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+
+  it('--secret-file reads the secret (without its trailing newline)', async () => {
+    const file = join(root, 'secret.txt');
+    writeFileSync(file, `${SECRET}\n`);
+    await cli('put', 'file/a', 'x', ...remote());
+    const r = await cli('get', 'file/a', '--endpoints', endpoints, '--cluster-id', CLUSTER_ID, '--secret-file', file);
+    expect(r).toMatchObject({ code: 0, out: 'x\n' });
+  });
+
+  it('without the secret the nodes refuse the client, and the error says why', async () => {
+    const r = await cli('get', 'remote/a', '--endpoints', endpoints, '--cluster-id', CLUSTER_ID, '--timeout', '3s');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/secret-required/);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a wrong cluster id is refused with a message naming the mismatch', async () => {
+    const get = await cli('get', 'remote/a', '--endpoints', endpoints, '--cluster-id', 'not-this-one', '--secret', SECRET, '--timeout', '3s');
+    expect(get.code).toBe(1);
+    expect(get.err).toMatch(/cluster-mismatch/);
+    const status = await cli('status', '--endpoints', endpoints, '--cluster-id', 'not-this-one', '--secret', SECRET);
+    expect(status.code).toBe(1);
+    expect(status.err).toMatch(/^consensus-cli: no node of cluster not-this-one let the CLI in \(.*cluster-mismatch.*check --cluster-id and the secret\n$/);
+  });
+
+  it('partition, heal and leader transfer are refused by nodes without "admin": true, naming the flag', async () => {
+    const partition = await cli('partition', 'n1', ...remote());
+    expect(partition.code).toBe(1);
+    expect(partition.err).toMatch(/admin requests are off on node n1: admin\.partition needs "admin": true in its node config .*\[CONFIG\]/);
+    const heal = await cli('heal', ...remote());
+    expect(heal.code).toBe(1);
+    expect(heal.err).toMatch(/admin\.heal needs "admin": true/);
+    const transfer = await cli('leader', 'transfer', 'n2', ...remote());
+    expect(transfer.code).toBe(1);
+    expect(transfer.err).toMatch(/admin requests are off on node n\d: admin\.transfer needs "admin": true/);
+    // Nothing was cut: every node still answers and agrees on the leader.
+    const status = await cli('status', ...remote(), '--json');
+    expect(status.code).toBe(0);
+  });
+});
+
+describe('choosing the cluster: flags, variables and their conflicts', () => {
+  it('endpoints without a cluster id, or a malformed endpoint, are usage errors', async () => {
+    const noId = await cli('get', 'k', '--endpoints', '127.0.0.1:1');
+    expect(noId).toMatchObject({ code: 2, err: /--endpoints needs the cluster's id too: --cluster-id <id> or CONSENSUS_CLUSTER_ID/ });
+    const bad = await cli('get', 'k', '--endpoints', '127.0.0.1', '--cluster-id', 'x');
+    expect(bad).toMatchObject({ code: 2, err: /--endpoints: "127.0.0.1" is not host:port/ });
+    const twice = await cli('get', 'k', '--endpoints', '127.0.0.1:1', '--cluster-id', 'x', '--secret', SECRET, '--secret-file', '/nonexistent');
+    expect(twice).toMatchObject({ code: 2, err: /--secret or --secret-file, not both/ });
+    const short = await cli('get', 'k', '--endpoints', '127.0.0.1:1', '--cluster-id', 'x', '--secret', 'short');
+    expect(short).toMatchObject({ code: 2, err: /shorter than 8 characters/ });
+  });
+
+  it('a directory and endpoints given together must name the same cluster', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'consensus-remote-dir-'));
+    try {
+      new ClusterDir(dir).write({ version: 1, clusterId: 'local-abc', protocol: 'raft', nodes: [{ id: 'n1', host: '127.0.0.1', port: 7101, httpPort: 7201 }] });
+      const other = await cli('get', 'k', '--dir', dir, '--endpoints', '127.0.0.1:7101', '--cluster-id', 'prod');
+      expect(other).toMatchObject({ code: 2, err: /--dir and --endpoints disagree: --dir .* holds cluster local-abc, not prod/ });
+      const foreign = await cli('get', 'k', '--dir', dir, '--endpoints', '10.0.0.9:7101', '--cluster-id', 'local-abc');
+      expect(foreign).toMatchObject({ code: 2, err: /disagree: 10\.0\.0\.9:7101 is not a node of the cluster in / });
+      const idOnly = await cli('get', 'k', '--dir', dir, '--cluster-id', 'prod');
+      expect(idOnly).toMatchObject({ code: 2, err: /--dir and --cluster-id disagree/ });
+      // Agreeing: the endpoints are used.
+      expect(resolveTarget({ dir, endpoints: '127.0.0.1:7101', clusterId: 'local-abc' }, { dir: 'cli', endpoints: 'cli', clusterId: 'cli' })).toEqual({
+        kind: 'remote',
+        clusterId: 'local-abc',
+        endpoints: ['127.0.0.1:7101'],
+      });
+      // Variables for both: the same check.
+      expect(() => resolveTarget({ dir, endpoints: '127.0.0.1:7101', clusterId: 'prod' }, { dir: 'env', endpoints: 'env', clusterId: 'env' })).toThrow(
+        /CONSENSUS_DIR and CONSENSUS_ENDPOINTS disagree/,
+      );
+      // The directory from its variable, endpoints from a flag: the flag wins.
+      expect(resolveTarget({ dir, endpoints: '10.0.0.9:7101', clusterId: 'prod' }, { dir: 'env', endpoints: 'cli', clusterId: 'cli' })).toMatchObject({ kind: 'remote' });
+      // A cluster the CLI started: its cluster file gives the endpoints and the id.
+      expect(resolveTarget({ dir }, { dir: 'env' })).toEqual({ kind: 'dir', dir, clusterId: 'local-abc', endpoints: ['127.0.0.1:7101'] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('neither a cluster directory nor endpoints: a usage error that says what to give', async () => {
+    const cwd = process.cwd();
+    const empty = mkdtempSync(join(tmpdir(), 'consensus-remote-cwd-'));
+    process.chdir(empty);
+    try {
+      const r = await cli('get', 'k');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(new RegExp(`no cluster given: no cluster was started in ${DEFAULT_DIR} .*--endpoints host:port,\\.\\.\\. with --cluster-id <id> \\(or CONSENSUS_ENDPOINTS and CONSENSUS_CLUSTER_ID\\)`));
+    } finally {
+      process.chdir(cwd);
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the admin gate', () => {
+  it('refuses requests that change the network, leadership or membership without "admin": true, with a ConfigError naming it', () => {
+    for (const t of ['admin.partition', 'admin.heal', 'admin.transfer', 'admin.members', 'admin.peers']) {
+      let thrown: unknown;
+      try {
+        refuseAdmin({ id: 'n1' }, { t });
+      } catch (e) {
+        thrown = e;
+      }
+      expect(ConfigError.is(thrown), t).toBe(true);
+      expect((thrown as Error).message).toContain(`${t} needs "admin": true`);
+      expect(() => refuseAdmin({ id: 'n1', admin: true }, { t })).not.toThrow();
+    }
+    // Status is a read: always served.
+    expect(() => refuseAdmin({ id: 'n1' }, { t: 'admin.status' })).not.toThrow();
+  });
+
+  it('"admin" in a node config is true or false', () => {
+    const base = {
+      clusterId: 'c',
+      id: 'n1',
+      protocol: 'raft',
+      dataDir: './d',
+      listen: { host: '127.0.0.1', port: 1 },
+      http: { host: '127.0.0.1', port: 2 },
+      peers: { n1: '127.0.0.1:1' },
+    };
+    expect(parseNodeConfig(JSON.stringify({ ...base, admin: true }), 'f.json').admin).toBe(true);
+    expect(parseNodeConfig(JSON.stringify(base), 'f.json').admin).toBeUndefined();
+    expect(() => parseNodeConfig(JSON.stringify({ ...base, admin: 'yes' }), 'f.json')).toThrow(/admin must be true or false/);
+  });
+});
