@@ -66,11 +66,15 @@ export function createProgram(): Command {
       .addOption(new Option('--endpoints <host:port,...>', "the nodes' client addresses (instead of --dir)").env(TARGET_ENV.endpoints))
       .addOption(new Option('--cluster-id <id>', 'the cluster id of the nodes at --endpoints (their "clusterId")').env(TARGET_ENV.clusterId))
       .addOption(new Option('--secret <secret>', 'the cluster secret, when the nodes have one ("secret" in their config)').env(TARGET_ENV.secret))
-      .addOption(new Option('--secret-file <path>', 'read the cluster secret from a file (a trailing newline is not part of it)'));
+      .addOption(new Option('--secret-file <path>', 'read the cluster secret from a file (a trailing newline is not part of it)'))
+      .addOption(new Option('--cacert <file>', "TLS: the CA (PEM) that signed the nodes' certificates").env(TARGET_ENV.cacert))
+      .addOption(new Option('--cert <file>', 'TLS: this client\'s certificate (PEM), for nodes that require mutual TLS').env(TARGET_ENV.cert))
+      .addOption(new Option('--key <file>', 'TLS: the key (PEM) of --cert').env(TARGET_ENV.key))
+      .addOption(new Option('--tls-servername <name>', "TLS: the name to check the nodes' certificates against, if not the endpoint's host"));
   /** The cluster a command with `target` options talks to. */
   const targetOf = (c: Command): Target => {
     const sources: TargetSources = {};
-    for (const k of ['dir', 'endpoints', 'clusterId', 'secret', 'secretFile'] as const) sources[k] = c.getOptionValueSource(k) as TargetSources[typeof k];
+    for (const k of ['dir', 'endpoints', 'clusterId', 'secret', 'secretFile', 'cacert', 'cert', 'key', 'tlsServername'] as const) sources[k] = c.getOptionValueSource(k) as TargetSources[typeof k];
     return resolveTarget(c.opts<TargetOptions>(), sources);
   };
   const json = () => new Option('--json', 'machine-readable output');

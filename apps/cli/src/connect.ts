@@ -6,7 +6,8 @@ import type { NodeReport } from './node-runner';
 import { fetchReports } from './supervisor';
 import { dirTarget, type Target } from './target';
 
-const secretOf = (t: Target) => (t.secret !== undefined ? { secret: t.secret } : {});
+const secretOf = (t: Pick<Target, 'secret'>) => (t.secret !== undefined ? { secret: t.secret } : {});
+const tlsOf = (t: Pick<Target, 'tls'>) => (t.tls !== undefined ? { tls: t.tls } : {});
 
 /**
  * A key-value client for the target cluster (or the cluster the CLI started in a directory), made by kv's own
@@ -15,21 +16,31 @@ const secretOf = (t: Target) => (t.secret !== undefined ? { secret: t.secret } :
  */
 export function connectKv(to: Target | string, options: Omit<CreateKvClientOptions, 'endpoints' | 'clusterId' | 'secret'> = {}): { kv: KvClient } {
   const target = typeof to === 'string' ? dirTarget(to) : to;
-  return { kv: createKvClient({ timeoutMs: 15_000, ...options, endpoints: target.endpoints, clusterId: target.clusterId, ...secretOf(target) }) };
+  return {
+    kv: createKvClient({
+      timeoutMs: 15_000,
+      ...options,
+      endpoints: target.endpoints,
+      clusterId: target.clusterId,
+      ...secretOf(target),
+      ...(target.tls !== undefined ? { rpc: { ...options.rpc, tls: target.tls } } : {}),
+    }),
+  };
 }
 
 /** A request channel for the CLI's admin requests to the target cluster: follows redirects to the leader. */
 export function connectAdmin(target: Target): { rpc: RpcClient } {
-  return { rpc: createRpcClient({ endpoints: target.endpoints, clusterId: target.clusterId, ...secretOf(target), connectTimeoutMs: 300, timeoutMs: 5000 }) };
+  return { rpc: createRpcClient({ endpoints: target.endpoints, clusterId: target.clusterId, ...secretOf(target), ...tlsOf(target), connectTimeoutMs: 300, timeoutMs: 5000 }) };
 }
 
 /** A channel to one node only (no redirects): a busy machine gets time to answer rather than failing the command. */
-export function connectNode(target: Pick<Target, 'clusterId' | 'secret'>, endpoint: string): { rpc: RpcClient } {
+export function connectNode(target: Pick<Target, 'clusterId' | 'secret' | 'tls'>, endpoint: string): { rpc: RpcClient } {
   return {
     rpc: createRpcClient({
       endpoints: [endpoint],
       clusterId: target.clusterId,
-      ...(target.secret !== undefined ? { secret: target.secret } : {}),
+      ...secretOf(target),
+      ...tlsOf(target),
       connectTimeoutMs: 2000,
       handshakeTimeoutMs: 3000,
       maxRedirects: 0,

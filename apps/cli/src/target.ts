@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { TlsOptions } from '@consensus-kit/transport-tcp';
 import { readNodeConfig } from './config';
 import { ClusterDir, endpointsOf, type ClusterFile } from './cluster-file';
 import { CliError } from './errors';
@@ -12,6 +13,9 @@ export const TARGET_ENV = {
   endpoints: 'CONSENSUS_ENDPOINTS',
   clusterId: 'CONSENSUS_CLUSTER_ID',
   secret: 'CONSENSUS_SECRET',
+  cacert: 'CONSENSUS_CACERT',
+  cert: 'CONSENSUS_CERT',
+  key: 'CONSENSUS_KEY',
 } as const;
 
 /** Where a value came from, as commander reports it: a flag, the environment, or the default. */
@@ -24,6 +28,13 @@ export interface TargetOptions {
   clusterId?: string | undefined;
   secret?: string | undefined;
   secretFile?: string | undefined;
+  /** TLS: the CA file that signed the nodes' certificates (turns TLS on). */
+  cacert?: string | undefined;
+  /** TLS: this client's certificate and key files, for nodes that require mutual TLS (turns TLS on). */
+  cert?: string | undefined;
+  key?: string | undefined;
+  /** TLS: the name to check the nodes' certificates against, when it is not the endpoint's host. */
+  tlsServername?: string | undefined;
 }
 
 export type TargetSources = Partial<Record<keyof TargetOptions, ValueSource>>;
@@ -34,8 +45,8 @@ export type TargetSources = Partial<Record<keyof TargetOptions, ValueSource>>;
  * `consensus-cli node --config` on other machines).
  */
 export type Target =
-  | { kind: 'dir'; dir: string; clusterId: string; endpoints: string[]; secret?: string }
-  | { kind: 'remote'; clusterId: string; endpoints: string[]; secret?: string };
+  | { kind: 'dir'; dir: string; clusterId: string; endpoints: string[]; secret?: string; tls?: TlsOptions }
+  | { kind: 'remote'; clusterId: string; endpoints: string[]; secret?: string; tls?: TlsOptions };
 
 /** A cluster-id as the config accepts it: any non-empty string without whitespace. */
 const CLUSTER_ID = /^\S{1,256}$/;
@@ -56,7 +67,16 @@ function parseEndpoints(text: string, from: string): string[] {
 }
 
 const named = (key: keyof typeof TARGET_ENV | 'secretFile', source: ValueSource): string => {
-  const flag = { dir: '--dir', endpoints: '--endpoints', clusterId: '--cluster-id', secret: '--secret', secretFile: '--secret-file' }[key];
+  const flag = {
+    dir: '--dir',
+    endpoints: '--endpoints',
+    clusterId: '--cluster-id',
+    secret: '--secret',
+    secretFile: '--secret-file',
+    cacert: '--cacert',
+    cert: '--cert',
+    key: '--key',
+  }[key];
   return source === 'env' && key !== 'secretFile' ? TARGET_ENV[key] : flag;
 };
 
@@ -95,6 +115,33 @@ function configSecret(cd: ClusterDir, cluster: ClusterFile): string | undefined 
   return undefined;
 }
 
+/**
+ * TLS for the client connections, from `--cacert`, `--cert`/`--key` and `--tls-servername` (PEM files read here):
+ * on when a CA or a client certificate is given, off otherwise (the nodes' listeners speak TLS only when their
+ * transport was given TLS material).
+ */
+function tlsOf(o: TargetOptions, src: TargetSources): TlsOptions | undefined {
+  if ((o.cert === undefined) !== (o.key === undefined)) {
+    throw new CliError(`${named(o.cert === undefined ? 'key' : 'cert', o.cert === undefined ? src.key : src.cert)} needs ${o.cert === undefined ? '--cert' : '--key'} too (a client certificate and its key)`, 2);
+  }
+  if (o.cacert === undefined && o.cert === undefined) {
+    if (o.tlsServername !== undefined) throw new CliError('--tls-servername applies to TLS: give --cacert (or --cert and --key) too', 2);
+    return undefined;
+  }
+  const read = (file: string, key: 'cacert' | 'cert' | 'key') => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new CliError(`cannot read ${named(key, src[key])} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+    }
+  };
+  return {
+    ...(o.cacert !== undefined ? { ca: read(o.cacert, 'cacert') } : {}),
+    ...(o.cert !== undefined && o.key !== undefined ? { cert: read(o.cert, 'cert'), key: read(o.key, 'key') } : {}),
+    ...(o.tlsServername !== undefined ? { servername: o.tlsServername } : {}),
+  };
+}
+
 const rank = (s: ValueSource): number => (s === 'cli' ? 2 : s === 'env' ? 1 : 0);
 
 /**
@@ -106,6 +153,8 @@ const rank = (s: ValueSource): number => (s === 'cli' ? 2 : s === 'env' ? 1 : 0)
  */
 export function resolveTarget(o: TargetOptions, src: TargetSources): Target {
   const secret = secretOf(o, src);
+  const tls = tlsOf(o, src);
+  const withTls = tls !== undefined ? { tls } : {};
   const endpointsGiven = o.endpoints !== undefined && rank(src.endpoints) > 0;
   const dirLevel = o.dir !== undefined ? rank(src.dir) : 0;
   const useEndpoints = endpointsGiven && rank(src.endpoints) >= dirLevel;
@@ -132,7 +181,7 @@ export function resolveTarget(o: TargetOptions, src: TargetSources): Target {
         throw new CliError(`${named('dir', src.dir)} and ${from} disagree: ${why}. Give one of them`, 2);
       }
     }
-    return { kind: 'remote', clusterId, endpoints, ...(secret !== undefined ? { secret } : {}) };
+    return { kind: 'remote', clusterId, endpoints, ...(secret !== undefined ? { secret } : {}), ...withTls };
   }
 
   const dir = o.dir ?? DEFAULT_DIR;
@@ -147,7 +196,7 @@ export function resolveTarget(o: TargetOptions, src: TargetSources): Target {
     throw new CliError(`${named('dir', src.dir)} and ${named('clusterId', src.clusterId)} disagree: ${cd.dir} holds cluster ${cluster.clusterId}, not ${clusterId}`, 2);
   }
   const s = secret ?? configSecret(cd, cluster);
-  return { kind: 'dir', dir, clusterId: cluster.clusterId, endpoints: endpointsOf(cluster), ...(s !== undefined ? { secret: s } : {}) };
+  return { kind: 'dir', dir, clusterId: cluster.clusterId, endpoints: endpointsOf(cluster), ...(s !== undefined ? { secret: s } : {}), ...withTls };
 }
 
 function readForAgreement(cd: ClusterDir, dirFrom: string, endpointsFrom: string): ClusterFile {

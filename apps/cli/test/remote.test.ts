@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '@consensus-kit/core';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, InvalidArgumentError } from '@consensus-kit/core';
+import { silentLogger } from '@consensus-kit/core/host';
+import { createRequestServer } from '@consensus-kit/transport-tcp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
 import { parseNodeConfig, type NodeConfig } from '../src/config';
@@ -242,5 +245,39 @@ describe('the admin gate', () => {
     expect(parseNodeConfig(JSON.stringify({ ...base, admin: true }), 'f.json').admin).toBe(true);
     expect(parseNodeConfig(JSON.stringify(base), 'f.json').admin).toBeUndefined();
     expect(() => parseNodeConfig(JSON.stringify({ ...base, admin: 'yes' }), 'f.json')).toThrow(/admin must be true or false/);
+  });
+});
+
+/** transport-tcp's test-only TLS material: ca.crt signs node.crt (127.0.0.1, localhost); rogue.crt is outside it. */
+const tlsFile = (name: string) => fileURLToPath(new URL(`../../../packages/transport-tcp/testdata/tls/${name}`, import.meta.url));
+
+describe('TLS to the client port', () => {
+  it('--cacert reaches an endpoint that speaks TLS; without it, or with another CA, the command fails', async () => {
+    // A node's client channel with TLS material (as a transport-tcp listener given `tls` serves it), answering
+    // the report `members list` asks for. Nodes run by `consensus-cli node` take no TLS settings yet.
+    const server = createRequestServer({
+      clusterId: 'tls-test',
+      id: 'n1',
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: { cert: readFileSync(tlsFile('node.crt'), 'utf8'), key: readFileSync(tlsFile('node.key'), 'utf8') },
+      logger: silentLogger,
+    });
+    server.onRequest((body) => {
+      if ((body as { t?: unknown }).t !== 'admin.status') throw new InvalidArgumentError('only admin.status here');
+      const status = { id: 'n1', role: 'leader', term: 1, leader: 'n1', commitIndex: 0, appliedIndex: 0, lastIndex: 0, config: { voters: ['n1'], learners: [] } };
+      return { id: 'n1', pid: process.pid, address: server.endpoint(), http: '127.0.0.1:0', status };
+    });
+    await server.start();
+    try {
+      const flags = ['members', 'list', '--endpoints', server.endpoint(), '--cluster-id', 'tls-test', '--json'];
+      const ok = await cli(...flags, '--cacert', tlsFile('ca.crt'));
+      expect(ok.err).toBe('');
+      expect(JSON.parse(ok.out)).toMatchObject({ voters: ['n1'], leader: 'n1' });
+      expect(await cli(...flags)).toMatchObject({ code: 1, err: /no node answered/ });
+      expect(await cli(...flags, '--cacert', tlsFile('rogue.crt'))).toMatchObject({ code: 1, err: /no node answered/ });
+      expect(await cli(...flags, '--cert', tlsFile('client.crt'))).toMatchObject({ code: 2, err: /--cert needs --key too/ });
+    } finally {
+      await server.stop();
+    }
   });
 });
