@@ -195,8 +195,19 @@ export function resolveTarget(o: TargetOptions, src: TargetSources): Target {
   if (clusterId !== undefined && rank(src.clusterId) >= dirLevel && clusterId !== cluster.clusterId) {
     throw new CliError(`${named('dir', src.dir)} and ${named('clusterId', src.clusterId)} disagree: ${cd.dir} holds cluster ${cluster.clusterId}, not ${clusterId}`, 2);
   }
-  const s = secret ?? configSecret(cd, cluster);
-  return { kind: 'dir', dir, clusterId: cluster.clusterId, endpoints: endpointsOf(cluster), ...(s !== undefined ? { secret: s } : {}), ...withTls };
+  // The nodes' configs say whether they have a secret: a CONSENSUS_SECRET or CONSENSUS_CACERT exported for a
+  // remote cluster must not break the local one (a dialer with a secret is refused by a node without one). A
+  // flag still applies.
+  const s = configSecret(cd, cluster) ?? (src.secret === 'cli' || o.secretFile !== undefined ? secret : undefined);
+  const tlsFlag = tls !== undefined && (['cacert', 'cert', 'key'] as const).some((k) => src[k] === 'cli');
+  return {
+    kind: 'dir',
+    dir,
+    clusterId: cluster.clusterId,
+    endpoints: endpointsOf(cluster),
+    ...(s !== undefined ? { secret: s } : {}),
+    ...(tlsFlag ? { tls } : {}),
+  };
 }
 
 function readForAgreement(cd: ClusterDir, dirFrom: string, endpointsFrom: string): ClusterFile {

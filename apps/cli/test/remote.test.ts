@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
 import { parseNodeConfig, type NodeConfig } from '../src/config';
 import { refuseAdmin } from '../src/node-runner';
-import { alive, nodeCommand, sleep } from '../src/supervisor';
+import { alive, nodeCommand, sleep, stopNode } from '../src/supervisor';
 import { DEFAULT_DIR, resolveTarget, TARGET_ENV } from '../src/target';
 import { cli, freeBase, useSourceNodes, waitFor } from './helpers';
 
@@ -279,5 +279,53 @@ describe('TLS to the client port', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('a cluster the CLI started, with CONSENSUS_* exported for another cluster', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'consensus-remote-local-'));
+    const base = await freeBase();
+    const started = await cli('start', '--dir', dir, '--port', String(base), '--detach', '--nodes', '2');
+    expect(started.code, started.err).toBe(0);
+  });
+  afterAll(async () => {
+    const cd = new ClusterDir(dir);
+    if (cd.exists()) await Promise.all(cd.read().nodes.map((n) => stopNode(cd, n.id, 'SIGKILL', 5000)));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--dir uses its nodes\' configs (no secret, no TLS) over a secret or CA from the environment', async () => {
+    const saved = { ...process.env };
+    try {
+      process.env[TARGET_ENV.secret] = SECRET;
+      process.env[TARGET_ENV.cacert] = tlsFile('ca.crt');
+      expect(await cli('put', 'local/a', 'x', '--dir', dir)).toMatchObject({ code: 0, out: /^OK / });
+      expect(await cli('get', 'local/a', '--dir', dir)).toMatchObject({ code: 0, out: 'x\n' });
+    } finally {
+      for (const k of Object.values(TARGET_ENV)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+
+  it('a secret in its configs is used without a flag, and partition works there ("admin": true from start)', async () => {
+    const cd = new ClusterDir(dir);
+    for (const id of ['n1', 'n2']) {
+      const file = cd.configFile(id);
+      const config = JSON.parse(readFileSync(file, 'utf8')) as NodeConfig;
+      expect(config.admin).toBe(true);
+      writeFileSync(file, JSON.stringify({ ...config, secret: SECRET }, null, 2));
+    }
+    expect((await cli('stop', '--dir', dir)).code).toBe(0);
+    const again = await cli('start', '--dir', dir, '--detach');
+    expect(again.code, again.err).toBe(0);
+    expect(await cli('put', 'local/b', 'y', '--dir', dir)).toMatchObject({ code: 0, out: /^OK / });
+    expect(await cli('get', 'local/b', '--dir', dir)).toMatchObject({ code: 0, out: 'y\n' });
+    // Without the secret the node refuses, so the CLI did send the configs' secret above.
+    const bare = await cli('get', 'local/b', '--endpoints', cd.read().nodes.map((n) => `${n.host}:${n.port}`).join(','), '--cluster-id', cd.read().clusterId, '--timeout', '2s');
+    expect(bare).toMatchObject({ code: 1, err: /secret-required/ });
+    expect(await cli('partition', 'n1', '--dir', dir)).toMatchObject({ code: 0, out: 'cut n1 off from n2\n' });
+    expect(await cli('heal', '--dir', dir)).toMatchObject({ code: 0 });
   });
 });
