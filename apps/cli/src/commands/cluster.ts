@@ -188,8 +188,12 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
  */
 export async function status(o: { target: Target; json?: boolean; verbose?: boolean; timeout?: number }): Promise<void> {
   const { cluster, reports, health, pids } = await withDeadline(o.timeout, { what: 'status' }, async () => {
-    const view = await viewCluster(o.target);
-    const h = await Promise.all(view.cluster.nodes.map((n) => (n.httpPort > 0 ? fetchHealth(n) : Promise.resolve(undefined))));
+    const healthOf = (c: ClusterFile) => Promise.all(c.nodes.map((n) => (n.httpPort > 0 ? fetchHealth(n) : Promise.resolve(undefined))));
+    // A cluster the CLI started: its file names the http ports, so reports and health are asked at once. A remote
+    // one: each node's report gives its http port.
+    const known = o.target.kind === 'dir' ? new ClusterDir(o.target.dir).read() : undefined;
+    const [view, early] = await Promise.all([viewCluster(o.target), known !== undefined ? healthOf(known) : undefined]);
+    const h = early ?? (await healthOf(view.cluster));
     // A remote node's process is not this machine's to look up: whether it answers tells.
     return { ...view, health: h, pids: view.cluster.nodes.map((n) => view.dir?.livePid(n.id)) };
   });
