@@ -65,7 +65,7 @@ export function createProgram(): Command {
       .addOption(dir())
       .addOption(new Option('--endpoints <host:port,...>', "the nodes' client addresses (instead of --dir)").env(TARGET_ENV.endpoints))
       .addOption(new Option('--cluster-id <id>', 'the cluster id of the nodes at --endpoints (their "clusterId")').env(TARGET_ENV.clusterId))
-      .addOption(new Option('--secret <secret>', 'the cluster secret, when the nodes have one ("secret" in their config)').env(TARGET_ENV.secret))
+      .addOption(new Option('--secret <secret>', 'the cluster secret, when the nodes have one ("secret" in their config); other users can see it in ps: prefer --secret-file').env(TARGET_ENV.secret))
       .addOption(new Option('--secret-file <path>', 'read the cluster secret from a file (a trailing newline is not part of it)'))
       .addOption(new Option('--cacert <file>', "TLS: the CA (PEM) that signed the nodes' certificates").env(TARGET_ENV.cacert))
       .addOption(new Option('--cert <file>', 'TLS: this client\'s certificate (PEM), for nodes that require mutual TLS').env(TARGET_ENV.cert))
