@@ -45,6 +45,23 @@ export interface NodeConfig {
    * secret could otherwise cut nodes off. `consensus-cli start` writes `true` into the configs it makes.
    */
   admin?: boolean;
+  /**
+   * TLS for peer and client traffic on `listen` (transport-tcp): PEM files, paths relative to the config file.
+   * `cert` and `key` are this node's (served to peers and clients, and shown to peers it dials); `ca` verifies
+   * the peers' certificates; `mutual` also requires a certificate signed by `ca` from every client and peer.
+   * Every member of a cluster uses TLS or none does.
+   */
+  tls?: NodeTlsConfig;
+}
+
+/** `NodeConfig.tls`, with its paths resolved against the config file's directory. */
+export interface NodeTlsConfig {
+  cert: string;
+  key: string;
+  ca: string;
+  mutual?: boolean;
+  /** The name peers' certificates are checked against when they are dialed by IP with a DNS-only certificate. */
+  servername?: string;
 }
 
 const LEVELS = ['debug', 'info', 'warn', 'error'];
@@ -87,6 +104,7 @@ const KNOWN_FIELDS = [
   'blockingWrites',
   'logLevel',
   'admin',
+  'tls',
 ];
 
 /** Parses and validates a node config; every problem is a `ConfigError` naming the file and the field. */
@@ -146,6 +164,7 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   if (typeof c.blockingWrites === 'boolean') config.blockingWrites = c.blockingWrites;
   if (c.admin !== undefined && typeof c.admin !== 'boolean') fail(file, 'admin must be true or false');
   if (c.admin === true) config.admin = true;
+  if (c.tls !== undefined) config.tls = parseTls(file, c.tls);
   if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
   if (c.protocolOptions !== undefined) {
     // Only the shape here: the names and values are the protocol's to check (checkProtocolOptions).
@@ -166,4 +185,22 @@ export function readNodeConfig(file: string): NodeConfig {
     throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return parseNodeConfig(text, file);
+}
+
+function parseTls(file: string, raw: unknown): NodeTlsConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, 'tls must be an object { cert, key, ca, mutual?, servername? } of PEM file paths');
+  const t = raw as Record<string, unknown>;
+  const unknown = Object.keys(t).filter((k) => !['cert', 'key', 'ca', 'mutual', 'servername'].includes(k));
+  if (unknown.length > 0) fail(file, `tls has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: cert, key, ca, mutual, servername)`);
+  const path = (k: 'cert' | 'key' | 'ca'): string => {
+    const v = t[k];
+    if (typeof v !== 'string' || v.length === 0) fail(file, `tls.${k} must be the path of a PEM file (cert, key and ca are all needed)`);
+    return resolve(dirname(file), v);
+  };
+  const out: NodeTlsConfig = { cert: path('cert'), key: path('key'), ca: path('ca') };
+  if (t.mutual !== undefined && typeof t.mutual !== 'boolean') fail(file, 'tls.mutual must be true or false');
+  if (t.mutual === true) out.mutual = true;
+  if (t.servername !== undefined && (typeof t.servername !== 'string' || t.servername.length === 0)) fail(file, 'tls.servername must be a non-empty string');
+  if (typeof t.servername === 'string') out.servername = t.servername;
+  return out;
 }

@@ -20,8 +20,8 @@ import {
 } from '@consensus-kit/core';
 import { KvStateMachine, createKvService, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
 import { hasStoredState, openFileStorage, readDataDirIdentity, type FileStorage } from '@consensus-kit/storage-fs';
-import { tcpTransport, type TcpTransport } from '@consensus-kit/transport-tcp';
-import type { NodeConfig } from './config';
+import { tcpTransport, type TcpTransport, type TlsOptions } from '@consensus-kit/transport-tcp';
+import type { NodeConfig, NodeTlsConfig } from './config';
 import { CliError } from './errors';
 import { createNodeMetrics } from './metrics';
 import { checkProtocolOptions, loadProtocol } from './protocols';
@@ -76,6 +76,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     peers: config.peers,
     logger,
     ...(config.secret !== undefined ? { secret: config.secret } : {}),
+    ...(config.tls !== undefined ? { tls: readTls(config.tls) } : {}),
   });
   const stateMachine = new KvStateMachine();
   const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
@@ -577,4 +578,19 @@ async function openNodeStorage(config: NodeConfig, logger: Logger): Promise<File
     }
   }
   return storage;
+}
+
+/** The PEM files of a node's `tls` config, read now: a missing or unreadable one is a ConfigError naming it. */
+function readTls(t: NodeTlsConfig): TlsOptions {
+  const read = (what: string, path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`tls.${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  };
+  const out: TlsOptions = { cert: read('cert', t.cert), key: read('key', t.key), ca: read('ca', t.ca) };
+  if (t.mutual === true) out.mutual = true;
+  if (t.servername !== undefined) out.servername = t.servername;
+  return out;
 }
