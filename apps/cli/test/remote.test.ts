@@ -283,31 +283,36 @@ describe('TLS to the client port', () => {
 });
 
 describe('a node run by consensus-cli node with "tls" in its config', () => {
-  it('serves its clients over TLS (mutual when asked): --cacert (and a client certificate) reach it, nothing else does', async () => {
+  it('three nodes talk to each other and serve their clients over TLS (mutual): --cacert with a client certificate reaches them, nothing else does', async () => {
     const root = mkdtempSync(join(tmpdir(), 'consensus-tls-node-'));
     const base = await freeBase();
-    const port = base + 1;
+    const ids = ['n1', 'n2', 'n3'];
+    const peers = Object.fromEntries(ids.map((id, i) => [id, `127.0.0.1:${base + i + 1}`]));
     const [cmd, ...args] = nodeCommand();
-    let pid: number | undefined;
+    const pids: number[] = [];
     try {
-      const config = {
-        clusterId: 'tls-node',
-        id: 'n1',
-        protocol: 'raft',
-        dataDir: './data',
-        listen: { host: '127.0.0.1', port },
-        http: { host: '127.0.0.1', port: base + 101 },
-        peers: { n1: `127.0.0.1:${port}` },
-        tickMs: 50,
-        tls: { cert: tlsFile('node.crt'), key: tlsFile('node.key'), ca: tlsFile('ca.crt'), mutual: true },
-      };
-      const file = join(root, 'node.json');
-      writeFileSync(file, JSON.stringify(config, null, 2));
-      const log = openSync(join(root, 'node.log'), 'a');
-      const child = spawn(cmd as string, [...args, 'node', '--config', file], { stdio: ['ignore', log, log] });
-      closeSync(log);
-      pid = child.pid as number;
-      const remote = ['--endpoints', `127.0.0.1:${port}`, '--cluster-id', 'tls-node'];
+      for (const [i, id] of ids.entries()) {
+        mkdirSync(join(root, id));
+        const config = {
+          clusterId: 'tls-node',
+          id,
+          protocol: 'raft',
+          dataDir: './data',
+          listen: { host: '127.0.0.1', port: base + i + 1 },
+          http: { host: '127.0.0.1', port: base + 101 + i },
+          peers,
+          tickMs: 50,
+          tls: { cert: tlsFile('node.crt'), key: tlsFile('node.key'), ca: tlsFile('ca.crt'), mutual: true },
+        };
+        const file = join(root, id, 'node.json');
+        writeFileSync(file, JSON.stringify(config, null, 2));
+        const log = openSync(join(root, id, 'node.log'), 'a');
+        const child = spawn(cmd as string, [...args, 'node', '--config', file], { stdio: ['ignore', log, log] });
+        closeSync(log);
+        pids.push(child.pid as number);
+      }
+      // A write needs a quorum: the nodes reach each other over mutual TLS.
+      const remote = ['--endpoints', Object.values(peers).join(','), '--cluster-id', 'tls-node'];
       const mtls = [...remote, '--cacert', tlsFile('ca.crt'), '--cert', tlsFile('client.crt'), '--key', tlsFile('client.key')];
       await waitFor('the TLS node takes a put', async () => ((await cli('put', 'k', 'v', ...mtls)).code === 0 ? true : undefined));
       expect(await cli('get', 'k', ...mtls)).toMatchObject({ code: 0, out: 'v\n' });
@@ -316,14 +321,14 @@ describe('a node run by consensus-cli node with "tls" in its config', () => {
       expect((await cli('get', 'k', ...remote, '--cacert', tlsFile('rogue.crt'), '--timeout', '3s')).code).not.toBe(0);
       expect((await cli('get', 'k', ...remote, '--cacert', tlsFile('ca.crt'), '--timeout', '3s')).code).not.toBe(0);
     } finally {
-      if (pid !== undefined) {
+      for (const pid of pids) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
           // gone already
         }
-        for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
       }
+      for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
       rmSync(root, { recursive: true, force: true });
     }
   });
