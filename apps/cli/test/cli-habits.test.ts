@@ -5,14 +5,14 @@ import { truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_VALUE_BYTES } from '@consensus-kit/kv';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../src/cli';
 import { ClusterDir } from '../src/cluster-file';
 import { commandSpecs, completionScript } from '../src/completion';
 import { putValue } from '../src/commands/kv';
 import { hint, invocation, localizeHints } from '../src/invocation';
 import { LIVE_VIEW_COLUMNS, renderLiveView, type StatusRow } from '../src/render';
-import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+import { cli, tempDir, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
 
@@ -184,13 +184,10 @@ describe('the live view', () => {
 });
 
 describe('on a running cluster', () => {
+  const cluster = useStartedCluster();
   let dir: string;
-  beforeAll(async () => {
-    dir = tempDir();
-    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
-  });
-  afterAll(async () => {
-    await cleanup(dir);
+  beforeAll(() => {
+    dir = cluster();
   });
 
   it('get of a missing key prints nothing and exits 0, in text and JSON; an empty value prints an empty line', async () => {

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, vi } from 'vitest';
+import { afterAll, beforeAll, expect, vi } from 'vitest';
 import { run } from '../src/cli';
 import { ClusterDir } from '../src/cluster-file';
 import { checkPortsFree, sleep, stopNode } from '../src/supervisor';
@@ -64,6 +64,22 @@ export async function cleanup(dir: string): Promise<void> {
   const keep = process.env.CK_KEEP_DIRS;
   if (keep !== undefined && keep !== '' && cd.exists()) cpSync(dir, join(keep, String(Date.now())), { recursive: true });
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A 3-node cluster started with `start --detach` (default protocol) before the suite's tests and stopped after
+ * them; call at the top of a `describe`. Returns its directory (read it inside tests).
+ */
+export function useStartedCluster(): () => string {
+  let dir = '';
+  beforeAll(async () => {
+    dir = tempDir();
+    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+  });
+  afterAll(async () => {
+    await cleanup(dir);
+  });
+  return () => dir;
 }
 
 /** Runs the CLI in-process, capturing what it prints. */

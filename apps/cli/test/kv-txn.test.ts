@@ -1,19 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
 
 // kv transactions and history are the state machine's, the same under every protocol: one raft cluster.
 describe('consensus-cli kv: txn, get --rev, compact on a running cluster', () => {
+  const cluster = useStartedCluster();
   let dir: string;
-  beforeAll(async () => {
-    dir = tempDir();
-    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
-  });
-  afterAll(async () => {
-    await cleanup(dir);
+  beforeAll(() => {
+    dir = cluster();
   });
 
   it('runs a txn from a JSON file, reads a key at a past revision, compacts, and reports compacted and future revisions', async () => {

@@ -17,6 +17,30 @@ import { cli, freeBase, useSourceNodes, waitFor } from './helpers';
 useSourceNodes();
 
 const CLUSTER_ID = 'remote-test';
+
+/** Writes `config` to `<dir>/node.json` and runs `consensus-cli node --config` on it (log in `<dir>/node.log`); its pid. */
+function runNodeConfig(dir: string, config: object): number {
+  const [cmd, ...args] = nodeCommand();
+  const file = join(dir, 'node.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const log = openSync(join(dir, 'node.log'), 'a');
+  const child = spawn(cmd as string, [...args, 'node', '--config', file], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  return child.pid as number;
+}
+
+/** Kills the nodes of `pids`, waits until they are gone, and removes `root`. */
+async function killNodes(pids: readonly number[], root: string): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
+  rmSync(root, { recursive: true, force: true });
+}
 const SECRET = 'a long shared cluster secret';
 
 /**
@@ -35,7 +59,6 @@ describe('a cluster of three node configs, driven through --endpoints and --clus
     const ids = ['n1', 'n2', 'n3'];
     const peers = Object.fromEntries(ids.map((id, i) => [id, `127.0.0.1:${base + i + 1}`]));
     endpoints = Object.values(peers).join(',');
-    const [cmd, ...args] = nodeCommand();
     for (const [i, id] of ids.entries()) {
       mkdirSync(join(root, id));
       const config: Omit<NodeConfig, 'dataDir'> & { dataDir: string } = {
@@ -50,12 +73,7 @@ describe('a cluster of three node configs, driven through --endpoints and --clus
         tickMs: 50,
         electionTicks: 10,
       };
-      const file = join(root, id, 'node.json');
-      writeFileSync(file, JSON.stringify(config, null, 2));
-      const log = openSync(join(root, id, 'node.log'), 'a');
-      const child = spawn(cmd as string, [...args, 'node', '--config', file], { stdio: ['ignore', log, log] });
-      closeSync(log);
-      pids.push(child.pid as number);
+      pids.push(runNodeConfig(join(root, id), config));
     }
     await waitFor('a leader, seen through --endpoints', async () => {
       const r = await cli('status', ...remote(), '--json');
@@ -64,15 +82,7 @@ describe('a cluster of three node configs, driven through --endpoints and --clus
   });
 
   afterAll(async () => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
-    rmSync(root, { recursive: true, force: true });
+    await killNodes(pids, root);
   });
 
   it('put, get, range, del, status and members list work with the flags alone', async () => {
@@ -288,7 +298,6 @@ describe('a node run by consensus-cli node with "tls" in its config', () => {
     const base = await freeBase();
     const ids = ['n1', 'n2', 'n3'];
     const peers = Object.fromEntries(ids.map((id, i) => [id, `127.0.0.1:${base + i + 1}`]));
-    const [cmd, ...args] = nodeCommand();
     const pids: number[] = [];
     try {
       for (const [i, id] of ids.entries()) {
@@ -304,12 +313,7 @@ describe('a node run by consensus-cli node with "tls" in its config', () => {
           tickMs: 50,
           tls: { cert: tlsFile('node.crt'), key: tlsFile('node.key'), ca: tlsFile('ca.crt'), mutual: true },
         };
-        const file = join(root, id, 'node.json');
-        writeFileSync(file, JSON.stringify(config, null, 2));
-        const log = openSync(join(root, id, 'node.log'), 'a');
-        const child = spawn(cmd as string, [...args, 'node', '--config', file], { stdio: ['ignore', log, log] });
-        closeSync(log);
-        pids.push(child.pid as number);
+        pids.push(runNodeConfig(join(root, id), config));
       }
       // A write needs a quorum: the nodes reach each other over mutual TLS.
       const remote = ['--endpoints', Object.values(peers).join(','), '--cluster-id', 'tls-node'];
@@ -321,15 +325,7 @@ describe('a node run by consensus-cli node with "tls" in its config', () => {
       expect((await cli('get', 'k', ...remote, '--cacert', tlsFile('rogue.crt'), '--timeout', '3s')).code).not.toBe(0);
       expect((await cli('get', 'k', ...remote, '--cacert', tlsFile('ca.crt'), '--timeout', '3s')).code).not.toBe(0);
     } finally {
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-      for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
-      rmSync(root, { recursive: true, force: true });
+      await killNodes(pids, root);
     }
   });
 
