@@ -51,14 +51,13 @@ export class ClusterChecks {
    */
   committedKept(): void {
     for (let k = 0; k < this.replicas.length; k++) {
-      const r0 = this.replicas[k] as ReplicaHost;
-      const d = r0.durable;
+      const r = this.replicas[k] as ReplicaHost;
+      const d = r.durable;
       const snap = d.snapshot?.index ?? 0;
       let h = this.kept[k] as number;
       if (h > snap) {
         const e = d.log[h - d.compactedIndex - 1];
         const c = this.committed.get(h) as LogEntry;
-        const r = r0;
         if ((e === undefined || !sameEntry(e, c)) && r.tornInstallFrom !== undefined && h >= r.tornInstallFrom) {
           // A crash tore a snapshot install that rewrote these entries: guarding that loss is the protocol's
           // (Paxos Made Live 5.1; multi-paxos marks the slots before the install and promises nothing until
@@ -76,7 +75,7 @@ export class ClusterChecks {
           );
         }
       }
-      r0.tornInstallFrom = undefined;
+      r.tornInstallFrom = undefined;
       if (snap > h && this.committed.has(snap)) h = snap;
       for (;;) {
         const c = this.committed.get(h + 1);

@@ -62,7 +62,7 @@ export class SimNetwork {
     } catch (err) {
       return ctx.fail('protocol-error', 'message (not msgpack-encodable)', sender, err);
     }
-    const held = this.stalled.get(`${env.from}>${env.to}`);
+    const held = this.stalled.size > 0 ? this.stalled.get(`${env.from}>${env.to}`) : undefined;
     if (held !== undefined) {
       held.push({ env, wire });
       if (ctx.tracing) ctx.trace({ ev: 'send', msg: describeEnvelope(env), held: true });
