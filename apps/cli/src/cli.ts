@@ -5,6 +5,9 @@ import { kill, restart, start, status, stop } from './commands/cluster';
 import { compact, del, get, put, range, txn } from './commands/kv';
 import { node } from './commands/node';
 import { ring } from './commands/ring';
+import { registerSnapshotCommands } from './commands/snapshot';
+import { registerWatchCommands } from './commands/watch';
+import type { CliKit } from './kit';
 import { parseDuration, parseIntOption } from './duration';
 import { completionScript, SHELLS } from './completion';
 import { DEFAULT_KV_TIMEOUT_MS, formatDuration } from './deadline';
@@ -85,6 +88,8 @@ export function createProgram(): Command {
       `give up after this long with an error (e.g. 500ms, 5s, 1m)${defaultMs === undefined ? '; default: each step has its own bound' : `; default ${formatDuration(defaultMs)}`}`,
     ).argParser(durationArg);
   const kvTimeout = () => timeout(DEFAULT_KV_TIMEOUT_MS);
+  /** What a command family registered from its own file needs of this one. */
+  const kit: CliKit = { target, targetOf, json, timeout, kvTimeout, dir, intArg, durationArg };
 
   program
     .command('start')
@@ -173,6 +178,9 @@ export function createProgram(): Command {
       .addOption(json())
       .action((rev: string, o, cmd: Command) => compact({ ...o, target: targetOf(cmd) }, parseIntOption(rev, '<revision>', 1, Number.MAX_SAFE_INTEGER))),
   );
+
+  registerWatchCommands(program, kit);
+  registerSnapshotCommands(program, kit);
 
   const leader = program.command('leader').description('leadership operations');
   leader
