@@ -23,7 +23,39 @@ class Register implements StateMachine<string, string, 'get', string> {
 
 const entry: LogEntry = { index: 1, term: 1, type: 'command', data: new Uint8Array() };
 
+/** Keeps the time entries it is given. */
+class Clocked implements StateMachine<{ at: [number, number] }, number, 'n', number> {
+  seen: [number, number][] = [];
+  apply(_e: LogEntry, cmd: { at: [number, number] }) {
+    this.seen.push(cmd.at);
+    return this.seen.length;
+  }
+  query() {
+    return this.seen.length;
+  }
+  snapshot() {
+    return new Uint8Array();
+  }
+  restore() {}
+  timeCommand(term: number, clockMs: number) {
+    return { at: [term, clockMs] as [number, number] };
+  }
+}
+
 describe('combineStateMachines', () => {
+  it('keeps time only if a machine does, and hands a time entry to every machine that keeps time, as its own command', () => {
+    expect(combineStateMachines({ a: new Register() }).timeCommand).toBeUndefined();
+    const r = new Register();
+    const x = new Clocked();
+    const y = new Clocked();
+    const sm = combineStateMachines({ r, x, y });
+    const cmd = sm.timeCommand?.(3, 1234);
+    expect(cmd).toEqual({ time: [3, 1234] });
+    sm.apply(entry, cmd as never);
+    expect([x.seen, y.seen, r.value]).toEqual([[[3, 1234]], [[3, 1234]], '']);
+    expect(() => sm.apply(entry, { time: 5 } as never)).toThrow(InvalidArgumentError);
+  });
+
   it('routes commands and queries by name', () => {
     const a = new Register();
     const b = new Register();

@@ -11,8 +11,13 @@ type ResOf<M> = M extends StateMachine<never, infer R, unknown, unknown> ? R : n
 type QueryOf<M> = M extends StateMachine<never, unknown, infer Q, unknown> ? Q : never;
 type ReadOf<M> = M extends StateMachine<never, unknown, never, infer R> ? R : never;
 
-/** A command routed to the machine registered under `sm`. */
-export type CombinedCommand<M extends Machines> = { [K in keyof M & string]: { sm: K; cmd: CmdOf<M[K]> } }[keyof M & string];
+/**
+ * A command routed to the machine registered under `sm`, or a time entry (r2) handed to every machine that
+ * keeps time, each as its own `timeCommand(term, clockMs)`.
+ */
+export type CombinedCommand<M extends Machines> =
+  | { [K in keyof M & string]: { sm: K; cmd: CmdOf<M[K]> } }[keyof M & string]
+  | { time: [term: number, clockMs: number] };
 export type CombinedQuery<M extends Machines> = { [K in keyof M & string]: { sm: K; q: QueryOf<M[K]> } }[keyof M & string];
 export type CombinedResult<M extends Machines> = ResOf<M[keyof M]>;
 export type CombinedRead<M extends Machines> = ReadOf<M[keyof M]>;
@@ -38,9 +43,20 @@ export function combineStateMachines<M extends Machines>(
     if (sm === undefined) throw new InvalidArgumentError(`no state machine named ${JSON.stringify(name)} (have ${names.join(', ')})`);
     return sm;
   };
-  return {
+  const timed = names.filter((n) => typeof machines[n]?.timeCommand === 'function');
+  const combined: StateMachine<CombinedCommand<M>, CombinedResult<M>, CombinedQuery<M>, CombinedRead<M>> = {
     apply(entry: LogEntry, command: CombinedCommand<M>) {
       if (typeof command !== 'object' || command === null) throw new InvalidArgumentError('combined command must be { sm, cmd }');
+      if ('time' in command) {
+        const t = command.time;
+        if (!Array.isArray(t) || t.length !== 2) throw new InvalidArgumentError('a combined time entry must be { time: [term, clockMs] }');
+        let result: unknown;
+        for (const name of timed) {
+          const sm = machines[name] as AnyMachine;
+          result = sm.apply(entry, sm.timeCommand?.(t[0], t[1]));
+        }
+        return result as CombinedResult<M>;
+      }
       return route(command.sm).apply(entry, command.cmd);
     },
     query(query: CombinedQuery<M>) {
@@ -67,4 +83,6 @@ export function combineStateMachines<M extends Machines>(
       }
     },
   };
+  if (timed.length > 0) combined.timeCommand = (term, clockMs) => ({ time: [term, clockMs] });
+  return combined;
 }

@@ -101,4 +101,6 @@ export {
 export { MemoryStorage, emptyMemoryStorageState, entrySize } from './memory-storage';
 export type { MemoryStorageState } from './memory-storage';
 export { combineStateMachines } from './combine';
+export { DEFAULT_MAX_TIME_STEP_MS, ReplicatedTime } from './replicated-time';
+export type { ReplicatedTimeState, TimeStep } from './replicated-time';
 export type { CombinedCommand, CombinedQuery, CombinedRead, CombinedResult } from './combine';

@@ -265,6 +265,13 @@ export interface StateMachine<Cmd = unknown, Res = unknown, Q = unknown, R = unk
   query(query: Q): R;
   snapshot(): Uint8Array;
   restore(data: Uint8Array): void;
+  /**
+   * Optional (r2): the command that carries the leader's clock into the log. A state machine that needs time
+   * (leases, lock sessions) implements it; the host proposes `timeCommand(term, clockMs)` while it leads (on
+   * becoming leader, then every `timeIntervalMs`), and the state machine feeds each such entry to a
+   * `ReplicatedTime`. It never reads a clock itself.
+   */
+  timeCommand?(term: number, clockMs: number): Cmd;
 }
 
 /** Optional protocol ability: be told that a peer is unreachable (e.g. to pause pipelining to it). */

@@ -19,6 +19,7 @@ import { MemoryStorage, emptyMemoryStorageState, type MemoryStorageState } from 
 import { ManualClock } from './clock';
 import { decodeClusterConfig, encodeClusterConfig } from '../config';
 import { parseOptions } from '../options';
+import { ReplicatedTime, type TimeStep } from '../replicated-time';
 import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, StateMachine, Status, Transport, TransportHandler } from '../types';
 
 /** Lets pending promise callbacks and setImmediate work run. */
@@ -360,6 +361,70 @@ describe('ConsensusNode: the default command codec', () => {
     expect([...seen[0]!.bin]).toEqual([7, 8, 9]);
     // A kept view would pin the entry's buffer, and a follower's entries share one buffer per batch.
     expect(seen[0]!.bin.buffer).not.toBe(seen[0]!.data.buffer);
+  });
+});
+
+/** A state machine that keeps time from time entries (r2) and records what each one did. */
+class Timed implements StateMachine<{ time: [number, number] } | { add: number }, number, 'now', number> {
+  readonly time = new ReplicatedTime({ maxStepMs: 10_000 });
+  steps: TimeStep[] = [];
+  apply(_entry: LogEntry, command: { time: [number, number] } | { add: number }): number {
+    if ('time' in command) this.steps.push(this.time.observe(...command.time));
+    return this.time.now;
+  }
+  query(): number {
+    return this.time.now;
+  }
+  snapshot(): Uint8Array {
+    return new Uint8Array();
+  }
+  restore(): void {}
+  timeCommand(term: number, clockMs: number) {
+    return { time: [term, clockMs] as [number, number] };
+  }
+}
+
+describe('ConsensusNode: time entries (r2)', () => {
+  it('proposes one time entry on leading a term, then one per timeIntervalMs, and replicated time follows the leader clock', async () => {
+    const sm = new Timed();
+    const clock = new ManualClock();
+    const node = await soloNode<{ time: [number, number] } | { add: number }, number, 'now', number>(emptyMemoryStorageState(), sm, clock);
+    await settle();
+    expect(sm.steps).toEqual([{ advancedBy: 0, newTerm: true }]);
+    // The default interval is 500 ms: nothing more before it.
+    for (let i = 0; i < 40; i++) {
+      clock.advance(10);
+      await settle();
+    }
+    expect(sm.steps).toHaveLength(1);
+    for (let i = 0; i < 12; i++) {
+      clock.advance(10);
+      await settle();
+    }
+    expect(sm.steps).toHaveLength(2);
+    expect(sm.steps[1]).toEqual({ advancedBy: 500, newTerm: false });
+    expect(await node.read('now')).toBe(500);
+  });
+
+  it('keeps one time entry open at a time: a log that does not commit is not flooded', async () => {
+    const events: string[] = [];
+    const storage = new GatedStorage(events);
+    const sm = new Timed();
+    const clock = new ManualClock();
+    const node = await soloNode(emptyMemoryStorageState(), sm, clock, 0, storage);
+    await settle();
+    const before = sm.steps.length;
+    storage.hold();
+    // Two seconds of a log that does not commit: four intervals pass.
+    for (let i = 0; i < 200; i++) {
+      clock.advance(10);
+      await settle(2);
+    }
+    storage.open();
+    await settle();
+    // Only the one entry proposed before the log stalled, none queued behind it.
+    expect(sm.steps.length - before).toBe(1);
+    expect(node.isLeader).toBe(true);
   });
 });
 

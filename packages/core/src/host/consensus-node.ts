@@ -23,7 +23,7 @@ import { CommandFraming, ctxKey, defaultCodec, type CommandCodec } from './comma
 import { silentLogger } from './logger';
 import { PendingOperations, type OperationOptions, type PendingOperation, type PendingRead } from './pending-operations';
 import { ReadyLoop } from './ready-loop';
-import { validateNodeOptions, type ConsensusNodeOptions } from './node-options';
+import { DEFAULT_TIME_INTERVAL_MS, validateNodeOptions, type ConsensusNodeOptions } from './node-options';
 import { Snapshotter } from './snapshotter';
 
 export type { CommandCodec } from './command-framing';
@@ -68,6 +68,8 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   private loop: ReadyLoop | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private ticker: unknown;
+  /** Time entries (r2): the term and clock reading of the last one proposed, and whether it is still open. */
+  private timeProposed: { term: number; at: number; open: boolean } | undefined;
   /** The index of a config entry whose data did not decode: it applies as nothing. */
   private badConfigIndex = -1;
   private lastStatus: Status | undefined;
@@ -310,7 +312,37 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
       return;
     }
     this.pending.expire(this.clock.now());
+    this.proposeTime();
     this.kick();
+  }
+
+  /**
+   * DESIGN r2, time for state machines: while this node leads, it proposes the state machine's time command
+   * carrying its term and clock, as soon as it leads a term and then every `timeIntervalMs`. One at a time:
+   * a slow log is not flooded with them (replicated time then moves by at most its max step per entry).
+   */
+  private proposeTime(): void {
+    const sm = this.opts.stateMachine;
+    if (sm.timeCommand === undefined || this.protocol === undefined) return;
+    const { role, term } = this.protocol.status();
+    if (role !== 'leader') return;
+    const now = this.clock.now();
+    const last = this.timeProposed;
+    if (last !== undefined && last.term === term && (last.open || now - last.at < (this.opts.timeIntervalMs ?? DEFAULT_TIME_INTERVAL_MS))) return;
+    const proposed = { term, at: now, open: true };
+    this.timeProposed = proposed;
+    let command: Cmd;
+    try {
+      command = sm.timeCommand(term, now);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    this.propose(command).then(
+      () => (proposed.open = false),
+      // Lost leadership, a timeout, a stop: the next leader (or the next tick here) proposes afresh.
+      () => (proposed.open = false),
+    );
   }
 
   private deliver(envelope: Envelope): void {

@@ -31,10 +31,18 @@ export interface ConsensusNodeOptions<Cmd, Res, Q, R> {
   snapshotEvery?: number;
   /** Entries kept in the log behind a snapshot, for slow followers. Default 1,000. */
   snapshotKeep?: number;
+  /**
+   * For a state machine with `timeCommand` (r2): how often the leader proposes a time entry. Default 500 ms.
+   * Lease expiry is as fine-grained as this.
+   */
+  timeIntervalMs?: number;
   codec?: CommandCodec<Cmd>;
   clock?: Clock;
   logger?: Logger;
 }
+
+/** How often a leader proposes a time entry by default (`timeIntervalMs`). */
+export const DEFAULT_TIME_INTERVAL_MS = 500;
 
 /** The keys of the protocol contract's `ProtocolOptions`: set by the host, never by `protocolOptions`. */
 const CONTRACT_KEYS = ['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random'] as const satisfies readonly (keyof ProtocolOptions)[];
@@ -58,6 +66,7 @@ export function validateNodeOptions<Cmd, Res, Q, R>(o: ConsensusNodeOptions<Cmd,
   }
   if (o.tickMs !== undefined) assertPositiveInteger(o.tickMs, 'options.tickMs');
   if (o.timeoutMs !== undefined) assertPositiveInteger(o.timeoutMs, 'options.timeoutMs');
+  if (o.timeIntervalMs !== undefined) assertPositiveInteger(o.timeIntervalMs, 'options.timeIntervalMs');
   if (o.snapshotEvery !== undefined && (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0)) {
     throw new ConfigError(`options.snapshotEvery must be a non-negative integer, got ${preview(o.snapshotEvery)}`);
   }
