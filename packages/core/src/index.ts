@@ -104,3 +104,5 @@ export { combineStateMachines } from './combine';
 export { DEFAULT_MAX_TIME_STEP_MS, ReplicatedTime } from './replicated-time';
 export type { ReplicatedTimeState, TimeStep } from './replicated-time';
 export type { CombinedCommand, CombinedQuery, CombinedRead, CombinedResult } from './combine';
+export { SessionTable, storeSessionError, validateSession } from './sessions';
+export type { SessionSnapshot, SessionStamp, SessionTableOptions, StoredAnswer, StoredSessionError } from './sessions';

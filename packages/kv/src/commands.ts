@@ -1,4 +1,4 @@
-import { InvalidArgumentError, preview } from '@consensus-kit/core';
+import { InvalidArgumentError, preview, type SessionStamp } from '@consensus-kit/core';
 import { validateTxn } from './txn';
 
 /** A stored value: text or bytes, kept exactly as written. */
@@ -80,16 +80,8 @@ export interface TxnRequest {
   else?: TxnOp[];
 }
 
-/**
- * A client session stamp (Raft thesis 6.3): a command carrying one is applied at most once; a retry of the
- * same `seq` returns the stored answer. `ack` is the highest seq below which the client has every answer,
- * so the state machine can forget those.
- */
-export interface SessionStamp {
-  id: string;
-  seq: number;
-  ack?: number;
-}
+/** A client session stamp (Raft thesis 6.3): core's, shared by every state machine (DESIGN r2). */
+export type { SessionStamp } from '@consensus-kit/core';
 
 /** What clients propose: a command, optionally inside a session. */
 export interface KvRequest {
@@ -249,15 +241,7 @@ export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
   }
 }
 
-export function validateSession(s: unknown): asserts s is SessionStamp {
-  if (typeof s !== 'object' || s === null) throw new InvalidArgumentError('session must be { id, seq, ack? }');
-  const x = s as Record<string, unknown>;
-  if (typeof x.id !== 'string' || x.id.length === 0 || x.id.length > 128) throw new InvalidArgumentError('session.id must be a string of 1-128 characters');
-  if (typeof x.seq !== 'number' || !Number.isSafeInteger(x.seq) || x.seq <= 0) throw new InvalidArgumentError('session.seq must be a positive integer');
-  if (x.ack !== undefined && (typeof x.ack !== 'number' || !Number.isSafeInteger(x.ack) || x.ack < 0 || x.ack >= x.seq)) {
-    throw new InvalidArgumentError('session.ack must be a non-negative integer below seq');
-  }
-}
+export { validateSession } from '@consensus-kit/core';
 
 function checkReadRevision(v: unknown): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {

@@ -21,9 +21,9 @@ import {
   validateQuery,
   validateSession,
 } from './commands';
-import { FutureRevisionError, RevisionCompactedError, errorFromStored } from './errors';
+import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
 import { MvccStore, type KvEvent, type MvccSnapshot } from './mvcc-store';
-import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from './sessions';
+import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';
 import { compareHolds } from './txn';
 
 export type KvQueryResult = KeyValue | undefined | KeyValue[] | number | KvStatus;
@@ -46,14 +46,14 @@ interface SnapshotV1 {
   v: 1;
   revision: number;
   kvs: Omit<KeyValue, 'lease'>[];
-  sessions: SessionSnapshot<KvResult>;
+  sessions: SessionSnapshot<KvResult, StoredError>;
   sweep: number;
 }
 
 /** Format 2: the MVCC store (live keys, retained history, compaction revision) and the session table. */
 interface SnapshotV2 extends MvccSnapshot {
   v: 2;
-  sessions: SessionSnapshot<KvResult>;
+  sessions: SessionSnapshot<KvResult, StoredError>;
   sweep: number;
 }
 
@@ -82,11 +82,11 @@ interface WriteContext {
  */
 export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> {
   private readonly store = new MvccStore();
-  private readonly sessions: SessionTable<KvResult>;
+  private readonly sessions: SessionTable<KvResult, StoredError>;
   private readonly historyRevisions: number;
 
   constructor(options: KvStateMachineOptions = {}) {
-    this.sessions = new SessionTable(options);
+    this.sessions = new SessionTable<KvResult, StoredError>({ ...options, storeError });
     const h = options.historyRevisions ?? DEFAULT_HISTORY_REVISIONS;
     if (h !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(h) || h < 0)) {
       throw new InvalidArgumentError(`historyRevisions must be a non-negative integer or Infinity, got ${String(h)}`);
@@ -126,7 +126,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     validateCommand(request.cmd);
     if (request.session === undefined) return this.execute(request.cmd);
     validateSession(request.session);
-    const answer: StoredAnswer<KvResult> = this.sessions.run(request.session, entry.index, () => this.execute(request.cmd));
+    const answer: StoredAnswer<KvResult, StoredError> = this.sessions.run(request.session, entry.index, () => this.execute(request.cmd));
     if ('ok' in answer) return answer.ok;
     throw errorFromStored(answer.error, request.session.id);
   }

@@ -300,6 +300,19 @@ describe('snapshot format', () => {
     expect(getAt(sm, 'config/port', 10)).toMatchObject({ value: '7300', version: 3 });
   });
 
+  it('a snapshot of format 2 (testdata/snapshot-v2.bin, before leases) restores: keys, history, compaction point and the session table with its stored typed error', () => {
+    const sm = new KvStateMachine({ historyRevisions: 4 });
+    sm.restore(readFileSync(new URL('../testdata/snapshot-v2.bin', import.meta.url)));
+    expect(sm.query({ op: 'status' })).toEqual({ revision: 9, compactRevision: 5 });
+    expect(sm.range('').map((kv) => kv.key)).toEqual(['bin', 'config/host', 'config/port', 'counter', 'leader']);
+    expect(sm.query({ op: 'get', key: 'config/port' })).toEqual({ key: 'config/port', value: '7200', createRevision: 1, modRevision: 3, version: 2, lease: 0 });
+    expect(getAt(sm, 'counter', 8)).toMatchObject({ value: '1' });
+    expect(() => getAt(sm, 'counter', 4)).toThrow(RevisionCompactedError);
+    // The refused compaction's answer is in the session: a retry gets the same typed error, nothing runs again.
+    expect(() => apply(sm, { cmd: { op: 'compact', revision: 2 }, session: { id: 'client-1', seq: 3, ack: 2 } })).toThrow(RevisionCompactedError);
+    expect(apply(sm, { cmd: { op: 'put', key: 'counter', value: '2' }, session: { id: 'client-1', seq: 4, ack: 3 } })).toEqual({ op: 'put', revision: 10 });
+  });
+
   it('format 2 round-trips history, tombstones and the compaction point; the copy compacts as the original', () => {
     const sm = new KvStateMachine({ historyRevisions: 5 });
     for (let i = 1; i <= 8; i++) put(sm, 'a', String(i));
