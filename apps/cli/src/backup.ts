@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { isConsensusError } from '@consensus-kit/core';
+import { KvStateMachine } from '@consensus-kit/kv';
+import { CliError } from './errors';
+
+/**
+ * The backup file `consensus-cli snapshot save` writes and `snapshot status` / `snapshot restore` read (after
+ * etcd's `etcdctl snapshot save`, whose file carries a SHA-256 of its contents):
+ *
+ * ```
+ * 0..7      "CKBACKUP"                       magic
+ * 8..11     u32 big-endian format version    1
+ * 12..15    u32 big-endian metadata length M (at most 64 KiB)
+ * 16..16+M  metadata, JSON (BackupMeta)      protocol-neutral: applied index, kv revision, node, cluster...
+ * ..        the state machine's snapshot     `dataBytes` bytes, exactly what `StateMachine.snapshot()` gave
+ * last 32   SHA-256 of every byte before it
+ * ```
+ *
+ * The format version comes before anything else so a later reader can tell a file it knows from one it does
+ * not before trusting the rest. The state-machine bytes carry their own version (the kv snapshot's `v`): a
+ * backup of a store written in an older kv format restores through `KvStateMachine.restore`, which reads both.
+ */
+export const BACKUP_MAGIC = 'CKBACKUP';
+export const BACKUP_FORMAT = 1;
+const FIXED = 16;
+const HASH_BYTES = 32;
+const MAX_META_BYTES = 64 * 1024;
+
+/** What a node answers to `admin.snapshot`: its state machine's snapshot and where it stands. */
+export interface NodeSnapshot {
+  clusterId: string;
+  nodeId: string;
+  protocol: string;
+  /** The log index the snapshot reflects (the node's applied index when it was taken). */
+  appliedIndex: number;
+  /** The node's term then (protocol metadata, printed only). */
+  term: number;
+  /** The kv store's revision and compaction revision, and how many live keys it holds. */
+  revision: number;
+  compactRevision: number;
+  keys: number;
+  data: Uint8Array;
+}
+
+/** The metadata of a backup file (format 1). */
+export interface BackupMeta {
+  format: number;
+  /** The state machine the data belongs to. */
+  stateMachine: 'kv';
+  /** When `snapshot save` wrote it (ISO 8601, UTC). */
+  createdAt: string;
+  clusterId: string;
+  nodeId: string;
+  protocol: string;
+  appliedIndex: number;
+  term: number;
+  revision: number;
+  compactRevision: number;
+  keys: number;
+  dataBytes: number;
+}
+
+/** A backup file read and verified: its metadata, its state-machine bytes, its SHA-256 (hex) and size. */
+export interface Backup {
+  meta: BackupMeta;
+  data: Uint8Array;
+  sha256: string;
+  bytes: number;
+}
+
+/** Why a backup file was refused. */
+export type BackupFileProblem = 'unreadable' | 'bad-magic' | 'unknown-format' | 'truncated' | 'checksum' | 'bad-metadata' | 'bad-data';
+
+/** A backup file that cannot be used: damaged, truncated, not a backup, or of a format this CLI does not read. */
+export class BackupFileError extends CliError {
+  constructor(
+    readonly file: string,
+    readonly problem: BackupFileProblem,
+    detail: string,
+  ) {
+    super(`${file}: ${detail}`, 1);
+    this.name = 'BackupFileError';
+  }
+}
+
+/** The bytes of a backup file holding `data` with `meta` (its `format` and `dataBytes` are set here). */
+export function encodeBackup(meta: Omit<BackupMeta, 'format' | 'dataBytes'>, data: Uint8Array): Uint8Array {
+  const full: BackupMeta = { format: BACKUP_FORMAT, ...meta, dataBytes: data.length };
+  const metaBytes = new TextEncoder().encode(JSON.stringify(full));
+  if (metaBytes.length > MAX_META_BYTES) throw new CliError(`backup metadata of ${metaBytes.length} bytes exceeds ${MAX_META_BYTES}`);
+  const out = new Uint8Array(FIXED + metaBytes.length + data.length + HASH_BYTES);
+  out.set(new TextEncoder().encode(BACKUP_MAGIC), 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(8, BACKUP_FORMAT);
+  view.setUint32(12, metaBytes.length);
+  out.set(metaBytes, FIXED);
+  out.set(data, FIXED + metaBytes.length);
+  const body = out.subarray(0, out.length - HASH_BYTES);
+  out.set(createHash('sha256').update(body).digest(), body.length);
+  return out;
+}
+
+/**
+ * Reads and verifies a backup file: magic, format version, SHA-256 over the whole, then the metadata's shape
+ * and that the data length agrees. Any problem is a `BackupFileError` saying which.
+ */
+export function decodeBackup(bytes: Uint8Array, file: string): Backup {
+  const fail = (problem: BackupFileProblem, detail: string) => new BackupFileError(file, problem, detail);
+  const magic = new TextEncoder().encode(BACKUP_MAGIC);
+  const head = bytes.subarray(0, magic.length);
+  if (head.length < magic.length || head.some((b, i) => b !== magic[i])) {
+    // A file cut inside the magic itself is still recognisably ours.
+    if (head.length < magic.length && head.every((b, i) => b === magic[i])) throw fail('truncated', `truncated: ${bytes.length} bytes, shorter than a backup's header`);
+    throw fail('bad-magic', `not a consensus-kit backup file (it does not start with "${BACKUP_MAGIC}"; \`consensus-cli snapshot save\` writes them)`);
+  }
+  if (bytes.length < FIXED + HASH_BYTES) throw fail('truncated', `truncated: ${bytes.length} bytes, shorter than a backup's header and checksum`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const format = view.getUint32(8);
+  if (format !== BACKUP_FORMAT) {
+    throw fail('unknown-format', `backup format ${format} is not one this consensus-cli reads (format ${BACKUP_FORMAT}): restore it with the release that wrote it, or a newer one`);
+  }
+  const metaLength = view.getUint32(12);
+  const body = bytes.subarray(0, bytes.length - HASH_BYTES);
+  const sha = createHash('sha256').update(body).digest();
+  const stored = bytes.subarray(bytes.length - HASH_BYTES);
+  if (!sha.equals(stored)) {
+    // Say "truncated" when the header, readable as it stands, wants more bytes than the file has.
+    const expected = expectedSize(bytes, metaLength);
+    if (expected !== undefined && expected > bytes.length) {
+      throw fail('truncated', `truncated: ${bytes.length} bytes, its header says ${expected}; the file is incomplete (checksum does not match)`);
+    }
+    throw fail('checksum', `checksum mismatch: the SHA-256 of the contents is ${sha.toString('hex')}, the file records ${Buffer.from(stored).toString('hex')}; the file is damaged`);
+  }
+  if (metaLength > MAX_META_BYTES || FIXED + metaLength > body.length) throw fail('bad-metadata', `metadata length ${metaLength} does not fit the file`);
+  let meta: BackupMeta;
+  try {
+    meta = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(FIXED, FIXED + metaLength))) as BackupMeta;
+  } catch (e) {
+    throw fail('bad-metadata', `metadata is not JSON (${(e as Error).message})`);
+  }
+  const problem = metaProblem(meta);
+  if (problem !== undefined) throw fail('bad-metadata', `metadata: ${problem}`);
+  const data = bytes.subarray(FIXED + metaLength, body.length);
+  if (data.length !== meta.dataBytes) throw fail('bad-metadata', `metadata says ${meta.dataBytes} data bytes, the file holds ${data.length}`);
+  return { meta, data, sha256: sha.toString('hex'), bytes: bytes.length };
+}
+
+/** The size the header of `bytes` announces, if its metadata can be read from what is there. */
+function expectedSize(bytes: Uint8Array, metaLength: number): number | undefined {
+  if (metaLength > MAX_META_BYTES || FIXED + metaLength > bytes.length) return metaLength <= MAX_META_BYTES ? FIXED + metaLength + HASH_BYTES : undefined;
+  try {
+    const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(FIXED, FIXED + metaLength))) as Partial<BackupMeta>;
+    return Number.isSafeInteger(meta.dataBytes) ? FIXED + metaLength + (meta.dataBytes as number) + HASH_BYTES : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function metaProblem(m: unknown): string | undefined {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'not an object';
+  const x = m as Record<string, unknown>;
+  if (x.format !== BACKUP_FORMAT) return `format ${String(x.format)} disagrees with the header's ${BACKUP_FORMAT}`;
+  if (x.stateMachine !== 'kv') return `state machine ${JSON.stringify(x.stateMachine)} is not kv`;
+  for (const k of ['createdAt', 'clusterId', 'nodeId', 'protocol'] as const) if (typeof x[k] !== 'string') return `${k} must be a string`;
+  for (const k of ['appliedIndex', 'term', 'revision', 'compactRevision', 'keys', 'dataBytes'] as const) {
+    if (!Number.isSafeInteger(x[k]) || (x[k] as number) < 0) return `${k} must be a non-negative integer`;
+  }
+  return undefined;
+}
+
+/** Reads and verifies the backup file at `file`. */
+export function readBackup(file: string): Backup {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new BackupFileError(file, 'unreadable', `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return decodeBackup(bytes, file);
+}
+
+/**
+ * The state-machine bytes of a verified backup, restored into a fresh `KvStateMachine` to prove they load and
+ * agree with the metadata (revision, keys) before anything is written from them.
+ */
+export function checkBackupData(b: Backup, file: string): void {
+  const sm = new KvStateMachine();
+  try {
+    sm.restore(b.data);
+  } catch (e) {
+    throw new BackupFileError(file, 'bad-data', `its kv snapshot does not load: ${isConsensusError(e) ? `${e.message} [${e.code}]` : String(e)}`);
+  }
+  if (sm.currentRevision !== b.meta.revision || sm.size !== b.meta.keys) {
+    throw new BackupFileError(
+      file,
+      'bad-data',
+      `its kv snapshot holds revision ${sm.currentRevision} and ${sm.size} keys, its metadata says revision ${b.meta.revision} and ${b.meta.keys} keys`,
+    );
+  }
+}
+
+/** Writes `bytes` to `file` atomically: a temporary file beside it, fsync, rename, fsync of the directory. */
+export function writeFileDurably(file: string, bytes: Uint8Array): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'wx');
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw new CliError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const dir = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** Checks a node's `admin.snapshot` answer (it crossed the network). */
+export function checkNodeSnapshot(a: unknown): NodeSnapshot {
+  const x = a as Partial<NodeSnapshot> | null;
+  const ok =
+    typeof x === 'object' &&
+    x !== null &&
+    x.data instanceof Uint8Array &&
+    typeof x.clusterId === 'string' &&
+    typeof x.nodeId === 'string' &&
+    typeof x.protocol === 'string' &&
+    [x.appliedIndex, x.term, x.revision, x.compactRevision, x.keys].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
+  if (!ok) throw new CliError('the node answered admin.snapshot with something that is not a snapshot (a node of another release?)');
+  return x as NodeSnapshot;
+}
