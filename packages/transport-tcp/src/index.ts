@@ -1,9 +1,11 @@
 export { tcpTransport } from './transport';
 export type { PeerStats, TcpTransport, TcpTransportOptions } from './transport';
-export { createRequestServer, isRedirect, redirect } from './request-server';
+export { createRequestServer, isRedirect, redirect, resolvePushLimits } from './request-server';
 export type { Redirect, RequestContext, RequestHandler, RequestServer, RequestServerOptions } from './request-server';
 export { createRpcClient } from './rpc-client';
-export type { RequestOptions, RpcClient, RpcClientOptions } from './rpc-client';
+export type { RequestOptions, RpcClient, RpcClientOptions, SubscribeOptions } from './rpc-client';
+export { DEFAULT_PUSH_LIMITS, SlowSubscriberError } from './subscription';
+export type { PushLimits, Subscription } from './subscription';
 export { FaultControl } from './faults';
 export type { FaultDirection } from './faults';
 export { Backoff } from './backoff';

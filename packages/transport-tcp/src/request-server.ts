@@ -18,6 +18,7 @@ import { FrameError } from './errors';
 import { FrameType } from './frame';
 import { PROTOCOL_VERSION } from './handshake';
 import { Listener } from './listener';
+import { DEFAULT_PUSH_LIMITS, OpenSubscription, PushBuffer, type PushLimits, type Subscription } from './subscription';
 import { formatAddress, positiveOption, resolveLimits, resolveServerLimits, type LimitOptions, type ServerLimitOptions, type TlsOptions } from './options';
 
 /** What a request handler learns about the request besides its body. */
@@ -36,6 +37,12 @@ export interface RequestContext {
    */
   readonly connectionSignal: AbortSignal;
   readonly remoteAddress: string;
+  /**
+   * Present when the client opened this request as a subscription (`RpcClient.subscribe`): the handler may
+   * push values to the client until its promise settles (the final answer) or `subscription.signal` aborts
+   * (client cancel, disconnect, or a slow subscriber cancelled by the server's bounds). See subscription.ts.
+   */
+  readonly subscription?: Subscription;
 }
 
 /** One request being handled: its cancellation, and the AbortController behind `signal` once asked for. */
@@ -79,6 +86,8 @@ export interface ClientSessionOptions {
   /** Close the connection when it has had no request in flight and sent nothing for this long. */
   idleTimeoutMs: number;
   logger: Logger;
+  /** Bounds on server push (subscriptions); default `DEFAULT_PUSH_LIMITS`. */
+  push?: PushLimits;
 }
 
 /** The context of one request; `signal` makes its AbortController on first access. */
@@ -88,6 +97,7 @@ class Context implements RequestContext {
     readonly clientId: string,
     readonly remoteAddress: string,
     readonly connectionSignal: AbortSignal,
+    readonly subscription?: Subscription,
   ) {}
 
   get signal(): AbortSignal {
@@ -115,9 +125,15 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
   const codec = createCodec();
   const inflight = new Map<number, Inflight>();
   const connection = new AbortController();
-  const waiting: Array<{ id: number; body: unknown }> = [];
+  const waiting: Array<{ id: number; body: unknown; sub: boolean }> = [];
   const remoteAddress = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`;
   const { logger } = options;
+  /** Open subscriptions (also in `inflight` until their handler settles, but not counted as requests). */
+  const subs = new Map<number, OpenSubscription>();
+  let pushes: PushBuffer | undefined;
+  /** Requests in flight, subscriptions not included. */
+  const running = () => inflight.size - subs.size;
+  const pushLimits = options.push ?? DEFAULT_PUSH_LIMITS;
 
   // Idle check: one timer per connection, firing every idleTimeoutMs rather than reset per message. It closes
   // the connection when, over a whole period, nothing was received and nothing was in flight, waiting, or held
@@ -176,13 +192,30 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
 
   const finish = (id: number, entry: Inflight, res: ResponseBody) => {
     inflight.delete(id);
-    if (entry.cancelled === undefined) respond(res);
+    const sub = subs.get(id);
+    if (sub !== undefined) {
+      subs.delete(id);
+      // The answer ends the stream: it goes after the pushes the subscription still holds. One the server
+      // cancelled sends its own final answer once its held pushes are written.
+      if (sub.cancelledByServer) return next();
+      if (entry.cancelled === undefined) sub.settle(() => respond(res));
+      else sub.abort(entry.cancelled);
+    } else if (entry.cancelled === undefined) respond(res);
     next();
   };
 
-  const start = (id: number, body: unknown) => {
+  const start = (id: number, body: unknown, subscribe = false) => {
     const entry: Inflight = { controller: undefined, cancelled: undefined };
     inflight.set(id, entry);
+    let sub: OpenSubscription | undefined;
+    if (subscribe) {
+      pushes ??= new PushBuffer(conn, codec, pushLimits, logger);
+      sub = new OpenSubscription(id, pushes, {
+        cancelled: (error) => cancel(entry, error),
+        final: (error) => respond({ id, error: errorToWire(error) }),
+      });
+      subs.set(id, sub);
+    }
     const handler = options.handler();
     if (handler === undefined) {
       // Answered on a later turn, like every other answer, so a burst of requests still leaves in one write.
@@ -192,7 +225,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
     // The handler's promise is followed directly (no async wrapper): one continuation per request.
     let out: unknown;
     try {
-      out = handler(body, new Context(entry, clientId, remoteAddress, connection.signal));
+      out = handler(body, new Context(entry, clientId, remoteAddress, connection.signal, sub));
     } catch (e) {
       out = Promise.reject(e);
     }
@@ -209,11 +242,11 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
   };
 
   const next = () => {
-    while (waiting.length > 0 && inflight.size < options.maxConcurrentRequests) {
+    while (waiting.length > 0 && running() < options.maxConcurrentRequests) {
       const w = waiting.shift()!;
-      start(w.id, w.body);
+      start(w.id, w.body, w.sub);
     }
-    if (inflight.size < options.maxConcurrentRequests) conn.resume();
+    if (running() < options.maxConcurrentRequests) conn.resume();
     noteIdle();
   };
 
@@ -231,6 +264,8 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
         logger.warn('client connection closed on bad input', { clientId, remote: remoteAddress, reason: error.message });
       }
       const reason = new TransportError('client disconnected');
+      for (const sub of subs.values()) sub.abort(reason);
+      pushes?.stop();
       for (const entry of inflight.values()) cancel(entry, reason);
       connection.abort(reason);
       waiting.length = 0;
@@ -242,7 +277,9 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       const v = codec.decode(body, own);
       if (isRecord(v) && typeof v.id === 'number') {
         const entry = inflight.get(v.id);
-        if (entry !== undefined) cancel(entry, new TransportError('request cancelled by the client'));
+        const reason = new TransportError('request cancelled by the client');
+        subs.get(v.id)?.abort(reason);
+        if (entry !== undefined) cancel(entry, reason);
         const i = waiting.findIndex((w) => w.id === v.id);
         if (i >= 0) waiting.splice(i, 1);
       }
@@ -256,9 +293,14 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       respond({ id, error: errorToWire(new InvalidArgumentError(`request id ${id} is already in flight`)) });
       return;
     }
-    if (inflight.size < options.maxConcurrentRequests) start(id, v.body);
+    const subscribe = v.sub === 1;
+    if (subscribe && subs.size >= pushLimits.maxSubscriptions) {
+      respond({ id, error: errorToWire(new TransportError(`too many subscriptions on one connection (at most ${pushLimits.maxSubscriptions})`)) });
+      return;
+    }
+    if (running() < options.maxConcurrentRequests) start(id, v.body, subscribe);
     else {
-      waiting.push({ id, body: v.body });
+      waiting.push({ id, body: v.body, sub: subscribe });
       conn.pause();
     }
   }
@@ -283,6 +325,8 @@ export interface RequestServerOptions extends LimitOptions, ServerLimitOptions {
   maxConcurrentRequests?: number;
   /** Handshake deadline: a connection that has not completed its handshake by then is closed (default 5000 ms). */
   handshakeTimeoutMs?: number;
+  /** Bounds on server push (subscriptions); defaults in `DEFAULT_PUSH_LIMITS`. */
+  push?: Partial<PushLimits>;
 }
 
 export interface RequestServer {
@@ -304,6 +348,7 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
   const limits = resolveLimits(options);
   const server = resolveServerLimits(options, limits);
   const maxConcurrentRequests = positiveOption(options.maxConcurrentRequests, 'maxConcurrentRequests', 128);
+  const push = resolvePushLimits(options.push);
   let handler: RequestHandler | undefined;
   const listener = new Listener({
     host: options.listen.host ?? '127.0.0.1',
@@ -323,7 +368,7 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
     },
     onPeer: (conn) => conn.destroy(),
     onClient: (conn, clientId) =>
-      serveClient(conn, clientId, { handler: () => handler, resolveLeader: () => undefined, maxConcurrentRequests, idleTimeoutMs: server.clientIdleTimeoutMs, logger }),
+      serveClient(conn, clientId, { handler: () => handler, resolveLeader: () => undefined, maxConcurrentRequests, idleTimeoutMs: server.clientIdleTimeoutMs, logger, push }),
   });
   return {
     onRequest(h) {
@@ -339,3 +384,15 @@ export function createRequestServer(options: RequestServerOptions): RequestServe
   };
 }
 
+
+/** Push bounds with defaults, each checked to be a positive integer. */
+export function resolvePushLimits(o: Partial<PushLimits> | undefined): PushLimits {
+  if (o !== undefined && (typeof o !== 'object' || o === null)) throw new ConfigError('push must be an object');
+  const d = DEFAULT_PUSH_LIMITS;
+  return {
+    pushHighWaterBytes: positiveOption(o?.pushHighWaterBytes, 'push.pushHighWaterBytes', d.pushHighWaterBytes),
+    maxSubscriptionBufferBytes: positiveOption(o?.maxSubscriptionBufferBytes, 'push.maxSubscriptionBufferBytes', d.maxSubscriptionBufferBytes),
+    maxConnectionPushBytes: positiveOption(o?.maxConnectionPushBytes, 'push.maxConnectionPushBytes', d.maxConnectionPushBytes),
+    maxSubscriptions: positiveOption(o?.maxSubscriptions, 'push.maxSubscriptions', d.maxSubscriptions),
+  };
+}

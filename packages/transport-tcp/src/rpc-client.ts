@@ -48,6 +48,11 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+export interface SubscribeOptions {
+  /** Ends the subscription (a Cancel goes to the server); the promise rejects with AbortedError. */
+  signal?: AbortSignal;
+}
+
 export interface RpcClient {
   /**
    * Sends `body` to the cluster and resolves with the answer. Follows redirects to the leader, skips dead
@@ -55,6 +60,17 @@ export interface RpcClient {
    * TransportError (connection lost after sending: the outcome is unknown) or the error the server raised.
    */
   request<T = unknown>(body: unknown, options?: RequestOptions): Promise<T>;
+  /**
+   * Opens a subscription (server push, see subscription.ts): sends `body` as a subscription request to one
+   * node (not redirected to the leader: any node may serve it), calls `onPush` with each value the server
+   * pushes, in order, and settles with the server's final answer. Rejects with AbortedError when `signal`
+   * aborts, TransportError when the connection is lost (the client may subscribe again; the next attempt
+   * starts at another endpoint), `SlowSubscriberError` (a TransportError) when the server cancelled it because
+   * this client read too slowly, or the error the handler raised. Endpoints that cannot be reached are skipped.
+   */
+  subscribe<T = unknown>(body: unknown, onPush: (value: unknown) => void, options?: SubscribeOptions): Promise<T>;
+  /** The endpoint the next subscription tries first. */
+  readonly subscribeEndpoint: string;
   /** The endpoint the client currently prefers (the last one that answered). */
   readonly preferred: string;
   close(): Promise<void>;
@@ -75,6 +91,8 @@ class Call {
     readonly signal: AbortSignal | undefined,
     readonly resolve: (v: Record<string, unknown>) => void,
     readonly reject: (e: Error) => void,
+    /** A subscription's push handler. */
+    readonly onPush?: (value: unknown) => void,
   ) {}
 
   /** The abort listener (EventTarget calls `handleEvent` on a listener object): no closure per call. */
@@ -123,6 +141,11 @@ class Channel {
         if (!isRecord(v) || typeof v.id !== 'number') throw new TransportError('response without an id');
         const call = this.pending.get(v.id);
         if (call === undefined) return; // answered after we gave up on it
+        if (call.onPush !== undefined && 'push' in v) {
+          // A push on a subscription: the call stays open for more, and for its final answer.
+          call.onPush(v.push);
+          return;
+        }
         this.pending.delete(v.id);
         if (this.pending.size === 0) this.disarm();
         call.settle(v);
@@ -157,6 +180,33 @@ class Channel {
       this.pending.set(id, call);
       call.deadline = this.clock.now() + Math.max(0, timeoutMs);
       if (call.deadline < this.timerAt) this.arm(call.deadline);
+      if (signal !== undefined) signal.addEventListener('abort', call, { once: true });
+    });
+  }
+
+  /** Opens a subscription: like `call`, with pushes handed to `onPush` and no deadline (only `signal`). */
+  subscribe(body: unknown, onPush: (value: unknown) => void, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode({ id, body, sub: 1 });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new AbortedError(signal.reason));
+        return;
+      }
+      const call = new Call(this, id, Number.POSITIVE_INFINITY, signal, resolve, reject, onPush);
+      const r = this.conn.send(FrameType.Request, bytes);
+      if (r !== 'queued') {
+        reject(new TransportError(r === 'too-large' ? 'request exceeds maxMessageSize' : `subscription not sent: ${r}`));
+        return;
+      }
+      // No deadline: a subscription lasts until either side ends it.
+      call.deadline = Number.POSITIVE_INFINITY;
+      this.pending.set(id, call);
       if (signal !== undefined) signal.addEventListener('abort', call, { once: true });
     });
   }
@@ -365,8 +415,64 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     }
   }
 
+  /** Where the next subscription starts looking: moves on past an endpoint whose connection failed. */
+  let subPreferred = 0;
+
+  async function subscribe<T>(body: unknown, onPush: (value: unknown) => void, so: SubscribeOptions = {}): Promise<T> {
+    if (closed) throw new StoppedError('the rpc client is closed');
+    const signal = so.signal;
+    let unreached = 0;
+    let redirects = 0;
+    for (;;) {
+      if (signal?.aborted) throw new AbortedError(signal.reason);
+      const address = endpoints[subPreferred % endpoints.length]!;
+      let ch: Channel;
+      try {
+        ch = connected.get(address) ?? (await withDeadline(clock, channel(address), connectTimeoutMs + handshakeTimeoutMs, connectTimeoutMs + handshakeTimeoutMs, signal));
+      } catch (e) {
+        if (!(e instanceof Unreached) && !TimeoutError.is(e)) throw e;
+        const err = e instanceof Unreached ? e.error : (e as Error);
+        logger.debug('endpoint unreachable for a subscription; trying the next', { address, reason: err.message });
+        subPreferred++;
+        if (++unreached >= endpoints.length) throw err;
+        continue;
+      }
+      let res: Record<string, unknown>;
+      try {
+        res = await ch.subscribe(body, onPush, signal);
+      } catch (e) {
+        // A lost connection: the next subscription tries another node first.
+        if (TransportError.is(e)) subPreferred++;
+        throw e;
+      }
+      if ('ok' in res) return res.ok as T;
+      if (isRecord(res.redirect)) {
+        const addr = typeof res.redirect.address === 'string' && res.redirect.address.length <= MAX_WIRE_TEXT ? res.redirect.address : undefined;
+        const hint = isNodeId(res.redirect.leader) ? res.redirect.leader : undefined;
+        if (addr === undefined || redirects >= maxRedirects) throw new NotLeaderError(hint);
+        redirects++;
+        try {
+          subPreferred = endpointIndex(addr);
+        } catch {
+          throw new NotLeaderError(hint);
+        }
+        continue;
+      }
+      if (isRecord(res.error)) {
+        const err = errorFromWire(res.error, { prefix: 'remote: ' });
+        if (TransportError.is(err)) subPreferred++;
+        throw err;
+      }
+      throw new TransportError('malformed response from the server');
+    }
+  }
+
   return {
     request,
+    subscribe,
+    get subscribeEndpoint() {
+      return endpoints[subPreferred % endpoints.length]!;
+    },
     get preferred() {
       return endpoints[preferred % endpoints.length]!;
     },
