@@ -1,16 +1,27 @@
-import { AbortedError } from '@consensus-kit/core';
+import { AbortedError, InvalidArgumentError } from '@consensus-kit/core';
 import type { ConsensusNode, OperationOptions } from '@consensus-kit/core/host';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { admitCommand, admitQuery, validateCommand, validateQuery, validateSession } from './commands';
 import type { KvQueryResult, KvStateMachine } from './kv-state-machine';
-import { validateWireRequest } from './wire';
+import { WatchHub } from './watch-hub';
+import { validateWireRequest, type PushSink } from './wire';
 
 export interface KvServiceOptions {
   node: ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>;
-  /** The node's state machine, for serializable (local) reads. */
+  /** The node's state machine, for serializable (local) reads and watches. */
   stateMachine: KvStateMachine;
   /** Timeout of one proposal or read barrier on this node. Default: the node's. */
   timeoutMs?: number;
+  /** Watches: how often progress notifications go out (`progressNotify`). Default 5,000 ms. */
+  watchProgressIntervalMs?: number;
+}
+
+/** What the service reads of a request's context; transport-tcp's `RequestContext` is one. */
+export interface KvServiceContext {
+  signal?: AbortSignal;
+  connectionSignal?: AbortSignal;
+  /** Present when the request was opened as a subscription (server push): watches need it. */
+  subscription?: PushSink;
 }
 
 /**
@@ -19,13 +30,25 @@ export interface KvServiceOptions {
  * linearizable reads go through a read barrier; serializable reads answer from this node's state.
  * Bad requests are rejected before they reach the log.
  */
-export function createKvService(
-  options: KvServiceOptions,
-): (body: unknown, ctx?: { signal?: AbortSignal; connectionSignal?: AbortSignal }) => Promise<unknown> {
+export function createKvService(options: KvServiceOptions): (body: unknown, ctx?: KvServiceContext) => Promise<unknown> {
   const { node, stateMachine } = options;
   const plain: OperationOptions = options.timeoutMs ? { timeoutMs: options.timeoutMs } : {};
-  const serve = (body: unknown, ctx: { signal?: AbortSignal; connectionSignal?: AbortSignal } | undefined): Promise<unknown> | unknown => {
+  // Watches are served by this node from its own applied state, whatever its role (as etcd does); the hub
+  // follows the node's applies and snapshot restores.
+  let hub: WatchHub | undefined;
+  const watches = (): WatchHub =>
+    (hub ??= new WatchHub({
+      stateMachine,
+      events: node,
+      ...(options.watchProgressIntervalMs !== undefined ? { progressIntervalMs: options.watchProgressIntervalMs } : {}),
+    }));
+  const serve = (body: unknown, ctx: KvServiceContext | undefined): Promise<unknown> | unknown => {
     validateWireRequest(body);
+    if (body.t === 'kv.watch') {
+      const sub = ctx?.subscription;
+      if (sub === undefined) throw new InvalidArgumentError('kv.watch must be opened as a subscription (server push): use a channel with subscribe(), such as createRpcClient');
+      return watches().watch(body, sub);
+    }
     // A client connection's signal is checked here but not watched: a proposed write cannot be taken back, a
     // read barrier settles within a round trip, and the answer to either is dropped once the connection is
     // gone. Watching it would only settle the operation a little before its commit (or timeout) does, at the

@@ -1,0 +1,276 @@
+import { type Clock } from '@consensus-kit/core';
+import { systemClock } from '@consensus-kit/core/host';
+import { RevisionCompactedError } from './errors';
+import type { KvEvent } from './mvcc-store';
+import type { KvWatchRequest, PushSink, WatchPush } from './wire';
+
+/** What the hub reads: the applied store (a `KvStateMachine`). */
+export interface WatchSource {
+  readonly currentRevision: number;
+  readonly compactRevision: number;
+  changes(from: number, limit?: number): KvEvent[];
+}
+
+/** Where applies and snapshot restores are announced: a `ConsensusNode` ('apply' per entry, 'snapshot' after a restore). */
+export interface WatchEvents {
+  on(event: 'apply' | 'snapshot', listener: () => void): unknown;
+  off(event: 'apply' | 'snapshot', listener: () => void): unknown;
+}
+
+export interface WatchHubOptions {
+  stateMachine: WatchSource;
+  /** Applies and restores to follow; without it, call `notify()` after each apply and restore. */
+  events?: WatchEvents;
+  /** Progress notifications (`progressNotify` watches) are sent this often. Default 5,000 ms. */
+  progressIntervalMs?: number;
+  /** Events read from history per watcher per step while catching up (whole revisions). Default 1,000. */
+  batchLimit?: number;
+  /** Timers for progress notifications. Default `systemClock`. */
+  clock?: Clock;
+}
+
+/** One watcher: what it matches and the next revision it is owed. */
+interface Watcher {
+  key: string;
+  prefix: boolean;
+  prevKv: boolean;
+  progressNotify: boolean;
+  /** Every matching event below this revision has been pushed (or was before its start). */
+  next: number;
+  /** Something was pushed since the last progress tick (etcd sends progress only to quiet watchers). */
+  active: boolean;
+  sink: PushSink;
+  done: (error?: Error) => void;
+  onAbort: () => void;
+}
+
+const keyOf = (e: KvEvent): string => (e.type === 'put' ? e.kv.key : e.key);
+
+/** An event without its previous version, for watches that did not ask for it. */
+function withoutPrev(e: KvEvent): KvEvent {
+  if (e.prev === undefined) return e;
+  const { prev: _prev, ...rest } = e;
+  return rest as KvEvent;
+}
+
+/**
+ * The server side of watches (etcd's watchableStore), served by any node from its own applied state: every
+ * replica applies the same sequence, so any node's `changes` gives the same events in the same order.
+ *
+ * - A watcher is owed the matching events from `next` on. After applies (coalesced into one step per turn),
+ *   the hub reads the new events once with `changes(rev + 1)` and hands them to every watcher that is caught
+ *   up (`next === rev + 1`: etcd's synced group); a watcher still behind (replaying history, etcd's unsynced
+ *   group) reads its own `changes(next, batchLimit)`, a bounded amount per step, until it catches up. Nothing
+ *   is copied per event or per watcher beyond the events it matches.
+ * - Revisions are never split: a push carries whole revisions, and its `revision` says the watcher has every
+ *   matching event up to there (so a client resumes exactly from `revision + 1`).
+ * - A start revision at or below the compaction revision is refused with `RevisionCompactedError` (carrying
+ *   the compaction revision, as etcd's `compact_revision`); one above the current revision waits.
+ * - After a snapshot restore or a compaction that passes a watcher still owed events, that watcher ends with
+ *   `RevisionCompactedError` (its final answer), saying which revision to resume from.
+ * - Slow clients are bounded by the transport (the subscription is cancelled once over its buffer bound).
+ */
+export class WatchHub {
+  private readonly sm: WatchSource;
+  private readonly watchers = new Set<Watcher>();
+  /** Every caught-up watcher has been pushed everything up to here. */
+  private rev: number;
+  private scheduled = false;
+  private readonly batchLimit: number;
+  private readonly progressIntervalMs: number;
+  private readonly clock: Clock;
+  private progressTimer: unknown;
+  private progressWatchers = 0;
+  private readonly onChange = () => this.notify();
+  private closed = false;
+
+  constructor(private readonly options: WatchHubOptions) {
+    this.sm = options.stateMachine;
+    this.rev = this.sm.currentRevision;
+    this.batchLimit = Math.max(1, options.batchLimit ?? 1000);
+    this.progressIntervalMs = Math.max(1, options.progressIntervalMs ?? 5000);
+    this.clock = options.clock ?? systemClock;
+    options.events?.on('apply', this.onChange);
+    options.events?.on('snapshot', this.onChange);
+  }
+
+  /** Open watches. */
+  get size(): number {
+    return this.watchers.size;
+  }
+
+  /**
+   * Opens a watch that pushes to `sink` until the sink's signal aborts (then the promise resolves) or the watch
+   * fails (a compacted revision: the promise rejects with `RevisionCompactedError`). Throws at once for a
+   * compacted start revision. The request was validated (`validateWireRequest`).
+   */
+  watch(req: KvWatchRequest, sink: PushSink): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    let next: number;
+    if (req.startRevision !== undefined) {
+      this.sm.changes(req.startRevision, 0); // throws RevisionCompactedError below the compaction point
+      next = req.startRevision;
+    } else next = this.sm.currentRevision + 1;
+    if (sink.signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w: Watcher = {
+        key: req.key,
+        prefix: req.prefix === true,
+        prevKv: req.prevKv === true,
+        progressNotify: req.progressNotify === true,
+        next,
+        active: false,
+        sink,
+        done: (error) => {
+          if (!this.watchers.delete(w)) return;
+          sink.signal.removeEventListener('abort', w.onAbort);
+          if (w.progressNotify && --this.progressWatchers === 0) this.stopProgress();
+          if (error === undefined) resolve();
+          else reject(error);
+        },
+        onAbort: () => w.done(),
+      };
+      this.watchers.add(w);
+      sink.signal.addEventListener('abort', w.onAbort, { once: true });
+      if (w.progressNotify && this.progressWatchers++ === 0) this.startProgress();
+      const created: WatchPush = { created: true, revision: next - 1, compactRevision: this.sm.compactRevision };
+      if (!sink.push(created)) {
+        w.done();
+        return;
+      }
+      // A watcher from the past replays at once; one from now is caught up already.
+      if (next <= this.sm.currentRevision) this.notify();
+    });
+  }
+
+  /** Something was applied or restored: push what is new, once this turn's applies are done. */
+  notify(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    queueMicrotask(() => this.step());
+  }
+
+  /** Ends every watch (they resolve) and stops following the node. */
+  close(): void {
+    this.closed = true;
+    this.options.events?.off('apply', this.onChange);
+    this.options.events?.off('snapshot', this.onChange);
+    for (const w of [...this.watchers]) w.done();
+    this.stopProgress();
+  }
+
+  /**
+   * Reads `[from, top]` from history, at most about `batchLimit` events, in whole revisions. `upto`: the last
+   * revision fully read (every revision has at least one event, so a cut at revision r covers r - 1).
+   */
+  private read(from: number, top: number): { events: KvEvent[]; upto: number } {
+    const limit = this.batchLimit;
+    const events = this.sm.changes(from, limit);
+    if (events.length < limit) return { events, upto: top };
+    const last = events[events.length - 1]!.revision;
+    let cut = events.length;
+    while (cut > 0 && events[cut - 1]!.revision === last) cut--;
+    if (cut > 0) return { events: events.slice(0, cut), upto: last - 1 };
+    // One revision with more events than the limit (a large transaction or delete): taken whole.
+    for (let n = limit * 2; ; n *= 2) {
+      const all = this.sm.changes(from, n);
+      if (all.length < n || all[all.length - 1]!.revision !== last) return { events: all.filter((e) => e.revision === last), upto: last };
+    }
+  }
+
+  private step(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    const top = this.sm.currentRevision;
+    let behind = false;
+    // The caught-up watchers share one read of what is new.
+    const from = this.rev + 1;
+    let shared: { events: KvEvent[]; upto: number; plain?: KvEvent[] } | RevisionCompactedError | undefined;
+    if (top >= from) {
+      try {
+        shared = this.read(from, top);
+      } catch (e) {
+        if (!RevisionCompactedError.is(e)) throw e;
+        shared = e;
+      }
+    }
+    for (const w of [...this.watchers]) {
+      if (w.next > top) continue; // caught up, or waiting for a future start revision
+      if (w.next === from && shared !== undefined) {
+        if (shared instanceof Error) this.failCompacted(w, shared);
+        else this.deliver(w, shared.events, shared.upto);
+      } else {
+        try {
+          const r = this.read(w.next, top);
+          this.deliver(w, r.events, r.upto);
+        } catch (e) {
+          if (!RevisionCompactedError.is(e)) throw e;
+          this.failCompacted(w, e);
+          continue;
+        }
+      }
+      if (w.next <= top && this.watchers.has(w)) behind = true;
+    }
+    if (shared !== undefined) this.rev = shared instanceof Error ? top : shared.upto;
+    else if (top > this.rev) this.rev = top;
+    // More to read (the shared read or a replay hit the batch limit): continue after I/O has had a turn.
+    if ((behind || this.rev < top) && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.step());
+    }
+  }
+
+  /** Pushes the events among `events` that `w` matches, and marks it complete up to `upto`. */
+  private deliver(w: Watcher, events: KvEvent[], upto: number): void {
+    let out: KvEvent[] | undefined;
+    for (const e of events) {
+      if (e.revision < w.next) continue;
+      const k = keyOf(e);
+      if (w.prefix ? !k.startsWith(w.key) : k !== w.key) continue;
+      (out ??= []).push(w.prevKv ? e : withoutPrev(e));
+    }
+    w.next = upto + 1;
+    if (out === undefined) return;
+    w.active = true;
+    const push: WatchPush = { events: out, revision: upto };
+    if (!w.sink.push(push)) w.done();
+  }
+
+  private failCompacted(w: Watcher, e: RevisionCompactedError): void {
+    w.done(
+      new RevisionCompactedError(
+        w.next,
+        e.compactRevision,
+        `watch cancelled: mvcc: required revision ${w.next} has been compacted (the oldest readable revision is ${e.compactRevision}); this node compacted or installed a snapshot past what the watch was owed`,
+      ),
+    );
+  }
+
+  private startProgress(): void {
+    const tick = () => {
+      this.progressTimer = this.clock.setTimeout(tick, this.progressIntervalMs);
+      this.sendProgress();
+    };
+    this.progressTimer = this.clock.setTimeout(tick, this.progressIntervalMs);
+  }
+
+  private stopProgress(): void {
+    if (this.progressTimer !== undefined) this.clock.clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+  }
+
+  /**
+   * Progress notifications (etcd's progress_notify): each quiet, caught-up watcher that asked for them learns
+   * the revision it is complete up to, so a client that reconnects later resumes from there.
+   */
+  sendProgress(): void {
+    const revision = this.sm.currentRevision;
+    for (const w of [...this.watchers]) {
+      if (!w.progressNotify) continue;
+      const quiet = !w.active;
+      w.active = false;
+      if (!quiet || w.next !== revision + 1) continue;
+      if (!w.sink.push({ progress: true, revision } satisfies WatchPush)) w.done();
+    }
+  }
+}
