@@ -1,4 +1,5 @@
 import { InvalidArgumentError, preview, type SessionStamp } from '@consensus-kit/core';
+import { MAX_KEEPALIVE_IDS, MAX_LEASE_TTL_MS, checkLeaseId } from './lease';
 import { validateTxn } from './txn';
 
 /** A stored value: text or bytes, kept exactly as written. */
@@ -31,8 +32,13 @@ export interface KvCompare {
 }
 
 export type KvCommand =
-  /** `prevKv` asks for the key as it was before (etcd's prev_kv); without it a put answers only its revision. */
-  | { op: 'put'; key: string; value: KvValue; prevKv?: boolean }
+  /**
+   * `prevKv` asks for the key as it was before (etcd's prev_kv); without it a put answers only its revision.
+   * `lease` attaches the key to that lease (moved from the one it had, if any): the key is deleted when the
+   * lease expires or is revoked. A put without `lease` (or with 0) detaches the key. A lease that does not
+   * exist: `LeaseNotFoundError`, and nothing is written.
+   */
+  | { op: 'put'; key: string; value: KvValue; prevKv?: boolean; lease?: number }
   /** `prevKv` asks for the deleted keys with their values in `prevKvs` (etcd's prev_kv); without it, only their number. */
   | { op: 'delete'; key: string; prefix?: boolean; prevKv?: boolean }
   /** Compare-and-set: applied as a one-compare transaction (see `TxnRequest`); kept for its callers and for logs that hold it. */
@@ -43,7 +49,25 @@ export type KvCommand =
    * Forget the history before `revision` (etcd's compact): reads at an older revision fail with
    * `RevisionCompactedError` from then on. Moves no revision.
    */
-  | { op: 'compact'; revision: number };
+  | { op: 'compact'; revision: number }
+  /**
+   * etcd's LeaseGrant: a lease of `ttl` ms (raised to the state machine's minimum TTL), with `id` or the next
+   * id of a counter. It expires when replicated time passes its expiry (see `KvStateMachine`).
+   */
+  | { op: 'leaseGrant'; ttl: number; id?: number }
+  /** etcd's LeaseRevoke: the lease goes and its keys are deleted, in one revision, with delete events. */
+  | { op: 'leaseRevoke'; id: number }
+  /**
+   * etcd's LeaseKeepAlive, for a batch: every lease of `ids` that exists expires at (replicated time when this
+   * command is applied) + its TTL. The ids not found are reported, not thrown: one lost lease does not fail the
+   * others' renewal. One command renews all of a client's leases (at most `MAX_KEEPALIVE_IDS`).
+   */
+  | { op: 'leaseKeepAlive'; ids: number[] }
+  /**
+   * A time entry (DESIGN r2): proposed only by the leader's host (`KvStateMachine.timeCommand`), carrying its
+   * term and clock reading. Never taken from a client: `admitCommand` refuses it, so a client cannot forge time.
+   */
+  | { op: 'time'; term: number; ms: number };
 
 /** What a transaction compares: etcd's compare targets. A missing key has version, revisions and lease 0. */
 export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
@@ -63,7 +87,8 @@ export interface TxnCompare {
 
 /** An operation inside a transaction. Reads see the writes made before them in the same transaction. */
 export type TxnOp =
-  | { op: 'put'; key: string; value: KvValue; prevKv?: boolean }
+  /** `lease` as in the `put` command: every lease a transaction names must exist, or none of it runs. */
+  | { op: 'put'; key: string; value: KvValue; prevKv?: boolean; lease?: number }
   | { op: 'delete'; key: string; prefix?: boolean; prevKv?: boolean }
   | { op: 'get'; key: string }
   | { op: 'range'; prefix: string; limit?: number; after?: string }
@@ -100,7 +125,22 @@ export type KvQuery =
   | { op: 'range'; prefix: string; limit?: number; after?: string; revision?: number }
   | { op: 'revision' }
   /** The current and the compaction revision. */
-  | { op: 'status' };
+  | { op: 'status' }
+  /** etcd's LeaseTimeToLive: the lease's granted TTL and remaining ms, with its keys when asked. Absent: `LeaseNotFoundError`. */
+  | { op: 'leaseTimeToLive'; id: number; keys?: boolean }
+  /** etcd's LeaseLeases: every live lease, in id order. */
+  | { op: 'leases' };
+
+/** The answer to `leaseTimeToLive`, and each lease of `leases` (without keys). */
+export interface LeaseInfo {
+  id: number;
+  /** The TTL granted, in ms. */
+  ttl: number;
+  /** Ms of replicated time left before it expires (0: it expires at the next time entry). */
+  remaining: number;
+  /** The keys attached, in key order (only when asked for). */
+  keys?: string[];
+}
 
 /** The answer to `{ op: 'status' }`. */
 export interface KvStatus {
@@ -159,7 +199,51 @@ export interface CompactResult {
   compactRevision: number;
 }
 
-export type KvResult = PutResult | DeleteResult | CasResult | TxnResult | CompactResult;
+export interface LeaseGrantResult {
+  op: 'leaseGrant';
+  id: number;
+  /** The TTL granted (the one asked for, or the minimum TTL if that was shorter). */
+  ttl: number;
+  /** The store revision (a grant moves none), as every answer carries it (etcd's response header). */
+  revision: number;
+}
+
+export interface LeaseRevokeResult {
+  op: 'leaseRevoke';
+  /** The revision of the deletion of its keys, or the unchanged revision if it had none. */
+  revision: number;
+  /** How many keys were deleted with it. */
+  deleted: number;
+}
+
+export interface LeaseKeepAliveResult {
+  op: 'leaseKeepAlive';
+  /** The leases renewed, with their TTL: each expires at least that long after this answer's entry was applied. */
+  kept: [id: number, ttl: number][];
+  /** The ids not found: expired, revoked or never granted. */
+  missing: number[];
+  /** The store revision (a keepalive moves none). */
+  revision: number;
+}
+
+/** What a time entry did: replicated time after it, and how many leases expired (their keys deleted at `revision`). */
+export interface TimeResult {
+  op: 'time';
+  now: number;
+  expired: number;
+  revision: number;
+}
+
+export type KvResult =
+  | PutResult
+  | DeleteResult
+  | CasResult
+  | TxnResult
+  | CompactResult
+  | LeaseGrantResult
+  | LeaseRevokeResult
+  | LeaseKeepAliveResult
+  | TimeResult;
 
 export const MAX_KEY_BYTES = 4096;
 export const MAX_VALUE_BYTES = 4 * 1024 * 1024;
@@ -209,6 +293,7 @@ export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
       checkKey(c.key);
       checkValue(c.value);
       if (c.prevKv !== undefined && typeof c.prevKv !== 'boolean') throw new InvalidArgumentError('put.prevKv must be a boolean');
+      checkPutLease(c.lease);
       return;
     case 'delete':
       if (c.prefix === true && c.key === '') return; // delete everything: explicit prefix ''
@@ -236,9 +321,34 @@ export function validateCommand(cmd: unknown): asserts cmd is KvCommand {
         throw new InvalidArgumentError(`compact.revision must be a positive integer, got ${preview(c.revision)}`);
       }
       return;
+    case 'leaseGrant':
+      if (typeof c.ttl !== 'number' || !Number.isSafeInteger(c.ttl) || c.ttl <= 0 || c.ttl > MAX_LEASE_TTL_MS) {
+        throw new InvalidArgumentError(`leaseGrant.ttl must be a positive integer of ms up to ${MAX_LEASE_TTL_MS}, got ${preview(c.ttl)}`);
+      }
+      if (c.id !== undefined) checkLeaseId(c.id);
+      return;
+    case 'leaseRevoke':
+      checkLeaseId(c.id);
+      return;
+    case 'leaseKeepAlive':
+      if (!Array.isArray(c.ids) || c.ids.length === 0 || c.ids.length > MAX_KEEPALIVE_IDS) {
+        throw new InvalidArgumentError(`leaseKeepAlive.ids must be an array of 1 to ${MAX_KEEPALIVE_IDS} lease ids`);
+      }
+      for (const id of c.ids) checkLeaseId(id);
+      return;
+    case 'time':
+      if (typeof c.term !== 'number' || !Number.isSafeInteger(c.term) || c.term < 0 || typeof c.ms !== 'number' || !Number.isFinite(c.ms)) {
+        throw new InvalidArgumentError('a time entry must be { op: "time", term: non-negative integer, ms: finite number }');
+      }
+      return;
     default:
       throw new InvalidArgumentError(`unknown kv command op ${preview(c.op)}`);
   }
+}
+
+/** `put.lease`: absent, 0 (no lease) or a lease id. */
+export function checkPutLease(lease: unknown): void {
+  if (lease !== undefined && lease !== 0) checkLeaseId(lease, 'put.lease');
 }
 
 export { validateSession } from '@consensus-kit/core';
@@ -267,6 +377,11 @@ export function validateQuery(q: unknown): asserts q is KvQuery {
       return;
     case 'revision':
     case 'status':
+    case 'leases':
+      return;
+    case 'leaseTimeToLive':
+      checkLeaseId(x.id);
+      if (x.keys !== undefined && typeof x.keys !== 'boolean') throw new InvalidArgumentError('leaseTimeToLive.keys must be a boolean');
       return;
     default:
       throw new InvalidArgumentError(`unknown kv query op ${preview(x.op)}`);
@@ -297,7 +412,9 @@ function checkText(s: unknown, what: string): void {
  * otherwise turn a compare-and-set into an unconditional write).
  */
 export function admitCommand(cmd: KvCommand): void {
-  if (cmd.op === 'compact') return;
+  // Time comes only from the leader's host (DESIGN r2): a client that could send it could expire every lease.
+  if (cmd.op === 'time') throw new InvalidArgumentError('time entries are proposed by the leader itself, never taken from a client');
+  if (cmd.op === 'compact' || cmd.op === 'leaseGrant' || cmd.op === 'leaseRevoke' || cmd.op === 'leaseKeepAlive') return;
   if (cmd.op === 'txn') {
     admitTxn(cmd);
     return;

@@ -58,14 +58,16 @@ export class InvalidTxnError extends InvalidArgumentError {
 }
 
 const FUTURE = /mvcc: required revision (\d+) is a future revision \(current revision (\d+)\)/;
+const LEASE_NOT_FOUND = /^lease (\d+) not found$/;
 
 /**
  * The kv class of an error that crossed the wire as one of core's classes: a `COMPACTED` error becomes a
  * `RevisionCompactedError` (its fields travel), an `INVALID_ARGUMENT` whose text is the future-revision
- * message becomes a `FutureRevisionError`. Other errors are returned as they are. The message is kept.
+ * message becomes a `FutureRevisionError`, one whose text is `lease <id> not found` a `LeaseNotFoundError`. Other
+ * errors are returned as they are. The message is kept.
  */
 export function kvErrorFromRemote(e: unknown): unknown {
-  if (!isConsensusError(e) || e instanceof RevisionCompactedError || e instanceof FutureRevisionError) return e;
+  if (!isConsensusError(e) || e instanceof RevisionCompactedError || e instanceof FutureRevisionError || e instanceof LeaseNotFoundError) return e;
   if (e.code === ErrorCode.COMPACTED) {
     const c = e as CompactedError;
     return keepStack(new RevisionCompactedError(c.index, c.firstIndex, e.message), e);
@@ -73,6 +75,8 @@ export function kvErrorFromRemote(e: unknown): unknown {
   if (e.code === ErrorCode.INVALID_ARGUMENT) {
     const m = FUTURE.exec(e.message);
     if (m !== null) return keepStack(new FutureRevisionError(Number(m[1]), Number(m[2]), e.message), e);
+    const l = LEASE_NOT_FOUND.exec(e.message);
+    if (l !== null) return keepStack(new LeaseNotFoundError(Number(l[1]), e.message), e);
   }
   return e;
 }
@@ -90,6 +94,7 @@ export interface StoredError {
   compactRevision?: number;
   currentRevision?: number;
   reason?: string;
+  leaseId?: number;
 }
 
 export function storeError(e: unknown): StoredError {
@@ -98,7 +103,7 @@ export function storeError(e: unknown): StoredError {
     code: typeof err?.code === 'string' ? err.code : 'ERROR',
     message: String(err?.message ?? e),
   };
-  for (const k of ['revision', 'compactRevision', 'currentRevision'] as const) if (typeof err?.[k] === 'number') out[k] = err[k] as number;
+  for (const k of ['revision', 'compactRevision', 'currentRevision', 'leaseId'] as const) if (typeof err?.[k] === 'number') out[k] = err[k] as number;
   if (typeof err?.reason === 'string') out.reason = err.reason;
   return out;
 }
@@ -107,6 +112,7 @@ export function storeError(e: unknown): StoredError {
 export function errorFromStored(s: StoredError, sessionId: string): ConsensusError {
   if (s.code === ErrorCode.COMPACTED && s.revision !== undefined && s.compactRevision !== undefined) return new RevisionCompactedError(s.revision, s.compactRevision, s.message);
   if (s.code === ErrorCode.INVALID_ARGUMENT && s.revision !== undefined && s.currentRevision !== undefined) return new FutureRevisionError(s.revision, s.currentRevision, s.message);
+  if (s.code === ErrorCode.INVALID_ARGUMENT && s.leaseId !== undefined) return new LeaseNotFoundError(s.leaseId, s.message);
   if (s.code === ErrorCode.INVALID_ARGUMENT && s.reason !== undefined) {
     const e = new InvalidTxnError(s.reason as InvalidTxnReason, '');
     e.message = s.message;
@@ -114,4 +120,20 @@ export function errorFromStored(s: StoredError, sessionId: string): ConsensusErr
   }
   if (s.code === ErrorCode.SESSION_EXPIRED) return new SessionExpiredError(sessionId, s.message);
   return new InvalidArgumentError(s.message);
+}
+
+/**
+ * etcd's ErrLeaseNotFound: a put, revoke, time-to-live or keepalive named a lease that does not exist (never
+ * granted, revoked, or expired). An `InvalidArgumentError` (never retried: asking again gives the same answer),
+ * thrown the same way on every replica; the kv client rebuilds this class from the message.
+ */
+export class LeaseNotFoundError extends InvalidArgumentError {
+  readonly leaseId: number;
+  constructor(leaseId: number, message?: string) {
+    super(message ?? `lease ${leaseId} not found`);
+    this.leaseId = leaseId;
+  }
+  static override is(e: unknown): e is LeaseNotFoundError {
+    return e instanceof LeaseNotFoundError || (isConsensusError(e, ErrorCode.INVALID_ARGUMENT) && typeof (e as { leaseId?: unknown }).leaseId === 'number');
+  }
 }

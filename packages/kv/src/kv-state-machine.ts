@@ -1,5 +1,5 @@
 import { pack, unpack } from 'msgpackr';
-import { InvalidArgumentError, MalformedMessageError, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { InvalidArgumentError, MalformedMessageError, ReplicatedTime, type LogEntry, type ReplicatedTimeState, type StateMachine } from '@consensus-kit/core';
 import {
   type CasResult,
   type CompactResult,
@@ -11,7 +11,12 @@ import {
   type KvRequest,
   type KvResult,
   type KvStatus,
+  type LeaseGrantResult,
+  type LeaseInfo,
+  type LeaseKeepAliveResult,
+  type LeaseRevokeResult,
   type PutResult,
+  type TimeResult,
   type TxnCompare,
   type TxnOp,
   type TxnOpResult,
@@ -21,12 +26,13 @@ import {
   validateQuery,
   validateSession,
 } from './commands';
-import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
+import { FutureRevisionError, LeaseNotFoundError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
+import { DEFAULT_MAX_LEASES, DEFAULT_MIN_LEASE_TTL_MS, Lessor, type LeaseSnapshot } from './lease';
 import { MvccStore, type KvEvent, type MvccSnapshot } from './mvcc-store';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';
 import { compareHolds } from './txn';
 
-export type KvQueryResult = KeyValue | undefined | KeyValue[] | number | KvStatus;
+export type KvQueryResult = KeyValue | undefined | KeyValue[] | number | KvStatus | LeaseInfo | LeaseInfo[];
 
 /** Revisions of history kept by default: reads at the last 10,000 revisions work, older ones are compacted. */
 export const DEFAULT_HISTORY_REVISIONS = 10_000;
@@ -39,6 +45,16 @@ export interface KvStateMachineOptions extends SessionTableOptions {
    * Counted in revisions of the replicated log, never in time: every replica must be given the same value.
    */
   historyRevisions?: number;
+  /**
+   * The shortest lease TTL: a grant asking for less gets this (etcd's minLeaseTTL, 1.5 election timeouts).
+   * Default `DEFAULT_MIN_LEASE_TTL_MS` (1,500 ms: nodes with the default 100 ms tick and 10 election ticks).
+   * Every replica must be given the same value.
+   */
+  minLeaseTtlMs?: number;
+  /** Live leases at most (a grant beyond is refused). Default `DEFAULT_MAX_LEASES`. The same on every replica. */
+  maxLeases?: number;
+  /** The largest step one time entry moves replicated time by (`ReplicatedTime`'s maxStepMs). Default 5,000 ms. */
+  maxTimeStepMs?: number;
 }
 
 /** The snapshot written before MVCC history (format 1): live keys without a lease field, no history. */
@@ -55,6 +71,19 @@ interface SnapshotV2 extends MvccSnapshot {
   v: 2;
   sessions: SessionSnapshot<KvResult, StoredError>;
   sweep: number;
+}
+
+/** Format 3: format 2 plus leases and replicated time. A key's lease is its `lease` field in the store. */
+interface SnapshotV3 extends MvccSnapshot {
+  v: 3;
+  sessions: SessionSnapshot<KvResult, StoredError>;
+  sweep: number;
+  /** Every live lease, `[id, ttl, expiry]`, in id order. */
+  leases: LeaseSnapshot;
+  /** The lease id counter (the last id a grant without id handed out). */
+  lastLeaseId: number;
+  /** `ReplicatedTime` as `[term, leaderMs, now]`. */
+  time: ReplicatedTimeState;
 }
 
 /** Which branch each transaction of a tree takes, decided before any of its ops runs. */
@@ -84,9 +113,14 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   private readonly store = new MvccStore();
   private readonly sessions: SessionTable<KvResult, StoredError>;
   private readonly historyRevisions: number;
+  /** Replicated time, moved only by time entries (DESIGN r2). */
+  private readonly time: ReplicatedTime;
+  private readonly lessor: Lessor;
 
   constructor(options: KvStateMachineOptions = {}) {
     this.sessions = new SessionTable<KvResult, StoredError>({ ...options, storeError });
+    this.time = new ReplicatedTime(options.maxTimeStepMs === undefined ? {} : { maxStepMs: options.maxTimeStepMs });
+    this.lessor = new Lessor(options.minLeaseTtlMs ?? DEFAULT_MIN_LEASE_TTL_MS, options.maxLeases ?? DEFAULT_MAX_LEASES);
     const h = options.historyRevisions ?? DEFAULT_HISTORY_REVISIONS;
     if (h !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(h) || h < 0)) {
       throw new InvalidArgumentError(`historyRevisions must be a non-negative integer or Infinity, got ${String(h)}`);
@@ -96,6 +130,11 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
 
   /** The cluster revision: the number of write commands that changed the store. */
   get currentRevision(): number {
+    return this.store.revision;
+  }
+
+  /** The same as `currentRevision` (what a watch source reads). */
+  get revision(): number {
     return this.store.revision;
   }
 
@@ -121,9 +160,28 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     return this.store.historyKeys;
   }
 
+  /** Replicated time in ms (the sum of the time entries' same-term steps): what lease expiry is measured in. */
+  get now(): number {
+    return this.time.now;
+  }
+
+  /** How many leases are live. */
+  get leaseCount(): number {
+    return this.lessor.size;
+  }
+
+  /** The time entry the leader's host proposes (DESIGN r2): its term and clock, never a client's. */
+  timeCommand(term: number, clockMs: number): KvRequest {
+    return { cmd: { op: 'time', term, ms: clockMs } };
+  }
+
   apply(entry: LogEntry, request: KvRequest): KvResult {
     if (typeof request !== 'object' || request === null) throw new InvalidArgumentError('kv request must be { cmd, session? }');
     validateCommand(request.cmd);
+    if (request.cmd.op === 'time') {
+      if (request.session !== undefined) throw new InvalidArgumentError('a time entry is never part of a client session');
+      return this.tick(request.cmd.term, request.cmd.ms);
+    }
     if (request.session === undefined) return this.execute(request.cmd);
     validateSession(request.session);
     const answer: StoredAnswer<KvResult, StoredError> = this.sessions.run(request.session, entry.index, () => this.execute(request.cmd));
@@ -144,7 +202,19 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
         return this.store.revision;
       case 'status':
         return { revision: this.store.revision, compactRevision: this.store.compactRevision };
+      case 'leaseTimeToLive':
+        return this.leaseInfo(q.id, q.keys === true);
+      case 'leases':
+        return this.lessor.list().map((l) => ({ id: l.id, ttl: l.ttl, remaining: Math.max(0, l.expiry - this.time.now) }));
     }
+  }
+
+  /** etcd's TimeToLive: granted TTL, remaining ms of replicated time, and the keys when asked. */
+  private leaseInfo(id: number, keys: boolean): LeaseInfo {
+    const l = this.lessor.require(id);
+    const info: LeaseInfo = { id, ttl: l.ttl, remaining: Math.max(0, l.expiry - this.time.now) };
+    if (keys) info.keys = [...l.keys].sort();
+    return info;
   }
 
   /**
@@ -159,8 +229,11 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
 
   private execute(cmd: KvCommand): KvResult {
     switch (cmd.op) {
-      case 'put':
-        return this.write((ctx) => this.put(cmd.key, cmd.value, cmd.prevKv === true, ctx));
+      case 'put': {
+        const lease = cmd.lease ?? 0;
+        if (lease !== 0) this.lessor.require(lease);
+        return this.write((ctx) => this.put(cmd.key, cmd.value, cmd.prevKv === true, ctx, lease));
+      }
       case 'delete':
         return this.write((ctx) => this.delete(cmd.key, cmd.prefix === true, cmd.prevKv === true, ctx));
       case 'cas':
@@ -169,7 +242,52 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
         return this.txn(cmd);
       case 'compact':
         return this.compact(cmd.revision);
+      case 'leaseGrant': {
+        const l = this.lessor.grant(this.time.now, cmd.ttl, cmd.id);
+        return { op: 'leaseGrant', id: l.id, ttl: l.ttl, revision: this.store.revision } satisfies LeaseGrantResult;
+      }
+      case 'leaseRevoke': {
+        const l = this.lessor.revoke(cmd.id);
+        return this.write((ctx): LeaseRevokeResult => {
+          const deleted = this.deleteKeys([...l.keys].sort(), ctx);
+          return { op: 'leaseRevoke', revision: this.store.revision, deleted };
+        });
+      }
+      case 'leaseKeepAlive':
+        return { op: 'leaseKeepAlive', ...this.lessor.renew(this.time.now, cmd.ids), revision: this.store.revision } satisfies LeaseKeepAliveResult;
+      case 'time':
+        throw new InvalidArgumentError('a time entry is never part of a client session');
     }
+  }
+
+  /**
+   * A time entry (DESIGN r2): replicated time moves by the leader's same-term clock delta (clamped), and only
+   * here is lease expiry decided. A newer term first extends every live lease to now + TTL (etcd's lessor
+   * Promote). Then every lease with expiry <= now goes and all their keys are deleted in ONE revision (delete
+   * events in `changes()`, so watches see them), leases in id order, keys in key order within each.
+   */
+  private tick(term: number, ms: number): TimeResult {
+    const step = this.time.observe(term, ms);
+    if (step.newTerm) this.lessor.extendAll(this.time.now);
+    const expired = this.lessor.expire(this.time.now);
+    if (expired.length === 0) return { op: 'time', now: this.time.now, expired: 0, revision: this.store.revision };
+    return this.write((ctx) => {
+      for (const l of expired) this.deleteKeys([...l.keys].sort(), ctx);
+      return { op: 'time', now: this.time.now, expired: expired.length, revision: this.store.revision };
+    });
+  }
+
+  /** Deletes the live keys of `keys` at the context's revision; returns how many went. */
+  private deleteKeys(keys: readonly string[], ctx: WriteContext): number {
+    let n = 0;
+    for (const key of keys) {
+      const prev = this.store.delete(key, ctx.revision);
+      if (prev === undefined) continue;
+      this.lessor.attach(key, prev.lease, 0);
+      ctx.wrote = true;
+      n++;
+    }
+    return n;
   }
 
   /** Runs one write command at the next revision, then compacts by retention if it wrote. */
@@ -186,8 +304,10 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     if (target > this.store.compactRevision) this.store.compact(target);
   }
 
-  private put(key: string, value: KeyValue['value'], prevKv: boolean, ctx: WriteContext): PutResult {
-    const prev = this.store.put(key, value, ctx.revision);
+  /** Writes `key`, attached to `lease` (0: none; the caller checked it exists), moved off its previous lease. */
+  private put(key: string, value: KeyValue['value'], prevKv: boolean, ctx: WriteContext, lease = 0): PutResult {
+    const prev = this.store.put(key, value, ctx.revision, lease);
+    this.lessor.attach(key, prev?.lease ?? 0, lease);
     ctx.wrote = true;
     // The previous key only when asked for (etcd's prev_kv): it would otherwise double every answer's size,
     // and the session table keeps each answer until the client acknowledges it.
@@ -198,7 +318,10 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     const victims = prefix ? this.store.range(key) : [this.store.get(key)].filter((kv): kv is KeyValue => kv !== undefined);
     // Deleting nothing is not a change: the revision only moves when the store changes (as in etcd).
     if (victims.length === 0) return prevKv ? { op: 'delete', revision: this.store.revision, deleted: 0, prevKvs: [] } : { op: 'delete', revision: this.store.revision, deleted: 0 };
-    for (const kv of victims) this.store.delete(kv.key, ctx.revision);
+    for (const kv of victims) {
+      this.store.delete(kv.key, ctx.revision);
+      this.lessor.attach(kv.key, kv.lease, 0);
+    }
     ctx.wrote = true;
     // The deleted values only when asked for (etcd's prev_kv): a prefix can hold gigabytes, and the session
     // table keeps each answer until the client acknowledges it.
@@ -214,6 +337,8 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
    */
   private txn(t: TxnRequest): TxnResult {
     const path = this.decide(t);
+    // Every lease a put of the branches taken names must exist before anything runs: atomic, as etcd checks.
+    this.checkLeases((path.succeeded ? t.then : t.else) ?? [], path);
     return this.write((ctx) => {
       const responses = this.runOps((path.succeeded ? t.then : t.else) ?? [], path, ctx);
       return { op: 'txn', succeeded: path.succeeded, revision: this.store.revision, responses };
@@ -227,12 +352,23 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     return { succeeded, nested };
   }
 
+  private checkLeases(ops: TxnOp[], path: TxnPath): void {
+    let n = 0;
+    for (const op of ops) {
+      if (op.op === 'put' && op.lease !== undefined && op.lease !== 0) this.lessor.require(op.lease);
+      else if (op.op === 'txn') {
+        const inner = path.nested[n++] as TxnPath;
+        this.checkLeases((inner.succeeded ? op.then : op.else) ?? [], inner);
+      }
+    }
+  }
+
   private runOps(ops: TxnOp[], path: TxnPath, ctx: WriteContext): TxnOpResult[] {
     let n = 0;
     return ops.map((op): TxnOpResult => {
       switch (op.op) {
         case 'put':
-          return this.put(op.key, op.value, op.prevKv === true, ctx);
+          return this.put(op.key, op.value, op.prevKv === true, ctx, op.lease ?? 0);
         case 'delete':
           return this.delete(op.key, op.prefix === true, op.prevKv === true, ctx);
         case 'get': {
@@ -270,15 +406,25 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   }
 
   snapshot(): Uint8Array {
-    const snap: SnapshotV2 = { v: 2, ...this.store.toSnapshot(), sessions: this.sessions.toSnapshot(), sweep: this.sessions.sweepIndex };
+    const snap: SnapshotV3 = {
+      v: 3,
+      ...this.store.toSnapshot(),
+      sessions: this.sessions.toSnapshot(),
+      sweep: this.sessions.sweepIndex,
+      ...this.lessor.toSnapshot(),
+      time: this.time.state(),
+    };
     return pack(snap);
   }
 
-  /** Restores a snapshot of format 2, or of format 1 (written before history existed: no history, no leases). */
+  /**
+   * Restores a snapshot of format 3, 2 (before leases: no lease, replicated time 0) or 1 (before history: no
+   * history either).
+   */
   restore(bytes: Uint8Array): void {
-    let snap: SnapshotV1 | SnapshotV2;
+    let snap: SnapshotV1 | SnapshotV2 | SnapshotV3;
     try {
-      snap = unpack(bytes) as SnapshotV1 | SnapshotV2;
+      snap = unpack(bytes) as SnapshotV1 | SnapshotV2 | SnapshotV3;
     } catch (cause) {
       throw new MalformedMessageError('kv snapshot is not valid msgpack', { cause });
     }
@@ -296,7 +442,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
         changeKeys: [],
       });
     } else if (
-      snap.v === 2 &&
+      (snap.v === 2 || snap.v === 3) &&
       Array.isArray(snap.past) &&
       typeof snap.compactRevision === 'number' &&
       Array.isArray(snap.changeRevisions) &&
@@ -306,6 +452,14 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       this.store.restore(snap);
     } else {
       throw new MalformedMessageError(`kv snapshot has an unknown format (version ${String((snap as { v?: unknown }).v)})`);
+    }
+    if (snap.v === 3) {
+      if (!Array.isArray(snap.leases) || typeof snap.lastLeaseId !== 'number') throw new MalformedMessageError('kv snapshot (format 3) has no lease table');
+      this.time.restore(snap.time);
+      this.lessor.restore(snap.leases, snap.lastLeaseId, snap.kvs.filter((kv) => kv.lease !== 0).map((kv) => [kv.key, kv.lease] as [string, number]));
+    } else {
+      this.time.restore([0, 0, 0]);
+      this.lessor.restore([], 0, []);
     }
     this.sessions.restore(snap.sessions, snap.sweep);
   }

@@ -1,5 +1,5 @@
 import { preview } from '@consensus-kit/core';
-import { MAX_TXN_OPS, checkKey, checkValue, valuesEqual, type KeyValue, type KvValue, type TxnCompare, type TxnOp, type TxnRequest } from './commands';
+import { MAX_TXN_OPS, checkKey, checkPutLease, checkValue, valuesEqual, type KeyValue, type KvValue, type TxnCompare, type TxnOp, type TxnRequest } from './commands';
 import { InvalidTxnError } from './errors';
 
 const TARGETS: ReadonlySet<unknown> = new Set(['value', 'version', 'createRevision', 'modRevision', 'lease']);
@@ -69,6 +69,7 @@ function validateOp(raw: unknown, branch: string, writes: Writes, budget: Budget
         checkKey(op.key);
         checkValue(op.value);
         checkFlag(op.prevKv, 'put.prevKv');
+        checkPutLease(op.lease);
         addPut(writes, op.key, branch);
         return;
       case 'delete':
