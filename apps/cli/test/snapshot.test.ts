@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refuseAdmin } from '../src/node-runner';
-import { cleanup, cli, freeBase, tempDir, useSourceNodes, useStartedCluster } from './helpers';
+import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
 
@@ -137,6 +137,24 @@ describe('consensus-cli snapshot save / status / restore (etcdctl snapshot save,
     expect(nonEmpty.err).toContain('is not empty');
     expect(readdirNames(busy)).toEqual(['notes.txt']);
     expect(await getJson(dir, 'x')).toMatchObject({ value: 'y' });
+  });
+
+  it('a follower asked by --endpoints answers after a read barrier: the file holds every write acknowledged before save began', async () => {
+    const c = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { clusterId: string; nodes: { id: string; host: string; port: number }[] };
+    const leader = await leaderOf(dir);
+    const follower = c.nodes.find((n) => n.id !== leader);
+    if (follower === undefined) throw new Error('no follower');
+    const remote = ['--endpoints', `${follower.host}:${follower.port}`, '--cluster-id', c.clusterId];
+    // A follower learns of a commit one heartbeat or so after the leader acknowledged it: without the barrier,
+    // a save right after a write would miss it.
+    for (let i = 0; i < 5; i++) {
+      const put = await cli('put', `follower/${i}`, 'v', '--dir', dir, '--json');
+      const revision = (JSON.parse(put.out) as { revision: number }).revision;
+      const file = join(work, `follower-${i}.snap`);
+      const saved = await cli('snapshot', 'save', file, ...remote, '--json');
+      expect(saved.code).toBe(0);
+      expect(JSON.parse(saved.out)).toMatchObject({ nodeId: follower.id, revision });
+    }
   });
 
   it('admin.snapshot is a read: served without "admin": true, unlike the requests that change the cluster', () => {
