@@ -23,6 +23,10 @@ import {
   type KvQuery,
   type KvStatus,
   type KvValue,
+  type LeaseGrantResult,
+  type LeaseInfo,
+  type LeaseKeepAliveResult,
+  type LeaseRevokeResult,
   type PutResult,
   type TxnRequest,
   type TxnResult,
@@ -32,6 +36,7 @@ import {
   validateQuery,
 } from './commands';
 import { kvErrorFromRemote } from './errors';
+import { LeaseKeeper, type KeepAliveOptions, type LeaseKeepAlive } from './lease-keeper';
 import type { Consistency, KvChannel, KvWireRequest } from './wire';
 
 export interface KvClientOptions {
@@ -54,6 +59,21 @@ export interface CallOptions {
 export interface PutOptions extends CallOptions {
   /** Return the key as it was before the put (etcd's prev_kv). */
   prevKv?: boolean;
+  /**
+   * Attach the key to this lease (`kv.leases.grant`): it is deleted when the lease expires or is revoked. A put
+   * without it detaches the key from any lease. A lease that does not exist: `LeaseNotFoundError`.
+   */
+  lease?: number;
+}
+
+export interface GrantOptions extends CallOptions {
+  /** Ask for this lease id (a positive integer not in use); default: the cluster's next id. */
+  id?: number;
+}
+
+export interface TimeToLiveOptions extends ReadOptions {
+  /** Also list the keys attached to the lease. */
+  keys?: boolean;
 }
 
 export interface ReadOptions extends CallOptions {
@@ -126,6 +146,8 @@ export class KvClient {
   private closed = false;
   /** Aborted by `close()`: wakes every call that is waiting to retry. */
   private readonly closing = new AbortController();
+  /** Leases (etcd's Lease API): grant, revoke, keepAlive in the background, timeToLive, list. */
+  readonly leases: KvLeases;
 
   constructor(options: KvClientOptions) {
     if (typeof options?.channel?.request !== 'function') throw new ConfigError('KvClient needs a channel');
@@ -143,11 +165,16 @@ export class KvClient {
     // Every call waiting out a retry pause listens here: many at once is normal, not a leak.
     setMaxListeners(0, this.closing.signal);
     this.sessionId = options.sessionId ?? `s-${randomBytes(8).toString('hex')}`;
+    this.leases = new KvLeases(this.clock, {
+      write: (cmd, o, stamped) => this.write(cmd, o, stamped),
+      read: (q, o) => this.read(q, o),
+    });
   }
 
   /** Writes `value`; with `prevKv: true` the answer carries the key as it was before (`prev`). */
   put(key: string, value: KvValue, options?: PutOptions): Promise<PutResult> {
-    return this.write(options?.prevKv === true ? { op: 'put', key, value, prevKv: true } : { op: 'put', key, value }, options) as Promise<PutResult>;
+    const cmd: KvCommand = { op: 'put', key, value, ...(options?.prevKv === true ? { prevKv: true } : {}), ...(options?.lease ? { lease: options.lease } : {}) };
+    return this.write(cmd, options) as Promise<PutResult>;
   }
 
   /**
@@ -222,17 +249,23 @@ export class KvClient {
   /** Closes the connections. Calls still in flight reject with `StoppedError` at once. */
   async close(): Promise<void> {
     this.closed = true;
+    this.leases.stopAll();
     this.closing.abort();
     await this.channel.close();
   }
 
-  private write(cmd: KvCommand, options: CallOptions = {}): Promise<unknown> {
+  /**
+   * Sends a write. `stamped` (the default) puts it in the client's session, so a retry applies once; a
+   * keepalive goes without one: renewing twice is the same as once, and its answer need not be kept.
+   */
+  private write(cmd: KvCommand, options: CallOptions = {}, stamped = true): Promise<unknown> {
     try {
       validateCommand(cmd);
       admitCommand(cmd);
     } catch (e) {
       return Promise.reject(e);
     }
+    if (!stamped) return this.call({ t: 'kv.write', req: { cmd } }, options);
     const seq = ++this.seq;
     this.inflight.add(seq);
     // Seqs go in increasing, and a Set iterates in insertion order: its first is the lowest unanswered.
@@ -320,6 +353,80 @@ export class KvClient {
         last = e;
       }
     }
+  }
+}
+
+interface LeaseTransport {
+  write(cmd: KvCommand, options: CallOptions | undefined, stamped?: boolean): Promise<unknown>;
+  read(q: KvQuery, options: ReadOptions | undefined): Promise<unknown>;
+}
+
+/**
+ * A client's leases (etcd clientv3's Lease): replicated commands and queries, and background keepalives that
+ * renew every lease this client keeps in one command per round.
+ *
+ * ```ts
+ * const { id } = await kv.leases.grant(10_000);
+ * await kv.put('services/api/n1', '10.0.0.1:8080', { lease: id }); // gone 10 s after this client stops
+ * const keeper = kv.leases.keepAlive(id, { onLost: ({ reason }) => console.error('lease lost:', reason) });
+ * // ... later
+ * keeper.stop();
+ * await kv.leases.revoke(id); // deletes the key now
+ * ```
+ */
+export class KvLeases {
+  private readonly keeper: LeaseKeeper;
+
+  constructor(
+    clock: Clock,
+    private readonly t: LeaseTransport,
+  ) {
+    this.keeper = new LeaseKeeper(clock, (ids, timeoutMs) => this.t.write({ op: 'leaseKeepAlive', ids }, { timeoutMs }, false) as Promise<LeaseKeepAliveResult>);
+  }
+
+  /** A lease of `ttlMs` (raised to the cluster's minimum TTL, 1.5 s by default: the answer says what was granted). */
+  grant(ttlMs: number, options?: GrantOptions): Promise<LeaseGrantResult> {
+    return this.t.write({ op: 'leaseGrant', ttl: ttlMs, ...(options?.id !== undefined ? { id: options.id } : {}) }, options) as Promise<LeaseGrantResult>;
+  }
+
+  /** Revokes the lease and deletes its keys (one revision). Not found: `LeaseNotFoundError`. */
+  revoke(id: number, options?: CallOptions): Promise<LeaseRevokeResult> {
+    return this.t.write({ op: 'leaseRevoke', id }, options) as Promise<LeaseRevokeResult>;
+  }
+
+  /** One keepalive for these leases now (what `keepAlive` sends every round); the ids not found are in `missing`. */
+  keepAliveOnce(ids: number | number[], options?: CallOptions): Promise<LeaseKeepAliveResult> {
+    return this.t.write({ op: 'leaseKeepAlive', ids: Array.isArray(ids) ? ids : [ids] }, options, false) as Promise<LeaseKeepAliveResult>;
+  }
+
+  /**
+   * Keeps the lease alive in the background until `stop()` or `close()`: every TTL/3 one command renews every
+   * lease this client keeps. `lost` settles (and `onLost` is called) when the cluster reports it missing or no
+   * keepalive was acknowledged for a whole TTL.
+   */
+  keepAlive(id: number, options?: KeepAliveOptions): LeaseKeepAlive {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(`lease id must be a positive integer, got ${preview(id)}`);
+    return this.keeper.keep(id, options);
+  }
+
+  /** The lease's granted TTL, remaining ms and (with `keys`) its keys. Not found: `LeaseNotFoundError`. */
+  async timeToLive(id: number, options?: TimeToLiveOptions): Promise<LeaseInfo> {
+    return (await this.t.read({ op: 'leaseTimeToLive', id, ...(options?.keys ? { keys: true } : {}) }, options)) as LeaseInfo;
+  }
+
+  /** Every live lease, in id order. */
+  async list(options?: ReadOptions): Promise<LeaseInfo[]> {
+    return (await this.t.read({ op: 'leases' }, options)) as LeaseInfo[];
+  }
+
+  /** How many leases this client keeps alive. */
+  get keptAlive(): number {
+    return this.keeper.size;
+  }
+
+  /** Stops every keepalive (the client is closing). */
+  stopAll(): void {
+    this.keeper.close();
   }
 }
 

@@ -41,5 +41,8 @@ export { KvClient } from './client';
 export { createKvClient } from './tcp';
 export type { CreateKvClientOptions } from './tcp';
 export type { CallOptions, DeleteOptions, GetOptions, KvClientOptions, PutOptions, RangeOptions, ReadOptions } from './client';
+export { KvLeases } from './client';
+export type { GrantOptions, TimeToLiveOptions } from './client';
+export type { KeepAliveOptions, LeaseKeepAlive, LeaseLost, LeaseLostReason } from './lease-keeper';
 export { canSubscribe, validateWireRequest } from './wire';
 export type { Consistency, KvChannel, KvSubscribeChannel, KvSubscribeOptions, KvWatchRequest, KvWireRequest, PushSink, WatchPush } from './wire';
