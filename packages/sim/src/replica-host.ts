@@ -102,6 +102,13 @@ export class ReplicaHost {
   /** When the current pause began (µs). */
   pausedAt = 0;
   tickPeriod: number;
+  /**
+   * Ticks this process's clock has counted, across restarts (a wall clock keeps going while the process is
+   * down; ticks missed in a pause are counted when it resumes): its clock in ms is `clockTicks * tickMs`.
+   */
+  clockTicks = 0;
+  /** The term and clock tick of the last time entry this replica proposed as leader. */
+  timeProposed: { term: number; tick: number } | undefined;
   lastCommit = 0;
   lastApplied = 0;
   lastStatus = '';

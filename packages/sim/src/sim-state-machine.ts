@@ -13,6 +13,12 @@ export interface SimStateMachine {
   query(query: unknown): unknown;
   snapshot(): Uint8Array;
   restore(data: Uint8Array): void;
+  /**
+   * Optional (DESIGN r2, time for state machines): the entry data that carries a leader's clock into the log,
+   * as core's `StateMachine.timeCommand`. A replica that leads proposes one when it starts leading a term and
+   * then every `timeEveryTicks` of its own clock (which runs at its skewed rate and jumps after a pause).
+   */
+  timeEntry?(term: number, clockMs: number): Uint8Array;
 }
 
 /** Makes a fresh state machine (one per replica incarnation). */

@@ -38,6 +38,9 @@ export function simulate<Op extends ClientOp = HistoryOp>(options: SimulateOptio
   return new Simulation<Op>(options).run();
 }
 
+/** How often a leader proposes a time entry, in ticks of its own clock (50 ms at the default 10 ms tick). */
+export const TIME_EVERY_TICKS = 5;
+
 class Simulation<Op extends ClientOp> implements SimContext {
   private readonly module: AnyProtocolModule;
   private readonly ids: NodeId[];
@@ -254,7 +257,9 @@ class Simulation<Op extends ClientOp> implements SimContext {
         if (r.incarnation !== e.inc || r.state === 'crashed') return;
         this.queue.push(this.now + r.tickPeriod, e);
         if (r.state === 'paused') return; // a stalled process misses its ticks
+        r.clockTicks++;
         r.call('tick', (p) => p.tick());
+        this.proposeTime(r);
         r.pump();
         return;
       }
@@ -359,6 +364,29 @@ class Simulation<Op extends ClientOp> implements SimContext {
     }
   }
 
+  /**
+   * DESIGN r2, time for state machines: a leader proposes its state machine's time entry when it starts leading
+   * a term and then every `TIME_EVERY_TICKS` of its own clock, as core's ConsensusNode does (that host keeps one
+   * open at a time; here the interval alone bounds them). Its clock runs at the replica's skewed rate.
+   */
+  private proposeTime(r: ReplicaHost): void {
+    const timeEntry = r.sm.timeEntry;
+    const p = r.protocol;
+    if (timeEntry === undefined || p === undefined || r.state !== 'up') return;
+    const { role, term } = p.status();
+    if (role !== 'leader') return;
+    const last = r.timeProposed;
+    if (last !== undefined && last.term === term && r.clockTicks - last.tick < TIME_EVERY_TICKS) return;
+    r.timeProposed = { term, tick: r.clockTicks };
+    const data = timeEntry.call(r.sm, term, Math.round(r.clockTicks * (this.tickUs / US_PER_MS)));
+    try {
+      p.propose(data);
+    } catch (err) {
+      if (isConsensusError(err) && err.code !== 'INVARIANT') return;
+      this.fail('protocol-error', 'propose', r.id, err);
+    }
+  }
+
   /** A client request reached `r`: propose or start a read barrier there, and tell the workload how it went. */
   private request(r: ReplicaHost, req: ClientRequest): void {
     if (!this.workload.live(req)) return;
@@ -428,7 +456,12 @@ class Simulation<Op extends ClientOp> implements SimContext {
         // that queued up meanwhile (a lease or an election timer sees the jump before the first message).
         const missed = Math.min(100_000, Math.floor((this.now - r.pausedAt) / r.tickPeriod));
         this.trace({ ev: 'resume', node: r.id, missedTicks: missed });
-        for (let i = 0; i < missed && r.state === 'up'; i++) r.call('tick', (p) => p.tick());
+        for (let i = 0; i < missed && r.state === 'up'; i++) {
+          r.clockTicks++;
+          r.call('tick', (p) => p.tick());
+        }
+        // The first time entry after the pause carries the jump (the state machine clamps it).
+        if (r.state === 'up') this.proposeTime(r);
         const inbox = r.inbox;
         r.inbox = [];
         for (const e of inbox) this.handleAtReplica(r, e);
