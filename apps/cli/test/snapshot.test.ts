@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refuseAdmin } from '../src/node-runner';
-import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, useStartedCluster } from './helpers';
+import { alive, nodeCommand, sleep } from '../src/supervisor';
+import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -200,6 +202,84 @@ describe('upgrade: a format-1 backup of a format-1 kv store restores unchanged',
     } finally {
       await cleanup(restored);
     }
+  });
+});
+
+/**
+ * Nodes deployed by hand, as the README's "real machines" section does: one config each, seeded with `snapshot
+ * restore --config`, run with `consensus-cli node --config` (no cluster directory).
+ */
+describe('snapshot restore --config: one member at a time, for nodes deployed by hand (etcdutl restore --name --initial-cluster)', () => {
+  let root: string;
+  const pids: number[] = [];
+  beforeAll(() => {
+    root = tempDir();
+  });
+  afterAll(async () => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
+    await cleanup(root);
+  });
+
+  it('seeds the data directory of each member from the same backup; the nodes serve its keys under the new cluster id', async () => {
+    const file = new URL('../testdata/backup-v1.snap', import.meta.url).pathname;
+    const base = await freeBase();
+    const ids = ['m1', 'm2', 'm3'];
+    const peers = Object.fromEntries(ids.map((id, i) => [id, `127.0.0.1:${base + i + 1}`]));
+    const configOf = (id: string, i: number, clusterId: string) => ({
+      clusterId,
+      id,
+      protocol: 'raft',
+      dataDir: './data',
+      listen: { host: '127.0.0.1', port: base + i + 1 },
+      http: { host: '127.0.0.1', port: base + 100 + i + 1 },
+      peers,
+      tickMs: 50,
+    });
+    const configFile = (id: string) => join(root, id, 'node.json');
+
+    // The backup's own cluster id is refused: the restored members could talk to the old cluster's nodes.
+    mkdirSync(join(root, 'm1'));
+    writeFileSync(configFile('m1'), JSON.stringify(configOf('m1', 0, 'local-format1')));
+    const same = await cli('snapshot', 'restore', file, '--config', configFile('m1'));
+    expect(same.code).toBe(1);
+    expect(same.err).toContain("clusterId local-format1 is the backup's own cluster");
+    expect(existsSync(join(root, 'm1', 'data'))).toBe(false);
+    expect((await cli('snapshot', 'restore', file, '--config', configFile('m1'), '--nodes', '3')).code).toBe(2);
+    expect((await cli('snapshot', 'restore', file)).code).toBe(2);
+
+    for (const [i, id] of ids.entries()) {
+      mkdirSync(join(root, id), { recursive: true });
+      writeFileSync(configFile(id), JSON.stringify(configOf(id, i, 'restored-by-hand')));
+      const r = await cli('snapshot', 'restore', file, '--config', configFile(id), '--json');
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out)).toMatchObject({ node: id, clusterId: 'restored-by-hand', members: ids, revision: 9 });
+    }
+    // Once seeded, a data directory is not new any more.
+    const again = await cli('snapshot', 'restore', file, '--config', configFile('m2'));
+    expect(again.code).toBe(1);
+    expect(again.err).toContain('is not new: restore never writes over a node');
+
+    const [cmd, ...args] = nodeCommand();
+    for (const id of ids) {
+      const log = openSync(join(root, id, 'node.log'), 'a');
+      pids.push(spawn(cmd as string, [...args, 'node', '--config', configFile(id)], { stdio: ['ignore', log, log] }).pid as number);
+      closeSync(log);
+    }
+    const remote = ['--endpoints', Object.values(peers).join(','), '--cluster-id', 'restored-by-hand'];
+    await waitFor('a leader, seen through --endpoints', async () => {
+      const r = await cli('status', ...remote, '--json');
+      return r.code === 0 ? ((JSON.parse(r.out) as { leader: string | null }).leader ?? undefined) : undefined;
+    });
+    const get = await cli('get', 'config/port', ...remote, '--json');
+    expect(JSON.parse(get.out)).toEqual({ key: 'config/port', value: '7200', createRevision: 1, modRevision: 3, version: 2, lease: 0 });
+    expect((await cli('put', 'config/host', 'example.com', ...remote)).out).toBe('OK (revision 10)\n');
   });
 });
 

@@ -6,11 +6,12 @@ import { silentLogger } from '@consensus-kit/core/host';
 import { openFileStorage } from '@consensus-kit/storage-fs';
 import { checkBackupData, checkNodeSnapshot, encodeBackup, readBackup, writeFileDurably, type Backup } from '../backup';
 import { ClusterDir, type ClusterFile } from '../cluster-file';
-import type { NodeConfig } from '../config';
+import { readNodeConfig, type NodeConfig } from '../config';
 import { connectAdmin } from '../connect';
 import { withDeadline } from '../deadline';
 import { CliError } from '../errors';
 import { hint } from '../invocation';
+import { memberRecordPath } from '../node-runner';
 import type { CliKit } from '../kit';
 import { PROTOCOLS } from '../protocols';
 import { checkPortsFree } from '../supervisor';
@@ -41,12 +42,21 @@ export function registerSnapshotCommands(program: Command, kit: CliKit): void {
   snapshot
     .command('restore <file>')
     .description('create a NEW cluster directory (new cluster id, new members) whose nodes start from the backup; then `start --dir` it')
-    .requiredOption('--dir <path>', 'the new cluster directory (must not exist, or be empty)')
-    .addOption(new Option('--nodes <n>', 'number of nodes').default(3).argParser(kit.intArg('--nodes', 1, 9)))
-    .addOption(new Option('--protocol <name>', 'consensus protocol (default: the one the backup was taken from)').choices(PROTOCOLS))
-    .addOption(new Option('--port <port>', 'base port: node i listens on port+i, its http on port+100+i').default(7100).argParser(kit.intArg('--port', 1024, 65000)))
+    .option('--dir <path>', 'the new cluster directory (must not exist, or be empty)')
+    .option('--config <file>', "instead of --dir, for nodes deployed by hand: seed the data directory of the node this config describes (run it for every member's config, with the same backup)")
+    .addOption(new Option('--nodes <n>', 'number of nodes (--dir; default 3)').argParser(kit.intArg('--nodes', 1, 9)))
+    .addOption(new Option('--protocol <name>', 'consensus protocol (--dir; default: the one the backup was taken from)').choices(PROTOCOLS))
+    .addOption(new Option('--port <port>', 'base port (--dir; default 7100): node i listens on port+i, its http on port+100+i').argParser(kit.intArg('--port', 1024, 65000)))
     .addOption(kit.json())
-    .action((file: string, o: RestoreOptions) => restoreSnapshot(o, file));
+    .action((file: string, o: RestoreOptions & { config?: string }) => {
+      if ((o.dir === undefined) === (o.config === undefined)) throw new CliError('snapshot restore needs --dir <new cluster directory> or --config <node config>, one of them', 2);
+      if (o.config !== undefined) {
+        const given = (['nodes', 'protocol', 'port'] as const).filter((k) => o[k] !== undefined);
+        if (given.length > 0) throw new CliError(`${given.map((k) => `--${k}`).join(', ')} apply to --dir; with --config the node config says it`, 2);
+        return restoreNodeConfig({ config: o.config, ...(o.json ? { json: true } : {}) }, file);
+      }
+      return restoreSnapshot({ ...o, dir: o.dir as string }, file);
+    });
 }
 
 /** `consensus-cli snapshot save <file>`: asks the cluster for its state machine's snapshot and writes it atomically. */
@@ -107,10 +117,10 @@ export function snapshotStatus(o: { json?: boolean }, file: string): void {
 }
 
 interface RestoreOptions {
-  dir: string;
-  nodes: number;
+  dir?: string;
+  nodes?: number;
   protocol?: string;
-  port: number;
+  port?: number;
   json?: boolean;
 }
 
@@ -121,28 +131,25 @@ interface RestoreOptions {
  * new cluster, so `start --dir <new>` brings it up with its data, and the cluster file is written last: a restore
  * that fails part-way leaves no cluster behind (what it created is removed).
  */
-export async function restoreSnapshot(o: RestoreOptions, file: string): Promise<void> {
+export async function restoreSnapshot(o: RestoreOptions & { dir: string }, file: string): Promise<void> {
   const b = readBackup(file);
   checkBackupData(b, file);
   const protocol = o.protocol ?? (PROTOCOLS.includes(b.meta.protocol) ? b.meta.protocol : 'raft');
+  const count = o.nodes ?? 3;
+  const base = o.port ?? 7100;
   const cd = new ClusterDir(o.dir);
   const dirExisted = existsSync(cd.dir);
   if (dirExisted && (cd.exists() || readdirSync(cd.dir).length > 0)) {
     const what = cd.exists() ? 'holds a cluster' : 'is not empty';
     throw new CliError(`${o.dir} ${what}: restore seeds a new cluster and never overwrites one; give a new --dir`);
   }
-  const nodes = Array.from({ length: o.nodes }, (_, i) => ({ id: `n${i + 1}`, host: HOST, port: o.port + i + 1, httpPort: o.port + 100 + i + 1 }));
-  if (nodes.some((n) => n.httpPort > 65535)) throw new CliError(`--port ${o.port} leaves no room for ${o.nodes} nodes`, 2);
+  const nodes = Array.from({ length: count }, (_, i) => ({ id: `n${i + 1}`, host: HOST, port: base + i + 1, httpPort: base + 100 + i + 1 }));
+  if (nodes.some((n) => n.httpPort > 65535)) throw new CliError(`--port ${base} leaves no room for ${count} nodes`, 2);
   await checkPortsFree(HOST, nodes.flatMap((n) => [n.port, n.httpPort]));
   const cluster: ClusterFile = { version: 1, clusterId: `local-${randomBytes(4).toString('hex')}`, protocol, nodes };
   const peers = Object.fromEntries(nodes.map((n) => [n.id, `${n.host}:${n.port}`]));
   const voters = nodes.map((n) => n.id);
-  // The snapshot's position in the new log: the index it had (so the kv sessions' log positions stay
-  // meaningful), at term 1. Terms are protocol metadata local to a cluster (DESIGN r2: entry identity is index,
-  // type and data); no node of the new cluster has voted or promised anything yet, so every protocol's first
-  // election starts from nothing and its log continues after the snapshot. etcdutl's restore likewise starts
-  // the new raft log at term 1 with the new members.
-  const index = Math.max(1, b.meta.appliedIndex);
+  const index = seedIndex(b);
   try {
     for (const n of nodes) {
       mkdirSync(cd.nodeDir(n.id), { recursive: true });
@@ -161,14 +168,7 @@ export async function restoreSnapshot(o: RestoreOptions, file: string): Promise<
         admin: true,
       };
       writeFileSync(cd.configFile(n.id), `${JSON.stringify(config, null, 2)}\n`);
-      // The data directory records the new cluster's identity (so the node accepts it as its own) and holds the
-      // backup as its installed snapshot, with the new membership as the configuration in force.
-      const storage = await openFileStorage(cd.dataDir(n.id), { logger: silentLogger, identity: { clusterId: cluster.clusterId, nodeId: n.id } });
-      try {
-        await storage.installSnapshot({ index, term: 1, config: { voters, learners: [] }, data: b.data });
-      } finally {
-        await storage.close();
-      }
+      await seedDataDir(cd.dataDir(n.id), { clusterId: cluster.clusterId, nodeId: n.id }, voters, b);
     }
     cd.write(cluster);
   } catch (e) {
@@ -184,5 +184,71 @@ export async function restoreSnapshot(o: RestoreOptions, file: string): Promise<
   console.log(
     `restored ${file} into ${o.dir}: a new ${nodes.length}-node ${protocol} cluster ${cluster.clusterId}, revision ${b.meta.revision}, ` +
       `${b.meta.keys} key${b.meta.keys === 1 ? '' : 's'}. Start it with: ${hint(`start --dir ${o.dir}`)}`,
+  );
+}
+
+/**
+ * The snapshot's position in the new cluster's log: the index it had (so the kv sessions' log positions stay
+ * meaningful), at term 1. Terms are protocol metadata local to a cluster (DESIGN r2: entry identity is index,
+ * type and data); no node of the new cluster has voted or promised anything yet, so every protocol's first
+ * election starts from nothing and its log continues after the snapshot. etcdutl's restore likewise starts the
+ * new raft log at term 1 with the new members. Every member is seeded alike, so their logs agree from the start.
+ */
+function seedIndex(b: Backup): number {
+  return Math.max(1, b.meta.appliedIndex);
+}
+
+/**
+ * Seeds one node's data directory: it records the new cluster's identity (so the node accepts it as its own)
+ * and holds the backup as its installed snapshot, with the new membership as the configuration in force.
+ */
+async function seedDataDir(dataDir: string, identity: { clusterId: string; nodeId: string }, voters: string[], b: Backup): Promise<void> {
+  const storage = await openFileStorage(dataDir, { logger: silentLogger, identity });
+  try {
+    await storage.installSnapshot({ index: seedIndex(b), term: 1, config: { voters, learners: [] }, data: b.data });
+  } finally {
+    await storage.close();
+  }
+}
+
+/**
+ * `consensus-cli snapshot restore <file> --config <node.json>`: for a cluster deployed by hand (`consensus-cli
+ * node --config` on each machine), as `etcdutl snapshot restore --name --initial-cluster --data-dir` is run once
+ * per member: seeds the data directory of the node the config describes, with the config's `peers` as the new
+ * membership. Run on every member's config with the same backup, then start the nodes. The config must name a
+ * cluster id other than the backup's (a restored node that kept the old id could talk to the old cluster's
+ * nodes with a log that is not theirs), must not join (a joining node gets its state from the cluster), and its
+ * data directory must be new: no stored state and no member record beside it.
+ */
+export async function restoreNodeConfig(o: { config: string; json?: boolean }, file: string): Promise<void> {
+  const b = readBackup(file);
+  checkBackupData(b, file);
+  const config = readNodeConfig(o.config);
+  if (config.clusterId === b.meta.clusterId) {
+    throw new CliError(
+      `${o.config}: clusterId ${config.clusterId} is the backup's own cluster: a restore seeds a NEW cluster; give every member's config a new clusterId`,
+    );
+  }
+  if (config.join === true) throw new CliError(`${o.config}: a node with "join": true gets its state from the cluster it joins; restore the members the cluster starts with`);
+  const dataDir = config.dataDir;
+  if (existsSync(memberRecordPath(dataDir)) || (existsSync(dataDir) && readdirSync(dataDir).length > 0)) {
+    throw new CliError(`${dataDir} (the dataDir of ${o.config}) is not new: restore never writes over a node's data; give the node a new data directory`);
+  }
+  const voters = Object.keys(config.peers).sort();
+  const existed = existsSync(dataDir);
+  try {
+    await seedDataDir(dataDir, { clusterId: config.clusterId, nodeId: config.id }, voters, b);
+  } catch (e) {
+    if (existed) for (const name of readdirSync(dataDir)) rmSync(resolve(dataDir, name), { recursive: true, force: true });
+    else rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+  if (o.json) {
+    console.log(JSON.stringify({ dataDir, clusterId: config.clusterId, node: config.id, members: voters, index: seedIndex(b), revision: b.meta.revision, keys: b.meta.keys }));
+    return;
+  }
+  console.log(
+    `restored ${file} into ${dataDir}: node ${config.id} of the new cluster ${config.clusterId} (members ${voters.join(', ')}), revision ${b.meta.revision}, ` +
+      `${b.meta.keys} key${b.meta.keys === 1 ? '' : 's'}. Restore every member the same way, then start them`,
   );
 }
