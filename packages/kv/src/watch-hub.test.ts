@@ -374,7 +374,7 @@ describe('watchKeys: exactly once, in order, across reconnects', () => {
   });
 
   it('a channel without subscribe is refused at once', () => {
-    expect(() => watchKeys({ request: () => Promise.resolve(), close: () => Promise.resolve() }, 'k')).toThrow(/cannot open subscriptions/);
+    expect(() => watchKeys({ request: () => Promise.reject(new Error('unused')), close: () => Promise.resolve() }, 'k')).toThrow(/cannot open subscriptions/);
   });
 
   it('bad options are refused at once with InvalidArgumentError', () => {
