@@ -39,15 +39,34 @@ const HOST = '127.0.0.1';
 async function createCluster(cd: ClusterDir, o: StartOptions): Promise<ClusterFile> {
   if (!PROTOCOLS.includes(o.protocol)) throw new CliError(`unknown protocol ${JSON.stringify(o.protocol)} (available: ${PROTOCOLS.join(', ')})`, 2);
   await checkProtocolOptionFlags(o.protocol, o.protocolOptions);
+  const { cluster, configs } = await planCluster(o);
+  for (const config of configs) {
+    mkdirSync(cd.nodeDir(config.id), { recursive: true });
+    writeFileSync(cd.configFile(config.id), `${JSON.stringify(config, null, 2)}\n`);
+  }
+  cd.write(cluster);
+  return cluster;
+}
+
+/**
+ * The cluster file and node configs of a new local cluster (what `start` and `snapshot restore` lay out): a new
+ * cluster id, nodes n1..nN on 127.0.0.1, node i on port+i and its http on port+100+i (checked free).
+ */
+export async function planCluster(o: {
+  nodes: number;
+  port: number;
+  protocol: string;
+  protocolOptions?: Record<string, unknown>;
+  tickMs?: number;
+}): Promise<{ cluster: ClusterFile; configs: NodeConfig[] }> {
   const protocolOptions = o.protocolOptions !== undefined && Object.keys(o.protocolOptions).length > 0 ? { protocolOptions: o.protocolOptions } : {};
   const nodes = Array.from({ length: o.nodes }, (_, i) => ({ id: `n${i + 1}`, host: HOST, port: o.port + i + 1, httpPort: o.port + 100 + i + 1 }));
   if (nodes.some((n) => n.httpPort > 65535)) throw new CliError(`--port ${o.port} leaves no room for ${o.nodes} nodes`, 2);
   await checkPortsFree(HOST, nodes.flatMap((n) => [n.port, n.httpPort]));
   const cluster: ClusterFile = { version: 1, clusterId: `local-${randomBytes(4).toString('hex')}`, protocol: o.protocol, nodes };
   const peers = Object.fromEntries(nodes.map((n) => [n.id, `${n.host}:${n.port}`]));
-  for (const n of nodes) {
-    mkdirSync(cd.nodeDir(n.id), { recursive: true });
-    const config: NodeConfig = {
+  const configs = nodes.map(
+    (n): NodeConfig => ({
       clusterId: cluster.clusterId,
       id: n.id,
       protocol: o.protocol,
@@ -61,11 +80,9 @@ async function createCluster(cd: ClusterDir, o: StartOptions): Promise<ClusterFi
       heartbeatTicks: 1,
       // A local cluster for trying things: partition, heal and leader transfer work (the tour uses them).
       admin: true,
-    };
-    writeFileSync(cd.configFile(n.id), `${JSON.stringify(config, null, 2)}\n`);
-  }
-  cd.write(cluster);
-  return cluster;
+    }),
+  );
+  return { cluster, configs };
 }
 
 /** `consensus-cli start`: create (or reopen) the cluster in --dir, start every node, wait for a leader. */

@@ -1,12 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { silentLogger } from '@consensus-kit/core/host';
 import { openFileStorage } from '@consensus-kit/storage-fs';
 import { checkBackupData, checkNodeSnapshot, encodeBackup, readBackup, writeFileDurably, type Backup } from '../backup';
-import { ClusterDir, type ClusterFile } from '../cluster-file';
-import { readNodeConfig, type NodeConfig } from '../config';
+import { ClusterDir } from '../cluster-file';
+import { readNodeConfig } from '../config';
 import { connectAdmin } from '../connect';
 import { withDeadline } from '../deadline';
 import { CliError } from '../errors';
@@ -14,12 +13,11 @@ import { hint } from '../invocation';
 import { memberRecordPath } from '../node-runner';
 import type { CliKit } from '../kit';
 import { PROTOCOLS } from '../protocols';
-import { checkPortsFree } from '../supervisor';
+import { planCluster } from './cluster';
 import type { Target } from '../target';
 
 /** `snapshot save`'s deadline without `--timeout`. */
 const SAVE_TIMEOUT_MS = 30_000;
-const HOST = '127.0.0.1';
 
 /** Registers the `snapshot` commands: save (from a running cluster), status (of a file), restore (into a new cluster). */
 export function registerSnapshotCommands(program: Command, kit: CliKit): void {
@@ -143,32 +141,16 @@ export async function restoreSnapshot(o: RestoreOptions & { dir: string }, file:
     const what = cd.exists() ? 'holds a cluster' : 'is not empty';
     throw new CliError(`${o.dir} ${what}: restore seeds a new cluster and never overwrites one; give a new --dir`);
   }
-  const nodes = Array.from({ length: count }, (_, i) => ({ id: `n${i + 1}`, host: HOST, port: base + i + 1, httpPort: base + 100 + i + 1 }));
-  if (nodes.some((n) => n.httpPort > 65535)) throw new CliError(`--port ${base} leaves no room for ${count} nodes`, 2);
-  await checkPortsFree(HOST, nodes.flatMap((n) => [n.port, n.httpPort]));
-  const cluster: ClusterFile = { version: 1, clusterId: `local-${randomBytes(4).toString('hex')}`, protocol, nodes };
-  const peers = Object.fromEntries(nodes.map((n) => [n.id, `${n.host}:${n.port}`]));
+  const { cluster, configs } = await planCluster({ nodes: count, port: base, protocol });
+  const nodes = cluster.nodes;
   const voters = nodes.map((n) => n.id);
   const index = seedIndex(b);
   try {
-    for (const n of nodes) {
-      mkdirSync(cd.nodeDir(n.id), { recursive: true });
+    for (const config of configs) {
+      mkdirSync(cd.nodeDir(config.id), { recursive: true });
       // The same node config `start` writes for a new cluster.
-      const config: NodeConfig = {
-        clusterId: cluster.clusterId,
-        id: n.id,
-        protocol,
-        dataDir: './data',
-        listen: { host: n.host, port: n.port },
-        http: { host: n.host, port: n.httpPort },
-        peers,
-        tickMs: 50,
-        electionTicks: 10,
-        heartbeatTicks: 1,
-        admin: true,
-      };
-      writeFileSync(cd.configFile(n.id), `${JSON.stringify(config, null, 2)}\n`);
-      await seedDataDir(cd.dataDir(n.id), { clusterId: cluster.clusterId, nodeId: n.id }, voters, b);
+      writeFileSync(cd.configFile(config.id), `${JSON.stringify(config, null, 2)}\n`);
+      await seedDataDir(cd.dataDir(config.id), { clusterId: cluster.clusterId, nodeId: config.id }, voters, b);
     }
     cd.write(cluster);
   } catch (e) {
