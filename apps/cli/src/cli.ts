@@ -7,6 +7,7 @@ import { node } from './commands/node';
 import { ring } from './commands/ring';
 import { registerSnapshotCommands } from './commands/snapshot';
 import { registerWatchCommands } from './commands/watch';
+import { parseLeaseId, registerLeaseCommands } from './commands/lease';
 import type { CliKit } from './kit';
 import { parseDuration, parseIntOption } from './duration';
 import { completionScript, SHELLS } from './completion';
@@ -128,6 +129,7 @@ export function createProgram(): Command {
       .command('put <key> [value]')
       .description('write a key; the value is the argument, the content of --file, or stdin when it is -')
       .option('--file <path>', 'the value is the content of this file (byte for byte)')
+      .addOption(new Option('--lease <id>', 'attach the key to this lease (`lease grant`): it is deleted when the lease expires or is revoked').argParser(parseLeaseId))
       .addOption(kvTimeout())
       .addOption(json())
       .action((k: string, v: string | undefined, o, cmd: Command) => put({ ...o, target: targetOf(cmd) }, k, v)),
@@ -180,6 +182,7 @@ export function createProgram(): Command {
   );
 
   registerWatchCommands(program, kit);
+  registerLeaseCommands(program, kit);
   registerSnapshotCommands(program, kit);
 
   const leader = program.command('leader').description('leadership operations');

@@ -20,6 +20,8 @@ interface KvOptions {
   timeout?: number;
   /** `put --file <path>`: the value is the file's content. */
   file?: string;
+  /** `put --lease <id>`: attach the key to this lease. */
+  lease?: number;
 }
 
 const text = (v: KvValue) => (typeof v === 'string' ? v : Buffer.from(v).toString('base64'));
@@ -80,7 +82,7 @@ export function putValue(value: string | undefined, file: string | undefined, re
 export function put(o: KvOptions, key: string, arg: string | undefined): Promise<void> {
   const value = putValue(arg, o.file);
   return withClient(o, `put ${key}`, async ({ kv }, call) => {
-    const r = await kv.put(key, value, { prevKv: true, ...call });
+    const r = await kv.put(key, value, { prevKv: true, ...(o.lease !== undefined ? { lease: o.lease } : {}), ...call });
     if (o.json) console.log(JSON.stringify(r.prev ? { ...r, prev: { ...r.prev, value: text(r.prev.value) } } : r));
     else console.log(`OK (revision ${r.revision})`);
   }, WRITE_NOTE);
