@@ -44,6 +44,12 @@ interface Watcher {
   onAbort: () => void;
 }
 
+/** The pushes of one shared read, built once for every watcher that matches all of it. */
+interface SharedPushes {
+  plain?: WatchPush;
+  withPrev?: WatchPush;
+}
+
 const keyOf = (e: KvEvent): string => (e.type === 'put' ? e.kv.key : e.key);
 
 /** An event without its previous version, for watches that did not ask for it. */
@@ -185,7 +191,8 @@ export class WatchHub {
     let behind = false;
     // The caught-up watchers share one read of what is new.
     const from = this.rev + 1;
-    let shared: { events: KvEvent[]; upto: number; plain?: KvEvent[] } | RevisionCompactedError | undefined;
+    let shared: { events: KvEvent[]; upto: number } | RevisionCompactedError | undefined;
+    let pushes: SharedPushes | undefined;
     if (top >= from) {
       try {
         shared = this.read(from, top);
@@ -198,7 +205,7 @@ export class WatchHub {
       if (w.next > top) continue; // caught up, or waiting for a future start revision
       if (w.next === from && shared !== undefined) {
         if (shared instanceof Error) this.failCompacted(w, shared);
-        else this.deliver(w, shared.events, shared.upto);
+        else this.deliver(w, shared.events, shared.upto, (pushes ??= {}));
       } else {
         try {
           const r = this.read(w.next, top);
@@ -220,20 +227,32 @@ export class WatchHub {
     }
   }
 
-  /** Pushes the events among `events` that `w` matches, and marks it complete up to `upto`. */
-  private deliver(w: Watcher, events: KvEvent[], upto: number): void {
-    let out: KvEvent[] | undefined;
-    for (const e of events) {
-      if (e.revision < w.next) continue;
-      const k = keyOf(e);
-      if (w.prefix ? !k.startsWith(w.key) : k !== w.key) continue;
-      (out ??= []).push(w.prevKv ? e : withoutPrev(e));
-    }
+  /**
+   * Pushes the events among `events` that `w` matches, and marks it complete up to `upto`. `shared`: pushes
+   * built for the watchers that match every event of a shared read, one object per prevKv setting, so the
+   * transport encodes it once for all of them (fan-out to many watchers of one prefix).
+   */
+  private deliver(w: Watcher, events: KvEvent[], upto: number, shared?: SharedPushes): void {
+    const from = w.next;
+    let matched = 0;
+    for (const e of events) if (e.revision >= from && this.matches(w, e)) matched++;
     w.next = upto + 1;
-    if (out === undefined) return;
+    if (matched === 0) return;
     w.active = true;
-    const push: WatchPush = { events: out, revision: upto };
+    let push: WatchPush;
+    if (shared !== undefined && matched === events.length) {
+      push = w.prevKv ? (shared.withPrev ??= { events, revision: upto }) : (shared.plain ??= { events: events.map(withoutPrev), revision: upto });
+    } else {
+      const out: KvEvent[] = [];
+      for (const e of events) if (e.revision >= from && this.matches(w, e)) out.push(w.prevKv ? e : withoutPrev(e));
+      push = { events: out, revision: upto };
+    }
     if (!w.sink.push(push)) w.done();
+  }
+
+  private matches(w: Watcher, e: KvEvent): boolean {
+    const k = keyOf(e);
+    return w.prefix ? k.startsWith(w.key) : k === w.key;
   }
 
   private failCompacted(w: Watcher, e: RevisionCompactedError): void {

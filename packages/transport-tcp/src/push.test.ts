@@ -8,7 +8,15 @@ import { dial } from './dial';
 import { FrameType } from './frame';
 import { createRequestServer, type RequestContext, type RequestServer } from './request-server';
 import { createRpcClient, type RpcClient } from './rpc-client';
-import { SlowSubscriberError, type Subscription } from './subscription';
+import { SlowSubscriberError, encodePush, type Subscription } from './subscription';
+
+/** A decoded value with every Uint8Array (Buffer or not) turned into a plain array of its bytes. */
+function bytesAsArrays(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Array.from(v);
+  if (Array.isArray(v)) return v.map(bytesAsArrays);
+  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, bytesAsArrays(x)]));
+  return v;
+}
 
 async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
@@ -254,5 +262,18 @@ describe('server push (subscriptions)', () => {
     expect(await c.subscribe({ count: 3 }, (v) => seen.push(v))).toBe('done');
     expect(seen).toEqual([0, 1, 2]);
     expect(c.subscribeEndpoint).toBe(s.endpoint());
+  });
+
+  it('a value pushed to many subscriptions is encoded once and decodes the same for every id size', () => {
+    const codec = createCodec();
+    const value = { events: [{ type: 'put', revision: 7, kv: { key: 'k', value: new Uint8Array([1, 2]) } }], revision: 7 };
+    for (const id of [0, 1, 127, 128, 255, 256, 65_535, 65_536, 0xffff_ffff, 2 ** 40, -3]) {
+      // Decodes exactly as the plain encoding of { id, push } does.
+      // (Binary fields may come back as Buffer or as Uint8Array: both are Uint8Arrays with the same bytes.)
+      expect(bytesAsArrays(codec.decode(encodePush(codec, id, value)))).toEqual(bytesAsArrays(codec.decode(codec.encode({ id, push: value }))));
+    }
+    const a = encodePush(codec, 5, value);
+    const b = encodePush(codec, 6, value);
+    expect(a.subarray(5)).toEqual(b.subarray(5)); // the same payload bytes after the id
   });
 });

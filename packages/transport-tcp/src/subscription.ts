@@ -70,6 +70,52 @@ export interface Subscription {
   readonly congested: boolean;
 }
 
+/**
+ * The last value pushed and its encoding: a hub that fans one value out to many subscriptions (a watch event
+ * to every watcher of a prefix) has it encoded once, not once per subscription. Values must not be changed
+ * after they are pushed.
+ */
+let lastValue: unknown;
+let lastBytes: Uint8Array | undefined;
+
+const ID_KEY = [0xa2, 0x69, 0x64]; // fixstr "id"
+const PUSH_KEY = [0xa4, 0x70, 0x75, 0x73, 0x68]; // fixstr "push"
+
+/** The frame body `{ id, push: value }` in msgpack, reusing the encoding of a value pushed just before. */
+export function encodePush(codec: Codec, id: number, value: unknown): Uint8Array {
+  if (!(Number.isInteger(id) && id >= 0 && id <= 0xffff_ffff)) return codec.encode({ id, push: value });
+  let payload = lastBytes;
+  if (value !== lastValue || payload === undefined) {
+    payload = codec.encode(value);
+    lastValue = value;
+    lastBytes = payload;
+  }
+  // A msgpack map of two entries: "id" -> uint, "push" -> the value's own encoding.
+  const idLen = id < 0x80 ? 1 : id <= 0xff ? 2 : id <= 0xffff ? 3 : 5;
+  const out = new Uint8Array(1 + ID_KEY.length + idLen + PUSH_KEY.length + payload.byteLength);
+  let o = 0;
+  out[o++] = 0x82;
+  out.set(ID_KEY, o);
+  o += ID_KEY.length;
+  if (idLen === 1) out[o++] = id;
+  else if (idLen === 2) {
+    out[o++] = 0xcc;
+    out[o++] = id;
+  } else if (idLen === 3) {
+    out[o++] = 0xcd;
+    out[o++] = id >>> 8;
+    out[o++] = id & 0xff;
+  } else {
+    out[o++] = 0xce;
+    new DataView(out.buffer).setUint32(o, id);
+    o += 4;
+  }
+  out.set(PUSH_KEY, o);
+  o += PUSH_KEY.length;
+  out.set(payload, o);
+  return out;
+}
+
 /** One held push: its encoded frame body. */
 type Held = Uint8Array;
 
@@ -185,7 +231,7 @@ export class OpenSubscription implements Subscription {
 
   push(value: unknown): boolean {
     if (this.ended) return false;
-    const bytes = this.buffer.codec.encode({ id: this.id, push: value });
+    const bytes = encodePush(this.buffer.codec, this.id, value);
     if (this.queue.length === 0 && !this.buffer.congested) {
       const r = this.buffer.conn.send(FrameType.Response, bytes);
       if (r === 'queued') return true;
