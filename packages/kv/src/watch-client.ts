@@ -61,7 +61,9 @@ function retryable(e: unknown): boolean {
     const refused = h.remote === true && typeof h.reason === 'string' && !['timeout', 'closed', 'too-many-connections', 'malformed'].includes(h.reason);
     return !refused;
   }
-  return e.code === ErrorCode.TIMEOUT || e.code === ErrorCode.STOPPED || e.code === ErrorCode.NOT_LEADER || e.code === ErrorCode.LEADERSHIP_LOST;
+  // A node that is stopping answers STOPPED (retry elsewhere); a closed local channel does too (give up).
+  if (e.code === ErrorCode.STOPPED) return e.message.startsWith('remote: ');
+  return e.code === ErrorCode.TIMEOUT || e.code === ErrorCode.NOT_LEADER || e.code === ErrorCode.LEADERSHIP_LOST;
 }
 
 class WatchStream implements Watch {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { TransportError, type LogEntry } from '@consensus-kit/core';
+import { StoppedError, TransportError, type LogEntry } from '@consensus-kit/core';
 import { ManualClock } from '@consensus-kit/core/host';
 import { describe, expect, it } from 'vitest';
 import type { KvRequest, KvResult } from './commands';
@@ -161,6 +161,25 @@ describe('WatchHub (etcd watch: key or prefix, from a revision, then live)', () 
     }
     const eleven = s.pushes.filter((p) => 'events' in p && p.events.some((e) => e.revision === 11));
     expect(eleven).toHaveLength(1);
+  });
+
+  it('replay goes at the client\'s pace: a congested watcher reads no more history until its pushes drain', async () => {
+    const r = new Replica();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r, batchLimit: 2 });
+    for (let i = 0; i < 10; i++) r.put('k', String(i));
+    await settle(); // the hub is at revision 10: a watch from 1 replays history
+    const s = sink();
+    let congested = true;
+    const paced: PushSink = { signal: s.signal, push: (v) => s.push(v), get congested() { return congested; } };
+    void hub.watch(req('k', { startRevision: 1 }), paced);
+    await settle(10);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(s.events()).toEqual([]);
+    congested = false;
+    await new Promise((res) => setTimeout(res, 20));
+    await settle(10);
+    expect(revs(s.events())).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    s.controller.abort();
   });
 
   it('cancellation by the client ends the watch: it resolves, and nothing more is pushed', async () => {
@@ -371,6 +390,20 @@ describe('watchKeys: exactly once, in order, across reconnects', () => {
     }
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(ch.subscriptions).toBeGreaterThan(1);
+  });
+
+  it('a closed local channel ends the watch with its error instead of retrying forever', async () => {
+    const closed: KvSubscribeChannel = {
+      request: () => Promise.reject(new StoppedError('the rpc client is closed')),
+      close: () => Promise.resolve(),
+      subscribe: () => Promise.reject(new StoppedError('the rpc client is closed')),
+    };
+    const watch = watchKeys(closed, 'k');
+    const e = await (async () => {
+      for await (const _ of watch) void _;
+    })().catch((x: unknown) => x);
+    expect(StoppedError.is(e)).toBe(true);
+    expect(watch.reconnects).toBe(0);
   });
 
   it('a channel without subscribe is refused at once', () => {

@@ -74,7 +74,9 @@ function withoutPrev(e: KvEvent): KvEvent {
  *   the compaction revision, as etcd's `compact_revision`); one above the current revision waits.
  * - After a snapshot restore or a compaction that passes a watcher still owed events, that watcher ends with
  *   `RevisionCompactedError` (its final answer), saying which revision to resume from.
- * - Slow clients are bounded by the transport (the subscription is cancelled once over its buffer bound).
+ * - Slow clients: a watcher replaying history reads no more while its pushes are held back (`sink.congested`),
+ *   so replay goes at the client's pace; live events are pushed as they come, and the transport cancels a
+ *   subscription whose held pushes pass its bound (a slow subscriber), never holding more.
  */
 export class WatchHub {
   private readonly sm: WatchSource;
@@ -89,6 +91,7 @@ export class WatchHub {
   private progressWatchers = 0;
   private readonly onChange = () => this.notify();
   private closed = false;
+  private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: WatchHubOptions) {
     this.sm = options.stateMachine;
@@ -163,6 +166,7 @@ export class WatchHub {
     this.options.events?.off('snapshot', this.onChange);
     for (const w of [...this.watchers]) w.done();
     this.stopProgress();
+    if (this.retry !== undefined) clearTimeout(this.retry);
   }
 
   /**
@@ -189,6 +193,7 @@ export class WatchHub {
     if (this.closed) return;
     const top = this.sm.currentRevision;
     let behind = false;
+    let waiting = false;
     // The caught-up watchers share one read of what is new.
     const from = this.rev + 1;
     let shared: { events: KvEvent[]; upto: number } | RevisionCompactedError | undefined;
@@ -207,6 +212,12 @@ export class WatchHub {
         if (shared instanceof Error) this.failCompacted(w, shared);
         else this.deliver(w, shared.events, shared.upto, (pushes ??= {}));
       } else {
+        if (w.sink.congested === true) {
+          // Replay is paced by the client: a watcher whose pushes are held back (its client is reading
+          // slowly) reads no more history until they are written (etcd's victim watchers).
+          waiting = true;
+          continue;
+        }
         try {
           const r = this.read(w.next, top);
           this.deliver(w, r.events, r.upto);
@@ -224,6 +235,12 @@ export class WatchHub {
     if ((behind || this.rev < top) && !this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.step());
+    } else if (waiting && !this.scheduled && this.retry === undefined) {
+      // Only congested watchers are behind: look again shortly, not in a busy loop.
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.notify();
+      }, 5);
     }
   }
 

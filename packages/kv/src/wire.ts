@@ -49,6 +49,8 @@ export interface PushSink {
   push(value: unknown): boolean;
   /** Aborted when the subscription ends (client cancel, disconnect, a slow subscriber cancelled). */
   readonly signal: AbortSignal;
+  /** True while pushes are held back because the client is reading slowly: a watch replays no more then. */
+  readonly congested?: boolean;
 }
 
 export function validateWireRequest(body: unknown): asserts body is KvWireRequest {
