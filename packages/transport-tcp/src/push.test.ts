@@ -120,6 +120,7 @@ describe('server push (subscriptions)', () => {
     await s.stop();
     const e = await p.catch((x: unknown) => x);
     expect(TransportError.is(e)).toBe(true);
+    expect((e as Error).message).toMatch(/^connection lost: the subscription ended/);
     expect(seen).toEqual(['hello']);
   });
 

@@ -155,9 +155,10 @@ class Channel {
         this.disarm();
         onClose();
         const err = new TransportError(`connection lost before the answer arrived; the outcome is unknown${error ? ` (${error.message})` : ''}`, { cause: error });
+        const ended = new TransportError(`connection lost: the subscription ended${error ? ` (${error.message})` : ''}`, { cause: error });
         const calls = [...this.pending.values()];
         this.pending.clear();
-        for (const call of calls) call.settle(undefined, err);
+        for (const call of calls) call.settle(undefined, call.onPush === undefined ? err : ended);
       },
     });
   }
