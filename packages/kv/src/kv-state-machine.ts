@@ -26,7 +26,7 @@ import {
   validateQuery,
   validateSession,
 } from './commands';
-import { FutureRevisionError, LeaseNotFoundError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
+import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
 import { DEFAULT_MAX_LEASES, DEFAULT_MIN_LEASE_TTL_MS, Lessor, type LeaseSnapshot } from './lease';
 import { MvccStore, type KvEvent, type MvccSnapshot } from './mvcc-store';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';

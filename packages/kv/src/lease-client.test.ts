@@ -37,14 +37,19 @@ async function cluster() {
   return { node, stateMachine, service: createKvService({ node, stateMachine }) };
 }
 
+/** A request body as the tests read it back. */
+interface Body {
+  req?: { cmd?: { op?: string; ids?: number[] } };
+}
+
 /** An in-process channel that records what it carried; `fault` fails a call before or after the service ran it. */
-function channelTo(service: (b: unknown) => Promise<unknown>, fault?: (call: number, body: any) => 'before' | 'after' | undefined) {
+function channelTo(service: (b: unknown) => Promise<unknown>, fault?: (call: number, body: unknown) => 'before' | 'after' | undefined) {
   const ch = {
     calls: 0,
-    bodies: [] as any[],
+    bodies: [] as Body[],
     async request<T>(body: unknown): Promise<T> {
       const n = ++ch.calls;
-      ch.bodies.push(body);
+      ch.bodies.push(body as Body);
       const f = fault?.(n, body);
       if (f === 'before') throw new NotLeaderError(undefined);
       const answer = await service(structuredClone(body));
@@ -129,7 +134,7 @@ describe('kv.leases through a node', () => {
     const rounds = ch.bodies.filter((b) => b.req?.cmd?.op === 'leaseKeepAlive');
     expect(rounds.length).toBeGreaterThan(3);
     // Every round names all 200 leases; roughly one round per TTL/3 (30 ms), not one per lease.
-    expect(rounds.slice(1).every((b) => b.req.cmd.ids.length === 200)).toBe(true);
+    expect(rounds.slice(1).every((b) => b.req?.cmd?.ids?.length === 200)).toBe(true);
     expect(rounds.length).toBeLessThan(40);
     expect((await kv.leases.list()).length).toBe(200);
     for (const k of keepers) k.stop();
@@ -158,9 +163,9 @@ describe('LeaseKeeper on a manual clock', () => {
     const clock = new ManualClock();
     let up = true;
     const channel: KvChannel = {
-      async request<T>(body: any): Promise<T> {
+      async request<T>(body: unknown): Promise<T> {
         if (!up) throw new TransportError('unreachable');
-        return { op: 'leaseKeepAlive', kept: body.req.cmd.ids.map((id: number) => [id, 300]), missing: [], revision: 0 } as T;
+        return { op: 'leaseKeepAlive', kept: ((body as Body).req?.cmd?.ids ?? []).map((id) => [id, 300]), missing: [], revision: 0 } as T;
       },
       async close() {},
     };
