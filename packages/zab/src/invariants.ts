@@ -1,0 +1,4 @@
+import type { Invariant } from '@consensus-kit/core/testing';
+export function zabInvariants(): Invariant[] {
+  return [];
+}

@@ -1,0 +1,36 @@
+import { parseOptions, type OptionSpecs, type ProtocolOptions } from '@consensus-kit/core';
+
+/** ZAB's own options, beyond the protocol contract's (`ProtocolOptions`). Every one is optional. */
+export type ZabSpecificOptions = {
+  /**
+   * The largest zxid counter an epoch may use. ZooKeeper's counter is the low 32 bits of the zxid; when it would
+   * roll over the leader gives up leadership so that a new epoch starts (ZOOKEEPER-1277). Default 2^32 - 1;
+   * small in tests, to see the rollover happen.
+   */
+  counterLimit?: number;
+  /** Entries per PROPOSAL / INFORM message, and per synchronisation message. Default 512. */
+  maxBatch?: number;
+};
+
+export interface ZabOptions extends ProtocolOptions, ZabSpecificOptions {}
+
+export const zabOptionSpecs = {
+  counterLimit: { type: 'integer', min: 1, max: 0xffffffff, description: 'largest zxid counter of an epoch; reaching it forces a new epoch (ZOOKEEPER-1277; default 2^32-1)' },
+  maxBatch: { type: 'integer', min: 1, max: 1 << 20, description: 'entries per PROPOSAL or synchronisation message (default 512)' },
+} as const satisfies OptionSpecs;
+
+const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
+
+/** Validates untyped ZAB options: an unknown, misspelt or ill-typed key is a `ConfigError` naming it. */
+export function parseZabOptions(raw: unknown): ZabSpecificOptions {
+  return parseOptions('zab', zabOptionSpecs, raw) as ZabSpecificOptions;
+}
+
+export type ResolvedZabOptions = Required<ZabSpecificOptions>;
+
+export function resolveZabOptions(options: ZabOptions): ResolvedZabOptions {
+  const own: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) if (!CONTRACT_KEYS.has(k)) own[k] = v;
+  const o = parseZabOptions(own);
+  return { counterLimit: o.counterLimit ?? 0xffffffff, maxBatch: o.maxBatch ?? 512 };
+}
