@@ -405,6 +405,26 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     return { op: 'compact', revision: this.store.revision, compactRevision: revision };
   }
 
+  /**
+   * Prepares this store to seed a NEW cluster (a backup restored with new members, whose terms start again at
+   * 1): replicated time and every lease are kept, but the old cluster's term is forgotten. Without this, the
+   * new cluster's time entries (terms 1, 2, ...) would count as an old leader's late ones and be ignored until
+   * its terms passed the old cluster's, and no lease would expire until then. With it, the new leader's first
+   * time entry is a newer term: it extends every lease to now + TTL (etcd's lessor does the same when the
+   * restored cluster's leader is promoted) and time moves from there.
+   */
+  forgetTimeTerm(): void {
+    this.time.restore([0, 0, this.time.now]);
+  }
+
+  /** `snapshot` bytes made ready to seed a new cluster (see `forgetTimeTerm`): restore, forget the term, snapshot. */
+  static snapshotForNewCluster(bytes: Uint8Array, options: KvStateMachineOptions = {}): Uint8Array {
+    const sm = new KvStateMachine(options);
+    sm.restore(bytes);
+    sm.forgetTimeTerm();
+    return sm.snapshot();
+  }
+
   snapshot(): Uint8Array {
     const snap: SnapshotV3 = {
       v: 3,

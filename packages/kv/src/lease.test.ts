@@ -278,6 +278,31 @@ describe('snapshot format 3: leases and replicated time', () => {
     }
   });
 
+  it('a snapshot seeding a NEW cluster (terms start again at 1) expires leases there only once its term is forgotten', () => {
+    const old = new KvStateMachine();
+    time(old, 7, 0);
+    const { id } = grant(old, 2000);
+    run(old, { op: 'put', key: 'eph', value: 'x', lease: id });
+    time(old, 7, 500);
+    // As is: the new cluster's term-1 entries look like an old leader's late ones, and time never moves.
+    const asIs = new KvStateMachine();
+    asIs.restore(old.snapshot());
+    for (let t = 0; t <= 10_000; t += 500) time(asIs, 1, t);
+    expect(asIs.now).toBe(500);
+    expect(has(asIs, 'eph')).toBe(true);
+    // Made for a new cluster: its first leader's entry extends the lease to now + TTL, then time moves.
+    const seeded = new KvStateMachine();
+    seeded.restore(KvStateMachine.snapshotForNewCluster(old.snapshot()));
+    expect(seeded.now).toBe(500);
+    expect(ttlOf(seeded, id, true)).toMatchObject({ keys: ['eph'] });
+    time(seeded, 1, 123_000);
+    expect(ttlOf(seeded, id).remaining).toBe(2000);
+    time(seeded, 1, 124_999);
+    expect(has(seeded, 'eph')).toBe(true);
+    time(seeded, 1, 125_000);
+    expect(has(seeded, 'eph')).toBe(false);
+  });
+
   it('a restore of format 3 replaces the lease table of the machine it lands in', () => {
     const src = new KvStateMachine();
     const dst = new KvStateMachine();
