@@ -17,7 +17,7 @@ afterEach(async () => {
   for (const r of running.splice(0)) await r.stop();
 });
 
-/** A one-node cluster on real timers: 5 ms ticks, a time entry every 10 ms, leases from 60 ms. */
+/** A one-node cluster on real timers: 5 ms ticks, a time entry every 10 ms, leases from 60 ms (the tests use 300 ms). */
 async function cluster() {
   const stateMachine = new KvStateMachine({ minLeaseTtlMs: 60 });
   const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
@@ -110,15 +110,15 @@ describe('kv.leases through a node', () => {
   it('a key without keepalive vanishes after its TTL; with keepAlive it outlives many TTLs, then expires after stop()', async () => {
     const { service } = await cluster();
     const kv = client(channelTo(service));
-    const idle = (await kv.leases.grant(60)).id;
-    const kept = (await kv.leases.grant(60)).id;
+    const idle = (await kv.leases.grant(300)).id;
+    const kept = (await kv.leases.grant(300)).id;
     await kv.put('idle', 'x', { lease: idle });
     await kv.put('kept', 'x', { lease: kept });
     const keeper = kv.leases.keepAlive(kept);
     await until(async () => (await kv.get('idle')) === undefined);
-    await sleep(300); // five TTLs
+    await sleep(1500); // five TTLs
     expect(await kv.get('kept')).toBeDefined();
-    expect(keeper.ttl).toBe(60);
+    expect(keeper.ttl).toBe(300);
     keeper.stop();
     await until(async () => (await kv.get('kept')) === undefined);
   });
@@ -128,12 +128,12 @@ describe('kv.leases through a node', () => {
     const ch = channelTo(service);
     const kv = client(ch);
     const ids: number[] = [];
-    for (let i = 0; i < 200; i++) ids.push((await kv.leases.grant(90)).id);
+    for (let i = 0; i < 200; i++) ids.push((await kv.leases.grant(300)).id);
     const keepers = ids.map((id) => kv.leases.keepAlive(id));
-    await sleep(400);
+    await sleep(1000);
     const rounds = ch.bodies.filter((b) => b.req?.cmd?.op === 'leaseKeepAlive');
     expect(rounds.length).toBeGreaterThan(3);
-    // Every round names all 200 leases; roughly one round per TTL/3 (30 ms), not one per lease.
+    // Every round names all 200 leases; roughly one round per TTL/3 (100 ms), not one per lease.
     expect(rounds.slice(1).every((b) => b.req?.cmd?.ids?.length === 200)).toBe(true);
     expect(rounds.length).toBeLessThan(40);
     expect((await kv.leases.list()).length).toBe(200);
@@ -144,7 +144,7 @@ describe('kv.leases through a node', () => {
     const { service } = await cluster();
     const kv = client(channelTo(service));
     const other = client(channelTo(service));
-    const { id } = await kv.leases.grant(90);
+    const { id } = await kv.leases.grant(300);
     const seen: LeaseLost[] = [];
     const keeper = kv.leases.keepAlive(id, { onLost: (l) => seen.push(l) });
     await sleep(50);
@@ -152,7 +152,7 @@ describe('kv.leases through a node', () => {
     const lost = await keeper.lost;
     expect(lost).toMatchObject({ id, reason: 'not-found' });
     expect(LeaseNotFoundError.is(lost.error)).toBe(true);
-    await sleep(100);
+    await sleep(300);
     expect(seen).toHaveLength(1);
     expect(kv.leases.keptAlive).toBe(0);
   });
