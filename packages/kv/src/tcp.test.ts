@@ -6,7 +6,7 @@ import { tcpTransport } from '@consensus-kit/transport-tcp';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { KvStateMachine, type KvQueryResult } from './kv-state-machine';
 import { createKvService } from './service';
-import { FutureRevisionError, InvalidTxnError, RevisionCompactedError, createKvClient } from './index';
+import { FutureRevisionError, InvalidTxnError, LeaseNotFoundError, RevisionCompactedError, createKvClient } from './index';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -70,6 +70,20 @@ describe('createKvClient over TCP', () => {
     await expect(kv.txn({ then: [{ op: 'put', key: 'x', value: '1' }, { op: 'put', key: 'x', value: '2' }] })).rejects.toMatchObject({ reason: 'duplicate-key' });
     await expect(kv.txn({ if: [{ key: 'x', target: 'size' as never, cmp: '=', value: 1 }] })).rejects.toBeInstanceOf(InvalidTxnError);
     expect(await kv.get('cfg/a')).toMatchObject({ value: '2', version: 2, lease: 0 });
+  });
+
+  it('leases over TCP: grant, put with lease, timeToLive; a missing lease is LeaseNotFoundError after the wire, on write and read', async () => {
+    const kv = await soloNode('kv-tcp-lease');
+    const { id } = await kv.leases.grant(60_000);
+    await kv.put('svc/a', 'x', { lease: id });
+    expect(await kv.leases.timeToLive(id, { keys: true })).toMatchObject({ id, ttl: 60_000, keys: ['svc/a'] });
+    expect(await kv.leases.keepAliveOnce([id, 999])).toMatchObject({ kept: [[id, 60_000]], missing: [999] });
+    const put = await kv.put('svc/b', 'x', { lease: 999 }).catch((e: unknown) => e);
+    expect(put).toBeInstanceOf(LeaseNotFoundError);
+    expect(put).toMatchObject({ leaseId: 999 });
+    await expect(kv.leases.timeToLive(999)).rejects.toBeInstanceOf(LeaseNotFoundError);
+    await expect(kv.leases.revoke(999)).rejects.toBeInstanceOf(LeaseNotFoundError);
+    expect(await kv.leases.revoke(id)).toMatchObject({ deleted: 1 });
   });
 
   it('talks to a node through transport-tcp, moving past a dead endpoint', async () => {
