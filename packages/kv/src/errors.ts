@@ -58,7 +58,7 @@ export class InvalidTxnError extends InvalidArgumentError {
 }
 
 const FUTURE = /mvcc: required revision (\d+) is a future revision \(current revision (\d+)\)/;
-const LEASE_NOT_FOUND = /^lease (\d+) not found$/;
+const LEASE_NOT_FOUND = /(?:^|: )lease (\d+) not found$/;
 
 /**
  * The kv class of an error that crossed the wire as one of core's classes: a `COMPACTED` error becomes a
