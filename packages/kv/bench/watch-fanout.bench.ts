@@ -5,17 +5,107 @@
  * from it (commit -> delivery). Watchers are spread over several client connections (rpc clients), as many
  * processes would be.
  *
- *   npx tsx --conditions=@consensus-kit/source bench/watch-fanout.bench.ts [watchers] [connections] [seconds] [writesInFlight]
+ *   npx tsx --conditions=@consensus-kit/source bench/watch-fanout.bench.ts [watchers] [connections] [seconds] [writesInFlight] [process]
  *
  * Prints events/s delivered (summed over watchers), writes/s, and the commit -> delivery delay percentiles.
- * Client and node share one process and its event loop (and the machine's cores), so the delays include the
- * clients' decoding of every push: an upper bound on what a node with remote watchers shows.
+ * By default the watchers share the node's process and event loop, so the delays include the clients'
+ * decoding of every push (an upper bound). With `process` as the fifth argument they run in a child process
+ * (their own event loop, as remote clients would have; the machine's cores are still shared): the node's
+ * process tells it when each revision was applied, on the machine's clock (timeOrigin + now()).
  */
 import { MemoryStorage } from '@consensus-kit/core';
 import { ConsensusNode } from '@consensus-kit/core/host';
 import { solo } from '@consensus-kit/core/testing';
 import { createRpcClient, tcpTransport } from '@consensus-kit/transport-tcp';
-import { KvStateMachine, createKvClient, createKvService, watchKeys, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { fork } from 'node:child_process';
+import { KvStateMachine, createKvClient, createKvService, watchKeys, type KvQuery, type KvQueryResult, type KvRequest, type KvResult, type Watch } from '@consensus-kit/kv';
+
+/** Milliseconds on a clock shared by threads. */
+const now = () => performance.timeOrigin + performance.now();
+
+interface WatcherReport {
+  delivered: number;
+  delays: number[];
+  behind: number;
+  reconnects: number;
+}
+
+/**
+ * Runs `watchers` watches on 'bench/' spread over `connections` rpc clients; `appliedAt` gives a revision's
+ * commit time (it may arrive after the event: deliveries wait for it). `report()` ends them.
+ */
+async function runWatchers(endpoint: string, watchers: number, connections: number): Promise<{
+  applied(revision: number, t: number): void;
+  measure(on: boolean): void;
+  caughtUp(revision: number): boolean;
+  report(): Promise<WatcherReport>;
+}> {
+  const rpcs = Array.from({ length: connections }, () => createRpcClient({ endpoints: [endpoint], clusterId: 'watch-bench' }));
+  const appliedAt = new Map<number, number>();
+  const early = new Map<number, number[]>();
+  const delays: number[] = [];
+  let delivered = 0;
+  let measuring = false;
+  const watches: Watch[] = [];
+  for (let w = 0; w < watchers; w++) {
+    const watch = watchKeys(rpcs[w % connections]!, 'bench/', { prefix: true, maxBufferedBatches: 100_000 });
+    watches.push(watch);
+    void (async () => {
+      for await (const batch of watch) {
+        const t = now();
+        for (const e of batch.events) {
+          if (!measuring) continue;
+          delivered++;
+          const a = appliedAt.get(e.revision);
+          if (a !== undefined) delays.push(t - a);
+          else {
+            let list = early.get(e.revision);
+            if (list === undefined) early.set(e.revision, (list = []));
+            list.push(t);
+          }
+        }
+      }
+    })();
+  }
+  await Promise.all(watches.map((w) => w.created));
+  return {
+    applied(revision, t) {
+      appliedAt.set(revision, t);
+      const list = early.get(revision);
+      if (list !== undefined) {
+        early.delete(revision);
+        for (const d of list) delays.push(d - t);
+      }
+    },
+    measure(on) {
+      measuring = on;
+    },
+    caughtUp: (revision) => watches.every((w) => w.revision >= revision),
+    async report() {
+      const r = { delivered, delays, behind: 0, reconnects: watches.reduce((n, w) => n + w.reconnects, 0) };
+      for (const w of watches) w.cancel();
+      await Promise.all(rpcs.map((c) => c.close()));
+      return r;
+    },
+  };
+}
+
+if (process.env.WATCH_BENCH_CHILD !== undefined) {
+  // The watchers' process: follows the node's process's commands.
+  const { endpoint, watchers, connections } = JSON.parse(process.env.WATCH_BENCH_CHILD) as { endpoint: string; watchers: number; connections: number };
+  const side = await runWatchers(endpoint, watchers, connections);
+  const parentPort = { postMessage: (m: unknown) => process.send!(m) };
+  process.on('message', (m: { t: 'applied'; revision: number; at: number } | { t: 'measure'; on: boolean } | { t: 'caughtUp'; revision: number } | { t: 'report' }) => {
+    if (m.t === 'applied') side.applied(m.revision, m.at);
+    else if (m.t === 'measure') side.measure(m.on);
+    else if (m.t === 'caughtUp') parentPort.postMessage({ t: 'caughtUp', ok: side.caughtUp(m.revision) });
+    else void side.report().then((r) => parentPort.postMessage({ t: 'report', r }));
+  });
+  parentPort.postMessage({ t: 'ready' });
+  await new Promise(() => undefined);
+}
 
 const watchers = Number(process.argv[2] ?? 1000);
 const connections = Number(process.argv[3] ?? 10);
@@ -39,37 +129,49 @@ transport.onRequest(createKvService({ node, stateMachine }));
 await node.start();
 await node.waitForLeader();
 
-/** When each revision was applied on the node (commit, as the serving node sees it). */
-const appliedAt = new Map<number, number>();
-node.on('apply', () => appliedAt.set(stateMachine.currentRevision, performance.now()));
-
-const rpcs = Array.from({ length: connections }, () => createRpcClient({ endpoints: [transport.endpoint()], clusterId }));
-const delays: number[] = [];
-let delivered = 0;
-let measuring = false;
-const watches = [];
-for (let w = 0; w < watchers; w++) {
-  const watch = watchKeys(rpcs[w % connections]!, 'bench/', { prefix: true, maxBufferedBatches: 100_000 });
-  watches.push(watch);
-  void (async () => {
-    for await (const batch of watch) {
-      const now = performance.now();
-      for (const e of batch.events) {
-        if (!measuring) continue;
-        delivered++;
-        const t = appliedAt.get(e.revision);
-        if (t !== undefined) delays.push(now - t);
-      }
-    }
-  })();
-}
-await Promise.all(watches.map((w) => w.created));
+const threaded = process.argv[6] === 'process';
+let side: Awaited<ReturnType<typeof runWatchers>>;
+if (threaded) {
+  // The watchers' process runs this file from source too (tsx and the source condition).
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const worker = fork(new URL(import.meta.url).pathname, [], {
+    execArgv: ['--import', tsx, '--conditions=@consensus-kit/source'],
+    env: { ...process.env, WATCH_BENCH_CHILD: JSON.stringify({ endpoint: transport.endpoint(), watchers, connections }) },
+  });
+  const replies: ((m: unknown) => void)[] = [];
+  let ready!: () => void;
+  const readyP = new Promise<void>((r) => (ready = r));
+  worker.on('message', (m: { t: string }) => (m.t === 'ready' ? ready() : replies.shift()?.(m)));
+  await readyP;
+  const ask = <T>(m: unknown) =>
+    new Promise<T>((resolve) => {
+      replies.push(resolve as (m: unknown) => void);
+      worker.send(m as object);
+    });
+  let caught = false;
+  side = {
+    applied: (revision, at) => worker.send({ t: 'applied', revision, at }),
+    measure: (on) => worker.send({ t: 'measure', on }),
+    caughtUp: () => caught,
+    report: async () => {
+      const { r } = await ask<{ r: WatcherReport }>({ t: 'report' });
+      worker.kill();
+      return r;
+    },
+  };
+  // caughtUp is asked asynchronously in the wait loop below.
+  (side as { poll?: (rev: number) => Promise<void> }).poll = async (rev: number) => {
+    caught = (await ask<{ ok: boolean }>({ t: 'caughtUp', revision: rev })).ok;
+  };
+} else side = await runWatchers(transport.endpoint(), watchers, connections);
+// Commit time of each revision, as the serving node applies it.
+node.on('apply', () => side.applied(stateMachine.currentRevision, now()));
 
 const kv = createKvClient({ endpoints: [transport.endpoint()], clusterId });
 const value = 'v'.repeat(64);
 let writes = 0;
 let stop = false;
-measuring = true;
+side.measure(true);
 const started = performance.now();
 const writer = async (lane: number) => {
   for (let i = 0; !stop; i++) {
@@ -82,20 +184,24 @@ await Promise.all(Array.from({ length: inflight }, (_, l) => writer(l)));
 clearTimeout(timer);
 const lastRevision = stateMachine.currentRevision;
 // Let the last deliveries land (bounded).
+const poll = (side as { poll?: (rev: number) => Promise<void> }).poll;
 const until = performance.now() + 5000;
-while (watches.some((w) => w.revision < lastRevision) && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+for (;;) {
+  await poll?.(lastRevision);
+  if (side.caughtUp(lastRevision) || performance.now() > until) break;
+  await new Promise((r) => setTimeout(r, 10));
+}
 const elapsed = (performance.now() - started) / 1000;
-measuring = false;
+side.measure(false);
+const behind = side.caughtUp(lastRevision) ? 0 : 1;
+const { delivered, delays, reconnects } = await side.report();
 
 delays.sort((a, b) => a - b);
 const pct = (p: number) => (delays.length === 0 ? NaN : delays[Math.min(delays.length - 1, Math.floor((p / 100) * delays.length))]!);
-const behind = watches.filter((w) => w.revision < lastRevision).length;
-console.log(`watch fan-out: ${watchers} watchers on one prefix over ${connections} connections, 1 writer (${inflight} in flight), ${seconds}s`);
+console.log(`watch fan-out: ${watchers} watchers on one prefix over ${connections} connections${threaded ? ' (in another process)' : ' (in the node\'s thread)'}, 1 writer (${inflight} in flight), ${seconds}s`);
 console.log(`  writes: ${writes} (${(writes / elapsed).toFixed(0)}/s)   events delivered: ${delivered} (${(delivered / elapsed).toFixed(0)}/s)   expected ${writes * watchers}`);
 console.log(`  commit -> delivery: p50 ${pct(50).toFixed(2)} ms   p90 ${pct(90).toFixed(2)} ms   p99 ${pct(99).toFixed(2)} ms   max ${pct(100).toFixed(2)} ms`);
-console.log(`  watchers behind at the end: ${behind}   reconnects: ${watches.reduce((n, w) => n + w.reconnects, 0)}`);
+console.log(`  all watchers caught up at the end: ${behind === 0 ? 'yes' : 'no'}   reconnects: ${reconnects}`);
 
-for (const w of watches) w.cancel();
 await kv.close();
-await Promise.all(rpcs.map((r) => r.close()));
 await node.stop();
