@@ -100,6 +100,7 @@ if (process.env.WATCH_BENCH_CHILD !== undefined) {
   process.on('message', (m: { t: 'applied'; revision: number; at: number } | { t: 'measure'; on: boolean } | { t: 'caughtUp'; revision: number } | { t: 'report' }) => {
     if (m.t === 'applied') side.applied(m.revision, m.at);
     else if (m.t === 'measure') side.measure(m.on);
+    else if ((m as { t: string }).t === 'ping') parentPort.postMessage({ t: 'pong', at: now() });
     else if (m.t === 'caughtUp') parentPort.postMessage({ t: 'caughtUp', ok: side.caughtUp(m.revision) });
     else void side.report().then((r) => parentPort.postMessage({ t: 'report', r }));
   });
@@ -148,9 +149,22 @@ if (threaded) {
       replies.push(resolve as (m: unknown) => void);
       worker.send(m as object);
     });
+  // The two processes' clocks: the child's reading minus ours, at the middle of a round trip (best of 20).
+  let offset = 0;
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 20; i++) {
+    const sent = now();
+    const { at } = await ask<{ at: number }>({ t: 'ping' });
+    const back = now();
+    if (back - sent < best) {
+      best = back - sent;
+      offset = at - (sent + back) / 2;
+    }
+  }
+  console.log(`  clocks: the watchers' process reads ${offset.toFixed(3)} ms from the node's (round trip ${best.toFixed(3)} ms); delays are corrected by it`);
   let caught = false;
   side = {
-    applied: (revision, at) => worker.send({ t: 'applied', revision, at }),
+    applied: (revision, at) => worker.send({ t: 'applied', revision, at: at + offset }),
     measure: (on) => worker.send({ t: 'measure', on }),
     caughtUp: () => caught,
     report: async () => {
