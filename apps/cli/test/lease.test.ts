@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { leaseKeepAlive } from '../src/commands/lease';
 import { dirTarget } from '../src/target';
@@ -46,6 +47,27 @@ describe('consensus-cli lease: grant, put --lease, keepalive, ttl, list, revoke 
     stop.abort();
     await running; // Ctrl-C: exit 0
     await waitFor('the key to vanish', async () => ((await get('svc/kept')) === '' ? true : undefined), 15_000);
+  });
+
+  it('`consensus-cli lease keepalive` as its own process: the key outlives its TTL, Ctrl-C (SIGINT) exits 0, then the key vanishes', async () => {
+    const id = /lease (\d+)/.exec((await cli('lease', 'grant', '2s', '--dir', dir)).out)?.[1] as string;
+    await cli('put', 'svc/proc', 'up', '--lease', id, '--dir', dir);
+    // The same command line a user types, run from sources (useSourceNodes sets it for the node processes).
+    const [cmd, ...args] = JSON.parse(process.env.CONSENSUS_CLI_NODE_CMD as string) as string[];
+    const child = spawn(cmd as string, [...args, 'lease', 'keepalive', id, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('keepalive to start', async () => (out.includes('kept alive') ? true : undefined), 20_000);
+      await sleep(5000); // two and a half TTLs
+      expect(await get('svc/proc')).toBe('up\n');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(out).toBe(`lease ${id} kept alive (TTL 2s); Ctrl-C to stop\n`);
+    await waitFor('the key to vanish', async () => ((await get('svc/proc')) === '' ? true : undefined), 15_000);
   });
 
   it('`lease keepalive` ends non-zero when the lease is revoked under it; revoke deletes the keys', async () => {
