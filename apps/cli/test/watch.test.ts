@@ -69,6 +69,13 @@ describe('watch on a real 3-node cluster', () => {
     }
   });
 
+  it('a wrong cluster id ends the watch with the refusal and exit code 1 (no endless reconnecting)', async () => {
+    const endpoints = dirTarget(dir()).endpoints.join(',');
+    const w = await cli('watch', 'k', '--endpoints', endpoints, '--cluster-id', 'not-this-cluster');
+    expect(w.code).toBe(1);
+    expect(w.err).toMatch(/watch k: .*cluster-mismatch/);
+  });
+
   it('a compacted --rev ends the watch with a clear message and a non-zero exit', async () => {
     const { kv } = connectKv(dir());
     try {
