@@ -1,0 +1,248 @@
+import { describe, expect, it } from 'vitest';
+import { NotLeaderError, type Envelope } from '@consensus-kit/core';
+import type { Proposal, Sync } from '../src/messages';
+import { electLeader, msgType, network, proposeAll, settle, text } from './helpers';
+
+/** Scenarios after the sections of Junqueira, Reed, Serafini (DSN 2011) and ZooKeeper's implementation. */
+
+describe('Fast Leader Election (ZooKeeper FastLeaderElection; Medeiros 2012, 3.1)', () => {
+  it('a tie on epoch and zxid elects the highest server id, in one round', () => {
+    const net = network(['a', 'b', 'c']);
+    const l = electLeader(net);
+    expect(l.id).toBe('c');
+    for (const r of net.replicas.values()) expect(r.node.round).toBe(1);
+  });
+
+  it('the most up-to-date history wins: a higher zxid beats a higher server id', () => {
+    const net = network(['a', 'b', 'c']);
+    electLeader(net);
+    proposeAll(net, 'c', ['x1']);
+    net.crash('a');
+    proposeAll(net, 'c', ['x2']);
+    settle(net, () => net.get('b').node.log.lastIndex === 2);
+    // b holds x2, a does not; c goes away: a and b tie on epoch, b has the higher zxid.
+    net.crash('c');
+    net.restart('a');
+    const l = electLeader(net);
+    expect(l.id).toBe('b');
+    expect(net.get('a').applied).toEqual(['x1', 'x2']);
+  });
+
+  it('the higher currentEpoch wins over a higher zxid from an older epoch', () => {
+    const net = network(['a', 'b', 'c']);
+    electLeader(net);
+    // Epoch 2 is led by b, with a in it; c misses it but logs one more (uncommitted) proposal of epoch 1.
+    net.partition(['c']);
+    net.get('c').node.propose(text('epoch-1-tail'));
+    net.processAll();
+    settle(net, () => net.get('a').node.status().role === 'leader' || net.get('b').node.status().role === 'leader');
+    const l2 = net.leader();
+    expect(l2?.id).toBe('b');
+    // c, cut off, still has epoch 1 and the same log; a has currentEpoch 2 now.
+    expect(net.get('a').node.currentEpoch).toBeGreaterThan(net.get('c').node.currentEpoch);
+    expect(net.get('c').node.log.lastIndex).toBeGreaterThan(net.get('a').node.log.lastIndex);
+    net.crash('b');
+    net.heal();
+    const l3 = electLeader(net);
+    // c's higher zxid and server id lose to a's higher epoch; c's tail is truncated.
+    expect(l3.id).toBe('a');
+    settle(net, () => net.get('c').node.status().role === 'follower');
+    expect(net.get('c').node.log.lastIndex).toBe(net.get('a').node.log.lastIndex);
+  });
+
+  it('a server that is not looking answers with its leader: a restarted follower rejoins without an election', () => {
+    const net = network(['a', 'b', 'c']);
+    const l = electLeader(net);
+    proposeAll(net, l.id, ['x1']);
+    const epoch = l.node.epoch;
+    const rounds = ['a', 'b', 'c'].map((id) => net.get(id).node.round);
+    net.crash('a');
+    net.restart('a');
+    settle(net, () => net.get('a').node.status().role === 'follower');
+    expect(net.get('a').node.status().leader).toBe('c');
+    expect(net.leader()?.node.epoch).toBe(epoch);
+    // The leader and the other follower never went back to LOOKING.
+    expect(['b', 'c'].map((id) => net.get(id).node.round)).toEqual(rounds.slice(1));
+    expect(net.get('a').applied).toEqual(['x1']);
+  });
+});
+
+describe('synchronisation (DSN 2011 IV-B, phase 2; LearnerHandler.syncFollower)', () => {
+  const syncs = (log: Envelope[]) => log.filter((e) => msgType(e) === 'Sync').map((e) => e.msg as Sync);
+
+  it('TRUNC: a former leader drops the proposal no quorum logged, then takes the new history', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    electLeader(net);
+    proposeAll(net, 'c', ['x1']);
+    net.partition(['c']);
+    net.get('c').node.propose(text('lost'));
+    net.processAll();
+    expect(net.get('c').node.log.lastIndex).toBe(2);
+    settle(net, () => net.get('b').node.status().role === 'leader');
+    proposeAll(net, 'b', ['y1']);
+    net.heal();
+    settle(net, () => net.get('c').applied.at(-1) === 'y1');
+    const toC = sent.filter((e) => e.to === 'c' && msgType(e) === 'Sync').map((e) => e.msg as Sync);
+    expect(toC.at(-1)).toMatchObject({ mode: 'trunc', truncateTo: 1 });
+    for (const id of ['a', 'b', 'c']) expect(net.get(id).applied).toEqual(['x1', 'y1']);
+  });
+
+  it('DIFF: a follower that is behind receives only what it misses', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    electLeader(net);
+    proposeAll(net, 'c', ['x1']);
+    net.crash('a');
+    proposeAll(net, 'c', ['x2', 'x3']);
+    net.restart('a');
+    settle(net, () => net.get('a').applied.length === 3);
+    const last = syncs(sent.filter((e) => e.to === 'a')).at(-1);
+    expect(last?.mode).toBe('diff');
+    expect(last?.entries.map((e) => e.index)).toEqual([2, 3]);
+  });
+
+  it('SNAP: a follower whose missing entries were compacted away installs the snapshot, then the DIFF after it', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    electLeader(net);
+    proposeAll(net, 'c', ['x1']);
+    net.crash('a');
+    proposeAll(net, 'c', ['x2', 'x3']);
+    settle(net, () => net.get('b').applied.length === 3);
+    net.snapshot('b');
+    net.snapshot('c');
+    proposeAll(net, 'c', ['x4']);
+    net.restart('a');
+    settle(net, () => net.get('a').applied.length === 4);
+    const last = syncs(sent.filter((e) => e.to === 'a')).at(-1);
+    expect(last?.mode).toBe('snap');
+    expect(last?.snapshot?.index).toBe(3);
+    expect(last?.entries.map((e) => e.index)).toEqual([4]);
+    expect(net.get('a').applied).toEqual(['x1', 'x2', 'x3', 'x4']);
+  });
+});
+
+describe('broadcast (DSN 2011 IV-B, phase 3)', () => {
+  it('the counter rolling over forces a new epoch (ZOOKEEPER-1277): no epoch holds more than counterLimit proposals', () => {
+    const net = network(['a', 'b', 'c'], { counterLimit: 3 });
+    let leader = electLeader(net).id;
+    const done: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      try {
+        net.get(leader).node.propose(text(`p${i}`));
+        done.push(`p${i}`);
+      } catch (e) {
+        expect(NotLeaderError.is(e)).toBe(true);
+        leader = electLeader(net).id;
+        net.get(leader).node.propose(text(`p${i}`));
+        done.push(`p${i}`);
+      }
+      net.processAll();
+      net.deliver();
+    }
+    settle(net, () => ['a', 'b', 'c'].every((id) => net.get(id).applied.length === 10));
+    for (const id of ['a', 'b', 'c']) expect(net.get(id).applied).toEqual(done);
+    const terms = net.get('a').storage.entries(1, 11).map((e) => e.term);
+    const perEpoch = new Map<number, number>();
+    for (const t of terms) perEpoch.set(t, (perEpoch.get(t) ?? 0) + 1);
+    expect(Math.max(...perEpoch.values())).toBeLessThanOrEqual(3);
+    expect(perEpoch.size).toBeGreaterThanOrEqual(4);
+    // The zxid counter starts again at 1 in every epoch.
+    const a = net.get('a').node;
+    const firsts = [...perEpoch.keys()].map((t) => terms.indexOf(t) + 1);
+    for (const i of firsts) expect(a.zxidAt(i).counter).toBe(1);
+  });
+
+  it('proposals are pipelined: many in flight before the first ACK returns, committed in order', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    const l = electLeader(net).id;
+    for (let i = 0; i < 5; i++) {
+      net.get(l).node.propose(text(`p${i}`));
+      net.processAll();
+    }
+    // Five PROPOSALs to each follower left before any ACK was delivered.
+    const props = sent.filter((e) => e.to === 'a' && msgType(e) === 'Proposal').flatMap((e) => (e.msg as Proposal).entries.map((x) => x.index));
+    expect(props.slice(-5)).toEqual([1, 2, 3, 4, 5]);
+    expect(net.get(l).node.commit).toBe(0);
+    net.deliver();
+    net.tickAll();
+    net.deliver();
+    for (const id of ['a', 'b', 'c']) expect(net.get(id).applied).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+  });
+
+  it('a leader that stops hearing from a quorum abandons leadership (Leader.lead, syncLimit)', () => {
+    const net = network(['a', 'b', 'c']);
+    electLeader(net);
+    net.partition(['c']);
+    for (let i = 0; i < 30 && net.get('c').node.status().role === 'leader'; i++) net.tick('c');
+    expect(net.get('c').node.status().role).toBe('candidate');
+    expect(() => net.get('c').node.propose(text('x'))).toThrow(NotLeaderError);
+  });
+
+  it('a read barrier waits for a quorum in the current epoch, and a follower refuses it with the leader hint', () => {
+    const net = network(['a', 'b', 'c']);
+    electLeader(net);
+    proposeAll(net, 'c', ['x1']);
+    let caught: unknown;
+    try {
+      net.get('a').node.readIndex(text('r'));
+    } catch (e) {
+      caught = e;
+    }
+    expect(NotLeaderError.is(caught) && caught.leaderHint).toBe('c');
+    net.partition(['c']);
+    net.get('c').node.readIndex(text('r1'));
+    net.processAll();
+    net.deliver();
+    expect(net.get('c').reads).toEqual([]);
+    net.heal();
+    net.get('c').node.readIndex(text('r2'));
+    net.processAll();
+    net.deliver();
+    expect(net.get('c').reads.map((r) => new TextDecoder().decode(r.ctx))).toContain('r2');
+  });
+});
+
+describe('observers and membership', () => {
+  it('an observer receives INFORM of committed entries only, never PROPOSAL, and does not count toward quorums', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    electLeader(net);
+    net.addNode('o', []);
+    net.get('c').node.proposeConfigChange({ changes: [{ op: 'addLearner', node: 'o' }] });
+    settle(net, () => net.get('o').node.status().role === 'learner' && net.get('o').node.stage === 'uptodate');
+    proposeAll(net, 'c', ['x1']);
+    settle(net, () => net.get('o').applied.includes('x1'));
+    expect(sent.filter((e) => e.to === 'o' && msgType(e) === 'Proposal')).toEqual([]);
+    expect(sent.some((e) => e.to === 'o' && msgType(e) === 'Inform')).toBe(true);
+    // With two voters down, the leader and the observer are no quorum.
+    net.crash('a');
+    net.crash('b');
+    try {
+      net.get('c').node.propose(text('x2'));
+    } catch {
+      // already stepped down
+    }
+    for (let i = 0; i < 5; i++) {
+      net.tickAll();
+      net.deliver();
+    }
+    expect(net.get('o').applied).toEqual(['x1']);
+    expect(net.get('c').node.commit).toBe(2);
+  });
+
+  it('changes voters one server at a time, with a typed error otherwise', () => {
+    const net = network(['a', 'b', 'c']);
+    electLeader(net);
+    expect(() =>
+      net.get('c').node.proposeConfigChange({
+        changes: [
+          { op: 'addVoter', node: 'd' },
+          { op: 'addVoter', node: 'e' },
+        ],
+      }),
+    ).toThrow(/one server at a time/);
+  });
+});
