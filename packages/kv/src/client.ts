@@ -37,6 +37,7 @@ import {
 } from './commands';
 import { kvErrorFromRemote } from './errors';
 import { LeaseKeeper, type KeepAliveOptions, type LeaseKeepAlive } from './lease-keeper';
+import { watchKeys, type Watch, type WatchOptions } from './watch-client';
 import type { Consistency, KvChannel, KvWireRequest } from './wire';
 
 export interface KvClientOptions {
@@ -246,7 +247,21 @@ export class KvClient {
     return (await this.read(q, options)) as KeyValue[];
   }
 
-  /** Closes the connections. Calls still in flight reject with `StoppedError` at once. */
+  /**
+   * Watches a key or, with `prefix`, every key under it (etcd's Watch) over this client's connections: event
+   * batches in revision order, each revision once, resumed from the next revision on another node after a
+   * lost connection or a crash (see `watchKeys`). `close()` ends it, as `cancel()` or `options.signal` do.
+   *
+   * ```ts
+   * for await (const batch of kv.watch('jobs/', { prefix: true })) for (const e of batch.events) console.log(e.type, e.revision);
+   * ```
+   */
+  watch(key: string, options: WatchOptions = {}): Watch {
+    const signal = options.signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, options.signal]);
+    return watchKeys(this.channel, key, { ...options, signal });
+  }
+
+  /** Closes the connections and ends every watch. Calls still in flight reject with `StoppedError` at once. */
   async close(): Promise<void> {
     this.closed = true;
     this.leases.stopAll();

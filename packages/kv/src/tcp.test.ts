@@ -86,6 +86,32 @@ describe('createKvClient over TCP', () => {
     expect(await kv.leases.revoke(id)).toMatchObject({ deleted: 1 });
   });
 
+  it('kv.watch over TCP: history from a start revision, then live events; close() ends the watch', async () => {
+    const kv = await soloNode('kv-tcp-watch');
+    await kv.put('w/a', '1');
+    await kv.put('other', 'x');
+    const watch = kv.watch('w/', { prefix: true, startRevision: 1 });
+    await watch.created;
+    await kv.put('w/b', '2');
+    await kv.delete('w/a');
+    const seen: string[] = [];
+    for await (const batch of watch) {
+      for (const e of batch.events) seen.push(e.type === 'put' ? `put ${e.kv.key}@${e.revision}` : `delete ${e.key}@${e.revision}`);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual(['put w/a@1', 'put w/b@3', 'delete w/a@4']);
+    const live = kv.watch('w/', { prefix: true });
+    await live.created;
+    const done = (async () => {
+      let batches = 0;
+      for await (const _ of live) batches++;
+      return batches;
+    })();
+    await kv.close();
+    // The iterator finishes once the client closes, rather than hanging on a dead connection.
+    expect(await done).toBe(0);
+  });
+
   it('talks to a node through transport-tcp, moving past a dead endpoint', async () => {
     // 127.0.0.1:1 refuses connections: the client must move on to the live node at once.
     const kv = await soloNode('kv-tcp-test', {}, ['127.0.0.1:1']);

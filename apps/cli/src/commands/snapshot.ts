@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { silentLogger } from '@consensus-kit/core/host';
+import { KvStateMachine } from '@consensus-kit/kv';
 import { openFileStorage } from '@consensus-kit/storage-fs';
 import { checkBackupData, checkNodeSnapshot, encodeBackup, readBackup, writeFileDurably, type Backup } from '../backup';
 import { ClusterDir } from '../cluster-file';
@@ -187,7 +188,10 @@ function seedIndex(b: Backup): number {
 async function seedDataDir(dataDir: string, identity: { clusterId: string; nodeId: string }, voters: string[], b: Backup): Promise<void> {
   const storage = await openFileStorage(dataDir, { logger: silentLogger, identity });
   try {
-    await storage.installSnapshot({ index: seedIndex(b), term: 1, config: { voters, learners: [] }, data: b.data });
+    // The new cluster's terms start again at 1: the store's replicated time must not wait for them to pass the
+    // term its time was last moved in (no lease would expire until then).
+    const data = KvStateMachine.snapshotForNewCluster(b.data);
+    await storage.installSnapshot({ index: seedIndex(b), term: 1, config: { voters, learners: [] }, data });
   } finally {
     await storage.close();
   }
