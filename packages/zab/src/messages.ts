@@ -54,13 +54,16 @@ export interface AckEpoch {
 }
 
 /**
- * Phase 2 (synchronisation): DIFF, TRUNC or SNAP followed by the missing history and NEWLEADER, in one message.
- * `truncateTo` (TRUNC) drops what follows it; `snapshot` (SNAP) replaces the log; `entries` follow either.
+ * Phase 2 (synchronisation): DIFF, TRUNC or SNAP followed by the missing history and NEWLEADER, in one message of
+ * at most `maxBatch` entries. `truncateTo` (TRUNC) drops what follows it; `snapshot` (SNAP) replaces the log;
+ * `entries` follow either. `base` is the last index of the leader's initial history: a follower that holds less
+ * after this message asks for the rest (a new ACKEPOCH) before it may take currentEpoch = epoch.
  */
 export interface Sync {
   type: 'Sync';
   nonce: number;
   epoch: number;
+  base: number;
   mode: 'diff' | 'trunc' | 'snap';
   truncateTo?: number;
   snapshot?: Snapshot;
@@ -208,6 +211,7 @@ export function parseMessage(msg: unknown): ZabMessage | undefined {
     case 'Sync':
       return count(m.nonce) &&
         count(m.epoch) &&
+        count(m.base) &&
         (m.mode === 'diff' || m.mode === 'trunc' || m.mode === 'snap') &&
         (m.truncateTo === undefined || count(m.truncateTo)) &&
         (m.snapshot === undefined || isSnapshot(m.snapshot)) &&

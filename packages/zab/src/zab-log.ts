@@ -195,6 +195,14 @@ export class ZabLog {
   markStable(upTo: number): void {
     const through = Math.min(upTo, this.unsavedFrom - 1, this.lastIndex);
     if (through > this.stableIndex) this.stableIndex = through;
+  }
+
+  /**
+   * Entries up to `index` that are durable leave memory (read back from storage when a lagging peer needs them).
+   * The caller passes what the state machine was handed, so committing never reads storage.
+   */
+  release(index: number): void {
+    const through = Math.min(index, this.stableIndex);
     if (through >= this.memFrom) {
       this.mem = this.mem.slice(through + 1 - this.memFrom);
       this.memFrom = through + 1;

@@ -295,6 +295,7 @@ export class ZabNode implements Protocol {
       }
     }
     for (const a of f.actions) a();
+    this.log.release(this.emitted);
   }
 
   status(): Status & { details: ZabStatusDetails } {
@@ -593,7 +594,7 @@ export class ZabNode implements Protocol {
       case 'Sync':
         if (this.stage !== 'acked' || m.epoch !== this.leaderEpoch) return;
         this.elapsed = 0;
-        return this.handleSync(m.mode, m.truncateTo, m.snapshot, m.entries);
+        return this.handleSync(m.mode, m.truncateTo, m.snapshot, m.entries, m.base);
       case 'UpToDate':
         if (m.epoch !== this.leaderEpoch) return;
         this.elapsed = 0;
@@ -632,10 +633,12 @@ export class ZabNode implements Protocol {
    * the earlier: (1) the history is durable, (2) currentEpoch <- e is durable, (3) ACK(NEWLEADER) leaves.
    * ZOOKEEPER-3911, 4643, 4646 and 4785 are each a violation of this order.
    */
-  private handleSync(mode: 'diff' | 'trunc' | 'snap', truncateTo: number | undefined, snapshot: Snapshot | undefined, entries: LogEntry[]): void {
+  private handleSync(mode: 'diff' | 'trunc' | 'snap', truncateTo: number | undefined, snapshot: Snapshot | undefined, entries: LogEntry[], base: number): void {
     if (mode === 'snap') {
-      if (snapshot === undefined || snapshot.index < this.commit) return this.startLooking();
-      this.log.installSnapshot(snapshot);
+      if (snapshot === undefined) return;
+      // A snapshot at or below the commit point holds nothing this follower lacks (a duplicated or stale SNAP, e.g.
+      // answering an old ACKEPOCH): the entries after it are then a DIFF.
+      if (snapshot.index > this.commit) this.log.installSnapshot(snapshot);
     } else if (mode === 'trunc') {
       if (truncateTo === undefined || truncateTo < this.commit || truncateTo < this.log.base) return this.startLooking();
       this.log.truncate(truncateTo);
@@ -648,6 +651,12 @@ export class ZabNode implements Protocol {
         if (e.index <= this.log.lastIndex && e.index > this.commit && this.log.term(e.index) !== e.term) return this.startLooking();
       }
       this.log.append(fresh);
+    }
+    if (this.log.lastIndex < base) {
+      // Only part of the leader's initial history so far: currentEpoch = epoch would claim the whole of it (the
+      // hazard of ZOOKEEPER-4646). Ask for the rest, once this part is durable (the ACKEPOCH leaves with it).
+      this.send(this.leaderId as NodeId, this.ackEpoch());
+      return;
     }
     this.stage = 'syncing';
     const nonce = this.nonce;
@@ -745,7 +754,11 @@ export class ZabNode implements Protocol {
           p.ack = m;
           if (this.leaderStage === 'discovery') this.maybeEstablishEpoch();
           else this.sendSync(from, p);
-        } else if (p.stage === 'sync' && this.leaderStage !== 'discovery') this.sendSync(from, p);
+        } else if (p.stage === 'sync' && this.leaderStage !== 'discovery') {
+          // A retransmitted ACKEPOCH, or the follower asking for the rest of the history after a partial Sync.
+          p.ack = m;
+          this.sendSync(from, p);
+        }
         return;
       case 'AckNewLeader':
         if (m.epoch !== this.epoch) return;
@@ -852,7 +865,7 @@ export class ZabNode implements Protocol {
     try {
       if (match < this.log.base) throw new CompactedError(match + 1, this.log.base + 1);
       const entries = this.log.entries(match + 1, hi);
-      msg = a.index > match ? { type: 'Sync', nonce: p.nonce, epoch: this.epoch, mode: 'trunc', truncateTo: match, entries } : { type: 'Sync', nonce: p.nonce, epoch: this.epoch, mode: 'diff', entries };
+      msg = a.index > match ? { type: 'Sync', nonce: p.nonce, epoch: this.epoch, base: this.epochBase, mode: 'trunc', truncateTo: match, entries } : { type: 'Sync', nonce: p.nonce, epoch: this.epoch, base: this.epochBase, mode: 'diff', entries };
     } catch (e) {
       if (!CompactedError.is(e)) throw e;
     }
@@ -867,7 +880,7 @@ export class ZabNode implements Protocol {
         if (!CompactedError.is(e)) throw e;
         return;
       }
-      msg = { type: 'Sync', nonce: p.nonce, epoch: this.epoch, mode: 'snap', snapshot: snap, entries };
+      msg = { type: 'Sync', nonce: p.nonce, epoch: this.epoch, base: this.epochBase, mode: 'snap', snapshot: snap, entries };
     }
     p.stage = 'sync';
     p.next = hi + 1;

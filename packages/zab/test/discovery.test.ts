@@ -57,7 +57,7 @@ describe('discovery', () => {
     const rd = c.ready();
     expect(rd.hardState).toBeDefined();
     expect(c.currentEpoch).toBe(1);
-    expect(sent(rd.messages, 'Sync').map((e) => e.msg)).toEqual([{ type: 'Sync', nonce: 7, epoch: 1, mode: 'diff', entries: [] }]);
+    expect(sent(rd.messages, 'Sync').map((e) => e.msg)).toEqual([{ type: 'Sync', nonce: 7, epoch: 1, base: 0, mode: 'diff', entries: [] }]);
     c.advance(rd);
     expect(c.status().role).toBe('candidate');
     c.step({ from: 'a', to: 'c', msg: { type: 'AckNewLeader', nonce: 7, epoch: 1, index: 0 } });

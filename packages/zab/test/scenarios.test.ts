@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError, type Envelope } from '@consensus-kit/core';
 import type { Proposal, Sync } from '../src/messages';
+import { decodeHardState } from '../src/index';
 import { electLeader, msgType, network, proposeAll, settle, text } from './helpers';
 
 /** Scenarios after the sections of Junqueira, Reed, Serafini (DSN 2011) and ZooKeeper's implementation. */
@@ -244,5 +245,40 @@ describe('observers and membership', () => {
         ],
       }),
     ).toThrow(/one server at a time/);
+  });
+});
+
+describe('synchronisation in parts', () => {
+  it('a follower takes currentEpoch only once it holds the whole initial history, however many Sync messages that takes', () => {
+    const sent: Envelope[] = [];
+    const claims: { epoch: number; last: number; base: number }[] = [];
+    const net = network(['a', 'b', 'c'], { maxBatch: 2 }, {
+      onPersisted: (r, rd) => {
+        sent.push(...rd.messages);
+        const sync = sent.filter((e) => e.to === r.id && msgType(e) === 'Sync').map((e) => e.msg as Sync).at(-1);
+        if (rd.hardState !== undefined && sync !== undefined) {
+          const hs = decodeHardState(rd.hardState);
+          if (hs.currentEpoch === sync.epoch) claims.push({ epoch: hs.currentEpoch, last: r.storage.lastIndex(), base: sync.base });
+        }
+      },
+    });
+    electLeader(net);
+    net.crash('a');
+    proposeAll(net, 'c', ['x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7']);
+    settle(net, () => net.get('b').applied.length === 7);
+    // A new epoch, led by b or c, with a syncing 7 entries two at a time.
+    net.crash('c');
+    net.restart('a');
+    settle(net, () => net.get('a').node.status().role === 'follower');
+    const toA = sent.filter((e) => e.to === 'a' && msgType(e) === 'Sync').map((e) => e.msg as Sync);
+    expect(toA.length).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...toA.map((m) => m.entries.length))).toBeLessThanOrEqual(2);
+    // Whenever a follower made currentEpoch = e durable, its durable history reached the initial history's end.
+    expect(claims.length).toBeGreaterThan(0);
+    for (const c of claims) expect(c.last).toBeGreaterThanOrEqual(c.base);
+    net.restart('c');
+    proposeAll(net, net.leader()?.id as string, ['y']);
+    settle(net, () => ['a', 'b', 'c'].every((id) => net.get(id).applied.at(-1) === 'y'));
+    expect(net.get('a').applied).toEqual(['x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7', 'y']);
   });
 });
