@@ -246,7 +246,7 @@ export function createProgram(): Command {
       new Option('--warmup <time>', 'load to run first, not measured (lets the nodes reach steady state), e.g. 2s or 0').default(2_000, '2s').argParser(optionalDurationArg),
     )
     .addOption(new Option('--value-size <bytes>', 'value size').default(256).argParser(intArg('--value-size', 0, 1 << 20)))
-    .addOption(new Option('--op <op>', 'operation').choices(['put', 'get', 'mixed']).default('put'))
+    .addOption(new Option('--op <op>', 'operation (txn: one compare and one put)').choices(['put', 'get', 'mixed', 'txn']).default('put'))
     .option('--temp', 'always run against a temporary 3-node cluster')
     .addOption(new Option('--protocol <name>', 'consensus protocol of the temporary cluster (default raft)').choices(PROTOCOLS))
     .addOption(protocolOption())

@@ -28,8 +28,8 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: operating a running cl
     await cleanup(dir);
   });
 
-  it('bench measures puts, gets and a mix against the running cluster, warm-up not counted', async () => {
-    for (const op of ['put', 'get', 'mixed']) {
+  it('bench measures puts, gets, a mix and transactions against the running cluster, warm-up not counted', async () => {
+    for (const op of ['put', 'get', 'mixed', 'txn']) {
       const r = await cli('bench', '--dir', dir, '--clients', '4', '--duration', '700ms', '--warmup', '300ms', '--op', op, '--json');
       expect(r.code).toBe(0);
       const res = JSON.parse(r.out.trim().split('\n').at(-1) as string) as {

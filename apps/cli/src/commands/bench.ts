@@ -17,7 +17,8 @@ export interface BenchOptions {
   /** Load run before measuring, not counted. Default 0. */
   warmupMs?: number;
   valueSize: number;
-  op: 'put' | 'get' | 'mixed';
+  /** `txn`: one compare (the key exists) and one put, as etcd's benchmark `txn-put` with a guard. */
+  op: 'put' | 'get' | 'mixed' | 'txn';
   temp?: boolean;
   json?: boolean;
   keys?: number;
@@ -132,7 +133,8 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
         const t0 = performance.now();
         const counted = t0 >= startAt;
         try {
-          if (doPut) await kv.put(key, value);
+          if (o.op === 'txn') await kv.txn({ if: [{ key, target: 'version', cmp: '>', value: 0 }], then: [{ op: 'put', key, value }], else: [{ op: 'put', key, value }] });
+          else if (doPut) await kv.put(key, value);
           else await kv.get(key);
           if (counted) {
             latencies.push(performance.now() - t0);
