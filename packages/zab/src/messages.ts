@@ -45,6 +45,12 @@ export type Segment = [term: number, from: number, to: number];
 export interface AckEpoch {
   type: 'AckEpoch';
   nonce: number;
+  /**
+   * Which state of the follower's log this describes: 0 first, one more after each part of a synchronisation it
+   * took. The Sync answering it carries it back, and the follower takes only the answer to its latest (a delayed
+   * Sync computed from an older state would truncate entries it holds rightly).
+   */
+  req: number;
   epoch: number;
   currentEpoch: number;
   term: number;
@@ -62,6 +68,8 @@ export interface AckEpoch {
 export interface Sync {
   type: 'Sync';
   nonce: number;
+  /** The `req` of the ACKEPOCH this answers. */
+  req: number;
   epoch: number;
   base: number;
   mode: 'diff' | 'trunc' | 'snap';
@@ -199,6 +207,7 @@ export function parseMessage(msg: unknown): ZabMessage | undefined {
       return count(m.nonce) && count(m.epoch) ? (m as unknown as LeaderInfo) : undefined;
     case 'AckEpoch':
       return count(m.nonce) &&
+        count(m.req) &&
         count(m.epoch) &&
         count(m.currentEpoch) &&
         count(m.term) &&
@@ -210,6 +219,7 @@ export function parseMessage(msg: unknown): ZabMessage | undefined {
         : undefined;
     case 'Sync':
       return count(m.nonce) &&
+        count(m.req) &&
         count(m.epoch) &&
         count(m.base) &&
         (m.mode === 'diff' || m.mode === 'trunc' || m.mode === 'snap') &&

@@ -113,6 +113,8 @@ export class ZabNode implements Protocol {
   leaderEpoch = 0;
   stage: FollowerStage = 'discovery';
   private nonce = 0;
+  /** The `req` of this follower's latest ACKEPOCH (see messages.ts). */
+  private syncReq = 0;
 
   // Leading.
   epoch = 0;
@@ -540,6 +542,7 @@ export class ZabNode implements Protocol {
     this.sessions++;
     this.hsDirty = true;
     this.nonce = this.sessions * 1024 + Math.floor(this.random() * 1024);
+    this.syncReq = 0;
     this.elapsed = 0;
     // Phase 1: FOLLOWERINFO with the acceptedEpoch (DSN 2011 IV-B: CEPOCH(f.p)).
     this.send(leader, { type: 'FollowerInfo', nonce: this.nonce, acceptedEpoch: this.acceptedEpoch });
@@ -560,6 +563,7 @@ export class ZabNode implements Protocol {
     return {
       type: 'AckEpoch',
       nonce: this.nonce,
+      req: this.syncReq,
       epoch: this.leaderEpoch,
       currentEpoch: this.currentEpoch,
       term: this.log.lastTerm,
@@ -592,7 +596,7 @@ export class ZabNode implements Protocol {
         return;
       }
       case 'Sync':
-        if (this.stage !== 'acked' || m.epoch !== this.leaderEpoch) return;
+        if (this.stage !== 'acked' || m.epoch !== this.leaderEpoch || m.req !== this.syncReq) return;
         this.elapsed = 0;
         return this.handleSync(m.mode, m.truncateTo, m.snapshot, m.entries, m.base);
       case 'UpToDate':
@@ -655,6 +659,7 @@ export class ZabNode implements Protocol {
     if (this.log.lastIndex < base) {
       // Only part of the leader's initial history so far: currentEpoch = epoch would claim the whole of it (the
       // hazard of ZOOKEEPER-4646). Ask for the rest, once this part is durable (the ACKEPOCH leaves with it).
+      this.syncReq++;
       this.send(this.leaderId as NodeId, this.ackEpoch());
       return;
     }
@@ -865,7 +870,7 @@ export class ZabNode implements Protocol {
     try {
       if (match < this.log.base) throw new CompactedError(match + 1, this.log.base + 1);
       const entries = this.log.entries(match + 1, hi);
-      msg = a.index > match ? { type: 'Sync', nonce: p.nonce, epoch: this.epoch, base: this.epochBase, mode: 'trunc', truncateTo: match, entries } : { type: 'Sync', nonce: p.nonce, epoch: this.epoch, base: this.epochBase, mode: 'diff', entries };
+      msg = a.index > match ? { type: 'Sync', nonce: p.nonce, req: a.req, epoch: this.epoch, base: this.epochBase, mode: 'trunc', truncateTo: match, entries } : { type: 'Sync', nonce: p.nonce, req: a.req, epoch: this.epoch, base: this.epochBase, mode: 'diff', entries };
     } catch (e) {
       if (!CompactedError.is(e)) throw e;
     }
@@ -880,7 +885,7 @@ export class ZabNode implements Protocol {
         if (!CompactedError.is(e)) throw e;
         return;
       }
-      msg = { type: 'Sync', nonce: p.nonce, epoch: this.epoch, base: this.epochBase, mode: 'snap', snapshot: snap, entries };
+      msg = { type: 'Sync', nonce: p.nonce, req: a.req, epoch: this.epoch, base: this.epochBase, mode: 'snap', snapshot: snap, entries };
     }
     p.stage = 'sync';
     p.next = hi + 1;
@@ -960,6 +965,7 @@ export class ZabNode implements Protocol {
       const observer = !voters.includes(id);
       const upTo = observer ? Math.min(this.commit, this.log.lastIndex) : this.log.lastIndex;
       let sent = false;
+      let dropped = false;
       while (p.next <= upTo) {
         const hi = Math.min(upTo, p.next + this.o.maxBatch - 1);
         let entries: LogEntry[];
@@ -967,10 +973,10 @@ export class ZabNode implements Protocol {
           entries = this.log.entries(p.next, hi);
         } catch (e) {
           if (!CompactedError.is(e)) throw e;
-          // Behind the leader's log: synchronise it again (SNAP).
-          p.stage = 'acked';
-          p.ack = { type: 'AckEpoch', nonce: p.nonce, epoch: this.epoch, currentEpoch: this.epoch, term: 0, index: p.match, commit: p.match, segments: [] };
-          this.sendSync(id, p);
+          // What the follower misses left the leader's log: its session ends here; it stops hearing from the leader,
+          // looks again, and the new session synchronises it with SNAP.
+          this.peers.delete(id);
+          dropped = true;
           break;
         }
         this.send(id, { type: observer ? 'Inform' : 'Proposal', nonce: p.nonce, epoch: this.epoch, entries, commit: this.commit });
@@ -979,7 +985,7 @@ export class ZabNode implements Protocol {
         sent = true;
         if (p.next - p.match > 8 * this.o.maxBatch) break;
       }
-      if (!sent && p.stage === 'synced' && p.sentCommit < this.commit && p.upToDateSent) {
+      if (!dropped && !sent && p.sentCommit < this.commit && p.upToDateSent) {
         p.sentCommit = this.commit;
         this.send(id, { type: 'Commit', nonce: p.nonce, epoch: this.epoch, commit: this.commit });
       }

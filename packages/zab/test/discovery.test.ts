@@ -43,7 +43,7 @@ describe('discovery', () => {
     const c = prospectiveLeader();
     c.step({ from: 'a', to: 'c', msg: { type: 'FollowerInfo', nonce: 7, acceptedEpoch: 0 } });
     drain(c);
-    c.step({ from: 'a', to: 'c', msg: { type: 'AckEpoch', nonce: 7, epoch: 1, currentEpoch: 0, term: 0, index: 3, commit: 0, segments: [[0, 0, 3]] } });
+    c.step({ from: 'a', to: 'c', msg: { type: 'AckEpoch', nonce: 7, req: 0, epoch: 1, currentEpoch: 0, term: 0, index: 3, commit: 0, segments: [[0, 0, 3]] } });
     drain(c);
     expect(c.phase).toBe('looking');
     expect(c.currentEpoch).toBe(0);
@@ -53,11 +53,11 @@ describe('discovery', () => {
     const c = prospectiveLeader();
     c.step({ from: 'a', to: 'c', msg: { type: 'FollowerInfo', nonce: 7, acceptedEpoch: 0 } });
     drain(c);
-    c.step({ from: 'a', to: 'c', msg: { type: 'AckEpoch', nonce: 7, epoch: 1, currentEpoch: 0, term: 0, index: 0, commit: 0, segments: [[0, 0, 0]] } });
+    c.step({ from: 'a', to: 'c', msg: { type: 'AckEpoch', nonce: 7, req: 0, epoch: 1, currentEpoch: 0, term: 0, index: 0, commit: 0, segments: [[0, 0, 0]] } });
     const rd = c.ready();
     expect(rd.hardState).toBeDefined();
     expect(c.currentEpoch).toBe(1);
-    expect(sent(rd.messages, 'Sync').map((e) => e.msg)).toEqual([{ type: 'Sync', nonce: 7, epoch: 1, base: 0, mode: 'diff', entries: [] }]);
+    expect(sent(rd.messages, 'Sync').map((e) => e.msg)).toEqual([{ type: 'Sync', nonce: 7, req: 0, epoch: 1, base: 0, mode: 'diff', entries: [] }]);
     c.advance(rd);
     expect(c.status().role).toBe('candidate');
     c.step({ from: 'a', to: 'c', msg: { type: 'AckNewLeader', nonce: 7, epoch: 1, index: 0 } });
@@ -66,7 +66,7 @@ describe('discovery', () => {
 
   it('ignores a session it does not know, and a follower acknowledges an epoch to one leader only', () => {
     const c = prospectiveLeader();
-    c.step({ from: 'a', to: 'c', msg: { type: 'AckEpoch', nonce: 99, epoch: 1, currentEpoch: 0, term: 0, index: 9, commit: 0, segments: [] } });
+    c.step({ from: 'a', to: 'c', msg: { type: 'AckEpoch', nonce: 99, req: 0, epoch: 1, currentEpoch: 0, term: 0, index: 9, commit: 0, segments: [] } });
     expect(c.phase).toBe('leading');
     // a acknowledged epoch 3 to c before it restarted.
     const restarted = () => {
