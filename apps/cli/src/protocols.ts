@@ -12,6 +12,7 @@ import { CliError } from './errors';
 const loaders = {
   raft: () => import('@consensus-kit/raft').then((m) => m.raft),
   paxos: () => import('@consensus-kit/paxos').then((m) => m.paxos),
+  zab: () => import('@consensus-kit/zab').then((m) => m.zab),
 } satisfies Record<string, () => Promise<AnyProtocolModule>>;
 
 export const PROTOCOLS: readonly string[] = Object.keys(loaders);

@@ -117,7 +117,7 @@ describe('shell completion', () => {
     expect(complete(bash, 'members', '')).toEqual(['list', 'add', 'remove']);
     expect(complete(bash, 'put', 'k', '--')).toEqual(expect.arrayContaining(['--file', '--timeout', '--dir', '--json', '--help']));
     expect(complete(bash, '--dir', 'x', 'members', 'add', 'n4', '--le')).toEqual(['--learner']);
-    expect(complete(bash, 'start', '--protocol', '')).toEqual(['raft', 'paxos']);
+    expect(complete(bash, 'start', '--protocol', '')).toEqual(['raft', 'paxos', 'zab']);
     expect(complete(bash, 'completion', '')).toEqual(['bash', 'zsh', 'fish']);
     // A value being typed is not completed as a command.
     expect(complete(bash, 'put', 'k', '--timeout', '')).toEqual([]);
