@@ -56,6 +56,11 @@ export class ZabLog {
     return (this.configs[this.configs.length - 1] as { config: ClusterConfig }).config;
   }
 
+  /** The latest snapshot in storage (what SNAP sends). */
+  snapshot(): Snapshot | undefined {
+    return this.storage.snapshot();
+  }
+
   /** The term at `index`, or undefined below the base or above the last index. */
   term(index: number): number | undefined {
     if (index < this.base || index > this.lastIndex) return undefined;

@@ -576,6 +576,8 @@ export class ZabNode implements Protocol {
   private stepFollower(m: ZabMessage): void {
     if (!('nonce' in m) || m.nonce !== this.nonce) return;
     const leader = this.leaderId as NodeId;
+    // Any message of this session shows the leader alive (ZooKeeper: any packet read within syncLimit).
+    this.elapsed = 0;
     switch (m.type) {
       case 'LeaderInfo': {
         if (this.stage !== 'discovery') return;
@@ -759,6 +761,9 @@ export class ZabNode implements Protocol {
           p.ack = m;
           if (this.leaderStage === 'discovery') this.maybeEstablishEpoch();
           else this.sendSync(from, p);
+        } else if (p.stage === 'acked' && this.leaderStage === 'discovery') {
+          // Still waiting for a quorum: answer the retransmission so the follower knows the leader is alive.
+          this.send(from, { type: 'LeaderInfo', nonce: p.nonce, epoch: this.epoch });
         } else if (p.stage === 'sync' && this.leaderStage !== 'discovery') {
           // A retransmitted ACKEPOCH, or the follower asking for the rest of the history after a partial Sync.
           p.ack = m;
@@ -875,7 +880,7 @@ export class ZabNode implements Protocol {
       if (!CompactedError.is(e)) throw e;
     }
     if (msg === undefined) {
-      const snap = this.storage().snapshot();
+      const snap = this.log.snapshot();
       if (snap === undefined) return;
       hi = Math.min(last, snap.index + this.o.maxBatch);
       let entries: LogEntry[];
@@ -890,10 +895,6 @@ export class ZabNode implements Protocol {
     p.stage = 'sync';
     p.next = hi + 1;
     this.send(id, msg);
-  }
-
-  private storage(): Storage {
-    return (this.log as unknown as { storage: Storage }).storage;
   }
 
   /** End of phase 2: a quorum (the leader included) acknowledged NEWLEADER with the whole initial history. */
@@ -994,7 +995,7 @@ export class ZabNode implements Protocol {
 
   private broadcastPing(): void {
     for (const [id, p] of this.peers) {
-      if (p.stage === 'synced' && p.upToDateSent) this.send(id, { type: 'Ping', nonce: p.nonce, epoch: this.epoch, commit: this.commit, seq: this.seq });
+      if (p.stage === 'synced') this.send(id, { type: 'Ping', nonce: p.nonce, epoch: this.epoch, commit: this.commit, seq: this.seq });
     }
   }
 
@@ -1013,7 +1014,9 @@ export class ZabNode implements Protocol {
   private tickLeading(): void {
     if (this.leaderStage !== 'established') {
       // ZooKeeper's initLimit: a prospective leader that cannot establish its epoch goes back to LOOKING.
-      if (this.elapsed > 2 * this.electionTicks) this.startLooking();
+      if (this.elapsed > 2 * this.electionTicks) return this.startLooking();
+      // Followers already synchronised hear from it while the rest of the quorum comes.
+      if (this.elapsed % this.heartbeatTicks === 0) this.broadcastPing();
       return;
     }
     this.hbElapsed++;
