@@ -30,7 +30,7 @@ function firstFailure(make: () => KvReplica, seeds: number) {
   return undefined;
 }
 
-const SEEDS = Number(process.env.KV_SIM_SEEDS ?? 60);
+const SEEDS = Number(process.env.KV_SIM_SEEDS ?? 50);
 
 function run(protocol: typeof raft | typeof paxos, seed: number, faults: 'none' | 'heavy' = 'heavy') {
   const sim = kvServiceSimulation();
@@ -50,17 +50,17 @@ describe('kv store under the simulator: registers, leases, watchers', () => {
     expect(s.leases).toBeGreaterThan(4);
     expect(s.expired).toBeGreaterThan(0);
     expect(Math.min(...s.watcherEvents)).toBeGreaterThan(10);
-  });
+  }, 60_000);
 
   it('catches replicated time that runs ahead of the leader clock: a lease expires too soon after an acknowledged keepalive', () => {
     const v = firstFailure(() => new FastTime(), 10);
     expect(v?.message).toMatch(/lease \d+ \(ttl 1000 ms\) expired .* after an acknowledged keepalive/);
-  });
+  }, 120_000);
 
   it('catches a snapshot restore that loses history: a watcher resuming there cannot replay', () => {
     const v = firstFailure(() => new ForgetsHistory(), 20);
-    expect(v?.message).toMatch(/watcher w\d .* could not go on/);
-  });
+    expect(v?.message).toMatch(/watcher w\d .* could not go on at n\d, resuming from revision \d+: .*compacted/);
+  }, 120_000);
 
   for (const [name, protocol] of [['raft', raft], ['paxos', paxos]] as const) {
     it(`${name}: ${SEEDS} heavy seeds, every check after every step and at the end`, () => {
@@ -71,6 +71,6 @@ describe('kv store under the simulator: registers, leases, watchers', () => {
         if (!result.ok) failures.push(describeFailure(result, name));
       }
       expect(failures).toEqual([]);
-    });
+    }, 300_000);
   }
 });
