@@ -6,7 +6,7 @@ import { tcpTransport } from '@consensus-kit/transport-tcp';
 import type { KvQuery, KvRequest, KvResult } from './commands';
 import { KvStateMachine, type KvQueryResult } from './kv-state-machine';
 import { createKvService } from './service';
-import { FutureRevisionError, InvalidTxnError, LeaseNotFoundError, RevisionCompactedError, createKvClient } from './index';
+import { FutureRevisionError, InvalidTxnError, LeaseNotFoundError, RevisionCompactedError, createKvClient, type WatchBatch } from './index';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -111,6 +111,26 @@ describe('createKvClient over TCP', () => {
     // The iterator finishes once the client closes, rather than hanging on a dead connection.
     expect(await done).toBe(0);
   });
+
+  it('a revision larger than the message size (36 MB of new and previous values) reaches a prevKv watcher once, whole, without a reconnect', async () => {
+    const kv = await soloNode('kv-tcp-watch-big');
+    const size = 3_600_000;
+    for (let i = 0; i < 5; i++) await kv.put(`big/${i}`, 'x'.repeat(size));
+    const reconnects: string[] = [];
+    const watch = kv.watch('big/', { prefix: true, prevKv: true, onReconnect: (r) => reconnects.push(r.error.message) });
+    await watch.created;
+    // One transaction, one revision: 5 new values and 5 previous ones, past maxMessageSize (32 MiB) together.
+    const t = await kv.txn({ then: [0, 1, 2, 3, 4].map((i) => ({ op: 'put' as const, key: `big/${i}`, value: 'y'.repeat(size) })) });
+    const it = watch[Symbol.asyncIterator]();
+    const first = (await it.next()).value as WatchBatch;
+    expect(reconnects).toEqual([]);
+    expect(first.revision).toBe(t.revision);
+    const events = first.events;
+    expect(events.map((e) => (e.type === 'put' ? [e.kv.key, (e.kv.value as string).length, (e.prev?.value as string).length] : []))).toEqual(
+      [0, 1, 2, 3, 4].map((i) => [`big/${i}`, size, size]),
+    );
+    watch.cancel();
+  }, 15_000);
 
   it('talks to a node through transport-tcp, moving past a dead endpoint', async () => {
     // 127.0.0.1:1 refuses connections: the client must move on to the live node at once.

@@ -74,6 +74,8 @@ class WatchStream implements Watch {
   /** The next revision owed (undefined until the first node says where "now" is). */
   private next: number | undefined;
   private current: AbortController | undefined;
+  /** Fragments of revision `next` received on the current subscription (a revision too large for one push). */
+  private partial: KvEvent[] = [];
   /** The consumer is behind: the subscription was closed until it catches up. */
   private paused = false;
   private resumeConsumer: (() => void) | undefined;
@@ -167,9 +169,19 @@ class WatchStream implements Watch {
     }
     const next = this.next ?? 1;
     if (typeof p.revision !== 'number' || p.revision < next) return; // already delivered (never expected)
+    if ('events' in p && p.fragment === true) {
+      // Part of one revision: held until its last part comes; lost with the subscription if it ends first
+      // (the next one sends the revision again from its start).
+      for (const e of p.events) if (e.revision >= next) this.partial.push(e);
+      return;
+    }
     if ('events' in p) {
       // Each revision once: a push never repeats what an earlier subscription delivered.
-      const events = p.events.filter((e) => e.revision >= next);
+      let events = p.events.filter((e) => e.revision >= next);
+      if (this.partial.length > 0) {
+        events = this.partial.concat(events);
+        this.partial = [];
+      }
       this.next = p.revision + 1;
       if (events.length > 0) this.enqueue({ revision: p.revision, events });
     } else if ('progress' in p) {
@@ -208,6 +220,7 @@ class WatchStream implements Watch {
       }
       const ac = new AbortController();
       this.current = ac;
+      this.partial = [];
       const body: KvWatchRequest = { ...this.request, ...(this.next !== undefined ? { startRevision: this.next } : {}) };
       let error: Error;
       try {
@@ -274,6 +287,8 @@ export function watchKeys(channel: KvChannel, key: string, options: WatchOptions
     ...(options.prefix === true ? { prefix: true } : {}),
     ...(options.prevKv === true ? { prevKv: true } : {}),
     ...(options.progressNotify === true ? { progressNotify: true } : {}),
+    // A revision too large for one push comes in parts (a large transaction, prefix delete or lease expiry).
+    fragment: true,
   };
   // Bad options fail here, at once, rather than as the first error of the iterator.
   validateWireRequest(options.startRevision === undefined ? request : { ...request, startRevision: options.startRevision });

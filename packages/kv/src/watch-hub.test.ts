@@ -246,6 +246,116 @@ describe('WatchHub (etcd watch: key or prefix, from a revision, then live)', () 
   });
 });
 
+describe('WatchHub: a revision too large for one push (etcd watch fragments)', () => {
+  /** Revision 1: one small put; revision 2: a transaction of five puts of 100 characters (167 estimated bytes each). */
+  const bigRevision = () => {
+    const r = new Replica();
+    r.put('a', 'x'.repeat(10));
+    r.apply({ cmd: { op: 'txn', then: [0, 1, 2, 3, 4].map((i) => ({ op: 'put' as const, key: `k/${i}`, value: 'v'.repeat(100) })) } });
+    return r;
+  };
+  const eventPushes = (s: { pushes: WatchPush[] }) => s.pushes.filter((p): p is Extract<WatchPush, { events: KvEvent[] }> => 'events' in p);
+
+  it('goes in bounded fragments to a watch that takes them, all but the last marked; in one push to one that does not', async () => {
+    const r = bigRevision();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r, fragmentBytes: 300 });
+    const parts = sink();
+    const whole = sink();
+    void hub.watch(req('', { prefix: true, startRevision: 1, fragment: true }), parts);
+    void hub.watch(req('', { prefix: true, startRevision: 1 }), whole);
+    await settle(10);
+    const pushes = eventPushes(parts);
+    expect(pushes.length).toBeGreaterThan(2);
+    expect(pushes.slice(0, -1).every((p) => p.fragment === true)).toBe(true);
+    expect(pushes.at(-1)).toMatchObject({ revision: 2 });
+    expect(pushes.at(-1)?.fragment).toBeUndefined();
+    expect(pushes.every((p) => p.events.length <= 2)).toBe(true);
+    expect(revs(parts.events())).toEqual([1, 2, 2, 2, 2, 2]);
+    expect(keys(parts.events())).toEqual(['a', 'k/0', 'k/1', 'k/2', 'k/3', 'k/4']);
+    expect(eventPushes(whole)).toEqual([{ events: whole.events(), revision: 2 }]);
+    expect(revs(whole.events())).toEqual([1, 2, 2, 2, 2, 2]);
+    // Live: the same, and the watch goes on after it.
+    r.apply({ cmd: { op: 'delete', key: 'k/', prefix: true, prevKv: true } });
+    r.put('b', '1');
+    await settle(10);
+    expect(revs(parts.events())).toEqual([1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 4]);
+    expect(eventPushes(parts).at(-1)).toMatchObject({ revision: 4 });
+    parts.controller.abort();
+    whole.controller.abort();
+  });
+
+  it('is paced by the client: no more is pushed while the pushes are held, the rest once they drain', async () => {
+    const r = bigRevision();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r, fragmentBytes: 300 });
+    const s = sink();
+    let held = true;
+    const paced: PushSink = { signal: s.signal, push: (v) => s.push(v), get congested() { return held && eventPushes(s).length > 0; } };
+    void hub.watch(req('k/', { prefix: true, startRevision: 1, fragment: true }), paced);
+    await settle(10);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(eventPushes(s)).toHaveLength(1);
+    expect(eventPushes(s)[0]).toMatchObject({ revision: 2, fragment: true });
+    held = false;
+    await new Promise((res) => setTimeout(res, 20));
+    await settle(10);
+    expect(keys(s.events())).toEqual(['k/0', 'k/1', 'k/2', 'k/3', 'k/4']);
+    expect(eventPushes(s).at(-1)?.fragment).toBeUndefined();
+    s.controller.abort();
+  });
+
+  it('watchKeys hands the revision over whole, once, even when the subscription is lost between its fragments', async () => {
+    const r = bigRevision();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r, fragmentBytes: 300 });
+    let subscriptions = 0;
+    const ch: KvSubscribeChannel = {
+      request: () => Promise.reject(new Error('not used')),
+      close: () => Promise.resolve(),
+      subscribe<T>(body: unknown, onPush: (v: unknown) => void, options: { signal?: AbortSignal } = {}): Promise<T> {
+        const first = ++subscriptions === 1;
+        const ac = new AbortController();
+        return new Promise<T>((resolve, reject) => {
+          let pushed = 0;
+          const lose = (e: Error) => {
+            ac.abort(e);
+            reject(e);
+          };
+          options.signal?.addEventListener('abort', () => lose(new TransportError('cancelled')), { once: true });
+          const push: PushSink = {
+            signal: ac.signal,
+            push(v) {
+              if (ac.signal.aborted) return false;
+              // The first connection drops after 'created' and one fragment.
+              if (first && ++pushed > 2) {
+                lose(new TransportError('connection lost'));
+                return false;
+              }
+              onPush(structuredClone(v));
+              return true;
+            },
+          };
+          hub.watch(body as KvWatchRequest, push).then((v) => resolve(v as T), reject);
+        });
+      },
+    };
+    const clock = new ManualClock();
+    const watch = watchKeys(ch, 'k/', { prefix: true, startRevision: 1, clock });
+    const got: WatchBatch[] = [];
+    const reading = (async () => {
+      for await (const batch of watch) got.push(batch);
+    })();
+    await settle(10);
+    expect(got).toEqual([]);
+    clock.advance(1000);
+    await settle(10);
+    watch.cancel();
+    await reading;
+    expect(watch.reconnects).toBe(1);
+    expect(got).toHaveLength(1);
+    expect(got[0]?.revision).toBe(2);
+    expect(keys(got[0]!.events)).toEqual(['k/0', 'k/1', 'k/2', 'k/3', 'k/4']);
+  });
+});
+
 /**
  * An in-process cluster of replicas behind a channel with `subscribe`: each subscription goes to the next
  * replica in turn (a reconnect lands on another node), and `cut()` drops every open subscription as a lost

@@ -27,7 +27,17 @@ export interface WatchHubOptions {
   batchLimit?: number;
   /** Timers for progress notifications. Default `systemClock`. */
   clock?: Clock;
+  /**
+   * A watch opened with `fragment: true` gets the events of one step in pushes of about this many bytes at most
+   * (estimated from key and value sizes), a revision larger than that split into fragments. Default 1 MiB,
+   * under transport-tcp's per-subscription bound (4 MiB) and message size (32 MiB) even for text of 3-byte
+   * characters. At least one event per push.
+   */
+  fragmentBytes?: number;
 }
+
+/** The default `fragmentBytes`: 1 MiB. */
+export const DEFAULT_WATCH_FRAGMENT_BYTES = 1024 * 1024;
 
 /** One watcher: what it matches and the next revision it is owed. */
 interface Watcher {
@@ -35,8 +45,12 @@ interface Watcher {
   prefix: boolean;
   prevKv: boolean;
   progressNotify: boolean;
+  /** The client takes fragments of a revision (`KvWatchRequest.fragment`). */
+  fragment: boolean;
   /** Every matching event below this revision has been pushed (or was before its start). */
   next: number;
+  /** The first `skip` matching events of revision `next` have been pushed too, as fragments (0: none). */
+  skip: number;
   /** Something was pushed since the last progress tick (etcd sends progress only to quiet watchers). */
   active: boolean;
   sink: PushSink;
@@ -51,6 +65,15 @@ interface SharedPushes {
 }
 
 const keyOf = (e: KvEvent): string => (e.type === 'put' ? e.kv.key : e.key);
+
+const valueSize = (v: string | Uint8Array): number => (typeof v === 'string' ? v.length : v.byteLength);
+
+/** About how many bytes `e` takes in a push (UTF-16 length for text: a third of its worst-case UTF-8 size). */
+function eventSize(e: KvEvent, prevKv: boolean): number {
+  let n = 64 + (e.type === 'put' ? e.kv.key.length + valueSize(e.kv.value) : e.key.length);
+  if (prevKv && e.prev !== undefined) n += 48 + e.prev.key.length + valueSize(e.prev.value);
+  return n;
+}
 
 /** An event without its previous version, for watches that did not ask for it. */
 function withoutPrev(e: KvEvent): KvEvent {
@@ -86,6 +109,7 @@ export class WatchHub {
   private scheduled = false;
   private readonly batchLimit: number;
   private readonly progressIntervalMs: number;
+  private readonly fragmentBytes: number;
   private readonly clock: Clock;
   private progressTimer: unknown;
   private progressWatchers = 0;
@@ -98,6 +122,7 @@ export class WatchHub {
     this.rev = this.sm.currentRevision;
     this.batchLimit = Math.max(1, options.batchLimit ?? 1000);
     this.progressIntervalMs = Math.max(1, options.progressIntervalMs ?? 5000);
+    this.fragmentBytes = Math.max(1, options.fragmentBytes ?? DEFAULT_WATCH_FRAGMENT_BYTES);
     this.clock = options.clock ?? systemClock;
     options.events?.on('apply', this.onChange);
     options.events?.on('snapshot', this.onChange);
@@ -127,7 +152,9 @@ export class WatchHub {
         prefix: req.prefix === true,
         prevKv: req.prevKv === true,
         progressNotify: req.progressNotify === true,
+        fragment: req.fragment === true,
         next,
+        skip: 0,
         active: false,
         sink,
         done: (error) => {
@@ -252,10 +279,22 @@ export class WatchHub {
   private deliver(w: Watcher, events: KvEvent[], upto: number, shared?: SharedPushes): void {
     const from = w.next;
     let matched = 0;
-    for (const e of events) if (e.revision >= from && this.matches(w, e)) matched++;
-    w.next = upto + 1;
-    if (matched === 0) return;
+    let bytes = 0;
+    for (const e of events) {
+      if (e.revision < from || !this.matches(w, e)) continue;
+      matched++;
+      if (w.fragment) bytes += eventSize(e, w.prevKv);
+    }
+    if (matched === 0) {
+      w.next = upto + 1;
+      return;
+    }
     w.active = true;
+    if (w.skip > 0 || bytes > this.fragmentBytes) {
+      this.deliverInParts(w, events, upto);
+      return;
+    }
+    w.next = upto + 1;
     let push: WatchPush;
     if (shared !== undefined && matched === events.length) {
       push = w.prevKv ? (shared.withPrev ??= { events, revision: upto }) : (shared.plain ??= { events: events.map(withoutPrev), revision: upto });
@@ -265,6 +304,56 @@ export class WatchHub {
       push = { events: out, revision: upto };
     }
     if (!w.sink.push(push)) w.done();
+  }
+
+  /**
+   * `deliver` for a watch that takes fragments and has more than `fragmentBytes` to get (etcd's watch fragment):
+   * pushes of at most about `fragmentBytes`, whole revisions where they fit, a larger revision split, all its
+   * pushes but the last marked `fragment`. Paced: once the client is behind (`sink.congested`) it stops, with
+   * `next`/`skip` saying where it stopped, and the watcher goes on from there, as a replaying one, when the
+   * pushes have drained. So a revision of any size reaches the client in bounded pushes, and the node holds no
+   * more for it than one push.
+   */
+  private deliverInParts(w: Watcher, events: KvEvent[], upto: number): void {
+    const out: KvEvent[] = [];
+    let skip = w.skip;
+    for (const e of events) {
+      if (e.revision < w.next || !this.matches(w, e)) continue;
+      if (skip > 0 && e.revision === w.next) {
+        skip--; // pushed already, in a fragment
+        continue;
+      }
+      out.push(w.prevKv ? e : withoutPrev(e));
+    }
+    let i = 0;
+    while (i < out.length) {
+      if (i > 0 && w.sink.congested === true) return; // the rest at a later step, once the pushes drain
+      let j = i;
+      let size = 0;
+      do size += eventSize(out[j++]!, w.prevKv);
+      while (j < out.length && size + eventSize(out[j]!, w.prevKv) <= this.fragmentBytes);
+      const last = out[j - 1]!.revision;
+      const chunk = out.slice(i, j);
+      let push: WatchPush;
+      if (j === out.length || out[j]!.revision !== last) {
+        // Whole revisions: complete up to the last of them (up to `upto` with the last events of the read).
+        const revision = j === out.length ? upto : last;
+        push = { events: chunk, revision };
+        w.next = revision + 1;
+        w.skip = 0;
+      } else {
+        push = { events: chunk, revision: last, fragment: true };
+        let n = 0;
+        for (const e of chunk) if (e.revision === last) n++;
+        w.skip = last === w.next ? w.skip + n : n;
+        w.next = last;
+      }
+      if (!w.sink.push(push)) {
+        w.done();
+        return;
+      }
+      i = j;
+    }
   }
 
   private matches(w: Watcher, e: KvEvent): boolean {

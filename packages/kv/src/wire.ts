@@ -27,6 +27,12 @@ export interface KvWatchRequest {
   prevKv?: boolean;
   /** Pushes `{ progress: true, revision }` on the node's progress interval while the watch is caught up. */
   progressNotify?: boolean;
+  /**
+   * The client takes fragments (etcd's WatchCreateRequest.fragment): a revision whose events are too large for
+   * one push is sent in several, all but the last marked `fragment: true`. Without it such a revision is one
+   * push, which fails once it passes the transport's message size, at every attempt.
+   */
+  fragment?: boolean;
 }
 
 /**
@@ -37,10 +43,13 @@ export interface KvWatchRequest {
  * - `events`: the matching events of one or more whole revisions, in revision order (a revision's events,
  *   a transaction's for example, are never split across pushes).
  * - `progress`: nothing matched up to `revision` (sent only when asked for, with `progressNotify`).
+ * - `fragment`: (only to a watch opened with `fragment: true`) part of revision `revision`'s events; more of
+ *   them follow, the last in a push without `fragment`. Nothing is complete until then: a client that loses the
+ *   subscription in between drops the fragments it holds and resumes from `revision` (it is sent again whole).
  */
 export type WatchPush =
   | { created: true; revision: number; compactRevision: number }
-  | { events: KvEvent[]; revision: number }
+  | { events: KvEvent[]; revision: number; fragment?: true }
   | { progress: true; revision: number };
 
 /** The push side of a subscription as the kv service uses it; transport-tcp's `Subscription` is one. */
@@ -78,7 +87,7 @@ function validateWatchRequest(b: Record<string, unknown>): void {
   if (typeof b.key !== 'string') throw new InvalidArgumentError(`kv.watch needs a string \`key\`, got ${preview(b.key)}`);
   if (Buffer.byteLength(b.key) > MAX_KEY_BYTES) throw new InvalidArgumentError(`watch key exceeds ${MAX_KEY_BYTES} bytes`);
   if (b.key === '' && b.prefix !== true) throw new InvalidArgumentError('watch key must not be empty (use prefix: true with an empty key to watch every key)');
-  for (const f of ['prefix', 'prevKv', 'progressNotify'] as const) {
+  for (const f of ['prefix', 'prevKv', 'progressNotify', 'fragment'] as const) {
     if (b[f] !== undefined && typeof b[f] !== 'boolean') throw new InvalidArgumentError(`kv.watch \`${f}\` must be a boolean, got ${preview(b[f])}`);
   }
   const r = b.startRevision;

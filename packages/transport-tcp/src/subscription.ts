@@ -66,7 +66,7 @@ export interface Subscription {
   push(value: unknown): boolean;
   /** Aborted when the subscription ends for any reason other than the handler settling. */
   readonly signal: AbortSignal;
-  /** True while pushes are being held for this subscription (its client is behind). */
+  /** True while pushes are being held for this subscription, or would be (its client, or its connection, is behind). */
   readonly congested: boolean;
 }
 
@@ -225,8 +225,13 @@ export class OpenSubscription implements Subscription {
     return this.controller.signal;
   }
 
+  /**
+   * Pushes would be held now: this subscription holds some, or the connection is over its high-water mark
+   * (a push written now would be held by the next one). A hub pacing a replay or a large revision waits then,
+   * rather than hand over more than one push at a time.
+   */
   get congested(): boolean {
-    return this.queue.length > 0;
+    return this.queue.length > 0 || this.buffer.congested;
   }
 
   push(value: unknown): boolean {
