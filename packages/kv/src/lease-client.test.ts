@@ -190,4 +190,41 @@ describe('LeaseKeeper on a manual clock', () => {
     await step(200);
     expect(lost).toMatchObject({ id: 7, reason: 'unacknowledged' });
   });
+
+  it('counts the TTL from when the acknowledged keepalive was sent, not from when its slow answer came', async () => {
+    // The node renews at apply time, between the send and the answer: the lease may end TTL after the send.
+    const clock = new ManualClock();
+    let calls = 0;
+    const channel: KvChannel = {
+      request<T>(body: unknown): Promise<T> {
+        const n = ++calls;
+        const answer = { op: 'leaseKeepAlive', kept: ((body as Body).req?.cmd?.ids ?? []).map((id) => [id, 300]), missing: [], revision: 0 } as T;
+        if (n === 1) return Promise.resolve(answer);
+        // The second keepalive is answered 90 ms after it was sent; every later one is lost.
+        if (n === 2) return new Promise((resolve) => clock.setTimeout(() => resolve(answer), 90));
+        return Promise.reject(new TransportError('unreachable'));
+      },
+      async close() {},
+    };
+    const kv = new KvClient({ channel, clock, timeoutMs: 1000, attemptTimeoutMs: 1000 });
+    clients.push(kv);
+    const keeper = kv.leases.keepAlive(7);
+    let lost: LeaseLost | undefined;
+    let lostAt = 0;
+    void keeper.lost.then((l) => {
+      lost = l;
+      lostAt = clock.now();
+    });
+    let sentSecond = 0;
+    for (let t = 0; t < 1000 && lost === undefined; t++) {
+      clock.advance(1);
+      if (calls === 2 && sentSecond === 0) sentSecond = clock.now();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(lost).toMatchObject({ id: 7, reason: 'unacknowledged' });
+    // Lost TTL after the second send, when the node may expire it: not TTL after its answer (sent + 90 + 300),
+    // nor at the end of the first round past the TTL (rounds every 100 ms).
+    expect(lostAt - sentSecond).toBeGreaterThanOrEqual(300);
+    expect(lostAt - sentSecond).toBeLessThanOrEqual(302);
+  });
 });
