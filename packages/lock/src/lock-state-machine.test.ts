@@ -317,3 +317,16 @@ describe('LockStateMachine: bad input and snapshots', () => {
     expect(() => sm.restore(new Uint8Array([0x81, 0xa1, 0x76, 0x09]))).toThrow(/unknown format/);
   });
 });
+
+describe('LockStateMachine: expiries at one time entry', () => {
+  it('a waiter whose session expires at the same entry as the holder fails; it is never granted and lost at once', () => {
+    const h = new Harness({ lockDelayMs: 0 });
+    const [a, b, c] = [h.open(1000), h.open(1000), h.open(5000)];
+    h.acquire(a, 1);
+    h.acquire(b, 1);
+    h.acquire(c, 1);
+    const ev = h.time(1000);
+    expect(ev.filter((e) => e.type === 'granted').map((e) => e.session)).toEqual([c]);
+    expect(ev.filter((e) => e.type === 'failed').map((e) => e.session)).toEqual([b]);
+  });
+});

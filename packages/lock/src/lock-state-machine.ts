@@ -189,7 +189,7 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
       case 'close': {
         const s = this.requireSession(cmd.session);
         const released = s.live.size;
-        this.endSession(s, entry.index, false, events);
+        this.serveAll(this.endSession(s, false, events), entry.index, events);
         return { op: 'close', session: s.id, released, events };
       }
       case 'acquire':
@@ -337,9 +337,10 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
 
   /**
    * Ends a session: every hold is released and every waiter removed. On expiry (`expired`), each hold is
-   * `lost` and its lock enters lock-delay, each waiter `failed`; a clean close releases at once.
+   * `lost` and its lock enters lock-delay, each waiter `failed`; a clean close releases at once. Returns the
+   * locks touched, whose queues the caller serves once every session ending at this entry has ended.
    */
-  private endSession(s: Session, index: number, expired: boolean, events: LockEvent[]): void {
+  private endSession(s: Session, expired: boolean, events: LockEvent[]): Set<string> {
     const touched = new Set<string>();
     for (const [req, live] of [...s.live].sort((a, b) => a[0] - b[0])) {
       const lock = this.locks.get(live.name) as Lock;
@@ -363,7 +364,12 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
     }
     this.sessions.delete(s.id);
     if (expired) events.push({ type: 'expired', session: s.id });
-    for (const name of [...touched].sort()) {
+    return touched;
+  }
+
+  /** Serves the queues of the locks named, in name order (deterministic on every replica). */
+  private serveAll(names: Iterable<string>, index: number, events: LockEvent[]): void {
+    for (const name of [...names].sort()) {
       const lock = this.locks.get(name);
       if (lock !== undefined) this.serve(lock, index, events);
     }
@@ -371,19 +377,25 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
 
   /**
    * A time entry: replicated time moves (core `ReplicatedTime`); a newer term extends every session by its
-   * TTL; sessions past their expiry end (in id order), then locks whose lock-delay is over serve their queues.
+   * TTL; sessions past their expiry end (in id order), then the locks they touched and those whose lock-delay
+   * is over serve their queues.
    */
   private tick(index: number, term: number, ms: number, events: LockEvent[]): void {
     const step = this.time.observe(term, ms);
     const now = this.time.now;
     if (step.newTerm) for (const s of this.sessions.values()) s.expiry = now + s.ttl;
     const expired = [...this.sessions.values()].filter((s) => s.expiry <= now).sort((a, b) => a.id - b.id);
-    for (const s of expired) this.endSession(s, index, true, events);
-    for (const name of [...this.delayed].sort()) {
+    // Every session that expires at this entry ends before any queue is served: a waiter whose session expires
+    // now must fail, not be granted a lock it would lose within the same entry (a grant and a loss sharing
+    // one token, found by the simulator without lock-delay).
+    const touched = new Set<string>();
+    for (const s of expired) for (const name of this.endSession(s, true, events)) touched.add(name);
+    for (const name of this.delayed) {
       const lock = this.locks.get(name);
       if (lock === undefined) this.delayed.delete(name);
-      else if (lock.delayUntil <= now) this.serve(lock, index, events);
+      else if (lock.delayUntil <= now) touched.add(name);
     }
+    this.serveAll(touched, index, events);
   }
 
   // --- queries -----------------------------------------------------------------------------------------------
