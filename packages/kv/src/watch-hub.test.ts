@@ -246,6 +246,100 @@ describe('WatchHub (etcd watch: key or prefix, from a revision, then live)', () 
   });
 });
 
+/** A replica that keeps 5 revisions of history (automatic compaction by retention). */
+class ShortHistory extends Replica {
+  override readonly sm = new KvStateMachine({ historyRevisions: 5 });
+}
+
+describe('progress notifications and resumption', () => {
+  it('a watcher still replaying history gets no progress notification (it would skip what it is owed)', async () => {
+    const r = new Replica();
+    const clock = new ManualClock();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r, clock, progressIntervalMs: 1000 });
+    for (let i = 0; i < 10; i++) r.put('k', String(i));
+    await settle();
+    const s = sink();
+    const stuck: PushSink = { signal: s.signal, push: (v) => s.push(v), congested: true };
+    void hub.watch(req('k', { startRevision: 1, progressNotify: true }), stuck);
+    await settle();
+    clock.advance(1000);
+    clock.advance(1000);
+    expect(s.pushes).toEqual([{ created: true, revision: 0, compactRevision: 0 }]);
+    s.controller.abort();
+  });
+
+  it('a caught-up watcher gets every event of a burst of applies larger than the retained history (one turn)', async () => {
+    const r = new ShortHistory();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r });
+    const s = sink();
+    const done = hub.watch(req('k', { prefix: true }), s);
+    let ended: unknown;
+    done.then(
+      () => (ended = 'resolved'),
+      (e: unknown) => (ended = e),
+    );
+    // 20 applies in one turn (a follower catching up applies a whole batch at once): retention compacts to 15
+    // before the hub's coalesced step runs.
+    for (let i = 1; i <= 20; i++) r.put(`k${i}`, String(i));
+    await settle();
+    r.put('k21', '21');
+    await settle();
+    expect(ended).toBeUndefined();
+    expect(revs(s.events())).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    expect(s.events()[0]).toMatchObject({ type: 'put', kv: { key: 'k1' } });
+    s.controller.abort();
+  });
+
+  it('a quiet watcher resumes from its last progress revision: history compacted meanwhile does not end it', async () => {
+    const r = new ShortHistory();
+    const hubClock = new ManualClock();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r, clock: hubClock, progressIntervalMs: 1000 });
+    const open = new Set<(e: Error) => void>();
+    const ch: KvSubscribeChannel = {
+      request: () => Promise.reject(new Error('not used')),
+      close: () => Promise.resolve(),
+      subscribe<T>(body: unknown, onPush: (v: unknown) => void, options: { signal?: AbortSignal } = {}): Promise<T> {
+        const ac = new AbortController();
+        return new Promise<T>((resolve, reject) => {
+          const lose = (e: Error) => {
+            open.delete(lose);
+            ac.abort(e);
+            reject(e);
+          };
+          open.add(lose);
+          options.signal?.addEventListener('abort', () => lose(new TransportError('cancelled')), { once: true });
+          const push: PushSink = { signal: ac.signal, push: (v) => !ac.signal.aborted && (onPush(structuredClone(v)), true) };
+          hub.watch(body as KvWatchRequest, push).then((v) => resolve(v as T), reject);
+        });
+      },
+    };
+    const clock = new ManualClock();
+    const watch = watchKeys(ch, 'k', { progressNotify: true, clock });
+    const got: WatchBatch[] = [];
+    let failed: unknown;
+    const reading = (async () => {
+      for await (const batch of watch) got.push(batch);
+    })().catch((e: unknown) => (failed = e));
+    await watch.created;
+    for (let i = 0; i < 20; i++) r.put('other', String(i)); // retention compacts up to revision 15
+    await settle();
+    hubClock.advance(1000); // progress: the watch is complete up to 20
+    await settle();
+    expect(watch.revision).toBe(20);
+    for (const lose of [...open]) lose(new TransportError('connection lost'));
+    await settle();
+    clock.advance(1000);
+    await settle();
+    r.put('k', 'x'); // 21
+    await settle(5);
+    watch.cancel();
+    await reading;
+    expect(failed).toBeUndefined();
+    expect(watch.reconnects).toBe(1);
+    expect(got.filter((b) => b.progress !== true).flatMap((b) => revs(b.events))).toEqual([21]);
+  });
+});
+
 describe('WatchHub: a revision too large for one push (etcd watch fragments)', () => {
   /** Revision 1: one small put; revision 2: a transaction of five puts of 100 characters (167 estimated bytes each). */
   const bigRevision = () => {

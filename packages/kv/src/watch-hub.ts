@@ -113,7 +113,20 @@ export class WatchHub {
   private readonly clock: Clock;
   private progressTimer: unknown;
   private progressWatchers = 0;
-  private readonly onChange = () => this.notify();
+  /**
+   * The events of the applies since the last step, read at each apply: automatic compaction by retention may
+   * drop them from the store before the coalesced step runs (a burst of applies in one turn, more than the
+   * retained history), and a caught-up watcher must still get every one.
+   */
+  private captured: { from: number; upto: number; events: KvEvent[] } | undefined;
+  private readonly onApply = () => {
+    this.capture();
+    this.notify();
+  };
+  private readonly onChange = () => {
+    this.captured = undefined; // a restore: the step reads the restored store (and reports what it lacks)
+    this.notify();
+  };
   private closed = false;
   private retry: ReturnType<typeof setTimeout> | undefined;
 
@@ -124,7 +137,7 @@ export class WatchHub {
     this.progressIntervalMs = Math.max(1, options.progressIntervalMs ?? 5000);
     this.fragmentBytes = Math.max(1, options.fragmentBytes ?? DEFAULT_WATCH_FRAGMENT_BYTES);
     this.clock = options.clock ?? systemClock;
-    options.events?.on('apply', this.onChange);
+    options.events?.on('apply', this.onApply);
     options.events?.on('snapshot', this.onChange);
   }
 
@@ -179,6 +192,24 @@ export class WatchHub {
     });
   }
 
+  /**
+   * Reads what the last apply wrote while the store still has it, for the caught-up watchers' shared read. Cheap:
+   * a binary search and the new events (none for most entries' reads past the first).
+   */
+  private capture(): void {
+    const top = this.sm.currentRevision;
+    if (this.closed || this.watchers.size === 0 || top <= this.rev) return;
+    const c = (this.captured ??= { from: this.rev + 1, upto: this.rev, events: [] });
+    if (top <= c.upto) return;
+    try {
+      for (const e of this.sm.changes(c.upto + 1)) c.events.push(e);
+      c.upto = top;
+    } catch (e) {
+      if (!RevisionCompactedError.is(e)) throw e;
+      this.captured = undefined; // gone already (no history retained at all): the step reports it
+    }
+  }
+
   /** Something was applied or restored: push what is new, once this turn's applies are done. */
   notify(): void {
     if (this.scheduled || this.closed) return;
@@ -189,7 +220,7 @@ export class WatchHub {
   /** Ends every watch (they resolve) and stops following the node. */
   close(): void {
     this.closed = true;
-    this.options.events?.off('apply', this.onChange);
+    this.options.events?.off('apply', this.onApply);
     this.options.events?.off('snapshot', this.onChange);
     for (const w of [...this.watchers]) w.done();
     this.stopProgress();
@@ -225,7 +256,10 @@ export class WatchHub {
     const from = this.rev + 1;
     let shared: { events: KvEvent[]; upto: number } | RevisionCompactedError | undefined;
     let pushes: SharedPushes | undefined;
-    if (top >= from) {
+    const captured = this.captured;
+    this.captured = undefined;
+    if (captured !== undefined && captured.from === from && captured.upto === top) shared = { events: captured.events, upto: top };
+    else if (top >= from) {
       try {
         shared = this.read(from, top);
       } catch (e) {
