@@ -6,30 +6,56 @@ import type { LogEntry, StateMachine } from './types';
 type AnyMachine = StateMachine<any, any, any, any>;
 type Machines = Record<string, AnyMachine>;
 
-type CmdOf<M> = M extends StateMachine<infer C, unknown, unknown, unknown> ? C : never;
-type ResOf<M> = M extends StateMachine<never, infer R, unknown, unknown> ? R : never;
-type QueryOf<M> = M extends StateMachine<never, unknown, infer Q, unknown> ? Q : never;
-type ReadOf<M> = M extends StateMachine<never, unknown, never, infer R> ? R : never;
+// Inferred from the methods alone: a pattern over the whole `StateMachine<never, ...>` fails for a machine with
+// `timeCommand` (its command type is not `never`), which made the queries and results of kv and lock `never`.
+type CmdOf<M> = M extends { apply(entry: LogEntry, command: infer C): unknown } ? C : never;
+type ResOf<M> = M extends { apply(entry: LogEntry, command: never): infer R } ? R : never;
+type QueryOf<M> = M extends { query(query: infer Q): unknown } ? Q : never;
+type ReadOf<M> = M extends { query(query: never): infer R } ? R : never;
 
 /**
  * A command routed to the machine registered under `sm`, or a time entry (r2) handed to every machine that
- * keeps time, each as its own `timeCommand(term, clockMs)`.
+ * keeps time, each as its own `timeCommand(term, clockMs)`; with a `primary` machine, also a bare command of
+ * that machine (what its log held before it was combined).
  */
-export type CombinedCommand<M extends Machines> =
+export type CombinedCommand<M extends Machines, P extends keyof M & string = never> =
   | { [K in keyof M & string]: { sm: K; cmd: CmdOf<M[K]> } }[keyof M & string]
-  | { time: [term: number, clockMs: number] };
-export type CombinedQuery<M extends Machines> = { [K in keyof M & string]: { sm: K; q: QueryOf<M[K]> } }[keyof M & string];
+  | { time: [term: number, clockMs: number] }
+  | CmdOf<M[P]>;
+export type CombinedQuery<M extends Machines, P extends keyof M & string = never> =
+  | { [K in keyof M & string]: { sm: K; q: QueryOf<M[K]> } }[keyof M & string]
+  | QueryOf<M[P]>;
 export type CombinedResult<M extends Machines> = ResOf<M[keyof M]>;
 export type CombinedRead<M extends Machines> = ReadOf<M[keyof M]>;
 
+/** The version of the combined snapshot envelope this code writes. */
+export const COMBINED_SNAPSHOT_VERSION = 1;
+
+export interface CombineOptions<P extends string> {
+  /**
+   * The machine that was there before the others were added (e.g. `kv` when a kv-only cluster starts running
+   * `{ kv, lock }`): a command or query without `sm` (its old log entries and clients) goes to it, and a
+   * snapshot that is not a combined one (a snapshot of that machine alone, written before) restores into it.
+   * Without it, both are refused.
+   */
+  primary?: P;
+}
+
 /**
  * Several state machines on one log (e.g. `{ kv, lock }`): commands and queries carry the name of the machine
- * they are for; a snapshot is the map of every machine's snapshot. Routing is deterministic, so an unknown
- * name fails the same way on every replica.
+ * they are for; a snapshot is a versioned envelope holding every machine's snapshot. Routing is deterministic,
+ * so an unknown name fails the same way on every replica.
+ *
+ * Upgrades (DESIGN, "Composition": a snapshot written by an older version restores into the machine it belongs
+ * to, never into an empty one): `restore` takes this version's envelope, the unversioned map of parts of the
+ * first combined format, or (with `primary`) a bare snapshot of the primary machine; a machine added since
+ * keeps its initial state. A snapshot with parts for machines this node does not run is refused (their state
+ * would be lost), as is an envelope of a newer version.
  */
-export function combineStateMachines<M extends Machines>(
+export function combineStateMachines<M extends Machines, P extends keyof M & string = never>(
   machines: M,
-): StateMachine<CombinedCommand<M>, CombinedResult<M>, CombinedQuery<M>, CombinedRead<M>> {
+  options: CombineOptions<P> = {},
+): StateMachine<CombinedCommand<M, P>, CombinedResult<M>, CombinedQuery<M, P>, CombinedRead<M>> {
   const names = Object.keys(machines);
   if (names.length === 0) throw new ConfigError('combineStateMachines needs at least one state machine');
   for (const name of names) {
@@ -38,17 +64,24 @@ export function combineStateMachines<M extends Machines>(
       throw new ConfigError(`state machine ${JSON.stringify(name)} must implement apply, query, snapshot and restore`);
     }
   }
+  const primaryName = options.primary;
+  if (primaryName !== undefined && !Object.hasOwn(machines, primaryName)) {
+    throw new ConfigError(`primary state machine ${JSON.stringify(primaryName)} is not one of ${names.join(', ')}`);
+  }
+  const primary = primaryName === undefined ? undefined : (machines[primaryName] as AnyMachine);
   const route = (name: unknown): AnyMachine => {
     const sm = typeof name === 'string' && Object.hasOwn(machines, name) ? machines[name] : undefined;
     if (sm === undefined) throw new InvalidArgumentError(`no state machine named ${JSON.stringify(name)} (have ${names.join(', ')})`);
     return sm;
   };
+  /** Whether `x` names its machine (`{ sm, ... }`): anything else is a bare command or query of the primary. */
+  const routed = (x: unknown): x is { sm: unknown } => typeof x === 'object' && x !== null && Object.hasOwn(x, 'sm');
   const timed = names.filter((n) => typeof machines[n]?.timeCommand === 'function');
-  const combined: StateMachine<CombinedCommand<M>, CombinedResult<M>, CombinedQuery<M>, CombinedRead<M>> = {
-    apply(entry: LogEntry, command: CombinedCommand<M>) {
-      if (typeof command !== 'object' || command === null) throw new InvalidArgumentError('combined command must be { sm, cmd }');
-      if ('time' in command) {
-        const t = command.time;
+  type Combined = StateMachine<CombinedCommand<M, P>, CombinedResult<M>, CombinedQuery<M, P>, CombinedRead<M>>;
+  const combined: Combined = {
+    apply(entry: LogEntry, command: CombinedCommand<M, P>) {
+      if (typeof command === 'object' && command !== null && Object.hasOwn(command, 'time')) {
+        const t = (command as { time: unknown }).time;
         if (!Array.isArray(t) || t.length !== 2) throw new InvalidArgumentError('a combined time entry must be { time: [term, clockMs] }');
         let result: unknown;
         for (const name of timed) {
@@ -57,32 +90,68 @@ export function combineStateMachines<M extends Machines>(
         }
         return result as CombinedResult<M>;
       }
-      return route(command.sm).apply(entry, command.cmd);
+      if (routed(command)) return route(command.sm).apply(entry, (command as { cmd: unknown }).cmd);
+      // A command without `sm`: one the primary machine's log held before it was combined.
+      if (primary !== undefined) return primary.apply(entry, command);
+      throw new InvalidArgumentError('combined command must be { sm, cmd } or { time }');
     },
-    query(query: CombinedQuery<M>) {
-      if (typeof query !== 'object' || query === null) throw new InvalidArgumentError('combined query must be { sm, q }');
-      return route(query.sm).query(query.q);
+    query(query: CombinedQuery<M, P>) {
+      if (routed(query)) return route(query.sm).query((query as { q: unknown }).q);
+      if (primary !== undefined) return primary.query(query);
+      throw new InvalidArgumentError('combined query must be { sm, q }');
     },
     snapshot() {
       const parts: Record<string, Uint8Array> = {};
       for (const name of names) parts[name] = (machines[name] as AnyMachine).snapshot();
-      return pack(parts);
+      return pack({ combined: COMBINED_SNAPSHOT_VERSION, parts });
     },
     restore(data: Uint8Array) {
-      let parts: unknown;
+      let decoded: unknown;
       try {
-        parts = unpack(data);
+        decoded = unpack(data);
       } catch (cause) {
+        // Not msgpack at all: only a bare snapshot of a primary that encodes its own way.
+        if (primary !== undefined) return primary.restore(data);
         throw new MalformedMessageError('combined snapshot is not valid msgpack', { cause });
       }
-      if (typeof parts !== 'object' || parts === null) throw new MalformedMessageError('combined snapshot is not a map');
+      const parts = partsOf(decoded);
+      if (parts === undefined) {
+        if (primary !== undefined) return primary.restore(data);
+        throw new MalformedMessageError('not a combined snapshot (a snapshot of one machine restores only into a primary machine: pass { primary })');
+      }
+      const unknown = Object.keys(parts).filter((n) => !Object.hasOwn(machines, n));
+      if (unknown.length > 0) {
+        throw new MalformedMessageError(`combined snapshot holds state for ${unknown.map((n) => JSON.stringify(n)).join(', ')}, which this node does not run (have ${names.join(', ')})`);
+      }
       for (const name of names) {
-        const part = (parts as Record<string, unknown>)[name];
+        const part = parts[name];
         // A machine added after the snapshot was taken keeps its initial state.
-        if (part instanceof Uint8Array) (machines[name] as AnyMachine).restore(part);
+        if (part !== undefined) (machines[name] as AnyMachine).restore(part);
       }
     },
   };
-  if (timed.length > 0) combined.timeCommand = (term, clockMs) => ({ time: [term, clockMs] });
+  if (timed.length > 0) combined.timeCommand = (term, clockMs) => ({ time: [term, clockMs] }) as CombinedCommand<M, P>;
   return combined;
+}
+
+/**
+ * The parts of a combined snapshot: the versioned envelope `{ combined: 1, parts }`, or the unversioned map of
+ * the first format (every value bytes). Undefined for anything else (a bare snapshot of one machine).
+ */
+function partsOf(decoded: unknown): Record<string, Uint8Array> | undefined {
+  if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded) || decoded instanceof Uint8Array) return undefined;
+  const d = decoded as Record<string, unknown>;
+  if (Object.hasOwn(d, 'combined') && Object.hasOwn(d, 'parts') && Object.keys(d).length === 2) {
+    if (d.combined !== COMBINED_SNAPSHOT_VERSION) {
+      throw new MalformedMessageError(`combined snapshot has version ${String(d.combined)}; this code reads version ${COMBINED_SNAPSHOT_VERSION} (written by a newer release?)`);
+    }
+    const parts = d.parts;
+    if (typeof parts !== 'object' || parts === null || !Object.values(parts).every((v) => v instanceof Uint8Array)) {
+      throw new MalformedMessageError('combined snapshot parts must be a map of name to bytes');
+    }
+    return parts as Record<string, Uint8Array>;
+  }
+  const values = Object.values(d);
+  if (values.length > 0 && values.every((v) => v instanceof Uint8Array)) return d as Record<string, Uint8Array>;
+  return undefined;
 }
