@@ -1,8 +1,16 @@
 import type { Clock } from '../types';
 
-/** The real clock: `Date.now` and Node's timers. A running node keeps its process alive until `stop()`. */
+/**
+ * The real clock: a monotonic reading in ms (`performance.timeOrigin + performance.now()`, close to `Date.now`
+ * when the process starts) and Node's timers. A running node keeps its process alive until `stop()`.
+ *
+ * Monotonic, not `Date.now`: the leader's time entries carry this reading (DESIGN r2), and a wall clock set
+ * forward (NTP, an operator) would move replicated time by a whole max step at once and expire every lease
+ * shorter than that, kept alive or not; set back, it would stretch the deadlines of calls and keepalives. Go's
+ * monotonic clock gives etcd's lessor the same protection.
+ */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => performance.timeOrigin + performance.now(),
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
   setTimeout: (fn, ms) => setTimeout(fn, ms),

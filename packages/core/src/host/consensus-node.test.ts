@@ -406,6 +406,40 @@ describe('ConsensusNode: time entries (r2)', () => {
     expect(await node.read('now')).toBe(500);
   });
 
+  it('on the system clock, a wall-clock step (NTP setting the time an hour forward) does not move replicated time', async () => {
+    const sm = new Timed();
+    const node = new ConsensusNode<{ time: [number, number] } | { add: number }, number, 'now', number>({
+      id: 'solo',
+      peers: ['solo'],
+      protocol: solo,
+      storage: new MemoryStorage(),
+      transport: new LocalNetwork().transport('solo'),
+      stateMachine: sm,
+      tickMs: 5,
+      electionTicks: 2,
+      timeIntervalMs: 10,
+    });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    await node.start();
+    await node.waitForLeader();
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await sleep(60);
+    const before = sm.time.now;
+    const wall = Date.now;
+    const offset = 3_600_000;
+    Date.now = () => wall() + offset;
+    try {
+      await sleep(100);
+    } finally {
+      Date.now = wall;
+    }
+    await sleep(30);
+    // About 130 ms of real time went by: a lease of any TTL above that is still alive. Without a monotonic
+    // reading, one time entry jumps by maxStep (10 s here).
+    expect(sm.time.now - before).toBeLessThan(2_000);
+    expect(Math.max(...sm.steps.map((st) => st.advancedBy))).toBeLessThan(2_000);
+  });
+
   it('keeps one time entry open at a time: a log that does not commit is not flooded', async () => {
     const events: string[] = [];
     const storage = new GatedStorage(events);
