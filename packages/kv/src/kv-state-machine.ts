@@ -116,6 +116,8 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   /** Replicated time, moved only by time entries (DESIGN r2). */
   private readonly time: ReplicatedTime;
   private readonly lessor: Lessor;
+  /** Told each write's events, before automatic compaction can drop them (watch hubs). Not state: never in a snapshot. */
+  private readonly changeListeners = new Set<(events: KvEvent[]) => void>();
 
   constructor(options: KvStateMachineOptions = {}) {
     this.sessions = new SessionTable<KvResult, StoredError>({ ...options, storeError });
@@ -153,6 +155,16 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
    */
   changes(from: number, limit?: number): KvEvent[] {
     return this.store.changes(from, limit);
+  }
+
+  /**
+   * Calls `listener` with the events of every write as it is applied, before automatic compaction by retention
+   * (which, with `historyRevisions: 0`, drops them at once) and before the next write. Returns the unsubscribe.
+   * What a watch hub follows, so a watcher gets every event whatever the retention.
+   */
+  onChanges(listener: (events: KvEvent[]) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   /** How many keys have history retained (superseded versions or deletions newer than the compaction). */
@@ -294,7 +306,13 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   private write<T>(run: (ctx: WriteContext) => T): T {
     const ctx: WriteContext = { revision: this.store.revision + 1, wrote: false };
     const out = run(ctx);
-    if (ctx.wrote) this.retain();
+    if (ctx.wrote) {
+      if (this.changeListeners.size > 0) {
+        const events = this.store.changes(ctx.revision);
+        for (const l of this.changeListeners) l(events);
+      }
+      this.retain();
+    }
     return out;
   }
 

@@ -290,6 +290,30 @@ describe('progress notifications and resumption', () => {
     s.controller.abort();
   });
 
+  it('with no history retained at all (historyRevisions: 0), a caught-up watcher still gets every event', async () => {
+    class NoHistory extends Replica {
+      override readonly sm = new KvStateMachine({ historyRevisions: 0 });
+    }
+    const r = new NoHistory();
+    const hub = new WatchHub({ stateMachine: r.sm, events: r });
+    const s = sink();
+    let ended: unknown;
+    hub.watch(req('k', { prefix: true, prevKv: true }), s).then(
+      () => (ended = 'resolved'),
+      (e: unknown) => (ended = e),
+    );
+    r.put('k1', 'a');
+    await settle();
+    for (let i = 0; i < 3; i++) r.put('k1', String(i));
+    r.apply({ cmd: { op: 'delete', key: 'k1', prevKv: true } });
+    await settle();
+    expect(ended).toBeUndefined();
+    expect(revs(s.events())).toEqual([1, 2, 3, 4, 5]);
+    expect(s.events()[4]).toMatchObject({ type: 'delete', key: 'k1', prev: { value: '2' } });
+    expect(r.sm.compactRevision).toBe(5);
+    s.controller.abort();
+  });
+
   it('a quiet watcher resumes from its last progress revision: history compacted meanwhile does not end it', async () => {
     const r = new ShortHistory();
     const hubClock = new ManualClock();

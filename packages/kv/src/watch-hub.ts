@@ -9,6 +9,8 @@ export interface WatchSource {
   readonly currentRevision: number;
   readonly compactRevision: number;
   changes(from: number, limit?: number): KvEvent[];
+  /** Each write's events as it is applied, before retention can compact them (`KvStateMachine.onChanges`). */
+  onChanges?(listener: (events: KvEvent[]) => void): () => void;
 }
 
 /** Where applies and snapshot restores are announced: a `ConsensusNode` ('apply' per entry, 'snapshot' after a restore). */
@@ -120,9 +122,10 @@ export class WatchHub {
    */
   private captured: { from: number; upto: number; events: KvEvent[] } | undefined;
   private readonly onApply = () => {
-    this.capture();
+    if (this.offChanges === undefined) this.capture();
     this.notify();
   };
+  private readonly offChanges: (() => void) | undefined;
   private readonly onChange = () => {
     this.captured = undefined; // a restore: the step reads the restored store (and reports what it lacks)
     this.notify();
@@ -137,6 +140,7 @@ export class WatchHub {
     this.progressIntervalMs = Math.max(1, options.progressIntervalMs ?? 5000);
     this.fragmentBytes = Math.max(1, options.fragmentBytes ?? DEFAULT_WATCH_FRAGMENT_BYTES);
     this.clock = options.clock ?? systemClock;
+    this.offChanges = this.sm.onChanges?.((events) => this.captureWrite(events));
     options.events?.on('apply', this.onApply);
     options.events?.on('snapshot', this.onChange);
   }
@@ -210,6 +214,20 @@ export class WatchHub {
     }
   }
 
+  /** `capture` from the store's own report of one write (its events, before retention may compact them). */
+  private captureWrite(events: KvEvent[]): void {
+    const revision = events[0]?.revision;
+    if (revision === undefined || this.closed || this.watchers.size === 0) return;
+    const c = (this.captured ??= { from: this.rev + 1, upto: this.rev, events: [] });
+    if (revision <= c.upto) return;
+    if (revision === c.upto + 1) {
+      for (const e of events) c.events.push(e);
+      c.upto = revision;
+      return;
+    }
+    this.capture(); // a gap (writes while no watcher was open): read it from the store, this write included
+  }
+
   /** Something was applied or restored: push what is new, once this turn's applies are done. */
   notify(): void {
     if (this.scheduled || this.closed) return;
@@ -221,6 +239,7 @@ export class WatchHub {
   close(): void {
     this.closed = true;
     this.options.events?.off('apply', this.onApply);
+    this.offChanges?.();
     this.options.events?.off('snapshot', this.onChange);
     for (const w of [...this.watchers]) w.done();
     this.stopProgress();
