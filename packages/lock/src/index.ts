@@ -2,4 +2,11 @@ export { DEFAULT_LOCK_DELAY_MS, DEFAULT_MAX_SESSIONS, DEFAULT_MIN_SESSION_TTL_MS
 export type { LockInfo, LockQueryResult, LockRequest, LockStateMachineOptions, SessionInfo } from './lock-state-machine';
 export { MAX_LOCK_NAME_LENGTH, MAX_PERMITS, MAX_SESSION_TTL_MS, validateLockCommand, validateLockQuery } from './commands';
 export type { LockCommand, LockEvent, LockKind, LockMode, LockQuery, LockResult, RequestState } from './commands';
-export { LockKindError, LockSessionExpiredError } from './errors';
+export { LockKindError, LockLostError, LockSessionExpiredError, StaleTokenError } from './errors';
+export { FencedResource } from './fenced-resource';
+export { LockClient, LockHandle } from './client';
+export type { AcquireOptions, LockClientOptions } from './client';
+export { createLockService } from './service';
+export type { LockNode, LockService, LockServiceContext, LockServiceOptions } from './service';
+export { validateWireRequest } from './wire';
+export type { LockChannel, LockPush, LockWireRequest, PushSink } from './wire';

@@ -92,7 +92,8 @@ export interface SessionInfo {
   /** Ms of replicated time left before it expires. */
   remaining: number;
   owner: string;
-  requests: { req: number; name: string; state: 'held' | 'waiting' }[];
+  /** Live requests; a held one with its fencing token. */
+  requests: { req: number; name: string; state: 'held' | 'waiting'; token?: number }[];
 }
 
 export type LockQueryResult = LockInfo | LockInfo[] | SessionInfo | SessionInfo[] | RequestState | number | undefined;
@@ -140,6 +141,8 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
   readonly minSessionTtl: number;
   readonly lockDelay: number;
   private readonly maxSessions: number;
+  /** The last applied entry's events (not state: never in the snapshot). */
+  private last: { index: number; events: LockEvent[] } = { index: 0, events: [] };
 
   constructor(options: LockStateMachineOptions = {}) {
     this.time = new ReplicatedTime(options.maxTimeStepMs === undefined ? {} : { maxStepMs: options.maxTimeStepMs });
@@ -165,11 +168,25 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
     return { cmd: { op: 'time', term, ms: clockMs } };
   }
 
+  /**
+   * The events of the entry applied last, if it is `index` (else none): what a server pushes after each apply
+   * (`ConsensusNode` announces every applied entry), whichever machine's result a combined node returned.
+   */
+  /** The index of the last entry this machine applied (0 after a restore, until the next). */
+  get appliedIndex(): number {
+    return this.last.index;
+  }
+
+  eventsAt(index: number): readonly LockEvent[] {
+    return this.last.index === index ? this.last.events : [];
+  }
+
   apply(entry: LogEntry, request: LockRequest): LockResult {
+    const events: LockEvent[] = [];
+    this.last = { index: entry.index, events };
     if (typeof request !== 'object' || request === null) throw new InvalidArgumentError('lock request must be { cmd }');
     const cmd = request.cmd;
     validateLockCommand(cmd);
-    const events: LockEvent[] = [];
     switch (cmd.op) {
       case 'time':
         this.tick(entry.index, cmd.term, cmd.ms, events);
@@ -434,7 +451,12 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
       ttl: s.ttl,
       remaining: Math.max(0, s.expiry - this.time.now),
       owner: s.owner,
-      requests: [...s.live].sort((a, b) => a[0] - b[0]).map(([req, l]) => ({ req, name: l.name, state: l.state })),
+      requests: [...s.live]
+        .sort((a, b) => a[0] - b[0])
+        .map(([req, l]) => {
+          const token = l.state === 'held' ? this.locks.get(l.name)?.holds.find((h) => h.session === s.id && h.reqs.includes(req))?.token : undefined;
+          return token === undefined ? { req, name: l.name, state: l.state } : { req, name: l.name, state: l.state, token };
+        }),
     };
   }
 
