@@ -215,7 +215,6 @@ export class ZabNode implements Protocol {
     // One voter at a time (Raft thesis 4.1; ZooKeeper's incremental reconfig adds or removes servers in one
     // proposal acknowledged by quorums of both configurations, Shraer et al., USENIX ATC 2012): any majority of
     // the old voters meets any majority of the new, so the election and discovery quorums of either intersect.
-    // Here the entry also needs both quorums until it commits (see `maybeCommit`).
     const added = target.voters.filter((v) => !current.voters.includes(v));
     const removed = current.voters.filter((v) => !target.voters.includes(v));
     if (added.length + removed.length > 1) throw new ConfigError('zab changes its voters one server at a time: add or remove one voter per change');
@@ -922,15 +921,16 @@ export class ZabNode implements Protocol {
   }
 
   /**
-   * Phase 3 (DSN 2011 IV-B): COMMIT once a quorum acknowledged, in order. While the latest configuration entry is
-   * not committed, a quorum of the configuration before it must acknowledge too (as ZooKeeper's reconfig does).
+   * Phase 3 (DSN 2011 IV-B): COMMIT once a quorum acknowledged, in order. The quorum is one of the configuration in
+   * force, the latest in the log (one voter changes at a time, so it meets every quorum of the one before: Raft
+   * thesis 4.1). Asking the configuration before it to acknowledge too, until the change commits, would leave a
+   * leader that inherited the change uncommitted (its remover stepped down first) waiting for a removed server.
    */
   private maybeCommit(): void {
     if (!this.isLeader()) return;
     const configs = this.log.configs;
     const latest = configs[configs.length - 1] as { index: number; config: ClusterConfig };
-    const prev = configs.length > 1 && latest.index > this.commit ? (configs[configs.length - 2] as { config: ClusterConfig }).config.voters : undefined;
-    const q = jointCommittedIndex({ voters: latest.config.voters, ...(prev !== undefined ? { outgoing: prev } : {}) }, (id) => this.matchOf(id));
+    const q = jointCommittedIndex({ voters: latest.config.voters }, (id) => this.matchOf(id));
     if (q <= this.commit || q < this.epochBase) return;
     this.commit = Math.min(q, this.log.lastIndex);
     this.needBroadcast = true;

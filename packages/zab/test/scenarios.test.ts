@@ -282,3 +282,24 @@ describe('synchronisation in parts', () => {
     expect(net.get('a').applied).toEqual(['x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7', 'y']);
   });
 });
+
+describe('membership: a leader that removes itself', () => {
+  it('the remaining voter, which never heard the removal commit, leads alone and commits (the CLI\'s 2-node remove-leader)', () => {
+    const net = network(['a', 'b']);
+    expect(electLeader(net).id).toBe('b');
+    proposeAll(net, 'b', ['x1']);
+    net.get('b').node.proposeConfigChange({ changes: [{ op: 'remove', node: 'b' }] });
+    net.processAll();
+    // Deliver until b commits its removal and steps down; nothing b sends afterwards reaches a.
+    for (let i = 0; i < 100 && net.get('b').node.phase === 'leading'; i++) net.deliverOne();
+    expect(net.get('b').node.phase).toBe('looking');
+    net.filter = (env) => env.from !== 'b';
+    net.deliver();
+    net.crash('b');
+    expect(net.get('a').node.commit).toBeLessThan(net.get('a').node.log.lastIndex);
+    settle(net, () => net.get('a').node.status().role === 'leader');
+    expect(net.get('a').node.status().config.voters).toEqual(['a']);
+    proposeAll(net, 'a', ['x2']);
+    expect(net.get('a').applied).toEqual(['x1', 'x2']);
+  });
+});
