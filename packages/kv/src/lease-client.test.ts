@@ -191,6 +191,47 @@ describe('LeaseKeeper on a manual clock', () => {
     expect(lost).toMatchObject({ id: 7, reason: 'unacknowledged' });
   });
 
+  it('leaves no timer behind once every kept lease is stopped (a process can exit)', async () => {
+    const manual = new ManualClock();
+    const live = new Set<unknown>();
+    const clock = {
+      now: () => manual.now(),
+      setInterval: (fn: () => void, ms: number) => manual.setInterval(fn, ms),
+      clearInterval: (h: unknown) => manual.clearInterval(h),
+      setTimeout: (fn: () => void, ms: number) => {
+        const h = manual.setTimeout(() => {
+          live.delete(h);
+          fn();
+        }, ms);
+        live.add(h);
+        return h;
+      },
+      clearTimeout: (h: unknown) => {
+        live.delete(h);
+        manual.clearTimeout(h);
+      },
+    };
+    const channel: KvChannel = {
+      async request<T>(body: unknown): Promise<T> {
+        return { op: 'leaseKeepAlive', kept: ((body as Body).req?.cmd?.ids ?? []).map((id) => [id, 60_000]), missing: [], revision: 0 } as T;
+      },
+      async close() {},
+    };
+    const kv = new KvClient({ channel, clock, timeoutMs: 1000 });
+    clients.push(kv);
+    const keeper = kv.leases.keepAlive(7);
+    for (let t = 0; t < 5; t++) {
+      manual.advance(1);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(keeper.ttl).toBe(60_000);
+    keeper.stop();
+    // The next round finds nothing to keep and schedules no other.
+    manual.advance(20_000);
+    await new Promise((r) => setImmediate(r));
+    expect(live.size).toBe(0);
+  });
+
   it('counts the TTL from when the acknowledged keepalive was sent, not from when its slow answer came', async () => {
     // The node renews at apply time, between the send and the answer: the lease may end TTL after the send.
     const clock = new ManualClock();

@@ -132,7 +132,10 @@ export class LeaseKeeper {
     const k = this.kept.get(h.id);
     if (k === undefined) return;
     k.handles.delete(h);
-    if (k.handles.size === 0) this.kept.delete(h.id);
+    if (k.handles.size === 0) {
+      this.kept.delete(h.id);
+      this.armDeadline(); // no timer left for a lease nobody keeps: it would hold the process open
+    }
   }
 
   close(): void {
