@@ -1,7 +1,7 @@
 import type { Clock } from '../types';
 
 /**
- * The real clock: a monotonic reading in ms (`performance.timeOrigin + performance.now()`, close to `Date.now`
+ * The real clock: a monotonic reading in whole ms (`performance.timeOrigin + performance.now()`, close to `Date.now`
  * when the process starts) and Node's timers. A running node keeps its process alive until `stop()`.
  *
  * Monotonic, not `Date.now`: the leader's time entries carry this reading (DESIGN r2), and a wall clock set
@@ -10,7 +10,8 @@ import type { Clock } from '../types';
  * monotonic clock gives etcd's lessor the same protection.
  */
 export const systemClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  // Whole ms, as Date.now gives: time entries stay integers, and deltas of floored readings lose no fraction.
+  now: () => Math.floor(performance.timeOrigin + performance.now()),
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
