@@ -1,3 +1,3 @@
 import { definePackageBuild } from '@consensus-kit/tooling/tsup';
 
-export default definePackageBuild({ entry: { index: 'src/index.ts' } });
+export default definePackageBuild({ entry: { index: 'src/index.ts', tcp: 'src/tcp.ts' } });

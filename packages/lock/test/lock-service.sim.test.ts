@@ -99,6 +99,6 @@ describe('lock service under the simulator: mutual exclusion with fencing', () =
         if (!result.ok) failures.push(describeFailure(result, name));
       }
       expect(failures).toEqual([]);
-    });
+    }, Math.max(60_000, SEEDS * 1_000));
   }
 });
