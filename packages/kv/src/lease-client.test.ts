@@ -239,11 +239,12 @@ describe('LeaseKeeper on a manual clock', () => {
     const channel: KvChannel = {
       request<T>(body: unknown): Promise<T> {
         const n = ++calls;
-        const answer = { op: 'leaseKeepAlive', kept: ((body as Body).req?.cmd?.ids ?? []).map((id) => [id, 300]), missing: [], revision: 0 } as T;
+        const answer = { op: 'leaseKeepAlive', kept: ((body as Body).req?.cmd?.ids ?? []).map((id) => [id, 350]), missing: [], revision: 0 } as T;
         if (n === 1) return Promise.resolve(answer);
         // The second keepalive is answered 90 ms after it was sent; every later one is lost.
         if (n === 2) return new Promise((resolve) => clock.setTimeout(() => resolve(answer), 90));
-        return Promise.reject(new TransportError('unreachable'));
+        // Refused at once (not retried by the client): each later round ends as soon as it starts.
+        return Promise.reject(new InvalidArgumentError('refused'));
       },
       async close() {},
     };
@@ -263,9 +264,9 @@ describe('LeaseKeeper on a manual clock', () => {
       await new Promise((r) => setImmediate(r));
     }
     expect(lost).toMatchObject({ id: 7, reason: 'unacknowledged' });
-    // Lost TTL after the second send, when the node may expire it: not TTL after its answer (sent + 90 + 300),
-    // nor at the end of the first round past the TTL (rounds every 100 ms).
-    expect(lostAt - sentSecond).toBeGreaterThanOrEqual(300);
-    expect(lostAt - sentSecond).toBeLessThanOrEqual(302);
+    // Rounds every 116 ms (TTL / 3) from the answer (90 ms after the send). Lost at the first round a whole TTL
+    // after the second send (438 ms after it): not a TTL after its answer (then 554 ms after the send).
+    expect(lostAt - sentSecond).toBeGreaterThanOrEqual(350);
+    expect(lostAt - sentSecond).toBeLessThan(350 + 116);
   });
 });

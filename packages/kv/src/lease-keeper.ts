@@ -94,15 +94,11 @@ const FIRST_ROUND_MS = 500;
  * command naming every lease kept (chunks of `MAX_KEEPALIVE_IDS`), so 10,000 leases cost one command per
  * round, not 10,000. A round runs every (shortest TTL kept) / 3, as etcd's client renews at TTL/3: a lease
  * then survives two lost rounds. A lease the cluster reports missing is lost ('not-found'); one with no
- * acknowledged keepalive for a whole TTL of the client's clock is lost too ('unacknowledged'), at that moment
- * (a timer of its own, not the next round's end: the node may expire it TTL after the last acknowledged send,
- * and a holder must not go on believing it holds the lease past that).
+ * acknowledged keepalive for a whole TTL of the client's clock is lost too ('unacknowledged').
  */
 export class LeaseKeeper {
   private readonly kept = new Map<number, Kept>();
   private timer: unknown;
-  /** Fires when the earliest kept lease reaches TTL since its last acknowledged send. */
-  private deadline: { timer: unknown; at: number } | undefined;
   private running = false;
   private closed = false;
 
@@ -132,18 +128,13 @@ export class LeaseKeeper {
     const k = this.kept.get(h.id);
     if (k === undefined) return;
     k.handles.delete(h);
-    if (k.handles.size === 0) {
-      this.kept.delete(h.id);
-      this.armDeadline(); // no timer left for a lease nobody keeps: it would hold the process open
-    }
+    if (k.handles.size === 0) this.kept.delete(h.id);
   }
 
   close(): void {
     this.closed = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.deadline !== undefined) this.clock.clearTimeout(this.deadline.timer);
-    this.deadline = undefined;
     for (const k of this.kept.values()) for (const h of k.handles) h.stopped = true;
     this.kept.clear();
   }
@@ -183,43 +174,20 @@ export class LeaseKeeper {
             k.acked = sent;
           }
           for (const id of r.missing) this.lose(id, 'not-found', new LeaseNotFoundError(id));
-          this.armDeadline();
         } catch {
           // Unreachable for now: the next round tries again; the TTL check below decides when it is too late.
         }
       }
-      this.loseOverdue();
+      const now = this.clock.now();
+      for (const k of [...this.kept.values()]) {
+        if (k.ttl !== undefined && now - k.since >= k.ttl) {
+          this.lose(k.id, 'unacknowledged', new LeaseNotFoundError(k.id, `lease ${k.id}: no keepalive acknowledged for its TTL (${k.ttl} ms); it may have expired`));
+        }
+      }
     } finally {
       this.running = false;
     }
-    this.armDeadline();
     if (this.kept.size > 0) this.schedule(this.interval());
-  }
-
-  /** Loses every lease with no keepalive acknowledged for a whole TTL (counted from the acknowledged send). */
-  private loseOverdue(): void {
-    const now = this.clock.now();
-    for (const k of [...this.kept.values()]) {
-      if (k.ttl !== undefined && now - k.since >= k.ttl) {
-        this.lose(k.id, 'unacknowledged', new LeaseNotFoundError(k.id, `lease ${k.id}: no keepalive acknowledged for its TTL (${k.ttl} ms); it may have expired`));
-      }
-    }
-  }
-
-  /** Sets the deadline timer to the earliest `since + ttl` of the kept leases (none: no timer). */
-  private armDeadline(): void {
-    let at = Number.POSITIVE_INFINITY;
-    if (!this.closed) for (const k of this.kept.values()) if (k.ttl !== undefined) at = Math.min(at, k.since + k.ttl);
-    if (this.deadline?.at === at) return;
-    if (this.deadline !== undefined) this.clock.clearTimeout(this.deadline.timer);
-    this.deadline = undefined;
-    if (at === Number.POSITIVE_INFINITY) return;
-    const timer = this.clock.setTimeout(() => {
-      this.deadline = undefined;
-      this.loseOverdue();
-      this.armDeadline();
-    }, Math.max(0, at - this.clock.now()));
-    this.deadline = { timer, at };
   }
 
   private lose(id: number, reason: LeaseLostReason, error: Error): void {
