@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AbortedError, MemoryStorage, NotLeaderError, TimeoutError, TransportError } from '@consensus-kit/core';
+import { AbortedError, MemoryStorage, NotLeaderError, SessionExpiredError, TimeoutError, TransportError } from '@consensus-kit/core';
 import { ConsensusNode, LocalNetwork, ManualClock } from '@consensus-kit/core/host';
 import { raft } from '@consensus-kit/raft';
 import { LockClient } from './client';
@@ -197,5 +197,20 @@ describe('LockClient on a 3-node raft cluster', () => {
     expect((h.signal.reason as Error).message).toMatch(/expired in the cluster/);
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(c.sessionId).toBeUndefined();
+  });
+
+  it('a session the cluster expired unheard (no push, no keepalive yet) ends at the next call, and the next acquire opens a new one', async () => {
+    const nodes = await cluster(0);
+    const ch = channel(nodes);
+    ch.subscribe = () => new Promise(() => undefined); // pushes never arrive
+    const c = new LockClient({ channel: ch, ttlMs: 100, clock: new ManualClock() }); // and no keepalive is ever sent
+    stops.push(() => c.close());
+    const first = await c.acquire('m');
+    const leader = nodes.find((n) => n.node.status().role === 'leader') as Member;
+    await until(() => leader.stateMachine.sessionCount === 0);
+    await expect(c.acquire('other')).rejects.toThrow(SessionExpiredError);
+    expect(first.held).toBe(false);
+    const again = await c.acquire('m');
+    expect(again.token).toBeGreaterThan(first.token);
   });
 });

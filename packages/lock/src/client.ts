@@ -205,6 +205,9 @@ export class LockClient {
       r = await this.call({ t: 'lock.write', cmd: { ...cmd, session: s.id, req } }, signal);
     } catch (e) {
       s.waiting.delete(req);
+      // The cluster no longer has the session (expired unheard: no push reached us yet): it is over here too,
+      // so the next acquire opens a new one.
+      if (LockSessionExpiredError.is(e)) this.end(s, 'the cluster expired the session');
       // The acquire may have been applied: take the request back (idempotent), so no waiter or hold is left.
       if (!s.ended) await this.releaseRequest(s, req).catch(() => undefined);
       throw e;
