@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AbortedError, MemoryStorage, NotLeaderError, SessionExpiredError, TimeoutError, TransportError } from '@consensus-kit/core';
+import { AbortedError, MemoryStorage, combineStateMachines, NotLeaderError, SessionExpiredError, TimeoutError, TransportError } from '@consensus-kit/core';
 import { ConsensusNode, LocalNetwork, ManualClock } from '@consensus-kit/core/host';
 import { raft } from '@consensus-kit/raft';
+import { KvStateMachine } from '@consensus-kit/kv';
+import { solo } from '@consensus-kit/core/testing';
 import { LockClient } from './client';
 import type { LockQuery, LockResult } from './commands';
 import { LockLostError, StaleTokenError } from './errors';
@@ -212,5 +214,26 @@ describe('LockClient on a 3-node raft cluster', () => {
     expect(first.held).toBe(false);
     const again = await c.acquire('m');
     expect(again.token).toBeGreaterThan(first.token);
+  });
+
+  it('on a node running { kv, lock } (combined, kv primary): locks hand off by push while kv keeps its keys', async () => {
+    const kv = new KvStateMachine();
+    const lock = new LockStateMachine({ minSessionTtlMs: 50, lockDelayMs: 0 });
+    const stateMachine = combineStateMachines({ kv, lock }, { primary: 'kv' });
+    const node = new ConsensusNode({ id: 'n1', peers: ['n1'], protocol: solo, storage: new MemoryStorage(), transport: new LocalNetwork().transport('n1'), stateMachine, tickMs: 5, electionTicks: 2, timeIntervalMs: 10 });
+    const service = createLockService({ node, stateMachine: lock, route: 'lock' });
+    stops.push(() => service.close(), () => node.stop());
+    await node.start();
+    await node.waitForLeader();
+    await node.propose({ cmd: { op: 'put', key: 'k', value: 'v' } } as never);
+    const member = { id: 'n1', node, stateMachine: lock, service } as unknown as Member;
+    const a = client([member]);
+    const b = client([member]);
+    const ha = await a.c.acquire('m');
+    const pb = b.c.acquire('m');
+    await until(() => (info(member)?.waiters.length ?? 0) === 1);
+    await ha.release();
+    expect((await pb).token).toBeGreaterThan(ha.token);
+    expect(kv.query({ op: 'get', key: 'k' })).toMatchObject({ value: 'v' });
   });
 });
