@@ -238,6 +238,28 @@ describe('server push (subscriptions)', () => {
     expect(String((cancelled[0]!.signal.reason as Error).message)).toMatch(/slow subscriber.*one connection/);
   });
 
+  it('a push over maxMessageSize ends the subscription with a non-retryable InvalidArgumentError, after the pushes before it', async () => {
+    let aborted: unknown;
+    const s = await server(
+      (_b, ctx) => {
+        const sub = ctx.subscription!;
+        sub.push('small');
+        expect(sub.push(new Uint8Array(2 * 1024 * 1024))).toBe(false);
+        aborted = sub.signal.reason;
+        return new Promise(() => undefined); // the handler never settles: the server's cancel ends it
+      },
+      { maxMessageSize: 1024 * 1024 },
+    );
+    const c = client([s.endpoint()]);
+    const got: unknown[] = [];
+    const err = await c.subscribe('x', (v) => got.push(v)).catch((e: unknown) => e);
+    expect(got).toEqual(['small']);
+    // The same push would be refused at every attempt: a TransportError would have a client retry forever.
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toMatch(/a push of \d+ bytes exceeds maxMessageSize \(1048576 bytes\)/);
+    expect(InvalidArgumentError.is(aborted)).toBe(true);
+  });
+
   it('a client that disconnects aborts its subscriptions on the server', async () => {
     let sub: Subscription | undefined;
     const s = await server((_b, ctx) => {

@@ -1,4 +1,4 @@
-import { TransportError, type Logger } from '@consensus-kit/core';
+import { InvalidArgumentError, TransportError, type Logger } from '@consensus-kit/core';
 import type { Codec } from './codec';
 import type { FramedConnection } from './connection';
 import { FrameType } from './frame';
@@ -241,7 +241,7 @@ export class OpenSubscription implements Subscription {
       const r = this.buffer.conn.send(FrameType.Response, bytes);
       if (r === 'queued') return true;
       if (r === 'too-large') {
-        this.cancel(new TransportError(`a push of ${bytes.byteLength} bytes exceeds maxMessageSize (${this.buffer.conn.limits.maxMessageSize} bytes)`));
+        this.cancel(this.tooLarge(bytes.byteLength));
         return false;
       }
       if (r === 'closed') {
@@ -271,6 +271,15 @@ export class OpenSubscription implements Subscription {
       const bytes = this.queue[0]!;
       const r = this.buffer.conn.send(FrameType.Response, bytes);
       if (r === 'full') return false;
+      if (r === 'too-large') {
+        // Nothing after it may go either (the client would miss one push): drop the rest, then the final error.
+        this.buffer.release(this.queued);
+        this.queue.length = 0;
+        this.queued = 0;
+        if (this.ended) this.afterHeld = () => this.hooks.final(this.tooLarge(bytes.byteLength));
+        else this.cancel(this.tooLarge(bytes.byteLength));
+        break;
+      }
       this.queue.shift();
       this.queued -= bytes.byteLength;
       this.buffer.release(bytes.byteLength);
@@ -283,6 +292,16 @@ export class OpenSubscription implements Subscription {
     this.afterHeld = undefined;
     after?.();
     return true;
+  }
+
+  /**
+   * A push the connection refuses for its size, which it would refuse at every attempt: a non-retryable typed
+   * error (a TransportError would have the client subscribe again and get the same push, forever).
+   */
+  private tooLarge(n: number): Error {
+    return new InvalidArgumentError(
+      `a push of ${n} bytes exceeds maxMessageSize (${this.buffer.conn.limits.maxMessageSize} bytes): the subscription cannot go on past it; ask for less (a watch without prevKv, or one that takes fragments)`,
+    );
   }
 
   /**
