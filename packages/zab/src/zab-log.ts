@@ -180,6 +180,11 @@ export class ZabLog {
     this.pendingTruncate = undefined;
   }
 
+  /** Entries to write and nothing else (no snapshot install, no truncation). */
+  hasOnlyNewEntries(): boolean {
+    return this.pendingSnapshot === undefined && this.pendingTruncate === undefined && this.unsavedFrom <= this.lastIndex;
+  }
+
   hasUnsaved(): boolean {
     return this.pendingSnapshot !== undefined || this.pendingTruncate !== undefined || this.unsavedFrom <= this.lastIndex;
   }

@@ -130,6 +130,8 @@ export class ZabNode implements Protocol {
   private seq = 0;
   private reads: ReadRound[] = [];
   private needBroadcast = false;
+  /** The last Ready sent PROPOSALs ahead of the leader's own write of those entries. */
+  private sentFirst = false;
   private transferTo: NodeId | undefined;
   private transferElapsed = 0;
   private hbElapsed = 0;
@@ -254,7 +256,23 @@ export class ZabNode implements Protocol {
       rd.committed = this.log.entries(this.emitted + 1, upTo);
       this.emitted = upTo;
     }
-    const save = this.log.takeUnsaved();
+    // As Raft thesis 10.2.1 (and etcd's raft): the leader hands out its PROPOSALs in a Ready without the new entries
+    // and writes them in the next, so followers write while it writes instead of after it. A PROPOSAL is not the
+    // leader's ACK: its own acknowledgement counts only for what a Ready made durable (`advance`). Only when nothing
+    // else in the Ready needs those writes first (broadcast traffic alone), and never twice in a row.
+    const sendFirst =
+      this.isLeader() &&
+      !this.sentFirst &&
+      !this.hsDirty &&
+      this.afterNext.length === 0 &&
+      this.msgs.length > 0 &&
+      this.log.hasOnlyNewEntries() &&
+      this.msgs.every((e) => {
+        const t = (e.msg as ZabMessage).type;
+        return t === 'Proposal' || t === 'Inform' || t === 'Ping' || t === 'Commit';
+      });
+    this.sentFirst = sendFirst;
+    const save: { snapshot?: Snapshot; truncateAfter?: number; entries: LogEntry[]; upTo: number } = sendFirst ? { entries: NO_ENTRIES, upTo: this.log.stableIndex } : this.log.takeUnsaved();
     if (save.snapshot !== undefined) {
       rd.snapshot = save.snapshot;
       this.emitted = Math.max(this.emitted, save.snapshot.index);

@@ -303,3 +303,30 @@ describe('membership: a leader that removes itself', () => {
     expect(net.get('a').applied).toEqual(['x1', 'x2']);
   });
 });
+
+describe('the leader writes while its followers write (Raft thesis 10.2.1)', () => {
+  it('PROPOSALs leave in a Ready without the new entries, the next Ready writes them, and the leader counts itself only then', () => {
+    const net = network(['a', 'b', 'c']);
+    const l = electLeader(net);
+    l.node.propose(text('p'));
+    const first = l.driver.take();
+    expect(first?.entries).toEqual([]);
+    expect(first?.messages.filter((m) => msgType(m) === 'Proposal')).toHaveLength(2);
+    l.driver.persist(first as NonNullable<typeof first>);
+    l.driver.complete(first as NonNullable<typeof first>);
+    // One follower's ACK arrives before the leader's own write is durable: no quorum yet.
+    const toA = net.queue.filter((e) => e.to === 'a');
+    net.queue = net.queue.filter((e) => e.to !== 'a');
+    for (const e of toA) net.get('a').node.step(e);
+    net.process('a');
+    const ack = net.queue.filter((e) => e.to === l.id && msgType(e) === 'Ack');
+    expect(ack).toHaveLength(1);
+    l.node.step(ack[0] as Envelope);
+    expect(l.node.commit).toBe(0);
+    const second = l.driver.take();
+    expect(second?.entries.map((e) => e.index)).toEqual([1]);
+    l.driver.persist(second as NonNullable<typeof second>);
+    l.driver.complete(second as NonNullable<typeof second>);
+    expect(l.node.commit).toBe(1);
+  });
+});
