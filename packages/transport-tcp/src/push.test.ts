@@ -8,7 +8,7 @@ import { dial } from './dial';
 import { FrameType } from './frame';
 import { createRequestServer, type RequestContext, type RequestServer } from './request-server';
 import { createRpcClient, type RpcClient } from './rpc-client';
-import { SlowSubscriberError, encodePush, type Subscription } from './subscription';
+import { DEFAULT_PUSH_LIMITS, SlowSubscriberError, encodePush, type Subscription } from './subscription';
 
 /** A decoded value with every Uint8Array (Buffer or not) turned into a plain array of its bytes. */
 function bytesAsArrays(v: unknown): unknown {
@@ -60,6 +60,33 @@ describe('server push (subscriptions)', () => {
     const final = await c.subscribe({ count: 1000 }, (v) => seen.push(v));
     expect(final).toBe('done');
     expect(seen).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  });
+
+  it('refuses a subscription past maxSubscriptions on one connection with a typed error, and takes one again once another ends', async () => {
+    const subs: Subscription[] = [];
+    const s = await server(
+      (_body, ctx) => {
+        subs.push(ctx.subscription!);
+        return new Promise((resolve) => ctx.subscription!.signal.addEventListener('abort', () => resolve(undefined)));
+      },
+      { push: { ...DEFAULT_PUSH_LIMITS, maxSubscriptions: 3 } },
+    );
+    const c = client([s.endpoint()]);
+    const acs = [0, 1, 2].map(() => new AbortController());
+    const open = acs.map((ac) => c.subscribe({ t: 'watch' }, () => undefined, { signal: ac.signal }).catch((e: unknown) => e));
+    await waitFor(() => subs.length === 3);
+    const fourth = await c.subscribe({ t: 'watch' }, () => undefined).catch((e: unknown) => e);
+    expect(fourth).toBeInstanceOf(TransportError);
+    expect((fourth as Error).message).toMatch(/too many subscriptions on one connection \(at most 3\)/);
+    expect(subs).toHaveLength(3);
+    acs[0]!.abort();
+    const again = new AbortController();
+    const fifth = c.subscribe({ t: 'watch' }, () => undefined, { signal: again.signal }).catch((e: unknown) => e);
+    // Opened right after the cancel, before the cancelled handler has settled: taken all the same.
+    await waitFor(() => subs.length === 4);
+    again.abort();
+    for (const ac of acs) ac.abort();
+    await Promise.all([...open, fifth]);
   });
 
   it('a plain request has no subscription, and requests keep working beside open subscriptions', async () => {

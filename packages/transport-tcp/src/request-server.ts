@@ -130,6 +130,12 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
   const { logger } = options;
   /** Open subscriptions (also in `inflight` until their handler settles, but not counted as requests). */
   const subs = new Map<number, OpenSubscription>();
+  /**
+   * Subscriptions the client cancelled whose handler has not settled yet (it settles on the signal, a turn or
+   * more later): they do not count against `maxSubscriptions`, so a client that cancels one and opens another
+   * at once is not refused; at most as many again may linger this way.
+   */
+  const cancelling = new Set<number>();
   let pushes: PushBuffer | undefined;
   /** Requests in flight, subscriptions not included. */
   const running = () => inflight.size - subs.size;
@@ -195,6 +201,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
     const sub = subs.get(id);
     if (sub !== undefined) {
       subs.delete(id);
+      cancelling.delete(id);
       // The answer ends the stream: it goes after the pushes the subscription still holds. One the server
       // cancelled sends its own final answer once its held pushes are written.
       if (sub.cancelledByServer) return next();
@@ -278,7 +285,11 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       if (isRecord(v) && typeof v.id === 'number') {
         const entry = inflight.get(v.id);
         const reason = new TransportError('request cancelled by the client');
-        subs.get(v.id)?.abort(reason);
+        const sub = subs.get(v.id);
+        if (sub !== undefined) {
+          cancelling.add(v.id);
+          sub.abort(reason);
+        }
         if (entry !== undefined) cancel(entry, reason);
         const i = waiting.findIndex((w) => w.id === v.id);
         if (i >= 0) waiting.splice(i, 1);
@@ -294,7 +305,7 @@ export function serveClient(conn: FramedConnection, clientId: string, options: C
       return;
     }
     const subscribe = v.sub === 1;
-    if (subscribe && subs.size >= pushLimits.maxSubscriptions) {
+    if (subscribe && (subs.size - cancelling.size >= pushLimits.maxSubscriptions || subs.size >= 2 * pushLimits.maxSubscriptions)) {
       respond({ id, error: errorToWire(new TransportError(`too many subscriptions on one connection (at most ${pushLimits.maxSubscriptions})`)) });
       return;
     }
