@@ -29,14 +29,22 @@ export function useSourceNodes(): void {
  */
 export const PROTOCOLS_UNDER_TEST: readonly string[] = (process.env.CK_PROTOCOLS ?? 'raft,paxos').split(',').map((p) => p.trim()).filter((p) => p !== '');
 
-let nextBase = 20_000 + (process.pid % 50) * 200;
+/**
+ * Each vitest worker takes port ranges from a band of its own (VITEST_POOL_ID is 1..workers), so two test files
+ * running at once never probe the same range free and then both bind it. Within the band, ranges are reused
+ * round-robin, each probed free first.
+ */
+const BAND = 5_000;
+const poolId = Number(process.env.VITEST_POOL_ID ?? process.pid % 8);
+const bandStart = 20_000 + (Number.isSafeInteger(poolId) ? poolId % 8 : 0) * BAND;
+let nextBase = bandStart;
 
 /** A base port whose node and http ports (base+1..+9, base+101..+109) are free. */
 export async function freeBase(): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
     const base = nextBase;
     nextBase += 200;
-    if (nextBase > 60_000) nextBase = 20_000;
+    if (nextBase + 200 > bandStart + BAND) nextBase = bandStart;
     try {
       await checkPortsFree('127.0.0.1', [1, 2, 3, 4, 5, 101, 102, 103, 104, 105].map((d) => base + d));
       return base;
