@@ -139,8 +139,10 @@ function prefixConsistency(): Invariant {
 }
 
 /**
- * PrimaryIntegrity (DSN 2011 III-B; TLA+ PrimaryIntegrity): an established primary holds, in its history, every
- * transaction any replica delivered before it was established (its initial history includes all of them).
+ * PrimaryIntegrity (DSN 2011 III-B; TLA+ PrimaryIntegrity): an established primary of epoch e holds, in its history,
+ * every transaction of an earlier epoch that any replica delivered (its initial history includes all of them).
+ * Transactions of later epochs are not its business: a primary of an older epoch may still complete its
+ * establishment with acknowledgements sent before its followers moved on, but can commit nothing after that.
  */
 function primaryIntegrity(): Invariant {
   const done = new Set<string>();
@@ -154,7 +156,7 @@ function primaryIntegrity(): Invariant {
         if (done.has(key)) continue;
         done.add(key);
         for (const [i, e] of view.committed) {
-          if (i <= p.log.base) continue;
+          if (i <= p.log.base || e.term >= p.epoch) continue;
           const mine = p.entryAt(i);
           if (mine === undefined) {
             if (i > p.log.lastIndex) return `${r.id} leads epoch ${p.epoch} without transaction ${i}, delivered before`;
