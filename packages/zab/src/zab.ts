@@ -970,8 +970,12 @@ export class ZabNode implements Protocol {
     this.log.append([{ index, term: this.epoch, type, data }]);
     this.needBroadcast = true;
     if (type === 'config') {
+      // Sessions of servers that are no longer members end: one that is added back later (perhaps with a wiped data
+      // directory, whose first session nonce is the same again) starts a fresh session.
+      const members = new Set(this.members());
+      for (const id of [...this.peers.keys()]) if (!members.has(id)) this.peers.delete(id);
       // New members are invited at once (a joining server is LOOKING and does not know the leader yet).
-      for (const m of this.members()) if (!this.peers.has(m)) this.send(m, this.notification());
+      for (const m of members) if (!this.peers.has(m)) this.send(m, this.notification());
     }
   }
 

@@ -330,3 +330,21 @@ describe('the leader writes while its followers write (Raft thesis 10.2.1)', () 
     expect(l.node.commit).toBe(1);
   });
 });
+
+describe('membership: a server removed and added back', () => {
+  it('starts a fresh session even when its FOLLOWERINFO repeats the nonce of its first session (a wiped data directory)', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    electLeader(net);
+    const first = sent.find((e) => e.from === 'a' && msgType(e) === 'FollowerInfo') as Envelope;
+    net.get('c').node.proposeConfigChange({ changes: [{ op: 'remove', node: 'a' }] });
+    settle(net, () => net.get('c').node.commit === net.get('c').node.log.lastIndex && net.get('c').node.status().config.voters.length === 2);
+    net.crash('a');
+    net.get('c').node.proposeConfigChange({ changes: [{ op: 'addLearner', node: 'a' }] });
+    net.processAll();
+    sent.length = 0;
+    net.get('c').node.step(first);
+    net.processAll();
+    expect(sent.filter((e) => e.to === 'a' && msgType(e) === 'LeaderInfo')).toHaveLength(1);
+  });
+});
