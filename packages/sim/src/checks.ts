@@ -29,6 +29,8 @@ export class ClusterChecks {
    * `committedKept`). Only grows.
    */
   private readonly kept: number[];
+  /** The term of the replica's own copy of the entry at its `kept` index (see `committedKept`). */
+  private readonly keptTerm: number[];
 
   constructor(
     private readonly ctx: SimContext,
@@ -37,6 +39,7 @@ export class ClusterChecks {
     private readonly view: Parameters<Invariant['check']>[0],
   ) {
     this.kept = replicas.map(() => 0);
+    this.keptTerm = replicas.map(() => 0);
   }
 
   /**
@@ -58,8 +61,13 @@ export class ClusterChecks {
       if (h > snap) {
         const e = d.log[h - d.compactedIndex - 1];
         const c = this.committed.get(h) as LogEntry;
-        if ((e === undefined || !sameEntry(e, c)) && r.tornInstallFrom !== undefined && h >= r.tornInstallFrom) {
-          // A crash tore a snapshot install that rewrote these entries: guarding that loss is the protocol's
+        const lost = e === undefined || !sameEntry(e, c);
+        // A no-op carries no data, so one a replica took from a deposed leader (Raft: an uncommitted no-op of an
+        // older term at the same index) has the committed one's identity without being it: replacing it is
+        // truncating a conflicting entry (Raft thesis 3.5), and a crash may keep the truncation alone.
+        const otherNoop = c.type === 'noop' && this.keptTerm[k] !== c.term;
+        if (lost && (otherNoop || (r.tornInstallFrom !== undefined && h >= r.tornInstallFrom))) {
+          // Or a crash tore a snapshot install that rewrote these entries: guarding that loss is the protocol's
           // (Paxos Made Live 5.1; multi-paxos marks the slots before the install and promises nothing until
           // they are decided again), checked by its own invariants. Follow the replica from what it holds now.
           h = Math.min(h, d.compactedIndex + d.log.length);
@@ -68,7 +76,8 @@ export class ClusterChecks {
             const want = this.committed.get(h);
             if (held !== undefined && want !== undefined && sameEntry(held, want)) break;
           }
-        } else if (e === undefined || !sameEntry(e, c)) {
+          this.keptTerm[k] = d.log[h - d.compactedIndex - 1]?.term ?? 0;
+        } else if (lost) {
           this.ctx.violate(
             'committed-kept',
             `${r.id} held committed ${describeEntry(c)} durably and now ${e === undefined ? `has no entry there (durable log ends at ${d.compactedIndex + d.log.length}, snapshot at ${snap})` : `holds ${describeEntry(e)}`}`,
@@ -83,6 +92,7 @@ export class ClusterChecks {
         const e = d.log[h - d.compactedIndex];
         if (e === undefined || !sameEntry(e, c)) break;
         h++;
+        this.keptTerm[k] = e.term;
       }
       this.kept[k] = h;
     }
