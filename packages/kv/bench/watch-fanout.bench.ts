@@ -6,6 +6,7 @@
  * processes would be.
  *
  *   npx tsx --conditions=@consensus-kit/source bench/watch-fanout.bench.ts [watchers] [connections] [seconds] [writesInFlight] [process]
+ *   (WATCH_BENCH_RATE=<writes/s> paces the writer)
  *
  * Prints events/s delivered (summed over watchers), writes/s, and the commit -> delivery delay percentiles.
  * By default the watchers share the node's process and event loop, so the delays include the clients'
@@ -187,8 +188,17 @@ let writes = 0;
 let stop = false;
 side.measure(true);
 const started = performance.now();
+// WATCH_BENCH_RATE=<writes/s> paces the writer (all lanes together): with watchers in another process, an
+// unpaced writer outruns one process decoding every event for all of them, and the delay then only grows.
+const rate = Number(process.env.WATCH_BENCH_RATE ?? 0);
 const writer = async (lane: number) => {
   for (let i = 0; !stop; i++) {
+    if (rate > 0) {
+      const due = started + (writes / rate) * 1000;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (stop) break;
+    }
     await kv.put(`bench/${lane}/${i % 100}`, value);
     writes++;
   }
@@ -212,7 +222,9 @@ const { delivered, delays, reconnects } = await side.report();
 
 delays.sort((a, b) => a - b);
 const pct = (p: number) => (delays.length === 0 ? NaN : delays[Math.min(delays.length - 1, Math.floor((p / 100) * delays.length))]!);
-console.log(`watch fan-out: ${watchers} watchers on one prefix over ${connections} connections${threaded ? ' (in another process)' : ' (in the node\'s thread)'}, 1 writer (${inflight} in flight), ${seconds}s`);
+console.log(
+  `watch fan-out: ${watchers} watchers on one prefix over ${connections} connections${threaded ? ' (in another process)' : ' (in the node\'s thread)'}, 1 writer (${inflight} in flight${rate > 0 ? `, paced at ${rate}/s` : ''}), ${seconds}s`,
+);
 console.log(`  writes: ${writes} (${(writes / elapsed).toFixed(0)}/s)   events delivered: ${delivered} (${(delivered / elapsed).toFixed(0)}/s)   expected ${writes * watchers}`);
 console.log(`  commit -> delivery: p50 ${pct(50).toFixed(2)} ms   p90 ${pct(90).toFixed(2)} ms   p99 ${pct(99).toFixed(2)} ms   max ${pct(100).toFixed(2)} ms`);
 console.log(`  all watchers caught up at the end: ${behind === 0 ? 'yes' : 'no'}   reconnects: ${reconnects}`);
