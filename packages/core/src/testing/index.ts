@@ -16,3 +16,5 @@ export { runDataDriven, parseDataDrivenCommand } from './datadriven';
 export type { DataDrivenCommand, DataDrivenOptions, DataDrivenResult } from './datadriven';
 export { ScenarioNetwork } from './scenario-network';
 export type { Delivery, ScenarioNetworkOptions, ScenarioNodeOptions, ScenarioReplica } from './scenario-network';
+export { THROUGHPUT_COMMAND_BYTES, measureThroughput, runThroughputBench } from './throughput';
+export type { ThroughputSetup } from './throughput';
