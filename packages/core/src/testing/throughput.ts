@@ -22,7 +22,8 @@ export function measureThroughput(setup: ThroughputSetup, total: number, batch: 
   const storages = new Map(IDS.map((id) => [id, new MemoryStorage()]));
   const replicas = new Map(IDS.map((id) => [id, setup.create(id, IDS, storages.get(id) as MemoryStorage)]));
   let inbox: Envelope[] = [];
-  let leader: Protocol | undefined;
+  /** Set once elected: the pump counts its committed commands. */
+  const counted: { leader?: Protocol } = {};
   let applied = 0;
   const pump = () => {
     for (let guard = 0; guard < 100_000; guard++) {
@@ -33,7 +34,7 @@ export function measureThroughput(setup: ThroughputSetup, total: number, batch: 
         const rd = node.ready();
         (storages.get(id) as MemoryStorage).saveNow(rd);
         for (const m of rd.messages) inbox.push(m);
-        if (node === leader) for (const e of rd.committed) if (e.type === 'command') applied++;
+        if (node === counted.leader) for (const e of rd.committed) if (e.type === 'command') applied++;
         node.advance(rd);
       }
       if (inbox.length > 0) {
@@ -45,7 +46,8 @@ export function measureThroughput(setup: ThroughputSetup, total: number, batch: 
       if (!any) return;
     }
   };
-  leader = setup.elect(replicas, pump);
+  const leader = setup.elect(replicas, pump);
+  counted.leader = leader;
   if (leader.status().role !== 'leader') throw new Error('no leader');
   pump();
   applied = 0;
