@@ -7,6 +7,7 @@ import { CliError } from '../errors';
 import type { CliKit } from '../kit';
 import { outputFor } from '../render';
 import type { Target } from '../target';
+import { untilStopped } from '../until-stopped';
 
 export interface LeaseCommandOptions {
   target: Target;
@@ -99,13 +100,7 @@ export async function leaseKeepAlive(o: LeaseCommandOptions, id: number): Promis
   const json = outputFor(o).json;
   const timeoutMs = o.timeout ?? DEFAULT_KV_TIMEOUT_MS;
   const { kv } = connectKv(o.target, { timeoutMs });
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const sig of signals) process.on(sig, onSignal);
-  const onAbort = () => stop.abort();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  if (o.signal?.aborted) stop.abort();
+  const stop = untilStopped(o.signal);
   try {
     const first = await kv.leases.keepAliveOnce(id, { signal: stop.signal });
     const ttl = first.kept[0]?.[1];
@@ -129,8 +124,7 @@ export async function leaseKeepAlive(o: LeaseCommandOptions, id: number): Promis
     if (isConsensusError(e)) throw new CliError(`lease keepalive ${id}: ${e.message}`);
     throw e;
   } finally {
-    for (const sig of signals) process.off(sig, onSignal);
-    o.signal?.removeEventListener('abort', onAbort);
+    stop.dispose();
     await kv.close();
   }
 }

@@ -6,6 +6,7 @@ import { CliError } from '../errors';
 import type { CliKit } from '../kit';
 import { outputFor } from '../render';
 import type { Target } from '../target';
+import { untilStopped } from '../until-stopped';
 
 export interface WatchCommandOptions {
   target: Target;
@@ -54,13 +55,7 @@ export async function watchCommand(o: WatchCommandOptions, key: string): Promise
     ...(t.secret !== undefined ? { secret: t.secret } : {}),
     ...(t.tls !== undefined ? { tls: t.tls } : {}),
   });
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const sig of signals) process.on(sig, onSignal);
-  const onAbort = () => stop.abort();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  if (o.signal?.aborted) stop.abort();
+  const stop = untilStopped(o.signal);
   try {
     const watch = watchKeys(rpc, key, {
       signal: stop.signal,
@@ -83,8 +78,7 @@ export async function watchCommand(o: WatchCommandOptions, key: string): Promise
     if (isConsensusError(e)) throw new CliError(`watch ${key}: ${e.message}`);
     throw e;
   } finally {
-    for (const sig of signals) process.off(sig, onSignal);
-    o.signal?.removeEventListener('abort', onAbort);
+    stop.dispose();
     await rpc.close();
   }
 }
