@@ -44,21 +44,13 @@ export interface NodeSnapshot {
   data: Uint8Array;
 }
 
-/** The metadata of a backup file (format 1). */
-export interface BackupMeta {
+/** The metadata of a backup file (format 1): what the node said of its snapshot, and the file's own fields. */
+export interface BackupMeta extends Omit<NodeSnapshot, 'data'> {
   format: number;
   /** The state machine the data belongs to. */
   stateMachine: 'kv';
   /** When `snapshot save` wrote it (ISO 8601, UTC). */
   createdAt: string;
-  clusterId: string;
-  nodeId: string;
-  protocol: string;
-  appliedIndex: number;
-  term: number;
-  revision: number;
-  compactRevision: number;
-  keys: number;
   dataBytes: number;
 }
 
