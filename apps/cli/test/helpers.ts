@@ -32,9 +32,11 @@ export const PROTOCOLS_UNDER_TEST: readonly string[] = (process.env.CK_PROTOCOLS
 /**
  * Each vitest worker takes port ranges from a band of its own (VITEST_POOL_ID is 1..workers), so two test files
  * running at once never probe the same range free and then both bind it. Within the band, ranges are reused
- * round-robin, each probed free first.
+ * round-robin, each probed free first. The bands lie in 20,000-32,000, below Linux's ephemeral range (32,768 and
+ * up), where the outgoing connections of every test running beside these could take a port between the probe
+ * and a node's bind.
  */
-const BAND = 5_000;
+const BAND = 1_500;
 const poolId = Number(process.env.VITEST_POOL_ID ?? process.pid % 8);
 const bandStart = 20_000 + (Number.isSafeInteger(poolId) ? poolId % 8 : 0) * BAND;
 let nextBase = bandStart;

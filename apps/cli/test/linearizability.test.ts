@@ -21,7 +21,7 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
   beforeAll(async () => {
     dir = tempDir();
     const started = await cli('start', '--protocol', protocol, '--dir', dir, '--port', String(await freeBase()), '--detach', '--json');
-    expect(started.code).toBe(0);
+    expect(started.code, started.err).toBe(0);
   });
   afterAll(async () => {
     await cleanup(dir);
