@@ -85,7 +85,8 @@ describe('a holder in another process', () => {
     lock.ifOwner((t) => apply(t)); // the new holder writes first
     const before = h.lines.length;
     h.child.kill('SIGCONT');
-    await new Promise((r) => setTimeout(r, 300));
+    // Until the resumed holder reports the loss (bounded): a loaded machine may take a while to run it again.
+    for (let waited = 0; waited < 10_000 && !h.lines.slice(before).includes('lost'); waited += 50) await new Promise((r) => setTimeout(r, 50));
     const after = h.lines.slice(before);
     for (const line of after) {
       const m = /^write (\d+)$/.exec(line);
