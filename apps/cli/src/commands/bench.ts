@@ -7,7 +7,9 @@ import { ClusterDir } from '../cluster-file';
 import { connectKv } from '../connect';
 import { CliError } from '../errors';
 import { checkProtocolOptionFlags } from '../protocols';
+import { consensusContenders, describeLockLoop, runLockLoop, type LockLoopResult } from '../lock-bench';
 import { checkPortsFree } from '../supervisor';
+import { dirTarget } from '../target';
 import { start, stop } from './cluster';
 
 export interface BenchOptions {
@@ -17,8 +19,13 @@ export interface BenchOptions {
   /** Load run before measuring, not counted. Default 0. */
   warmupMs?: number;
   valueSize: number;
-  /** `txn`: one compare (the key exists) and one put, as etcd's benchmark `txn-put` with a guard. */
-  op: 'put' | 'get' | 'mixed' | 'txn';
+  /**
+   * `txn`: one compare (the key exists) and one put, as etcd's benchmark `txn-put` with a guard.
+   * `lock`: `contenders` lock clients loop acquire -> fenced write -> release on one mutex (see `runLockLoop`).
+   */
+  op: 'put' | 'get' | 'mixed' | 'txn' | 'lock';
+  /** `--op lock`: lock clients competing for one mutex, each with its own session. Default 8. */
+  contenders?: number;
   temp?: boolean;
   json?: boolean;
   keys?: number;
@@ -79,8 +86,15 @@ async function freeBasePort(): Promise<number> {
   throw new CliError('no free port range for a temporary cluster');
 }
 
+export interface LockBenchResult extends LockLoopResult {
+  op: 'lock';
+  diskSyncUs: { p50: number; p99: number };
+}
+
 /** `consensus-cli bench`: load against the cluster in --dir (or a temporary 3-node one) with N in flight. */
-export async function bench(o: BenchOptions): Promise<BenchResult> {
+export async function bench(o: BenchOptions & { op: 'lock' }): Promise<LockBenchResult>;
+export async function bench(o: BenchOptions): Promise<BenchResult>;
+export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchResult> {
   let dir = o.dir;
   let temp: string | undefined;
   if (o.temp || !new ClusterDir(dir).exists()) {
@@ -98,6 +112,16 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
     }
   } else if (o.protocol !== undefined || o.protocolOptions !== undefined) {
     console.error(`note: --protocol and --protocol-option apply to a temporary cluster (--temp); the cluster in ${dir} keeps its own`);
+  }
+  if (o.op === 'lock') {
+    try {
+      return await lockBench(o, dir);
+    } finally {
+      if (temp !== undefined) {
+        await stop({ dir: temp, quiet: true }).catch(() => undefined);
+        rmSync(temp, { recursive: true, force: true });
+      }
+    }
   }
   const { kv } = connectKv(dir);
   try {
@@ -181,6 +205,33 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
       rmSync(temp, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * `bench --op lock`: `contenders` lock clients (each its own session and connection) loop acquire -> one fenced
+ * write -> release on the mutex `bench/lock`. Fails (CliError) on any stale or overlapping write.
+ */
+async function lockBench(o: BenchOptions, dir: string): Promise<LockBenchResult> {
+  const target = dirTarget(dir);
+  const diskSyncUs = probeDiskSync(dir);
+  const contenders = o.contenders ?? 8;
+  const clients = consensusContenders(contenders, 'bench/lock', { endpoints: target.endpoints, clusterId: target.clusterId, ...(target.secret !== undefined ? { secret: target.secret } : {}), ...(target.tls !== undefined ? { rpc: { tls: target.tls } } : {}) });
+  let loop: LockLoopResult;
+  try {
+    loop = await runLockLoop(clients, { durationMs: o.durationMs, warmupMs: o.warmupMs ?? 0 });
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  }
+  const result: LockBenchResult = { op: 'lock', ...loop, diskSyncUs };
+  if (o.json) console.log(JSON.stringify({ ...result, spread: Number.isFinite(result.spread) ? result.spread : null }));
+  else {
+    const warm = result.warmupMs > 0 ? ` after a ${(result.warmupMs / 1000).toFixed(1)} s warm-up` : '';
+    console.log(`lock: ${contenders} contender${contenders === 1 ? '' : 's'} on one mutex, acquire -> fenced write -> release, ${(result.durationMs / 1000).toFixed(1)} s measured${warm}`);
+    for (const line of describeLockLoop(result)) console.log(line);
+    console.log(`  disk: one 320-byte O_DSYNC write took p50 ${diskSyncUs.p50} µs, p99 ${diskSyncUs.p99} µs (measured before the run)`);
+  }
+  if (result.staleWrites > 0 || result.overlaps > 0) throw new CliError(`mutual exclusion broken: ${result.staleWrites} stale fenced writes, ${result.overlaps} overlapping grants`);
+  return result;
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
