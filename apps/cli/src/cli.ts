@@ -7,6 +7,7 @@ import { node } from './commands/node';
 import { ring } from './commands/ring';
 import { registerSnapshotCommands } from './commands/snapshot';
 import { registerWatchCommands } from './commands/watch';
+import { registerLockCommands } from './commands/lock';
 import { parseLeaseId, registerLeaseCommands } from './commands/lease';
 import type { CliKit } from './kit';
 import { parseDuration, parseIntOption } from './duration';
@@ -182,6 +183,7 @@ export function createProgram(): Command {
   );
 
   registerWatchCommands(program, kit);
+  registerLockCommands(program, kit);
   registerLeaseCommands(program, kit);
   registerSnapshotCommands(program, kit);
 

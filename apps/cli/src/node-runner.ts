@@ -6,19 +6,26 @@ import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
 import {
   ConfigError,
   CorruptLogError,
+  combineStateMachines,
   InvalidArgumentError,
   NotLeaderError,
   hasQuorum,
   isConsensusError,
   preview,
+  type CombinedCommand,
+  type CombinedQuery,
+  type CombinedRead,
+  type CombinedResult,
   type ConfigChange,
   type DurableStorage,
   type Logger,
   type NodeId,
+  type StateMachine,
   type Status,
   type Transport,
 } from '@consensus-kit/core';
 import { KvStateMachine, createKvService, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
+import { LockStateMachine, createLockService } from '@consensus-kit/lock';
 import { hasStoredState, openFileStorage, readDataDirIdentity, type FileStorage } from '@consensus-kit/storage-fs';
 import { DEFAULT_LIMITS, tcpTransport, type TcpTransport, type TlsOptions } from '@consensus-kit/transport-tcp';
 import type { NodeSnapshot } from './backup';
@@ -37,8 +44,29 @@ export type AdminRequest =
   | { t: 'admin.members'; change: ConfigChange }
   | { t: 'admin.snapshot' };
 
+/** The machines every node runs on its one log: kv, and the lock table beside it (`consensus-cli lock ...`). */
+export interface NodeMachines {
+  kv: KvStateMachine;
+  lock: LockStateMachine;
+}
+
+/**
+ * The node's state machine: `{ kv, lock }` on one log, with kv as the primary machine (DESIGN, "Composition").
+ * A cluster directory written when nodes ran kv alone keeps working: its bare kv snapshots restore into kv and
+ * its old log entries (kv commands without `sm`) apply to kv, so every key survives the upgrade; kv clients
+ * keep sending unrouted requests, and lock requests are routed `{ sm: 'lock', ... }` by the lock service.
+ */
+export function nodeStateMachine(machines: NodeMachines = { kv: new KvStateMachine(), lock: new LockStateMachine() }): StateMachine<CombinedCommand<Machines, 'kv'>, CombinedResult<Machines>, CombinedQuery<Machines, 'kv'>, CombinedRead<Machines>> {
+  return combineStateMachines({ kv: machines.kv, lock: machines.lock }, { primary: 'kv' });
+}
+
+type Machines = { kv: KvStateMachine; lock: LockStateMachine };
+/** The node as the runner builds it: kv commands and queries (unrouted, kv being primary) and routed lock ones. */
+export type KitNode = ConsensusNode<CombinedCommand<Machines, 'kv'>, CombinedResult<Machines>, CombinedQuery<Machines, 'kv'>, CombinedRead<Machines>>;
+
 export interface RunningNode {
-  node: ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>;
+  node: KitNode;
+  machines: NodeMachines;
   transport: TcpTransport;
   http: Server;
   stop(): Promise<void>;
@@ -80,8 +108,9 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     ...(config.secret !== undefined ? { secret: config.secret } : {}),
     ...(config.tls !== undefined ? { tls: readTls(config.tls) } : {}),
   });
-  const stateMachine = new KvStateMachine();
-  const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
+  const machines: NodeMachines = { kv: new KvStateMachine(), lock: new LockStateMachine() };
+  const stateMachine = machines.kv;
+  const node: KitNode = new ConsensusNode({
     id: config.id,
     peers: config.join === true ? [] : Object.keys(config.peers),
     protocol,
@@ -89,7 +118,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     storage,
     // The node's peer traffic passes through the tracker, which notes when each peer was last heard from.
     transport: health.watchTransport(transport),
-    stateMachine,
+    stateMachine: nodeStateMachine(machines),
     logger,
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
     ...(config.electionTicks !== undefined ? { electionTicks: config.electionTicks } : {}),
@@ -98,7 +127,9 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   });
   metrics.attach(node as unknown as ConsensusNode<never, never, never, never>);
   node.on('error', (e) => health.failed(e));
-  const kv = createKvService({ node, stateMachine });
+  // kv's clients send unrouted requests, which the primary machine answers: its service is the kv-only one.
+  const kv = createKvService({ node: node as unknown as ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>, stateMachine });
+  const lock = createLockService({ node, stateMachine: machines.lock, route: 'lock' });
   const report = (): NodeReport => ({
     id: config.id,
     pid: process.pid,
@@ -120,6 +151,8 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   transport.onRequest((body, ctx) => {
     const t = (body as { t?: unknown } | null)?.t;
     if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest);
+    // Lock requests are `lock.*`, kv's are `kv.*` (each service refuses any other type): one prefix, one service.
+    if (typeof t === 'string' && t.startsWith('lock.')) return lock(body, ctx);
     const answer = kv(body, ctx);
     return t === 'kv.write' ? answer.then(countWrite, countFailedWrite) : answer;
   });
@@ -241,11 +274,13 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   let stopping: Promise<void> | undefined;
   return {
     node,
+    machines,
     transport,
     http,
     stop: () => {
       stopping ??= (async () => {
         health.stopping();
+        lock.close();
         await node.stop();
         await closeServer(http);
       })();
@@ -431,7 +466,7 @@ export class HealthTracker {
   }
 
   /** `/readyz`: 200 only when the node can serve linearizable requests now. */
-  async ready(node: ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult> | undefined): Promise<HealthAnswer> {
+  async ready(node: Pick<KitNode, 'status' | 'read'> | undefined): Promise<HealthAnswer> {
     const down = this.notRunning();
     if (down !== undefined || node === undefined) return down ?? unavailable('starting', 'the node is starting');
     const status = node.status();
