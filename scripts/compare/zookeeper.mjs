@@ -12,7 +12,9 @@
 // Then one table. Everything started is stopped on exit, error, Ctrl-C or SIGTERM. Not part of `pnpm test`.
 //
 // Usage: pnpm compare:zookeeper [--duration 10s] [--warmup 2s] [--value-size 256] [--zk-sessions 8]
-//        [--core-entries 200000] [--only floor,raft,zab,zookeeper,core] [--no-build]
+//        [--zk-warmup 5s] [--core-entries 1000000] [--core-rounds 3] [--only floor,raft,zab,zookeeper,core] [--no-build]
+//        [--profile <dir>]   (node --cpu-prof for every CLI bench process and its 3 nodes, one directory per run;
+//                             read them with scripts/compare/cpuprofile-top.mjs)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -50,9 +52,12 @@ function options() {
     options: {
       duration: { type: 'string', default: '10s' },
       warmup: { type: 'string', default: '2s' },
+      'zk-warmup': { type: 'string', default: '5s' },
       'value-size': { type: 'string', default: '256' },
       'zk-sessions': { type: 'string', default: '8' },
-      'core-entries': { type: 'string', default: '200000' },
+      'core-entries': { type: 'string', default: '1000000' },
+      'core-rounds': { type: 'string', default: '3' },
+      profile: { type: 'string' },
       only: { type: 'string', default: PARTS.join(',') },
       'no-build': { type: 'boolean', default: false },
     },
@@ -62,9 +67,13 @@ function options() {
   return {
     durationMs: parseDuration('--duration', values.duration, 1000),
     warmupMs: parseDuration('--warmup', values.warmup, 0),
+    // ZooKeeper's JVMs reach steady state later than our nodes (the JIT): a longer warm-up is its due.
+    zkWarmupMs: parseDuration('--zk-warmup', values['zk-warmup'], 0),
     valueSize: parseInt10('--value-size', values['value-size'], 0, 1 << 20),
     zkSessions: parseInt10('--zk-sessions', values['zk-sessions'], 1, 64),
     coreEntries: parseInt10('--core-entries', values['core-entries'], 10_000, 10_000_000),
+    coreRounds: parseInt10('--core-rounds', values['core-rounds'], 1, 20),
+    profile: values.profile === undefined ? undefined : resolve(values.profile),
     only,
     build: !values['no-build'],
   };
@@ -219,7 +228,9 @@ async function latencyFloor() {
 
 /** One `consensus-cli bench --temp` run: its own 3-node cluster, made in our work dir (TMPDIR), then stopped. */
 async function cliBench(o, protocol, clients) {
-  const args = [CLI, 'bench', '--temp', '--protocol', protocol, '--clients', String(clients), '--duration', `${o.durationMs}ms`, '--warmup', `${o.warmupMs}ms`, '--value-size', String(o.valueSize), '--json'];
+  // With --profile, the CLI passes its own node flags to the nodes it starts (supervisor: process.execArgv).
+  const prof = o.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(o.profile, `${protocol}-${clients}`)}`];
+  const args = [...prof, CLI, 'bench', '--temp', '--protocol', protocol, '--clients', String(clients), '--duration', `${o.durationMs}ms`, '--warmup', `${o.warmupMs}ms`, '--value-size', String(o.valueSize), '--json'];
   const out = await run(process.execPath, args, { env: { TMPDIR: work }, label: `consensus-cli bench --protocol ${protocol} --clients ${clients}` });
   const r = JSON.parse(out.trim().split('\n').at(-1));
   return { opsPerSec: r.opsPerSec, p50: r.latencyMs.p50, p99: r.latencyMs.p99, errors: r.errors, note: `disk sync p50 ${r.diskSyncUs.p50} µs` };
@@ -362,7 +373,7 @@ async function zookeeperBench(o) {
         '--value-size',
         String(o.valueSize),
         '--warmup-ms',
-        String(o.warmupMs),
+        String(o.zkWarmupMs),
         '--duration-ms',
         String(o.durationMs),
       ],
@@ -414,7 +425,7 @@ const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? '-' : `
 function printTable(o, r, meta) {
   const lines = [];
   lines.push(`zab vs raft vs ZooKeeper ${meta.zkVersion ?? '(not run)'}, ${meta.when}, commit ${meta.commit}`);
-  lines.push(`put/setData of ${o.valueSize}-byte values, 3 servers on 127.0.0.1, ${o.warmupMs / 1000} s warm-up + ${o.durationMs / 1000} s measured each`);
+  lines.push(`put/setData of ${o.valueSize}-byte values, 3 servers on 127.0.0.1, ${o.durationMs / 1000} s measured after a warm-up of ${o.warmupMs / 1000} s (ZooKeeper ${o.zkWarmupMs / 1000} s)`);
   lines.push(`load average before ${meta.loadBefore}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   lines.push('');
   const rows = [['in flight', 'system', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'notes']];
@@ -440,10 +451,15 @@ function printTable(o, r, meta) {
   }
   if (r.core !== undefined) {
     lines.push('');
-    lines.push(`pure core (core/testing runThroughputBench, 3 replicas in one process, ${o.coreEntries.toLocaleString('en-US')} entries of 256 B), committed entries/s:`);
-    lines.push(`  batch    raft         zab          zab/raft`);
+    lines.push(`pure core (core/testing runThroughputBench, 3 replicas in one process, ${o.coreEntries.toLocaleString('en-US')} entries of 256 B), committed entries/s,`);
+    lines.push(`best of ${o.coreRounds} alternating rounds (every round: raft / zab):`);
+    lines.push(`  batch  raft (best)  zab (best)   zab/raft  rounds`);
+    const best = (rounds, b) => Math.max(...rounds.map((x) => x[b]));
     for (const b of ['100', '1000', '4096']) {
-      lines.push(`  ${b.padEnd(7)}  ${fmt(r.core.raft[b]).padStart(11)}  ${fmt(r.core.zab[b]).padStart(11)}  ${ratio(r.core.zab[b], r.core.raft[b])}`);
+      const raft = best(r.core.raft, b);
+      const zab = best(r.core.zab, b);
+      const rounds = r.core.raft.map((x, i) => `${fmt(x[b])} / ${fmt(r.core.zab[i][b])}`).join(', ');
+      lines.push(`  ${b.padEnd(5)}  ${fmt(raft).padStart(11)}  ${fmt(zab).padStart(11)}  ${ratio(zab, raft).padStart(8)}  ${rounds}`);
     }
   }
   console.log(lines.join('\n'));
@@ -478,10 +494,13 @@ async function main() {
     for (const c of [64, 1]) log(`  ZooKeeper ${c} in flight: ${fmt(r.zookeeper[c].opsPerSec)} ops/s, p50 ${r.zookeeper[c].p50} ms, p99 ${r.zookeeper[c].p99} ms; ${r.zookeeper[c].note}`);
   }
   if (o.only.has('core')) {
-    r.core = {};
-    for (const protocol of ['raft', 'zab']) {
-      log(`pure core: ${protocol}`);
-      r.core[protocol] = await coreBench(o, protocol);
+    // Rounds alternate raft and zab, each in a fresh process; the table shows every round and the best.
+    r.core = { raft: [], zab: [] };
+    for (let round = 1; round <= o.coreRounds; round++) {
+      for (const protocol of ['raft', 'zab']) {
+        log(`pure core: ${protocol}, round ${round} of ${o.coreRounds}`);
+        r.core[protocol].push(await coreBench(o, protocol));
+      }
     }
   }
   printTable(o, r, meta);
