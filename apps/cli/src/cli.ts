@@ -248,7 +248,10 @@ export function createProgram(): Command {
       new Option('--warmup <time>', 'load to run first, not measured (lets the nodes reach steady state), e.g. 2s or 0').default(2_000, '2s').argParser(optionalDurationArg),
     )
     .addOption(new Option('--value-size <bytes>', 'value size').default(256).argParser(intArg('--value-size', 0, 1 << 20)))
-    .addOption(new Option('--op <op>', 'operation (txn: one compare and one put)').choices(['put', 'get', 'mixed', 'txn']).default('put'))
+    .addOption(
+      new Option('--op <op>', 'operation (txn: one compare and one put; lock: contenders loop acquire -> fenced write -> release on one mutex)').choices(['put', 'get', 'mixed', 'txn', 'lock']).default('put'),
+    )
+    .addOption(new Option('--contenders <n>', '--op lock: lock clients competing for the mutex, each with its own session').default(8).argParser(intArg('--contenders', 1, 256)))
     .option('--temp', 'always run against a temporary 3-node cluster')
     .addOption(new Option('--protocol <name>', 'consensus protocol of the temporary cluster (default raft)').choices(PROTOCOLS))
     .addOption(protocolOption())
@@ -262,6 +265,7 @@ export function createProgram(): Command {
         warmupMs: o.warmup,
         valueSize: o.valueSize,
         op: o.op,
+        contenders: o.contenders,
         temp: o.temp,
         json: o.json,
         protocol: o.protocol,

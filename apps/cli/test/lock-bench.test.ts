@@ -9,6 +9,9 @@ import { solo } from '@consensus-kit/core/testing';
 import { LockStateMachine, createLockService, type LockQuery, type LockQueryResult, type LockRequest, type LockResult } from '@consensus-kit/lock';
 import { tcpTransport } from '@consensus-kit/transport-tcp';
 import { consensusContenders, runLockLoop, type BenchContender } from '../src/lock-bench';
+import { cli, useSourceNodes, useStartedCluster } from './helpers';
+
+useSourceNodes();
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -83,5 +86,29 @@ describe('bench --op lock loop', () => {
     expect(r.fenced).toBe(false);
     expect(r.writes).toBeGreaterThan(0);
     expect(t).toBe(r.writes);
+  });
+});
+
+describe('consensus-cli bench --op lock', () => {
+  const dir = useStartedCluster();
+
+  it('runs 1 and 3 contenders against the started cluster: grants, handoff latency, per-client counts, no stale write', async () => {
+    for (const contenders of [1, 3]) {
+      const r = await cli('bench', '--dir', dir(), '--op', 'lock', '--contenders', String(contenders), '--duration', '700ms', '--warmup', '200ms', '--json');
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      const res = JSON.parse(r.out.trim().split('\n').at(-1) as string) as {
+        op: string; contenders: number; handoffs: number; handoffsPerSec: number; perClient: number[]; spread: number | null;
+        staleWrites: number; overlaps: number; fenced: boolean; handoffMs: { p50: number; p99: number };
+      };
+      expect(res).toMatchObject({ op: 'lock', contenders, staleWrites: 0, overlaps: 0, fenced: true });
+      expect(res.perClient).toHaveLength(contenders);
+      for (const n of res.perClient) expect(n).toBeGreaterThan(0);
+      expect(res.handoffs).toBe(res.perClient.reduce((a, b) => a + b, 0));
+      expect(res.spread).toBeGreaterThanOrEqual(1);
+      expect(0 < res.handoffMs.p50 && res.handoffMs.p50 <= res.handoffMs.p99).toBe(true);
+    }
+    const bad = await cli('bench', '--dir', dir(), '--op', 'lock', '--contenders', '0');
+    expect(bad.code).not.toBe(0);
   });
 });
