@@ -1,12 +1,12 @@
 /**
  * The command a user types to run this CLI, for the hints it prints ("Try: ... put hello world"). Installed, it
- * is `consensus-cli`; in a clone it runs through the root package's `cli` script (`pnpm start` builds and starts
- * a cluster, `pnpm cli ...` drives it, as the README's tour shows), and pnpm may itself run through npx. A hint
+ * is `consensus-cli`; in a clone it runs through the root package's `cli` script (`pnpm start` starts
+ * a cluster from the sources, `pnpm cli ...` drives it, as the README's tour shows), and pnpm may itself run through npx. A hint
  * naming `consensus-cli` there would send the user to a command their shell does not have.
  */
 export function invocation(env: NodeJS.ProcessEnv = process.env): string {
   const script = env.npm_lifecycle_event;
-  // `pnpm start` (the root package's build-and-start script) and `pnpm cli` are the two scripts that run it.
+  // `pnpm start` (the root package's start script) and `pnpm cli` are the two scripts that run it.
   if (script !== 'cli' && script !== 'start') return 'consensus-cli';
   const execPath = env.npm_execpath ?? '';
   if (/pnpm/.test(execPath)) return /[\\/]_npx[\\/]/.test(execPath) ? 'npx --yes pnpm@10 cli' : 'pnpm cli';
