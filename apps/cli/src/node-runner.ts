@@ -31,6 +31,7 @@ import { DEFAULT_LIMITS, tcpTransport, type TcpTransport, type TlsOptions } from
 import type { NodeSnapshot } from './backup';
 import type { NodeConfig, NodeTlsConfig } from './config';
 import { CliError } from './errors';
+import { LockWatchHub, isLockWatchRequest } from './lock-watch';
 import { createNodeMetrics } from './metrics';
 import { checkProtocolOptions, loadProtocol } from './protocols';
 
@@ -130,6 +131,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   // kv's clients send unrouted requests, which the primary machine answers: its service is the kv-only one.
   const kv = createKvService({ node: node as unknown as ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>, stateMachine });
   const lock = createLockService({ node, stateMachine: machines.lock, route: 'lock' });
+  const lockWatches = new LockWatchHub(node, machines.lock);
   const report = (): NodeReport => ({
     id: config.id,
     pid: process.pid,
@@ -152,7 +154,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     const t = (body as { t?: unknown } | null)?.t;
     if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest);
     // Lock requests are `lock.*`, kv's are `kv.*` (each service refuses any other type): one prefix, one service.
-    if (typeof t === 'string' && t.startsWith('lock.')) return lock(body, ctx);
+    if (typeof t === 'string' && t.startsWith('lock.')) return isLockWatchRequest(body) ? lockWatches.watch(body, ctx.subscription) : lock(body, ctx);
     const answer = kv(body, ctx);
     return t === 'kv.write' ? answer.then(countWrite, countFailedWrite) : answer;
   });
@@ -281,6 +283,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
       stopping ??= (async () => {
         health.stopping();
         lock.close();
+        lockWatches.close();
         await node.stop();
         await closeServer(http);
       })();
