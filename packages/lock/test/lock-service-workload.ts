@@ -20,11 +20,17 @@ import type {
   WorkloadHost,
   WorkloadInit,
 } from '@consensus-kit/sim';
-import type { LockCommand, LockEvent, LockResult } from '../src/commands';
+import type { LockCommand, LockEvent, LockMode, LockResult } from '../src/commands';
 import { LockStateMachine, type LockStateMachineOptions } from '../src/lock-state-machine';
 
-/** The lock all clients contend for. */
-const LOCK = 'm';
+/** The mutex, the read/write lock and the counting semaphore the clients contend for. */
+export const MUTEX = 'm';
+export const RWLOCK = 'rw';
+export const SEMAPHORE = 's';
+/** The semaphore's size. */
+export const SEM_PERMITS = 2;
+/** Which locks a run's clients take. */
+export type LockMix = 'mutex' | 'rw' | 'semaphore';
 
 /**
  * An upper bound on how much faster than the reference clock any replica's clock runs in the schedules this
@@ -41,6 +47,12 @@ const TIME_ENTRY_SLACK_TICKS = 8.2;
 
 type Envelope = { t: [term: number, clockMs: number] } | { L: [client: number, seq: number]; cmd: LockCommand };
 
+/** The lock and mode of a request, as the acquire in the log asked for it. */
+interface Target {
+  lock: string;
+  mode: LockMode;
+}
+
 /** What a replica hands the workload for each applied entry. */
 export interface Applied {
   replica: LockReplica;
@@ -49,6 +61,8 @@ export interface Applied {
   /** The command's result, or `{ error: code }`. */
   out?: { ok: LockResult } | { error: string };
   time?: boolean;
+  /** A time entry's term and the proposing leader's clock reading (ms). */
+  clock?: [term: number, clockMs: number];
 }
 
 /** One replica's state machine: the real `LockStateMachine`, its time fed by the simulator's time entries. */
@@ -68,7 +82,7 @@ export class LockReplica implements SimStateMachine {
     if (typeof msg !== 'object' || msg === null) return undefined;
     if ('t' in msg) {
       const r = this.run(entry, this.sm.timeCommand(msg.t[0], msg.t[1]).cmd);
-      return { replica: this, now: this.sm.now, out: r, time: true };
+      return { replica: this, now: this.sm.now, out: r, time: true, clock: [msg.t[0], msg.t[1]] };
     }
     if ('L' in msg) return { replica: this, now: this.sm.now, out: this.run(entry, msg.cmd) };
     return undefined;
@@ -116,6 +130,57 @@ export class SimFencedResource {
   }
 }
 
+/**
+ * The resource a read/write lock guards: readers read, writers write, each with the token of its hold. A read is
+ * refused below the highest write token accepted (a writer came after its hold); a write is refused below the
+ * highest token of any accepted read or write (a reader or writer came after it). Readers never fence each other:
+ * they hold together, each with its own token.
+ */
+export class SimRwResource {
+  highestWrite = 0;
+  highest = 0;
+  read(token: number): boolean {
+    if (token < this.highestWrite) return false;
+    this.highest = Math.max(this.highest, token);
+    return true;
+  }
+  write(token: number): boolean {
+    if (token < this.highest) return false;
+    this.highest = token;
+    this.highestWrite = token;
+    return true;
+  }
+}
+
+/**
+ * The resource a semaphore of `permits` guards. Fencing by count, not per permit: the state machine grants
+ * permits without numbering them (a hold's token is the log index of its grant, as for a mutex), so a resource
+ * cannot tell which permit a writer holds; it can count. Tokens grow with the log, and at most `permits` holds
+ * are live at any entry, so a write whose token has `permits` higher tokens accepted before it comes from a hold
+ * that `permits` later holds have overtaken: it is refused. Among the writes it accepts, at most `permits` holds
+ * are ever active at once at the resource (the checker's count check). The price: a live holder overtaken by
+ * `permits` short-lived later holders is refused too (safe, not live); numbered permits would avoid that.
+ */
+export class SimCountResource {
+  /** The `permits` highest distinct tokens accepted, ascending. */
+  readonly top: number[] = [];
+  constructor(readonly permits: number) {}
+  write(token: number): boolean {
+    if (this.top.includes(token)) return true;
+    if (this.top.length >= this.permits && token < (this.top[0] as number)) return false;
+    this.top.push(token);
+    this.top.sort((a, b) => a - b);
+    if (this.top.length > this.permits) this.top.shift();
+    return true;
+  }
+}
+
+/** What holders write to (a reader reads, when the store tells reads apart). */
+export interface FencedStore {
+  write(token: number): boolean;
+  read?(token: number): boolean;
+}
+
 export interface LockServiceWorkloadOptions {
   /** Contending clients. Default 4. */
   clients?: number;
@@ -123,13 +188,18 @@ export interface LockServiceWorkloadOptions {
   ttlMs?: number;
   /** The state machine's lock-delay, ms (the test checks it against `lockDelayMs` of the replicas). Default 400. */
   lockDelayMs?: number;
-  /** A resource that fences nothing (a mutant of the checker's own subject). */
-  resource?: () => SimFencedResource;
+  /** The resources' stand-in (a mutant of the checker's own subject: one that fences nothing), for every lock. */
+  resource?: () => FencedStore;
+  /** Locks the clients take (default all three: the mutex, the read/write lock with downgrades, the semaphore). */
+  locks?: LockMix[];
 }
 
 /** One write to the resource. */
 interface Write {
   client: number;
+  lock: string;
+  /** A reader's access is a read; everyone else writes. */
+  read: boolean;
   session: number;
   req: number;
   token: number;
@@ -140,6 +210,8 @@ interface Write {
 
 /** One grant as the log made it (from the first replica that applied it). */
 interface LogGrant {
+  lock: string;
+  mode: LockMode;
   session: number;
   req: number;
   token: number;
@@ -166,6 +238,10 @@ interface PendingOp {
 interface Holding {
   req: number;
   token: number;
+  lock: string;
+  mode: LockMode;
+  /** A writer downgrading: the request id of its read acquire, in flight. */
+  downgradeReq?: number;
   learnedAt: number;
   lastIssue?: number;
   writesLeft: number;
@@ -182,7 +258,7 @@ interface Client {
   deadline: number;
   nextReq: number;
   /** The acquire in progress (waiting for a grant). */
-  waiting?: { req: number; since: number };
+  waiting?: { req: number; since: number; lock: string; mode: LockMode };
   holding?: Holding;
   /** Ops in flight, by seq. */
   ops: Map<number, PendingOp>;
@@ -208,6 +284,33 @@ type Token = { lk: true; client: number; seq: number };
 
 const isMine = (x: unknown): boolean => typeof x === 'object' && x !== null && 'lk' in x;
 
+/** What one run exercised. */
+export interface LockRunSummary {
+  grants: number;
+  mutexGrants: number;
+  readGrants: number;
+  writeGrants: number;
+  semaphoreGrants: number;
+  /** Read grants made while another session held the read side. */
+  readersTogether: number;
+  /** Semaphore grants that took the last free permit. */
+  permitsFull: number;
+  /** Writers that took the read side and released the write side. */
+  downgrades: number;
+  writes: number;
+  accepted: number;
+  refused: number;
+  /** Client faults: kill -9, SIGSTOP, cut off from the cluster; waiters that gave up. */
+  kills: number;
+  pauses: number;
+  aborts: number;
+  expiries: number;
+  isolations: number;
+  /** Terms (of 10 time entries or more) whose leader's clock fed replicated time at least 10% fast, or slow. */
+  fastTerms: number;
+  slowTerms: number;
+}
+
 export class LockServiceWorkload implements Workload<ClientOp> {
   readonly timeoutTicks = 40;
   private host!: WorkloadHost;
@@ -215,7 +318,17 @@ export class LockServiceWorkload implements Workload<ClientOp> {
   private readonly clients: Client[] = [];
   private readonly ops: ClientOp[] = [];
   readonly writes: Write[] = [];
-  private readonly resource: SimFencedResource;
+  /** The resource each lock guards. */
+  private readonly resources: Map<string, FencedStore>;
+  private readonly mix: LockMix[];
+  /** Lock and mode of each request, from its acquire entry in the log, by `${session}:${req}`. */
+  private readonly targets = new Map<string, Target>();
+  /** Requests as the log left them (first replica to apply each entry), by `${session}:${req}`. */
+  private readonly requests = new Map<string, 'waiting' | 'held'>();
+  /** Sessions the log expired. */
+  private readonly expiredSessions = new Set<number>();
+  /** Per term: the first and the last time entry applied (leader clock ms, reference µs at application). */
+  private readonly termClocks = new Map<number, { first: [number, number]; last: [number, number]; entries: number }>();
   readonly ttl: number;
   readonly lockDelay: number;
   /** Grants by log index of the grant, then by `${session}:${req}`. */
@@ -224,18 +337,24 @@ export class LockServiceWorkload implements Workload<ClientOp> {
   private readonly decided = new Map<number, string>();
   /** Log indexes already processed for the log-level records (the first replica to apply each). */
   private readonly enqueued = new Map<string, number>();
-  private readonly expiriesAt: { index: number; now: number }[] = [];
+  private readonly expiriesAt: { lock: string; index: number; now: number }[] = [];
   private readonly replicas = new Map<NodeId, LockReplica>();
   /** Per session: invocation times (µs) of the open and keepalives its client saw acknowledged, and when a replica first expired it. */
   readonly sessionLife = new Map<number, { ttl: number; acked: number[]; expiredAt?: number }>();
   private problem: string | undefined;
-  private counts = { ops: 0, ok: 0, indeterminate: 0, kills: 0, pauses: 0, aborts: 0, isolations: 0 };
+  private counts = { ops: 0, ok: 0, indeterminate: 0, kills: 0, pauses: 0, aborts: 0, isolations: 0, downgrades: 0 };
 
   constructor(o: LockServiceWorkloadOptions, init: WorkloadInit) {
     this.nodes = init.nodes;
     this.ttl = o.ttlMs ?? 500;
     this.lockDelay = o.lockDelayMs ?? 400;
-    this.resource = o.resource?.() ?? new SimFencedResource();
+    this.resources = new Map<string, FencedStore>([
+      [MUTEX, o.resource?.() ?? new SimFencedResource()],
+      [RWLOCK, o.resource?.() ?? new SimRwResource()],
+      [SEMAPHORE, o.resource?.() ?? new SimCountResource(SEM_PERMITS)],
+    ]);
+    this.mix = o.locks ?? ['mutex', 'rw', 'semaphore'];
+    if (this.mix.length === 0) throw new Error('locks: at least one lock kind');
     const rng = init.rng.fork('lock-service');
     for (let c = 0; c < (o.clients ?? 4); c++) {
       const r = rng.fork(`client:${c}`);
@@ -370,21 +489,60 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     }
     this.decided.set(entry.index, described);
     const out = a.out !== undefined && 'ok' in a.out ? a.out.ok : undefined;
-    // The entry that queued a request is the first to answer `waiting` (a retry answers it again later).
-    if (out?.op === 'acquire' && out.status === 'waiting' && !this.enqueued.has(`${unpackSession(entry)}:${out.req}`)) this.enqueued.set(`${unpackSession(entry)}:${out.req}`, entry.index);
+    if (a.clock !== undefined) {
+      // Replicated time as each term's leader fed it: its clock against the reference clock (drift shows here).
+      const [term, ms] = a.clock;
+      const tc = this.termClocks.get(term);
+      if (tc === undefined) this.termClocks.set(term, { first: [ms, this.host.now()], last: [ms, this.host.now()], entries: 1 });
+      else {
+        tc.last = [ms, this.host.now()];
+        tc.entries++;
+      }
+    }
+    const cmd = a.time === true ? undefined : (unpack(entry.data) as { cmd?: LockCommand }).cmd;
+    if (cmd?.op === 'acquire' && out?.op === 'acquire') {
+      const key = `${cmd.session}:${cmd.req}`;
+      if (!this.targets.has(key)) this.targets.set(key, { lock: cmd.name, mode: cmd.mode });
+      // The entry that queued a request is the first to answer `waiting` (a retry answers it again later).
+      if (out.status === 'waiting' && !this.enqueued.has(key)) {
+        this.enqueued.set(key, entry.index);
+        this.requests.set(key, 'waiting');
+      }
+    }
+    if (cmd?.op === 'release' && out?.op === 'release' && out.released !== 'none') this.requests.delete(`${cmd.session}:${cmd.req}`);
+    const expiring: number[] = [];
     for (const e of events) {
       if (e.type === 'granted') {
         const key = `${e.session}:${e.req}`;
-        const g: LogGrant = { session: e.session, req: e.req, token: e.token, index: entry.index, now: a.now };
+        if (this.expiredSessions.has(e.session) && this.problem === undefined) this.problem = `entry ${entry.index} granted ${e.name} to session ${e.session}, which expired before`;
+        // The mode the client asked for (a state machine that answers another one is judged by the request).
+        const g: LogGrant = { lock: e.name, mode: this.targets.get(key)?.mode ?? e.mode, session: e.session, req: e.req, token: e.token, index: entry.index, now: a.now };
         const q = this.enqueued.get(key);
         if (q !== undefined) g.queuedAt = q;
         if (!this.grants.has(key)) this.grants.set(key, g);
+        this.requests.set(key, 'held');
       } else if (e.type === 'expired') {
         const life = this.sessionLife.get(e.session);
         if (life !== undefined && life.expiredAt === undefined) life.expiredAt = this.host.now();
+        this.expiredSessions.add(e.session);
+        expiring.push(e.session);
       } else if (e.type === 'lost' || e.type === 'released') {
-        for (const g of this.grants.values()) if (g.session === e.session && g.token === e.token && g.endedAt === undefined) g.endedAt = entry.index;
-        if (e.type === 'lost') this.expiriesAt.push({ index: entry.index, now: a.now });
+        for (const g of this.grants.values()) if (g.session === e.session && g.token === e.token && g.lock === e.name && g.endedAt === undefined) g.endedAt = entry.index;
+        if (e.type === 'lost') {
+          this.expiriesAt.push({ lock: e.name, index: entry.index, now: a.now });
+          this.requests.delete(`${e.session}:${e.req}`);
+        }
+      } else if (e.type === 'failed') this.requests.delete(`${e.session}:${e.req}`);
+    }
+    if (cmd?.op === 'close' && out?.op === 'close') expiring.push(-cmd.session);
+    // A session's end (expiry, or a clean close) ends every request of it in the same entry: each waiter failed
+    // (or dropped), each hold lost (or released). One left waiting would be granted to nobody, or to a dead session.
+    for (const sid of expiring) {
+      const session = Math.abs(sid);
+      for (const [key, state] of this.requests) {
+        if (!key.startsWith(`${session}:`)) continue;
+        if (sid > 0 && this.problem === undefined) this.problem = `session ${session} expired at entry ${entry.index}, but its request ${key.slice(key.indexOf(':') + 1)} (${state}) was not ${state === 'waiting' ? 'failed' : 'lost'}`;
+        this.requests.delete(key);
       }
     }
   }
@@ -406,8 +564,10 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     }
     if (c.waiting !== undefined || c.holding !== undefined) return;
     const req = c.nextReq++;
-    c.waiting = { req, since: now };
-    this.send(c, { op: 'acquire', session: c.session, name: LOCK, mode: 'mutex', req });
+    const kind = c.rng.pick(this.mix);
+    const target: Target = kind === 'mutex' ? { lock: MUTEX, mode: 'mutex' } : kind === 'semaphore' ? { lock: SEMAPHORE, mode: 'semaphore' } : { lock: RWLOCK, mode: c.rng.chance(0.5) ? 'read' : 'write' };
+    c.waiting = { req, since: now, ...target };
+    this.send(c, acquireCommand(c.session, req, target));
   }
 
   private send(c: Client, cmd: LockCommand): void {
@@ -436,7 +596,7 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     const cmd = op.cmd;
     if (cmd.op === 'open') return this.at(0, { lk: 'step', client: c.id, gen: c.generation });
     if (c.session === undefined || !('session' in cmd) || cmd.session !== c.session) return;
-    if (cmd.op === 'acquire' && c.waiting?.req === cmd.req) return this.send(c, cmd);
+    if (cmd.op === 'acquire' && (c.waiting?.req === cmd.req || c.holding?.downgradeReq === cmd.req)) return this.send(c, cmd);
     if (cmd.op === 'release') return this.send(c, cmd);
   }
 
@@ -466,7 +626,7 @@ export class LockServiceWorkload implements Workload<ClientOp> {
         if (r.session === c.session) c.deadline = Math.max(c.deadline, p.invoke + r.ttl * this.ms);
         return;
       case 'acquire':
-        if (r.status === 'granted' && c.waiting?.req === r.req) this.granted(c, r.req, r.token);
+        if (r.status === 'granted') this.onGrant(c, r.req, r.token);
         else if (r.status === 'waiting' && c.waiting?.req === r.req) {
           // Give up after a while: the abort path must take the waiter out of the queue.
           const req = r.req;
@@ -488,7 +648,7 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     if (c.session === undefined) return;
     for (const e of events) {
       if (e.session !== c.session) continue;
-      if (e.type === 'granted' && c.waiting?.req === e.req) this.granted(c, e.req, e.token);
+      if (e.type === 'granted') this.onGrant(c, e.req, e.token);
       else if (e.type === 'lost' || e.type === 'failed' || e.type === 'expired') return this.lose(c, `pushed ${e.type}`);
     }
   }
@@ -502,11 +662,25 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     if (s?.status === 'granted') this.granted(c, c.waiting.req, s.token as number);
   }
 
+  /** A grant the client heard of (its answer or a push): its wait is over, or its downgrade's read side came. */
+  private onGrant(c: Client, req: number, token: number): void {
+    if (c.waiting?.req === req) return this.granted(c, req, token);
+    const h = c.holding;
+    if (h?.downgradeReq !== req || c.session === undefined || this.host.now() < c.pausedUntil || !this.believes(c)) return;
+    // Downgrade (Curator's InterProcessReadWriteLock): holding the read side too, it releases the write side
+    // and goes on as a reader under the read hold's own token.
+    this.send(c, { op: 'release', session: c.session, req: h.req });
+    c.holding = { req, token, lock: h.lock, mode: 'read', learnedAt: this.host.now(), writesLeft: c.rng.int(1, 6) };
+    this.counts.downgrades++;
+    this.at(c.rng.int(1, 4) * this.host.tickUs, { lk: 'write', client: c.id, gen: c.generation, req });
+  }
+
   private granted(c: Client, req: number, token: number): void {
     const now = this.host.now();
     if (now < c.pausedUntil || !this.believes(c)) return;
+    const w = c.waiting as NonNullable<Client['waiting']>;
     c.waiting = undefined;
-    c.holding = { req, token, learnedAt: now, writesLeft: c.rng.int(1, 10) };
+    c.holding = { req, token, lock: w.lock, mode: w.mode, learnedAt: now, writesLeft: c.rng.int(1, 10) };
     this.writeStep(c, req);
   }
 
@@ -543,9 +717,17 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     }
     if (h.writesLeft <= 0) {
       c.holding = undefined;
+      // A downgrade still in flight is given up too (release is idempotent by request id: an acquire that
+      // reaches the log after its release answers `done`).
+      if (h.downgradeReq !== undefined) this.send(c, { op: 'release', session: c.session, req: h.downgradeReq });
       return this.send(c, { op: 'release', session: c.session, req });
     }
     h.writesLeft--;
+    if (h.mode === 'write' && h.downgradeReq === undefined && c.rng.chance(0.15)) {
+      // Start a downgrade: take the read side (reentrant: granted at once, ahead of any queue).
+      h.downgradeReq = c.nextReq++;
+      this.send(c, { op: 'acquire', session: c.session, name: h.lock, mode: 'read', req: h.downgradeReq });
+    }
     // Mostly quick; sometimes a write is delayed in the network (the case fencing is for).
     this.issue(c, h, c.rng.chance(0.1) ? c.rng.int(1, this.ttl) * this.ms : c.rng.int(0, 2 * this.host.tickUs));
     this.at(c.rng.int(2, 8) * this.host.tickUs, { lk: 'write', client: c.id, gen: c.generation, req });
@@ -554,14 +736,15 @@ export class LockServiceWorkload implements Workload<ClientOp> {
   private issue(c: Client, h: Holding, delay: number): void {
     const now = this.host.now();
     h.lastIssue = now;
-    this.writes.push({ client: c.id, session: c.session as number, req: h.req, token: h.token, issued: now });
+    this.writes.push({ client: c.id, lock: h.lock, read: h.mode === 'read', session: c.session as number, req: h.req, token: h.token, issued: now });
     this.at(delay, { lk: 'land', write: this.writes.length - 1 });
   }
 
   private land(i: number): void {
     const w = this.writes[i] as Write;
     w.landed = this.host.now();
-    w.accepted = this.resource.write(w.token);
+    const r = this.resources.get(w.lock) as FencedStore;
+    w.accepted = w.read && r.read !== undefined ? r.read(w.token) : r.write(w.token);
   }
 
   /** kill -9: the client stops at once, holding what it holds; a new incarnation starts later with a new session. */
@@ -590,54 +773,9 @@ export class LockServiceWorkload implements Workload<ClientOp> {
   /** What the checks found, or undefined. */
   check(): string | undefined {
     if (this.problem !== undefined) return this.problem;
-    const grants = [...this.grants.values()].sort((a, b) => a.index - b.index);
-    // 1. The log: one holder at a time, tokens strictly increasing from one holder to the next.
-    for (let i = 1; i < grants.length; i++) {
-      const prev = grants[i - 1] as LogGrant;
-      const g = grants[i] as LogGrant;
-      if (prev.endedAt === undefined || prev.endedAt > g.index) return `two holders at once in the log: ${describeGrant(prev)} still held when ${describeGrant(g)} was granted`;
-      if (g.token <= prev.token) return `fencing token not increasing: ${describeGrant(g)} after ${describeGrant(prev)}`;
-    }
-    // 2. Fairness: waiters are granted in the order of the entries that queued them.
-    const queued = grants.filter((g) => g.queuedAt !== undefined);
-    for (let i = 1; i < queued.length; i++) {
-      const a = queued[i - 1] as LogGrant;
-      const b = queued[i] as LogGrant;
-      if ((b.queuedAt as number) < (a.queuedAt as number)) return `FIFO broken: ${describeGrant(b)} (queued at ${b.queuedAt}) granted after ${describeGrant(a)} (queued at ${a.queuedAt})`;
-    }
-    // 3. Lock-delay: after an expiry took the lock, no grant for lockDelay ms of replicated time.
-    for (const x of this.expiriesAt) {
-      const next = grants.find((g) => g.index >= x.index);
-      if (next !== undefined && next.now < x.now + this.lockDelay) return `lock-delay broken: the lock was lost by expiry at entry ${x.index} (time ${x.now} ms) and granted at entry ${next.index} (time ${next.now} ms)`;
-    }
-    // 4. The resource: accepted writes never interleave between grants, and never go back to an earlier grant.
-    const accepted = this.writes.filter((w) => w.accepted === true).sort((a, b) => (a.landed as number) - (b.landed as number));
-    let last: LogGrant | undefined;
-    const closed = new Set<LogGrant>();
-    for (const w of accepted) {
-      const g = this.grants.get(`${w.session}:${w.req}`);
-      if (g === undefined) return `a write with token ${w.token} by client c${w.client} was accepted, but the log never granted session ${w.session} request ${w.req}`;
-      if (last !== undefined && g !== last) {
-        if (closed.has(g)) return `overlapping fenced writes: client c${w.client}'s write with token ${w.token} (${describeGrant(g)}) was accepted at ${w.landed} µs after writes of ${describeGrant(last)}`;
-        if (g.index < last.index) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after a write of the later ${describeGrant(last)}`;
-        closed.add(last);
-      }
-      last = g;
-    }
-    // 5. Holders in time (no fencing): a client believes it holds from the push of its grant to its last write;
-    // lock-delay and the client's own TTL deadline keep those intervals apart.
-    const spans = this.writes.reduce((m, w) => {
-      const k = `${w.session}:${w.req}`;
-      const s = m.get(k);
-      if (s === undefined) m.set(k, { from: w.issued, to: w.issued, client: w.client });
-      else s.to = Math.max(s.to, w.issued);
-      return m;
-    }, new Map<string, { from: number; to: number; client: number }>());
-    const list = [...spans.entries()].sort((a, b) => a[1].from - b[1].from);
-    for (let i = 1; i < list.length; i++) {
-      const [ka, a] = list[i - 1] as [string, { from: number; to: number; client: number }];
-      const [kb, b] = list[i] as [string, { from: number; to: number; client: number }];
-      if (b.from <= a.to) return `holders overlapping in time: c${a.client} (${ka}) wrote until ${a.to} µs, c${b.client} (${kb}) from ${b.from} µs`;
+    for (const lock of [MUTEX, RWLOCK, SEMAPHORE]) {
+      const p = this.checkLock(lock);
+      if (p !== undefined) return p;
     }
     // 6. No session expired sooner than its TTL of the fastest clock after the invocation of an open or keepalive
     // its client saw acknowledged (less one time-entry interval: the renewal counts from the time entry before
@@ -662,28 +800,199 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     return undefined;
   }
 
-  summary(): { grants: number; writes: number; accepted: number; refused: number; kills: number; pauses: number; aborts: number; expiries: number; isolations: number } {
-    const accepted = this.writes.filter((w) => w.accepted === true).length;
+  /** Checks 1-5 for one lock: the log's grants, fairness, lock-delay, the resource, holders in time. */
+  private checkLock(lock: string): string | undefined {
+    const permits = lock === SEMAPHORE ? SEM_PERMITS : 1;
+    const grants = [...this.grants.values()].filter((g) => g.lock === lock).sort((a, b) => a.index - b.index);
+    const end = (g: LogGrant) => g.endedAt ?? Number.POSITIVE_INFINITY;
+    const holdsAt = (session: number, index: number) => grants.some((h) => h.session === session && h.index < index && end(h) > index);
+    // 1. The log. Tokens of new holds grow with the entry of the grant (readers granted together by one entry
+    // share it; a session that already holds the lock may reenter it under the token it has).
+    const fresh = grants.filter((g) => !holdsAt(g.session, g.index));
+    for (let i = 1; i < fresh.length; i++) {
+      const prev = fresh[i - 1] as LogGrant;
+      const g = fresh[i] as LogGrant;
+      if (g.index > prev.index && g.token <= prev.token) return `fencing token not increasing: ${describeGrant(g)} after ${describeGrant(prev)}`;
+    }
+    // Exclusion: a mutex or a writer has no other session beside it; a semaphore has at most `permits` holds.
+    for (let i = 0; i < grants.length; i++) {
+      const g = grants[i] as LogGrant;
+      if (g.mode === 'semaphore') {
+        const live = grants.filter((h) => h.index <= g.index && end(h) > g.index);
+        if (live.length > permits) return `${live.length} holders of the ${permits}-permit semaphore at once in the log at entry ${g.index}: ${live.map(describeGrant).join('; ')}`;
+        continue;
+      }
+      const exclusive = g.mode === 'mutex' || g.mode === 'write';
+      for (let j = i + 1; j < grants.length; j++) {
+        const h = grants[j] as LogGrant;
+        if (h.index >= end(g)) continue;
+        if (h.session === g.session && g.mode !== 'mutex') continue; // a downgrade: the writer takes the read side
+        if (exclusive || h.mode === 'write' || h.mode === 'mutex') return `two holders at once in the log: ${describeGrant(g)} still held when ${describeGrant(h)} was granted`;
+      }
+    }
+    // 2. Fairness: waiters are granted in the order of the entries that queued them (each lock its own queue).
+    const queued = grants.filter((g) => g.queuedAt !== undefined);
+    for (let i = 1; i < queued.length; i++) {
+      const a = queued[i - 1] as LogGrant;
+      const b = queued[i] as LogGrant;
+      if ((b.queuedAt as number) < (a.queuedAt as number)) return `FIFO broken: ${describeGrant(b)} (queued at ${b.queuedAt}) granted after ${describeGrant(a)} (queued at ${a.queuedAt})`;
+    }
+    // 3. Lock-delay: after an expiry took a hold of the lock, no grant for lockDelay ms of replicated time (but a
+    // session that holds the lock may take it again: a downgrade's read side).
+    for (const x of this.expiriesAt) {
+      if (x.lock !== lock) continue;
+      const next = grants.find((g) => g.index >= x.index && !holdsAt(g.session, g.index));
+      if (next !== undefined && next.now < x.now + this.lockDelay) return `lock-delay broken: ${lock} was lost by expiry at entry ${x.index} (time ${x.now} ms) and granted at entry ${next.index} (time ${next.now} ms)`;
+    }
+    // 4. The resource.
+    const accepted = this.writes.filter((w) => w.lock === lock && w.accepted === true).sort((a, b) => (a.landed as number) - (b.landed as number));
+    const grantOf: LogGrant[] = [];
+    for (const w of accepted) {
+      const g = this.grants.get(`${w.session}:${w.req}`);
+      if (g === undefined) return `a write with token ${w.token} by client c${w.client} was accepted, but the log never granted session ${w.session} request ${w.req}`;
+      grantOf.push(g);
+    }
+    const problem = lock === SEMAPHORE ? checkCountedResource(accepted, grantOf, permits) : checkExclusiveResource(accepted, grantOf);
+    if (problem !== undefined) return problem;
+    // 5. Holders in time (no fencing): a client believes it holds from the push of its grant to its last write;
+    // lock-delay and the client's own TTL deadline keep those intervals apart (a semaphore: at most `permits`).
+    const spans = new Map<string, Span>();
+    for (const w of this.writes) {
+      if (w.lock !== lock) continue;
+      const k = `${w.session}:${w.req}`;
+      const s = spans.get(k);
+      if (s === undefined) spans.set(k, { key: k, from: w.issued, to: w.issued, client: w.client, session: w.session, shared: w.read || lock === SEMAPHORE });
+      else s.to = Math.max(s.to, w.issued);
+    }
+    return checkSpans([...spans.values()].sort((a, b) => a.from - b.from), permits);
+  }
+
+  /** What the run exercised (the tests require each to happen across a few seeds). */
+  summary(): LockRunSummary {
+    const grants = [...this.grants.values()];
+    const end = (g: LogGrant) => g.endedAt ?? Number.POSITIVE_INFINITY;
+    const together = (mode: LockMode, n: number) => grants.filter((g) => g.mode === mode && grants.filter((h) => h.mode === mode && h.session !== g.session && h.index <= g.index && end(h) > g.index).length + 1 >= n).length;
+    let fastTerms = 0;
+    let slowTerms = 0;
+    for (const tc of this.termClocks.values()) {
+      const refMs = (tc.last[1] - tc.first[1]) / this.ms;
+      if (tc.entries < 10 || refMs <= 0) continue;
+      const rate = (tc.last[0] - tc.first[0]) / refMs;
+      if (rate >= 1.1) fastTerms++;
+      else if (rate <= 0.9) slowTerms++;
+    }
     return {
-      grants: this.grants.size,
+      grants: grants.length,
+      mutexGrants: grants.filter((g) => g.mode === 'mutex').length,
+      readGrants: grants.filter((g) => g.mode === 'read').length,
+      writeGrants: grants.filter((g) => g.mode === 'write').length,
+      semaphoreGrants: grants.filter((g) => g.mode === 'semaphore').length,
+      readersTogether: together('read', 2),
+      permitsFull: together('semaphore', SEM_PERMITS),
+      downgrades: this.counts.downgrades,
       writes: this.writes.length,
-      accepted,
+      accepted: this.writes.filter((w) => w.accepted === true).length,
       refused: this.writes.filter((w) => w.accepted === false).length,
       kills: this.counts.kills,
       pauses: this.counts.pauses,
       aborts: this.counts.aborts,
-      expiries: this.expiriesAt.length, isolations: this.counts.isolations,
+      expiries: this.expiriesAt.length,
+      isolations: this.counts.isolations,
+      fastTerms,
+      slowTerms,
     };
   }
 }
 
-function unpackSession(entry: LogEntry): number {
-  const msg = unpack(entry.data) as { cmd?: { session?: number } };
-  return msg.cmd?.session ?? 0;
+function acquireCommand(session: number, req: number, t: Target): LockCommand {
+  return t.mode === 'semaphore' ? { op: 'acquire', session, name: t.lock, mode: t.mode, req, permits: SEM_PERMITS } : { op: 'acquire', session, name: t.lock, mode: t.mode, req };
+}
+
+interface Span {
+  key: string;
+  from: number;
+  to: number;
+  client: number;
+  session: number;
+  /** A reader's or a semaphore holder's: others like it may run beside it. */
+  shared: boolean;
+}
+
+/**
+ * Accepted writes of a mutex or a read/write lock, in landing order, with their grants: a write hold's accepted
+ * accesses form a run no other session's accepted access lands inside (overlap), and no access is accepted after
+ * an accepted write of a later grant, nor a write after an accepted read of a later grant (stale token).
+ */
+function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): string | undefined {
+  let laterWrite: LogGrant | undefined;
+  let laterAny: LogGrant | undefined;
+  const last = new Map<LogGrant, number>();
+  for (let i = 0; i < accepted.length; i++) last.set(grantOf[i] as LogGrant, i);
+  let open: { g: LogGrant; until: number } | undefined;
+  for (let i = 0; i < accepted.length; i++) {
+    const w = accepted[i] as Write;
+    const g = grantOf[i] as LogGrant;
+    if (open !== undefined && i > open.until) open = undefined;
+    if (open !== undefined && open.g.session !== g.session) return `overlapping fenced writes: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} (${describeGrant(g)}) was accepted at ${w.landed} µs among the writes of ${describeGrant(open.g)}`;
+    if (!w.read && (open === undefined || (last.get(g) as number) > open.until)) open = { g, until: last.get(g) as number };
+    if (laterWrite !== undefined && laterWrite.index > g.index) return `stale-token write accepted: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after a write of the later ${describeGrant(laterWrite)}`;
+    if (!w.read && laterAny !== undefined && laterAny.index > g.index) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after an access of the later ${describeGrant(laterAny)}`;
+    if (!w.read && (laterWrite === undefined || g.index > laterWrite.index)) laterWrite = g;
+    if (laterAny === undefined || g.index > laterAny.index) laterAny = g;
+  }
+  return undefined;
+}
+
+/**
+ * Accepted writes of a semaphore of `permits`, in landing order: at most `permits` holds active at the resource at
+ * once (a hold is active from its first accepted write to its last), and no write accepted after writes of
+ * `permits` later grants (the count-fencing rule of `SimCountResource`: such a hold has been overtaken).
+ */
+function checkCountedResource(accepted: Write[], grantOf: LogGrant[], permits: number): string | undefined {
+  const first = new Map<LogGrant, number>();
+  const last = new Map<LogGrant, number>();
+  grantOf.forEach((g, i) => {
+    if (!first.has(g)) first.set(g, i);
+    last.set(g, i);
+  });
+  const seen = new Set<LogGrant>();
+  for (let i = 0; i < accepted.length; i++) {
+    const w = accepted[i] as Write;
+    const g = grantOf[i] as LogGrant;
+    const active = [...first.keys()].filter((h) => (first.get(h) as number) <= i && (last.get(h) as number) >= i);
+    if (active.length > permits) return `overlapping fenced writes: ${active.length} holds of the ${permits}-permit semaphore active at the resource at ${w.landed} µs: ${active.map(describeGrant).join('; ')}`;
+    const later = [...seen].filter((h) => h.index > g.index);
+    if (later.length >= permits) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after writes of ${later.length} later grants of the ${permits}-permit semaphore`;
+    seen.add(g);
+  }
+  return undefined;
+}
+
+/** Holders in time: an exclusive span overlaps no other session's span; at most `permits` shared spans at once. */
+function checkSpans(list: Span[], permits: number): string | undefined {
+  for (let i = 0; i < list.length; i++) {
+    const a = list[i] as Span;
+    const beside: Span[] = [];
+    for (let j = i + 1; j < list.length; j++) {
+      const b = list[j] as Span;
+      if (b.from > a.to) break;
+      if (b.session === a.session) continue;
+      if (!a.shared || !b.shared) return `holders overlapping in time: c${a.client} (${a.key}) wrote until ${a.to} µs, c${b.client} (${b.key}) from ${b.from} µs`;
+      beside.push(b);
+    }
+    if (permits > 1) {
+      // Shared spans starting within `a`: at each start, count those still running (with `a`).
+      for (const b of beside) {
+        const running = 1 + beside.filter((x) => x.from <= b.from && x.to >= b.from).length;
+        if (running > permits) return `holders overlapping in time: ${running} holders of ${permits} permits at ${b.from} µs (c${a.client} ${a.key} among them)`;
+      }
+    }
+  }
+  return undefined;
 }
 
 function describeGrant(g: LogGrant): string {
-  return `grant of session ${g.session} request ${g.req} (token ${g.token}, entry ${g.index}${g.endedAt === undefined ? ', never ended' : `, ended at ${g.endedAt}`})`;
+  return `grant of ${g.lock} (${g.mode}) to session ${g.session} request ${g.req} (token ${g.token}, entry ${g.index}${g.endedAt === undefined ? ', never ended' : `, ended at ${g.endedAt}`})`;
 }
 
 /** Simulate options for the lock service: the workload, the replicas' state machine and the mutual-exclusion checker. */

@@ -1,17 +1,23 @@
-import { describe, expect, it } from 'vitest';
-import type { LogEntry } from '@consensus-kit/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { AnyProtocolModule, LogEntry } from '@consensus-kit/core';
 import { paxos } from '@consensus-kit/paxos';
 import { raft } from '@consensus-kit/raft';
-import { simulate, type ClientOp, type SimResult } from '@consensus-kit/sim';
+import { resolveProtocol, simulate, type ClientOp, type SimResult } from '@consensus-kit/sim';
 import type { LockCommand, LockResult } from '../src/commands';
 import type { LockStateMachineOptions } from '../src/lock-state-machine';
-import { LockReplica, lockServiceSimulation, type LockServiceWorkloadOptions } from './lock-service-workload';
+import { LockReplica, SEM_PERMITS, lockServiceSimulation, type LockRunSummary, type LockServiceWorkloadOptions } from './lock-service-workload';
 
 const SEEDS = Number(process.env.LOCK_SIM_SEEDS ?? 100);
 const FROM = Number(process.env.LOCK_SIM_FROM ?? 1);
 const TICKS = 800;
 
-type Protocol = typeof raft | typeof paxos;
+type Protocol = AnyProtocolModule;
+
+/** ZAB, found by the simulator's resolver (`@consensus-kit/zab`, a workspace package). */
+let zab: AnyProtocolModule;
+beforeAll(async () => {
+  zab = (await resolveProtocol('zab')).module;
+});
 
 function run(protocol: Protocol, seed: number, options: Parameters<typeof lockServiceSimulation>[0] = {}, faults: 'none' | 'heavy' = 'heavy') {
   const sim = lockServiceSimulation(options);
@@ -50,6 +56,48 @@ class FallingTokens extends LockReplica {
   }
 }
 
+/** Writers granted as readers: a writer beside readers, or beside another writer. */
+class WritersAsReaders extends LockReplica {
+  protected override run(entry: LogEntry, cmd: LockCommand): { ok: LockResult } | { error: string } {
+    return super.run(entry, cmd.op === 'acquire' && cmd.mode === 'write' ? { ...cmd, mode: 'read' } : cmd);
+  }
+}
+
+/** A semaphore of one permit more than its clients asked for. */
+class ExtraPermit extends LockReplica {
+  protected override run(entry: LogEntry, cmd: LockCommand): { ok: LockResult } | { error: string } {
+    return super.run(entry, cmd.op === 'acquire' && cmd.mode === 'semaphore' ? { ...cmd, permits: (cmd.permits as number) + 1 } : cmd);
+  }
+}
+
+/** An expiry that drops a waiter without telling it (no `failed` event). */
+class SilentWaiterFailure extends LockReplica {
+  protected override run(entry: LogEntry, cmd: LockCommand): { ok: LockResult } | { error: string } {
+    const out = super.run(entry, cmd);
+    if ('error' in out) return out;
+    return { ok: { ...out.ok, events: out.ok.events.filter((e) => e.type !== 'failed') } as LockResult };
+  }
+}
+
+/** Faults of the cluster (from the run's schedule) and of the clients (from the workload), summed over seeds. */
+function exercised(protocol: Protocol, seeds: number) {
+  const total = { crashes: 0, nodePauses: 0, partitions: 0, skewedClocks: 0 } as Record<string, number>;
+  for (let seed = 1; seed <= seeds; seed++) {
+    const { result, workload } = run(protocol, seed);
+    expect(result.ok, result.violation?.message).toBe(true);
+    for (const e of result.schedule) {
+      const a = e.action;
+      if (a.type === 'crash') total.crashes = (total.crashes ?? 0) + 1;
+      else if (a.type === 'pause') total.nodePauses = (total.nodePauses ?? 0) + 1;
+      else if (['partition', 'one-way', 'isolate', 'bridge', 'quorum-loss', 'chained', 'links'].includes(a.type)) total.partitions = (total.partitions ?? 0) + 1;
+      else if (a.type === 'clock' && a.rate !== 1) total.skewedClocks = (total.skewedClocks ?? 0) + 1;
+    }
+    const s = workload!.summary();
+    for (const k of Object.keys(s) as (keyof LockRunSummary)[]) total[k] = (total[k] ?? 0) + s[k];
+  }
+  return total;
+}
+
 describe('lock service under the simulator: mutual exclusion with fencing', () => {
   it('without faults: clients take turns, write through the fenced resource, and nothing is refused', () => {
     const { result, workload } = run(raft, 1, {}, 'none');
@@ -59,15 +107,17 @@ describe('lock service under the simulator: mutual exclusion with fencing', () =
     expect(s.accepted).toBeGreaterThan(10);
   });
 
-  it('under heavy faults the runs exercise kills, pauses, isolated holders, aborts, expiries and refused stale writes', () => {
-    const total = { grants: 0, kills: 0, pauses: 0, aborts: 0, expiries: 0, refused: 0, isolations: 0 };
-    for (let seed = 1; seed <= 10; seed++) {
-      const { result, workload } = run(raft, seed);
-      expect(result.ok, result.violation?.message).toBe(true);
-      const s = workload!.summary();
-      for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += s[k];
-    }
-    for (const v of Object.values(total)) expect(v).toBeGreaterThan(0);
+  it('under heavy faults the runs exercise crashes, pauses, partitions and clock drift of nodes and clients, and every lock kind', () => {
+    const t = exercised(raft, 10);
+    // The cluster: crashes, process pauses, partitions, clock rates other than 1 (heavy: 0.7-1.3 per node).
+    for (const k of ['crashes', 'nodePauses', 'partitions', 'skewedClocks']) expect(t[k], k).toBeGreaterThan(0);
+    // Drifting clocks reach the lock table: terms whose leader fed replicated time 10% fast, and 10% slow.
+    expect(t.fastTerms, 'fastTerms').toBeGreaterThan(0);
+    expect(t.slowTerms, 'slowTerms').toBeGreaterThan(0);
+    // The clients: kill -9, SIGSTOP, cut off from the cluster, aborted waits; expiries and refused stale writes.
+    for (const k of ['kills', 'pauses', 'isolations', 'aborts', 'expiries', 'refused']) expect(t[k], k).toBeGreaterThan(0);
+    // Every kind of lock: readers together, writers, downgrades, the semaphore's permits all taken.
+    for (const k of ['mutexGrants', 'readGrants', 'writeGrants', 'readersTogether', 'downgrades', 'semaphoreGrants', 'permitsFull']) expect(t[k], k).toBeGreaterThan(0);
   });
 
   it('catches sessions that expire on a clock running ahead of the leader', () => {
@@ -87,12 +137,44 @@ describe('lock service under the simulator: mutual exclusion with fencing', () =
   });
 
   it('catches a resource that does not fence', () => {
-    const f = firstFailure({ resource: () => ({ highest: 0, write: () => true }) }, 30);
+    const f = firstFailure({ locks: ['mutex'], resource: () => ({ write: () => true }) }, 30);
     expect(f?.violation?.message).toMatch(/stale-token write accepted|overlapping fenced writes/);
   });
 
-  for (const [name, protocol] of [['raft', raft], ['paxos', paxos]] as const) {
+  it('catches a read/write lock resource that does not fence', () => {
+    const f = firstFailure({ locks: ['rw'], resource: () => ({ write: () => true, read: () => true }) }, 30);
+    expect(f?.violation?.message).toMatch(/(stale-token write accepted|overlapping fenced writes): .* of rw/);
+  });
+
+  it('catches a semaphore resource that does not fence', () => {
+    const f = firstFailure({ locks: ['semaphore'], resource: () => ({ write: () => true }) }, 30);
+    expect(f?.violation?.message).toMatch(/stale-token write accepted|overlapping fenced writes/);
+    expect(f?.violation?.message).toMatch(/semaphore/);
+  });
+
+  it('catches a writer granted beside readers', () => {
+    const f = firstFailure({ locks: ['rw'], replica: (o) => new WritersAsReaders(o) }, 10);
+    expect(f?.violation?.message).toMatch(/two holders at once in the log: .*rw \((read|write)\).* rw \((read|write)\)/);
+  });
+
+  it(`catches a semaphore of ${SEM_PERMITS} permits that grants ${SEM_PERMITS + 1}`, () => {
+    const f = firstFailure({ locks: ['semaphore'], replica: (o) => new ExtraPermit(o) }, 10);
+    expect(f?.violation?.message).toMatch(new RegExp(`${SEM_PERMITS + 1} holders of the ${SEM_PERMITS}-permit semaphore at once in the log`));
+  });
+
+  it('catches an expiry that drops a waiter without failing it', () => {
+    const f = firstFailure({ replica: (o) => new SilentWaiterFailure(o) }, 20);
+    expect(f?.violation?.message).toMatch(/session \d+ expired at entry \d+, but its request \d+ \(waiting\) was not failed/);
+  });
+
+  it('zab: the runs exercise the same faults and lock kinds', () => {
+    const t = exercised(zab, 5);
+    for (const k of ['crashes', 'nodePauses', 'partitions', 'skewedClocks', 'kills', 'expiries', 'readersTogether', 'permitsFull']) expect(t[k], k).toBeGreaterThan(0);
+  });
+
+  for (const name of ['raft', 'paxos', 'zab'] as const) {
     it(`${name}: ${SEEDS} heavy seeds: 0 overlapping fenced writes, 0 stale writes accepted, FIFO, lock-delay`, () => {
+      const protocol = name === 'raft' ? raft : name === 'paxos' ? paxos : zab;
       const failures: string[] = [];
       for (let seed = FROM; seed < FROM + SEEDS; seed++) {
         const { result } = run(protocol, seed);
