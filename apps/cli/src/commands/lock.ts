@@ -147,7 +147,7 @@ function lockError(what: string, e: unknown): unknown {
 }
 
 /** Checks the flags of `lock acquire` / `semaphore acquire` before anything is sent. */
-export function checkAcquireOptions(o: AcquireCommandOptions, what: string): void {
+export function checkAcquireOptions(o: Omit<AcquireCommandOptions, 'target'>, what: string): void {
   if (o.hold !== undefined && o.exec !== undefined) throw new CliError(`${what}: --hold and --exec exclude each other (--exec holds while its command runs)`, 2);
   if (o.exec !== undefined && o.exec.trim() === '') throw new CliError(`${what}: --exec needs a command`, 2);
   if (o.mode === 'semaphore') {
@@ -393,7 +393,10 @@ export function registerLockCommands(program: Command, kit: CliKit): void {
         .command('acquire <name>')
         .description('wait for a lock, print its fencing token and hold it until Ctrl-C (or --hold, or while --exec runs)')
         .addOption(new Option('--mode <mode>', 'read or write: take a read/write lock (default: a mutex)').argParser(modeArg)),
-    ).action((n: string, o: Omit<AcquireCommandOptions, 'target'>, cmd: Command) => lockAcquire({ ...o, target: kit.targetOf(cmd) }, n)),
+    ).action((n: string, o: Omit<AcquireCommandOptions, 'target'>, cmd: Command) => {
+      checkAcquireOptions(o, `lock acquire ${n}`); // before the target is resolved: a usage error whatever the cluster
+      return lockAcquire({ ...o, target: kit.targetOf(cmd) }, n);
+    }),
   );
   kit.target(
     lock
@@ -429,7 +432,10 @@ export function registerLockCommands(program: Command, kit: CliKit): void {
         .description('wait for permits of a semaphore, print the fencing token and hold them until Ctrl-C (or --hold, or while --exec runs)')
         .addOption(new Option('--permits <n>', "the semaphore's size (the same for every client of it)").argParser(kit.intArg('--permits', 1, 1_000_000)))
         .addOption(new Option('--count <k>', 'permits to take (default 1)').argParser(kit.intArg('--count', 1, 1_000_000))),
-    ).action((n: string, o: Omit<AcquireCommandOptions, 'target'>, cmd: Command) => lockAcquire({ ...o, mode: 'semaphore', target: kit.targetOf(cmd) }, n)),
+    ).action((n: string, o: Omit<AcquireCommandOptions, 'target' | 'mode'>, cmd: Command) => {
+      checkAcquireOptions({ ...o, mode: 'semaphore' }, `semaphore acquire ${n}`);
+      return lockAcquire({ ...o, mode: 'semaphore', target: kit.targetOf(cmd) }, n);
+    }),
   );
   kit.target(
     semaphore

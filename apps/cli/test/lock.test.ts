@@ -1,0 +1,172 @@
+/**
+ * `consensus-cli lock ...` end to end, with real processes on a real cluster of each protocol under test: two
+ * `lock acquire` processes on one name, the second waiting in the queue (`lock list` shows both) and getting a
+ * higher fencing token once the first releases or is killed with SIGKILL; `lock watch` reporting it by push;
+ * `--exec` with the token in its environment.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, tempDir, useSourceNodes, waitFor } from './helpers';
+
+useSourceNodes();
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+interface Proc {
+  lines: () => string[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+  signal: (s: NodeJS.Signals) => void;
+}
+
+/** `consensus-cli <args>` as its own process, from sources (it can be signalled and killed like a user's). */
+function spawnCli(args: string[]): Proc {
+  const tsx = require.resolve('tsx');
+  const child = spawn(process.execPath, ['--import', new URL(`file://${tsx}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { lines: () => out.split('\n').filter((l) => l !== ''), stderr: () => err, exited, signal: (s) => child.kill(s) };
+}
+
+interface Acquired {
+  name: string;
+  token: number;
+  session: number;
+}
+
+/** The JSON line `lock acquire --json` prints once it holds the lock. */
+const acquired = (p: Proc, what: string): Promise<Acquired> =>
+  waitFor(what, async () => {
+    const line = p.lines().find((l) => l.startsWith('{'));
+    return line === undefined ? undefined : (JSON.parse(line) as Acquired);
+  }, 60_000);
+
+interface ListJson {
+  locks: { name: string; kind: string; holders: { session: number; token: number }[]; waiters: { session: number; index: number }[] }[];
+  sessions: { id: number; owner: string }[];
+}
+
+async function listOf(dir: string): Promise<ListJson> {
+  const r = await cli('lock', 'list', '--dir', dir, '--json');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.out) as ListJson;
+}
+
+for (const protocol of PROTOCOLS_UNDER_TEST) {
+  describe(`consensus-cli lock on a 3-node ${protocol} cluster`, () => {
+    let dir = '';
+    const running: Proc[] = [];
+    const run = (args: string[]) => {
+      const p = spawnCli([...args, '--dir', dir]);
+      running.push(p);
+      return p;
+    };
+    beforeAll(async () => {
+      dir = tempDir();
+      const r = await cli('start', '--dir', dir, '--protocol', protocol, '--port', String(await freeBase()), '--detach', '--json');
+      if (r.code !== 0) throw new Error(`start failed: ${r.err}`);
+    });
+    afterAll(async () => {
+      for (const p of running) p.signal('SIGKILL');
+      await cleanup(dir);
+    });
+
+    it('a second acquire waits behind the first (lock list shows holder and waiter, lock watch the handoff) and gets a higher token when the first releases', async () => {
+      const watch = run(['lock', 'watch', 'jobs/a', '--json']);
+      await waitFor('the watch to start', async () => (watch.lines().length > 0 ? true : undefined), 60_000);
+      const first = run(['lock', 'acquire', 'jobs/a', '--json', '--owner', 'first']);
+      const a = await acquired(first, 'the first grant');
+      const second = run(['lock', 'acquire', 'jobs/a', '--json', '--owner', 'second']);
+      const list = await waitFor('the second acquire to queue', async () => {
+        const l = await listOf(dir);
+        return l.locks[0]?.waiters.length === 1 ? l : undefined;
+      });
+      expect(list.locks).toMatchObject([{ name: 'jobs/a', kind: 'mutex', holders: [{ session: a.session, token: a.token }], waiters: [{}] }]);
+      const waiter = list.locks[0]?.waiters[0]?.session as number;
+      expect(waiter).not.toBe(a.session);
+      expect(new Map(list.sessions.map((s) => [s.id, s.owner]))).toEqual(new Map([[a.session, 'first'], [waiter, 'second']]));
+      const human = await cli('lock', 'list', '--dir', dir);
+      expect(human.out).toContain(`held by first (session ${a.session}) token ${a.token}`);
+      expect(human.out).toContain(`waiting #1: second (session ${waiter})`);
+      expect(second.lines()).toEqual([]);
+
+      first.signal('SIGTERM');
+      expect(await first.exited).toBe(0);
+      const b = await acquired(second, 'the second grant');
+      expect(b.session).toBe(waiter);
+      expect(b.token).toBeGreaterThan(a.token);
+      second.signal('SIGINT');
+      expect(await second.exited).toBe(0);
+
+      const events = () => watch.lines().map((l) => JSON.parse(l) as { type: string; token?: number; session?: number });
+      await waitFor('the watch to see the second release', async () => (events().filter((e) => e.type === 'released').length >= 2 ? true : undefined), 30_000);
+      expect(events().map((e) => [e.type, e.token ?? e.session])).toEqual([
+        ['state', undefined],
+        ['granted', a.token],
+        ['waiting', waiter],
+        ['released', a.token],
+        ['granted', b.token],
+        ['released', b.token],
+      ]);
+      watch.signal('SIGTERM');
+      expect(await watch.exited).toBe(0);
+      expect((await listOf(dir)).locks).toEqual([]);
+    });
+
+    it('kill -9 of the holder: its session expires and the waiter gets the lock with a higher token', async () => {
+      const first = run(['lock', 'acquire', 'jobs/b', '--json', '--ttl', '2s']);
+      const a = await acquired(first, 'the first grant');
+      const second = run(['lock', 'acquire', 'jobs/b', '--json', '--ttl', '2s']);
+      await waitFor('the second acquire to queue', async () => ((await listOf(dir)).locks[0]?.waiters.length === 1 ? true : undefined));
+      const killedAt = Date.now();
+      first.signal('SIGKILL');
+      const b = await acquired(second, 'the grant after the holder died');
+      // Not before the holder's TTL passed in the cluster: the killed process never released.
+      expect(Date.now() - killedAt).toBeGreaterThanOrEqual(1_000);
+      expect(b.token).toBeGreaterThan(a.token);
+      second.signal('SIGTERM');
+      expect(await second.exited).toBe(0);
+    });
+
+    it('--exec runs the command with the token in CK_LOCK_TOKEN, releases after it and exits with its code', async () => {
+      const p = run(['lock', 'acquire', 'jobs/c', '--exec', 'echo "token=$CK_LOCK_TOKEN name=$CK_LOCK_NAME"; exit 7']);
+      expect(await p.exited).toBe(7);
+      const lines = p.lines();
+      const token = Number(/fencing token (\d+)/.exec(lines[0] ?? '')?.[1]);
+      expect(token).toBeGreaterThan(0);
+      expect(lines).toContain(`token=${token} name=jobs/c`);
+      expect((await listOf(dir)).locks).toEqual([]);
+    });
+  });
+}
+
+describe('lock command arguments', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = tempDir();
+  });
+  afterAll(async () => {
+    await cleanup(dir);
+  });
+
+  it('refuses bad arguments with a usage error before talking to any cluster', async () => {
+    for (const args of [
+      ['lock', 'acquire', 'm', '--mode', 'exclusive'],
+      ['lock', 'acquire', 'm', '--hold', '1s', '--exec', 'true'],
+      ['semaphore', 'acquire', 's'],
+      ['semaphore', 'acquire', 's', '--permits', '2', '--count', '3'],
+      ['semaphore', 'acquire', 's', '--permits', '0'],
+    ]) {
+      const r = await cli(...args, '--dir', join(dir, 'none'));
+      expect(r.code, args.join(' ')).toBe(2);
+    }
+  });
+});
