@@ -66,6 +66,9 @@ interface ReadRound {
   seq: number;
 }
 
+/** How many election timeouts a leadership transfer waits for its target to join and synchronise (see tickTransfer). */
+const TRANSFER_JOIN_ELECTIONS = 10;
+
 const NO_ENTRIES: LogEntry[] = [];
 const NO_MESSAGES: Envelope[] = [];
 const NO_READS: ReadState[] = [];
@@ -133,7 +136,10 @@ export class ZabNode implements Protocol {
   /** The last Ready sent PROPOSALs ahead of the leader's own write of those entries. */
   private sentFirst = false;
   private transferTo: NodeId | undefined;
+  /** Ticks since the transfer was asked for (bounds the wait for a target that has not synchronised yet). */
   private transferElapsed = 0;
+  /** Ticks of the final catch-up, proposals paused, once the target is synchronised (Raft thesis 3.10's bound). */
+  private transferCatchUp = 0;
   private hbElapsed = 0;
 
   // Output.
@@ -209,6 +215,7 @@ export class ZabNode implements Protocol {
 
   proposeConfigChange(change: ConfigChange): void {
     if (!this.isLeader()) throw new NotLeaderError(this.leaderHint());
+    // Refused for the whole transfer: a change could remove its target.
     if (this.transferTo !== undefined) throw new ProposalDroppedError('transfer-in-progress');
     const configs = this.log.configs;
     if ((configs[configs.length - 1] as { index: number }).index > this.commit) throw new ProposalDroppedError('config-change-in-progress');
@@ -229,7 +236,9 @@ export class ZabNode implements Protocol {
     if (to === this.id) return;
     if (!this.log.config.voters.includes(to)) throw new ConfigError(`${to} is not a voter: leadership goes to voters only`);
     this.transferTo = to;
-    this.transferElapsed = 0;
+    this.transferElapsed = this.transferCatchUp = 0;
+    // A target with no session yet (still starting, or looking) is invited at once.
+    if (this.peers.get(to)?.stage !== 'synced') this.send(to, this.notification());
     this.maybeHandoff();
   }
 
@@ -797,6 +806,7 @@ export class ZabNode implements Protocol {
           if (this.leaderStage === 'established') this.sendUpToDate(from, p);
           else this.maybeEstablish();
           this.maybeCommit();
+          if (this.transferTo === from) this.maybeHandoff();
         } else if (p.stage === 'synced' && this.leaderStage === 'established') this.sendUpToDate(from, p);
         return;
       case 'Ack':
@@ -959,7 +969,7 @@ export class ZabNode implements Protocol {
 
   private proposeEntry(type: 'command' | 'config', data: Uint8Array): void {
     if (!this.isLeader()) throw new NotLeaderError(this.leaderHint());
-    if (this.transferTo !== undefined) throw new ProposalDroppedError('transfer-in-progress');
+    if (type === 'config' ? this.transferTo !== undefined : this.transferCatchingUp()) throw new ProposalDroppedError('transfer-in-progress');
     // ZOOKEEPER-1277: the counter (the low 32 bits of the zxid) must not roll over into the epoch: the leader
     // gives up leadership instead, and the next leader starts a new epoch with the counter back at 1.
     if (this.log.lastIndex - this.epochBase >= this.o.counterLimit) {
@@ -1051,7 +1061,7 @@ export class ZabNode implements Protocol {
       // Invite members with no session: joining or rejoining servers that are LOOKING.
       for (const m of this.members()) if (!this.peers.has(m) || this.peers.get(m)?.stage === 'info') this.send(m, this.notification());
     }
-    if (this.transferTo !== undefined && ++this.transferElapsed > this.electionTicks) this.transferTo = undefined;
+    this.tickTransfer();
     if (this.elapsed >= this.electionTicks) {
       // Leader.lead's syncLimit check: without a quorum of followers heard from in the last period, the leader
       // abandons leadership (it may be in a minority partition).
@@ -1060,6 +1070,25 @@ export class ZabNode implements Protocol {
       this.elapsed = 0;
       if (!ok) this.startLooking();
     }
+  }
+
+  /**
+   * ZooKeeper has no leadership transfer; we follow Raft thesis 3.10, adapted to ZAB's sessions. Raft's leader
+   * brings the target up to date (pausing client requests) and aborts after an election timeout. Here the target
+   * may have no synchronised session yet: right after a cluster starts, FLE elects a leader from the first servers
+   * up while the target is still starting or looking (the CLI's `leader transfer` after `start` failed so). Until
+   * the target is synchronised the leader keeps serving and waits for it up to TRANSFER_JOIN_ELECTIONS election
+   * timeouts; from then on proposals pause while it catches up, for at most one election timeout (3.10).
+   */
+  private transferCatchingUp(): boolean {
+    return this.transferTo !== undefined && this.peers.get(this.transferTo)?.stage === 'synced';
+  }
+
+  private tickTransfer(): void {
+    if (this.transferTo === undefined) return;
+    this.transferElapsed++;
+    const expired = this.transferCatchingUp() ? ++this.transferCatchUp > this.electionTicks : this.transferElapsed > TRANSFER_JOIN_ELECTIONS * this.electionTicks;
+    if (expired || !this.voters().includes(this.transferTo)) this.transferTo = undefined;
   }
 
   /** Leadership transfer: once the target holds the whole log, everyone is told to follow it; it leads a new epoch. */
