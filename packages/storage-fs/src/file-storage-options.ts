@@ -54,6 +54,24 @@ export interface FileStorageOptions {
   durablePointSyncMs?: number;
   /** The file layer; tests inject a `MemoryFileSystem`. Default: node:fs. */
   fileSystem?: FileSystem;
+  /**
+   * Told how long each group commit took, for metrics: unset (the default), nothing is timed. Called once per
+   * group after its records are durable and before its saves resolve; it must not throw or block.
+   */
+  onWalWrite?: (timing: WalWriteTiming) => void;
+}
+
+/** One group commit's timing (`onWalWrite`), in milliseconds. */
+export interface WalWriteTiming {
+  /**
+   * Time in the durable writes of the group's records (one per segment touched): each is a write through an
+   * O_DSYNC descriptor, so this is the flush to stable storage (etcd's WAL fdatasync) with the copy it includes.
+   */
+  syncMs: number;
+  /** The whole group: encoding, the durable writes, recording the durable point and writing the hard state. */
+  totalMs: number;
+  /** WAL bytes the group wrote. */
+  bytes: number;
 }
 
 /** Counters since open, for benchmarks and monitoring. */

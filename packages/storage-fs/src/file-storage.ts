@@ -27,6 +27,7 @@ import {
   emptyStats,
   type FileStorageOptions,
   type FileStorageStats,
+  type WalWriteTiming,
 } from './file-storage-options';
 import { DURABLE_FILE, DurableFile, initialDurableFile } from './durable-file';
 import { errorCode, nodeFileSystem, readWholeFile, withoutSync, type FileSystem, type FsFile } from './file-system';
@@ -39,7 +40,7 @@ import { SnapshotStore } from './snapshot-store';
 import { WalWriter, type WalWrite } from './wal-writer';
 import { readEntries } from './wal-reader';
 
-export type { FileStorageOptions, FileStorageStats } from './file-storage-options';
+export type { FileStorageOptions, FileStorageStats, WalWriteTiming } from './file-storage-options';
 export { parseSegmentFileName, segmentFileName } from './segment';
 
 function checkEntries(entries: readonly LogEntry[]): void {
@@ -69,6 +70,7 @@ export interface FileStorageParts {
   preallocateBytes: number;
   recovered: Recovered;
   durableFile: DurableFile;
+  onWalWrite?: ((timing: WalWriteTiming) => void) | undefined;
 }
 
 /**
@@ -122,6 +124,7 @@ export class FileStorage implements DurableStorage {
         hardState: recovered.hardState ?? new Uint8Array(0),
         identity: recovered.identity === undefined ? new Uint8Array(0) : encodeIdentity(recovered.identity),
         durableFile: parts.durableFile,
+        onWalWrite: parts.onWalWrite,
       },
       recovered.segments,
       recovered.writeEnd,
@@ -541,6 +544,7 @@ export async function openFileStorage(dir: string, options: FileStorageOptions =
       preallocateBytes: Math.min(preallocateBytes, segmentBytes),
       recovered: recovered.state,
       durableFile: durableFile.durable,
+      onWalWrite: options.onWalWrite,
     });
     opened.length = 0;
     failSync = (e) => storage.failDurableSync(e);

@@ -1,5 +1,5 @@
 export { FileStorage, hasStoredState, openFileStorage, parseSegmentFileName, readDataDirIdentity, segmentFileName } from './file-storage';
-export type { FileStorageOptions, FileStorageStats } from './file-storage';
+export type { FileStorageOptions, FileStorageStats, WalWriteTiming } from './file-storage';
 export { DirectoryLockedError, IdentityMismatchError, LostWalError } from './errors';
 export type { DataDirIdentity, DurablePoint } from './atomic-file';
 export { nodeFileSystem } from './file-system';

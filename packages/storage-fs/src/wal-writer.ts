@@ -1,6 +1,6 @@
 import { StorageError, type Logger } from '@consensus-kit/core';
 import { HARD_STATE_FILE, encodeHardState, pointBefore, writeFileAtomic, type DurablePoint } from './atomic-file';
-import type { FileStorageStats } from './file-storage-options';
+import type { FileStorageStats, WalWriteTiming } from './file-storage-options';
 import { unlinkIfExists, type FileSystem } from './file-system';
 import type { DurableFile } from './durable-file';
 import { encodeRecords, recordBytes, specPayloadBytes, type RecordSpec } from './record';
@@ -47,6 +47,8 @@ export interface WalWriterOptions {
   identity: Uint8Array;
   /** Where the durable point is written after every group. */
   durableFile: DurableFile;
+  /** Metrics hook (FileStorageOptions.onWalWrite): unset, nothing is timed. */
+  onWalWrite?: ((timing: WalWriteTiming) => void) | undefined;
 }
 
 /**
@@ -310,7 +312,11 @@ export class WalWriter {
   private async flush(writes: WalWrite[], hardState: Uint8Array | undefined): Promise<void> {
     // A failed extension is a failed write to the log file: no write after it is trusted.
     if (this.extendFailure !== undefined) throw this.extendFailure;
-    const { fsys, dir, blockingWrites, counters } = this.options;
+    const { fsys, dir, blockingWrites, counters, onWalWrite } = this.options;
+    // Timed only when a hook asks for it: without one, the write path is as before.
+    const began = onWalWrite === undefined ? 0 : performance.now();
+    let syncMs = 0;
+    let bytes = 0;
     let i = 0;
     while (i < writes.length) {
       const seq = (writes[i] as WalWrite).seq;
@@ -327,16 +333,24 @@ export class WalWriter {
       if (segment.file === undefined) {
         // A new segment: the previous one was synced by its own group, so a torn write is only ever in the last.
         segment.file = await fsys.open(segment.path, 'create');
+        const t = onWalWrite === undefined ? 0 : performance.now();
         await segment.file.writeDurable(buf, start, { blocking: blockingWrites });
         await fsys.syncDir(dir);
+        if (onWalWrite !== undefined) syncMs += performance.now() - t;
       } else {
         // Zeros being added past allocEnd must not land on top of this write: let the extension finish first.
         if (end > segment.allocEnd && segment.extending !== undefined) {
           await segment.extending;
           if (this.extendFailure !== undefined) throw this.extendFailure;
         }
-        await segment.file.writeDurable(buf, start, { blocking: blockingWrites });
+        if (onWalWrite === undefined) await segment.file.writeDurable(buf, start, { blocking: blockingWrites });
+        else {
+          const t = performance.now();
+          await segment.file.writeDurable(buf, start, { blocking: blockingWrites });
+          syncMs += performance.now() - t;
+        }
       }
+      bytes += buf.length;
       if (end > segment.allocEnd) segment.allocEnd = end;
       this.preallocate(segment, end);
       counters.walSyncs++;
@@ -360,6 +374,7 @@ export class WalWriter {
     // The hard state carries the durable point: no extra write or sync, and a group that changes the hard
     // state (Raft: a vote, a term, every commit advance) also records how far the log was durable.
     if (hardState !== undefined) await this.writeHardState(hardState);
+    if (onWalWrite !== undefined) onWalWrite({ syncMs, totalMs: performance.now() - began, bytes });
   }
 
   /**
