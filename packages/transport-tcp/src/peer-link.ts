@@ -43,6 +43,10 @@ export class PeerLink {
   dropped = 0;
   /** Successful handshakes, for tests and status. */
   connects = 0;
+  /** Message bytes handed to the open connection (frame headers not counted). */
+  bytesSent = 0;
+  /** Messages that could not be sent: dropped (above) or larger than maxMessageSize. */
+  sendFailures = 0;
 
   constructor(
     readonly id: NodeId,
@@ -61,14 +65,19 @@ export class PeerLink {
     switch (this.state) {
       case 'open': {
         const r = this.conn!.send(FrameType.Message, body);
-        if (r === 'queued') this.reported = false;
-        else if (r === 'too-large') this.ctx.logger.error('message exceeds maxMessageSize; dropped', { peer: this.id, bytes: body.byteLength });
-        else this.drop(r === 'full' ? 'queue full' : 'connection closed');
+        if (r === 'queued') {
+          this.reported = false;
+          this.bytesSent += body.byteLength;
+        } else if (r === 'too-large') {
+          this.sendFailures++;
+          this.ctx.logger.error('message exceeds maxMessageSize; dropped', { peer: this.id, bytes: body.byteLength });
+        } else this.drop(r === 'full' ? 'queue full' : 'connection closed');
         return;
       }
       case 'connecting': {
         const { maxQueueBytes, maxQueueMessages, maxMessageSize } = this.ctx.limits;
         if (body.byteLength > maxMessageSize) {
+          this.sendFailures++;
           this.ctx.logger.error('message exceeds maxMessageSize; dropped', { peer: this.id, bytes: body.byteLength });
           return;
         }
@@ -125,6 +134,7 @@ export class PeerLink {
 
   private drop(why: string): void {
     this.dropped++;
+    this.sendFailures++;
     if (this.reported) return;
     this.reported = true;
     this.ctx.logger.debug('dropping messages to peer', { peer: this.id, why });

@@ -53,6 +53,12 @@ export interface PeerStats {
   connects: number;
   /** Inbound connections from this peer that are open. */
   inbound: number;
+  /** Message bytes handed to the connection to this peer since start (frame headers not counted). */
+  bytesSent: number;
+  /** Message bytes received from this peer since start (frame headers not counted). */
+  bytesReceived: number;
+  /** Messages to this peer that could not be sent: dropped (peer down, queue full) or too large. */
+  sendFailures: number;
 }
 
 /** A `Transport` over TCP, plus the client channel and the controls a local cluster needs. */
@@ -101,6 +107,8 @@ class TcpTransportImpl implements TcpTransport {
   private peers: Map<NodeId, string>;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly inbound = new Map<NodeId, Set<FramedConnection>>();
+  /** Message bytes received per peer, kept across its connections (one object per peer: no lookup per message). */
+  private readonly received = new Map<NodeId, { bytes: number }>();
   private listener: Listener | undefined;
   private handler: TransportHandler | undefined;
   private requestHandler: RequestHandler | undefined;
@@ -257,9 +265,13 @@ class TcpTransportImpl implements TcpTransport {
     set.add(conn);
     const to = this.id;
     const codec = createCodec();
+    let received = this.received.get(from);
+    if (received === undefined) this.received.set(from, (received = { bytes: 0 }));
+    const counted = received;
     conn.setEvents({
       message: (type, body, own) => {
         if (type !== FrameType.Message) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a peer connection`);
+        counted.bytes += body.byteLength;
         const msg = codec.decode(body, own);
         if (this.faults.dropsInbound(from)) return;
         this.deliver(this.handler, { from, to, msg });
@@ -324,6 +336,9 @@ class TcpTransportImpl implements TcpTransport {
         dropped: link?.dropped ?? 0,
         connects: link?.connects ?? 0,
         inbound: this.inbound.get(id)?.size ?? 0,
+        bytesSent: link?.bytesSent ?? 0,
+        bytesReceived: this.received.get(id)?.bytes ?? 0,
+        sendFailures: link?.sendFailures ?? 0,
       };
     }
     return out;
