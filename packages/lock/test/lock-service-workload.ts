@@ -195,7 +195,7 @@ export interface LockServiceWorkloadOptions {
 }
 
 /** One write to the resource. */
-interface Write {
+export interface Write {
   client: number;
   lock: string;
   /** A reader's access is a read; everyone else writes. */
@@ -209,7 +209,7 @@ interface Write {
 }
 
 /** One grant as the log made it (from the first replica that applied it). */
-interface LogGrant {
+export interface LogGrant {
   lock: string;
   mode: LockMode;
   session: number;
@@ -923,7 +923,7 @@ interface Span {
  * accesses form a run no other session's accepted access lands inside (overlap), and no access is accepted after
  * an accepted write of a later grant, nor a write after an accepted read of a later grant (stale token).
  */
-function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): string | undefined {
+export function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): string | undefined {
   let laterWrite: LogGrant | undefined;
   let laterAny: LogGrant | undefined;
   const last = new Map<LogGrant, number>();
@@ -933,10 +933,10 @@ function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): string 
     const w = accepted[i] as Write;
     const g = grantOf[i] as LogGrant;
     if (open !== undefined && i > open.until) open = undefined;
-    if (open !== undefined && open.g.session !== g.session) return `overlapping fenced writes: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} (${describeGrant(g)}) was accepted at ${w.landed} µs among the writes of ${describeGrant(open.g)}`;
-    if (!w.read && (open === undefined || (last.get(g) as number) > open.until)) open = { g, until: last.get(g) as number };
     if (laterWrite !== undefined && laterWrite.index > g.index) return `stale-token write accepted: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after a write of the later ${describeGrant(laterWrite)}`;
     if (!w.read && laterAny !== undefined && laterAny.index > g.index) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after an access of the later ${describeGrant(laterAny)}`;
+    if (open !== undefined && open.g.session !== g.session) return `overlapping fenced writes: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} (${describeGrant(g)}) was accepted at ${w.landed} µs among the writes of ${describeGrant(open.g)}`;
+    if (!w.read && (open === undefined || (last.get(g) as number) > open.until)) open = { g, until: last.get(g) as number };
     if (!w.read && (laterWrite === undefined || g.index > laterWrite.index)) laterWrite = g;
     if (laterAny === undefined || g.index > laterAny.index) laterAny = g;
   }
@@ -948,7 +948,7 @@ function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): string 
  * once (a hold is active from its first accepted write to its last), and no write accepted after writes of
  * `permits` later grants (the count-fencing rule of `SimCountResource`: such a hold has been overtaken).
  */
-function checkCountedResource(accepted: Write[], grantOf: LogGrant[], permits: number): string | undefined {
+export function checkCountedResource(accepted: Write[], grantOf: LogGrant[], permits: number): string | undefined {
   const first = new Map<LogGrant, number>();
   const last = new Map<LogGrant, number>();
   grantOf.forEach((g, i) => {

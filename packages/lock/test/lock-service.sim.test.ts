@@ -5,7 +5,7 @@ import { raft } from '@consensus-kit/raft';
 import { resolveProtocol, simulate, type ClientOp, type SimResult } from '@consensus-kit/sim';
 import type { LockCommand, LockResult } from '../src/commands';
 import type { LockStateMachineOptions } from '../src/lock-state-machine';
-import { LockReplica, SEM_PERMITS, lockServiceSimulation, type LockRunSummary, type LockServiceWorkloadOptions } from './lock-service-workload';
+import { LockReplica, SEM_PERMITS, checkCountedResource, checkExclusiveResource, lockServiceSimulation, type LockRunSummary, type LockServiceWorkloadOptions, type LogGrant, type Write } from './lock-service-workload';
 
 const SEEDS = Number(process.env.LOCK_SIM_SEEDS ?? 100);
 const FROM = Number(process.env.LOCK_SIM_FROM ?? 1);
@@ -165,6 +165,32 @@ describe('lock service under the simulator: mutual exclusion with fencing', () =
   it('catches an expiry that drops a waiter without failing it', () => {
     const f = firstFailure({ replica: (o) => new SilentWaiterFailure(o) }, 20);
     expect(f?.violation?.message).toMatch(/session \d+ expired at entry \d+, but its request \d+ \(waiting\) was not failed/);
+  });
+
+  it('the resource checks: a later hold writing amid an earlier run overlaps; an earlier hold accepted after a later hold wrote is stale', () => {
+    const grant = (session: number, index: number, mode: LogGrant['mode'] = 'mutex'): LogGrant => ({ lock: 'm', mode, session, req: 1, token: index, index, now: 0 });
+    const w = (g: LogGrant, landed: number, read = false): Write => ({ client: g.session, lock: g.lock, read, session: g.session, req: 1, token: g.token, issued: 0, landed, accepted: true });
+    const check = (list: [LogGrant, boolean?][]) => checkExclusiveResource(list.map(([g, read], i) => w(g, i, read)), list.map(([g]) => g));
+    const a = grant(1, 10);
+    const b = grant(2, 20);
+    expect(check([[a], [a], [b], [b]])).toBeUndefined();
+    expect(check([[a], [b], [a]])).toMatch(/^overlapping fenced writes:.*token 20 .* among the writes of.*token 10/);
+    expect(check([[b], [a]])).toMatch(/^stale-token write accepted:.*token 10 .* after a write of the later.*token 20/);
+    // Read/write: readers interleave; a reader amid a writer's run overlaps; a write after a later read is stale.
+    const r1 = grant(1, 10, 'read');
+    const r2 = grant(2, 11, 'read');
+    const wr = grant(3, 30, 'write');
+    expect(check([[r1, true], [r2, true], [r1, true], [wr], [wr]])).toBeUndefined();
+    expect(check([[wr], [r1, true], [wr]])).toMatch(/^stale-token write accepted: .* read with token 10/);
+    expect(check([[wr], [grant(4, 40, 'read'), true], [wr]])).toMatch(/^overlapping fenced writes: .* read with token 40/);
+    expect(check([[grant(4, 40, 'read'), true], [wr]])).toMatch(/^stale-token write accepted: .* write with token 30 .* after an access of the later/);
+    // The semaphore (2 permits): two holds at once are fine, three are not; a write after two later holds wrote is stale.
+    const s = [10, 20, 30].map((i) => grant(i, i, 'semaphore')) as [LogGrant, LogGrant, LogGrant];
+    const count = (list: LogGrant[]) => checkCountedResource(list.map((g, i) => w(g, i)), list, 2);
+    expect(count([s[0], s[1], s[0], s[1], s[2], s[2]])).toBeUndefined();
+    expect(count([s[0], s[1], s[2], s[0]])).toMatch(/^stale-token write accepted:.*token 10 .* after writes of 2 later grants/);
+    expect(count([s[1], s[2], s[0]])).toMatch(/^stale-token write accepted:.*token 10/);
+    expect(count([s[0], s[1], s[2], s[0], s[1]])).toMatch(/^overlapping fenced writes: 3 holds of the 2-permit semaphore active/);
   });
 
   it('zab: the runs exercise the same faults and lock kinds', () => {
