@@ -2,6 +2,7 @@ import Table from 'cli-table3';
 import pc from 'picocolors';
 import type { ClusterFile } from './cluster-file';
 import type { NodeReport } from './node-runner';
+import type { LockInfo } from '@consensus-kit/lock';
 
 export interface Output {
   json: boolean;
@@ -167,9 +168,40 @@ function visibleLength(text: string): number {
  * One screen of `start`'s live view: a title, the compact status table and the latest leader changes, every
  * line within 80 columns.
  */
-export function renderLiveView(title: string, rows: StatusRow[], events: readonly string[], out: Output): string {
-  const lines = [title, ...renderStatusTable(rows, out, true).split('\n'), '', ...events.slice(-8)];
+export function renderLiveView(title: string, rows: StatusRow[], events: readonly string[], out: Output, locks?: readonly LockInfo[]): string {
+  const lockLines = locks === undefined ? [] : ['', ...renderLockLines(locks)];
+  const lines = [title, ...renderStatusTable(rows, out, true).split('\n'), ...lockLines, '', ...events.slice(-8)];
   return lines.map((l) => fitLine(l)).join('\n');
+}
+
+/** How many locks the live view lists, one line each; the rest are counted in one more line. */
+export const LIVE_VIEW_LOCKS = 4;
+
+/**
+ * The live view's lock lines: a summary, then one compact line per lock (its holders with their fencing tokens
+ * and the queue's length), those with the longest queues first, at most `max` of them and a line counting the
+ * rest. Each line is cut to the view's width by `renderLiveView`.
+ */
+export function renderLockLines(locks: readonly LockInfo[], max = LIVE_VIEW_LOCKS): string[] {
+  if (locks.length === 0) return ['locks: none held'];
+  const waiting = locks.reduce((n, l) => n + l.waiters.length, 0);
+  const head = `locks: ${locks.length} held or awaited, ${waiting} waiting`;
+  const shown = [...locks].sort((a, b) => b.waiters.length - a.waiters.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).slice(0, max);
+  const lines = shown.map((l) => {
+    const kind = l.kind === 'semaphore' ? `sem ${l.holders.reduce((n, h) => n + h.count, 0)}/${l.permits}` : l.kind === 'rwlock' ? 'rw' : 'mutex';
+    const holders =
+      l.holders.length === 0
+        ? l.delayUntil > 0
+          ? 'free (lock-delay)'
+          : 'free'
+        : l.holders.length === 1
+          ? `s${l.holders[0]?.session} token ${l.holders[0]?.token}`
+          : `${l.holders.length} holders, tokens ${l.holders.map((h) => h.token).join(',')}`;
+    const name = l.name.length > 24 ? `${l.name.slice(0, 23)}…` : l.name;
+    return `  ${name.padEnd(24)}  ${kind.padEnd(10)}  ${holders}  ${l.waiters.length} waiting`;
+  });
+  if (locks.length > shown.length) lines.push(`  … and ${locks.length - shown.length} more (consensus-cli lock list)`);
+  return [head, ...lines];
 }
 
 /** `status --verbose`: each node's protocol details as one line of compact JSON, verbatim. */

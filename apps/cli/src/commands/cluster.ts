@@ -8,6 +8,9 @@ import { hasStoredState } from '@consensus-kit/storage-fs';
 import { readNodeConfig, type NodeConfig } from '../config';
 import { viewCluster } from '../connect';
 import { withDeadline } from '../deadline';
+import { connectLocks } from './lock';
+import { dirTarget } from '../target';
+import type { LockInfo } from '@consensus-kit/lock';
 import type { Target } from '../target';
 import { CliError } from '../errors';
 import { hint } from '../invocation';
@@ -172,9 +175,14 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
     say(o, `stopped. Start it again with: ${hint(`start --dir ${display(cd.dir)}`)}`);
   };
   const until = o.foregroundMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + o.foregroundMs;
+  // The lock table as one node has applied it (a serializable read: the view must not wait on a leaderless
+  // cluster); unknown (no lines) while no node answers.
+  const locksRpc = tty && !o.json ? connectLocks(dirTarget(cd.dir), 400) : undefined;
+  const readLocks = async (): Promise<LockInfo[] | undefined> =>
+    locksRpc?.request<LockInfo[]>({ t: 'lock.read', q: { op: 'locks' }, consistency: 'serializable' }, { timeoutMs: 400 }).catch(() => undefined);
   try {
     while (!interrupted.aborted && Date.now() < until) {
-      const reports = await fetchReports(cluster);
+      const [reports, locks] = await Promise.all([fetchReports(cluster), readLocks()]);
       const pids = cluster.nodes.map((n) => cd.livePid(n.id));
       const leader = agreedLeader(cluster, reports);
       const term = Math.max(-1, ...reports.map((r) => r?.status.term ?? -1));
@@ -189,11 +197,12 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
       }
       if (tty && !o.json) {
         const title = `${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)`;
-        process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(cluster, reports, pids), events, out)}\n`);
+        process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(cluster, reports, pids), events, out, locks)}\n`);
       }
       await sleepUnless(500, interrupted);
     }
   } finally {
+    await locksRpc?.close();
     await stopAll();
   }
 }
