@@ -21,10 +21,10 @@
 // Usage: pnpm compare:locks [--duration 5s] [--warmup 1s] [--contenders 1,8] [--retry-ms 1]
 //        [--only ours,etcd,redlock]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3, EtcdLockFailedError } from 'etcd3';
@@ -159,6 +159,18 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
     await sleep(100);
   }
   throw new Error(`${what} not ready after ${ms} ms${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+/** Whether an executable `name` is in a directory of PATH. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((d) => {
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -340,7 +352,7 @@ function table(rows: Row[]): string {
 async function main(): Promise<number> {
   const o = options();
   const need = [...(o.only.includes('etcd') ? ['etcd'] : []), ...(o.only.includes('redlock') ? ['redis-server'] : [])];
-  const missing = need.filter((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0);
+  const missing = need.filter((b) => !onPath(b));
   if (missing.length > 0) {
     console.error(`missing: ${missing.join(', ')}. Install them with:\n  ${INSTALL}`);
     return 2;
