@@ -140,6 +140,8 @@ export class ZabNode implements Protocol {
   private transferElapsed = 0;
   /** Ticks of the final catch-up, proposals paused, once the target is synchronised (Raft thesis 3.10's bound). */
   private transferCatchUp = 0;
+  /** The PING sequence number sent with the transfer request: a PONG at or above it shows the target alive since. */
+  private transferSeq = 0;
   private hbElapsed = 0;
 
   // Output.
@@ -237,9 +239,12 @@ export class ZabNode implements Protocol {
     if (!this.log.config.voters.includes(to)) throw new ConfigError(`${to} is not a voter: leadership goes to voters only`);
     this.transferTo = to;
     this.transferElapsed = this.transferCatchUp = 0;
+    // The leader does not know a server died: it hands over only once the target answered a PING sent now (a
+    // handoff to a dead server would leave the ensemble leaderless until an election, which the target cannot win).
+    this.transferSeq = ++this.seq;
+    this.broadcastPing();
     // A target with no session yet (still starting, or looking) is invited at once.
     if (this.peers.get(to)?.stage !== 'synced') this.send(to, this.notification());
-    this.maybeHandoff();
   }
 
   hasReady(): boolean {
@@ -1076,12 +1081,15 @@ export class ZabNode implements Protocol {
    * ZooKeeper has no leadership transfer; we follow Raft thesis 3.10, adapted to ZAB's sessions. Raft's leader
    * brings the target up to date (pausing client requests) and aborts after an election timeout. Here the target
    * may have no synchronised session yet: right after a cluster starts, FLE elects a leader from the first servers
-   * up while the target is still starting or looking (the CLI's `leader transfer` after `start` failed so). Until
-   * the target is synchronised the leader keeps serving and waits for it up to TRANSFER_JOIN_ELECTIONS election
+   * up while the target is still starting or looking (the CLI's `leader transfer` after `start` failed so), and a
+   * target that crashed still looks synchronised to the leader. Until the target is synchronised and has answered
+   * a PING sent after the request, the leader keeps serving and waits for it up to TRANSFER_JOIN_ELECTIONS election
    * timeouts; from then on proposals pause while it catches up, for at most one election timeout (3.10).
    */
   private transferCatchingUp(): boolean {
-    return this.transferTo !== undefined && this.peers.get(this.transferTo)?.stage === 'synced';
+    if (this.transferTo === undefined) return false;
+    const p = this.peers.get(this.transferTo);
+    return p !== undefined && p.stage === 'synced' && p.seq >= this.transferSeq;
   }
 
   private tickTransfer(): void {
@@ -1096,7 +1104,7 @@ export class ZabNode implements Protocol {
     const to = this.transferTo;
     if (to === undefined || !this.isLeader()) return;
     const p = this.peers.get(to);
-    if (p === undefined || p.stage !== 'synced' || p.match < this.log.lastIndex) return;
+    if (!this.transferCatchingUp() || p === undefined || p.match < this.log.lastIndex) return;
     for (const [id, q] of this.peers) if (q.stage === 'synced') this.send(id, { type: 'Handoff', nonce: q.nonce, epoch: this.epoch, to });
     this.round++;
     this.becomeFollowing(to);
