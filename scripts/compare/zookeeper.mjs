@@ -339,13 +339,18 @@ async function zookeeperBench(o) {
   log(`starting 3 ZooKeeper servers in ${dir} (client ports ${client.join(', ')})`);
   const zks = [1, 2, 3].map((id) => startZooKeeper(dir, id, config(id)));
   let leaderPort;
+  /** Index of the leader in `zks`. */
+  let leader = -1;
   const deadline = Date.now() + 60_000;
   while (leaderPort === undefined) {
     for (const z of zks) {
       if (z.child.exitCode !== null) throw new Error(`a ZooKeeper server exited with code ${z.child.exitCode}:\n${z.stderr()}\n(log: ${z.logFile})`);
     }
     const modes = await Promise.all(client.map(async (p) => /Mode: (\w+)/.exec((await fourLetter(p, 'srvr')) ?? '')?.[1]));
-    if (modes.filter((m) => m === 'leader').length === 1 && modes.filter((m) => m === 'follower').length === 2) leaderPort = client[modes.indexOf('leader')];
+    if (modes.filter((m) => m === 'leader').length === 1 && modes.filter((m) => m === 'follower').length === 2) {
+      leader = modes.indexOf('leader');
+      leaderPort = client[leader];
+    }
     else if (Date.now() > deadline) throw new Error(`no ZooKeeper quorum within 60 s (modes: ${modes.join(', ')})`);
     else await new Promise((r) => setTimeout(r, 250));
   }
@@ -381,13 +386,14 @@ async function zookeeperBench(o) {
     );
     const wall = (performance.now() - t0) / 1000;
     const serverCpu = zks.map((z, i) => cpuSeconds(z.child.pid) - cpu0[i]);
+    const pct = (seconds) => `${Math.round((100 * seconds) / wall)}%`;
     const r = JSON.parse(out.trim().split('\n').at(-1));
     results[inFlight] = {
       opsPerSec: r.opsPerSec,
       p50: r.latencyMs.p50,
       p99: r.latencyMs.p99,
       errors: r.errors,
-      note: `client CPU ${r.clientCpuPercent}% of a core, ${sessions} session(s); servers ${serverCpu.map((s) => `${Math.round((100 * s) / wall)}%`).join('/')} over the client's run`,
+      note: `client CPU ${r.clientCpuPercent}% of a core, ${sessions} session(s); CPU over the client's run: leader ${pct(serverCpu[leader])}, followers ${serverCpu.filter((_, i) => i !== leader).map(pct).join(' ')}`,
     };
   }
   for (const z of zks) {
