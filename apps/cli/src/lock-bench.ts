@@ -46,6 +46,11 @@ export interface LockLoopResult {
   overlaps: number;
   /** Writes the shared counter accepted over the whole run, warm-up included. */
   writes: number;
+  /**
+   * Fenced services whose token is a log index (ours): log entries per handoff in the measured window, the
+   * token distance from its first grant to its last divided by the grants between (undefined otherwise).
+   */
+  entriesPerHandoff: number | undefined;
   /** Whether the service hands out fencing tokens (etcd's lock and redlock here do not). */
   fenced: boolean;
   /** acquire/release calls that failed during the run (retried). */
@@ -77,6 +82,8 @@ export async function runLockLoop(contenders: BenchContender[], o: LockLoopOptio
   let stale = 0;
   let overlaps = 0;
   let errors = 0;
+  let firstToken: number | undefined;
+  let lastToken: number | undefined;
   const loop = async (c: BenchContender, i: number) => {
     while (!stop.signal.aborted) {
       let hold: BenchHold;
@@ -94,6 +101,10 @@ export async function runLockLoop(contenders: BenchContender[], o: LockLoopOptio
       if (now >= startAt && now < endAt) {
         perClient[i] = (perClient[i] as number) + 1;
         if (releasedAt !== undefined) latencies.push(now - releasedAt);
+        if (hold.token !== undefined) {
+          firstToken ??= hold.token;
+          lastToken = hold.token;
+        }
       }
       // The fenced write: a resource that accepts only a strictly higher token than the last it accepted.
       if (hold.token === undefined) {
@@ -135,6 +146,7 @@ export async function runLockLoop(contenders: BenchContender[], o: LockLoopOptio
     staleWrites: stale,
     overlaps,
     writes,
+    entriesPerHandoff: fenced && firstToken !== undefined && lastToken !== undefined && handoffs > 1 ? round((lastToken - firstToken) / (handoffs - 1)) : undefined,
     fenced,
     errors,
   };
@@ -162,6 +174,7 @@ export function describeLockLoop(r: LockLoopResult): string[] {
     `  handoff ms (release() called -> next acquire() resolved): p50 ${r.handoffMs.p50}  p99 ${r.handoffMs.p99}  max ${r.handoffMs.max}`,
     `  grants per contender: ${r.perClient.join(' ')}  spread (max/min) ${spread}`,
     `  writes: ${r.writes.toLocaleString('en-US')} accepted, ${r.fenced ? `${r.staleWrites} stale tokens refused` : 'no fencing tokens (not checked)'}, ${r.overlaps} overlapping grants`,
+    ...(r.entriesPerHandoff !== undefined ? [`  log entries per handoff (token distance / grants): ${r.entriesPerHandoff}`] : []),
   ];
 }
 

@@ -59,6 +59,8 @@ describe('bench --op lock loop', () => {
     expect(r.spread).toBeGreaterThanOrEqual(1);
     expect(r.handoffMs.p50).toBeGreaterThan(0);
     expect(r.handoffMs.p99).toBeGreaterThanOrEqual(r.handoffMs.p50);
+    // Each cycle logs at least its acquire and its release (the release entry is the next grant).
+    expect(r.entriesPerHandoff).toBeGreaterThanOrEqual(1);
   });
 
   it('a token that is not strictly higher than the last accepted is counted stale', async () => {
@@ -84,6 +86,7 @@ describe('bench --op lock loop', () => {
     const r = await runLockLoop([{ acquire: async () => ({ token: undefined, release: async () => void t++ }), async close() {} }], { durationMs: 30 });
     expect(r.overlaps).toBe(0);
     expect(r.fenced).toBe(false);
+    expect(r.entriesPerHandoff).toBeUndefined();
     expect(r.writes).toBeGreaterThan(0);
     expect(t).toBe(r.writes);
   });
