@@ -232,9 +232,10 @@ async function startEtcd(): Promise<Started> {
     probe.close();
   }
   const version = spawnSync('etcd', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'etcd';
+  const disk = probeDiskSync(dir);
   const clients: Etcd3[] = [];
   return {
-    describe: `etcd: 3 members (${version.trim()}) on ${hosts.join(', ')}, etcd3 npm Lock with a 10 s lease`,
+    describe: `etcd: 3 members (${version.trim()}) on ${hosts.join(', ')}, etcd3 npm Lock with a 10 s lease; disk: 320-byte O_DSYNC write p50 ${disk.p50} µs, p99 ${disk.p99} µs`,
     contenders: (n, name, retryMs) =>
       Array.from({ length: n }, () => {
         const client = new Etcd3({ hosts });
@@ -286,9 +287,10 @@ async function startRedis(): Promise<Started> {
     }),
   );
   const version = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(0, 3).join(' ');
+  const disk = probeDiskSync(dir);
   const conns: Redis[] = [];
   return {
-    describe: `redlock v5 + ioredis: 3 independent ${version} on 127.0.0.1:${ports.join(', :')} (quorum 2 of 3, no persistence), 10 s lock TTL`,
+    describe: `redlock v5 + ioredis: 3 independent ${version} on 127.0.0.1:${ports.join(', :')} (quorum 2 of 3, no persistence), 10 s lock TTL; disk (unused by redis here): 320-byte O_DSYNC write p50 ${disk.p50} µs, p99 ${disk.p99} µs`,
     contenders: (n, name, retryMs) =>
       Array.from({ length: n }, () => {
         const rs = ports.map((port) => new Redis({ port, host: '127.0.0.1' }));
