@@ -3,7 +3,9 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { basename, dirname, join } from 'node:path';
 import { isConsensusError } from '@consensus-kit/core';
 import { KvStateMachine } from '@consensus-kit/kv';
+import { LockStateMachine } from '@consensus-kit/lock';
 import { CliError } from './errors';
+import { nodeStateMachine } from './node-runner';
 
 /**
  * The backup file `consensus-cli snapshot save` writes and `snapshot status` / `snapshot restore` read (after
@@ -19,8 +21,10 @@ import { CliError } from './errors';
  * ```
  *
  * The format version comes before anything else so a later reader can tell a file it knows from one it does
- * not before trusting the rest. The state-machine bytes carry their own version (the kv snapshot's `v`): a
- * backup of a store written in an older kv format restores through `KvStateMachine.restore`, which reads both.
+ * not before trusting the rest. The state-machine bytes carry their own version (the kv snapshot's `v`, the
+ * combined envelope's `combined`): `stateMachine` says what they are. `kv`: a bare kv snapshot, written by
+ * nodes that ran kv alone; `kv+lock`: the `{ kv, lock }` envelope of `combineStateMachines` that nodes run
+ * now. Both restore, through the node's own state machine (kv primary), which reads either.
  */
 export const BACKUP_MAGIC = 'CKBACKUP';
 export const BACKUP_FORMAT = 1;
@@ -28,8 +32,17 @@ const FIXED = 16;
 const HASH_BYTES = 32;
 const MAX_META_BYTES = 64 * 1024;
 
+/**
+ * What a backup's state-machine bytes are: a bare kv snapshot (`kv`, from a node that ran kv alone) or the
+ * `{ kv, lock }` combined envelope (`kv+lock`).
+ */
+export type BackupStateMachine = 'kv' | 'kv+lock';
+export const BACKUP_STATE_MACHINES: readonly BackupStateMachine[] = ['kv', 'kv+lock'];
+
 /** What a node answers to `admin.snapshot`: its state machine's snapshot and where it stands. */
 export interface NodeSnapshot {
+  /** What the node runs (and `data` holds); absent from a node of a release that ran kv alone: `kv`. */
+  stateMachine?: BackupStateMachine;
   clusterId: string;
   nodeId: string;
   protocol: string;
@@ -48,7 +61,7 @@ export interface NodeSnapshot {
 export interface BackupMeta extends Omit<NodeSnapshot, 'data'> {
   format: number;
   /** The state machine the data belongs to. */
-  stateMachine: 'kv';
+  stateMachine: BackupStateMachine;
   /** When `snapshot save` wrote it (ISO 8601, UTC). */
   createdAt: string;
   dataBytes: number;
@@ -154,7 +167,7 @@ function metaProblem(m: unknown): string | undefined {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'not an object';
   const x = m as Record<string, unknown>;
   if (x.format !== BACKUP_FORMAT) return `format ${String(x.format)} disagrees with the header's ${BACKUP_FORMAT}`;
-  if (x.stateMachine !== 'kv') return `state machine ${JSON.stringify(x.stateMachine)} is not kv`;
+  if (!(BACKUP_STATE_MACHINES as readonly unknown[]).includes(x.stateMachine)) return `state machine ${JSON.stringify(x.stateMachine)} is not one of ${BACKUP_STATE_MACHINES.join(', ')}`;
   for (const k of ['createdAt', 'clusterId', 'nodeId', 'protocol'] as const) if (typeof x[k] !== 'string') return `${k} must be a string`;
   for (const k of ['appliedIndex', 'term', 'revision', 'compactRevision', 'keys', 'dataBytes'] as const) {
     if (!Number.isSafeInteger(x[k]) || (x[k] as number) < 0) return `${k} must be a non-negative integer`;
@@ -174,20 +187,42 @@ export function readBackup(file: string): Backup {
 }
 
 /**
- * The state-machine bytes of a verified backup, restored into a fresh `KvStateMachine` to prove they load and
- * agree with the metadata's revision before anything is written from them. (The key count is not compared: it
- * is what the writing release counted, for people to read.)
+ * The state-machine bytes of a verified backup, restored into a fresh node state machine (`{ kv, lock }`, kv
+ * primary: it reads a bare kv snapshot as well as the envelope) to prove they load and agree with the
+ * metadata's revision before anything is written from them. (The key count is not compared: it is what the
+ * writing release counted, for people to read.)
  */
 export function checkBackupData(b: Backup, file: string): void {
-  const sm = new KvStateMachine();
+  const kv = new KvStateMachine();
   try {
-    sm.restore(b.data);
+    restoreBackupData(b, { kv, lock: new LockStateMachine() });
   } catch (e) {
-    throw new BackupFileError(file, 'bad-data', `its kv snapshot does not load: ${isConsensusError(e) ? `${e.message} [${e.code}]` : String(e)}`);
+    throw new BackupFileError(file, 'bad-data', `its ${b.meta.stateMachine} snapshot does not load: ${isConsensusError(e) ? `${e.message} [${e.code}]` : String(e)}`);
   }
-  if (sm.currentRevision !== b.meta.revision) {
-    throw new BackupFileError(file, 'bad-data', `its kv snapshot is at revision ${sm.currentRevision}, its metadata says ${b.meta.revision}`);
+  if (kv.currentRevision !== b.meta.revision) {
+    throw new BackupFileError(file, 'bad-data', `its kv snapshot is at revision ${kv.currentRevision}, its metadata says ${b.meta.revision}`);
   }
+}
+
+function restoreBackupData(b: Backup, machines: { kv: KvStateMachine; lock: LockStateMachine }): void {
+  // A `kv` backup must be kv's own bytes: the envelope restores only as what the metadata says it is.
+  if (b.meta.stateMachine === 'kv') machines.kv.restore(b.data);
+  else nodeStateMachine(machines).restore(b.data);
+}
+
+/**
+ * A backup's state made ready to seed a NEW cluster (`snapshot restore`): the node state machine's snapshot
+ * (the `{ kv, lock }` envelope) with kv's replicated time freed of the old cluster's term (see
+ * `KvStateMachine.forgetTimeTerm`) and an empty lock table. No client of the old cluster holds a session in
+ * the new one (its cluster id is new), so the old sessions and their holds are not carried over; fencing
+ * tokens stay above every old one, since the new log continues after the backup's applied index, and a token
+ * is the log index of its grant.
+ */
+export function snapshotForNewCluster(b: Backup): Uint8Array {
+  const kv = new KvStateMachine();
+  restoreBackupData(b, { kv, lock: new LockStateMachine() });
+  kv.forgetTimeTerm();
+  return nodeStateMachine({ kv, lock: new LockStateMachine() }).snapshot();
 }
 
 /** Writes `bytes` to `file` atomically: a temporary file beside it, fsync, rename, fsync of the directory. */
@@ -224,6 +259,7 @@ export function checkNodeSnapshot(a: unknown): NodeSnapshot {
     typeof x.clusterId === 'string' &&
     typeof x.nodeId === 'string' &&
     typeof x.protocol === 'string' &&
+    (x.stateMachine === undefined || (BACKUP_STATE_MACHINES as readonly unknown[]).includes(x.stateMachine)) &&
     [x.appliedIndex, x.term, x.revision, x.compactRevision, x.keys].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
   if (!ok) throw new CliError('the node answered admin.snapshot with something that is not a snapshot (a node of another release?)');
   return x as NodeSnapshot;

@@ -95,8 +95,8 @@ describe('a cluster restored from a kv-only backup', () => {
       ),
     );
     const restored = join(work, 'restored');
-    expect((await cli('snapshot', 'restore', file, '--dir', restored)).code).toBe(0);
-    expect((await cli('start', '--dir', restored, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+    expect((await cli('snapshot', 'restore', file, '--dir', restored, '--port', String(await freeBase()))).code).toBe(0);
+    expect((await cli('start', '--dir', restored, '--detach', '--json')).code).toBe(0);
     const got = await cli('get', 'config/port', '--dir', restored, '--json');
     expect(got.code).toBe(0);
     expect(JSON.parse(got.out)).toMatchObject({ value: '7200', modRevision: 3 });

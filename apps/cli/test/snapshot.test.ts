@@ -44,7 +44,7 @@ describe('consensus-cli snapshot save / status / restore (etcdctl snapshot save,
     expect(saved.code).toBe(0);
     const meta = JSON.parse(saved.out) as Record<string, unknown>;
     const original = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { clusterId: string };
-    expect(meta).toMatchObject({ format: 1, stateMachine: 'kv', revision: 5, keys: 2, clusterId: original.clusterId, protocol: 'raft' });
+    expect(meta).toMatchObject({ format: 1, stateMachine: 'kv+lock', revision: 5, keys: 2, clusterId: original.clusterId, protocol: 'raft' });
     expect(meta.appliedIndex).toBeGreaterThanOrEqual(5);
     expect(meta.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(readdirNames(work)).toEqual(['backup.snap']); // no temporary file left beside it

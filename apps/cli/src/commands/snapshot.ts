@@ -2,9 +2,8 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { silentLogger } from '@consensus-kit/core/host';
-import { KvStateMachine } from '@consensus-kit/kv';
 import { openFileStorage } from '@consensus-kit/storage-fs';
-import { checkBackupData, checkNodeSnapshot, encodeBackup, readBackup, writeFileDurably, type Backup } from '../backup';
+import { checkBackupData, checkNodeSnapshot, encodeBackup, readBackup, snapshotForNewCluster, writeFileDurably, type Backup } from '../backup';
 import { ClusterDir } from '../cluster-file';
 import { readNodeConfig } from '../config';
 import { connectAdmin } from '../connect';
@@ -71,8 +70,9 @@ export async function saveSnapshot(o: { target: Target; json?: boolean; timeout?
     await rpc.close();
   }
   const s = checkNodeSnapshot(answer);
-  const { data, ...rest } = s;
-  const bytes = encodeBackup({ stateMachine: 'kv', createdAt: new Date().toISOString(), ...rest }, data);
+  const { data, stateMachine, ...rest } = s;
+  // A node of a release that ran kv alone does not say: its snapshot is kv's.
+  const bytes = encodeBackup({ stateMachine: stateMachine ?? 'kv', createdAt: new Date().toISOString(), ...rest }, data);
   writeFileDurably(file, bytes);
   const b = readBackup(file);
   if (o.json) {
@@ -103,7 +103,8 @@ export function snapshotStatus(o: { json?: boolean }, file: string): void {
     ['file', file],
     ['format', String(m.format)],
     ['sha256', `${b.sha256} (verified)`],
-    ['size', `${b.bytes} bytes (kv snapshot ${m.dataBytes})`],
+    ['state machine', m.stateMachine === 'kv' ? 'kv (from nodes that ran kv alone)' : `${m.stateMachine} (the { kv, lock } envelope)`],
+    ['size', `${b.bytes} bytes (state-machine snapshot ${m.dataBytes})`],
     ['revision', String(m.revision)],
     ['compacted', String(m.compactRevision)],
     ['keys', String(m.keys)],
@@ -190,7 +191,7 @@ async function seedDataDir(dataDir: string, identity: { clusterId: string; nodeI
   try {
     // The new cluster's terms start again at 1: the store's replicated time must not wait for them to pass the
     // term its time was last moved in (no lease would expire until then).
-    const data = KvStateMachine.snapshotForNewCluster(b.data);
+    const data = snapshotForNewCluster(b);
     await storage.installSnapshot({ index: seedIndex(b), term: 1, config: { voters, learners: [] }, data });
   } finally {
     await storage.close();
