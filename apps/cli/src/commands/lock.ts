@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
-import { InvalidArgumentError as CommanderArgError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ErrorCode, isConsensusError } from '@consensus-kit/core';
 import type { LockHandle, LockInfo, LockMode, LockQuery, SessionInfo } from '@consensus-kit/lock';
 import { createLockClient } from '@consensus-kit/lock/tcp';
@@ -371,11 +371,6 @@ export async function lockWatch(o: LockCommandOptions & { signal?: AbortSignal }
   }
 }
 
-const modeArg = (v: string): LockMode => {
-  if (v !== 'read' && v !== 'write') throw new CommanderArgError(`--mode must be read or write (a read/write lock; without --mode: a mutex), got ${JSON.stringify(v)}`);
-  return v;
-};
-
 /** Registers `lock acquire|release|list|watch` and `semaphore acquire|list`. */
 export function registerLockCommands(program: Command, kit: CliKit): void {
   const acquireOptions = (c: Command): Command =>
@@ -392,7 +387,7 @@ export function registerLockCommands(program: Command, kit: CliKit): void {
       lock
         .command('acquire <name>')
         .description('wait for a lock, print its fencing token and hold it until Ctrl-C (or --hold, or while --exec runs)')
-        .addOption(new Option('--mode <mode>', 'read or write: take a read/write lock (default: a mutex)').argParser(modeArg)),
+        .addOption(new Option('--mode <mode>', 'take a read/write lock, for reading (shared) or writing (exclusive); default: a mutex').choices(['read', 'write'])),
     ).action((n: string, o: Omit<AcquireCommandOptions, 'target'>, cmd: Command) => {
       checkAcquireOptions(o, `lock acquire ${n}`); // before the target is resolved: a usage error whatever the cluster
       return lockAcquire({ ...o, target: kit.targetOf(cmd) }, n);
