@@ -155,29 +155,32 @@ export class SimRwResource {
 /**
  * The resource a semaphore of `permits` guards. Fencing by count, not per permit: the state machine grants
  * permits without numbering them (a hold's token is the log index of its grant, as for a mutex), so a resource
- * cannot tell which permit a writer holds; it can count. Tokens grow with the log, and at most `permits` holds
- * are live at any entry, so a write whose token has `permits` higher tokens accepted before it comes from a hold
- * that `permits` later holds have overtaken: it is refused. Among the writes it accepts, at most `permits` holds
- * are ever active at once at the resource (the checker's count check). The price: a live holder overtaken by
- * `permits` short-lived later holders is refused too (safe, not live); numbered permits would avoid that.
+ * cannot tell which permit a writer holds; it can count. Tokens grow with the log and at most `permits` holds are
+ * live at any entry, so a hold with `permits` other holds of a token as high or higher accepted before it has
+ * been overtaken: it is refused. One entry can grant several permits (a release or an expiry frees them) under
+ * one token, so the token alone does not name a hold: a write also names its hold (session and request, as a
+ * Chubby sequencer names its holder), and holds sharing a token count against each other. Among the writes it
+ * accepts, at most `permits` holds are ever active at once (the checker's count check). The price: a live holder
+ * overtaken by `permits` others, short-lived or granted beside it, is refused too (safe, not live); numbered
+ * permits would avoid that.
  */
 export class SimCountResource {
-  /** The `permits` highest distinct tokens accepted, ascending. */
-  readonly top: number[] = [];
+  /** Holds accepted so far: hold id -> token. */
+  private readonly holds = new Map<string, number>();
   constructor(readonly permits: number) {}
-  write(token: number): boolean {
-    if (this.top.includes(token)) return true;
-    if (this.top.length >= this.permits && token < (this.top[0] as number)) return false;
-    this.top.push(token);
-    this.top.sort((a, b) => a - b);
-    if (this.top.length > this.permits) this.top.shift();
+  write(token: number, hold = String(token)): boolean {
+    let ahead = 0;
+    for (const [id, t] of this.holds) if (id !== hold && t >= token) ahead++;
+    if (ahead >= this.permits) return false;
+    this.holds.set(hold, token);
     return true;
   }
 }
 
 /** What holders write to (a reader reads, when the store tells reads apart). */
 export interface FencedStore {
-  write(token: number): boolean;
+  /** `hold` names the writer's hold (`${session}:${req}`): several holds can share a token. */
+  write(token: number, hold?: string): boolean;
   read?(token: number): boolean;
 }
 
@@ -744,7 +747,7 @@ export class LockServiceWorkload implements Workload<ClientOp> {
     const w = this.writes[i] as Write;
     w.landed = this.host.now();
     const r = this.resources.get(w.lock) as FencedStore;
-    w.accepted = w.read && r.read !== undefined ? r.read(w.token) : r.write(w.token);
+    w.accepted = w.read && r.read !== undefined ? r.read(w.token) : r.write(w.token, `${w.session}:${w.req}`);
   }
 
   /** kill -9: the client stops at once, holding what it holds; a new incarnation starts later with a new session. */
@@ -946,7 +949,7 @@ export function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): 
 /**
  * Accepted writes of a semaphore of `permits`, in landing order: at most `permits` holds active at the resource at
  * once (a hold is active from its first accepted write to its last), and no write accepted after writes of
- * `permits` later grants (the count-fencing rule of `SimCountResource`: such a hold has been overtaken).
+ * `permits` other grants of the same entry or later (the rule of `SimCountResource`: such a hold was overtaken).
  */
 export function checkCountedResource(accepted: Write[], grantOf: LogGrant[], permits: number): string | undefined {
   const first = new Map<LogGrant, number>();
@@ -961,8 +964,8 @@ export function checkCountedResource(accepted: Write[], grantOf: LogGrant[], per
     const g = grantOf[i] as LogGrant;
     const active = [...first.keys()].filter((h) => (first.get(h) as number) <= i && (last.get(h) as number) >= i);
     if (active.length > permits) return `overlapping fenced writes: ${active.length} holds of the ${permits}-permit semaphore active at the resource at ${w.landed} µs: ${active.map(describeGrant).join('; ')}`;
-    const later = [...seen].filter((h) => h.index > g.index);
-    if (later.length >= permits) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after writes of ${later.length} later grants of the ${permits}-permit semaphore`;
+    const later = [...seen].filter((h) => h !== g && h.index >= g.index);
+    if (later.length >= permits) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after writes of ${later.length} other grants of the ${permits}-permit semaphore at the same entry or later`;
     seen.add(g);
   }
   return undefined;

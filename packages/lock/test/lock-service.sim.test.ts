@@ -5,7 +5,7 @@ import { raft } from '@consensus-kit/raft';
 import { resolveProtocol, simulate, type ClientOp, type SimResult } from '@consensus-kit/sim';
 import type { LockCommand, LockResult } from '../src/commands';
 import type { LockStateMachineOptions } from '../src/lock-state-machine';
-import { LockReplica, SEM_PERMITS, checkCountedResource, checkExclusiveResource, lockServiceSimulation, type LockRunSummary, type LockServiceWorkloadOptions, type LogGrant, type Write } from './lock-service-workload';
+import { LockReplica, SEM_PERMITS, SimCountResource, checkCountedResource, checkExclusiveResource, lockServiceSimulation, type LockRunSummary, type LockServiceWorkloadOptions, type LogGrant, type Write } from './lock-service-workload';
 
 const SEEDS = Number(process.env.LOCK_SIM_SEEDS ?? 100);
 const FROM = Number(process.env.LOCK_SIM_FROM ?? 1);
@@ -188,9 +188,25 @@ describe('lock service under the simulator: mutual exclusion with fencing', () =
     const s = [10, 20, 30].map((i) => grant(i, i, 'semaphore')) as [LogGrant, LogGrant, LogGrant];
     const count = (list: LogGrant[]) => checkCountedResource(list.map((g, i) => w(g, i)), list, 2);
     expect(count([s[0], s[1], s[0], s[1], s[2], s[2]])).toBeUndefined();
-    expect(count([s[0], s[1], s[2], s[0]])).toMatch(/^stale-token write accepted:.*token 10 .* after writes of 2 later grants/);
+    expect(count([s[0], s[1], s[2], s[0]])).toMatch(/^stale-token write accepted:.*token 10 .* after writes of 2 other grants/);
+    // Two permits granted by one entry share its token; a third hold after one of them ended: the ended one is stale.
+    const [t1, t2, t3] = [grant(1, 50, 'semaphore'), grant(2, 50, 'semaphore'), grant(3, 60, 'semaphore')];
+    expect(count([t1, t2, t3, t1])).toMatch(/^stale-token write accepted:.*token 50 .* after writes of 2 other grants/);
     expect(count([s[1], s[2], s[0]])).toMatch(/^stale-token write accepted:.*token 10/);
     expect(count([s[0], s[1], s[2], s[0], s[1]])).toMatch(/^overlapping fenced writes: 3 holds of the 2-permit semaphore active/);
+  });
+
+  it('the semaphore resource counts holds, not tokens: two permits granted by one entry share a token', () => {
+    const r = new SimCountResource(2);
+    expect(r.write(50, '1:1')).toBe(true);
+    expect(r.write(50, '2:1')).toBe(true);
+    expect(r.write(60, '3:1')).toBe(true);
+    // Hold 1:1 ended (its permit went to 3:1): two other holds of token 50 or more wrote since.
+    expect(r.write(50, '1:1')).toBe(false);
+    expect(r.write(60, '3:1')).toBe(true);
+    // Raft seed 191: the same at the simulated resource (a resource counting distinct tokens let the stale hold write).
+    const { result } = run(raft, 191);
+    expect(result.ok, result.violation?.message).toBe(true);
   });
 
   it('zab: the runs exercise the same faults and lock kinds', () => {
