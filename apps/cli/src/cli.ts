@@ -15,6 +15,7 @@ import { completionScript, SHELLS } from './completion';
 import { DEFAULT_KV_TIMEOUT_MS, formatDuration } from './deadline';
 import { CliError, describeError } from './errors';
 import { localizeHints } from './invocation';
+import { LOG_ENV, LOG_FORMATS, LOG_LEVELS } from './logger';
 import { PROTOCOLS, parseProtocolOptionFlag } from './protocols';
 import { DEFAULT_DIR, TARGET_ENV, resolveTarget, type Target, type TargetOptions, type TargetSources } from './target';
 
@@ -58,7 +59,15 @@ export function createProgram(): Command {
     .version('0.1.0')
     .showSuggestionAfterError()
     // One line, all of it: commander puts its "(Did you mean ...?)" on a line of its own.
-    .configureOutput({ outputError: (str, write) => write(`${oneLine(str)}\n`) });
+    .configureOutput({ outputError: (str, write) => write(`${oneLine(str)}\n`) })
+    // Node logs (#22 item 5): set in the environment, so `node` and the nodes `start`/`restart` spawn follow them.
+    .addOption(new Option('--log-format <format>', 'node log lines as text or JSON (one object per line)').choices(LOG_FORMATS).env(LOG_ENV.format))
+    .addOption(new Option('--log-level <level>', 'lowest node log level written').choices(LOG_LEVELS).env(LOG_ENV.level))
+    .hook('preAction', (cmd) => {
+      const o = cmd.opts<{ logFormat?: string; logLevel?: string }>();
+      if (o.logFormat !== undefined) process.env[LOG_ENV.format] = o.logFormat;
+      if (o.logLevel !== undefined) process.env[LOG_ENV.level] = o.logLevel;
+    });
 
   const dir = () => new Option('--dir <path>', 'cluster directory (of a cluster started by `start`)').default(DEFAULT_DIR).env(TARGET_ENV.dir);
   /**

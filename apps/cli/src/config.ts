@@ -39,6 +39,8 @@ export interface NodeConfig {
    */
   blockingWrites?: boolean;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Log lines as text (default) or JSON, one object per line; `CONSENSUS_LOG_FORMAT` / `--log-format` win over it. */
+  logFormat?: 'text' | 'json';
   /**
    * Serve the requests that change the cluster's network, leadership or membership (partition, heal, leader
    * transfer, members add/remove, peer addresses). Default false: any client that holds the cluster id and
@@ -103,6 +105,7 @@ const KNOWN_FIELDS = [
   'snapshotEvery',
   'blockingWrites',
   'logLevel',
+  'logFormat',
   'admin',
   'tls',
 ];
@@ -138,6 +141,7 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   }
   if (!(c.id in peers)) fail(file, `peers must include this node (${c.id})`);
   if (c.logLevel !== undefined && !LEVELS.includes(c.logLevel as string)) fail(file, `logLevel must be one of ${LEVELS.join(', ')}`);
+  if (c.logFormat !== undefined && c.logFormat !== 'text' && c.logFormat !== 'json') fail(file, 'logFormat must be one of text, json');
   if (c.secret !== undefined && (typeof c.secret !== 'string' || c.secret.length < 8)) fail(file, 'secret must be a string of at least 8 characters');
   const config: NodeConfig = {
     clusterId: c.clusterId,
@@ -166,6 +170,7 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   if (c.admin === true) config.admin = true;
   if (c.tls !== undefined) config.tls = parseTls(file, c.tls);
   if (c.logLevel !== undefined) config.logLevel = c.logLevel as NodeConfig['logLevel'];
+  if (c.logFormat !== undefined) config.logFormat = c.logFormat as NodeConfig['logFormat'];
   if (c.protocolOptions !== undefined) {
     // Only the shape here: the names and values are the protocol's to check (checkProtocolOptions).
     if (typeof c.protocolOptions !== 'object' || c.protocolOptions === null || Array.isArray(c.protocolOptions)) {

@@ -1,6 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DurableStorage, Role, SaveBatch } from '@consensus-kit/core';
+import type { DurableStorage, LogEntry, NodeId, Role, SaveBatch, Snapshot, StateMachine } from '@consensus-kit/core';
 import type { ConsensusNode } from '@consensus-kit/core/host';
+import type { WalWriteTiming } from '@consensus-kit/storage-fs';
+import type { PeerStats } from '@consensus-kit/transport-tcp';
+import { FastHistogram, scrapedMetric, type HistogramChild } from './fast-histogram';
 
 /** Core's neutral roles (DESIGN r2): every protocol reports one of these; its own phases live in `details`. */
 const ROLES = ['follower', 'candidate', 'leader', 'learner'] as const satisfies readonly Role[];
@@ -10,13 +15,61 @@ export interface NodeMetrics {
   proposals: Counter;
   /** `proposals` with outcome "ok", resolved once: the per-request path skips prom-client's label lookup. */
   proposalsOk: { inc(): void };
-  /** Wraps storage so every `save` is timed into the fsync latency histogram. */
-  instrument(storage: DurableStorage): DurableStorage;
+  /** Wraps storage so every `save` is timed into the fsync latency histogram, and every snapshot write too. */
+  instrument<S extends DurableStorage>(storage: S): S;
+  /** For storage-fs's `onWalWrite`: the WAL's durable-write (fsync) time apart from the group's write time. */
+  onWalWrite(timing: WalWriteTiming): void;
+  /** Wraps the state machine so each entry's apply and each snapshot capture is timed. */
+  instrumentStateMachine<C, R, Q, A>(sm: StateMachine<C, R, Q, A>): StateMachine<C, R, Q, A>;
+  /** Reads the transport's per-peer counters (bytes, send failures) at scrape time. */
+  watchPeers(peerStats: () => Record<NodeId, PeerStats>): void;
+  /**
+   * The latency series of one client operation (kv op name: put, delete, txn, get, range, ...), resolved when the
+   * metrics are created: a lookup in a small map, no label hashing per request. Unknown names share "other".
+   */
+  clientRequest(op: string): HistogramChild;
+  /** Client writes (proposals) in flight: +1 when one arrives, -1 when it is answered. */
+  proposalsPending: { inc(): void; dec(): void };
+  /** A client write failed, with its error code in lower case (`not_leader`, a redirect, is no failed proposal). */
+  proposalFailed(outcome: string): void;
   attach(node: ConsensusNode<never, never, never, never>): void;
 }
 
+/** Client operations with a latency series of their own (kv's ops; `consensus_server_client_request_duration_seconds`). */
+export const CLIENT_OPS = [
+  'put',
+  'delete',
+  'cas',
+  'txn',
+  'compact',
+  'leaseGrant',
+  'leaseRevoke',
+  'leaseKeepAlive',
+  'get',
+  'range',
+  'revision',
+  'status',
+  'leaseTimeToLive',
+  'leases',
+  'other',
+] as const;
+
+/** Latency buckets in seconds, 100 us to 8 s (etcd's disk histograms go from 1 ms to 8 s; a local disk is faster). */
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8];
+/** Per-entry apply time is usually microseconds. */
+const APPLY_BUCKETS = [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1, 1];
+
+/** This package's version, for `consensus_server_version` (package.json sits one level above src/ and dist/). */
+export const CLI_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
+
 /** The node's Prometheus metrics; values that live in the node are read at scrape time. */
-export function createNodeMetrics(nodeId: string): NodeMetrics {
+export function createNodeMetrics(nodeId: string, about: { protocol?: string } = {}): NodeMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ node: nodeId });
   collectDefaultMetrics({ register: registry });
@@ -57,6 +110,58 @@ export function createNodeMetrics(nodeId: string): NodeMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  // etcd's server and disk series (etcd_server_*, etcd_disk_*, etcd_network_*; the README maps them).
+  new Gauge({
+    name: 'consensus_server_version',
+    help: 'Which version is running: 1 for the labelled version',
+    labelNames: ['server_version', 'protocol', 'node_version'],
+    registers: [registry],
+  }).set({ server_version: CLI_VERSION, protocol: about.protocol ?? 'unknown', node_version: process.version }, 1);
+  new Gauge({ name: 'consensus_server_has_leader', help: 'Whether a leader exists: 1 when this node knows one, 0 otherwise', registers: [registry], collect() { this.set(status()?.leader === undefined ? 0 : 1); } });
+  let leaderChanges = 0;
+  new Counter({
+    name: 'consensus_server_leader_changes_seen_total',
+    help: 'Leader changes seen by this node (to a known leader other than the previous one)',
+    registers: [registry],
+    collect() {
+      if (leaderChanges > 0) this.inc(leaderChanges);
+      leaderChanges = 0;
+    },
+  });
+  new Gauge({ name: 'consensus_server_proposals_committed_total', help: 'Proposals committed: the commit index (a gauge, as in etcd)', registers: [registry], collect() { this.set(status()?.commitIndex ?? 0); } });
+  new Gauge({ name: 'consensus_server_proposals_applied_total', help: 'Proposals applied: the applied index (a gauge, as in etcd)', registers: [registry], collect() { this.set(status()?.appliedIndex ?? 0); } });
+  let pending = 0;
+  new Gauge({ name: 'consensus_server_proposals_pending', help: 'Client writes (proposals) received and not yet answered', registers: [registry], collect() { this.set(pending); } });
+  const failed = new Counter({ name: 'consensus_server_proposals_failed_total', help: 'Client writes (proposals) that failed', registers: [registry] });
+  const walFsync = new FastHistogram(
+    'consensus_disk_wal_fsync_duration_seconds',
+    'WAL flush to stable storage per group commit (the O_DSYNC write of its records; etcd: the fdatasync)',
+    LATENCY_BUCKETS,
+    registry,
+  ).child();
+  const walWrite = new FastHistogram(
+    'consensus_disk_wal_write_duration_seconds',
+    'WAL group commit as a whole: encoding, the durable write, the durable point and the hard state (queueing excluded)',
+    LATENCY_BUCKETS,
+    registry,
+  ).child();
+  let walBytes = 0;
+  scrapedMetric(registry, 'consensus_disk_wal_write_bytes_total', 'Bytes written to the WAL', 'counter', () => [{ value: walBytes }]);
+  const snapSave = new FastHistogram('consensus_snap_save_total_duration_seconds', 'Writing a snapshot to storage, made durable', LATENCY_BUCKETS, registry).child();
+  const snapCapture = new FastHistogram('consensus_snap_capture_duration_seconds', 'Capturing the state machine for a snapshot (on the event loop)', LATENCY_BUCKETS, registry).child();
+  const apply = new FastHistogram('consensus_server_apply_duration_seconds', 'Applying one entry to the state machine', APPLY_BUCKETS, registry).child();
+  const requests = new FastHistogram('consensus_server_client_request_duration_seconds', 'Client request latency on this node, by operation, from arrival to answer', LATENCY_BUCKETS, registry);
+  const requestChildren = new Map<string, HistogramChild>(CLIENT_OPS.map((op) => [op, requests.child({ op })]));
+  const otherRequest = requestChildren.get('other') as HistogramChild;
+  let peers: (() => Record<NodeId, PeerStats>) | undefined;
+  const perPeer = (label: 'To' | 'From', pick: (s: PeerStats) => number) => () =>
+    Object.entries(peers?.() ?? {})
+      .filter(([id]) => id !== nodeId)
+      .map(([id, s]) => ({ labels: { [label]: id }, value: pick(s) }));
+  scrapedMetric(registry, 'consensus_network_peer_sent_bytes_total', 'Message bytes sent to each peer', 'counter', perPeer('To', (s) => s.bytesSent));
+  scrapedMetric(registry, 'consensus_network_peer_received_bytes_total', 'Message bytes received from each peer', 'counter', perPeer('From', (s) => s.bytesReceived));
+  scrapedMetric(registry, 'consensus_network_peer_sent_failures_total', 'Messages to each peer that could not be sent (peer down, queue full, too large)', 'counter', perPeer('To', (s) => s.sendFailures));
+
   // Counted in a plain number on the apply path (once per entry) and handed to prom-client at scrape time.
   let appliedSinceScrape = 0;
   new Counter({
@@ -87,12 +192,71 @@ export function createNodeMetrics(nodeId: string): NodeMetrics {
           end();
         }
       };
+      const saveSnapshot = storage.saveSnapshot.bind(storage);
+      storage.saveSnapshot = async (snapshot: Snapshot) => {
+        const t = performance.now();
+        await saveSnapshot(snapshot);
+        snapSave.observe((performance.now() - t) / 1000);
+      };
       return storage;
+    },
+    onWalWrite(timing) {
+      walFsync.observe(timing.syncMs / 1000);
+      walWrite.observe(timing.totalMs / 1000);
+      walBytes += timing.bytes;
+    },
+    instrumentStateMachine(sm) {
+      const applyEntry = sm.apply.bind(sm);
+      sm.apply = (entry: LogEntry, command) => {
+        const t = performance.now();
+        try {
+          return applyEntry(entry, command);
+        } finally {
+          apply.observe((performance.now() - t) / 1000);
+        }
+      };
+      const snapshot = sm.snapshot.bind(sm);
+      sm.snapshot = () => {
+        const t = performance.now();
+        try {
+          return snapshot();
+        } finally {
+          snapCapture.observe((performance.now() - t) / 1000);
+        }
+      };
+      return sm;
+    },
+    watchPeers(read) {
+      peers = read;
+    },
+    clientRequest(op) {
+      return requestChildren.get(op) ?? otherRequest;
+    },
+    proposalsPending: {
+      inc() {
+        pending++;
+      },
+      dec() {
+        pending--;
+      },
+    },
+    proposalFailed(outcome) {
+      // A write sent to a follower is answered with a redirect, never proposed: not a failed proposal (etcd
+      // forwards it to the leader instead).
+      if (outcome !== 'not_leader') failed.inc();
+      proposals.inc({ outcome });
     },
     attach(n) {
       node = n;
       n.on('apply', () => {
         appliedSinceScrape++;
+      });
+      // etcd counts a change when a leader other than the last one seen (none included) becomes known: the
+      // first leader a node learns of after it starts is one.
+      let last: NodeId | undefined;
+      n.on('leader', (leader) => {
+        if (leader !== undefined && leader !== last) leaderChanges++;
+        last = leader;
       });
     },
   };
