@@ -145,6 +145,38 @@ for (const protocol of PROTOCOLS_UNDER_TEST) {
       expect(lines).toContain(`token=${token} name=jobs/c`);
       expect((await listOf(dir)).locks).toEqual([]);
     });
+
+    it('lock release closes the session of a holder that does not release: the holder learns and exits 1, the waiter gets a higher token', async () => {
+      const first = run(['lock', 'acquire', 'jobs/d', '--json', '--ttl', '3s']);
+      const a = await acquired(first, 'the first grant');
+      const second = run(['lock', 'acquire', 'jobs/d', '--json']);
+      await waitFor('the second acquire to queue', async () => ((await listOf(dir)).locks.find((l) => l.name === 'jobs/d')?.waiters.length === 1 ? true : undefined));
+      const r = await cli('lock', 'release', 'jobs/d', '--dir', dir, '--json');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.out)).toMatchObject({ name: 'jobs/d', session: a.session, tokens: [a.token] });
+      const b = await acquired(second, 'the grant after the release');
+      expect(b.token).toBeGreaterThan(a.token);
+      // The holder's next keepalive (every TTL/3) finds its session gone: it gives the lock up and says so.
+      expect(await first.exited).toBe(1);
+      expect(first.stderr()).toMatch(/lock acquire jobs\/d: .*lost.*stop using token/);
+      second.signal('SIGTERM');
+      expect(await second.exited).toBe(0);
+      const none = await cli('lock', 'release', 'jobs/d', '--dir', dir);
+      expect([none.code, none.err]).toEqual([1, 'consensus-cli: lock release jobs/d: nobody holds "jobs/d"\n']);
+    });
+
+    it('a cluster without a majority: acquire and list fail within --timeout with one line saying so', async () => {
+      expect((await cli('kill', 'n1', '--dir', dir)).code).toBe(0);
+      expect((await cli('kill', 'n2', '--dir', dir)).code).toBe(0);
+      const started = Date.now();
+      const acquire = await cli('lock', 'acquire', 'jobs/e', '--timeout', '2s', '--hold', '1ms', '--dir', dir);
+      expect(acquire.code).toBe(1);
+      expect(acquire.err).toMatch(/^consensus-cli: lock acquire jobs\/e: (the cluster did not answer .*no leader or no majority\?|not acquired within 2s)/);
+      const list = await cli('lock', 'list', '--timeout', '2s', '--dir', dir);
+      expect(list.code).toBe(1);
+      expect(list.err).toMatch(/^consensus-cli: lock list: gave up after 2s \(--timeout\)/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    });
   });
 }
 

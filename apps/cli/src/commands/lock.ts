@@ -183,7 +183,9 @@ export async function lockAcquire(o: AcquireCommandOptions, name: string): Promi
     endpoints: t.endpoints,
     clusterId: t.clusterId,
     ttlMs: o.ttl ?? DEFAULT_LOCK_TTL_MS,
-    timeoutMs: DEFAULT_KV_TIMEOUT_MS,
+    // One call (opening the session, queueing, releasing) gives up within --timeout too: a cluster without a
+    // leader or a majority fails the command then, not only after the default.
+    timeoutMs: Math.min(o.timeout ?? DEFAULT_KV_TIMEOUT_MS, DEFAULT_KV_TIMEOUT_MS),
     owner: o.owner ?? `${process.env.USER ?? 'cli'}@${hostname()} pid ${process.pid}`,
     ...(t.secret !== undefined ? { secret: t.secret } : {}),
     ...(t.tls !== undefined ? { rpc: { tls: t.tls } } : {}),
