@@ -106,8 +106,10 @@ export function broadcastEntries(z: ZabNode): void {
         entries = z.log.entries(p.next, hi);
       } catch (e) {
         if (!CompactedError.is(e)) throw e;
-        // What the follower misses left the leader's log: its session ends here; it stops hearing from the leader,
-        // looks again, and the new session synchronises it with SNAP.
+        // What the follower misses left the leader's log: its session ends here, and RESYNC has it register again
+        // at once, so the new session synchronises it with SNAP then DIFF (LearnerHandler.syncFollower) instead of
+        // after its own election timeout. If RESYNC is lost, the follower stops hearing from the leader and looks.
+        z.send(id, { type: 'Resync', nonce: p.nonce, epoch: z.epoch });
         z.peers.delete(id);
         dropped = true;
         break;

@@ -77,6 +77,11 @@ export function stepFollower(z: ZabNode, m: ZabMessage): void {
       if (m.to === z.id) becomeLeading(z);
       else becomeFollowing(z, m.to);
       return;
+    case 'Resync':
+      // A new session with the same leader, at once instead of after an election timeout (see messages.ts).
+      if (m.epoch !== z.leaderEpoch || (z.stage !== 'synced' && z.stage !== 'uptodate')) return;
+      becomeFollowing(z, leader);
+      return;
     default:
       return;
   }

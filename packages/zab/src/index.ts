@@ -40,6 +40,7 @@ export type {
   Ping,
   Pong,
   Proposal,
+  Resync,
   Segment,
   Sync,
   UpToDate,

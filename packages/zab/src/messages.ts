@@ -145,6 +145,18 @@ export interface Handoff {
   to: NodeId;
 }
 
+/**
+ * The leader ends a session whose follower misses entries no longer in its log (ours): the follower registers
+ * again at once, and the new session synchronises it with SNAP, then DIFF (LearnerHandler.syncFollower). In
+ * ZooKeeper the leader queues every proposal for a connected follower, so one falls that far behind only across a
+ * reconnection, which starts a new LearnerHandler; here the leader's log is compacted under a slow follower.
+ */
+export interface Resync {
+  type: 'Resync';
+  nonce: number;
+  epoch: number;
+}
+
 export type ZabMessage =
   | Notification
   | FollowerInfo
@@ -158,7 +170,8 @@ export type ZabMessage =
   | Commit
   | Ping
   | Pong
-  | Handoff;
+  | Handoff
+  | Resync;
 
 export type ZabMessageType = ZabMessage['type'];
 
@@ -244,6 +257,8 @@ export function parseMessage(msg: unknown): ZabMessage | undefined {
       return count(m.nonce) && count(m.epoch) && count(m.seq) && count(m.index) ? (m as unknown as Pong) : undefined;
     case 'Handoff':
       return count(m.nonce) && count(m.epoch) && typeof m.to === 'string' ? (m as unknown as Handoff) : undefined;
+    case 'Resync':
+      return count(m.nonce) && count(m.epoch) ? (m as unknown as Resync) : undefined;
     default:
       return undefined;
   }

@@ -425,3 +425,38 @@ describe('leadership transfer to a server that has not joined yet (Raft thesis 3
     expect(() => l.node.propose(text('x4'))).not.toThrow();
   });
 });
+
+describe('a follower behind the leader\'s compacted log (LearnerHandler.syncFollower)', () => {
+  it('is resynchronised at once, SNAP then DIFF in a new session, not after its own election timeout', () => {
+    const sent: Envelope[] = [];
+    const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    const l = electLeader(net);
+    proposeAll(net, 'c', ['x1']);
+    // a is cut off while the others commit and compact what it misses; its session with c stays open.
+    net.partition(['a']);
+    proposeAll(net, 'c', ['x2', 'x3']);
+    settle(net, () => net.get('b').applied.length === 3);
+    net.snapshot('b');
+    net.snapshot('c');
+    proposeAll(net, 'c', ['x4']);
+    expect(net.get('a').node.stage).toBe('uptodate');
+    net.heal();
+    const resyncAt = sent.length;
+    let ticks = 0;
+    for (; ticks < 3 * l.node.electionTicks && net.get('a').applied.length < 4; ticks++) {
+      net.tickAll();
+      net.deliver();
+    }
+    expect(net.get('a').applied).toEqual(['x1', 'x2', 'x3', 'x4']);
+    // Well within a's election timeout: the leader's next heartbeat finds it behind and ends the session at once.
+    expect(ticks).toBeLessThan(l.node.electionTicks / 2);
+    const toA = sent.slice(resyncAt).filter((e) => e.to === 'a');
+    expect(toA.map(msgType)).toContain('Resync');
+    const sync = toA.filter((e) => msgType(e) === 'Sync').map((e) => e.msg as Sync).at(-1);
+    expect(sync?.mode).toBe('snap');
+    expect(sync?.entries.map((e) => e.index)).toEqual([4]);
+    // No election: c still leads the same epoch.
+    expect(net.leader()?.id).toBe('c');
+    expect(net.get('a').node.status().role).toBe('follower');
+  });
+});
