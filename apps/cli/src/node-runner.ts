@@ -2,7 +2,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname, join } from 'node:path';
-import { ConsensusNode, consoleLogger } from '@consensus-kit/core/host';
+import { ConsensusNode } from '@consensus-kit/core/host';
 import {
   ConfigError,
   CorruptLogError,
@@ -32,7 +32,8 @@ import type { NodeSnapshot } from './backup';
 import type { NodeConfig, NodeTlsConfig } from './config';
 import { CliError } from './errors';
 import { LockWatchHub, isLockWatchRequest } from './lock-watch';
-import { createNodeMetrics } from './metrics';
+import { createNodeLogger } from './logger';
+import { createNodeMetrics, type NodeMetrics } from './metrics';
 import { checkProtocolOptions, loadProtocol } from './protocols';
 
 /** Requests the CLI sends to nodes besides kv traffic. */
@@ -86,16 +87,16 @@ export interface NodeReport {
  * Runs one node: file storage, TCP transport (peers and clients on one port), the key-value state machine
  * under the configured protocol, and an HTTP server for /health, /metrics and /status.
  */
-export async function runNode(config: NodeConfig, logger: Logger = consoleLogger(config.id, config.logLevel ?? 'info')): Promise<RunningNode> {
+export async function runNode(config: NodeConfig, logger: Logger = createNodeLogger(config)): Promise<RunningNode> {
   const protocol = await loadProtocol(config.protocol);
   // Before anything starts: a misspelt option must not leave a half-started node behind.
   const protocolOptions = await checkProtocolOptions(config.protocol, config.protocolOptions, 'protocolOptions');
-  const metrics = createNodeMetrics(config.id);
+  const metrics = createNodeMetrics(config.id, { protocol: config.protocol });
   const http = await listenHttp(config);
   const health = new HealthTracker(config);
   let storage;
   try {
-    storage = health.watchStorage(metrics.instrument(await openNodeStorage(config, logger)));
+    storage = health.watchStorage(metrics.instrument(await openNodeStorage(config, logger, metrics)));
   } catch (e) {
     await closeServer(http);
     throw e;
@@ -120,7 +121,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     storage,
     // The node's peer traffic passes through the tracker, which notes when each peer was last heard from.
     transport: health.watchTransport(transport),
-    stateMachine: combined,
+    stateMachine: metrics.instrumentStateMachine(combined),
     logger,
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
     ...(config.electionTicks !== undefined ? { electionTicks: config.electionTicks } : {}),
@@ -128,6 +129,7 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     ...(config.snapshotEvery !== undefined ? { snapshotEvery: config.snapshotEvery } : {}),
   });
   metrics.attach(node as unknown as ConsensusNode<never, never, never, never>);
+  metrics.watchPeers(() => transport.peerStats());
   node.on('error', (e) => health.failed(e));
   // kv's clients send unrouted requests, which the primary machine answers: its service is the kv-only one.
   const kv = createKvService({ node: node as unknown as ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>, stateMachine });
@@ -145,10 +147,12 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
   // of the microtask queue per request. Only writes are counted, so only they get a continuation.
   const countWrite = (answer: unknown): unknown => {
     metrics.proposalsOk.inc();
+    metrics.proposalsPending.dec();
     return answer;
   };
   const countFailedWrite = (e: unknown): never => {
-    metrics.proposals.inc({ outcome: isConsensusError(e) ? e.code.toLowerCase() : 'error' });
+    metrics.proposalsPending.dec();
+    metrics.proposalFailed(isConsensusError(e) ? e.code.toLowerCase() : 'error');
     throw e;
   };
   transport.onRequest((body, ctx) => {
@@ -156,7 +160,14 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
     if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest);
     // Lock requests are `lock.*`, kv's are `kv.*` (each service refuses any other type): one prefix, one service.
     if (typeof t === 'string' && t.startsWith('lock.')) return isLockWatchRequest(body) ? lockWatches.watch(body, ctx.subscription) : lock(body, ctx);
+    if (t !== 'kv.write' && t !== 'kv.read') return kv(body, ctx);
+    // Client request latency by op (its series resolved when the metrics were made), arrival to answer.
+    const latency = metrics.clientRequest(kvOp(body));
+    const began = performance.now();
+    const timed = (): void => latency.observe((performance.now() - began) / 1000);
+    if (t === 'kv.write') metrics.proposalsPending.inc();
     const answer = kv(body, ctx);
+    answer.then(timed, timed);
     return t === 'kv.write' ? answer.then(countWrite, countFailedWrite) : answer;
   });
 
@@ -293,6 +304,13 @@ export async function runNode(config: NodeConfig, logger: Logger = consoleLogger
       return stopping;
     },
   };
+}
+
+/** The kv op of a client request (`put`, `range`, ...) for its latency series; "other" when it has none. */
+function kvOp(body: unknown): string {
+  const b = body as { req?: { cmd?: { op?: unknown } }; q?: { op?: unknown } } | null;
+  const op = b?.req?.cmd?.op ?? b?.q?.op;
+  return typeof op === 'string' ? op : 'other';
 }
 
 /**
@@ -622,7 +640,7 @@ function rejoinAdvice(config: NodeConfig, recordPath: string): string {
  * the node would vote again in terms it voted in and count towards majorities for entries it no longer holds
  * (Raft thesis 3.8). A first start (no record, nothing stored: a new cluster, or `members add`) goes ahead.
  */
-async function openNodeStorage(config: NodeConfig, logger: Logger): Promise<FileStorage> {
+async function openNodeStorage(config: NodeConfig, logger: Logger, metrics?: NodeMetrics): Promise<FileStorage> {
   const recordPath = memberRecordPath(config.dataDir);
   const record = readMemberRecord(recordPath);
   if (record !== undefined) {
@@ -654,6 +672,7 @@ async function openNodeStorage(config: NodeConfig, logger: Logger): Promise<File
       logger,
       blockingWrites: config.blockingWrites ?? true,
       identity: { clusterId: config.clusterId, nodeId: config.id },
+      ...(metrics !== undefined ? { onWalWrite: (t: Parameters<NodeMetrics['onWalWrite']>[0]) => metrics.onWalWrite(t) } : {}),
     });
   } catch (e) {
     if (CorruptLogError.is(e)) throw new CliError(`${e.message} [${e.code}]. ${rejoinAdvice(config, recordPath)}`);
