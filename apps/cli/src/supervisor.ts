@@ -20,10 +20,13 @@ export function nodeCommand(): string[] {
   return [process.execPath, ...process.execArgv, process.argv[1] as string];
 }
 
-/** Starts one node process, detached, logging to `<dir>/<id>/node.log`; records its pid. */
 /** Where each node's log stood when this process last spawned it: what it logged since is this run's. */
 const logStarts = new Map<string, number>();
 
+/**
+ * Starts one node process, detached, logging to `<dir>/<id>/node.log`; records its pid. The node inherits this
+ * process's environment, CONSENSUS_LOG_FORMAT and CONSENSUS_LOG_LEVEL (`--log-format`, `--log-level`) included.
+ */
 export function spawnNode(cd: ClusterDir, id: NodeId): number {
   mkdirSync(cd.nodeDir(id), { recursive: true });
   logStarts.set(cd.logFile(id), sizeOf(cd.logFile(id)));
@@ -145,10 +148,28 @@ export function exitReason(cd: ClusterDir, id: NodeId): string | undefined {
     const buf = Buffer.alloc(Math.max(0, size - start));
     readSync(fd, buf, 0, buf.length, start);
     const line = buf.toString('utf8').trim().split('\n').at(-1);
-    return line === undefined || line === '' ? undefined : line;
+    return line === undefined || line === '' ? undefined : readableLogLine(line);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A node log line as a person reads it: a JSON record (`--log-format json`) becomes `msg key=value ...` without
+ * level, time and node (the caller names the node); a text line is returned as it is.
+ */
+export function readableLogLine(line: string): string {
+  if (!line.startsWith('{')) return line;
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (typeof record !== 'object' || record === null || typeof (record as { msg?: unknown }).msg !== 'string') return line;
+  const { msg, level: _level, time: _time, node: _node, ...fields } = record as Record<string, unknown>;
+  const rest = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return [msg as string, ...rest].join(' ');
 }
 
 /** The size of `file` now (0 when it does not exist): where the next run's lines start. */

@@ -5,6 +5,7 @@ import { ConfigError } from '@consensus-kit/core';
 import { consoleLogger } from '@consensus-kit/core/host';
 import { ClusterDir } from '../src/cluster-file';
 import { createNodeLogger, resolveLogOptions } from '../src/logger';
+import { readableLogLine } from '../src/supervisor';
 import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes } from './helpers';
 
 useSourceNodes();
@@ -85,6 +86,14 @@ describe('the node logger: format and level', () => {
     expect(lines[0]).toMatchObject({ level: 'info', node: 'n7', msg: 'leader is n2', term: 4, reason: 'a b "c"' });
     expect(new Date(lines[0]!.time as string).toISOString()).toBe(lines[0]!.time);
     expect(lines[1]).toMatchObject({ level: 'error', node: 'n7', msg: 'node failed' });
+  });
+});
+
+describe('why a node exited, read off its last log line', () => {
+  it('a JSON record reads as its message and fields; a text line or broken JSON stays as it is', () => {
+    expect(readableLogLine('{"level":"error","time":"2026-12-04T20:00:00.000Z","node":"n1","error":"disk full","msg":"node failed"}')).toBe('node failed error=disk full');
+    expect(readableLogLine('consensus-cli: port 2379 is in use')).toBe('consensus-cli: port 2379 is in use');
+    expect(readableLogLine('{"broken')).toBe('{"broken');
   });
 });
 
