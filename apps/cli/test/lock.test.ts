@@ -186,6 +186,27 @@ for (const protocol of PROTOCOLS_UNDER_TEST) {
       expect(await holders[1]?.exited).toBe(0);
     });
 
+    it('--mode read: two readers hold the lock at once, a writer waits for both', async () => {
+      const readers = [run(['lock', 'acquire', 'cfg', '--mode', 'read', '--json']), run(['lock', 'acquire', 'cfg', '--mode', 'read', '--json'])];
+      const got = await Promise.all(readers.map((r, i) => acquired(r, `reader ${i + 1}`)));
+      expect(got.map((g) => (g as Acquired & { mode: string }).mode)).toEqual(['read', 'read']);
+      const writer = run(['lock', 'acquire', 'cfg', '--mode', 'write', '--json']);
+      const l = await waitFor('the writer to queue', async () => {
+        const x = (await listOf(dir)).locks.find((y) => y.name === 'cfg');
+        return x?.waiters.length === 1 ? x : undefined;
+      });
+      expect(l).toMatchObject({ kind: 'rwlock' });
+      expect(l.holders).toHaveLength(2);
+      readers[0]?.signal('SIGTERM');
+      await readers[0]?.exited;
+      expect(writer.lines()).toEqual([]);
+      readers[1]?.signal('SIGTERM');
+      const w = await acquired(writer, 'the writer');
+      expect(w.token).toBeGreaterThan(Math.max(...got.map((g) => g.token)));
+      writer.signal('SIGTERM');
+      expect(await writer.exited).toBe(0);
+    });
+
     it('a cluster without a majority: acquire and list fail within --timeout with one line saying so', async () => {
       expect((await cli('kill', 'n1', '--dir', dir)).code).toBe(0);
       expect((await cli('kill', 'n2', '--dir', dir)).code).toBe(0);
