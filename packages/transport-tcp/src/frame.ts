@@ -41,6 +41,14 @@ export const FrameType = {
   Response: 33,
   /** The client gave up on a request: { id }. */
   Cancel: 34,
+  /**
+   * Round-trip probe on a peer connection, dialer -> acceptor: 8 opaque bytes the acceptor echoes in a Pong on
+   * the same connection. Sent only to an acceptor whose welcome listed the 'rtt' capability: an older node
+   * closes a connection on a frame type it does not know.
+   */
+  Ping: 18,
+  /** The acceptor's echo of a Ping's body. */
+  Pong: 19,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

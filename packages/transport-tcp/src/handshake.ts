@@ -54,7 +54,15 @@ export interface AcceptOptions extends HandshakeOptions {
 export interface HandshakeResult {
   kind: ConnectionKind;
   remoteId: string;
+  /** Dialer side: what the acceptor's welcome announced it understands beyond version 1 ('rtt': Ping/Pong). */
+  caps?: readonly string[];
 }
+
+/**
+ * What an acceptor announces in its welcome to a peer. A field older dialers never read (they take `id` and
+ * `proof` only), so no version bump: a newer dialer uses a capability only when the acceptor listed it.
+ */
+export const PEER_CAPABILITIES: readonly string[] = ['rtt'];
 
 interface Hello {
   v: number;
@@ -195,7 +203,8 @@ export function dialHandshake(conn: FramedConnection, options: DialOptions): Pro
           throw new HandshakeError('bad-secret', 'the remote side could not prove it holds the cluster secret');
         }
       }
-      return { kind: options.kind, remoteId: v.id };
+      const caps = Array.isArray(v.caps) ? v.caps.filter((c): c is string => typeof c === 'string') : [];
+      return { kind: options.kind, remoteId: v.id, caps };
     }
     throw new HandshakeError('malformed', `unexpected frame type ${type} during the handshake`);
   });
@@ -211,6 +220,7 @@ export function acceptHandshake(conn: FramedConnection, options: AcceptOptions):
     const refusal = options.admit?.(h.kind, h.from);
     if (refusal !== undefined) throw refusal;
     const body: Record<string, unknown> = { id: options.id };
+    if (h.kind === 'peer') body.caps = PEER_CAPABILITIES;
     if (options.secret !== undefined && serverNonce !== undefined) body.proof = proof(options.secret, 'acceptor', h, h.to ?? '', serverNonce);
     conn.sendNow(FrameType.Welcome, encodePlain(body));
     return { kind: h.kind, remoteId: h.from };

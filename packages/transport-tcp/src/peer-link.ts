@@ -17,6 +17,10 @@ export interface PeerLinkContext {
   backoff: BackoffOptions;
   /** Tell the host that messages to `peer` were lost. */
   unreachable(peer: NodeId): void;
+  /** Ms between round-trip probes to a peer that understands them (0: none). */
+  pingIntervalMs: number;
+  /** A probe's round trip to `peer`, in ms. */
+  roundTrip?: ((peer: NodeId, ms: number) => void) | undefined;
 }
 
 /**
@@ -47,6 +51,9 @@ export class PeerLink {
   bytesSent = 0;
   /** Messages that could not be sent: dropped (above) or larger than maxMessageSize. */
   sendFailures = 0;
+  /** The last probe's round trip in ms (undefined until one came back). */
+  lastRttMs: number | undefined;
+  private pinger: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -120,6 +127,7 @@ export class PeerLink {
   }
 
   private reset(): void {
+    this.stopPinging();
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.abort?.abort();
@@ -154,7 +162,7 @@ export class PeerLink {
       handshake: { ...this.ctx.handshake, kind: 'peer', expect: this.id },
       signal: abort.signal,
     }).then(
-      ({ conn }) => {
+      ({ conn, remote }) => {
         if (abort.signal.aborted || this.state !== 'connecting') {
           conn.destroy();
           return;
@@ -166,12 +174,22 @@ export class PeerLink {
         this.backoff.reset();
         this.ctx.logger.info('connected to peer', { peer: this.id, address });
         conn.setEvents({
-          message: (type) => {
+          message: (type, body) => {
+            if (type === FrameType.Pong && this.pinger !== undefined && body.byteLength === 8) {
+              const sent = new DataView(body.buffer, body.byteOffset, 8).getFloat64(0);
+              const ms = performance.now() - sent;
+              if (ms >= 0) {
+                this.lastRttMs = ms;
+                this.ctx.roundTrip?.(this.id, ms);
+              }
+              return;
+            }
             // Peers only send on their own outbound connections; anything here breaks the protocol.
             conn.destroy(new TransportError(`unexpected frame type ${type} on an outbound peer connection`));
           },
           close: (error) => {
             if (this.conn !== conn) return;
+            this.stopPinging();
             this.conn = undefined;
             this.ctx.logger.info('connection to peer lost', { peer: this.id, reason: error?.message });
             if (conn.pendingMessages > 0) this.drop('connection lost with messages queued');
@@ -182,6 +200,7 @@ export class PeerLink {
         this.pending = [];
         this.pendingBytes = 0;
         for (const body of pending) this.send(body);
+        if (remote.caps?.includes('rtt') === true) this.startPinging(conn);
       },
       (err: Error) => {
         if (abort.signal.aborted || this.state !== 'connecting') return;
@@ -195,6 +214,28 @@ export class PeerLink {
         this.enterBackoff();
       },
     );
+  }
+
+  /**
+   * Probes the round trip every `pingIntervalMs` on the open connection (like etcd's peer prober): a Ping holds
+   * the send time, the peer echoes it in a Pong, queued as a small message behind what is queued before it.
+   */
+  private startPinging(conn: FramedConnection): void {
+    const every = this.ctx.pingIntervalMs;
+    if (every <= 0) return;
+    const ping = () => {
+      const body = new Uint8Array(8);
+      new DataView(body.buffer).setFloat64(0, performance.now());
+      conn.send(FrameType.Ping, body);
+    };
+    this.pinger = setInterval(ping, every);
+    this.pinger.unref();
+    ping();
+  }
+
+  private stopPinging(): void {
+    if (this.pinger !== undefined) clearInterval(this.pinger);
+    this.pinger = undefined;
   }
 
   private enterBackoff(): void {

@@ -42,6 +42,13 @@ export interface TcpTransportOptions extends LimitOptions, ServerLimitOptions {
   backoff?: BackoffOptions;
   /** Client requests one connection may have in flight (default 128). */
   maxConcurrentRequests?: number;
+  /**
+   * Ms between round-trip probes (Ping/Pong) to each peer whose node understands them (default 2000; 0: none).
+   * A peer of an older version is never probed.
+   */
+  pingIntervalMs?: number;
+  /** Told each probe's round trip to a peer, in ms (for metrics). */
+  onRoundTrip?: (peer: NodeId, ms: number) => void;
 }
 
 /** What `peerStats()` reports for one peer. */
@@ -59,6 +66,8 @@ export interface PeerStats {
   bytesReceived: number;
   /** Messages to this peer that could not be sent: dropped (peer down, queue full) or too large. */
   sendFailures: number;
+  /** The last round-trip probe's time in ms; undefined until one came back (or for a peer of an older version). */
+  rttMs: number | undefined;
 }
 
 /** A `Transport` over TCP, plus the client channel and the controls a local cluster needs. */
@@ -237,6 +246,8 @@ class TcpTransportImpl implements TcpTransport {
       connectTimeoutMs: positiveOption(o.connectTimeoutMs, 'connectTimeoutMs', 1000),
       handshake: { clusterId: this.clusterId, id: this.id, secret: o.secret, logger: this.logger, timeoutMs: this.handshakeTimeoutMs },
       backoff: o.backoff ?? {},
+      pingIntervalMs: o.pingIntervalMs ?? 2000,
+      roundTrip: o.onRoundTrip,
       unreachable: (peer) => {
         try {
           this.handler?.unreachable?.(peer);
@@ -270,6 +281,12 @@ class TcpTransportImpl implements TcpTransport {
     const counted = received;
     conn.setEvents({
       message: (type, body, own) => {
+        if (type === FrameType.Ping) {
+          // A round-trip probe (this node announced 'rtt' in its welcome): echoed at once.
+          if (body.byteLength !== 8) throw new FrameError('unknown-type', 'a ping carries 8 bytes');
+          conn.send(FrameType.Pong, body.slice());
+          return;
+        }
         if (type !== FrameType.Message) throw new FrameError('unknown-type', `frame type ${type} is not allowed on a peer connection`);
         counted.bytes += body.byteLength;
         const msg = codec.decode(body, own);
@@ -339,6 +356,7 @@ class TcpTransportImpl implements TcpTransport {
         bytesSent: link?.bytesSent ?? 0,
         bytesReceived: this.received.get(id)?.bytes ?? 0,
         sendFailures: link?.sendFailures ?? 0,
+        rttMs: link?.lastRttMs,
       };
     }
     return out;
