@@ -23,6 +23,8 @@ export interface NodeMetrics {
   instrumentStateMachine<C, R, Q, A>(sm: StateMachine<C, R, Q, A>): StateMachine<C, R, Q, A>;
   /** Reads the transport's per-peer counters (bytes, send failures) at scrape time. */
   watchPeers(peerStats: () => Record<NodeId, PeerStats>): void;
+  /** For transport-tcp's `onRoundTrip`: one probe's round trip to a peer, in ms. */
+  peerRoundTrip(peer: NodeId, ms: number): void;
   /**
    * The latency series of one client operation (kv op name: put, delete, txn, get, range, ...), resolved when the
    * metrics are created: a lookup in a small map, no label hashing per request. Unknown names share "other".
@@ -153,6 +155,14 @@ export function createNodeMetrics(nodeId: string, about: { protocol?: string } =
   const requests = new FastHistogram('consensus_server_client_request_duration_seconds', 'Client request latency on this node, by operation, from arrival to answer', LATENCY_BUCKETS, registry);
   const requestChildren = new Map<string, HistogramChild>(CLIENT_OPS.map((op) => [op, requests.child({ op })]));
   const otherRequest = requestChildren.get('other') as HistogramChild;
+  const rtt = new FastHistogram(
+    'consensus_network_peer_round_trip_time_seconds',
+    'Round trip of a probe (Ping/Pong, every 2 s) to each peer on its connection, behind what is queued there',
+    [0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384],
+    registry,
+  );
+  // One series per peer, made when its first probe comes back (a few per minute: not a hot path).
+  const rttByPeer = new Map<NodeId, HistogramChild>();
   let peers: (() => Record<NodeId, PeerStats>) | undefined;
   const perPeer = (label: 'To' | 'From', pick: (s: PeerStats) => number) => () =>
     Object.entries(peers?.() ?? {})
@@ -228,6 +238,11 @@ export function createNodeMetrics(nodeId: string, about: { protocol?: string } =
     },
     watchPeers(read) {
       peers = read;
+    },
+    peerRoundTrip(peer, ms) {
+      let child = rttByPeer.get(peer);
+      if (child === undefined) rttByPeer.set(peer, (child = rtt.child({ To: peer })));
+      child.observe(ms / 1000);
     },
     clientRequest(op) {
       return requestChildren.get(op) ?? otherRequest;

@@ -107,6 +107,7 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     listen: config.listen,
     peers: config.peers,
     logger,
+    onRoundTrip: (peer, ms) => metrics.peerRoundTrip(peer, ms),
     ...(config.secret !== undefined ? { secret: config.secret } : {}),
     ...(config.tls !== undefined ? { tls: readTls(config.tls) } : {}),
   });

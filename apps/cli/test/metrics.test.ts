@@ -101,6 +101,17 @@ describe('/metrics at etcd level on a real 3-node raft cluster', () => {
       }
       expect(m.some((s) => s.name.startsWith('consensus_network_peer_') && (s.labels.To === id || s.labels.From === id))).toBe(false);
     }
+    // A node probes the round trip on each connection it opened (every 2 s, the first at connect): the leader's
+    // to each follower, and each follower's to the leader (followers need not talk to each other).
+    for (const id of IDS) {
+      for (const peer of id === leader ? IDS.filter((p) => p !== id) : [leader]) {
+        const m = byId[id] as Sample[];
+        expect(value(m, 'consensus_network_peer_round_trip_time_seconds_count', { To: peer })).toBeGreaterThanOrEqual(1);
+        const sum = value(m, 'consensus_network_peer_round_trip_time_seconds_sum', { To: peer });
+        expect(sum).toBeGreaterThan(0);
+        expect(sum).toBeLessThan(60);
+      }
+    }
     // The leader sent each follower the entries (25 puts of > 10 bytes each) and heard their answers.
     for (const f of IDS.filter((p) => p !== leader)) {
       expect(value(byId[leader] as Sample[], 'consensus_network_peer_sent_bytes_total', { To: f })).toBeGreaterThan(PUTS * 10);
