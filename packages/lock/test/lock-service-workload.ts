@@ -924,7 +924,9 @@ interface Span {
 /**
  * Accepted writes of a mutex or a read/write lock, in landing order, with their grants: a write hold's accepted
  * accesses form a run no other session's accepted access lands inside (overlap), and no access is accepted after
- * an accepted write of a later grant, nor a write after an accepted read of a later grant (stale token).
+ * an accepted write of a higher token, nor a write after an accepted read of a higher token (stale token). By
+ * token, not by the grant's entry: a session that reenters a hold it still has (its release not yet applied)
+ * is granted again under the hold's token, and a late write of the first request is no staler than the hold.
  */
 export function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): string | undefined {
   let laterWrite: LogGrant | undefined;
@@ -936,12 +938,12 @@ export function checkExclusiveResource(accepted: Write[], grantOf: LogGrant[]): 
     const w = accepted[i] as Write;
     const g = grantOf[i] as LogGrant;
     if (open !== undefined && i > open.until) open = undefined;
-    if (laterWrite !== undefined && laterWrite.index > g.index) return `stale-token write accepted: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after a write of the later ${describeGrant(laterWrite)}`;
-    if (!w.read && laterAny !== undefined && laterAny.index > g.index) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after an access of the later ${describeGrant(laterAny)}`;
+    if (laterWrite !== undefined && laterWrite.token > g.token) return `stale-token write accepted: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after a write of the later ${describeGrant(laterWrite)}`;
+    if (!w.read && laterAny !== undefined && laterAny.token > g.token) return `stale-token write accepted: client c${w.client}'s write with token ${w.token} of ${describeGrant(g)} at ${w.landed} µs after an access of the later ${describeGrant(laterAny)}`;
     if (open !== undefined && open.g.session !== g.session) return `overlapping fenced writes: client c${w.client}'s ${w.read ? 'read' : 'write'} with token ${w.token} (${describeGrant(g)}) was accepted at ${w.landed} µs among the writes of ${describeGrant(open.g)}`;
     if (!w.read && (open === undefined || (last.get(g) as number) > open.until)) open = { g, until: last.get(g) as number };
-    if (!w.read && (laterWrite === undefined || g.index > laterWrite.index)) laterWrite = g;
-    if (laterAny === undefined || g.index > laterAny.index) laterAny = g;
+    if (!w.read && (laterWrite === undefined || g.token > laterWrite.token)) laterWrite = g;
+    if (laterAny === undefined || g.token > laterAny.token) laterAny = g;
   }
   return undefined;
 }

@@ -176,6 +176,12 @@ describe('lock service under the simulator: mutual exclusion with fencing', () =
     expect(check([[a], [a], [b], [b]])).toBeUndefined();
     expect(check([[a], [b], [a]])).toMatch(/^overlapping fenced writes:.*token 20 .* among the writes of.*token 10/);
     expect(check([[b], [a]])).toMatch(/^stale-token write accepted:.*token 10 .* after a write of the later.*token 20/);
+    // A session reentering a hold it still has (its release not yet applied) gets the hold's token again: a late
+    // write of the first request is not stale (raft seed 7080: rw write, request 3 granted at 105, request 5 at 124).
+    const first = grant(6, 105, 'write');
+    const again: LogGrant = { ...first, req: 5, index: 124 };
+    expect(check([[first], [again], [first]])).toBeUndefined();
+    expect(run(raft, 7080).result.ok).toBe(true);
     // Read/write: readers interleave; a reader amid a writer's run overlaps; a write after a later read is stale.
     const r1 = grant(1, 10, 'read');
     const r2 = grant(2, 11, 'read');
