@@ -71,6 +71,17 @@ describe('the node logger: format and level', () => {
     expect(() => resolveLogOptions({}, { CONSENSUS_LOG_LEVEL: 'loud' })).toThrow(/CONSENSUS_LOG_LEVEL must be one of debug, info, warn, error/);
   });
 
+  it('the CLI refuses a log format or level it does not know, from a flag or the environment (usage error, exit 2)', async () => {
+    for (const k of ENV) delete process.env[k];
+    const flag = await cli('--log-format', 'yaml', 'status', '--dir', '/nonexistent/consensus-cli-logs-test');
+    expect(flag.code).toBe(2);
+    expect(flag.err).toContain("'yaml'");
+    process.env.CONSENSUS_LOG_LEVEL = 'loud';
+    const env = await cli('status', '--dir', '/nonexistent/consensus-cli-logs-test');
+    expect(env.code).toBe(2);
+    expect(env.err).toContain('CONSENSUS_LOG_LEVEL');
+  });
+
   it('JSON: one object per line with level, time, node, msg and the fields (pino)', async () => {
     for (const k of ENV) delete process.env[k];
     const sink = new PassThrough();
