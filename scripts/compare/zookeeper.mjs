@@ -12,7 +12,7 @@
 // Then one table. Everything started is stopped on exit, error, Ctrl-C or SIGTERM. Not part of `pnpm test`.
 //
 // Usage: pnpm compare:zookeeper [--duration 10s] [--warmup 2s] [--value-size 256] [--zk-sessions 8]
-//        [--zk-warmup 5s] [--core-entries 1000000] [--core-rounds 3] [--only floor,raft,zab,zookeeper,core] [--no-build]
+//        [--zk-warmup 5s] [--core-entries 1000000] [--core-rounds 5] [--only floor,raft,zab,zookeeper,core] [--no-build]
 //        [--profile <dir>]   (node --cpu-prof for every CLI bench process and its 3 nodes, one directory per run;
 //                             read them with scripts/compare/cpuprofile-top.mjs)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -56,7 +56,7 @@ function options() {
       'value-size': { type: 'string', default: '256' },
       'zk-sessions': { type: 'string', default: '8' },
       'core-entries': { type: 'string', default: '1000000' },
-      'core-rounds': { type: 'string', default: '3' },
+      'core-rounds': { type: 'string', default: '5' },
       profile: { type: 'string' },
       only: { type: 'string', default: PARTS.join(',') },
       'no-build': { type: 'boolean', default: false },
