@@ -135,6 +135,9 @@ export async function start(o: StartOptions): Promise<void> {
       await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id, 'SIGTERM', 3000)));
       throw e;
     }
+    // A majority can elect before the last node is up (ZAB's election takes a tick once two servers talk): wait,
+    // briefly, until every node started also answers, so the commands that follow find the whole cluster.
+    await waitForStartedNodes(cluster, cluster.nodes.filter((n) => !lost.includes(n.id)).map((n) => n.id), STARTED_GRACE_MS, interrupted.signal);
     if (o.detach) {
       await printStarted(cd, cluster, leader, o);
       return;
@@ -142,6 +145,24 @@ export async function start(o: StartOptions): Promise<void> {
     await foreground(cd, cluster, o, interrupted.signal);
   } finally {
     for (const s of signals) process.off(s, onSignal);
+  }
+}
+
+/** How long `start` waits, once a leader is elected, for the nodes that have not answered yet. */
+const STARTED_GRACE_MS = 10_000;
+
+/**
+ * Waits until every node of `ids` answers its status request and knows a leader, up to `graceMs` (or until
+ * `signal`); a node still silent or looking then is left to the status table to show, not an error: the cluster
+ * already has a leader.
+ */
+async function waitForStartedNodes(cluster: ClusterFile, ids: readonly NodeId[], graceMs: number, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  const started = { ...cluster, nodes: cluster.nodes.filter((n) => ids.includes(n.id)) };
+  while (!signal.aborted && Date.now() < deadline) {
+    const reports = await fetchReports(started);
+    if (reports.every((r) => typeof r?.status.leader === 'string')) return;
+    await sleep(100);
   }
 }
 
