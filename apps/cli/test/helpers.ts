@@ -24,10 +24,10 @@ export function useSourceNodes(): void {
 }
 
 /**
- * The protocols the end-to-end suites run for, each as it does for the others: raft and paxos by default;
+ * The protocols the end-to-end suites run for, each as it does for the others: raft, paxos and zab by default;
  * `CK_PROTOCOLS=paxos` (comma-separated) narrows a run.
  */
-export const PROTOCOLS_UNDER_TEST: readonly string[] = (process.env.CK_PROTOCOLS ?? 'raft,paxos').split(',').map((p) => p.trim()).filter((p) => p !== '');
+export const PROTOCOLS_UNDER_TEST: readonly string[] = (process.env.CK_PROTOCOLS ?? 'raft,paxos,zab').split(',').map((p) => p.trim()).filter((p) => p !== '');
 
 /**
  * Each vitest worker takes port ranges from a band of its own (VITEST_POOL_ID is 1..workers), so two test files
