@@ -30,6 +30,22 @@ export function hasReady(n: PaxosNode): boolean {
   );
 }
 
+/**
+ * The commit point a hard state written now may carry: slots at or below it are taken as decided on a restart
+ * (paxos.ts), with the value the log holds there, so their values must be durable no later than the hard state.
+ * In one save the entries become durable before the hard state (DESIGN r2, "Crash order inside one save"), but a
+ * Ready that holds back the slots changed since the last one (`dirtyFrom`: the install's marks-only Ready, see
+ * learner.ts `PendingInstall`) writes a hard state without them. A slot learned decided meanwhile (a `Learn`
+ * arriving after the `Snapshot`) may still hold, on disk, a ballot-0 placeholder or a value of an older ballot:
+ * a commit point stored past it made a restart after a lost next save apply that placeholder as chosen (lock
+ * sim, paxos seed 9717: `120/0 noop` applied where `120/53251 command` was chosen). So the stored commit stops
+ * below the first slot not yet handed to a save; it may be older than the true one (see `decide` in learner.ts).
+ * Call after this Ready's entries are settled (`markStable` when it carries them).
+ */
+function storedCommit(n: PaxosNode): number {
+  return Math.min(n.commit, n.log.dirtyFrom - 1);
+}
+
 export function ready(n: PaxosNode): Ready {
   if (n.role === 'leader') {
     if (n.needBroadcast) for (const [id, pr] of n.peers) sendAccepts(n, id, pr);
@@ -61,7 +77,7 @@ export function ready(n: PaxosNode): Ready {
     // First the marks (installing, amnesia) alone, durable before the log is replaced.
     rd.hardState = encodeHardState({
       promised: n.promised,
-      commit: n.commit,
+      commit: storedCommit(n),
       membership: n.membership,
       amnesiaUntil: Math.max(n.amnesiaUntil, snap.amnesia),
       installing: { index: snap.snapshot.index, membership: snap.membership },
@@ -88,7 +104,7 @@ export function ready(n: PaxosNode): Ready {
       n.emitted = n.commit;
     }
     if (n.hsDirty) {
-      rd.hardState = encodeHardState({ promised: n.promised, commit: n.commit, membership: n.membership, amnesiaUntil: n.amnesiaUntil });
+      rd.hardState = encodeHardState({ promised: n.promised, commit: storedCommit(n), membership: n.membership, amnesiaUntil: n.amnesiaUntil });
       n.hsDirty = false;
     }
   }
