@@ -104,7 +104,10 @@ export function ready(n: PaxosNode): Ready {
       n.emitted = n.commit;
     }
     if (n.hsDirty) {
-      rd.hardState = encodeHardState({ promised: n.promised, commit: storedCommit(n), membership: n.membership, amnesiaUntil: n.amnesiaUntil });
+      // Every slot changed since the last Ready is in this one (a send-first Ready writes no hard state, and the
+      // 'marking' stage is never seen here: no host asks for a Ready before the previous one is advanced), so
+      // `n.commit` is `storedCommit(n)` here.
+      rd.hardState = encodeHardState({ promised: n.promised, commit: n.commit, membership: n.membership, amnesiaUntil: n.amnesiaUntil });
       n.hsDirty = false;
     }
   }
