@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, vi } from 'vitest';
 import { run } from '../src/cli';
 import { ClusterDir } from '../src/cluster-file';
-import { checkPortsFree, sleep, stopNode } from '../src/supervisor';
+import { alive, checkPortsFree, sleep, stopNode } from '../src/supervisor';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -77,14 +78,15 @@ export async function cleanup(dir: string): Promise<void> {
 }
 
 /**
- * A 3-node cluster started with `start --detach` (default protocol) before the suite's tests and stopped after
- * them; call at the top of a `describe`. Returns its directory (read it inside tests).
+ * A 3-node cluster started with `start --detach` (`protocol`, or the default one) before the suite's tests and
+ * stopped after them; call at the top of a `describe`. Returns its directory (read it inside tests).
  */
-export function useStartedCluster(): () => string {
+export function useStartedCluster(protocol?: string): () => string {
   let dir = '';
   beforeAll(async () => {
     dir = tempDir();
-    expect((await cli('start', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+    const chosen = protocol === undefined ? [] : ['--protocol', protocol];
+    expect((await cli('start', ...chosen, '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
   });
   afterAll(async () => {
     await cleanup(dir);
@@ -154,4 +156,39 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** A `consensus-cli` process of a test's own, whose output is read as it comes and which can be signalled. */
+export interface CliProcess {
+  /** Non-empty stdout lines so far. */
+  lines: () => string[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+  signal: (s: NodeJS.Signals) => void;
+}
+
+/** `consensus-cli <args>` as its own process, from sources (it can be signalled and killed like a user's). */
+export function spawnCli(args: string[]): CliProcess {
+  const tsx = require.resolve('tsx');
+  const child = spawn(process.execPath, ['--import', new URL(`file://${tsx}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { lines: () => out.split('\n').filter((l) => l !== ''), stderr: () => err, exited, signal: (s) => child.kill(s) };
+}
+
+/** SIGKILLs the node processes a test started by hand (no cluster directory) and waits, bounded, until they are gone. */
+export async function killPids(pids: readonly number[]): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
 }

@@ -4,37 +4,11 @@
  * higher fencing token once the first releases or is killed with SIGKILL; `lock watch` reporting it by push;
  * `--exec` with the token in its environment.
  */
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, tempDir, useSourceNodes, waitFor } from './helpers';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, spawnCli, tempDir, useSourceNodes, waitFor, type CliProcess as Proc } from './helpers';
 
 useSourceNodes();
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-
-interface Proc {
-  lines: () => string[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  signal: (s: NodeJS.Signals) => void;
-}
-
-/** `consensus-cli <args>` as its own process, from sources (it can be signalled and killed like a user's). */
-function spawnCli(args: string[]): Proc {
-  const tsx = require.resolve('tsx');
-  const child = spawn(process.execPath, ['--import', new URL(`file://${tsx}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { lines: () => out.split('\n').filter((l) => l !== ''), stderr: () => err, exited, signal: (s) => child.kill(s) };
-}
 
 interface Acquired {
   name: string;

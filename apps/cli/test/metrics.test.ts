@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '@consensus-kit/core/host';
 import { ClusterDir } from '../src/cluster-file';
 import { runNode } from '../src/node-runner';
-import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor } from './helpers';
+import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -46,24 +46,17 @@ const IDS = ['n1', 'n2', 'n3'];
 const PUTS = 25;
 
 describe('/metrics at etcd level on a real 3-node raft cluster', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = tempDir();
-    expect((await cli('start', '--protocol', 'raft', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
-  });
-  afterAll(async () => {
-    await cleanup(dir);
-  });
+  const dir = useStartedCluster('raft');
 
   it('after some puts every node exposes the server, disk, network, client and version series with sane values', async () => {
-    const leader = await leaderOf(dir);
-    for (let i = 0; i < PUTS; i++) expect((await cli('put', `key-${i}`, `value ${i}`, '--dir', dir)).code).toBe(0);
-    expect((await cli('get', 'key-3', '--dir', dir)).code).toBe(0);
+    const leader = await leaderOf(dir());
+    for (let i = 0; i < PUTS; i++) expect((await cli('put', `key-${i}`, `value ${i}`, '--dir', dir())).code).toBe(0);
+    expect((await cli('get', 'key-3', '--dir', dir())).code).toBe(0);
     // Followers apply a commit one heartbeat later: wait until every node applied the puts.
     const all = await waitFor(
       'every node applied the puts',
       async () => {
-        const s = await Promise.all(IDS.map((id) => scrape(dir, id)));
+        const s = await Promise.all(IDS.map((id) => scrape(dir(), id)));
         return s.every((x) => value(x, 'consensus_server_proposals_applied_total') >= PUTS) ? s : undefined;
       },
       20_000,
@@ -130,20 +123,20 @@ describe('/metrics at etcd level on a real 3-node raft cluster', () => {
   });
 
   it('counts a leader change on every node after a leader transfer', async () => {
-    const leader = await leaderOf(dir);
-    const before = await Promise.all(IDS.map(async (id) => value(await scrape(dir, id), 'consensus_server_leader_changes_seen_total')));
+    const leader = await leaderOf(dir());
+    const before = await Promise.all(IDS.map(async (id) => value(await scrape(dir(), id), 'consensus_server_leader_changes_seen_total')));
     const target = IDS.find((id) => id !== leader) as string;
-    expect((await cli('leader', 'transfer', target, '--dir', dir)).code).toBe(0);
-    await waitFor('the new leader', async () => ((await leaderOf(dir)) === target ? true : undefined), 20_000);
+    expect((await cli('leader', 'transfer', target, '--dir', dir())).code).toBe(0);
+    await waitFor('the new leader', async () => ((await leaderOf(dir())) === target ? true : undefined), 20_000);
     await waitFor(
       'every node to count the change',
       async () => {
-        const after = await Promise.all(IDS.map(async (id) => value(await scrape(dir, id), 'consensus_server_leader_changes_seen_total')));
+        const after = await Promise.all(IDS.map(async (id) => value(await scrape(dir(), id), 'consensus_server_leader_changes_seen_total')));
         return after.every((a, i) => a >= (before[i] as number) + 1) ? true : undefined;
       },
       20_000,
     );
-    const m = await scrape(dir, target);
+    const m = await scrape(dir(), target);
     expect(value(m, 'consensus_server_has_leader')).toBe(1);
     expect(value(m, 'consensus_is_leader')).toBe(1);
   });

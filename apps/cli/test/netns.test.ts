@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeConfig } from '../src/config';
-import { alive, nodeCommand, sleep } from '../src/supervisor';
-import { cli, useSourceNodes, waitFor } from './helpers';
+import { nodeCommand } from '../src/supervisor';
+import { cli, killPids, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -112,14 +112,7 @@ describe.runIf(canNetns)('three nodes in three network namespaces, on their own 
   }, 120_000);
 
   afterAll(async () => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
+    await killPids(pids);
     tearDownNetwork();
     if (root !== '') rmSync(root, { recursive: true, force: true });
   });

@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
 import { parseNodeConfig, type NodeConfig } from '../src/config';
 import { refuseAdmin } from '../src/node-runner';
-import { alive, nodeCommand, sleep, stopNode } from '../src/supervisor';
+import { nodeCommand, stopNode } from '../src/supervisor';
 import { DEFAULT_DIR, resolveTarget, TARGET_ENV } from '../src/target';
-import { cli, freeBase, useSourceNodes, waitFor } from './helpers';
+import { cli, freeBase, killPids, useSourceNodes, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -31,14 +31,7 @@ function runNodeConfig(dir: string, config: object): number {
 
 /** Kills the nodes of `pids`, waits until they are gone, and removes `root`. */
 async function killNodes(pids: readonly number[], root: string): Promise<void> {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-  for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
+  await killPids(pids);
   rmSync(root, { recursive: true, force: true });
 }
 const SECRET = 'a long shared cluster secret';

@@ -3,8 +3,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refuseAdmin } from '../src/node-runner';
-import { alive, nodeCommand, sleep } from '../src/supervisor';
-import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
+import { nodeCommand } from '../src/supervisor';
+import { cleanup, cli, freeBase, killPids, leaderOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -238,14 +238,7 @@ describe('snapshot restore --config: one member at a time, for nodes deployed by
     root = tempDir();
   });
   afterAll(async () => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
+    await killPids(pids);
     await cleanup(root);
   });
 

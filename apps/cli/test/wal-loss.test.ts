@@ -1,8 +1,8 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
-import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor } from './helpers';
+import { cli, leaderOf, useSourceNodes, useStartedCluster, waitFor } from './helpers';
 
 useSourceNodes();
 
@@ -15,49 +15,42 @@ useSourceNodes();
  * old leader is back the cluster answers v2.
  */
 describe('an acknowledged write survives a follower that lost its WAL', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = tempDir();
-    expect((await cli('start', '--protocol', 'raft', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
-  });
-  afterAll(async () => {
-    await cleanup(dir);
-  });
+  const dir = useStartedCluster('raft');
 
   it('a follower whose WAL segments were deleted is refused, naming the missing segment; get k still returns v2', async () => {
-    const cd = new ClusterDir(dir);
-    expect((await cli('put', 'k', 'v1', '--dir', dir)).code).toBe(0);
-    const leader = await leaderOf(dir);
+    const cd = new ClusterDir(dir());
+    expect((await cli('put', 'k', 'v1', '--dir', dir())).code).toBe(0);
+    const leader = await leaderOf(dir());
     const [holder, stale] = ['n1', 'n2', 'n3'].filter((n) => n !== leader) as [string, string];
-    const cut = await cli('partition', stale, '--dir', dir);
+    const cut = await cli('partition', stale, '--dir', dir());
     expect(cut.err).toBe(''); // says why, should the cut fail (it failed once, code 1, in a loaded CI run)
     expect(cut.code).toBe(0);
-    const put = await cli('put', 'k', 'v2', '--dir', dir);
+    const put = await cli('put', 'k', 'v2', '--dir', dir());
     expect(put.err).toBe('');
     expect(put.code).toBe(0);
 
-    expect((await cli('kill', holder, '--dir', dir)).code).toBe(0);
+    expect((await cli('kill', holder, '--dir', dir())).code).toBe(0);
     const data = cd.dataDir(holder);
     const segments = readdirSync(data).filter((f) => /^wal-.*\.log$/.test(f));
     expect(segments.length).toBeGreaterThan(0);
     for (const f of segments) rmSync(join(data, f));
-    expect((await cli('kill', leader, '--dir', dir)).code).toBe(0);
-    expect((await cli('heal', '--dir', dir)).code).toBe(0);
+    expect((await cli('kill', leader, '--dir', dir())).code).toBe(0);
+    expect((await cli('heal', '--dir', dir())).code).toBe(0);
 
     // The follower that lost its WAL does not come back with less than it acknowledged.
-    const back = await cli('restart', holder, '--dir', dir);
+    const back = await cli('restart', holder, '--dir', dir());
     expect(back.code).toBe(1);
     expect(back.err).toMatch(/wal-[0-9a-f]{16}\.log is missing/);
     expect(back.err).toMatch(/members remove/);
     expect(cd.livePid(holder)).toBeUndefined();
-    const inspected = await cli('inspect', holder, '--dir', dir);
+    const inspected = await cli('inspect', holder, '--dir', dir());
     expect(inspected.code).toBe(1);
     expect(inspected.out).toMatch(/MISSING/);
 
     // The old leader rejoins: it and the stale follower elect a leader that has v2.
-    expect((await cli('restart', leader, '--dir', dir)).code).toBe(0);
+    expect((await cli('restart', leader, '--dir', dir())).code).toBe(0);
     const value = await waitFor('a linearizable get of k', async () => {
-      const r = await cli('get', 'k', '--dir', dir, '--json');
+      const r = await cli('get', 'k', '--dir', dir(), '--json');
       if (r.code !== 0) return undefined;
       // A missing key prints nothing (exit 0).
       const kv = r.out === '' ? null : (JSON.parse(r.out) as { value: string });

@@ -1,37 +1,12 @@
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { watchKeys, type KvEvent } from '@consensus-kit/kv';
 import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDir } from '../src/cluster-file';
 import { connectKv } from '../src/connect';
 import { dirTarget } from '../src/target';
-import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, spawnCli, statusOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
 
 useSourceNodes();
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-
-/** `consensus-cli <args>` as its own process, from sources (so it can be signalled like a user's Ctrl-C). */
-function spawnCli(args: string[]): { lines: () => string[]; stderr: () => string; exited: Promise<number | null>; signal: (s: NodeJS.Signals) => void } {
-  const tsx = require.resolve('tsx');
-  const child = spawn(process.execPath, ['--import', new URL(`file://${tsx}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return {
-    lines: () => out.split('\n').filter((l) => l !== ''),
-    stderr: () => err,
-    exited,
-    signal: (s) => child.kill(s),
-  };
-}
 
 describe('watch on a real 3-node cluster', () => {
   const dir = useStartedCluster();
