@@ -77,7 +77,7 @@ export function proposeEntry(z: ZabNode, type: 'command' | 'config', data: Uint8
     throw new NotLeaderError(undefined, `zxid counter of epoch ${z.epoch} reached ${z.o.counterLimit}: a new epoch is being elected`);
   }
   const index = z.log.lastIndex + 1;
-  z.log.append([{ index, term: z.epoch, type, data }]);
+  z.log.appendOne({ index, term: z.epoch, type, data });
   z.needBroadcast = true;
   if (type === 'config') {
     // Sessions of servers that are no longer members end: one that is added back later (perhaps with a wiped data

@@ -130,13 +130,16 @@ export class ZabLog {
   }
 
   append(es: readonly LogEntry[]): void {
-    for (const e of es) {
-      if (e.index !== this.lastIndex + 1) throw new InvariantError(`zab log: append at ${e.index}, last index ${this.lastIndex}`);
-      if (this.mem.length === 0) this.memFrom = e.index;
-      this.mem.push(e);
-      this.lastIndex = e.index;
-      this.track(e);
-    }
+    for (let i = 0; i < es.length; i++) this.appendOne(es[i] as LogEntry);
+  }
+
+  /** One entry at the end of the log (the leader's proposal path: no array per entry). */
+  appendOne(e: LogEntry): void {
+    if (e.index !== this.lastIndex + 1) throw new InvariantError(`zab log: append at ${e.index}, last index ${this.lastIndex}`);
+    if (this.mem.length === 0) this.memFrom = e.index;
+    this.mem.push(e);
+    this.lastIndex = e.index;
+    this.track(e);
   }
 
   private track(e: LogEntry): void {
