@@ -78,9 +78,13 @@ function channel(nodes: Member[], listen = 0) {
   return ch;
 }
 
+/**
+ * A client on the in-process cluster. Its TTL is 3 s unless a test is about expiry: the client gives a session up
+ * on its own a TTL after its last acknowledged keepalive, and a loaded CI machine delayed acks past 300 ms once.
+ */
 function client(nodes: Member[], options: { ttlMs?: number; listen?: number } = {}) {
   const ch = channel(nodes, options.listen ?? 0);
-  const c = new LockClient({ channel: ch, ttlMs: options.ttlMs ?? 300, attemptTimeoutMs: 500, timeoutMs: 3000 });
+  const c = new LockClient({ channel: ch, ttlMs: options.ttlMs ?? 3000, attemptTimeoutMs: 500, timeoutMs: 3000 });
   stops.push(() => c.close());
   return { c, ch };
 }
