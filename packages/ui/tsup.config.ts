@@ -1,0 +1,5 @@
+import { definePackageBuild } from '@consensus-kit/tooling/tsup';
+
+export default definePackageBuild({
+  entry: { index: 'src/index.ts' },
+});

@@ -1,0 +1,3 @@
+import { definePackageConfig } from '@consensus-kit/tooling/vitest';
+
+export default definePackageConfig();
