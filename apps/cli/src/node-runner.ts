@@ -34,6 +34,7 @@ import { CliError } from './errors';
 import { LockWatchHub, isLockWatchRequest } from './lock-watch';
 import { createNodeLogger } from './logger';
 import { createNodeMetrics, type NodeMetrics } from './metrics';
+import { NodeObserver } from './node-observe';
 import { checkProtocolOptions, loadProtocol } from './protocols';
 
 /** Requests the CLI sends to nodes besides kv traffic. */
@@ -111,6 +112,8 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     ...(config.secret !== undefined ? { secret: config.secret } : {}),
     ...(config.tls !== undefined ? { tls: readTls(config.tls) } : {}),
   });
+  // `GET /ui` (consensus-cli ui, #23): peer traffic counted and sampled, node events, the log tail.
+  const observer = new NodeObserver({ id: config.id });
   const machines: NodeMachines = { kv: new KvStateMachine(), lock: new LockStateMachine() };
   const stateMachine = machines.kv;
   const combined = nodeStateMachine(machines);
@@ -121,7 +124,7 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     protocolOptions,
     storage,
     // The node's peer traffic passes through the tracker, which notes when each peer was last heard from.
-    transport: health.watchTransport(transport),
+    transport: observer.watchTransport(health.watchTransport(transport)),
     stateMachine: metrics.instrumentStateMachine(combined),
     logger,
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
@@ -175,6 +178,7 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
   let addressBook = { ...config.peers };
   async function admin(req: AdminRequest): Promise<unknown> {
     refuseAdmin(config, req);
+    observer.admin(req);
     switch (req.t) {
       case 'admin.peers':
         // Addresses only: membership itself changes through the log (admin.members).
@@ -268,12 +272,14 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
           res.end(String(e));
         },
       );
+    } else if (path === '/ui') {
+      observer.serve(req, res);
     } else if (url === '/status') {
       if (!health.answersStatus) answer(res, 503, { status: 'unavailable', reason: 'starting', message: 'the node is starting' });
       else answer(res, 200, report());
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /health, /livez, /readyz, /metrics or /status\n');
+      res.end('not found: try /health, /livez, /readyz, /metrics, /status or /ui\n');
     }
   });
 
@@ -282,9 +288,11 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
   } catch (e) {
     await closeServer(http);
     await storage.close().catch(() => undefined);
+    observer.close();
     throw e;
   }
   health.started();
+  observer.attach({ node, storage, faults: transport.faults });
   node.on('leader', (leader, term) => logger.info(leader === undefined ? 'no leader' : `leader is ${leader}`, { term }));
   node.on('error', (e) => logger.error('node failed', { error: String(e) }));
 
