@@ -1,0 +1,212 @@
+/**
+ * A large store (#22 item 7): what a snapshot of KEYS keys (default 1,000,000; 16-byte keys, 100-byte string
+ * values) costs, and what it does to the latency of puts applied meanwhile.
+ *
+ * Figures printed:
+ * - fill: the store built by applying KEYS puts straight to the state machine (no consensus), and the heap it
+ *   takes per key (process.memoryUsage().heapUsed after a full GC, before and after, divided by KEYS; node runs
+ *   with --expose-gc);
+ * - snapshot: `snapshot()` (the synchronous call of the StateMachine contract) time and bytes; and, when the
+ *   machine has it, `snapshotAsync()` (the host's path since format 4): wall time, and the longest event-loop
+ *   stall while it ran (a 1 ms timer's worst lateness);
+ * - restore: `restore()` of those bytes into a fresh machine;
+ * - puts through a real host: a one-node raft `ConsensusNode` (MemoryStorage, in-process transport) over the
+ *   filled machine, 16 puts in flight (overwrites of random existing keys), latency of each put from
+ *   its arrival to its result, each request arriving in its own event-loop turn (as from a socket). Run 1 takes no snapshot (`snapshotEvery: 0`); run 2 lets the host take one (its
+ *   `snapshotEvery` is set so it falls about 1 s into the run) and reports the puts in flight while the
+ *   snapshot was in progress (from the host asking the machine for it until storage holds it), against run 1's
+ *   figures. Both runs also report the worst event-loop stall seen by a 1 ms timer.
+ *
+ * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look)
+ */
+import { performance } from 'node:perf_hooks';
+import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
+import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
+import { KvStateMachine, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
+import { raft } from '@consensus-kit/raft';
+
+const KEYS = Number(process.env.KEYS ?? 1_000_000);
+const IN_FLIGHT = 16;
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with node --expose-gc (pnpm bench:large does)');
+
+const key = (i: number) => `k${String(i).padStart(15, '0')}`; // 16 bytes
+const value = (i: number) => `v${String(i).padStart(15, '0')}`.padEnd(100, '.'); // 100 bytes
+
+function heap(): number {
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+function ms(x: number): number {
+  return Number(x.toFixed(3));
+}
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
+}
+
+/** The worst lateness of a 1 ms interval timer: how long the event loop was stalled, sampled with timestamps. */
+function stallMonitor() {
+  const samples: { at: number; late: number }[] = [];
+  let last = performance.now();
+  const t = setInterval(() => {
+    const now = performance.now();
+    samples.push({ at: now, late: now - last - 1 });
+    last = now;
+  }, 1);
+  return {
+    stop: () => clearInterval(t),
+    /** The worst stall that ended within [from, to]. */
+    worst: (from = 0, to = Number.POSITIVE_INFINITY) => samples.filter((s) => s.at >= from && s.at - s.late <= to).reduce((m, s) => Math.max(m, s.late), 0),
+  };
+}
+
+// ---- fill ----------------------------------------------------------------------------------------------------
+const heap0 = heap();
+const sm = new KvStateMachine();
+const entry: LogEntry = { index: 0, term: 1, type: 'command', data: new Uint8Array() };
+let t0 = performance.now();
+for (let i = 0; i < KEYS; i++) {
+  entry.index = i + 1;
+  sm.apply(entry, { cmd: { op: 'put', key: key(i), value: value(i) } });
+}
+const fillMs = performance.now() - t0;
+const heap1 = heap();
+console.log(JSON.stringify({ step: 'fill', keys: KEYS, applyMs: ms(fillMs), heapBytesPerKey: Math.round((heap1 - heap0) / KEYS), heapMB: Math.round((heap1 - heap0) / 2 ** 20) }));
+
+// ---- snapshot and restore ------------------------------------------------------------------------------------
+t0 = performance.now();
+const bytes = sm.snapshot();
+const snapshotMs = performance.now() - t0;
+console.log(JSON.stringify({ step: 'snapshot()', ms: ms(snapshotMs), bytes: bytes.length, bytesPerKey: Math.round(bytes.length / KEYS) }));
+
+const asyncSnap = (sm as unknown as { snapshotAsync?: () => Promise<Uint8Array> }).snapshotAsync;
+if (asyncSnap !== undefined) {
+  const mon = stallMonitor();
+  await new Promise((r) => setTimeout(r, 20));
+  t0 = performance.now();
+  const b = await asyncSnap.call(sm);
+  const t1 = performance.now();
+  await new Promise((r) => setTimeout(r, 5));
+  mon.stop();
+  console.log(JSON.stringify({ step: 'snapshotAsync()', ms: ms(t1 - t0), bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)) }));
+}
+
+{
+  const fresh = new KvStateMachine();
+  const h0 = heap();
+  t0 = performance.now();
+  fresh.restore(bytes);
+  const restoreMs = performance.now() - t0;
+  const h1 = heap();
+  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), keys: fresh.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS) }));
+}
+
+// ---- puts through a host -------------------------------------------------------------------------------------
+interface Run {
+  latencies: { start: number; end: number }[];
+  snapshots: { start: number; end: number }[];
+  worstStall: (from?: number, to?: number) => number;
+  entries: number;
+}
+
+async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean): Promise<Run> {
+  const snapshots: { start: number; end: number }[] = [];
+  // Marks when the host asks the machine for a snapshot (either call), and when storage holds it.
+  const marked: StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> & { snapshotAsync?: () => Promise<Uint8Array> } = {
+    apply: (e, c) => sm.apply(e, c),
+    query: (q) => sm.query(q),
+    restore: (d) => sm.restore(d),
+    timeCommand: (term, clock) => sm.timeCommand(term, clock),
+    snapshot: () => {
+      snapshots.push({ start: performance.now(), end: Number.NaN });
+      return sm.snapshot();
+    },
+  };
+  if (asyncSnap !== undefined) {
+    marked.snapshotAsync = () => {
+      snapshots.push({ start: performance.now(), end: Number.NaN });
+      return asyncSnap.call(sm);
+    };
+  }
+  const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
+    id: 'n1',
+    peers: ['n1'],
+    protocol: raft,
+    storage: new MemoryStorage(),
+    transport: new LocalNetwork().transport('n1'),
+    stateMachine: marked,
+    tickMs: 10,
+    electionTicks: 10,
+    snapshotEvery,
+    timeoutMs: 60_000,
+  });
+  node.on('snapshot', () => {
+    const s = snapshots.at(-1);
+    if (s !== undefined && Number.isNaN(s.end)) s.end = performance.now();
+  });
+  await node.start();
+  await node.waitForLeader();
+  const mon = stallMonitor();
+  const latencies: { start: number; end: number }[] = [];
+  const begin = performance.now();
+  let n = 0;
+  const done = () => {
+    const now = performance.now();
+    if (now - begin < minMs) return false;
+    if (!untilSnapshot) return true;
+    const s = snapshots[0];
+    return (s !== undefined && !Number.isNaN(s.end) && now - s.end > 500) || now - begin > 120_000;
+  };
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (!done()) {
+        // Each request arrives in its own event-loop turn, as from a socket: puts chained through promises
+        // alone would run in microtasks and starve every timer (the host's tick, the stall monitor).
+        // The latency counts from the request's arrival, so time it waited for the loop counts.
+        const start = performance.now();
+        await new Promise((r) => setImmediate(r));
+        const i = (n++ * 7919) % KEYS;
+        await node.propose({ cmd: { op: 'put', key: key(i), value: value(i + 1) } });
+        latencies.push({ start, end: performance.now() });
+      }
+    }),
+  );
+  mon.stop();
+  const entries = node.status().appliedIndex;
+  await node.stop();
+  return { latencies, snapshots, worstStall: mon.worst, entries };
+}
+
+function report(name: string, lat: { start: number; end: number }[], stall: number, extra: Record<string, unknown> = {}) {
+  const xs = lat.map((l) => l.end - l.start);
+  console.log(JSON.stringify({ step: name, puts: xs.length, p50Ms: ms(percentile(xs, 50)), p99Ms: ms(percentile(xs, 99)), maxMs: ms(xs.reduce((m, x) => Math.max(m, x), 0)), worstStallMs: ms(stall), ...extra }));
+}
+
+const base = await run(0, 3000, false);
+report('puts, no snapshot', base.latencies, base.worstStall(), { entries: base.entries, putsPerSec: Math.round(base.latencies.length / 3) });
+const every = Math.max(1000, Math.round(base.entries / 3)); // about 1 s into the next run
+const withSnap = await run(every, 2000, true);
+const s = withSnap.snapshots[0];
+if (s === undefined || Number.isNaN(s.end)) {
+  console.log(JSON.stringify({ step: 'puts during a snapshot', error: 'no snapshot completed', snapshotEvery: every }));
+} else {
+  const during = withSnap.latencies.filter((l) => l.end >= s.start && l.start <= s.end);
+  const p99Base = percentile(
+    base.latencies.map((l) => l.end - l.start),
+    99,
+  );
+  const p99During = percentile(
+    during.map((l) => l.end - l.start),
+    99,
+  );
+  report('puts during a snapshot', during, withSnap.worstStall(s.start, s.end), {
+    snapshotMs: ms(s.end - s.start),
+    snapshotEvery: every,
+    p99VsNoSnapshot: Number((p99During / p99Base).toFixed(2)),
+  });
+}
