@@ -40,6 +40,8 @@ export interface PeerCounters {
 /** The answer to `GET /ui?since=<seq>`. */
 export interface NodeUiAnswer {
   id: NodeId;
+  /** The node's process. */
+  pid: number;
   status: Status;
   /** The last entries of the log (at most `UI_LOG_TAIL`), oldest first; none below `firstIndex`. */
   log: UiLogEntry[];
@@ -241,6 +243,7 @@ export class NodeObserver {
     }
     return {
       id: this.id,
+      pid: process.pid,
       status,
       log,
       firstIndex,
