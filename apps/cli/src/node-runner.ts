@@ -1,5 +1,5 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname, join } from 'node:path';
 import { ConsensusNode } from '@consensus-kit/core/host';
@@ -8,6 +8,7 @@ import {
   CorruptLogError,
   combineStateMachines,
   InvalidArgumentError,
+  InvariantError,
   NotLeaderError,
   hasQuorum,
   isConsensusError,
@@ -24,8 +25,8 @@ import {
   type Status,
   type Transport,
 } from '@consensus-kit/core';
-import { KvStateMachine, createKvService, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
-import { LockStateMachine, createLockService } from '@consensus-kit/lock';
+import { KvStateMachine, createKvService, type KvQuery, type KvQueryResult, type KvRequest, type KvResult, type KvStateMachineOptions, type PushSink } from '@consensus-kit/kv';
+import { LockStateMachine, createLockService, type LockStateMachineOptions } from '@consensus-kit/lock';
 import { hasStoredState, openFileStorage, readDataDirIdentity, type FileStorage } from '@consensus-kit/storage-fs';
 import { DEFAULT_LIMITS, tcpTransport, type TcpTransport, type TlsOptions } from '@consensus-kit/transport-tcp';
 import type { NodeSnapshot } from './backup';
@@ -79,73 +80,182 @@ export interface RunningNode {
 export interface NodeReport {
   id: NodeId;
   pid: number;
+  /** The peer and client address ('host:port'); empty for an embedded node that does not listen. */
   address: string;
+  /** The HTTP address ('host:port'); empty for an embedded node without an HTTP server of its own. */
   http: string;
   status: ReturnType<ConsensusNode['status']>;
 }
 
+/** What runs on a node's log: the CLI's `{ kv, lock }` (with their options), or an embedder's own state machine. */
+export type NodeMachineSpec =
+  | { kind: 'kv'; kv?: KvStateMachineOptions; lock?: LockStateMachineOptions }
+  | { kind: 'custom'; stateMachine: StateMachine<unknown, unknown, unknown, unknown> };
+
 /**
- * Runs one node: file storage, TCP transport (peers and clients on one port), the key-value state machine
- * under the configured protocol, and an HTTP server for /health, /metrics and /status.
+ * One node as `launchNode` runs it: a node config (`consensus-cli node`, read by `runNode`) or `startNode`'s
+ * options (embed.ts), checked and resolved. Nothing in it is read from a file any more.
+ */
+export interface NodeSpec
+  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'blockingWrites' | 'admin'> {
+  /** The protocol's own options, already checked by its `parseOptions` (`checkProtocolOptions`). */
+  protocolOptions: Record<string, unknown>;
+  /** Peer and client traffic (one TCP listener); undefined: none, for a cluster of this node alone. */
+  listen: { host: string; port: number } | undefined;
+  /** An HTTP server for the routes of `LaunchedNode.routes`; undefined: none (an embedder mounts `handle`). */
+  http: { host: string; port: number } | undefined;
+  /** TLS for `listen`, PEM contents (a node config's file paths are read by `runNode`). */
+  tls?: TlsOptions;
+  /** Default deadline of proposals and read barriers on the node (ConsensusNode's `timeoutMs`). */
+  timeoutMs?: number;
+  machines: NodeMachineSpec;
+}
+
+/** The HTTP routes every node serves. */
+export const HTTP_ROUTES = ['/health', '/livez', '/readyz', '/metrics', '/status', '/ui'] as const;
+export type HttpRoute = (typeof HTTP_ROUTES)[number];
+
+/** A node the runner assembled and started: what `runNode` and `startNode` (embed.ts) hand on. */
+export interface LaunchedNode {
+  // The state machine's types are the caller's: kv mode has `KitNode`, custom mode the embedder's machine.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  node: ConsensusNode<any, any, any, any>;
+  /** kv mode's machines; undefined for a custom state machine. */
+  machines: NodeMachines | undefined;
+  /** undefined when the spec has no `listen`. */
+  transport: TcpTransport | undefined;
+  /** undefined when the spec has no `http`. */
+  http: Server | undefined;
+  metrics: NodeMetrics;
+  /** The answers behind `/health`, `/livez` and `/readyz`. */
+  health: { health(): HealthAnswer; live(): HealthAnswer; ready(): Promise<HealthAnswer> };
+  /** One request listener per route, as the node's own HTTP server runs them. */
+  routes: Record<HttpRoute, RequestListener>;
+  /** Every route, and 404 for any other path: a `node:http` request listener. */
+  handle: RequestListener;
+  /**
+   * The client port's request handler, called in process: kv, lock and admin requests answer as over TCP (the
+   * metrics count them alike). A custom state machine's node answers only admin requests.
+   */
+  serve(body: unknown, ctx?: ServeContext): Promise<unknown>;
+  report(): NodeReport;
+  /** Idempotent: stops the node (the batch in flight made durable), then the transport, storage and HTTP server. */
+  stop(): Promise<void>;
+}
+
+/** What `serve` reads of a request's context: transport-tcp's `RequestContext` is one; in-process callers pass less. */
+export interface ServeContext {
+  signal?: AbortSignal;
+  connectionSignal?: AbortSignal;
+  subscription?: PushSink;
+}
+
+/**
+ * Runs one node from its config: file storage, TCP transport (peers and clients on one port), the `{ kv, lock }`
+ * state machine under the configured protocol, and an HTTP server for /health, /livez, /readyz, /metrics and
+ * /status. `consensus-cli node` runs this; embedders call `startNode` (embed.ts), which runs the same code.
  */
 export async function runNode(config: NodeConfig, logger: Logger = createNodeLogger(config)): Promise<RunningNode> {
-  const protocol = await loadProtocol(config.protocol);
-  // Before anything starts: a misspelt option must not leave a half-started node behind.
+  // Before anything starts: a misspelt option or an unreadable certificate must not leave a half-started node behind.
   const protocolOptions = await checkProtocolOptions(config.protocol, config.protocolOptions, 'protocolOptions');
-  const metrics = createNodeMetrics(config.id, { protocol: config.protocol });
-  const http = await listenHttp(config);
-  const health = new HealthTracker(config);
-  let storage;
-  try {
-    storage = health.watchStorage(metrics.instrument(await openNodeStorage(config, logger, metrics)));
-  } catch (e) {
-    await closeServer(http);
-    throw e;
-  }
-  const transport = tcpTransport({
-    id: config.id,
+  const tls = config.tls !== undefined ? readTls(config.tls) : undefined;
+  const spec: NodeSpec = {
     clusterId: config.clusterId,
-    listen: config.listen,
-    peers: config.peers,
-    logger,
-    onRoundTrip: (peer, ms) => metrics.peerRoundTrip(peer, ms),
-    ...(config.secret !== undefined ? { secret: config.secret } : {}),
-    ...(config.tls !== undefined ? { tls: readTls(config.tls) } : {}),
-  });
-  // `GET /ui` (consensus-cli ui, #23): peer traffic counted and sampled, node events, the log tail.
-  const observer = new NodeObserver({ id: config.id });
-  const machines: NodeMachines = { kv: new KvStateMachine(), lock: new LockStateMachine() };
-  const stateMachine = machines.kv;
-  const combined = nodeStateMachine(machines);
-  const node: KitNode = new ConsensusNode({
     id: config.id,
-    peers: config.join === true ? [] : Object.keys(config.peers),
-    protocol,
+    protocol: config.protocol,
     protocolOptions,
-    storage,
-    // The node's peer traffic passes through the tracker, which notes when each peer was last heard from.
-    transport: observer.watchTransport(health.watchTransport(transport)),
-    stateMachine: metrics.instrumentStateMachine(combined),
-    logger,
+    dataDir: config.dataDir,
+    listen: config.listen,
+    http: config.http,
+    peers: config.peers,
+    machines: { kind: 'kv' },
+    ...(config.join !== undefined ? { join: config.join } : {}),
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
     ...(config.electionTicks !== undefined ? { electionTicks: config.electionTicks } : {}),
     ...(config.heartbeatTicks !== undefined ? { heartbeatTicks: config.heartbeatTicks } : {}),
+    ...(config.secret !== undefined ? { secret: config.secret } : {}),
     ...(config.snapshotEvery !== undefined ? { snapshotEvery: config.snapshotEvery } : {}),
-  });
+    ...(config.blockingWrites !== undefined ? { blockingWrites: config.blockingWrites } : {}),
+    ...(config.admin !== undefined ? { admin: config.admin } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+  };
+  const launched = await launchNode(spec, logger);
+  const { machines, transport, http } = launched;
+  if (machines === undefined || transport === undefined || http === undefined) throw new InvariantError('a node run from its config has machines, a transport and an HTTP server');
+  return { node: launched.node as KitNode, machines, transport, http, stop: launched.stop };
+}
+
+/**
+ * Assembles and starts one node from a checked spec: the one implementation behind `runNode` (the CLI's nodes)
+ * and `startNode` (embedding). On failure everything it opened is closed again before it throws.
+ */
+export async function launchNode(spec: NodeSpec, logger: Logger): Promise<LaunchedNode> {
+  const protocol = await loadProtocol(spec.protocol);
+  // The machines first: their options are checked as they are made, before anything is opened.
+  const machineSpec = spec.machines;
+  const machines: NodeMachines | undefined =
+    machineSpec.kind === 'kv' ? { kv: new KvStateMachine(machineSpec.kv), lock: new LockStateMachine(machineSpec.lock) } : undefined;
+  const combined: StateMachine<unknown, unknown, unknown, unknown> =
+    machineSpec.kind === 'custom' ? embeddedStateMachine(machineSpec.stateMachine) : (nodeStateMachine(machines) as StateMachine<unknown, unknown, unknown, unknown>);
+  const metrics = createNodeMetrics(spec.id, { protocol: spec.protocol });
+  const http = spec.http === undefined ? undefined : await listenHttp(spec.http);
+  const health = new HealthTracker(spec);
+  let storage;
+  try {
+    storage = health.watchStorage(metrics.instrument(await openNodeStorage(spec, logger, metrics)));
+  } catch (e) {
+    if (http !== undefined) await closeServer(http);
+    throw e;
+  }
+  const listen = spec.listen;
+  const transport =
+    listen === undefined
+      ? undefined
+      : tcpTransport({
+          id: spec.id,
+          clusterId: spec.clusterId,
+          listen,
+          peers: spec.peers,
+          logger,
+          onRoundTrip: (peer, ms) => metrics.peerRoundTrip(peer, ms),
+          ...(spec.secret !== undefined ? { secret: spec.secret } : {}),
+          ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
+        });
+  // `GET /ui` (consensus-cli ui, #23): peer traffic counted and sampled, node events, the log tail.
+  const observer = new NodeObserver({ id: spec.id });
+  let node: KitNode;
+  try {
+    node = new ConsensusNode({
+      id: spec.id,
+      peers: spec.join === true ? [] : Object.keys(spec.peers),
+      protocol,
+      protocolOptions: spec.protocolOptions,
+      storage,
+      // The node's peer traffic passes through the tracker, which notes when each peer was last heard from.
+      transport: observer.watchTransport(health.watchTransport(transport ?? aloneTransport())),
+      stateMachine: metrics.instrumentStateMachine(combined),
+      logger,
+      ...(spec.tickMs !== undefined ? { tickMs: spec.tickMs } : {}),
+      ...(spec.electionTicks !== undefined ? { electionTicks: spec.electionTicks } : {}),
+      ...(spec.heartbeatTicks !== undefined ? { heartbeatTicks: spec.heartbeatTicks } : {}),
+      ...(spec.snapshotEvery !== undefined ? { snapshotEvery: spec.snapshotEvery } : {}),
+      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+    }) as unknown as KitNode;
+  } catch (e) {
+    if (http !== undefined) await closeServer(http);
+    await storage.close().catch(() => undefined);
+    observer.close();
+    throw e;
+  }
   metrics.attach(node as unknown as ConsensusNode<never, never, never, never>);
-  metrics.watchPeers(() => transport.peerStats());
+  if (transport !== undefined) metrics.watchPeers(() => transport.peerStats());
   node.on('error', (e) => health.failed(e));
   // kv's clients send unrouted requests, which the primary machine answers: its service is the kv-only one.
-  const kv = createKvService({ node: node as unknown as ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>, stateMachine });
-  const lock = createLockService({ node, stateMachine: machines.lock, route: 'lock' });
-  const lockWatches = new LockWatchHub(node, machines.lock);
-  const report = (): NodeReport => ({
-    id: config.id,
-    pid: process.pid,
-    address: `${config.listen.host}:${config.listen.port}`,
-    http: `${config.http.host}:${config.http.port}`,
-    status: node.status(),
-  });
+  const kv = machines && createKvService({ node: node as unknown as ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>, stateMachine: machines.kv });
+  const lock = machines && createLockService({ node, stateMachine: machines.lock, route: 'lock' });
+  const lockWatches = machines && new LockWatchHub(node, machines.lock);
+  const address = (a: { host: string; port: number } | undefined): string => (a === undefined ? '' : `${a.host}:${a.port}`);
+  const report = (): NodeReport => ({ id: spec.id, pid: process.pid, address: address(listen), http: address(spec.http), status: node.status() });
 
   // Not an async function: every request passes here, and an extra async layer costs a promise and a turn
   // of the microtask queue per request. Only writes are counted, so only they get a continuation.
@@ -159,9 +269,12 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     metrics.proposalFailed(isConsensusError(e) ? e.code.toLowerCase() : 'error');
     throw e;
   };
-  transport.onRequest((body, ctx) => {
+  const serve = (body: unknown, ctx: ServeContext = {}): Promise<unknown> => {
     const t = (body as { t?: unknown } | null)?.t;
     if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest);
+    if (kv === undefined || lock === undefined || lockWatches === undefined) {
+      return Promise.reject(new InvalidArgumentError(`node ${spec.id} runs an embedded state machine of its own: it answers no kv or lock requests (got ${preview(t)})`));
+    }
     // Lock requests are `lock.*`, kv's are `kv.*` (each service refuses any other type): one prefix, one service.
     if (typeof t === 'string' && t.startsWith('lock.')) return isLockWatchRequest(body) ? lockWatches.watch(body, ctx.subscription) : lock(body, ctx);
     if (t !== 'kv.write' && t !== 'kv.read') return kv(body, ctx);
@@ -173,18 +286,23 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     const answer = kv(body, ctx);
     answer.then(timed, timed);
     return t === 'kv.write' ? answer.then(countWrite, countFailedWrite) : answer;
-  });
+  };
+  transport?.onRequest(serve);
 
-  let addressBook = { ...config.peers };
+  const requireTransport = (): TcpTransport => {
+    if (transport === undefined) throw new InvalidArgumentError(`node ${spec.id} does not listen: it has no peers to address or cut off`);
+    return transport;
+  };
+  let addressBook = { ...spec.peers };
   async function admin(req: AdminRequest): Promise<unknown> {
-    refuseAdmin(config, req);
+    refuseAdmin(spec, req);
     observer.admin(req);
     switch (req.t) {
       case 'admin.peers':
         // Addresses only: membership itself changes through the log (admin.members).
         addressBook = { ...addressBook, ...req.peers };
         for (const [id, addr] of Object.entries(req.peers)) if (addr === '') delete addressBook[id];
-        transport.setPeers(addressBook);
+        requireTransport().setPeers(addressBook);
         return report();
       case 'admin.members':
         await node.changeMembership(req.change, { timeoutMs: 15_000 });
@@ -195,10 +313,10 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
         await node.transferLeadership(req.to, { timeoutMs: 10_000 });
         return report();
       case 'admin.partition':
-        for (const peer of req.peers) transport.faults.block(peer, req.direction ?? 'both');
+        for (const peer of req.peers) requireTransport().faults.block(peer, req.direction ?? 'both');
         return report();
       case 'admin.heal':
-        transport.faults.heal();
+        requireTransport().faults.heal();
         return report();
       case 'admin.snapshot':
         return snapshotAfterBarrier();
@@ -215,15 +333,17 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
    * snapshot and the kv figures are then taken in one synchronous step, so they describe the same state.
    */
   async function snapshotAfterBarrier(): Promise<NodeSnapshot> {
+    if (machines === undefined) throw new InvalidArgumentError(`node ${spec.id} runs an embedded state machine of its own: \`snapshot save\` reads kv nodes only`);
     await node.read({ op: 'revision' }, { timeoutMs: 10_000 });
     const { appliedIndex, term } = node.status();
     // The whole state the node runs, { kv, lock }: a backup restores the one state machine a node runs.
     const data = combined.snapshot();
+    const stateMachine = machines.kv;
     const answer: NodeSnapshot = {
       stateMachine: 'kv+lock',
-      clusterId: config.clusterId,
-      nodeId: config.id,
-      protocol: config.protocol,
+      clusterId: spec.clusterId,
+      nodeId: spec.id,
+      protocol: spec.protocol,
       appliedIndex,
       term,
       revision: stateMachine.currentRevision,
@@ -235,7 +355,7 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     // the answer is too large. Say so here, with the figures (streaming it in chunks is #22 item 7).
     if (data.length > SNAPSHOT_ANSWER_LIMIT) {
       throw new InvalidArgumentError(
-        `the state-machine snapshot of node ${config.id} is ${data.length} bytes; one answer on the client port carries at most ` +
+        `the state-machine snapshot of node ${spec.id} is ${data.length} bytes; one answer on the client port carries at most ` +
           `${SNAPSHOT_ANSWER_LIMIT} (transport-tcp maxMessageSize ${DEFAULT_LIMITS.maxMessageSize} less room for the envelope): ` +
           `snapshot save cannot fetch a store this large yet; copy a stopped node's data directory instead`,
       );
@@ -243,25 +363,34 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     return answer;
   }
 
+  // Readiness takes a read barrier: kv's is a revision read; a custom machine's is a probe its wrapper answers.
+  const readiness: Pick<KitNode, 'status' | 'read'> =
+    machines !== undefined ? node : { status: () => node.status(), read: (_q, o) => (node as unknown as ConsensusNode<unknown, unknown, unknown, unknown>).read(READY_PROBE, o) as never };
+  const healthOf = {
+    health: () => health.health(health.running ? node.status() : undefined),
+    live: () => health.live(),
+    ready: () => health.ready(health.running ? readiness : undefined),
+  };
   const answer = (res: ServerResponse, code: number, body: unknown) => {
     res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify(body));
   };
-  http.on('request', (req, res) => {
-    const url = req.url ?? '/';
-    const path = url.split('?', 1)[0];
-    if (path === '/health') {
-      const h = health.health(health.running ? node.status() : undefined);
+  const routes: Record<HttpRoute, RequestListener> = {
+    '/health': (_req, res) => {
+      const h = healthOf.health();
       answer(res, h.ok ? 200 : 503, h.body);
-    } else if (path === '/livez') {
-      const h = health.live();
+    },
+    '/livez': (_req, res) => {
+      const h = healthOf.live();
       answer(res, h.ok ? 200 : 503, h.body);
-    } else if (path === '/readyz') {
-      health.ready(health.running ? node : undefined).then(
+    },
+    '/readyz': (_req, res) => {
+      healthOf.ready().then(
         (h) => answer(res, h.ok ? 200 : 503, h.body),
         (e: unknown) => answer(res, 503, { status: 'unavailable', reason: 'error', message: String(e) }),
       );
-    } else if (url === '/metrics') {
+    },
+    '/metrics': (_req, res) => {
       metrics.registry.metrics().then(
         (text) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -272,27 +401,32 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
           res.end(String(e));
         },
       );
-    } else if (path === '/ui') {
-      observer.serve(req, res);
-    } else if (url === '/status') {
+    },
+    '/status': (_req, res) => {
       if (!health.answersStatus) answer(res, 503, { status: 'unavailable', reason: 'starting', message: 'the node is starting' });
       else answer(res, 200, report());
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /health, /livez, /readyz, /metrics, /status or /ui\n');
-    }
-  });
+    },
+    '/ui': (req, res) => observer.serve(req, res),
+  };
+  const handle: RequestListener = (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const route = (HTTP_ROUTES as readonly string[]).includes(path) ? routes[path as HttpRoute] : undefined;
+    if (route !== undefined) return route(req, res);
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found: try /health, /livez, /readyz, /metrics, /status or /ui\n');
+  };
+  http?.on('request', handle);
 
   try {
     await node.start();
   } catch (e) {
-    await closeServer(http);
+    if (http !== undefined) await closeServer(http);
     await storage.close().catch(() => undefined);
     observer.close();
     throw e;
   }
   health.started();
-  observer.attach({ node, storage, faults: transport.faults });
+  observer.attach({ node, storage, ...(transport !== undefined ? { faults: transport.faults } : {}) });
   node.on('leader', (leader, term) => logger.info(leader === undefined ? 'no leader' : `leader is ${leader}`, { term }));
   node.on('error', (e) => logger.error('node failed', { error: String(e) }));
 
@@ -302,16 +436,50 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     machines,
     transport,
     http,
+    metrics,
+    health: healthOf,
+    routes,
+    handle,
+    serve,
+    report,
     stop: () => {
       stopping ??= (async () => {
         health.stopping();
-        lock.close();
-        lockWatches.close();
+        lock?.close();
+        lockWatches?.close();
         await node.stop();
-        await closeServer(http);
+        if (http !== undefined) await closeServer(http);
       })();
       return stopping;
     },
+  };
+}
+
+/** The query `/readyz` reads after its barrier on a node with an embedder's state machine: answered by the wrapper. */
+const READY_PROBE: unknown = Object.freeze({ readyProbe: true });
+
+/**
+ * An embedder's state machine as the node runs it: the same methods, bound to it (so the metrics' timing wraps
+ * this object, never the embedder's), with a query that answers the readiness probe without asking it.
+ */
+function embeddedStateMachine(sm: StateMachine<unknown, unknown, unknown, unknown>): StateMachine<unknown, unknown, unknown, unknown> {
+  const wrapped: StateMachine<unknown, unknown, unknown, unknown> = {
+    apply: (entry, command) => sm.apply(entry, command),
+    query: (q) => (q === READY_PROBE ? undefined : sm.query(q)),
+    snapshot: () => sm.snapshot(),
+    restore: (data) => sm.restore(data),
+  };
+  const timeCommand = sm.timeCommand;
+  if (timeCommand !== undefined) wrapped.timeCommand = (term, ms) => timeCommand.call(sm, term, ms);
+  return wrapped;
+}
+
+/** The transport of a node that is a cluster of its own and does not listen: there is nobody to send to. */
+function aloneTransport(): Transport {
+  return {
+    start: () => Promise.resolve(),
+    send: () => undefined,
+    stop: () => Promise.resolve(),
   };
 }
 
@@ -531,17 +699,17 @@ function unavailable(reason: string, message: string, about: Partial<HealthAnswe
   return { ok: false, body: { status: 'unavailable', reason, message, ...about } };
 }
 
-function listenHttp(config: NodeConfig): Promise<Server> {
+function listenHttp(at: { host: string; port: number }): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', (e: NodeJS.ErrnoException) => {
       reject(
         e.code === 'EADDRINUSE'
-          ? new CliError(`http port ${config.http.host}:${config.http.port} is already in use`)
-          : new CliError(`cannot listen on ${config.http.host}:${config.http.port}: ${e.message}`),
+          ? new CliError(`http port ${at.host}:${at.port} is already in use`)
+          : new CliError(`cannot listen on ${at.host}:${at.port}: ${e.message}`),
       );
     });
-    server.listen(config.http.port, config.http.host, () => resolve(server));
+    server.listen(at.port, at.host, () => resolve(server));
   });
 }
 
@@ -633,7 +801,7 @@ export function memberRecordProblem(dataDir: string, identity: { incarnation: st
 }
 
 /** How an operator brings back a node whose stored state is gone or damaged. */
-function rejoinAdvice(config: NodeConfig, recordPath: string): string {
+function rejoinAdvice(config: Pick<NodeConfig, 'id' | 'dataDir'>, recordPath: string): string {
   return (
     `Bring it back as a new member: \`consensus-cli members remove ${config.id}\`, move ${config.dataDir} aside, then ` +
     `\`consensus-cli members add ${config.id}\` (without the CLI: remove it from the cluster, move the directory aside, delete ` +
@@ -649,7 +817,7 @@ function rejoinAdvice(config: NodeConfig, recordPath: string): string {
  * the node would vote again in terms it voted in and count towards majorities for entries it no longer holds
  * (Raft thesis 3.8). A first start (no record, nothing stored: a new cluster, or `members add`) goes ahead.
  */
-async function openNodeStorage(config: NodeConfig, logger: Logger, metrics?: NodeMetrics): Promise<FileStorage> {
+async function openNodeStorage(config: Pick<NodeConfig, 'id' | 'clusterId' | 'dataDir' | 'blockingWrites'>, logger: Logger, metrics?: NodeMetrics): Promise<FileStorage> {
   const recordPath = memberRecordPath(config.dataDir);
   const record = readMemberRecord(recordPath);
   if (record !== undefined) {
