@@ -1,0 +1,322 @@
+/**
+ * `serveUi`: the visualizer's HTTP server (node:http, no framework). It serves the built page and a small API
+ * over one `UiSource`: `GET /api/hello`, `GET /api/history`, `GET /api/stream` (Server-Sent Events) and
+ * `POST /api/action`. It listens on 127.0.0.1 unless told otherwise and refuses requests whose Host is not
+ * its own (DNS rebinding) and POSTs from another origin, so another web site cannot drive the cluster.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseUiAction } from './action';
+import { UiActionError, UiOptionsError } from './errors';
+import type { UiActionResult, UiFrame, UiSource } from './model';
+import { loadPage, type PageFiles } from './page-build';
+import { SseClient } from './sse';
+
+/** The largest `POST /api/action` body accepted (64 KiB); a larger one is answered 413. */
+export const UI_ACTION_BODY_LIMIT = 64 * 1024;
+
+export interface ServeUiOptions {
+  source: UiSource;
+  /** Interface to listen on; 127.0.0.1 unless given. A non-loopback host exposes the actions to that network. */
+  host?: string;
+  /** 0 (the default) picks a free port; `url` says which. */
+  port?: number;
+  /** Milliseconds between the comment pings on each event stream (15 s). */
+  pingIntervalMs?: number;
+}
+
+export interface UiServerStats {
+  /** Open event streams. */
+  clients: number;
+  /** Bytes written to the streams' sockets and not yet taken by the kernel, over all streams. */
+  bufferedBytes: number;
+  /** Frames folded into a later one for a slow stream instead of queued. */
+  coalescedFrames: number;
+}
+
+export interface UiServer {
+  /** `http://127.0.0.1:<port>/` */
+  url: string;
+  stats(): UiServerStats;
+  /** Ends every event stream and stops listening. The source is the caller's: close it yourself. */
+  close(): Promise<void>;
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+const COMMON_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+const PAGE_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...COMMON_HEADERS,
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...extra,
+  });
+  res.end(text);
+}
+
+function fail(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
+  const body: UiActionResult = { ok: false, text };
+  sendJson(res, status, body, extra);
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      resolve('too-large');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        resolve('too-large');
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function validateOptions(options: ServeUiOptions): void {
+  if (typeof options !== 'object' || options === null) throw new UiOptionsError('serveUi needs an options object');
+  const { source } = options;
+  if (typeof source !== 'object' || source === null || typeof source.hello !== 'function' || typeof source.history !== 'function' || typeof source.subscribe !== 'function') {
+    throw new UiOptionsError('options.source must be a UiSource (hello, history, subscribe)');
+  }
+  if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
+    throw new UiOptionsError(`options.port must be an integer from 0 to 65535, got ${String(options.port)}`);
+  }
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0)) {
+    throw new UiOptionsError('options.host must be a non-empty string');
+  }
+  if (options.pingIntervalMs !== undefined && (!Number.isInteger(options.pingIntervalMs) || options.pingIntervalMs < 1)) {
+    throw new UiOptionsError('options.pingIntervalMs must be a positive integer');
+  }
+}
+
+/** Serves the visualizer for `source`; resolves once it listens. */
+export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
+  validateOptions(options);
+  const { source } = options;
+  const host = options.host ?? '127.0.0.1';
+  const page: PageFiles = await loadPage();
+  const clients = new Set<SseClient>();
+  let port = 0;
+  let closing: Promise<void> | undefined;
+
+  const allowedHosts = (): Set<string> => {
+    const names = new Set(LOOPBACK_NAMES);
+    names.add(hostForUrl(host));
+    return new Set([...names].map((name) => `${name}:${port}`.toLowerCase()));
+  };
+  let allowed = new Set<string>();
+
+  /** The Host header names this server (not a DNS name rebound to 127.0.0.1 by another site). */
+  const hostOk = (req: IncomingMessage): boolean => {
+    const header = req.headers.host?.toLowerCase();
+    if (header === undefined) return false;
+    return WILDCARD_HOSTS.has(host) || allowed.has(header);
+  };
+  /** A POST from a browser carries Origin; it must be this server's own. */
+  const originOk = (req: IncomingMessage): boolean => {
+    const origin = req.headers.origin;
+    return origin === undefined || origin.toLowerCase() === `http://${req.headers.host?.toLowerCase() ?? ''}`;
+  };
+
+  const stream = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
+    const sinceText = url.searchParams.get('since') ?? req.headers['last-event-id'];
+    const since = typeof sinceText === 'string' && /^-?\d+$/.test(sinceText) ? Number(sinceText) : undefined;
+    if (sinceText !== undefined && sinceText !== null && since === undefined) {
+      fail(res, 400, 'since must be an integer (a frame seq)');
+      return;
+    }
+    res.writeHead(200, {
+      ...COMMON_HEADERS,
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.flushHeaders();
+    const client = new SseClient(res);
+    clients.add(client);
+    res.on('close', () => {
+      clients.delete(client);
+      client.close();
+    });
+    res.write(': consensus-kit ui\n\n');
+    // Without `since`, the stream starts with the next frame; with it, with every kept frame after it.
+    if (since !== undefined) for (const frame of source.history()) if (frame.seq > since) client.send(frame);
+  };
+
+  const act = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!source.act) {
+      fail(res, 404, 'this source takes no actions (a replay)');
+      return;
+    }
+    const body = await readBody(req, UI_ACTION_BODY_LIMIT);
+    if (body === 'too-large') {
+      fail(res, 413, `the body is larger than ${UI_ACTION_BODY_LIMIT} bytes`, { connection: 'close' });
+      res.on('finish', () => req.destroy());
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      fail(res, 400, 'the body is not JSON');
+      return;
+    }
+    let action;
+    try {
+      action = parseUiAction(parsed);
+    } catch (error) {
+      if (error instanceof UiActionError) {
+        fail(res, 400, error.message);
+        return;
+      }
+      throw error;
+    }
+    if (!source.hello().actions.includes(action.action)) {
+      fail(res, 400, `this source does not offer the action "${action.action}"`);
+      return;
+    }
+    let result: UiActionResult;
+    try {
+      result = await source.act(action);
+    } catch (error) {
+      fail(res, 500, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    sendJson(res, 200, result);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!hostOk(req)) {
+      fail(res, 403, 'unknown Host');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const readOnly = method === 'GET' || method === 'HEAD';
+    if (path === '/api/action') {
+      if (method !== 'POST') {
+        fail(res, 405, 'use POST', { allow: 'POST' });
+        return;
+      }
+      if (!originOk(req)) {
+        fail(res, 403, 'cross-origin request refused');
+        return;
+      }
+      await act(req, res);
+      return;
+    }
+    const known = path === '/api/hello' || path === '/api/history' || path === '/api/stream' || path === '/' || page.has(path);
+    if (!known) {
+      fail(res, 404, `no such path ${path}`);
+      return;
+    }
+    if (!readOnly) {
+      fail(res, 405, 'use GET', { allow: 'GET, HEAD' });
+      return;
+    }
+    if (path === '/api/hello') sendJson(res, 200, source.hello());
+    else if (path === '/api/history') sendJson(res, 200, source.history());
+    else if (path === '/api/stream') stream(req, res, url);
+    else {
+      const file = page.get(path === '/' ? '/index.html' : path);
+      if (!file) {
+        fail(res, 404, `no such path ${path}`);
+        return;
+      }
+      res.writeHead(200, {
+        ...COMMON_HEADERS,
+        'content-type': file.type,
+        'content-length': file.body.length,
+        'cache-control': 'no-cache',
+        'content-security-policy': PAGE_POLICY,
+      });
+      res.end(method === 'HEAD' ? undefined : file.body);
+    }
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) fail(res, 500, error instanceof Error ? error.message : String(error));
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  const unsubscribe = source.subscribe((frame: UiFrame) => {
+    for (const client of clients) client.send(frame);
+  });
+  const pinger = setInterval(() => {
+    for (const client of clients) client.ping();
+  }, options.pingIntervalMs ?? 15_000);
+  pinger.unref();
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    clearInterval(pinger);
+    unsubscribe();
+    throw error;
+  }
+  port = (server.address() as AddressInfo).port;
+  allowed = allowedHosts();
+  const shownHost = WILDCARD_HOSTS.has(host) ? '127.0.0.1' : hostForUrl(host);
+
+  return {
+    url: `http://${shownHost}:${port}/`,
+    stats: () => {
+      let bufferedBytes = 0;
+      let coalescedFrames = 0;
+      for (const client of clients) {
+        bufferedBytes += client.bufferedBytes;
+        coalescedFrames += client.coalesced;
+      }
+      return { clients: clients.size, bufferedBytes, coalescedFrames };
+    },
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        clearInterval(pinger);
+        unsubscribe();
+        for (const client of clients) client.close();
+        clients.clear();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
