@@ -1,5 +1,8 @@
 export { simulate, resolveNodes } from './simulator';
 export type { NetworkOptions, SimResult, SimStats, SimulateOptions, Violation } from './simulator';
+export type { SimObservation, SimObserver } from './observer';
+export { DEFAULT_MAX_FRAMES, DEFAULT_MAX_MESSAGES_PER_FRAME, describeViolation, recordRun, replaySource } from './ui-recorder';
+export type { RecordOptions, Recording, ReplaySourceOptions } from './ui-recorder';
 export { electionSafety } from './invariant';
 export type { Invariant, InvariantSource, ReplicaView, SimView } from './invariant';
 export { FAULT_LEVELS, describeAction, randomSchedule, validateSchedule } from './faults';
@@ -22,7 +25,7 @@ export { FaultScheduleError, UnknownProtocolError } from './errors';
 export { Rng } from './rng';
 export { TOY_OPTIONS, createToyModule, toy, toyInvariants } from './toy/index';
 export type { ToyFlaws, ToyOptions } from './toy/index';
-export { DEFAULT_SNAPSHOT_EVERY, checkSeeds, parseProtocolOption, runSweep, replayCommand, simulateOptions } from './sweep';
+export { DEFAULT_SNAPSHOT_EVERY, checkSeeds, parseProtocolOption, runSweep, replayCommand, replayUiCommand, simulateOptions } from './sweep';
 export { SCENARIOS } from './scenarios';
 export type { ScenarioName } from './scenarios';
 export type { SeedCheck, SweepFailure, SweepOptions, SweepSummary } from './sweep';

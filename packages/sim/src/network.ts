@@ -90,6 +90,7 @@ export class SimNetwork {
     if (this.blocked.has(`${env.from}>${env.to}`)) return this.drop(env, 'partitioned');
     const out: Envelope = this.serialize ? { from: env.from, to: env.to, msg: unpack(wire as Uint8Array) } : env;
     this.ctx.stats.messagesDelivered++;
+    this.ctx.observer?.delivered?.(out);
     if (this.ctx.tracing) this.ctx.trace({ ev: 'recv', msg: describeEnvelope(out) });
     return out;
   }
@@ -98,6 +99,11 @@ export class SimNetwork {
   partition(action: FaultAction): void {
     this.blocked = blockedLinks(action, this.ids);
     if (action.type === 'heal') for (const key of [...this.stalled.keys()]) this.unstallKey(key);
+  }
+
+  /** Whether the partition in force cuts the directed link `from` -> `to`. */
+  isCut(from: NodeId, to: NodeId): boolean {
+    return this.blocked.has(`${from}>${to}`);
   }
 
   /** From now on, what `from` sends to `to` waits (in order) until `unstall`. */
@@ -146,6 +152,7 @@ export class SimNetwork {
 
   private drop(env: Envelope, why: string): undefined {
     this.ctx.stats.messagesDropped++;
+    this.ctx.observer?.dropped?.(env, why);
     if (this.ctx.tracing) this.ctx.trace({ ev: 'drop', why, msg: describeEnvelope(env) });
     return undefined;
   }

@@ -1,5 +1,6 @@
 import type { Envelope, NodeId } from '@consensus-kit/core';
 import type { FaultAction } from './faults';
+import type { SimObserver } from './observer';
 import type { SimStats, Violation } from './sim-options';
 import type { ClientRequest } from './workload';
 
@@ -29,6 +30,8 @@ export interface SimContext {
   readonly stats: SimStats;
   /** Whether a trace is being collected (skip building trace lines when not). */
   readonly tracing: boolean;
+  /** Watches the run (never changes it), when one was given. */
+  readonly observer: SimObserver | undefined;
   trace(fields: Record<string, unknown>): void;
   push(at: number, event: SimEvent): void;
   /** Ends the run with an invariant violation. */

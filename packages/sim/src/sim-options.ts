@@ -2,6 +2,7 @@ import { ConfigError, type AnyProtocolModule, type NodeId } from '@consensus-kit
 import type { InvariantSource } from '@consensus-kit/core/testing';
 import type { DelayRange, FaultEvent, FaultOptions, LinkSettings } from './faults';
 import type { HistoryChecker, HistoryVerdict } from './history-checker';
+import type { SimObserver } from './observer';
 import type { ClientOp, HistoryOp } from './history';
 import type { WorkloadOptions } from './kv-workload';
 import type { SimStateMachineFactory } from './sim-state-machine';
@@ -57,6 +58,8 @@ export interface SimulateOptions<Op extends ClientOp = HistoryOp> {
   trace?: boolean;
   /** Check the client history at the end (default true). */
   checkLinearizability?: boolean;
+  /** Watches the run step by step without changing it (see `SimObserver`; the UI recorder uses it). */
+  observer?: SimObserver;
 }
 
 export interface Violation {

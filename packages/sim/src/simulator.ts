@@ -15,6 +15,7 @@ import { linearizabilityChecker, type HistoryChecker, type HistoryVerdict } from
 import type { ClientOp, HistoryOp } from './history';
 import { kvWorkload } from './kv-workload';
 import { SimNetwork } from './network';
+import type { SimObserver } from './observer';
 import { ReplicaHost, type HostEnv } from './replica-host';
 import { Rng } from './rng';
 import { Stop, US_PER_MS, type SimContext, type SimEvent } from './sim-context';
@@ -75,6 +76,8 @@ class Simulation<Op extends ClientOp> implements SimContext {
   /** The default network settings when the running scenario started, if it changed them since. */
   private scenarioNetwork: LinkSettings | undefined;
   private scenarioNetworkAtStart: LinkSettings | undefined;
+  readonly observer: SimObserver | undefined;
+  private readonly view: SimView;
   now = 0;
   private violation: Violation | undefined;
   readonly stats: SimStats = {
@@ -141,6 +144,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
       this.quietFrom = quietFrom;
     }
     this.traceLines = o.trace ? [] : undefined;
+    this.observer = o.observer;
 
     const crashMidSave = o.crashMidSave ?? true;
     this.armCrashes = crashMidSave && intensity !== undefined;
@@ -190,16 +194,23 @@ class Simulation<Op extends ClientOp> implements SimContext {
       },
     };
     this.replicas = this.ids.map((id, idx) => new ReplicaHost(env, id, idx, this.tickUs));
-    this.checks = new ClusterChecks(this, this.replicas, instantiateInvariants(o.invariants), this.makeView());
+    this.view = this.makeView();
+    this.checks = new ClusterChecks(this, this.replicas, instantiateInvariants(o.invariants), this.view);
   }
 
   run(): SimResult<Op> {
     this.trace({ ev: 'start', protocol: this.module.name, seed: this.options.seed, nodes: this.ids, ticks: this.ticks });
     for (const e of this.schedule) this.trace({ ev: 'schedule', at: e.at, action: describeAction(e.action) });
+    const observer = this.observer;
+    if (observer?.attach) {
+      const network = this.network;
+      observer.attach({ view: this.view, nodes: this.ids, tickUs: this.tickUs, cut: (from, to) => network.isCut(from, to) });
+    }
     try {
       for (const r of this.replicas) r.boot();
       for (const e of this.schedule) this.queue.push(Math.round(e.at * this.tickUs), { k: 'fault', action: e.action });
       this.workload.start(this.workloadHost());
+      observer?.step?.(this.now);
       let sameInstant = 0;
       for (;;) {
         const next = this.queue.pop();
@@ -211,6 +222,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
         this.handle(next.event);
         this.checks.afterStep();
         if (this.scenario?.wait.until !== undefined && this.scenario.wait.until()) this.stepScenario(this.scenario.id);
+        observer?.step?.(this.now);
       }
     } catch (e) {
       if (!(e instanceof Stop)) throw e;
@@ -408,6 +420,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
 
   private fault(a: FaultAction): void {
     this.trace({ ev: 'fault', action: describeAction(a) });
+    this.observer?.fault?.(a);
     if (isPartitionAction(a)) return this.network.partition(a);
     switch (a.type) {
       case 'scenario': {
@@ -497,7 +510,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
   // --- plumbing ---------------------------------------------------------------------------------------------
 
   get tracing(): boolean {
-    return this.traceLines !== undefined;
+    return this.traceLines !== undefined || this.observer?.trace !== undefined;
   }
 
   push(at: number, event: SimEvent): void {
@@ -516,7 +529,10 @@ class Simulation<Op extends ClientOp> implements SimContext {
   }
 
   trace(fields: Record<string, unknown>): void {
-    if (this.traceLines) this.traceLines.push(JSON.stringify({ t: this.now, ...fields }));
+    if (this.traceLines === undefined && this.observer?.trace === undefined) return;
+    const record = { t: this.now, ...fields };
+    if (this.traceLines) this.traceLines.push(JSON.stringify(record));
+    this.observer?.trace?.(record);
   }
 
   private replica(id: NodeId): ReplicaHost {

@@ -43,6 +43,8 @@ export interface SweepFailure {
   seed: number;
   violation: Violation;
   replay: string;
+  /** The command that shows the run step by step in the browser (`... replay <seed> ... --ui`). */
+  replayUi: string;
   report?: ReportFiles;
 }
 
@@ -59,10 +61,22 @@ export interface SweepSummary {
 
 /** The command line that replays one seed of a sweep (only non-default settings are spelled out). */
 export function replayCommand(o: Omit<SweepOptions, 'seeds'>, seed: number): string {
-  const parts = [o.command ?? 'pnpm sim'];
-  if (o.modulePath !== undefined) parts.push('--module', o.modulePath);
-  if (o.modulePath === undefined || o.protocol.name !== o.protocol.module.name) parts.push('--protocol', o.protocol.name);
-  parts.push('--seed', String(seed));
+  const { head, rest } = replayParts(o);
+  return [o.command ?? 'pnpm sim', ...head, '--seed', String(seed), ...rest].join(' ');
+}
+
+/** The command line that shows one seed of a sweep step by step in the browser (`replay <seed> ... --ui`). */
+export function replayUiCommand(o: Omit<SweepOptions, 'seeds'>, seed: number): string {
+  const { head, rest } = replayParts(o);
+  return [o.command ?? 'pnpm sim', 'replay', String(seed), ...head, ...rest, '--ui'].join(' ');
+}
+
+/** The options of a replay command: the protocol (`head`), then the settings that differ from the defaults. */
+function replayParts(o: Omit<SweepOptions, 'seeds'>): { head: string[]; rest: string[] } {
+  const head: string[] = [];
+  if (o.modulePath !== undefined) head.push('--module', o.modulePath);
+  if (o.modulePath === undefined || o.protocol.name !== o.protocol.module.name) head.push('--protocol', o.protocol.name);
+  const parts: string[] = [];
   if (o.nodes !== undefined && o.nodes !== 3) parts.push('--nodes', String(o.nodes));
   if (o.ticks !== undefined && o.ticks !== 400) parts.push('--ticks', String(o.ticks));
   if (o.faults !== undefined && o.faults !== 'light') parts.push('--faults', o.faults);
@@ -72,7 +86,7 @@ export function replayCommand(o: Omit<SweepOptions, 'seeds'>, seed: number): str
   for (const [key, value] of Object.entries(o.protocolOptions ?? {})) {
     if (value !== undefined) parts.push('--protocol-option', shellQuote(`${key}=${formatOptionValue(value)}`));
   }
-  return parts.join(' ');
+  return { head, rest: parts };
 }
 
 /**
@@ -155,14 +169,16 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
     if (result.check?.result === 'unknown') summary.unknown.push(seed);
     if (!result.ok || options.reportAll) {
       const replay = replayCommand(options, seed);
+      const replayUi = replayUiCommand(options, seed);
       const traced: SimResult = simulate(simulateOptions(options, seed, true));
       const report = await writeReport(traced, { dir: options.reportDir ?? '.sim-reports', replay });
       if (!result.ok) {
         const v = result.violation as Violation;
-        summary.violations.push({ seed, violation: v, replay, report });
+        summary.violations.push({ seed, violation: v, replay, replayUi, report });
         progress('');
         log(`seed ${seed}: ${v.kind} violation (${v.name}): ${v.message}`);
         log(`  replay: ${replay}`);
+        log(`  step through it in the browser: ${replayUi}`);
         log(`  report: ${report.timeline}`);
         if (options.failFast) break;
       }
