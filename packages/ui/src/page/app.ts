@@ -1,13 +1,14 @@
 /** The page: header, ring, node table with per-node actions, logs, global actions, timeline. */
 import type { UiAction, UiActionName, UiActionResult, UiFrame, UiHello, UiNodeState } from '../model';
 import { Connection, fetchJson } from './connection';
-import { attr, h, text } from './dom';
+import { attr, h, keepOrder, text } from './dom';
 import { leaderOf, membershipOf, nodeIds, shownRole } from './layout';
 import { renderLogs } from './logs';
 import { RingView } from './ring';
 import { FrameStore } from './store';
 
 const EVENTS_SHOWN = 200;
+const TABLE_COLUMNS = ['Node', 'Role', 'Member', 'Term', 'Commit / applied', 'Lag', 'Up', 'Actions'];
 const PLAY_MS = 600;
 
 interface RowView {
@@ -132,7 +133,7 @@ export class App {
       'table',
       { class: 'node-table' },
       h('caption', {}, 'Nodes'),
-      h('thead', {}, h('tr', {}, ...['Node', 'Role', 'Member', 'Term', 'Commit / applied', 'Lag', 'Up', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, ...TABLE_COLUMNS.map((c) => h('th', { scope: 'col' }, c)))),
       this.tableBody,
     );
 
@@ -281,7 +282,6 @@ export class App {
         view = this.createRow(id);
         this.rows.set(id, view);
       }
-      if (this.tableBody.lastChild !== view.row) this.tableBody.append(view.row);
       const node = byId.get(id);
       const [nameCell, roleCell, memberCell, termCell, commitCell, lagCell, upCell] = view.cells;
       text(nameCell as HTMLElement, id === leader ? `${id} \u2605` : id);
@@ -294,16 +294,17 @@ export class App {
       attr(view.row, 'data-up', String(node?.up === true));
       attr(view.row, 'aria-selected', String(id === this.selected));
     }
+    keepOrder(this.tableBody, this.ids.flatMap((id) => this.rows.get(id)?.row ?? []));
   }
 
   private createRow(id: string): RowView {
-    const cells = Array.from({ length: 7 }, (_, i) => (i === 0 ? h('th', { scope: 'row' }) : h('td')));
+    const cells = TABLE_COLUMNS.slice(0, 7).map((label, i) => (i === 0 ? h('th', { scope: 'row' }) : h('td', { 'data-label': label })));
     const buttons = NODE_ACTIONS.map((spec) => {
       const el = h('button', { type: 'button', 'data-testid': `${spec.name}-${id}`, 'data-action': spec.action, 'aria-label': `${spec.label} ${id}` }, spec.label);
       el.addEventListener('click', () => void this.run(spec.make(id)));
       return el;
     });
-    const row = h('tr', { 'data-node': id }, ...cells, h('td', { class: 'node-actions' }, ...buttons));
+    const row = h('tr', { 'data-node': id }, ...cells, h('td', { class: 'node-actions', 'data-label': 'Actions' }, ...buttons));
     const view = { row, cells, buttons };
     this.updateRowButtons(view);
     return view;

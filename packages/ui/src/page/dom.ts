@@ -40,3 +40,13 @@ export function attr(el: Element, name: string, value: string | undefined): void
 export function text(el: Element, value: string): void {
   if (el.textContent !== value) el.textContent = value;
 }
+
+/**
+ * Puts `children` into `parent` in this order, moving elements only when the order is wrong (moving a
+ * focused element would drop the keyboard focus on every frame).
+ */
+export function keepOrder(parent: Element, children: readonly Element[]): void {
+  const current = parent.children;
+  const inOrder = current.length === children.length && children.every((child, i) => current[i] === child);
+  if (!inOrder) parent.replaceChildren(...children);
+}

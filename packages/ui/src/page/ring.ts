@@ -1,6 +1,6 @@
 /** The cluster drawn as a ring (SVG): links with their rates, nodes, and messages travelling. */
 import type { UiFrame, UiMessage, UiNodeState } from '../model';
-import { attr, s, text } from './dom';
+import { attr, keepOrder, s, text } from './dom';
 import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, membershipOf, ringLayout, sampleMessages, shownRole, termColor, type Point } from './layout';
 
 /** Messages animated per frame at most (the source samples already; this bounds the page's work). */
@@ -58,17 +58,14 @@ export class RingView {
       const view = this.nodes.get(id) ?? this.createNode(id);
       this.updateNode(view, id, byId.get(id), frame, leader);
     }
-    // Keep the DOM (and so the tab order) in ring order.
-    for (const id of ids) {
-      const view = this.nodes.get(id);
-      if (view && this.nodeLayer.lastChild !== view.group) this.nodeLayer.append(view.group);
-    }
+    // The DOM (and so the tab order) in ring order.
+    keepOrder(this.nodeLayer, ids.flatMap((id) => this.nodes.get(id)?.group ?? []));
   }
 
   private createNode(id: string): NodeView {
     const circle = s('circle', { r: NODE_RADIUS, class: 'node-circle' });
-    const label = s('text', { class: 'node-id', 'text-anchor': 'middle', dy: '-0.1em' });
-    const sub = s('text', { class: 'node-sub', 'text-anchor': 'middle', dy: '1.2em' });
+    const label = s('text', { class: 'node-id', 'text-anchor': 'middle', dy: '0.35em' });
+    const sub = s('text', { class: 'node-sub', 'text-anchor': 'middle', y: NODE_RADIUS + 13 });
     const title = s('title');
     const group = s('g', { class: 'node', tabindex: 0, role: 'button', 'data-testid': `node-${id}`, 'aria-pressed': 'false' }, title, circle, label, sub);
     const choose = (): void => this.onSelect(id);
@@ -99,7 +96,7 @@ export class RingView {
     attr(view.group, 'aria-pressed', String(id === this.selected));
     attr(view.circle, 'fill', up && node?.term !== undefined ? termColor(node.term) : '#9aa0a6');
     text(view.label, id);
-    text(view.sub, up ? `${role} t${node?.term ?? '?'}` : 'down');
+    text(view.sub, up ? `${id === leader ? '\u2605 ' : ''}${role} \u00b7 t${node?.term ?? '?'}` : 'down');
     const parts = [
       `${id}: ${role}`,
       membership === 'none' ? 'not a member' : membership,
