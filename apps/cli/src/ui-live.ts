@@ -72,6 +72,8 @@ interface NodeTrack {
   /** Recent counter readings, oldest first: { at, sent to each peer }. */
   counters: { at: number; sent: Record<NodeId, number> }[];
   last?: NodeUiAnswer;
+  /** The log tail of the previous frame: its entry objects are shared with the next frame where unchanged. */
+  log: UiLogEntry[];
 }
 
 type Answer = { ok: true; body: NodeUiAnswer } | { ok: false; reason: 'down' | 'starting' | 'error'; text: string };
@@ -182,7 +184,7 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
       let t = tracks.get(n.id);
       const first = t === undefined;
       if (t === undefined) {
-        t = { since: 0, up: false, counters: [] };
+        t = { since: 0, up: false, counters: [], log: [] };
         tracks.set(n.id, t);
       }
       const base = { id: n.id, address: `${n.host}:${n.port}`, http: `${n.host}:${n.httpPort}` };
@@ -227,7 +229,7 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
         lastIndex: s.lastIndex,
         firstIndex: b.firstIndex,
         snapshotIndex: b.snapshotIndex,
-        log: b.log.slice(-UI_LOG_TAIL),
+        log: (t.log = shareLog(t.log, b.log.slice(-UI_LOG_TAIL))),
         partitioned: b.partitioned,
         pid: b.pid,
         ...(s.details !== undefined ? { details: s.details } : {}),
@@ -329,6 +331,23 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
     };
   }
   return source;
+}
+
+/**
+ * The log tail to put in a frame: `prev` itself when nothing changed, else `next` with the entries that did not
+ * change taken from `prev`. The history keeps thousands of frames, and a log tail barely moves between two polls
+ * of an idle cluster: shared, it costs its memory once rather than once per frame.
+ */
+export function shareLog(prev: readonly UiLogEntry[], next: readonly UiLogEntry[]): UiLogEntry[] {
+  const base = prev[0]?.index ?? 0;
+  let same = prev.length === next.length;
+  const out = next.map((e) => {
+    const p = prev[e.index - base];
+    if (p !== undefined && p.index === e.index && p.term === e.term && p.type === e.type) return p;
+    same = false;
+    return e;
+  });
+  return same ? (prev as UiLogEntry[]) : out;
 }
 
 /** The event kind an action's result is marked with on the timeline. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { UI_ACTION_NAMES, type UiFrame } from '@consensus-kit/ui';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectKv } from '../src/connect';
-import { liveSource, type LiveSource } from '../src/ui-live';
+import { liveSource, shareLog, type LiveSource } from '../src/ui-live';
 import { cleanup, cli, freeBase, killPids, tempDir, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
@@ -258,5 +258,26 @@ describe('liveSource without a healthy cluster', () => {
     const narrow = liveSource({ dir, act: async () => ({ ok: true, text: '' }), actions: ['put', 'get'] });
     expect(narrow.hello().actions).toEqual(['put', 'get']);
     await narrow.close();
+  });
+});
+
+describe('shareLog', () => {
+  const tail = (from: number, to: number, term = (_: number) => 1) => Array.from({ length: to - from + 1 }, (_, i) => ({ index: from + i, term: term(from + i), type: 'command' as const }));
+
+  it('keeps the previous tail when nothing changed, and its unchanged entries when it moved', () => {
+    const a = tail(1, 48);
+    expect(shareLog(a, tail(1, 48))).toBe(a);
+    const moved = shareLog(a, tail(5, 52));
+    expect(moved).not.toBe(a);
+    expect(moved.map((e) => e.index)).toEqual(tail(5, 52).map((e) => e.index));
+    expect(moved[0]).toBe(a[4]);
+    expect(moved[43]).toBe(a[47]);
+    // An entry rewritten in the middle (a Paxos slot accepted again under a higher ballot) is not shared.
+    const rewritten = shareLog(a, tail(1, 48, (i) => (i === 20 ? 2 : 1)));
+    expect(rewritten).not.toBe(a);
+    expect(rewritten[19]).toEqual({ index: 20, term: 2, type: 'command' });
+    expect(rewritten[18]).toBe(a[18]);
+    expect(shareLog([], tail(1, 3))).toEqual(tail(1, 3));
+    expect(shareLog(a, [])).toEqual([]);
   });
 });
