@@ -242,7 +242,7 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
     for (const n of nodes) if (n.appliedIndex !== undefined) n.lag = Math.max(0, highest - n.appliedIndex);
 
     const answered = nodesOfFile.map((n) => tracks.get(n.id)?.last).filter((b): b is NodeUiAnswer => b !== undefined);
-    const members = membersOf(answered, nodesOfFile);
+    const members = membersOf(answered, nodesOfFile, cluster?.protocol);
     const links = linksOf(nodesOfFile, tracks);
 
     // The leader as the cluster sees it: a node leading whose term a majority of the answers share with it.
@@ -358,9 +358,10 @@ function actionKind(name: UiActionName): UiEventKind {
 /**
  * The configuration in force: the leader's (the leading node with the highest term), else the most advanced
  * node's (highest commit index, then last index); without any answer, every node of the cluster file as a voter.
+ * Core's non-voting members are ZAB's observers (ZooKeeper's name for them) and Raft's and Paxos' learners.
  */
-function membersOf(answers: readonly NodeUiAnswer[], file: readonly ClusterNode[]): UiMembers {
-  let from: NodeUiAnswer | undefined;
+export function membersOf(answers: readonly Pick<NodeUiAnswer, 'status'>[], file: readonly Pick<ClusterNode, 'id'>[], protocol?: string): UiMembers {
+  let from: Pick<NodeUiAnswer, 'status'> | undefined;
   for (const a of answers) if (a.status.role === 'leader' && (from === undefined || a.status.term > from.status.term)) from = a;
   if (from === undefined) {
     for (const a of answers) {
@@ -372,7 +373,7 @@ function membersOf(answers: readonly NodeUiAnswer[], file: readonly ClusterNode[
   const c = from.status.config;
   const voters = [...c.voters];
   for (const v of c.outgoing ?? []) if (!voters.includes(v)) voters.push(v);
-  return { voters, learners: [...c.learners], observers: [] };
+  return protocol === 'zab' ? { voters, learners: [], observers: [...c.learners] } : { voters, learners: [...c.learners], observers: [] };
 }
 
 /** A node that leads and a majority of the voters that answered agree with (same leader, same term). */

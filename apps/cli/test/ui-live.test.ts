@@ -1,10 +1,13 @@
+import { EventEmitter } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { MemoryStorage, type Envelope, type Status, type TransportHandler } from '@consensus-kit/core';
 import { UI_ACTION_NAMES, type UiFrame } from '@consensus-kit/ui';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectKv } from '../src/connect';
+import { NodeObserver } from '../src/node-observe';
 import { liveSource, shareLog, type LiveSource } from '../src/ui-live';
 import { cleanup, cli, freeBase, killPids, tempDir, useSourceNodes, useStartedCluster } from './helpers';
 
@@ -279,5 +282,85 @@ describe('shareLog', () => {
     expect(rewritten[18]).toBe(a[18]);
     expect(shareLog([], tail(1, 3))).toEqual(tail(1, 3));
     expect(shareLog(a, [])).toEqual([]);
+  });
+});
+
+describe('liveSource against stand-in nodes (real observers behind real http servers)', () => {
+  let clock = 1_000_000;
+  const servers: Server[] = [];
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+    for (const d of dirs) await cleanup(d);
+  });
+
+  async function standIn(id: string, status: Partial<Status>, blocked = { outbound: [] as string[], inbound: [] as string[] }) {
+    const obs = new NodeObserver({ id, timer: false, now: () => clock });
+    let handler: TransportHandler | undefined;
+    const t = obs.watchTransport({ start: async (h) => void (handler = h), send: () => undefined, stop: async () => undefined });
+    await t.start({ deliver: () => undefined });
+    const node = Object.assign(new EventEmitter(), {
+      current: { id, role: 'follower', term: 1, commitIndex: 10, appliedIndex: 10, lastIndex: 10, config: { voters: ['n1', 'n2'], learners: ['n3'] }, ...status } as Status,
+      status(): Status {
+        return this.current;
+      },
+    });
+    const storage = new MemoryStorage();
+    await storage.save({ entries: Array.from({ length: 10 }, (_, i) => ({ index: i + 1, term: 1, type: 'command' as const, data: new Uint8Array() })) });
+    obs.attach({ node, storage, faults: { blocked: () => blocked } });
+    const server = createServer((req, res) => obs.serve(req, res));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return { id, obs, send: (e: Envelope) => t.send([e]), deliver: (e: Envelope) => handler?.deliver(e), port: (server.address() as AddressInfo).port };
+  }
+
+  it('follows the cluster file, agrees on a leader by majority, computes lag, rates and blocked links, and shows each message once', async () => {
+    const n1 = await standIn('n1', { role: 'leader', leader: 'n1' }, { outbound: ['n2'], inbound: [] });
+    const n2 = await standIn('n2', { leader: 'n1', appliedIndex: 7, commitIndex: 9 });
+    const dir = tempDir();
+    dirs.push(dir);
+    const file = (nodes: { id: string; port: number }[]) =>
+      writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ version: 1, clusterId: 'c', protocol: 'zab', nodes: nodes.map((n, i) => ({ id: n.id, host: '127.0.0.1', port: 40_000 + i, httpPort: n.port })) }));
+    file([n1]);
+    const source = liveSource({ dir });
+    try {
+      const f1 = await source.poll();
+      expect(f1.nodes.map((n) => n.id)).toEqual(['n1']);
+      // ZAB's non-voting members are its observers.
+      expect(f1.members).toEqual({ voters: ['n1', 'n2'], learners: [], observers: ['n3'] });
+      // One of two voters is no majority: no agreed leader yet.
+      expect(f1.events.filter((e) => e.text.includes('leads'))).toEqual([]);
+
+      file([n1, n2]);
+      const f2 = await source.poll();
+      expect(f2.nodes.map((n) => [n.id, n.up, n.lag])).toEqual([
+        ['n1', true, 0],
+        ['n2', true, 3],
+      ]);
+      expect(f2.events).toContainEqual(expect.objectContaining({ kind: 'leader', node: 'n1', text: 'n1 leads (term 1)' }));
+
+      // 50 messages each way in 500 ms (the observers' clock): 100 per second. One sampled message travels
+      // n1 -> n2 and is seen by both ends: the frame shows it once.
+      for (let i = 0; i < 50; i++) {
+        n1.send({ from: 'n1', to: 'n2', msg: { type: 'Proposal' } });
+        n2.deliver({ from: 'n1', to: 'n2', msg: { type: 'Proposal' } });
+        n2.send({ from: 'n2', to: 'n1', msg: { type: 'Ack' } });
+      }
+      clock += 500;
+      const f3 = await source.poll();
+      expect(f3.links).toEqual([
+        { from: 'n1', to: 'n2', rate: 100, blocked: true },
+        { from: 'n2', to: 'n1', rate: 100, blocked: false },
+      ]);
+      expect(f3.messages.map((m) => `${m.from}>${m.to}:${m.type}`).sort()).toEqual(['n1>n2:Proposal', 'n1>n2:Proposal', 'n2>n1:Ack', 'n2>n1:Ack']);
+      expect(f3.nodes[0]?.partitioned).toEqual(['n2']);
+      expect(f3.nodes[0]?.log.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+      // Dropped from the file: no longer shown.
+      file([n2]);
+      expect((await source.poll()).nodes.map((n) => n.id)).toEqual(['n2']);
+    } finally {
+      await source.close();
+    }
   });
 });
