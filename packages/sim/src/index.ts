@@ -1,7 +1,7 @@
 export { simulate, resolveNodes } from './simulator';
 export type { NetworkOptions, SimResult, SimStats, SimulateOptions, Violation } from './simulator';
 export type { SimObservation, SimObserver } from './observer';
-export { DEFAULT_MAX_FRAMES, DEFAULT_MAX_MESSAGES_PER_FRAME, describeViolation, recordRun, replaySource } from './ui-recorder';
+export { DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_MESSAGES_PER_FRAME, describeViolation, recordRun, replaySource } from './ui-recorder';
 export type { RecordOptions, Recording, ReplaySourceOptions } from './ui-recorder';
 export { electionSafety } from './invariant';
 export type { Invariant, InvariantSource, ReplicaView, SimView } from './invariant';

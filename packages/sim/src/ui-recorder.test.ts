@@ -149,7 +149,7 @@ describe('recordRun', () => {
     for (const max of [full.frames.length - 1, 300, 40]) {
       const thin = recordRun(heavy(7), { maxFrames: max });
       expect(thin.frames.length).toBeLessThanOrEqual(max);
-      expect(thin.thinned).toMatch(new RegExp(`^${full.changingSteps} changing steps, more than ${max} frames: `));
+      expect(thin.thinned).toMatch(new RegExp(`^${full.changingSteps} changing steps, more than ${max} frames or 64 MB: `));
       expect(thin.frames.map((f) => f.seq)).toEqual(thin.frames.map((_, i) => i));
       expect(events(thin.frames)).toEqual(events(full.frames));
       expect(thin.frames.at(-1)!.nodes).toEqual(full.frames.at(-1)!.nodes);
@@ -160,6 +160,19 @@ describe('recordRun', () => {
     }
     expect(recordRun(heavy(7), { maxFrames: 40 }).thinned).toMatch(/one frame per \d+ ticks$/);
     expect(() => recordRun(heavy(7), { maxFrames: 1 })).toThrow(/maxFrames must be an integer >= 2/);
+  });
+
+  it('stays within maxBytes of JSON, estimated from above', () => {
+    const full = recordRun(heavy(7));
+    const size = JSON.stringify(full.frames).length;
+    expect(size).toBeGreaterThan(1_000_000);
+    for (const maxBytes of [Math.floor(size * 0.9), 1_000_000, 200_000]) {
+      const thin = recordRun(heavy(7), { maxBytes });
+      expect(JSON.stringify(thin.frames).length).toBeLessThanOrEqual(maxBytes);
+      expect(thin.thinned).toMatch(new RegExp(`frames or ${maxBytes / 1e6} MB: `));
+      expect(events(thin.frames)).toEqual(events(full.frames));
+    }
+    expect(() => recordRun(heavy(7), { maxBytes: 10 })).toThrow(/maxBytes must be an integer >= 100000/);
   });
 
   it('at most maxMessagesPerFrame messages are listed in a frame', () => {

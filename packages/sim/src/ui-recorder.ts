@@ -8,12 +8,19 @@ import { simulate } from './simulator';
 
 /** At most this many frames by default: beyond it, steps are merged (see `Recording.thinned`). */
 export const DEFAULT_MAX_FRAMES = 20_000;
+/** At most about this many bytes of frames (as JSON) by default: what the page fetches as history at once. */
+export const DEFAULT_MAX_BYTES = 64_000_000;
 /** At most this many messages listed in one frame by default (link rates count them all). */
 export const DEFAULT_MAX_MESSAGES_PER_FRAME = 64;
 
 export interface RecordOptions {
   /** At most this many frames (default 20,000, at least 2): a run with more changing steps is thinned. */
   maxFrames?: number;
+  /**
+   * At most about this many bytes of frames as JSON (default 64 MB; estimated from above, at least 100 kB): the
+   * log tails of 5 or 7 nodes in every frame add up, and the page fetches the whole history at once.
+   */
+  maxBytes?: number;
   /** At most this many messages listed per frame (default 64): the first ones; link rates count them all. */
   maxMessagesPerFrame?: number;
 }
@@ -27,7 +34,7 @@ export interface Recording<Op extends ClientOp = HistoryOp> {
   /** Steps the run took, and how many of them changed what the page shows (each became a frame unless thinned). */
   steps: number;
   changingSteps: number;
-  /** Set when there were more changing steps than `maxFrames`: how they were merged. */
+  /** Set when the changing steps made more than `maxFrames` frames or `maxBytes`: how they were merged. */
   thinned?: string;
 }
 
@@ -37,7 +44,7 @@ export interface Recording<Op extends ClientOp = HistoryOp> {
  * message, or has an event (elections, leader changes, config changes, snapshots, crash/restart, pause/resume,
  * partition/heal, the violation), plus one for the boot. A tick that changes nothing makes no frame.
  *
- * Frames stay within `maxFrames`: when a run has more changing steps, the recorder merges (and says so in
+ * Frames stay within `maxFrames` and `maxBytes`: when a run has more changing steps, the recorder merges (and says so in
  * `thinned`), coarser each time the bound is reached: first the steps that only moved messages or indexes, per
  * tick; then every step of a tick; then windows of 2, 4, 8, ... ticks. A merged frame shows the state at its last
  * step and carries all events and (up to `maxMessagesPerFrame`) messages of its steps; no event is lost.
@@ -49,9 +56,11 @@ export function recordRun<Op extends ClientOp = HistoryOp>(options: SimulateOpti
   if (options.observer !== undefined) throw new ConfigError('recordRun watches the run with its own observer: options.observer must be unset');
   const maxFrames = record.maxFrames ?? DEFAULT_MAX_FRAMES;
   if (!Number.isSafeInteger(maxFrames) || maxFrames < 2) throw new ConfigError(`maxFrames must be an integer >= 2, got ${String(maxFrames)}`);
+  const maxBytes = record.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 100_000) throw new ConfigError(`maxBytes must be an integer >= 100000, got ${String(maxBytes)}`);
   const maxMessages = record.maxMessagesPerFrame ?? DEFAULT_MAX_MESSAGES_PER_FRAME;
   if (!Number.isSafeInteger(maxMessages) || maxMessages < 0) throw new ConfigError(`maxMessagesPerFrame must be an integer >= 0, got ${String(maxMessages)}`);
-  const recorder = new FrameRecorder(maxFrames, maxMessages);
+  const recorder = new FrameRecorder(maxFrames, maxBytes, maxMessages);
   const result = simulate({ ...options, observer: recorder });
   recorder.finish(result.violation);
   const recording: Recording<Op> = { result, frames: recorder.frames(), steps: result.stats.steps, changingSteps: recorder.changingSteps };
@@ -93,6 +102,8 @@ export function describeViolation(v: Violation): string {
 interface Pending {
   frame: Omit<UiFrame, 'seq'>;
   key: boolean;
+  /** Its size as JSON, estimated from above (`frameBytes`). */
+  bytes: number;
 }
 
 /** What of a node the recorder compares between steps. */
@@ -110,6 +121,8 @@ interface Seen {
 class FrameRecorder implements SimObserver {
   private obs!: SimObservation;
   private readonly pending: Pending[] = [];
+  /** The estimated JSON size of `pending`. */
+  private bytes = 0;
   /** 0: a frame per changing step; 1: steps without key changes merged per tick; 2: per tick; n > 2: per 2^(n-2) ticks. */
   private level = 0;
   changingSteps = 0;
@@ -128,6 +141,7 @@ class FrameRecorder implements SimObserver {
 
   constructor(
     private readonly maxFrames: number,
+    private readonly maxBytes: number,
     private readonly maxMessages: number,
   ) {}
 
@@ -219,6 +233,9 @@ class FrameRecorder implements SimObserver {
       const p = this.pending[i] as Pending;
       p.frame.events.push(e);
       p.key = true;
+      const bytes = frameBytes(p.frame);
+      this.bytes += bytes - p.bytes;
+      p.bytes = bytes;
     }
     this.bound();
   }
@@ -235,7 +252,7 @@ class FrameRecorder implements SimObserver {
         : this.level === 2
           ? 'one frame per tick'
           : `one frame per ${2 ** (this.level - 2)} ticks`;
-    return `${this.changingSteps} changing steps, more than ${this.maxFrames} frames: ${how}`;
+    return `${this.changingSteps} changing steps, more than ${this.maxFrames} frames or ${this.maxBytes / 1e6} MB: ${how}`;
   }
 
   private capture(): void {
@@ -342,16 +359,23 @@ class FrameRecorder implements SimObserver {
     else if (prev.role === 'leader' && s.role !== 'leader') this.event('leader', `${id} steps down (${s.role}, term ${s.term})`, id);
   }
 
-  private push(p: Pending): void {
+  private push(p: Omit<Pending, 'bytes'>): void {
+    const next = { ...p, bytes: frameBytes(p.frame) };
     const last = this.pending[this.pending.length - 1];
-    if (last !== undefined && this.mergeable(last, p)) this.pending[this.pending.length - 1] = this.merge(last, p);
-    else this.pending.push(p);
-    if (this.pending.length > this.maxFrames) this.bound();
+    if (last !== undefined && this.mergeable(last, next)) {
+      const merged = this.merge(last, next);
+      this.bytes += merged.bytes - last.bytes;
+      this.pending[this.pending.length - 1] = merged;
+    } else {
+      this.pending.push(next);
+      this.bytes += next.bytes;
+    }
+    if (this.pending.length > this.maxFrames || this.bytes > this.maxBytes) this.bound();
   }
 
-  /** Coarser and coarser until the frames fit `maxFrames`. */
+  /** Coarser and coarser until the frames fit `maxFrames` and `maxBytes`. */
   private bound(): void {
-    while (this.pending.length > this.maxFrames) {
+    while ((this.pending.length > this.maxFrames || this.bytes > this.maxBytes) && this.pending.length > 1) {
       this.level++;
       const merged: Pending[] = [];
       for (const p of this.pending) {
@@ -361,6 +385,7 @@ class FrameRecorder implements SimObserver {
       }
       this.pending.length = 0;
       this.pending.push(...merged);
+      this.bytes = merged.reduce((sum, p) => sum + p.bytes, 0);
     }
   }
 
@@ -376,8 +401,28 @@ class FrameRecorder implements SimObserver {
   private merge(a: Pending, b: Pending): Pending {
     const messages = a.frame.messages.length >= this.maxMessages ? a.frame.messages : [...a.frame.messages, ...b.frame.messages].slice(0, this.maxMessages);
     const links = b.frame.links.map((l, i) => ({ ...l, rate: l.rate + (a.frame.links[i] as UiLink).rate }));
-    return { frame: { ...b.frame, links, messages, events: [...a.frame.events, ...b.frame.events] }, key: a.key || b.key };
+    const frame = { ...b.frame, links, messages, events: [...a.frame.events, ...b.frame.events] };
+    return { frame, key: a.key || b.key, bytes: frameBytes(frame) };
   }
+}
+
+/**
+ * A frame's size as JSON, from above (numbers up to 12 characters, text escaped at worst 2x): cheap
+ * arithmetic instead of serialising every frame.
+ */
+function frameBytes(f: Omit<UiFrame, 'seq'>): number {
+  let n = 80 + 40 + 12 * (f.members.voters.length + f.members.learners.length + f.members.observers.length);
+  for (const node of f.nodes) {
+    n += 40 + 2 * node.id.length;
+    if (!node.up) continue;
+    n += 240 + 2 * (node.role?.length ?? 0) + 2 * (node.leader?.length ?? 0) + 40 * node.log.length;
+    for (const p of node.partitioned ?? []) n += 4 + 2 * p.length;
+    if (node.details !== undefined) n += 32;
+  }
+  for (const l of f.links) n += 60 + 2 * (l.from.length + l.to.length);
+  for (const m of f.messages) n += 48 + 2 * (m.from.length + m.to.length + m.type.length);
+  for (const e of f.events) n += 60 + 2 * (e.text.length + (e.node?.length ?? 0));
+  return n;
 }
 
 function logEntry(e: LogEntry): UiLogEntry {
