@@ -244,7 +244,12 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
     }
     if (path === '/api/hello') sendJson(res, 200, source.hello());
     else if (path === '/api/history') sendJson(res, 200, source.history());
-    else if (path === '/api/stream') stream(req, res, url);
+    else if (path === '/api/stream') {
+      if (method === 'HEAD') {
+        res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+        res.end();
+      } else stream(req, res, url);
+    }
     else {
       const file = page.get(path === '/' ? '/index.html' : path);
       if (!file) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, leaderOf, logStrip, logWindow, membershipOf, nodeIds, ringLayout, sampleMessages, shownRole, termColor, termHue } from '../src/page/layout';
+import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, leaderOf, logStrip, logWindow, membershipOf, nodeIds, ringLayout, sampleMessages, shownRole, termColor, termHue, travelTime } from '../src/page/layout';
 import type { UiNodeState } from '../src/index';
 import { frame } from './helpers';
 
@@ -95,6 +95,10 @@ describe('links and messages', () => {
     expect(sampleMessages([1, 2], 5)).toEqual([1, 2]);
     expect(sampleMessages(list, 0)).toEqual([]);
     expect(sampleMessages(list, 1)).toEqual([0]);
+  });
+
+  it('lets a message travel about as long as the time between frames, within 250 to 900 ms', () => {
+    expect([Number.POSITIVE_INFINITY, 0, 100, 500, 5000].map(travelTime)).toEqual([700, 700, 250, 450, 900]);
   });
 
   it('formats rates and positions along a link', () => {

@@ -114,6 +114,14 @@ describe('serveUi: the event stream', () => {
     expect(resumed.frames.map((f) => f.seq)).toEqual([1, 2]);
   });
 
+  it('answers HEAD on the stream with its headers only', async () => {
+    const server = await start(fakeSource());
+    const res = await raw(`${server.url}api/stream`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(server.stats().clients).toBe(0);
+  });
+
   it('answers 400 to a since that is not an integer', async () => {
     const server = await start(fakeSource());
     const res = await raw(`${server.url}api/stream?since=abc`);

@@ -258,8 +258,8 @@ export class App {
     const m = frame.members;
     text(this.membersEl, `voters: ${m.voters.join(', ') || '-'} \u00b7 learners: ${m.learners.join(', ') || '-'} \u00b7 observers: ${m.observers.join(', ') || '-'}`);
     this.ring.render(frame, this.ids, leader);
-    const fresh = frame.seq !== this.lastDrawnSeq;
-    if (fresh) this.ring.showMessages(frame.messages, live);
+    // Messages travel when the view moves on to a newer frame (live, play, step forward); else they stand still.
+    if (frame.seq !== this.lastDrawnSeq) this.ring.showMessages(frame.messages, frame.seq > this.lastDrawnSeq);
     this.lastDrawnSeq = frame.seq;
     this.renderTable(frame, leader);
     this.renderLinkSelects();

@@ -197,3 +197,9 @@ export function sampleMessages<T>(messages: readonly T[], max: number): T[] {
   for (let i = 0; i < max; i++) out.push(messages[Math.round((i * (messages.length - 1)) / (max - 1))] as T);
   return out;
 }
+
+/** How long a message dot travels, given the milliseconds since the previous frame was shown. */
+export function travelTime(sincePrevious: number): number {
+  if (!Number.isFinite(sincePrevious) || sincePrevious <= 0) return 700;
+  return Math.round(Math.min(900, Math.max(250, sincePrevious * 0.9)));
+}

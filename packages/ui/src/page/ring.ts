@@ -1,11 +1,11 @@
 /** The cluster drawn as a ring (SVG): links with their rates, nodes, and messages travelling. */
 import type { UiFrame, UiMessage, UiNodeState } from '../model';
 import { attr, keepOrder, s, text } from './dom';
-import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, membershipOf, ringLayout, sampleMessages, shownRole, termColor, type Point } from './layout';
+import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, membershipOf, ringLayout, sampleMessages, shownRole, termColor, travelTime, type Point } from './layout';
 
 /** Messages animated per frame at most (the source samples already; this bounds the page's work). */
 export const MESSAGES_PER_FRAME = 24;
-const TRAVEL_MS = 700;
+
 
 interface NodeView {
   group: SVGGElement;
@@ -24,6 +24,7 @@ export class RingView {
   private positions = new Map<string, Point>();
   private selected: string | undefined;
   private readonly reduceMotion: boolean;
+  private lastShown = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly onSelect: (id: string) => void) {
     this.linkLayer = s('g', { class: 'links' });
@@ -137,6 +138,10 @@ export class RingView {
   /** Draws `messages` travelling from sender to receiver (or, scrubbed back or with reduced motion, halfway). */
   showMessages(messages: readonly UiMessage[], animate: boolean): void {
     this.messageLayer.replaceChildren();
+    // Travel takes about the time between two frames (live: the source's pace), within [250, 900] ms.
+    const now = typeof performance === 'object' ? performance.now() : 0;
+    const travelMs = travelTime(now - this.lastShown);
+    this.lastShown = now;
     const drawn = sampleMessages(messages, MESSAGES_PER_FRAME);
     const moving: Array<{ dot: SVGCircleElement; a: Point; b: Point; delay: number }> = [];
     drawn.forEach((message, i) => {
@@ -146,7 +151,7 @@ export class RingView {
       const mid = along(a, b, 0.5, 4);
       const dot = s('circle', { class: 'message', r: 4, cx: mid.x, cy: mid.y, 'data-type': message.type }, s('title', {}, `${message.type} ${message.from} \u2192 ${message.to}`));
       this.messageLayer.append(dot);
-      moving.push({ dot, a, b, delay: (i * TRAVEL_MS) / Math.max(drawn.length, 1) / 2 });
+      moving.push({ dot, a, b, delay: (i * travelMs) / Math.max(drawn.length, 1) / 2 });
     });
     if (!animate || this.reduceMotion || moving.length === 0 || typeof requestAnimationFrame !== 'function') return;
     const began = performance.now();
@@ -154,7 +159,7 @@ export class RingView {
     const tick = (now: number): void => {
       let running = false;
       for (const m of moving) {
-        const t = (now - began - m.delay) / TRAVEL_MS;
+        const t = (now - began - m.delay) / travelMs;
         if (t < 0) {
           running = true;
           m.dot.setAttribute('opacity', '0');
