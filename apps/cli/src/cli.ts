@@ -5,6 +5,7 @@ import { kill, restart, start, status, stop } from './commands/cluster';
 import { compact, del, get, put, range, txn } from './commands/kv';
 import { node } from './commands/node';
 import { ring } from './commands/ring';
+import { ui } from './commands/ui';
 import { registerSnapshotCommands } from './commands/snapshot';
 import { registerWatchCommands } from './commands/watch';
 import { registerLockCommands } from './commands/lock';
@@ -111,10 +112,21 @@ export function createProgram(): Command {
     .addOption(dir())
     .addOption(new Option('--port <port>', 'base port: node i listens on port+i, its http on port+100+i').default(7100).argParser(intArg('--port', 1024, 65000)))
     .option('--detach', 'return once a leader is elected, leaving the cluster running')
+    .addOption(new Option('--ui [port]', 'also serve the live visualizer on 127.0.0.1 (on this port; any free one without it) while the cluster runs').argParser(intArg('--ui', 0, 65535)))
     .addOption(json())
     .action((o, cmd: Command) =>
       start({ ...o, protocolOptions: o.protocolOption, given: (['nodes', 'port', 'protocol'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli') }),
     );
+
+  program
+    .command('ui')
+    .description('serve the live visualizer of a running cluster on 127.0.0.1 (nodes, logs, messages, a timeline, actions); Ctrl-C stops it')
+    .addOption(dir())
+    .addOption(new Option('--port <port>', 'port to serve the page on (0: any free port)').default(0).argParser(intArg('--port', 0, 65535)))
+    .addOption(new Option('--host <host>', 'interface to serve on; anything but loopback lets others drive the cluster').default('127.0.0.1'))
+    .option('--no-open', 'do not open the page in a browser (it opens only when the output is a terminal)')
+    .addOption(json())
+    .action((o) => ui(o));
 
   program
     .command('node')

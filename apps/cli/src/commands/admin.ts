@@ -31,6 +31,13 @@ interface DirOptions {
 const TRANSFER_TIMEOUT_MS = 15_000;
 
 export async function leaderTransfer(o: AdminOptions, to: string): Promise<void> {
+  const r = await transferLeadership(o, to);
+  if (o.json) console.log(JSON.stringify(r));
+  else console.log(`leadership moved to ${r.leader ?? to} (term ${r.term})`);
+}
+
+/** `leader transfer <to>` without the printing: the leader and term the cluster reports once it moved. */
+export async function transferLeadership(o: Omit<AdminOptions, 'json'>, to: string): Promise<{ leader: string | null; term: number }> {
   const timeoutMs = o.timeout ?? TRANSFER_TIMEOUT_MS;
   if (o.target.kind === 'dir') {
     const cd = new ClusterDir(o.target.dir);
@@ -41,8 +48,7 @@ export async function leaderTransfer(o: AdminOptions, to: string): Promise<void>
     const r = await withDeadline(timeoutMs, { what: `leader transfer ${to}`, byDefault: o.timeout === undefined, note: 'leadership may still move (`consensus-cli status` tells)' }, (signal) =>
       rpc.request<NodeReport>({ t: 'admin.transfer', to }, { timeoutMs: timeoutMs + 1000, ...(signal ? { signal } : {}) }),
     );
-    if (o.json) console.log(JSON.stringify({ leader: r.status.leader ?? null, term: r.status.term }));
-    else console.log(`leadership moved to ${r.status.leader ?? to} (term ${r.status.term})`);
+    return { leader: r.status.leader ?? null, term: r.status.term };
   } finally {
     await rpc.close();
   }
@@ -79,11 +85,17 @@ export async function inspectNode(o: { dir: string; json?: boolean }, id: string
   if (!report.ok) process.exitCode = 1;
 }
 
-export function partition(o: AdminOptions, id: string, from: string[]): Promise<void> {
+export async function partition(o: AdminOptions, id: string, from: string[]): Promise<void> {
+  const r = await cutLinks(o, id, from);
+  console.log(o.json ? JSON.stringify(r) : `cut ${id} off from ${r.from.join(', ')}`);
+}
+
+/** `partition <id> [peers...]` without the printing: cuts the links both ways; returns who was cut from whom. */
+export function cutLinks(o: Omit<AdminOptions, 'json'>, id: string, from: string[]): Promise<{ isolated: string; from: string[] }> {
   return withDeadline(o.timeout, { what: `partition ${id}`, note: 'some links may be cut: `consensus-cli heal` restores them' }, () => cutOff(o, id, from));
 }
 
-async function cutOff(o: AdminOptions, id: string, from: string[]): Promise<void> {
+async function cutOff(o: Omit<AdminOptions, 'json'>, id: string, from: string[]): Promise<{ isolated: string; from: string[] }> {
   const { cluster, reports, dir } = await viewCluster(o.target);
   const cd = dir ?? new ClusterDir('.');
   cd.node(cluster, id);
@@ -108,7 +120,7 @@ async function cutOff(o: AdminOptions, id: string, from: string[]): Promise<void
       await rpc.close();
     }
   }
-  console.log(o.json ? JSON.stringify({ isolated: id, from: others }) : `cut ${id} off from ${others.join(', ')}`);
+  return { isolated: id, from: others };
 }
 
 /** Whether a node runs: its process, for a cluster the CLI started; whether it answered, for a remote one. */
@@ -116,11 +128,25 @@ function running(dir: ClusterDir | undefined, id: NodeId, report: NodeReport | u
   return dir !== undefined ? dir.livePid(id) !== undefined : report !== undefined;
 }
 
-export function heal(o: AdminOptions): Promise<void> {
+export async function heal(o: AdminOptions): Promise<void> {
+  const { healed, down, failed } = await healLinks(o);
+  if (o.json) console.log(JSON.stringify({ healed, down, failed }));
+  else {
+    console.log(failed.length === 0 ? `every link restored (${healed.join(', ')})` : `links restored on ${healed.join(', ') || 'no node'}`);
+    if (down.length > 0) console.log(`not running: ${down.join(', ')} (no cut links; they start healed)`);
+  }
+  if (failed.length > 0) throw new CliError(`could not reach ${failed.join('; ')}: run heal again`);
+}
+
+/**
+ * `heal` without the printing: asks every running node to restore its cut links. `failed` names the nodes that
+ * could not be reached (each with the reason); the caller decides whether that is an error.
+ */
+export function healLinks(o: Omit<AdminOptions, 'json'>): Promise<{ healed: string[]; down: string[]; failed: string[] }> {
   return withDeadline(o.timeout, { what: 'heal', note: 'some links may still be cut: run `consensus-cli heal` again' }, () => healAll(o));
 }
 
-async function healAll(o: AdminOptions): Promise<void> {
+async function healAll(o: Omit<AdminOptions, 'json'>): Promise<{ healed: string[]; down: string[]; failed: string[] }> {
   const { cluster, reports, dir } = await viewCluster(o.target);
   const healed: string[] = [];
   const down: string[] = [];
@@ -141,12 +167,7 @@ async function healAll(o: AdminOptions): Promise<void> {
       await rpc.close();
     }
   }
-  if (o.json) console.log(JSON.stringify({ healed, down, failed }));
-  else {
-    console.log(failed.length === 0 ? `every link restored (${healed.join(', ')})` : `links restored on ${healed.join(', ') || 'no node'}`);
-    if (down.length > 0) console.log(`not running: ${down.join(', ')} (no cut links; they start healed)`);
-  }
-  if (failed.length > 0) throw new CliError(`could not reach ${failed.join('; ')}: run heal again`);
+  return { healed, down, failed };
 }
 
 /** Sends `body` to every running node directly (no redirects). */
@@ -297,18 +318,34 @@ async function waitCaughtUp(cluster: ClusterFile, id: NodeId, timeoutMs = 60_000
  * members as learners first for the same reason).
  */
 export async function membersAdd(o: DirOptions & { learner?: boolean }, id: string): Promise<void> {
+  const r = await addMemberNode(o, id, { interruptible: true });
+  if ('promoted' in r) {
+    if (o.json) console.log(JSON.stringify(r));
+    else console.log(`promoted ${id} from learner to voter`);
+  } else if (o.json) console.log(JSON.stringify(r));
+  else console.log(`added ${id} as a ${r.learner ? 'learner' : 'voter'} at ${r.address} (http ${r.http})`);
+}
+
+/** What `members add` did: a new member started and added, or a learner of the cluster promoted to voter. */
+export type MembersAddResult = { added: string; learner: boolean; address: string; http: string } | { promoted: string };
+
+/**
+ * `members add <id>` without the printing. `interruptible`: Ctrl-C (SIGINT, SIGTERM, SIGHUP) undoes what it
+ * started and exits the process (the command); a long-running host (`consensus-cli ui`) leaves its signals alone.
+ */
+export async function addMemberNode(o: Omit<DirOptions, 'json'> & { learner?: boolean }, id: string, how: { interruptible?: boolean } = {}): Promise<MembersAddResult> {
   const cd = new ClusterDir(o.dir);
   cd.read();
   const unlock = lockMembership(cd);
   const progress: AddProgress = { phase: 'provisioning' };
   // Ctrl-C (or a kill, or a closed terminal) must not leave a node process that nothing tracks.
   const onSignal = () => void interruptAdd(cd, id, progress, unlock);
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const signals = how.interruptible ? (['SIGINT', 'SIGTERM', 'SIGHUP'] as const) : [];
   for (const sig of signals) process.on(sig, onSignal);
   try {
     // Past --timeout, what it started is undone as on Ctrl-C (the node stopped, or kept on record if it may
     // have become a member), and the command fails saying so.
-    await withDeadline(o.timeout, { what: `members add ${id}`, onTimeout: () => abandonAdd(cd, id, progress, 'timed out') }, () => addMember(cd, o, id, progress));
+    return await withDeadline(o.timeout, { what: `members add ${id}`, onTimeout: () => abandonAdd(cd, id, progress, 'timed out') }, () => addMember(cd, o, id, progress));
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
     unlock();
@@ -356,7 +393,7 @@ async function abandonAdd(cd: ClusterDir, id: NodeId, progress: AddProgress, why
   }
 }
 
-async function addMember(cd: ClusterDir, o: DirOptions & { learner?: boolean }, id: string, progress: AddProgress): Promise<void> {
+async function addMember(cd: ClusterDir, o: Omit<DirOptions, 'json'> & { learner?: boolean }, id: string, progress: AddProgress): Promise<MembersAddResult> {
   // After Ctrl-C or --timeout the command has given up and undone what it could: take no further step.
   const goOn = () => {
     if (progress.abandoned) throw new CliError(`members add ${id} was abandoned`);
@@ -368,9 +405,7 @@ async function addMember(cd: ClusterDir, o: DirOptions & { learner?: boolean }, 
     if (o.learner || (await memberRole(cluster, id)) !== 'learner') throw new CliError(`${id} is already in this cluster`, 2);
     if (!(await waitCaughtUp(cluster, id))) throw new CliError(`${id} has not caught up within 60 s, so it was not made a voter; see ${cd.logFile(id)}`);
     await changeMembers(o.dir, cluster, 'addVoter', id);
-    if (o.json) console.log(JSON.stringify({ promoted: id }));
-    else console.log(`promoted ${id} from learner to voter`);
-    return;
+    return { promoted: id };
   }
   if (!NODE_ID.test(id)) throw new CliError(`node id ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`, 2);
   const template = JSON.parse(readFileSync(cd.configFile(cluster.nodes[0]!.id), 'utf8')) as NodeConfig;
@@ -421,8 +456,7 @@ async function addMember(cd: ClusterDir, o: DirOptions & { learner?: boolean }, 
     }
     await changeMembers(o.dir, withNew, 'addVoter', id);
   }
-  if (o.json) console.log(JSON.stringify({ added: id, learner: o.learner === true, address: `${host}:${port}`, http: `${host}:${httpPort}` }));
-  else console.log(`added ${id} as a ${o.learner ? 'learner' : 'voter'} at ${host}:${port} (http ${host}:${httpPort})`);
+  return { added: id, learner: o.learner === true, address: `${host}:${port}`, http: `${host}:${httpPort}` };
 }
 
 /**
@@ -487,17 +521,24 @@ async function waitUntilOutEverywhere(cluster: ClusterFile, rest: ClusterNode[],
 
 /** `members remove <id>`: removes a member through the log, then stops its process. */
 export async function membersRemove(o: DirOptions & { force?: boolean }, id: string): Promise<void> {
+  const r = await removeMemberNode(o, id);
+  if (o.json) console.log(JSON.stringify({ removed: id }));
+  else console.log(`removed ${id} (its data stays in ${r.dataDir})`);
+}
+
+/** `members remove <id>` without the printing: removes it through the log and stops it; where its data stays. */
+export async function removeMemberNode(o: Omit<DirOptions, 'json'> & { force?: boolean }, id: string): Promise<{ removed: string; dataDir: string }> {
   const cd = new ClusterDir(o.dir);
   cd.read();
   const unlock = lockMembership(cd);
   try {
-    await withDeadline(o.timeout, { what: `members remove ${id}`, note: 'the removal may still take effect (`consensus-cli members list` tells)' }, () => removeMember(cd, o, id));
+    return await withDeadline(o.timeout, { what: `members remove ${id}`, note: 'the removal may still take effect (`consensus-cli members list` tells)' }, () => removeMember(cd, o, id));
   } finally {
     unlock();
   }
 }
 
-async function removeMember(cd: ClusterDir, o: DirOptions & { force?: boolean }, id: string): Promise<void> {
+async function removeMember(cd: ClusterDir, o: Omit<DirOptions, 'json'> & { force?: boolean }, id: string): Promise<{ removed: string; dataDir: string }> {
   const cluster = cd.read();
   cd.node(cluster, id);
   await refuseQuorumLoss(cluster, id, o.force === true);
@@ -511,6 +552,5 @@ async function removeMember(cd: ClusterDir, o: DirOptions & { force?: boolean },
   // Its port may go to the next member added: no node should keep sending there under the old id.
   await toEveryNode(dirTarget(cd.dir), rest, { t: 'admin.peers', peers: { [id]: '' } });
   warnConfigs(cd.setPeerAddress(rest.map((n) => n.id), id, undefined));
-  if (o.json) console.log(JSON.stringify({ removed: id }));
-  else console.log(`removed ${id} (its data stays in ${cd.nodeDir(id)})`);
+  return { removed: id, dataDir: cd.nodeDir(id) };
 }

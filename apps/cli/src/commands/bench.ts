@@ -28,6 +28,8 @@ export interface BenchOptions {
   contenders?: number;
   temp?: boolean;
   json?: boolean;
+  /** Print nothing, no progress bar either: the caller shows the result it gets back (`consensus-cli ui`). */
+  quiet?: boolean;
   keys?: number;
   /** Protocol of the temporary cluster (default raft). */
   protocol?: string;
@@ -102,7 +104,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
     await checkProtocolOptionFlags(protocol, o.protocolOptions);
     temp = mkdtempSync(join(tmpdir(), 'consensus-bench-'));
     dir = temp;
-    if (!o.json) console.error(`starting a temporary 3-node ${protocol} cluster in ${temp}`);
+    if (!o.json && !o.quiet) console.error(`starting a temporary 3-node ${protocol} cluster in ${temp}`);
     try {
       await start({ dir, nodes: 3, protocol, ...(o.protocolOptions ? { protocolOptions: o.protocolOptions } : {}), port: await freeBasePort(), detach: true, quiet: true });
     } catch (e) {
@@ -110,7 +112,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
       rmSync(temp, { recursive: true, force: true });
       throw e;
     }
-  } else if (o.protocol !== undefined || o.protocolOptions !== undefined) {
+  } else if ((o.protocol !== undefined || o.protocolOptions !== undefined) && !o.quiet) {
     console.error(`note: --protocol and --protocol-option apply to a temporary cluster (--temp); the cluster in ${dir} keeps its own`);
   }
   if (o.op === 'lock') {
@@ -139,7 +141,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
     const latencies: number[] = [];
     let errors = 0;
     let done = 0;
-    const bar = process.stderr.isTTY && !o.json ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} s | {ops} ops' }) : undefined;
+    const bar = process.stderr.isTTY && !o.json && !o.quiet ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} s | {ops} ops' }) : undefined;
     const warmupMs = o.warmupMs ?? 0;
     const seconds = Math.ceil((warmupMs + o.durationMs) / 1000);
     bar?.start(seconds, 0, { ops: 0 });
@@ -188,7 +190,9 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
       latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: round(latencies.at(-1) ?? 0), mean: round(latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length)) },
       diskSyncUs,
     };
-    if (o.json) console.log(JSON.stringify(result));
+    if (o.quiet) {
+      // the caller shows it
+    } else if (o.json) console.log(JSON.stringify(result));
     else {
       const warm = warmupMs > 0 ? ` after a ${(warmupMs / 1000).toFixed(1)} s warm-up` : '';
       console.log(`${o.op}: ${o.clients} in flight, ${o.valueSize}-byte values, ${(elapsed / 1000).toFixed(1)} s measured${warm}`);
@@ -223,7 +227,9 @@ async function lockBench(o: BenchOptions, dir: string): Promise<LockBenchResult>
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
   const result: LockBenchResult = { op: 'lock', ...loop, diskSyncUs };
-  if (o.json) console.log(JSON.stringify({ ...result, spread: Number.isFinite(result.spread) ? result.spread : null }));
+  if (o.quiet) {
+    // the caller shows it
+  } else if (o.json) console.log(JSON.stringify({ ...result, spread: Number.isFinite(result.spread) ? result.spread : null }));
   else {
     const warm = result.warmupMs > 0 ? ` after a ${(result.warmupMs / 1000).toFixed(1)} s warm-up` : '';
     console.log(`lock: ${contenders} contender${contenders === 1 ? '' : 's'} on one mutex, acquire -> fenced write -> release, ${(result.durationMs / 1000).toFixed(1)} s measured${warm}`);

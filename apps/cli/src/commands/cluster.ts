@@ -17,6 +17,7 @@ import { hint } from '../invocation';
 import { PROTOCOLS, checkProtocolOptionFlags, checkProtocolOptions } from '../protocols';
 import { judgeCluster, outputFor, renderDetails, renderLiveView, renderStatusTable, statusRows, type NodeHealth } from '../render';
 import { agreedLeader, checkPortsFree, exitReason, fetchReports, sleep, spawnNode, stopNode, waitForLeader } from '../supervisor';
+import { detachedUiNote, serveClusterUi, type ClusterUi } from './ui';
 
 export interface StartOptions {
   dir: string;
@@ -34,6 +35,8 @@ export interface StartOptions {
   foregroundMs?: number;
   /** Options given on the command line (not defaults): an existing cluster keeps its own, so say so. */
   given?: readonly ('nodes' | 'port' | 'protocol')[];
+  /** `--ui [port]`: serve the visualizer while the cluster runs in the foreground (`true`: any free port). */
+  ui?: boolean | number;
 }
 
 const HOST = '127.0.0.1';
@@ -140,6 +143,7 @@ export async function start(o: StartOptions): Promise<void> {
     await waitForStartedNodes(cluster, cluster.nodes.filter((n) => !lost.includes(n.id)).map((n) => n.id), STARTED_GRACE_MS, interrupted.signal);
     if (o.detach) {
       await printStarted(cd, cluster, leader, o);
+      if (wantsUi(o)) console.error(detachedUiNote(display(cd.dir)));
       return;
     }
     await foreground(cd, cluster, o, interrupted.signal);
@@ -201,7 +205,14 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
   const locksRpc = tty && !o.json ? connectLocks(dirTarget(cd.dir), 400) : undefined;
   const readLocks = async (): Promise<LockInfo[] | undefined> =>
     locksRpc?.request<LockInfo[]>({ t: 'lock.read', q: { op: 'locks' }, consistency: 'serializable' }, { timeoutMs: 400 }).catch(() => undefined);
+  let page: ClusterUi | undefined;
   try {
+    // `--ui`: the visualizer, served once the cluster is up and stopped before it (a failure to serve stops the cluster).
+    if (wantsUi(o)) {
+      page = await serveClusterUi({ dir: cd.dir, port: o.ui === true ? 0 : (o.ui as number) });
+      if (o.json) console.log(JSON.stringify({ url: page.url }));
+      else if (!tty) console.log(`ui: ${page.url}`);
+    }
     while (!interrupted.aborted && Date.now() < until) {
       const [reports, locks] = await Promise.all([fetchReports(cluster), readLocks()]);
       const pids = cluster.nodes.map((n) => cd.livePid(n.id));
@@ -217,16 +228,20 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
         lastTerm = term;
       }
       if (tty && !o.json) {
-        const title = `${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)`;
+        const title = `${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)${page !== undefined ? `  ui: ${page.url}` : ''}`;
         process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(cluster, reports, pids), events, out, locks)}\n`);
       }
       await sleepUnless(500, interrupted);
     }
   } finally {
+    await page?.close().catch(() => undefined);
     await locksRpc?.close();
     await stopAll();
   }
 }
+
+/** `--ui` was given (`--ui` alone is `true`, `--ui 8080` the port). */
+const wantsUi = (o: StartOptions): boolean => o.ui !== undefined && o.ui !== false;
 
 /**
  * `consensus-cli status`: every node's status and health, the agreed leader, and one line saying whether the
@@ -284,17 +299,30 @@ export async function stop(o: { dir: string; json?: boolean; quiet?: boolean }):
 }
 
 export async function kill(o: { dir: string; json?: boolean }, id: string): Promise<void> {
-  const cd = new ClusterDir(o.dir);
-  cd.node(cd.read(), id);
-  const pid = cd.livePid(id);
-  if (pid === undefined) throw new CliError(`node ${id} is not running`);
-  await stopNode(cd, id, 'SIGKILL', 5000);
+  const { pid } = await killNode(o.dir, id);
   if (o.json) console.log(JSON.stringify({ killed: id, pid }));
   else console.log(`killed ${id} (pid ${pid}) with SIGKILL`);
 }
 
+/** `kill <node>` without the printing: SIGKILLs the node's process (a crash); a `CliError` when it is not running. */
+export async function killNode(dir: string, id: string): Promise<{ killed: string; pid: number }> {
+  const cd = new ClusterDir(dir);
+  cd.node(cd.read(), id);
+  const pid = cd.livePid(id);
+  if (pid === undefined) throw new CliError(`node ${id} is not running`);
+  await stopNode(cd, id, 'SIGKILL', 5000);
+  return { killed: id, pid };
+}
+
 export async function restart(o: { dir: string; json?: boolean }, id: string): Promise<void> {
-  const cd = new ClusterDir(o.dir);
+  const { pid } = await restartNode(o.dir, id);
+  if (o.json) console.log(JSON.stringify({ restarted: id, pid }));
+  else console.log(`restarted ${id} (pid ${pid})`);
+}
+
+/** `restart <node>` without the printing: stops it if it runs, starts it from its data, waits until it answers. */
+export async function restartNode(dir: string, id: string): Promise<{ restarted: string; pid: number }> {
+  const cd = new ClusterDir(dir);
   const cluster = cd.read();
   const n = cd.node(cluster, id);
   refuseLostState(cd, cluster, [id]);
@@ -323,8 +351,7 @@ export async function restart(o: { dir: string; json?: boolean }, id: string): P
     await sleep(100);
   }
   if (!up) throw new CliError(`node ${id} did not come up within 15 s; see ${cd.logFile(id)}`);
-  if (o.json) console.log(JSON.stringify({ restarted: id, pid }));
-  else console.log(`restarted ${id} (pid ${pid})`);
+  return { restarted: id, pid };
 }
 
 /** Merges `--protocol-option` flags into the protocolOptions of every node's config (checked first). */

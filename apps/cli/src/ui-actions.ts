@@ -1,0 +1,202 @@
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '@consensus-kit/kv';
+import { UI_ACTION_NAMES, type UiAction, type UiActionName, type UiActionResult } from '@consensus-kit/ui';
+import { ClusterDir, NODE_ID, type ClusterFile } from './cluster-file';
+import { addMemberNode, cutLinks, healLinks, removeMemberNode, transferLeadership } from './commands/admin';
+import { bench } from './commands/bench';
+import { killNode, restartNode } from './commands/cluster';
+import { connectKv } from './connect';
+import { withDeadline } from './deadline';
+import { describeError } from './errors';
+import { dirTarget } from './target';
+
+/** The bounds of a bench started from the page: short and light, so the page stays a view of the cluster, not a load test. */
+export const UI_BENCH_LIMITS = { maxSeconds: 10, maxClients: 64, defaultSeconds: 3, defaultClients: 16 } as const;
+
+export interface UiActionsOptions {
+  /** The cluster directory of a cluster started by `consensus-cli start`. */
+  dir: string;
+  /** How long a put or get may take before it is reported as failed (ms). Default 5000. */
+  kvTimeoutMs?: number;
+  /** How long any other action may take (ms); `add-member` gets twice this. Default 30,000. */
+  timeoutMs?: number;
+}
+
+/** Runs one action from the page; never rejects: a bad request or a failure is `{ ok: false, text }`. */
+export type UiActions = (action: UiAction) => Promise<UiActionResult>;
+
+/** A field of an action that is not what the action takes: becomes `{ ok: false, text }`. */
+class BadAction extends Error {}
+
+/**
+ * The actions the page may run on a cluster the CLI started in `dir`, each as the command of the same name does
+ * it (the command's own internals, without their printing): `put`/`get` through a kv client, `kill` (SIGKILL, as
+ * `kill`), `restart` (as `restart`), `partition` (a node from every peer, or one link both ways, as `partition`),
+ * `heal`, `transfer` (`leader transfer`), `add-member` and `remove-member` (`members add`/`members remove`) and
+ * a short `bench` of writes (one at a time). Every field is checked first (a node of the cluster, a non-empty key,
+ * a value within the store's limit, numbers in range).
+ */
+export function createUiActions(o: UiActionsOptions): UiActions {
+  const kvTimeoutMs = o.kvTimeoutMs ?? 5000;
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const target = () => dirTarget(o.dir);
+  let benchRunning = false;
+
+  const run = async (a: UiAction, cluster: ClusterFile): Promise<UiActionResult> => {
+    switch (a.action) {
+      case 'put': {
+        const key = keyOf(a);
+        const value = field(a, 'value', 'string', true) ?? '';
+        if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw new BadAction(`the value is ${Buffer.byteLength(value)} bytes, larger than a key can hold (${MAX_VALUE_BYTES} bytes)`);
+        const r = await withKv(`put ${key}`, (kv, signal) => kv.put(key, value, signal ? { signal } : {}));
+        return { ok: true, text: `put ${key} = ${shorten(value)} at revision ${r.revision}`, data: { key, revision: r.revision } };
+      }
+      case 'get': {
+        const key = keyOf(a);
+        const r = await withKv(`get ${key}`, (kv, signal) => kv.get(key, signal ? { signal } : {}));
+        if (r === undefined) return { ok: true, text: `${key} is not set`, data: { key, found: false } };
+        const value = typeof r.value === 'string' ? r.value : Buffer.from(r.value).toString('base64');
+        return { ok: true, text: `${key} = ${shorten(value)} (revision ${r.modRevision})`, data: { key, found: true, value, modRevision: r.modRevision } };
+      }
+      case 'kill': {
+        const id = nodeOf(cluster, a, 'node');
+        const r = await killNode(o.dir, id);
+        return { ok: true, text: `${id} killed (pid ${r.pid}) with SIGKILL`, data: r };
+      }
+      case 'restart': {
+        const id = nodeOf(cluster, a, 'node');
+        const r = await restartNode(o.dir, id);
+        return { ok: true, text: `${id} restarted (pid ${r.pid})`, data: r };
+      }
+      case 'partition': {
+        const id = nodeOf(cluster, a, 'node');
+        const peer = field(a, 'peer', 'string', false);
+        if (peer !== undefined) {
+          nodeOf(cluster, a, 'peer');
+          if (peer === id) throw new BadAction(`cannot cut ${id} off from itself`);
+        }
+        const r = await cutLinks({ target: target(), timeout: timeoutMs }, id, peer === undefined ? [] : [peer]);
+        return { ok: true, text: `cut ${id} off from ${r.from.join(', ')}`, data: r };
+      }
+      case 'heal': {
+        const r = await healLinks({ target: target(), timeout: timeoutMs });
+        if (r.failed.length > 0) return { ok: false, text: `could not reach ${r.failed.join('; ')}: heal again`, data: r };
+        const down = r.down.length > 0 ? ` (not running: ${r.down.join(', ')})` : '';
+        return { ok: true, text: `every link restored${r.healed.length > 0 ? ` on ${r.healed.join(', ')}` : ''}${down}`, data: r };
+      }
+      case 'transfer': {
+        const to = nodeOf(cluster, a, 'to');
+        const r = await transferLeadership({ target: target(), timeout: timeoutMs }, to);
+        return { ok: true, text: `leadership moved to ${r.leader ?? to} (term ${r.term})`, data: r };
+      }
+      case 'add-member': {
+        const role = field(a, 'role', 'string', false) ?? 'voter';
+        if (role !== 'voter' && role !== 'learner' && role !== 'observer') throw new BadAction(`role ${JSON.stringify(role)} is not voter, learner or observer`);
+        // A non-voting member: raft's and Multi-Paxos' learner is what ZooKeeper (and ZAB) call an observer.
+        if (role === 'observer' && cluster.protocol !== 'zab') throw new BadAction(`${cluster.protocol} has no observers (ZAB's non-voting members): add the node as a learner`);
+        const given = field(a, 'node', 'string', false);
+        if (given !== undefined && !NODE_ID.test(given)) throw new BadAction(`node id ${JSON.stringify(given)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+        const id = given ?? nextNodeId(cluster);
+        const r = await addMemberNode({ dir: o.dir, learner: role !== 'voter', timeout: timeoutMs * 2 }, id);
+        if ('promoted' in r) return { ok: true, text: `${id} promoted from learner to voter`, data: r };
+        return { ok: true, text: `${id} added as a ${role} at ${r.address}`, data: r };
+      }
+      case 'remove-member': {
+        const id = nodeOf(cluster, a, 'node');
+        const r = await removeMemberNode({ dir: o.dir, timeout: timeoutMs }, id);
+        return { ok: true, text: `${id} removed (its data stays in ${r.dataDir})`, data: r };
+      }
+      case 'bench': {
+        const seconds = numberOf(a, 'seconds', UI_BENCH_LIMITS.defaultSeconds, 0.5, UI_BENCH_LIMITS.maxSeconds, false);
+        const clients = numberOf(a, 'clients', UI_BENCH_LIMITS.defaultClients, 1, UI_BENCH_LIMITS.maxClients, true);
+        if (benchRunning) return { ok: false, text: 'a bench is already running: wait for its result' };
+        benchRunning = true;
+        try {
+          const r = await bench({ dir: o.dir, clients, durationMs: Math.round(seconds * 1000), warmupMs: 0, valueSize: 256, op: 'put', quiet: true });
+          const l = r.latencyMs;
+          return {
+            ok: true,
+            text: `bench: ${r.opsPerSec.toLocaleString('en-US')} writes/s with ${clients} in flight for ${(r.durationMs / 1000).toFixed(1)} s, p50 ${l.p50} ms, p99 ${l.p99} ms (${r.errors} errors)`,
+            data: { opsPerSec: r.opsPerSec, ops: r.ops, errors: r.errors, clients, durationMs: r.durationMs, p50: l.p50, p99: l.p99 },
+          };
+        } finally {
+          benchRunning = false;
+        }
+      }
+    }
+  };
+
+  /** A kv client for one request, closed after it; the request gives up after `kvTimeoutMs`. */
+  const withKv = async <T>(what: string, fn: (kv: ReturnType<typeof connectKv>['kv'], signal: AbortSignal | undefined) => Promise<T>): Promise<T> => {
+    const { kv } = connectKv(target(), { timeoutMs: kvTimeoutMs + 1000 });
+    try {
+      return await withDeadline(kvTimeoutMs, { what, note: 'no majority answered in time' }, (signal) => fn(kv, signal));
+    } finally {
+      await kv.close();
+    }
+  };
+
+  return async (action: UiAction): Promise<UiActionResult> => {
+    try {
+      const a = actionOf(action);
+      const cluster = new ClusterDir(o.dir).read();
+      return await run(a, cluster);
+    } catch (e) {
+      return { ok: false, text: describeError(e) };
+    }
+  };
+}
+
+const shorten = (s: string, max = 60) => (s.length > max ? `${s.slice(0, max)}...` : s);
+
+/** The action, checked to be an object naming a known action. */
+function actionOf(a: unknown): UiAction {
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new BadAction('an action is a JSON object: { "action": ... }');
+  const name = (a as { action?: unknown }).action;
+  if (typeof name !== 'string' || !UI_ACTION_NAMES.includes(name as UiActionName)) {
+    throw new BadAction(`unknown action ${JSON.stringify(name ?? null)} (one of ${UI_ACTION_NAMES.join(', ')})`);
+  }
+  return a as UiAction;
+}
+
+function field(a: UiAction, name: string, type: 'string', required: true): string;
+function field(a: UiAction, name: string, type: 'string', required: false): string | undefined;
+function field(a: UiAction, name: string, type: 'string', required: boolean): string | undefined {
+  const v = (a as unknown as Record<string, unknown>)[name];
+  if (v === undefined || v === null) {
+    if (required) throw new BadAction(`${a.action} needs "${name}"`);
+    return undefined;
+  }
+  if (typeof v !== type) throw new BadAction(`${a.action}: "${name}" must be a ${type}`);
+  return v as string;
+}
+
+function keyOf(a: UiAction): string {
+  const key = field(a, 'key', 'string', true);
+  if (key === '') throw new BadAction(`${a.action} needs a key: it is empty`);
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new BadAction(`the key is longer than ${MAX_KEY_BYTES} bytes`);
+  return key;
+}
+
+/** The node named by field `name`, which must be a node of the cluster. */
+function nodeOf(cluster: ClusterFile, a: UiAction, name: string): string {
+  const id = field(a, name, 'string', true);
+  if (!cluster.nodes.some((n) => n.id === id)) {
+    throw new BadAction(`${JSON.stringify(id)} is not a node of this cluster (${cluster.nodes.map((n) => n.id).join(', ')})`);
+  }
+  return id;
+}
+
+function numberOf(a: UiAction, name: string, byDefault: number, min: number, max: number, integer: boolean): number {
+  const v = (a as unknown as Record<string, unknown>)[name];
+  if (v === undefined || v === null) return byDefault;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    throw new BadAction(`${a.action}: "${name}" must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+  }
+  return v;
+}
+
+/** The first id n<k> no node of the cluster has (nor had, as far as the cluster file knows). */
+function nextNodeId(cluster: ClusterFile): string {
+  const taken = new Set(cluster.nodes.map((n) => n.id));
+  for (let k = cluster.nodes.length + 1; ; k++) if (!taken.has(`n${k}`)) return `n${k}`;
+}
