@@ -72,6 +72,15 @@ export interface ObservedNode {
   on(event: 'status', listener: (status: Status) => void): unknown;
 }
 
+/** The parts of storage the observer reads. */
+export type ObservedStorage = Pick<Storage, 'entries' | 'term' | 'firstIndex' | 'lastIndex' | 'snapshot'>;
+
+/**
+ * The most entry bytes one `/ui` answer reads from storage for the types of the log tail (1 MiB): 48 large
+ * entries (a kv value may be 4 MiB) would otherwise be read from disk, five times a second, when not cached.
+ */
+export const LOG_READ_BYTES = 1024 * 1024;
+
 /** The transport's fault switch (transport-tcp's `FaultControl`): what is blocked now. */
 export interface ObservedFaults {
   blocked(): { outbound: NodeId[]; inbound: NodeId[] };
@@ -131,7 +140,7 @@ export class NodeObserver {
   private readonly events: ObservedEvent[] = [];
   private seq = 0;
   private node: ObservedNode | undefined;
-  private storage: Pick<Storage, 'entries' | 'firstIndex' | 'lastIndex' | 'snapshot'> | undefined;
+  private storage: ObservedStorage | undefined;
   private faults: ObservedFaults | undefined;
   private snapshotIndex = 0;
   private configKey: string | undefined;
@@ -178,7 +187,7 @@ export class NodeObserver {
   }
 
   /** Reads the node, its storage and its fault switch from now on; call once the node has started. */
-  attach(parts: { node: ObservedNode; storage: Pick<Storage, 'entries' | 'firstIndex' | 'lastIndex' | 'snapshot'>; faults?: ObservedFaults }): void {
+  attach(parts: { node: ObservedNode; storage: ObservedStorage; faults?: ObservedFaults }): void {
     this.node = parts.node;
     this.storage = parts.storage;
     this.faults = parts.faults;
@@ -230,8 +239,16 @@ export class NodeObserver {
     const lo = Math.max(firstIndex, lastIndex - this.logTail + 1);
     const log: UiLogEntry[] = [];
     if (lastIndex >= lo) {
-      // entries() hands out the stored objects: read index, term and type, keep nothing else.
-      for (const e of safe(() => storage.entries(lo, lastIndex + 1), [])) log.push({ index: e.index, term: e.term, type: e.type });
+      // entries() hands out the stored objects (from the storage's cache, or read from disk): index, term and
+      // type are kept, nothing else. At most LOG_READ_BYTES of them are read per answer (plus one entry, which
+      // entries() always returns): past that, the terms alone, which storage knows without reading an entry.
+      const read = safe(() => storage.entries(lo, lastIndex + 1, LOG_READ_BYTES), []);
+      for (const e of read) log.push({ index: e.index, term: e.term, type: e.type });
+      for (let i = lo + read.length; i <= lastIndex; i++) {
+        const term = safe<number | undefined>(() => storage.term(i), undefined);
+        if (term === undefined) break;
+        log.push({ index: i, term });
+      }
     }
     const blocked = this.faults?.blocked() ?? { outbound: [], inbound: [] };
     const peers: Record<NodeId, PeerCounters> = {};

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { MemoryStorage, type Envelope, type LogEntry, type NodeId, type Status, type Transport, type TransportHandler } from '@consensus-kit/core';
 import { UI_LOG_TAIL } from '@consensus-kit/ui';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { NodeObserver, messageType, parseSince, type NodeUiAnswer } from '../src/node-observe';
+import { LOG_READ_BYTES, NodeObserver, messageType, parseSince, type NodeUiAnswer } from '../src/node-observe';
 
 /** A transport that records what it is asked to send and lets the test deliver envelopes. */
 class FakeTransport implements Transport {
@@ -220,6 +220,29 @@ describe('NodeObserver: the answer', () => {
     const s2 = new MemoryStorage();
     empty.attach({ node: new FakeNode(), storage: s2 });
     expect(empty.answer(0).log).toEqual([]);
+  });
+
+  it('reads at most LOG_READ_BYTES of entries per answer; past that, the tail carries terms without types', async () => {
+    const storage = new MemoryStorage();
+    const big = 256 * 1024;
+    await storage.save({ entries: Array.from({ length: 48 }, (_, i) => ({ index: i + 1, term: i < 30 ? 1 : 2, type: 'command' as const, data: new Uint8Array(big) })) });
+    let readBytes = 0;
+    const entries = storage.entries.bind(storage);
+    storage.entries = (lo, hi, maxBytes) => {
+      const out = entries(lo, hi, maxBytes);
+      for (const e of out) readBytes += e.data.length;
+      return out;
+    };
+    const obs = observer();
+    obs.attach({ node: new FakeNode(), storage });
+    const log = obs.answer(0).log;
+    expect(readBytes).toBeLessThanOrEqual(LOG_READ_BYTES + big);
+    expect(log.map((e) => e.index)).toEqual(Array.from({ length: 48 }, (_, i) => i + 1));
+    expect(log.map((e) => e.term)).toEqual(Array.from({ length: 48 }, (_, i) => (i < 30 ? 1 : 2)));
+    const typed = log.filter((e) => e.type !== undefined).length;
+    expect(typed).toBeGreaterThan(0);
+    expect(typed).toBeLessThan(48);
+    expect(log.slice(typed).every((e) => e.type === undefined)).toBe(true);
   });
 
   it('refuses to answer before it is attached', () => {
