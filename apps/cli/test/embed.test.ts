@@ -5,9 +5,11 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, NotLeaderError, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { silentLogger } from '@consensus-kit/core/host';
 import { createKvClient } from '@consensus-kit/kv';
+import { LockClient } from '@consensus-kit/lock';
+import { createRpcClient } from '@consensus-kit/transport-tcp';
 import { LeaderRedirectError, startNode, type EmbeddedKvNode, type EmbeddedNode } from '../src/embed';
 import { checkPortsFree } from '../src/supervisor';
-import { cleanup, freeBase, tempDir, waitFor } from './helpers';
+import { cleanup, cli, freeBase, tempDir, waitFor } from './helpers';
 
 const dirs: string[] = [];
 const running: { stop(): Promise<void> }[] = [];
@@ -91,6 +93,18 @@ describe('startNode: a kv cluster of three embedded nodes', () => {
     } finally {
       await tcp.close();
     }
+    // The lock service runs beside kv, as on the CLI's nodes.
+    const locks = new LockClient({ channel: createRpcClient({ endpoints: Object.values(peers), clusterId: 'embed-test' }), ttlMs: 5_000 });
+    try {
+      const held = await locks.acquire('jobs');
+      expect(held.token).toBeGreaterThan(0);
+      await held.release();
+    } finally {
+      await locks.close();
+    }
+    // ... and the CLI's own commands, with --endpoints and --cluster-id.
+    const got = await cli('get', 'from-tcp', '--endpoints', Object.values(peers).join(','), '--cluster-id', 'embed-test');
+    expect(got).toMatchObject({ code: 0, out: 'ok\n' });
 
     // A watch through the in-process client, served by the follower from its own state.
     const watch = follower.client.watch('jobs/', { prefix: true });
