@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, leaderOf, logStrip, logWindow, membershipOf, nodeIds, ringLayout, sampleMessages, shownRole, termColor, termHue, travelTime } from '../src/page/layout';
+import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, formatTime, leaderOf, logStrip, logWindow, membershipOf, nodeIds, ringLayout, sampleMessages, shownRole, termColor, termHue, travelTime } from '../src/page/layout';
 import type { UiNodeState } from '../src/index';
 import { frame } from './helpers';
 
@@ -99,6 +99,12 @@ describe('links and messages', () => {
 
   it('lets a message travel about as long as the time between frames, within 250 to 900 ms', () => {
     expect([Number.POSITIVE_INFINITY, 0, 100, 500, 5000].map(travelTime)).toEqual([700, 700, 250, 450, 900]);
+  });
+
+  it('formats ticks with two decimals at most', () => {
+    expect(formatTime(190, 'tick')).toBe('tick 190');
+    expect(formatTime(190.0374, 'tick')).toBe('tick 190.04');
+    expect(formatTime(0, 'ms')).toMatch(/\d/);
   });
 
   it('formats rates and positions along a link', () => {

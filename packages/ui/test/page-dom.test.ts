@@ -177,7 +177,33 @@ describe('the page (DOM)', () => {
     expect($('timeline').textContent).toContain('last');
     $('step-back').click();
     expect(($('timeline-slider') as HTMLInputElement).value).toBe('1');
+    $('prev-event').click();
+    expect(($('timeline-slider') as HTMLInputElement).value).toBe('0');
+    expect(($('prev-event') as HTMLButtonElement).disabled).toBe(true);
+    $('next-event').click();
+    expect(($('timeline-slider') as HTMLInputElement).value).toBe('2');
+    expect(root.textContent).toContain('actions are off');
     expect(root.textContent).toContain('consensus-sim replay 7');
+  });
+
+  it('plays a replay at the chosen speed and stops at its end', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    hello = { ...HELLO, mode: 'replay', actions: [] };
+    history = Array.from({ length: 30 }, (_, i) => frame(i));
+    await startApp();
+    await vi.waitFor(() => expect(($('timeline-slider') as HTMLInputElement).max).toBe('29'));
+    const speed = $('speed') as HTMLSelectElement;
+    expect(speed.value).toBe('5');
+    $('play').click();
+    expect($('play').getAttribute('aria-pressed')).toBe('true');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(Number(($('timeline-slider') as HTMLInputElement).value)).toBe(5);
+    speed.value = '60';
+    speed.dispatchEvent(new Event('change'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(($('timeline-slider') as HTMLInputElement).value).toBe('29');
+    expect($('play').getAttribute('aria-pressed')).toBe('false');
+    expect($('live').getAttribute('aria-pressed')).toBe('false'); // a replay stays on its last step
   });
 
   it('scrubs back with the slider (the view shows that frame) and returns with live', async () => {

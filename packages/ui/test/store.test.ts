@@ -84,6 +84,19 @@ describe('FrameStore', () => {
     expect(store.current()?.seq).toBe(4);
   });
 
+  it('finds the nearest frame with events before and after the one shown', () => {
+    const store = new FrameStore();
+    const e = [{ at: 0, kind: 'leader' as const, text: 'x' }];
+    store.merge([frame(0, { events: e }), frame(1), frame(2), frame(3, { events: e }), frame(4)]);
+    expect(store.eventIndex(1)).toBeUndefined(); // live: the newest frame is shown
+    expect(store.eventIndex(-1)).toBe(3);
+    store.scrubTo(1);
+    expect(store.eventIndex(1)).toBe(3);
+    expect(store.eventIndex(-1)).toBe(0);
+    store.scrubTo(0);
+    expect(store.eventIndex(-1)).toBeUndefined();
+  });
+
   it('starts over on reset (a new source)', () => {
     const store = new FrameStore();
     store.merge([frame(5)]);

@@ -2,14 +2,15 @@
 import type { UiAction, UiActionName, UiActionResult, UiFrame, UiHello, UiNodeState } from '../model';
 import { Connection, fetchJson } from './connection';
 import { attr, h, keepOrder, text } from './dom';
-import { leaderOf, membershipOf, nodeIds, shownRole } from './layout';
+import { formatTime, leaderOf, membershipOf, nodeIds, shownRole } from './layout';
 import { renderLogs } from './logs';
 import { RingView } from './ring';
 import { FrameStore } from './store';
 
 const EVENTS_SHOWN = 200;
 const TABLE_COLUMNS = ['Node', 'Role', 'Member', 'Term', 'Commit / applied', 'Lag', 'Up', 'Actions'];
-const PLAY_MS = 600;
+/** Frames per second while playing. */
+const SPEEDS = [1, 2, 5, 20, 60];
 
 interface RowView {
   row: HTMLTableRowElement;
@@ -59,6 +60,10 @@ export class App {
   private readonly backButton = h('button', { type: 'button', 'data-testid': 'step-back', 'aria-label': 'Step back one frame' }, '\u25c0 Step');
   private readonly forwardButton = h('button', { type: 'button', 'data-testid': 'step-forward', 'aria-label': 'Step forward one frame' }, 'Step \u25b6');
   private readonly playButton = h('button', { type: 'button', 'data-testid': 'play', 'aria-pressed': 'false' }, 'Play');
+  private readonly speedSelect = h('select', { id: 'ck-speed', 'data-testid': 'speed' }, ...SPEEDS.map((n) => h('option', { value: n }, `${n} frame${n === 1 ? '' : 's'}/s`)));
+  private readonly prevEventButton = h('button', { type: 'button', 'data-testid': 'prev-event', 'aria-label': 'Back to the previous frame with events' }, '\u23ee Event');
+  private readonly nextEventButton = h('button', { type: 'button', 'data-testid': 'next-event', 'aria-label': 'On to the next frame with events' }, 'Event \u23ed');
+  private readonly replayNote = h('p', { class: 'hint replay-note' });
   private readonly eventsEl = h('ol', { class: 'events', 'data-testid': 'timeline', 'aria-label': 'Events, newest first' });
   private readonly replayEl = h('p', { class: 'replay-command' });
 
@@ -128,6 +133,23 @@ export class App {
       this.draw();
     });
     this.playButton.addEventListener('click', () => (this.playing ? this.stopPlaying() : this.play()));
+    this.speedSelect.value = '5';
+    this.speedSelect.addEventListener('change', () => {
+      if (!this.playing) return;
+      this.stopPlaying();
+      this.play();
+    });
+    for (const [button, direction] of [
+      [this.prevEventButton, -1],
+      [this.nextEventButton, 1],
+    ] as const) {
+      button.addEventListener('click', () => {
+        this.stopPlaying();
+        const index = this.store.eventIndex(direction);
+        if (index !== undefined) this.store.scrubTo(index);
+        this.draw();
+      });
+    }
 
     const table = h(
       'table',
@@ -151,6 +173,7 @@ export class App {
           h('div', { class: 'row' }, heal, h('label', { for: 'ck-role' }, 'as'), this.roleSelect, addMember, bench),
           h('div', { class: 'row' }, h('label', { for: 'ck-link-from' }, 'Link from'), this.linkFrom, h('label', { for: 'ck-link-to' }, 'to'), this.linkTo, cut),
           h('p', { class: 'result-line' }, 'Result: ', this.resultEl),
+          this.replayNote,
         ),
         h('section', { class: 'panel table-panel', 'aria-labelledby': 'ck-nodes-h' }, h('h2', { id: 'ck-nodes-h' }, 'Nodes'), h('div', { class: 'scroll' }, table)),
         h('section', { class: 'panel logs-panel', 'aria-labelledby': 'ck-logs-h' }, h('h2', { id: 'ck-logs-h' }, 'Logs'), this.logsEl),
@@ -159,7 +182,7 @@ export class App {
           { class: 'panel timeline-panel', 'aria-labelledby': 'ck-timeline-h' },
           h('h2', { id: 'ck-timeline-h' }, 'Timeline'),
           h('div', { class: 'row' }, h('label', { for: 'ck-slider' }, 'Frame'), this.slider, this.positionEl),
-          h('div', { class: 'row' }, this.backButton, this.playButton, this.forwardButton, this.liveButton),
+          h('div', { class: 'row' }, this.prevEventButton, this.backButton, this.playButton, this.forwardButton, this.nextEventButton, this.liveButton, h('label', { for: 'ck-speed' }, 'Speed'), this.speedSelect),
           this.replayEl,
           this.eventsEl,
         ),
@@ -173,6 +196,7 @@ export class App {
     document.title = `${hello.title || 'cluster'} \u2013 consensus-kit ui`;
     text(this.modeEl, `${hello.protocol} \u00b7 ${hello.mode === 'replay' ? 'replay' : 'live'}`);
     text(this.replayEl, hello.replayCommand ? `Reproduce: ${hello.replayCommand}` : '');
+    text(this.replayNote, hello.mode === 'replay' ? 'A recorded run: actions are off. Step through it with the timeline.' : '');
     this.root.setAttribute('data-mode', hello.mode);
     const offered = new Set(hello.actions);
     for (const { el, action } of this.actionButtons) el.disabled = !offered.has(action);
@@ -210,7 +234,7 @@ export class App {
         if (this.hello?.mode !== 'replay') this.store.goLive();
       } else this.store.step(1);
       this.draw();
-    }, PLAY_MS);
+    }, 1000 / Number(this.speedSelect.value));
     this.draw();
   }
 
@@ -248,9 +272,11 @@ export class App {
     this.slider.max = String(Math.max(0, this.store.size - 1));
     this.slider.value = String(Math.max(0, this.store.index));
     this.slider.setAttribute('aria-valuetext', frame ? `frame ${frame.seq}${live ? ', live' : ''}` : 'no frames');
-    text(this.positionEl, frame ? `${this.store.index + 1} / ${this.store.size}${live ? ' (live)' : ''} \u00b7 ${this.hello?.timeUnit === 'tick' ? `tick ${frame.at}` : new Date(frame.at).toLocaleTimeString()}` : 'no frames yet');
+    text(this.positionEl, frame ? `${this.store.index + 1} / ${this.store.size}${live ? ' (live)' : ''} \u00b7 ${formatTime(frame.at, this.hello?.timeUnit ?? 'ms')}` : 'no frames yet');
     this.backButton.disabled = this.store.size === 0 || this.store.index <= 0;
     this.forwardButton.disabled = this.store.size === 0 || this.store.atEnd();
+    this.prevEventButton.disabled = this.store.eventIndex(-1) === undefined;
+    this.nextEventButton.disabled = this.store.eventIndex(1) === undefined;
     if (!frame) return;
     this.ids = nodeIds(frame);
     const leader = leaderOf(frame);
@@ -370,7 +396,7 @@ export class App {
     this.eventsKey = key;
     this.eventsEl.replaceChildren(
       ...events.map((event) => {
-        const when = this.hello?.timeUnit === 'tick' ? `tick ${event.at}` : new Date(event.at).toLocaleTimeString();
+        const when = formatTime(event.at, this.hello?.timeUnit ?? 'ms');
         const jump = h('button', { type: 'button', class: 'event-jump', 'aria-label': `Show frame ${event.seq}` }, when);
         jump.addEventListener('click', () => {
           this.stopPlaying();

@@ -203,3 +203,9 @@ export function travelTime(sincePrevious: number): number {
   if (!Number.isFinite(sincePrevious) || sincePrevious <= 0) return 700;
   return Math.round(Math.min(900, Math.max(250, sincePrevious * 0.9)));
 }
+
+/** A frame's or event's time: a clock time (live, ms since the epoch) or a tick (replay, two decimals at most). */
+export function formatTime(at: number, unit: 'ms' | 'tick'): string {
+  if (unit === 'tick') return `tick ${Number.isInteger(at) ? at : at.toFixed(2)}`;
+  return new Date(at).toLocaleTimeString();
+}

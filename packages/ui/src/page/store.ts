@@ -119,6 +119,14 @@ export class FrameStore {
     return this.index >= this.list.length - 1;
   }
 
+  /** The index of the nearest frame before (-1) or after (1) the one shown that carries events, if any. */
+  eventIndex(direction: -1 | 1): number | undefined {
+    for (let i = this.index + direction; i >= 0 && i < this.list.length; i += direction) {
+      if ((this.list[i]?.events.length ?? 0) > 0) return i;
+    }
+    return undefined;
+  }
+
   /** The events of every frame up to the one shown, newest first, at most `max`. */
   eventsUpTo(max: number): TimelineEvent[] {
     const out: TimelineEvent[] = [];
