@@ -114,6 +114,15 @@ describe('the visualizer in headless chromium on a real 3-node raft cluster', ()
     await expect.poll(leaderText, { timeout: 30_000 }).toMatch(/^n[123]$/);
   });
 
+  it('put and get from the page go through the cluster', async () => {
+    await page.locator('[data-testid="key"]').fill('e2e-key');
+    await page.locator('[data-testid="value"]').fill('written from chromium');
+    await act('put', /^put e2e-key = written from chromium at revision \d+$/);
+    await page.locator('[data-testid="value"]').fill('');
+    await act('get', /^e2e-key = written from chromium \(revision \d+\)$/);
+    expect((await cli('get', 'e2e-key', '--dir', dir)).out).toBe('written from chromium\n');
+  });
+
   it('keyboard: Tab reaches a node and Enter selects it', async () => {
     await page.locator('body').click({ position: { x: 1, y: 1 } });
     let focused = '';
