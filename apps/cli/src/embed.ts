@@ -281,7 +281,7 @@ function isStateMachine(v: unknown): v is StateMachine<unknown, unknown, unknown
 }
 
 /** `startNode`'s options, checked and resolved: every problem is a `ConfigError` naming the option, before anything starts. */
-export async function checkStartNodeOptions(raw: unknown): Promise<{ spec: NodeSpec; logger: Logger; protocol: ProtocolName }> {
+async function checkStartNodeOptions(raw: unknown): Promise<{ spec: NodeSpec; logger: Logger; protocol: ProtocolName }> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`options must be an object, got ${preview(raw)}`);
   const o = raw as Record<string, unknown>;
   const unknown = Object.keys(o).filter((k) => o[k] !== undefined && !(BASE_KEYS as readonly string[]).includes(k));

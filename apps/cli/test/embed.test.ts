@@ -220,6 +220,8 @@ describe('startNode: a state machine of your own', () => {
     expect(leader.health.health().ok).toBe(true);
     expect((await leader.health.ready()).ok).toBe(true);
     expect(leader.mode).toBe('custom');
+    // The node times and wraps a state machine of its own making: yours keeps its methods.
+    for (const c of Object.values(counters)) expect(Object.keys(c)).toEqual(['value']);
   });
 
   it('a node alone without listen runs in process on paxos and zab with their typed options', async () => {
