@@ -61,8 +61,8 @@ export class App {
   private readonly forwardButton = h('button', { type: 'button', 'data-testid': 'step-forward', 'aria-label': 'Step forward one frame' }, 'Step \u25b6');
   private readonly playButton = h('button', { type: 'button', 'data-testid': 'play', 'aria-pressed': 'false' }, 'Play');
   private readonly speedSelect = h('select', { id: 'ck-speed', 'data-testid': 'speed' }, ...SPEEDS.map((n) => h('option', { value: n }, `${n} frame${n === 1 ? '' : 's'}/s`)));
-  private readonly prevEventButton = h('button', { type: 'button', 'data-testid': 'prev-event', 'aria-label': 'Back to the previous frame with events' }, '\u23ee Event');
-  private readonly nextEventButton = h('button', { type: 'button', 'data-testid': 'next-event', 'aria-label': 'On to the next frame with events' }, 'Event \u23ed');
+  private readonly prevEventButton = h('button', { type: 'button', 'data-testid': 'prev-event', 'aria-label': 'Back to the previous frame with events' }, '\u00ab Event');
+  private readonly nextEventButton = h('button', { type: 'button', 'data-testid': 'next-event', 'aria-label': 'On to the next frame with events' }, 'Event \u00bb');
   private readonly replayNote = h('p', { class: 'hint replay-note' });
   private readonly eventsEl = h('ol', { class: 'events', 'data-testid': 'timeline', 'aria-label': 'Events, newest first' });
   private readonly replayEl = h('p', { class: 'replay-command' });
