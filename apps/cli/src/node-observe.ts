@@ -195,13 +195,13 @@ export class NodeObserver {
     this.snapshotIndex = safe(() => parts.storage.snapshot()?.index, undefined) ?? 0;
     const status = parts.node.status();
     this.configKey = configKey(status);
-    if (status.leader !== undefined) this.record('leader', `leader is ${status.leader} (term ${status.term})`);
+    if (status.leader !== undefined) this.record('leader', this.leaderText(status.leader, status.term));
     parts.node.on('role', (role, term) => {
       if (role === 'candidate') this.record('election', `${this.id} stands for election (term ${term})`);
     });
     parts.node.on('leader', (leader, term) => {
-      if (leader === undefined) this.record('election', `no leader (term ${term})`);
-      else this.record('leader', `leader is ${leader} (term ${term})`);
+      if (leader === undefined) this.record('election', `${this.id} knows no leader (term ${term})`);
+      else this.record('leader', this.leaderText(leader, term));
     });
     parts.node.on('status', (s) => this.noteConfig(s));
     parts.node.on('snapshot', (index) => {
@@ -315,6 +315,10 @@ export class NodeObserver {
     if (this.timer !== undefined) clearInterval(this.timer);
   }
 
+  private leaderText(leader: NodeId, term: number): string {
+    return leader === this.id ? `${this.id} leads (term ${term})` : `${this.id} follows leader ${leader} (term ${term})`;
+  }
+
   private peer(id: NodeId): PeerState {
     let p = this.peers.get(id);
     if (p === undefined) {
@@ -363,7 +367,7 @@ export class NodeObserver {
       const c = status.config;
       const joint = c.outgoing !== undefined ? ` (joint with ${c.outgoing.join(', ')})` : '';
       const learners = c.learners.length > 0 ? `, learners ${c.learners.join(', ')}` : '';
-      this.record('config', `voters ${c.voters.join(', ')}${joint}${learners}`);
+      this.record('config', `${this.id} sees voters ${c.voters.join(', ')}${joint}${learners}`);
     }
   }
 }

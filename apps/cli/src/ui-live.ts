@@ -248,7 +248,7 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
     // The leader as the cluster sees it: a node leading whose term a majority of the answers share with it.
     const leader = leaderOf(answered, members);
     if (leader !== undefined && (agreedLeader?.id !== leader.id || agreedLeader.term !== leader.term)) {
-      events.push({ at, kind: 'leader', node: leader.id, text: `${leader.id} leads (term ${leader.term})${agreedLeader !== undefined ? `, after ${agreedLeader.id}` : ''}` });
+      events.push({ at, kind: 'leader', node: leader.id, text: `${leader.id} is the cluster's leader (term ${leader.term})${agreedLeader !== undefined ? `, after ${agreedLeader.id}` : ''}` });
     }
     if (leader === undefined && hadLeader === true) events.push({ at, kind: 'election', text: 'no leader' });
     if (leader !== undefined) agreedLeader = leader;

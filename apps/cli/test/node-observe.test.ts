@@ -152,12 +152,12 @@ describe('NodeObserver: node events', () => {
     obs.admin({ t: 'admin.status' });
     const a = obs.answer(0);
     expect(a.events.map((e) => [e.kind, e.text])).toEqual([
-      ['leader', 'leader is n2 (term 1)'],
+      ['leader', 'n1 follows leader n2 (term 1)'],
       ['election', 'n1 stands for election (term 2)'],
-      ['election', 'no leader (term 2)'],
-      ['leader', 'leader is n1 (term 2)'],
+      ['election', 'n1 knows no leader (term 2)'],
+      ['leader', 'n1 leads (term 2)'],
       ['snapshot', 'n1 snapshot at index 40'],
-      ['config', 'voters n1, n2, n3, n4, learners n5'],
+      ['config', 'n1 sees voters n1, n2, n3, n4, learners n5'],
       ['partition', 'n1 cut off from n2, n3'],
       ['partition', 'n1 cut off from n2 (inbound)'],
       ['heal', 'n1 healed: every link restored'],
@@ -173,7 +173,7 @@ describe('NodeObserver: node events', () => {
     const node = new FakeNode();
     obs.attach({ node, storage: new MemoryStorage() });
     node.current = { ...node.current, config: { voters: ['n1', 'n2'], outgoing: ['n1', 'n2', 'n3'], learners: [] } };
-    expect(obs.answer(0).events.map((e) => e.text)).toEqual(['voters n1, n2 (joint with n1, n2, n3)']);
+    expect(obs.answer(0).events.map((e) => e.text)).toEqual(['n1 sees voters n1, n2 (joint with n1, n2, n3)']);
     // Reported once.
     expect(obs.answer(0).events).toHaveLength(1);
   });
@@ -291,7 +291,7 @@ describe('NodeObserver: GET /ui', () => {
       [4, 1, 'command'],
       [5, 1, 'command'],
     ]);
-    expect(a.events.map((e) => e.text)).toEqual(['leader is n2 (term 1)']);
+    expect(a.events.map((e) => e.text)).toEqual(['n1 follows leader n2 (term 1)']);
     expect(a.messages).toEqual([{ seq: 2, from: 'n1', to: 'n2', type: 'Heartbeat', at: expect.any(Number) }]);
     expect(a.seq).toBe(2);
 

@@ -329,7 +329,8 @@ describe('liveSource against stand-in nodes (real observers behind real http ser
       // ZAB's non-voting members are its observers.
       expect(f1.members).toEqual({ voters: ['n1', 'n2'], learners: [], observers: ['n3'] });
       // One of two voters is no majority: no agreed leader yet.
-      expect(f1.events.filter((e) => e.text.includes('leads'))).toEqual([]);
+      expect(f1.events.filter((e) => e.text.includes("cluster's leader"))).toEqual([]);
+      expect(f1.events).toContainEqual(expect.objectContaining({ kind: 'leader', node: 'n1', text: 'n1 leads (term 1)' }));
 
       file([n1, n2]);
       const f2 = await source.poll();
@@ -337,7 +338,7 @@ describe('liveSource against stand-in nodes (real observers behind real http ser
         ['n1', true, 0],
         ['n2', true, 3],
       ]);
-      expect(f2.events).toContainEqual(expect.objectContaining({ kind: 'leader', node: 'n1', text: 'n1 leads (term 1)' }));
+      expect(f2.events).toContainEqual(expect.objectContaining({ kind: 'leader', node: 'n1', text: "n1 is the cluster's leader (term 1)" }));
 
       // 50 messages each way in 500 ms (the observers' clock): 100 per second. One sampled message travels
       // n1 -> n2 and is seen by both ends: the frame shows it once.
