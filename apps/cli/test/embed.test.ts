@@ -232,6 +232,21 @@ describe('startNode: a state machine of your own', () => {
     await paxos.node.waitForLeader({ timeoutMs: 10_000 });
     await paxos.client.put('a', '1');
     expect((await paxos.client.get('a'))?.value).toBe('1');
+    // A watch left open does not hold stop() up: it ends with the client.
+    const watch = paxos.client.watch('a');
+    await watch.created;
+    const ended = (async () => {
+      try {
+        for await (const _ of watch) {
+          // nothing more is written
+        }
+        return 'done';
+      } catch (e) {
+        return (e as Error).name;
+      }
+    })();
+    await paxos.stop();
+    expect(await ended).toBe('done');
     await zab.node.waitForLeader({ timeoutMs: 10_000 });
     expect(await zab.client.propose({ add: 7 })).toBe(7);
     expect(zab.protocol).toBe('zab');
