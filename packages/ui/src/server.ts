@@ -277,7 +277,12 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
   server.requestTimeout = 30_000;
 
   const unsubscribe = source.subscribe((frame: UiFrame) => {
-    for (const client of clients) client.send(frame);
+    // A frame that cannot be sent (not JSON) is skipped here rather than thrown into the source's loop.
+    try {
+      for (const client of clients) client.send(frame);
+    } catch {
+      // The history answer shows the same frame's fault (500) to whoever asks.
+    }
   });
   const pinger = setInterval(() => {
     for (const client of clients) client.ping();

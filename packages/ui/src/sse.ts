@@ -10,9 +10,17 @@ import type { UiFrame } from './model';
 /** Events kept in a coalesced frame (the oldest are dropped beyond it; the history still has them). */
 export const COALESCED_EVENTS_MAX = 256;
 
+const formatted = new WeakMap<UiFrame, string>();
+
+/** The frame as one event; made once per frame however many streams send it (frames are not changed once made). */
 export function formatFrame(frame: UiFrame): string {
-  // JSON.stringify never emits a raw newline, so one data line carries the whole frame.
-  return `event: frame\nid: ${frame.seq}\ndata: ${JSON.stringify(frame)}\n\n`;
+  let text = formatted.get(frame);
+  if (text === undefined) {
+    // JSON.stringify never emits a raw newline, so one data line carries the whole frame.
+    text = `event: frame\nid: ${frame.seq}\ndata: ${JSON.stringify(frame)}\n\n`;
+    formatted.set(frame, text);
+  }
+  return text;
 }
 
 /** Merges `next` into `pending`: `next`'s picture, both frames' events (the last COALESCED_EVENTS_MAX). */

@@ -129,6 +129,19 @@ describe('serveUi: the event stream', () => {
     expect(JSON.parse(res.body)).toEqual({ ok: false, text: expect.stringMatching(/since/) });
   });
 
+  it('skips a frame it cannot serialise without throwing into the source, and goes on', async () => {
+    const source = fakeSource();
+    const server = await start(source);
+    const stream = await open(`${server.url}api/stream`);
+    await stream.until((r) => r.events.length > 0);
+    const bad = frame(0) as ReturnType<typeof frame> & { self?: unknown };
+    bad.self = bad;
+    expect(() => source.emit(bad)).not.toThrow();
+    source.emit(frame(1));
+    await stream.until((r) => r.frames.length === 1);
+    expect(stream.frames[0]?.seq).toBe(1);
+  });
+
   it('pings with a comment line', async () => {
     const server = await start(fakeSource(), { pingIntervalMs: 20 });
     const stream = await open(`${server.url}api/stream`);
