@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
 import { COMBINED_SNAPSHOT_VERSION, combineStateMachines } from './combine';
 import { ConfigError, InvalidArgumentError, MalformedMessageError } from './errors';
-import type { LogEntry, StateMachine } from './types';
+import type { LogEntry, SnapshotJob, StateMachine } from './types';
 
 class Register implements StateMachine<string, string, 'get', string> {
   value = '';
@@ -168,5 +168,48 @@ describe('combineStateMachines: upgrading a single-machine cluster (primary)', (
     expect(() => sm.apply(entry, { add: 1 } as never)).toThrow(InvalidArgumentError);
     expect(() => sm.query({ get: true } as never)).toThrow(InvalidArgumentError);
     expect(() => combineStateMachines({ kv: new Counter() }, { primary: 'nope' as 'kv' })).toThrow(ConfigError);
+  });
+});
+
+/** A register with an incremental snapshot (r3): captures its value at `beginSnapshot`, done after two steps. */
+class SlicedRegister extends Register {
+  cancelled = 0;
+  beginSnapshot(): SnapshotJob {
+    const captured = this.value;
+    let steps = 0;
+    return {
+      step: () => (++steps < 2 ? undefined : new TextEncoder().encode(captured)),
+      cancel: () => void this.cancelled++,
+    };
+  }
+}
+
+describe('combineStateMachines: incremental snapshots (r3)', () => {
+  it('captures every machine when the job begins (a plain one by snapshot() at once) and writes the envelope snapshot() writes', () => {
+    const a = new SlicedRegister();
+    const b = new Register();
+    const sm = combineStateMachines({ a, b });
+    sm.apply(entry, { sm: 'a', cmd: 'a1' });
+    sm.apply(entry, { sm: 'b', cmd: 'b1' });
+    const expected = sm.snapshot();
+    const job = (sm.beginSnapshot as () => SnapshotJob)();
+    sm.apply(entry, { sm: 'a', cmd: 'a2' });
+    sm.apply(entry, { sm: 'b', cmd: 'b2' });
+    let out: Uint8Array | undefined;
+    let steps = 0;
+    while ((out = job.step(1)) === undefined) steps++;
+    expect(steps).toBe(1);
+    expect(Buffer.from(out).equals(Buffer.from(expected))).toBe(true);
+    const copy = combineStateMachines({ a: new Register(), b: new Register() });
+    copy.restore(out);
+    expect([copy.query({ sm: 'a', q: 'get' }), copy.query({ sm: 'b', q: 'get' })]).toEqual(['a1', 'b1']);
+  });
+
+  it('cancel reaches every unfinished job', () => {
+    const a = new SlicedRegister();
+    const c = new SlicedRegister();
+    const job = (combineStateMachines({ a, c }).beginSnapshot as () => SnapshotJob)();
+    job.cancel();
+    expect([a.cancelled, c.cancelled]).toEqual([1, 1]);
   });
 });

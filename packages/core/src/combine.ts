@@ -1,6 +1,6 @@
 import { pack, unpack } from 'msgpackr';
 import { ConfigError, InvalidArgumentError, MalformedMessageError } from './errors';
-import type { LogEntry, StateMachine } from './types';
+import type { LogEntry, SnapshotJob, StateMachine } from './types';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyMachine = StateMachine<any, any, any, any>;
@@ -104,6 +104,47 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
       const parts: Record<string, Uint8Array> = {};
       for (const name of names) parts[name] = (machines[name] as AnyMachine).snapshot();
       return pack({ combined: COMBINED_SNAPSHOT_VERSION, parts });
+    },
+    /**
+     * r3: incremental when any machine is. Every machine is captured now: one with `beginSnapshot` as a job,
+     * any other as its `snapshot()` bytes at once; the jobs then run one after the other. The envelope is the
+     * one `snapshot()` writes.
+     */
+    beginSnapshot(): SnapshotJob {
+      const parts: Record<string, Uint8Array> = {};
+      const jobs: [string, SnapshotJob][] = [];
+      try {
+        for (const name of names) {
+          const sm = machines[name] as AnyMachine;
+          if (typeof sm.beginSnapshot === 'function') jobs.push([name, sm.beginSnapshot()]);
+          else parts[name] = sm.snapshot();
+        }
+      } catch (e) {
+        for (const [, job] of jobs) job.cancel();
+        throw e;
+      }
+      let done: Uint8Array | undefined;
+      return {
+        step(budget: number) {
+          if (done !== undefined) return done;
+          const current = jobs[0];
+          if (current !== undefined) {
+            const bytes = current[1].step(budget);
+            if (bytes === undefined) return undefined;
+            parts[current[0]] = bytes;
+            jobs.shift();
+            if (jobs.length > 0) return undefined;
+          }
+          // In the machines' order, as `snapshot()` writes them.
+          const ordered: Record<string, Uint8Array> = {};
+          for (const name of names) ordered[name] = parts[name] as Uint8Array;
+          done = pack({ combined: COMBINED_SNAPSHOT_VERSION, parts: ordered });
+          return done;
+        },
+        cancel() {
+          for (const [, job] of jobs.splice(0)) job.cancel();
+        },
+      };
     },
     restore(data: Uint8Array) {
       let decoded: unknown;

@@ -30,6 +30,7 @@ export type {
   Snapshot,
   SnapshotMeta,
   StateMachine,
+  SnapshotJob,
   Status,
   Storage,
   Transport,

@@ -272,6 +272,22 @@ export interface StateMachine<Cmd = unknown, Res = unknown, Q = unknown, R = unk
    * `ReplicatedTime`. It never reads a clock itself.
    */
   timeCommand?(term: number, clockMs: number): Cmd;
+  /**
+   * Optional (r3): an incremental snapshot, for a state machine too large to serialize in one event-loop turn.
+   * It captures the state as of the call (the applied index then) and returns a job; the host runs the job's
+   * `step` in slices between batches, applying entries meanwhile, until a step returns the bytes. Those bytes
+   * are the ones `snapshot()` would have returned at the call, and `restore` takes them alike. A host without
+   * it calls `snapshot()`; the state machine stays deterministic either way (the job changes no state).
+   */
+  beginSnapshot?(): SnapshotJob;
+}
+
+/** A snapshot in progress (`StateMachine.beginSnapshot`). */
+export interface SnapshotJob {
+  /** Does about `budget` units of work (a state machine's own unit, e.g. keys); returns the bytes once done. */
+  step(budget: number): Uint8Array | undefined;
+  /** Abandons the job, releasing what it holds (e.g. history kept for it). Safe to call after it is done. */
+  cancel(): void;
 }
 
 /** Optional protocol ability: be told that a peer is unreachable (e.g. to pause pipelining to it). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, SessionExpiredError, seededRandom, type LogEntry } from '@consensus-kit/core';
 import type { DeleteResult, KeyValue, KvRequest, KvResult } from './commands';
-import { unpack } from 'msgpackr';
+import { readColumnar } from './snapshot-format';
 import { KvStateMachine } from './kv-state-machine';
 
 let index = 0;
@@ -226,12 +226,12 @@ describe('KvStateMachine: exactly-once sessions (thesis 6.3)', () => {
         if (n === 30) restored.restore(sm.snapshot()); // half-way: the copy continues from a snapshot
         else if (n > 30) restored.apply({ index, term: 1, type: 'command', data: new Uint8Array() }, { cmd: { op: 'put', key: 'k', value: String(seq) }, session: { id: 'c', seq, ...(ack !== undefined ? { ack } : {}) } });
       }
-      const sessions = (unpack(sm.snapshot()) as { sessions: [string, number, number, [number, unknown][]][] }).sessions;
+      const sessions = readColumnar(sm.snapshot()).header.sessions as [string, number, number, [number, unknown][]][];
       const [, , tableAcked, answers] = sessions[0]!;
       expect(tableAcked).toBe(acked);
       expect(answers.map(([seq]) => seq).sort((x, y) => x - y)).toEqual([...kept].sort((x, y) => x - y));
       // The replica that restored half-way holds the same table.
-      expect((unpack(restored.snapshot()) as { sessions: unknown }).sessions).toEqual(sessions);
+      expect(readColumnar(restored.snapshot()).header.sessions).toEqual(sessions);
     }
   });
 

@@ -1,5 +1,5 @@
-import { pack, unpack } from 'msgpackr';
-import { InvalidArgumentError, MalformedMessageError, ReplicatedTime, type LogEntry, type ReplicatedTimeState, type StateMachine } from '@consensus-kit/core';
+import { unpack } from 'msgpackr';
+import { InvalidArgumentError, MalformedMessageError, ReplicatedTime, StoppedError, type LogEntry, type ReplicatedTimeState, type SnapshotJob, type StateMachine } from '@consensus-kit/core';
 import {
   type CasResult,
   type CompactResult,
@@ -28,7 +28,8 @@ import {
 } from './commands';
 import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
 import { DEFAULT_MAX_LEASES, DEFAULT_MIN_LEASE_TTL_MS, Lessor, type LeaseSnapshot } from './lease';
-import { MvccStore, type KvEvent, type MvccSnapshot } from './mvcc-store';
+import { MvccStore, type KeyRecord, type KvEvent, type MvccSnapshot } from './mvcc-store';
+import { ColumnarWriter, isColumnar, readColumnar } from './snapshot-format';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';
 import { compareHolds } from './txn';
 
@@ -86,6 +87,26 @@ interface SnapshotV3 extends MvccSnapshot {
   time: ReplicatedTimeState;
 }
 
+/**
+ * Format 4 (`snapshot-format.ts`): format 3's content, the live keys in columns. This is its msgpack header:
+ * everything but the live keys.
+ */
+interface SnapshotV4Header {
+  revision: number;
+  compactRevision: number;
+  past: [key: string, recs: KeyRecord[]][];
+  changeRevisions: number[];
+  changeKeys: string[];
+  sessions: SessionSnapshot<KvResult, StoredError>;
+  sweep: number;
+  leases: LeaseSnapshot;
+  lastLeaseId: number;
+  time: ReplicatedTimeState;
+}
+
+/** Keys a synchronous `snapshot()` walks per slice (the slicing does not change the bytes). */
+const SNAPSHOT_SLICE_KEYS = 65_536;
+
 /** Which branch each transaction of a tree takes, decided before any of its ops runs. */
 interface TxnPath {
   succeeded: boolean;
@@ -116,6 +137,8 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
   /** Replicated time, moved only by time entries (DESIGN r2). */
   private readonly time: ReplicatedTime;
   private readonly lessor: Lessor;
+  /** Incremental snapshots in progress: a restore cancels them (they walk the store it replaces). */
+  private readonly jobs = new Set<SnapshotJob>();
   /** Told each write's events, before automatic compaction can drop them (watch hubs). Not state: never in a snapshot. */
   private readonly changeListeners = new Set<(events: KvEvent[]) => void>();
 
@@ -443,23 +466,81 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     return sm.snapshot();
   }
 
+  /** The whole state, in format 4 (columnar; see `snapshot-format.ts`): the bytes `beginSnapshot` gives too. */
   snapshot(): Uint8Array {
-    const snap: SnapshotV3 = {
-      v: 3,
-      ...this.store.toSnapshot(),
-      sessions: this.sessions.toSnapshot(),
-      sweep: this.sessions.sweepIndex,
-      ...this.lessor.toSnapshot(),
-      time: this.time.state(),
-    };
-    return pack(snap);
+    const job = this.beginSnapshot();
+    for (;;) {
+      const bytes = job.step(SNAPSHOT_SLICE_KEYS);
+      if (bytes !== undefined) return bytes;
+    }
   }
 
   /**
-   * Restores a snapshot of format 3, 2 (before leases: no lease, replicated time 0) or 1 (before history: no
-   * history either).
+   * An incremental snapshot (core's optional `StateMachine.beginSnapshot`): the state as of this call, written
+   * a slice of `budget` keys per `step` while entries keep being applied in between. Sessions, leases and time
+   * are copied now (they are small next to the keys); the store is walked at this revision (MVCC: a read at a
+   * past revision), and the freeing of history is held until the walk ends (`MvccStore.hold`), so the walk
+   * sees every key as it was. The bytes equal what `snapshot()` returns now, whatever the slicing.
+   */
+  beginSnapshot(): SnapshotJob {
+    const release = this.store.hold();
+    const cursor = this.store.openCursor();
+    const lessor = this.lessor.toSnapshot();
+    const header: Omit<SnapshotV4Header, 'past'> = {
+      revision: cursor.revision,
+      compactRevision: cursor.compactRevision,
+      changeRevisions: cursor.changeRevisions,
+      changeKeys: cursor.changeKeys,
+      sessions: this.sessions.toSnapshot(),
+      sweep: this.sessions.sweepIndex,
+      leases: lessor.leases,
+      lastLeaseId: lessor.lastLeaseId,
+      time: this.time.state(),
+    };
+    const writer = new ColumnarWriter(cursor.liveCount);
+    const past: [string, KeyRecord[]][] = [];
+    const onLive = (kv: KeyValue) => writer.add(kv);
+    const onPast = (key: string, recs: KeyRecord[]) => past.push([key, recs]);
+    let state: 'walking' | 'cancelled' | Uint8Array = 'walking';
+    const job: SnapshotJob = {
+      step: (budget: number): Uint8Array | undefined => {
+        if (state instanceof Uint8Array) return state;
+        if (state === 'cancelled') throw new StoppedError('kv snapshot job was cancelled');
+        if (!Number.isSafeInteger(budget) || budget <= 0) throw new InvalidArgumentError(`snapshot step budget must be a positive integer, got ${String(budget)}`);
+        let finished: boolean;
+        try {
+          finished = cursor.next(budget, onLive, onPast);
+          writer.flush();
+          if (!finished) return undefined;
+          state = writer.finish({ ...header, past } satisfies SnapshotV4Header as unknown as Record<string, unknown>);
+        } finally {
+          if (state !== 'walking') {
+            release();
+            this.jobs.delete(job);
+          }
+        }
+        return state;
+      },
+      cancel: () => {
+        if (!(state instanceof Uint8Array)) state = 'cancelled';
+        release();
+        this.jobs.delete(job);
+      },
+    };
+    this.jobs.add(job);
+    return job;
+  }
+
+  /**
+   * Restores a snapshot of format 4 (columnar), 3, 2 (before leases: no lease, replicated time 0) or 1 (before
+   * history: no history either).
    */
   restore(bytes: Uint8Array): void {
+    for (const job of [...this.jobs]) job.cancel();
+    if (isColumnar(bytes)) {
+      this.restoreColumnar(bytes);
+      return;
+    }
     let snap: SnapshotV1 | SnapshotV2 | SnapshotV3;
     try {
       snap = unpack(bytes) as SnapshotV1 | SnapshotV2 | SnapshotV3;
@@ -500,6 +581,32 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       this.lessor.restore([], 0, []);
     }
     this.sessions.restore(snap.sessions, snap.sweep);
+  }
+
+  private restoreColumnar(bytes: Uint8Array): void {
+    const { header, kvs } = readColumnar(bytes);
+    const h = header as unknown as SnapshotV4Header;
+    if (
+      typeof h.revision !== 'number' ||
+      typeof h.compactRevision !== 'number' ||
+      !Array.isArray(h.past) ||
+      !Array.isArray(h.changeRevisions) ||
+      !Array.isArray(h.changeKeys) ||
+      h.changeRevisions.length !== h.changeKeys.length ||
+      !Array.isArray(h.sessions) ||
+      typeof h.sweep !== 'number' ||
+      !Array.isArray(h.leases) ||
+      typeof h.lastLeaseId !== 'number' ||
+      !Array.isArray(h.time)
+    ) {
+      throw new MalformedMessageError('kv snapshot (format 4) has a malformed header');
+    }
+    this.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys });
+    this.time.restore(h.time);
+    const leased: [string, number][] = [];
+    for (const kv of kvs) if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
+    this.lessor.restore(h.leases, h.lastLeaseId, leased);
+    this.sessions.restore(h.sessions, h.sweep);
   }
 }
 

@@ -1,4 +1,5 @@
 import BTreeModule from 'sorted-btree';
+import { bulkLoad } from 'sorted-btree/extended/bulkLoad';
 import type { KeyValue, KvValue } from './commands';
 import { FutureRevisionError, RevisionCompactedError } from './errors';
 
@@ -6,6 +7,8 @@ import { FutureRevisionError, RevisionCompactedError } from './errors';
 // bundlers and vitest the class itself.
 const BTree = ((BTreeModule as unknown as { default?: typeof BTreeModule }).default ?? BTreeModule) as typeof BTreeModule;
 type KeyIndex = InstanceType<typeof BTree<string, undefined>>;
+/** sorted-btree's default node size. */
+const NODE_SIZE = 32;
 
 /** Code-unit order, the same on every platform (no locale). */
 function compareKeys(a: string, b: string): number {
@@ -103,6 +106,15 @@ export class MvccStore {
   revision = 0;
   /** Reads below this revision fail: their history is gone. 0 until the first compaction. */
   compactRevision = 0;
+  /**
+   * Snapshots in progress (`hold`). While one runs, a compaction moves `compactRevision` (what every read and
+   * every snapshot sees) but frees nothing: the snapshot still walks the history it began with. Reads at or
+   * above `compactRevision` are answered the same either way (that is what compaction promises), so the store
+   * a client sees, and every snapshot's bytes, do not depend on when the memory is freed.
+   */
+  private holds = 0;
+  /** After a hold: change-log entries at or below `compactRevision` still to trim, a few per compaction. */
+  private backlog = false;
 
   get size(): number {
     return this.live.size;
@@ -260,20 +272,46 @@ export class MvccStore {
    * `compactRevision < revision <= this.revision`.
    */
   compact(revision: number): void {
+    this.compactRevision = revision;
+    if (this.holds > 0) return;
+    // A backlog left by a snapshot is freed a slice per compaction, not in one stall.
+    this.trimLog(this.backlog ? TRIM_BACKLOG_SLICE : Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * Frees the history `compactRevision` no longer lets anyone read, for at most `budget` change-log entries:
+   * each entry at or below it names a key whose older records go.
+   */
+  private trimLog(budget: number): void {
+    const revision = this.compactRevision;
     const revs = this.changeRevs;
     const keys = this.changeKeys;
     let i = this.changeHead;
-    while (i < revs.length && (revs[i] as number) <= revision) {
+    while (i < revs.length && (revs[i] as number) <= revision && budget-- > 0) {
       this.trim(keys[i] as string, revision);
       i++;
     }
+    this.backlog = i < revs.length && (revs[i] as number) <= revision;
     if (i > 1024 && i * 2 > revs.length) {
       this.changeRevs = revs.slice(i);
       this.changeKeys = keys.slice(i);
       i = 0;
     }
     this.changeHead = i;
-    this.compactRevision = revision;
+  }
+
+  /**
+   * Holds the freeing of history while a snapshot walks the store (see `holds`); returns the release (safe to
+   * call twice). Once nothing holds it, what compaction left is freed a slice per later compaction.
+   */
+  hold(): () => void {
+    this.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.holds === 0) this.backlog = this.changeHead < this.changeRevs.length && (this.changeRevs[this.changeHead] as number) <= this.compactRevision;
+    };
   }
 
   /** Drops what a read at `revision` or later can no longer see of `key`'s history. */
@@ -311,31 +349,116 @@ export class MvccStore {
     }
   }
 
-  toSnapshot(): MvccSnapshot {
+  /**
+   * A walk of the store as it is now (revision R, compaction revision C), in key order, a slice at a time: the
+   * writes applied between slices do not show. It reads the history (each key's records up to R, as a read at
+   * R does) and cuts it as a compaction at C would have, so the result does not depend on when history was
+   * freed. The caller holds compaction (`hold`) for as long as it walks.
+   */
+  openCursor(): StoreCursor {
+    const R = this.revision;
+    const C = this.compactRevision;
+    // The change log above C (entries at or below it may wait for a backlog to be freed).
+    let lo = this.changeHead;
+    let hi = this.changeRevs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.changeRevs[mid] as number) <= C) lo = mid + 1;
+      else hi = mid;
+    }
+    const changeRevisions = this.changeRevs.slice(lo);
+    const changeKeys = this.changeKeys.slice(lo);
+    let after: string | undefined;
+    let done = false;
     return {
-      revision: this.revision,
-      compactRevision: this.compactRevision,
-      kvs: Array.from(this.liveKeys.keys(), (k) => this.live.get(k) as KeyValue),
-      // In key order, so replicas that built their history differently (one restored a snapshot) write the same bytes.
-      past: [...this.past.keys()].sort(compareKeys).map((k) => {
-        const p = this.past.get(k) as Past;
-        return [k, isHistory(p) ? p.recs.slice(p.head) : [p]] as [string, KeyRecord[]];
-      }),
-      changeRevisions: this.changeRevs.slice(this.changeHead),
-      changeKeys: this.changeKeys.slice(this.changeHead),
+      revision: R,
+      compactRevision: C,
+      liveCount: this.live.size,
+      changeRevisions,
+      changeKeys,
+      next: (budget, onLive, onPast) => {
+        if (done) return true;
+        // Fresh iterators each slice, from the last key walked: the trees may have changed since.
+        const a = this.liveKeys.keys(after);
+        const b = this.deadKeys.keys(after);
+        let x = a.next();
+        let y = b.next();
+        while (budget > 0) {
+          let k: string;
+          if (x.done && y.done) {
+            done = true;
+            return true;
+          }
+          if (y.done || (!x.done && x.value < y.value)) {
+            k = x.value as string;
+            x = a.next();
+          } else if (x.done || y.value < x.value) {
+            k = y.value;
+            y = b.next();
+          } else {
+            k = x.value;
+            x = a.next();
+            y = b.next();
+          }
+          if (k === after) continue;
+          after = k;
+          budget--;
+          this.walkKey(k, R, C, onLive, onPast);
+        }
+        return false;
+      },
     };
+  }
+
+  /** One key as of revision R with history cut at C (the rule of `trim`): its live version and its history. */
+  private walkKey(key: string, R: number, C: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): void {
+    const cur = this.live.get(key);
+    const p = this.past.get(key);
+    if (p === undefined) {
+      if (cur !== undefined && cur.modRevision <= R) onLive(cur);
+      return;
+    }
+    const recs = isHistory(p) ? p.recs.slice(p.head) : [p];
+    if (cur !== undefined) recs.push(cur);
+    let end = recs.length;
+    while (end > 0 && (recs[end - 1] as KeyRecord).modRevision > R) end--;
+    if (end === 0) return;
+    const last = recs[end - 1] as KeyRecord;
+    const atR = isTombstone(last) ? undefined : last;
+    let past = recs.slice(0, atR === undefined ? end : end - 1);
+    if (atR !== undefined && atR.modRevision <= C) past = [];
+    else {
+      let j = past.length - 1;
+      while (j >= 0 && (past[j] as KeyRecord).modRevision > C) j--;
+      if (j >= 0) past = past.slice(isTombstone(past[j] as KeyRecord) ? j + 1 : j);
+    }
+    if (atR !== undefined) onLive(atR);
+    if (past.length > 0) onPast(key, past);
   }
 
   /** Replaces the whole store with a snapshot's. */
   restore(s: MvccSnapshot): void {
     this.live.clear();
-    this.liveKeys = newKeyIndex();
     this.past.clear();
-    this.deadKeys = newKeyIndex();
-    for (const kv of s.kvs) {
+    let sorted = true;
+    for (let i = 0; i < s.kvs.length; i++) {
+      const kv = s.kvs[i] as KeyValue;
       this.live.set(kv.key, kv);
-      this.liveKeys.set(kv.key, undefined);
+      if (i > 0 && !((s.kvs[i - 1] as KeyValue).key < kv.key)) sorted = false;
     }
+    if (sorted) {
+      // Keys in order (every snapshot writes them so): the tree is built bottom-up, not by a million inserts.
+      this.liveKeys = bulkLoad(
+        s.kvs.map((kv) => kv.key),
+        new Array<undefined>(s.kvs.length),
+        NODE_SIZE,
+        compareKeys,
+      );
+    } else {
+      this.liveKeys = newKeyIndex();
+      for (const kv of s.kvs) this.liveKeys.set(kv.key, undefined);
+    }
+    this.deadKeys = newKeyIndex();
     for (const [key, recs] of s.past) {
       if (recs.length === 0) continue;
       this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
@@ -344,10 +467,31 @@ export class MvccStore {
     this.changeRevs = s.changeRevisions.slice();
     this.changeKeys = s.changeKeys.slice();
     this.changeHead = 0;
+    this.backlog = false;
     this.revision = s.revision;
     this.compactRevision = s.compactRevision;
   }
 }
+
+/** A walk of the store at one revision (`MvccStore.openCursor`). */
+export interface StoreCursor {
+  /** The revision walked, and the compaction revision its history is cut at. */
+  readonly revision: number;
+  readonly compactRevision: number;
+  /** How many keys were live at that revision. */
+  readonly liveCount: number;
+  /** The change log above the compaction revision, up to the revision walked. */
+  readonly changeRevisions: number[];
+  readonly changeKeys: string[];
+  /**
+   * Walks up to `budget` more keys in order, calling `onLive` for each key live at the revision and `onPast`
+   * for each key with history; true once every key was walked.
+   */
+  next(budget: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): boolean;
+}
+
+/** Change-log entries a compaction frees at most while it catches up after a snapshot held it. */
+const TRIM_BACKLOG_SLICE = 256;
 
 /** Index in `h.recs` of the last record at or below `revision` (binary search over `recs[head..]`), or -1. */
 function lastAtOrBelow(h: History, revision: number): number {

@@ -20,7 +20,7 @@ import { ManualClock } from './clock';
 import { decodeClusterConfig, encodeClusterConfig } from '../config';
 import { parseOptions } from '../options';
 import { ReplicatedTime, type TimeStep } from '../replicated-time';
-import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, StateMachine, Status, Transport, TransportHandler } from '../types';
+import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, SnapshotJob, StateMachine, Status, Transport, TransportHandler } from '../types';
 
 /** Lets pending promise callbacks and setImmediate work run. */
 const settle = async (rounds = 5) => {
@@ -538,6 +538,139 @@ describe('ConsensusNode: snapshots beside the drain loop', () => {
     (storage.pending.shift() as () => void)();
     await stopped;
     expect(snapshots).toHaveLength(2);
+  });
+});
+
+/**
+ * A counter with an incremental snapshot (`beginSnapshot`, r3): the job captures the total when it begins and
+ * needs `steps` calls of `step` to finish; it records what happened meanwhile.
+ */
+class SlicedCounter extends Counter {
+  steps = 3;
+  began: number[] = [];
+  stepsTaken = 0;
+  /** Entries applied while a job was unfinished. */
+  appliedDuring: number[] = [];
+  cancelled = 0;
+  private open = 0;
+  /** The total after each applied index. */
+  totals = new Map<number, number>();
+  override apply(entry: LogEntry, command: { add: number }): number {
+    if (this.open > 0) this.appliedDuring.push(entry.index);
+    const total = super.apply(entry, command);
+    this.totals.set(entry.index, total);
+    return total;
+  }
+  beginSnapshot(): SnapshotJob {
+    const captured = this.total;
+    this.began.push(captured);
+    this.open++;
+    let left = this.steps;
+    let done = false;
+    return {
+      step: () => {
+        this.stepsTaken++;
+        if (--left > 0) return undefined;
+        if (!done) this.open--;
+        done = true;
+        return new TextEncoder().encode(String(captured));
+      },
+      cancel: () => {
+        if (done) return;
+        done = true;
+        this.open--;
+        this.cancelled++;
+      },
+    };
+  }
+}
+
+describe('ConsensusNode: snapshots of a large state machine (r3)', () => {
+  it('takes an incremental snapshot in slices, one turn of the event loop each, while entries keep being applied', async () => {
+    const storage = new MemoryStorage();
+    const sm = new SlicedCounter();
+    sm.steps = 50;
+    const clock = new ManualClock();
+    const node = await soloNode(storage.raw, sm, clock, 4, storage);
+    const snapshots: number[] = [];
+    node.on('snapshot', (i) => snapshots.push(i));
+    for (let i = 1; i <= 4; i++) await node.propose({ add: 1 });
+    expect(sm.began).toHaveLength(1); // begun at the batch that reached snapshotEvery, not finished in it
+    const at = sm.began[0] as number;
+    expect(snapshots).toEqual([]);
+    // More entries apply between the slices: the node never waits for the snapshot.
+    for (let i = 1; i <= 3; i++) await node.propose({ add: 10 });
+    expect(sm.appliedDuring.length).toBeGreaterThan(0);
+    for (let i = 0; i < 200 && snapshots.length === 0; i++) await settle(1);
+    expect(snapshots).toHaveLength(1);
+    expect(sm.stepsTaken).toBe(50);
+    // The snapshot holds the state when it began, labelled with the index applied then.
+    const snap = storage.snapshot() as Snapshot;
+    expect(snap.index).toBe(snapshots[0]);
+    expect(new TextDecoder().decode(snap.data)).toBe(String(at));
+    const lastCommandAtOrBelow = Math.max(...[...sm.totals.keys()].filter((i) => i <= snap.index));
+    expect(sm.totals.get(lastCommandAtOrBelow)).toBe(at);
+    expect(sm.total).toBeGreaterThan(at);
+  });
+
+  it('abandons a snapshot in progress when the node stops (the job is cancelled, stop does not wait for it)', async () => {
+    const storage = new MemoryStorage();
+    const sm = new SlicedCounter();
+    sm.steps = 1_000_000;
+    const node = await soloNode(storage.raw, sm, new ManualClock(), 2, storage);
+    const snapshots: number[] = [];
+    node.on('snapshot', (i) => snapshots.push(i));
+    for (let i = 1; i <= 2; i++) await node.propose({ add: 1 });
+    await settle(3);
+    expect(sm.began).toHaveLength(1);
+    await node.stop();
+    expect(sm.cancelled).toBe(1);
+    expect(snapshots).toEqual([]);
+  });
+
+  it('snapshots after snapshotBytes of applied entry data, with snapshotEvery off', async () => {
+    const storage = new MemoryStorage();
+    const sm = new Counter();
+    const clock = new ManualClock();
+    const net = new LocalNetwork();
+    const node = new ConsensusNode<{ add: number; pad?: string }, number, 'total', number>({
+      id: 'solo',
+      peers: ['solo'],
+      protocol: solo,
+      storage,
+      transport: net.transport('solo'),
+      stateMachine: sm as unknown as StateMachine<{ add: number; pad?: string }, number, 'total', number>,
+      clock,
+      tickMs: 10,
+      electionTicks: 3,
+      snapshotEvery: 0,
+      snapshotBytes: 1000,
+    });
+    nodes.push(node as unknown as ConsensusNode<never, never, never, never>);
+    await node.start();
+    for (let i = 0; i < 5 && !node.isLeader; i++) {
+      clock.advance(10);
+      await settle();
+    }
+    const snapshots: number[] = [];
+    node.on('snapshot', (i) => snapshots.push(i));
+    // Small entries: far below 1000 bytes, no snapshot.
+    for (let i = 0; i < 10; i++) await node.propose({ add: 1 });
+    await settle();
+    expect(snapshots).toEqual([]);
+    // Three entries of ~400 bytes cross it.
+    for (let i = 0; i < 3; i++) await node.propose({ add: 1, pad: 'x'.repeat(400) });
+    await settle();
+    expect(snapshots).toHaveLength(1);
+    expect(storage.snapshot()?.index).toBe(snapshots[0]);
+  });
+
+  it('refuses a snapshotBytes that is not a non-negative integer', () => {
+    for (const snapshotBytes of [-1, 1.5, Number.NaN]) {
+      expect(
+        () => new ConsensusNode({ id: 'a', peers: ['a'], protocol: solo, storage: new MemoryStorage(), transport: new LocalNetwork().transport('a'), stateMachine: new Counter(), snapshotBytes }),
+      ).toThrow(ConfigError);
+    }
   });
 });
 

@@ -24,7 +24,7 @@ import { silentLogger } from './logger';
 import { PendingOperations, type OperationOptions, type PendingOperation, type PendingRead } from './pending-operations';
 import { ReadyLoop } from './ready-loop';
 import { DEFAULT_TIME_INTERVAL_MS, validateNodeOptions, type ConsensusNodeOptions } from './node-options';
-import { Snapshotter } from './snapshotter';
+import { DEFAULT_SNAPSHOT_BYTES, Snapshotter } from './snapshotter';
 
 export type { CommandCodec } from './command-framing';
 export type { OperationOptions } from './pending-operations';
@@ -93,6 +93,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
       stateMachine: options.stateMachine,
       logger: this.logger,
       every: options.snapshotEvery ?? 10_000,
+      bytes: options.snapshotBytes ?? DEFAULT_SNAPSHOT_BYTES,
       keep: options.snapshotKeep ?? 1000,
       onSnapshot: (index) => this.emit('snapshot', index),
       running: () => this.state === 'running',
@@ -135,6 +136,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
       advanced: (rd) => {
         if (rd.status !== undefined) this.onStatus(rd.status);
         if (this.pending.configs.size > 0) this.settleConfigChanges(protocol);
+        this.snapshotter.noteApplied(rd.committed);
         this.snapshotter.maybeSnapshot(this.applier);
       },
       fail: (e) => this.fail(e),

@@ -9,3 +9,4 @@ export { LocalNetwork } from './local-network';
 export type { LocalNetworkOptions } from './local-network';
 export { ManualClock, systemClock } from './clock';
 export { consoleLogger, silentLogger } from './logger';
+export { DEFAULT_SNAPSHOT_BYTES } from './snapshotter';

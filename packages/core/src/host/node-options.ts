@@ -29,6 +29,12 @@ export interface ConsensusNodeOptions<Cmd, Res, Q, R> {
   timeoutMs?: number;
   /** Take a state-machine snapshot after this many applied entries (0: never). Default 10,000. */
   snapshotEvery?: number;
+  /**
+   * Also take one after this many bytes of applied entries' data (0: never), whichever of `snapshotEvery` and
+   * `snapshotBytes` comes first: a log of large values is compacted before it holds 10,000 of them. Default
+   * 64 MiB (`DEFAULT_SNAPSHOT_BYTES`).
+   */
+  snapshotBytes?: number;
   /** Entries kept in the log behind a snapshot, for slow followers. Default 1,000. */
   snapshotKeep?: number;
   /**
@@ -69,6 +75,9 @@ export function validateNodeOptions<Cmd, Res, Q, R>(o: ConsensusNodeOptions<Cmd,
   if (o.timeIntervalMs !== undefined) assertPositiveInteger(o.timeIntervalMs, 'options.timeIntervalMs');
   if (o.snapshotEvery !== undefined && (!Number.isSafeInteger(o.snapshotEvery) || o.snapshotEvery < 0)) {
     throw new ConfigError(`options.snapshotEvery must be a non-negative integer, got ${preview(o.snapshotEvery)}`);
+  }
+  if (o.snapshotBytes !== undefined && (!Number.isSafeInteger(o.snapshotBytes) || o.snapshotBytes < 0)) {
+    throw new ConfigError(`options.snapshotBytes must be a non-negative integer, got ${preview(o.snapshotBytes)}`);
   }
   if (o.snapshotKeep !== undefined && (!Number.isSafeInteger(o.snapshotKeep) || o.snapshotKeep < 0)) {
     throw new ConfigError(`options.snapshotKeep must be a non-negative integer, got ${preview(o.snapshotKeep)}`);

@@ -1,5 +1,14 @@
+import { performance } from 'node:perf_hooks';
 import type { ApplyStep } from '../apply-step';
-import { canObserveCompaction, type DurableStorage, type Logger, type Protocol, type StateMachine } from '../types';
+import { StoppedError } from '../errors';
+import { canObserveCompaction, type DurableStorage, type LogEntry, type Logger, type Protocol, type SnapshotJob, type StateMachine } from '../types';
+
+/** Log bytes (applied entries' data) that trigger a snapshot by default: 64 MiB. */
+export const DEFAULT_SNAPSHOT_BYTES = 64 * 2 ** 20;
+/** The longest a slice of an incremental snapshot runs before the event loop gets a turn, by default. */
+export const DEFAULT_SNAPSHOT_SLICE_MS = 2;
+/** Units of work (a state machine's own, e.g. keys) asked of one `SnapshotJob.step`. */
+const STEP_UNITS = 512;
 
 export interface SnapshotterOptions {
   storage: DurableStorage;
@@ -8,6 +17,10 @@ export interface SnapshotterOptions {
   logger: Logger;
   /** Take a snapshot after this many applied entries (0: never). */
   every: number;
+  /** Take a snapshot after this many bytes of applied entries' data (0: never), whichever of the two comes first. */
+  bytes?: number;
+  /** An incremental snapshot (`beginSnapshot`) runs in slices of at most about this many ms. */
+  sliceMs?: number;
   /** Entries kept in the log behind a snapshot, for slow followers. */
   keep: number;
   /** A snapshot is durable (or was restored from a leader's). */
@@ -19,21 +32,28 @@ export interface SnapshotterOptions {
 }
 
 /**
- * The host's snapshotting and log compaction. Every `every` applied entries the state machine is captured,
- * synchronously, at the applied index; writing it is not awaited, so batches keep flowing while a large
- * snapshot is written and synced (one at a time). Once it is durable, the Ready loop compacts the log behind
- * it, keeping `keep` entries for slow followers, between batches (never concurrently with a `save`).
+ * The host's snapshotting and log compaction. After `every` applied entries, or `bytes` of their data, the state
+ * machine is captured at the applied index: with its incremental `beginSnapshot` when it has one (the job runs
+ * in slices of about `sliceMs`, one per turn of the event loop, while batches keep flowing and entries keep
+ * being applied: a large store never stalls the node), else with `snapshot()` at once. Writing it is not
+ * awaited either, so batches keep flowing while a large snapshot is written and synced (one at a time). Once it
+ * is durable, the Ready loop compacts the log behind it, keeping `keep` entries for slow followers, between
+ * batches (never concurrently with a `save`).
  */
 export class Snapshotter {
   private lastIndex = 0;
-  /** The snapshot being written, if any. */
+  /** Bytes of entry data applied since the last snapshot began. */
+  private bytesSince = 0;
+  /** The snapshot being taken or written, if any. */
   private writing: Promise<void> | undefined;
+  /** The incremental snapshot being taken, if any (cancelled by a restore or a stop). */
+  private job: SnapshotJob | undefined;
   /** A compaction made safe by a durable snapshot, run by the Ready loop between batches. */
   private compactTo: number | undefined;
 
   constructor(private readonly o: SnapshotterOptions) {}
 
-  /** Settles once the snapshot being written (if any) is durable or failed. */
+  /** Settles once the snapshot being taken or written (if any) is durable or failed. */
   get settled(): Promise<void> {
     return this.writing ?? Promise.resolve();
   }
@@ -44,21 +64,41 @@ export class Snapshotter {
 
   /** The state machine now reflects a snapshot at `index` (restored at start or installed from a leader). */
   restored(index: number): void {
+    // A snapshot being taken describes the state the restore replaced: abandon it.
+    this.cancelJob();
     this.lastIndex = index;
+    this.bytesSince = 0;
   }
 
-  /** Called after each batch: snapshots when `every` entries were applied since the last snapshot. */
+  /** Counts the data of applied entries, for the `bytes` trigger. */
+  noteApplied(entries: readonly LogEntry[]): void {
+    for (const e of entries) this.bytesSince += e.data.length;
+  }
+
+  /** Called after each batch: snapshots when `every` entries or `bytes` bytes were applied since the last one. */
   maybeSnapshot(applied: ApplyStep): void {
-    if (this.writing !== undefined || this.o.every <= 0 || applied.index - this.lastIndex < this.o.every) return;
+    if (this.writing !== undefined) return;
+    const byEntries = this.o.every > 0 && applied.index - this.lastIndex >= this.o.every;
+    const bytes = this.o.bytes ?? 0;
+    const byBytes = bytes > 0 && this.bytesSince >= bytes && applied.index > this.lastIndex;
+    if (!byEntries && !byBytes) return;
     const { storage, stateMachine } = this.o;
-    const index = applied.index;
-    this.lastIndex = index; // also on failure: do not retry on every batch
+    const meta = { index: applied.index, term: applied.term, config: applied.config };
+    this.lastIndex = meta.index; // also on failure: do not retry on every batch
+    this.bytesSince = 0;
     let saved: Promise<void>;
     try {
-      saved = storage.saveSnapshot({ index, term: applied.term, config: applied.config, data: stateMachine.snapshot() });
+      if (typeof stateMachine.beginSnapshot === 'function') {
+        const job = stateMachine.beginSnapshot();
+        this.job = job;
+        saved = this.runJob(job).then((data) => storage.saveSnapshot({ ...meta, data }));
+      } else {
+        saved = storage.saveSnapshot({ ...meta, data: stateMachine.snapshot() });
+      }
     } catch (e) {
       saved = Promise.reject(e);
     }
+    const index = meta.index;
     this.writing = saved.then(
       () => {
         this.writing = undefined;
@@ -69,9 +109,54 @@ export class Snapshotter {
       },
       (e: unknown) => {
         this.writing = undefined;
+        if (StoppedError.is(e)) {
+          // The node stopped, or a snapshot from the leader replaced the state being captured.
+          if (this.o.running()) this.o.logger.debug('snapshot abandoned', { index, reason: e.message });
+          return;
+        }
         this.o.logger.warn('snapshot failed; will retry later', { index, error: String(e) });
       },
     );
+  }
+
+  /**
+   * Runs an incremental snapshot: steps for up to `sliceMs`, then yields the event loop (`setImmediate`, after
+   * pending I/O), so heartbeats, client requests and batches go on between slices. Rejects with
+   * `StoppedError` if the node stops or a restore cancels the job.
+   */
+  private runJob(job: SnapshotJob): Promise<Uint8Array> {
+    const sliceMs = this.o.sliceMs ?? DEFAULT_SNAPSHOT_SLICE_MS;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const slice = () => {
+        if (this.job !== job || !this.o.running()) {
+          if (this.job === job) this.cancelJob();
+          reject(new StoppedError('the snapshot in progress was abandoned (the node stopped or restored a snapshot)'));
+          return;
+        }
+        const until = performance.now() + sliceMs;
+        try {
+          let data: Uint8Array | undefined;
+          do data = job.step(STEP_UNITS);
+          while (data === undefined && performance.now() < until);
+          if (data === undefined) {
+            setImmediate(slice);
+            return;
+          }
+          this.job = undefined;
+          resolve(data);
+        } catch (e) {
+          this.cancelJob();
+          reject(e);
+        }
+      };
+      setImmediate(slice);
+    });
+  }
+
+  private cancelJob(): void {
+    const job = this.job;
+    this.job = undefined;
+    job?.cancel();
   }
 
   /** Runs the due compaction, if any; tells the protocol when it can observe compaction. Never throws. */

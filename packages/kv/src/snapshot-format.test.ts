@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { MalformedMessageError, StoppedError, seededRandom, type LogEntry, type SnapshotJob } from '@consensus-kit/core';
+import type { KeyValue, KvRequest, KvResult, LeaseInfo } from './commands';
+import { KvStateMachine } from './kv-state-machine';
+import { ColumnarWriter, isColumnar, readColumnar } from './snapshot-format';
+
+/** Each machine's own entry index: two machines fed the same writes see the same indexes (sessions record them). */
+const indexes = new WeakMap<KvStateMachine, number>();
+const entry = (sm: KvStateMachine): LogEntry => {
+  const index = (indexes.get(sm) ?? 0) + 1;
+  indexes.set(sm, index);
+  return { index, term: 1, type: 'command', data: new Uint8Array() };
+};
+const apply = (sm: KvStateMachine, req: KvRequest): KvResult | Error => {
+  try {
+    return sm.apply(entry(sm), req);
+  } catch (e) {
+    return e as Error; // refused commands are part of a random workload
+  }
+};
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+/** Runs `job` to the end, `budget` keys per step, calling `between` after every unfinished step. */
+function finish(job: SnapshotJob, budget: number, between: () => void = () => undefined): Uint8Array {
+  for (;;) {
+    const out = job.step(budget);
+    if (out !== undefined) return out;
+    between();
+  }
+}
+
+/** A random write: put (string or bytes, maybe leased), delete, prefix delete, txn, compact, lease grant/revoke, time. */
+function randomWrite(sm: KvStateMachine, random: () => number, clock: { ms: number; seq: number }): void {
+  const key = `k/${Math.floor(random() * 40)}`;
+  const r = random();
+  if (r < 0.45) {
+    const value = random() < 0.2 ? new Uint8Array([Math.floor(random() * 256), 0, 255]) : `v${Math.floor(random() * 1000)}`;
+    const lease = random() < 0.15 ? Math.floor(random() * 4) + 1 : 0;
+    apply(sm, { cmd: { op: 'put', key, value, ...(lease !== 0 ? { lease } : {}) } });
+  } else if (r < 0.6) apply(sm, { cmd: { op: 'delete', key } });
+  else if (r < 0.63) apply(sm, { cmd: { op: 'delete', key: `k/${Math.floor(random() * 4)}`, prefix: true } });
+  else if (r < 0.73) apply(sm, { cmd: { op: 'txn', if: [{ key, target: 'version', cmp: '>', value: 0 }], then: [{ op: 'put', key, value: 'txn' }, { op: 'put', key: `${key}/x`, value: 'y' }], else: [{ op: 'put', key, value: 'new' }] } });
+  else if (r < 0.78) apply(sm, { cmd: { op: 'compact', revision: Math.max(1, sm.currentRevision - Math.floor(random() * 6)) } });
+  else if (r < 0.84) apply(sm, { cmd: { op: 'leaseGrant', ttl: 2000, id: Math.floor(random() * 4) + 1 } });
+  else if (r < 0.87) apply(sm, { cmd: { op: 'leaseRevoke', id: Math.floor(random() * 4) + 1 } });
+  else if (r < 0.95) apply(sm, sm.timeCommand(1, (clock.ms += Math.floor(random() * 900))));
+  else apply(sm, { cmd: { op: 'put', key, value: 'in a session' }, session: { id: 'c', seq: ++clock.seq, ack: clock.seq - 1 } });
+}
+
+describe('kv snapshot format 4 (columnar)', () => {
+  it('round-trips string and byte values, non-ASCII keys, a leading U+FEFF and lone surrogates, to the same bytes', () => {
+    const sm = new KvStateMachine();
+    const kvs: [string, KeyValue['value']][] = [
+      ['\uFEFFbom-key', '\uFEFFbom value'],
+      ['ascii', 'plain'],
+      ['bin', new Uint8Array([0, 1, 2, 255])],
+      ['empty', ''],
+      ['emptybin', new Uint8Array()],
+      ['lone', 'a\uD800b'],
+      ['lone-key-\uDC00', 'x'],
+      ['ünï/cødé', '日本語 ✓ 𝄞'],
+    ];
+    for (const [key, value] of kvs) apply(sm, { cmd: { op: 'put', key, value } });
+    const bytes = sm.snapshot();
+    expect(isColumnar(bytes)).toBe(true);
+    const copy = new KvStateMachine();
+    copy.restore(bytes);
+    expect(copy.range('')).toEqual(sm.range(''));
+    for (const [key, value] of kvs) expect((copy.query({ op: 'get', key }) as KeyValue).value).toEqual(value);
+    expect(same(copy.snapshot(), bytes)).toBe(true);
+  });
+
+  it('restores from a Buffer at an odd offset (a snapshot unpacked from a message)', () => {
+    const sm = new KvStateMachine();
+    for (let i = 0; i < 100; i++) apply(sm, { cmd: { op: 'put', key: `k${i}`, value: i % 2 ? `v${i}` : new Uint8Array([i]) } });
+    const bytes = sm.snapshot();
+    const pool = Buffer.alloc(bytes.length + 3);
+    pool.set(bytes, 3);
+    const copy = new KvStateMachine();
+    copy.restore(pool.subarray(3));
+    expect(copy.range('')).toEqual(sm.range(''));
+  });
+
+  it('an incremental snapshot taken while every kind of write goes on holds exactly the state when it began (the bytes snapshot() gave then)', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const random = seededRandom(seed);
+      const clock = { ms: 0, seq: 0 };
+      const sm = new KvStateMachine({ historyRevisions: seed % 3 === 0 ? 0 : 4 + (seed % 5) });
+      apply(sm, sm.timeCommand(1, 0));
+      for (let i = 0; i < 200; i++) randomWrite(sm, random, clock);
+      const expected = sm.snapshot();
+      const job = sm.beginSnapshot();
+      // 1 to 3 keys per step, with 0 to 4 writes between steps: compaction (by command and by retention),
+      // deletions, new keys and lease expiry all happen while the walk is half-way.
+      const got = finish(job, 1 + (seed % 3), () => {
+        const writes = Math.floor(random() * 5);
+        for (let w = 0; w < writes; w++) randomWrite(sm, random, clock);
+      });
+      expect(same(got, expected), `seed ${seed}`).toBe(true);
+      expect(job.step(1)).toBe(got); // done: the same bytes again
+    }
+  });
+
+  it('holding history for a snapshot changes nothing a client or a later snapshot sees, and the history is freed afterwards', () => {
+    const random = seededRandom(7);
+    const clockA = { ms: 0, seq: 0 };
+    const clockB = { ms: 0, seq: 0 };
+    const a = new KvStateMachine({ historyRevisions: 3 });
+    const b = new KvStateMachine({ historyRevisions: 3 }); // never snapshots
+    const script: number[] = Array.from({ length: 2000 }, () => random());
+    let at = 0;
+    const replay = (sm: KvStateMachine, clock: { ms: number; seq: number }, n: number, from: number) => {
+      let i = from;
+      const local = () => script[i++ % script.length] as number;
+      for (let w = 0; w < n; w++) randomWrite(sm, local, clock);
+      return i;
+    };
+    at = replay(a, clockA, 150, 0);
+    replay(b, clockB, 150, 0);
+    const job = a.beginSnapshot();
+    let next = at;
+    finish(job, 2, () => {
+      const from = next;
+      next = replay(a, clockA, 3, from);
+      replay(b, clockB, 3, from);
+    });
+    const heldHistory = a.historyKeys;
+    expect(a.query({ op: 'status' })).toEqual(b.query({ op: 'status' }));
+    for (let r = a.compactRevision; r <= a.currentRevision; r++) expect(a.range('', undefined, undefined, r)).toEqual(b.range('', undefined, undefined, r));
+    const ha = readColumnar(a.snapshot());
+    const hb = readColumnar(b.snapshot());
+    expect(ha.kvs).toEqual(hb.kvs);
+    expect(ha.header).toEqual(hb.header);
+    expect(same(a.snapshot(), b.snapshot())).toBe(true);
+    // The history held meanwhile is freed by later compactions, a slice at a time.
+    for (let i = 0; i < 200; i++) {
+      const from = next;
+      next = replay(a, clockA, 1, from);
+      replay(b, clockB, 1, from);
+    }
+    expect(a.historyKeys).toBe(b.historyKeys);
+    expect(a.historyKeys).toBeLessThanOrEqual(heldHistory);
+    expect(same(a.snapshot(), b.snapshot())).toBe(true);
+  });
+
+  it('a restore cancels a snapshot in progress; a cancelled job refuses to go on', () => {
+    const sm = new KvStateMachine();
+    for (let i = 0; i < 20; i++) apply(sm, { cmd: { op: 'put', key: `k${i}`, value: 'v' } });
+    const job = sm.beginSnapshot();
+    expect(job.step(5)).toBeUndefined();
+    sm.restore(new KvStateMachine().snapshot());
+    expect(() => job.step(5)).toThrow(StoppedError);
+    const other = sm.beginSnapshot();
+    other.cancel();
+    expect(() => other.step(5)).toThrow(StoppedError);
+    expect(sm.size).toBe(0);
+  });
+
+  it('format 3 (testdata/snapshot-v3.bin, before the columnar format) restores: keys, lease and its key, replicated time, history and the session', () => {
+    const sm = new KvStateMachine({ historyRevisions: 4 });
+    sm.restore(readFileSync(new URL('../testdata/snapshot-v3.bin', import.meta.url)));
+    expect(sm.query({ op: 'status' })).toEqual({ revision: 9, compactRevision: 5 });
+    expect(sm.range('').map((kv) => [kv.key, kv.modRevision, kv.lease])).toEqual([
+      ['bin', 4, 0],
+      ['config/host', 2, 0],
+      ['config/port', 3, 0],
+      ['counter', 9, 0],
+      ['svc/a', 5, 7],
+    ]);
+    expect(sm.now).toBe(2000);
+    expect(sm.query({ op: 'leaseTimeToLive', id: 7, keys: true })).toEqual({ id: 7, ttl: 60_000, remaining: 58_000, keys: ['svc/a'] } satisfies LeaseInfo);
+    expect(sm.query({ op: 'get', key: 'counter', revision: 8 })).toMatchObject({ value: '1' });
+    expect([...((sm.query({ op: 'get', key: 'bin' }) as KeyValue).value as Uint8Array)]).toEqual([0, 1, 2, 255]);
+    // The session's answer is kept: the retry of seq 2 is answered, not applied again.
+    expect(sm.apply(entry(sm), { cmd: { op: 'put', key: 'counter', value: '2' }, session: { id: 'client-1', seq: 2, ack: 1 } })).toEqual({ op: 'put', revision: 9 });
+    // Written again, it is format 4, and restores to the same state.
+    const again = sm.snapshot();
+    expect(isColumnar(again)).toBe(true);
+    const copy = new KvStateMachine({ historyRevisions: 4 });
+    copy.restore(again);
+    expect(same(copy.snapshot(), again)).toBe(true);
+  });
+
+  it('refuses a malformed format-4 snapshot with a typed error: truncated, a newer version, keys out of order, a bad header', () => {
+    const sm = new KvStateMachine();
+    for (let i = 0; i < 10; i++) apply(sm, { cmd: { op: 'put', key: `k${i}`, value: `v${i}` } });
+    const bytes = sm.snapshot();
+    const restore = (b: Uint8Array) => () => new KvStateMachine().restore(b);
+    for (const cut of [3, 7, 12, bytes.length - 1]) expect(restore(bytes.subarray(0, cut))).toThrow(MalformedMessageError);
+    const newer = bytes.slice();
+    newer[3] = 5;
+    expect(restore(newer)).toThrow(/format 5.*newer release/);
+    const w = new ColumnarWriter(2);
+    w.add({ key: 'b', value: '1', createRevision: 1, modRevision: 1, version: 1, lease: 0 });
+    w.add({ key: 'a', value: '2', createRevision: 2, modRevision: 2, version: 1, lease: 0 });
+    expect(() => readColumnar(w.finish({}))).toThrow(/out of order/);
+    const headerless = new ColumnarWriter(0).finish({});
+    expect(restore(headerless)).toThrow(/malformed header/);
+    const garbled = bytes.slice();
+    garbled.fill(0xff, 8, 20);
+    expect(restore(garbled)).toThrow(MalformedMessageError);
+  });
+});
