@@ -497,6 +497,8 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
     return { ...base, mode: 'custom', node, client };
   }
   const channel = inProcessChannel(launched, spec, logger);
+  // A call's deadline (retries included) is the client's default 10 s, or longer when the node's own deadline for
+  // one proposal is: an in-process attempt ends when the node's proposal does.
   const client = new KvClient({ channel, ...(spec.timeoutMs !== undefined ? { timeoutMs: Math.max(spec.timeoutMs, 10_000) } : {}) });
   closeClient = () => client.close();
   const machines = launched.machines as NodeMachines;
@@ -509,7 +511,8 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
  * can change the other's objects (a `Uint8Array` value the caller reuses, a stored key the caller edits). A
  * follower's not-leader answer that names a leader is forwarded to the cluster over the client port (an rpc
  * client made on first use, which follows redirects to the leader): the client works on every node. Watches are
- * served by this node from its own applied state, as any node serves them.
+ * served by this node from its own applied state, as any node serves them. An in-process attempt lasts until the
+ * node answers (its own deadline, `timeoutMs`, bounds a proposal or read barrier); a call's signal is honoured.
  */
 function inProcessChannel(launched: LaunchedNode, spec: NodeSpec, logger: Logger): KvSubscribeChannel {
   let remote: RpcClient | undefined;
