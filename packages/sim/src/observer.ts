@@ -20,7 +20,11 @@ export interface SimObservation {
 export interface SimObserver {
   /** Called once before the replicas boot. */
   attach?(observation: SimObservation): void;
-  /** Every record the trace would hold (`t` in µs), as an object, whether or not `trace` is set. */
+  /**
+   * The records of the trace (`t` in µs), as objects, whether or not `trace` is set: boot, crash, restart,
+   * snapshot, restore, compact, fault, ... Those that cost to build (sends, receives, drops, persists, applies,
+   * statuses, client ops) come only when `trace` is set.
+   */
   trace?(fields: Readonly<Record<string, unknown>>): void;
   /** A fault action is carried out (scheduled, or by a scenario; a crash waiting for a save may come twice). */
   fault?(action: FaultAction): void;

@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UiFrame, UiHello } from '@consensus-kit/ui';
 import { main } from './cli';
@@ -79,6 +80,36 @@ describe('sim replay <seed>', () => {
       stop.abort();
     }
     expect(await run).toBe(1);
+  });
+
+  it('the command serves until Ctrl-C (SIGINT), then stops and exits with the run\'s verdict', async () => {
+    const cli = resolve(import.meta.dirname, 'cli.ts');
+    const child = spawn(process.execPath, ['--conditions=@consensus-kit/source', '--import', 'tsx', cli, 'replay', '1', '--protocol', 'toy', '--ticks', '60', '--ui', '--report-dir', dir], {
+      cwd: resolve(import.meta.dirname, '..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    try {
+      let stdout = '';
+      const base = await new Promise<string>((done, fail) => {
+        const timer = setTimeout(() => fail(new Error(`no URL within 30 s: ${stdout}`)), 30_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const m = /ui: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stdout);
+          if (m) {
+            clearTimeout(timer);
+            done(m[1]!);
+          }
+        });
+        void exited.then((code) => fail(new Error(`exited ${code} before serving: ${stdout}`)));
+      });
+      expect(((await (await get(base, '/api/hello')).json()) as UiHello).mode).toBe('replay');
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      await expect(get(base, '/api/hello')).rejects.toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('bad seed or options: exit 2 with a clear message, before anything runs', async () => {

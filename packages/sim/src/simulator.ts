@@ -510,7 +510,7 @@ class Simulation<Op extends ClientOp> implements SimContext {
   // --- plumbing ---------------------------------------------------------------------------------------------
 
   get tracing(): boolean {
-    return this.traceLines !== undefined || this.observer?.trace !== undefined;
+    return this.traceLines !== undefined;
   }
 
   push(at: number, event: SimEvent): void {
