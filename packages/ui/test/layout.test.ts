@@ -21,7 +21,7 @@ describe('ringLayout', () => {
       expect(p.x - NODE_RADIUS).toBeGreaterThanOrEqual(0);
       expect(p.y - NODE_RADIUS).toBeGreaterThanOrEqual(0);
       expect(p.x + NODE_RADIUS).toBeLessThanOrEqual(VIEW_SIZE);
-      expect(p.y + NODE_RADIUS + 14).toBeLessThanOrEqual(VIEW_SIZE); // the label under the circle
+      expect(p.y + NODE_RADIUS + 28).toBeLessThanOrEqual(VIEW_SIZE); // the two label lines under the circle
     }
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) expect(Math.hypot(list[i]!.x - list[j]!.x, list[i]!.y - list[j]!.y)).toBeGreaterThan(2 * NODE_RADIUS + 10);
   });

@@ -369,6 +369,7 @@ export class App {
     const rows: Array<[string, string]> = [
       ['node', id],
       ['role', shownRole(node)],
+      ['member', membershipOf(frame.members, id)],
       ['term', String(node?.term ?? '-')],
       ['leader (its view)', node?.leader ?? '-'],
       ['commit / applied / last', `${node?.commitIndex ?? '-'} / ${node?.appliedIndex ?? '-'} / ${node?.lastIndex ?? '-'}`],
@@ -409,8 +410,9 @@ export class App {
           jump,
           ' ',
           h('span', { class: 'kind' }, event.kind),
-          event.node ? h('span', { class: 'event-node' }, ` ${event.node}`) : false,
           ' ',
+          // The node, unless the text already starts with it ("n2 leads term 3").
+          event.node && !event.text.startsWith(event.node) ? h('span', { class: 'event-node' }, `${event.node}: `) : false,
           h('span', { class: 'event-text' }, event.text),
         );
       }),

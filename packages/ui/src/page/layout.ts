@@ -20,7 +20,7 @@ export function ringLayout(ids: readonly string[], size = VIEW_SIZE, nodeRadius 
     out.set(ids[0] as string, { x: centre, y: centre });
     return out;
   }
-  const radius = centre - nodeRadius - 24;
+  const radius = centre - nodeRadius - 34;
   ids.forEach((id, i) => {
     const angle = -Math.PI / 2 + (2 * Math.PI * i) / ids.length;
     out.set(id, { x: round(centre + radius * Math.cos(angle)), y: round(centre + radius * Math.sin(angle)) });

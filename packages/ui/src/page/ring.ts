@@ -12,6 +12,7 @@ interface NodeView {
   circle: SVGCircleElement;
   label: SVGTextElement;
   sub: SVGTextElement;
+  progress: SVGTextElement;
   title: SVGTitleElement;
 }
 
@@ -67,8 +68,9 @@ export class RingView {
     const circle = s('circle', { r: NODE_RADIUS, class: 'node-circle' });
     const label = s('text', { class: 'node-id', 'text-anchor': 'middle', dy: '0.35em' });
     const sub = s('text', { class: 'node-sub', 'text-anchor': 'middle', y: NODE_RADIUS + 13 });
+    const progress = s('text', { class: 'node-progress', 'text-anchor': 'middle', y: NODE_RADIUS + 25 });
     const title = s('title');
-    const group = s('g', { class: 'node', tabindex: 0, role: 'button', 'data-testid': `node-${id}`, 'aria-pressed': 'false' }, title, circle, label, sub);
+    const group = s('g', { class: 'node', tabindex: 0, role: 'button', 'data-testid': `node-${id}`, 'aria-pressed': 'false' }, title, circle, label, sub, progress);
     const choose = (): void => this.onSelect(id);
     group.addEventListener('click', choose);
     group.addEventListener('keydown', (event) => {
@@ -77,7 +79,7 @@ export class RingView {
         choose();
       }
     });
-    const view = { group, circle, label, sub, title };
+    const view = { group, circle, label, sub, progress, title };
     this.nodes.set(id, view);
     this.nodeLayer.append(group);
     return view;
@@ -97,6 +99,7 @@ export class RingView {
     attr(view.group, 'aria-pressed', String(id === this.selected));
     attr(view.circle, 'fill', up && node?.term !== undefined ? termColor(node.term) : '#9aa0a6');
     text(view.label, id);
+    text(view.progress, up && node?.commitIndex !== undefined ? `${node.commitIndex}/${node.appliedIndex ?? '-'}${node.lag ? ` \u00b7 lag ${node.lag}` : ''}` : '');
     text(view.sub, up ? `${id === leader ? '\u2605 ' : ''}${role} \u00b7 t${node?.term ?? '?'}` : 'down');
     const parts = [
       `${id}: ${role}`,
