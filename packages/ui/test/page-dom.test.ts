@@ -161,6 +161,27 @@ describe('the page (DOM)', () => {
     ]);
   });
 
+  it('shows the last action result even when an earlier action answers after it', async () => {
+    await startApp();
+    let release: (() => void) | undefined;
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (_path: string, init?: RequestInit) => {
+        const action = JSON.parse(String(init?.body)) as UiAction;
+        if (action.action === 'bench') await new Promise<void>((r) => (release = r));
+        return new Response(JSON.stringify({ ok: true, text: `result of ${action.action}` }));
+      }),
+    );
+    $('bench').click();
+    await vi.waitFor(() => expect(release).toBeDefined());
+    $('heal').click();
+    await vi.waitFor(() => expect($('action-result').textContent).toBe('result of heal'));
+    release?.();
+    await settle();
+    expect($('action-result').textContent).toBe('result of heal');
+    expect($('action-result').hasAttribute('data-pending')).toBe(false);
+  });
+
   it('disables the actions the source does not offer (replay) and opens a replay on its first step', async () => {
     hello = { ...HELLO, mode: 'replay', actions: [], replayCommand: 'consensus-sim replay 7' };
     history = [frame(0, { events: [{ at: 0, kind: 'election', text: 'first' }] }), frame(1), frame(2, { events: [{ at: 2, kind: 'violation', text: 'last' }] })];

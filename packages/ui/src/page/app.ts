@@ -34,6 +34,7 @@ export class App {
   private playing: ReturnType<typeof setInterval> | undefined;
   private lastDrawnSeq = -1;
   private eventsKey = '';
+  private actionCount = 0;
   private detailsKey = '';
   private readonly ring: RingView;
   private readonly rows = new Map<string, RowView>();
@@ -247,6 +248,8 @@ export class App {
   }
 
   private async run(action: UiAction): Promise<void> {
+    // The result shown is the last action's: an earlier one answering later does not overwrite it.
+    const mine = ++this.actionCount;
     attr(this.resultEl, 'data-pending', 'true');
     text(this.resultEl, `${action.action}\u2026`);
     let result: UiActionResult;
@@ -256,7 +259,7 @@ export class App {
     } catch (error) {
       result = { ok: false, text: error instanceof Error ? error.message : String(error) };
     }
-    this.showResult(result);
+    if (mine === this.actionCount) this.showResult(result);
   }
 
   private showResult(result: UiActionResult): void {
