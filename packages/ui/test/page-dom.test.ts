@@ -133,6 +133,42 @@ describe('the page (DOM)', () => {
     await vi.waitFor(() => expect($('leader').textContent).toBe('none'));
   });
 
+  it('draws membership, cut links, link rates, at most 24 messages and each log strip with its commit point and snapshot', async () => {
+    const f = frame(0, {
+      members: { voters: ['n1', 'n2'], learners: ['n3'], observers: ['n4'] },
+      links: [
+        { from: 'n1', to: 'n2', rate: 42, blocked: false },
+        { from: 'n1', to: 'n3', rate: 0, blocked: true },
+      ],
+      messages: Array.from({ length: 100 }, (_, i) => ({ from: 'n1', to: i % 2 ? 'n2' : 'n3', type: 'AppendEntries', at: i })),
+    });
+    f.nodes = [
+      { id: 'n1', up: true, role: 'leader', term: 3, commitIndex: 12, firstIndex: 10, snapshotIndex: 9, log: [10, 11, 12, 13].map((index) => ({ index, term: index < 12 ? 2 : 3 })) },
+      { id: 'n2', up: true, role: 'follower', term: 3, log: [] },
+      { id: 'n3', up: true, role: 'learner', term: 3, log: [] },
+      { id: 'n4', up: false, log: [] },
+    ];
+    history = [f];
+    await startApp();
+    await vi.waitFor(() => expect($('node-n4').getAttribute('data-role')).toBe('down'));
+    expect(['n1', 'n2', 'n3', 'n4'].map((id) => $(`node-${id}`).getAttribute('data-member'))).toEqual(['voter', 'voter', 'learner', 'observer']);
+    const cut = root.querySelector('line.link[data-from="n1"][data-to="n3"]');
+    expect(cut?.getAttribute('data-blocked')).toBe('true');
+    expect(cut?.getAttribute('class')).toContain('cut');
+    expect([...root.querySelectorAll('text.rate')].map((el) => el.textContent)).toEqual(['42/s']);
+    expect(root.querySelectorAll('circle.message')).toHaveLength(24);
+    const strip = root.querySelector('.log-row svg');
+    expect([...strip!.querySelectorAll('rect.entry')].map((r) => [r.getAttribute('data-index'), r.getAttribute('class')])).toEqual([
+      ['10', 'entry committed'],
+      ['11', 'entry committed'],
+      ['12', 'entry committed'],
+      ['13', 'entry'],
+    ]);
+    expect(strip!.querySelectorAll('line.commit-mark')).toHaveLength(1);
+    expect(strip!.querySelectorAll('rect.compacted')).toHaveLength(1);
+    expect(strip!.querySelector('rect[data-index="12"]')?.getAttribute('fill')).not.toBe(strip!.querySelector('rect[data-index="11"]')?.getAttribute('fill'));
+  });
+
   it('runs actions and shows their result with data-ok', async () => {
     await startApp();
     $('kill-n2').click();
