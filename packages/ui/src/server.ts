@@ -5,7 +5,8 @@
  * its own (DNS rebinding) and POSTs from another origin, so another web site cannot drive the cluster.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { parseUiAction } from './action';
 import { UiActionError, UiOptionsError } from './errors';
 import type { UiActionResult, UiFrame, UiSource } from './model';
@@ -132,11 +133,19 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
   };
   let allowed = new Set<string>();
 
+  const machineName = hostname().toLowerCase();
   /** The Host header names this server (not a DNS name rebound to 127.0.0.1 by another site). */
   const hostOk = (req: IncomingMessage): boolean => {
     const header = req.headers.host?.toLowerCase();
     if (header === undefined) return false;
-    return WILDCARD_HOSTS.has(host) || allowed.has(header);
+    if (allowed.has(header)) return true;
+    if (!WILDCARD_HOSTS.has(host)) return false;
+    // On every interface: any address of this machine as an IP literal, or its own name, on this port. Any other
+    // name may be another site's, rebound to this machine, and is refused as on loopback.
+    const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(header);
+    if (m === null || Number(m[2]) !== port) return false;
+    const name = m[1] as string;
+    return isIP(name.startsWith('[') ? name.slice(1, -1) : name) !== 0 || name === machineName;
   };
   /** A POST from a browser carries Origin; it must be this server's own. */
   const originOk = (req: IncomingMessage): boolean => {
@@ -217,7 +226,13 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
       fail(res, 403, 'unknown Host');
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      fail(res, 400, 'the request target is not a URL path');
+      return;
+    }
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const readOnly = method === 'GET' || method === 'HEAD';
