@@ -7,6 +7,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { promisify } from 'node:util';
+import { brotliCompress, constants as zlibConstants, gzip } from 'node:zlib';
 import { parseUiAction } from './action';
 import { UiActionError, UiOptionsError } from './errors';
 import type { UiActionResult, UiFrame, UiSource } from './model';
@@ -41,6 +43,76 @@ export interface UiServer {
   stats(): UiServerStats;
   /** Ends every event stream and stops listening. The source is the caller's: close it yourself. */
   close(): Promise<void>;
+}
+
+const brotliAsync = promisify(brotliCompress);
+const gzipAsync = promisify(gzip);
+
+/** How a history answer is encoded on the wire: what the browser accepts, brotli first. */
+export type HistoryEncoding = 'br' | 'gzip' | 'identity';
+
+/**
+ * The encoding to send for `Accept-Encoding: <header>`: brotli when accepted, else gzip, else none. A coding
+ * with `q=0` is refused; `*` stands for any coding not named.
+ */
+export function pickEncoding(header: string | undefined): HistoryEncoding {
+  if (header === undefined) return 'identity';
+  const q = new Map<string, number>();
+  for (const part of header.toLowerCase().split(',')) {
+    const [name, ...params] = part.split(';').map((x) => x.trim());
+    if (!name) continue;
+    const qParam = params.find((p) => p.startsWith('q='));
+    const value = qParam === undefined ? 1 : Number(qParam.slice(2));
+    q.set(name, Number.isFinite(value) ? value : 0);
+  }
+  const accepted = (name: string): boolean => (q.get(name) ?? q.get('*') ?? 0) > 0;
+  if (accepted('br')) return 'br';
+  if (accepted('gzip') || accepted('x-gzip')) return 'gzip';
+  return 'identity';
+}
+
+/** Histories smaller than this go as they are: compressing them saves less than it costs. */
+const COMPRESS_MIN_BYTES = 1024;
+
+/**
+ * The `/api/history` answer of one history, JSON and compressed, made once per distinct history and kept for
+ * the next request (a replay's history never changes; a live one changes with every frame, so its answer is
+ * remade only when a page asks after a new frame). Frames are never changed once made, so a history is known
+ * by its length and its first and last `seq`.
+ */
+class HistoryCache {
+  private key = '';
+  private json: Buffer | undefined;
+  private readonly encoded = new Map<HistoryEncoding, Promise<Buffer>>();
+
+  /** The answer for `frames` in `encoding` (identity when small): made now, or kept from an earlier request. */
+  async get(frames: readonly UiFrame[], encoding: HistoryEncoding): Promise<{ body: Buffer; encoding: HistoryEncoding }> {
+    const key = `${frames.length}:${frames[0]?.seq ?? ''}:${frames.at(-1)?.seq ?? ''}`;
+    if (key !== this.key || this.json === undefined) {
+      this.key = key;
+      this.json = Buffer.from(JSON.stringify(frames));
+      this.encoded.clear();
+    }
+    const json = this.json;
+    if (encoding === 'identity' || json.length < COMPRESS_MIN_BYTES) return { body: json, encoding: 'identity' };
+    let body = this.encoded.get(encoding);
+    if (body === undefined) {
+      body = compress(json, encoding);
+      const made = body;
+      made.catch(() => {
+        if (this.encoded.get(encoding) === made) this.encoded.delete(encoding);
+      });
+      this.encoded.set(encoding, body);
+    }
+    return { body: await body, encoding };
+  }
+}
+
+/** Brotli at quality 5 (about as fast as gzip's default on frames, and a third of its size), or gzip at 6. */
+function compress(json: Buffer, encoding: 'br' | 'gzip'): Promise<Buffer> {
+  return encoding === 'br'
+    ? brotliAsync(json, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 5, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: json.length } })
+    : gzipAsync(json, { level: 6 });
 }
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
@@ -153,6 +225,21 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
     return origin === undefined || origin.toLowerCase() === `http://${req.headers.host?.toLowerCase() ?? ''}`;
   };
 
+  const history = new HistoryCache();
+  /** `GET /api/history`: the frames as JSON, brotli- or gzip-compressed when the browser accepts it. */
+  const sendHistory = async (req: IncomingMessage, res: ServerResponse, method: string): Promise<void> => {
+    const { body, encoding } = await history.get(source.history(), pickEncoding(req.headers['accept-encoding']));
+    res.writeHead(200, {
+      ...COMMON_HEADERS,
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      vary: 'accept-encoding',
+      'content-length': body.length,
+      ...(encoding === 'identity' ? {} : { 'content-encoding': encoding }),
+    });
+    res.end(method === 'HEAD' ? undefined : body);
+  };
+
   const stream = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
     const sinceText = url.searchParams.get('since') ?? req.headers['last-event-id'];
     const since = typeof sinceText === 'string' && /^-?\d+$/.test(sinceText) ? Number(sinceText) : undefined;
@@ -258,7 +345,7 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
       return;
     }
     if (path === '/api/hello') sendJson(res, 200, source.hello());
-    else if (path === '/api/history') sendJson(res, 200, source.history());
+    else if (path === '/api/history') await sendHistory(req, res, method);
     else if (path === '/api/stream') {
       if (method === 'HEAD') {
         res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });

@@ -1,0 +1,128 @@
+/**
+ * `GET /api/history` on the wire: a replay's or a long live history is tens of MB of JSON, fetched whole at page
+ * load, so it goes brotli- or gzip-compressed when the browser accepts it, made once per distinct history.
+ */
+import { request } from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { serveUi, type UiFrame, type UiServer } from '../src/index';
+import { pickEncoding } from '../src/server';
+import { fakeSource, frame } from './helpers';
+
+const servers: UiServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** A GET over node:http, which (unlike fetch) neither asks for nor undoes a content encoding by itself. */
+function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Frames like a replay's: 5 nodes with 48-entry log tails each. */
+function bigHistory(count: number): UiFrame[] {
+  const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+  return Array.from({ length: count }, (_, seq) =>
+    frame(seq, {
+      members: { voters: ids, learners: [], observers: [] },
+      nodes: ids.map((id) => ({ id, up: true, role: id === 'n1' ? 'leader' : 'follower', term: 3, commitIndex: seq, appliedIndex: seq, lastIndex: seq + 47, log: Array.from({ length: 48 }, (_, k) => ({ index: seq + k, term: 3 })) })),
+      events: seq % 50 === 0 ? [{ at: seq, kind: 'leader', node: 'n1', text: `n1 leads (term ${seq})` }] : [],
+    }),
+  );
+}
+
+describe('pickEncoding', () => {
+  it('prefers brotli, then gzip, honours q=0 and *, and sends identity without a header', () => {
+    expect(pickEncoding('gzip, deflate, br, zstd')).toBe('br');
+    expect(pickEncoding('gzip, deflate')).toBe('gzip');
+    expect(pickEncoding('br;q=0, gzip;q=0.5')).toBe('gzip');
+    expect(pickEncoding('br;q=0, gzip;q=0')).toBe('identity');
+    expect(pickEncoding('*')).toBe('br');
+    expect(pickEncoding('*;q=0, gzip')).toBe('gzip');
+    expect(pickEncoding('identity')).toBe('identity');
+    expect(pickEncoding('')).toBe('identity');
+    expect(pickEncoding(undefined)).toBe('identity');
+  });
+});
+
+describe('GET /api/history on the wire', () => {
+  it('is brotli- or gzip-compressed as the browser accepts, the same frames once decoded, and far smaller', async () => {
+    const frames = bigHistory(400);
+    const server = await serveUi({ source: fakeSource({ frames }) });
+    servers.push(server);
+    const url = `${server.url}api/history`;
+    const plain = await get(url);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(plain.body.toString('utf8'))).toEqual(frames);
+
+    const br = await get(url, { 'accept-encoding': 'gzip, deflate, br' });
+    expect(br.status).toBe(200);
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(br.headers.vary).toMatch(/accept-encoding/i);
+    expect(Number(br.headers['content-length'])).toBe(br.body.length);
+    expect(JSON.parse(brotliDecompressSync(br.body).toString('utf8'))).toEqual(frames);
+    expect(br.body.length * 20).toBeLessThan(plain.body.length);
+
+    const gz = await get(url, { 'accept-encoding': 'gzip' });
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(JSON.parse(gunzipSync(gz.body).toString('utf8'))).toEqual(frames);
+    expect(gz.body.length * 10).toBeLessThan(plain.body.length);
+
+    // HEAD: the same headers, no body.
+    const head = await get(url, { 'accept-encoding': 'br' }, 'HEAD');
+    expect(head.headers['content-encoding']).toBe('br');
+    expect(head.body.length).toBe(0);
+    // fetch (the page's) undoes the encoding itself.
+    expect(await (await fetch(url)).json()).toEqual(frames);
+  });
+
+  it('a small history goes as it is', async () => {
+    const server = await serveUi({ source: fakeSource({ frames: [frame(0)] }) });
+    servers.push(server);
+    const answer = await get(`${server.url}api/history`, { 'accept-encoding': 'br, gzip' });
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(answer.body.toString('utf8'))).toEqual([frame(0)]);
+  });
+
+  it('is made once per history: the same bytes again without asking the source to serialise, remade after a new frame', async () => {
+    const source = fakeSource({ frames: bigHistory(200) });
+    const server = await serveUi({ source });
+    servers.push(server);
+    const url = `${server.url}api/history`;
+    let serialised = 0;
+    // The first frame counts every JSON.stringify of a history (toJSON runs once per serialisation).
+    const first = source.frames[0] as UiFrame & { toJSON?: () => unknown };
+    const { toJSON: _unused, ...plainFirst } = first;
+    first.toJSON = () => {
+      serialised++;
+      return plainFirst;
+    };
+    const a = await get(url, { 'accept-encoding': 'br' });
+    const b = await get(url, { 'accept-encoding': 'br' });
+    const g = await get(url, { 'accept-encoding': 'gzip' });
+    expect(serialised).toBe(1);
+    expect(b.body.equals(a.body)).toBe(true);
+    expect(JSON.parse(gunzipSync(g.body).toString('utf8'))).toHaveLength(200);
+    source.emit(frame(200));
+    const c = await get(url, { 'accept-encoding': 'br' });
+    expect(serialised).toBe(2);
+    const decoded = JSON.parse(brotliDecompressSync(c.body).toString('utf8')) as UiFrame[];
+    expect(decoded).toHaveLength(201);
+    expect(decoded.at(-1)).toEqual(frame(200));
+  });
+});
