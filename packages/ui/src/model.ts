@@ -67,6 +67,12 @@ export interface UiMessage {
   /** The protocol's own message type: AppendEntries, Prepare, PROPOSAL, ... */
   type: string;
   at: number;
+  /**
+   * Set when the message never arrives, with why (`link cut`, `loss`, ...): the sender sent it on a cut link
+   * (a live node samples its messages before the transport drops them), or the simulator dropped it. The page
+   * draws it stopping at the cut.
+   */
+  dropped?: string;
 }
 
 export type UiEventKind =
@@ -79,16 +85,28 @@ export type UiEventKind =
   | 'kill'
   | 'restart'
   | 'crash'
+  /** The simulator stalled a node's process (no ticks, its messages wait) and let it go on. */
+  | 'pause'
+  | 'resume'
   | 'action'
   | 'error'
   | 'violation';
 
-/** Something worth a mark on the timeline. */
+/**
+ * Something worth a mark on the timeline. `text` is a whole sentence that names the node it is about ("n2 leads
+ * (term 3)", "isolate n2"); `node` says which node, for the page to mark and filter, and is not printed again.
+ */
 export interface UiEvent {
   at: number;
   kind: UiEventKind;
   node?: string;
   text: string;
+  /**
+   * `'node'`: one node's own view (each node reports the leader it follows, the configuration it sees), so an
+   * election brings one per node; the page lists them only when asked ("all node events"). Absent: an event of
+   * the cluster (the leader the nodes agree on, a crash, an action, the violation), always listed.
+   */
+  scope?: 'node';
 }
 
 /** The whole picture at one moment, plus what happened since the previous frame. */
