@@ -106,6 +106,8 @@ interface SnapshotV4Header {
 
 /** Keys a synchronous `snapshot()` walks per slice (the slicing does not change the bytes). */
 const SNAPSHOT_SLICE_KEYS = 65_536;
+/** Once the keys are walked, a step of budget `b` copies `b * COPY_BYTES_PER_KEY` bytes into the snapshot. */
+const COPY_BYTES_PER_KEY = 4096;
 
 /** Which branch each transaction of a tree takes, decided before any of its ops runs. */
 interface TxnPath {
@@ -497,29 +499,39 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       lastLeaseId: lessor.lastLeaseId,
       time: this.time.state(),
     };
-    const writer = new ColumnarWriter(cursor.liveCount);
-    const past: [string, KeyRecord[]][] = [];
+    const writer = new ColumnarWriter(cursor.liveCount, header as unknown as Record<string, unknown>);
+    let past: [string, KeyRecord[]][] = [];
     const onLive = (kv: KeyValue) => writer.add(kv);
     const onPast = (key: string, recs: KeyRecord[]) => past.push([key, recs]);
     let state: 'walking' | 'cancelled' | Uint8Array = 'walking';
+    let copier: { copy(maxBytes: number): Uint8Array | undefined } | undefined;
     const job: SnapshotJob = {
       step: (budget: number): Uint8Array | undefined => {
         if (state instanceof Uint8Array) return state;
         if (state === 'cancelled') throw new StoppedError('kv snapshot job was cancelled');
         if (!Number.isSafeInteger(budget) || budget <= 0) throw new InvalidArgumentError(`snapshot step budget must be a positive integer, got ${String(budget)}`);
-        let finished: boolean;
         try {
-          finished = cursor.next(budget, onLive, onPast);
-          writer.flush();
-          if (!finished) return undefined;
-          state = writer.finish({ ...header, past } satisfies SnapshotV4Header as unknown as Record<string, unknown>);
-        } finally {
-          if (state !== 'walking') {
+          if (copier === undefined) {
+            const walked = cursor.next(budget, onLive, onPast);
+            writer.flush();
+            writer.addPast(past);
+            past = [];
+            if (!walked) return undefined;
+            // The walk is over: history may be freed again. What is left is laying the bytes out.
             release();
-            this.jobs.delete(job);
+            copier = writer.finishing();
+            return undefined;
           }
+          // Copying the columns into place: about COPY_BYTES_PER_KEY bytes per unit of budget.
+          const out = copier.copy(budget * COPY_BYTES_PER_KEY);
+          if (out === undefined) return undefined;
+          state = out;
+          this.jobs.delete(job);
+          return out;
+        } catch (e) {
+          job.cancel();
+          throw e;
         }
-        return state;
       },
       cancel: () => {
         if (!(state instanceof Uint8Array)) state = 'cancelled';

@@ -191,11 +191,11 @@ describe('kv snapshot format 4 (columnar)', () => {
     const newer = bytes.slice();
     newer[3] = 5;
     expect(restore(newer)).toThrow(/format 5.*newer release/);
-    const w = new ColumnarWriter(2);
+    const w = new ColumnarWriter(2, {});
     w.add({ key: 'b', value: '1', createRevision: 1, modRevision: 1, version: 1, lease: 0 });
     w.add({ key: 'a', value: '2', createRevision: 2, modRevision: 2, version: 1, lease: 0 });
-    expect(() => readColumnar(w.finish({}))).toThrow(/out of order/);
-    const headerless = new ColumnarWriter(0).finish({});
+    expect(() => readColumnar(w.finish())).toThrow(/out of order/);
+    const headerless = new ColumnarWriter(0, {}).finish();
     expect(restore(headerless)).toThrow(/malformed header/);
     const garbled = bytes.slice();
     garbled.fill(0xff, 8, 20);

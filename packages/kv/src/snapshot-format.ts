@@ -1,35 +1,43 @@
 import { pack, unpack } from 'msgpackr';
 import { InvariantError, MalformedMessageError } from '@consensus-kit/core';
 import type { KeyValue } from './commands';
+import type { KeyRecord } from './mvcc-store';
 
 /**
  * Snapshot format 4 of the kv state machine: columnar, so that a store of a million keys is written and read
- * without a million msgpack records. Layout (all integers little-endian):
+ * without a million msgpack records. Layout (integers little-endian; n = live keys; every section starts at a
+ * multiple of 8 bytes):
  *
  * ```
- * c1 6b 76 04          magic: 0xc1 (a byte msgpack never uses, so a reader of formats 1-3 refuses it as "not
- *                      msgpack" instead of misreading it), "kv", format version 4
- * u32 headerBytes      then the header, msgpack: everything but the live keys (revision, compaction revision,
- *                      history, change log, sessions, leases, replicated time) and `columns`, the byte length of
- *                      each column below
- * columns              in COLUMN order, each starting at a multiple of 8 bytes from the magic:
- *   keyText            UTF-8 of every live key, in key order, concatenated
- *   keyLen   u32[n]    each key's length in UTF-16 code units (0: the key is in the header's `oddKeys`)
- *   valKind  u8[n]     0 string (in valText), 1 bytes (in valBytes), 2 a string in the header's `oddValues`
- *   valLen   u32[n]    a string value's length in UTF-16 code units, a byte value's length in bytes
- *   valText            UTF-8 of every string value, concatenated
- *   valBytes           every byte value, concatenated
- *   createRevision, modRevision, version, lease   f64[n] each
+ * c1 6b 76 04            magic: 0xc1 (a byte msgpack never uses, so a reader of formats 1-3 refuses it as "not
+ *                        msgpack" instead of misreading it), "kv", format version 4
+ * u32 0, f64 n           reserved, the number of live keys
+ * keyLen    u32[n]       each key's length in UTF-16 code units (0: the key is in the header's `oddKeys`)
+ * valKind   u8[n]        0 a string (in the text), 1 bytes (in valBytes), 2 a string in the header's `oddValues`
+ * valLen    u32[n]       a string value's length in UTF-16 code units, a byte value's length in bytes
+ * createRevision, modRevision, version, lease   f64[n] each
+ * text                   UTF-8 of key 0, its value if a string, key 1, its value..., in key order, concatenated
+ * valBytes               every byte value, concatenated
+ * past                   msgpack array: every key with retained history, `[key, records]`, in key order
+ * header                 msgpack map: the rest (revision, compaction revision, change log, sessions, leases,
+ *                        replicated time)
+ * odd                    msgpack map: { oddKeys, oddValues } (see below)
+ * f64 sizes of text, valBytes, past, header and odd     (the last 40 bytes)
  * ```
  *
- * Strings that are not well-formed UTF-16 (a lone surrogate: the client refuses them, but the log could hold
- * one) cannot go through UTF-8 (nor msgpack, which writes U+FFFD for it); they travel in the header's `oddKeys`
- * and `oddValues` as `[index, UTF-16 code units (u16 LE bytes)]`.
+ * The sizes of the fixed columns follow from n, so the writer encodes the text straight into the one buffer
+ * the snapshot ends up in (no copy of a large store's hundreds of MB, no allocation per slice). Strings that are
+ * not well-formed UTF-16 (a lone surrogate: the client refuses them, but the log could hold one) cannot go
+ * through UTF-8 (nor msgpack, which writes U+FFFD for it); they travel in the header's `oddKeys` and
+ * `oddValues` as `[index, UTF-16 code units (u16 LE bytes)]`.
  */
 export const COLUMNAR_FORMAT = 4;
 const MAGIC = [0xc1, 0x6b, 0x76] as const;
-const COLUMNS = ['keyText', 'keyLen', 'valKind', 'valLen', 'valText', 'valBytes', 'createRevision', 'modRevision', 'version', 'lease'] as const;
-const PRELUDE = 8; // magic (4) + header length (4)
+const PRELUDE = 16;
+const TRAILER = 40;
+
+/** Room left past the projected size for the sections written at the end (odd strings, trailer, padding). */
+const SPARE = 65_536;
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const encoder = new TextEncoder();
@@ -37,48 +45,93 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const isWellFormed = (s: string): boolean => (s as { isWellFormed?: () => boolean }).isWellFormed?.() ?? !/\p{Cs}/u.test(s);
-const pad8 = (n: number): number => (n + 7) & ~7;
+/** Rounds up to a multiple of 8 (arithmetic, not bitwise: sizes may pass 2^31). */
+const pad8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+/** Byte offsets of the fixed columns for n keys, and where the text starts. */
+function layout(n: number) {
+  const keyLen = PRELUDE;
+  const valKind = pad8(keyLen + 4 * n);
+  const valLen = pad8(valKind + n);
+  const createRevision = pad8(valLen + 4 * n);
+  const modRevision = createRevision + 8 * n;
+  const version = modRevision + 8 * n;
+  const lease = version + 8 * n;
+  return { keyLen, valKind, valLen, createRevision, modRevision, version, lease, text: lease + 8 * n };
+}
 
 /** Whether `bytes` start like a columnar snapshot (format 4 or later). */
 export function isColumnar(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2];
 }
 
+/** The fixed columns as typed views over one buffer. */
+interface Views {
+  keyLen: Uint32Array;
+  valKind: Uint8Array;
+  valLen: Uint32Array;
+  createRevision: Float64Array;
+  modRevision: Float64Array;
+  version: Float64Array;
+  lease: Float64Array;
+}
+
+function views(buf: ArrayBufferLike, byteOffset: number, n: number): Views {
+  const l = layout(n);
+  return {
+    keyLen: new Uint32Array(buf, byteOffset + l.keyLen, n),
+    valKind: new Uint8Array(buf, byteOffset + l.valKind, n),
+    valLen: new Uint32Array(buf, byteOffset + l.valLen, n),
+    createRevision: new Float64Array(buf, byteOffset + l.createRevision, n),
+    modRevision: new Float64Array(buf, byteOffset + l.modRevision, n),
+    version: new Float64Array(buf, byteOffset + l.version, n),
+    lease: new Float64Array(buf, byteOffset + l.lease, n),
+  };
+}
+
 /**
- * Builds the live-key columns of a format-4 snapshot, key by key, in key order. `flush` encodes the text added
- * since the last flush, so a snapshot written in slices spreads its UTF-8 encoding over them; the bytes are
- * the same however the keys were sliced.
+ * Writes a format-4 snapshot, key by key in key order, into one buffer, sized after the first slice by the text
+ * per key seen so far (or by `textBytesHint`) and grown if the text runs longer. `flush` encodes the strings added since the last
+ * flush, so a snapshot written in slices spreads its UTF-8 encoding over them; the bytes are the same however
+ * the keys were sliced.
  */
 export class ColumnarWriter {
   private n = 0;
-  private readonly keyLen: Uint32Array;
-  private readonly valKind: Uint8Array;
-  private readonly valLen: Uint32Array;
-  private readonly createRevision: Float64Array;
-  private readonly modRevision: Float64Array;
-  private readonly version: Float64Array;
-  private readonly lease: Float64Array;
-  private keyParts: string[] = [];
-  private valParts: string[] = [];
-  private readonly keyChunks: Uint8Array[] = [];
-  private readonly valChunks: Uint8Array[] = [];
+  private out: Uint8Array;
+  private v: Views;
+  /** Where the next text byte goes. */
+  private pos: number;
+  private parts: string[] = [];
   private readonly binChunks: Uint8Array[] = [];
+  /** The history walked so far, packed a batch at a time: the elements of one msgpack array. */
+  private readonly pastChunks: Uint8Array[] = [];
+  private pastCount = 0;
   private readonly oddKeys: [number, Uint8Array][] = [];
   private readonly oddValues: [number, Uint8Array][] = [];
 
-  constructor(readonly capacity: number) {
+  /** The header, packed when the writer is made (it is captured then). */
+  private readonly head: Uint8Array;
+
+  /** `header`: msgpack-encodable, everything but the live keys and the history (packed now). */
+  constructor(
+    readonly capacity: number,
+    header: Record<string, unknown>,
+    textBytesHint = 0,
+  ) {
     if (!littleEndian) throw new InvariantError('kv snapshot format 4 is written on little-endian hosts only');
-    this.keyLen = new Uint32Array(capacity);
-    this.valKind = new Uint8Array(capacity);
-    this.valLen = new Uint32Array(capacity);
-    this.createRevision = new Float64Array(capacity);
-    this.modRevision = new Float64Array(capacity);
-    this.version = new Float64Array(capacity);
-    this.lease = new Float64Array(capacity);
+    this.head = pack(header);
+    this.pos = layout(capacity).text;
+    this.out = new Uint8Array(pad8(this.pos + Math.max(0, Math.ceil(textBytesHint)) + this.head.length + SPARE));
+    this.v = views(this.out.buffer, 0, capacity);
   }
 
   get count(): number {
     return this.n;
+  }
+
+  /** Bytes of text written so far (what the next snapshot's `textBytesHint` can start from). */
+  get textBytes(): number {
+    return this.pos - layout(this.capacity).text;
   }
 
   add(kv: KeyValue): void {
@@ -86,73 +139,155 @@ export class ColumnarWriter {
     if (i >= this.capacity) throw new InvariantError(`kv snapshot: more than the ${this.capacity} live keys counted when it began`);
     this.n++;
     if (isWellFormed(kv.key)) {
-      this.keyParts.push(kv.key);
-      this.keyLen[i] = kv.key.length;
+      this.parts.push(kv.key);
+      this.v.keyLen[i] = kv.key.length;
     } else this.oddKeys.push([i, codeUnits(kv.key)]);
-    const v = kv.value;
-    if (typeof v === 'string') {
-      if (isWellFormed(v)) {
-        this.valParts.push(v);
-        this.valLen[i] = v.length;
+    const value = kv.value;
+    if (typeof value === 'string') {
+      if (isWellFormed(value)) {
+        this.parts.push(value);
+        this.v.valLen[i] = value.length;
       } else {
-        this.valKind[i] = 2;
-        this.oddValues.push([i, codeUnits(v)]);
+        this.v.valKind[i] = 2;
+        this.oddValues.push([i, codeUnits(value)]);
       }
     } else {
-      this.valKind[i] = 1;
-      this.valLen[i] = v.length;
-      this.binChunks.push(v);
+      this.v.valKind[i] = 1;
+      this.v.valLen[i] = value.length;
+      this.binChunks.push(value);
     }
-    this.createRevision[i] = kv.createRevision;
-    this.modRevision[i] = kv.modRevision;
-    this.version[i] = kv.version;
-    this.lease[i] = kv.lease;
+    this.v.createRevision[i] = kv.createRevision;
+    this.v.modRevision[i] = kv.modRevision;
+    this.v.version[i] = kv.version;
+    this.v.lease[i] = kv.lease;
   }
 
-  /** Encodes the text added since the last flush. */
+  /** Adds keys with history, in key order after the previous ones, packed now (a slice at a time). */
+  addPast(entries: [key: string, recs: KeyRecord[]][]): void {
+    if (entries.length === 0) return;
+    const packed = pack(entries);
+    // An array's elements follow its header: fixarray (1 byte), array16 (3) or array32 (5).
+    const first = packed[0] as number;
+    const skip = first >= 0x90 && first <= 0x9f ? 1 : first === 0xdc ? 3 : first === 0xdd ? 5 : -1;
+    if (skip < 0) throw new InvariantError('msgpack packed an array without an array header');
+    this.pastChunks.push(packed.subarray(skip));
+    this.pastCount += entries.length;
+  }
+
+  /** Encodes the strings added since the last flush into place. */
   flush(): void {
-    if (this.keyParts.length > 0) this.keyChunks.push(encoder.encode(this.keyParts.join('')));
-    if (this.valParts.length > 0) this.valChunks.push(encoder.encode(this.valParts.join('')));
-    this.keyParts = [];
-    this.valParts = [];
+    if (this.parts.length === 0) return;
+    let s = this.parts.join('');
+    this.parts = [];
+    const first = this.pos === layout(this.capacity).text;
+    for (;;) {
+      const r = encoder.encodeInto(s, this.out.subarray(this.pos));
+      this.pos += r.written;
+      if (r.read === s.length) break;
+      // Out of room: grow to what the keys so far predict for all of them (or to what the rest can need),
+      // then encode the rest. encodeInto stops at a character boundary: `read` never splits a surrogate pair.
+      s = s.slice(r.read);
+      this.grow(Math.max(this.projected(), this.pos + 3 * s.length + SPARE));
+    }
+    // After the first slice, size the buffer for the whole walk while it is still cheap to copy.
+    if (first && this.projected() > this.out.length) this.grow(this.projected());
   }
 
-  /** The whole snapshot: `header` (msgpack-encodable, without `columns`, `count`, `oddKeys`, `oddValues`) and the columns. */
-  finish(header: Record<string, unknown>): Uint8Array {
+  /** The buffer the snapshot will need, judging by the text and history per key so far (5% spare). */
+  private projected(): number {
+    if (this.n === 0) return this.out.length;
+    const perKey = (this.textBytes + this.pastBytes) / this.n;
+    return pad8(this.pos + this.pastBytes + perKey * (this.capacity - this.n) * 1.05 + this.head.length + SPARE);
+  }
+
+  private get pastBytes(): number {
+    let b = 5;
+    for (const c of this.pastChunks) b += c.length;
+    return b;
+  }
+
+  private grow(size: number): void {
+    const bigger = new Uint8Array(pad8(Math.ceil(size)));
+    bigger.set(this.out.subarray(0, this.pos));
+    this.out = bigger;
+    this.v = views(bigger.buffer, 0, this.capacity);
+  }
+
+  /** The whole snapshot at once: `finishing()` run to the end. */
+  finish(): Uint8Array {
+    const f = this.finishing();
+    for (;;) {
+      const out = f.copy(Number.POSITIVE_INFINITY);
+      if (out !== undefined) return out;
+    }
+  }
+
+  /**
+   * Ends the text and returns the copier of what follows it: each `copy(maxBytes)` copies about that many bytes of byte values into place (a store of large
+   * binary values is not copied in one turn of the event loop) and returns the snapshot once done.
+   */
+  finishing(): { copy(maxBytes: number): Uint8Array | undefined } {
     if (this.n !== this.capacity) throw new InvariantError(`kv snapshot: ${this.n} live keys walked, ${this.capacity} counted when it began`);
     this.flush();
-    const n = this.n;
-    const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    const columns: Uint8Array[][] = [
-      this.keyChunks,
-      [bytesOf(this.keyLen)],
-      [this.valKind],
-      [bytesOf(this.valLen)],
-      this.valChunks,
-      this.binChunks,
-      [bytesOf(this.createRevision)],
-      [bytesOf(this.modRevision)],
-      [bytesOf(this.version)],
-      [bytesOf(this.lease)],
-    ];
-    const lengths = columns.map((chunks) => chunks.reduce((s, c) => s + c.length, 0));
-    const head = pack({ ...header, count: n, oddKeys: this.oddKeys, oddValues: this.oddValues, columns: lengths });
-    let total = pad8(PRELUDE + head.length);
-    for (const len of lengths) total = pad8(total + len);
-    const out = new Uint8Array(total);
+    const textStart = layout(this.capacity).text;
+    const textBytes = this.pos - textStart;
+    const binStart = pad8(this.pos);
+    const binBytes = this.binChunks.reduce((s, c) => s + c.length, 0);
+    const pastStart = pad8(binStart + binBytes);
+    const pastBytes = 5 + this.pastChunks.reduce((s, c) => s + c.length, 0);
+    const head = this.head;
+    const odd = pack({ oddKeys: this.oddKeys, oddValues: this.oddValues });
+    const headStart = pad8(pastStart + pastBytes);
+    const oddStart = pad8(headStart + head.length);
+    const total = pad8(oddStart + odd.length) + TRAILER;
+    if (total > this.out.length) this.grow(total);
+    const out = this.out;
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
     out.set(MAGIC, 0);
     out[3] = COLUMNAR_FORMAT;
-    new DataView(out.buffer).setUint32(4, head.length, true);
-    out.set(head, PRELUDE);
-    let at = pad8(PRELUDE + head.length);
-    for (const chunks of columns) {
-      for (const c of chunks) {
-        out.set(c, at);
-        at += c.length;
-      }
-      at = pad8(at);
+    dv.setUint32(4, 0, true);
+    dv.setFloat64(8, this.capacity, true);
+    out.fill(0, this.pos, binStart);
+    out[pastStart] = 0xdd; // array32 of pastCount elements
+    dv.setUint32(pastStart + 1, this.pastCount, false);
+    let p = pastStart + 5;
+    for (const c of this.pastChunks) {
+      out.set(c, p);
+      p += c.length;
     }
-    return out;
+    out.fill(0, p, headStart);
+    out.set(head, headStart);
+    out.fill(0, headStart + head.length, oddStart);
+    out.set(odd, oddStart);
+    out.fill(0, oddStart + odd.length, total - TRAILER);
+    dv.setFloat64(total - 40, textBytes, true);
+    dv.setFloat64(total - 32, binBytes, true);
+    dv.setFloat64(total - 24, pastBytes, true);
+    dv.setFloat64(total - 16, head.length, true);
+    dv.setFloat64(total - 8, odd.length, true);
+    let next = 0;
+    let partial = 0;
+    let at = binStart;
+    return {
+      copy: (maxBytes: number) => {
+        let left = maxBytes;
+        while (next < this.binChunks.length && left > 0) {
+          const c = this.binChunks[next] as Uint8Array;
+          const k = Math.min(c.length - partial, left);
+          out.set(partial === 0 && k === c.length ? c : c.subarray(partial, partial + k), at);
+          at += k;
+          partial += k;
+          left -= k;
+          if (partial === c.length) {
+            next++;
+            partial = 0;
+          }
+        }
+        if (next < this.binChunks.length) return undefined;
+        // A view when the buffer is (nearly) the right size; a trimmed copy when the size hint was far off.
+        return out.length - total > total / 8 ? out.slice(0, total) : out.subarray(0, total);
+      },
+    };
   }
 }
 
@@ -165,52 +300,51 @@ export interface ColumnarSnapshot {
 /** Reads a format-4 snapshot. Anything malformed (truncated, a newer version, keys out of order): `MalformedMessageError`. */
 export function readColumnar(bytes: Uint8Array): ColumnarSnapshot {
   const bad = (what: string, cause?: unknown) => new MalformedMessageError(`kv snapshot (format 4): ${what}`, cause === undefined ? undefined : { cause });
-  if (!isColumnar(bytes) || bytes.length < PRELUDE) throw bad('bad magic');
+  if (!isColumnar(bytes)) throw bad('bad magic');
   if (bytes[3] !== COLUMNAR_FORMAT) throw new MalformedMessageError(`kv snapshot has format ${String(bytes[3])}; this code reads formats 1 to ${COLUMNAR_FORMAT} (written by a newer release?)`);
   if (!littleEndian) throw new InvariantError('kv snapshot format 4 is read on little-endian hosts only');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headBytes = view.getUint32(4, true);
-  if (PRELUDE + headBytes > bytes.length) throw bad('truncated header');
+  if (bytes.length < PRELUDE + TRAILER) throw bad('truncated');
+  // Typed views need an aligned start: a snapshot unpacked from a message may sit anywhere in its buffer.
+  const b = (bytes.byteOffset & 7) === 0 ? bytes : new Uint8Array(bytes);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const n = dv.getFloat64(8, true);
+  const textBytes = dv.getFloat64(b.length - 40, true);
+  const binBytes = dv.getFloat64(b.length - 32, true);
+  const pastBytes = dv.getFloat64(b.length - 24, true);
+  const headBytes = dv.getFloat64(b.length - 16, true);
+  const oddBytes = dv.getFloat64(b.length - 8, true);
+  const count = (x: number) => Number.isSafeInteger(x) && x >= 0;
+  if (![n, textBytes, binBytes, pastBytes, headBytes, oddBytes].every(count)) throw bad('bad sizes');
+  const textStart = layout(n).text;
+  const binStart = pad8(textStart + textBytes);
+  const pastStart = pad8(binStart + binBytes);
+  const headStart = pad8(pastStart + pastBytes);
+  const oddStart = pad8(headStart + headBytes);
+  if (pad8(oddStart + oddBytes) + TRAILER !== b.length) throw bad(`sizes do not add up to its ${b.length} bytes`);
   let header: Record<string, unknown>;
+  let odds: { oddKeys?: unknown; oddValues?: unknown };
   try {
-    header = unpack(bytes.subarray(PRELUDE, PRELUDE + headBytes)) as Record<string, unknown>;
+    header = unpack(b.subarray(headStart, headStart + headBytes)) as Record<string, unknown>;
+    odds = unpack(b.subarray(oddStart, oddStart + oddBytes)) as typeof odds;
   } catch (cause) {
     throw bad('header is not valid msgpack', cause);
   }
-  if (typeof header !== 'object' || header === null) throw bad('header is not a map');
-  const n = header.count;
-  const lengths = header.columns;
-  const oddKeys = header.oddKeys;
-  const oddValues = header.oddValues;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw bad('bad key count');
-  if (!Array.isArray(lengths) || lengths.length !== COLUMNS.length || !lengths.every((l) => Number.isSafeInteger(l) && (l as number) >= 0)) throw bad('bad column lengths');
-  if (!Array.isArray(oddKeys) || !Array.isArray(oddValues)) throw bad('no odd-string tables');
-  const fixed: Partial<Record<(typeof COLUMNS)[number], number>> = { keyLen: 4 * n, valKind: n, valLen: 4 * n, createRevision: 8 * n, modRevision: 8 * n, version: 8 * n, lease: 8 * n };
-  const col: Uint8Array[] = [];
-  let at = pad8(PRELUDE + headBytes);
-  for (let c = 0; c < COLUMNS.length; c++) {
-    const len = lengths[c] as number;
-    const want = fixed[COLUMNS[c] as (typeof COLUMNS)[number]];
-    if (want !== undefined && len !== want) throw bad(`column ${COLUMNS[c]} has ${len} bytes, not ${want}`);
-    if (at + len > bytes.length) throw bad(`truncated at column ${COLUMNS[c]}`);
-    col.push(bytes.subarray(at, at + len));
-    at = pad8(at + len);
+  if (typeof header !== 'object' || header === null || typeof odds !== 'object' || odds === null || !Array.isArray(odds.oddKeys) || !Array.isArray(odds.oddValues)) {
+    throw bad('malformed header');
   }
-  const [keyText, keyLenB, valKind, valLenB, valText, valBytes, createB, modB, versionB, leaseB] = col as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-  const keyLen = u32(keyLenB);
-  const valLen = u32(valLenB);
-  const createRevision = f64(createB);
-  const modRevision = f64(modB);
-  const version = f64(versionB);
-  const lease = f64(leaseB);
-  let keys: string;
-  let texts: string;
   try {
-    keys = decoder.decode(keyText);
-    texts = decoder.decode(valText);
+    header.past = unpack(b.subarray(pastStart, pastStart + pastBytes));
+  } catch (cause) {
+    throw bad('history is not valid msgpack', cause);
+  }
+  const v = views(b.buffer, b.byteOffset, n);
+  let text: string;
+  try {
+    text = decoder.decode(b.subarray(textStart, textStart + textBytes));
   } catch (cause) {
     throw bad('text is not valid UTF-8', cause);
   }
+  const valBytes = b.subarray(binStart, binStart + binBytes);
   const odd = (table: unknown[], what: string): Map<number, string> => {
     const m = new Map<number, string>();
     for (const e of table) {
@@ -219,52 +353,51 @@ export function readColumnar(bytes: Uint8Array): ColumnarSnapshot {
     }
     return m;
   };
-  const odds = odd(oddKeys, 'oddKeys');
-  const oddVals = odd(oddValues, 'oddValues');
+  const oddKeys = odd(odds.oddKeys, 'oddKeys');
+  const oddValues = odd(odds.oddValues, 'oddValues');
   const kvs = new Array<KeyValue>(n);
-  let k = 0;
   let t = 0;
-  let b = 0;
+  let bin = 0;
   let prev: string | undefined;
   for (let i = 0; i < n; i++) {
-    const kl = keyLen[i] as number;
+    const kl = v.keyLen[i] as number;
     let key: string;
     if (kl === 0) {
-      const o = odds.get(i);
+      const o = oddKeys.get(i);
       if (o === undefined) throw bad(`key ${i} is empty`);
       key = o;
     } else {
-      if (k + kl > keys.length) throw bad('key lengths overrun the key text');
-      key = keys.slice(k, k + kl);
-      k += kl;
+      if (t + kl > text.length) throw bad('lengths overrun the text');
+      key = text.slice(t, t + kl);
+      t += kl;
     }
     if (prev !== undefined && !(prev < key)) throw bad(`keys out of order at ${i}`);
     prev = key;
-    const vl = valLen[i] as number;
+    const vl = v.valLen[i] as number;
     let value: KeyValue['value'];
-    switch (valKind[i]) {
+    switch (v.valKind[i]) {
       case 0:
-        if (t + vl > texts.length) throw bad('value lengths overrun the value text');
-        value = texts.slice(t, t + vl);
+        if (t + vl > text.length) throw bad('lengths overrun the text');
+        value = text.slice(t, t + vl);
         t += vl;
         break;
       case 1:
-        if (b + vl > valBytes.length) throw bad('value lengths overrun the value bytes');
-        value = new Uint8Array(valBytes.subarray(b, b + vl)); // a copy: a Buffer's slice would be a view
-        b += vl;
+        if (bin + vl > valBytes.length) throw bad('lengths overrun the byte values');
+        value = new Uint8Array(valBytes.subarray(bin, bin + vl)); // a copy: the snapshot's buffer is not kept
+        bin += vl;
         break;
       case 2: {
-        const o = oddVals.get(i);
+        const o = oddValues.get(i);
         if (o === undefined) throw bad(`value ${i} is missing`);
         value = o;
         break;
       }
       default:
-        throw bad(`value ${i} has an unknown kind ${String(valKind[i])}`);
+        throw bad(`value ${i} has an unknown kind ${String(v.valKind[i])}`);
     }
-    kvs[i] = { key, value, createRevision: createRevision[i] as number, modRevision: modRevision[i] as number, version: version[i] as number, lease: lease[i] as number };
+    kvs[i] = { key, value, createRevision: v.createRevision[i] as number, modRevision: v.modRevision[i] as number, version: v.version[i] as number, lease: v.lease[i] as number };
   }
-  if (k !== keys.length || t !== texts.length || b !== valBytes.length) throw bad('columns hold more than their lengths say');
+  if (t !== text.length || bin !== valBytes.length) throw bad('the columns hold more than their lengths say');
   return { header, kvs };
 }
 
@@ -280,13 +413,4 @@ function fromCodeUnits(b: Uint8Array): string {
   let out = '';
   for (let i = 0; i < u.length; i += 4096) out += String.fromCharCode(...u.subarray(i, i + 4096));
   return out;
-}
-
-/** A column as u32s: a view when aligned, else a copy (`new Uint8Array(b)`: a Buffer's `slice` is a view). */
-function u32(b: Uint8Array): Uint32Array {
-  return (b.byteOffset & 3) === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2) : new Uint32Array(new Uint8Array(b).buffer);
-}
-
-function f64(b: Uint8Array): Float64Array {
-  return (b.byteOffset & 7) === 0 ? new Float64Array(b.buffer, b.byteOffset, b.length >>> 3) : new Float64Array(new Uint8Array(b).buffer);
 }

@@ -8,7 +8,7 @@ export const DEFAULT_SNAPSHOT_BYTES = 64 * 2 ** 20;
 /** The longest a slice of an incremental snapshot runs before the event loop gets a turn, by default. */
 export const DEFAULT_SNAPSHOT_SLICE_MS = 2;
 /** Units of work (a state machine's own, e.g. keys) asked of one `SnapshotJob.step`. */
-const STEP_UNITS = 512;
+const STEP_UNITS = 128;
 
 export interface SnapshotterOptions {
   storage: DurableStorage;
