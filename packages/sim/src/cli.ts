@@ -19,6 +19,13 @@ function int(what: string, min: number) {
   };
 }
 
+/** `--port`: checked here, before the run is recorded, rather than by the server once it is. */
+function port(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError('--port must be an integer from 0 to 65535');
+  return n;
+}
+
 /** The options of one run, shared by the sweep (`--seed`, `--seeds`) and `replay <seed>`. */
 interface RunOpts {
   protocol?: string;
@@ -158,7 +165,7 @@ async function replayMain(argv: readonly string[], io: MainIo): Promise<number> 
     ),
   )
     .option('--ui', 'record the run step by step and serve it as a web page on 127.0.0.1')
-    .option('--port <n>', 'port for --ui (default: a free one)', int('--port', 0))
+    .option('--port <n>', 'port for --ui (default: a free one)', port)
     .option('--max-frames <n>', 'at most this many frames for --ui (more steps are merged)', int('--max-frames', 2), DEFAULT_MAX_FRAMES)
     .exitOverride();
   try {
@@ -193,7 +200,15 @@ async function replayMain(argv: readonly string[], io: MainIo): Promise<number> 
     // The command line sets no electionTicks: every replica runs with core's default of 10 (DESIGN r2).
     electionTimeout: 10,
   });
-  const server = await serveUi({ source, ...(o.port !== undefined ? { port: o.port } : {}) });
+  let server: Awaited<ReturnType<typeof serveUi>>;
+  try {
+    server = await serveUi({ source, ...(o.port !== undefined ? { port: o.port } : {}) });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EADDRINUSE' && code !== 'EACCES') throw e;
+    console.error(`error: port ${o.port} on 127.0.0.1 is ${code === 'EACCES' ? 'not open to this user' : 'already in use'}: pick another with --port (0: any free port)`);
+    return 2;
+  }
   console.log(`ui: ${server.url} (Ctrl-C to stop)`);
   io.onServing?.(server.url);
   await stopped(io.stop);
