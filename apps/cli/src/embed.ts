@@ -94,6 +94,8 @@ export interface StartNodeBaseOptions {
   heartbeatTicks?: number;
   /** Take a state-machine snapshot after this many applied entries (0: never). Default 10,000. */
   snapshotEvery?: number;
+  /** ... or after this many bytes of applied entries' data, whichever comes first (0: never). Default 64 MiB. */
+  snapshotBytes?: number;
   /** Default deadline of a proposal or read barrier on the node, in ms. Default 5,000. */
   timeoutMs?: number;
   /** storage-fs `blockingWrites` (see the node config's field). Default true. */
@@ -132,7 +134,9 @@ export type StartNodeOptions = StartKvNodeOptions | StartCustomNodeOptions<any, 
  * The node's HTTP routes: itself a `node:http` request listener (every route, 404 for anything else), and one
  * listener per route for a server of your own (`app.get('/readyz', n.handlers.readyz)` in express).
  */
-export type EmbeddedHandlers = RequestListener & { [K in 'health' | 'livez' | 'readyz' | 'metrics' | 'status']: RequestListener };
+export type EmbeddedHandlers = RequestListener & { [K in RouteName]: RequestListener };
+/** `handlers`' route names: 'health', 'livez', 'readyz', 'metrics', 'status' and 'ui' (the visualizer's `/ui`). */
+export type RouteName = HttpRoute extends `/${infer N}` ? N : never;
 
 /** What both modes return. */
 export interface EmbeddedNodeBase {
@@ -224,6 +228,7 @@ const BASE_KEYS = [
   'electionTicks',
   'heartbeatTicks',
   'snapshotEvery',
+  'snapshotBytes',
   'timeoutMs',
   'blockingWrites',
   'admin',
@@ -245,6 +250,7 @@ const SCALAR_SPECS = {
   electionTicks: { type: 'integer', min: 2, max: 100_000, description: 'election timeout in ticks' },
   heartbeatTicks: { type: 'integer', min: 1, max: 100_000, description: 'heartbeat interval in ticks' },
   snapshotEvery: { type: 'integer', min: 0, description: 'entries between snapshots' },
+  snapshotBytes: { type: 'integer', min: 0, description: 'applied bytes between snapshots' },
   timeoutMs: { type: 'integer', min: 1, max: 2 ** 31 - 1, description: 'default operation deadline' },
   blockingWrites: { type: 'boolean', description: 'synchronous log writes' },
   admin: { type: 'boolean', description: 'serve admin requests' },
@@ -407,6 +413,7 @@ async function checkStartNodeOptions(raw: unknown): Promise<{ spec: NodeSpec; lo
     ...(scalars.heartbeatTicks !== undefined ? { heartbeatTicks: scalars.heartbeatTicks } : {}),
     ...(scalars.secret !== undefined ? { secret: scalars.secret } : {}),
     ...(scalars.snapshotEvery !== undefined ? { snapshotEvery: scalars.snapshotEvery } : {}),
+    ...(scalars.snapshotBytes !== undefined ? { snapshotBytes: scalars.snapshotBytes } : {}),
     ...(scalars.timeoutMs !== undefined ? { timeoutMs: scalars.timeoutMs } : {}),
     ...(scalars.blockingWrites !== undefined ? { blockingWrites: scalars.blockingWrites } : {}),
     ...(scalars.admin !== undefined ? { admin: scalars.admin } : {}),
@@ -438,10 +445,9 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
     const address = spec.peers[l];
     return { id: l, address: address === undefined || address === '' ? undefined : address };
   };
-  const routeName = (r: HttpRoute) => r.slice(1) as 'health' | 'livez' | 'readyz' | 'metrics' | 'status';
-  const handlers = Object.assign(
+  const handlers: EmbeddedHandlers = Object.assign(
     ((req, res) => launched.handle(req, res)) as RequestListener,
-    Object.fromEntries(HTTP_ROUTES.map((r) => [routeName(r), launched.routes[r]])) as Record<'health' | 'livez' | 'readyz' | 'metrics' | 'status', RequestListener>,
+    Object.fromEntries(HTTP_ROUTES.map((r) => [r.slice(1), launched.routes[r]])) as Record<RouteName, RequestListener>,
   );
   const registry = launched.metrics.registry;
   const address = (a: { host: string; port: number } | undefined) => (a === undefined ? undefined : `${a.host}:${a.port}`);

@@ -98,6 +98,8 @@ export type NodeMachineSpec =
  */
 export interface NodeSpec
   extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'blockingWrites' | 'admin'> {
+  /** Also snapshot after this many bytes of applied entries (ConsensusNode's `snapshotBytes`). */
+  snapshotBytes?: number;
   /** The protocol's own options, already checked by its `parseOptions` (`checkProtocolOptions`). */
   protocolOptions: Record<string, unknown>;
   /** Peer and client traffic (one TCP listener); undefined: none, for a cluster of this node alone. */
@@ -239,6 +241,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
       ...(spec.electionTicks !== undefined ? { electionTicks: spec.electionTicks } : {}),
       ...(spec.heartbeatTicks !== undefined ? { heartbeatTicks: spec.heartbeatTicks } : {}),
       ...(spec.snapshotEvery !== undefined ? { snapshotEvery: spec.snapshotEvery } : {}),
+      ...(spec.snapshotBytes !== undefined ? { snapshotBytes: spec.snapshotBytes } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
     }) as unknown as KitNode;
   } catch (e) {
@@ -471,6 +474,9 @@ function embeddedStateMachine(sm: StateMachine<unknown, unknown, unknown, unknow
   };
   const timeCommand = sm.timeCommand;
   if (timeCommand !== undefined) wrapped.timeCommand = (term, ms) => timeCommand.call(sm, term, ms);
+  // r3: an incremental snapshot, when the machine has one (the host then runs it in slices).
+  const beginSnapshot = sm.beginSnapshot;
+  if (beginSnapshot !== undefined) wrapped.beginSnapshot = () => beginSnapshot.call(sm);
   return wrapped;
 }
 

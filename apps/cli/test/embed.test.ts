@@ -146,6 +146,7 @@ describe('startNode: a kv cluster of three embedded nodes', () => {
       expect((await get(`http://127.0.0.1:${port}/status`)).body).toMatchObject({ id: follower.id, status: { leader: leader.id } });
       expect((await get(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
       expect((await get(`http://127.0.0.1:${mountedPort}/ready`)).status).toBe(200);
+      expect(typeof follower.handlers.ui).toBe('function');
       const n1 = nodes[0] as EmbeddedKvNode;
       expect(n1.httpAddress).toBe(`127.0.0.1:${base + 101}`);
       expect((await get(`http://127.0.0.1:${base + 101}/health`)).status).toBe(200);
@@ -222,6 +223,28 @@ describe('startNode: a state machine of your own', () => {
     expect(leader.mode).toBe('custom');
     // The node times and wraps a state machine of its own making: yours keeps its methods.
     for (const c of Object.values(counters)) expect(Object.keys(c)).toEqual(['value']);
+  });
+
+  it('an incremental snapshot of your machine (beginSnapshot) is the one the node takes, and a restart restores it', async () => {
+    const d = dir();
+    class Stepped extends Counter {
+      begun = 0;
+      beginSnapshot() {
+        this.begun++;
+        const bytes = this.snapshot();
+        return { step: () => bytes, cancel: () => undefined };
+      }
+    }
+    const sm = new Stepped();
+    const n = track(await startNode({ id: 'solo', dir: join(d, 'solo'), stateMachine: sm, snapshotEvery: 3, logger: silentLogger }));
+    await n.node.waitForLeader({ timeoutMs: 10_000 });
+    for (let i = 0; i < 7; i++) await n.client.propose({ add: 1 });
+    await waitFor('a snapshot through beginSnapshot', async () => (sm.begun >= 1 ? true : undefined), 10_000);
+    await n.stop();
+    const again = new Stepped();
+    const m = track(await startNode({ id: 'solo', dir: join(d, 'solo'), stateMachine: again, logger: silentLogger }));
+    await m.node.waitForLeader({ timeoutMs: 10_000 });
+    expect(await m.client.read('value')).toBe(7);
   });
 
   it('a node alone without listen runs in process on paxos and zab with their typed options', async () => {
