@@ -17,6 +17,7 @@ export type {
   ProtocolChoice,
   ProtocolName,
   ProtocolOptionsByName,
+  RouteName,
   StartCustomNodeOptions,
   StartKvNodeOptions,
   StartNodeBaseOptions,
