@@ -113,8 +113,38 @@ describe('recordRun', () => {
     expect(f[heal]!.at).toBe(170);
     expect(f[heal]!.links.every((l) => !l.blocked)).toBe(true);
     expect(f[heal]!.nodes.every((n) => n.partitioned === undefined)).toBe(true);
-    // No message crosses a cut link while the partition is in force.
-    for (let i = cut; i < heal; i++) for (const m of f[i]!.messages) expect([m.from, m.to]).not.toContain('n2');
+    // While the partition is in force, every message to or from n2 is listed as dropped, and some at the cut.
+    let droppedAtCut = 0;
+    for (let i = cut + 1; i < heal; i++) {
+      for (const m of f[i]!.messages) {
+        if (m.from !== 'n2' && m.to !== 'n2') continue;
+        // (n3 is down from 90 to 140: what reaches it then is lost there.)
+        expect(['partitioned', 'receiver-down']).toContain(m.dropped);
+        if (m.dropped === 'partitioned') droppedAtCut++;
+      }
+    }
+    expect(droppedAtCut).toBeGreaterThan(0);
+    // Delivered messages carry no `dropped`.
+    expect(f.flatMap((fr) => fr.messages).some((m) => m.dropped === undefined && 'dropped' in m)).toBe(false);
+  });
+
+  it('a pause and a resume show as pause and resume events, not as a crash and a restart', () => {
+    const schedule: FaultEvent[] = [
+      { at: 60, action: { type: 'pause', node: 'n2' } },
+      { at: 100, action: { type: 'resume', node: 'n2' } },
+    ];
+    const rec = recordRun({ protocol: toy, seed: 2, ticks: 150, faults: { kind: 'scripted', events: schedule }, invariants: toyInvariants });
+    const all = events(rec.frames);
+    expect(all.filter((e) => e.kind === 'pause')).toEqual([{ at: 60, kind: 'pause', node: 'n2', text: 'n2 paused (its process stalls: no ticks, messages wait)' }]);
+    expect(all.filter((e) => e.kind === 'resume')).toEqual([{ at: 100, kind: 'resume', node: 'n2', text: 'n2 resumes (the ticks it missed arrive at once)' }]);
+    expect(all.some((e) => e.kind === 'crash' || e.kind === 'restart')).toBe(false);
+  });
+
+  it("every event about a node names it in its text (the page does not print the node again)", () => {
+    const rec = recordRun(heavy(5));
+    const wrong = events(rec.frames).filter((e) => e.node !== undefined && !new RegExp(`(^|[^\\w])${e.node}([^\\w]|$)`).test(e.text));
+    expect(wrong).toEqual([]);
+    expect(events(rec.frames).filter((e) => e.node !== undefined).length).toBeGreaterThan(10);
   });
 
   it('a known-failing toy seed ends with the invariant violation, its text, at the step it happened', async () => {
@@ -153,10 +183,10 @@ describe('recordRun', () => {
       expect(thin.frames.map((f) => f.seq)).toEqual(thin.frames.map((_, i) => i));
       expect(events(thin.frames)).toEqual(events(full.frames));
       expect(thin.frames.at(-1)!.nodes).toEqual(full.frames.at(-1)!.nodes);
-      // Link rates still count every delivered message.
+      // Link rates still count every message sent, delivered or dropped.
       const rate = (fs: UiFrame[]) => fs.reduce((s, f) => s + f.links.reduce((a, l) => a + l.rate, 0), 0);
       expect(rate(thin.frames)).toBe(rate(full.frames));
-      expect(rate(full.frames)).toBe(full.result.stats.messagesDelivered);
+      expect(rate(full.frames)).toBe(full.result.stats.messagesDelivered + full.result.stats.messagesDropped);
     }
     expect(recordRun(heavy(7), { maxFrames: 40 }).thinned).toMatch(/one frame per \d+ ticks$/);
     expect(() => recordRun(heavy(7), { maxFrames: 1 })).toThrow(/maxFrames must be an integer >= 2/);

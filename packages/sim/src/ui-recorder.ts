@@ -206,15 +206,22 @@ class FrameRecorder implements SimObserver {
   }
 
   delivered(env: Envelope): void {
+    this.message(env, undefined);
+  }
+
+  /** A lost message is listed with why (`partitioned`, `lost`, `receiver-down`): the page draws it stopping short. */
+  dropped(env: Envelope, why: string): void {
+    this.message(env, why);
+  }
+
+  private message(env: Envelope, dropped: string | undefined): void {
     this.moved++;
     const key = `${env.from}>${env.to}`;
     this.rates.set(key, (this.rates.get(key) ?? 0) + 1);
-    if (this.messages.length < this.maxMessages) this.messages.push({ from: env.from, to: env.to, type: messageType(env.msg), at: this.at() });
-  }
-
-  dropped(): void {
-    // A drop shows as a frame (the step is kept) but not as a message the page would draw as delivered.
-    this.moved++;
+    if (this.messages.length >= this.maxMessages) return;
+    const m: UiMessage = { from: env.from, to: env.to, type: messageType(env.msg), at: this.at() };
+    if (dropped !== undefined) m.dropped = dropped;
+    this.messages.push(m);
   }
 
   step(): void {
@@ -349,8 +356,8 @@ class FrameRecorder implements SimObserver {
       this.crashNote.delete(id);
     } else if (from === 'crashed') {
       if (incarnation > 1) this.event('restart', `${id} restarts from its disk (incarnation ${incarnation})`, id);
-    } else if (to === 'paused') this.event('crash', `${id} paused (its process stalls: no ticks, messages wait)`, id);
-    else this.event('restart', `${id} resumes (the ticks it missed arrive at once)`, id);
+    } else if (to === 'paused') this.event('pause', `${id} paused (its process stalls: no ticks, messages wait)`, id);
+    else this.event('resume', `${id} resumes (the ticks it missed arrive at once)`, id);
   }
 
   private roleEvent(id: NodeId, prev: Seen, s: Status): void {
@@ -420,7 +427,7 @@ function frameBytes(f: Omit<UiFrame, 'seq'>): number {
     if (node.details !== undefined) n += 32;
   }
   for (const l of f.links) n += 60 + 2 * (l.from.length + l.to.length);
-  for (const m of f.messages) n += 48 + 2 * (m.from.length + m.to.length + m.type.length);
+  for (const m of f.messages) n += 48 + 2 * (m.from.length + m.to.length + m.type.length) + (m.dropped === undefined ? 0 : 14 + 2 * m.dropped.length);
   for (const e of f.events) n += 60 + 2 * (e.text.length + (e.node?.length ?? 0));
   return n;
 }
