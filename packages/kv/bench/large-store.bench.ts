@@ -21,15 +21,20 @@
  *   figures. Both runs also report the worst event-loop stall seen by a 1 ms timer.
  *
  * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look; SYNC=1 makes the host use
- * `snapshot()` as it did before format 4)
+ * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source)
  */
 import { performance } from 'node:perf_hooks';
 import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
-import { KvStateMachine, type KvQuery, type KvQueryResult, type KvRequest, type KvResult } from '@consensus-kit/kv';
+import type * as Kv from '@consensus-kit/kv';
+import type { KvQuery, KvQueryResult, KvRequest, KvResult } from '@consensus-kit/kv';
 import { raft } from '@consensus-kit/raft';
 
 const KEYS = Number(process.env.KEYS ?? 1_000_000);
+// KV_MODULE=<path to another kv source's index.ts>: measure that code instead (e.g. an older commit's
+// packages/kv/src extracted beside this one), under the same conditions.
+const { KvStateMachine } = (process.env.KV_MODULE ? await import(process.env.KV_MODULE) : await import('@consensus-kit/kv')) as typeof Kv;
+type KvStateMachine = InstanceType<typeof KvStateMachine>;
 const IN_FLIGHT = 16;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc (pnpm bench:large does)');

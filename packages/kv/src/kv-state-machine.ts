@@ -499,7 +499,8 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       lastLeaseId: lessor.lastLeaseId,
       time: this.time.state(),
     };
-    const writer = new ColumnarWriter(cursor.liveCount, header as unknown as Record<string, unknown>);
+    // Sized for the text of an ASCII store: it grows (once the first slice shows the ratio) if it holds more.
+    const writer = new ColumnarWriter(cursor.liveCount, header as unknown as Record<string, unknown>, this.store.liveChars);
     let past: [string, KeyRecord[]][] = [];
     const onLive = (kv: KeyValue) => writer.add(kv);
     const onPast = (key: string, recs: KeyRecord[]) => past.push([key, recs]);

@@ -113,6 +113,11 @@ export class MvccStore {
    * a client sees, and every snapshot's bytes, do not depend on when the memory is freed.
    */
   private holds = 0;
+  /**
+   * UTF-16 code units of every live key and string value, plus the bytes of byte values: what a snapshot's text
+   * holds for an ASCII store, so it can size its buffer before it walks. Not state (never in a snapshot).
+   */
+  liveChars = 0;
   /** After a hold: change-log entries at or below `compactRevision` still to trim, a few per compaction. */
   private backlog = false;
 
@@ -198,6 +203,7 @@ export class MvccStore {
       this.liveKeys.set(key, undefined);
       if (this.past.has(key)) this.deadKeys.delete(key);
     } else this.remember(prev);
+    this.liveChars += key.length + value.length - (prev === undefined ? 0 : prev.key.length + prev.value.length);
     this.live.set(key, {
       key,
       value,
@@ -216,6 +222,7 @@ export class MvccStore {
     const prev = this.live.get(key);
     if (prev === undefined) return undefined;
     this.live.delete(key);
+    this.liveChars -= prev.key.length + prev.value.length;
     this.liveKeys.delete(key);
     this.remember(prev);
     this.remember({ key, modRevision: revision, tombstone: true });
@@ -441,9 +448,11 @@ export class MvccStore {
     this.live.clear();
     this.past.clear();
     let sorted = true;
+    let chars = 0;
     for (let i = 0; i < s.kvs.length; i++) {
       const kv = s.kvs[i] as KeyValue;
       this.live.set(kv.key, kv);
+      chars += kv.key.length + kv.value.length;
       if (i > 0 && !((s.kvs[i - 1] as KeyValue).key < kv.key)) sorted = false;
     }
     if (sorted) {
@@ -468,6 +477,7 @@ export class MvccStore {
     this.changeKeys = s.changeKeys.slice();
     this.changeHead = 0;
     this.backlog = false;
+    this.liveChars = chars;
     this.revision = s.revision;
     this.compactRevision = s.compactRevision;
   }

@@ -121,7 +121,9 @@ export class ColumnarWriter {
     if (!littleEndian) throw new InvariantError('kv snapshot format 4 is written on little-endian hosts only');
     this.head = pack(header);
     this.pos = layout(capacity).text;
-    this.out = new Uint8Array(pad8(this.pos + Math.max(0, Math.ceil(textBytesHint)) + this.head.length + SPARE));
+    // The hint, with 1% more for the history (packed beside the text) and the sections at the end.
+    const hint = Math.max(0, Math.ceil(textBytesHint));
+    this.out = new Uint8Array(pad8(this.pos + hint + Math.ceil(hint / 100) + this.head.length + SPARE));
     this.v = views(this.out.buffer, 0, capacity);
   }
 
@@ -187,17 +189,17 @@ export class ColumnarWriter {
       // Out of room: grow to what the keys so far predict for all of them (or to what the rest can need),
       // then encode the rest. encodeInto stops at a character boundary: `read` never splits a surrogate pair.
       s = s.slice(r.read);
-      this.grow(Math.max(this.projected(), this.pos + 3 * s.length + SPARE));
+      this.grow(Math.max(this.projected(1.05), this.pos + 3 * s.length + SPARE));
     }
     // After the first slice, size the buffer for the whole walk while it is still cheap to copy.
-    if (first && this.projected() > this.out.length) this.grow(this.projected());
+    if (first && this.projected() > this.out.length) this.grow(this.projected(1.05));
   }
 
-  /** The buffer the snapshot will need, judging by the text and history per key so far (5% spare). */
-  private projected(): number {
+  /** The buffer the snapshot will need, judging by the text and history per key so far (times `spare`). */
+  private projected(spare = 1): number {
     if (this.n === 0) return this.out.length;
     const perKey = (this.textBytes + this.pastBytes) / this.n;
-    return pad8(this.pos + this.pastBytes + perKey * (this.capacity - this.n) * 1.05 + this.head.length + SPARE);
+    return pad8(this.pos + this.pastBytes + perKey * (this.capacity - this.n) * spare + this.head.length + SPARE);
   }
 
   private get pastBytes(): number {
