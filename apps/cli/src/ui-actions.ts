@@ -98,7 +98,7 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         const id = given ?? nextNodeId(cluster);
         const r = await addMemberNode({ dir: o.dir, learner: role !== 'voter', timeout: timeoutMs * 2 }, id);
         if ('promoted' in r) return { ok: true, text: `${id} promoted from learner to voter`, data: r };
-        return { ok: true, text: `${id} added as a ${role} at ${r.address}`, data: r };
+        return { ok: true, text: `${id} added as ${role === 'observer' ? 'an' : 'a'} ${role} at ${r.address}`, data: r };
       }
       case 'remove-member': {
         const id = nodeOf(cluster, a, 'node');
