@@ -68,7 +68,7 @@ export interface UiMessage {
   type: string;
   at: number;
   /**
-   * Set when the message never arrives, with why (`link cut`, `loss`, ...): the sender sent it on a cut link
+   * Set when the message never arrives, with why (`partitioned`, `lost`, `receiver-down`): sent on a cut link
    * (a live node samples its messages before the transport drops them), or the simulator dropped it. The page
    * draws it stopping at the cut.
    */

@@ -1,11 +1,11 @@
 /** The page: header, ring, node table with per-node actions, logs, global actions, timeline. */
 import type { UiAction, UiActionName, UiActionResult, UiFrame, UiHello, UiNodeState } from '../model';
 import { Connection, fetchJson } from './connection';
-import { attr, h, keepOrder, text } from './dom';
-import { formatTime, leaderOf, membershipOf, nodeIds, shownRole } from './layout';
+import { attr, h, keepOrder, s, text } from './dom';
+import { formatTime, leaderOf, membershipOf, nodeIds, shownRole, starPoints } from './layout';
 import { renderLogs } from './logs';
 import { RingView } from './ring';
-import { FrameStore } from './store';
+import { FrameStore, isListed } from './store';
 
 const EVENTS_SHOWN = 200;
 const TABLE_COLUMNS = ['Node', 'Role', 'Member', 'Term', 'Commit / applied', 'Lag', 'Up', 'Actions'];
@@ -15,6 +15,8 @@ const SPEEDS = [1, 2, 5, 20, 60];
 interface RowView {
   row: HTMLTableRowElement;
   cells: HTMLTableCellElement[];
+  name: HTMLSpanElement;
+  star: SVGSVGElement;
   buttons: HTMLButtonElement[];
 }
 
@@ -58,13 +60,16 @@ export class App {
   private readonly slider = h('input', { type: 'range', id: 'ck-slider', 'data-testid': 'timeline-slider', min: 0, max: 0, value: 0, step: 1 });
   private readonly positionEl = h('span', { class: 'position', 'aria-live': 'off' });
   private readonly liveButton = h('button', { type: 'button', 'data-testid': 'live', 'aria-pressed': 'true' }, 'Live');
-  private readonly backButton = h('button', { type: 'button', 'data-testid': 'step-back', 'aria-label': 'Step back one frame' }, '\u25c0 Step');
-  private readonly forwardButton = h('button', { type: 'button', 'data-testid': 'step-forward', 'aria-label': 'Step forward one frame' }, 'Step \u25b6');
+  // Labels in characters every font has (Latin-1 and cp1252: \u2039 \u203a \u00ab \u00bb), not arrows many lack.
+  private readonly backButton = h('button', { type: 'button', 'data-testid': 'step-back', 'aria-label': 'Step back one frame' }, '\u2039 Step');
+  private readonly forwardButton = h('button', { type: 'button', 'data-testid': 'step-forward', 'aria-label': 'Step forward one frame' }, 'Step \u203a');
   private readonly playButton = h('button', { type: 'button', 'data-testid': 'play', 'aria-pressed': 'false' }, 'Play');
   private readonly speedSelect = h('select', { id: 'ck-speed', 'data-testid': 'speed' }, ...SPEEDS.map((n) => h('option', { value: n }, `${n} frame${n === 1 ? '' : 's'}/s`)));
   private readonly prevEventButton = h('button', { type: 'button', 'data-testid': 'prev-event', 'aria-label': 'Back to the previous frame with events' }, '\u00ab Event');
   private readonly nextEventButton = h('button', { type: 'button', 'data-testid': 'next-event', 'aria-label': 'On to the next frame with events' }, 'Event \u00bb');
   private readonly replayNote = h('p', { class: 'hint replay-note' });
+  /** Off: the cluster's events only; on: every node's own view too (each node's "n2 follows leader n1"). */
+  private readonly allEventsBox = h('input', { type: 'checkbox', id: 'ck-all-events', 'data-testid': 'all-events' });
   private readonly eventsEl = h('ol', { class: 'events', 'data-testid': 'timeline', 'aria-label': 'Events, newest first' });
   private readonly replayEl = h('p', { class: 'replay-command' });
 
@@ -140,13 +145,14 @@ export class App {
       this.stopPlaying();
       this.play();
     });
+    this.allEventsBox.addEventListener('change', () => this.draw());
     for (const [button, direction] of [
       [this.prevEventButton, -1],
       [this.nextEventButton, 1],
     ] as const) {
       button.addEventListener('click', () => {
         this.stopPlaying();
-        const index = this.store.eventIndex(direction);
+        const index = this.store.eventIndex(direction, this.allEvents());
         if (index !== undefined) this.store.scrubTo(index);
         this.draw();
       });
@@ -185,6 +191,7 @@ export class App {
           h('div', { class: 'row' }, h('label', { for: 'ck-slider' }, 'Frame'), this.slider, this.positionEl),
           h('div', { class: 'row' }, this.prevEventButton, this.backButton, this.playButton, this.forwardButton, this.nextEventButton, this.liveButton, h('label', { for: 'ck-speed' }, 'Speed'), this.speedSelect),
           this.replayEl,
+          h('div', { class: 'row' }, this.allEventsBox, h('label', { for: 'ck-all-events', title: 'Also list what each node reports of itself: the leader it follows, the members it sees, its snapshots' }, 'All node events')),
           this.eventsEl,
         ),
       ),
@@ -278,8 +285,8 @@ export class App {
     text(this.positionEl, frame ? `${this.store.index + 1} / ${this.store.size}${live ? ' (live)' : ''} \u00b7 ${formatTime(frame.at, this.hello?.timeUnit ?? 'ms')}` : 'no frames yet');
     this.backButton.disabled = this.store.size === 0 || this.store.index <= 0;
     this.forwardButton.disabled = this.store.size === 0 || this.store.atEnd();
-    this.prevEventButton.disabled = this.store.eventIndex(-1) === undefined;
-    this.nextEventButton.disabled = this.store.eventIndex(1) === undefined;
+    this.prevEventButton.disabled = this.store.eventIndex(-1, this.allEvents()) === undefined;
+    this.nextEventButton.disabled = this.store.eventIndex(1, this.allEvents()) === undefined;
     if (!frame) return;
     this.ids = nodeIds(frame);
     const leader = leaderOf(frame);
@@ -312,8 +319,9 @@ export class App {
         this.rows.set(id, view);
       }
       const node = byId.get(id);
-      const [nameCell, roleCell, memberCell, termCell, commitCell, lagCell, upCell] = view.cells;
-      text(nameCell as HTMLElement, id === leader ? `${id} \u2605` : id);
+      const [, roleCell, memberCell, termCell, commitCell, lagCell, upCell] = view.cells;
+      text(view.name, id);
+      attr(view.star, 'display', id === leader ? undefined : 'none');
       text(roleCell as HTMLElement, shownRole(node));
       text(memberCell as HTMLElement, membershipOf(frame.members, id));
       text(termCell as HTMLElement, node?.term === undefined ? '-' : String(node.term));
@@ -328,13 +336,17 @@ export class App {
 
   private createRow(id: string): RowView {
     const cells = TABLE_COLUMNS.slice(0, 7).map((label, i) => (i === 0 ? h('th', { scope: 'row' }) : h('td', { 'data-label': label })));
+    // The leader's star is drawn (SVG), not a font glyph some fonts lack; it is named for screen readers.
+    const name = h('span', {}, id);
+    const star = s('svg', { class: 'leader-icon', viewBox: '0 0 20 20', width: 14, height: 14, role: 'img', 'aria-label': 'leader', display: 'none' }, s('title', {}, 'leader'), s('polygon', { points: starPoints(10, 10.5, 9.5) }));
+    cells[0]?.append(name, ' ', star);
     const buttons = NODE_ACTIONS.map((spec) => {
       const el = h('button', { type: 'button', 'data-testid': `${spec.name}-${id}`, 'data-action': spec.action, 'aria-label': `${spec.label} ${id}` }, spec.label);
       el.addEventListener('click', () => void this.run(spec.make(id)));
       return el;
     });
     const row = h('tr', { 'data-node': id }, ...cells, h('td', { class: 'node-actions', 'data-label': 'Actions' }, ...buttons));
-    const view = { row, cells, buttons };
+    const view = { row, cells, name, star, buttons };
     this.updateRowButtons(view);
     return view;
   }
@@ -388,11 +400,16 @@ export class App {
     );
   }
 
+  private allEvents(): boolean {
+    return this.allEventsBox.checked;
+  }
+
   private renderEvents(): void {
-    const events = this.store.eventsUpTo(EVENTS_SHOWN);
+    const all = this.allEvents();
+    const events = this.store.eventsUpTo(EVENTS_SHOWN, all);
     const shownSeq = this.store.current()?.seq;
     // Rebuilt only when the list changes, so a focused event button keeps its focus across frames.
-    const key = `${events.length}:${events[0]?.seq ?? ''}:${events.at(-1)?.seq ?? ''}:${events[0]?.at ?? ''}`;
+    const key = `${all}:${events.length}:${events[0]?.seq ?? ''}:${events.at(-1)?.seq ?? ''}:${events[0]?.at ?? ''}`;
     if (key === this.eventsKey) {
       for (const li of this.eventsEl.children) attr(li, 'aria-current', li.getAttribute('data-seq') === String(shownSeq) ? 'true' : undefined);
       return;
@@ -407,19 +424,25 @@ export class App {
           this.store.showSeq(event.seq);
           this.draw();
         });
+        // The text names its node ("n2 leads (term 3)", "isolate n2"): `node` marks the entry, it is not printed.
         return h(
           'li',
-          { class: `event kind-${event.kind}`, 'data-kind': event.kind, 'data-seq': event.seq, 'aria-current': event.seq === shownSeq ? 'true' : undefined },
+          {
+            class: `event kind-${event.kind}`,
+            'data-kind': event.kind,
+            'data-seq': event.seq,
+            'data-node': event.node,
+            'data-scope': isListed(event, false) ? 'cluster' : 'node',
+            'aria-current': event.seq === shownSeq ? 'true' : undefined,
+          },
           jump,
           ' ',
           h('span', { class: 'kind' }, event.kind),
           ' ',
-          // The node, unless the text already starts with it ("n2 leads term 3").
-          event.node && !event.text.startsWith(event.node) ? h('span', { class: 'event-node' }, `${event.node}: `) : false,
           h('span', { class: 'event-text' }, event.text),
         );
       }),
     );
-    if (events.length === 0) this.eventsEl.append(h('li', { class: 'empty' }, 'no events yet'));
+    if (events.length === 0) this.eventsEl.append(h('li', { class: 'empty' }, all ? 'no events yet' : 'no cluster events yet (tick "All node events" for each node\u2019s own)'));
   }
 }

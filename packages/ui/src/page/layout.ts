@@ -1,5 +1,5 @@
 /** Geometry and colours of the picture: pure, no DOM (tested under node). */
-import type { UiFrame, UiLink, UiLogEntry, UiMembers, UiNodeState } from '../model';
+import type { UiFrame, UiLink, UiLogEntry, UiMembers, UiMessage, UiNodeState } from '../model';
 
 export interface Point {
   x: number;
@@ -196,6 +196,29 @@ export function sampleMessages<T>(messages: readonly T[], max: number): T[] {
   const out: T[] = [];
   for (let i = 0; i < max; i++) out.push(messages[Math.round((i * (messages.length - 1)) / (max - 1))] as T);
   return out;
+}
+
+/** Where a message stops, as a share of its link: a dropped one at the middle, where the cut mark is drawn. */
+export const DROPPED_STOP = 0.5;
+
+/**
+ * How far along its link a message is drawn, `t` (0 to 1) of the way through its travel time: a delivered one
+ * all the way, a dropped one (`dropped` set) moves as fast but stops at the cut and stays there.
+ */
+export function messageProgress(message: Pick<UiMessage, 'dropped'>, t: number): number {
+  const clamped = Math.min(1, Math.max(0, t));
+  return message.dropped === undefined ? clamped : Math.min(clamped, DROPPED_STOP);
+}
+
+/** The points of a five-pointed star of outer radius `r` centred on (`cx`, `cy`), for an SVG polygon. */
+export function starPoints(cx: number, cy: number, r: number): string {
+  const points: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const radius = i % 2 === 0 ? r : r * 0.45;
+    const angle = -Math.PI / 2 + (i * Math.PI) / 5;
+    points.push(`${round(cx + radius * Math.cos(angle))},${round(cy + radius * Math.sin(angle))}`);
+  }
+  return points.join(' ');
 }
 
 /** How long a message dot travels, given the milliseconds since the previous frame was shown. */

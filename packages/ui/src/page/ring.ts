@@ -1,7 +1,7 @@
 /** The cluster drawn as a ring (SVG): links with their rates, nodes, and messages travelling. */
 import type { UiFrame, UiMessage, UiNodeState } from '../model';
 import { attr, keepOrder, s, text } from './dom';
-import { NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, membershipOf, ringLayout, sampleMessages, shownRole, termColor, travelTime, type Point } from './layout';
+import { DROPPED_STOP, NODE_RADIUS, VIEW_SIZE, along, drawnLinks, formatRate, membershipOf, messageProgress, ringLayout, sampleMessages, shownRole, starPoints, termColor, travelTime, type Point } from './layout';
 
 /** Messages animated per frame at most (the source samples already; this bounds the page's work). */
 export const MESSAGES_PER_FRAME = 24;
@@ -10,6 +10,8 @@ export const MESSAGES_PER_FRAME = 24;
 interface NodeView {
   group: SVGGElement;
   circle: SVGCircleElement;
+  /** A star on the leader's circle (drawn, not a font glyph: every browser shows it). */
+  star: SVGPolygonElement;
   label: SVGTextElement;
   sub: SVGTextElement;
   progress: SVGTextElement;
@@ -70,7 +72,8 @@ export class RingView {
     const sub = s('text', { class: 'node-sub', 'text-anchor': 'middle', y: NODE_RADIUS + 13 });
     const progress = s('text', { class: 'node-progress', 'text-anchor': 'middle', y: NODE_RADIUS + 25 });
     const title = s('title');
-    const group = s('g', { class: 'node', tabindex: 0, role: 'button', 'data-testid': `node-${id}`, 'aria-pressed': 'false' }, title, circle, label, sub, progress);
+    const star = s('polygon', { class: 'leader-mark', points: starPoints(NODE_RADIUS * 0.72, -NODE_RADIUS * 0.72, 9), 'aria-hidden': 'true' });
+    const group = s('g', { class: 'node', tabindex: 0, role: 'button', 'data-testid': `node-${id}`, 'aria-pressed': 'false' }, title, circle, star, label, sub, progress);
     const choose = (): void => this.onSelect(id);
     group.addEventListener('click', choose);
     group.addEventListener('keydown', (event) => {
@@ -79,7 +82,7 @@ export class RingView {
         choose();
       }
     });
-    const view = { group, circle, label, sub, progress, title };
+    const view = { group, circle, star, label, sub, progress, title };
     this.nodes.set(id, view);
     this.nodeLayer.append(group);
     return view;
@@ -100,7 +103,8 @@ export class RingView {
     attr(view.circle, 'fill', up && node?.term !== undefined ? termColor(node.term) : '#9aa0a6');
     text(view.label, id);
     text(view.progress, up && node?.commitIndex !== undefined ? `${node.commitIndex}/${node.appliedIndex ?? '-'}${node.lag ? ` \u00b7 lag ${node.lag}` : ''}` : '');
-    text(view.sub, up ? `${id === leader ? '\u2605 ' : ''}${role} \u00b7 t${node?.term ?? '?'}` : 'down');
+    attr(view.star, 'display', id === leader ? undefined : 'none');
+    text(view.sub, up ? `${role} \u00b7 t${node?.term ?? '?'}` : 'down');
     const parts = [
       `${id}: ${role}`,
       membership === 'none' ? 'not a member' : membership,
@@ -129,7 +133,7 @@ export class RingView {
       parts.push(line);
       if (link.blocked) {
         const mid = along(a, b, 0.5, 4);
-        parts.push(s('text', { class: 'cut-mark', x: mid.x, y: mid.y, 'text-anchor': 'middle', dy: '0.35em' }, '\u2715'));
+        parts.push(s('text', { class: 'cut-mark', x: mid.x, y: mid.y, 'text-anchor': 'middle', dy: '0.35em' }, '\u00d7'));
       } else if (link.rate > 0) {
         const at = along(a, b, 0.3, 12);
         parts.push(s('text', { class: 'rate', x: at.x, y: at.y, 'text-anchor': 'middle', dy: '0.35em' }, formatRate(link.rate)));
@@ -138,7 +142,10 @@ export class RingView {
     this.linkLayer.replaceChildren(...parts);
   }
 
-  /** Draws `messages` travelling from sender to receiver (or, scrubbed back or with reduced motion, halfway). */
+  /**
+   * Draws `messages` travelling from sender to receiver (or, scrubbed back or with reduced motion, halfway); a
+   * dropped one travels to the middle of its link, where a cut is marked, and stops there, drawn hollow and red.
+   */
   showMessages(messages: readonly UiMessage[], animate: boolean): void {
     this.messageLayer.replaceChildren();
     // Travel takes about the time between two frames (live: the source's pace), within [250, 900] ms.
@@ -146,15 +153,18 @@ export class RingView {
     const travelMs = travelTime(now - this.lastShown);
     this.lastShown = now;
     const drawn = sampleMessages(messages, MESSAGES_PER_FRAME);
-    const moving: Array<{ dot: SVGCircleElement; a: Point; b: Point; delay: number }> = [];
+    const moving: Array<{ dot: SVGCircleElement; a: Point; b: Point; delay: number; message: UiMessage }> = [];
     drawn.forEach((message, i) => {
       const a = this.positions.get(message.from);
       const b = this.positions.get(message.to);
       if (!a || !b || message.from === message.to) return;
-      const mid = along(a, b, 0.5, 4);
-      const dot = s('circle', { class: 'message', r: 4, cx: mid.x, cy: mid.y, 'data-type': message.type }, s('title', {}, `${message.type} ${message.from} \u2192 ${message.to}`));
+      const dropped = typeof message.dropped === 'string';
+      // Standing still: halfway, and a dropped one a little short of the cut mark so both show.
+      const still = along(a, b, dropped ? DROPPED_STOP - 0.08 : 0.5, 4);
+      const label = `${message.type} ${message.from} \u2192 ${message.to}${dropped ? `, dropped (${message.dropped})` : ''}`;
+      const dot = s('circle', { class: dropped ? 'message dropped' : 'message', r: 4, cx: still.x, cy: still.y, 'data-type': message.type, 'data-dropped': dropped ? message.dropped : undefined }, s('title', {}, label));
       this.messageLayer.append(dot);
-      moving.push({ dot, a, b, delay: (i * travelMs) / Math.max(drawn.length, 1) / 2 });
+      moving.push({ dot, a, b, delay: (i * travelMs) / Math.max(drawn.length, 1) / 2, message });
     });
     if (!animate || this.reduceMotion || moving.length === 0 || typeof requestAnimationFrame !== 'function') return;
     const began = performance.now();
@@ -173,7 +183,7 @@ export class RingView {
           continue;
         }
         running = true;
-        const p = along(m.a, m.b, t, 4);
+        const p = along(m.a, m.b, messageProgress(m.message, t), 4);
         m.dot.setAttribute('cx', String(p.x));
         m.dot.setAttribute('cy', String(p.y));
         m.dot.setAttribute('opacity', '1');

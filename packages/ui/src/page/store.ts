@@ -12,6 +12,14 @@ export interface TimelineEvent extends UiEvent {
   seq: number;
 }
 
+/**
+ * Whether the timeline lists `event`: always when `all`, else only the cluster's events (a node's own view,
+ * `scope: 'node'`, comes once per node: an election brings each node's "follows leader n1").
+ */
+export function isListed(event: Pick<UiEvent, 'scope'>, all: boolean): boolean {
+  return all || event.scope !== 'node';
+}
+
 export class FrameStore {
   private list: UiFrame[] = [];
   /** Index into `frames` while scrubbed back; undefined while live. */
@@ -119,23 +127,26 @@ export class FrameStore {
     return this.index >= this.list.length - 1;
   }
 
-  /** The index of the nearest frame before (-1) or after (1) the one shown that carries events, if any. */
-  eventIndex(direction: -1 | 1): number | undefined {
+  /**
+   * The index of the nearest frame before (-1) or after (1) the one shown that carries an event the timeline
+   * lists (`isListed(event, all)`), if any.
+   */
+  eventIndex(direction: -1 | 1, all = true): number | undefined {
     for (let i = this.index + direction; i >= 0 && i < this.list.length; i += direction) {
-      if ((this.list[i]?.events.length ?? 0) > 0) return i;
+      if (this.list[i]?.events.some((e) => isListed(e, all))) return i;
     }
     return undefined;
   }
 
-  /** The events of every frame up to the one shown, newest first, at most `max`. */
-  eventsUpTo(max: number): TimelineEvent[] {
+  /** The events the timeline lists (`isListed(event, all)`) of every frame up to the one shown, newest first, at most `max`. */
+  eventsUpTo(max: number, all = true): TimelineEvent[] {
     const out: TimelineEvent[] = [];
     for (let i = this.index; i >= 0 && out.length < max; i--) {
       const frame = this.list[i];
       if (!frame) continue;
       for (let j = frame.events.length - 1; j >= 0 && out.length < max; j--) {
         const event = frame.events[j];
-        if (event) out.push({ ...event, seq: frame.seq });
+        if (event && isListed(event, all)) out.push({ ...event, seq: frame.seq });
       }
     }
     return out;
