@@ -21,6 +21,11 @@ export interface ObservedMessage {
   type: string;
   /** Milliseconds since the epoch. */
   at: number;
+  /**
+   * `'partitioned'` when the node sent it on a link its fault switch cuts (`consensus-cli partition`): sampled
+   * here before the transport drops it, it never arrives.
+   */
+  dropped?: string;
 }
 
 /** Something that happened to the node: an election, a new leader, a membership change, a snapshot, a partition. */
@@ -337,7 +342,8 @@ export class NodeObserver {
     }
     if (p.sentSampled < this.samplesPerWindow) {
       p.sentSampled++;
-      this.sample(envelope);
+      // Only a sampled message asks the fault switch (a few per link per window, not every message).
+      this.sample(envelope, this.faults !== undefined && this.faults.blocked().outbound.includes(envelope.to));
     }
   }
 
@@ -350,12 +356,14 @@ export class NodeObserver {
     }
     if (p.receivedSampled < this.samplesPerWindow) {
       p.receivedSampled++;
-      this.sample(envelope);
+      this.sample(envelope, false);
     }
   }
 
-  private sample(envelope: Envelope): void {
-    this.ring[this.ringNext] = { seq: ++this.seq, from: envelope.from, to: envelope.to, type: messageType(envelope.msg), at: this.now() };
+  private sample(envelope: Envelope, cut: boolean): void {
+    const m: ObservedMessage = { seq: ++this.seq, from: envelope.from, to: envelope.to, type: messageType(envelope.msg), at: this.now() };
+    if (cut) m.dropped = 'partitioned';
+    this.ring[this.ringNext] = m;
     this.ringNext = (this.ringNext + 1) % this.ringSize;
   }
 

@@ -178,6 +178,39 @@ describe('NodeObserver: node events', () => {
     expect(obs.answer(0).events).toHaveLength(1);
   });
 
+  it('marks a message sent on a link the fault switch cuts as dropped (sampled before the transport drops it)', async () => {
+    const obs = observer({ samplesPerWindow: 1 });
+    const inner = new FakeTransport();
+    const t = obs.watchTransport(inner);
+    await t.start({ deliver: () => {} });
+    let outbound: NodeId[] = ['n3'];
+    let asked = 0;
+    const faults = {
+      blocked: () => {
+        asked++;
+        return { outbound, inbound: [] };
+      },
+    };
+    obs.attach({ node: new FakeNode(), storage: new MemoryStorage(), faults });
+    for (let i = 0; i < 100; i++) t.send([env('n1', 'n2'), env('n1', 'n3')]);
+    inner.handler?.deliver(env('n3', 'n1'));
+    // Only the sampled sends ask the switch: one per link here, not 200.
+    expect(asked).toBe(2);
+    let a = obs.answer(0);
+    expect(a.messages.map((m) => [`${m.from}>${m.to}`, m.dropped])).toEqual([
+      ['n1>n2', undefined],
+      ['n1>n3', 'partitioned'],
+      ['n3>n1', undefined],
+    ]);
+    expect('dropped' in (a.messages[0] as object)).toBe(false);
+    // Healed: the next window's sends arrive again.
+    outbound = [];
+    obs.nextWindow();
+    t.send([env('n1', 'n3')]);
+    a = obs.answer(a.seq);
+    expect(a.messages).toEqual([expect.not.objectContaining({ dropped: expect.anything() })]);
+  });
+
   it('keeps at most eventLimit events, the latest', () => {
     const obs = observer({ eventLimit: 5 });
     obs.attach({ node: new FakeNode(), storage: new MemoryStorage() });
