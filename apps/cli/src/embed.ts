@@ -1,4 +1,5 @@
 import type { RequestListener } from 'node:http';
+import { resolve } from 'node:path';
 import {
   AbortedError,
   ConfigError,
@@ -342,6 +343,9 @@ async function checkStartNodeOptions(raw: unknown): Promise<{ spec: NodeSpec; lo
   const others = Object.keys(peers).filter((p) => p !== id);
   if (listen === undefined && (others.length > 0 || scalars.join === true)) fail('listen is needed for a node with peers (or give this node an address in peers)');
   const http = o.http === undefined ? undefined : parseAddress(o.http, 'http');
+  if (http !== undefined && listen !== undefined && http.port !== 0 && http.port === listen.port && (http.host === listen.host || [http.host, listen.host].some((h) => h === '0.0.0.0' || h === '::'))) {
+    fail(`http and listen are both ${http.host}:${http.port}: the HTTP server and the peer and client port need a port each`);
+  }
   let tls: TlsOptions | undefined;
   if (o.tls !== undefined) {
     if (typeof o.tls !== 'object' || o.tls === null || Array.isArray(o.tls)) fail(`tls must be transport-tcp's TlsOptions { cert, key, ca, mutual?, servername? } (PEM contents), got ${preview(o.tls)}`);
@@ -422,6 +426,9 @@ async function checkStartNodeOptions(raw: unknown): Promise<{ spec: NodeSpec; lo
   return { spec, logger, protocol };
 }
 
+/** The data directories of the nodes `startNode` runs in this process (resolved paths). */
+const dirsInUse = new Set<string>();
+
 /**
  * Starts one node in this process and resolves once it runs (it may not know a leader yet: `node.waitForLeader()`).
  * Bad options reject with a `ConfigError` naming the option before anything is opened or listens; a port in
@@ -431,10 +438,16 @@ export function startNode<C, R, Q, A>(options: StartCustomNodeOptions<C, R, Q, A
 export function startNode(options: StartKvNodeOptions): Promise<EmbeddedKvNode>;
 export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNode | EmbeddedNode<unknown, unknown, unknown, unknown>> {
   const { spec, logger, protocol } = await checkStartNodeOptions(options);
+  // One node per data directory in this process, claimed before anything opens: a second start on the same
+  // directory (at the same time, or before the first stopped) is refused by name, not left to race the first.
+  const claimed = resolve(spec.dataDir);
+  if (dirsInUse.has(claimed)) throw new ConfigError(`startNode: ${claimed} is the data directory of a node this process already runs (stop it first)`);
+  dirsInUse.add(claimed);
   let launched: LaunchedNode;
   try {
     launched = await launchNode(spec, logger);
   } catch (e) {
+    dirsInUse.delete(claimed);
     // The CLI's own error class (a port in use, a data directory of another node) reaches embedders as the kit's.
     if (e instanceof CliError) throw new ConfigError(`startNode: ${e.message}`, { cause: e });
     throw e;
@@ -466,8 +479,12 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
     leader,
     stop: () => {
       stopping ??= (async () => {
-        await closeClient().catch(() => undefined);
-        await launched.stop();
+        try {
+          await closeClient().catch(() => undefined);
+          await launched.stop();
+        } finally {
+          dirsInUse.delete(claimed);
+        }
       })();
       return stopping;
     },

@@ -303,9 +303,25 @@ describe('startNode: bad options are typed errors before anything starts', () =>
     await refused({ ...at, tls: { cert: 'x' } }, /tls\.key is needed/);
     await refused({ ...at, secret: 'short' }, /secret must be a string of at least 8 characters/);
     await refused({ ...at, kv: { historyRevisions: -1 } }, /^startNode: kv: historyRevisions must be/);
+    await refused({ ...at, http: at.listen }, /http and listen are both 127\.0\.0\.1:\d+/);
     // Nothing listens and nothing was written.
     await checkPortsFree('127.0.0.1', [base + 1, base + 101]);
     expect(existsSync(join(d, 'n1'))).toBe(false);
+  });
+
+  it('one node per data directory in a process: a second start on it is refused by name, at once or after the first, and allowed once it stopped', async () => {
+    const d = join(dir(), 'n1');
+    const both = await Promise.allSettled([startNode({ id: 'n1', dir: d, logger: silentLogger }), startNode({ id: 'n1', dir: `${d}/`, logger: silentLogger })]);
+    const started = both.flatMap((r) => (r.status === 'fulfilled' ? [track(r.value)] : []));
+    const refusals = both.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    expect(started).toHaveLength(1);
+    expect(refusals).toHaveLength(1);
+    expect(ConfigError.is(refusals[0])).toBe(true);
+    expect(refusals[0]?.message).toMatch(/is the data directory of a node this process already runs/);
+    await expect(startNode({ id: 'n1', dir: d, logger: silentLogger })).rejects.toThrow(/already runs/);
+    await started[0]?.stop();
+    const again = track(await startNode({ id: 'n1', dir: d, logger: silentLogger }));
+    await again.node.waitForLeader({ timeoutMs: 10_000 });
   });
 
   it('a peer port in use rejects with everything it opened closed: the http port is free, and the same options start once the port is', async () => {
