@@ -2,7 +2,8 @@
  * A large store (#22 item 7): what a snapshot of KEYS keys (default 1,000,000; 16-byte keys, 100-byte string
  * values) costs, and what it does to the latency of puts applied meanwhile.
  *
- * Figures printed:
+ * Figures printed (`ms` wall time; `cpuMs` CPU time of the process, GC threads included, which a machine busy
+ * with other work inflates less):
  * - fill: the store built by applying KEYS puts straight to the state machine (no consensus), and the heap it
  *   takes per key (process.memoryUsage().heapUsed after a full GC, before and after, divided by KEYS; node runs
  *   with --expose-gc);
@@ -48,6 +49,12 @@ function heap(): number {
   return process.memoryUsage().heapUsed;
 }
 
+/** CPU time of this process (all its threads, GC helpers included) since `since`, in ms. */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return Number(((u.user + u.system) / 1000).toFixed(1));
+}
+
 function ms(x: number): number {
   return Number(x.toFixed(3));
 }
@@ -88,10 +95,11 @@ const heap1 = heap();
 console.log(JSON.stringify({ step: 'fill', keys: KEYS, applyMs: ms(fillMs), heapBytesPerKey: Math.round((heap1 - heap0) / KEYS), heapMB: Math.round((heap1 - heap0) / 2 ** 20) }));
 
 // ---- snapshot and restore ------------------------------------------------------------------------------------
+let cpu0 = process.cpuUsage();
 t0 = performance.now();
 const bytes = filled.snapshot();
 const snapshotMs = performance.now() - t0;
-console.log(JSON.stringify({ step: 'snapshot()', ms: ms(snapshotMs), bytes: bytes.length, bytesPerKey: Math.round(bytes.length / KEYS) }));
+console.log(JSON.stringify({ step: 'snapshot()', ms: ms(snapshotMs), cpuMs: cpuMs(cpu0), bytes: bytes.length, bytesPerKey: Math.round(bytes.length / KEYS) }));
 
 const beginSnap = (filled as Partial<Pick<StateMachine, 'beginSnapshot'>>).beginSnapshot;
 if (beginSnap !== undefined) {
@@ -125,11 +133,13 @@ filled = undefined;
 const sm = new KvStateMachine();
 {
   const h0 = heap();
+  cpu0 = process.cpuUsage();
   t0 = performance.now();
   sm.restore(bytes);
   const restoreMs = performance.now() - t0;
+  const restoreCpu = cpuMs(cpu0);
   const h1 = heap();
-  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), keys: sm.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS) }));
+  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), cpuMs: restoreCpu, keys: sm.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS) }));
 }
 
 // ---- puts through a host -------------------------------------------------------------------------------------
