@@ -81,31 +81,75 @@ const COMPRESS_MIN_BYTES = 1024;
  * by its length and its first and last `seq`.
  */
 class HistoryCache {
-  private key = '';
-  private json: Buffer | undefined;
-  private readonly encoded = new Map<HistoryEncoding, Promise<Buffer>>();
+  /** Per window asked for (`''`: the whole history): the history it was made of, its JSON and encodings. */
+  private readonly entries = new Map<string, { key: string; json: Buffer; encoded: Map<HistoryEncoding, Promise<Buffer>> }>();
 
-  /** The answer for `frames` in `encoding` (identity when small): made now, or kept from an earlier request. */
-  async get(frames: readonly UiFrame[], encoding: HistoryEncoding): Promise<{ body: Buffer; encoding: HistoryEncoding }> {
+  /**
+   * The answer for `frames` (the part `window` names of the history) in `encoding` (identity when small): made
+   * now, or kept from an earlier request. A few windows are kept (a page asks for one, then the rest).
+   */
+  async get(frames: readonly UiFrame[], window: string, encoding: HistoryEncoding): Promise<{ body: Buffer; encoding: HistoryEncoding }> {
     const key = `${frames.length}:${frames[0]?.seq ?? ''}:${frames.at(-1)?.seq ?? ''}`;
-    if (key !== this.key || this.json === undefined) {
-      this.key = key;
-      this.json = Buffer.from(JSON.stringify(frames));
-      this.encoded.clear();
+    let entry = this.entries.get(window);
+    if (entry === undefined || entry.key !== key) {
+      entry = { key, json: Buffer.from(JSON.stringify(frames)), encoded: new Map() };
+      this.entries.delete(window);
+      this.entries.set(window, entry);
+      if (this.entries.size > HISTORY_CACHE_WINDOWS) this.entries.delete(this.entries.keys().next().value as string);
     }
-    const json = this.json;
+    const { json, encoded } = entry;
     if (encoding === 'identity' || json.length < COMPRESS_MIN_BYTES) return { body: json, encoding: 'identity' };
-    let body = this.encoded.get(encoding);
+    let body = encoded.get(encoding);
     if (body === undefined) {
       body = compress(json, encoding);
       const made = body;
       made.catch(() => {
-        if (this.encoded.get(encoding) === made) this.encoded.delete(encoding);
+        if (encoded.get(encoding) === made) encoded.delete(encoding);
       });
-      this.encoded.set(encoding, body);
+      encoded.set(encoding, body);
     }
     return { body: await body, encoding };
   }
+}
+
+/** Windows of the history whose answers are kept at once. */
+const HISTORY_CACHE_WINDOWS = 4;
+
+/**
+ * The part of the history `GET /api/history` was asked for: frames with `seq > after` and `seq < before`, then the
+ * oldest `first` or the newest `last` of them. A page fetches a window it can draw at once, then the rest.
+ */
+export interface HistoryWindow {
+  first?: number;
+  last?: number;
+  before?: number;
+  after?: number;
+}
+
+/** The window named by `?first=&last=&before=&after=`, or the text of a 400 for a bad one. */
+export function parseHistoryWindow(params: URLSearchParams): HistoryWindow | string {
+  const window: HistoryWindow = {};
+  for (const name of ['first', 'last', 'before', 'after'] as const) {
+    const raw = params.get(name);
+    if (raw === null) continue;
+    const counted = name === 'first' || name === 'last';
+    if (!(counted ? /^\d{1,9}$/ : /^-?\d{1,15}$/).test(raw) || (counted && Number(raw) < 1)) {
+      return `${name} must be ${counted ? 'a positive integer (a number of frames)' : 'an integer (a frame seq)'}, not ${JSON.stringify(raw.slice(0, 40))}`;
+    }
+    window[name] = Number(raw);
+  }
+  if (window.first !== undefined && window.last !== undefined) return 'ask for first or last, not both';
+  return window;
+}
+
+/** The frames of `frames` (in seq order) that `window` names. */
+export function applyHistoryWindow(frames: readonly UiFrame[], window: HistoryWindow): readonly UiFrame[] {
+  let out = frames;
+  const { before, after } = window;
+  if (before !== undefined || after !== undefined) out = out.filter((f) => (after === undefined || f.seq > after) && (before === undefined || f.seq < before));
+  if (window.first !== undefined) return out.slice(0, window.first);
+  if (window.last !== undefined) return out.slice(-window.last);
+  return out;
 }
 
 /** Brotli at quality 5 (about as fast as gzip's default on frames, and a third of its size), or gzip at 6. */
@@ -227,13 +271,22 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
 
   const history = new HistoryCache();
   /** `GET /api/history`: the frames as JSON, brotli- or gzip-compressed when the browser accepts it. */
-  const sendHistory = async (req: IncomingMessage, res: ServerResponse, method: string): Promise<void> => {
-    const { body, encoding } = await history.get(source.history(), pickEncoding(req.headers['accept-encoding']));
+  const sendHistory = async (req: IncomingMessage, res: ServerResponse, method: string, url: URL): Promise<void> => {
+    const window = parseHistoryWindow(url.searchParams);
+    if (typeof window === 'string') {
+      fail(res, 400, window);
+      return;
+    }
+    const all = source.history();
+    const spec = [window.first, window.last, window.before, window.after].map((n) => n ?? '').join(',');
+    const { body, encoding } = await history.get(applyHistoryWindow(all, window), spec === ',,,' ? '' : spec, pickEncoding(req.headers['accept-encoding']));
     res.writeHead(200, {
       ...COMMON_HEADERS,
       'content-type': 'application/json; charset=utf-8',
       'cache-control': 'no-store',
       vary: 'accept-encoding',
+      // The source's newest frame, whatever the window: a page that asked for the first frames follows the stream from it.
+      'x-ui-newest-seq': String(all.at(-1)?.seq ?? -1),
       'content-length': body.length,
       ...(encoding === 'identity' ? {} : { 'content-encoding': encoding }),
     });
@@ -345,7 +398,7 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
       return;
     }
     if (path === '/api/hello') sendJson(res, 200, source.hello());
-    else if (path === '/api/history') await sendHistory(req, res, method);
+    else if (path === '/api/history') await sendHistory(req, res, method, url);
     else if (path === '/api/stream') {
       if (method === 'HEAD') {
         res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });

@@ -1,5 +1,6 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { UiAction, UiActionResult, UiFrame, UiHello, UiSource } from '../src/index';
+import { applyHistoryWindow, parseHistoryWindow } from '../src/server';
 
 export function frame(seq: number, extra: Partial<UiFrame> = {}): UiFrame {
   return {
@@ -159,4 +160,15 @@ export function raw(url: string, options: { method?: string; headers?: Record<st
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
+}
+
+/**
+ * What the server answers to `path` (`/api/history?first=&last=&before=&after=`) for `history`: the window asked
+ * for, with `x-ui-newest-seq`. For page tests that stub `fetch`.
+ */
+export function historyResponse(path: string, history: readonly UiFrame[]): Response {
+  const url = new URL(path, 'http://localhost');
+  const window = parseHistoryWindow(url.searchParams);
+  if (typeof window === 'string') return new Response(JSON.stringify({ ok: false, text: window }), { status: 400 });
+  return new Response(JSON.stringify(applyHistoryWindow(history, window)), { headers: { 'x-ui-newest-seq': String(history.at(-1)?.seq ?? -1) } });
 }

@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveUi, type UiFrame, type UiServer } from '../src/index';
-import { pickEncoding } from '../src/server';
+import { parseHistoryWindow, pickEncoding } from '../src/server';
 import { fakeSource, frame } from './helpers';
 
 const servers: UiServer[] = [];
@@ -124,5 +124,46 @@ describe('GET /api/history on the wire', () => {
     const decoded = JSON.parse(brotliDecompressSync(c.body).toString('utf8')) as UiFrame[];
     expect(decoded).toHaveLength(201);
     expect(decoded.at(-1)).toEqual(frame(200));
+  });
+});
+
+describe('GET /api/history?first=|last=|before=|after=', () => {
+  it('answers the window asked for, with the source\'s newest seq whatever the window', async () => {
+    const frames = Array.from({ length: 10 }, (_, i) => frame(i));
+    const server = await serveUi({ source: fakeSource({ frames }) });
+    servers.push(server);
+    const seqs = async (query: string): Promise<{ seqs: number[]; newest: string | null }> => {
+      const res = await fetch(`${server.url}api/history${query}`);
+      expect(res.status).toBe(200);
+      return { seqs: ((await res.json()) as UiFrame[]).map((f) => f.seq), newest: res.headers.get('x-ui-newest-seq') };
+    };
+    expect(await seqs('')).toEqual({ seqs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], newest: '9' });
+    expect(await seqs('?last=3')).toEqual({ seqs: [7, 8, 9], newest: '9' });
+    expect(await seqs('?first=3')).toEqual({ seqs: [0, 1, 2], newest: '9' });
+    expect(await seqs('?before=7')).toEqual({ seqs: [0, 1, 2, 3, 4, 5, 6], newest: '9' });
+    expect(await seqs('?after=6')).toEqual({ seqs: [7, 8, 9], newest: '9' });
+    expect(await seqs('?after=2&before=5')).toEqual({ seqs: [3, 4], newest: '9' });
+    expect(await seqs('?before=7&last=2')).toEqual({ seqs: [5, 6], newest: '9' });
+    expect(await seqs('?after=-1&first=1')).toEqual({ seqs: [0], newest: '9' });
+    expect(await seqs('?last=50')).toEqual({ seqs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], newest: '9' });
+    for (const bad of ['?last=0', '?first=-1', '?last=x', '?before=1.5', '?first=1&last=1']) {
+      const res = await fetch(`${server.url}api/history${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(((await res.json()) as { ok: boolean }).ok).toBe(false);
+    }
+  });
+
+  it('a window of a large history goes compressed too, and each window is kept once made', async () => {
+    const source = fakeSource({ frames: bigHistory(300) });
+    const server = await serveUi({ source });
+    servers.push(server);
+    const last = await get(`${server.url}api/history?last=100`, { 'accept-encoding': 'br' });
+    expect(last.headers['content-encoding']).toBe('br');
+    expect((JSON.parse(brotliDecompressSync(last.body).toString('utf8')) as UiFrame[]).map((f) => f.seq)).toEqual(Array.from({ length: 100 }, (_, i) => 200 + i));
+    const rest = await get(`${server.url}api/history?before=200`, { 'accept-encoding': 'br' });
+    expect(JSON.parse(brotliDecompressSync(rest.body).toString('utf8'))).toHaveLength(200);
+    const again = await get(`${server.url}api/history?last=100`, { 'accept-encoding': 'br' });
+    expect(again.body.equals(last.body)).toBe(true);
+    expect(parseHistoryWindow(new URLSearchParams('first=2&after=5'))).toEqual({ first: 2, after: 5 });
   });
 });

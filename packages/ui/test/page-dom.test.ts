@@ -10,7 +10,7 @@ import { fileURLToPath, URL as NodeURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UiAction, UiFrame, UiHello } from '../src/index';
 import { App } from '../src/page/app';
-import { frame } from './helpers';
+import { frame, historyResponse } from './helpers';
 
 class FakeEventSource extends EventTarget {
   static all: FakeEventSource[] = [];
@@ -72,7 +72,7 @@ beforeEach(() => {
     'fetch',
     vi.fn(async (path: string, init?: RequestInit) => {
       if (path === '/api/hello') return new Response(JSON.stringify(hello));
-      if (path === '/api/history') return new Response(JSON.stringify(history));
+      if (path.startsWith('/api/history')) return historyResponse(path, history);
       if (path === '/api/action') {
         const action = JSON.parse(String(init?.body)) as UiAction;
         posted.push(action);
@@ -350,7 +350,7 @@ describe('the page (DOM)', () => {
       'fetch',
       vi.fn(async (path: string) => {
         if (path === '/api/hello') return new Response(JSON.stringify(hello));
-        if (path === '/api/history') return new Response(JSON.stringify(history));
+        if (path.startsWith('/api/history')) return historyResponse(path, history);
         return new Response(JSON.stringify({ ok: false, text: evil }));
       }),
     );

@@ -12,7 +12,8 @@ import type { UiEvent, UiFrame, UiHello } from '../src/index';
 import { App } from '../src/page/app';
 import { DROPPED_STOP, messageProgress, starPoints } from '../src/page/layout';
 import { FrameStore, isListed } from '../src/page/store';
-import { frame } from './helpers';
+import { HISTORY_WINDOW } from '../src/page/connection';
+import { frame, historyResponse } from './helpers';
 
 class FakeEventSource extends EventTarget {
   static all: FakeEventSource[] = [];
@@ -48,7 +49,7 @@ beforeEach(() => {
     'fetch',
     vi.fn(async (path: string) => {
       if (path === '/api/hello') return new Response(JSON.stringify(HELLO));
-      if (path === '/api/history') return new Response(JSON.stringify(history));
+      if (path.startsWith('/api/history')) return historyResponse(path, history);
       return new Response('{}', { status: 404 });
     }),
   );
@@ -201,5 +202,68 @@ describe('glyphs', () => {
     expect(row?.textContent).toBe('n1 leader');
     expect(row?.querySelector('svg.leader-icon')?.getAttribute('aria-label')).toBe('leader');
     expect(root.querySelector('tr[data-node="n2"] svg.leader-icon')?.getAttribute('display')).toBe('none');
+  });
+});
+
+describe('loading a long history', () => {
+  /** `fetch` answering from `history`, recording the paths, holding `/api/history?before=` / `?after=` until released. */
+  function stubFetch(hello: UiHello): { paths: string[]; release: () => void } {
+    const paths: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (path: string) => {
+        paths.push(path);
+        if (path === '/api/hello') return new Response(JSON.stringify(hello));
+        if (path.startsWith('/api/history?before=') || (path.startsWith('/api/history?after=') && !path.includes('&'))) await held;
+        if (path.startsWith('/api/history')) return historyResponse(path, history);
+        return new Response('{}', { status: 404 });
+      }),
+    );
+    return { paths, release };
+  }
+
+  it('live: draws the newest frames first, follows the stream from the newest, then merges the older ones', async () => {
+    history = Array.from({ length: 700 }, (_, i) => frame(i));
+    const { paths, release } = stubFetch(HELLO);
+    await startApp();
+    const slider = $('timeline-slider') as HTMLInputElement;
+    await vi.waitFor(() => expect(slider.max).toBe(String(HISTORY_WINDOW - 1)));
+    expect(paths).toEqual(['/api/hello', `/api/history?last=${HISTORY_WINDOW}`, `/api/history?before=${700 - HISTORY_WINDOW}`]);
+    expect(FakeEventSource.all.at(-1)?.url).toBe('/api/stream?since=699');
+    expect($('timeline-slider').getAttribute('aria-valuetext')).toBe('frame 699, live');
+    release();
+    await vi.waitFor(() => expect(slider.max).toBe('699'));
+    // Still live, on the newest frame; the oldest can be scrubbed to.
+    expect(slider.getAttribute('aria-valuetext')).toBe('frame 699, live');
+    slider.value = '0';
+    slider.dispatchEvent(new Event('input'));
+    expect(slider.getAttribute('aria-valuetext')).toBe('frame 0');
+  });
+
+  it('replay: opens on its first frames at once, then merges the later ones; the stream starts after the newest', async () => {
+    history = Array.from({ length: 700 }, (_, i) => frame(i));
+    const { paths, release } = stubFetch({ ...HELLO, mode: 'replay', timeUnit: 'tick' });
+    await startApp();
+    const slider = $('timeline-slider') as HTMLInputElement;
+    await vi.waitFor(() => expect(slider.max).toBe(String(HISTORY_WINDOW - 1)));
+    expect(slider.value).toBe('0');
+    expect(paths).toEqual(['/api/hello', `/api/history?first=${HISTORY_WINDOW}`, `/api/history?after=${HISTORY_WINDOW - 1}`]);
+    expect(FakeEventSource.all.at(-1)?.url).toBe('/api/stream?since=699');
+    release();
+    await vi.waitFor(() => expect(slider.max).toBe('699'));
+    expect(slider.value).toBe('0');
+  });
+
+  it('a hole in the stream fetches only the frames it skipped', async () => {
+    history = [frame(0), frame(1)];
+    const { paths } = stubFetch(HELLO);
+    await startApp();
+    const stream = FakeEventSource.all.at(-1)!;
+    history = [0, 1, 2, 3, 4, 5].map((i) => frame(i));
+    stream.dispatchEvent(new MessageEvent('frame', { data: JSON.stringify(frame(5)) }));
+    await vi.waitFor(() => expect(($('timeline-slider') as HTMLInputElement).max).toBe('5'));
+    expect(paths.at(-1)).toBe('/api/history?after=1&before=5');
   });
 });

@@ -87,6 +87,7 @@ export class App {
         text(this.connectionEl, open ? 'connected' : 'reconnecting\u2026');
       },
       lastSeq: () => this.store.lastSeq,
+      firstSeq: () => this.store.frames[0]?.seq ?? -1,
     }).start();
   }
 
