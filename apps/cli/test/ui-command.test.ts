@@ -66,6 +66,23 @@ describe('consensus-cli ui: the visualizer of a running cluster', () => {
     }
   });
 
+  it('Ctrl-C while an action runs: it is waited for and answered, then the page stops', async () => {
+    const dir = dirOf();
+    const p = spawnCli(['ui', '--dir', dir, '--json', '--no-open']);
+    try {
+      const url = await urlOf(p);
+      const bench = postAction(url, { action: 'bench', seconds: 2, clients: 2 });
+      // The bench is running once a second one is refused.
+      await waitFor('the bench to run', async () => ((await postAction(url, { action: 'bench', seconds: 1 })).result.text.includes('already running') ? true : undefined), 10_000);
+      p.signal('SIGINT');
+      expect(await bench).toMatchObject({ status: 200, result: { ok: true, text: expect.stringMatching(/^bench: /) } });
+      expect(await p.exited).toBe(0);
+      expect(p.stderr()).toContain('waiting for the action from the page to finish...');
+    } finally {
+      p.signal('SIGKILL');
+    }
+  });
+
   it('a directory without a cluster is an error, before anything is served', async () => {
     const r = await cli('ui', '--dir', `${dirOf()}/nothing-here`, '--no-open');
     expect(r.code).toBe(1);

@@ -31,7 +31,19 @@ export interface ClusterUi {
 export async function serveClusterUi(o: ClusterUiOptions): Promise<ClusterUi> {
   // A directory without a cluster fails here, with the command's own message, not as a page showing nothing.
   new ClusterDir(o.dir).read();
-  const source = liveSource({ dir: o.dir, act: createUiActions({ dir: o.dir }), ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}) });
+  // Actions still running when the page is closed are waited for: a member being added must not be cut off
+  // half-way (a node process started and not yet on record), and the page gets its answer.
+  const actions = createUiActions({ dir: o.dir });
+  const running = new Set<Promise<unknown>>();
+  let closing = false;
+  const act: typeof actions = (a) => {
+    if (closing) return Promise.resolve({ ok: false, text: 'the page is being closed: no new actions' });
+    const p = actions(a);
+    running.add(p);
+    void p.finally(() => running.delete(p));
+    return p;
+  };
+  const source = liveSource({ dir: o.dir, act, ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}) });
   source.start();
   let server: Awaited<ReturnType<typeof serveUi>>;
   try {
@@ -46,6 +58,11 @@ export async function serveClusterUi(o: ClusterUiOptions): Promise<ClusterUi> {
   return {
     url: server.url,
     async close() {
+      closing = true;
+      if (running.size > 0) {
+        console.error(`waiting for ${running.size === 1 ? 'the action' : `${running.size} actions`} from the page to finish...`);
+        await Promise.allSettled([...running]);
+      }
       await server.close();
       await source.close();
     },
