@@ -614,7 +614,8 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     ) {
       throw new MalformedMessageError('kv snapshot (format 4) has a malformed header');
     }
-    this.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys });
+    // readColumnar refused keys out of order: the store need not check again.
+    this.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true);
     this.time.restore(h.time);
     const leased: [string, number][] = [];
     for (const kv of kvs) if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
