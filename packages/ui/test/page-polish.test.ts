@@ -256,6 +256,17 @@ describe('loading a long history', () => {
     expect(slider.value).toBe('0');
   });
 
+  it('a replay longer than the live frame limit keeps every frame and stays on its first step', async () => {
+    history = Array.from({ length: 6000 }, (_, i) => frame(i, { nodes: [] }));
+    const { release } = stubFetch({ ...HELLO, mode: 'replay', timeUnit: 'tick' });
+    release();
+    new App(root).start();
+    const slider = $('timeline-slider') as HTMLInputElement;
+    await vi.waitFor(() => expect(slider.max).toBe('5999'));
+    expect(slider.value).toBe('0');
+    expect(slider.getAttribute('aria-valuetext')).toBe('frame 0');
+  });
+
   it('a hole in the stream fetches only the frames it skipped', async () => {
     history = [frame(0), frame(1)];
     const { paths } = stubFetch(HELLO);

@@ -5,7 +5,7 @@ import { attr, h, keepOrder, s, text } from './dom';
 import { formatTime, leaderOf, membershipOf, nodeIds, shownRole, starPoints } from './layout';
 import { renderLogs } from './logs';
 import { RingView } from './ring';
-import { FrameStore, isListed } from './store';
+import { FRAME_LIMIT, FrameStore, REPLAY_FRAME_LIMIT, isListed } from './store';
 
 const EVENTS_SHOWN = 200;
 const TABLE_COLUMNS = ['Node', 'Role', 'Member', 'Term', 'Commit / applied', 'Lag', 'Up', 'Actions'];
@@ -207,6 +207,7 @@ export class App {
     text(this.replayEl, hello.replayCommand ? `Reproduce: ${hello.replayCommand}` : '');
     text(this.replayNote, hello.mode === 'replay' ? 'A recorded run: actions are off. Step through it with the timeline.' : '');
     this.root.setAttribute('data-mode', hello.mode);
+    this.store.limit = hello.mode === 'replay' ? REPLAY_FRAME_LIMIT : FRAME_LIMIT;
     const offered = new Set(hello.actions);
     for (const { el, action } of this.actionButtons) el.disabled = !offered.has(action);
     for (const view of this.rows.values()) this.updateRowButtons(view);

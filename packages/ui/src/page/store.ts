@@ -6,6 +6,11 @@
 import type { UiEvent, UiFrame } from '../model';
 
 export const FRAME_LIMIT = 5000;
+/**
+ * Frames a replay keeps: all of them (the simulator's recorder makes at most 20,000, within about 64 MB of JSON).
+ * A replay opens on its first step, which the live limit would drop once a long run's later steps arrive.
+ */
+export const REPLAY_FRAME_LIMIT = 20_000;
 
 export interface TimelineEvent extends UiEvent {
   /** The frame the event arrived with: selecting it shows that frame. */
@@ -25,7 +30,8 @@ export class FrameStore {
   /** Index into `frames` while scrubbed back; undefined while live. */
   position: number | undefined;
 
-  constructor(readonly limit = FRAME_LIMIT) {}
+  /** At most this many frames are kept (the oldest go first); set it before frames arrive (a replay keeps more). */
+  constructor(public limit = FRAME_LIMIT) {}
 
   get frames(): readonly UiFrame[] {
     return this.list;
