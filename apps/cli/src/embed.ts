@@ -155,8 +155,21 @@ export interface EmbeddedNodeBase {
   readonly handlers: EmbeddedHandlers;
   /** The protocol-neutral status: role, leader, term, commit and applied index, configuration. */
   status(): Status;
-  /** The leader this node knows, with its address from `peers`; undefined while none is known. */
+  /** The leader this node knows, with its address from the address book; undefined while none is known. */
   leader(): { id: NodeId; address: string | undefined } | undefined;
+  /**
+   * Sets members' addresses ('host:port'; '' forgets one) without changing membership: addresses are not in the
+   * log, so every member learns a new one this way (or from its `peers` when it starts).
+   */
+  setPeers(addresses: Record<NodeId, string>): void;
+  /**
+   * On the leader (hashicorp/raft's `AddVoter`): records `address`, then adds `id` as a voter (or a learner) and
+   * resolves once the configuration with it is in force. Start the new node with `join: true` first, and give
+   * the other members its address with `setPeers`. On a follower: `LeaderRedirectError`.
+   */
+  addMember(id: NodeId, address: string, options?: { learner?: boolean } & OperationOptions): Promise<void>;
+  /** On the leader (hashicorp/raft's `RemoveServer`): takes `id` out of the configuration, then forgets its address. */
+  removeMember(id: NodeId, options?: OperationOptions): Promise<void>;
   /**
    * Stops the client, then the node (the batch in flight is made durable first), its transport, storage and
    * HTTP server: every port it opened is free once this resolves. Idempotent.
@@ -452,12 +465,32 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
     if (e instanceof CliError) throw new ConfigError(`startNode: ${e.message}`, { cause: e });
     throw e;
   }
+  const addressOf = (id: NodeId): string | undefined => {
+    const address = launched.peers()[id];
+    return address === undefined || address === '' ? undefined : address;
+  };
   const leader = (): { id: NodeId; address: string | undefined } | undefined => {
     const l = launched.node.status().leader;
-    if (l === undefined) return undefined;
-    const address = spec.peers[l];
-    return { id: l, address: address === undefined || address === '' ? undefined : address };
+    return l === undefined ? undefined : { id: l, address: addressOf(l) };
   };
+  const redirect = (e: unknown): never => {
+    if (NotLeaderError.is(e) && !(e instanceof LeaderRedirectError)) {
+      const hint = e.leaderHint ?? leader()?.id;
+      throw new LeaderRedirectError(hint, hint === undefined ? undefined : addressOf(hint));
+    }
+    throw e;
+  };
+  const setPeers = (addresses: Record<NodeId, string>): void => {
+    if (typeof addresses !== 'object' || addresses === null || Array.isArray(addresses)) throw new InvalidArgumentError(`setPeers takes { id: 'host:port' }, got ${preview(addresses)}`);
+    for (const [id, addr] of Object.entries(addresses)) {
+      assertNodeId(id, 'setPeers: a member id');
+      if (addr !== '' && (typeof addr !== 'string' || !ADDRESS.test(addr))) throw new InvalidArgumentError(`setPeers: the address of ${id} must be "host:port" (or '' to forget it), got ${preview(addr)}`);
+      if (id === spec.id) throw new InvalidArgumentError(`setPeers: ${id} is this node; its address is its listen address`);
+    }
+    launched.setPeers(addresses);
+  };
+  const changeMembers = (change: { op: 'addVoter' | 'addLearner' | 'remove'; node: NodeId }, o: OperationOptions = {}): Promise<void> =>
+    launched.node.changeMembership({ changes: [change] }, o).then(() => undefined, redirect);
   const handlers: EmbeddedHandlers = Object.assign(
     ((req, res) => launched.handle(req, res)) as RequestListener,
     Object.fromEntries(HTTP_ROUTES.map((r) => [r.slice(1), launched.routes[r]])) as Record<RouteName, RequestListener>,
@@ -477,6 +510,18 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
     handlers,
     status: () => launched.node.status(),
     leader,
+    setPeers,
+    addMember: async (id, address, o = {}) => {
+      const { learner, ...op } = o;
+      if (typeof address !== 'string' || !ADDRESS.test(address)) throw new InvalidArgumentError(`addMember: the address of ${preview(id)} must be "host:port", got ${preview(address)}`);
+      setPeers({ [id]: address });
+      await changeMembers({ op: learner === true ? 'addLearner' : 'addVoter', node: id }, op);
+    },
+    removeMember: async (id, o = {}) => {
+      assertNodeId(id, 'removeMember: the member id');
+      await changeMembers({ op: 'remove', node: id }, o);
+      if (id !== spec.id) setPeers({ [id]: '' });
+    },
     stop: () => {
       stopping ??= (async () => {
         try {
@@ -492,14 +537,6 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
   if (spec.machines.kind === 'custom') {
     const sm = spec.machines.stateMachine;
     const node = launched.node as ConsensusNode<unknown, unknown, unknown, unknown>;
-    const redirect = (e: unknown): never => {
-      if (NotLeaderError.is(e) && !(e instanceof LeaderRedirectError)) {
-        const hint = e.leaderHint ?? leader()?.id;
-        const addr = hint === undefined ? undefined : spec.peers[hint];
-        throw new LeaderRedirectError(hint, addr === '' ? undefined : addr);
-      }
-      throw e;
-    };
     const client: StateMachineClient<unknown, unknown, unknown, unknown> = {
       propose: (command, o) => node.propose(command, o).catch(redirect),
       read: (query, o = {}) => {

@@ -141,6 +141,10 @@ export interface LaunchedNode {
    */
   serve(body: unknown, ctx?: ServeContext): Promise<unknown>;
   report(): NodeReport;
+  /** Sets peers' addresses (an empty one forgets it) in the transport's address book; no membership change. */
+  setPeers(update: Record<NodeId, string>): void;
+  /** The address book as it is now: every peer's id -> 'host:port'. */
+  peers(): Record<NodeId, string>;
   /** Idempotent: stops the node (the batch in flight made durable), then the transport, storage and HTTP server. */
   stop(): Promise<void>;
 }
@@ -297,15 +301,19 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
     return transport;
   };
   let addressBook = { ...spec.peers };
+  // Addresses only: membership itself changes through the log (admin.members). An empty address forgets one.
+  const setPeers = (update: Record<NodeId, string>): void => {
+    const t = requireTransport();
+    addressBook = { ...addressBook, ...update };
+    for (const [id, addr] of Object.entries(update)) if (addr === '') delete addressBook[id];
+    t.setPeers(addressBook);
+  };
   async function admin(req: AdminRequest): Promise<unknown> {
     refuseAdmin(spec, req);
     observer.admin(req);
     switch (req.t) {
       case 'admin.peers':
-        // Addresses only: membership itself changes through the log (admin.members).
-        addressBook = { ...addressBook, ...req.peers };
-        for (const [id, addr] of Object.entries(req.peers)) if (addr === '') delete addressBook[id];
-        requireTransport().setPeers(addressBook);
+        setPeers(req.peers);
         return report();
       case 'admin.members':
         await node.changeMembership(req.change, { timeoutMs: 15_000 });
@@ -445,6 +453,8 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
     handle,
     serve,
     report,
+    setPeers,
+    peers: () => ({ ...addressBook }),
     stop: () => {
       stopping ??= (async () => {
         health.stopping();

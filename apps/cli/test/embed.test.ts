@@ -194,6 +194,30 @@ class Counter implements StateMachine<{ add: number }, number, 'value', number> 
   }
 }
 
+describe('startNode: growing an embedded cluster', () => {
+  it('addMember on the leader adds a node started with join (it catches up); on a follower it redirects; removeMember takes it out', async () => {
+    const d = dir();
+    const base = await freeBase();
+    const at = (i: number) => `127.0.0.1:${base + i}`;
+    const n1 = track(await startNode({ id: 'n1', dir: join(d, 'n1'), listen: at(1), clusterId: 'grow', logger: silentLogger }));
+    await n1.node.waitForLeader({ timeoutMs: 10_000 });
+    await n1.client.put('k', 'before');
+    const n2 = track(await startNode({ id: 'n2', dir: join(d, 'n2'), join: true, peers: { n1: at(1), n2: at(2) }, clusterId: 'grow', logger: silentLogger }));
+    expect(() => n1.setPeers({ n2: 'nope' })).toThrow(/the address of n2 must be "host:port"/);
+    await n1.addMember('n2', at(2));
+    expect(n1.status().config.voters).toEqual(['n1', 'n2']);
+    await waitFor('n2 caught up', async () => ((await n2.client.get('k', { consistency: 'serializable' }))?.value === 'before' ? true : undefined), 10_000);
+    await n1.client.put('k', 'after');
+    await waitFor('n2 applies new writes', async () => ((await n2.client.get('k', { consistency: 'serializable' }))?.value === 'after' ? true : undefined), 10_000);
+    const e = await n2.addMember('n3', at(3)).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(LeaderRedirectError);
+    expect(e).toMatchObject({ leaderHint: 'n1', leaderAddress: at(1) });
+    await n1.removeMember('n2');
+    expect(n1.status().config.voters).toEqual(['n1']);
+    await n1.client.put('k', 'alone again');
+  });
+});
+
 describe('startNode: a state machine of your own', () => {
   it('a counter replicates to every node; a follower redirects to the leader with its address', async () => {
     const d = dir();
