@@ -93,6 +93,15 @@ describe('the visualizer in headless chromium on a real 3-node raft cluster', ()
     expect(await node(old).getAttribute('data-role')).toBe('down');
     expect(await page.locator('[data-testid="action-result"]').getAttribute('data-ok')).toBe('true');
     await shot('02-failover');
+    // The timeline: scrubbed back to the first frame, the view shows the cluster as it was then (the old leader);
+    // Live comes back to now.
+    const now = await leaderText();
+    await page.evaluate(
+      `(() => { const s = document.querySelector('[data-testid="timeline-slider"]'); s.value = '0'; s.dispatchEvent(new Event('input', { bubbles: true })); })()`,
+    );
+    await expect.poll(leaderText).toBe(old);
+    await page.locator('[data-testid="live"]').click();
+    await expect.poll(leaderText).toBe(now);
     // Back to three, from the page too.
     await act(`restart-${old}`, new RegExp(`^${old} restarted`));
     await expect.poll(() => node(old).getAttribute('data-up'), { timeout: 30_000 }).toBe('true');
