@@ -228,7 +228,9 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
         lastTerm = term;
       }
       if (tty && !o.json) {
-        const title = `${pc.bold(`consensus-kit ${cluster.protocol} cluster`)}  ${display(cd.dir)}  (Ctrl-C stops it)${page !== undefined ? `  ui: ${page.url}` : ''}`;
+        // Each line of the view is cut to the terminal's width: with --ui the URL comes first, so it stays whole.
+        const name = pc.bold(`consensus-kit ${cluster.protocol} cluster`);
+        const title = page === undefined ? `${name}  ${display(cd.dir)}  (Ctrl-C stops it)` : `${name}  ${page.url}  (Ctrl-C stops it)  ${display(cd.dir)}`;
         process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(cluster, reports, pids), events, out, locks)}\n`);
       }
       await sleepUnless(500, interrupted);
