@@ -9,7 +9,7 @@
  *   with --expose-gc);
  * - snapshot: `snapshot()` (the synchronous call of the StateMachine contract) time and bytes; and, when the
  *   machine has it, `beginSnapshot()` (the incremental snapshot the host uses since format 4) driven as the
- *   host drives it (steps of 128 keys for up to 2 ms, then a turn of the event loop): wall time, slices, whether
+ *   host drives it (steps of 64 keys for up to 0.5 ms, then a turn of the event loop): wall time, slices, whether
  *   its bytes equal `snapshot()`'s, and the longest event-loop stall while it ran (a 1 ms timer's worst lateness);
  * - restore: `restore()` of those bytes into a fresh machine, once the filled store is dropped (the heap then
  *   holds the snapshot bytes only, as on a node restarting from its snapshot file), and the heap per key after it;
@@ -103,7 +103,7 @@ console.log(JSON.stringify({ step: 'snapshot()', ms: ms(snapshotMs), cpuMs: cpuM
 
 const beginSnap = (filled as Partial<Pick<StateMachine, 'beginSnapshot'>>).beginSnapshot;
 if (beginSnap !== undefined) {
-  // Driven as the host's Snapshotter drives it: steps of 128 keys for up to 2 ms, then a turn of the event loop.
+  // Driven as the host's Snapshotter drives it: steps of 64 keys for up to 0.5 ms, then a turn of the event loop.
   const mon = stallMonitor();
   await new Promise((r) => setTimeout(r, 20));
   t0 = performance.now();
@@ -112,9 +112,9 @@ if (beginSnap !== undefined) {
   const b = await new Promise<Uint8Array>((resolve) => {
     const slice = () => {
       slices++;
-      const until = performance.now() + 2;
+      const until = performance.now() + 0.5;
       let out: Uint8Array | undefined;
-      do out = job.step(128);
+      do out = job.step(64);
       while (out === undefined && performance.now() < until);
       if (out === undefined) setImmediate(slice);
       else resolve(out);
@@ -124,7 +124,7 @@ if (beginSnap !== undefined) {
   const t1 = performance.now();
   await new Promise((r) => setTimeout(r, 5));
   mon.stop();
-  console.log(JSON.stringify({ step: 'beginSnapshot() in 2 ms slices', ms: ms(t1 - t0), slices, bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)) }));
+  console.log(JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)) }));
 }
 
 // The filled store goes before the restore: the restore is timed with a heap holding only the snapshot bytes,
