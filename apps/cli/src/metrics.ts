@@ -234,6 +234,31 @@ export function createNodeMetrics(nodeId: string, about: { protocol?: string } =
           snapCapture.observe((performance.now() - t) / 1000);
         }
       };
+      // An incremental snapshot (core's beginSnapshot) is captured a slice per step between batches: its capture
+      // time is the event-loop time its steps took together, observed once the job hands over the bytes.
+      const beginSnapshot = sm.beginSnapshot?.bind(sm);
+      if (beginSnapshot !== undefined) {
+        sm.beginSnapshot = () => {
+          let onLoop = 0;
+          const t0 = performance.now();
+          const job = beginSnapshot();
+          onLoop += performance.now() - t0;
+          return {
+            step(budget: number) {
+              const t = performance.now();
+              let bytes: Uint8Array | undefined;
+              try {
+                bytes = job.step(budget);
+              } finally {
+                onLoop += performance.now() - t;
+              }
+              if (bytes !== undefined) snapCapture.observe(onLoop / 1000);
+              return bytes;
+            },
+            cancel: () => job.cancel(),
+          };
+        };
+      }
       return sm;
     },
     watchPeers(read) {
