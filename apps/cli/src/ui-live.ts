@@ -105,6 +105,8 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
   let seq = 0;
   let agreedLeader: { id: NodeId; term: number } | undefined;
   let hadLeader: boolean | undefined;
+  let lastCutText = '';
+  let cutKnown = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
   let closed = false;
@@ -209,9 +211,10 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
       for (const m of b.messages) {
         if (m.seq <= t.since || (fresh && m.at < at - RATE_WINDOW_MS)) continue;
         // Each message is sampled by its sender; the receiver's sample is used only when the sender is not polled.
-        if (m.from === n.id || !polled.has(m.from)) messages.push({ from: m.from, to: m.to, type: m.type, at: m.at });
+        if (m.from === n.id || !polled.has(m.from)) messages.push({ from: m.from, to: m.to, type: m.type, at: m.at, ...(typeof m.dropped === 'string' ? { dropped: m.dropped } : {}) });
       }
-      for (const e of b.events) if (e.seq > t.since) events.push({ at: e.at, kind: e.kind, node: n.id, text: e.text });
+      // What a node tells of itself is its own view (each node reports the leader it follows): listed on request.
+      for (const e of b.events) if (e.seq > t.since) events.push({ at: e.at, kind: e.kind, node: n.id, text: e.text, scope: 'node' });
       t.since = Math.max(t.since, b.seq);
       const sent: Record<NodeId, number> = {};
       for (const [peer, c] of Object.entries(b.peers)) sent[peer] = c.sent;
@@ -244,6 +247,14 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
     const answered = nodesOfFile.map((n) => tracks.get(n.id)?.last).filter((b): b is NodeUiAnswer => b !== undefined);
     const members = membersOf(answered, nodesOfFile, cluster?.protocol);
     const links = linksOf(nodesOfFile, tracks);
+    // A message on a cut link never arrives: the sender sampled it before its transport (or the receiver's) dropped it.
+    const cut = new Set(links.filter((l) => l.blocked).map((l) => `${l.from}>${l.to}`));
+    if (cut.size > 0) for (const m of messages) if (m.dropped === undefined && cut.has(`${m.from}>${m.to}`)) m.dropped = 'partitioned';
+    // The cut links as the cluster has them (whichever command or page cut them): one event when they change.
+    const cutText = describeCuts(links);
+    if (cutKnown && cutText !== lastCutText) events.push(cutText === '' ? { at, kind: 'heal', text: 'every link restored' } : { at, kind: 'partition', text: `links cut: ${cutText}` });
+    lastCutText = cutText;
+    cutKnown = true;
 
     // The leader as the cluster sees it: a node leading whose term a majority of the answers share with it.
     const leader = leaderOf(answered, members);
@@ -326,7 +337,9 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
         result = { ok: false, text: e instanceof Error ? e.message : String(e) };
       }
       const node = 'node' in action && typeof action.node === 'string' ? action.node : 'to' in action ? action.to : undefined;
-      pending.push({ at: now(), kind: result.ok ? actionKind(action.action) : 'error', ...(node !== undefined ? { node } : {}), text: result.text });
+      // An event's text names its node (the page does not print `node` again): "kill n2: timed out".
+      const text = node === undefined || namesNode(result.text, node) ? result.text : `${action.action} ${node}: ${result.text}`;
+      pending.push({ at: now(), kind: result.ok ? actionKind(action.action) : 'error', ...(node !== undefined ? { node } : {}), text });
       return result;
     };
   }
@@ -413,6 +426,32 @@ function linksOf(nodes: readonly ClusterNode[], tracks: ReadonlyMap<NodeId, Node
   return links;
 }
 
+/** Whether `text` names the node `id` as a word of its own ("n2 killed", "cut n2 off", not "n21 killed"). */
+export function namesNode(text: string, id: string): boolean {
+  for (let at = text.indexOf(id); at >= 0; at = text.indexOf(id, at + 1)) {
+    const before = at === 0 ? '' : (text[at - 1] as string);
+    const after = text[at + id.length] ?? '';
+    if (!/[\w-]/.test(before) && !/[\w-]/.test(after)) return true;
+  }
+  return false;
+}
+
+/**
+ * The cut links in a few words, each pair once: `n1 <-> n2` when cut both ways, `n1 -> n3` when one way; '' for
+ * none.
+ */
+export function describeCuts(links: readonly UiLink[]): string {
+  const cut = new Set(links.filter((l) => l.blocked).map((l) => `${l.from}>${l.to}`));
+  const parts: string[] = [];
+  for (const l of links) {
+    if (!l.blocked) continue;
+    const back = cut.has(`${l.to}>${l.from}`);
+    if (back && l.to < l.from) continue;
+    parts.push(back ? `${l.from} <-> ${l.to}` : `${l.from} -> ${l.to}`);
+  }
+  return parts.join(', ');
+}
+
 /**
  * The election timeout the nodes run with, in ms: tickMs x electionTicks from the node configs (the largest if
  * they differ), with the defaults the nodes use (100 ms, 10 ticks) for what a config leaves out.
@@ -455,7 +494,7 @@ export function answerProblem(body: unknown, id: NodeId): string | undefined {
   return undefined;
 }
 
-const EVENT_KINDS: ReadonlySet<string> = new Set<UiEventKind>(['election', 'leader', 'config', 'snapshot', 'partition', 'heal', 'kill', 'restart', 'crash', 'action', 'error', 'violation']);
+const EVENT_KINDS: ReadonlySet<string> = new Set<UiEventKind>(['election', 'leader', 'config', 'snapshot', 'partition', 'heal', 'kill', 'restart', 'crash', 'pause', 'resume', 'action', 'error', 'violation']);
 const ENTRY_TYPES: ReadonlySet<string> = new Set(['command', 'noop', 'config']);
 
 function isCount(v: unknown): v is number {
@@ -473,7 +512,7 @@ function isLogEntry(v: unknown): v is UiLogEntry {
 
 function isMessage(v: unknown): v is ObservedMessage {
   const m = v as Partial<ObservedMessage> | null;
-  return typeof m === 'object' && m !== null && isCount(m.seq) && typeof m.from === 'string' && typeof m.to === 'string' && typeof m.type === 'string' && isCount(m.at);
+  return typeof m === 'object' && m !== null && isCount(m.seq) && typeof m.from === 'string' && typeof m.to === 'string' && typeof m.type === 'string' && isCount(m.at) && (m.dropped === undefined || typeof m.dropped === 'string');
 }
 
 function isEvent(v: unknown): v is ObservedEvent {

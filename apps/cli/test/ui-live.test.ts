@@ -8,7 +8,7 @@ import { UI_ACTION_NAMES, type UiFrame } from '@consensus-kit/ui';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectKv } from '../src/connect';
 import { NodeObserver } from '../src/node-observe';
-import { liveSource, shareLog, type LiveSource } from '../src/ui-live';
+import { liveSource, namesNode, shareLog, type LiveSource } from '../src/ui-live';
 import { cleanup, cli, freeBase, killPids, tempDir, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
@@ -244,6 +244,7 @@ describe('liveSource without a healthy cluster', () => {
         asked.push(a);
         if (a.action === 'kill') return { ok: true, text: `${a.node} killed` };
         if (a.action === 'heal') throw new Error('no cluster');
+        if (a.action === 'restart') return { ok: false, text: 'timed out after 5 s' };
         return { ok: false, text: 'refused' };
       },
     });
@@ -251,13 +252,20 @@ describe('liveSource without a healthy cluster', () => {
     expect(await source.act?.({ action: 'kill', node: 'n2' })).toEqual({ ok: true, text: 'n2 killed' });
     expect(await source.act?.({ action: 'heal' })).toEqual({ ok: false, text: 'no cluster' });
     expect(await source.act?.({ action: 'put', key: 'a', value: 'b' })).toEqual({ ok: false, text: 'refused' });
-    expect(asked).toHaveLength(3);
+    // A result that does not name its node gets it in front: the page prints an event's text, not its node.
+    expect(await source.act?.({ action: 'restart', node: 'n3' })).toEqual({ ok: false, text: 'timed out after 5 s' });
+    expect(asked).toHaveLength(4);
     const f = await source.poll();
-    expect(f.events.filter((e) => e.kind !== 'error' || e.node === undefined)).toEqual([
+    expect(f.events.filter((e) => e.kind !== 'error' || e.node === undefined || e.node === 'n3')).toEqual([
       expect.objectContaining({ kind: 'kill', node: 'n2', text: 'n2 killed' }),
       expect.objectContaining({ kind: 'error', text: 'no cluster' }),
       expect.objectContaining({ kind: 'error', text: 'refused' }),
+      expect.objectContaining({ kind: 'error', node: 'n3', text: 'restart n3: timed out after 5 s' }),
     ]);
+    expect(namesNode('n2 killed', 'n2')).toBe(true);
+    expect(namesNode('cut n2 off from n1', 'n2')).toBe(true);
+    expect(namesNode('n21 killed', 'n2')).toBe(false);
+    expect(namesNode('node-a2 up', 'a2')).toBe(false);
     const narrow = liveSource({ dir, act: async () => ({ ok: true, text: '' }), actions: ['put', 'get'] });
     expect(narrow.hello().actions).toEqual(['put', 'get']);
     await narrow.close();
@@ -315,7 +323,8 @@ describe('liveSource against stand-in nodes (real observers behind real http ser
   }
 
   it('follows the cluster file, agrees on a leader by majority, computes lag, rates and blocked links, and shows each message once', async () => {
-    const n1 = await standIn('n1', { role: 'leader', leader: 'n1' }, { outbound: ['n2'], inbound: [] });
+    const n1Blocked = { outbound: ['n2'], inbound: [] as string[] };
+    const n1 = await standIn('n1', { role: 'leader', leader: 'n1' }, n1Blocked);
     const n2 = await standIn('n2', { leader: 'n1', appliedIndex: 7, commitIndex: 9 });
     const dir = tempDir();
     dirs.push(dir);
@@ -331,6 +340,8 @@ describe('liveSource against stand-in nodes (real observers behind real http ser
       // One of two voters is no majority: no agreed leader yet.
       expect(f1.events.filter((e) => e.text.includes("cluster's leader"))).toEqual([]);
       expect(f1.events).toContainEqual(expect.objectContaining({ kind: 'leader', node: 'n1', text: 'n1 leads (term 1)' }));
+      // What a node says of itself is its own view: every relayed event is marked so (the page lists them on request).
+      expect(f1.events.filter((e) => e.text.startsWith('n1 ')).every((e) => e.scope === 'node')).toBe(true);
 
       file([n1, n2]);
       const f2 = await source.poll();
@@ -338,7 +349,10 @@ describe('liveSource against stand-in nodes (real observers behind real http ser
         ['n1', true, 0],
         ['n2', true, 3],
       ]);
-      expect(f2.events).toContainEqual(expect.objectContaining({ kind: 'leader', node: 'n1', text: "n1 is the cluster's leader (term 1)" }));
+      const agreed = f2.events.find((e) => e.text === "n1 is the cluster's leader (term 1)");
+      expect(agreed).toEqual({ at: expect.any(Number), kind: 'leader', node: 'n1', text: "n1 is the cluster's leader (term 1)" });
+      // The cut link, as the cluster has it, is one event of the cluster.
+      expect(f2.events).toContainEqual({ at: expect.any(Number), kind: 'partition', text: 'links cut: n1 -> n2' });
 
       // 50 messages each way in 500 ms (the observers' clock): 100 per second. One sampled message travels
       // n1 -> n2 and is seen by both ends: the frame shows it once.
@@ -354,8 +368,23 @@ describe('liveSource against stand-in nodes (real observers behind real http ser
         { from: 'n2', to: 'n1', rate: 100, blocked: false },
       ]);
       expect(f3.messages.map((m) => `${m.from}>${m.to}:${m.type}`).sort()).toEqual(['n1>n2:Proposal', 'n1>n2:Proposal', 'n2>n1:Ack', 'n2>n1:Ack']);
+      // n1 drops what it sends to n2: those messages never arrive.
+      expect(f3.messages.map((m) => `${m.from}>${m.to}:${m.dropped ?? 'arrives'}`).sort()).toEqual(['n1>n2:partitioned', 'n1>n2:partitioned', 'n2>n1:arrives', 'n2>n1:arrives']);
+      expect(f3.events.filter((e) => e.kind === 'partition' || e.kind === 'heal')).toEqual([]);
       expect(f3.nodes[0]?.partitioned).toEqual(['n2']);
       expect(f3.nodes[0]?.log.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+      // The receiver cuts the other way: what n2 sends to n1 never arrives either (n2 cannot know; the source does).
+      n1Blocked.inbound.push('n2');
+      n2.obs.nextWindow();
+      n2.send({ from: 'n2', to: 'n1', msg: { type: 'Ack' } });
+      clock += 200;
+      const f4 = await source.poll();
+      expect(f4.messages.map((m) => `${m.from}>${m.to}:${m.dropped ?? 'arrives'}`)).toEqual(['n2>n1:partitioned']);
+      expect(f4.events).toContainEqual({ at: expect.any(Number), kind: 'partition', text: 'links cut: n1 <-> n2' });
+      n1Blocked.outbound.length = 0;
+      n1Blocked.inbound.length = 0;
+      expect((await source.poll()).events).toContainEqual({ at: expect.any(Number), kind: 'heal', text: 'every link restored' });
 
       // Dropped from the file: no longer shown.
       file([n2]);
