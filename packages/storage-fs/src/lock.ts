@@ -49,6 +49,25 @@ export async function acquireLock(
   }
   const locks = mine;
   if (locks.has(path)) throw new DirectoryLockedError(dir, process.pid);
+  // Reserved before the first await: a second open of the directory by this process meanwhile (two at once) is
+  // refused above instead of finding this one's fresh lock file, naming this pid, and taking it over as stale.
+  locks.add(path);
+  try {
+    return await takeLockFile(fsys, dir, path, locks, logger, isRunning);
+  } catch (e) {
+    locks.delete(path);
+    throw e;
+  }
+}
+
+async function takeLockFile(
+  fsys: FileSystem,
+  dir: string,
+  path: string,
+  locks: Set<string>,
+  logger: Logger,
+  isRunning: (holder: LockHolder) => boolean,
+): Promise<DirectoryLock> {
   const me: LockHolder = { pid: process.pid };
   const identity = processIdentity(process.pid);
   if (identity !== undefined) me.identity = identity;
@@ -61,14 +80,18 @@ export async function acquireLock(
       } finally {
         await file.close();
       }
-      locks.add(path);
       let released = false;
       return {
         async release() {
           if (released) return;
           released = true;
-          locks.delete(path);
-          await unlinkIfExists(fsys, path);
+          // Held until the file is gone: an open meanwhile is refused rather than find this file, take it over
+          // as stale, and then lose its own to this unlink.
+          try {
+            await unlinkIfExists(fsys, path);
+          } finally {
+            locks.delete(path);
+          }
         },
       };
     } catch (e) {
