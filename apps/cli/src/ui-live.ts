@@ -58,6 +58,12 @@ export interface LiveSource extends UiSource {
 export const LIVE_FRAME_MESSAGES = 256;
 /** Events carried in one frame at most (the latest). */
 export const LIVE_FRAME_EVENTS = 256;
+/**
+ * The most bytes of one node's `/ui` answer read (8 MiB; a node's answer is bounded far below it: 48 log entries,
+ * 512 messages, 256 events). Past it the answer is an error: whatever listens on that port (not a node, or a
+ * broken one) cannot make the ui process buffer without bound within the poll's timeout.
+ */
+export const LIVE_ANSWER_MAX_BYTES = 8 * 1024 * 1024;
 /** Rates are computed over about this many milliseconds of counter history. */
 const RATE_WINDOW_MS = 1000;
 
@@ -124,18 +130,20 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
   const fetchNode = async (n: ClusterNode, since: number): Promise<Answer> => {
     let res: Response;
     try {
-      res = await fetch(`http://${n.host}:${n.httpPort}/ui?since=${since}`, { signal: AbortSignal.timeout(timeoutMs) });
+      // A redirect is answered as it is (an error below): the source polls the node's own port, nothing else.
+      res = await fetch(`http://${n.host}:${n.httpPort}/ui?since=${since}`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code;
       const name = (e as Error).name;
       return { ok: false, reason: 'down', text: name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause ?? (e as Error).message) };
     }
-    let text: string;
+    let text: string | undefined;
     try {
-      text = await res.text();
+      text = await readCapped(res, LIVE_ANSWER_MAX_BYTES);
     } catch (e) {
       return { ok: false, reason: 'down', text: (e as Error).message };
     }
+    if (text === undefined) return { ok: false, reason: 'error', text: `GET /ui answered ${res.status} with an answer larger than ${LIVE_ANSWER_MAX_BYTES} bytes (no node's answer is)` };
     if (res.status === 503) return { ok: false, reason: 'starting', text: 'starting' };
     if (res.status !== 200) return { ok: false, reason: 'error', text: `GET /ui answered ${res.status}: ${text.slice(0, 200)}` };
     let body: unknown;
@@ -202,6 +210,8 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
       }
       const b = a.body;
       if (!t.up && !first) events.push({ at, kind: 'restart', node: n.id, text: `${n.id} is up (pid ${b.pid})` });
+      // Killed and started again between two polls: never seen down, but a new process all the same.
+      else if (t.up && t.pid !== undefined && t.pid !== b.pid) events.push({ at, kind: 'restart', node: n.id, text: `${n.id} restarted (pid ${t.pid}, now ${b.pid})` });
       const fresh = t.since === 0;
       t.up = true;
       t.pid = b.pid;
@@ -361,6 +371,29 @@ export function shareLog(prev: readonly UiLogEntry[], next: readonly UiLogEntry[
     return e;
   });
   return same ? (prev as UiLogEntry[]) : out;
+}
+
+/** The body of `res` as text, or undefined (the rest cancelled) once it is longer than `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<string | undefined> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > max || res.body === null) {
+    await res.body?.cancel();
+    return res.body === null ? '' : undefined;
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The event kind an action's result is marked with on the timeline. */
