@@ -80,7 +80,12 @@ const COMPRESS_MIN_BYTES = 1024;
  * remade only when a page asks after a new frame). Frames are never changed once made, so a history is known
  * by its length and its first and last `seq`.
  */
-class HistoryCache {
+export class HistoryCache {
+  constructor(
+    private readonly maxWindows = HISTORY_CACHE_WINDOWS,
+    private readonly maxBytes = HISTORY_CACHE_BYTES,
+  ) {}
+
   /** Per window asked for (`''`: the whole history): the history it was made of, its JSON and encodings. */
   private readonly entries = new Map<string, { key: string; json: Buffer; encoded: Map<HistoryEncoding, Promise<Buffer>> }>();
 
@@ -95,7 +100,15 @@ class HistoryCache {
       entry = { key, json: Buffer.from(JSON.stringify(frames)), encoded: new Map() };
       this.entries.delete(window);
       this.entries.set(window, entry);
-      if (this.entries.size > HISTORY_CACHE_WINDOWS) this.entries.delete(this.entries.keys().next().value as string);
+      // The oldest go while more than a few are kept or their JSON passes the byte budget (a live page asks for
+      // `before=<seq>` with another seq every time); the newest always stays.
+      let bytes = 0;
+      for (const e of this.entries.values()) bytes += e.json.length;
+      for (const [name, e] of this.entries) {
+        if (this.entries.size <= 1 || (this.entries.size <= this.maxWindows && bytes <= this.maxBytes)) break;
+        this.entries.delete(name);
+        bytes -= e.json.length;
+      }
     }
     const { json, encoded } = entry;
     if (encoding === 'identity' || json.length < COMPRESS_MIN_BYTES) return { body: json, encoding: 'identity' };
@@ -112,8 +125,9 @@ class HistoryCache {
   }
 }
 
-/** Windows of the history whose answers are kept at once. */
+/** Windows of the history whose answers are kept at once, and the most bytes of JSON they keep together. */
 const HISTORY_CACHE_WINDOWS = 4;
+const HISTORY_CACHE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The part of the history `GET /api/history` was asked for: frames with `seq > after` and `seq < before`, then the

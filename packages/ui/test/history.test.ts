@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveUi, type UiFrame, type UiServer } from '../src/index';
-import { parseHistoryWindow, pickEncoding } from '../src/server';
+import { HistoryCache, parseHistoryWindow, pickEncoding } from '../src/server';
 import { fakeSource, frame } from './helpers';
 
 const servers: UiServer[] = [];
@@ -165,5 +165,44 @@ describe('GET /api/history?first=|last=|before=|after=', () => {
     const again = await get(`${server.url}api/history?last=100`, { 'accept-encoding': 'br' });
     expect(again.body.equals(last.body)).toBe(true);
     expect(parseHistoryWindow(new URLSearchParams('first=2&after=5'))).toEqual({ first: 2, after: 5 });
+  });
+});
+
+describe('HistoryCache', () => {
+  /** Frames whose serialisations are counted (toJSON of the first frame runs once per JSON.stringify). */
+  function counted(count: number, from = 0): { frames: UiFrame[]; made: () => number } {
+    let made = 0;
+    const frames = Array.from({ length: count }, (_, i) => frame(from + i));
+    const { ...plain } = frames[0] as UiFrame;
+    (frames[0] as UiFrame & { toJSON: () => unknown }).toJSON = () => {
+      made++;
+      return plain;
+    };
+    return { frames, made: () => made };
+  }
+
+  it('keeps at most maxWindows windows and at most maxBytes of JSON, the newest always', async () => {
+    const a = counted(10);
+    const b = counted(10, 100);
+    const cache = new HistoryCache(2, 1_000_000);
+    await cache.get(a.frames, 'a', 'identity');
+    await cache.get(a.frames, 'a', 'identity');
+    expect(a.made()).toBe(1);
+    await cache.get(b.frames, 'b', 'identity');
+    await cache.get(a.frames, 'c', 'identity');
+    // Three windows, two kept: 'a' went first.
+    expect(a.made()).toBe(2);
+    await cache.get(a.frames, 'a', 'identity');
+    expect(a.made()).toBe(3);
+    // A byte budget below one window's JSON keeps only the newest.
+    const c = counted(10, 200);
+    const d = counted(10, 300);
+    const small = new HistoryCache(4, 100);
+    await small.get(c.frames, 'c', 'identity');
+    await small.get(d.frames, 'd', 'identity');
+    await small.get(d.frames, 'd', 'identity');
+    expect(d.made()).toBe(1);
+    await small.get(c.frames, 'c', 'identity');
+    expect(c.made()).toBe(2);
   });
 });
