@@ -1,5 +1,5 @@
 import BTreeModule from 'sorted-btree';
-import { bulkLoad } from 'sorted-btree/extended/bulkLoad';
+import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
 import type { KeyValue, KvValue } from './commands';
 import { FutureRevisionError, RevisionCompactedError } from './errors';
 
