@@ -684,6 +684,15 @@ describe('ConsensusNode: every rejection path yields its typed error', () => {
     await expect(h.node.read('total')).rejects.toSatisfy(NotLeaderError.is);
   });
 
+  it('NotLeaderError, not a validation error, for a membership change sent to a follower behind the leader', async () => {
+    // A follower that has not applied a just-committed add yet must redirect a removal of the new member to the
+    // leader, not refuse it against its own stale configuration ("c is not a member").
+    const h = await fakeHarness();
+    h.fake.role = 'follower';
+    const e = await h.node.changeMembership({ changes: [{ op: 'remove', node: 'c' }] }).catch((x: unknown) => x);
+    expect(NotLeaderError.is(e)).toBe(true);
+  });
+
   it('LeadershipLostError for proposals pending when leadership is lost', async () => {
     const h = await fakeHarness();
     h.storage.hold();

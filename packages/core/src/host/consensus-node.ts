@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { ApplyStep, type ApplyHandler } from '../apply-step';
 import { applyConfigChange, configsEqual } from '../config';
-import { AbortedError, ConfigError, InvalidArgumentError, InvariantError, LeadershipLostError, StoppedError, TimeoutError, isConsensusError } from '../errors';
+import { AbortedError, ConfigError, InvalidArgumentError, InvariantError, LeadershipLostError, NotLeaderError, StoppedError, TimeoutError, isConsensusError } from '../errors';
 import {
   canReportUnreachable,
   type ClusterConfig,
@@ -249,6 +249,10 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
         const p = this.requireRunning();
         const signal = checkSignal(options.signal);
         const due = this.pending.due(options);
+        // Leadership first: a follower's applied configuration may lag the leader's (an add committed but not yet
+        // applied here), so judging the change against it could refuse a valid one instead of redirecting it.
+        const status = p.status();
+        if (status.role !== 'leader') throw new NotLeaderError(status.leader === this.id ? undefined : status.leader);
         const target = applyConfigChange(this.applier.config, change);
         p.proposeConfigChange(change);
         this.pending.addConfig({ resolve: resolve as (v: unknown) => void, reject, ...due, target }, signal);
