@@ -145,6 +145,10 @@ describe('recordRun', () => {
     const wrong = events(rec.frames).filter((e) => e.node !== undefined && !new RegExp(`(^|[^\\w])${e.node}([^\\w]|$)`).test(e.text));
     expect(wrong).toEqual([]);
     expect(events(rec.frames).filter((e) => e.node !== undefined).length).toBeGreaterThan(10);
+    // Worded as the live cluster's events are ("n1 leads (term 2)", node-observe.ts).
+    const leads = events(rec.frames).filter((e) => e.kind === 'leader' && e.text.includes(' leads '));
+    expect(leads.length).toBeGreaterThan(0);
+    for (const e of leads) expect(e.text).toMatch(new RegExp(`^${e.node} leads \\(term \\d+\\)$`));
   });
 
   it('a known-failing toy seed ends with the invariant violation, its text, at the step it happened', async () => {

@@ -362,7 +362,7 @@ class FrameRecorder implements SimObserver {
 
   private roleEvent(id: NodeId, prev: Seen, s: Status): void {
     if (s.role === 'candidate' && (prev.role !== 'candidate' || s.term !== prev.term)) this.event('election', `${id} stands for election (term ${s.term})`, id);
-    else if (s.role === 'leader' && (prev.role !== 'leader' || s.term !== prev.term)) this.event('leader', `${id} leads term ${s.term}`, id);
+    else if (s.role === 'leader' && (prev.role !== 'leader' || s.term !== prev.term)) this.event('leader', `${id} leads (term ${s.term})`, id);
     else if (prev.role === 'leader' && s.role !== 'leader') this.event('leader', `${id} steps down (${s.role}, term ${s.term})`, id);
   }
 
