@@ -24,6 +24,9 @@ export interface UiActionsOptions {
 /** Runs one action from the page; never rejects: a bad request or a failure is `{ ok: false, text }`. */
 export type UiActions = (action: UiAction) => Promise<UiActionResult>;
 
+/** The key `add-member` waits on (no node id has a NUL). */
+const ADDING = '\0add-member';
+
 /** A field of an action that is not what the action takes: becomes `{ ok: false, text }`. */
 class BadAction extends Error {}
 
@@ -40,6 +43,24 @@ export function createUiActions(o: UiActionsOptions): UiActions {
   const timeoutMs = o.timeoutMs ?? 30_000;
   const target = () => dirTarget(o.dir);
   let benchRunning = false;
+  const chains = new Map<string, Promise<unknown>>();
+  /**
+   * Runs `fn` once every earlier action on `key` (a node id) has settled. A node's kill, restart, add and remove
+   * each stop or spawn its process and rewrite its pid file: two at once (a double-clicked Restart) both spawned
+   * a process, and the one its pid file no longer named kept running, untracked (Kill: "not running").
+   */
+  const serial = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const next = (chains.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    chains.set(key, tail);
+    void tail.then(() => {
+      if (chains.get(key) === tail) chains.delete(key);
+    });
+    return next;
+  };
 
   const run = async (a: UiAction, cluster: ClusterFile): Promise<UiActionResult> => {
     switch (a.action) {
@@ -59,12 +80,12 @@ export function createUiActions(o: UiActionsOptions): UiActions {
       }
       case 'kill': {
         const id = nodeOf(cluster, a, 'node');
-        const r = await killNode(o.dir, id);
+        const r = await serial(id, () => killNode(o.dir, id));
         return { ok: true, text: `${id} killed (pid ${r.pid}) with SIGKILL`, data: r };
       }
       case 'restart': {
         const id = nodeOf(cluster, a, 'node');
-        const r = await restartNode(o.dir, id);
+        const r = await serial(id, () => restartNode(o.dir, id));
         return { ok: true, text: `${id} restarted (pid ${r.pid})`, data: r };
       }
       case 'partition': {
@@ -95,14 +116,17 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         if (role === 'observer' && cluster.protocol !== 'zab') throw new BadAction(`${cluster.protocol} has no observers (ZAB's non-voting members): add the node as a learner`);
         const given = field(a, 'node', 'string', false);
         if (given !== undefined && !NODE_ID.test(given)) throw new BadAction(`node id ${JSON.stringify(given)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
-        const id = given ?? nextNodeId(cluster);
-        const r = await addMemberNode({ dir: o.dir, learner: role !== 'voter', timeout: timeoutMs * 2 }, id);
+        // The id is chosen once the adds before it are done (two clicks would both have picked the same one).
+        const [id, r] = await serial(ADDING, async () => {
+          const id = given ?? nextNodeId(new ClusterDir(o.dir).read());
+          return [id, await serial(id, () => addMemberNode({ dir: o.dir, learner: role !== 'voter', timeout: timeoutMs * 2 }, id))] as const;
+        });
         if ('promoted' in r) return { ok: true, text: `${id} promoted from learner to voter`, data: r };
         return { ok: true, text: `${id} added as ${role === 'observer' ? 'an' : 'a'} ${role} at ${r.address}`, data: r };
       }
       case 'remove-member': {
         const id = nodeOf(cluster, a, 'node');
-        const r = await removeMemberNode({ dir: o.dir, timeout: timeoutMs }, id);
+        const r = await serial(id, () => removeMemberNode({ dir: o.dir, timeout: timeoutMs }, id));
         return { ok: true, text: `${id} removed (its data stays in ${r.dataDir})`, data: r };
       }
       case 'bench': {
