@@ -499,8 +499,10 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
       lastLeaseId: lessor.lastLeaseId,
       time: this.time.state(),
     };
-    // Sized for the text of an ASCII store: it grows (once the first slice shows the ratio) if it holds more.
-    const writer = new ColumnarWriter(cursor.liveCount, header as unknown as Record<string, unknown>, this.store.liveChars);
+    // Sized for the text of an ASCII store, and for its history at twice the average key and value plus 64
+    // bytes of fields per key with history: it grows (a copy) only if the store holds more.
+    const perKey = cursor.liveCount === 0 ? 0 : this.store.liveChars / cursor.liveCount;
+    const writer = new ColumnarWriter(cursor.liveCount, header as unknown as Record<string, unknown>, this.store.liveChars, this.store.historyKeys * 2 * (perKey + 64));
     let past: [string, KeyRecord[]][] = [];
     const onLive = (kv: KeyValue) => writer.add(kv);
     const onPast = (key: string, recs: KeyRecord[]) => past.push([key, recs]);

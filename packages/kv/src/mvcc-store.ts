@@ -377,6 +377,8 @@ export class MvccStore {
     const changeKeys = this.changeKeys.slice(lo);
     let after: string | undefined;
     let done = false;
+    const liveBatch: string[] = [];
+    const deadBatch: string[] = [];
     return {
       revision: R,
       compactRevision: C,
@@ -385,34 +387,35 @@ export class MvccStore {
       changeKeys,
       next: (budget, onLive, onPast) => {
         if (done) return true;
-        // Fresh iterators each slice, from the last key walked: the trees may have changed since.
-        const a = this.liveKeys.keys(after);
-        const b = this.deadKeys.keys(after);
-        let x = a.next();
-        let y = b.next();
-        while (budget > 0) {
+        // The next keys of both trees after the last key walked (they may have changed since), without an
+        // iterator object per key: a slice of a large store allocates little (less for GC to mark meanwhile).
+        collectAfter(this.liveKeys, after, budget, liveBatch);
+        collectAfter(this.deadKeys, after, budget, deadBatch);
+        let i = 0;
+        let j = 0;
+        let taken = 0;
+        while (taken < budget && (i < liveBatch.length || j < deadBatch.length)) {
           let k: string;
-          if (x.done && y.done) {
-            done = true;
-            return true;
-          }
-          if (y.done || (!x.done && x.value < y.value)) {
-            k = x.value as string;
-            x = a.next();
-          } else if (x.done || y.value < x.value) {
-            k = y.value;
-            y = b.next();
+          const x = liveBatch[i];
+          const y = deadBatch[j];
+          if (y === undefined || (x !== undefined && x < y)) {
+            k = x as string;
+            i++;
+          } else if (x === undefined || y < x) {
+            k = y;
+            j++;
           } else {
-            k = x.value;
-            x = a.next();
-            y = b.next();
+            k = x;
+            i++;
+            j++;
           }
-          if (k === after) continue;
           after = k;
-          budget--;
+          taken++;
           this.walkKey(k, R, C, onLive, onPast);
         }
-        return false;
+        // Fewer than asked: both trees had nothing more past `after`.
+        if (taken < budget) done = true;
+        return done;
       },
     };
   }
@@ -498,6 +501,20 @@ export interface StoreCursor {
    * for each key with history; true once every key was walked.
    */
   next(budget: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): boolean;
+}
+
+/** Fills `out` with the first `n` keys of `tree` after `after` (all keys when it is undefined), in order. */
+function collectAfter(tree: KeyIndex, after: string | undefined, n: number, out: string[]): void {
+  out.length = 0;
+  const high = tree.maxKey();
+  if (high === undefined) return;
+  // forRange stops at a `{ break }` from its callback (its typing says void): no iterator objects per key.
+  const onFound = ((k: string) => {
+    if (k === after) return undefined;
+    out.push(k);
+    return out.length >= n ? { break: true } : undefined;
+  }) as unknown as (k: string) => void;
+  tree.forRange(after ?? '', high, true, onFound);
 }
 
 /** Change-log entries a compaction frees at most while it catches up after a snapshot held it. */

@@ -112,18 +112,21 @@ export class ColumnarWriter {
   /** The header, packed when the writer is made (it is captured then). */
   private readonly head: Uint8Array;
 
-  /** `header`: msgpack-encodable, everything but the live keys and the history (packed now). */
+  /**
+   * `header`: msgpack-encodable, everything but the live keys and the history (packed now). `textBytesHint`
+   * and `pastBytesHint` size the buffer: a buffer too small is grown, which copies what it holds.
+   */
   constructor(
     readonly capacity: number,
     header: Record<string, unknown>,
     textBytesHint = 0,
+    pastBytesHint = 0,
   ) {
     if (!littleEndian) throw new InvariantError('kv snapshot format 4 is written on little-endian hosts only');
     this.head = pack(header);
     this.pos = layout(capacity).text;
-    // The hint, with 1% more for the history (packed beside the text) and the sections at the end.
-    const hint = Math.max(0, Math.ceil(textBytesHint));
-    this.out = new Uint8Array(pad8(this.pos + hint + Math.ceil(hint / 100) + this.head.length + SPARE));
+    const hint = Math.max(0, Math.ceil(textBytesHint)) + Math.max(0, Math.ceil(pastBytesHint));
+    this.out = new Uint8Array(pad8(this.pos + hint + this.head.length + SPARE));
     this.v = views(this.out.buffer, 0, capacity);
   }
 
@@ -286,8 +289,9 @@ export class ColumnarWriter {
           }
         }
         if (next < this.binChunks.length) return undefined;
-        // A view when the buffer is (nearly) the right size; a trimmed copy when the size hint was far off.
-        return out.length - total > total / 8 ? out.slice(0, total) : out.subarray(0, total);
+        // A view of the buffer (copying a large store's snapshot would stall the loop), unless the size hints
+        // were so far off that the spare room is more than half the snapshot: then a trimmed copy.
+        return out.length - total > total / 2 ? out.slice(0, total) : out.subarray(0, total);
       },
     };
   }
