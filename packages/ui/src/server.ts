@@ -56,7 +56,15 @@ export type HistoryEncoding = 'br' | 'gzip' | 'identity';
  * with `q=0` is refused; `*` stands for any coding not named.
  */
 export function pickEncoding(header: string | undefined): HistoryEncoding {
-  if (header === undefined) return 'identity';
+  const accepted = acceptedCodings(header);
+  if (accepted('br')) return 'br';
+  if (accepted('gzip') || accepted('x-gzip')) return 'gzip';
+  return 'identity';
+}
+
+/** Whether `Accept-Encoding: <header>` accepts a coding (named with q > 0, or by a `*` with q > 0). */
+function acceptedCodings(header: string | undefined): (name: string) => boolean {
+  if (header === undefined) return () => false;
   const q = new Map<string, number>();
   for (const part of header.toLowerCase().split(',')) {
     const [name, ...params] = part.split(';').map((x) => x.trim());
@@ -65,10 +73,7 @@ export function pickEncoding(header: string | undefined): HistoryEncoding {
     const value = qParam === undefined ? 1 : Number(qParam.slice(2));
     q.set(name, Number.isFinite(value) ? value : 0);
   }
-  const accepted = (name: string): boolean => (q.get(name) ?? q.get('*') ?? 0) > 0;
-  if (accepted('br')) return 'br';
-  if (accepted('gzip') || accepted('x-gzip')) return 'gzip';
-  return 'identity';
+  return (name: string): boolean => (q.get(name) ?? q.get('*') ?? 0) > 0;
 }
 
 /** Histories smaller than this go as they are: compressing them saves less than it costs. */
@@ -314,21 +319,25 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
       fail(res, 400, 'since must be an integer (a frame seq)');
       return;
     }
+    // Gzip (each event flushed as written) when the browser takes it: a frame is mostly what the last one said.
+    const gzip = acceptedCodings(req.headers['accept-encoding'])('gzip');
     res.writeHead(200, {
       ...COMMON_HEADERS,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
+      vary: 'accept-encoding',
+      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
     });
     res.flushHeaders();
-    const client = new SseClient(res);
+    const client = new SseClient(res, { gzip });
     clients.add(client);
     res.on('close', () => {
       clients.delete(client);
       client.close();
     });
-    res.write(': consensus-kit ui\n\n');
+    client.comment('consensus-kit ui');
     // Without `since`, the stream starts with the next frame; with it, with every kept frame after it.
     if (since !== undefined) for (const frame of source.history()) if (frame.seq > since) client.send(frame);
   };

@@ -5,6 +5,7 @@
  * gap in `seq` and refetches the history for the frames it missed.
  */
 import type { ServerResponse } from 'node:http';
+import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib';
 import type { UiFrame } from './model';
 
 /** Events kept in a coalesced frame (the oldest are dropped beyond it; the history still has them). */
@@ -29,6 +30,14 @@ export function coalesceFrames(pending: UiFrame, next: UiFrame): UiFrame {
   return { ...next, events: events.length > COALESCED_EVENTS_MAX ? events.slice(-COALESCED_EVENTS_MAX) : events };
 }
 
+export interface SseClientOptions {
+  /**
+   * Gzip the stream (the browser sent `Accept-Encoding: gzip`; the caller set `Content-Encoding`): each event is
+   * flushed whole (Z_SYNC_FLUSH) as it is written, so it arrives at once, compressed against the ones before it.
+   */
+  gzip?: boolean;
+}
+
 export class SseClient {
   /** Frames folded into another instead of written (for stats and tests). */
   coalesced = 0;
@@ -36,13 +45,28 @@ export class SseClient {
   private pending: UiFrame | undefined;
   private waiting = false;
   private closed = false;
+  private readonly gzip: Gzip | undefined;
 
-  constructor(private readonly res: ServerResponse) {
-    res.on('drain', () => this.flush());
+  constructor(
+    private readonly res: ServerResponse,
+    options: SseClientOptions = {},
+  ) {
+    if (options.gzip) {
+      // Frames are alike: a shared window makes each one a fraction of its JSON on the wire.
+      this.gzip = createGzip({ level: 6 });
+      this.gzip.on('error', () => res.destroy());
+      this.gzip.pipe(res);
+      this.gzip.on('drain', () => this.flush());
+    } else res.on('drain', () => this.flush());
   }
 
   get bufferedBytes(): number {
-    return this.res.writableLength;
+    return this.res.writableLength + (this.gzip?.writableLength ?? 0);
+  }
+
+  /** A comment line (`: <text>`), e.g. the greeting that opens the stream. */
+  comment(text: string): void {
+    if (!this.closed && !this.waiting) this.write(`: ${text}\n\n`);
   }
 
   /** Sends `frame` unless one at or after its `seq` went already (history backlog, then live). */
@@ -66,11 +90,18 @@ export class SseClient {
     if (this.closed) return;
     this.closed = true;
     this.pending = undefined;
-    this.res.end();
+    if (this.gzip === undefined) this.res.end();
+    else if (this.res.destroyed) this.gzip.destroy();
+    else this.gzip.end();
   }
 
   private write(text: string): void {
-    if (!this.res.write(text)) this.waiting = true;
+    if (this.gzip === undefined) {
+      if (!this.res.write(text)) this.waiting = true;
+      return;
+    }
+    if (!this.gzip.write(text)) this.waiting = true;
+    this.gzip.flush(zlibConstants.Z_SYNC_FLUSH);
   }
 
   private flush(): void {

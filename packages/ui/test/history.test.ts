@@ -2,9 +2,10 @@
  * `GET /api/history` on the wire: a replay's or a long live history is tens of MB of JSON, fetched whole at page
  * load, so it goes brotli- or gzip-compressed when the browser accepts it, made once per distinct history.
  */
-import { request } from 'node:http';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { request, type IncomingMessage } from 'node:http';
+import { brotliDecompressSync, createGunzip, gunzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { serveUi, type UiFrame, type UiServer } from '../src/index';
 import { HistoryCache, parseHistoryWindow, pickEncoding } from '../src/server';
 import { fakeSource, frame } from './helpers';
@@ -204,5 +205,88 @@ describe('HistoryCache', () => {
     expect(d.made()).toBe(1);
     await small.get(c.frames, 'c', 'identity');
     expect(c.made()).toBe(2);
+  });
+});
+
+describe('GET /api/stream on the wire', () => {
+  it('gzipped, a stream that does not read still makes the server fold frames instead of queueing them', async () => {
+    const source = fakeSource();
+    const server = await serveUi({ source });
+    servers.push(server);
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${server.url}api/stream`, { headers: { 'accept-encoding': 'gzip' } }, (r) => resolve(r));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res.headers['content-encoding']).toBe('gzip');
+    res.pause();
+    const frames = 400; // 400 x 64 KiB of noise (gzip cannot shrink it) = 25 MiB if queued
+    for (let seq = 0; seq < frames; seq++) {
+      const f = frame(seq, { events: [{ at: seq, kind: 'action', text: `event ${seq}` }] });
+      f.nodes[0]!.details = { noise: randomBytes(48 * 1024).toString('base64') };
+      source.emit(f);
+      if (seq % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    const stats = server.stats();
+    expect(stats.bufferedBytes).toBeLessThan(4 * 1024 * 1024);
+    expect(stats.coalescedFrames).toBeGreaterThan(0);
+    let text = '';
+    const body = res.pipe(createGunzip());
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('newest frame not received')), 10_000);
+      body.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8');
+        if (text.includes(`id: ${frames - 1}\n`) && text.endsWith('\n\n')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const last = text.slice(text.lastIndexOf('event: frame'));
+    expect((JSON.parse(last.split('\n')[2]?.slice('data: '.length) ?? 'null') as UiFrame).seq).toBe(frames - 1);
+    res.destroy();
+  });
+
+  /** Opens the stream over node:http; collects the raw bytes and the decoded text (gunzipped when gzip). */
+  function openStream(url: string, headers: Record<string, string>): Promise<{ encoding: string | undefined; bytes: () => number; text: () => string; close: () => void }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+        let bytes = 0;
+        let text = '';
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        const encoding = res.headers['content-encoding'];
+        const body = encoding === 'gzip' ? res.pipe(createGunzip()) : res;
+        body.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        body.on('error', () => undefined);
+        resolve({ encoding, bytes: () => bytes, text: () => text, close: () => req.destroy() });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('is gzipped when the browser accepts it, each frame arriving whole at once, in a fraction of the bytes', async () => {
+    const source = fakeSource({ frames: [] });
+    const server = await serveUi({ source });
+    servers.push(server);
+    const zipped = await openStream(`${server.url}api/stream`, { 'accept-encoding': 'gzip, deflate, br' });
+    const plain = await openStream(`${server.url}api/stream`, {});
+    try {
+      expect(zipped.encoding).toBe('gzip');
+      expect(plain.encoding).toBeUndefined();
+      const frames = bigHistory(40);
+      // One frame: it arrives decoded whole, without waiting for more (flushed per event).
+      source.emit(frames[0] as UiFrame);
+      await vi.waitFor(() => expect(zipped.text()).toContain('id: 0\n'));
+      expect(zipped.text()).toContain(': consensus-kit ui');
+      for (const f of frames.slice(1)) source.emit(f);
+      await vi.waitFor(() => expect(zipped.text()).toContain('id: 39\n'));
+      await vi.waitFor(() => expect(plain.text()).toContain('id: 39\n'));
+      expect(zipped.text()).toBe(plain.text());
+      expect(zipped.bytes() * 5).toBeLessThan(plain.bytes());
+    } finally {
+      zipped.close();
+      plain.close();
+    }
   });
 });
