@@ -137,6 +137,8 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         try {
           const r = await bench({ dir: o.dir, clients, durationMs: Math.round(seconds * 1000), warmupMs: 0, valueSize: 256, op: 'put', quiet: true });
           const l = r.latencyMs;
+          // Every request failed (no leader, no majority): not a result to report as a throughput.
+          if (r.ops === 0) return { ok: false, text: `bench: no write succeeded in ${(r.durationMs / 1000).toFixed(1)} s (${r.errors} errors): has the cluster a leader and a majority?`, data: { ops: 0, errors: r.errors, clients, durationMs: r.durationMs } };
           return {
             ok: true,
             text: `bench: ${r.opsPerSec.toLocaleString('en-US')} writes/s with ${clients} in flight for ${(r.durationMs / 1000).toFixed(1)} s, p50 ${l.p50} ms, p99 ${l.p99} ms (${r.errors} errors)`,

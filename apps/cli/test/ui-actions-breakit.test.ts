@@ -87,4 +87,17 @@ describe('ui actions break-it: lifecycle actions racing on one node', () => {
     for (const id of ['n4', 'n5']) expect(check(dir, id)).toBeGreaterThan(0);
     for (const id of ['n4', 'n5']) expect(await act({ action: 'remove-member', node: id })).toMatchObject({ ok: true });
   }, 120_000);
+
+  it('without a majority: a bench that wrote nothing is a failure, and cutting a link between two stopped nodes says nothing was cut', async () => {
+    const dir = dirOf();
+    const act = createUiActions({ dir });
+    const leader = await leaderOf(dir);
+    const [a, b] = ['n1', 'n2', 'n3'].filter((n) => n !== leader) as [string, string];
+    for (const id of [a, b]) expect(await act({ action: 'kill', node: id })).toMatchObject({ ok: true });
+    const bench = await act({ action: 'bench', seconds: 1, clients: 2 });
+    expect(bench, bench.text).toMatchObject({ ok: false, text: expect.stringMatching(/^bench: no write succeeded/) });
+    const cut = await act({ action: 'partition', node: a, peer: b });
+    expect(cut, cut.text).toMatchObject({ ok: false, text: expect.stringContaining('not running') });
+    for (const id of [a, b]) expect(await act({ action: 'restart', node: id })).toMatchObject({ ok: true });
+  }, 120_000);
 });

@@ -120,6 +120,8 @@ async function cutOff(o: Omit<AdminOptions, 'json'>, id: string, from: string[])
       await rpc.close();
     }
   }
+  // Every node on either side stopped: nothing was cut (a node starts with every link healed), say so.
+  if (cut === 0) throw new CliError(others.length === 0 ? `${id} has no peer to cut it off from` : `no link to cut: ${[id, ...others].join(', ')} are not running (a node starts with every link healed)`);
   return { isolated: id, from: others };
 }
 
