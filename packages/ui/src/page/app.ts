@@ -88,6 +88,10 @@ export class App {
       },
       lastSeq: () => this.store.lastSeq,
       firstSeq: () => this.store.frames[0]?.seq ?? -1,
+      atOf: (seq) => {
+        const f = this.store.frames[this.store.search(seq)];
+        return f?.seq === seq ? f.at : undefined;
+      },
     }).start();
   }
 

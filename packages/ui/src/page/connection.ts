@@ -18,6 +18,8 @@ export interface ConnectionHandlers {
   lastSeq(): number;
   /** The oldest frame held (-1 without any): the rest of a live history is fetched before it. */
   firstSeq(): number;
+  /** The `at` of the held frame `seq`, if held. */
+  atOf(seq: number): number | undefined;
 }
 
 /** `/api/history[?query]`: its frames and the source's newest seq (`x-ui-newest-seq`, whatever the window). */
@@ -107,10 +109,13 @@ export class Connection {
     const held = this.handlers.lastSeq();
     // A replay opens on its first step: its first frames; a live cluster on its newest: the newest ones (or,
     // reconnecting, those after the newest held).
-    const query = this.mode === 'replay' ? `?first=${HISTORY_WINDOW}` : held >= 0 ? `?after=${held}` : `?last=${HISTORY_WINDOW}`;
+    // Reconnecting live, the newest frame held comes again, to be compared.
+    const query = this.mode === 'replay' ? `?first=${HISTORY_WINDOW}` : held >= 0 ? `?after=${held - 1}` : `?last=${HISTORY_WINDOW}`;
     const { frames, newest } = await fetchHistory(query);
-    // The source's seq went back: a new source behind the same address; start over.
-    const reset = newest < held;
+    // A new source behind the same address (the ui process restarted): its seq went back, or, already past the
+    // newest held, its frame of that seq is another (a live frame's `at` is the ms it was made); start over.
+    const again = this.mode !== 'replay' && held >= 0 ? frames.find((f) => f.seq === held) : undefined;
+    const reset = newest < held || (this.mode !== 'replay' && held >= 0 && again?.at !== this.handlers.atOf(held));
     this.handlers.frames(frames, reset);
     if (reset && this.mode !== 'replay') this.handlers.frames((await fetchHistory(`?last=${HISTORY_WINDOW}`)).frames, false);
     return this.mode === 'replay' ? newest : this.handlers.lastSeq();
