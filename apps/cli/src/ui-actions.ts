@@ -10,7 +10,7 @@ import { describeError } from './errors';
 import { dirTarget } from './target';
 
 /** The bounds of a bench started from the page: short and light, so the page stays a view of the cluster, not a load test. */
-export const UI_BENCH_LIMITS = { maxSeconds: 10, maxClients: 64, defaultSeconds: 3, defaultClients: 16 } as const;
+export const UI_BENCH_LIMITS = { maxSeconds: 10, maxClients: 64, defaultSeconds: 3, defaultClients: 16, graceMs: 2000 } as const;
 
 export interface UiActionsOptions {
   /** The cluster directory of a cluster started by `consensus-cli start`. */
@@ -135,7 +135,7 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         if (benchRunning) return { ok: false, text: 'a bench is already running: wait for its result' };
         benchRunning = true;
         try {
-          const r = await bench({ dir: o.dir, clients, durationMs: Math.round(seconds * 1000), warmupMs: 0, valueSize: 256, op: 'put', quiet: true });
+          const r = await bench({ dir: o.dir, clients, durationMs: Math.round(seconds * 1000), warmupMs: 0, valueSize: 256, op: 'put', quiet: true, graceMs: UI_BENCH_LIMITS.graceMs });
           const l = r.latencyMs;
           // Every request failed (no leader, no majority): not a result to report as a throughput.
           if (r.ops === 0) return { ok: false, text: `bench: no write succeeded in ${(r.durationMs / 1000).toFixed(1)} s (${r.errors} errors): has the cluster a leader and a majority?`, data: { ops: 0, errors: r.errors, clients, durationMs: r.durationMs } };

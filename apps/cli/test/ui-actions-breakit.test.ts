@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UiAction, UiActionResult } from '@consensus-kit/ui';
 import { ClusterDir } from '../src/cluster-file';
-import { createUiActions } from '../src/ui-actions';
+import { createUiActions, UI_BENCH_LIMITS } from '../src/ui-actions';
 import { leaderOf, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
@@ -94,7 +94,10 @@ describe('ui actions break-it: lifecycle actions racing on one node', () => {
     const leader = await leaderOf(dir);
     const [a, b] = ['n1', 'n2', 'n3'].filter((n) => n !== leader) as [string, string];
     for (const id of [a, b]) expect(await act({ action: 'kill', node: id })).toMatchObject({ ok: true });
+    // A 1 s bench answers about when it was asked to, not when its stuck writes give up (the client's 15 s).
+    const began = Date.now();
     const bench = await act({ action: 'bench', seconds: 1, clients: 2 });
+    expect(Date.now() - began, bench.text).toBeLessThan(1000 + UI_BENCH_LIMITS.graceMs + 1500);
     expect(bench, bench.text).toMatchObject({ ok: false, text: expect.stringMatching(/^bench: no write succeeded/) });
     const cut = await act({ action: 'partition', node: a, peer: b });
     expect(cut, cut.text).toMatchObject({ ok: false, text: expect.stringContaining('not running') });

@@ -30,6 +30,12 @@ export interface BenchOptions {
   json?: boolean;
   /** Print nothing, no progress bar either: the caller shows the result it gets back (`consensus-cli ui`). */
   quiet?: boolean;
+  /**
+   * Requests still in flight this long after the run's end are abandoned (errors) rather than waited for, so the
+   * bench ends on time even when no majority answers (the page's bench). Default: wait for them (up to the kv
+   * client's own timeout).
+   */
+  graceMs?: number;
   keys?: number;
   /** Protocol of the temporary cluster (default raft). */
   protocol?: string;
@@ -151,6 +157,9 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
     const endAt = startAt + o.durationMs;
     const ticker = setInterval(() => bar?.update(Math.min(seconds, Math.floor((performance.now() - warmAt) / 1000)), { ops: done }), 250);
     let n = 0;
+    const giveUp = new AbortController();
+    const giveUpTimer = o.graceMs === undefined ? undefined : setTimeout(() => giveUp.abort(), endAt - performance.now() + o.graceMs);
+    const call = o.graceMs === undefined ? {} : { signal: giveUp.signal };
     const worker = async () => {
       while (performance.now() < endAt) {
         const i = n++;
@@ -159,9 +168,9 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
         const t0 = performance.now();
         const counted = t0 >= startAt;
         try {
-          if (o.op === 'txn') await kv.txn({ if: [{ key, target: 'version', cmp: '>', value: 0 }], then: [{ op: 'put', key, value }], else: [{ op: 'put', key, value }] });
-          else if (doPut) await kv.put(key, value);
-          else await kv.get(key);
+          if (o.op === 'txn') await kv.txn({ if: [{ key, target: 'version', cmp: '>', value: 0 }], then: [{ op: 'put', key, value }], else: [{ op: 'put', key, value }] }, call);
+          else if (doPut) await kv.put(key, value, call);
+          else await kv.get(key, call);
           if (counted) {
             latencies.push(performance.now() - t0);
             done++;
@@ -172,6 +181,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult | LockBenchRes
       }
     };
     await Promise.all(Array.from({ length: o.clients }, worker));
+    clearTimeout(giveUpTimer);
     const elapsed = performance.now() - startAt;
     clearInterval(ticker);
     bar?.update(seconds, { ops: done });
