@@ -32,6 +32,8 @@ export interface NodeConfig {
   /** Shared cluster secret (HMAC handshake); optional. */
   secret?: string;
   snapshotEvery?: number;
+  /** Also snapshot after this many bytes of applied entries (core's `snapshotBytes`, default 64 MiB; 0: entries only). */
+  snapshotBytes?: number;
   /**
    * Flush the log with synchronous writes on the event loop's thread (storage-fs `blockingWrites`). Default
    * true: best where cores are scarce, as on one machine running a whole cluster; on a many-core server,
@@ -103,6 +105,7 @@ const KNOWN_FIELDS = [
   'heartbeatTicks',
   'secret',
   'snapshotEvery',
+  'snapshotBytes',
   'blockingWrites',
   'logLevel',
   'logFormat',
@@ -157,10 +160,12 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
   const electionTicks = optionalInt(file, c.electionTicks, 'electionTicks', 2, 100_000);
   const heartbeatTicks = optionalInt(file, c.heartbeatTicks, 'heartbeatTicks', 1, 100_000);
   const snapshotEvery = optionalInt(file, c.snapshotEvery, 'snapshotEvery', 0);
+  const snapshotBytes = optionalInt(file, c.snapshotBytes, 'snapshotBytes', 0);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (electionTicks !== undefined) config.electionTicks = electionTicks;
   if (heartbeatTicks !== undefined) config.heartbeatTicks = heartbeatTicks;
   if (snapshotEvery !== undefined) config.snapshotEvery = snapshotEvery;
+  if (snapshotBytes !== undefined) config.snapshotBytes = snapshotBytes;
   if (typeof c.secret === 'string') config.secret = c.secret;
   if (c.join !== undefined && typeof c.join !== 'boolean') fail(file, 'join must be true or false');
   if (c.join === true) config.join = true;

@@ -97,7 +97,7 @@ export type NodeMachineSpec =
  * options (embed.ts), checked and resolved. Nothing in it is read from a file any more.
  */
 export interface NodeSpec
-  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'blockingWrites' | 'admin'> {
+  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'snapshotBytes' | 'blockingWrites' | 'admin'> {
   /** Also snapshot after this many bytes of applied entries (ConsensusNode's `snapshotBytes`). */
   snapshotBytes?: number;
   /** The protocol's own options, already checked by its `parseOptions` (`checkProtocolOptions`). */
@@ -181,6 +181,7 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     ...(config.heartbeatTicks !== undefined ? { heartbeatTicks: config.heartbeatTicks } : {}),
     ...(config.secret !== undefined ? { secret: config.secret } : {}),
     ...(config.snapshotEvery !== undefined ? { snapshotEvery: config.snapshotEvery } : {}),
+    ...(config.snapshotBytes !== undefined ? { snapshotBytes: config.snapshotBytes } : {}),
     ...(config.blockingWrites !== undefined ? { blockingWrites: config.blockingWrites } : {}),
     ...(config.admin !== undefined ? { admin: config.admin } : {}),
     ...(tls !== undefined ? { tls } : {}),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '@consensus-kit/core/host';
 import { ClusterDir } from '../src/cluster-file';
+import { parseNodeConfig } from '../src/config';
 import { runNode } from '../src/node-runner';
 import { cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, useStartedCluster, waitFor } from './helpers';
 
@@ -177,6 +178,47 @@ describe('/metrics of a node that snapshots', () => {
       expect(value(m, 'consensus_snap_save_total_duration_seconds_sum')).toBeGreaterThan(0);
       expect(value(m, 'consensus_server_has_leader')).toBe(1);
       expect(value(m, 'consensus_server_leader_changes_seen_total')).toBe(1);
+    } finally {
+      await running.stop();
+      await cleanup(dir);
+    }
+  });
+
+  it('snapshots by applied bytes (snapshotBytes in the node config) long before snapshotEvery entries', async () => {
+    const dir = tempDir();
+    const base = await freeBase();
+    const address = `127.0.0.1:${base + 1}`;
+    const config = parseNodeConfig(
+      JSON.stringify({
+        clusterId: 'metrics-snap-bytes',
+        id: 'n1',
+        protocol: 'raft',
+        dataDir: `${dir}/n1`,
+        listen: { host: '127.0.0.1', port: base + 1 },
+        http: { host: '127.0.0.1', port: base + 101 },
+        peers: { n1: address },
+        snapshotEvery: 1_000_000,
+        snapshotBytes: 4_000,
+      }),
+      'node.json',
+    );
+    expect(config.snapshotBytes).toBe(4_000);
+    expect(() => parseNodeConfig(JSON.stringify({ ...config, snapshotBytes: -1 }), 'node.json')).toThrow(/snapshotBytes/);
+    const running = await runNode(config, silentLogger);
+    try {
+      await running.node.waitForLeader({ timeoutMs: 10_000 });
+      // 12 values of 1,000 bytes: about three snapshots' worth of applied bytes, 12 entries of a million.
+      for (let i = 0; i < 12; i++) await running.node.propose({ cmd: { op: 'put', key: `k${i}`, value: 'x'.repeat(1_000) } });
+      const m = await waitFor(
+        'two snapshots',
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${base + 101}/metrics`, { signal: AbortSignal.timeout(5_000) });
+          const samples = parse(await res.text());
+          return value(samples, 'consensus_snap_save_total_duration_seconds_count') >= 2 ? samples : undefined;
+        },
+        10_000,
+      );
+      expect(value(m, 'consensus_snap_save_total_duration_seconds_count')).toBeGreaterThanOrEqual(2);
     } finally {
       await running.stop();
       await cleanup(dir);
