@@ -107,3 +107,12 @@ export type { ReplicatedTimeState, TimeStep } from './replicated-time';
 export type { CombinedCommand, CombinedQuery, CombinedRead, CombinedResult } from './combine';
 export { SessionTable, storeSessionError, validateSession } from './sessions';
 export type { SessionSnapshot, SessionStamp, SessionTableOptions, StoredAnswer, StoredSessionError } from './sessions';
+export { DEFAULT_SNAPSHOT_CHUNK_BYTES, SnapshotReceiver, SnapshotSender } from './snapshot-transfer';
+export type {
+  SnapshotChunk,
+  SnapshotChunkAck,
+  SnapshotReceiveResult,
+  SnapshotReceiverOptions,
+  SnapshotSenderOptions,
+  SnapshotTransferId,
+} from './snapshot-transfer';
