@@ -97,7 +97,7 @@ export type NodeMachineSpec =
  * options (embed.ts), checked and resolved. Nothing in it is read from a file any more.
  */
 export interface NodeSpec
-  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'snapshotBytes' | 'blockingWrites' | 'admin'> {
+  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'blockingWrites' | 'admin'> {
   /** Also snapshot after this many bytes of applied entries (ConsensusNode's `snapshotBytes`). */
   snapshotBytes?: number;
   /** The protocol's own options, already checked by its `parseOptions` (`checkProtocolOptions`). */
