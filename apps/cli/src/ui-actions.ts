@@ -106,6 +106,8 @@ export function createUiActions(o: UiActionsOptions): UiActions {
       }
       case 'transfer': {
         const to = nodeOf(cluster, a, 'to');
+        // A stopped node cannot take the lead: said now, not after the transfer's timeout.
+        if (new ClusterDir(o.dir).livePid(to) === undefined) throw new BadAction(`${to} is not running: restart it before making it the leader`);
         const r = await transferLeadership({ target: target(), timeout: timeoutMs }, to);
         return { ok: true, text: `leadership moved to ${r.leader ?? to} (term ${r.term})`, data: r };
       }

@@ -88,7 +88,7 @@ describe('ui actions break-it: lifecycle actions racing on one node', () => {
     for (const id of ['n4', 'n5']) expect(await act({ action: 'remove-member', node: id })).toMatchObject({ ok: true });
   }, 120_000);
 
-  it('without a majority: a bench that wrote nothing is a failure, and cutting a link between two stopped nodes says nothing was cut', async () => {
+  it('without a majority: a bench that wrote nothing is a failure, leadership to a stopped node is refused at once, and cutting a link between two stopped nodes says nothing was cut', async () => {
     const dir = dirOf();
     const act = createUiActions({ dir });
     const leader = await leaderOf(dir);
@@ -99,6 +99,11 @@ describe('ui actions break-it: lifecycle actions racing on one node', () => {
     const bench = await act({ action: 'bench', seconds: 1, clients: 2 });
     expect(Date.now() - began, bench.text).toBeLessThan(1000 + UI_BENCH_LIMITS.graceMs + 1500);
     expect(bench, bench.text).toMatchObject({ ok: false, text: expect.stringMatching(/^bench: no write succeeded/) });
+    // Leadership to a stopped node: refused at once, not a 10 s wait for a transfer that cannot happen.
+    const t0 = Date.now();
+    const transfer = await act({ action: 'transfer', to: a });
+    expect(transfer, transfer.text).toMatchObject({ ok: false, text: expect.stringContaining(`${a} is not running`) });
+    expect(Date.now() - t0).toBeLessThan(1000);
     const cut = await act({ action: 'partition', node: a, peer: b });
     expect(cut, cut.text).toMatchObject({ ok: false, text: expect.stringContaining('not running') });
     for (const id of [a, b]) expect(await act({ action: 'restart', node: id })).toMatchObject({ ok: true });
