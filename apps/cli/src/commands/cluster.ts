@@ -196,7 +196,14 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
     if (stopping) return;
     stopping = true;
     say(o, '\nstopping the cluster...');
-    await Promise.all(cluster.nodes.map((n) => stopNode(cd, n.id)));
+    // The cluster as its file says now: members added meanwhile (from the page, `members add`) are stopped too.
+    let now = cluster;
+    try {
+      now = cd.read();
+    } catch {
+      // the file as it was at start
+    }
+    await Promise.all(now.nodes.map((n) => stopNode(cd, n.id)));
     say(o, `stopped. Start it again with: ${hint(`start --dir ${display(cd.dir)}`)}`);
   };
   const until = o.foregroundMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + o.foregroundMs;
