@@ -31,6 +31,7 @@ export type {
   SnapshotMeta,
   StateMachine,
   SnapshotJob,
+  RestoreJob,
   Status,
   Storage,
   Transport,

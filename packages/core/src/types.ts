@@ -280,6 +280,24 @@ export interface StateMachine<Cmd = unknown, Res = unknown, Q = unknown, R = unk
    * it calls `snapshot()`; the state machine stays deterministic either way (the job changes no state).
    */
   beginSnapshot?(): SnapshotJob;
+  /**
+   * Optional (r3): an incremental restore, for a state machine too large to restore in one event-loop turn.
+   * The host uses it for a snapshot installed from the leader: it runs the job's `step` in slices, one turn of
+   * the event loop each, and holds back everything after it (the Ready's committed entries, later Readys, the
+   * reads they release) until a step returns true; the protocol keeps receiving messages meanwhile (a follower
+   * keeps hearing its leader's heartbeats). The job must leave the state machine as it was until its last step,
+   * which switches to the restored state at once (build aside, swap at the end): no query or apply ever sees
+   * it half-restored, and a cancelled job changes nothing. The state at the end is what `restore(data)` gives.
+   */
+  beginRestore?(data: Uint8Array): RestoreJob;
+}
+
+/** A restore in progress (`StateMachine.beginRestore`). */
+export interface RestoreJob {
+  /** Does about `budget` units of work (e.g. keys); true once the restored state is in place. */
+  step(budget: number): boolean;
+  /** Abandons the job: the state machine keeps the state it had. Safe to call after it is done. */
+  cancel(): void;
 }
 
 /** A snapshot in progress (`StateMachine.beginSnapshot`). */

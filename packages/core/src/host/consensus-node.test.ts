@@ -20,7 +20,7 @@ import { ManualClock } from './clock';
 import { decodeClusterConfig, encodeClusterConfig } from '../config';
 import { parseOptions } from '../options';
 import { ReplicatedTime, type TimeStep } from '../replicated-time';
-import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, SaveBatch, Snapshot, SnapshotJob, StateMachine, Status, Transport, TransportHandler } from '../types';
+import type { ClusterConfig, ConfigChange, Envelope, LogEntry, NodeId, Protocol, Ready, RestoreJob, SaveBatch, Snapshot, SnapshotJob, StateMachine, Status, Transport, TransportHandler } from '../types';
 
 /** Lets pending promise callbacks and setImmediate work run. */
 const settle = async (rounds = 5) => {
@@ -218,9 +218,9 @@ afterEach(async () => {
   for (const n of nodes.splice(0)) await n.stop();
 });
 
-async function fakeHarness(overrides: Partial<ConsensusNodeOptions<{ add: number }, number, 'total', number>> = {}): Promise<Harness> {
+async function fakeHarness(overrides: Partial<ConsensusNodeOptions<{ add: number }, number, 'total', number>> = {}, state?: MemoryStorageState): Promise<Harness> {
   const events: string[] = [];
-  const storage = new GatedStorage(events);
+  const storage = new GatedStorage(events, state);
   const transport = new RecordingTransport(events);
   const sm = new Counter();
   const clock = new ManualClock();
@@ -671,6 +671,113 @@ describe('ConsensusNode: snapshots of a large state machine (r3)', () => {
         () => new ConsensusNode({ id: 'a', peers: ['a'], protocol: solo, storage: new MemoryStorage(), transport: new LocalNetwork().transport('a'), stateMachine: new Counter(), snapshotBytes }),
       ).toThrow(ConfigError);
     }
+  });
+});
+
+/**
+ * A counter with an incremental restore (`beginRestore`, r3): the job builds the restored total aside and puts
+ * it in place only at its last step, which comes once `finish` is set; it logs restores and applies in order.
+ */
+class SlowRestoreCounter extends Counter {
+  finish = false;
+  steps = 0;
+  cancelled = 0;
+  log: string[] = [];
+  override apply(entry: LogEntry, command: { add: number }): number {
+    const total = super.apply(entry, command);
+    this.log.push(`apply#${entry.index}=${total}`);
+    return total;
+  }
+  override restore(data: Uint8Array): void {
+    super.restore(data);
+    this.log.push(`restore()=${this.total}`);
+  }
+  beginRestore(data: Uint8Array): RestoreJob {
+    const target = Number(new TextDecoder().decode(data));
+    let state: 'running' | 'done' | 'cancelled' = 'running';
+    return {
+      step: () => {
+        if (state === 'cancelled') throw new StoppedError('cancelled');
+        if (state === 'done') return true;
+        this.steps++;
+        if (!this.finish) return false;
+        state = 'done';
+        this.total = target;
+        this.log.push(`restored=${target}`);
+        return true;
+      },
+      cancel: () => {
+        if (state !== 'running') return;
+        state = 'cancelled';
+        this.cancelled++;
+      },
+    };
+  }
+}
+
+describe('ConsensusNode: a snapshot from the leader restored incrementally (r3)', () => {
+  const snapshotAt5 = (total: number): Snapshot => ({ index: 5, term: 1, config: { voters: ['a', 'b'], learners: [] }, data: new TextEncoder().encode(String(total)) });
+
+  it('restores in slices with the event loop free between them; entries, later batches and reads wait for it, then see the restored state', async () => {
+    const sm = new SlowRestoreCounter();
+    const h = await fakeHarness({ stateMachine: sm });
+    sm.total = 100; // the state before the snapshot
+    h.fake.last = h.fake.commit = h.fake.applied = 5;
+    h.fake.extra = { snapshot: snapshotAt5(7) };
+    h.clock.advance(10);
+    await settle(3);
+    // Started, not finished: the Ready loop waits for it.
+    expect(h.events).toContain('install@5');
+    expect(sm.steps).toBeGreaterThan(0);
+    const proposed = h.node.propose({ add: 1 });
+    let readValue: number | undefined;
+    const read = h.node.read('total').then((v) => (readValue = v));
+    const stepsBefore = sm.steps;
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(10); // ticks go on: the protocol is driven while the restore runs
+      await settle(2);
+    }
+    expect(sm.steps).toBeGreaterThan(stepsBefore); // more slices ran, one per turn of the event loop
+    expect(sm.log).toEqual([]); // nothing applied, nothing restored yet
+    expect(sm.query()).toBe(100); // the state machine is not seen half-restored: the old state until the end
+    expect(readValue).toBeUndefined();
+    expect(h.node.status().appliedIndex).toBe(0);
+    sm.finish = true;
+    await settle(5);
+    expect(await proposed).toBe(8);
+    await read;
+    // The read was confirmed while the restore ran: it is served from the restored state, never the old one.
+    expect([7, 8]).toContain(readValue);
+    expect(sm.log).toEqual(['restored=7', 'apply#6=8']); // restore first, then the entries after the snapshot
+    expect(h.node.status().appliedIndex).toBe(6);
+  });
+
+  it('a stop mid-restore cancels the job and leaves the old state, without failing the node; a restart restores the installed snapshot', async () => {
+    const sm = new SlowRestoreCounter();
+    const h = await fakeHarness({ stateMachine: sm });
+    const errors: unknown[] = [];
+    h.node.on('error', (e) => errors.push(e));
+    sm.total = 100;
+    h.fake.last = h.fake.commit = h.fake.applied = 5;
+    h.fake.extra = { snapshot: snapshotAt5(7) };
+    h.clock.advance(10);
+    await settle(3);
+    expect(sm.steps).toBeGreaterThan(0);
+    const proposed = h.node.propose({ add: 1 });
+    await settle(2);
+    await h.node.stop();
+    await expect(proposed).rejects.toBeInstanceOf(StoppedError);
+    expect(sm.cancelled).toBe(1);
+    expect(sm.total).toBe(100);
+    expect(sm.log).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(h.events.at(-1)).toBe('close');
+    // The snapshot was durable before the restore began (persist, then apply): a restart restores it.
+    expect(h.storage.raw.snapshot?.index).toBe(5);
+    const again = new SlowRestoreCounter();
+    const h2 = await fakeHarness({ stateMachine: again }, h.storage.raw);
+    expect(again.log).toEqual(['restore()=7']);
+    expect(h2.node.status().appliedIndex).toBe(5);
   });
 });
 

@@ -25,6 +25,7 @@ import { PendingOperations, type OperationOptions, type PendingOperation, type P
 import { ReadyLoop } from './ready-loop';
 import { DEFAULT_TIME_INTERVAL_MS, validateNodeOptions, type ConsensusNodeOptions } from './node-options';
 import { DEFAULT_SNAPSHOT_BYTES, Snapshotter } from './snapshotter';
+import { runRestoreJob } from './restorer';
 
 export type { CommandCodec } from './command-framing';
 export type { OperationOptions } from './pending-operations';
@@ -73,6 +74,8 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   /** The index of a config entry whose data did not decode: it applies as nothing. */
   private badConfigIndex = -1;
   private lastStatus: Status | undefined;
+  /** A snapshot from the leader whose incremental restore has finished: the apply step must not restore it again. */
+  private restoredAhead: Snapshot | undefined;
   private fatal: unknown;
   private stopped: Promise<void> | undefined;
   /** `waitForLeader` callers: they end with the stop or failure that ends every other wait. */
@@ -376,8 +379,28 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
 
   // ---- the apply step ------------------------------------------------------------------------------------
 
-  /** Step 3 of a durable Ready: core's shared `ApplyStep`, then the reads it confirms and releases. */
-  private applyReady(rd: Ready): void {
+  /**
+   * Step 3 of a durable Ready. A snapshot from the leader, newer than what is applied, into a state machine with
+   * `beginRestore`: restored in slices first (`runRestoreJob`), the event loop free between them, while the
+   * Ready loop waits: the batch's committed entries, later batches and every read wait for it (DESIGN: the
+   * snapshot is restored before committed entries apply), and the state machine switches state in its last step.
+   * Then, as for every other Ready, core's shared `ApplyStep` and the reads it releases.
+   */
+  private applyReady(rd: Ready): void | Promise<void> {
+    const snap = rd.snapshot;
+    const sm = this.opts.stateMachine;
+    if (snap !== undefined && snap.index > this.applier.index && typeof sm.beginRestore === 'function') {
+      const job = sm.beginRestore(snap.data);
+      return runRestoreJob(job, { running: () => this.state === 'running' }).then(() => {
+        this.restoredAhead = snap;
+        this.applyBatch(rd);
+      });
+    }
+    this.applyBatch(rd);
+  }
+
+  /** Core's shared `ApplyStep` over a durable Ready, then the reads it confirms and releases. */
+  private applyBatch(rd: Ready): void {
     const released = this.applier.applyReady(rd);
     const { reads } = this.pending;
     if (rd.reads.length > 0) {
@@ -401,7 +424,8 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
   private applyHandler(): ApplyHandler {
     return {
       restore: (snapshot: Snapshot) => {
-        this.opts.stateMachine.restore(snapshot.data);
+        if (this.restoredAhead === snapshot) this.restoredAhead = undefined;
+        else this.opts.stateMachine.restore(snapshot.data);
         this.snapshotter.restored(snapshot.index);
         this.emit('snapshot', snapshot.index);
       },

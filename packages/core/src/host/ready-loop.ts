@@ -1,3 +1,4 @@
+import { StoppedError } from '../errors';
 import type { DurableStorage, Protocol, Ready, Transport } from '../types';
 import type { Snapshotter } from './snapshotter';
 
@@ -12,8 +13,13 @@ export interface ReadyLoopOptions {
   failed(): boolean;
   /** Whether messages may still leave (not once the node is fully stopped). */
   canSend(): boolean;
-  /** Step 3 for a durable Ready: the apply step (snapshot restore, committed entries, reads). May throw. */
-  apply(rd: Ready): void;
+  /**
+   * Step 3 for a durable Ready: the apply step (snapshot restore, committed entries, reads). May throw. A
+   * promise when it restores a snapshot incrementally: the loop waits for it before it advances and before it
+   * takes the next Ready (nothing applies until the restore is done); a `StoppedError` once the node no longer
+   * runs ends the loop quietly, without `advance`.
+   */
+  apply(rd: Ready): void | Promise<void>;
   /** After `advance(rd)`: report status, maybe snapshot. */
   advanced(rd: Ready): void;
   /** A storage failure or broken invariant. */
@@ -93,9 +99,13 @@ export class ReadyLoop {
       if (rd.messages.length > 0 && this.o.canSend()) transport.send(rd.messages);
       // 3. apply (restore, committed entries, reads), 4. advance.
       try {
-        this.o.apply(rd);
+        const applying = this.o.apply(rd);
+        if (applying !== undefined) await applying;
         p.advance(rd);
       } catch (e) {
+        // A restore abandoned because the node stops: the batch ends unapplied (the installed snapshot is
+        // durable; a restart restores it), not as a failure.
+        if (StoppedError.is(e) && !this.o.running()) return;
         this.o.fail(e);
         return;
       }
