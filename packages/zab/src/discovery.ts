@@ -44,6 +44,9 @@ export function becomeLeading(z: ZabNode): void {
   z.resetRoleState();
   z.phase = 'leading';
   z.leaderStage = 'discovery';
+  // A SNAP half received from another leader is of no use to a leader.
+  z.snapIn.reset();
+  z.snapFrom = undefined;
   z.leaderId = z.id;
   z.epoch = 0;
   z.elapsed = 0;
@@ -80,7 +83,7 @@ export function handleFollowerInfo(z: ZabNode, from: NodeId, nonce: number, acce
     if (old.stage === 'info' && z.epoch !== 0) z.send(from, { type: 'LeaderInfo', nonce, epoch: z.epoch });
     return;
   }
-  const p: Peer = { nonce, stage: 'info', acceptedEpoch, next: 0, match: 0, sentCommit: 0, seq: 0, upToDateSent: false };
+  const p: Peer = { nonce, stage: 'info', acceptedEpoch, next: 0, match: 0, sentCommit: 0, seq: 0, upToDateSent: false, snapReq: 0 };
   z.peers.set(from, p);
   z.active.add(from);
   if (z.epoch !== 0) z.send(from, { type: 'LeaderInfo', nonce, epoch: z.epoch });

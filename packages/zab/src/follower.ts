@@ -3,6 +3,7 @@ import { handleProposal, learnCommit } from './broadcast';
 import { ackEpoch, becomeFollowing, becomeLeading } from './discovery';
 import { startLooking } from './election';
 import type { ZabMessage } from './messages';
+import { handleSnapChunk } from './snapshot-chunks';
 import { handleSync } from './synchronisation';
 import type { ZabNode } from './zab';
 
@@ -50,6 +51,9 @@ export function stepFollower(z: ZabNode, m: ZabMessage): void {
       if (z.stage !== 'acked' || m.epoch !== z.leaderEpoch || m.req !== z.syncReq) return;
       z.elapsed = 0;
       return handleSync(z, m.mode, m.truncateTo, m.snapshot, m.entries, m.base);
+    case 'SnapChunk':
+      if (z.stage !== 'acked' || m.epoch !== z.leaderEpoch || m.req !== z.syncReq) return;
+      return handleSnapChunk(z, m);
     case 'UpToDate':
       if (m.epoch !== z.leaderEpoch) return;
       z.elapsed = 0;

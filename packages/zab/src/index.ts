@@ -42,6 +42,8 @@ export type {
   Proposal,
   Resync,
   Segment,
+  SnapAck,
+  SnapChunk,
   Sync,
   UpToDate,
   ZabMessage,

@@ -4,6 +4,7 @@ import { handleFollowerInfo, maybeEstablishEpoch } from './discovery';
 import { notification, startLooking } from './election';
 import type { ZabMessage } from './messages';
 import { maybeEstablish, sendSync, sendUpToDate } from './synchronisation';
+import { handleSnapAck, stopSnapshot, tickSnapshots } from './snapshot-chunks';
 import { maybeHandoff, tickTransfer } from './transfer';
 import type { ZabNode } from './zab';
 
@@ -30,7 +31,10 @@ export function stepLeader(z: ZabNode, from: NodeId, m: ZabMessage): void {
         // Still waiting for a quorum: answer the retransmission so the follower knows the leader is alive.
         z.send(from, { type: 'LeaderInfo', nonce: p.nonce, epoch: z.epoch });
       } else if (p.stage === 'sync' && z.leaderStage !== 'discovery') {
-        // A retransmitted ACKEPOCH, or the follower asking for the rest of the history after a partial Sync.
+        // A retransmitted ACKEPOCH, or the follower asking for the rest of the history after a partial Sync. One
+        // from before its latest (a delay or a duplicate) describes a log it no longer has: the answer would go
+        // unheard, and a SNAP under way would resend its chunks under that old `req`.
+        if (m.req < (p.ack?.req ?? 0)) return;
         p.ack = m;
         sendSync(z, from, p);
       }
@@ -39,6 +43,7 @@ export function stepLeader(z: ZabNode, from: NodeId, m: ZabMessage): void {
       if (m.epoch !== z.epoch) return;
       if (p.stage === 'sync') {
         p.stage = 'synced';
+        stopSnapshot(p);
         p.match = Math.min(m.index, z.log.lastIndex);
         p.next = Math.max(p.next, p.match + 1);
         z.needBroadcast = true;
@@ -48,6 +53,9 @@ export function stepLeader(z: ZabNode, from: NodeId, m: ZabMessage): void {
         if (z.transferTo === from) maybeHandoff(z);
       } else if (p.stage === 'synced' && z.leaderStage === 'established') sendUpToDate(z, from, p);
       return;
+    case 'SnapAck':
+      if (m.epoch !== z.epoch) return;
+      return handleSnapAck(z, from, p, m);
     case 'Ack':
     case 'Pong': {
       if (m.epoch !== z.epoch || p.stage !== 'synced') return;
@@ -70,6 +78,7 @@ export function stepLeader(z: ZabNode, from: NodeId, m: ZabMessage): void {
 }
 
 export function tickLeading(z: ZabNode): void {
+  tickSnapshots(z);
   if (z.leaderStage !== 'established') {
     // ZooKeeper's initLimit: a prospective leader that cannot establish its epoch goes back to LOOKING.
     if (z.elapsed > 2 * z.electionTicks) return startLooking(z);

@@ -1,4 +1,4 @@
-import type { EntryType, LogEntry, NodeId, Snapshot } from '@consensus-kit/core';
+import type { ClusterConfig, EntryType, LogEntry, NodeId, Snapshot } from '@consensus-kit/core';
 
 /**
  * ZAB's messages (Junqueira, Reed, Serafini, DSN 2011, section IV; ZooKeeper's QuorumPacket types and
@@ -60,9 +60,10 @@ export interface AckEpoch {
 }
 
 /**
- * Phase 2 (synchronisation): DIFF, TRUNC or SNAP followed by the missing history and NEWLEADER, in one message of
- * at most `maxBatch` entries. `truncateTo` (TRUNC) drops what follows it; `snapshot` (SNAP) replaces the log;
- * `entries` follow either. `base` is the last index of the leader's initial history: a follower that holds less
+ * Phase 2 (synchronisation): DIFF or TRUNC followed by the missing history and NEWLEADER, in one message of at most
+ * `maxBatch` entries. `truncateTo` (TRUNC) drops what follows it; `entries` follow. SNAP goes as `SnapChunk`s, and
+ * the DIFF after it as a Sync answering the follower's next ACKEPOCH; a `snapshot` here (SNAP in one message, what
+ * a leader of an earlier version sends) replaces the log and is still taken. `base` is the last index of the leader's initial history: a follower that holds less
  * after this message asks for the rest (a new ACKEPOCH) before it may take currentEpoch = epoch.
  */
 export interface Sync {
@@ -76,6 +77,38 @@ export interface Sync {
   truncateTo?: number;
   snapshot?: Snapshot;
   entries: LogEntry[];
+}
+
+/**
+ * Phase 2, SNAP (ZooKeeper's LearnerHandler writes the SNAP packet, then the serialized data tree on the same
+ * stream): bytes [offset, offset + data.length) of the leader's snapshot at (index, term), of `total` bytes, with
+ * its configuration. `req` is the ACKEPOCH's it answers, as a Sync's; `epoch` the leader's.
+ */
+export interface SnapChunk {
+  type: 'SnapChunk';
+  nonce: number;
+  req: number;
+  epoch: number;
+  index: number;
+  term: number;
+  config: ClusterConfig;
+  total: number;
+  offset: number;
+  data: Uint8Array;
+}
+
+/**
+ * Phase 2, SNAP (ours; ZooKeeper relies on TCP): the follower holds bytes [0, offset) of snapshot (index, term);
+ * `gap`: a chunk past it arrived, the leader resends from `offset`.
+ */
+export interface SnapAck {
+  type: 'SnapAck';
+  nonce: number;
+  epoch: number;
+  index: number;
+  term: number;
+  offset: number;
+  gap: boolean;
 }
 
 /** Phase 2: ACK of NEWLEADER, sent only once the history and then currentEpoch are durable. */
@@ -163,6 +196,8 @@ export type ZabMessage =
   | LeaderInfo
   | AckEpoch
   | Sync
+  | SnapChunk
+  | SnapAck
   | AckNewLeader
   | UpToDate
   | Proposal
@@ -195,11 +230,23 @@ function isRun(es: unknown): es is LogEntry[] {
   return true;
 }
 
+const ids = (v: unknown) => Array.isArray(v) && v.every((i) => typeof i === 'string');
+
+function isConfig(c: unknown): c is ClusterConfig {
+  return typeof c === 'object' && c !== null && ids((c as Partial<ClusterConfig>).voters) && ids((c as Partial<ClusterConfig>).learners);
+}
+
 function isSnapshot(s: unknown): s is Snapshot {
   if (typeof s !== 'object' || s === null) return false;
   const x = s as Partial<Snapshot>;
-  const ids = (v: unknown) => Array.isArray(v) && v.every((i) => typeof i === 'string');
-  return count(x.index) && count(x.term) && x.data instanceof Uint8Array && typeof x.config === 'object' && x.config !== null && ids(x.config.voters) && ids(x.config.learners);
+  return count(x.index) && count(x.term) && x.data instanceof Uint8Array && isConfig(x.config);
+}
+
+/** A chunk within its declared size; empty only as the one chunk of an empty snapshot. */
+function isChunk(m: Record<string, unknown>): boolean {
+  if (!count(m.total) || !count(m.offset) || !(m.data instanceof Uint8Array)) return false;
+  const end = m.offset + m.data.length;
+  return end <= m.total && (m.data.length > 0 || m.total === 0);
 }
 
 /**
@@ -241,6 +288,10 @@ export function parseMessage(msg: unknown): ZabMessage | undefined {
         isRun(m.entries)
         ? (m as unknown as Sync)
         : undefined;
+    case 'SnapChunk':
+      return count(m.nonce) && count(m.req) && count(m.epoch) && count(m.index) && count(m.term) && isConfig(m.config) && isChunk(m) ? (m as unknown as SnapChunk) : undefined;
+    case 'SnapAck':
+      return count(m.nonce) && count(m.epoch) && count(m.index) && count(m.term) && count(m.offset) && typeof m.gap === 'boolean' ? (m as unknown as SnapAck) : undefined;
     case 'AckNewLeader':
       return count(m.nonce) && count(m.epoch) && count(m.index) ? (m as unknown as AckNewLeader) : undefined;
     case 'UpToDate':

@@ -1,4 +1,7 @@
-import { parseOptions, type OptionSpecs, type ProtocolOptions } from '@consensus-kit/core';
+import { DEFAULT_SNAPSHOT_CHUNK_BYTES, parseOptions, type OptionSpecs, type ProtocolOptions } from '@consensus-kit/core';
+
+/** The largest SNAP chunk: half of transport-tcp's frame limit (32 MiB), room for the message around it. */
+export const MAX_SNAPSHOT_CHUNK_BYTES = 16 << 20;
 
 /** ZAB's own options, beyond the protocol contract's (`ProtocolOptions`). Every one is optional. */
 export type ZabSpecificOptions = {
@@ -10,6 +13,12 @@ export type ZabSpecificOptions = {
   counterLimit?: number;
   /** Entries per PROPOSAL / INFORM message, and per synchronisation message. Default 512. */
   maxBatch?: number;
+  /**
+   * Bytes per chunk of a SNAP (synchronisation from a snapshot): the snapshot goes to a follower in chunks of this
+   * size, a few in flight, resuming from the follower's offset after a loss (snapshot-chunks.ts). Default 1 MiB; at
+   * most 16 MiB, half of transport-tcp's 32 MiB frame limit.
+   */
+  snapshotChunkBytes?: number;
 };
 
 export interface ZabOptions extends ProtocolOptions, ZabSpecificOptions {}
@@ -17,6 +26,7 @@ export interface ZabOptions extends ProtocolOptions, ZabSpecificOptions {}
 export const zabOptionSpecs = {
   counterLimit: { type: 'integer', min: 1, max: 0xffffffff, description: 'largest zxid counter of an epoch; reaching it forces a new epoch (ZOOKEEPER-1277; default 2^32-1)' },
   maxBatch: { type: 'integer', min: 1, max: 1 << 20, description: 'entries per PROPOSAL or synchronisation message (default 512)' },
+  snapshotChunkBytes: { type: 'integer', min: 1, max: MAX_SNAPSHOT_CHUNK_BYTES, description: 'bytes per SNAP chunk sent to a follower (default 1 MiB, at most 16 MiB)' },
 } as const satisfies OptionSpecs;
 
 const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
@@ -32,5 +42,5 @@ export function resolveZabOptions(options: ZabOptions): ResolvedZabOptions {
   const own: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) if (!CONTRACT_KEYS.has(k)) own[k] = v;
   const o = parseZabOptions(own);
-  return { counterLimit: o.counterLimit ?? 0xffffffff, maxBatch: o.maxBatch ?? 512 };
+  return { counterLimit: o.counterLimit ?? 0xffffffff, maxBatch: o.maxBatch ?? 512, snapshotChunkBytes: o.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES };
 }

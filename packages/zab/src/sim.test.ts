@@ -1,6 +1,8 @@
 import { checkSeeds, simulate } from '@consensus-kit/sim';
 import { describe, expect, it } from 'vitest';
-import { zab, zabInvariants } from './index';
+import type { Protocol, ProtocolModule, ProtocolOptions, Ready } from '@consensus-kit/core';
+import { zab, zabInvariants, type ZabSpecificOptions } from './index';
+import type { SnapChunk, ZabMessage } from './messages';
 
 /**
  * Simulator seeds (`@consensus-kit/sim`): random drops, duplicates, reordering, partitions, crash-restart with
@@ -9,6 +11,32 @@ import { zab, zabInvariants } from './index';
  * checked for linearizability. SIM_SEEDS=<n> runs more.
  */
 const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
+/** Seeds of the small-chunk set (SNAP in 64-byte chunks); SIM_SEEDS scales it too. */
+const CHUNK_SEEDS = Math.max(1, Math.round(SEEDS / 5));
+
+/** The zab module, counting the SNAP chunks its nodes send: the small-chunk set must really stream snapshots. */
+function countingChunks() {
+  const seen = { chunks: 0, transfers: 0 };
+  const protocol: ProtocolModule<ZabSpecificOptions> = {
+    ...zab,
+    create(options: ProtocolOptions & ZabSpecificOptions): Protocol {
+      const node = zab.create(options);
+      const ready = node.ready.bind(node);
+      node.ready = (): Ready => {
+        const rd = ready();
+        for (const e of rd.messages) {
+          const m = e.msg as ZabMessage;
+          if (m.type !== 'SnapChunk') continue;
+          seen.chunks++;
+          if ((m as SnapChunk).offset === 0) seen.transfers++;
+        }
+        return rd;
+      };
+      return node;
+    },
+  };
+  return { protocol, seen };
+}
 
 describe('simulator seeds', () => {
   // With 3 nodes, PROPOSAL and Sync messages carry at most 4 entries, so synchronisation goes in several parts.
@@ -22,6 +50,21 @@ describe('simulator seeds', () => {
       expect(unknown).toBe(0);
       // Not vacuous: clients completed many operations in all those runs.
       expect(ops / SEEDS).toBeGreaterThan(20);
+    }, 600_000);
+  }
+
+  // SNAP in 64-byte chunks (a snapshot of this workload is a few hundred bytes): transfers of many chunks under
+  // drops, duplicates, reordering and crashes, resumed from the follower's offset.
+  for (const nodes of [3, 5]) {
+    it(`${CHUNK_SEEDS} seeds, ${nodes} nodes, heavy faults, SNAP in 64-byte chunks: invariants and linearizability hold`, () => {
+      const { protocol, seen } = countingChunks();
+      const { failures, ops, unknown } = checkSeeds({ nodes, faults: 'heavy', snapshotEvery: 20, protocol, protocolOptions: { snapshotChunkBytes: 64 }, invariants: zabInvariants }, CHUNK_SEEDS, 5000);
+      expect(failures).toEqual([]);
+      expect(unknown).toBe(0);
+      expect(ops / CHUNK_SEEDS).toBeGreaterThan(20);
+      // Not vacuous: snapshots went to followers, each in several chunks.
+      expect(seen.transfers).toBeGreaterThan(0);
+      expect(seen.chunks).toBeGreaterThan(3 * seen.transfers);
     }, 600_000);
   }
 

@@ -2,6 +2,7 @@ import { CompactedError, type LogEntry, type NodeId, type Snapshot } from '@cons
 import { maybeCommit } from './broadcast';
 import { ackEpoch } from './discovery';
 import { startLooking } from './election';
+import { sendSnapshot, stopSnapshot } from './snapshot-chunks';
 import type { AckEpoch, Segment, ZabMessage } from './messages';
 import type { ZabNode, Peer } from './zab';
 
@@ -85,7 +86,7 @@ export function sendSync(z: ZabNode, id: NodeId, p: Peer): void {
   match = Math.max(match, Math.min(a.commit, a.index));
   match = Math.min(match, z.log.lastIndex);
   const last = z.log.lastIndex;
-  let hi = Math.min(last, match + z.o.maxBatch);
+  const hi = Math.min(last, match + z.o.maxBatch);
   let msg: ZabMessage | undefined;
   try {
     if (match < z.log.base) throw new CompactedError(match + 1, z.log.base + 1);
@@ -95,18 +96,16 @@ export function sendSync(z: ZabNode, id: NodeId, p: Peer): void {
     if (!CompactedError.is(e)) throw e;
   }
   if (msg === undefined) {
+    // SNAP, in chunks (snapshot-chunks.ts); the DIFF after it answers the follower's next ACKEPOCH, sent once it
+    // installed the whole snapshot.
     const snap = z.log.snapshot();
     if (snap === undefined) return;
-    hi = Math.min(last, snap.index + z.o.maxBatch);
-    let entries: LogEntry[];
-    try {
-      entries = z.log.entries(snap.index + 1, hi);
-    } catch (e) {
-      if (!CompactedError.is(e)) throw e;
-      return;
-    }
-    msg = { type: 'Sync', nonce: p.nonce, req: a.req, epoch: z.epoch, base: z.epochBase, mode: 'snap', snapshot: snap, entries };
+    p.stage = 'sync';
+    p.next = snap.index + 1;
+    sendSnapshot(z, id, p, a.req, snap);
+    return;
   }
+  stopSnapshot(p);
   p.stage = 'sync';
   p.next = hi + 1;
   z.send(id, msg);

@@ -1,4 +1,4 @@
-import { assertBytes, configMembers, isVoter, majority, resolveProtocolOptions, type ConfigChange, type Envelope, type LogEntry, type NodeId, type Protocol, type ReadState, type Ready, type Snapshot, type Status, type Storage } from '@consensus-kit/core';
+import { assertBytes, configMembers, isVoter, majority, resolveProtocolOptions, SnapshotReceiver, type ClusterConfig, type ConfigChange, type SnapshotSender, type Envelope, type LogEntry, type NodeId, type Protocol, type ReadState, type Ready, type Snapshot, type Status, type Storage } from '@consensus-kit/core';
 import { broadcastEntries, maybeCommit, proposeEntry, startRead } from './broadcast';
 import { handleNotification, notification, startLooking, tickLooking } from './election';
 import { stepFollower, tickFollowing } from './follower';
@@ -39,6 +39,10 @@ export interface Peer {
   sentCommit: number;
   seq: number;
   upToDateSent: boolean;
+  /** SNAP in chunks to this peer (snapshot-chunks.ts): the sender, the snapshot's configuration, the ACKEPOCH answered. */
+  snap?: SnapshotSender | undefined;
+  snapConfig?: ClusterConfig | undefined;
+  snapReq: number;
 }
 
 /** A read barrier waiting for a quorum's PONG (reads in broadcast.ts). @internal */
@@ -102,6 +106,9 @@ export class ZabNode implements Protocol {
   nonce = 0;
   /** The `req` of this follower's latest ACKEPOCH (see messages.ts). */
   syncReq = 0;
+  /** A SNAP being received in chunks, and the leader sending it (snapshot-chunks.ts). */
+  snapIn = new SnapshotReceiver();
+  snapFrom: NodeId | undefined;
 
   // Leading.
   epoch = 0;

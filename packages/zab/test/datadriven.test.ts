@@ -34,10 +34,12 @@ class Interpreter {
         const options: Record<string, unknown> = {};
         if (c.kv.counterLimit !== undefined) options.counterLimit = Number(c.kv.counterLimit);
         if (c.kv.maxBatch !== undefined) options.maxBatch = Number(c.kv.maxBatch);
+        if (c.kv.chunk !== undefined) options.snapshotChunkBytes = Number(c.kv.chunk);
         this.net = network(c.args, options, {
           onPersisted: (_r, rd) => {
             for (const m of rd.messages) {
               const msg = m.msg as ZabMessage;
+              if (msg.type === 'SnapChunk') this.syncs.push(`${m.from}->${m.to} snap at=${msg.index} bytes=${msg.offset}+${msg.data.length}/${msg.total}`);
               if (msg.type !== 'Sync') continue;
               const s = msg as Sync;
               const how = s.mode === 'trunc' ? `trunc to=${s.truncateTo}` : s.mode === 'snap' ? `snap at=${s.snapshot?.index}` : 'diff';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError, type Envelope } from '@consensus-kit/core';
-import type { Proposal, Sync } from '../src/messages';
+import type { Proposal, SnapChunk, Sync } from '../src/messages';
 import { decodeHardState } from '../src/index';
 import { electLeader, msgType, network, proposeAll, settle, text } from './helpers';
 
@@ -103,7 +103,7 @@ describe('synchronisation (DSN 2011 IV-B, phase 2; LearnerHandler.syncFollower)'
     expect(last?.entries.map((e) => e.index)).toEqual([2, 3]);
   });
 
-  it('SNAP: a follower whose missing entries were compacted away installs the snapshot, then the DIFF after it', () => {
+  it('SNAP: a follower whose missing entries were compacted away installs the snapshot (in chunks), then the DIFF after it', () => {
     const sent: Envelope[] = [];
     const net = network(['a', 'b', 'c'], {}, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
     electLeader(net);
@@ -116,9 +116,10 @@ describe('synchronisation (DSN 2011 IV-B, phase 2; LearnerHandler.syncFollower)'
     proposeAll(net, 'c', ['x4']);
     net.restart('a');
     settle(net, () => net.get('a').applied.length === 4);
+    const chunks = sent.filter((e) => e.to === 'a' && msgType(e) === 'SnapChunk').map((e) => e.msg as SnapChunk);
+    expect(chunks.map((c) => [c.index, c.offset])).toEqual([[3, 0]]);
     const last = syncs(sent.filter((e) => e.to === 'a')).at(-1);
-    expect(last?.mode).toBe('snap');
-    expect(last?.snapshot?.index).toBe(3);
+    expect(last?.mode).toBe('diff');
     expect(last?.entries.map((e) => e.index)).toEqual([4]);
     expect(net.get('a').applied).toEqual(['x1', 'x2', 'x3', 'x4']);
   });
@@ -452,8 +453,9 @@ describe('a follower behind the leader\'s compacted log (LearnerHandler.syncFoll
     expect(ticks).toBeLessThan(l.node.electionTicks / 2);
     const toA = sent.slice(resyncAt).filter((e) => e.to === 'a');
     expect(toA.map(msgType)).toContain('Resync');
+    expect(toA.map(msgType)).toContain('SnapChunk');
     const sync = toA.filter((e) => msgType(e) === 'Sync').map((e) => e.msg as Sync).at(-1);
-    expect(sync?.mode).toBe('snap');
+    expect(sync?.mode).toBe('diff');
     expect(sync?.entries.map((e) => e.index)).toEqual([4]);
     // No election: c still leads the same epoch.
     expect(net.leader()?.id).toBe('c');
