@@ -38,6 +38,7 @@ export type {
   PaxosMessageType,
   Prepare,
   Promise,
+  SnapshotAck,
   SnapshotMessage,
   TimeoutNow,
 } from './messages';

@@ -1,9 +1,9 @@
-import type { LogEntry, NodeId, Snapshot } from '@consensus-kit/core';
+import { SnapshotSender, type LogEntry, type NodeId, type Snapshot, type SnapshotChunk } from '@consensus-kit/core';
 import { Membership } from './membership';
-import type { CatchupRequest, Learn, Learned, SnapshotMessage } from './messages';
+import type { CatchupRequest, Learn, Learned, SnapshotAck, SnapshotMessage } from './messages';
 import type { PaxosNode } from './paxos';
 import { maybeTimeoutNow } from './leader-transfer';
-import { syncPeers, type Peer } from './phase2';
+import { syncPeers } from './phase2';
 
 /**
  * The learner (Paxos Made Simple 2.4): decisions in slot order, and catch-up of a lagging or restarted replica
@@ -42,23 +42,49 @@ export function handleLearn(n: PaxosNode, from: NodeId, m: Learn): void {
     }
     c = e.index;
   }
-  if (c > n.commit) decide(n, c);
+  if (c > n.commit) {
+    decide(n, c);
+    dropStaleIncoming(n);
+  }
   n.send(from, { type: 'Learned', commit: n.commit });
 }
 
+/** A snapshot being assembled that the commit point passed is of no use: free its buffer. */
+function dropStaleIncoming(n: PaxosNode): void {
+  const h = n.snapIn.holding;
+  if (h !== undefined && h.index <= n.commit) n.snapIn.reset();
+}
+
+/**
+ * A chunk of a peer's snapshot (Raft thesis 5.3, Figure 5.3, chunked as core's `SnapshotReceiver` assembles it):
+ * every chunk is answered with the bytes held (`SnapshotAck`), so the sender resumes there after a loss; the whole
+ * snapshot, once assembled, is installed as a one-message snapshot was.
+ */
 export function handleSnapshot(n: PaxosNode, from: NodeId, m: SnapshotMessage): void {
   if (m.index <= n.commit || n.snap !== undefined || n.role === 'leader') {
     if (n.snap === undefined) n.send(from, { type: 'Learned', commit: n.commit });
+    dropStaleIncoming(n);
+    return;
+  }
+  const r = n.snapIn.receive(m);
+  if (r.kind === 'stale' || r.kind === 'refused') return;
+  if (r.kind === 'ack') {
+    n.send(from, { type: 'SnapshotAck', ...r.ack });
     return;
   }
   const membership = Membership.fromWire(m.membership);
-  if (membership === undefined) return;
+  if (membership === undefined) {
+    // Malformed metadata: not acknowledged, and forgotten, so the sender's retry starts the transfer over.
+    n.snapIn.reset();
+    return;
+  }
+  n.send(from, { type: 'SnapshotAck', ...r.ack });
   // Accepted values above the snapshot survive the install (written right after it); should the save tear
   // between the two, Paxos Made Live 5.1 applies: no promises until those slots are decided.
   const votes = n.log.slice(m.index + 1, n.log.lastIndex).some((e) => e.term > 0);
   n.snap = {
     stage: 'mark',
-    snapshot: { index: m.index, term: m.term, config: m.config, data: m.data },
+    snapshot: { index: m.index, term: m.term, config: m.config, data: r.data },
     membership,
     amnesia: votes ? n.log.lastIndex : 0,
     from,
@@ -103,16 +129,11 @@ export function decide(n: PaxosNode, to: number): void {
 }
 
 /** Decided values from slot `from` on, or the snapshot when they were compacted. */
-export function sendLearn(n: PaxosNode, to: NodeId, from: number, pr?: Peer): void {
+export function sendLearn(n: PaxosNode, to: NodeId, from: number): void {
   if (from <= n.log.compactedThrough()) {
     const snap = n.storage.snapshot();
     if (snap === undefined || snap.index < from - 1 || snap.index > n.commit) return;
-    if (pr !== undefined) {
-      if (n.now - pr.snapshotAt < n.electionTicks) return;
-      pr.snapshotAt = n.now;
-    }
-    const membership = n.membership.asOf(snap.index).toWire();
-    n.send(to, { type: 'Snapshot', index: snap.index, term: snap.term, config: snap.config, data: snap.data, membership });
+    streamSnapshot(n, to, snap);
     return;
   }
   const hi = Math.min(n.commit, from + n.o.maxBatch - 1);
@@ -123,6 +144,7 @@ export function sendLearn(n: PaxosNode, to: NodeId, from: number, pr?: Peer): vo
 
 /** A peer reports its commit point after a Learn or a snapshot: stream on while it lags. */
 export function handleLearned(n: PaxosNode, from: NodeId, m: Learned): void {
+  snapshotCaughtUp(n, from, m.commit);
   const pr = n.role === 'leader' ? n.peers.get(from) : undefined;
   if (pr === undefined) return;
   const progress = m.commit > pr.commit;
@@ -137,4 +159,95 @@ export function handleLearned(n: PaxosNode, from: NodeId, m: Learned): void {
 /** A proposer whose phase 1 met compacted slots asks for the decided values it lacks. */
 export function handleCatchupRequest(n: PaxosNode, from: NodeId, m: CatchupRequest): void {
   if (m.from <= n.commit) sendLearn(n, from, m.from);
+}
+
+// -- snapshot streaming (the sending side) -----------------------------------------------------------------------
+
+/** Snapshot chunks in flight per peer (as raft's snapshot-stream.ts). */
+const SNAPSHOT_WINDOW_CHUNKS = 4;
+
+/** A transfer of the storage's snapshot to one peer (core's `SnapshotSender`). */
+export interface OutgoingSnapshot {
+  sender: SnapshotSender;
+  /** The tick of the last answer (or the start): a peer silent for long is dropped, a later catch-up restarts. */
+  heard: number;
+  /** The tick the peer acknowledged every byte, -1 before. */
+  doneAt: number;
+}
+
+function sendChunks(n: PaxosNode, to: NodeId, snap: Snapshot, chunks: SnapshotChunk[]): void {
+  if (chunks.length === 0) return;
+  const membership = n.membership.asOf(snap.index).toWire();
+  for (const c of chunks) {
+    n.send(to, { type: 'Snapshot', index: c.index, term: c.term, config: snap.config, total: c.total, offset: c.offset, data: c.data, epoch: c.epoch, membership });
+  }
+}
+
+const isCurrent = (out: OutgoingSnapshot, snap: Snapshot) => out.sender.current?.index === snap.index && out.sender.current.term === snap.term;
+
+/**
+ * Starts, or keeps going, the transfer of `snap` to `to`: the window's chunks, resumed where the peer's answers
+ * left it. Once the peer acknowledged every byte it is installing the snapshot; a request after an election
+ * timeout more (the install was dropped, e.g. the peer restarted) sends it again.
+ */
+function streamSnapshot(n: PaxosNode, to: NodeId, snap: Snapshot): void {
+  let out = n.snapOut.get(to);
+  if (out === undefined) {
+    const sender = new SnapshotSender({ chunkBytes: n.o.snapshotChunkBytes, windowChunks: SNAPSHOT_WINDOW_CHUNKS, stallTicks: 2 * n.heartbeatTicks });
+    out = { sender, heard: n.now, doneAt: -1 };
+    n.snapOut.set(to, out);
+  }
+  if (out.sender.done && isCurrent(out, snap)) {
+    if (n.now - out.doneAt < n.electionTicks) return;
+    out.sender.stop();
+  }
+  if (!isCurrent(out, snap)) {
+    out.heard = n.now;
+    out.doneAt = -1;
+  }
+  sendChunks(n, to, snap, out.sender.start({ index: snap.index, term: snap.term }, snap.data, n.promised));
+}
+
+/** The peer holds the first `m.offset` bytes: resume from there (a gap) or send on within the window. */
+export function handleSnapshotAck(n: PaxosNode, from: NodeId, m: SnapshotAck): void {
+  const out = n.snapOut.get(from);
+  if (out === undefined) return;
+  const snap = n.storage.snapshot();
+  if (snap === undefined || !isCurrent(out, snap)) return; // a newer snapshot restarts at the next tick
+  out.heard = n.now;
+  const chunks = out.sender.onAck(m);
+  if (out.sender.done && out.doneAt < 0) out.doneAt = n.now;
+  sendChunks(n, from, snap, chunks);
+}
+
+/** The peer's commit point reached the snapshot being sent: the transfer is over. */
+export function snapshotCaughtUp(n: PaxosNode, id: NodeId, commit: number): void {
+  const out = n.snapOut.get(id);
+  const cur = out?.sender.current;
+  if (out !== undefined && (cur === undefined || commit >= cur.index)) n.snapOut.delete(id);
+}
+
+/**
+ * Every tick: a transfer without an advancing answer for `stallTicks` resends from the last acknowledged byte
+ * (core's SnapshotSender.tick); a transfer whose snapshot the host replaced restarts with the new one (as raft's
+ * snapshot-stream.ts); a finished one is forgotten after an election timeout, a silent peer's after ten.
+ */
+export function tickSnapshots(n: PaxosNode): void {
+  if (n.snapOut.size === 0) return;
+  const snap = n.storage.snapshot();
+  for (const [to, out] of n.snapOut) {
+    if (out.sender.done) {
+      if (n.now - out.doneAt >= 2 * n.electionTicks) n.snapOut.delete(to);
+      continue;
+    }
+    if (snap === undefined || snap.index > n.commit || n.now - out.heard >= 10 * n.electionTicks) {
+      n.snapOut.delete(to);
+      continue;
+    }
+    if (!isCurrent(out, snap)) {
+      streamSnapshot(n, to, snap);
+      continue;
+    }
+    sendChunks(n, to, snap, out.sender.tick());
+  }
 }

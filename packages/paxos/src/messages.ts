@@ -4,7 +4,8 @@ import type { ClusterConfig, EntryType, LogEntry, NodeId } from '@consensus-kit/
  * Multi-Paxos messages (Paxos Made Simple, section 2.2 and 3; PMMC section 3), a discriminated union with string
  * tags. Phase 1 (`Prepare`/`Promise`) runs once for every slot above the proposer's commit point; phase 2
  * (`Accept`/`Accepted`) carries batches of consecutive slots. `Learn` streams decided values to replicas that
- * lag (the learners of Paxos Made Simple, section 2.4), `Snapshot` replaces them once the log was compacted.
+ * lag (the learners of Paxos Made Simple, section 2.4), `Snapshot` chunks (answered by `SnapshotAck`) replace them
+ * once the log was compacted.
  */
 export interface Prepare {
   type: 'Prepare';
@@ -88,14 +89,32 @@ export interface CatchupRequest {
   from: number;
 }
 
+/**
+ * One chunk of the sender's snapshot: bytes [offset, offset + data.length) of `total` (core's `SnapshotSender`,
+ * Raft thesis 5.3's chunked InstallSnapshot). Every chunk carries the snapshot's metadata, which is small.
+ */
 export interface SnapshotMessage {
   type: 'Snapshot';
   index: number;
   term: number;
   config: ClusterConfig;
+  /** The whole snapshot's size in bytes. */
+  total: number;
+  offset: number;
   data: Uint8Array;
+  /** The sender's promise when it started the transfer: a higher one's transfer replaces a lower one's. */
+  epoch: number;
   /** The membership as of `index` (hard-state form). */
   membership: unknown;
+}
+
+/** The receiver of snapshot (index, term) holds its first `offset` bytes; `gap`: resend from there. */
+export interface SnapshotAck {
+  type: 'SnapshotAck';
+  index: number;
+  term: number;
+  offset: number;
+  gap: boolean;
 }
 
 /** Leadership transfer: start phase 1 at once (Raft thesis 3.10's TimeoutNow, applied to a Paxos leader). */
@@ -116,6 +135,7 @@ export type PaxosMessage =
   | Learned
   | CatchupRequest
   | SnapshotMessage
+  | SnapshotAck
   | TimeoutNow;
 
 export type PaxosMessageType = PaxosMessage['type'];
@@ -177,10 +197,15 @@ export function parseMessage(msg: unknown): PaxosMessage | undefined {
     case 'Snapshot': {
       const c = m.config as Partial<ClusterConfig> | undefined;
       if (!isInt(m.index) || !isInt(m.term) || !(m.data instanceof Uint8Array) || typeof c !== 'object' || c === null || !ids(c.voters)) return undefined;
+      // A chunk lies inside the size it declares (core's SnapshotReceiver checks again).
+      if (!isInt(m.total) || !isInt(m.offset) || !isInt(m.epoch) || m.offset + m.data.length > m.total) return undefined;
       const config: ClusterConfig = { voters: c.voters, learners: ids(c.learners) ? c.learners : [] };
       if (ids(c.outgoing)) config.outgoing = c.outgoing;
-      return { type: 'Snapshot', index: m.index, term: m.term, config, data: m.data, membership: m.membership };
+      return { type: 'Snapshot', index: m.index, term: m.term, config, total: m.total, offset: m.offset, data: m.data, epoch: m.epoch, membership: m.membership };
     }
+    case 'SnapshotAck':
+      if (!isInt(m.index) || !isInt(m.term) || !isInt(m.offset) || typeof m.gap !== 'boolean') return undefined;
+      return { type: 'SnapshotAck', index: m.index, term: m.term, offset: m.offset, gap: m.gap };
     case 'TimeoutNow':
       return isInt(m.ballot) ? { type: 'TimeoutNow', ballot: m.ballot } : undefined;
     default:

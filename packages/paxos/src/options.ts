@@ -1,4 +1,4 @@
-import { ConfigError, parseOptions, type OptionSpecs, type ProtocolOptions } from '@consensus-kit/core';
+import { ConfigError, DEFAULT_SNAPSHOT_CHUNK_BYTES, parseOptions, type OptionSpecs, type ProtocolOptions } from '@consensus-kit/core';
 
 /** Multi-Paxos' own options, beyond the protocol contract's (`ProtocolOptions`). Every one is optional. */
 export type PaxosSpecificOptions = {
@@ -33,6 +33,12 @@ export type PaxosSpecificOptions = {
    * chunks hold less in memory, larger ones cost fewer storage reads. Default 12.
    */
   logChunkBits?: number;
+  /**
+   * Bytes per snapshot chunk sent to a peer behind the leader's compacted log (core's `SnapshotSender`, Raft thesis
+   * 5.3): a snapshot travels as many messages, 4 chunks in flight, resumed from the receiver's offset after a loss.
+   * Must stay well under the transport's message limit (32 MiB for transport-tcp). Default 1 MiB.
+   */
+  snapshotChunkBytes?: number;
 };
 
 /** Options of `PaxosNode`: the protocol contract's options plus Multi-Paxos' own. */
@@ -62,6 +68,7 @@ export const paxosOptionSpecs = {
   leaseReads: { type: 'boolean', description: 'leader leases for local reads (Paxos Made Live 5.2; default false)' },
   leaseDriftBound: { type: 'number', min: 0, max: 0.9, description: 'clock-rate drift the lease tolerates, as a fraction (default 0.3)' },
   logChunkBits: { type: 'integer', min: 1, max: 20, description: 'in-memory log chunk size as a power of two; decided slots leave memory a chunk at a time (default 12)' },
+  snapshotChunkBytes: { type: 'integer', min: 1, max: 16 * 1024 * 1024, description: 'bytes per snapshot chunk sent to a lagging peer (default 1 MiB, at most 16 MiB)' },
 } as const satisfies OptionSpecs;
 
 const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
@@ -87,6 +94,7 @@ export function resolvePaxosOptions(options: PaxosOptions): ResolvedPaxosOptions
     leaseReads: o.leaseReads ?? false,
     leaseDriftBound: o.leaseDriftBound ?? 0.3,
     logChunkBits: o.logChunkBits ?? 12,
+    snapshotChunkBytes: o.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES,
   };
 }
 

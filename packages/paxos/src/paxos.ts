@@ -2,6 +2,7 @@ import {
   NotLeaderError,
   ProposalDroppedError,
   assertBytes,
+  SnapshotReceiver,
   resolveProtocolOptions,
   type ConfigChange,
   type Envelope,
@@ -17,7 +18,7 @@ import {
 import { handleAccept, handleHeartbeat, handlePrepare } from './acceptor';
 import { decodeHardState } from './hard-state';
 import { handleTimeoutNow, transferLeadership } from './leader-transfer';
-import { handleCatchupRequest, handleLearn, handleLearned, handleSnapshot, type PendingInstall } from './learner';
+import { handleCatchupRequest, handleLearn, handleLearned, handleSnapshot, handleSnapshotAck, tickSnapshots, type OutgoingSnapshot, type PendingInstall } from './learner';
 import { Membership } from './membership';
 import { parseMessage, type PaxosMessage } from './messages';
 import { markStatus, status } from './node-status';
@@ -80,6 +81,10 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal What the last `Ready.status` reported. */
   lastStatus: { role: Status['role']; term: number; leader: NodeId | undefined };
   /** @internal */ snap: PendingInstall | undefined;
+  /** @internal A peer's snapshot being assembled from its chunks (learner.ts). */
+  snapIn = new SnapshotReceiver();
+  /** @internal Snapshot transfers to peers behind the compacted log, by peer (learner.ts). */
+  snapOut = new Map<NodeId, OutgoingSnapshot>();
 
   // Proposer state (candidate and leader).
   ballot = 0;
@@ -169,6 +174,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
 
   tick(): void {
     this.now++;
+    tickSnapshots(this);
     if (this.role === 'leader') return tickLeader(this);
     this.elapsed++;
     if (this.elapsed >= this.timeout && (this.role === 'candidate' || canCampaign(this))) {
@@ -208,6 +214,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
         return handleCatchupRequest(this, from, m);
       case 'Snapshot':
         return handleSnapshot(this, from, m);
+      case 'SnapshotAck':
+        return handleSnapshotAck(this, from, m);
       case 'TimeoutNow':
         return handleTimeoutNow(this, from, m);
     }

@@ -1,5 +1,5 @@
 import { encodeClusterConfig, type EntryType, type NodeId } from '@consensus-kit/core';
-import { decide, sendLearn } from './learner';
+import { decide, sendLearn, snapshotCaughtUp } from './learner';
 import { maybeTimeoutNow, transferLeadership } from './leader-transfer';
 import type { Accepted, HeartbeatReply } from './messages';
 import type { PaxosNode } from './paxos';
@@ -28,7 +28,6 @@ export interface Peer {
   commitAtHeartbeat: number;
   /** The newest heartbeat this peer answered: its reply reports the peer's commit point now, even a lower one. */
   replySeq: number;
-  snapshotAt: number;
 }
 
 export function tickLeader(n: PaxosNode): void {
@@ -164,7 +163,7 @@ function coveredThrough(n: PaxosNode, s: number): number {
 export function syncPeers(n: PaxosNode): void {
   for (const id of n.membership.members()) {
     if (id === n.id || n.peers.has(id)) continue;
-    n.peers.set(id, { match: n.base, next: Math.max(n.base, n.commit) + 1, commit: 0, inflight: [], matchAtHeartbeat: -1, commitAtHeartbeat: -1, replySeq: 0, snapshotAt: -Infinity });
+    n.peers.set(id, { match: n.base, next: Math.max(n.base, n.commit) + 1, commit: 0, inflight: [], matchAtHeartbeat: -1, commitAtHeartbeat: -1, replySeq: 0 });
   }
 }
 
@@ -234,6 +233,7 @@ export function handleHeartbeatReply(n: PaxosNode, from: NodeId, m: HeartbeatRep
     pr.replySeq = m.seq;
     pr.commit = m.commit;
   } else pr.commit = Math.max(pr.commit, m.commit);
+  snapshotCaughtUp(n, from, pr.commit);
   const round = n.rounds.get(m.seq);
   if (round !== undefined) {
     round.acks.add(from);
@@ -248,7 +248,7 @@ export function handleHeartbeatReply(n: PaxosNode, from: NodeId, m: HeartbeatRep
   pr.matchAtHeartbeat = pr.match;
   sendAccepts(n, from, pr);
   // Stream decided values to a peer whose commit point stalls (it missed them, or joined late).
-  if (pr.commit < n.commit && (pr.commit === pr.commitAtHeartbeat || !isVoterAnywhere(n, from))) sendLearn(n, from, pr.commit + 1, pr);
+  if (pr.commit < n.commit && (pr.commit === pr.commitAtHeartbeat || !isVoterAnywhere(n, from))) sendLearn(n, from, pr.commit + 1);
   pr.commitAtHeartbeat = pr.commit;
   maybeTimeoutNow(n, from);
 }

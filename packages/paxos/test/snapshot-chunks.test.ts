@@ -1,0 +1,180 @@
+import { ConfigError, seededRandom, type Envelope } from '@consensus-kit/core';
+import { describe, expect, it } from 'vitest';
+import type { SnapshotMessage } from '../src/messages';
+import { parseMessage } from '../src/messages';
+import { paxos } from '../src/index';
+import { cluster, elect, enc, settle, type, until } from './helpers';
+import type { TestNetwork } from './network';
+
+/**
+ * Snapshots travel in chunks (core's SnapshotSender / SnapshotReceiver; Raft thesis 5.3, windowed and resumed like
+ * etcd's snapshot streaming): a follower behind the leader's compacted log catches up from a snapshot many chunks
+ * long, under losses, stalls and its own restart, and no message carries more than `snapshotChunkBytes` of it.
+ */
+
+const CHUNK = 64;
+
+/** a leads {a, b, c}; c is cut off while a decides `count` values and compacts its log: c is behind a snapshot. */
+function behindSnapshot(count: number): { net: TestNetwork; index: number; total: number } {
+  const net = cluster(['a', 'b', 'c'], { snapshotChunkBytes: CHUNK });
+  elect(net, 'a');
+  const a = net.get('a').node;
+  net.partition(['a', 'b']);
+  for (let i = 0; i < count; i++) {
+    a.propose(enc.encode(`value-${i}-${'x'.repeat(20)}`));
+    if (i % 16 === 15) settle(net, 1, ['a', 'b']);
+  }
+  settle(net, 3, ['a', 'b']);
+  expect(a.commit).toBeGreaterThan(count);
+  const index = net.snapshot('a');
+  a.compacted(index);
+  const total = net.get('a').storage.snapshot()?.data.length ?? 0;
+  expect(total).toBeGreaterThan(50 * CHUNK);
+  return { net, index, total };
+}
+
+const chunksTo = (seen: Envelope[], to: string) => seen.filter((e) => e.to === to && type(e) === 'Snapshot').map((e) => e.msg as SnapshotMessage);
+
+describe('chunked snapshot streaming', () => {
+  it('a follower behind a compacted log catches up from a snapshot of many chunks while a third of them and their answers are lost', () => {
+    const { net, index, total } = behindSnapshot(200);
+    const rnd = seededRandom(7);
+    const seen: Envelope[] = [];
+    let dropped = 0;
+    net.filter = (e) => {
+      seen.push(e);
+      const t = type(e);
+      if ((t === 'Snapshot' || t === 'SnapshotAck') && rnd() < 0.33) {
+        dropped++;
+        return false;
+      }
+      return true;
+    };
+    net.heal();
+    const c = net.get('c');
+    until(net, () => c.node.commit >= index && c.appliedIndex >= index, 2000);
+    const chunks = chunksTo(seen, 'c');
+    expect(dropped).toBeGreaterThan(20);
+    // Many chunks, none over the chunk size, all of one snapshot whose bytes they cover.
+    expect(chunks.length).toBeGreaterThan(total / CHUNK);
+    expect(Math.max(...chunks.map((m) => m.data.length))).toBeLessThanOrEqual(CHUNK);
+    expect(new Set(chunks.map((m) => m.total))).toEqual(new Set([total]));
+    expect(new Set(chunks.map((m) => m.offset)).size).toBe(Math.ceil(total / CHUNK));
+    // Resumed, not restarted: resends stay within a small multiple of the snapshot.
+    expect(chunks.reduce((s, m) => s + m.data.length, 0)).toBeLessThan(4 * total);
+    // c installed exactly the leader's state and goes on with the cluster.
+    expect(net.get('c').applied).toEqual(net.get('a').applied.slice(0, net.get('c').applied.length));
+    net.filter = undefined;
+    net.get('a').node.propose(enc.encode('after'));
+    settle(net, 5);
+    for (const id of ['a', 'b', 'c']) expect(net.get(id).applied.at(-1)).toBe('after');
+  });
+
+  it('after a stall (every chunk to the follower lost for a while) the leader resumes from the offset the follower holds', () => {
+    const { net, index, total } = behindSnapshot(120);
+    const seen: Envelope[] = [];
+    // A third of the snapshot arrives, then every chunk to c is lost for a while.
+    let cut = true;
+    net.filter = (e) => {
+      seen.push(e);
+      return !(cut && type(e) === 'Snapshot' && (e.msg as SnapshotMessage).offset >= total / 3);
+    };
+    net.heal();
+    const c = net.get('c');
+    settle(net, 10);
+    const held = c.node.snapIn.holding?.received as number;
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(total);
+    seen.length = 0;
+    cut = false;
+    until(net, () => c.node.commit >= index, 500);
+    const after = chunksTo(seen, 'c');
+    // Nothing below what c held was sent again.
+    expect(Math.min(...after.map((m) => m.offset))).toBeGreaterThanOrEqual(held - CHUNK);
+    expect(after.reduce((s, m) => s + m.data.length, 0)).toBeLessThan(total - held + 8 * CHUNK);
+    expect(net.get('c').applied).toEqual(net.get('a').applied.slice(0, net.get('c').applied.length));
+  });
+
+  it('a follower restarted in the middle of a transfer gets the snapshot again from offset 0 and installs it', () => {
+    const { net, index } = behindSnapshot(120);
+    net.filter = (e) => !(type(e) === 'Snapshot' && (e.msg as SnapshotMessage).offset >= 10 * CHUNK);
+    net.heal();
+    const c = net.get('c');
+    settle(net, 3);
+    expect(c.node.snapIn.holding?.received).toBe(10 * CHUNK);
+    net.crash('c');
+    settle(net, 2, ['a', 'b']);
+    net.filter = undefined;
+    net.restart('c');
+    expect(net.get('c').node.snapIn.holding).toBeUndefined();
+    until(net, () => net.get('c').node.commit >= index && net.get('c').appliedIndex >= index, 1000);
+    expect(net.get('c').applied).toEqual(net.get('a').applied.slice(0, net.get('c').applied.length));
+  });
+
+  it('a new leader continues the transfer its predecessor began, from the offset the follower holds', () => {
+    const { net, index, total } = behindSnapshot(120);
+    // b takes the same snapshot as a (the same decided prefix: the same (index, term) and bytes).
+    expect(net.snapshot('b')).toBe(index);
+    net.get('b').node.compacted(index);
+    expect(net.get('b').storage.snapshot()?.data).toEqual(net.get('a').storage.snapshot()?.data);
+    net.filter = (e) => !(type(e) === 'Snapshot' && (e.msg as SnapshotMessage).offset >= total / 3);
+    net.heal();
+    const c = net.get('c');
+    settle(net, 3);
+    const held = c.node.snapIn.holding?.received as number;
+    expect(held).toBeGreaterThan(0);
+    net.crash('a');
+    const seen: Envelope[] = [];
+    net.filter = (e) => {
+      seen.push(e);
+      return true;
+    };
+    net.get('b').node.campaign(true);
+    until(net, () => c.node.commit >= index, 1000);
+    const fromB = seen.filter((e) => e.from === 'b' && e.to === 'c' && type(e) === 'Snapshot').map((e) => e.msg as SnapshotMessage);
+    expect(fromB.length).toBeGreaterThan(0);
+    // b's first window starts at 0; c answers with what it holds, and b goes on from there.
+    const bytes = fromB.reduce((s, m) => s + m.data.length, 0);
+    expect(bytes).toBeLessThan(total - held + 8 * CHUNK);
+  });
+
+  it('malformed chunks and answers are dropped on decode; a declared size over the limit is refused; the node goes on', () => {
+    const base = { type: 'Snapshot', index: 9, term: 1, config: { voters: ['a'] }, membership: null, epoch: 0 };
+    expect(parseMessage({ ...base, total: 10, offset: 8, data: new Uint8Array(3) })).toBeUndefined();
+    expect(parseMessage({ ...base, total: 10, offset: -1, data: new Uint8Array(3) })).toBeUndefined();
+    expect(parseMessage({ ...base, offset: 0, data: new Uint8Array(3) })).toBeUndefined();
+    expect(parseMessage({ ...base, total: 10, offset: 0, epoch: 'x', data: new Uint8Array(3) })).toBeUndefined();
+    expect(parseMessage({ type: 'SnapshotAck', index: 1, term: 1, offset: 1 })).toBeUndefined();
+    expect(parseMessage({ type: 'SnapshotAck', index: 1, term: 1, offset: 1.5, gap: false })).toBeUndefined();
+    expect(parseMessage({ type: 'SnapshotAck', index: 1, term: 1, offset: 1, gap: true })).toEqual({ type: 'SnapshotAck', index: 1, term: 1, offset: 1, gap: true });
+    const net = cluster(['a', 'b', 'c'], { snapshotChunkBytes: CHUNK });
+    elect(net, 'a');
+    const c = net.get('c').node;
+    const slot = c.commit + 3;
+    const hostile = [
+      { ...base, index: slot, total: 2 ** 40, offset: 0, data: new Uint8Array(4) },
+      { ...base, index: slot, total: 10, offset: 0, data: new Uint8Array(4), membership: { junk: true } },
+      { ...base, index: slot + 1, total: 4, offset: 0, data: new Uint8Array(4), membership: { junk: true } },
+      { type: 'SnapshotAck', index: slot, term: 1, offset: 2 ** 40, gap: true },
+    ];
+    for (const msg of hostile.slice(0, 2)) c.step({ from: 'a', to: 'c', msg });
+    expect(c.snapIn.holding).toEqual({ index: slot, term: 1, received: 4, total: 10 });
+    // Complete but with a malformed membership: not installed, not acknowledged, forgotten.
+    c.step({ from: 'a', to: 'c', msg: hostile[2] });
+    expect(c.snap).toBeUndefined();
+    expect(c.snapIn.holding).toBeUndefined();
+    c.step({ from: 'a', to: 'c', msg: hostile[1] });
+    expect(c.snapIn.holding).toEqual({ index: slot, term: 1, received: 4, total: 10 });
+    net.get('a').node.step({ from: 'c', to: 'a', msg: hostile[3] });
+    for (let i = 0; i < 5; i++) net.get('a').node.propose(enc.encode('still'));
+    settle(net, 3);
+    expect(net.get('c').applied.at(-1)).toBe('still');
+    // The commit point passed the partial snapshot: its buffer is freed.
+    expect(c.snapIn.holding).toBeUndefined();
+  });
+
+  it('snapshotChunkBytes is validated: a positive integer up to 16 MiB', () => {
+    expect(paxos.parseOptions({ snapshotChunkBytes: 64 })).toEqual({ snapshotChunkBytes: 64 });
+    for (const bad of [0, -1, 1.5, 'big', 32 * 1024 * 1024]) expect(() => paxos.parseOptions({ snapshotChunkBytes: bad })).toThrow(ConfigError);
+  });
+});
