@@ -1,5 +1,5 @@
 import { unpack } from 'msgpackr';
-import { InvalidArgumentError, MalformedMessageError, ReplicatedTime, StoppedError, type LogEntry, type ReplicatedTimeState, type SnapshotJob, type StateMachine } from '@consensus-kit/core';
+import { InvalidArgumentError, MalformedMessageError, ReplicatedTime, StoppedError, type LogEntry, type ReplicatedTimeState, type RestoreJob, type SnapshotJob, type StateMachine } from '@consensus-kit/core';
 import {
   type CasResult,
   type CompactResult,
@@ -29,7 +29,7 @@ import {
 import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
 import { DEFAULT_MAX_LEASES, DEFAULT_MIN_LEASE_TTL_MS, Lessor, type LeaseSnapshot } from './lease';
 import { MvccStore, type KeyRecord, type KvEvent, type MvccSnapshot } from './mvcc-store';
-import { ColumnarWriter, isColumnar, readColumnar } from './snapshot-format';
+import { ColumnarReader, ColumnarWriter, isColumnar } from './snapshot-format';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';
 import { compareHolds } from './txn';
 
@@ -109,6 +109,25 @@ const SNAPSHOT_SLICE_KEYS = 65_536;
 /** Once the keys are walked, a step of budget `b` copies `b * COPY_BYTES_PER_KEY` bytes into the snapshot. */
 const COPY_BYTES_PER_KEY = 4096;
 
+/**
+ * Bytes of a format-4 snapshot's text an incremental restore decodes at a time (`beginRestore`): a fraction of a
+ * millisecond of UTF-8 decoding, so a slice of the host's restore stays about as short as it asks.
+ */
+const RESTORE_TEXT_CHUNK = 64 * 1024;
+
+/** The state a restore replaces, built aside and swapped in at once. */
+interface KvParts {
+  store: MvccStore;
+  sessions: SessionTable<KvResult, StoredError>;
+  time: ReplicatedTime;
+  lessor: Lessor;
+}
+
+/** A restore being prepared: each `next` does about `budget` keys of it; the parts once they are built. */
+interface RestoreBuilder {
+  next(budget: number): KvParts | undefined;
+}
+
 /** Which branch each transaction of a tree takes, decided before any of its ops runs. */
 interface TxnPath {
   succeeded: boolean;
@@ -133,26 +152,42 @@ interface WriteContext {
  * Commands inside a session return their stored answer when retried (and rethrow a stored error).
  */
 export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> {
-  private readonly store = new MvccStore();
-  private readonly sessions: SessionTable<KvResult, StoredError>;
+  private store = new MvccStore();
+  private sessions: SessionTable<KvResult, StoredError>;
   private readonly historyRevisions: number;
   /** Replicated time, moved only by time entries (DESIGN r2). */
-  private readonly time: ReplicatedTime;
-  private readonly lessor: Lessor;
+  private time: ReplicatedTime;
+  private lessor: Lessor;
+  private readonly options: KvStateMachineOptions;
+  /** Bumped by every restore: an incremental restore begun before a later one must not swap its state in after it. */
+  private restores = 0;
   /** Incremental snapshots in progress: a restore cancels them (they walk the store it replaces). */
   private readonly jobs = new Set<SnapshotJob>();
   /** Told each write's events, before automatic compaction can drop them (watch hubs). Not state: never in a snapshot. */
   private readonly changeListeners = new Set<(events: KvEvent[]) => void>();
 
   constructor(options: KvStateMachineOptions = {}) {
-    this.sessions = new SessionTable<KvResult, StoredError>({ ...options, storeError });
-    this.time = new ReplicatedTime(options.maxTimeStepMs === undefined ? {} : { maxStepMs: options.maxTimeStepMs });
-    this.lessor = new Lessor(options.minLeaseTtlMs ?? DEFAULT_MIN_LEASE_TTL_MS, options.maxLeases ?? DEFAULT_MAX_LEASES);
+    this.options = { ...options };
+    const parts = this.newParts();
+    this.sessions = parts.sessions;
+    this.time = parts.time;
+    this.lessor = parts.lessor;
     const h = options.historyRevisions ?? DEFAULT_HISTORY_REVISIONS;
     if (h !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(h) || h < 0)) {
       throw new InvalidArgumentError(`historyRevisions must be a non-negative integer or Infinity, got ${String(h)}`);
     }
     this.historyRevisions = h;
+  }
+
+  /** Empty parts of the state, made with this machine's options (a restore fills them aside). */
+  private newParts(): KvParts {
+    const o = this.options;
+    return {
+      store: new MvccStore(),
+      sessions: new SessionTable<KvResult, StoredError>({ ...o, storeError }),
+      time: new ReplicatedTime(o.maxTimeStepMs === undefined ? {} : { maxStepMs: o.maxTimeStepMs }),
+      lessor: new Lessor(o.minLeaseTtlMs ?? DEFAULT_MIN_LEASE_TTL_MS, o.maxLeases ?? DEFAULT_MAX_LEASES),
+    };
   }
 
   /** The cluster revision: the number of write commands that changed the store. */
@@ -548,14 +583,70 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
 
   /**
    * Restores a snapshot of format 4 (columnar), 3, 2 (before leases: no lease, replicated time 0) or 1 (before
-   * history: no history either).
+   * history: no history either). The state is built aside and swapped in at the end: a malformed snapshot
+   * (`MalformedMessageError`) leaves the machine as it was.
    */
   restore(bytes: Uint8Array): void {
+    const builder = this.prepareRestore(bytes, Number.POSITIVE_INFINITY);
+    let parts: KvParts | undefined;
+    do parts = builder.next(Number.POSITIVE_INFINITY);
+    while (parts === undefined);
+    this.install(parts);
+  }
+
+  /**
+   * An incremental restore (core's optional `StateMachine.beginRestore`, what the host uses for a snapshot from
+   * the leader): each `step(budget)` reads about `budget` more keys of a format-4 snapshot into a new store built
+   * aside (older formats are read whole in the first step); the machine keeps its state, answering queries and
+   * applying entries from it, until the last step swaps the new state in at once. The result is what
+   * `restore(bytes)` gives. A malformed snapshot throws `MalformedMessageError` here or from a step (the job then
+   * cancelled, the machine as it was); a step after `cancel` throws `StoppedError`, as does the last step of a
+   * job overtaken by a later restore.
+   */
+  beginRestore(bytes: Uint8Array): RestoreJob {
+    const builder = this.prepareRestore(bytes, RESTORE_TEXT_CHUNK);
+    const epoch = ++this.restores;
+    let state: 'running' | 'cancelled' | 'done' = 'running';
+    const job: RestoreJob = {
+      step: (budget: number): boolean => {
+        if (state === 'done') return true;
+        if (state === 'cancelled') throw new StoppedError('kv restore job was cancelled');
+        if (!Number.isSafeInteger(budget) || budget <= 0) throw new InvalidArgumentError(`restore step budget must be a positive integer, got ${String(budget)}`);
+        try {
+          const parts = builder.next(budget);
+          if (parts === undefined) return false;
+          if (epoch !== this.restores) throw new StoppedError('kv restore job was overtaken by a later restore');
+          this.install(parts);
+          state = 'done';
+          return true;
+        } catch (e) {
+          job.cancel();
+          throw e;
+        }
+      },
+      cancel: () => {
+        if (state === 'running') state = 'cancelled';
+      },
+    };
+    return job;
+  }
+
+  /** Swaps a restored state in; snapshots in progress walked the state it replaces: they are cancelled. */
+  private install(parts: KvParts): void {
     for (const job of [...this.jobs]) job.cancel();
-    if (isColumnar(bytes)) {
-      this.restoreColumnar(bytes);
-      return;
-    }
+    this.restores++;
+    this.store = parts.store;
+    this.sessions = parts.sessions;
+    this.time = parts.time;
+    this.lessor = parts.lessor;
+  }
+
+  /**
+   * Reads a snapshot into new parts, `budget` keys per `next` (format 4; older formats at once), decoding text
+   * `textChunkBytes` at a time. Checks the header now: a snapshot that is not one throws before any work.
+   */
+  private prepareRestore(bytes: Uint8Array, textChunkBytes: number): RestoreBuilder {
+    if (isColumnar(bytes)) return this.prepareColumnar(bytes, textChunkBytes);
     let snap: SnapshotV1 | SnapshotV2 | SnapshotV3;
     try {
       snap = unpack(bytes) as SnapshotV1 | SnapshotV2 | SnapshotV3;
@@ -565,42 +656,47 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     if (typeof snap !== 'object' || snap === null || !Array.isArray(snap.kvs) || typeof snap.revision !== 'number') {
       throw new MalformedMessageError('kv snapshot has an unknown format');
     }
-    if (snap.v === 1) {
-      // No history came with it: the snapshot's revision is the oldest one that can be read.
-      this.store.restore({
-        revision: snap.revision,
-        compactRevision: snap.revision,
-        kvs: snap.kvs.map((kv) => ({ ...kv, lease: 0 })),
-        past: [],
-        changeRevisions: [],
-        changeKeys: [],
-      });
-    } else if (
-      (snap.v === 2 || snap.v === 3) &&
-      Array.isArray(snap.past) &&
-      typeof snap.compactRevision === 'number' &&
-      Array.isArray(snap.changeRevisions) &&
-      Array.isArray(snap.changeKeys) &&
-      snap.changeRevisions.length === snap.changeKeys.length
-    ) {
-      this.store.restore(snap);
-    } else {
-      throw new MalformedMessageError(`kv snapshot has an unknown format (version ${String((snap as { v?: unknown }).v)})`);
-    }
-    if (snap.v === 3) {
-      if (!Array.isArray(snap.leases) || typeof snap.lastLeaseId !== 'number') throw new MalformedMessageError('kv snapshot (format 3) has no lease table');
-      this.time.restore(snap.time);
-      this.lessor.restore(snap.leases, snap.lastLeaseId, snap.kvs.filter((kv) => kv.lease !== 0).map((kv) => [kv.key, kv.lease] as [string, number]));
-    } else {
-      this.time.restore([0, 0, 0]);
-      this.lessor.restore([], 0, []);
-    }
-    this.sessions.restore(snap.sessions, snap.sweep);
+    const legacy = snap;
+    const valid =
+      legacy.v === 1 ||
+      ((legacy.v === 2 || legacy.v === 3) &&
+        Array.isArray(legacy.past) &&
+        typeof legacy.compactRevision === 'number' &&
+        Array.isArray(legacy.changeRevisions) &&
+        Array.isArray(legacy.changeKeys) &&
+        legacy.changeRevisions.length === legacy.changeKeys.length);
+    if (!valid) throw new MalformedMessageError(`kv snapshot has an unknown format (version ${String((legacy as { v?: unknown }).v)})`);
+    if (legacy.v === 3 && (!Array.isArray(legacy.leases) || typeof legacy.lastLeaseId !== 'number')) throw new MalformedMessageError('kv snapshot (format 3) has no lease table');
+    return {
+      next: () => {
+        const parts = this.newParts();
+        if (legacy.v === 1) {
+          // No history came with it: the snapshot's revision is the oldest one that can be read.
+          parts.store.restore({
+            revision: legacy.revision,
+            compactRevision: legacy.revision,
+            kvs: legacy.kvs.map((kv) => ({ ...kv, lease: 0 })),
+            past: [],
+            changeRevisions: [],
+            changeKeys: [],
+          });
+        } else parts.store.restore(legacy);
+        if (legacy.v === 3) {
+          parts.time.restore(legacy.time);
+          parts.lessor.restore(legacy.leases, legacy.lastLeaseId, legacy.kvs.filter((kv) => kv.lease !== 0).map((kv) => [kv.key, kv.lease] as [string, number]));
+        } else {
+          parts.time.restore([0, 0, 0]);
+          parts.lessor.restore([], 0, []);
+        }
+        parts.sessions.restore(legacy.sessions, legacy.sweep);
+        return parts;
+      },
+    };
   }
 
-  private restoreColumnar(bytes: Uint8Array): void {
-    const { header, kvs } = readColumnar(bytes);
-    const h = header as unknown as SnapshotV4Header;
+  private prepareColumnar(bytes: Uint8Array, textChunkBytes: number): RestoreBuilder {
+    const reader = new ColumnarReader(bytes, textChunkBytes);
+    const h = reader.header as unknown as SnapshotV4Header;
     if (
       typeof h.revision !== 'number' ||
       typeof h.compactRevision !== 'number' ||
@@ -616,13 +712,29 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     ) {
       throw new MalformedMessageError('kv snapshot (format 4) has a malformed header');
     }
-    // readColumnar refused keys out of order: the store need not check again.
-    this.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true);
-    this.time.restore(h.time);
+    const kvs = new Array<KeyValue>(reader.count);
+    const keys = new Array<string>(reader.count);
     const leased: [string, number][] = [];
-    for (const kv of kvs) if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
-    this.lessor.restore(h.leases, h.lastLeaseId, leased);
-    this.sessions.restore(h.sessions, h.sweep);
+    let read = 0;
+    return {
+      next: (budget) => {
+        const from = read;
+        const done = reader.read(budget, kvs, keys);
+        read = Math.min(reader.count, read + budget);
+        for (let i = from; i < read; i++) {
+          const kv = kvs[i] as KeyValue;
+          if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
+        }
+        if (!done) return undefined;
+        const parts = this.newParts();
+        // The reader refused keys out of order: the store need not check again.
+        parts.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true, keys, reader.chars);
+        parts.time.restore(h.time);
+        parts.lessor.restore(h.leases, h.lastLeaseId, leased);
+        parts.sessions.restore(h.sessions, h.sweep);
+        return parts;
+      },
+    };
   }
 }
 

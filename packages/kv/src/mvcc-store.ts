@@ -6,7 +6,7 @@ import { FutureRevisionError, RevisionCompactedError } from './errors';
 // sorted-btree is CommonJS with `exports.default`: Node's ES module loader hands over the exports object,
 // bundlers and vitest the class itself.
 const BTree = ((BTreeModule as unknown as { default?: typeof BTreeModule }).default ?? BTreeModule) as typeof BTreeModule;
-type KeyIndex = InstanceType<typeof BTree<string, undefined>>;
+type KeyIndex<V = undefined> = InstanceType<typeof BTree<string, V>>;
 /** sorted-btree's default node size. */
 const NODE_SIZE = 32;
 
@@ -15,8 +15,8 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function newKeyIndex(): KeyIndex {
-  return new BTree<string, undefined>(undefined, compareKeys);
+function newKeyIndex<V = undefined>(): KeyIndex<V> {
+  return new BTree<string, V>(undefined, compareKeys);
 }
 
 /** A deletion in a key's history: from `modRevision` on, the key is absent (until it is put again). */
@@ -79,12 +79,23 @@ export type KvEvent =
  * scan of every key, so compacting at every write (automatic retention) is cheap.
  */
 export class MvccStore {
-  private readonly live = new Map<string, KeyValue>();
+  /**
+   * The current version of every live key written since the last restore. A key restored from a snapshot and not
+   * written since is not here but in `liveKeys`' values (see `fromTree`): a restore builds no hash map of a
+   * million keys (that was over 40% of restoring 1,000,000 keys), a key enters this map when it is first written.
+   */
+  private live = new Map<string, KeyValue>();
   /**
    * Every live key, in order, for prefix ranges: a B+ tree, so adding or removing a key costs O(log n). (A sorted
    * array cost a copy of the whole array per new key: 1.2 ms of apply per put on every replica at 800,000 keys.)
+   * Its value is the key's current version for a key restored and not written since (`live` lacks it), else
+   * stale or undefined: `current` reads `live` first.
    */
-  private liveKeys: KeyIndex = newKeyIndex();
+  private liveKeys: KeyIndex<KeyValue | undefined> = newKeyIndex<KeyValue | undefined>();
+  /** Whether `liveKeys` holds restored versions (after a sorted restore): a key not in `live` is looked up there. */
+  private fromTree = false;
+  /** How many keys are live. */
+  private liveCount = 0;
   /** Keys with retained history (only those: a key written once costs nothing here). */
   private readonly past = new Map<string, Past>();
   /**
@@ -122,7 +133,14 @@ export class MvccStore {
   private backlog = false;
 
   get size(): number {
-    return this.live.size;
+    return this.liveCount;
+  }
+
+  /** The current version of `key`, or undefined if it is not live. */
+  private current(key: string): KeyValue | undefined {
+    const kv = this.live.get(key);
+    if (kv !== undefined || !this.fromTree) return kv;
+    return this.liveKeys.get(key);
   }
 
   /** Keys with retained history, for tests and metrics. */
@@ -138,7 +156,7 @@ export class MvccStore {
 
   /** The key at `revision` (absent or 0: now). The revision must be readable (`checkReadable`). */
   get(key: string, revision?: number): KeyValue | undefined {
-    const cur = this.live.get(key);
+    const cur = this.current(key);
     if (revision === undefined || revision === 0 || revision >= this.revision) return cur;
     if (cur !== undefined && cur.modRevision <= revision) return cur;
     const p = this.past.get(key);
@@ -160,10 +178,10 @@ export class MvccStore {
     if (limit <= 0) return out;
     const from = after !== undefined && after >= prefix ? after : prefix;
     if (revision === undefined || revision === 0 || revision >= this.revision) {
-      for (const k of this.liveKeys.keys(from)) {
+      for (const [k, restored] of this.liveKeys.entries(from)) {
         if (k === after) continue;
         if (!k.startsWith(prefix)) break;
-        out.push(this.live.get(k) as KeyValue);
+        out.push((this.live.get(k) ?? restored) as KeyValue);
         if (out.length >= limit) break;
       }
       return out;
@@ -198,9 +216,15 @@ export class MvccStore {
 
   /** Writes `key` at `revision` (>= the store's); returns the version it replaced. */
   put(key: string, value: KvValue, revision: number, lease = 0): KeyValue | undefined {
-    const prev = this.live.get(key);
+    let prev = this.live.get(key);
+    if (prev === undefined && this.fromTree) {
+      // A restored key's first write: its version moves out of the tree (which would keep it alive otherwise).
+      prev = this.liveKeys.get(key);
+      if (prev !== undefined) this.liveKeys.set(key, undefined);
+    }
     if (prev === undefined) {
       this.liveKeys.set(key, undefined);
+      this.liveCount++;
       if (this.past.has(key)) this.deadKeys.delete(key);
     } else this.remember(prev);
     this.liveChars += key.length + value.length - (prev === undefined ? 0 : prev.key.length + prev.value.length);
@@ -219,9 +243,10 @@ export class MvccStore {
 
   /** Deletes `key` at `revision`; returns the version deleted (undefined, and no change, if it was absent). */
   delete(key: string, revision: number): KeyValue | undefined {
-    const prev = this.live.get(key);
+    const prev = this.current(key);
     if (prev === undefined) return undefined;
     this.live.delete(key);
+    this.liveCount--;
     this.liveChars -= prev.key.length + prev.value.length;
     this.liveKeys.delete(key);
     this.remember(prev);
@@ -325,7 +350,7 @@ export class MvccStore {
   private trim(key: string, revision: number): void {
     const p = this.past.get(key);
     if (p === undefined) return;
-    const cur = this.live.get(key);
+    const cur = this.current(key);
     if (!isHistory(p)) {
       // One record: it goes once the current version is at or below `revision`, or once it is a deletion there.
       if ((cur !== undefined && cur.modRevision <= revision) || (isTombstone(p) && p.modRevision <= revision)) {
@@ -382,7 +407,7 @@ export class MvccStore {
     return {
       revision: R,
       compactRevision: C,
-      liveCount: this.live.size,
+      liveCount: this.liveCount,
       changeRevisions,
       changeKeys,
       next: (budget, onLive, onPast) => {
@@ -422,7 +447,7 @@ export class MvccStore {
 
   /** One key as of revision R with history cut at C (the rule of `trim`): its live version and its history. */
   private walkKey(key: string, R: number, C: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): void {
-    const cur = this.live.get(key);
+    const cur = this.current(key);
     const p = this.past.get(key);
     if (p === undefined) {
       if (cur !== undefined && cur.modRevision <= R) onLive(cur);
@@ -446,35 +471,50 @@ export class MvccStore {
     if (past.length > 0) onPast(key, past);
   }
 
-  /** Replaces the whole store with a snapshot's. `inOrder`: the caller checked that the keys are in strictly ascending order. */
-  restore(s: MvccSnapshot, inOrder = false): void {
-    this.live.clear();
+  /**
+   * Replaces the whole store with a snapshot's. `inOrder`: the caller checked that the keys are in strictly
+   * ascending order; `keys`: the snapshot's keys in that order, when the caller has them; `chars`: their
+   * `liveChars`, when the caller counted it.
+   */
+  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number): void {
+    this.live = new Map();
     this.past.clear();
-    let sorted = true;
-    let chars = 0;
-    for (let i = 0; i < s.kvs.length; i++) {
-      const kv = s.kvs[i] as KeyValue;
-      this.live.set(kv.key, kv);
-      chars += kv.key.length + kv.value.length;
-      if (!inOrder && i > 0 && !((s.kvs[i - 1] as KeyValue).key < kv.key)) sorted = false;
+    let sorted = inOrder;
+    if (!inOrder || chars === undefined) {
+      sorted = true;
+      let c = 0;
+      for (let i = 0; i < s.kvs.length; i++) {
+        const kv = s.kvs[i] as KeyValue;
+        c += kv.key.length + kv.value.length;
+        if (!inOrder && i > 0 && !((s.kvs[i - 1] as KeyValue).key < kv.key)) sorted = false;
+      }
+      chars = c;
     }
+    this.liveCount = s.kvs.length;
     if (sorted) {
-      // Keys in order (every snapshot writes them so): the tree is built bottom-up, not by a million inserts.
-      this.liveKeys = bulkLoad(
-        s.kvs.map((kv) => kv.key),
-        new Array<undefined>(s.kvs.length),
+      // Keys in order (every snapshot writes them so): the tree is built bottom-up, not by a million inserts, and
+      // holds each key's version: no hash map is built (`live` fills as keys are written).
+      this.liveKeys = bulkLoad<string, KeyValue | undefined>(
+        keys ?? s.kvs.map((kv) => kv.key),
+        s.kvs,
         NODE_SIZE,
         compareKeys,
       );
+      this.fromTree = true;
     } else {
-      this.liveKeys = newKeyIndex();
-      for (const kv of s.kvs) this.liveKeys.set(kv.key, undefined);
+      this.liveKeys = newKeyIndex<KeyValue | undefined>();
+      this.fromTree = false;
+      for (const kv of s.kvs) {
+        this.live.set(kv.key, kv);
+        this.liveKeys.set(kv.key, undefined);
+      }
+      this.liveCount = this.live.size;
     }
     this.deadKeys = newKeyIndex();
     for (const [key, recs] of s.past) {
       if (recs.length === 0) continue;
       this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
-      if (!this.live.has(key)) this.deadKeys.set(key, undefined);
+      if (!this.liveKeys.has(key)) this.deadKeys.set(key, undefined);
     }
     this.changeRevs = s.changeRevisions.slice();
     this.changeKeys = s.changeKeys.slice();
@@ -504,7 +544,7 @@ export interface StoreCursor {
 }
 
 /** Fills `out` with the first `n` keys of `tree` after `after` (all keys when it is undefined), in order. */
-function collectAfter(tree: KeyIndex, after: string | undefined, n: number, out: string[]): void {
+function collectAfter(tree: KeyIndex<unknown>, after: string | undefined, n: number, out: string[]): void {
   out.length = 0;
   const high = tree.maxKey();
   if (high === undefined) return;

@@ -202,3 +202,95 @@ describe('kv snapshot format 4 (columnar)', () => {
     expect(restore(garbled)).toThrow(MalformedMessageError);
   });
 });
+
+describe('kv restore: incremental (beginRestore) and from the tree', () => {
+  /** A machine after `n` seeded random writes, with its clock (to go on writing the same way elsewhere). */
+  function randomMachine(seed: number, n: number) {
+    const sm = new KvStateMachine({ historyRevisions: 8 });
+    const random = seededRandom(seed);
+    const clock = { ms: 0, seq: 0 };
+    for (let i = 0; i < n; i++) randomWrite(sm, random, clock);
+    return { sm, random, clock };
+  }
+
+  it('gives what restore() gives, whatever the slicing, across text chunks that split characters; the machine keeps its old state until the last step', () => {
+    const { sm } = randomMachine(7, 400);
+    // Enough multi-byte text (about 400 KB) to span several of the restore's 64 KB decoding chunks.
+    for (let i = 0; i < 2000; i++) apply(sm, { cmd: { op: 'put', key: `m/${String(i).padStart(5, '0')}/é`, value: `${'€'.repeat(40)}${i}😀` } });
+    const bytes = sm.snapshot();
+    for (const budget of [1, 7, 500]) {
+      const target = new KvStateMachine({ historyRevisions: 8 });
+      apply(target, { cmd: { op: 'put', key: 'old', value: 'state' } });
+      const old = target.snapshot();
+      const job = target.beginRestore(bytes);
+      let steps = 0;
+      while (!job.step(budget)) {
+        steps++;
+        // Never seen half-restored: queries answer from the old state until the swap.
+        if (steps % 97 === 1) expect(target.query({ op: 'range', prefix: '' })).toEqual([expect.objectContaining({ key: 'old', value: 'state' })]);
+      }
+      expect(steps).toBeGreaterThanOrEqual(Math.floor(sm.size / budget) - 1);
+      expect(same(target.snapshot(), bytes)).toBe(true);
+      expect(same(old, bytes)).toBe(false);
+      expect(job.step(budget)).toBe(true); // done stays done
+    }
+  });
+
+  it('a cancelled or overtaken restore changes nothing and refuses to go on; a snapshot malformed past its header fails a step with a typed error, changing nothing', () => {
+    const { sm } = randomMachine(11, 200);
+    const bytes = sm.snapshot();
+    const target = new KvStateMachine({ historyRevisions: 8 });
+    apply(target, { cmd: { op: 'put', key: 'old', value: 'state' } });
+    const old = target.snapshot();
+    const job = target.beginRestore(bytes);
+    expect(job.step(3)).toBe(false);
+    job.cancel();
+    expect(() => job.step(3)).toThrow(StoppedError);
+    expect(same(target.snapshot(), old)).toBe(true);
+    // Begun, then overtaken by a later restore: its last step does not swap the older state in.
+    const first = target.beginRestore(bytes);
+    target.restore(new KvStateMachine().snapshot());
+    expect(() => {
+      while (!first.step(50));
+    }).toThrow(StoppedError);
+    expect(target.size).toBe(0);
+    // The last text byte made invalid UTF-8: found by the step that decodes it, after many that did not.
+    const target2 = new KvStateMachine();
+    apply(target2, { cmd: { op: 'put', key: 'old', value: 'state' } });
+    const old2 = target2.snapshot();
+    const n = sm.size;
+    const pad8 = (x: number) => Math.ceil(x / 8) * 8;
+    const textStart = pad8(pad8(pad8(16 + 4 * n) + n) + 4 * n) + 32 * n;
+    const textBytes = new DataView(bytes.buffer, bytes.byteOffset).getFloat64(bytes.length - 40, true);
+    const bad = bytes.slice();
+    bad[textStart + textBytes - 1] = 0xff;
+    const job2 = target2.beginRestore(bad);
+    expect(() => {
+      while (!job2.step(1));
+    }).toThrow(MalformedMessageError);
+    expect(same(target2.snapshot(), old2)).toBe(true);
+    expect(() => target2.beginRestore(new ColumnarWriter(0, {}).finish())).toThrow(/malformed header/);
+  });
+
+  it('a restored store answers from the snapshot until its keys are written: the same writes then give the same store as on a machine never restored', () => {
+    const a = randomMachine(23, 300);
+    const b = new KvStateMachine({ historyRevisions: 8 });
+    b.restore(a.sm.snapshot());
+    indexes.set(b, indexes.get(a.sm) ?? 0);
+    const random = seededRandom(99);
+    const randomB = seededRandom(99);
+    const clockB = { ...a.clock };
+    for (let i = 0; i < 400; i++) {
+      randomWrite(a.sm, random, a.clock);
+      randomWrite(b, randomB, clockB);
+      if (i % 50 === 0) {
+        expect(b.range('')).toEqual(a.sm.range(''));
+        expect(b.size).toBe(a.sm.size);
+        const rev = Math.max(a.sm.compactRevision, a.sm.currentRevision - 3);
+        expect(b.range('', Number.POSITIVE_INFINITY, undefined, rev)).toEqual(a.sm.range('', Number.POSITIVE_INFINITY, undefined, rev));
+      }
+    }
+    expect(b.size).toBe(a.sm.size);
+    expect(same(b.snapshot(), a.sm.snapshot())).toBe(true);
+  });
+});

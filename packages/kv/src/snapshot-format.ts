@@ -41,8 +41,6 @@ const SPARE = 65_536;
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const encoder = new TextEncoder();
-// ignoreBOM: a value or key may start with U+FEFF, which a decoder otherwise drops.
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const isWellFormed = (s: string): boolean => (s as { isWellFormed?: () => boolean }).isWellFormed?.() ?? !/\p{Cs}/u.test(s);
 /** Rounds up to a multiple of 8 (arithmetic, not bitwise: sizes may pass 2^31). */
@@ -305,106 +303,178 @@ export interface ColumnarSnapshot {
 
 /** Reads a format-4 snapshot. Anything malformed (truncated, a newer version, keys out of order): `MalformedMessageError`. */
 export function readColumnar(bytes: Uint8Array): ColumnarSnapshot {
-  const bad = (what: string, cause?: unknown) => new MalformedMessageError(`kv snapshot (format 4): ${what}`, cause === undefined ? undefined : { cause });
-  if (!isColumnar(bytes)) throw bad('bad magic');
-  if (bytes[3] !== COLUMNAR_FORMAT) throw new MalformedMessageError(`kv snapshot has format ${String(bytes[3])}; this code reads formats 1 to ${COLUMNAR_FORMAT} (written by a newer release?)`);
-  if (!littleEndian) throw new InvariantError('kv snapshot format 4 is read on little-endian hosts only');
-  if (bytes.length < PRELUDE + TRAILER) throw bad('truncated');
-  // Typed views need an aligned start: a snapshot unpacked from a message may sit anywhere in its buffer.
-  const b = (bytes.byteOffset & 7) === 0 ? bytes : new Uint8Array(bytes);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const n = dv.getFloat64(8, true);
-  const textBytes = dv.getFloat64(b.length - 40, true);
-  const binBytes = dv.getFloat64(b.length - 32, true);
-  const pastBytes = dv.getFloat64(b.length - 24, true);
-  const headBytes = dv.getFloat64(b.length - 16, true);
-  const oddBytes = dv.getFloat64(b.length - 8, true);
-  const count = (x: number) => Number.isSafeInteger(x) && x >= 0;
-  if (![n, textBytes, binBytes, pastBytes, headBytes, oddBytes].every(count)) throw bad('bad sizes');
-  const textStart = layout(n).text;
-  const binStart = pad8(textStart + textBytes);
-  const pastStart = pad8(binStart + binBytes);
-  const headStart = pad8(pastStart + pastBytes);
-  const oddStart = pad8(headStart + headBytes);
-  if (pad8(oddStart + oddBytes) + TRAILER !== b.length) throw bad(`sizes do not add up to its ${b.length} bytes`);
-  let header: Record<string, unknown>;
-  let odds: { oddKeys?: unknown; oddValues?: unknown };
-  try {
-    header = unpack(b.subarray(headStart, headStart + headBytes)) as Record<string, unknown>;
-    odds = unpack(b.subarray(oddStart, oddStart + oddBytes)) as typeof odds;
-  } catch (cause) {
-    throw bad('header is not valid msgpack', cause);
-  }
-  if (typeof header !== 'object' || header === null || typeof odds !== 'object' || odds === null || !Array.isArray(odds.oddKeys) || !Array.isArray(odds.oddValues)) {
-    throw bad('malformed header');
-  }
-  try {
-    header.past = unpack(b.subarray(pastStart, pastStart + pastBytes));
-  } catch (cause) {
-    throw bad('history is not valid msgpack', cause);
-  }
-  const v = views(b.buffer, b.byteOffset, n);
-  let text: string;
-  try {
-    text = decoder.decode(b.subarray(textStart, textStart + textBytes));
-  } catch (cause) {
-    throw bad('text is not valid UTF-8', cause);
-  }
-  const valBytes = b.subarray(binStart, binStart + binBytes);
-  const odd = (table: unknown[], what: string): Map<number, string> => {
-    const m = new Map<number, string>();
-    for (const e of table) {
-      if (!Array.isArray(e) || typeof e[0] !== 'number' || !(e[1] instanceof Uint8Array) || e[1].length % 2 !== 0) throw bad(`bad ${what} entry`);
-      m.set(e[0], fromCodeUnits(e[1]));
+  const r = new ColumnarReader(bytes);
+  const kvs = new Array<KeyValue>(r.count);
+  r.read(Number.POSITIVE_INFINITY, kvs);
+  return { header: r.header, kvs };
+}
+
+const bad = (what: string, cause?: unknown) => new MalformedMessageError(`kv snapshot (format 4): ${what}`, cause === undefined ? undefined : { cause });
+
+/**
+ * Reads a format-4 snapshot a slice of keys at a time (`read`), for a restore that must not hold the event loop:
+ * the constructor checks the layout and unpacks the header (history included); each `read` decodes only the text
+ * its keys need, `textChunkBytes` at a time (UTF-8 decoded as a stream, so a character split between two chunks
+ * is whole), and builds their `KeyValue`s. Anything malformed: `MalformedMessageError`, from the constructor or
+ * from the `read` that meets it.
+ */
+export class ColumnarReader {
+  /** The msgpack header, with the history (`past`) unpacked into it. */
+  readonly header: Record<string, unknown>;
+  /** The number of live keys. */
+  readonly count: number;
+  /** UTF-16 code units of the keys and string values read so far, plus the bytes of byte values (`MvccStore.liveChars`). */
+  chars = 0;
+  private readonly v: Views;
+  private readonly bytes: Uint8Array;
+  private readonly oddKeys: Map<number, string>;
+  private readonly oddValues: Map<number, string>;
+  private readonly valBytes: Uint8Array;
+  // ignoreBOM: a value or key may start with U+FEFF, which a decoder otherwise drops.
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  /** The text region: bytes [textPos, textEnd) are not decoded yet. */
+  private textPos: number;
+  private readonly textEnd: number;
+  /** Decoded text not yet consumed: text[t..]. */
+  private text = '';
+  private t = 0;
+  private i = 0;
+  private bin = 0;
+  private prev: string | undefined;
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly textChunkBytes = Number.POSITIVE_INFINITY,
+  ) {
+    if (!isColumnar(bytes)) throw bad('bad magic');
+    if (bytes[3] !== COLUMNAR_FORMAT) throw new MalformedMessageError(`kv snapshot has format ${String(bytes[3])}; this code reads formats 1 to ${COLUMNAR_FORMAT} (written by a newer release?)`);
+    if (!littleEndian) throw new InvariantError('kv snapshot format 4 is read on little-endian hosts only');
+    if (bytes.length < PRELUDE + TRAILER) throw bad('truncated');
+    // Typed views need an aligned start: a snapshot unpacked from a message may sit anywhere in its buffer.
+    const b = (bytes.byteOffset & 7) === 0 ? bytes : new Uint8Array(bytes);
+    this.bytes = b;
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const n = dv.getFloat64(8, true);
+    const textBytes = dv.getFloat64(b.length - 40, true);
+    const binBytes = dv.getFloat64(b.length - 32, true);
+    const pastBytes = dv.getFloat64(b.length - 24, true);
+    const headBytes = dv.getFloat64(b.length - 16, true);
+    const oddBytes = dv.getFloat64(b.length - 8, true);
+    const count = (x: number) => Number.isSafeInteger(x) && x >= 0;
+    if (![n, textBytes, binBytes, pastBytes, headBytes, oddBytes].every(count)) throw bad('bad sizes');
+    const textStart = layout(n).text;
+    const binStart = pad8(textStart + textBytes);
+    const pastStart = pad8(binStart + binBytes);
+    const headStart = pad8(pastStart + pastBytes);
+    const oddStart = pad8(headStart + headBytes);
+    if (pad8(oddStart + oddBytes) + TRAILER !== b.length) throw bad(`sizes do not add up to its ${b.length} bytes`);
+    let header: Record<string, unknown>;
+    let odds: { oddKeys?: unknown; oddValues?: unknown };
+    try {
+      header = unpack(b.subarray(headStart, headStart + headBytes)) as Record<string, unknown>;
+      odds = unpack(b.subarray(oddStart, oddStart + oddBytes)) as typeof odds;
+    } catch (cause) {
+      throw bad('header is not valid msgpack', cause);
     }
-    return m;
-  };
-  const oddKeys = odd(odds.oddKeys, 'oddKeys');
-  const oddValues = odd(odds.oddValues, 'oddValues');
-  const kvs = new Array<KeyValue>(n);
-  let t = 0;
-  let bin = 0;
-  let prev: string | undefined;
-  for (let i = 0; i < n; i++) {
-    const kl = v.keyLen[i] as number;
-    let key: string;
-    if (kl === 0) {
-      const o = oddKeys.get(i);
-      if (o === undefined) throw bad(`key ${i} is empty`);
-      key = o;
-    } else {
-      if (t + kl > text.length) throw bad('lengths overrun the text');
-      key = text.slice(t, t + kl);
-      t += kl;
+    if (typeof header !== 'object' || header === null || typeof odds !== 'object' || odds === null || !Array.isArray(odds.oddKeys) || !Array.isArray(odds.oddValues)) {
+      throw bad('malformed header');
     }
-    if (prev !== undefined && !(prev < key)) throw bad(`keys out of order at ${i}`);
-    prev = key;
-    const vl = v.valLen[i] as number;
-    let value: KeyValue['value'];
-    switch (v.valKind[i]) {
-      case 0:
-        if (t + vl > text.length) throw bad('lengths overrun the text');
-        value = text.slice(t, t + vl);
-        t += vl;
-        break;
-      case 1:
-        if (bin + vl > valBytes.length) throw bad('lengths overrun the byte values');
-        value = new Uint8Array(valBytes.subarray(bin, bin + vl)); // a copy: the snapshot's buffer is not kept
-        bin += vl;
-        break;
-      case 2: {
-        const o = oddValues.get(i);
-        if (o === undefined) throw bad(`value ${i} is missing`);
-        value = o;
-        break;
+    try {
+      header.past = unpack(b.subarray(pastStart, pastStart + pastBytes));
+    } catch (cause) {
+      throw bad('history is not valid msgpack', cause);
+    }
+    this.header = header;
+    this.count = n;
+    this.v = views(b.buffer, b.byteOffset, n);
+    this.textPos = textStart;
+    this.textEnd = textStart + textBytes;
+    this.valBytes = b.subarray(binStart, binStart + binBytes);
+    const odd = (table: unknown[], what: string): Map<number, string> => {
+      const m = new Map<number, string>();
+      for (const e of table) {
+        if (!Array.isArray(e) || typeof e[0] !== 'number' || !(e[1] instanceof Uint8Array) || e[1].length % 2 !== 0) throw bad(`bad ${what} entry`);
+        m.set(e[0], fromCodeUnits(e[1]));
       }
-      default:
-        throw bad(`value ${i} has an unknown kind ${String(v.valKind[i])}`);
-    }
-    kvs[i] = { key, value, createRevision: v.createRevision[i] as number, modRevision: v.modRevision[i] as number, version: v.version[i] as number, lease: v.lease[i] as number };
+      return m;
+    };
+    this.oddKeys = odd(odds.oddKeys, 'oddKeys');
+    this.oddValues = odd(odds.oddValues, 'oddValues');
   }
-  if (t !== text.length || bin !== valBytes.length) throw bad('the columns hold more than their lengths say');
-  return { header, kvs };
+
+  /** Whether every key was read. */
+  get done(): boolean {
+    return this.i >= this.count;
+  }
+
+  /**
+   * Reads up to `budget` more keys, in key order: the i-th key's version goes to `kvs[i]` (and the key to
+   * `keys[i]` when given; arrays of `count` made up front are never grown); true once every key was read and the
+   * columns were checked to hold nothing more.
+   */
+  read(budget: number, kvs: KeyValue[], keys?: string[]): boolean {
+    const { v, count } = this;
+    const end = Math.min(count, this.i + budget);
+    for (let i = this.i; i < end; i++) {
+      const kl = v.keyLen[i] as number;
+      let key: string;
+      if (kl === 0) {
+        const o = this.oddKeys.get(i);
+        if (o === undefined) throw bad(`key ${i} is empty`);
+        key = o;
+      } else key = this.take(kl);
+      if (this.prev !== undefined && !(this.prev < key)) throw bad(`keys out of order at ${i}`);
+      this.prev = key;
+      const vl = v.valLen[i] as number;
+      let value: KeyValue['value'];
+      switch (v.valKind[i]) {
+        case 0:
+          value = this.take(vl);
+          break;
+        case 1:
+          if (this.bin + vl > this.valBytes.length) throw bad('lengths overrun the byte values');
+          value = this.valBytes.slice(this.bin, this.bin + vl); // a copy: the snapshot's buffer is not kept
+          this.bin += vl;
+          break;
+        case 2: {
+          const o = this.oddValues.get(i);
+          if (o === undefined) throw bad(`value ${i} is missing`);
+          value = o;
+          break;
+        }
+        default:
+          throw bad(`value ${i} has an unknown kind ${String(v.valKind[i])}`);
+      }
+      this.chars += key.length + value.length;
+      kvs[i] = { key, value, createRevision: v.createRevision[i] as number, modRevision: v.modRevision[i] as number, version: v.version[i] as number, lease: v.lease[i] as number };
+      if (keys !== undefined) keys[i] = key;
+    }
+    this.i = end;
+    if (end < count) return false;
+    if (this.t !== this.text.length || this.textPos !== this.textEnd || this.bin !== this.valBytes.length) throw bad('the columns hold more than their lengths say');
+    return true;
+  }
+
+  /** The next `units` UTF-16 code units of the text, decoding more of it as needed. */
+  private take(units: number): string {
+    while (this.text.length - this.t < units && this.textPos < this.textEnd) {
+      const size = Math.min(this.textEnd - this.textPos, Math.max(this.textChunkBytes, 3 * units));
+      const last = this.textPos + size >= this.textEnd;
+      let more: string;
+      try {
+        more = this.decoder.decode(this.bytes.subarray(this.textPos, this.textPos + size), { stream: !last });
+      } catch (cause) {
+        throw bad('text is not valid UTF-8', cause);
+      }
+      this.textPos += size;
+      this.text = this.t === this.text.length ? more : this.text.slice(this.t) + more;
+      this.t = 0;
+    }
+    if (this.text.length - this.t < units) throw bad('lengths overrun the text');
+    const s = this.text.slice(this.t, this.t + units);
+    this.t += units;
+    return s;
+  }
 }
 
 /** A string's UTF-16 code units as bytes (u16 LE), lone surrogates included. */
