@@ -97,13 +97,14 @@ describe('ui actions break-it: lifecycle actions racing on one node', () => {
     // A 1 s bench answers about when it was asked to, not when its stuck writes give up (the client's 15 s).
     const began = Date.now();
     const bench = await act({ action: 'bench', seconds: 1, clients: 2 });
-    expect(Date.now() - began, bench.text).toBeLessThan(1000 + UI_BENCH_LIMITS.graceMs + 1500);
+    // 1 s + the 2 s grace, with room for a loaded machine; without the grace it took the client's 15 s.
+    expect(Date.now() - began, bench.text).toBeLessThan(1000 + UI_BENCH_LIMITS.graceMs + 6000);
     expect(bench, bench.text).toMatchObject({ ok: false, text: expect.stringMatching(/^bench: no write succeeded/) });
     // Leadership to a stopped node: refused at once, not a 10 s wait for a transfer that cannot happen.
     const t0 = Date.now();
     const transfer = await act({ action: 'transfer', to: a });
     expect(transfer, transfer.text).toMatchObject({ ok: false, text: expect.stringContaining(`${a} is not running`) });
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(5000);
     const cut = await act({ action: 'partition', node: a, peer: b });
     expect(cut, cut.text).toMatchObject({ ok: false, text: expect.stringContaining('not running') });
     for (const id of [a, b]) expect(await act({ action: 'restart', node: id })).toMatchObject({ ok: true });

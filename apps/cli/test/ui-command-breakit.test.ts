@@ -21,7 +21,8 @@ async function urlOf(p: CliProcess): Promise<string> {
       }
     }
     return undefined;
-  }, 60_000);
+    // A cluster starting on a loaded machine (2 cores, other suites running) can take a while.
+  }, 120_000);
 }
 
 describe('consensus-cli start --ui break-it', () => {
@@ -47,5 +48,5 @@ describe('consensus-cli start --ui break-it', () => {
       p.signal('SIGKILL');
       await cleanup(dir);
     }
-  });
+  }, 240_000);
 });
