@@ -1,7 +1,7 @@
 import { ConfigError, type Envelope, type Ready } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { decodeHardState, parseMessage, zab } from '../src/index';
-import type { SnapAck, SnapChunk, Sync } from '../src/messages';
+import type { SnapAck, SnapChunk, Sync, ZabMessage } from '../src/messages';
 import { electLeader, msgType, network, proposeAll, settle } from './helpers';
 
 /**
@@ -261,4 +261,33 @@ describe('SNAP in one message (a leader of an earlier version)', () => {
     expect(rd.entries.map((e) => e.index)).toEqual([11]);
     expect(a.stage).toBe('syncing');
   });
+});
+
+describe('a snapshot over transport-tcp\'s 32 MiB frame limit', () => {
+  it('reaches a follower in 1 MiB chunks: no message carries more than 1 MiB of payload', () => {
+    const MiB = 1 << 20;
+    let largest = 0;
+    const payload = (m: ZabMessage): number => {
+      if (m.type === 'SnapChunk') return m.data.length;
+      if (m.type === 'Sync') return (m.snapshot?.data.length ?? 0) + m.entries.reduce((n, e) => n + e.data.length, 0);
+      if (m.type === 'Proposal' || m.type === 'Inform') return m.entries.reduce((n, e) => n + e.data.length, 0);
+      return 0;
+    };
+    // One entry per PROPOSAL and synchronisation message, each entry just under 1 MiB of text.
+    const net = network(['a', 'b', 'c'], { maxBatch: 1 }, { onPersisted: (_r, rd) => rd.messages.forEach((e) => (largest = Math.max(largest, payload(e.msg as ZabMessage)))) });
+    electLeader(net);
+    net.crash('a');
+    const values = Array.from({ length: 34 }, (_, i) => `${i}`.padEnd(MiB - 64, 'v'));
+    for (const v of values) proposeAll(net, 'c', [v]);
+    settle(net, () => net.get('b').applied.length === values.length);
+    net.snapshot('b');
+    net.snapshot('c');
+    const total = net.get('c').storage.snapshot()?.data.length ?? 0;
+    expect(total).toBeGreaterThan(32 * MiB);
+    net.restart('a');
+    settle(net, () => net.get('a').applied.length === values.length);
+    expect(net.get('a').applied.every((v, i) => v === values[i])).toBe(true);
+    expect(net.get('a').storage.snapshot()?.data.length).toBe(total);
+    expect(largest).toBeLessThanOrEqual(MiB);
+  }, 60_000);
 });
