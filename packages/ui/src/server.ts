@@ -386,7 +386,7 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (!hostOk(req)) {
-      fail(res, 403, 'unknown Host');
+      fail(res, 403, `unknown Host: ask for ${WILDCARD_HOSTS.has(host) ? "this machine's IP address or its name" : 'the URL the server printed'} on port ${port} (another name may be a web site rebound to this machine)`);
       return;
     }
     let url: URL;

@@ -40,6 +40,8 @@ describe('serveUi break-it: DNS rebinding when listening on every interface', ()
     const history = (host: string) => raw(`${server.url}api/history`, { headers: { host } }).then((r) => r.status);
     // evil.example resolves to 127.0.0.1 after the page loaded (rebinding): the browser sends its own name.
     expect(await history(`evil.example:${port}`)).toBe(403);
+    const refused = await raw(`${server.url}api/history`, { headers: { host: `evil.example:${port}` } });
+    expect(JSON.parse(refused.body)).toEqual({ ok: false, text: expect.stringContaining("this machine's IP address or its name") });
     expect(await history(`127.0.0.1.nip.io:${port}`)).toBe(403);
     const rebound = await raw(`${server.url}api/action`, {
       method: 'POST',
