@@ -83,7 +83,7 @@ export function handleFollowerInfo(z: ZabNode, from: NodeId, nonce: number, acce
     if (old.stage === 'info' && z.epoch !== 0) z.send(from, { type: 'LeaderInfo', nonce, epoch: z.epoch });
     return;
   }
-  const p: Peer = { nonce, stage: 'info', acceptedEpoch, next: 0, match: 0, sentCommit: 0, seq: 0, upToDateSent: false, snapReq: 0 };
+  const p: Peer = { nonce, stage: 'info', acceptedEpoch, next: 0, match: 0, sentCommit: 0, seq: 0, upToDateSent: false, snapReq: 0, snapTotal: 0 };
   z.peers.set(from, p);
   z.active.add(from);
   if (z.epoch !== 0) z.send(from, { type: 'LeaderInfo', nonce, epoch: z.epoch });

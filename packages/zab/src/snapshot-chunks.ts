@@ -22,6 +22,7 @@ export function sendSnapshot(z: ZabNode, id: NodeId, p: Peer, req: number, snap:
   p.snap ??= new SnapshotSender({ chunkBytes: z.o.snapshotChunkBytes });
   p.snapConfig = snap.config;
   p.snapReq = req;
+  p.snapTotal = snap.data.length;
   sendChunks(z, id, p, p.snap.start({ index: snap.index, term: snap.term }, snap.data, z.epoch));
 }
 

@@ -3,6 +3,8 @@ export interface ZabPeerDetails {
   stage: string;
   match: number;
   next: number;
+  /** A SNAP in chunks under way: the snapshot's index, and the bytes the peer acknowledged of its `total`. */
+  snapshot?: { index: number; acked: number; total: number };
 }
 
 /** What `ZabNode.status().details` holds. */

@@ -43,6 +43,7 @@ export interface Peer {
   snap?: SnapshotSender | undefined;
   snapConfig?: ClusterConfig | undefined;
   snapReq: number;
+  snapTotal: number;
 }
 
 /** A read barrier waiting for a quorum's PONG (reads in broadcast.ts). @internal */
@@ -306,7 +307,12 @@ export class ZabNode implements Protocol {
       details.epochBase = this.epochBase;
       if (this.transferTo !== undefined) details.transferringTo = this.transferTo;
       const peers: Record<string, ZabPeerDetails> = {};
-      for (const [id, p] of this.peers) peers[id] = { stage: p.stage, match: p.match, next: p.next };
+      for (const [id, p] of this.peers) {
+        const d: ZabPeerDetails = { stage: p.stage, match: p.match, next: p.next };
+        const snap = p.snap?.current;
+        if (snap !== undefined && p.stage === 'sync') d.snapshot = { index: snap.index, acked: p.snap?.acknowledged ?? 0, total: p.snapTotal };
+        peers[id] = d;
+      }
       details.peers = peers;
     }
     const s: Status & { details: ZabStatusDetails } = {

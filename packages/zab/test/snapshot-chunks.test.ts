@@ -57,6 +57,20 @@ describe('SNAP in chunks (LearnerHandler.syncFollower, Learner.syncWithLeader)',
     expect(toA.at(-1)).toMatchObject({ mode: 'diff' });
     expect(toA.at(-1)?.entries.map((e) => e.index)).toEqual([at + 1]);
     expect(net.get('a').storage.snapshot()?.index).toBe(at);
+    // Once synchronised, the leader's status no longer shows a transfer.
+    expect(net.get('b').node.status().details.peers?.a?.snapshot).toBeUndefined();
+  });
+
+  it('the leader\'s status shows a transfer under way: the snapshot and the bytes acknowledged', () => {
+    const { net, at, snapBytes } = behindSnapshot({ snapshotChunkBytes: 16 });
+    // Acknowledgements past the first two chunks are lost: the transfer stays under way.
+    net.filter = (env) => !(msgType(env) === 'SnapAck' && (env.msg as SnapAck).offset > 32);
+    net.restart('a');
+    for (let i = 0; i < 5; i++) {
+      net.deliver();
+      net.tickAll();
+    }
+    expect(net.get('b').node.status().details.peers?.a).toMatchObject({ stage: 'sync', snapshot: { index: at, acked: 32, total: snapBytes } });
   });
 
   it('a lost chunk is resent from the follower\'s offset, not from the start', () => {
