@@ -13,7 +13,11 @@
  *   its bytes equal `snapshot()`'s, and the longest event-loop stall while it ran (a 1 ms timer's worst lateness);
  * - restore: `restore()` of those bytes into a fresh machine, once the filled store is dropped (the heap then
  *   holds the snapshot bytes only, as on a node restarting from its snapshot file), and the heap per key after it;
- *   the restored store serves the put runs;
+ *   the restored store serves the put runs. `restore()` holds the event loop for all of it (a 1 ms timer's worst
+ *   lateness while it ran is printed too);
+ * - follower install: `beginRestore()` (what the host runs for a snapshot from the leader) into another fresh
+ *   machine, driven as the host drives it (steps of 64 keys for up to 0.5 ms, then a turn of the event loop):
+ *   wall time, slices, the longest event-loop stall, and whether the result matches `restore()`'s;
  * - puts through a real host: a one-node raft `ConsensusNode` (MemoryStorage, in-process transport) over the
  *   filled machine, 16 puts in flight (overwrites of random existing keys), latency of each put from
  *   its arrival to its result, each request arriving in its own event-loop turn (as from a socket). Run 1 takes no snapshot (`snapshotEvery: 0`); run 2 lets the host take one (its
@@ -21,10 +25,11 @@
  *   snapshot was in progress (from the host asking the machine for it until storage holds it), against run 1's
  *   figures. Both runs also report the worst event-loop stall seen by a 1 ms timer.
  *
- * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look; SYNC=1 makes the host use
+ * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look; PUTS=0 stops after the restores; SYNC=1 makes the host use
  * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source)
  */
 import { performance } from 'node:perf_hooks';
+import { loadavg } from 'node:os';
 import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import type * as Kv from '@consensus-kit/kv';
@@ -81,6 +86,8 @@ function stallMonitor() {
   };
 }
 
+console.log(JSON.stringify({ step: 'start', keys: KEYS, loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
+
 // ---- fill ----------------------------------------------------------------------------------------------------
 const heap0 = heap();
 let filled: KvStateMachine | undefined = new KvStateMachine();
@@ -133,13 +140,50 @@ filled = undefined;
 const sm = new KvStateMachine();
 {
   const h0 = heap();
+  const mon = stallMonitor();
+  await new Promise((r) => setTimeout(r, 20));
   cpu0 = process.cpuUsage();
   t0 = performance.now();
   sm.restore(bytes);
   const restoreMs = performance.now() - t0;
   const restoreCpu = cpuMs(cpu0);
+  await new Promise((r) => setTimeout(r, 5));
+  mon.stop();
   const h1 = heap();
-  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), cpuMs: restoreCpu, keys: sm.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS) }));
+  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), cpuMs: restoreCpu, keys: sm.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS), worstStallMs: ms(mon.worst(t0, t0 + restoreMs)) }));
+}
+
+const beginRestore = (sm as Partial<Pick<StateMachine, 'beginRestore'>>).beginRestore;
+if (beginRestore !== undefined) {
+  // A follower installing the leader's snapshot: the host's runRestoreJob, steps of 64 keys for up to 0.5 ms,
+  // then a turn of the event loop (setImmediate).
+  let follower: KvStateMachine | undefined = new KvStateMachine();
+  const mon = stallMonitor();
+  await new Promise((r) => setTimeout(r, 20));
+  const cpu1 = process.cpuUsage();
+  t0 = performance.now();
+  const job = beginRestore.call(follower, bytes);
+  let slices = 0;
+  await new Promise<void>((resolve) => {
+    const slice = () => {
+      slices++;
+      const until = performance.now() + 0.5;
+      let done: boolean;
+      do done = job.step(64);
+      while (!done && performance.now() < until);
+      if (done) resolve();
+      else setImmediate(slice);
+    };
+    slice();
+  });
+  const t1 = performance.now();
+  const installCpu = cpuMs(cpu1);
+  await new Promise((r) => setTimeout(r, 5));
+  mon.stop();
+  const probe = key(KEYS >> 1);
+  const matches = follower.size === sm.size && follower.revision === sm.revision && JSON.stringify(follower.query({ op: 'get', key: probe })) === JSON.stringify(sm.query({ op: 'get', key: probe }));
+  console.log(JSON.stringify({ step: 'beginRestore() in 0.5 ms slices (follower install)', ms: ms(t1 - t0), cpuMs: installCpu, slices, keys: follower.size, matchesRestore: matches, worstStallMs: ms(mon.worst(t0, t1)) }));
+  follower = undefined;
 }
 
 // ---- puts through a host -------------------------------------------------------------------------------------
@@ -223,6 +267,10 @@ function report(name: string, lat: { start: number; end: number }[], stall: numb
   console.log(JSON.stringify({ step: name, puts: xs.length, p50Ms: ms(percentile(xs, 50)), p99Ms: ms(percentile(xs, 99)), maxMs: ms(xs.reduce((m, x) => Math.max(m, x), 0)), worstStallMs: ms(stall), ...extra }));
 }
 
+if (process.env.PUTS === '0') {
+  console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
+  process.exit(0);
+}
 const base = await run(0, 3000, false);
 report('puts, no snapshot', base.latencies, base.worstStall(), { entries: base.entries, putsPerSec: Math.round(base.latencies.length / 3) });
 const every = Math.max(1000, Math.round(base.entries / 3)); // about 1 s into the next run
@@ -246,3 +294,4 @@ if (s === undefined || Number.isNaN(s.end)) {
     p99VsNoSnapshot: Number((p99During / p99Base).toFixed(2)),
   });
 }
+console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));

@@ -28,7 +28,7 @@ import {
 } from './commands';
 import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
 import { DEFAULT_MAX_LEASES, DEFAULT_MIN_LEASE_TTL_MS, Lessor, type LeaseSnapshot } from './lease';
-import { MvccStore, type KeyRecord, type KvEvent, type MvccSnapshot } from './mvcc-store';
+import { KeyIndexBuilder, MvccStore, type KeyRecord, type KvEvent, type MvccSnapshot } from './mvcc-store';
 import { ColumnarReader, ColumnarWriter, isColumnar } from './snapshot-format';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';
 import { compareHolds } from './txn';
@@ -715,6 +715,9 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     const kvs = new Array<KeyValue>(reader.count);
     const keys = new Array<string>(reader.count);
     const leased: [string, number][] = [];
+    // The key index is built as the keys arrive, a leaf at a time (no second pass over the keys to check their
+    // order: the reader did).
+    const index = new KeyIndexBuilder(keys, kvs);
     let read = 0;
     return {
       next: (budget) => {
@@ -725,10 +728,11 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
           const kv = kvs[i] as KeyValue;
           if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
         }
+        index.advance(read);
         if (!done) return undefined;
         const parts = this.newParts();
         // The reader refused keys out of order: the store need not check again.
-        parts.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true, keys, reader.chars);
+        parts.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true, keys, reader.chars, index.finish());
         parts.time.restore(h.time);
         parts.lessor.restore(h.leases, h.lastLeaseId, leased);
         parts.sessions.restore(h.sessions, h.sweep);

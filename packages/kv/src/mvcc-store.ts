@@ -1,5 +1,6 @@
-import BTreeModule from 'sorted-btree';
+import BTreeModule, * as sortedBTree from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
+import { InvariantError } from '@consensus-kit/core';
 import type { KeyValue, KvValue } from './commands';
 import { FutureRevisionError, RevisionCompactedError } from './errors';
 
@@ -9,6 +10,88 @@ const BTree = ((BTreeModule as unknown as { default?: typeof BTreeModule }).defa
 type KeyIndex<V = undefined> = InstanceType<typeof BTree<string, V>>;
 /** sorted-btree's default node size. */
 const NODE_SIZE = 32;
+
+/**
+ * sorted-btree's node classes, which its own `bulkLoad` builds a tree from (exported, not in its typings): an
+ * incremental restore builds the leaves a slice at a time with them (`KeyIndexBuilder`). Node's ES module loader
+ * puts them on the module object (`default`), bundlers and vitest on the namespace.
+ */
+interface BTreeNode {
+  maxKey(): string;
+}
+interface BTreeNodes {
+  BNode: new (keys: string[], values: unknown[]) => BTreeNode;
+  BNodeInternal: new (children: BTreeNode[], size: number) => BTreeNode;
+}
+const nodes = (): BTreeNodes => {
+  const ns = sortedBTree as unknown as Partial<BTreeNodes> & { default?: Partial<BTreeNodes> };
+  const BNode = ns.BNode ?? ns.default?.BNode;
+  const BNodeInternal = ns.BNodeInternal ?? ns.default?.BNodeInternal;
+  if (BNode === undefined || BNodeInternal === undefined) throw new InvariantError('sorted-btree no longer exports BNode and BNodeInternal');
+  return { BNode, BNodeInternal };
+};
+/** Keys per leaf (and children per inner node) of a tree built bottom-up: 80% of NODE_SIZE, as `bulkLoad`. */
+const FILL = Math.ceil(NODE_SIZE * 0.8);
+
+/**
+ * Builds a key index bottom-up from keys already in strictly ascending order, whose count is known up front,
+ * while they arrive: `advance(read)` makes every leaf whose keys are all read, so the tree of a million keys is
+ * not built in one turn of the event loop; `finish()` adds the inner levels (a thirtieth of the leaves) and
+ * returns the tree. The shape is `bulkLoad`'s: nodes filled evenly, none below half full except the root.
+ */
+export class KeyIndexBuilder {
+  private readonly leafCount: number;
+  private readonly level: BTreeNode[] = [];
+  private readonly n: ReturnType<typeof nodes>;
+
+  constructor(
+    private readonly keys: string[],
+    private readonly values: (KeyValue | undefined)[],
+  ) {
+    const count = keys.length;
+    this.leafCount = count === 0 ? 0 : count <= NODE_SIZE ? 1 : Math.ceil(count / FILL);
+    this.n = nodes();
+  }
+
+  /** Keys [0, read) are in place: makes the leaves they complete. */
+  advance(read: number): void {
+    const { keys, values, leafCount } = this;
+    const count = keys.length;
+    for (let i = this.level.length; i < leafCount; i++) {
+      // Leaf i holds keys [floor(i * count / leafCount), floor((i + 1) * count / leafCount)).
+      const to = Math.floor(((i + 1) * count) / leafCount);
+      if (to > read) break;
+      const from = Math.floor((i * count) / leafCount);
+      this.level.push(new this.n.BNode(keys.slice(from, to), values.slice(from, to)));
+    }
+  }
+
+  finish(): KeyIndex<KeyValue | undefined> {
+    this.advance(this.keys.length);
+    const tree = new BTree<string, KeyValue | undefined>(undefined, compareKeys, NODE_SIZE);
+    let level = this.level;
+    let sizes = level.map((_, i) => Math.floor(((i + 1) * this.keys.length) / this.leafCount) - Math.floor((i * this.keys.length) / this.leafCount));
+    while (level.length > 1) {
+      // Parents of up to NODE_SIZE children, evenly filled: more than 32 children give each parent at least 16.
+      const parents = level.length <= NODE_SIZE ? 1 : Math.ceil(level.length / FILL);
+      const next: BTreeNode[] = [];
+      const nextSizes: number[] = [];
+      for (let p = 0; p < parents; p++) {
+        const from = Math.floor((p * level.length) / parents);
+        const to = Math.floor(((p + 1) * level.length) / parents);
+        let size = 0;
+        for (let c = from; c < to; c++) size += sizes[c] as number;
+        next.push(new this.n.BNodeInternal(level.slice(from, to), size));
+        nextSizes.push(size);
+      }
+      level = next;
+      sizes = nextSizes;
+    }
+    // What `bulkLoad` does with the root it built.
+    if (level[0] !== undefined) (tree as unknown as { _root: BTreeNode })._root = level[0];
+    return tree;
+  }
+}
 
 /** Code-unit order, the same on every platform (no locale). */
 function compareKeys(a: string, b: string): number {
@@ -474,9 +557,10 @@ export class MvccStore {
   /**
    * Replaces the whole store with a snapshot's. `inOrder`: the caller checked that the keys are in strictly
    * ascending order; `keys`: the snapshot's keys in that order, when the caller has them; `chars`: their
-   * `liveChars`, when the caller counted it.
+   * `liveChars`, when the caller counted it; `index`: the key index of those keys and versions, when the caller
+   * built it (`KeyIndexBuilder`).
    */
-  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number): void {
+  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number, index?: KeyIndex<KeyValue | undefined>): void {
     this.live = new Map();
     this.past.clear();
     let sorted = inOrder;
@@ -494,12 +578,14 @@ export class MvccStore {
     if (sorted) {
       // Keys in order (every snapshot writes them so): the tree is built bottom-up, not by a million inserts, and
       // holds each key's version: no hash map is built (`live` fills as keys are written).
-      this.liveKeys = bulkLoad<string, KeyValue | undefined>(
-        keys ?? s.kvs.map((kv) => kv.key),
-        s.kvs,
-        NODE_SIZE,
-        compareKeys,
-      );
+      this.liveKeys =
+        index ??
+        bulkLoad<string, KeyValue | undefined>(
+          keys ?? s.kvs.map((kv) => kv.key),
+          s.kvs,
+          NODE_SIZE,
+          compareKeys,
+        );
       this.fromTree = true;
     } else {
       this.liveKeys = newKeyIndex<KeyValue | undefined>();

@@ -4,7 +4,7 @@ import { CompactedError, InvalidArgumentError, seededRandom, type LogEntry } fro
 import type { CompactResult, KeyValue, KvRequest, KvResult, KvStatus } from './commands';
 import { FutureRevisionError, RevisionCompactedError } from './errors';
 import { KvStateMachine } from './kv-state-machine';
-import type { KvEvent } from './mvcc-store';
+import { KeyIndexBuilder, type KvEvent } from './mvcc-store';
 
 let index = 0;
 const entry = (): LogEntry => ({ index: ++index, term: 1, type: 'command', data: new Uint8Array() });
@@ -332,5 +332,28 @@ describe('snapshot format', () => {
   it('refuses an unknown snapshot version with a typed error', async () => {
     const { pack } = await import('msgpackr');
     expect(() => new KvStateMachine().restore(pack({ v: 99, revision: 1, kvs: [] }))).toThrow(/unknown format/);
+  });
+});
+
+describe('KeyIndexBuilder: a key index built bottom-up as restored keys arrive', () => {
+  it('makes a valid tree of every size (a single leaf, exactly full, one over, several levels) that later inserts and deletes keep valid', () => {
+    const random = seededRandom(5);
+    for (const n of [0, 1, 26, 32, 33, 100, 833, 5000, 40_000]) {
+      const keys = Array.from({ length: n }, (_, i) => `k${String(i).padStart(6, '0')}`);
+      const values = keys.map((key, i) => ({ key, value: `v${i}`, createRevision: i + 1, modRevision: i + 1, version: 1, lease: 0 }));
+      const b = new KeyIndexBuilder(keys, values);
+      for (let read = 0; read < n; read += 1 + Math.floor(random() * 200)) b.advance(read);
+      const tree = b.finish();
+      tree.checkValid();
+      expect(tree.size).toBe(n);
+      expect(tree.keysArray()).toEqual(keys);
+      if (n > 0) expect(tree.get(keys[n >> 1] as string)).toBe(values[n >> 1]);
+      for (let i = 0; i < 300; i++) {
+        const k = `k${String(Math.floor(random() * (n + 50))).padStart(6, '0')}${random() < 0.5 ? 'x' : ''}`;
+        if (random() < 0.5) tree.set(k, undefined);
+        else tree.delete(k);
+      }
+      tree.checkValid();
+    }
   });
 });
