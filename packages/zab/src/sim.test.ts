@@ -11,8 +11,8 @@ import type { SnapChunk, ZabMessage } from './messages';
  * checked for linearizability. SIM_SEEDS=<n> runs more.
  */
 const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
-/** Seeds of the small-chunk set (SNAP in 64-byte chunks); SIM_SEEDS scales it too. */
-const CHUNK_SEEDS = Math.max(1, Math.round(SEEDS / 5));
+/** Seeds of the small-chunk set (SNAP in 64-byte chunks): a fifth of SIM_SEEDS, at least 20 (enough transfers to count). */
+const CHUNK_SEEDS = Math.max(20, Math.round(SEEDS / 5));
 
 /** The zab module, counting the SNAP chunks its nodes send: the small-chunk set must really stream snapshots. */
 function countingChunks() {
