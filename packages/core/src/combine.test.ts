@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
 import { COMBINED_SNAPSHOT_VERSION, combineStateMachines } from './combine';
 import { ConfigError, InvalidArgumentError, MalformedMessageError } from './errors';
-import type { LogEntry, SnapshotJob, StateMachine } from './types';
+import type { LogEntry, RestoreJob, SnapshotJob, StateMachine } from './types';
 
 class Register implements StateMachine<string, string, 'get', string> {
   value = '';
@@ -211,5 +211,53 @@ describe('combineStateMachines: incremental snapshots (r3)', () => {
     const job = (combineStateMachines({ a, c }).beginSnapshot as () => SnapshotJob)();
     job.cancel();
     expect([a.cancelled, c.cancelled]).toEqual([1, 1]);
+  });
+});
+
+/** A register with an incremental restore (r3): the value is put in place at the third step, not before. */
+class SlowRestoreRegister extends Register {
+  cancelled = 0;
+  beginRestore(d: Uint8Array): RestoreJob {
+    const target = new TextDecoder().decode(d);
+    let steps = 0;
+    return {
+      step: () => {
+        if (++steps < 3) return false;
+        this.value = target;
+        return true;
+      },
+      cancel: () => void this.cancelled++,
+    };
+  }
+}
+
+describe('combineStateMachines: incremental restores (r3)', () => {
+  it('runs the incremental machine as a job and restores the others in the step that ends it: nothing changes before that step', () => {
+    const source = combineStateMachines({ a: new Register(), b: new Register() });
+    source.apply(entry, { sm: 'a', cmd: 'a1' });
+    source.apply(entry, { sm: 'b', cmd: 'b1' });
+    const a = new SlowRestoreRegister();
+    const b = new Register();
+    const sm = combineStateMachines({ a, b });
+    const job = (sm.beginRestore as (d: Uint8Array) => RestoreJob)(source.snapshot());
+    expect(job.step(1)).toBe(false);
+    expect(job.step(1)).toBe(false);
+    expect([a.value, b.value]).toEqual(['', '']);
+    expect(job.step(1)).toBe(true);
+    expect([a.value, b.value]).toEqual(['a1', 'b1']);
+    expect(job.step(1)).toBe(true);
+  });
+
+  it('checks the envelope when it begins, forwards a bare snapshot to the primary, and cancel reaches the job', () => {
+    const a = new SlowRestoreRegister();
+    const sm = combineStateMachines({ a, b: new Register() });
+    expect(() => (sm.beginRestore as (d: Uint8Array) => RestoreJob)(pack({ combined: COMBINED_SNAPSHOT_VERSION + 1, parts: {} }))).toThrow(MalformedMessageError);
+    const primaryOf = combineStateMachines({ a, b: new Register() }, { primary: 'a' });
+    const bare = (primaryOf.beginRestore as (d: Uint8Array) => RestoreJob)(new TextEncoder().encode('bare'));
+    while (!bare.step(1));
+    expect(a.value).toBe('bare');
+    const job = (sm.beginRestore as (d: Uint8Array) => RestoreJob)(sm.snapshot());
+    job.cancel();
+    expect(a.cancelled).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 import { pack, unpack } from 'msgpackr';
 import { ConfigError, InvalidArgumentError, MalformedMessageError } from './errors';
-import type { LogEntry, SnapshotJob, StateMachine } from './types';
+import type { LogEntry, RestoreJob, SnapshotJob, StateMachine } from './types';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyMachine = StateMachine<any, any, any, any>;
@@ -147,30 +147,82 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
       };
     },
     restore(data: Uint8Array) {
-      let decoded: unknown;
+      const plan = planRestore(data);
+      if (plan === 'bare') return (primary as AnyMachine).restore(data);
+      for (const [name, part] of plan) (machines[name] as AnyMachine).restore(part);
+    },
+    /**
+     * r3: incremental when any machine is. The envelope is read and checked now; the machines with
+     * `beginRestore` then restore as jobs, one after the other, and the others in the step that ends the last
+     * job, so a single incremental machine (kv beside the lock service) switches state in the same step as the
+     * rest. With several incremental machines each switches at the end of its own job: the host applies nothing
+     * and serves no read until the whole job is done.
+     */
+    beginRestore(data: Uint8Array): RestoreJob {
+      const plan = planRestore(data);
+      const all: [string, Uint8Array][] = plan === 'bare' ? [[primaryName as string, data]] : plan;
+      const jobs: RestoreJob[] = [];
+      const atOnce: [AnyMachine, Uint8Array][] = [];
       try {
-        decoded = unpack(data);
-      } catch (cause) {
-        // Not msgpack at all: only a bare snapshot of a primary that encodes its own way.
-        if (primary !== undefined) return primary.restore(data);
-        throw new MalformedMessageError('combined snapshot is not valid msgpack', { cause });
+        for (const [name, part] of all) {
+          const sm = machines[name] as AnyMachine;
+          if (typeof sm.beginRestore === 'function') jobs.push(sm.beginRestore(part));
+          else atOnce.push([sm, part]);
+        }
+      } catch (e) {
+        for (const job of jobs) job.cancel();
+        throw e;
       }
-      const parts = partsOf(decoded);
-      if (parts === undefined) {
-        if (primary !== undefined) return primary.restore(data);
-        throw new MalformedMessageError('not a combined snapshot (a snapshot of one machine restores only into a primary machine: pass { primary })');
-      }
-      const unknown = Object.keys(parts).filter((n) => !Object.hasOwn(machines, n));
-      if (unknown.length > 0) {
-        throw new MalformedMessageError(`combined snapshot holds state for ${unknown.map((n) => JSON.stringify(n)).join(', ')}, which this node does not run (have ${names.join(', ')})`);
-      }
-      for (const name of names) {
-        const part = parts[name];
-        // A machine added after the snapshot was taken keeps its initial state.
-        if (part !== undefined) (machines[name] as AnyMachine).restore(part);
-      }
+      let done = false;
+      return {
+        step(budget: number) {
+          if (done) return true;
+          const current = jobs[0];
+          if (current !== undefined) {
+            if (!current.step(budget)) return false;
+            jobs.shift();
+            if (jobs.length > 0) return false;
+          }
+          for (const [sm, part] of atOnce) sm.restore(part);
+          done = true;
+          return true;
+        },
+        cancel() {
+          for (const job of jobs.splice(0)) job.cancel();
+        },
+      };
     },
   };
+  /**
+   * What a restore of `data` does: 'bare' (a snapshot of the primary machine alone, which it restores itself),
+   * or each machine's part, in the machines' order (a machine added after the snapshot was taken has none and
+   * keeps its initial state). A snapshot that is neither: `MalformedMessageError`.
+   */
+  function planRestore(data: Uint8Array): 'bare' | [string, Uint8Array][] {
+    let decoded: unknown;
+    try {
+      decoded = unpack(data);
+    } catch (cause) {
+      // Not msgpack at all: only a bare snapshot of a primary that encodes its own way.
+      if (primary !== undefined) return 'bare';
+      throw new MalformedMessageError('combined snapshot is not valid msgpack', { cause });
+    }
+    const parts = partsOf(decoded);
+    if (parts === undefined) {
+      if (primary !== undefined) return 'bare';
+      throw new MalformedMessageError('not a combined snapshot (a snapshot of one machine restores only into a primary machine: pass { primary })');
+    }
+    const unknown = Object.keys(parts).filter((n) => !Object.hasOwn(machines, n));
+    if (unknown.length > 0) {
+      throw new MalformedMessageError(`combined snapshot holds state for ${unknown.map((n) => JSON.stringify(n)).join(', ')}, which this node does not run (have ${names.join(', ')})`);
+    }
+    const out: [string, Uint8Array][] = [];
+    for (const name of names) {
+      const part = parts[name];
+      if (part !== undefined) out.push([name, part]);
+    }
+    return out;
+  }
   if (timed.length > 0) combined.timeCommand = (term, clockMs) => ({ time: [term, clockMs] }) as CombinedCommand<M, P>;
   return combined;
 }
