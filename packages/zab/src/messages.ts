@@ -63,8 +63,9 @@ export interface AckEpoch {
  * Phase 2 (synchronisation): DIFF or TRUNC followed by the missing history and NEWLEADER, in one message of at most
  * `maxBatch` entries. `truncateTo` (TRUNC) drops what follows it; `entries` follow. SNAP goes as `SnapChunk`s, and
  * the DIFF after it as a Sync answering the follower's next ACKEPOCH; a `snapshot` here (SNAP in one message, what
- * a leader of an earlier version sends) replaces the log and is still taken. `base` is the last index of the leader's initial history: a follower that holds less
- * after this message asks for the rest (a new ACKEPOCH) before it may take currentEpoch = epoch.
+ * a leader of an earlier version sends) replaces the log and is still taken. `base` is the last index of the
+ * leader's initial history: a follower that holds less after this message asks for the rest (a new ACKEPOCH) before
+ * it may take currentEpoch = epoch.
  */
 export interface Sync {
   type: 'Sync';
