@@ -68,6 +68,7 @@ export function handleSnapshot(n: PaxosNode, from: NodeId, m: SnapshotMessage): 
   }
   const r = n.snapIn.receive(m);
   if (r.kind === 'stale' || r.kind === 'refused') return;
+  n.snapInAt = n.now;
   if (r.kind === 'ack') {
     n.send(from, { type: 'SnapshotAck', ...r.ack });
     return;
@@ -230,9 +231,15 @@ export function snapshotCaughtUp(n: PaxosNode, id: NodeId, commit: number): void
 /**
  * Every tick: a transfer without an advancing answer for `stallTicks` resends from the last acknowledged byte
  * (core's SnapshotSender.tick); a transfer whose snapshot the host replaced restarts with the new one (as raft's
- * snapshot-stream.ts); a finished one is forgotten after an election timeout, a silent peer's after ten.
+ * snapshot-stream.ts); a finished one is forgotten after two election timeouts, a silent peer's after ten.
  */
 export function tickSnapshots(n: PaxosNode): void {
+  // The receiving side: a partial snapshot no sender went on with for four election timeouts (its sender crashed
+  // or was deposed) is dropped, so a transfer of an older snapshot or a lower epoch is not refused forever.
+  if (n.snapInAt >= 0 && n.now - n.snapInAt > 4 * n.electionTicks) {
+    n.snapIn.reset();
+    n.snapInAt = -1;
+  }
   if (n.snapOut.size === 0) return;
   const snap = n.storage.snapshot();
   for (const [to, out] of n.snapOut) {

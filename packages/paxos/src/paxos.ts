@@ -83,6 +83,8 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal */ snap: PendingInstall | undefined;
   /** @internal A peer's snapshot being assembled from its chunks (learner.ts). */
   snapIn = new SnapshotReceiver();
+  /** @internal The tick a chunk last added to `snapIn` (-1: none since it was last dropped); see tickSnapshots. */
+  snapInAt = -1;
   /** @internal Snapshot transfers to peers behind the compacted log, by peer (learner.ts). */
   snapOut = new Map<NodeId, OutgoingSnapshot>();
 

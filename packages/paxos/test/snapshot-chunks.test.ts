@@ -138,6 +138,21 @@ describe('chunked snapshot streaming', () => {
     expect(bytes).toBeLessThan(total - held + 8 * CHUNK);
   });
 
+  it('a partial snapshot whose sender went silent is dropped after four election timeouts, so a lower-epoch transfer gets through', () => {
+    const { net, index } = behindSnapshot(120);
+    const c = net.get('c');
+    // A transfer of a later snapshot from a sender of a higher epoch begins, and that sender is never heard again.
+    c.node.step({ from: 'b', to: 'c', msg: { type: 'Snapshot', index: index + 5, term: 1, config: { voters: ['a', 'b', 'c'] }, total: 1000, offset: 0, data: new Uint8Array(CHUNK), epoch: 2 ** 40, membership: null } });
+    expect(c.node.snapIn.holding?.index).toBe(index + 5);
+    net.heal();
+    settle(net, 20);
+    // a's chunks (its promise is the lower epoch) are stale meanwhile.
+    expect(c.node.commit).toBeLessThan(index);
+    const rounds = until(net, () => c.node.commit >= index, 200);
+    expect(rounds).toBeGreaterThan(10);
+    expect(net.get('c').applied).toEqual(net.get('a').applied.slice(0, net.get('c').applied.length));
+  });
+
   it('malformed chunks and answers are dropped on decode; a declared size over the limit is refused; the node goes on', () => {
     const base = { type: 'Snapshot', index: 9, term: 1, config: { voters: ['a'] }, membership: null, epoch: 0 };
     expect(parseMessage({ ...base, total: 10, offset: 8, data: new Uint8Array(3) })).toBeUndefined();
