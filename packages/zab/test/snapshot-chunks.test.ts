@@ -331,3 +331,27 @@ describe('SNAP in chunks: stale chunks', () => {
     expect(net.get('a').applied).toEqual(expected);
   });
 });
+
+describe('SNAP in chunks: a reconnection', () => {
+  it('to the same leader resumes the transfer from the bytes the follower holds', () => {
+    const acks: SnapAck[] = [];
+    const { net, expected } = behindSnapshot({ snapshotChunkBytes: 16 }, { onPersisted: (r, rd) => r.id === 'a' && acks.push(...rd.messages.filter((e) => msgType(e) === 'SnapAck').map((e) => e.msg as SnapAck)) });
+    let delivered = 0;
+    net.filter = (env) => !(env.to === 'a' && msgType(env) === 'SnapChunk' && ++delivered > 3);
+    net.restart('a');
+    const a = () => net.get('a').node;
+    settle(net, () => a().snapIn.holding?.received === 48, 100);
+    const session = a().nonce;
+    // Cut off from here: a gives up on this session, looks, and finds b again (a new session, a new nonce).
+    net.partition(['a']);
+    net.filter = undefined;
+    settle(net, () => a().phase === 'looking', 100);
+    net.heal();
+    settle(net, () => net.get('a').applied.length === 8);
+    expect(a().nonce).not.toBe(session);
+    expect(net.get('a').applied).toEqual(expected);
+    // In the new session the first answer already holds the 48 bytes of the old one.
+    const later = acks.filter((x) => x.nonce !== session);
+    expect(later[0]?.offset).toBeGreaterThanOrEqual(48);
+  });
+});
