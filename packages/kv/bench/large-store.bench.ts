@@ -89,54 +89,65 @@ function stallMonitor() {
 console.log(JSON.stringify({ step: 'start', keys: KEYS, loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
 
 // ---- fill ----------------------------------------------------------------------------------------------------
-const heap0 = heap();
-let filled: KvStateMachine | undefined = new KvStateMachine();
-const entry: LogEntry = { index: 0, term: 1, type: 'command', data: new Uint8Array() };
-let t0 = performance.now();
-for (let i = 0; i < KEYS; i++) {
-  entry.index = i + 1;
-  filled.apply(entry, { cmd: { op: 'put', key: key(i), value: value(i) } });
-}
-const fillMs = performance.now() - t0;
-const heap1 = heap();
-console.log(JSON.stringify({ step: 'fill', keys: KEYS, applyMs: ms(fillMs), heapBytesPerKey: Math.round((heap1 - heap0) / KEYS), heapMB: Math.round((heap1 - heap0) / 2 ** 20) }));
-
-// ---- snapshot and restore ------------------------------------------------------------------------------------
-let cpu0 = process.cpuUsage();
-t0 = performance.now();
-const bytes = filled.snapshot();
-const snapshotMs = performance.now() - t0;
-console.log(JSON.stringify({ step: 'snapshot()', ms: ms(snapshotMs), cpuMs: cpuMs(cpu0), bytes: bytes.length, bytesPerKey: Math.round(bytes.length / KEYS) }));
-
-const beginSnap = (filled as Partial<Pick<StateMachine, 'beginSnapshot'>>).beginSnapshot;
-if (beginSnap !== undefined) {
-  // Driven as the host's Snapshotter drives it: steps of 64 keys for up to 0.5 ms, then a turn of the event loop.
-  const mon = stallMonitor();
-  await new Promise((r) => setTimeout(r, 20));
+/**
+ * Fill, `snapshot()` and `beginSnapshot()`, in a function whose frame ends with it: the filled machine is then
+ * garbage (a suspended top-level await can keep what its registers last held alive), so the restore below is
+ * measured with a heap holding only the snapshot bytes.
+ */
+let beginSnap: StateMachine['beginSnapshot'];
+let cpu0: NodeJS.CpuUsage;
+let t0: number;
+async function fillAndSnapshot(): Promise<Uint8Array> {
+  const heap0 = heap();
+  const filled = new KvStateMachine();
+  const entry: LogEntry = { index: 0, term: 1, type: 'command', data: new Uint8Array() };
   t0 = performance.now();
-  const job = beginSnap.call(filled);
-  let slices = 0;
-  const b = await new Promise<Uint8Array>((resolve) => {
-    const slice = () => {
-      slices++;
-      const until = performance.now() + 0.5;
-      let out: Uint8Array | undefined;
-      do out = job.step(64);
-      while (out === undefined && performance.now() < until);
-      if (out === undefined) setImmediate(slice);
-      else resolve(out);
-    };
-    setImmediate(slice);
-  });
-  const t1 = performance.now();
-  await new Promise((r) => setTimeout(r, 5));
-  mon.stop();
-  console.log(JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)) }));
-}
+  for (let i = 0; i < KEYS; i++) {
+    entry.index = i + 1;
+    filled.apply(entry, { cmd: { op: 'put', key: key(i), value: value(i) } });
+  }
+  const fillMs = performance.now() - t0;
+  const heap1 = heap();
+  console.log(JSON.stringify({ step: 'fill', keys: KEYS, applyMs: ms(fillMs), heapBytesPerKey: Math.round((heap1 - heap0) / KEYS), heapMB: Math.round((heap1 - heap0) / 2 ** 20) }));
 
-// The filled store goes before the restore: the restore is timed with a heap holding only the snapshot bytes,
-// as on a node restarting from its snapshot file. The restored store then serves the put runs.
-filled = undefined;
+  // ---- snapshot and restore ------------------------------------------------------------------------------------
+  cpu0 = process.cpuUsage();
+  t0 = performance.now();
+  const bytes = filled.snapshot();
+  const snapshotMs = performance.now() - t0;
+  console.log(JSON.stringify({ step: 'snapshot()', ms: ms(snapshotMs), cpuMs: cpuMs(cpu0), bytes: bytes.length, bytesPerKey: Math.round(bytes.length / KEYS) }));
+
+  beginSnap = (filled as Partial<Pick<StateMachine, 'beginSnapshot'>>).beginSnapshot;
+  if (beginSnap !== undefined) {
+    // Driven as the host's Snapshotter drives it: steps of 64 keys for up to 0.5 ms, then a turn of the event loop.
+    const mon = stallMonitor();
+    await new Promise((r) => setTimeout(r, 20));
+    t0 = performance.now();
+    const job = beginSnap.call(filled);
+    let slices = 0;
+    const b = await new Promise<Uint8Array>((resolve) => {
+      const slice = () => {
+        slices++;
+        const until = performance.now() + 0.5;
+        let out: Uint8Array | undefined;
+        do out = job.step(64);
+        while (out === undefined && performance.now() < until);
+        if (out === undefined) setImmediate(slice);
+        else resolve(out);
+      };
+      setImmediate(slice);
+    });
+    const t1 = performance.now();
+    await new Promise((r) => setTimeout(r, 5));
+    mon.stop();
+    console.log(JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)) }));
+  }
+
+  // The filled store goes before the restore: the restore is timed with a heap holding only the snapshot bytes,
+  // as on a node restarting from its snapshot file. The restored store then serves the put runs.
+  return bytes;
+}
+const bytes = await fillAndSnapshot();
 const sm = new KvStateMachine();
 {
   const h0 = heap();
@@ -207,10 +218,11 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean)
       return sm.snapshot();
     },
   };
-  if (beginSnap !== undefined && process.env.SYNC !== '1') {
+  const beginJob = beginSnap;
+  if (beginJob !== undefined && process.env.SYNC !== '1') {
     marked.beginSnapshot = () => {
       snapshots.push({ start: performance.now(), end: Number.NaN });
-      return beginSnap.call(sm);
+      return beginJob.call(sm);
     };
   }
   const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
