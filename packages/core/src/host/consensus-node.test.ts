@@ -752,6 +752,30 @@ describe('ConsensusNode: a snapshot from the leader restored incrementally (r3)'
     expect(h.node.status().appliedIndex).toBe(6);
   });
 
+  it('a snapshot being taken when the restore begins is abandoned at once (it would finish over the installed one)', async () => {
+    class SnapshotsToo extends SlowRestoreCounter {
+      snapshotsCancelled = 0;
+      beginSnapshot(): SnapshotJob {
+        return { step: () => undefined, cancel: () => void this.snapshotsCancelled++ };
+      }
+    }
+    const sm = new SnapshotsToo();
+    const h = await fakeHarness({ stateMachine: sm, snapshotEvery: 1 });
+    await h.node.propose({ add: 1 });
+    await settle(2);
+    expect(sm.snapshotsCancelled).toBe(0); // a snapshot job is running
+    h.fake.last = h.fake.commit = h.fake.applied = 5;
+    h.fake.extra = { snapshot: snapshotAt5(7) };
+    h.clock.advance(10);
+    await settle(3);
+    expect(sm.steps).toBeGreaterThan(0);
+    expect(sm.log).toEqual(['apply#1=1']); // the restore is still running
+    expect(sm.snapshotsCancelled).toBe(1);
+    sm.finish = true;
+    await settle(5);
+    expect(sm.total).toBe(7);
+  });
+
   it('a stop mid-restore cancels the job and leaves the old state, without failing the node; a restart restores the installed snapshot', async () => {
     const sm = new SlowRestoreCounter();
     const h = await fakeHarness({ stateMachine: sm });

@@ -390,6 +390,7 @@ export class ConsensusNode<Cmd = unknown, Res = unknown, Q = unknown, R = unknow
     const snap = rd.snapshot;
     const sm = this.opts.stateMachine;
     if (snap !== undefined && snap.index > this.applier.index && typeof sm.beginRestore === 'function') {
+      this.snapshotter.abandon();
       const job = sm.beginRestore(snap.data);
       return runRestoreJob(job, { running: () => this.state === 'running' }).then(() => {
         this.restoredAhead = snap;

@@ -75,6 +75,14 @@ export class Snapshotter {
     this.bytesSince = 0;
   }
 
+  /**
+   * A snapshot from the leader is about to be restored in slices: a snapshot being taken describes the state it
+   * replaces, and must not finish (and be saved over the installed one) meanwhile.
+   */
+  abandon(): void {
+    this.cancelJob();
+  }
+
   /** Counts the data of applied entries, for the `bytes` trigger. */
   noteApplied(entries: readonly LogEntry[]): void {
     for (const e of entries) this.bytesSince += e.data.length;
