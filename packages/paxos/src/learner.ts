@@ -180,7 +180,7 @@ function sendChunks(n: PaxosNode, to: NodeId, snap: Snapshot, chunks: SnapshotCh
   if (chunks.length === 0) return;
   const membership = n.membership.asOf(snap.index).toWire();
   for (const c of chunks) {
-    n.send(to, { type: 'Snapshot', index: c.index, term: c.term, config: snap.config, total: c.total, offset: c.offset, data: c.data, epoch: c.epoch, membership });
+    n.send(to, { type: 'SnapshotChunk', index: c.index, term: c.term, config: snap.config, total: c.total, offset: c.offset, data: c.data, epoch: c.epoch, membership });
   }
 }
 

@@ -4,7 +4,7 @@ import type { ClusterConfig, EntryType, LogEntry, NodeId } from '@consensus-kit/
  * Multi-Paxos messages (Paxos Made Simple, section 2.2 and 3; PMMC section 3), a discriminated union with string
  * tags. Phase 1 (`Prepare`/`Promise`) runs once for every slot above the proposer's commit point; phase 2
  * (`Accept`/`Accepted`) carries batches of consecutive slots. `Learn` streams decided values to replicas that
- * lag (the learners of Paxos Made Simple, section 2.4), `Snapshot` chunks (answered by `SnapshotAck`) replace them
+ * lag (the learners of Paxos Made Simple, section 2.4), `SnapshotChunk`s (answered by `SnapshotAck`) replace them
  * once the log was compacted.
  */
 export interface Prepare {
@@ -92,9 +92,13 @@ export interface CatchupRequest {
 /**
  * One chunk of the sender's snapshot: bytes [offset, offset + data.length) of `total` (core's `SnapshotSender`,
  * Raft thesis 5.3's chunked InstallSnapshot). Every chunk carries the snapshot's metadata, which is small.
+ *
+ * Its tag is not the former whole-snapshot message's (`Snapshot`): a replica of an earlier version ignores a chunk
+ * (an unknown message) instead of installing its first bytes as the whole snapshot. A `Snapshot` from such a
+ * replica is still read, as the one chunk of its snapshot.
  */
 export interface SnapshotMessage {
-  type: 'Snapshot';
+  type: 'SnapshotChunk';
   index: number;
   term: number;
   config: ClusterConfig;
@@ -194,14 +198,17 @@ export function parseMessage(msg: unknown): PaxosMessage | undefined {
       return isInt(m.commit) ? { type: 'Learned', commit: m.commit } : undefined;
     case 'CatchupRequest':
       return isInt(m.from) ? { type: 'CatchupRequest', from: m.from } : undefined;
+    case 'SnapshotChunk':
     case 'Snapshot': {
       const c = m.config as Partial<ClusterConfig> | undefined;
       if (!isInt(m.index) || !isInt(m.term) || !(m.data instanceof Uint8Array) || typeof c !== 'object' || c === null || !ids(c.voters)) return undefined;
-      // A chunk lies inside the size it declares (core's SnapshotReceiver checks again).
-      if (!isInt(m.total) || !isInt(m.offset) || !isInt(m.epoch) || m.offset + m.data.length > m.total) return undefined;
       const config: ClusterConfig = { voters: c.voters, learners: ids(c.learners) ? c.learners : [] };
       if (ids(c.outgoing)) config.outgoing = c.outgoing;
-      return { type: 'Snapshot', index: m.index, term: m.term, config, total: m.total, offset: m.offset, data: m.data, epoch: m.epoch, membership: m.membership };
+      // The earlier whole-snapshot message: the one chunk of a snapshot of its length, from epoch 0.
+      if (m.type === 'Snapshot') return { type: 'SnapshotChunk', index: m.index, term: m.term, config, total: m.data.length, offset: 0, data: m.data, epoch: 0, membership: m.membership };
+      // A chunk lies inside the size it declares (core's SnapshotReceiver checks again).
+      if (!isInt(m.total) || !isInt(m.offset) || !isInt(m.epoch) || m.offset + m.data.length > m.total) return undefined;
+      return { type: 'SnapshotChunk', index: m.index, term: m.term, config, total: m.total, offset: m.offset, data: m.data, epoch: m.epoch, membership: m.membership };
     }
     case 'SnapshotAck':
       if (!isInt(m.index) || !isInt(m.term) || !isInt(m.offset) || typeof m.gap !== 'boolean') return undefined;

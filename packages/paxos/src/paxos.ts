@@ -214,7 +214,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
         return handleLearned(this, from, m);
       case 'CatchupRequest':
         return handleCatchupRequest(this, from, m);
-      case 'Snapshot':
+      case 'SnapshotChunk':
         return handleSnapshot(this, from, m);
       case 'SnapshotAck':
         return handleSnapshotAck(this, from, m);

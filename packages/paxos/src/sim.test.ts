@@ -47,7 +47,7 @@ describe('simulator seeds', () => {
     for (let seed = 1001; seed < 1006; seed++) {
       const run = simulate(simulateOptions({ protocol: module, nodes: 3, faults: 'heavy', snapshotEvery: 20, protocolOptions: { snapshotChunkBytes: 16 } }, seed, true));
       expect(run.violation).toBeUndefined();
-      chunked += (run.trace ?? []).filter((l) => l.includes('"ev":"send"') && / Snapshot .* offset=(?!0 )\d+/.test(l)).length;
+      chunked += (run.trace ?? []).filter((l) => l.includes('"ev":"send"') && / SnapshotChunk .* offset=(?!0 )\d+/.test(l)).length;
     }
     expect(chunked).toBeGreaterThan(10);
   });

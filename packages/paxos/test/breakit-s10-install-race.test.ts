@@ -26,7 +26,7 @@ describe('break-it s10: a snapshot install dropped after its marks were written'
     // Hold what a streams to c: first a Learn (before a compacts), then, once a compacted, its snapshot.
     const held: Envelope[] = [];
     net.filter = (e) => {
-      if (e.to === 'c' && (type(e) === 'Learn' || type(e) === 'Snapshot')) {
+      if (e.to === 'c' && (type(e) === 'Learn' || type(e) === 'SnapshotChunk')) {
         held.push(e);
         return false;
       }
@@ -37,8 +37,8 @@ describe('break-it s10: a snapshot install dropped after its marks were written'
     expect((learn.msg as Learn).entries[0]?.index).toBe(2);
     const index = net.snapshot('a');
     a.compacted(index);
-    for (let i = 0; i < 30 && !held.some((e) => type(e) === 'Snapshot'); i++) settle(net, 1);
-    const snapshot = held.find((e) => type(e) === 'Snapshot') as Envelope;
+    for (let i = 0; i < 30 && !held.some((e) => type(e) === 'SnapshotChunk'); i++) settle(net, 1);
+    const snapshot = held.find((e) => type(e) === 'SnapshotChunk') as Envelope;
     expect(snapshot).toBeDefined();
     net.filter = undefined;
     settle(net, 0);

@@ -115,7 +115,7 @@ describe('break-it s10: an acceptor further behind than acceptAhead catches up a
     net.heal();
     net.crash('b');
     // No Learn reaches c: only Accepts (far above its bound) and Heartbeats. a must not decide anything new.
-    net.filter = (e) => type(e) !== 'Learn' && type(e) !== 'Snapshot';
+    net.filter = (e) => type(e) !== 'Learn' && type(e) !== 'SnapshotChunk';
     const commit = a.commit;
     a.propose(enc.encode('after'));
     settle(net, 30, ['a', 'c']);

@@ -42,7 +42,7 @@ describe('a torn snapshot install followed by a restart (Paxos Made Live 5.1; Pa
     net.heal();
     const snapshots: Envelope[] = [];
     net.filter = (e) => {
-      if (type(e) !== 'Snapshot') return true;
+      if (type(e) !== 'SnapshotChunk') return true;
       snapshots.push(e);
       return false;
     };

@@ -32,7 +32,7 @@ describe('s13: a commit point learned during a snapshot install is not stored ah
     net.filter = (e) => {
       if (e.to !== 'c') return true;
       const t = type(e);
-      if (t === 'Learn' || t === 'Snapshot' || (t === 'Accept' && (e.msg as Accept).entries.some((x) => x.index === gap))) {
+      if (t === 'Learn' || t === 'SnapshotChunk' || (t === 'Accept' && (e.msg as Accept).entries.some((x) => x.index === gap))) {
         held.push(e);
         return false;
       }
@@ -54,8 +54,8 @@ describe('s13: a commit point learned during a snapshot install is not stored ah
     const index = net.snapshot('a');
     a.compacted(index);
     expect(index).toBeGreaterThanOrEqual(gap + 2);
-    for (let i = 0; i < 30 && !held.some((e) => type(e) === 'Snapshot'); i++) settle(net, 1);
-    const snapshot = held.find((e) => type(e) === 'Snapshot') as Envelope;
+    for (let i = 0; i < 30 && !held.some((e) => type(e) === 'SnapshotChunk'); i++) settle(net, 1);
+    const snapshot = held.find((e) => type(e) === 'SnapshotChunk') as Envelope;
     expect(snapshot).toBeDefined();
     net.filter = undefined;
 

@@ -146,7 +146,7 @@ describe('mutant 3: a snapshot install that may drop accepted values marks amnes
     net.block('b', 'a');
     const snapshots: Envelope[] = [];
     net.filter = (e) => {
-      if (type(e) !== 'Snapshot') return true;
+      if (type(e) !== 'SnapshotChunk') return true;
       snapshots.push(e);
       return false;
     };

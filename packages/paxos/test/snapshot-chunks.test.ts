@@ -33,7 +33,7 @@ function behindSnapshot(count: number): { net: TestNetwork; index: number; total
   return { net, index, total };
 }
 
-const chunksTo = (seen: Envelope[], to: string) => seen.filter((e) => e.to === to && type(e) === 'Snapshot').map((e) => e.msg as SnapshotMessage);
+const chunksTo = (seen: Envelope[], to: string) => seen.filter((e) => e.to === to && type(e) === 'SnapshotChunk').map((e) => e.msg as SnapshotMessage);
 
 describe('chunked snapshot streaming', () => {
   it('a follower behind a compacted log catches up from a snapshot of many chunks while a third of them and their answers are lost', () => {
@@ -44,7 +44,7 @@ describe('chunked snapshot streaming', () => {
     net.filter = (e) => {
       seen.push(e);
       const t = type(e);
-      if ((t === 'Snapshot' || t === 'SnapshotAck') && rnd() < 0.33) {
+      if ((t === 'SnapshotChunk' || t === 'SnapshotAck') && rnd() < 0.33) {
         dropped++;
         return false;
       }
@@ -77,7 +77,7 @@ describe('chunked snapshot streaming', () => {
     let cut = true;
     net.filter = (e) => {
       seen.push(e);
-      return !(cut && type(e) === 'Snapshot' && (e.msg as SnapshotMessage).offset >= total / 3);
+      return !(cut && type(e) === 'SnapshotChunk' && (e.msg as SnapshotMessage).offset >= total / 3);
     };
     net.heal();
     const c = net.get('c');
@@ -97,7 +97,7 @@ describe('chunked snapshot streaming', () => {
 
   it('a follower restarted in the middle of a transfer gets the snapshot again from offset 0 and installs it', () => {
     const { net, index } = behindSnapshot(120);
-    net.filter = (e) => !(type(e) === 'Snapshot' && (e.msg as SnapshotMessage).offset >= 10 * CHUNK);
+    net.filter = (e) => !(type(e) === 'SnapshotChunk' && (e.msg as SnapshotMessage).offset >= 10 * CHUNK);
     net.heal();
     const c = net.get('c');
     settle(net, 3);
@@ -117,7 +117,7 @@ describe('chunked snapshot streaming', () => {
     expect(net.snapshot('b')).toBe(index);
     net.get('b').node.compacted(index);
     expect(net.get('b').storage.snapshot()?.data).toEqual(net.get('a').storage.snapshot()?.data);
-    net.filter = (e) => !(type(e) === 'Snapshot' && (e.msg as SnapshotMessage).offset >= total / 3);
+    net.filter = (e) => !(type(e) === 'SnapshotChunk' && (e.msg as SnapshotMessage).offset >= total / 3);
     net.heal();
     const c = net.get('c');
     settle(net, 3);
@@ -131,7 +131,7 @@ describe('chunked snapshot streaming', () => {
     };
     net.get('b').node.campaign(true);
     until(net, () => c.node.commit >= index, 1000);
-    const fromB = seen.filter((e) => e.from === 'b' && e.to === 'c' && type(e) === 'Snapshot').map((e) => e.msg as SnapshotMessage);
+    const fromB = seen.filter((e) => e.from === 'b' && e.to === 'c' && type(e) === 'SnapshotChunk').map((e) => e.msg as SnapshotMessage);
     expect(fromB.length).toBeGreaterThan(0);
     // b's first window starts at 0; c answers with what it holds, and b goes on from there.
     const bytes = fromB.reduce((s, m) => s + m.data.length, 0);
@@ -142,7 +142,7 @@ describe('chunked snapshot streaming', () => {
     const { net, index } = behindSnapshot(120);
     const c = net.get('c');
     // A transfer of a later snapshot from a sender of a higher epoch begins, and that sender is never heard again.
-    c.node.step({ from: 'b', to: 'c', msg: { type: 'Snapshot', index: index + 5, term: 1, config: { voters: ['a', 'b', 'c'] }, total: 1000, offset: 0, data: new Uint8Array(CHUNK), epoch: 2 ** 40, membership: null } });
+    c.node.step({ from: 'b', to: 'c', msg: { type: 'SnapshotChunk', index: index + 5, term: 1, config: { voters: ['a', 'b', 'c'] }, total: 1000, offset: 0, data: new Uint8Array(CHUNK), epoch: 2 ** 40, membership: null } });
     expect(c.node.snapIn.holding?.index).toBe(index + 5);
     net.heal();
     settle(net, 20);
@@ -154,7 +154,7 @@ describe('chunked snapshot streaming', () => {
   });
 
   it('malformed chunks and answers are dropped on decode; a declared size over the limit is refused; the node goes on', () => {
-    const base = { type: 'Snapshot', index: 9, term: 1, config: { voters: ['a'] }, membership: null, epoch: 0 };
+    const base = { type: 'SnapshotChunk', index: 9, term: 1, config: { voters: ['a'] }, membership: null, epoch: 0 };
     expect(parseMessage({ ...base, total: 10, offset: 8, data: new Uint8Array(3) })).toBeUndefined();
     expect(parseMessage({ ...base, total: 10, offset: -1, data: new Uint8Array(3) })).toBeUndefined();
     expect(parseMessage({ ...base, offset: 0, data: new Uint8Array(3) })).toBeUndefined();
@@ -186,6 +186,20 @@ describe('chunked snapshot streaming', () => {
     expect(net.get('c').applied.at(-1)).toBe('still');
     // The commit point passed the partial snapshot: its buffer is freed.
     expect(c.snapIn.holding).toBeUndefined();
+  });
+
+  it("a replica of the earlier version's whole-snapshot message (`Snapshot`) is still installed, as one chunk; chunks carry another tag, which such a replica ignores", () => {
+    const { net, index } = behindSnapshot(120);
+    const a = net.get('a');
+    const snap = a.storage.snapshot();
+    if (snap === undefined) throw new Error('no snapshot');
+    const legacy = { type: 'Snapshot', index: snap.index, term: snap.term, config: snap.config, data: snap.data, membership: a.node.membership.asOf(snap.index).toWire() };
+    expect(parseMessage(legacy)).toMatchObject({ type: 'SnapshotChunk', total: snap.data.length, offset: 0, epoch: 0 });
+    const c = net.get('c');
+    c.node.step({ from: 'a', to: 'c', msg: legacy });
+    // c stays cut off from a and b: the one message installs the snapshot.
+    until(net, () => c.node.commit >= index && c.appliedIndex >= index, 20);
+    expect(c.applied).toEqual(a.applied.slice(0, c.applied.length));
   });
 
   it('snapshotChunkBytes is validated: a positive integer up to 16 MiB', () => {
