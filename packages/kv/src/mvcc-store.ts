@@ -44,9 +44,10 @@ export class KeyIndexBuilder {
   private readonly level: BTreeNode[] = [];
   private readonly n: ReturnType<typeof nodes>;
 
+  /** `values`: each key's version, kept in the leaves; undefined when a map of the versions is built beside it. */
   constructor(
     private readonly keys: string[],
-    private readonly values: (KeyValue | undefined)[],
+    private readonly values: (KeyValue | undefined)[] | undefined,
   ) {
     const count = keys.length;
     this.leafCount = count === 0 ? 0 : count <= NODE_SIZE ? 1 : Math.ceil(count / FILL);
@@ -62,7 +63,8 @@ export class KeyIndexBuilder {
       const to = Math.floor(((i + 1) * count) / leafCount);
       if (to > read) break;
       const from = Math.floor((i * count) / leafCount);
-      this.level.push(new this.n.BNode(keys.slice(from, to), values.slice(from, to)));
+      // Without values, a leaf shares sorted-btree's one array of undefined values.
+      this.level.push(new this.n.BNode(keys.slice(from, to), values === undefined ? (undefined as unknown as unknown[]) : values.slice(from, to)));
     }
   }
 
@@ -558,10 +560,11 @@ export class MvccStore {
    * Replaces the whole store with a snapshot's. `inOrder`: the caller checked that the keys are in strictly
    * ascending order; `keys`: the snapshot's keys in that order, when the caller has them; `chars`: their
    * `liveChars`, when the caller counted it; `index`: the key index of those keys and versions, when the caller
-   * built it (`KeyIndexBuilder`).
+   * built it (`KeyIndexBuilder`); `live`: every version by key, when the caller built that map too (then `index`
+   * holds no values).
    */
-  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number, index?: KeyIndex<KeyValue | undefined>): void {
-    this.live = new Map();
+  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number, index?: KeyIndex<KeyValue | undefined>, live?: Map<string, KeyValue>): void {
+    this.live = live ?? new Map();
     this.past.clear();
     let sorted = inOrder;
     if (!inOrder || chars === undefined) {
@@ -586,7 +589,8 @@ export class MvccStore {
           NODE_SIZE,
           compareKeys,
         );
-      this.fromTree = true;
+      // With the map of every version built by the caller (`live`), the tree holds keys only.
+      this.fromTree = live === undefined;
     } else {
       this.liveKeys = newKeyIndex<KeyValue | undefined>();
       this.fromTree = false;
