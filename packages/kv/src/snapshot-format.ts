@@ -338,6 +338,11 @@ export class ColumnarReader {
   /** Decoded text not yet consumed: text[t..]. */
   private text = '';
   private t = 0;
+  /**
+   * When `text` is the decoding of ASCII bytes alone (one byte per code unit), the byte offset of text[0] in the
+   * snapshot; else -1. Keys are then copied from the bytes (`latin1Key`) instead of sliced from the text.
+   */
+  private asciiBase = -1;
   private i = 0;
   private bin = 0;
   private prev: string | undefined;
@@ -422,7 +427,7 @@ export class ColumnarReader {
         const o = this.oddKeys.get(i);
         if (o === undefined) throw bad(`key ${i} is empty`);
         key = o;
-      } else key = this.take(kl);
+      } else key = this.asciiBase >= 0 && this.text.length - this.t >= kl ? this.latin1Key(kl) : this.take(kl);
       if (this.prev !== undefined && !(this.prev < key)) throw bad(`keys out of order at ${i}`);
       this.prev = key;
       const vl = v.valLen[i] as number;
@@ -455,6 +460,17 @@ export class ColumnarReader {
     return true;
   }
 
+  /**
+   * The next key, of `units` code units, as a string of its own: a slice of the text would point into it, and a
+   * key index of a million such slices is searched about three times slower than one of flat strings (each
+   * comparison goes through the slice to its parent). The text is ASCII here, so its bytes are the code units.
+   */
+  private latin1Key(units: number): string {
+    const at = this.asciiBase + this.t;
+    this.t += units;
+    return (latin1 as Latin1)(this.bytes, at, at + units);
+  }
+
   /** The next `units` UTF-16 code units of the text, decoding more of it as needed. */
   private take(units: number): string {
     while (this.text.length - this.t < units && this.textPos < this.textEnd) {
@@ -466,8 +482,10 @@ export class ColumnarReader {
       } catch (cause) {
         throw bad('text is not valid UTF-8', cause);
       }
+      const whole = this.t === this.text.length;
+      this.asciiBase = whole && latin1 !== undefined && more.length === size ? this.textPos : -1;
       this.textPos += size;
-      this.text = this.t === this.text.length ? more : this.text.slice(this.t) + more;
+      this.text = whole ? more : this.text.slice(this.t) + more;
       this.t = 0;
     }
     if (this.text.length - this.t < units) throw bad('lengths overrun the text');
@@ -476,6 +494,17 @@ export class ColumnarReader {
     return s;
   }
 }
+
+type Latin1 = (bytes: Uint8Array, start: number, end: number) => string;
+/**
+ * Node's Buffer latin1 decoding of a byte range into a new flat string (as fast as a slice), where Buffer exists;
+ * elsewhere keys are slices of the text.
+ */
+const latin1: Latin1 | undefined = (() => {
+  const B = (globalThis as { Buffer?: { prototype: { latin1Slice?: (this: Uint8Array, start: number, end: number) => string } } }).Buffer;
+  const slice = B?.prototype.latin1Slice;
+  return typeof slice === 'function' ? (bytes, start, end) => slice.call(bytes, start, end) : undefined;
+})();
 
 /** A string's UTF-16 code units as bytes (u16 LE), lone surrogates included. */
 function codeUnits(s: string): Uint8Array {
