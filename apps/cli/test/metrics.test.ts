@@ -143,6 +143,19 @@ describe('/metrics at etcd level on a real 3-node raft cluster', () => {
   });
 });
 
+/** The node's metrics once they count two snapshots saved (waits up to 10 s). */
+function twoSnapshotsSaved(httpPort: number) {
+  return waitFor(
+    'two snapshots',
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      const samples = parse(await res.text());
+      return value(samples, 'consensus_snap_save_total_duration_seconds_count') >= 2 ? samples : undefined;
+    },
+    10_000,
+  );
+}
+
 describe('/metrics of a node that snapshots', () => {
   it('times snapshot capture and save once entries pass snapshotEvery', async () => {
     const dir = tempDir();
@@ -164,15 +177,7 @@ describe('/metrics of a node that snapshots', () => {
     try {
       await running.node.waitForLeader({ timeoutMs: 10_000 });
       for (let i = 0; i < 12; i++) await running.node.propose({ cmd: { op: 'put', key: `k${i}`, value: `v${i}` } });
-      const m = await waitFor(
-        'two snapshots',
-        async () => {
-          const res = await fetch(`http://127.0.0.1:${base + 101}/metrics`, { signal: AbortSignal.timeout(5_000) });
-          const samples = parse(await res.text());
-          return value(samples, 'consensus_snap_save_total_duration_seconds_count') >= 2 ? samples : undefined;
-        },
-        10_000,
-      );
+      const m = await twoSnapshotsSaved(base + 101);
       expect(value(m, 'consensus_snap_capture_duration_seconds_count')).toBeGreaterThanOrEqual(2);
       expect(value(m, 'consensus_snap_capture_duration_seconds_sum')).toBeGreaterThan(0);
       expect(value(m, 'consensus_snap_save_total_duration_seconds_sum')).toBeGreaterThan(0);
@@ -209,15 +214,7 @@ describe('/metrics of a node that snapshots', () => {
       await running.node.waitForLeader({ timeoutMs: 10_000 });
       // 12 values of 1,000 bytes: about three snapshots' worth of applied bytes, 12 entries of a million.
       for (let i = 0; i < 12; i++) await running.node.propose({ cmd: { op: 'put', key: `k${i}`, value: 'x'.repeat(1_000) } });
-      const m = await waitFor(
-        'two snapshots',
-        async () => {
-          const res = await fetch(`http://127.0.0.1:${base + 101}/metrics`, { signal: AbortSignal.timeout(5_000) });
-          const samples = parse(await res.text());
-          return value(samples, 'consensus_snap_save_total_duration_seconds_count') >= 2 ? samples : undefined;
-        },
-        10_000,
-      );
+      const m = await twoSnapshotsSaved(base + 101);
       expect(value(m, 'consensus_snap_save_total_duration_seconds_count')).toBeGreaterThanOrEqual(2);
     } finally {
       await running.stop();
