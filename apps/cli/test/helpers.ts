@@ -192,3 +192,22 @@ export async function killPids(pids: readonly number[]): Promise<void> {
   }
   for (let i = 0; i < 100 && pids.some((p) => alive(p)); i++) await sleep(50);
 }
+
+/** The `{ url }` line a `--json` run of `ui` or `start --ui` prints once the page is served. */
+export async function uiUrlOf(p: CliProcess, timeoutMs = 60_000): Promise<string> {
+  return waitFor(
+    `the ui url (stderr: ${p.stderr()})`,
+    async () => {
+      for (const line of p.lines()) {
+        try {
+          const j = JSON.parse(line) as { url?: unknown };
+          if (typeof j.url === 'string') return j.url;
+        } catch {
+          // not JSON
+        }
+      }
+      return undefined;
+    },
+    timeoutMs,
+  );
+}

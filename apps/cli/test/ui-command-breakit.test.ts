@@ -6,24 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import type { UiActionResult, UiFrame } from '@consensus-kit/ui';
 import { ClusterDir } from '../src/cluster-file';
-import { cleanup, freeBase, spawnCli, tempDir, useSourceNodes, waitFor, type CliProcess } from './helpers';
+import { cleanup, freeBase, spawnCli, tempDir, useSourceNodes, uiUrlOf, waitFor } from './helpers';
 
 useSourceNodes();
 
-async function urlOf(p: CliProcess): Promise<string> {
-  return waitFor(`the ui url (stderr: ${p.stderr()})`, async () => {
-    for (const line of p.lines()) {
-      try {
-        const j = JSON.parse(line) as { url?: unknown };
-        if (typeof j.url === 'string') return j.url;
-      } catch {
-        // not JSON
-      }
-    }
-    return undefined;
-    // A cluster starting on a loaded machine (2 cores, other suites running) can take a while.
-  }, 120_000);
-}
 
 describe('consensus-cli start --ui break-it', () => {
   it('Ctrl-C stops a member added from the page too', async () => {
@@ -31,7 +17,7 @@ describe('consensus-cli start --ui break-it', () => {
     const p = spawnCli(['start', '--dir', dir, '--port', String(await freeBase()), '--ui', '--json']);
     const cd = new ClusterDir(dir);
     try {
-      const url = await urlOf(p);
+      const url = await uiUrlOf(p, 120_000);
       await waitFor('a leader on the page', async () => {
         const res = await fetch(new URL('api/history?last=1', url), { signal: AbortSignal.timeout(5000) });
         const last = ((await res.json()) as UiFrame[]).at(-1);

@@ -1,24 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { UiActionResult, UiFrame, UiHello } from '@consensus-kit/ui';
 import { ClusterDir } from '../src/cluster-file';
-import { cleanup, cli, freeBase, spawnCli, statusOf, tempDir, useSourceNodes, useStartedCluster, waitFor, type CliProcess } from './helpers';
+import { cleanup, cli, freeBase, spawnCli, statusOf, tempDir, useSourceNodes, useStartedCluster, uiUrlOf, waitFor } from './helpers';
 
 useSourceNodes();
 
-/** The `{ url }` line a `--json` run prints once the page is served. */
-async function urlOf(p: CliProcess): Promise<string> {
-  return waitFor(`the ui url (stderr: ${p.stderr()})`, async () => {
-    for (const line of p.lines()) {
-      try {
-        const j = JSON.parse(line) as { url?: unknown };
-        if (typeof j.url === 'string') return j.url;
-      } catch {
-        // not JSON
-      }
-    }
-    return undefined;
-  }, 60_000);
-}
 
 async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
@@ -38,7 +24,7 @@ describe('consensus-cli ui: the visualizer of a running cluster', () => {
     const dir = dirOf();
     const p = spawnCli(['ui', '--dir', dir, '--json', '--no-open']);
     try {
-      const url = await urlOf(p);
+      const url = await uiUrlOf(p);
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       const page = await fetch(url);
       expect(page.status).toBe(200);
@@ -70,7 +56,7 @@ describe('consensus-cli ui: the visualizer of a running cluster', () => {
     const dir = dirOf();
     const p = spawnCli(['ui', '--dir', dir, '--json', '--no-open']);
     try {
-      const url = await urlOf(p);
+      const url = await uiUrlOf(p);
       const bench = postAction(url, { action: 'bench', seconds: 2, clients: 2 });
       // The bench is running once a second one is refused.
       await waitFor('the bench to run', async () => ((await postAction(url, { action: 'bench', seconds: 1 })).result.text.includes('already running') ? true : undefined), 10_000);
@@ -93,7 +79,7 @@ describe('consensus-cli ui: the visualizer of a running cluster', () => {
     const dir = dirOf();
     const p = spawnCli(['ui', '--dir', dir, '--json', '--no-open']);
     try {
-      const port = new URL(await urlOf(p)).port;
+      const port = new URL(await uiUrlOf(p)).port;
       const r = await cli('ui', '--dir', dir, '--port', port, '--no-open');
       expect(r.code).toBe(1);
       expect(r.err).toContain(`port ${port} on 127.0.0.1 is already in use`);
@@ -109,7 +95,7 @@ describe('consensus-cli start --ui', () => {
     const dir = tempDir();
     const p = spawnCli(['start', '--dir', dir, '--port', String(await freeBase()), '--ui', '--json']);
     try {
-      const url = await urlOf(p);
+      const url = await uiUrlOf(p);
       const hello = await getJson<UiHello>(new URL('api/hello', url).href);
       expect(hello).toMatchObject({ mode: 'live', protocol: 'raft' });
       await waitFor('the leader on the page', async () => {
