@@ -15,7 +15,8 @@ export function myVote(z: ZabNode): Vote {
   return { leader: z.id, epoch: z.currentEpoch, term: z.log.lastTerm, index: z.log.lastIndex };
 }
 
-export function resetTimeout(z: ZabNode): void {
+/** Restarts the election countdown, counted in ticks, with a timeout drawn from the injected `random`. */
+export function restartElectionCountdown(z: ZabNode): void {
   z.elapsed = 0;
   z.timeout = z.electionTicks + Math.floor(z.random() * z.electionTicks);
 }
@@ -29,7 +30,7 @@ export function startLooking(z: ZabNode): void {
   z.finalize = false;
   z.vote = z.amVoter() ? myVote(z) : undefined;
   if (z.vote !== undefined) z.recv.set(z.id, z.vote);
-  resetTimeout(z);
+  restartElectionCountdown(z);
   broadcastNotification(z);
   maybeDecide(z);
 }
