@@ -8,22 +8,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UiFrame, UiHello } from '../src/index';
 import { App } from '../src/page/app';
-import { frame, historyResponse } from './helpers';
+import { frame } from './helpers';
+import { FakeEventSource, stubPage } from './page-harness';
 
-class FakeEventSource extends EventTarget {
-  static all: FakeEventSource[] = [];
-  constructor(readonly url: string) {
-    super();
-    FakeEventSource.all.push(this);
-  }
-  close(): void {}
-  open(): void {
-    this.dispatchEvent(new Event('open'));
-  }
-  fail(): void {
-    this.dispatchEvent(new Event('error'));
-  }
-}
 
 const HELLO: UiHello = { mode: 'live', protocol: 'raft', title: 'test', timeUnit: 'ms', actions: [] };
 let history: UiFrame[];
@@ -38,17 +25,7 @@ function run(n: number, at0: number, leader: string): UiFrame[] {
 }
 
 beforeEach(() => {
-  FakeEventSource.all = [];
-  document.body.replaceChildren();
-  vi.stubGlobal('EventSource', FakeEventSource);
-  vi.stubGlobal(
-    'fetch',
-    vi.fn(async (path: string) => {
-      if (path === '/api/hello') return new Response(JSON.stringify(HELLO));
-      if (path.startsWith('/api/history')) return historyResponse(path, history);
-      return new Response('{}', { status: 404 });
-    }),
-  );
+  stubPage({ hello: () => HELLO, history: () => history });
 });
 
 afterEach(() => {

@@ -11,27 +11,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UiAction, UiFrame, UiHello } from '../src/index';
 import { App } from '../src/page/app';
 import { frame, historyResponse } from './helpers';
+import { $, FakeEventSource, stubPage } from './page-harness';
 
-class FakeEventSource extends EventTarget {
-  static all: FakeEventSource[] = [];
-  closed = false;
-  constructor(readonly url: string) {
-    super();
-    FakeEventSource.all.push(this);
-  }
-  close(): void {
-    this.closed = true;
-  }
-  open(): void {
-    this.dispatchEvent(new Event('open'));
-  }
-  frame(f: UiFrame): void {
-    this.dispatchEvent(new MessageEvent('frame', { data: JSON.stringify(f) }));
-  }
-  fail(): void {
-    this.dispatchEvent(new Event('error'));
-  }
-}
 
 const HELLO: UiHello = { mode: 'live', protocol: 'raft', title: 'test', timeUnit: 'ms', actions: ['put', 'get', 'kill', 'restart', 'partition', 'heal', 'transfer', 'add-member', 'remove-member', 'bench'] };
 
@@ -40,11 +21,6 @@ let history: UiFrame[];
 let posted: UiAction[];
 let root: HTMLElement;
 
-const $ = (testid: string): HTMLElement => {
-  const el = document.querySelector<HTMLElement>(`[data-testid="${testid}"]`);
-  if (!el) throw new Error(`no [data-testid="${testid}"]`);
-  return el;
-};
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
@@ -63,24 +39,16 @@ beforeEach(() => {
   hello = HELLO;
   history = [frame(0), frame(1)];
   posted = [];
-  FakeEventSource.all = [];
-  document.body.replaceChildren();
+  stubPage({
+    hello: () => hello,
+    history: () => history,
+    act: (action) => {
+      posted.push(action);
+      return { ok: action.action !== 'kill', text: `result of ${action.action}` };
+    },
+  });
   root = document.createElement('div');
   document.body.append(root);
-  vi.stubGlobal('EventSource', FakeEventSource);
-  vi.stubGlobal(
-    'fetch',
-    vi.fn(async (path: string, init?: RequestInit) => {
-      if (path === '/api/hello') return new Response(JSON.stringify(hello));
-      if (path.startsWith('/api/history')) return historyResponse(path, history);
-      if (path === '/api/action') {
-        const action = JSON.parse(String(init?.body)) as UiAction;
-        posted.push(action);
-        return new Response(JSON.stringify({ ok: action.action !== 'kill', text: `result of ${action.action}` }));
-      }
-      return new Response('{}', { status: 404 });
-    }),
-  );
 });
 
 afterEach(() => {

@@ -14,25 +14,13 @@ import { DROPPED_STOP, messageProgress, starPoints } from '../src/page/layout';
 import { FrameStore, isListed } from '../src/page/store';
 import { HISTORY_WINDOW } from '../src/page/connection';
 import { frame, historyResponse } from './helpers';
+import { $, FakeEventSource, stubPage } from './page-harness';
 
-class FakeEventSource extends EventTarget {
-  static all: FakeEventSource[] = [];
-  constructor(readonly url: string) {
-    super();
-    FakeEventSource.all.push(this);
-  }
-  close(): void {}
-}
 
 const HELLO: UiHello = { mode: 'live', protocol: 'raft', title: 'test', timeUnit: 'ms', actions: [] };
 let history: UiFrame[];
 let root: HTMLElement;
 
-const $ = (testid: string): HTMLElement => {
-  const el = document.querySelector<HTMLElement>(`[data-testid="${testid}"]`);
-  if (!el) throw new Error(`no [data-testid="${testid}"]`);
-  return el;
-};
 
 async function startApp(): Promise<void> {
   new App(root).start();
@@ -40,19 +28,9 @@ async function startApp(): Promise<void> {
 }
 
 beforeEach(() => {
-  FakeEventSource.all = [];
-  document.body.replaceChildren();
+  stubPage({ hello: () => HELLO, history: () => history });
   root = document.createElement('div');
   document.body.append(root);
-  vi.stubGlobal('EventSource', FakeEventSource);
-  vi.stubGlobal(
-    'fetch',
-    vi.fn(async (path: string) => {
-      if (path === '/api/hello') return new Response(JSON.stringify(HELLO));
-      if (path.startsWith('/api/history')) return historyResponse(path, history);
-      return new Response('{}', { status: 404 });
-    }),
-  );
 });
 
 afterEach(() => {
