@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { captureOutput } from '../test/capture-output';
 import { main } from './cli';
 
 let dir: string;
@@ -21,18 +22,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((s: unknown) => void out.push(String(s)));
-  vi.spyOn(console, 'error').mockImplementation((s: unknown) => void err.push(String(s)));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-  return { out, err };
-}
 
 describe('sim replay --ui break-it: ports', () => {
   it('a port out of range is a usage error before anything runs', async () => {
-    const { out, err } = capture();
+    const { out, err } = captureOutput();
     expect(await main(['replay', '1', '--protocol', 'toy', '--ticks', '50', '--ui', '--port', '70000', '--report-dir', dir])).toBe(2);
     expect(err.join('\n')).toMatch(/--port must be an integer from 0 to 65535/);
     expect(out).toEqual([]);
@@ -42,7 +35,7 @@ describe('sim replay --ui break-it: ports', () => {
     holder = createServer();
     await new Promise<void>((done) => holder?.listen(0, '127.0.0.1', done));
     const port = (holder.address() as { port: number }).port;
-    const { err } = capture();
+    const { err } = captureOutput();
     const stop = new AbortController();
     const code = await main(['replay', '1', '--protocol', 'toy', '--ticks', '50', '--ui', '--port', String(port), '--report-dir', dir], { stop: stop.signal });
     stop.abort();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UiFrame, UiHello } from '@consensus-kit/ui';
+import { captureOutput } from '../test/capture-output';
 import { main } from './cli';
 import { resolveProtocol } from './resolve-protocol';
 import { simulate } from './simulator';
@@ -18,15 +19,6 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Captures what main prints: console.log lines, and stderr (commander's errors, console.error). */
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((s: unknown) => void out.push(String(s)));
-  vi.spyOn(console, 'error').mockImplementation((s: unknown) => void err.push(String(s)));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-  return { out, err };
-}
 
 async function firstFailingSeed(name: string): Promise<number> {
   const protocol = await resolveProtocol(name);
@@ -38,7 +30,7 @@ const get = (url: string, path: string, init: RequestInit = {}) => fetch(new URL
 
 describe('sim replay <seed>', () => {
   it('without --ui does what --seed does', async () => {
-    const { out } = capture();
+    const { out } = captureOutput();
     expect(await main(['replay', '3', '--protocol', 'toy', '--ticks', '120', '--report-dir', dir])).toBe(0);
     const replayed = out.splice(0);
     expect(await main(['--protocol', 'toy', '--seed', '3', '--ticks', '120', '--report-dir', dir])).toBe(0);
@@ -48,7 +40,7 @@ describe('sim replay <seed>', () => {
 
   it('--ui records the run and serves it on 127.0.0.1 (hello in replay mode, every frame as history) until stopped', async () => {
     const seed = await firstFailingSeed('toy-commit-one-ack');
-    const { out } = capture();
+    const { out } = captureOutput();
     const stop = new AbortController();
     let serving!: (url: string) => void;
     const url = new Promise<string>((resolve) => (serving = resolve));
@@ -113,7 +105,7 @@ describe('sim replay <seed>', () => {
   });
 
   it('bad seed or options: exit 2 with a clear message, before anything runs', async () => {
-    const { err } = capture();
+    const { err } = captureOutput();
     expect(await main(['replay', 'seven', '--protocol', 'toy', '--ui'])).toBe(2);
     expect(err.join('')).toMatch(/seed must be an integer >= 0/);
     expect(await main(['replay', '--protocol', 'toy'])).toBe(2);
@@ -140,7 +132,7 @@ describe('sim replay <seed>', () => {
     expect(f.replayUi).toBe(`pnpm sim replay ${f.seed} --protocol toy-local-reads --ui`);
     expect(lines).toContain(`  step through it in the browser: ${f.replayUi}`);
     // And the one-seed run says it too.
-    const { out } = capture();
+    const { out } = captureOutput();
     expect(await main(['--protocol', 'toy-local-reads', '--seed', String(f.seed), '--report-dir', dir])).toBe(1);
     expect(out).toContain(`step through it in the browser: ${f.replayUi}`);
   });
