@@ -10,8 +10,16 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
+/**
+ * An integer flag (a port, a count) as typed: plain decimal digits (a '-' first only where negatives are allowed),
+ * nothing else. `Number()` alone took `1e3` as 1000, `0x10` as 16, ` 80` as 80, `80.0` as 80 and `''` as 0: a
+ * typo became some other port instead of a usage error. A `CliError` (exit code 2) names the flag.
+ */
 export function parseIntOption(text: string, what: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new CliError(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`, 2);
+  const digits = min < 0 ? /^-?\d{1,16}$/ : /^\d{1,16}$/;
+  const n = typeof text === 'string' && digits.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new CliError(`${what} must be an integer from ${min} to ${max} in decimal digits, got ${JSON.stringify(text)}`, 2);
+  }
   return n;
 }
