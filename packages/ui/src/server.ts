@@ -18,6 +18,11 @@ import { SseClient } from './sse';
 /** The largest `POST /api/action` body accepted (64 KiB); a larger one is answered 413. */
 export const UI_ACTION_BODY_LIMIT = 64 * 1024;
 
+/** Event streams (`GET /api/stream`) open at once by default; one more is answered 503 with a Retry-After. */
+export const UI_MAX_STREAMS = 32;
+/** Seconds a refused stream is told to wait (`Retry-After`); the page retries on its own backoff (1 s, doubling to 8 s). */
+const STREAM_RETRY_AFTER_S = 5;
+
 export interface ServeUiOptions {
   source: UiSource;
   /** Interface to listen on; 127.0.0.1 unless given. A non-loopback host exposes the actions to that network. */
@@ -26,6 +31,11 @@ export interface ServeUiOptions {
   port?: number;
   /** Milliseconds between the comment pings on each event stream (15 s). */
   pingIntervalMs?: number;
+  /**
+   * Event streams open at once (UI_MAX_STREAMS, 32). Each holds a socket, a gzip context and a queued frame: one
+   * past the cap is answered 503 with `Retry-After`, and a stream that closes frees its slot.
+   */
+  maxStreams?: number;
 }
 
 export interface UiServerStats {
@@ -35,6 +45,8 @@ export interface UiServerStats {
   bufferedBytes: number;
   /** Frames folded into a later one for a slow stream instead of queued. */
   coalescedFrames: number;
+  /** Streams refused (503) because `maxStreams` were open. */
+  refusedStreams: number;
 }
 
 export interface UiServer {
@@ -249,6 +261,9 @@ function validateOptions(options: ServeUiOptions): void {
   if (options.pingIntervalMs !== undefined && (!Number.isInteger(options.pingIntervalMs) || options.pingIntervalMs < 1)) {
     throw new UiOptionsError('options.pingIntervalMs must be a positive integer');
   }
+  if (options.maxStreams !== undefined && (!Number.isSafeInteger(options.maxStreams) || options.maxStreams < 1)) {
+    throw new UiOptionsError(`options.maxStreams must be a positive integer, got ${String(options.maxStreams)}`);
+  }
 }
 
 /** Serves the visualizer for `source`; resolves once it listens. */
@@ -258,6 +273,8 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
   const host = options.host ?? '127.0.0.1';
   const page: PageFiles = await loadPage();
   const clients = new Set<SseClient>();
+  const maxStreams = options.maxStreams ?? UI_MAX_STREAMS;
+  let refusedStreams = 0;
   let port = 0;
   let closing: Promise<void> | undefined;
 
@@ -317,6 +334,14 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
     const since = typeof sinceText === 'string' && /^-?\d+$/.test(sinceText) ? Number(sinceText) : undefined;
     if (sinceText !== undefined && sinceText !== null && since === undefined) {
       fail(res, 400, 'since must be an integer (a frame seq)');
+      return;
+    }
+    // A slot per open stream: without a cap, every tab (or a script) held a socket and a gzip context for good.
+    if (clients.size >= maxStreams) {
+      refusedStreams++;
+      fail(res, 503, `${maxStreams} event streams are open already (the most this server keeps): close a tab of this page, or try again later`, {
+        'retry-after': String(STREAM_RETRY_AFTER_S),
+      });
       return;
     }
     // Gzip (each event flushed as written) when the browser takes it: a frame is mostly what the last one said.
@@ -493,7 +518,7 @@ export async function serveUi(options: ServeUiOptions): Promise<UiServer> {
         bufferedBytes += client.bufferedBytes;
         coalescedFrames += client.coalesced;
       }
-      return { clients: clients.size, bufferedBytes, coalescedFrames };
+      return { clients: clients.size, bufferedBytes, coalescedFrames, refusedStreams };
     },
     close: () => {
       closing ??= new Promise<void>((resolve) => {
