@@ -1,5 +1,6 @@
 import type { RequestListener } from 'node:http';
-import { resolve } from 'node:path';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import {
   AbortedError,
   ConfigError,
@@ -439,6 +440,52 @@ async function checkStartNodeOptions(raw: unknown): Promise<{ spec: NodeSpec; lo
   return { spec, logger, protocol };
 }
 
+/**
+ * Makes the data directory `dir` (resolved) and its missing parents, one level at a time, and checks a file can be
+ * written in it, before storage opens it; a `ConfigError` naming the option when it cannot. Node's recursive
+ * mkdir never settles where a directory cannot be made in a parent that exists (procfs answers ENOENT, and it
+ * retries the parent forever, holding a thread of the pool), so storage's own mkdir is never reached with such a
+ * path: here each missing level is tried once, bounded by the path's depth.
+ */
+function prepareDataDir(dir: string): void {
+  const full = resolve(dir);
+  const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  const missing: string[] = [];
+  for (let at = full; ; ) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(at).isDirectory();
+    } catch (e) {
+      // ENOTDIR: a level above is a file, which the walk up finds and names.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') fail(`dir ${preview(dir)} cannot be used: ${at} cannot be read (${why(e)})`);
+      missing.push(at);
+      const up = dirname(at);
+      if (up === at) break;
+      at = up;
+      continue;
+    }
+    if (!isDir) fail(`dir ${preview(dir)} cannot be used: ${at} is not a directory`);
+    break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      // Made meanwhile (another node's start, a second call): fine if it is a directory now.
+      const made = (e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d, { throwIfNoEntry: false })?.isDirectory() === true;
+      if (!made) fail(`dir ${preview(dir)} cannot be created: mkdir ${d} failed (${why(e)})`);
+    }
+  }
+  const probe = join(full, `.startnode-write-check-${process.pid}`);
+  try {
+    writeFileSync(probe, '');
+  } catch (e) {
+    fail(`dir ${preview(dir)} cannot be written: a file cannot be created in ${full} (${why(e)})`);
+  }
+  rmSync(probe, { force: true });
+}
+
 /** The data directories of the nodes `startNode` runs in this process (resolved paths). */
 const dirsInUse = new Set<string>();
 
@@ -458,6 +505,7 @@ export async function startNode(options: StartNodeOptions): Promise<EmbeddedKvNo
   dirsInUse.add(claimed);
   let launched: LaunchedNode;
   try {
+    prepareDataDir(spec.dataDir);
     launched = await launchNode(spec, logger);
   } catch (e) {
     dirsInUse.delete(claimed);

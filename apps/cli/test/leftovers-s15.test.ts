@@ -3,9 +3,13 @@
  * on a data directory that cannot be made, a Restart clicked while one runs, the foreground table following the
  * cluster file, and an add-member whose outcome is unknown.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { parseIntOption } from '../src/duration';
+import { startNode } from '../src/embed';
 import { CliError } from '../src/errors';
 import { cli, tempDir } from './helpers';
 
@@ -44,5 +48,44 @@ describe('integer flags take plain decimal digits', () => {
       expect(r.err, args.join(' ')).toContain(`${flag} must be an integer from`);
     }
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('startNode on a data directory that cannot be made', () => {
+  const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+  it('a dir under /proc fails at once with a ConfigError naming dir (recursive mkdir there never settled)', { timeout: 15_000 }, async () => {
+    const error = await startNode({ id: 'n1', dir: '/proc/consensus-kit-s15/n1', logger: silent }).then(
+      (n) => n.stop().then(() => undefined),
+      (e: unknown) => e,
+    );
+    expect(ConfigError.is(error), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(/^startNode: dir "\/proc\/consensus-kit-s15\/n1" cannot be created: mkdir \/proc\/consensus-kit-s15 failed \(E[A-Z]+\)$/);
+  });
+
+  it('a dir whose parent is a file, or one that cannot be written in, is a ConfigError naming dir; a new nested dir is made', { timeout: 30_000 }, async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ck-s15-dir-'));
+    try {
+      writeFileSync(join(d, 'file'), 'x');
+      const underFile = await startNode({ id: 'n1', dir: join(d, 'file', 'n1'), logger: silent }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(ConfigError.is(underFile), String(underFile)).toBe(true);
+      expect((underFile as Error).message).toContain(`${join(d, 'file')} is not a directory`);
+      const unwritable = await startNode({ id: 'n1', dir: '/proc/self', logger: silent }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(ConfigError.is(unwritable), String(unwritable)).toBe(true);
+      expect((unwritable as Error).message).toMatch(/^startNode: dir "\/proc\/self" cannot be written/);
+      // Levels that do not exist yet are made, and the write check leaves nothing behind.
+      const n = await startNode({ id: 'n1', dir: join(d, 'a', 'b', 'n1'), logger: silent });
+      await n.stop();
+      expect(existsSync(join(d, 'a', 'b', 'n1'))).toBe(true);
+      expect(readdirSync(join(d, 'a', 'b', 'n1')).filter((f) => f.includes('write-check'))).toEqual([]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
