@@ -45,11 +45,19 @@ export function createUiActions(o: UiActionsOptions): UiActions {
   let benchRunning = false;
   const chains = new Map<string, Promise<unknown>>();
   /**
+   * Per node, the restart queued or running while nothing was queued after it. A Restart clicked meanwhile joins it
+   * (the same answer, when it is done) rather than queueing a restart of its own: three clicks queued three restarts,
+   * each up to 15 s, and the page waited ~45 s for the last answer.
+   */
+  const restarts = new Map<string, Promise<{ restarted: string; pid: number }>>();
+  /**
    * Runs `fn` once every earlier action on `key` (a node id) has settled. A node's kill, restart, add and remove
    * each stop or spawn its process and rewrite its pid file: two at once (a double-clicked Restart) both spawned
    * a process, and the one its pid file no longer named kept running, untracked (Kill: "not running").
    */
   const serial = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    // Another action queued on the node after a restart: a Restart clicked next is a restart of its own again.
+    restarts.delete(key);
     const next = (chains.get(key) ?? Promise.resolve()).then(fn, fn);
     const tail = next.then(
       () => undefined,
@@ -85,7 +93,17 @@ export function createUiActions(o: UiActionsOptions): UiActions {
       }
       case 'restart': {
         const id = nodeOf(cluster, a, 'node');
-        const r = await serial(id, () => restartNode(o.dir, id));
+        let running = restarts.get(id);
+        if (running === undefined) {
+          const mine = serial(id, () => restartNode(o.dir, id));
+          restarts.set(id, mine);
+          const done = () => {
+            if (restarts.get(id) === mine) restarts.delete(id);
+          };
+          void mine.then(done, done);
+          running = mine;
+        }
+        const r = await running;
         return { ok: true, text: `${id} restarted (pid ${r.pid})`, data: r };
       }
       case 'partition': {

@@ -9,9 +9,12 @@ import { join } from 'node:path';
 import { ConfigError } from '@consensus-kit/core';
 import { describe, expect, it } from 'vitest';
 import { parseIntOption } from '../src/duration';
+import { createServer, type Server } from 'node:net';
+import { ClusterDir } from '../src/cluster-file';
 import { startNode } from '../src/embed';
+import { createUiActions } from '../src/ui-actions';
 import { CliError } from '../src/errors';
-import { cli, tempDir } from './helpers';
+import { cli, freeBase, tempDir } from './helpers';
 
 describe('integer flags take plain decimal digits', () => {
   it('parseIntOption refuses exponents, hex, blanks and fractions with a CliError naming the flag', () => {
@@ -86,6 +89,41 @@ describe('startNode on a data directory that cannot be made', () => {
       expect(readdirSync(join(d, 'a', 'b', 'n1')).filter((f) => f.includes('write-check'))).toEqual([]);
     } finally {
       rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Restart clicked while a restart of the node runs', () => {
+  it('the extra clicks join the running restart (one answer for all, at once) instead of queueing restarts of their own', { timeout: 30_000 }, async () => {
+    const dir = tempDir();
+    const base = await freeBase();
+    new ClusterDir(dir).write({ version: 1, clusterId: 'local-s15', protocol: 'raft', nodes: [{ id: 'n1', host: '127.0.0.1', port: base + 1, httpPort: base + 101 }] });
+    // n1's port is held here: a restart waits for it (about 3 s) and fails, without any node process.
+    const holder: Server = createServer();
+    await new Promise<void>((r) => holder.listen(base + 1, '127.0.0.1', () => r()));
+    try {
+      const act = createUiActions({ dir });
+      const settled: number[] = [];
+      const clicks = [0, 1, 2].map((i) =>
+        act({ action: 'restart', node: 'n1' }).then((r) => {
+          settled.push(i);
+          return r;
+        }),
+      );
+      const first = await clicks[0];
+      // Every click is answered with the first: the others were answered with it, not after restarts of their own.
+      await new Promise((r) => setImmediate(r));
+      expect(settled).toEqual([0, 1, 2]);
+      const results = await Promise.all(clicks);
+      expect(first).toMatchObject({ ok: false, text: expect.stringContaining(`port ${base + 1} on 127.0.0.1 is already in use`) });
+      for (const r of results) expect(r).toEqual(first);
+      // Once it is over, Restart restarts again (its own attempt: now the http port is the one held).
+      await new Promise((r) => holder.close(() => r(undefined)));
+      await new Promise<void>((r) => holder.listen(base + 101, '127.0.0.1', () => r()));
+      expect(await act({ action: 'restart', node: 'n1' })).toMatchObject({ ok: false, text: expect.stringContaining(`port ${base + 101} on 127.0.0.1 is already in use`) });
+    } finally {
+      if (holder.listening) await new Promise((r) => holder.close(() => r(undefined)));
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
