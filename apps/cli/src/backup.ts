@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { isConsensusError } from '@consensus-kit/core';
 import { KvStateMachine } from '@consensus-kit/kv';
 import { LockStateMachine } from '@consensus-kit/lock';
@@ -90,18 +89,30 @@ export class BackupFileError extends CliError {
   }
 }
 
-/** The bytes of a backup file holding `data` with `meta` (its `format` and `dataBytes` are set here). */
-export function encodeBackup(meta: Omit<BackupMeta, 'format' | 'dataBytes'>, data: Uint8Array): Uint8Array {
-  const full: BackupMeta = { format: BACKUP_FORMAT, ...meta, dataBytes: data.length };
+/**
+ * The bytes a backup file holding `dataBytes` bytes of state-machine snapshot with `meta` starts with (magic,
+ * format, metadata length, metadata; its `format` and `dataBytes` are set here). The data follows, then the
+ * SHA-256 of everything before it: `snapshot save` writes the data piece by piece as it arrives.
+ */
+export function encodeBackupHeader(meta: Omit<BackupMeta, 'format' | 'dataBytes'>, dataBytes: number): Uint8Array {
+  const full: BackupMeta = { format: BACKUP_FORMAT, ...meta, dataBytes };
   const metaBytes = new TextEncoder().encode(JSON.stringify(full));
   if (metaBytes.length > MAX_META_BYTES) throw new CliError(`backup metadata of ${metaBytes.length} bytes exceeds ${MAX_META_BYTES}`);
-  const out = new Uint8Array(FIXED + metaBytes.length + data.length + HASH_BYTES);
+  const out = new Uint8Array(FIXED + metaBytes.length);
   out.set(new TextEncoder().encode(BACKUP_MAGIC), 0);
   const view = new DataView(out.buffer);
   view.setUint32(8, BACKUP_FORMAT);
   view.setUint32(12, metaBytes.length);
   out.set(metaBytes, FIXED);
-  out.set(data, FIXED + metaBytes.length);
+  return out;
+}
+
+/** The bytes of a backup file holding `data` with `meta` (its `format` and `dataBytes` are set here). */
+export function encodeBackup(meta: Omit<BackupMeta, 'format' | 'dataBytes'>, data: Uint8Array): Uint8Array {
+  const header = encodeBackupHeader(meta, data.length);
+  const out = new Uint8Array(header.length + data.length + HASH_BYTES);
+  out.set(header, 0);
+  out.set(data, header.length);
   const body = out.subarray(0, out.length - HASH_BYTES);
   out.set(createHash('sha256').update(body).digest(), body.length);
   return out;
@@ -223,30 +234,6 @@ export function snapshotForNewCluster(b: Backup): Uint8Array {
   restoreBackupData(b, { kv, lock: new LockStateMachine() });
   kv.forgetTimeTerm();
   return nodeStateMachine({ kv, lock: new LockStateMachine() }).snapshot();
-}
-
-/** Writes `bytes` to `file` atomically: a temporary file beside it, fsync, rename, fsync of the directory. */
-export function writeFileDurably(file: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'wx');
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw new CliError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  const dir = openSync(dirname(file), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
 }
 
 /** Checks a node's `admin.snapshot` answer (it crossed the network). */

@@ -33,6 +33,7 @@ import type { NodeSnapshot } from './backup';
 import type { NodeConfig, NodeTlsConfig } from './config';
 import { CliError } from './errors';
 import { LockWatchHub, isLockWatchRequest } from './lock-watch';
+import { SnapshotTransfers, type SnapshotCapture, type SnapshotTransferOptions, type StreamedSnapshot } from './snapshot-transfer';
 import { createNodeLogger } from './logger';
 import { createNodeMetrics, type NodeMetrics } from './metrics';
 import { NodeObserver } from './node-observe';
@@ -46,7 +47,9 @@ export type AdminRequest =
   | { t: 'admin.heal' }
   | { t: 'admin.peers'; peers: Record<NodeId, string> }
   | { t: 'admin.members'; change: ConfigChange }
-  | { t: 'admin.snapshot' };
+  | { t: 'admin.snapshot'; pieces?: boolean }
+  | { t: 'admin.snapshot.read'; id: string; offset: number }
+  | { t: 'admin.snapshot.cancel'; id: string };
 
 /** The machines every node runs on its one log: kv, and the lock table beside it (`consensus-cli lock ...`). */
 export interface NodeMachines {
@@ -111,6 +114,8 @@ export interface NodeSpec
   /** Default deadline of proposals and read barriers on the node (ConsensusNode's `timeoutMs`). */
   timeoutMs?: number;
   machines: NodeMachineSpec;
+  /** Internal: how `snapshot save` transfers are served (piece size, idle TTL, how many at once); tests shrink them. */
+  snapshotTransfers?: SnapshotTransferOptions;
 }
 
 /** The HTTP routes every node serves. */
@@ -331,48 +336,76 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
         requireTransport().faults.heal();
         return report();
       case 'admin.snapshot':
-        return snapshotAfterBarrier();
+        return req.pieces === true ? snapshotInPieces() : snapshotAfterBarrier();
+      case 'admin.snapshot.read':
+        return transfers.read(req.id, req.offset);
+      case 'admin.snapshot.cancel':
+        return transfers.cancel(req.id);
       default:
         throw new InvalidArgumentError(`unknown admin request ${preview((req as { t?: unknown }).t)}`);
     }
   }
 
+  const transfers = new SnapshotTransfers(spec.id, spec.snapshotTransfers);
+
   /**
-   * `admin.snapshot` (`consensus-cli snapshot save`): the state machine's snapshot, at least as new as every
-   * write acknowledged before the request arrived. A read barrier first (ReadIndex, Raft thesis 6.4; a protocol
-   * that serves barriers only on its leader throws NotLeaderError here, and the client follows the redirect):
-   * once it completes, this node has applied everything committed when it began. The applied index, the
-   * snapshot and the kv figures are then taken in one synchronous step, so they describe the same state.
+   * The snapshot `consensus-cli snapshot save` asks for, at least as new as every write acknowledged before the
+   * request arrived. A read barrier first (ReadIndex, Raft thesis 6.4; a protocol that serves barriers only on
+   * its leader throws NotLeaderError here, and the client follows the redirect): once it completes, this node
+   * has applied everything committed when it began. The applied index, the kv figures and the snapshot are then
+   * captured in one synchronous step, so they describe the same state (an incremental `beginSnapshot` captures
+   * the state as of its call and is written out in slices afterwards, while entries go on being applied).
    */
-  async function snapshotAfterBarrier(): Promise<NodeSnapshot> {
+  async function captureAfterBarrier(incremental: boolean): Promise<() => SnapshotCapture> {
     if (machines === undefined) throw new InvalidArgumentError(`node ${spec.id} runs an embedded state machine of its own: \`snapshot save\` reads kv nodes only`);
     await node.read({ op: 'revision' }, { timeoutMs: 10_000 });
-    const { appliedIndex, term } = node.status();
-    // The whole state the node runs, { kv, lock }: a backup restores the one state machine a node runs.
-    const data = combined.snapshot();
-    const stateMachine = machines.kv;
-    const answer: NodeSnapshot = {
-      stateMachine: 'kv+lock',
-      clusterId: spec.clusterId,
-      nodeId: spec.id,
-      protocol: spec.protocol,
-      appliedIndex,
-      term,
-      revision: stateMachine.currentRevision,
-      compactRevision: stateMachine.compactRevision,
-      keys: stateMachine.size,
-      data,
+    const kvMachine = machines.kv;
+    return () => {
+      const { appliedIndex, term } = node.status();
+      // The whole state the node runs, { kv, lock }: a backup restores the one state machine a node runs.
+      const data = incremental && typeof combined.beginSnapshot === 'function' ? combined.beginSnapshot() : combined.snapshot();
+      return {
+        meta: {
+          stateMachine: 'kv+lock',
+          clusterId: spec.clusterId,
+          nodeId: spec.id,
+          protocol: spec.protocol,
+          appliedIndex,
+          term,
+          revision: kvMachine.currentRevision,
+          compactRevision: kvMachine.compactRevision,
+          keys: kvMachine.size,
+        },
+        data,
+      };
     };
-    // One answer carries it all: past transport-tcp's maxMessageSize the request server could only answer that
-    // the answer is too large. Say so here, with the figures (streaming it in chunks is #22 item 7).
+  }
+
+  /**
+   * `admin.snapshot { pieces: true }` (#22 item 7): the snapshot is held under a transfer id and served in
+   * pieces (`admin.snapshot.read`), so a store of any size can be backed up (snapshot-transfer.ts).
+   */
+  async function snapshotInPieces(): Promise<StreamedSnapshot> {
+    const capture = await captureAfterBarrier(true);
+    return transfers.begin(capture);
+  }
+
+  /**
+   * `admin.snapshot` as clients before #22 item 7 ask for it: the whole snapshot in one answer, which works up to
+   * transport-tcp's maxMessageSize (past it the request server could only answer that the answer is too large:
+   * this says so with the figures, and how to fetch it).
+   */
+  async function snapshotAfterBarrier(): Promise<NodeSnapshot> {
+    const { meta, data } = (await captureAfterBarrier(false))();
+    if (!(data instanceof Uint8Array)) throw new InvariantError('a snapshot taken at once is bytes');
     if (data.length > SNAPSHOT_ANSWER_LIMIT) {
       throw new InvalidArgumentError(
         `the state-machine snapshot of node ${spec.id} is ${data.length} bytes; one answer on the client port carries at most ` +
           `${SNAPSHOT_ANSWER_LIMIT} (transport-tcp maxMessageSize ${DEFAULT_LIMITS.maxMessageSize} less room for the envelope): ` +
-          `snapshot save cannot fetch a store this large yet; copy a stopped node's data directory instead`,
+          `use a consensus-cli that fetches snapshots in pieces (admin.snapshot with pieces: true)`,
       );
     }
-    return answer;
+    return { ...meta, data };
   }
 
   // Readiness takes a read barrier: kv's is a revision read; a custom machine's is a probe its wrapper answers.
@@ -459,6 +492,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
     stop: () => {
       stopping ??= (async () => {
         health.stopping();
+        transfers.close();
         lock?.close();
         lockWatches?.close();
         await node.stop();
@@ -516,7 +550,7 @@ export const SNAPSHOT_ANSWER_LIMIT = DEFAULT_LIMITS.maxMessageSize - 64 * 1024;
 
 /**
  * Admin requests that change the cluster's network, leadership or membership: served only with `admin: true`.
- * `admin.status` and `admin.snapshot` are reads and always served: a snapshot holds what any client of the
+ * `admin.status` and `admin.snapshot` (with its `.read` and `.cancel`) are reads and always served: a snapshot holds what any client of the
  * cluster (which has its id and secret) can already read with `range`, and a backup must work against nodes
  * deployed without `admin` (the default).
  */

@@ -3,16 +3,18 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { silentLogger } from '@consensus-kit/core/host';
 import { openFileStorage } from '@consensus-kit/storage-fs';
-import { checkBackupData, checkNodeSnapshot, encodeBackup, readBackup, snapshotForNewCluster, writeFileDurably, type Backup } from '../backup';
+import type { RpcClient } from '@consensus-kit/transport-tcp';
+import { checkBackupData, readBackup, snapshotForNewCluster, type Backup } from '../backup';
 import { ClusterDir } from '../cluster-file';
 import { readNodeConfig } from '../config';
-import { connectAdmin } from '../connect';
+import { connectAdmin, connectNode } from '../connect';
 import { withDeadline } from '../deadline';
 import { CliError } from '../errors';
 import { hint } from '../invocation';
 import { memberRecordPath } from '../node-runner';
 import type { CliKit } from '../kit';
 import { PROTOCOLS } from '../protocols';
+import { fetchSnapshotToFile, type SnapshotSource } from '../snapshot-fetch';
 import { planCluster } from './cluster';
 import type { Target } from '../target';
 
@@ -57,32 +59,64 @@ export function registerSnapshotCommands(program: Command, kit: CliKit): void {
     });
 }
 
-/** `consensus-cli snapshot save <file>`: asks the cluster for its state machine's snapshot and writes it atomically. */
+/**
+ * `consensus-cli snapshot save <file>`: asks the cluster for its state machine's snapshot and writes it as it
+ * arrives, in pieces (snapshot-fetch.ts), to `<file>.part`, renamed to `<file>` once complete and verified.
+ * `--timeout` bounds each request: the first (read barrier, taking and hashing the snapshot) and each piece.
+ */
 export async function saveSnapshot(o: { target: Target; json?: boolean; timeout?: number }, file: string): Promise<void> {
   const timeoutMs = o.timeout ?? SAVE_TIMEOUT_MS;
+  const byDefault = o.timeout === undefined;
   const { rpc } = connectAdmin(o.target);
-  let answer: unknown;
+  // The pieces come from the node that took the snapshot (it holds them): a channel to it alone, no redirects.
+  let pinned: RpcClient | undefined;
+  const ask = (what: string, channel: RpcClient, body: unknown): Promise<unknown> =>
+    withDeadline(timeoutMs, { what, byDefault }, (signal) => channel.request(body, { timeoutMs, ...(signal ? { signal } : {}) }));
+  const source: SnapshotSource = {
+    begin: async () => {
+      const first = await ask('snapshot save', rpc, { t: 'admin.snapshot', pieces: true });
+      pinned = connectNode(o.target, rpc.preferred).rpc;
+      return first;
+    },
+    read: (id, offset) => ask(`snapshot save (the piece at byte ${offset})`, pinned ?? rpc, { t: 'admin.snapshot.read', id, offset }),
+    cancel: (id) => (pinned ?? rpc).request({ t: 'admin.snapshot.cancel', id }, { timeoutMs: 1000 }),
+  };
+  const progress = !o.json && process.stderr.isTTY === true ? ttyProgress(file) : undefined;
+  let saved;
   try {
-    answer = await withDeadline(timeoutMs, { what: 'snapshot save', byDefault: o.timeout === undefined }, (signal) =>
-      rpc.request({ t: 'admin.snapshot' }, { timeoutMs, ...(signal ? { signal } : {}) }),
-    );
+    saved = await fetchSnapshotToFile(source, file, progress !== undefined ? { onProgress: progress.update } : {});
   } finally {
-    await rpc.close();
+    progress?.end();
+    await Promise.all([rpc.close(), pinned?.close()]);
   }
-  const s = checkNodeSnapshot(answer);
-  const { data, stateMachine, ...rest } = s;
-  // A node of a release that ran kv alone does not say: its snapshot is kv's.
-  const bytes = encodeBackup({ stateMachine: stateMachine ?? 'kv', createdAt: new Date().toISOString(), ...rest }, data);
-  writeFileDurably(file, bytes);
-  const b = readBackup(file);
+  const m = saved.meta;
   if (o.json) {
-    console.log(JSON.stringify({ file, ...describeJson(b) }));
+    console.log(JSON.stringify({ file, ...m, bytes: saved.bytes, sha256: saved.sha256 }));
     return;
   }
   console.log(
-    `saved ${file}: revision ${s.revision}, ${s.keys} key${s.keys === 1 ? '' : 's'}, applied index ${s.appliedIndex}, ${b.bytes} bytes ` +
-      `(from ${s.nodeId} of cluster ${s.clusterId}); sha256 ${b.sha256}`,
+    `saved ${file}: revision ${m.revision}, ${m.keys} key${m.keys === 1 ? '' : 's'}, applied index ${m.appliedIndex}, ${saved.bytes} bytes ` +
+      `(from ${m.nodeId} of cluster ${m.clusterId}); sha256 ${saved.sha256}`,
   );
+}
+
+/** `bytes / total` on one terminal line of stderr, redrawn at most every 100 ms, erased at the end. */
+function ttyProgress(file: string): { update(received: number, total: number): void; end(): void } {
+  const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+  let last = 0;
+  let drawn = false;
+  return {
+    update: (received, total) => {
+      const now = Date.now();
+      if (received < total && now - last < 100) return;
+      last = now;
+      drawn = true;
+      process.stderr.write(`\rsaving ${file}: ${mib(received)} / ${mib(total)} MiB`);
+    },
+    end: () => {
+      if (drawn) process.stderr.write('\r\x1b[2K');
+    },
+  };
 }
 
 function describeJson(b: Backup): Record<string, unknown> {
