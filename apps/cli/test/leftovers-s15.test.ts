@@ -7,14 +7,17 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@consensus-kit/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseIntOption } from '../src/duration';
 import { createServer, type Server } from 'node:net';
 import { ClusterDir } from '../src/cluster-file';
+import { start } from '../src/commands/cluster';
 import { startNode } from '../src/embed';
 import { createUiActions } from '../src/ui-actions';
 import { CliError } from '../src/errors';
-import { cli, freeBase, tempDir } from './helpers';
+import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
+
+useSourceNodes();
 
 describe('integer flags take plain decimal digits', () => {
   it('parseIntOption refuses exponents, hex, blanks and fractions with a CliError naming the flag', () => {
@@ -124,6 +127,42 @@ describe('Restart clicked while a restart of the node runs', () => {
     } finally {
       if (holder.listening) await new Promise((r) => holder.close(() => r(undefined)));
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the foreground start table', () => {
+  it('lists a member added to the cluster file after the start (it is re-read on every refresh)', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    const base = await freeBase();
+    let screen = '';
+    const wasTty = Object.getOwnPropertyDescriptor(process.stdout, 'isTTY');
+    Object.defineProperty(process.stdout, 'isTTY', { value: true, configurable: true });
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      screen += String(chunk);
+      return true;
+    });
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      const running = start({ dir, nodes: 1, protocol: 'raft', port: base, foregroundMs: 5000 });
+      // Once the table is drawn, a member is added to the file (as `members add` records one): the next refresh lists it.
+      for (let i = 0; i < 400 && !screen.includes('\x1b[2J'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(screen).toContain('\x1b[2J');
+      const cd = new ClusterDir(dir);
+      const c = cd.read();
+      cd.write({ ...c, nodes: [...c.nodes, { id: 'added9', host: '127.0.0.1', port: base + 9, httpPort: base + 109 }] });
+      const drawnBefore = screen.length;
+      await running;
+      const after = screen.slice(drawnBefore).split('\x1b[2J').filter((t) => t.trim() !== '');
+      expect(after.length).toBeGreaterThan(0);
+      expect(after.at(-1)).toMatch(/\badded9\b/);
+      expect(after.at(-1)).toMatch(/\bn1\b/);
+    } finally {
+      write.mockRestore();
+      log.mockRestore();
+      if (wasTty) Object.defineProperty(process.stdout, 'isTTY', wasTty);
+      else delete (process.stdout as { isTTY?: boolean }).isTTY;
+      await cleanup(dir);
     }
   });
 });

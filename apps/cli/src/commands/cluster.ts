@@ -220,10 +220,18 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
       if (o.json) console.log(JSON.stringify({ url: page.url }));
       else if (!tty) console.log(`ui: ${page.url}`);
     }
+    let shown = cluster;
     while (!interrupted.aborted && Date.now() < until) {
-      const [reports, locks] = await Promise.all([fetchReports(cluster), readLocks()]);
-      const pids = cluster.nodes.map((n) => cd.livePid(n.id));
-      const leader = agreedLeader(cluster, reports);
+      // The cluster as its file says now, on every refresh: members added (from the page, `members add`) or removed
+      // since the start are shown, and count in the leader's majority. A file being rewritten keeps the last view.
+      try {
+        shown = cd.read();
+      } catch {
+        // the nodes of the last refresh
+      }
+      const [reports, locks] = await Promise.all([fetchReports(shown), readLocks()]);
+      const pids = shown.nodes.map((n) => cd.livePid(n.id));
+      const leader = agreedLeader(shown, reports);
       const term = Math.max(-1, ...reports.map((r) => r?.status.term ?? -1));
       if (leader !== lastLeader || (leader !== undefined && term !== lastTerm)) {
         const now = new Date().toISOString();
@@ -238,7 +246,7 @@ async function foreground(cd: ClusterDir, cluster: ClusterFile, o: StartOptions,
         // Each line of the view is cut to the terminal's width: with --ui the URL comes first, so it stays whole.
         const name = pc.bold(`consensus-kit ${cluster.protocol} cluster`);
         const title = page === undefined ? `${name}  ${display(cd.dir)}  (Ctrl-C stops it)` : `${name}  ${page.url}  (Ctrl-C stops it)  ${display(cd.dir)}`;
-        process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(cluster, reports, pids), events, out, locks)}\n`);
+        process.stdout.write(`\x1b[H\x1b[2J${renderLiveView(title, statusRows(shown, reports, pids), events, out, locks)}\n`);
       }
       await sleepUnless(500, interrupted);
     }
