@@ -128,6 +128,33 @@ describe('tcpTransport', () => {
     }
   });
 
+  it('a peer that comes back is redialled at once, not after the backoff delay: its start announces it', async () => {
+    // a's link to b backs off for ~4 s after each failed dial (longer than any election timeout).
+    cluster = await startTcpCluster(['a', 'b'], 'back', () => ({ backoff: { baseMs: 4000, capMs: 4000, random: () => 0.99 } }));
+    const { transports, handlers, endpoints } = cluster;
+    transports.a!.send([{ from: 'a', to: 'b', msg: 'first' }]);
+    await handlers.b!.waitFor(1);
+    await transports.b!.stop();
+    const port = Number(endpoints.b!.split(':')[1]);
+    // While b is down, a keeps sending (a leader's heartbeats) until its link is backing off.
+    const pump = setInterval(() => transports.a!.send([{ from: 'a', to: 'b', msg: 'tick' }]), 5);
+    try {
+      await handlers.a!.waitUnreachable('b');
+      await until(() => transports.a!.peerStats().b!.state === 'backoff', 'a backing off from b');
+      // b restarts and sends nothing (a restarted follower waits to hear from its leader).
+      const b2 = tcpTransport({ id: 'b', clusterId: 'back', listen: { host: '127.0.0.1', port }, peers: { a: endpoints.a! } });
+      extra.push(b2);
+      const hb2 = collector();
+      const startedAt = Date.now();
+      await b2.start(hb2);
+      await until(() => hb2.received.length > 0 || Date.now() - startedAt > 2000, 'a message from a');
+      // Within 2 s, where a's backoff alone would have dropped everything for about 4 s.
+      expect(hb2.received[0]?.from).toBe('a');
+    } finally {
+      clearInterval(pump);
+    }
+  });
+
   it('a connection cut mid-frame is replaced; the new one decodes from a clean state', async () => {
     cluster = await startTcpCluster(['a', 'b'], 'cut', () => ({ backoff: { baseMs: 5, capMs: 20 } }));
     const { transports: t, handlers: h } = cluster;

@@ -177,6 +177,18 @@ class TcpTransportImpl implements TcpTransport {
       throw e;
     }
     this.logger.info('transport listening', { id: this.id, address: this.endpoint() });
+    // Announce this node: its peers' links to it may be backing off (it was down), and a node that has nothing to
+    // send yet (a restarted follower) would otherwise not be heard of until its election timeout ran out. Each
+    // peer that accepts the connection redials this node at once (`acceptPeer`).
+    for (const id of this.peers.keys()) this.linkTo(id)?.dialNow();
+  }
+
+  /** The link to a known peer, created on first use. */
+  private linkTo(id: NodeId): PeerLink | undefined {
+    const link = this.links.get(id);
+    if (link !== undefined) return link;
+    const address = this.peers.get(id);
+    return address === undefined ? undefined : this.newLink(id, address);
   }
 
   /**
@@ -274,6 +286,9 @@ class TcpTransportImpl implements TcpTransport {
     // A peer has one outbound connection to us; an older one is a leftover of its previous life.
     for (const old of set) old.destroy(new TransportError(`replaced by a newer connection from ${from}`));
     set.add(conn);
+    // The peer is up (it may have restarted): our link to it stops backing off and dials now, so what this node
+    // sends it (a leader's heartbeats) is not dropped until the backoff delay ends.
+    this.linkTo(from)?.dialNow();
     const to = this.id;
     const codec = createCodec();
     let received = this.received.get(from);
