@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isConsensusError } from '@consensus-kit/core';
 import { KvStateMachine } from '@consensus-kit/kv';
 import { LockStateMachine } from '@consensus-kit/lock';
@@ -122,7 +122,7 @@ export function encodeBackup(meta: Omit<BackupMeta, 'format' | 'dataBytes'>, dat
  * Reads and verifies a backup file: magic, format version, SHA-256 over the whole, then the metadata's shape
  * and that the data length agrees. Any problem is a `BackupFileError` saying which.
  */
-export function decodeBackup(bytes: Uint8Array, file: string): Backup {
+export function decodeBackup(bytes: Uint8Array, file: string, bodyDigest?: Buffer): Backup {
   const fail = (problem: BackupFileProblem, detail: string) => new BackupFileError(file, problem, detail);
   const magic = new TextEncoder().encode(BACKUP_MAGIC);
   const head = bytes.subarray(0, magic.length);
@@ -139,7 +139,7 @@ export function decodeBackup(bytes: Uint8Array, file: string): Backup {
   }
   const metaLength = view.getUint32(12);
   const body = bytes.subarray(0, bytes.length - HASH_BYTES);
-  const sha = createHash('sha256').update(body).digest();
+  const sha = bodyDigest ?? createHash('sha256').update(body).digest();
   const stored = bytes.subarray(bytes.length - HASH_BYTES);
   if (!sha.equals(stored)) {
     // Say "truncated" when the header, readable as it stands, wants more bytes than the file has.
@@ -186,15 +186,40 @@ function metaProblem(m: unknown): string | undefined {
   return undefined;
 }
 
-/** Reads and verifies the backup file at `file`. */
+/** Bytes read (and hashed) at a time by `readBackup`. */
+const READ_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Reads and verifies the backup file at `file`: one pass, a chunk at a time, hashing as it reads (no second
+ * pass over a large file, and no limit but memory on its size: `readFileSync` stops at 2 GiB).
+ */
 export function readBackup(file: string): Backup {
-  let bytes: Buffer;
+  const unreadable = (e: unknown) => new BackupFileError(file, 'unreadable', `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  let fd: number;
   try {
-    bytes = readFileSync(file);
+    fd = openSync(file, 'r');
   } catch (e) {
-    throw new BackupFileError(file, 'unreadable', `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw unreadable(e);
   }
-  return decodeBackup(bytes, file);
+  try {
+    const size = fstatSync(fd).size;
+    const bytes = Buffer.allocUnsafe(size);
+    const hash = createHash('sha256');
+    const bodyEnd = Math.max(0, size - HASH_BYTES);
+    let at = 0;
+    while (at < size) {
+      const n = readSync(fd, bytes, at, Math.min(READ_CHUNK_BYTES, size - at), at);
+      if (n === 0) break; // shrank while being read: decodeBackup finds it short
+      if (at < bodyEnd) hash.update(bytes.subarray(at, Math.min(at + n, bodyEnd)));
+      at += n;
+    }
+    return decodeBackup(at === size ? bytes : bytes.subarray(0, at), file, at === size ? hash.digest() : undefined);
+  } catch (e) {
+    if (e instanceof BackupFileError) throw e;
+    throw unreadable(e);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -204,6 +229,11 @@ export function readBackup(file: string): Backup {
  * writing release counted, for people to read.)
  */
 export function checkBackupData(b: Backup, file: string): void {
+  loadBackupData(b, file);
+}
+
+/** The backup's data restored into a fresh `{ kv, lock }` (checked as `checkBackupData` says). */
+function loadBackupData(b: Backup, file: string): KvStateMachine {
   const kv = new KvStateMachine();
   try {
     restoreBackupData(b, { kv, lock: new LockStateMachine() });
@@ -213,6 +243,7 @@ export function checkBackupData(b: Backup, file: string): void {
   if (kv.currentRevision !== b.meta.revision) {
     throw new BackupFileError(file, 'bad-data', `its kv snapshot is at revision ${kv.currentRevision}, its metadata says ${b.meta.revision}`);
   }
+  return kv;
 }
 
 function restoreBackupData(b: Backup, machines: { kv: KvStateMachine; lock: LockStateMachine }): void {
@@ -232,6 +263,18 @@ function restoreBackupData(b: Backup, machines: { kv: KvStateMachine; lock: Lock
 export function snapshotForNewCluster(b: Backup): Uint8Array {
   const kv = new KvStateMachine();
   restoreBackupData(b, { kv, lock: new LockStateMachine() });
+  return seedOf(kv);
+}
+
+/**
+ * `checkBackupData` and `snapshotForNewCluster` in one restore of the data (a large store is restored once,
+ * not once to check it and once per member seeded): what `snapshot restore` writes into every new member.
+ */
+export function checkedSeedOf(b: Backup, file: string): Uint8Array {
+  return seedOf(loadBackupData(b, file));
+}
+
+function seedOf(kv: KvStateMachine): Uint8Array {
   kv.forgetTimeTerm();
   return nodeStateMachine({ kv, lock: new LockStateMachine() }).snapshot();
 }

@@ -3,7 +3,7 @@
  * serves it in pieces; the client writes `<file>.part` as they come, checks size and SHA-256, renames. The pieces
  * are shrunk to 64 KiB here (the default is 8 MiB) so a store of about 1.3 MB takes 20 of them.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, SessionExpiredError, TransportError, type SnapshotJob } from '@consensus-kit/core';
@@ -12,7 +12,7 @@ import { createKvClient, KvStateMachine, type KeyValue } from '@consensus-kit/kv
 import { LockStateMachine } from '@consensus-kit/lock';
 import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readBackup } from '../src/backup';
+import { encodeBackup, readBackup } from '../src/backup';
 import { launchNode, nodeStateMachine, type LaunchedNode, type NodeSpec } from '../src/node-runner';
 import { fetchSnapshotToFile, partFileOf, SnapshotSaveError, type SnapshotSource } from '../src/snapshot-fetch';
 import { SnapshotTransfers, type SnapshotPiece, type StreamedSnapshot } from '../src/snapshot-transfer';
@@ -267,6 +267,30 @@ describe('SnapshotTransfers: what a node holds', () => {
     const first = await done.begin(() => ({ meta, data: job }));
     expect(first.transfer.size).toBe(150);
     done.close();
+  });
+});
+
+describe('readBackup reads a large file a chunk at a time', () => {
+  let work: string;
+  beforeAll(() => {
+    work = tempDir();
+  });
+  afterAll(async () => {
+    await cleanup(work);
+  });
+  it('verifies a file of three 8 MiB chunks, and finds a byte flipped in the last one', () => {
+    const data = new Uint8Array(randomBytes(17 * 1024 * 1024 + 123));
+    const meta = { stateMachine: 'kv+lock' as const, createdAt: '2026-01-01T00:00:00.000Z', clusterId: 'c', nodeId: 'n1', protocol: 'raft', appliedIndex: 1, term: 1, revision: 1, compactRevision: 0, keys: 1 };
+    const bytes = encodeBackup(meta, data);
+    const file = join(work, 'large.snap');
+    writeFileSync(file, bytes);
+    const b = readBackup(file);
+    expect(b.sha256).toBe(createHash('sha256').update(bytes.subarray(0, bytes.length - 32)).digest('hex'));
+    expect(Buffer.from(b.data).equals(Buffer.from(data))).toBe(true);
+    const flipped = Buffer.from(bytes);
+    flipped[17 * 1024 * 1024] = (flipped[17 * 1024 * 1024] as number) ^ 1;
+    writeFileSync(file, flipped);
+    expect(() => readBackup(file)).toThrow(/checksum mismatch/);
   });
 });
 

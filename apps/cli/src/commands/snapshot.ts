@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { silentLogger } from '@consensus-kit/core/host';
 import { openFileStorage } from '@consensus-kit/storage-fs';
 import type { RpcClient } from '@consensus-kit/transport-tcp';
-import { checkBackupData, readBackup, snapshotForNewCluster, type Backup } from '../backup';
+import { checkBackupData, checkedSeedOf, readBackup, type Backup } from '../backup';
 import { ClusterDir } from '../cluster-file';
 import { readNodeConfig } from '../config';
 import { connectAdmin, connectNode } from '../connect';
@@ -167,7 +167,7 @@ interface RestoreOptions {
  */
 export async function restoreSnapshot(o: RestoreOptions & { dir: string }, file: string): Promise<void> {
   const b = readBackup(file);
-  checkBackupData(b, file);
+  const seed = checkedSeedOf(b, file);
   const protocol = o.protocol ?? (PROTOCOLS.includes(b.meta.protocol) ? b.meta.protocol : 'raft');
   const count = o.nodes ?? 3;
   const base = o.port ?? 7100;
@@ -186,7 +186,7 @@ export async function restoreSnapshot(o: RestoreOptions & { dir: string }, file:
       mkdirSync(cd.nodeDir(config.id), { recursive: true });
       // The same node config `start` writes for a new cluster.
       writeFileSync(cd.configFile(config.id), `${JSON.stringify(config, null, 2)}\n`);
-      await seedDataDir(cd.dataDir(config.id), { clusterId: cluster.clusterId, nodeId: config.id }, voters, b);
+      await seedDataDir(cd.dataDir(config.id), { clusterId: cluster.clusterId, nodeId: config.id }, voters, b, seed);
     }
     cd.write(cluster);
   } catch (e) {
@@ -220,13 +220,13 @@ function seedIndex(b: Backup): number {
  * Seeds one node's data directory: it records the new cluster's identity (so the node accepts it as its own)
  * and holds the backup as its installed snapshot, with the new membership as the configuration in force.
  */
-async function seedDataDir(dataDir: string, identity: { clusterId: string; nodeId: string }, voters: string[], b: Backup): Promise<void> {
+async function seedDataDir(dataDir: string, identity: { clusterId: string; nodeId: string }, voters: string[], b: Backup, seed: Uint8Array): Promise<void> {
   const storage = await openFileStorage(dataDir, { logger: silentLogger, identity });
   try {
-    // The new cluster's terms start again at 1: the store's replicated time must not wait for them to pass the
-    // term its time was last moved in (no lease would expire until then).
-    const data = snapshotForNewCluster(b);
-    await storage.installSnapshot({ index: seedIndex(b), term: 1, config: { voters, learners: [] }, data });
+    // `seed`: the backup as `checkedSeedOf` made it. The new cluster's terms start again at 1: the store's
+    // replicated time must not wait for them to pass the term its time was last moved in (no lease would
+    // expire until then).
+    await storage.installSnapshot({ index: seedIndex(b), term: 1, config: { voters, learners: [] }, data: seed });
   } finally {
     await storage.close();
   }
@@ -243,7 +243,7 @@ async function seedDataDir(dataDir: string, identity: { clusterId: string; nodeI
  */
 export async function restoreNodeConfig(o: { config: string; json?: boolean }, file: string): Promise<void> {
   const b = readBackup(file);
-  checkBackupData(b, file);
+  const seed = checkedSeedOf(b, file);
   const config = readNodeConfig(o.config);
   if (config.clusterId === b.meta.clusterId) {
     throw new CliError(
@@ -258,7 +258,7 @@ export async function restoreNodeConfig(o: { config: string; json?: boolean }, f
   const voters = Object.keys(config.peers).sort();
   const existed = existsSync(dataDir);
   try {
-    await seedDataDir(dataDir, { clusterId: config.clusterId, nodeId: config.id }, voters, b);
+    await seedDataDir(dataDir, { clusterId: config.clusterId, nodeId: config.id }, voters, b, seed);
   } catch (e) {
     if (existed) for (const name of readdirSync(dataDir)) rmSync(resolve(dataDir, name), { recursive: true, force: true });
     else rmSync(dataDir, { recursive: true, force: true });
