@@ -61,6 +61,11 @@ function dropStaleIncoming(n: PaxosNode): void {
  * snapshot, once assembled, is installed as a one-message snapshot was.
  */
 export function handleSnapshot(n: PaxosNode, from: NodeId, m: SnapshotMessage): void {
+  // A chunk from the leader this replica follows shows that leader alive, as its heartbeats do (Raft thesis 3.4: a
+  // follower stays one while it receives valid RPCs from a leader, InstallSnapshot included; etcd's raft resets its
+  // election countdown on a MsgSnap). A transfer of many chunks queued on one connection may keep the heartbeats
+  // behind it; counting only those let the follower time out and campaign in the middle of its catch-up.
+  if (n.role === 'follower' && from === n.leaderId) n.elapsed = 0;
   if (m.index <= n.commit || n.snap !== undefined || n.role === 'leader') {
     if (n.snap === undefined) n.send(from, { type: 'Learned', commit: n.commit });
     dropStaleIncoming(n);

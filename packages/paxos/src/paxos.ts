@@ -81,6 +81,14 @@ export class PaxosNode implements Protocol, ObservesCompaction {
   /** @internal What the last `Ready.status` reported. */
   lastStatus: { role: Status['role']; term: number; leader: NodeId | undefined };
   /** @internal */ snap: PendingInstall | undefined;
+  /**
+   * @internal A Ready carrying a snapshot install was handed out and not yet advanced: the host is making the
+   * install durable and restoring the state machine from it (seconds for a large one), and no campaign starts
+   * meanwhile (phase1.ts `canCampaign`). A replica that has just been brought up to date by the leader is not the
+   * one to depose it the moment it stops hearing from it (the pre-vote idea, Raft thesis 9.6: a node that cannot
+   * win, or has no reason to, does not disrupt); it campaigns once the host is done, if the leader is still silent.
+   */
+  installing = false;
   /** @internal A peer's snapshot being assembled from its chunks (learner.ts). */
   snapIn = new SnapshotReceiver();
   /** @internal The tick a chunk last added to `snapIn` (-1: none since it was last dropped); see tickSnapshots. */

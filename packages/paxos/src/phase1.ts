@@ -17,6 +17,7 @@ export function canCampaign(n: PaxosNode): boolean {
   return (
     n.amnesiaUntil === 0 &&
     n.snap === undefined &&
+    !n.installing &&
     n.membership.rank(n.id) !== undefined &&
     n.membership.configAt(n.commit + 1).voters.includes(n.id)
   );

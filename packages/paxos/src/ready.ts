@@ -91,6 +91,7 @@ export function ready(n: PaxosNode): Ready {
       n.membership = snap.membership;
       n.commit = n.emitted = snap.snapshot.index;
       rd.snapshot = snap.snapshot;
+      n.installing = true;
       n.hsDirty = true;
       n.snap = undefined;
       n.send(snap.from, { type: 'Learned', commit: n.commit });
@@ -127,8 +128,10 @@ export function ready(n: PaxosNode): Ready {
   return rd;
 }
 
-export function advance(n: PaxosNode, _rd: Ready): void {
+export function advance(n: PaxosNode, rd: Ready): void {
   if (n.snap?.stage === 'marking') n.snap.stage = 'install';
+  // The host made the install durable and restored the state machine from it (see `installing`).
+  if (rd.snapshot !== undefined) n.installing = false;
   // Slots decided, handed to the state machine and durable (every Ready's entries are, once it is advanced;
   // `dirtyFrom` marks what no Ready carried yet) leave memory for the storage (paxos-log.ts).
   n.log.release(Math.min(n.emitted, n.log.dirtyFrom - 1));

@@ -207,3 +207,69 @@ describe('chunked snapshot streaming', () => {
     for (const bad of [0, -1, 1.5, 'big', 32 * 1024 * 1024]) expect(() => paxos.parseOptions({ snapshotChunkBytes: bad })).toThrow(ConfigError);
   });
 });
+
+describe('a follower catching up from a snapshot does not campaign against the leader that sends it', () => {
+  it("the leader's chunks restart the follower's election countdown: a transfer longer than an election timeout, with the heartbeats held back, ends with no campaign", () => {
+    const { net, index } = behindSnapshot(200);
+    const c = net.get('c');
+    // Once the transfer has begun, c hears nothing from a but its chunks (heartbeats and the rest queued behind
+    // them), and at most one chunk per round: the transfer lasts many election timeouts.
+    let started = false;
+    let allowed = 0;
+    const fromC: string[] = [];
+    net.filter = (e) => {
+      if (e.from === 'c') fromC.push(type(e));
+      if (e.from !== 'a' || e.to !== 'c') return true;
+      if (type(e) !== 'SnapshotChunk') return !started;
+      started = true;
+      return allowed-- > 0;
+    };
+    net.heal();
+    let rounds = 0;
+    for (; rounds < 2000 && !(c.node.commit >= index && c.appliedIndex >= index); rounds++) {
+      allowed = 1;
+      settle(net, 1);
+      expect(c.node.status().role).toBe('follower');
+    }
+    expect(c.node.commit).toBeGreaterThanOrEqual(index);
+    expect(rounds).toBeGreaterThan(4 * 20); // several times the longest election timeout (2 x electionTicks)
+    expect(fromC).not.toContain('Prepare');
+    expect(c.applied).toEqual(net.get('a').applied.slice(0, c.applied.length));
+  });
+
+  it('no campaign while the host makes the install durable and restores it (between the Ready that carries it and advance); one after, if the leader stays silent', () => {
+    const { net, total } = behindSnapshot(120);
+    const c = net.get('c');
+    net.heal();
+    // Deliver until the chunk that completes the snapshot is next for c; hand it to c outside the network.
+    let last: Envelope | undefined;
+    for (let i = 0; i < 200 && last === undefined; i++) {
+      net.tick('a');
+      while (net.queue.length > 0) {
+        const next = net.queue[0] as Envelope;
+        if (next.to === 'c' && type(next) === 'SnapshotChunk') {
+          const m = next.msg as SnapshotMessage;
+          if (m.offset + m.data.length === total) {
+            last = next;
+            net.queue.shift();
+            break;
+          }
+        }
+        net.deliverOne();
+      }
+    }
+    if (last === undefined) throw new Error('the last chunk never came');
+    const n = c.node;
+    n.step(last);
+    n.advance(n.ready()); // the install's marks
+    const install = n.ready();
+    expect(install.snapshot?.index).toBeGreaterThan(0);
+    // The host is busy with the install (a large one: seconds); the leader is not heard meanwhile.
+    for (let i = 0; i < 6 * 10; i++) n.tick();
+    expect(n.status().role).toBe('follower');
+    expect(n.hasReady() ? n.ready().messages.map((e) => type(e)) : []).not.toContain('Prepare');
+    n.advance(install);
+    for (let i = 0; i < 2 * 10 + 1; i++) n.tick();
+    expect(n.status().role).not.toBe('follower');
+  });
+});
