@@ -4,6 +4,8 @@ import { ClusterDir, NODE_ID, type ClusterFile } from './cluster-file';
 import { addMemberNode, cutLinks, healLinks, removeMemberNode, transferLeadership } from './commands/admin';
 import { bench } from './commands/bench';
 import { killNode, restartNode } from './commands/cluster';
+import { forgetPendingAdd, membershipNotes, pendingAddOf, setPendingAdd } from './pending-add';
+import { fetchReports, stopNode } from './supervisor';
 import { connectKv } from './connect';
 import { withDeadline } from './deadline';
 import { describeError } from './errors';
@@ -139,13 +141,29 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         // The id is chosen once the adds before it are done (two clicks would both have picked the same one).
         const [id, r] = await serial(ADDING, async () => {
           const id = given ?? nextNodeId(new ClusterDir(o.dir).read());
-          return [id, await serial(id, () => addMemberNode({ dir: o.dir, learner: role !== 'voter', timeout: timeoutMs * 2 }, id))] as const;
+          const known = new ClusterDir(o.dir).read().nodes.some((n) => n.id === id);
+          try {
+            return [id, await serial(id, () => addMemberNode({ dir: o.dir, learner: role !== 'voter', timeout: timeoutMs * 2 }, id))] as const;
+          } catch (e) {
+            // A new node that is on record after the add failed was kept because the change may have committed
+            // (members add keeps it, stopped, so `members remove` reaches it). Marked, so status and the page say so.
+            if (known || !new ClusterDir(o.dir).read().nodes.some((n) => n.id === id)) throw e;
+            throw await pendingAdd(id, e);
+          }
         });
         if ('promoted' in r) return { ok: true, text: `${id} promoted from learner to voter`, data: r };
         return { ok: true, text: `${id} added as ${role === 'observer' ? 'an' : 'a'} ${role} at ${r.address}`, data: r };
       }
       case 'remove-member': {
         const id = nodeOf(cluster, a, 'node');
+        // A node whose add gave up with the outcome unknown: not a member (the configuration in force does not list
+        // it) is taken off the record; a member is removed through the log as any other.
+        if (pendingAddOf(new ClusterDir(o.dir).node(cluster, id)) !== undefined) {
+          const f = await serial(id, () => forgetPendingAdd(o.dir, id, (cd, x) => stopNode(cd, x), fetchReports));
+          if (f !== undefined) {
+            return { ok: true, text: `${id} taken off the record: the configuration in force (leader ${f.leader}, term ${f.term}) does not list it, so its add did not take effect`, data: f };
+          }
+        }
         const r = await serial(id, () => removeMemberNode({ dir: o.dir, timeout: timeoutMs }, id));
         return { ok: true, text: `${id} removed (its data stays in ${r.dataDir})`, data: r };
       }
@@ -169,6 +187,32 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         }
       }
     }
+  };
+
+  /**
+   * Marks a new node whose add gave up with its outcome unknown, and says what the configuration in force says of
+   * it now. The mark stays until the node is removed: the change may still commit after this answer (a leader
+   * appended it, or it was in flight), so the file cannot be rolled back on a "not a member" seen now; status and
+   * the page compare the mark with the configuration whenever they look.
+   */
+  const pendingAdd = async (id: string, e: unknown): Promise<BadAction> => {
+    const reason = describeError(e);
+    setPendingAdd(o.dir, id, { since: new Date().toISOString(), reason });
+    // The add wrote the node into every other node's peers. Those are the boot configuration of a Raft node that
+    // has no snapshot and no config entry yet (raft.ts: the log's configurations over `peers`), so every node
+    // restarted now would count this stopped node as a voter, one a majority may need: a 1-node cluster restarted
+    // never elected again, and no leader could then confirm it is not a member. Running nodes keep its address
+    // in memory, which reaches it if the learner change still commits.
+    const cd = new ClusterDir(o.dir);
+    cd.setPeerAddress(cd.read().nodes.map((n) => n.id).filter((n) => n !== id), id, undefined);
+    let note: string | undefined;
+    try {
+      const cluster = new ClusterDir(o.dir).read();
+      note = membershipNotes(cluster, await fetchReports(cluster)).find((m) => m.node === id)?.text;
+    } catch {
+      // the mark is written; status tells later
+    }
+    return new BadAction(`add-member ${id}: ${reason}. ${id} is kept on record, stopped, marked "outcome unknown"${note !== undefined ? `; ${note.slice(note.indexOf(';') + 2)}` : ''} (status and the page show what the configuration says; Remove member takes it out either way)`);
   };
 
   /** A kv client for one request, closed after it; the request gives up after `kvTimeoutMs`. */

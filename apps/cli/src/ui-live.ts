@@ -18,6 +18,7 @@ import {
 } from '@consensus-kit/ui';
 import { ClusterDir, type ClusterFile, type ClusterNode } from './cluster-file';
 import { readNodeConfig } from './config';
+import { membershipNotes } from './pending-add';
 import type { NodeUiAnswer, ObservedEvent, ObservedMessage } from './node-observe';
 
 /**
@@ -112,6 +113,8 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
   let agreedLeader: { id: NodeId; term: number } | undefined;
   let hadLeader: boolean | undefined;
   let lastCutText = '';
+  /** Per node marked "add outcome unknown" in the cluster file: what the configuration said of it at the last event. */
+  const pendingSeen = new Map<NodeId, string>();
   let cutKnown = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
@@ -265,6 +268,16 @@ export function liveSource(options: LiveSourceOptions): LiveSource {
     if (cutKnown && cutText !== lastCutText) events.push(cutText === '' ? { at, kind: 'heal', text: 'every link restored' } : { at, kind: 'partition', text: `links cut: ${cutText}` });
     lastCutText = cutText;
     cutKnown = true;
+
+    // A node whose add gave up with the outcome unknown (marked so in the cluster file): an event when it is first
+    // seen and whenever what the configuration in force says of it changes (unknown, not a member, a learner).
+    const pendingNow = membershipNotes({ version: 1, clusterId: '', protocol: '', nodes: nodesOfFile }, answered).filter((m) => m.pending !== undefined);
+    for (const m of pendingNow) {
+      if (pendingSeen.get(m.node) === m.membership) continue;
+      pendingSeen.set(m.node, m.membership);
+      events.push({ at, kind: 'config', node: m.node, text: m.text });
+    }
+    for (const id of [...pendingSeen.keys()]) if (!pendingNow.some((m) => m.node === id)) pendingSeen.delete(id);
 
     // The leader as the cluster sees it: a node leading whose term a majority of the answers share with it.
     const leader = leaderOf(answered, members);

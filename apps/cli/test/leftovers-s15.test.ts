@@ -14,6 +14,7 @@ import { ClusterDir } from '../src/cluster-file';
 import { start } from '../src/commands/cluster';
 import { startNode } from '../src/embed';
 import { createUiActions } from '../src/ui-actions';
+import { liveSource } from '../src/ui-live';
 import { CliError } from '../src/errors';
 import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
 
@@ -162,6 +163,52 @@ describe('the foreground start table', () => {
       log.mockRestore();
       if (wasTty) Object.defineProperty(process.stdout, 'isTTY', wasTty);
       else delete (process.stdout as { isTTY?: boolean }).isTTY;
+      await cleanup(dir);
+    }
+  });
+});
+
+describe('an add-member whose outcome is unknown', () => {
+  it('is marked in the cluster file, shown by status and the page against the configuration in force, and Remove member takes a non-member off the record', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    try {
+      expect((await cli('start', '--nodes', '1', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
+      const act = createUiActions({ dir, timeoutMs: 8000 });
+      // The only voter is down: the learner change is sent to no leader, and the add gives up while proposing it.
+      expect(await act({ action: 'kill', node: 'n1' })).toMatchObject({ ok: true });
+      const added = await act({ action: 'add-member', role: 'learner' });
+      expect(added, added.text).toMatchObject({ ok: false, text: expect.stringContaining('n2 is kept on record, stopped, marked "outcome unknown"') });
+      expect(added.text).toContain('no leader answers to tell whether it is a member');
+      const n2 = new ClusterDir(dir).read().nodes.find((n) => n.id === 'n2') as unknown as { addPending?: { since: string; reason: string } };
+      expect(n2.addPending).toMatchObject({ since: expect.stringMatching(/^\d{4}-/), reason: expect.any(String) });
+      expect(new ClusterDir(dir).livePid('n2')).toBeUndefined();
+
+      const unknown = JSON.parse((await cli('status', '--dir', dir, '--json')).out) as { membership?: { node: string; membership: string; text: string }[] };
+      expect(unknown.membership).toEqual([expect.objectContaining({ node: 'n2', membership: 'unknown', text: expect.stringContaining('with the outcome unknown') })]);
+      const source = liveSource({ dir });
+      try {
+        const frame = await source.poll();
+        expect(frame.events.filter((e) => e.node === 'n2' && e.kind === 'config').map((e) => e.text)).toEqual([expect.stringContaining('n2: its add gave up at')]);
+      } finally {
+        await source.close();
+      }
+
+      // n1 back: the configuration in force does not list n2 (the change never reached a leader).
+      expect(await act({ action: 'restart', node: 'n1' })).toMatchObject({ ok: true });
+      let none: { membership?: { node: string; membership: string; text: string }[] } = {};
+      for (let i = 0; i < 100 && none.membership?.[0]?.membership !== 'none'; i++) {
+        none = JSON.parse((await cli('status', '--dir', dir, '--json')).out) as typeof none;
+        if (none.membership?.[0]?.membership !== 'none') await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(none.membership).toEqual([expect.objectContaining({ node: 'n2', membership: 'none', text: expect.stringContaining('does not list it: not a member') })]);
+      const text = (await cli('status', '--dir', dir)).out;
+      expect(text).toMatch(/^n2: its add gave up at \d\d:\d\d:\d\d \(.*\) with the outcome unknown; the configuration in force \(leader n1, term \d+\) does not list it/m);
+
+      const removed = await act({ action: 'remove-member', node: 'n2' });
+      expect(removed, removed.text).toMatchObject({ ok: true, text: expect.stringContaining('n2 taken off the record') });
+      expect(new ClusterDir(dir).read().nodes.map((n) => n.id)).toEqual(['n1']);
+      expect((JSON.parse((await cli('status', '--dir', dir, '--json')).out) as { membership?: unknown }).membership).toBeUndefined();
+    } finally {
       await cleanup(dir);
     }
   });

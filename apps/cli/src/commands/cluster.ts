@@ -4,6 +4,7 @@ import { relative } from 'node:path';
 import pc from 'picocolors';
 import type { NodeId } from '@consensus-kit/core';
 import { ClusterDir, type ClusterFile } from '../cluster-file';
+import { membershipNotes } from '../pending-add';
 import { hasStoredState } from '@consensus-kit/storage-fs';
 import { readNodeConfig, type NodeConfig } from '../config';
 import { viewCluster } from '../connect';
@@ -279,13 +280,16 @@ export async function status(o: { target: Target; json?: boolean; verbose?: bool
   const rows = statusRows(cluster, reports, pids, health);
   const leader = agreedLeader(cluster, reports) ?? null;
   const verdict = judgeCluster(rows, leader);
+  const membership = membershipNotes(cluster, reports);
   process.exitCode = verdict.exitCode;
   if (o.json) {
-    console.log(JSON.stringify({ clusterId: cluster.clusterId, protocol: cluster.protocol, leader, nodes: rows, health: verdict.health, reason: verdict.reason }));
+    const notes = membership.length > 0 ? { membership } : {};
+    console.log(JSON.stringify({ clusterId: cluster.clusterId, protocol: cluster.protocol, leader, nodes: rows, health: verdict.health, reason: verdict.reason, ...notes }));
     return;
   }
   console.log(renderStatusTable(rows, outputFor(o)));
   console.log(leader === null ? 'no leader' : `leader: ${leader}`);
+  for (const m of membership) console.log(m.text);
   if (o.verbose) console.log(`${cluster.protocol} details:\n${renderDetails(rows)}`);
   console.log(verdict.reason);
 }
