@@ -3,7 +3,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { dirname } from 'node:path';
 import { SessionExpiredError } from '@consensus-kit/core';
 import { BACKUP_FORMAT, BACKUP_STATE_MACHINES, checkNodeSnapshot, encodeBackupHeader, type BackupMeta } from './backup';
-import { CliError } from './errors';
+import { CliError, describeError } from './errors';
 import type { SnapshotPiece, SnapshotTransferHead, StreamedSnapshot } from './snapshot-transfer';
 
 /**
@@ -25,7 +25,7 @@ export interface SnapshotSource {
 }
 
 /** Why `snapshot save` failed after the node began answering. */
-export type SnapshotSaveProblem = 'not-a-snapshot' | 'bad-piece' | 'size' | 'checksum' | 'expired' | 'write';
+export type SnapshotSaveProblem = 'not-a-snapshot' | 'bad-piece' | 'size' | 'checksum' | 'expired' | 'interrupted' | 'write';
 
 /** `snapshot save` could not complete: nothing is left at `<file>.part`, and `<file>` is as it was. Exit code 1. */
 export class SnapshotSaveError extends CliError {
@@ -123,7 +123,8 @@ export async function fetchSnapshotToFile(source: SnapshotSource, file: string, 
         answer = await source.read(head.id, received);
       } catch (e) {
         if (SessionExpiredError.is(e)) throw new SnapshotSaveError(file, 'expired', `${e.message} [${e.code}]`, { cause: e });
-        throw e;
+        // The node stopped answering (it went down, the connection broke, the deadline passed...).
+        throw new SnapshotSaveError(file, 'interrupted', `the transfer broke off after ${received} of ${head.size} bytes: ${describeError(e)}`, { cause: e });
       }
       const p = checkPiece(answer, head, received, file);
       take(p.piece);

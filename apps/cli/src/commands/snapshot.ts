@@ -27,7 +27,10 @@ export function registerSnapshotCommands(program: Command, kit: CliKit): void {
 
   const save = snapshot
     .command('save <file>')
-    .description("write the kv store of a running cluster to <file> (after a read barrier: at least as new as every acknowledged write), with a SHA-256")
+    .description(
+      'write the kv store of a running cluster to <file> (after a read barrier: at least as new as every acknowledged write), with a SHA-256; ' +
+        'any size: it arrives in pieces, written to <file>.part and renamed once verified (--timeout bounds each request)',
+    )
     .addOption(kit.timeout(SAVE_TIMEOUT_MS))
     .addOption(kit.json())
     .action((file: string, o: { json?: boolean; timeout?: number }, cmd: Command) => saveSnapshot({ ...o, target: kit.targetOf(cmd) }, file));
@@ -104,17 +107,17 @@ export async function saveSnapshot(o: { target: Target; json?: boolean; timeout?
 function ttyProgress(file: string): { update(received: number, total: number): void; end(): void } {
   const mib = (n: number) => (n / 2 ** 20).toFixed(1);
   let last = 0;
-  let drawn = false;
+  // The first piece comes after the read barrier and the node's taking (and hashing) the whole snapshot.
+  process.stderr.write(`saving ${file}: the node is taking the snapshot`);
   return {
     update: (received, total) => {
       const now = Date.now();
       if (received < total && now - last < 100) return;
       last = now;
-      drawn = true;
-      process.stderr.write(`\rsaving ${file}: ${mib(received)} / ${mib(total)} MiB`);
+      process.stderr.write(`\r\x1b[2Ksaving ${file}: ${mib(received)} / ${mib(total)} MiB`);
     },
     end: () => {
-      if (drawn) process.stderr.write('\r\x1b[2K');
+      process.stderr.write('\r\x1b[2K');
     },
   };
 }
