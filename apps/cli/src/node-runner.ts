@@ -386,6 +386,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    * pieces (`admin.snapshot.read`), so a store of any size can be backed up (snapshot-transfer.ts).
    */
   async function snapshotInPieces(): Promise<StreamedSnapshot> {
+    transfers.checkRoom(); // before the barrier: a busy node refuses at once
     const capture = await captureAfterBarrier(true);
     return transfers.begin(capture);
   }

@@ -131,13 +131,7 @@ export class SnapshotTransfers {
    * answers its first piece. A snapshot that fits one piece is answered whole and not held.
    */
   async begin(capture: () => SnapshotCapture): Promise<StreamedSnapshot> {
-    if (this.closed) throw new StoppedError(`node ${this.nodeId} is stopping`);
-    if (this.count >= this.maxTransfers) {
-      throw new TransportError(
-        `node ${this.nodeId} is serving ${this.maxTransfers} snapshot transfer${this.maxTransfers === 1 ? '' : 's'} already (at most ${this.maxTransfers} at once): ` +
-          `try again once one ends (an idle one is dropped after ${Math.round(this.ttlMs / 1000)} s)`,
-      );
-    }
+    this.checkRoom();
     let cancelled = false;
     let job: SnapshotJob | undefined;
     const token = {
@@ -171,6 +165,20 @@ export class SnapshotTransfers {
       this.startSweeper();
     } else this.remember(id, 'finished');
     return { ...meta, transfer: head, piece };
+  }
+
+  /**
+   * Throws unless another transfer may begin now (a `TransportError` when `maxTransfers` are held or being
+   * taken, a `StoppedError` once closed): the node calls it before its read barrier too, to refuse at once.
+   */
+  checkRoom(): void {
+    if (this.closed) throw new StoppedError(`node ${this.nodeId} is stopping`);
+    if (this.count >= this.maxTransfers) {
+      throw new TransportError(
+        `node ${this.nodeId} is serving ${this.maxTransfers} snapshot transfer${this.maxTransfers === 1 ? '' : 's'} already (at most ${this.maxTransfers} at once): ` +
+          `try again once one ends (an idle one is dropped after ${Math.round(this.ttlMs / 1000)} s)`,
+      );
+    }
   }
 
   /** The piece at `offset` of transfer `id`; the last one drops the transfer. */
