@@ -11,7 +11,7 @@ import { silentLogger } from '@consensus-kit/core/host';
 import { createKvClient, KvStateMachine, type KeyValue } from '@consensus-kit/kv';
 import { LockStateMachine } from '@consensus-kit/lock';
 import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeBackup, readBackup } from '../src/backup';
 import { launchNode, nodeStateMachine, type LaunchedNode, type NodeSpec } from '../src/node-runner';
 import { fetchSnapshotToFile, partFileOf, SnapshotSaveError, type SnapshotSource } from '../src/snapshot-fetch';
@@ -84,8 +84,15 @@ describe('snapshot save in pieces, from a real node whose snapshot is larger tha
 
   it('saves through the CLI in pieces and restores byte for byte: every key, value and revision', async () => {
     const file = join(work, 'big.snap');
+    // The node takes it with kv's incremental snapshot (run in slices), not the one-turn snapshot().
+    const kvMachine = n.machines as NonNullable<LaunchedNode['machines']>;
+    const incremental = vi.spyOn(kvMachine.kv, 'beginSnapshot');
+    const whole = vi.spyOn(kvMachine.kv, 'snapshot');
     const r = await cli('snapshot', 'save', file, '--endpoints', `127.0.0.1:${port}`, '--cluster-id', clusterId, '--json');
     expect(r.code, r.err).toBe(0);
+    expect([incremental.mock.calls.length, whole.mock.calls.length]).toEqual([1, 0]);
+    incremental.mockRestore();
+    whole.mockRestore();
     const meta = JSON.parse(r.out) as { dataBytes: number; revision: number; keys: number; sha256: string; nodeId: string };
     expect(meta.dataBytes).toBeGreaterThan(16 * PIECE);
     expect(meta).toMatchObject({ revision: 44, keys: 41, nodeId: 'n1' });
