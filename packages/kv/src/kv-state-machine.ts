@@ -106,6 +106,14 @@ interface SnapshotV4Header {
 
 /** Keys a synchronous `snapshot()` walks per slice (the slicing does not change the bytes). */
 const SNAPSHOT_SLICE_KEYS = 65_536;
+/**
+ * A unit of a snapshot step's budget is a key, or this many bytes of text (keys and string values), or
+ * `STEP_RECORDS_PER_KEY` records of history, whichever runs out first: a step over keys with large values (up to
+ * 4 MB each) or long histories stops early instead of running far past the slice the host gave it. Keys of about
+ * 100 bytes never reach it.
+ */
+const STEP_TEXT_BYTES_PER_KEY = 1024;
+const STEP_RECORDS_PER_KEY = 8;
 /** Once the keys are walked, a step of budget `b` copies `b * COPY_BYTES_PER_KEY` bytes into the snapshot. */
 const COPY_BYTES_PER_KEY = 4096;
 
@@ -539,8 +547,15 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     const perKey = cursor.liveCount === 0 ? 0 : this.store.liveChars / cursor.liveCount;
     const writer = new ColumnarWriter(cursor.liveCount, header as unknown as Record<string, unknown>, this.store.liveChars, this.store.historyKeys * 2 * (perKey + 64));
     let past: [string, KeyRecord[]][] = [];
+    // What the current step may still write (see STEP_TEXT_BYTES_PER_KEY); the callbacks are made once per job.
+    let textUntil = 0;
+    let recordsLeft = 0;
     const onLive = (kv: KeyValue) => writer.add(kv);
-    const onPast = (key: string, recs: KeyRecord[]) => past.push([key, recs]);
+    const onPast = (key: string, recs: KeyRecord[]) => {
+      past.push([key, recs]);
+      recordsLeft -= recs.length;
+    };
+    const full = () => writer.textAdded >= textUntil || recordsLeft <= 0;
     let state: 'walking' | 'cancelled' | Uint8Array = 'walking';
     let copier: { copy(maxBytes: number): Uint8Array | undefined } | undefined;
     const job: SnapshotJob = {
@@ -550,7 +565,9 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
         if (!Number.isSafeInteger(budget) || budget <= 0) throw new InvalidArgumentError(`snapshot step budget must be a positive integer, got ${String(budget)}`);
         try {
           if (copier === undefined) {
-            const walked = cursor.next(budget, onLive, onPast);
+            textUntil = writer.textAdded + budget * STEP_TEXT_BYTES_PER_KEY;
+            recordsLeft = budget * STEP_RECORDS_PER_KEY;
+            const walked = cursor.next(budget, onLive, onPast, full);
             writer.flush();
             writer.addPast(past);
             past = [];

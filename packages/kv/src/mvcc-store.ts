@@ -488,6 +488,8 @@ export class MvccStore {
     let after: string | undefined;
     let done = false;
     const liveBatch: string[] = [];
+    /** The key index's values beside `liveBatch`: a restored key's version, read in the same pass as its key. */
+    const liveValues: (KeyValue | undefined)[] = [];
     const deadBatch: string[] = [];
     return {
       revision: R,
@@ -495,33 +497,38 @@ export class MvccStore {
       liveCount: this.liveCount,
       changeRevisions,
       changeKeys,
-      next: (budget, onLive, onPast) => {
+      next: (budget, onLive, onPast, full) => {
         if (done) return true;
         // The next keys of both trees after the last key walked (they may have changed since), without an
         // iterator object per key: a slice of a large store allocates little (less for GC to mark meanwhile).
-        collectAfter(this.liveKeys, after, budget, liveBatch);
+        collectAfter(this.liveKeys, after, budget, liveBatch, liveValues);
         collectAfter(this.deadKeys, after, budget, deadBatch);
         let i = 0;
         let j = 0;
         let taken = 0;
         while (taken < budget && (i < liveBatch.length || j < deadBatch.length)) {
           let k: string;
+          let restored: KeyValue | undefined;
           const x = liveBatch[i];
           const y = deadBatch[j];
           if (y === undefined || (x !== undefined && x < y)) {
             k = x as string;
+            restored = liveValues[i];
             i++;
           } else if (x === undefined || y < x) {
             k = y;
             j++;
           } else {
             k = x;
+            restored = liveValues[i];
             i++;
             j++;
           }
           after = k;
           taken++;
-          this.walkKey(k, R, C, onLive, onPast);
+          this.walkKey(k, restored, R, C, onLive, onPast);
+          // The caller's other bound (bytes written, say) was reached: the rest of the batch waits for the next call.
+          if (taken < budget && full?.() === true) return false;
         }
         // Fewer than asked: both trees had nothing more past `after`.
         if (taken < budget) done = true;
@@ -530,9 +537,12 @@ export class MvccStore {
     };
   }
 
-  /** One key as of revision R with history cut at C (the rule of `trim`): its live version and its history. */
-  private walkKey(key: string, R: number, C: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): void {
-    const cur = this.current(key);
+  /**
+   * One key as of revision R with history cut at C (the rule of `trim`): its live version and its history.
+   * `restored`: the key index's value for it (what `current` would look up in the tree a second time).
+   */
+  private walkKey(key: string, restored: KeyValue | undefined, R: number, C: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): void {
+    const cur = this.live.get(key) ?? (this.fromTree ? restored : undefined);
     const p = this.past.get(key);
     if (p === undefined) {
       if (cur !== undefined && cur.modRevision <= R) onLive(cur);
@@ -628,24 +638,31 @@ export interface StoreCursor {
   readonly changeKeys: string[];
   /**
    * Walks up to `budget` more keys in order, calling `onLive` for each key live at the revision and `onPast`
-   * for each key with history; true once every key was walked.
+   * for each key with history, and stopping early after a key once `full` (when given) returns true; true once
+   * every key was walked.
    */
-  next(budget: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void): boolean;
+  next(budget: number, onLive: (kv: KeyValue) => void, onPast: (key: string, recs: KeyRecord[]) => void, full?: () => boolean): boolean;
 }
 
-/** Fills `out` with the first `n` keys of `tree` after `after` (all keys when it is undefined), in order. */
-function collectAfter(tree: KeyIndex<unknown>, after: string | undefined, n: number, out: string[]): void {
+/**
+ * Fills `out` with the first `n` keys of `tree` after `after` (all keys when it is undefined), in order, and
+ * `values` (when given) with their values.
+ */
+function collectAfter<V>(tree: KeyIndex<V>, after: string | undefined, n: number, out: string[], values?: V[]): void {
   out.length = 0;
+  if (values !== undefined) values.length = 0;
   const high = tree.maxKey();
   if (high === undefined) return;
   // forRange stops at a `{ break }` from its callback (its typing says void): no iterator objects per key.
-  const onFound = ((k: string) => {
+  const onFound = ((k: string, v: V) => {
     if (k === after) return undefined;
     out.push(k);
-    return out.length >= n ? { break: true } : undefined;
-  }) as unknown as (k: string) => void;
+    values?.push(v);
+    return out.length >= n ? STOP : undefined;
+  }) as unknown as (k: string, v: V) => void;
   tree.forRange(after ?? '', high, true, onFound);
 }
+const STOP = { break: true } as const;
 
 /** Change-log entries a compaction frees at most while it catches up after a snapshot held it. */
 const TRIM_BACKLOG_SLICE = 256;

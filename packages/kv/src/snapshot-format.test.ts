@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MalformedMessageError, StoppedError, seededRandom, type LogEntry, type SnapshotJob } from '@consensus-kit/core';
 import type { KeyValue, KvRequest, KvResult, LeaseInfo } from './commands';
 import { KvStateMachine } from './kv-state-machine';
@@ -28,6 +28,13 @@ function finish(job: SnapshotJob, budget: number, between: () => void = () => un
     if (out !== undefined) return out;
     between();
   }
+}
+
+/** How many steps of `budget` a snapshot of `sm` takes. */
+function stepsOf(sm: KvStateMachine, budget: number): number {
+  let steps = 0;
+  finish(sm.beginSnapshot(), budget, () => steps++);
+  return steps + 1;
 }
 
 /** A random write: put (string or bytes, maybe leased), delete, prefix delete, txn, compact, lease grant/revoke, time. */
@@ -182,6 +189,105 @@ describe('kv snapshot format 4 (columnar)', () => {
     expect(same(copy.snapshot(), again)).toBe(true);
   });
 
+  it('format 4 (testdata/snapshot-v4.bin, written before strings were encoded straight into place) is written byte for byte the same today, whole or in 1-key steps, and restores', () => {
+    const golden = readFileSync(new URL('../testdata/snapshot-v4.bin', import.meta.url));
+    const sm = new KvStateMachine({ historyRevisions: 4 });
+    const cmds: KvRequest[] = [
+      sm.timeCommand(1, 1000),
+      { cmd: { op: 'put', key: 'config/port', value: '7100' } },
+      { cmd: { op: 'put', key: 'config/host', value: 'example.org' } },
+      { cmd: { op: 'put', key: 'config/port', value: '7200' } },
+      { cmd: { op: 'put', key: 'bin', value: new Uint8Array([0, 1, 2, 255]) } },
+      { cmd: { op: 'leaseGrant', ttl: 60_000, id: 7 } },
+      { cmd: { op: 'put', key: 'svc/a', value: 'up', lease: 7 } },
+      { cmd: { op: 'put', key: 'gone', value: 'x' } },
+      { cmd: { op: 'delete', key: 'gone' } },
+      { cmd: { op: 'put', key: 'ünï/cødé', value: '日本語 ✓ 𝄞' } },
+      { cmd: { op: 'put', key: '\uFEFFbom', value: '\uFEFFvalue' } },
+      { cmd: { op: 'put', key: 'lone-key-\uDC00', value: 'x' } },
+      { cmd: { op: 'put', key: 'lone', value: 'a\uD800b' } },
+      { cmd: { op: 'put', key: 'empty', value: '' } },
+      { cmd: { op: 'put', key: 'counter', value: '1' }, session: { id: 'client-1', seq: 1 } },
+      { cmd: { op: 'put', key: 'counter', value: '2' }, session: { id: 'client-1', seq: 2, ack: 1 } },
+      sm.timeCommand(1, 3000),
+    ];
+    for (const cmd of cmds) sm.apply(entry(sm), cmd);
+    expect(same(sm.snapshot(), golden)).toBe(true);
+    expect(same(finish(sm.beginSnapshot(), 1), golden)).toBe(true);
+    const copy = new KvStateMachine({ historyRevisions: 4 });
+    copy.restore(new Uint8Array(golden)); // a Uint8Array: a restore from a Buffer gives byte values as Buffers
+    expect(copy.range('')).toEqual(sm.range(''));
+    expect(same(copy.snapshot(), golden)).toBe(true);
+    expect(copy.query({ op: 'status' })).toEqual({ revision: 14, compactRevision: 10 });
+    expect(copy.now).toBe(2000);
+  });
+
+  it('strings encoded into place as they are added give the bytes of strings joined and encoded at each flush, also when the text outgrows the buffer', () => {
+    const random = seededRandom(5);
+    const pieces = ['日本語', '✓', '𝄞', 'é', '\uFEFF', 'a', 'zz', '\uD800'];
+    const text = (n: number) => {
+      let t = '';
+      while (t.length < n) t += pieces[Math.floor(random() * pieces.length)];
+      return t;
+    };
+    const kvs: KeyValue[] = [];
+    for (let i = 0; i < 400; i++) {
+      // Some values of 30,000 or more code units of mostly 3-byte characters: far past a text hint counted in code units.
+      const value = i % 50 === 7 ? text(30_000) : i % 9 === 0 ? new Uint8Array([i & 255, 1]) : text(Math.floor(random() * 40));
+      kvs.push({ key: `k/${String(i).padStart(4, '0')}${text(2)}`, value, createRevision: i + 1, modRevision: i + 1, version: 1, lease: i % 5 });
+    }
+    kvs.sort((a, b) => (a.key < b.key ? -1 : 1));
+    const chars = kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
+    const write = (direct: boolean) => {
+      const w = new ColumnarWriter(kvs.length, { revision: 400 }, chars, 0, direct);
+      kvs.forEach((kv, i) => {
+        w.add(kv);
+        if (i % 7 === 6) w.flush();
+      });
+      return w.finish();
+    };
+    const direct = write(true);
+    expect(same(direct, write(false))).toBe(true);
+    expect(readColumnar(direct).kvs).toEqual(kvs);
+  });
+
+  it('the buffer is sized once for ASCII text whatever the first slice holds, and grown at most once, after the first slice, for text of 3-byte characters', () => {
+    const grow = vi.spyOn(ColumnarWriter.prototype as unknown as { grow(size: number): void }, 'grow');
+    try {
+      // The first keys hold long values, the rest short ones; one key of three has history.
+      const ascii = new KvStateMachine({ historyRevisions: Number.POSITIVE_INFINITY });
+      for (let i = 0; i < 3000; i++) apply(ascii, { cmd: { op: 'put', key: `k${String(i).padStart(4, '0')}`, value: i < 100 ? 'x'.repeat(2000) : `v${i}` } });
+      for (let i = 0; i < 3000; i += 3) apply(ascii, { cmd: { op: 'put', key: `k${String(i).padStart(4, '0')}`, value: `w${i}` } });
+      const expected = ascii.snapshot();
+      grow.mockClear();
+      expect(same(finish(ascii.beginSnapshot(), 64), expected)).toBe(true);
+      expect(grow).not.toHaveBeenCalled();
+      const wide = new KvStateMachine();
+      for (let i = 0; i < 3000; i++) apply(wide, { cmd: { op: 'put', key: `k${i}`, value: '日本語'.repeat(20) } });
+      grow.mockClear();
+      finish(wide.beginSnapshot(), 64);
+      expect(grow).toHaveBeenCalledTimes(1);
+    } finally {
+      grow.mockRestore();
+    }
+  });
+
+  it('a snapshot step stops early past 1 KB of text or 8 history records per key of its budget (large values and long histories do not overrun a slice)', () => {
+    // 100 keys of 8 KB values: a step of 64 walks 8 of them (64 KB), not 64.
+    const big = new KvStateMachine();
+    for (let i = 0; i < 100; i++) apply(big, { cmd: { op: 'put', key: `k${String(i).padStart(3, '0')}`, value: 'x'.repeat(8192) } });
+    expect(stepsOf(big, 64)).toBeGreaterThanOrEqual(13);
+    // 10 keys of 20 records of history each: a step of 2 (16 records) walks one key.
+    const long = new KvStateMachine({ historyRevisions: Number.POSITIVE_INFINITY });
+    for (let v = 0; v < 21; v++) for (let i = 0; i < 10; i++) apply(long, { cmd: { op: 'put', key: `k${i}`, value: `v${v}` } });
+    expect(stepsOf(long, 2)).toBeGreaterThanOrEqual(10);
+    // Small keys are walked `budget` at a time, and the bytes are those of snapshot() either way.
+    const small = new KvStateMachine();
+    for (let i = 0; i < 256; i++) apply(small, { cmd: { op: 'put', key: `k${String(i).padStart(3, '0')}`, value: `v${i}` } });
+    expect(stepsOf(small, 64)).toBeLessThanOrEqual(6);
+    for (const sm of [big, long, small]) expect(same(finish(sm.beginSnapshot(), 64), sm.snapshot())).toBe(true);
+  });
+
   it('refuses a malformed format-4 snapshot with a typed error: truncated, a newer version, keys out of order, a bad header', () => {
     const sm = new KvStateMachine();
     for (let i = 0; i < 10; i++) apply(sm, { cmd: { op: 'put', key: `k${i}`, value: `v${i}` } });
@@ -270,6 +376,22 @@ describe('kv restore: incremental (beginRestore) and from the tree', () => {
     }).toThrow(MalformedMessageError);
     expect(same(target2.snapshot(), old2)).toBe(true);
     expect(() => target2.beginRestore(new ColumnarWriter(0, {}).finish())).toThrow(/malformed header/);
+  });
+
+  it('an incremental snapshot of a restored store (versions in the key index) taken while writes go on holds the state when it began', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const a = randomMachine(seed, 300);
+      const b = new KvStateMachine({ historyRevisions: 8 });
+      b.restore(a.sm.snapshot());
+      indexes.set(b, indexes.get(a.sm) ?? 0);
+      const clock = { ...a.clock };
+      for (let i = 0; i < 30; i++) randomWrite(b, a.random, clock);
+      const expected = b.snapshot();
+      const got = finish(b.beginSnapshot(), 1 + (seed % 3), () => {
+        for (let w = Math.floor(a.random() * 4); w > 0; w--) randomWrite(b, a.random, clock);
+      });
+      expect(same(got, expected), `seed ${seed}`).toBe(true);
+    }
   });
 
   it('a restored store answers from the snapshot until its keys are written: the same writes then give the same store as on a machine never restored', () => {
