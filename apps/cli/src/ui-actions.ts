@@ -4,9 +4,9 @@ import { ClusterDir, NODE_ID, type ClusterFile } from './cluster-file';
 import { addMemberNode, cutLinks, healLinks, removeMemberNode, transferLeadership } from './commands/admin';
 import { bench } from './commands/bench';
 import { killNode, restartNode } from './commands/cluster';
-import { forgetPendingAdd, membershipNotes, pendingAddOf, setPendingAdd } from './pending-add';
+import { configInForce, forgetPendingAdd, membershipNotes, pendingAddOf, setPendingAdd } from './pending-add';
 import { fetchReports, stopNode } from './supervisor';
-import { connectKv } from './connect';
+import { connectKv, connectNode } from './connect';
 import { withDeadline } from './deadline';
 import { describeError } from './errors';
 import { dirTarget } from './target';
@@ -97,7 +97,10 @@ export function createUiActions(o: UiActionsOptions): UiActions {
         const id = nodeOf(cluster, a, 'node');
         let running = restarts.get(id);
         if (running === undefined) {
-          const mine = serial(id, () => restartNode(o.dir, id));
+          const mine = serial(id, async () => {
+            await adoptPendingAdd(id);
+            return restartNode(o.dir, id);
+          });
           restarts.set(id, mine);
           const done = () => {
             if (restarts.get(id) === mine) restarts.delete(id);
@@ -213,6 +216,38 @@ export function createUiActions(o: UiActionsOptions): UiActions {
       // the mark is written; status tells later
     }
     return new BadAction(`add-member ${id}: ${reason}. ${id} is kept on record, stopped, marked "outcome unknown"${note !== undefined ? `; ${note.slice(note.indexOf(';') + 2)}` : ''} (status and the page show what the configuration says; Remove member takes it out either way)`);
+  };
+
+  /**
+   * Before a node marked "add outcome unknown" is started again: the configuration in force must list it. Then its
+   * mark is cleared and its address given back to the other nodes (their configs and, at once, the running ones),
+   * which pendingAdd took away; otherwise starting it is refused, saying what to do instead.
+   */
+  const adoptPendingAdd = async (id: string): Promise<void> => {
+    const cd = new ClusterDir(o.dir);
+    const cluster = cd.read();
+    const node = cd.node(cluster, id);
+    if (pendingAddOf(node) === undefined) return;
+    const inForce = configInForce(await fetchReports(cluster));
+    if (inForce === undefined) throw new BadAction(`no leader answers to tell whether ${id} became a member (its add gave up with the outcome unknown): it stays stopped`);
+    const c = inForce.config;
+    if (!c.voters.includes(id) && !c.learners.includes(id) && !(c.outgoing ?? []).includes(id)) {
+      throw new BadAction(`${id}'s add did not take effect (the configuration in force, leader ${inForce.leader} term ${inForce.term}, does not list it): Remove member takes it off the record`);
+    }
+    const address = `${node.host}:${node.port}`;
+    const others = cluster.nodes.filter((n) => n.id !== id);
+    cd.setPeerAddress(others.map((n) => n.id), id, address);
+    await Promise.all(
+      others.map(async (n) => {
+        const { rpc } = connectNode(target(), `${n.host}:${n.port}`);
+        try {
+          await rpc.request({ t: 'admin.peers', peers: { [id]: address } }, { timeoutMs: 3000 }).catch(() => undefined);
+        } finally {
+          await rpc.close();
+        }
+      }),
+    );
+    setPendingAdd(o.dir, id, undefined);
   };
 
   /** A kv client for one request, closed after it; the request gives up after `kvTimeoutMs`. */

@@ -3,7 +3,7 @@
  * on a data directory that cannot be made, a Restart clicked while one runs, the foreground table following the
  * cluster file, and an add-member whose outcome is unknown.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@consensus-kit/core';
@@ -15,6 +15,7 @@ import { start } from '../src/commands/cluster';
 import { startNode } from '../src/embed';
 import { createUiActions } from '../src/ui-actions';
 import { liveSource } from '../src/ui-live';
+import { pendingAddOf, setPendingAdd } from '../src/pending-add';
 import { CliError } from '../src/errors';
 import { cleanup, cli, freeBase, tempDir, useSourceNodes } from './helpers';
 
@@ -175,7 +176,8 @@ describe('an add-member whose outcome is unknown', () => {
       expect((await cli('start', '--nodes', '1', '--dir', dir, '--port', String(await freeBase()), '--detach', '--json')).code).toBe(0);
       const act = createUiActions({ dir, timeoutMs: 8000 });
       // The only voter is down: the learner change is sent to no leader, and the add gives up while proposing it.
-      expect(await act({ action: 'kill', node: 'n1' })).toMatchObject({ ok: true });
+      const killN1 = await act({ action: 'kill', node: 'n1' });
+      expect(killN1, killN1.text).toMatchObject({ ok: true });
       const added = await act({ action: 'add-member', role: 'learner' });
       expect(added, added.text).toMatchObject({ ok: false, text: expect.stringContaining('n2 is kept on record, stopped, marked "outcome unknown"') });
       expect(added.text).toContain('no leader answers to tell whether it is a member');
@@ -194,7 +196,8 @@ describe('an add-member whose outcome is unknown', () => {
       }
 
       // n1 back: the configuration in force does not list n2 (the change never reached a leader).
-      expect(await act({ action: 'restart', node: 'n1' })).toMatchObject({ ok: true });
+      const restartN1 = await act({ action: 'restart', node: 'n1' });
+      expect(restartN1, restartN1.text).toMatchObject({ ok: true });
       let none: { membership?: { node: string; membership: string; text: string }[] } = {};
       for (let i = 0; i < 100 && none.membership?.[0]?.membership !== 'none'; i++) {
         none = JSON.parse((await cli('status', '--dir', dir, '--json')).out) as typeof none;
@@ -204,10 +207,30 @@ describe('an add-member whose outcome is unknown', () => {
       const text = (await cli('status', '--dir', dir)).out;
       expect(text).toMatch(/^n2: its add gave up at \d\d:\d\d:\d\d \(.*\) with the outcome unknown; the configuration in force \(leader n1, term \d+\) does not list it/m);
 
+      // Restart of a node whose add did not take effect is refused, saying so (it would start a node of no cluster).
+      const restartNone = await act({ action: 'restart', node: 'n2' });
+      expect(restartNone, restartNone.text).toMatchObject({ ok: false, text: expect.stringContaining("n2's add did not take effect") });
+      expect(new ClusterDir(dir).livePid('n2')).toBeUndefined();
+
       const removed = await act({ action: 'remove-member', node: 'n2' });
       expect(removed, removed.text).toMatchObject({ ok: true, text: expect.stringContaining('n2 taken off the record') });
       expect(new ClusterDir(dir).read().nodes.map((n) => n.id)).toEqual(['n1']);
       expect((JSON.parse((await cli('status', '--dir', dir, '--json')).out) as { membership?: unknown }).membership).toBeUndefined();
+
+      // A marked node the configuration does list (its learner change committed after the add gave up; made here by
+      // marking a learner added now): Restart clears the mark and gives the other nodes its address back.
+      const learner = await act({ action: 'add-member', role: 'learner' });
+      expect(learner, learner.text).toMatchObject({ ok: true });
+      const cd = new ClusterDir(dir);
+      const killed = await act({ action: 'kill', node: 'n2' });
+      expect(killed, killed.text).toMatchObject({ ok: true });
+      setPendingAdd(dir, 'n2', { since: new Date().toISOString(), reason: 'made by the test' });
+      cd.setPeerAddress(['n1'], 'n2', undefined);
+      const adopted = await act({ action: 'restart', node: 'n2' });
+      expect(adopted, adopted.text).toMatchObject({ ok: true });
+      expect(pendingAddOf(cd.node(cd.read(), 'n2'))).toBeUndefined();
+      const n2Entry = cd.node(cd.read(), 'n2');
+      expect((JSON.parse(readFileSync(cd.configFile('n1'), 'utf8')) as { peers: Record<string, string> }).peers.n2).toBe(`${n2Entry.host}:${n2Entry.port}`);
     } finally {
       await cleanup(dir);
     }
