@@ -72,7 +72,13 @@ export function handleSnapshot(n: PaxosNode, from: NodeId, m: SnapshotMessage): 
     return;
   }
   const r = n.snapIn.receive(m);
-  if (r.kind === 'stale' || r.kind === 'refused') return;
+  if (r.kind === 'stale') return;
+  if (r.kind === 'refused') {
+    // Nothing was allocated or changed: the replica keeps what it holds and says why it cannot catch up this way.
+    n.snapRefused = `snapshot ${m.index} from ${from}: ${r.reason}`;
+    return;
+  }
+  n.snapRefused = undefined;
   n.snapInAt = n.now;
   if (r.kind === 'ack') {
     n.send(from, { type: 'SnapshotAck', ...r.ack });

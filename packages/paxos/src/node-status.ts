@@ -10,6 +10,7 @@ export function status(n: PaxosNode): Status & { details: PaxosStatusDetails } {
   const rank = n.membership.rank(n.id);
   if (rank !== undefined) details.rank = rank;
   if (n.amnesiaUntil > 0) details.amnesiaUntil = n.amnesiaUntil;
+  if (n.snapRefused !== undefined) details.snapshotRefused = n.snapRefused;
   if (n.role === 'leader') {
     details.nextSlot = n.nextSlot;
     details.waiting = n.waiting.length;

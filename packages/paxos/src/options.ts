@@ -39,6 +39,13 @@ export type PaxosSpecificOptions = {
    * Must stay well under the transport's message limit (32 MiB for transport-tcp). Default 1 MiB.
    */
   snapshotChunkBytes?: number;
+  /**
+   * The largest snapshot this replica accepts from a peer, in bytes: the receiver allocates a snapshot's declared
+   * size when its first chunk arrives, so a peer (or a corrupt message) declaring gigabytes would make it allocate
+   * them. A larger transfer is refused before anything is allocated; the replica keeps what it holds and reports
+   * the refusal in `status().details.snapshotRefused`. Default 2 GiB (etcd's default backend quota); at most 2^32 - 1.
+   */
+  maxSnapshotBytes?: number;
 };
 
 /** Options of `PaxosNode`: the protocol contract's options plus Multi-Paxos' own. */
@@ -58,6 +65,9 @@ export interface PaxosOptions extends ProtocolOptions, PaxosSpecificOptions {}
  */
 export const DEFAULT_WINDOW = 256;
 
+/** The largest snapshot a replica accepts from a peer by default (`maxSnapshotBytes`): 2 GiB. */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 2 ** 31;
+
 /** Multi-Paxos' options as `OptionSpecs`: what `paxos.parseOptions` checks untyped input against. */
 export const paxosOptionSpecs = {
   window: { type: 'integer', min: 1, max: 1 << 20, description: `PMMC WINDOW: undecided slots in flight, and the config activation distance (default ${DEFAULT_WINDOW})` },
@@ -69,6 +79,7 @@ export const paxosOptionSpecs = {
   leaseDriftBound: { type: 'number', min: 0, max: 0.9, description: 'clock-rate drift the lease tolerates, as a fraction (default 0.3)' },
   logChunkBits: { type: 'integer', min: 1, max: 20, description: 'in-memory log chunk size as a power of two; decided slots leave memory a chunk at a time (default 12)' },
   snapshotChunkBytes: { type: 'integer', min: 1, max: 16 * 1024 * 1024, description: 'bytes per snapshot chunk sent to a lagging peer (default 1 MiB, at most 16 MiB)' },
+  maxSnapshotBytes: { type: 'integer', min: 1, max: 0xffffffff, description: 'largest snapshot accepted from a peer; a larger one is refused before anything is allocated (default 2 GiB)' },
 } as const satisfies OptionSpecs;
 
 const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
@@ -95,6 +106,7 @@ export function resolvePaxosOptions(options: PaxosOptions): ResolvedPaxosOptions
     leaseDriftBound: o.leaseDriftBound ?? 0.3,
     logChunkBits: o.logChunkBits ?? 12,
     snapshotChunkBytes: o.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES,
+    maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES,
   };
 }
 

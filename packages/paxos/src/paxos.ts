@@ -90,7 +90,9 @@ export class PaxosNode implements Protocol, ObservesCompaction {
    */
   installing = false;
   /** @internal A peer's snapshot being assembled from its chunks (learner.ts). */
-  snapIn = new SnapshotReceiver();
+  snapIn: SnapshotReceiver;
+  /** @internal The last snapshot transfer refused (over `maxSnapshotBytes`, malformed): who sent it and why. */
+  snapRefused: string | undefined;
   /** @internal The tick a chunk last added to `snapIn` (-1: none since it was last dropped); see tickSnapshots. */
   snapInAt = -1;
   /** @internal Snapshot transfers to peers behind the compacted log, by peer (learner.ts). */
@@ -137,6 +139,7 @@ export class PaxosNode implements Protocol, ObservesCompaction {
     this.random = r.random;
     this.storage = options.storage;
     this.log = new PaxosLog(options.storage, this.o.logChunkBits);
+    this.snapIn = new SnapshotReceiver({ maxBytes: this.o.maxSnapshotBytes });
     const raw = options.storage.initialState().hardState;
     const snap = options.storage.snapshot();
     if (raw !== undefined) {

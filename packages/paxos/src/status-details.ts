@@ -27,5 +27,7 @@ export type PaxosStatusDetails = {
   /** Paxos Made Live 5.1: no promises until this slot is decided (0: none). */
   amnesiaUntil?: number;
   leaseReads?: boolean;
+  /** The last snapshot transfer this replica refused (larger than `maxSnapshotBytes`, or malformed), and why. */
+  snapshotRefused?: string;
   peers?: Record<string, PaxosPeerDetails>;
 };

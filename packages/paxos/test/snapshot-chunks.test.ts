@@ -15,8 +15,8 @@ import type { TestNetwork } from './network';
 const CHUNK = 64;
 
 /** a leads {a, b, c}; c is cut off while a decides `count` values and compacts its log: c is behind a snapshot. */
-function behindSnapshot(count: number): { net: TestNetwork; index: number; total: number } {
-  const net = cluster(['a', 'b', 'c'], { snapshotChunkBytes: CHUNK });
+function behindSnapshot(count: number, maxSnapshotBytes?: number): { net: TestNetwork; index: number; total: number } {
+  const net = cluster(['a', 'b', 'c'], { snapshotChunkBytes: CHUNK, ...(maxSnapshotBytes === undefined ? {} : { maxSnapshotBytes }) });
   elect(net, 'a');
   const a = net.get('a').node;
   net.partition(['a', 'b']);
@@ -200,6 +200,37 @@ describe('chunked snapshot streaming', () => {
     // c stays cut off from a and b: the one message installs the snapshot.
     until(net, () => c.node.commit >= index && c.appliedIndex >= index, 20);
     expect(c.applied).toEqual(a.applied.slice(0, c.applied.length));
+  });
+
+  it('a snapshot larger than maxSnapshotBytes is refused before anything is allocated: the replica keeps its state, says why, and the others go on', () => {
+    const { net, index, total } = behindSnapshot(120, 1000);
+    expect(total).toBeGreaterThan(1000);
+    const c = net.get('c');
+    const before = { commit: c.node.commit, last: c.node.log.lastIndex, applied: [...c.applied] };
+    const heardChunks: number[] = [];
+    net.filter = (e) => {
+      if (e.to === 'c' && type(e) === 'SnapshotChunk') heardChunks.push((e.msg as SnapshotMessage).total);
+      return true;
+    };
+    net.heal();
+    settle(net, 40);
+    expect(heardChunks.length).toBeGreaterThan(0);
+    expect(new Set(heardChunks)).toEqual(new Set([total]));
+    expect(c.node.snapIn.holding).toBeUndefined();
+    expect(c.node.commit).toBe(before.commit);
+    expect(c.node.commit).toBeLessThan(index);
+    expect(c.node.log.lastIndex).toBe(before.last);
+    expect(c.applied).toEqual(before.applied);
+    expect(c.node.status().details.snapshotRefused).toBe(`snapshot ${index} from a: snapshot of ${total} bytes over the 1000-byte limit`);
+    net.get('a').node.propose(enc.encode('on'));
+    settle(net, 5);
+    for (const id of ['a', 'b']) expect(net.get(id).applied.at(-1)).toBe('on');
+  });
+
+  it('maxSnapshotBytes is validated: a positive integer up to 2^32 - 1; 2 GiB by default', () => {
+    expect(paxos.parseOptions({ maxSnapshotBytes: 1 << 20 })).toEqual({ maxSnapshotBytes: 1 << 20 });
+    for (const bad of [0, -1, 1.5, 'big', 2 ** 32]) expect(() => paxos.parseOptions({ maxSnapshotBytes: bad })).toThrow(ConfigError);
+    expect(cluster(['a']).get('a').node.snapIn.maxBytes).toBe(2 ** 31);
   });
 
   it('snapshotChunkBytes is validated: a positive integer up to 16 MiB', () => {
