@@ -9,8 +9,9 @@
  *   with --expose-gc);
  * - snapshot: `snapshot()` (the synchronous call of the StateMachine contract) time and bytes; and, when the
  *   machine has it, `beginSnapshot()` (the incremental snapshot the host uses since format 4) driven as the
- *   host drives it (steps of 64 keys for up to 0.5 ms, then a turn of the event loop): wall time, slices, whether
- *   its bytes equal `snapshot()`'s, and the longest event-loop stall while it ran (a 1 ms timer's worst lateness);
+ *   host drives it (steps of 64 keys for up to 0.5 ms, then a turn of the event loop): wall time, slices, the
+ *   longest slice, whether its bytes equal `snapshot()`'s, the longest event-loop stall while it ran (a 1 ms
+ *   timer's worst lateness), the stalls over 2, 5, 10 and 20 ms, and the collector's pauses;
  * - restore: `restore()` of those bytes into a fresh machine, once the filled store is dropped (the heap then
  *   holds the snapshot bytes only, as on a node restarting from its snapshot file), and the heap per key after it;
  *   the restored store serves the put runs. `restore()` holds the event loop for all of it (a 1 ms timer's worst
@@ -19,16 +20,22 @@
  *   machine, driven as the host drives it (steps of 64 keys for up to 0.5 ms, then a turn of the event loop):
  *   wall time, slices, the longest event-loop stall, and whether the result matches `restore()`'s;
  * - puts through a real host: a one-node raft `ConsensusNode` (MemoryStorage, in-process transport) over the
- *   filled machine, 16 puts in flight (overwrites of random existing keys), latency of each put from
- *   its arrival to its result, each request arriving in its own event-loop turn (as from a socket). Run 1 takes no snapshot (`snapshotEvery: 0`); run 2 lets the host take one (its
- *   `snapshotEvery` is set so it falls about 1 s into the run) and reports the puts in flight while the
- *   snapshot was in progress (from the host asking the machine for it until storage holds it), against run 1's
- *   figures. Both runs also report the worst event-loop stall seen by a 1 ms timer.
+ *   restored machine, 16 puts in flight (overwrites of existing keys, each a key no run wrote before: the runs go
+ *   on through the keys where the last one stopped), latency of each put from its arrival to its result, each
+ *   request arriving in its own event-loop turn (as from a socket). A warm-up run of about 1 s (WARMUP_MS) comes
+ *   first and is not reported (the put path compiled, the heap at its working size). Then run 1 takes no
+ *   snapshot (`snapshotEvery: 0`); run 2 lets the host take one (its `snapshotEvery` is set so it falls about
+ *   1 s into the run) and reports the puts in flight while the snapshot was in progress (from the host asking
+ *   the machine for it until storage holds it), against run 1's figures. Both runs also report the worst
+ *   event-loop stall seen by a 1 ms timer, how many stalls passed 2, 5, 10 and 20 ms, and the collector's
+ *   pauses in the window (perf_hooks 'gc' entries: [count, total ms, longest ms] of minor and major ones); run 2
+ *   also times `beginSnapshot()` and each step of the job (the longest, those over 1 ms and how many of those a
+ *   collector pause fell in: the rest are the step's own work, or the process not running on a busy machine).
  *
  * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look; PUTS=0 stops after the restores; SYNC=1 makes the host use
  * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source)
  */
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
 import { MemoryStorage, type LogEntry, type StateMachine } from '@consensus-kit/core';
 import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
@@ -70,6 +77,26 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
 }
 
+/**
+ * Every garbage collection pause of the main thread (perf_hooks 'gc' entries), to tell which stalls the collector
+ * made: a run reports the pauses that began within its window, by kind.
+ */
+const gcPauses: { start: number; ms: number; kind: number }[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, ms: e.duration, kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0 });
+}).observe({ entryTypes: ['gc'] });
+
+/** The collector's pauses that began within [from, to]: minor (scavenges) and major (mark-compact), count and ms. */
+function gcIn(from: number, to: number) {
+  const xs = gcPauses.filter((g) => g.start >= from && g.start <= to);
+  const sum = (k: number) => {
+    const ys = xs.filter((g) => g.kind === k);
+    return [ys.length, ms(ys.reduce((a, g) => a + g.ms, 0)), ms(ys.reduce((a, g) => Math.max(a, g.ms), 0))];
+  };
+  // [count, total ms, longest ms] of each kind.
+  return { minor: sum(perfConstants.NODE_PERFORMANCE_GC_MINOR), major: sum(perfConstants.NODE_PERFORMANCE_GC_MAJOR) };
+}
+
 /** The worst lateness of a 1 ms interval timer: how long the event loop was stalled, sampled with timestamps. */
 function stallMonitor() {
   const samples: { at: number; late: number }[] = [];
@@ -83,6 +110,11 @@ function stallMonitor() {
     stop: () => clearInterval(t),
     /** The worst stall that ended within [from, to]. */
     worst: (from = 0, to = Number.POSITIVE_INFINITY) => samples.filter((s) => s.at >= from && s.at - s.late <= to).reduce((m, s) => Math.max(m, s.late), 0),
+    /** How many stalls within [from, to] were at least 2, 5, 10 and 20 ms long. */
+    counts: (from = 0, to = Number.POSITIVE_INFINITY) => {
+      const xs = samples.filter((s) => s.at >= from && s.at - s.late <= to);
+      return [2, 5, 10, 20].map((t) => xs.filter((s) => s.late >= t).length);
+    },
   };
 }
 
@@ -125,13 +157,16 @@ async function fillAndSnapshot(): Promise<Uint8Array> {
     t0 = performance.now();
     const job = beginSnap.call(filled);
     let slices = 0;
+    let longestSlice = 0;
     const b = await new Promise<Uint8Array>((resolve) => {
       const slice = () => {
         slices++;
-        const until = performance.now() + 0.5;
+        const from = performance.now();
+        const until = from + 0.5;
         let out: Uint8Array | undefined;
         do out = job.step(64);
         while (out === undefined && performance.now() < until);
+        longestSlice = Math.max(longestSlice, performance.now() - from);
         if (out === undefined) setImmediate(slice);
         else resolve(out);
       };
@@ -140,7 +175,9 @@ async function fillAndSnapshot(): Promise<Uint8Array> {
     const t1 = performance.now();
     await new Promise((r) => setTimeout(r, 5));
     mon.stop();
-    console.log(JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)) }));
+    console.log(
+      JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, longestSliceMs: ms(longestSlice), bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)), stallsOver2_5_10_20Ms: mon.counts(t0, t1), gc: gcIn(t0, t1) }),
+    );
   }
 
   // The filled store goes before the restore: the restore is timed with a heap holding only the snapshot bytes,
@@ -202,8 +239,24 @@ interface Run {
   latencies: { start: number; end: number }[];
   snapshots: { start: number; end: number }[];
   worstStall: (from?: number, to?: number) => number;
+  stallCounts: (from?: number, to?: number) => number[];
+  /** When the puts began and ended. */
+  begin: number;
+  end: number;
+  /**
+   * The snapshot job (as the host ran it): how long `beginSnapshot()` took, its steps: how many, the longest,
+   * and those that took over 1 ms (when, how long, which step).
+   */
+  steps: { beginMs: number; count: number; longestMs: number; slow: { start: number; ms: number; step: number }[] };
   entries: number;
 }
+
+/**
+ * Puts so far, over all runs: each run goes on through the keys where the last one stopped, so every run's puts
+ * are first writes of restored keys alike (a run starting again at the first key would rewrite the keys the run
+ * before it had already moved out of the restored key index, a cheaper put).
+ */
+let n = 0;
 
 async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean): Promise<Run> {
   const snapshots: { start: number; end: number }[] = [];
@@ -219,10 +272,29 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean)
     },
   };
   const beginJob = beginSnap;
+  const steps: Run['steps'] = { beginMs: 0, count: 0, longestMs: 0, slow: [] };
   if (beginJob !== undefined && process.env.SYNC !== '1') {
     marked.beginSnapshot = () => {
-      snapshots.push({ start: performance.now(), end: Number.NaN });
-      return beginJob.call(sm);
+      const start = performance.now();
+      snapshots.push({ start, end: Number.NaN });
+      const job = beginJob.call(sm);
+      steps.beginMs = performance.now() - start;
+      // Each step timed (two clock reads per step of 64 keys), to tell a step that overran its slice from a
+      // stall between steps.
+      return {
+        step: (budget: number) => {
+          const t = performance.now();
+          try {
+            return job.step(budget);
+          } finally {
+            const d = performance.now() - t;
+            steps.count++;
+            if (d > steps.longestMs) steps.longestMs = d;
+            if (d > 1) steps.slow.push({ start: t, ms: d, step: steps.count });
+          }
+        },
+        cancel: () => job.cancel(),
+      };
     };
   }
   const node = new ConsensusNode<KvRequest, KvResult, KvQuery, KvQueryResult>({
@@ -246,7 +318,6 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean)
   const mon = stallMonitor();
   const latencies: { start: number; end: number }[] = [];
   const begin = performance.now();
-  let n = 0;
   const done = () => {
     const now = performance.now();
     if (now - begin < minMs) return false;
@@ -268,10 +339,11 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean)
       }
     }),
   );
+  const end = performance.now();
   mon.stop();
   const entries = node.status().appliedIndex;
   await node.stop();
-  return { latencies, snapshots, worstStall: mon.worst, entries };
+  return { latencies, snapshots, worstStall: mon.worst, stallCounts: mon.counts, begin, end, steps, entries };
 }
 
 function report(name: string, lat: { start: number; end: number }[], stall: number, extra: Record<string, unknown> = {}) {
@@ -283,8 +355,17 @@ if (process.env.PUTS === '0') {
   console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
   process.exit(0);
 }
+// A first run, not reported: the put path compiled and the heap grown to its working size, so that the run
+// without a snapshot is not slowed by what the first puts after a restore cost, which the run with one is spared.
+const warmup = await run(0, Number(process.env.WARMUP_MS ?? 1000), false);
+console.log(JSON.stringify({ step: 'warm-up puts (not counted)', puts: warmup.latencies.length }));
 const base = await run(0, 3000, false);
-report('puts, no snapshot', base.latencies, base.worstStall(), { entries: base.entries, putsPerSec: Math.round(base.latencies.length / 3) });
+report('puts, no snapshot', base.latencies, base.worstStall(), {
+  entries: base.entries,
+  putsPerSec: Math.round(base.latencies.length / ((base.end - base.begin) / 1000)),
+  stallsOver2_5_10_20Ms: base.stallCounts(),
+  gc: gcIn(base.begin, base.end),
+});
 const every = Math.max(1000, Math.round(base.entries / 3)); // about 1 s into the next run
 const withSnap = await run(every, 2000, true);
 const s = withSnap.snapshots[0];
@@ -304,6 +385,20 @@ if (s === undefined || Number.isNaN(s.end)) {
     snapshotMs: ms(s.end - s.start),
     snapshotEvery: every,
     p99VsNoSnapshot: Number((p99During / p99Base).toFixed(2)),
+    putsPerSec: Math.round(during.length / ((s.end - s.start) / 1000)),
+    stallsOver2_5_10_20Ms: withSnap.stallCounts(s.start, s.end),
+    gc: gcIn(s.start, s.end),
+    beginSnapshotMs: ms(withSnap.steps.beginMs),
+    steps: withSnap.steps.count,
+    longestStepMs: ms(withSnap.steps.longestMs),
+    stepsOver1Ms: withSnap.steps.slow.length,
+    // Steps over 1 ms during which the collector paused the thread (the rest: the step's own work, or the
+    // process not running: a busy machine).
+    stepsOver1MsWithGc: withSnap.steps.slow.filter((x) => gcPauses.some((g) => g.start < x.start + x.ms && g.start + g.ms > x.start)).length,
+    slowestSteps: withSnap.steps.slow
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5)
+      .map((x) => `#${x.step}:${x.ms.toFixed(1)}ms`),
   });
 }
 console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
