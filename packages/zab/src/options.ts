@@ -19,7 +19,17 @@ export type ZabSpecificOptions = {
    * most 16 MiB, half of transport-tcp's 32 MiB frame limit.
    */
   snapshotChunkBytes?: number;
+  /**
+   * The largest snapshot this server accepts in a SNAP, in bytes: the follower allocates the declared size when the
+   * first chunk arrives, so a leader (or a corrupt message) declaring gigabytes would make it allocate them. A larger
+   * SNAP is refused before anything is allocated; the follower keeps what it holds and reports the refusal in
+   * `status().details.snapshotRefused`. Default 2 GiB (etcd's default backend quota); at most 2^32 - 1.
+   */
+  maxSnapshotBytes?: number;
 };
+
+/** The largest snapshot a follower accepts by default (`maxSnapshotBytes`): 2 GiB. */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 2 ** 31;
 
 export interface ZabOptions extends ProtocolOptions, ZabSpecificOptions {}
 
@@ -27,6 +37,7 @@ export const zabOptionSpecs = {
   counterLimit: { type: 'integer', min: 1, max: 0xffffffff, description: 'largest zxid counter of an epoch; reaching it forces a new epoch (ZOOKEEPER-1277; default 2^32-1)' },
   maxBatch: { type: 'integer', min: 1, max: 1 << 20, description: 'entries per PROPOSAL or synchronisation message (default 512)' },
   snapshotChunkBytes: { type: 'integer', min: 1, max: MAX_SNAPSHOT_CHUNK_BYTES, description: 'bytes per SNAP chunk sent to a follower (default 1 MiB, at most 16 MiB)' },
+  maxSnapshotBytes: { type: 'integer', min: 1, max: 0xffffffff, description: 'largest SNAP accepted from a leader; a larger one is refused before anything is allocated (default 2 GiB)' },
 } as const satisfies OptionSpecs;
 
 const CONTRACT_KEYS: ReadonlySet<string> = new Set<keyof ProtocolOptions>(['id', 'peers', 'storage', 'applied', 'electionTicks', 'heartbeatTicks', 'random']);
@@ -42,5 +53,5 @@ export function resolveZabOptions(options: ZabOptions): ResolvedZabOptions {
   const own: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) if (!CONTRACT_KEYS.has(k)) own[k] = v;
   const o = parseZabOptions(own);
-  return { counterLimit: o.counterLimit ?? 0xffffffff, maxBatch: o.maxBatch ?? 512, snapshotChunkBytes: o.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES };
+  return { counterLimit: o.counterLimit ?? 0xffffffff, maxBatch: o.maxBatch ?? 512, snapshotChunkBytes: o.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES, maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES };
 }

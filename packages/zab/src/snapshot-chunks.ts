@@ -66,7 +66,13 @@ export function handleSnapChunk(z: ZabNode, m: SnapChunk): void {
     z.snapFrom = leader;
   }
   const r = z.snapIn.receive({ index: m.index, term: m.term, total: m.total, offset: m.offset, data: m.data, epoch: m.epoch });
-  if (r.kind === 'refused' || r.kind === 'stale') return;
+  if (r.kind === 'stale') return;
+  if (r.kind === 'refused') {
+    // Nothing was allocated or changed: the follower keeps what it holds and says why it cannot synchronise.
+    z.snapRefused = `snapshot ${m.index} from ${leader}: ${r.reason}`;
+    return;
+  }
+  z.snapRefused = undefined;
   z.send(leader, { type: 'SnapAck', nonce: z.nonce, epoch: z.leaderEpoch, index: r.ack.index, term: r.ack.term, offset: r.ack.offset, gap: r.ack.gap });
   if (r.kind !== 'complete') return;
   // Handed over once: a later SNAP of the same snapshot (a new session) starts again from nothing.

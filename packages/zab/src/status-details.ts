@@ -22,4 +22,6 @@ export type ZabStatusDetails = {
   epochBase?: number;
   transferringTo?: string;
   peers?: Record<string, ZabPeerDetails>;
+  /** The last SNAP this server refused (larger than `maxSnapshotBytes`, or malformed), and why. */
+  snapshotRefused?: string;
 };

@@ -108,7 +108,9 @@ export class ZabNode implements Protocol {
   /** The `req` of this follower's latest ACKEPOCH (see messages.ts). */
   syncReq = 0;
   /** A SNAP being received in chunks, and the leader sending it (snapshot-chunks.ts). */
-  snapIn = new SnapshotReceiver();
+  snapIn: SnapshotReceiver;
+  /** @internal The last SNAP refused (over `maxSnapshotBytes`, malformed): from whom and why. */
+  snapRefused: string | undefined;
   snapFrom: NodeId | undefined;
 
   // Leading.
@@ -147,6 +149,7 @@ export class ZabNode implements Protocol {
   constructor(options: ZabOptions) {
     const r = resolveProtocolOptions(options);
     this.o = resolveZabOptions(options);
+    this.snapIn = new SnapshotReceiver({ maxBytes: this.o.maxSnapshotBytes });
     this.id = r.id;
     this.electionTicks = r.electionTicks;
     this.heartbeatTicks = r.heartbeatTicks;
@@ -302,6 +305,7 @@ export class ZabNode implements Protocol {
       round: this.round,
     };
     if (this.phase === 'following') details.stage = this.stage;
+    if (this.snapRefused !== undefined) details.snapshotRefused = this.snapRefused;
     if (this.phase === 'leading') {
       details.stage = this.leaderStage;
       details.epochBase = this.epochBase;

@@ -161,6 +161,38 @@ describe('SNAP in chunks (LearnerHandler.syncFollower, Learner.syncWithLeader)',
   });
 });
 
+describe('maxSnapshotBytes: the largest SNAP a follower accepts', () => {
+  it('a larger SNAP is refused before anything is allocated: the follower keeps its state, says why, and the others go on', () => {
+    const sent: Envelope[] = [];
+    const { net, at, snapBytes } = behindSnapshot({ snapshotChunkBytes: 16, maxSnapshotBytes: 100 }, { onPersisted: (_r, rd) => sent.push(...rd.messages) });
+    expect(snapBytes).toBeGreaterThan(100);
+    const held = net.get('a').storage.lastIndex();
+    net.restart('a');
+    const a = net.get('a');
+    settle(net, () => chunksOf(sent, 'a').length > 20);
+    for (let i = 0; i < 20; i++) {
+      net.tickAll();
+      net.deliver();
+    }
+    expect(a.node.snapIn.holding).toBeUndefined();
+    expect(a.storage.snapshot()).toBeUndefined();
+    expect(a.storage.lastIndex()).toBe(held);
+    expect(a.appliedIndex).toBeLessThan(at);
+    expect(a.node.status().details.snapshotRefused).toBe(`snapshot ${at} from b: snapshot of ${snapBytes} bytes over the 100-byte limit`);
+    proposeAll(net, 'b', [long(8)]);
+    settle(net, () => net.get('c').applied.length === 9);
+    expect(net.get('b').applied.at(-1)).toBe(long(8));
+  });
+
+  it('maxSnapshotBytes must be a positive integer of at most 2^32 - 1; 2 GiB by default', () => {
+    for (const bad of [0, -1, 1.5, '64', 2 ** 32]) {
+      expect(() => zab.parseOptions({ maxSnapshotBytes: bad }), String(bad)).toThrow(ConfigError);
+    }
+    expect(zab.parseOptions({ maxSnapshotBytes: 1 << 20 })).toEqual({ maxSnapshotBytes: 1 << 20 });
+    expect(network(['a']).get('a').node.snapIn.maxBytes).toBe(2 ** 31);
+  });
+});
+
 describe('snapshotChunkBytes and SnapChunk / SnapAck on the wire', () => {
   it('snapshotChunkBytes must be a positive integer of at most 16 MiB', () => {
     for (const bad of [0, -1, 1.5, '64', 32 << 20]) {
