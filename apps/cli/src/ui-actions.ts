@@ -200,13 +200,24 @@ export function createUiActions(o: UiActionsOptions): UiActions {
    */
   const pendingAdd = async (id: string, e: unknown): Promise<BadAction> => {
     const reason = describeError(e);
+    const cd = new ClusterDir(o.dir);
+    // Running: the add failed after the node became a learner (its promotion did not happen), and members add kept
+    // it running and on record. Nothing is unknown there.
+    if (cd.livePid(id) !== undefined) return new BadAction(`add-member ${id}: ${reason}`);
+    const recorded = cd.read();
+    const inForce = configInForce(await fetchReports(recorded).catch(() => []));
+    const c = inForce?.config;
+    if (inForce !== undefined && c !== undefined && (c.voters.includes(id) || c.learners.includes(id) || (c.outgoing ?? []).includes(id))) {
+      // The change committed after all: a member, stopped, with its address where the other nodes need it.
+      const as = c.learners.includes(id) ? 'learner' : 'voter';
+      return new BadAction(`add-member ${id}: ${reason}. The configuration in force (leader ${inForce.leader}, term ${inForce.term}) lists ${id} as a ${as}: the add took effect; it is stopped (Restart runs it)`);
+    }
     setPendingAdd(o.dir, id, { since: new Date().toISOString(), reason });
     // The add wrote the node into every other node's peers. Those are the boot configuration of a Raft node that
     // has no snapshot and no config entry yet (raft.ts: the log's configurations over `peers`), so every node
     // restarted now would count this stopped node as a voter, one a majority may need: a 1-node cluster restarted
     // never elected again, and no leader could then confirm it is not a member. Running nodes keep its address
     // in memory, which reaches it if the learner change still commits.
-    const cd = new ClusterDir(o.dir);
     cd.setPeerAddress(cd.read().nodes.map((n) => n.id).filter((n) => n !== id), id, undefined);
     let note: string | undefined;
     try {
