@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isConsensusError } from '@consensus-kit/core';
@@ -74,8 +75,8 @@ export interface Backup {
   bytes: number;
 }
 
-/** Why a backup file was refused. */
-export type BackupFileProblem = 'unreadable' | 'bad-magic' | 'unknown-format' | 'truncated' | 'checksum' | 'bad-metadata' | 'bad-data';
+/** Why a backup file was refused (`size`: longer than its header announces). */
+export type BackupFileProblem = 'unreadable' | 'bad-magic' | 'unknown-format' | 'truncated' | 'size' | 'checksum' | 'bad-metadata' | 'bad-data';
 
 /** A backup file that cannot be used: damaged, truncated, not a backup, or of a format this CLI does not read. */
 export class BackupFileError extends CliError {
@@ -124,20 +125,7 @@ export function encodeBackup(meta: Omit<BackupMeta, 'format' | 'dataBytes'>, dat
  */
 export function decodeBackup(bytes: Uint8Array, file: string, bodyDigest?: Buffer): Backup {
   const fail = (problem: BackupFileProblem, detail: string) => new BackupFileError(file, problem, detail);
-  const magic = new TextEncoder().encode(BACKUP_MAGIC);
-  const head = bytes.subarray(0, magic.length);
-  if (head.length < magic.length || head.some((b, i) => b !== magic[i])) {
-    // A file cut inside the magic itself is still recognisably ours.
-    if (head.length < magic.length && head.every((b, i) => b === magic[i])) throw fail('truncated', `truncated: ${bytes.length} bytes, shorter than a backup's header`);
-    throw fail('bad-magic', `not a consensus-kit backup file (it does not start with "${BACKUP_MAGIC}"; \`consensus-cli snapshot save\` writes them)`);
-  }
-  if (bytes.length < FIXED + HASH_BYTES) throw fail('truncated', `truncated: ${bytes.length} bytes, shorter than a backup's header and checksum`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const format = view.getUint32(8);
-  if (format !== BACKUP_FORMAT) {
-    throw fail('unknown-format', `backup format ${format} is not one this consensus-cli reads (format ${BACKUP_FORMAT}): restore it with the release that wrote it, or a newer one`);
-  }
-  const metaLength = view.getUint32(12);
+  const metaLength = checkHead(bytes, bytes.length, file);
   const body = bytes.subarray(0, bytes.length - HASH_BYTES);
   const sha = bodyDigest ?? createHash('sha256').update(body).digest();
   const stored = bytes.subarray(bytes.length - HASH_BYTES);
@@ -161,6 +149,29 @@ export function decodeBackup(bytes: Uint8Array, file: string, bodyDigest?: Buffe
   const data = bytes.subarray(FIXED + metaLength, body.length);
   if (data.length !== meta.dataBytes) throw fail('bad-metadata', `metadata says ${meta.dataBytes} data bytes, the file holds ${data.length}`);
   return { meta, data, sha256: sha.toString('hex'), bytes: bytes.length };
+}
+
+/**
+ * Checks what the first bytes of a backup file of `size` bytes say before anything else is trusted: the magic,
+ * the length, the format version. `head` is the file's start (at least its first 16 bytes when it has them).
+ * Returns the metadata length the header gives.
+ */
+function checkHead(head: Uint8Array, size: number, file: string): number {
+  const fail = (problem: BackupFileProblem, detail: string) => new BackupFileError(file, problem, detail);
+  const magic = new TextEncoder().encode(BACKUP_MAGIC);
+  const start = head.subarray(0, magic.length);
+  if (start.length < magic.length || start.some((b, i) => b !== magic[i])) {
+    // A file cut inside the magic itself is still recognisably ours.
+    if (start.length < magic.length && start.every((b, i) => b === magic[i])) throw fail('truncated', `truncated: ${size} bytes, shorter than a backup's header`);
+    throw fail('bad-magic', `not a consensus-kit backup file (it does not start with "${BACKUP_MAGIC}"; \`consensus-cli snapshot save\` writes them)`);
+  }
+  if (size < FIXED + HASH_BYTES) throw fail('truncated', `truncated: ${size} bytes, shorter than a backup's header and checksum`);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const format = view.getUint32(8);
+  if (format !== BACKUP_FORMAT) {
+    throw fail('unknown-format', `backup format ${format} is not one this consensus-cli reads (format ${BACKUP_FORMAT}): restore it with the release that wrote it, or a newer one`);
+  }
+  return view.getUint32(12);
 }
 
 /** The size the header of `bytes` announces, if its metadata can be read from what is there. */
@@ -203,6 +214,27 @@ export function readBackup(file: string): Backup {
   }
   try {
     const size = fstatSync(fd).size;
+    // The header first: a file that is not a backup, of a format this release does not read, or of another size
+    // than its header announces is refused from its first bytes, without reading (and holding) the rest (a 3 GB
+    // file that was not a backup took 16 s and 3 GB of memory to be found foreign by its first 8 bytes).
+    const head = Buffer.alloc(Math.min(size, FIXED + MAX_META_BYTES));
+    let got = 0;
+    while (got < head.length) {
+      const n = readSync(fd, head, got, head.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    const metaLength = checkHead(head.subarray(0, got), size, file);
+    const expected = expectedSize(head.subarray(0, got), metaLength);
+    if (expected !== undefined && expected < size) {
+      throw new BackupFileError(file, 'size', `${size} bytes, its header says ${expected}: bytes follow the backup's end, or its header is damaged`);
+    }
+    if (expected !== undefined && expected > size) {
+      throw new BackupFileError(file, 'truncated', `truncated: ${size} bytes, its header says ${expected}; the file is incomplete`);
+    }
+    if (size > bufferConstants.MAX_LENGTH) {
+      throw new BackupFileError(file, 'unreadable', `${size} bytes: larger than the ${bufferConstants.MAX_LENGTH} bytes this consensus-cli can hold at once`);
+    }
     const bytes = Buffer.allocUnsafe(size);
     const hash = createHash('sha256');
     const bodyEnd = Math.max(0, size - HASH_BYTES);

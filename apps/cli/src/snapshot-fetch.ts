@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SessionExpiredError } from '@consensus-kit/core';
 import { BACKUP_FORMAT, BACKUP_STATE_MACHINES, checkNodeSnapshot, encodeBackupHeader, type BackupMeta } from './backup';
@@ -25,7 +25,8 @@ export interface SnapshotSource {
 }
 
 /** Why `snapshot save` failed after the node began answering. */
-export type SnapshotSaveProblem = 'not-a-snapshot' | 'bad-piece' | 'size' | 'checksum' | 'expired' | 'interrupted' | 'write';
+/** `busy`: `<file>.part` exists (another save of the file runs, or a killed one left it); it is left as it is. */
+export type SnapshotSaveProblem = 'not-a-snapshot' | 'bad-piece' | 'size' | 'checksum' | 'expired' | 'interrupted' | 'write' | 'busy';
 
 /** `snapshot save` could not complete: nothing is left at `<file>.part`, and `<file>` is as it was. Exit code 1. */
 export class SnapshotSaveError extends CliError {
@@ -65,6 +66,51 @@ export function partFileOf(file: string): string {
 }
 
 export async function fetchSnapshotToFile(source: SnapshotSource, file: string, o: FetchOptions = {}): Promise<SavedSnapshot> {
+  const part = partFileOf(file);
+  // The `.part` is made first, exclusively (O_EXCL), before the node is asked for anything: a target that cannot
+  // be written fails at once instead of after the node took (and the client fetched) the whole snapshot, and two
+  // saves of one file never write into the same `.part` (the second truncating the first's, the first renaming a
+  // file the second goes on writing: a backup reported saved whose bytes were not the ones checked).
+  const fd = openPart(file, part);
+  try {
+    return await fetchInto(source, file, part, fd, o);
+  } catch (e) {
+    if (fd.fd !== undefined) closeSync(fd.fd);
+    rmSync(part, { force: true });
+    throw e;
+  }
+}
+
+/** The `.part` file, open for writing (`fd` is cleared once it is closed). */
+interface PartFile {
+  fd: number | undefined;
+}
+
+function openPart(file: string, part: string): PartFile {
+  let isDir = false;
+  try {
+    isDir = statSync(file).isDirectory();
+  } catch {
+    // absent (or unreadable: the rename will say)
+  }
+  if (isDir) throw new SnapshotSaveError(file, 'write', `${file} is a directory: name the backup file to write`);
+  try {
+    return { fd: openSync(part, 'wx') };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      // Not ours: never removed here.
+      throw new SnapshotSaveError(
+        file,
+        'busy',
+        `${part} exists: another snapshot save of ${file} is running, or one was killed and left it; remove ${part} if none is running, and save again`,
+        { cause: e },
+      );
+    }
+    throw writeError(file, part, e);
+  }
+}
+
+async function fetchInto(source: SnapshotSource, file: string, part: string, f: PartFile, o: FetchOptions): Promise<SavedSnapshot> {
   const first = await source.begin();
   const createdAt = o.createdAt ?? new Date().toISOString();
   // A node of an older release answers the whole snapshot as `data` (up to 32 MiB): written the same way.
@@ -84,21 +130,18 @@ export async function fetchSnapshotToFile(source: SnapshotSource, file: string, 
     head = transfer;
     firstPiece = piece;
   }
-  const part = partFileOf(file);
-  let fd: number | undefined;
   let received = 0;
   let pieces = 0;
   const fileHash = createHash('sha256');
   const dataHash = createHash('sha256');
   let fileBytes = 0;
   const write = (bytes: Uint8Array, ...hashes: Hash[]): void => {
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd as number, bytes, at, bytes.length - at);
+    for (let at = 0; at < bytes.length; ) at += writeSync(f.fd as number, bytes, at, bytes.length - at);
     for (const h of hashes) h.update(bytes);
     fileBytes += bytes.length;
   };
   try {
     try {
-      fd = openSync(part, 'w');
       write(encodeBackupHeader(meta, head.size), fileHash);
     } catch (e) {
       throw writeError(file, part, e);
@@ -139,9 +182,9 @@ export async function fetchSnapshotToFile(source: SnapshotSource, file: string, 
     const sha = fileHash.digest();
     try {
       write(sha);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = undefined;
+      fsyncSync(f.fd as number);
+      closeSync(f.fd as number);
+      f.fd = undefined;
       renameSync(part, file);
       const dir = openSync(dirname(file), 'r');
       try {
@@ -154,8 +197,6 @@ export async function fetchSnapshotToFile(source: SnapshotSource, file: string, 
     }
     return { file, meta: { format: BACKUP_FORMAT, ...meta, dataBytes: head.size }, bytes: fileBytes, sha256: sha.toString('hex'), pieces };
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(part, { force: true });
     // Frees what the node holds for us now rather than after its idle TTL.
     if (head.id !== '' && received < head.size) await source.cancel(head.id).catch(() => undefined);
     throw e;

@@ -29,7 +29,7 @@ export function registerSnapshotCommands(program: Command, kit: CliKit): void {
     .command('save <file>')
     .description(
       'write the kv store of a running cluster to <file> (after a read barrier: at least as new as every acknowledged write), with a SHA-256; ' +
-        'any size: it arrives in pieces, written to <file>.part and renamed once verified (--timeout bounds each request)',
+        'any size: it arrives in pieces, written to <file>.part (made anew: one already there is refused) and renamed once verified (--timeout bounds each request)',
     )
     .addOption(kit.timeout(SAVE_TIMEOUT_MS))
     .addOption(kit.json())
