@@ -356,14 +356,14 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    * captured in one synchronous step, so they describe the same state (an incremental `beginSnapshot` captures
    * the state as of its call and is written out in slices afterwards, while entries go on being applied).
    */
-  async function captureAfterBarrier(incremental: boolean): Promise<() => SnapshotCapture> {
+  async function captureAfterBarrier(): Promise<() => SnapshotCapture> {
     if (machines === undefined) throw new InvalidArgumentError(`node ${spec.id} runs an embedded state machine of its own: \`snapshot save\` reads kv nodes only`);
     await node.read({ op: 'revision' }, { timeoutMs: 10_000 });
     const kvMachine = machines.kv;
     return () => {
       const { appliedIndex, term } = node.status();
       // The whole state the node runs, { kv, lock }: a backup restores the one state machine a node runs.
-      const data = incremental && typeof combined.beginSnapshot === 'function' ? combined.beginSnapshot() : combined.snapshot();
+      const data = typeof combined.beginSnapshot === 'function' ? combined.beginSnapshot() : combined.snapshot();
       return {
         meta: {
           stateMachine: 'kv+lock',
@@ -387,7 +387,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    */
   async function snapshotInPieces(): Promise<StreamedSnapshot> {
     transfers.checkRoom(); // before the barrier: a busy node refuses at once
-    const capture = await captureAfterBarrier(true);
+    const capture = await captureAfterBarrier();
     return transfers.begin(capture);
   }
 
@@ -397,8 +397,11 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    * this says so with the figures, and how to fetch it).
    */
   async function snapshotAfterBarrier(): Promise<NodeSnapshot> {
-    const { meta, data } = (await captureAfterBarrier(false))();
-    if (!(data instanceof Uint8Array)) throw new InvariantError('a snapshot taken at once is bytes');
+    // Taken as `snapshot save` in pieces takes one (incrementally, in slices, among the transfers a node holds
+    // at once): a client of an older release asking for a large store must neither hold the event loop for
+    // the whole of it (heartbeats stalled: elections) nor have any number of them taken at once.
+    transfers.checkRoom();
+    const { meta, data } = await transfers.whole(await captureAfterBarrier());
     if (data.length > SNAPSHOT_ANSWER_LIMIT) {
       throw new InvalidArgumentError(
         `the state-machine snapshot of node ${spec.id} is ${data.length} bytes; one answer on the client port carries at most ` +

@@ -18,7 +18,8 @@ import type { NodeSnapshot } from './backup';
  * ```
  *
  * What a node holds is bounded: at most `maxTransfers` transfers at once (one being taken counts), each dropped
- * once its last piece was served, when cancelled, or after `ttlMs` without a read. A read of an id the node
+ * once its last piece was served, when cancelled, or after `ttlMs` without a read that carried it on (a re-read or
+ * a read ahead neither keeps it nor ends it: a transfer lives at most ceil(size / pieceBytes) idle periods). A read of an id the node
  * does not hold is a `SessionExpiredError` (its `session` is the id; the message says unknown, expired or
  * finished); an offset outside the snapshot an `InvalidArgumentError`.
  */
@@ -85,6 +86,9 @@ export interface SnapshotCapture {
 interface Held {
   head: SnapshotTransferHead;
   data: Uint8Array;
+  /** Bytes [0, served) were served, in pieces that followed one another: where the transfer stands. */
+  served: number;
+  /** When `served` last grew (the first piece: when it was taken). */
   lastRead: number;
 }
 
@@ -131,6 +135,28 @@ export class SnapshotTransfers {
    * answers its first piece. A snapshot that fits one piece is answered whole and not held.
    */
   async begin(capture: () => SnapshotCapture): Promise<StreamedSnapshot> {
+    const { meta, data, sha256 } = await this.take(capture, true);
+    const id = `snap-${randomBytes(8).toString('hex')}`;
+    const head: SnapshotTransferHead = { id, size: data.length, sha256, pieceBytes: this.pieceBytes };
+    const piece = data.subarray(0, this.pieceBytes);
+    if (piece.length < data.length) {
+      this.held.set(id, { head, data, served: piece.length, lastRead: this.now() });
+      this.startSweeper();
+    } else this.remember(id, 'finished');
+    return { ...meta, transfer: head, piece };
+  }
+
+  /**
+   * Takes a snapshot whole, for `admin.snapshot` without pieces (a client of a release before #22 item 7): as
+   * `begin` takes one (incrementally, in slices, counted among `maxTransfers` while it is taken), so that
+   * request neither holds the event loop for the whole of a large store nor runs unbounded at once.
+   */
+  async whole(capture: () => SnapshotCapture): Promise<{ meta: SnapshotCapture['meta']; data: Uint8Array }> {
+    const { meta, data } = await this.take(capture, false);
+    return { meta, data };
+  }
+
+  private async take(capture: () => SnapshotCapture, hash: boolean): Promise<{ meta: SnapshotCapture['meta']; data: Uint8Array; sha256: string }> {
     this.checkRoom();
     let cancelled = false;
     let job: SnapshotJob | undefined;
@@ -152,19 +178,12 @@ export class SnapshotTransfers {
         job = c.data;
         data = await runJob(job, () => cancelled);
       }
-      sha256 = await hashInSlices(data, () => cancelled);
+      sha256 = hash ? await hashInSlices(data, () => cancelled) : '';
     } finally {
       this.taking.delete(token);
     }
     if (cancelled || this.closed) throw new StoppedError(`node ${this.nodeId} stopped while taking the snapshot`);
-    const id = `snap-${randomBytes(8).toString('hex')}`;
-    const head: SnapshotTransferHead = { id, size: data.length, sha256, pieceBytes: this.pieceBytes };
-    const piece = data.subarray(0, this.pieceBytes);
-    if (piece.length < data.length) {
-      this.held.set(id, { head, data, lastRead: this.now() });
-      this.startSweeper();
-    } else this.remember(id, 'finished');
-    return { ...meta, transfer: head, piece };
+    return { meta, data, sha256 };
   }
 
   /**
@@ -181,7 +200,13 @@ export class SnapshotTransfers {
     }
   }
 
-  /** The piece at `offset` of transfer `id`; the last one drops the transfer. */
+  /**
+   * The piece at `offset` of transfer `id`. Only a read that carries the transfer on (at or before the bytes
+   * served so far, reaching past them) counts as one: it keeps the transfer from expiring, and the one that
+   * reaches the end drops it. A reader re-reading a piece, or reading ahead, is answered but holds the transfer
+   * no longer (at most ceil(size / pieceBytes) idle periods in all) and does not end it under the client still
+   * fetching it.
+   */
   read(id: unknown, offset: unknown): SnapshotPiece {
     if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new InvalidArgumentError('admin.snapshot.read needs the transfer id that admin.snapshot answered');
     const h = this.lookup(id);
@@ -192,9 +217,13 @@ export class SnapshotTransfers {
           `(0..${size - 1})`,
       );
     }
-    h.lastRead = this.now();
     const piece = h.data.subarray(offset, offset + this.pieceBytes);
-    const done = offset + piece.length === size;
+    const end = offset + piece.length;
+    if (offset <= h.served && end > h.served) {
+      h.served = end;
+      h.lastRead = this.now();
+    }
+    const done = h.served === size;
     if (done) this.drop(id, 'finished');
     return { id, offset, piece, done };
   }

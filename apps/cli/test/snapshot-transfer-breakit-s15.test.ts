@@ -1,0 +1,131 @@
+/**
+ * Break-it pass (session 15) on the node's side of `snapshot save` in pieces (snapshot-transfer.ts, node-runner's
+ * admin.snapshot): hostile or slow readers and old clients. Each case failed before its fix.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { SessionExpiredError, TransportError } from '@consensus-kit/core';
+import { silentLogger } from '@consensus-kit/core/host';
+import { createKvClient } from '@consensus-kit/kv';
+import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { launchNode, type LaunchedNode } from '../src/node-runner';
+import { SnapshotTransfers, type StreamedSnapshot } from '../src/snapshot-transfer';
+import { cleanup, freeBase, tempDir } from './helpers';
+
+const meta = { stateMachine: 'kv+lock' as const, clusterId: 'c', nodeId: 'n1', protocol: 'raft', appliedIndex: 1, term: 1, revision: 1, compactRevision: 0, keys: 1 };
+const bytes = (n: number) => new Uint8Array(n).map((_, i) => i % 251);
+
+describe('SnapshotTransfers: a reader that does not carry the transfer on', () => {
+  it('re-reading the first piece just inside the idle time does not hold a transfer forever: it expires one idle time after the last piece that went further', async () => {
+    let now = 0;
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, ttlMs: 1000, maxTransfers: 1, now: () => now });
+    const first = await t.begin(() => ({ meta, data: bytes(100) }));
+    const id = first.transfer.id;
+    now += 999;
+    expect(t.read(id, 0).piece.length).toBe(10);
+    now += 999;
+    // Before the fix every read refreshed it: two such readers kept every backup of the node refused for ever.
+    expect(() => t.read(id, 0)).toThrow(SessionExpiredError);
+    expect(t.count).toBe(0);
+  });
+
+  it('a read of the last piece out of turn is answered without ending the transfer under the client fetching it in order', async () => {
+    let now = 0;
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, ttlMs: 1000, maxTransfers: 2, now: () => now });
+    const data = bytes(95);
+    const first = await t.begin(() => ({ meta, data }));
+    const id = first.transfer.id;
+    const ahead = t.read(id, 90);
+    expect([ahead.piece.length, ahead.done]).toEqual([5, false]);
+    expect(t.read(id, 94).done).toBe(false);
+    expect(t.count).toBe(1);
+    // The client reading in order gets every piece, and the last one ends the transfer.
+    const got = [first.piece];
+    for (let at = first.piece.length; at < data.length; ) {
+      now += 10;
+      const p = t.read(id, at);
+      got.push(p.piece);
+      at += p.piece.length;
+      expect(p.done).toBe(at === data.length);
+    }
+    expect(Buffer.concat(got).equals(Buffer.from(data))).toBe(true);
+    expect(t.count).toBe(0);
+    expect(() => t.read(id, 0)).toThrow(/is finished/);
+  });
+
+  it('a reader advancing piece by piece keeps it alive as long as it advances, and no longer', async () => {
+    let now = 0;
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, ttlMs: 1000, maxTransfers: 1, now: () => now });
+    const first = await t.begin(() => ({ meta, data: bytes(50) }));
+    const id = first.transfer.id;
+    for (const at of [10, 20, 30]) {
+      now += 999;
+      t.read(id, at);
+      t.read(id, at - 10); // a re-read of the piece before changes nothing
+    }
+    now += 1000;
+    expect(() => t.read(id, 40)).toThrow(/expired/);
+  });
+});
+
+describe('admin.snapshot without pieces (a client of an older release), against a real node', () => {
+  const PIECE = 64 * 1024;
+  const clusterId = 'breakit-s15';
+  let work: string;
+  let port: number;
+  let n: LaunchedNode;
+  let rpc: RpcClient;
+  beforeAll(async () => {
+    work = tempDir();
+    port = (await freeBase()) + 1;
+    n = await launchNode(
+      {
+        clusterId,
+        id: 'n1',
+        protocol: 'raft',
+        protocolOptions: {},
+        dataDir: join(work, 'n1'),
+        peers: { n1: `127.0.0.1:${port}` },
+        listen: { host: '127.0.0.1', port },
+        http: undefined,
+        tickMs: 20,
+        machines: { kind: 'kv' },
+        snapshotTransfers: { pieceBytes: PIECE, ttlMs: 60_000, maxTransfers: 2 },
+      },
+      silentLogger,
+    );
+    await n.node.waitForLeader({ timeoutMs: 10_000 });
+    const kv = createKvClient({ endpoints: [`127.0.0.1:${port}`], clusterId });
+    try {
+      await Promise.all(Array.from({ length: 8 }, (_, i) => kv.put(`big/${i}`, new Uint8Array(randomBytes(32 * 1024)))));
+    } finally {
+      await kv.close();
+    }
+    rpc = createRpcClient({ endpoints: [`127.0.0.1:${port}`], clusterId, timeoutMs: 10_000 });
+  }, 60_000);
+  afterAll(async () => {
+    await rpc?.close();
+    await n?.stop();
+    await cleanup(work);
+  });
+
+  it('is taken incrementally (beginSnapshot in slices, never the one-turn snapshot()) and counts among the transfers a node takes at once', async () => {
+    const machines = n.machines as NonNullable<LaunchedNode['machines']>;
+    const incremental = vi.spyOn(machines.kv, 'beginSnapshot');
+    const oneTurn = vi.spyOn(machines.kv, 'snapshot');
+    try {
+      const whole = (await rpc.request({ t: 'admin.snapshot' })) as { data: Uint8Array };
+      expect(whole.data.length).toBeGreaterThan(4 * PIECE);
+      expect([incremental.mock.calls.length, oneTurn.mock.calls.length]).toEqual([1, 0]);
+    } finally {
+      incremental.mockRestore();
+      oneTurn.mockRestore();
+    }
+    // Two transfers held: an old client's request is refused as a third save is, instead of taken regardless.
+    const held = (await Promise.all([rpc.request({ t: 'admin.snapshot', pieces: true }), rpc.request({ t: 'admin.snapshot', pieces: true })])) as StreamedSnapshot[];
+    await expect(rpc.request({ t: 'admin.snapshot' })).rejects.toSatisfy((e) => TransportError.is(e) && /at most 2 at once/.test(e.message));
+    for (const h of held) await rpc.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
+    expect(((await rpc.request({ t: 'admin.snapshot' })) as { data: Uint8Array }).data.length).toBeGreaterThan(4 * PIECE);
+  });
+});
