@@ -31,9 +31,15 @@
  *   pauses in the window (perf_hooks 'gc' entries: [count, total ms, longest ms] of minor and major ones); run 2
  *   also times `beginSnapshot()` and each step of the job (the longest, those over 1 ms and how many of those a
  *   collector pause fell in: the rest are the step's own work, or the process not running on a busy machine).
+ *   The same two runs are then made at a fixed rate (RATE puts per second, default 2,000; 0 skips them): a put
+ *   due every 1/RATE s whatever the answers, its latency counted from when it was due. The closed loop above
+ *   sends fewer puts while a snapshot slows each one, so each stall (which catches the 16 in flight) weighs more
+ *   in its p99 than in the p99 without a snapshot; at a fixed rate a stall delays every put due during it in
+ *   either run, as for clients that do not wait for each other (and a stall of 1% of the window sets the p99).
  *
  * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look; PUTS=0 stops after the restores; SYNC=1 makes the host use
- * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source)
+ * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source; RATE=0
+ * skips the fixed-rate runs; WARMUP_MS sets the warm-up run)
  */
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
@@ -258,7 +264,13 @@ interface Run {
  */
 let n = 0;
 
-async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean): Promise<Run> {
+/**
+ * Puts through a one-node host for at least `minMs` (and, `untilSnapshot`, until 0.5 s after its first snapshot is
+ * stored). `rate` 0: closed loop, IN_FLIGHT puts at a time, each sent when the one before it is answered. `rate`
+ * > 0: open loop, a put due every 1/rate s whatever the answers, its latency counted from when it was due (so
+ * a stall delays, and counts, every put due during it, as for clients that do not wait for each other).
+ */
+async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean, rate = 0): Promise<Run> {
   const snapshots: { start: number; end: number }[] = [];
   // Marks when the host asks the machine for a snapshot (either call), and when storage holds it.
   const marked: StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> = {
@@ -325,16 +337,42 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean)
     const s = snapshots[0];
     return (s !== undefined && !Number.isNaN(s.end) && now - s.end > 500) || now - begin > 120_000;
   };
+  const put = () => {
+    const i = (n++ * 7919) % KEYS;
+    return node.propose({ cmd: { op: 'put', key: key(i), value: value(i + 1) } });
+  };
+  if (rate > 0) {
+    const pending = new Set<Promise<unknown>>();
+    let sent = 0;
+    // The puts due are sent by a 1 ms interval timer (a loop of setImmediate would allocate an object per turn,
+    // and turn far more often without a snapshot than with one: more garbage, and scavenges, in the run without).
+    // A put waits up to about 1 ms to be sent, the same in both runs; its latency counts from when it was due.
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const now = performance.now();
+        for (let due = begin + (sent * 1000) / rate; due <= now; due = begin + (sent * 1000) / rate) {
+          sent++;
+          const p = put().then(() => latencies.push({ start: due, end: performance.now() }));
+          pending.add(p);
+          void p.finally(() => pending.delete(p));
+        }
+        if (done()) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+    await Promise.all(pending);
+  }
   await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
+    Array.from({ length: rate > 0 ? 0 : IN_FLIGHT }, async () => {
       while (!done()) {
         // Each request arrives in its own event-loop turn, as from a socket: puts chained through promises
         // alone would run in microtasks and starve every timer (the host's tick, the stall monitor).
         // The latency counts from the request's arrival, so time it waited for the loop counts.
         const start = performance.now();
         await new Promise((r) => setImmediate(r));
-        const i = (n++ * 7919) % KEYS;
-        await node.propose({ cmd: { op: 'put', key: key(i), value: value(i + 1) } });
+        await put();
         latencies.push({ start, end: performance.now() });
       }
     }),
@@ -359,19 +397,22 @@ if (process.env.PUTS === '0') {
 // without a snapshot is not slowed by what the first puts after a restore cost, which the run with one is spared.
 const warmup = await run(0, Number(process.env.WARMUP_MS ?? 1000), false);
 console.log(JSON.stringify({ step: 'warm-up puts (not counted)', puts: warmup.latencies.length }));
-const base = await run(0, 3000, false);
-report('puts, no snapshot', base.latencies, base.worstStall(), {
-  entries: base.entries,
-  putsPerSec: Math.round(base.latencies.length / ((base.end - base.begin) / 1000)),
-  stallsOver2_5_10_20Ms: base.stallCounts(),
-  gc: gcIn(base.begin, base.end),
-});
-const every = Math.max(1000, Math.round(base.entries / 3)); // about 1 s into the next run
-const withSnap = await run(every, 2000, true);
-const s = withSnap.snapshots[0];
-if (s === undefined || Number.isNaN(s.end)) {
-  console.log(JSON.stringify({ step: 'puts during a snapshot', error: 'no snapshot completed', snapshotEvery: every }));
-} else {
+/** A run without a snapshot, then one with, at `rate` (0: closed loop); their figures, named after `what`. */
+async function compare(what: string, rate: number): Promise<void> {
+  const base = await run(0, 3000, false, rate);
+  report(`puts${what}, no snapshot`, base.latencies, base.worstStall(), {
+    entries: base.entries,
+    putsPerSec: Math.round(base.latencies.length / ((base.end - base.begin) / 1000)),
+    stallsOver2_5_10_20Ms: base.stallCounts(),
+    gc: gcIn(base.begin, base.end),
+  });
+  const every = Math.max(1000, Math.round(base.entries / 3)); // about 1 s into the next run
+  const withSnap = await run(every, 2000, true, rate);
+  const s = withSnap.snapshots[0];
+  if (s === undefined || Number.isNaN(s.end)) {
+    console.log(JSON.stringify({ step: `puts${what} during a snapshot`, error: 'no snapshot completed', snapshotEvery: every }));
+    return;
+  }
   const during = withSnap.latencies.filter((l) => l.end >= s.start && l.start <= s.end);
   const p99Base = percentile(
     base.latencies.map((l) => l.end - l.start),
@@ -381,7 +422,7 @@ if (s === undefined || Number.isNaN(s.end)) {
     during.map((l) => l.end - l.start),
     99,
   );
-  report('puts during a snapshot', during, withSnap.worstStall(s.start, s.end), {
+  report(`puts${what} during a snapshot`, during, withSnap.worstStall(s.start, s.end), {
     snapshotMs: ms(s.end - s.start),
     snapshotEvery: every,
     p99VsNoSnapshot: Number((p99During / p99Base).toFixed(2)),
@@ -401,4 +442,11 @@ if (s === undefined || Number.isNaN(s.end)) {
       .map((x) => `#${x.step}:${x.ms.toFixed(1)}ms`),
   });
 }
+
+await compare('', 0);
+// The same at a fixed rate (RATE puts per second, 0 to skip): a closed loop sends fewer puts while a snapshot
+// slows each one, so the puts a stall catches (IN_FLIGHT of them) are a larger share of the run with the
+// snapshot than of the run without; at a fixed rate a stall catches the puts due during it in either run.
+const RATE = Number(process.env.RATE ?? 2000);
+if (RATE > 0) await compare(` at ${RATE}/s`, RATE);
 console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
