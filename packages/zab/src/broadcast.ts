@@ -99,11 +99,12 @@ export function broadcastEntries(z: ZabNode): void {
     const upTo = observer ? Math.min(z.commit, z.log.lastIndex) : z.log.lastIndex;
     let sent = false;
     let dropped = false;
+    let bytes = 0;
     while (p.next <= upTo) {
       const hi = Math.min(upTo, p.next + z.o.maxBatch - 1);
       let entries: LogEntry[];
       try {
-        entries = z.log.entries(p.next, hi);
+        entries = z.log.entriesWithin(p.next, hi, z.o.maxBatchBytes);
       } catch (e) {
         if (!CompactedError.is(e)) throw e;
         // What the follower misses left the leader's log: its session ends here, and RESYNC has it register again
@@ -116,9 +117,11 @@ export function broadcastEntries(z: ZabNode): void {
       }
       z.send(id, { type: observer ? 'Inform' : 'Proposal', nonce: p.nonce, epoch: z.epoch, entries, commit: z.commit });
       p.sentCommit = z.commit;
-      p.next = hi + 1;
+      p.next = (entries.at(-1) as LogEntry).index + 1;
       sent = true;
-      if (p.next - p.match > 8 * z.o.maxBatch) break;
+      for (const e of entries) bytes += e.data.length;
+      // At most 8 batches ahead of the follower, and 8 x maxBatchBytes per call: the rest goes as it acknowledges.
+      if (p.next - p.match > 8 * z.o.maxBatch || bytes >= 8 * z.o.maxBatchBytes) break;
     }
     if (!dropped && !sent && p.sentCommit < z.commit && p.upToDateSent) {
       p.sentCommit = z.commit;

@@ -88,9 +88,10 @@ export function sendSync(z: ZabNode, id: NodeId, p: Peer): void {
   const last = z.log.lastIndex;
   const hi = Math.min(last, match + z.o.maxBatch);
   let msg: ZabMessage | undefined;
+  let entries: LogEntry[] = [];
   try {
     if (match < z.log.base) throw new CompactedError(match + 1, z.log.base + 1);
-    const entries = z.log.entries(match + 1, hi);
+    entries = z.log.entriesWithin(match + 1, hi, z.o.maxBatchBytes);
     msg = a.index > match ? { type: 'Sync', nonce: p.nonce, req: a.req, epoch: z.epoch, base: z.epochBase, mode: 'trunc', truncateTo: match, entries } : { type: 'Sync', nonce: p.nonce, req: a.req, epoch: z.epoch, base: z.epochBase, mode: 'diff', entries };
   } catch (e) {
     if (!CompactedError.is(e)) throw e;
@@ -107,7 +108,7 @@ export function sendSync(z: ZabNode, id: NodeId, p: Peer): void {
   }
   stopSnapshot(p);
   p.stage = 'sync';
-  p.next = hi + 1;
+  p.next = match + entries.length + 1;
   z.send(id, msg);
 }
 

@@ -119,6 +119,24 @@ export class ZabLog {
     return out;
   }
 
+  /**
+   * Entries from `lo` on, at most up to `hi` and at most `maxBytes` of data (always the first one, however large):
+   * read a few at a time, so a batch of large values is neither read whole from storage nor sent as one message
+   * the size of `maxBatch` of them (etcd's raft bounds its messages alike, `MaxSizePerMsg`). Throws as `entries`.
+   */
+  entriesWithin(lo: number, hi: number, maxBytes: number): LogEntry[] {
+    const out: LogEntry[] = [];
+    let bytes = 0;
+    for (let from = lo; from <= hi; from += 16) {
+      for (const e of this.entries(from, Math.min(hi, from + 15))) {
+        if (out.length > 0 && bytes + e.data.length > maxBytes) return out;
+        out.push(e);
+        bytes += e.data.length;
+      }
+    }
+    return out;
+  }
+
   entry(index: number): LogEntry | undefined {
     if (index <= this.base || index > this.lastIndex) return undefined;
     try {
