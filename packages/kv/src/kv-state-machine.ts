@@ -688,6 +688,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
         legacy.changeRevisions.length === legacy.changeKeys.length);
     if (!valid) throw new MalformedMessageError(`kv snapshot has an unknown format (version ${String((legacy as { v?: unknown }).v)})`);
     if (legacy.v === 3 && (!Array.isArray(legacy.leases) || typeof legacy.lastLeaseId !== 'number')) throw new MalformedMessageError('kv snapshot (format 3) has no lease table');
+    checkLegacy(legacy);
     return {
       next: () => {
         const parts = this.newParts();
@@ -733,6 +734,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     ) {
       throw new MalformedMessageError('kv snapshot (format 4) has a malformed header');
     }
+    checkHeader(h, 4);
     const kvs = new Array<KeyValue>(reader.count);
     const keys = new Array<string>(reader.count);
     const leased: [string, number][] = [];
@@ -748,11 +750,13 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
         read = Math.min(reader.count, read + budget);
         for (let i = from; i < read; i++) {
           const kv = kvs[i] as KeyValue;
+          checkVersion(kv, h.revision, `key ${i}`, 4);
           if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
           live?.set(kv.key, kv);
         }
         index.advance(read);
         if (!done) return undefined;
+        checkHistory(h.past, keys, kvs, h.revision, 4);
         const parts = this.newParts();
         // The reader refused keys out of order: the store need not check again.
         parts.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true, keys, reader.chars, index.finish(), live);
@@ -774,4 +778,105 @@ function casCompares(key: string, c: KvCompare): TxnCompare[] {
   if (c.createRevision !== undefined) out.push({ key, target: 'createRevision', cmp: '=', value: c.createRevision });
   if (c.value !== undefined) out.push({ key, target: 'value', cmp: '=', value: c.value });
   return out;
+}
+
+const malformed = (what: string, format: number) => new MalformedMessageError(`kv snapshot (format ${format}) is malformed: ${what}`);
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+const isKvValue = (x: unknown): boolean => typeof x === 'string' || x instanceof Uint8Array;
+
+/**
+ * A live version or a history record as a snapshot must hold it: revisions 1 <= createRevision <= modRevision <=
+ * `below` (the store's revision, or the key's live version for its history), version >= 1, lease >= 0, integers.
+ * A snapshot that broke these (damaged or hostile bytes) was restored without a word, and the node failed later:
+ * on its next snapshot (InvariantError: the keys walked and counted disagree) or a read of the key.
+ */
+function checkVersion(kv: KeyValue, below: number, what: string, format: number): void {
+  const { createRevision: c, modRevision: m, version: v, lease: l } = kv;
+  if (!(isCount(c) && isCount(m) && isCount(v) && isCount(l) && c >= 1 && c <= m && m <= below && v >= 1)) {
+    throw malformed(`${what} has revisions ${String(c)}..${String(m)} (at most ${below}), version ${String(v)}, lease ${String(l)}`, format);
+  }
+}
+
+/** The header's fields, of the types and within the bounds the store, lessor and sessions rely on (format 2 up). */
+function checkHeader(h: Partial<SnapshotV4Header>, format: number): void {
+  const revision = h.revision as number;
+  if (!isCount(h.revision) || !isCount(h.compactRevision) || h.compactRevision > h.revision) throw malformed('bad revision or compaction revision', format);
+  const revs = h.changeRevisions as unknown[];
+  const keys = h.changeKeys as unknown[];
+  let prev = 0;
+  for (let i = 0; i < revs.length; i++) {
+    const r = revs[i];
+    if (!isCount(r) || r < prev || r > revision || typeof keys[i] !== 'string') throw malformed(`change ${i}`, format);
+    prev = r;
+  }
+  if (format >= 3) {
+    if (!isCount(h.lastLeaseId)) throw malformed('lease table', format);
+    for (const l of h.leases as unknown[]) {
+      if (!Array.isArray(l) || l.length !== 3 || !isCount(l[0]) || l[0] === 0 || !l.slice(1).every((x) => typeof x === 'number' && Number.isFinite(x))) throw malformed('a lease', format);
+    }
+  }
+  {
+    if (!Array.isArray(h.sessions) || !isCount(h.sweep)) throw malformed('sessions', format);
+    for (const e of h.sessions as unknown[]) {
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || !isCount(e[1]) || !isCount(e[2]) || !Array.isArray(e[3]) || !e[3].every((a) => Array.isArray(a) && isCount(a[0]))) {
+        throw malformed('a session', format);
+      }
+    }
+  }
+}
+
+/** A snapshot of format 1 to 3, before anything is built from it: its keys, history and header. */
+function checkLegacy(s: { v: number; revision: number; kvs: unknown[]; past?: unknown; sessions?: unknown }): void {
+  const format = s.v;
+  if (!isCount(s.revision)) throw malformed('bad revision', format);
+  for (const [i, kv] of s.kvs.entries()) {
+    const k = kv as Partial<KeyValue> | null;
+    if (typeof k !== 'object' || k === null || typeof k.key !== 'string' || !isKvValue(k.value)) throw malformed(`key ${i}`, format);
+    // Formats before 3 had no leases: their keys carry none.
+    checkVersion({ ...(k as KeyValue), lease: format >= 3 ? (k.lease as number) : 0 }, s.revision, `key ${i}`, format);
+  }
+  if (format === 1) {
+    checkHeader({ ...(s as object), compactRevision: s.revision, changeRevisions: [], changeKeys: [] } as Partial<SnapshotV4Header>, format);
+    return;
+  }
+  checkHeader(s as Partial<SnapshotV4Header>, format);
+  const sorted = [...(s.kvs as KeyValue[])].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  checkHistory(s.past as SnapshotV4Header['past'], sorted.map((kv) => kv.key), sorted, s.revision, format);
+}
+
+/**
+ * The history, against the live keys (`keys` sorted, `kvs` beside them): keys in ascending order, each with
+ * records of that key in ascending modRevision up to the store's `revision`, every one below the key's live
+ * version if it has one, and a
+ * key that is not live ending in its deletion (else a walk of the store finds it live).
+ */
+function checkHistory(past: SnapshotV4Header['past'], keys: string[], kvs: KeyValue[], revision: number, format: number): void {
+  if (!Array.isArray(past)) throw malformed('history', format);
+  let prevKey: string | undefined;
+  let at = 0; // keys[at..] are >= the history key being checked (both ascend)
+  for (const e of past as unknown[]) {
+    if (!Array.isArray(e) || typeof e[0] !== 'string' || !Array.isArray(e[1])) throw malformed('a history entry', format);
+    const [key, recs] = e as [string, unknown[]];
+    const of = `the history of ${JSON.stringify(key)}`;
+    if (prevKey !== undefined && !(prevKey < key)) throw malformed('history keys out of order', format);
+    prevKey = key;
+    while (at < keys.length && (keys[at] as string) < key) at++;
+    const live = keys[at] === key ? (kvs[at] as KeyValue) : undefined;
+    let top = 0;
+    for (const r of recs) {
+      const t = r as { key?: unknown; tombstone?: unknown; modRevision?: unknown; value?: unknown } | null;
+      if (typeof t !== 'object' || t === null || t.key !== key) throw malformed(`${of} holds a record of another key`, format);
+      if (t.tombstone === true) {
+        if (!isCount(t.modRevision) || t.modRevision < 1 || t.modRevision > revision) throw malformed(`${of} has a bad deletion`, format);
+      } else {
+        if (!isKvValue(t.value)) throw malformed(`${of} has a bad value`, format);
+        checkVersion({ ...(t as KeyValue), lease: (t as Partial<KeyValue>).lease ?? 0 }, revision, of, format);
+      }
+      const m = t.modRevision as number;
+      if (m <= top || (live !== undefined && m >= live.modRevision)) throw malformed(`${of} is out of order`, format);
+      top = m;
+    }
+    const last = recs[recs.length - 1] as { tombstone?: unknown } | undefined;
+    if (live === undefined && last !== undefined && last.tombstone !== true) throw malformed(`${of}: the key is not live, its last record is not its deletion`, format);
+  }
 }
