@@ -1,9 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { truncateSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { MAX_VALUE_BYTES } from '@consensus-kit/kv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../src/cli';
@@ -12,21 +10,15 @@ import { commandSpecs, completionScript } from '../src/completion';
 import { putValue } from '../src/commands/kv';
 import { hint, invocation, localizeHints } from '../src/invocation';
 import { LIVE_VIEW_COLUMNS, renderLiveView, type StatusRow } from '../src/render';
-import { cli, tempDir, useSourceNodes, useStartedCluster } from './helpers';
+import { cli, cliCommand, tempDir, useSourceNodes, useStartedCluster } from './helpers';
 
 useSourceNodes();
-
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
 
 /** The CLI as a process of its own, from sources (stdin, exit code and elapsed time as a user sees them). */
 function runBin(args: string[], input?: string | Buffer, env: NodeJS.ProcessEnv = {}): { code: number | null; out: string; err: string; ms: number } {
   const t0 = Date.now();
-  const r = spawnSync(
-    process.execPath,
-    ['--import', new URL(`file://${require.resolve('tsx')}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args],
-    { input: input ?? '', encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
-  );
+  const [cmd, ...pre] = cliCommand();
+  const r = spawnSync(cmd as string, [...pre, ...args], { input: input ?? '', encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 });
   return { code: r.status, out: r.stdout, err: r.stderr, ms: Date.now() - t0 };
 }
 

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, vi } from 'vitest';
+import { afterAll, beforeAll, expect, inject, vi } from 'vitest';
 import { run } from '../src/cli';
 import { ClusterDir } from '../src/cluster-file';
 import { alive, checkPortsFree, sleep, stopNode } from '../src/supervisor';
@@ -12,16 +12,20 @@ import { alive, checkPortsFree, sleep, stopNode } from '../src/supervisor';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
-/** Node processes run the CLI from sources: node + tsx loader + the source condition + src/bin.ts. */
+/**
+ * The command line that runs `consensus-cli` from sources as a process of its own: plain node on the bundle
+ * global-setup.ts made of the sources at the start of the run (a process starts in a fraction of the time tsx
+ * takes), or, under a config without that setup, node with the tsx loader and the source condition on src/bin.ts.
+ */
+export function cliCommand(): string[] {
+  const bundle = inject('cliBundle') as string | undefined;
+  if (bundle !== undefined) return [process.execPath, '--enable-source-maps', bundle];
+  return [process.execPath, '--import', new URL(`file://${require.resolve('tsx')}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts')];
+}
+
+/** Node processes run the CLI from sources (see cliCommand). */
 export function useSourceNodes(): void {
-  const tsx = require.resolve('tsx');
-  process.env.CONSENSUS_CLI_NODE_CMD = JSON.stringify([
-    process.execPath,
-    '--import',
-    new URL(`file://${tsx}`).href,
-    '--conditions=@consensus-kit/source',
-    join(here, '..', 'src', 'bin.ts'),
-  ]);
+  process.env.CONSENSUS_CLI_NODE_CMD = JSON.stringify(cliCommand());
 }
 
 /**
@@ -169,10 +173,8 @@ export interface CliProcess {
 
 /** `consensus-cli <args>` as its own process, from sources (it can be signalled and killed like a user's). */
 export function spawnCli(args: string[]): CliProcess {
-  const tsx = require.resolve('tsx');
-  const child = spawn(process.execPath, ['--import', new URL(`file://${tsx}`).href, '--conditions=@consensus-kit/source', join(here, '..', 'src', 'bin.ts'), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const [cmd, ...pre] = cliCommand();
+  const child = spawn(cmd as string, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

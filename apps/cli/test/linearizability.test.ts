@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLinearizability, describeOp, type History, type HistoryOp, type KvInput, type KvOutput } from '@consensus-kit/sim';
 import { connectKv } from '../src/connect';
 import { sleep } from '../src/supervisor';
-import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, tempDir, useSourceNodes, waitFor, statusOf } from './helpers';
+import { PROTOCOLS_UNDER_TEST, cleanup, cli, freeBase, leaderOf, statusOf, tempDir, useSourceNodes, waitFor, type StatusJson } from './helpers';
 
 useSourceNodes();
 
 /** Rounds of faults; 1 in `pnpm test`. More for a deeper run: `CK_NEMESIS_ROUNDS=20 npx vitest run test/linearizability.test.ts`. */
 const ROUNDS = Math.max(1, Number.parseInt(process.env.CK_NEMESIS_ROUNDS ?? '1', 10) || 1);
+/** Operations the clients complete in each state the nemesis sets up before it moves on (5 clients: 4 each). */
+const TRAFFIC = 20;
 
 /**
  * The simulator checks the protocols' histories; this checks the whole stack the CLI runs (ConsensusNode,
@@ -33,6 +35,7 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
     const t0 = performance.now();
     const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
     let running = true;
+    let completed = 0; // operations acknowledged ok so far
     let nextProcess = 0;
     const channels: { close(): Promise<void> }[] = [];
     const lastSeen = new Map<string, string | null>();
@@ -75,6 +78,7 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
           op.complete = now();
           op.status = 'ok';
           op.output = output;
+          completed++;
           if ('value' in output) lastSeen.set(input.key, output.value);
           else if (input.f !== 'get' && ('ok' in output || output.swapped)) lastSeen.set(input.key, input.f === 'put' ? input.value : input.to);
         } catch (e) {
@@ -96,21 +100,45 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
       }
       expect(r.code, `${what} ${args.join(' ')}: ${r.err}`).toBe(0);
     };
+    // Each state the nemesis sets up lasts until the clients have completed operations in it (instead of a fixed
+    // time, which a busy machine can fill with nothing): the history then holds operations from every state.
+    const traffic = async (state: string, n = TRAFFIC) => {
+      const from = completed;
+      await waitFor(`${n} operations ${state}`, async () => (completed - from >= n ? true : undefined), 30_000);
+    };
+    const termOf = (s: StatusJson) => Math.max(...s.nodes.map((n) => n.term ?? 0));
+    /** A leader other than `not`, of a term newer than `term`, that a majority agrees on. */
+    const newLeader = (what: string, not: string, term: number) =>
+      waitFor(what, async () => {
+        const s = await statusOf(dir);
+        return s.leader !== null && s.leader !== not && termOf(s) > term ? s.leader : undefined;
+      });
+    /** Every node of the cluster's file answering as leader or follower (one that came back has rejoined). */
+    const allUp = () =>
+      waitFor('every node to answer as leader or follower', async () => ((await statusOf(dir)).nodes.every((n) => n.role === 'leader' || n.role === 'follower') ? true : undefined));
     const follower = () => waitFor('a follower', async () => (await statusOf(dir)).nodes.find((s) => s.role === 'follower')?.node);
     const nemesis = async () => {
-      await sleep(1500);
+      await traffic('before the first fault');
       for (let round = 0; round < ROUNDS; round++) {
-        // The leader crashes and comes back from its disk.
+        // The leader crashes (the others elect a new one) and comes back from its disk.
         const first = await leaderOf(dir);
+        const term = termOf(await statusOf(dir));
         await act('kill', first);
-        await sleep(1500);
+        await newLeader('a leader after the crash', first, term);
+        await traffic('without the crashed leader');
         await act('restart', first);
-        await sleep(2000);
-        // The leader is cut off from its peers (clients still reach it), then the network heals.
-        await act('partition', await leaderOf(dir));
-        await sleep(2000);
+        await allUp();
+        await traffic('with the old leader back');
+        // The leader is cut off from its peers (clients still reach it) until the others elect a leader of their
+        // own, then the network heals.
+        const cut = await leaderOf(dir);
+        const cutTerm = termOf(await statusOf(dir));
+        await act('partition', cut);
+        await newLeader('a leader beside the cut-off one', cut, cutTerm);
+        await traffic('beside the cut-off leader');
         await act('heal');
-        await sleep(1000);
+        await allUp();
+        await traffic('after the heal');
         if (round % 2 === 0) {
           // Membership changes through the log: a new voter joins, catches up, and is removed again.
           const joiner = `n${4 + round}`;
@@ -119,38 +147,38 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
             const n = (await statusOf(dir)).nodes.find((x) => x.node === joiner);
             return n?.role === 'follower' && (n.applied ?? 0) > 0 ? true : undefined;
           });
-          await sleep(500);
+          await traffic(`with ${joiner} a voter`);
           await act('members', 'remove', joiner);
-          await sleep(500);
+          await traffic(`after ${joiner} left`);
         }
         // A follower crashes and comes back.
         const f = await follower();
         await act('kill', f);
-        await sleep(1000);
+        await traffic('without the crashed follower');
         await act('restart', f);
-        await sleep(1500);
+        await allUp();
+        await traffic('with the follower back');
         // The leader freezes (SIGSTOP: a long GC pause or a stalled VM) until the others have elected a leader
         // of a newer term, then resumes believing it still leads.
         const frozen = await leaderOf(dir);
         const before = await statusOf(dir);
         const pid = before.nodes.find((s) => s.node === frozen)?.pid;
-        const term = Math.max(...before.nodes.map((s) => s.term ?? 0));
         expect(typeof pid).toBe('number');
         faults.push(`${now()} pause ${frozen}`);
         process.kill(pid as number, 'SIGSTOP');
         try {
-          await waitFor('the others to elect a leader', async () => {
-            const s = await statusOf(dir);
-            return s.leader !== null && s.leader !== frozen && Math.max(...s.nodes.map((n) => n.term ?? 0)) > term ? true : undefined;
-          });
+          await newLeader('the others to elect a leader', frozen, termOf(before));
+          // Not a number of operations here: a client whose request went to the frozen leader waits for its
+          // timeout, and the clients' operations mostly fail until the old leader resumes.
           await sleep(500);
         } finally {
           faults.push(`${now()} resume ${frozen}`);
           process.kill(pid as number, 'SIGCONT');
         }
-        await sleep(1500);
+        await allUp();
+        await traffic('after the frozen leader resumed');
         if (round % 2 === 1) {
-          // A majority crashes (nothing can commit), then both come back from their disks.
+          // A majority crashes (nothing can commit for a while), then both come back from their disks.
           const leader = await leaderOf(dir);
           const other = await follower();
           await act('kill', leader);
@@ -158,11 +186,12 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
           await sleep(1000);
           await act('restart', leader);
           await act('restart', other);
-          await sleep(2500);
+          await allUp();
+          await traffic('after the majority came back');
           // A voter is removed and added back: it rejoins with the data it had, behind the others.
           const leaving = await follower();
           await act('members', 'remove', leaving);
-          await sleep(1000);
+          await traffic(`without ${leaving}`);
           await act('members', 'add', leaving);
           await waitFor(`${leaving} to rejoin`, async () => {
             const s = await statusOf(dir);
@@ -170,12 +199,12 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
             const leaderApplied = s.nodes.find((x) => x.node === s.leader)?.applied ?? 0;
             return n?.role === 'follower' && (n.applied ?? 0) > 0 && leaderApplied > 0 ? true : undefined;
           });
-          await sleep(1000);
+          await traffic(`with ${leaving} back`);
           // The whole cluster crashes at once and `start` brings it back from its disks.
           for (const n of (await statusOf(dir)).nodes) await act('kill', n.node);
           await sleep(500);
           await act('start', '--detach');
-          await sleep(1500);
+          await traffic('after the whole cluster restarted');
         }
         // Leadership moves to a follower that has caught up (thesis 3.10), with proposals arriving meanwhile.
         const target = await waitFor('a caught-up follower', async () => {
@@ -184,7 +213,7 @@ describe.each(PROTOCOLS_UNDER_TEST)('consensus-cli on %s: a real cluster under f
           return s.nodes.find((x) => x.role === 'follower' && x.applied === leaderApplied)?.node;
         });
         await act('leader', 'transfer', target);
-        await sleep(1500);
+        await traffic('after the leader transfer');
       }
     };
 
