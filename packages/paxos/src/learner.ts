@@ -150,8 +150,29 @@ export function sendLearn(n: PaxosNode, to: NodeId, from: number): void {
   }
   const hi = Math.min(n.commit, from + n.o.maxBatch - 1);
   if (hi < from) return;
-  const entries = n.log.slice(from, hi);
+  const entries = learnBatch(n, from, hi);
   if (entries.length > 0) n.send(to, { type: 'Learn', commit: n.commit, entries });
+}
+
+/**
+ * Decided values [from, hi], at most `maxLearnBytes` of data (always the first), read a few slots at a time: a
+ * replica catching up on large values gets them in bounded messages (etcd's raft bounds its own, `MaxSizePerMsg`),
+ * not `maxBatch` of them (32 MiB of 64 KiB values) read and encoded on the leader's event loop in one piece. The
+ * peer's `Learned` answer asks for the next batch (`handleLearned`).
+ */
+function learnBatch(n: PaxosNode, from: number, hi: number): LogEntry[] {
+  const out: LogEntry[] = [];
+  let bytes = 0;
+  for (let lo = from; lo <= hi; lo += 16) {
+    const part = n.log.slice(lo, Math.min(hi, lo + 15));
+    for (const e of part) {
+      if (out.length > 0 && bytes + e.data.length > n.o.maxLearnBytes) return out;
+      out.push(e);
+      bytes += e.data.length;
+    }
+    if (part.length < Math.min(hi, lo + 15) - lo + 1) return out; // compacted or missing: what was read, in order
+  }
+  return out;
 }
 
 /** A peer reports its commit point after a Learn or a snapshot: stream on while it lags. */

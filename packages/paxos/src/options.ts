@@ -9,8 +9,14 @@ export type PaxosSpecificOptions = {
    * Default 256 (see `DEFAULT_WINDOW`).
    */
   window?: number;
-  /** Slots per Accept message (phase 2 batching). Default 512. */
+  /** Slots per Accept message (phase 2 batching), and decided values per Learn message. Default 512. */
   maxBatch?: number;
+  /**
+   * Bytes of decided values per Learn message (the catch-up stream of a lagging replica), always at least one value.
+   * Default 1 MiB (etcd's `MaxSizePerMsg`): 512 values of 64 KiB made one 32 MiB message, read and encoded on the
+   * leader's event loop in one piece.
+   */
+  maxLearnBytes?: number;
   /** Accept messages in flight per acceptor (flow control). Default 64. */
   maxInflight?: number;
   /**
@@ -72,6 +78,7 @@ export const DEFAULT_MAX_SNAPSHOT_BYTES = 2 ** 31;
 export const paxosOptionSpecs = {
   window: { type: 'integer', min: 1, max: 1 << 20, description: `PMMC WINDOW: undecided slots in flight, and the config activation distance (default ${DEFAULT_WINDOW})` },
   maxBatch: { type: 'integer', min: 1, max: 1 << 20, description: 'slots per Accept message (default 512)' },
+  maxLearnBytes: { type: 'integer', min: 1, max: 16 * 1024 * 1024, description: 'bytes of decided values per Learn message, at least one value (default 1 MiB)' },
   maxInflight: { type: 'integer', min: 1, max: 1 << 20, description: 'Accept messages in flight per acceptor (default 64)' },
   phase1Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-1 quorum size, 0 = majority (default 0)' },
   phase2Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-2 quorum size, 0 = majority (default 0)' },
@@ -99,6 +106,7 @@ export function resolvePaxosOptions(options: PaxosOptions): ResolvedPaxosOptions
   return {
     window: o.window ?? DEFAULT_WINDOW,
     maxBatch: o.maxBatch ?? 512,
+    maxLearnBytes: o.maxLearnBytes ?? 1 << 20,
     maxInflight: o.maxInflight ?? 64,
     phase1Quorum: o.phase1Quorum ?? 0,
     phase2Quorum: o.phase2Quorum ?? 0,
