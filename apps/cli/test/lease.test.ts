@@ -39,7 +39,7 @@ describe('consensus-cli lease: grant, put --lease, keepalive, ttl, list, revoke 
     const stop = new AbortController();
     const lines: string[] = [];
     const running = leaseKeepAlive({ target: dirTarget(dir), signal: stop.signal, print: (l) => lines.push(l) }, g.id);
-    await sleep(7000); // three and a half TTLs
+    await sleep(5000); // two and a half TTLs: renewed again and again, not once
     expect(await get('svc/kept')).toBe('up\n');
     expect(lines).toEqual([`lease ${g.id} kept alive (TTL 2s); Ctrl-C to stop`]);
     const list = JSON.parse((await cli('lease', 'list', '--dir', dir, '--json')).out) as { id: number }[];
@@ -60,7 +60,7 @@ describe('consensus-cli lease: grant, put --lease, keepalive, ttl, list, revoke 
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       await waitFor('keepalive to start', async () => (out.includes('kept alive') ? true : undefined), 20_000);
-      await sleep(5000); // two and a half TTLs
+      await sleep(4000); // two TTLs
       expect(await get('svc/proc')).toBe('up\n');
     } finally {
       child.kill('SIGINT');

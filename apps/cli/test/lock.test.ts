@@ -185,12 +185,12 @@ for (const protocol of PROTOCOLS_UNDER_TEST) {
       expect((await cli('kill', 'n1', '--dir', dir)).code).toBe(0);
       expect((await cli('kill', 'n2', '--dir', dir)).code).toBe(0);
       const started = Date.now();
-      const acquire = await cli('lock', 'acquire', 'jobs/e', '--timeout', '2s', '--hold', '1ms', '--dir', dir);
+      const acquire = await cli('lock', 'acquire', 'jobs/e', '--timeout', '1s', '--hold', '1ms', '--dir', dir);
       expect(acquire.code).toBe(1);
-      expect(acquire.err).toMatch(/^consensus-cli: lock acquire jobs\/e: (the cluster did not answer .*no leader or no majority\?|not acquired within 2s)/);
-      const list = await cli('lock', 'list', '--timeout', '2s', '--dir', dir);
+      expect(acquire.err).toMatch(/^consensus-cli: lock acquire jobs\/e: (the cluster did not answer .*no leader or no majority\?|not acquired within 1s)/);
+      const list = await cli('lock', 'list', '--timeout', '1s', '--dir', dir);
       expect(list.code).toBe(1);
-      expect(list.err).toMatch(/^consensus-cli: lock list: gave up after 2s \(--timeout\)/);
+      expect(list.err).toMatch(/^consensus-cli: lock list: gave up after 1s \(--timeout\)/);
       expect(Date.now() - started).toBeLessThan(15_000);
     });
   });
