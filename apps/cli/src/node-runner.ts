@@ -284,7 +284,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
   };
   const serve = (body: unknown, ctx: ServeContext = {}): Promise<unknown> => {
     const t = (body as { t?: unknown } | null)?.t;
-    if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest);
+    if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest, ctx.signal);
     if (kv === undefined || lock === undefined || lockWatches === undefined) {
       return Promise.reject(new InvalidArgumentError(`node ${spec.id} runs an embedded state machine of its own: it answers no kv or lock requests (got ${preview(t)})`));
     }
@@ -314,7 +314,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
     for (const [id, addr] of Object.entries(update)) if (addr === '') delete addressBook[id];
     t.setPeers(addressBook);
   };
-  async function admin(req: AdminRequest): Promise<unknown> {
+  async function admin(req: AdminRequest, signal?: AbortSignal): Promise<unknown> {
     refuseAdmin(spec, req);
     observer.admin(req);
     switch (req.t) {
@@ -336,7 +336,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
         requireTransport().faults.heal();
         return report();
       case 'admin.snapshot':
-        return req.pieces === true ? snapshotInPieces() : snapshotAfterBarrier();
+        return req.pieces === true ? snapshotInPieces(signal) : snapshotAfterBarrier(signal);
       case 'admin.snapshot.read':
         return transfers.read(req.id, req.offset);
       case 'admin.snapshot.cancel':
@@ -385,10 +385,10 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    * `admin.snapshot { pieces: true }` (#22 item 7): the snapshot is held under a transfer id and served in
    * pieces (`admin.snapshot.read`), so a store of any size can be backed up (snapshot-transfer.ts).
    */
-  async function snapshotInPieces(): Promise<StreamedSnapshot> {
+  async function snapshotInPieces(signal?: AbortSignal): Promise<StreamedSnapshot> {
     transfers.checkRoom(); // before the barrier: a busy node refuses at once
     const capture = await captureAfterBarrier();
-    return transfers.begin(capture);
+    return transfers.begin(capture, signal);
   }
 
   /**
@@ -396,12 +396,12 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    * transport-tcp's maxMessageSize (past it the request server could only answer that the answer is too large:
    * this says so with the figures, and how to fetch it).
    */
-  async function snapshotAfterBarrier(): Promise<NodeSnapshot> {
+  async function snapshotAfterBarrier(signal?: AbortSignal): Promise<NodeSnapshot> {
     // Taken as `snapshot save` in pieces takes one (incrementally, in slices, among the transfers a node holds
     // at once): a client of an older release asking for a large store must neither hold the event loop for
     // the whole of it (heartbeats stalled: elections) nor have any number of them taken at once.
     transfers.checkRoom();
-    const { meta, data } = await transfers.whole(await captureAfterBarrier());
+    const { meta, data } = await transfers.whole(await captureAfterBarrier(), signal);
     if (data.length > SNAPSHOT_ANSWER_LIMIT) {
       throw new InvalidArgumentError(
         `the state-machine snapshot of node ${spec.id} is ${data.length} bytes; one answer on the client port carries at most ` +

@@ -134,8 +134,8 @@ export class SnapshotTransfers {
    * Takes a snapshot (`capture` runs at once, synchronously: the caller's read barrier has just completed) and
    * answers its first piece. A snapshot that fits one piece is answered whole and not held.
    */
-  async begin(capture: () => SnapshotCapture): Promise<StreamedSnapshot> {
-    const { meta, data, sha256 } = await this.take(capture, true);
+  async begin(capture: () => SnapshotCapture, signal?: AbortSignal): Promise<StreamedSnapshot> {
+    const { meta, data, sha256 } = await this.take(capture, true, signal);
     const id = `snap-${randomBytes(8).toString('hex')}`;
     const head: SnapshotTransferHead = { id, size: data.length, sha256, pieceBytes: this.pieceBytes };
     const piece = data.subarray(0, this.pieceBytes);
@@ -151,12 +151,22 @@ export class SnapshotTransfers {
    * `begin` takes one (incrementally, in slices, counted among `maxTransfers` while it is taken), so that
    * request neither holds the event loop for the whole of a large store nor runs unbounded at once.
    */
-  async whole(capture: () => SnapshotCapture): Promise<{ meta: SnapshotCapture['meta']; data: Uint8Array }> {
-    const { meta, data } = await this.take(capture, false);
+  async whole(capture: () => SnapshotCapture, signal?: AbortSignal): Promise<{ meta: SnapshotCapture['meta']; data: Uint8Array }> {
+    const { meta, data } = await this.take(capture, false, signal);
     return { meta, data };
   }
 
-  private async take(capture: () => SnapshotCapture, hash: boolean): Promise<{ meta: SnapshotCapture['meta']; data: Uint8Array; sha256: string }> {
+  /**
+   * Takes the snapshot in slices, counted while it is taken. `signal`: the request's (transport-tcp aborts it
+   * when the client cancels, times out or its connection closes, e.g. a `snapshot save` killed with -9 while the
+   * node takes a large store): taking stops at once and nothing is held, rather than the whole taken and then
+   * held for the idle time with nobody to read it.
+   */
+  private async take(
+    capture: () => SnapshotCapture,
+    hash: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ meta: SnapshotCapture['meta']; data: Uint8Array; sha256: string }> {
     this.checkRoom();
     let cancelled = false;
     let job: SnapshotJob | undefined;
@@ -167,10 +177,17 @@ export class SnapshotTransfers {
       },
     };
     this.taking.add(token);
+    const abandoned = (): StoppedError =>
+      signal?.aborted === true
+        ? new StoppedError(`the client gave up on the snapshot node ${this.nodeId} was taking: it is dropped`)
+        : new StoppedError(`node ${this.nodeId} is stopping: the snapshot being taken was abandoned`);
+    signal?.addEventListener('abort', token.cancel, { once: true });
+    if (signal?.aborted === true) cancelled = true;
     let meta: SnapshotCapture['meta'];
     let data: Uint8Array;
     let sha256: string;
     try {
+      if (cancelled) throw abandoned();
       const c = capture();
       meta = c.meta;
       if (c.data instanceof Uint8Array) data = c.data;
@@ -179,10 +196,13 @@ export class SnapshotTransfers {
         data = await runJob(job, () => cancelled);
       }
       sha256 = hash ? await hashInSlices(data, () => cancelled) : '';
+    } catch (e) {
+      throw cancelled ? abandoned() : e;
     } finally {
       this.taking.delete(token);
+      signal?.removeEventListener('abort', token.cancel);
     }
-    if (cancelled || this.closed) throw new StoppedError(`node ${this.nodeId} stopped while taking the snapshot`);
+    if (cancelled || this.closed) throw abandoned();
     return { meta, data, sha256 };
   }
 

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SessionExpiredError, TransportError } from '@consensus-kit/core';
+import { SessionExpiredError, StoppedError, TimeoutError, TransportError, type SnapshotJob } from '@consensus-kit/core';
 import { silentLogger } from '@consensus-kit/core/host';
 import { createKvClient } from '@consensus-kit/kv';
 import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
@@ -69,6 +69,49 @@ describe('SnapshotTransfers: a reader that does not carry the transfer on', () =
   });
 });
 
+describe('SnapshotTransfers: a client that gives up while the snapshot is taken', () => {
+  /** A job that needs `steps` steps (the slices of a large store), counting them, cancelled or not. */
+  const slowJob = (steps: number) => {
+    const seen = { steps: 0, cancelled: false };
+    const job: SnapshotJob = {
+      step: () => (++seen.steps >= steps ? bytes(100) : undefined),
+      cancel: () => {
+        seen.cancelled = true;
+      },
+    };
+    return { job, seen };
+  };
+
+  it('stops taking at once, holds nothing and frees its place when the request is aborted (client cancelled, timed out, or killed)', async () => {
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, maxTransfers: 1 });
+    const { job, seen } = slowJob(Number.MAX_SAFE_INTEGER);
+    const gaveUp = new AbortController();
+    const begun = t.begin(() => ({ meta, data: job }), gaveUp.signal);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(t.count).toBe(1);
+    gaveUp.abort(new Error('connection closed'));
+    await expect(begun).rejects.toSatisfy((e) => StoppedError.is(e) && /the client gave up on the snapshot node n1 was taking/.test(e.message));
+    expect(seen.cancelled).toBe(true);
+    expect(t.count).toBe(0);
+    // An aborted request never starts one.
+    const { job: other, seen: otherSeen } = slowJob(3);
+    await expect(t.begin(() => ({ meta, data: other }), AbortSignal.abort())).rejects.toSatisfy((e) => StoppedError.is(e));
+    expect(otherSeen.steps).toBe(0);
+    expect(t.count).toBe(0);
+  });
+
+  it('the same for the whole snapshot an older client asks for', async () => {
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, maxTransfers: 1 });
+    const { job, seen } = slowJob(Number.MAX_SAFE_INTEGER);
+    const gaveUp = new AbortController();
+    const taken = t.whole(() => ({ meta, data: job }), gaveUp.signal);
+    await new Promise((r) => setTimeout(r, 20));
+    gaveUp.abort();
+    await expect(taken).rejects.toSatisfy((e) => StoppedError.is(e));
+    expect([seen.cancelled, t.count]).toEqual([true, 0]);
+  });
+});
+
 describe('admin.snapshot without pieces (a client of an older release), against a real node', () => {
   const PIECE = 64 * 1024;
   const clusterId = 'breakit-s15';
@@ -127,5 +170,29 @@ describe('admin.snapshot without pieces (a client of an older release), against 
     await expect(rpc.request({ t: 'admin.snapshot' })).rejects.toSatisfy((e) => TransportError.is(e) && /at most 2 at once/.test(e.message));
     for (const h of held) await rpc.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
     expect(((await rpc.request({ t: 'admin.snapshot' })) as { data: Uint8Array }).data.length).toBeGreaterThan(4 * PIECE);
+  });
+
+  it('a save that times out while the node takes the snapshot leaves the node holding nothing: its place is free at once', async () => {
+    const machines = n.machines as NonNullable<LaunchedNode['machines']>;
+    let cancelled = 0;
+    // Two takes that would never end (the slices of a store far larger than this one).
+    const endless = vi.spyOn(machines.kv, 'beginSnapshot').mockImplementation(() => ({
+      step: () => undefined,
+      cancel: () => {
+        cancelled++;
+      },
+    }));
+    try {
+      for (let i = 0; i < 2; i++) {
+        await expect(rpc.request({ t: 'admin.snapshot', pieces: true }, { timeoutMs: 300 })).rejects.toSatisfy((e) => TimeoutError.is(e));
+      }
+      await vi.waitFor(() => expect(cancelled).toBe(2), { timeout: 5000 });
+    } finally {
+      endless.mockRestore();
+    }
+    // Before the fix both went on being taken for ever, and every later save was refused.
+    const a = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
+    const b = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
+    for (const h of [a, b]) await rpc.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
   });
 });
