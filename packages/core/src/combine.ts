@@ -146,17 +146,36 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
         },
       };
     },
+    /**
+     * All or nothing across the machines (each machine's own restore is: it refuses a malformed part before
+     * changing anything). The primary, the large store, is restored last; every machine restored before the
+     * last is snapshotted first and put back should a later part be refused. Before, a good kv part and a
+     * malformed lock part left kv restored and the lock table as it was, behind a MalformedMessageError.
+     */
     restore(data: Uint8Array) {
       const plan = planRestore(data);
       if (plan === 'bare') return (primary as AnyMachine).restore(data);
-      for (const [name, part] of plan) (machines[name] as AnyMachine).restore(part);
+      const ordered = [...plan.filter(([n]) => n !== primaryName), ...plan.filter(([n]) => n === primaryName)];
+      const undo: [AnyMachine, Uint8Array][] = [];
+      try {
+        ordered.forEach(([name, part], i) => {
+          const sm = machines[name] as AnyMachine;
+          if (i < ordered.length - 1) undo.push([sm, sm.snapshot()]);
+          sm.restore(part);
+        });
+      } catch (e) {
+        for (const [sm, before] of undo.reverse()) sm.restore(before);
+        throw e;
+      }
     },
     /**
      * r3: incremental when any machine is. The envelope is read and checked now; the machines with
      * `beginRestore` then restore as jobs, one after the other, and the others in the step that ends the last
      * job, so a single incremental machine (kv beside the lock service) switches state in the same step as the
      * rest. With several incremental machines each switches at the end of its own job: the host applies nothing
-     * and serves no read until the whole job is done.
+     * and serves no read until the whole job is done. The others' parts are tried when the job begins (restored,
+     * then put back from a snapshot taken just before): a part one of them refuses fails `beginRestore` itself,
+     * before any machine changed, instead of the last step after the jobs switched theirs.
      */
     beginRestore(data: Uint8Array): RestoreJob {
       const plan = planRestore(data);
@@ -166,8 +185,17 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
       try {
         for (const [name, part] of all) {
           const sm = machines[name] as AnyMachine;
+          if (typeof sm.beginRestore === 'function') continue;
+          // Tried now and put back (its state must not change before the jobs end): a part it refuses fails
+          // the restore here, before any job switches its machine, never in the last step after they did.
+          const before = sm.snapshot();
+          sm.restore(part);
+          sm.restore(before);
+          atOnce.push([sm, part]);
+        }
+        for (const [name, part] of all) {
+          const sm = machines[name] as AnyMachine;
           if (typeof sm.beginRestore === 'function') jobs.push(sm.beginRestore(part));
-          else atOnce.push([sm, part]);
         }
       } catch (e) {
         for (const job of jobs) job.cancel();
