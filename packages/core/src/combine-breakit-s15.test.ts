@@ -49,6 +49,14 @@ class StrictIncremental extends Strict {
   }
 }
 
+/** A machine whose restore is not all or nothing by itself: it takes the new value, then refuses a malformed one. */
+class Careless extends Strict {
+  override restore(d: Uint8Array) {
+    this.value = decode(d);
+    if (!this.value.startsWith('ok:')) throw new MalformedMessageError(`not a snapshot: ${this.value}`);
+  }
+}
+
 const envelope = (parts: Record<string, string>) =>
   pack({ combined: COMBINED_SNAPSHOT_VERSION, parts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, encode(v)])) });
 
@@ -77,6 +85,18 @@ describe('combineStateMachines: a restore is all or nothing across the machines'
       expect([kv.value, lock.value]).toEqual(['ok:old-store', 'ok:old-locks']);
     });
   }
+
+  it('a machine whose own restore changes part-way before refusing is put back, whole or in steps, with or without a primary', () => {
+    for (const primary of ['kv', undefined] as const) {
+      const kv = new StrictIncremental('ok:old-store');
+      const lock = new Careless('ok:old-locks');
+      const sm = combineStateMachines({ kv, lock }, primary === undefined ? {} : { primary });
+      expect(() => sm.restore(envelope({ kv: 'ok:store', lock: 'bad' }))).toThrow(MalformedMessageError);
+      expect([kv.value, lock.value]).toEqual(['ok:old-store', 'ok:old-locks']);
+      expect(() => (sm.beginRestore as (d: Uint8Array) => RestoreJob)(envelope({ kv: 'ok:store', lock: 'bad' }))).toThrow(MalformedMessageError);
+      expect([kv.value, lock.value]).toEqual(['ok:old-store', 'ok:old-locks']);
+    }
+  });
 
   it('good parts restore, whole or in steps; the small machine keeps its state until the last step', () => {
     const kv = new StrictIncremental('ok:old-store');

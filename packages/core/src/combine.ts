@@ -147,10 +147,10 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
       };
     },
     /**
-     * All or nothing across the machines (each machine's own restore is: it refuses a malformed part before
-     * changing anything). The primary, the large store, is restored last; every machine restored before the
-     * last is snapshotted first and put back should a later part be refused. Before, a good kv part and a
-     * malformed lock part left kv restored and the lock table as it was, behind a MalformedMessageError.
+     * All or nothing across the machines. The primary, the large store, is restored last and trusted to be all
+     * or nothing by itself (kv's is: it builds the new state aside); every other machine is snapshotted first
+     * and put back should its part or a later one be refused. Before, a good kv part and a malformed lock part
+     * left kv restored and the lock table as it was, behind a MalformedMessageError.
      */
     restore(data: Uint8Array) {
       const plan = planRestore(data);
@@ -158,11 +158,11 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
       const ordered = [...plan.filter(([n]) => n !== primaryName), ...plan.filter(([n]) => n === primaryName)];
       const undo: [AnyMachine, Uint8Array][] = [];
       try {
-        ordered.forEach(([name, part], i) => {
+        for (const [name, part] of ordered) {
           const sm = machines[name] as AnyMachine;
-          if (i < ordered.length - 1) undo.push([sm, sm.snapshot()]);
+          if (name !== primaryName) undo.push([sm, sm.snapshot()]);
           sm.restore(part);
-        });
+        }
       } catch (e) {
         for (const [sm, before] of undo.reverse()) sm.restore(before);
         throw e;
@@ -189,8 +189,13 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
           // Tried now and put back (its state must not change before the jobs end): a part it refuses fails
           // the restore here, before any job switches its machine, never in the last step after they did.
           const before = sm.snapshot();
-          sm.restore(part);
-          sm.restore(before);
+          try {
+            sm.restore(part);
+          } finally {
+            // Also after a refusal: a machine whose restore is not all or nothing by itself (the lock table's
+            // clears, then fills) may have changed part-way.
+            sm.restore(before);
+          }
           atOnce.push([sm, part]);
         }
         for (const [name, part] of all) {
