@@ -212,13 +212,22 @@ describe('on a running cluster', () => {
 
   it('--timeout on members add: it gives up, and the node it was adding is not left running or on record', async () => {
     const cd = new ClusterDir(dir);
-    for (const t of ['1ms', '400ms']) {
-      const r = await cli('members', 'add', 'n4', '--timeout', t, '--dir', dir);
-      expect(r.code).toBe(1);
-      expect(r.err).toContain(`members add n4: gave up after ${t} (--timeout)`);
-      expect(r.err).toMatch(/timed out: n4 was not added, and its process is stopped/);
-      expect(cd.livePid('n4')).toBeUndefined();
-      expect(cd.read().nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+    // n4 takes 2 s to start (a wrapper around the node command sleeps first for its config), so the 400 ms
+    // deadline falls while the add waits for it to come up, however fast a node starts on this machine.
+    const saved = process.env.CONSENSUS_CLI_NODE_CMD;
+    const script = 'for a in "$@"; do case "$a" in */n4/node.json) sleep 2;; esac; done; exec "$@"';
+    process.env.CONSENSUS_CLI_NODE_CMD = JSON.stringify(['sh', '-c', script, 'sh', ...cliCommand()]);
+    try {
+      for (const t of ['1ms', '400ms']) {
+        const r = await cli('members', 'add', 'n4', '--timeout', t, '--dir', dir);
+        expect(r.code).toBe(1);
+        expect(r.err).toContain(`members add n4: gave up after ${t} (--timeout)`);
+        expect(r.err).toMatch(/timed out: n4 was not added, and its process is stopped/);
+        expect(cd.livePid('n4')).toBeUndefined();
+        expect(cd.read().nodes.map((n) => n.id)).toEqual(['n1', 'n2', 'n3']);
+      }
+    } finally {
+      process.env.CONSENSUS_CLI_NODE_CMD = saved;
     }
     // What either add was doing when it gave up goes no further: no n4 starts later.
     await new Promise((resolve) => setTimeout(resolve, 3000));
