@@ -284,7 +284,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
   };
   const serve = (body: unknown, ctx: ServeContext = {}): Promise<unknown> => {
     const t = (body as { t?: unknown } | null)?.t;
-    if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest, ctx.signal);
+    if (typeof t === 'string' && t.startsWith('admin.')) return admin(body as AdminRequest, ctx);
     if (kv === undefined || lock === undefined || lockWatches === undefined) {
       return Promise.reject(new InvalidArgumentError(`node ${spec.id} runs an embedded state machine of its own: it answers no kv or lock requests (got ${preview(t)})`));
     }
@@ -314,7 +314,7 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
     for (const [id, addr] of Object.entries(update)) if (addr === '') delete addressBook[id];
     t.setPeers(addressBook);
   };
-  async function admin(req: AdminRequest, signal?: AbortSignal): Promise<unknown> {
+  async function admin(req: AdminRequest, ctx: ServeContext = {}): Promise<unknown> {
     refuseAdmin(spec, req);
     observer.admin(req);
     switch (req.t) {
@@ -336,9 +336,9 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
         requireTransport().faults.heal();
         return report();
       case 'admin.snapshot':
-        return req.pieces === true ? snapshotInPieces(signal) : snapshotAfterBarrier(signal);
+        return req.pieces === true ? snapshotInPieces(ctx) : snapshotAfterBarrier(ctx.signal);
       case 'admin.snapshot.read':
-        return transfers.read(req.id, req.offset);
+        return transfers.read(req.id, req.offset, ctx.connectionSignal);
       case 'admin.snapshot.cancel':
         return transfers.cancel(req.id);
       default:
@@ -385,10 +385,10 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
    * `admin.snapshot { pieces: true }` (#22 item 7): the snapshot is held under a transfer id and served in
    * pieces (`admin.snapshot.read`), so a store of any size can be backed up (snapshot-transfer.ts).
    */
-  async function snapshotInPieces(signal?: AbortSignal): Promise<StreamedSnapshot> {
+  async function snapshotInPieces(ctx: ServeContext): Promise<StreamedSnapshot> {
     transfers.checkRoom(); // before the barrier: a busy node refuses at once
     const capture = await captureAfterBarrier();
-    return transfers.begin(capture, signal);
+    return transfers.begin(capture, ctx.signal, ctx.connectionSignal);
   }
 
   /**

@@ -36,6 +36,12 @@ const SLICE_MS = 0.5;
 const STEP_UNITS = 64;
 /** Bytes hashed per turn of the event loop. */
 const HASH_SLICE_BYTES = 1024 * 1024;
+/**
+ * A transfer whose client connections all closed (a `snapshot save` killed with -9, its host gone) is dropped
+ * this long after (default; at most `ttlMs`), rather than after the whole idle time: a client that reconnects
+ * and reads on within it keeps it.
+ */
+export const SNAPSHOT_ORPHAN_MS = 5_000;
 /** Ended ids remembered, so a late read is told "expired" or "finished" rather than "unknown". */
 const REMEMBERED_ENDS = 64;
 
@@ -48,6 +54,8 @@ export interface SnapshotTransferOptions {
   maxTransfers?: number;
   /** Monotonic ms (default `performance.now`); tests drive expiry with their own. */
   now?: () => number;
+  /** How long a transfer whose client connections all closed is kept (default 5 s, at most `ttlMs`). */
+  orphanMs?: number;
 }
 
 /** The first piece's metadata: what the client checks the whole against. */
@@ -90,14 +98,19 @@ interface Held {
   served: number;
   /** When `served` last grew (the first piece: when it was taken). */
   lastRead: number;
+  /** The open client connections that began or carried the transfer on (their `connectionSignal`s). */
+  conns: Set<AbortSignal>;
+  /** When the last of them closed: the transfer is dropped `orphanMs` later unless a read comes meanwhile. */
+  orphanedAt?: number;
 }
 
-type Ended = 'expired' | 'finished' | 'cancelled';
+type Ended = 'expired' | 'finished' | 'cancelled' | 'abandoned';
 
 export class SnapshotTransfers {
   readonly pieceBytes: number;
   readonly ttlMs: number;
   readonly maxTransfers: number;
+  readonly orphanMs: number;
   private readonly now: () => number;
   private readonly held = new Map<string, Held>();
   /** Snapshots being taken (jobs or hashes in progress), cancelled by `close`. */
@@ -113,6 +126,7 @@ export class SnapshotTransfers {
     this.pieceBytes = positive(o.pieceBytes, 'pieceBytes', SNAPSHOT_PIECE_BYTES);
     this.ttlMs = positive(o.ttlMs, 'ttlMs', SNAPSHOT_TRANSFER_TTL_MS);
     this.maxTransfers = positive(o.maxTransfers, 'maxTransfers', SNAPSHOT_MAX_TRANSFERS);
+    this.orphanMs = Math.min(this.ttlMs, positive(o.orphanMs, 'orphanMs', SNAPSHOT_ORPHAN_MS));
     this.now = o.now ?? (() => performance.now());
   }
 
@@ -134,13 +148,15 @@ export class SnapshotTransfers {
    * Takes a snapshot (`capture` runs at once, synchronously: the caller's read barrier has just completed) and
    * answers its first piece. A snapshot that fits one piece is answered whole and not held.
    */
-  async begin(capture: () => SnapshotCapture, signal?: AbortSignal): Promise<StreamedSnapshot> {
+  async begin(capture: () => SnapshotCapture, signal?: AbortSignal, connection?: AbortSignal): Promise<StreamedSnapshot> {
     const { meta, data, sha256 } = await this.take(capture, true, signal);
     const id = `snap-${randomBytes(8).toString('hex')}`;
     const head: SnapshotTransferHead = { id, size: data.length, sha256, pieceBytes: this.pieceBytes };
     const piece = data.subarray(0, this.pieceBytes);
     if (piece.length < data.length) {
-      this.held.set(id, { head, data, served: piece.length, lastRead: this.now() });
+      const h: Held = { head, data, served: piece.length, lastRead: this.now(), conns: new Set() };
+      this.held.set(id, h);
+      this.watch(id, h, connection);
       this.startSweeper();
     } else this.remember(id, 'finished');
     return { ...meta, transfer: head, piece };
@@ -227,7 +243,7 @@ export class SnapshotTransfers {
    * no longer (at most ceil(size / pieceBytes) idle periods in all) and does not end it under the client still
    * fetching it.
    */
-  read(id: unknown, offset: unknown): SnapshotPiece {
+  read(id: unknown, offset: unknown, connection?: AbortSignal): SnapshotPiece {
     if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new InvalidArgumentError('admin.snapshot.read needs the transfer id that admin.snapshot answered');
     const h = this.lookup(id);
     const size = h.data.length;
@@ -242,6 +258,7 @@ export class SnapshotTransfers {
     if (offset <= h.served && end > h.served) {
       h.served = end;
       h.lastRead = this.now();
+      this.watch(id, h, connection);
     }
     const done = h.served === size;
     if (done) this.drop(id, 'finished');
@@ -276,6 +293,8 @@ export class SnapshotTransfers {
           ? 'is finished: its last piece was served'
           : why === 'cancelled'
             ? 'was cancelled'
+            : why === 'abandoned'
+              ? `was dropped: every connection of the client reading it closed ${Math.round(this.orphanMs / 1000)} s before`
             : `is unknown to node ${this.nodeId} (never begun here, or long gone)`;
     throw new SessionExpiredError(id, `snapshot transfer ${id} ${text}; run snapshot save again`);
   }
@@ -294,10 +313,42 @@ export class SnapshotTransfers {
     if (this.ended.size > REMEMBERED_ENDS) this.ended.delete(this.ended.keys().next().value as string);
   }
 
-  /** Drops every transfer idle for `ttlMs`. */
+  /**
+   * Notes `connection` (the request's `connectionSignal`) as one of the transfer's client connections: once every
+   * one noted has closed, the transfer is dropped `orphanMs` later unless a read carries it on meanwhile.
+   */
+  private watch(id: string, h: Held, connection: AbortSignal | undefined): void {
+    h.orphanedAt = undefined;
+    if (connection === undefined || h.conns.has(connection)) return;
+    if (connection.aborted) {
+      if (h.conns.size === 0) this.orphan(id, h);
+      return;
+    }
+    h.conns.add(connection);
+    connection.addEventListener(
+      'abort',
+      () => {
+        h.conns.delete(connection);
+        if (h.conns.size === 0 && this.held.get(id) === h) this.orphan(id, h);
+      },
+      { once: true },
+    );
+  }
+
+  private orphan(id: string, h: Held): void {
+    h.orphanedAt = this.now();
+    setTimeout(() => {
+      if (this.held.get(id) === h) this.sweep();
+    }, this.orphanMs).unref();
+  }
+
+  /** Drops every transfer idle for `ttlMs`, or whose client connections closed `orphanMs` ago. */
   private sweep(): void {
     const now = this.now();
-    for (const [id, h] of this.held) if (now - h.lastRead >= this.ttlMs) this.drop(id, 'expired');
+    for (const [id, h] of this.held) {
+      if (now - h.lastRead >= this.ttlMs) this.drop(id, 'expired');
+      else if (h.orphanedAt !== undefined && now - h.orphanedAt >= this.orphanMs) this.drop(id, 'abandoned');
+    }
   }
 
   /** Frees the memory of an abandoned transfer even when no request comes to sweep it. */

@@ -112,6 +112,37 @@ describe('SnapshotTransfers: a client that gives up while the snapshot is taken'
   });
 });
 
+describe('SnapshotTransfers: a client whose connections closed (killed with -9)', () => {
+  it('drops the transfer orphanMs after the last connection that began or read it closed, not after the idle time', async () => {
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, ttlMs: 60_000, orphanMs: 50, maxTransfers: 1 });
+    const began = new AbortController();
+    const reading = new AbortController();
+    const first = await t.begin(() => ({ meta, data: bytes(100) }), undefined, began.signal);
+    const id = first.transfer.id;
+    t.read(id, 10, reading.signal);
+    began.abort();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(t.count).toBe(1); // one connection still open
+    reading.abort();
+    await vi.waitFor(() => expect(t.count).toBe(0), { timeout: 2000 });
+    expect(() => t.read(id, 20)).toThrow(/was dropped: every connection of the client reading it closed/);
+    // Its place is free at once for the next save.
+    await t.begin(() => ({ meta, data: bytes(100) }));
+  });
+
+  it('keeps it when the client reads on over a new connection within orphanMs', async () => {
+    const t = new SnapshotTransfers('n1', { pieceBytes: 10, ttlMs: 60_000, orphanMs: 100 });
+    const old = new AbortController();
+    const first = await t.begin(() => ({ meta, data: bytes(30) }), undefined, old.signal);
+    old.abort();
+    const again = new AbortController();
+    t.read(first.transfer.id, 10, again.signal);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(t.count).toBe(1);
+    expect(t.read(first.transfer.id, 20, again.signal).done).toBe(true);
+  });
+});
+
 describe('admin.snapshot without pieces (a client of an older release), against a real node', () => {
   const PIECE = 64 * 1024;
   const clusterId = 'breakit-s15';
@@ -134,7 +165,7 @@ describe('admin.snapshot without pieces (a client of an older release), against 
         http: undefined,
         tickMs: 20,
         machines: { kind: 'kv' },
-        snapshotTransfers: { pieceBytes: PIECE, ttlMs: 60_000, maxTransfers: 2 },
+        snapshotTransfers: { pieceBytes: PIECE, ttlMs: 60_000, maxTransfers: 2, orphanMs: 200 },
       },
       silentLogger,
     );
@@ -194,5 +225,24 @@ describe('admin.snapshot without pieces (a client of an older release), against 
     const a = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
     const b = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
     for (const h of [a, b]) await rpc.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
+  });
+
+  it('two saves whose client went away mid-transfer (connections closed) free their places within orphanMs, not the 60 s idle time', async () => {
+    for (let i = 0; i < 2; i++) {
+      const gone = createRpcClient({ endpoints: [`127.0.0.1:${port}`], clusterId, timeoutMs: 10_000 });
+      const first = (await gone.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
+      await gone.request({ t: 'admin.snapshot.read', id: first.transfer.id, offset: first.piece.length });
+      await gone.close();
+    }
+    // Both places are free again well inside the idle time (60 s here).
+    await vi.waitFor(
+      async () => {
+        const a = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
+        await rpc.request({ t: 'admin.snapshot.cancel', id: a.transfer.id });
+      },
+      { timeout: 5000, interval: 100 },
+    );
+    const [a, b] = (await Promise.all([rpc.request({ t: 'admin.snapshot', pieces: true }), rpc.request({ t: 'admin.snapshot', pieces: true })])) as StreamedSnapshot[];
+    for (const h of [a, b] as StreamedSnapshot[]) await rpc.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
   });
 });
