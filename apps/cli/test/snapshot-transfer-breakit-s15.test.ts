@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SessionExpiredError, StoppedError, TimeoutError, TransportError, type SnapshotJob } from '@consensus-kit/core';
+import { InvalidArgumentError, SessionExpiredError, StoppedError, TimeoutError, TransportError, type SnapshotJob } from '@consensus-kit/core';
 import { silentLogger } from '@consensus-kit/core/host';
 import { createKvClient } from '@consensus-kit/kv';
 import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
@@ -225,6 +225,40 @@ describe('admin.snapshot without pieces (a client of an older release), against 
     const a = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
     const b = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
     for (const h of [a, b]) await rpc.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
+  });
+
+  it('hostile reads and cancels are typed errors or no-ops, and 1000 saves at once leave at most 2 taken: the node keeps serving', async () => {
+    const first = (await rpc.request({ t: 'admin.snapshot', pieces: true })) as StreamedSnapshot;
+    const id = first.transfer.id;
+    for (const offset of [-1, 0.5, Number.NaN, '10', null, 2 ** 53, first.transfer.size]) {
+      await expect(rpc.request({ t: 'admin.snapshot.read', id, offset })).rejects.toSatisfy((e) => InvalidArgumentError.is(e) && /is not within the snapshot/.test(e.message));
+    }
+    for (const bad of [42, null, { id }, 'x'.repeat(1000), '']) {
+      await expect(rpc.request({ t: 'admin.snapshot.read', id: bad, offset: 0 })).rejects.toSatisfy((e) => InvalidArgumentError.is(e) || SessionExpiredError.is(e));
+      expect(await rpc.request({ t: 'admin.snapshot.cancel', id: bad })).toEqual({ cancelled: false });
+    }
+    // The transfer is intact: read in order, it is the whole.
+    let at = first.piece.length;
+    while (at < first.transfer.size) at += ((await rpc.request({ t: 'admin.snapshot.read', id, offset: at })) as { piece: Uint8Array }).piece.length;
+
+    const many = createRpcClient({ endpoints: [`127.0.0.1:${port}`], clusterId, timeoutMs: 60_000 });
+    try {
+      const answers = await Promise.allSettled(Array.from({ length: 1000 }, () => many.request({ t: 'admin.snapshot', pieces: true })));
+      const taken = answers.filter((a): a is PromiseFulfilledResult<StreamedSnapshot> => a.status === 'fulfilled').map((a) => a.value);
+      const refused = answers.filter((a) => a.status === 'rejected' && TransportError.is(a.reason) && /at most 2 at once/.test((a.reason as Error).message));
+      expect(taken.length).toBeGreaterThanOrEqual(1);
+      expect(taken.length).toBeLessThanOrEqual(2);
+      expect(taken.length + refused.length).toBe(1000);
+      for (const h of taken) await many.request({ t: 'admin.snapshot.cancel', id: h.transfer.id });
+    } finally {
+      await many.close();
+    }
+    const kv = createKvClient({ endpoints: [`127.0.0.1:${port}`], clusterId });
+    try {
+      expect((await kv.put('after/1000', 'still here')).revision).toBeGreaterThan(0);
+    } finally {
+      await kv.close();
+    }
   });
 
   it('two saves whose client went away mid-transfer (connections closed) free their places within orphanMs, not the 60 s idle time', async () => {
