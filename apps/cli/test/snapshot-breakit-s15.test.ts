@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupFileError, encodeBackup, readBackup } from '../src/backup';
 import { fetchSnapshotToFile, partFileOf, SnapshotSaveError, type SnapshotSource } from '../src/snapshot-fetch';
-import { cleanup, tempDir } from './helpers';
+import { KvStateMachine } from '@consensus-kit/kv';
+import { LockStateMachine } from '@consensus-kit/lock';
+import { nodeStateMachine } from '../src/node-runner';
+import { cleanup, cli, freeBase, tempDir } from './helpers';
 
 const meta = { stateMachine: 'kv' as const, clusterId: 'c', nodeId: 'n1', protocol: 'raft', appliedIndex: 1, term: 1, revision: 1, compactRevision: 0, keys: 1 };
 
@@ -143,5 +146,32 @@ describe('snapshot status / restore: a large file is judged by its header first'
     flipped.writeUInt8((flipped.readUInt8(flipped.length - 100) ^ 1) & 0xff, flipped.length - 100);
     writeFileSync(ok, flipped);
     expect(() => readBackup(ok)).toThrow(expect.objectContaining({ problem: 'checksum' }));
+  });
+});
+
+describe('snapshot restore into a path that is a file, or under one', () => {
+  let work: string;
+  beforeAll(() => {
+    work = tempDir();
+  });
+  afterAll(async () => {
+    await cleanup(work);
+  });
+
+  it('is one line naming the path and exit 1 (it was a raw ENOTDIR from scandir, or from the cleanup unlink hiding the cause), and leaves the file as it was', async () => {
+    const backup = join(work, 'good.snap');
+    const data = nodeStateMachine({ kv: new KvStateMachine(), lock: new LockStateMachine() }).snapshot();
+    writeFileSync(backup, encodeBackup({ ...meta, stateMachine: 'kv+lock', revision: 0, keys: 0, createdAt: '2026-12-05T00:00:00.000Z' }, data));
+    const file = join(work, 'a-file');
+    writeFileSync(file, 'mine\n');
+    const port = String(await freeBase());
+    const onFile = await cli('snapshot', 'restore', backup, '--dir', file, '--port', port);
+    expect(onFile.code).toBe(1);
+    expect(onFile.err).toContain(`${file} (--dir) is a file, not a directory`);
+    const under = await cli('snapshot', 'restore', backup, '--dir', join(file, 'sub'), '--port', port);
+    expect(under.code).toBe(1);
+    expect(under.err).toContain(`cannot write the restored data under ${join(file, 'sub')} (ENOTDIR`);
+    expect(under.err).not.toContain('unlink');
+    expect(readFileSync(file, 'utf8')).toBe('mine\n');
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { silentLogger } from '@consensus-kit/core/host';
@@ -176,6 +176,7 @@ export async function restoreSnapshot(o: RestoreOptions & { dir: string }, file:
   const base = o.port ?? 7100;
   const cd = new ClusterDir(o.dir);
   const dirExisted = existsSync(cd.dir);
+  refuseNonDirectory(cd.dir, '--dir', o.dir);
   if (dirExisted && (cd.exists() || readdirSync(cd.dir).length > 0)) {
     const what = cd.exists() ? 'holds a cluster' : 'is not empty';
     throw new CliError(`${o.dir} ${what}: restore seeds a new cluster and never overwrites one; give a new --dir`);
@@ -194,9 +195,11 @@ export async function restoreSnapshot(o: RestoreOptions & { dir: string }, file:
     cd.write(cluster);
   } catch (e) {
     // Ours alone: the directory did not exist or was empty.
-    if (dirExisted) for (const name of readdirSync(cd.dir)) rmSync(resolve(cd.dir, name), { recursive: true, force: true });
-    else rmSync(cd.dir, { recursive: true, force: true });
-    throw e;
+    removeQuietly(() => {
+      if (dirExisted) for (const name of readdirSync(cd.dir)) rmSync(resolve(cd.dir, name), { recursive: true, force: true });
+      else rmSync(cd.dir, { recursive: true, force: true });
+    });
+    throw writeFailure(e, o.dir);
   }
   if (o.json) {
     console.log(JSON.stringify({ dir: cd.dir, clusterId: cluster.clusterId, protocol, nodes: voters, index, revision: b.meta.revision, keys: b.meta.keys }));
@@ -255,6 +258,7 @@ export async function restoreNodeConfig(o: { config: string; json?: boolean }, f
   }
   if (config.join === true) throw new CliError(`${o.config}: a node with "join": true gets its state from the cluster it joins; restore the members the cluster starts with`);
   const dataDir = config.dataDir;
+  refuseNonDirectory(dataDir, `the dataDir of ${o.config}`, dataDir);
   if (existsSync(memberRecordPath(dataDir)) || (existsSync(dataDir) && readdirSync(dataDir).length > 0)) {
     throw new CliError(`${dataDir} (the dataDir of ${o.config}) is not new: restore never writes over a node's data; give the node a new data directory`);
   }
@@ -263,9 +267,11 @@ export async function restoreNodeConfig(o: { config: string; json?: boolean }, f
   try {
     await seedDataDir(dataDir, { clusterId: config.clusterId, nodeId: config.id }, voters, b, seed);
   } catch (e) {
-    if (existed) for (const name of readdirSync(dataDir)) rmSync(resolve(dataDir, name), { recursive: true, force: true });
-    else rmSync(dataDir, { recursive: true, force: true });
-    throw e;
+    removeQuietly(() => {
+      if (existed) for (const name of readdirSync(dataDir)) rmSync(resolve(dataDir, name), { recursive: true, force: true });
+      else rmSync(dataDir, { recursive: true, force: true });
+    });
+    throw writeFailure(e, dataDir);
   }
   if (o.json) {
     console.log(JSON.stringify({ dataDir, clusterId: config.clusterId, node: config.id, members: voters, index: seedIndex(b), revision: b.meta.revision, keys: b.meta.keys }));
@@ -275,4 +281,31 @@ export async function restoreNodeConfig(o: { config: string; json?: boolean }, f
     `restored ${file} into ${dataDir}: node ${config.id} of the new cluster ${config.clusterId} (members ${voters.join(', ')}), revision ${b.meta.revision}, ` +
       `${b.meta.keys} key${b.meta.keys === 1 ? '' : 's'}. Restore every member the same way, then start them`,
   );
+}
+
+/** A restore target that exists and is not a directory (a file given by mistake): refused before anything is written. */
+function refuseNonDirectory(path: string, what: string, shown: string): void {
+  let isFile = false;
+  try {
+    isFile = !statSync(path).isDirectory();
+  } catch {
+    // absent (or under a file: creating it says so)
+  }
+  if (isFile) throw new CliError(`${shown} (${what}) is a file, not a directory: restore writes a new directory there; give a new path`);
+}
+
+/** Removes what a failed restore made; what cannot be removed stays, and never hides why the restore failed. */
+function removeQuietly(remove: () => void): void {
+  try {
+    remove();
+  } catch {
+    // e.g. the path runs under a file (ENOTDIR): nothing was made there
+  }
+}
+
+/** A failed write of a restore (ENOTDIR, EACCES, ENOSPC...) as one line naming the path; other errors as they are. */
+function writeFailure(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (e instanceof CliError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  return new CliError(`cannot write the restored data under ${path} (${code}: ${(e as Error).message})`);
 }
