@@ -127,6 +127,23 @@ describe('snapshot status / restore: a large file is judged by its header first'
     }
   });
 
+  it('every bit of the header, the middle and the end flipped, and every cut, is a BackupFileError (never another error, never accepted)', () => {
+    const path = join(work, 'flipped.snap');
+    const positions = [...Array.from({ length: 200 }, (_, i) => i), Math.floor(good.length / 2), good.length - 33, good.length - 1];
+    for (const at of positions) {
+      for (let bit = 0; bit < 8; bit++) {
+        const b = Buffer.from(good);
+        b.writeUInt8(b.readUInt8(at) ^ (1 << bit), at);
+        writeFileSync(path, b);
+        expect(() => readBackup(path), `byte ${at} bit ${bit}`).toThrow(BackupFileError);
+      }
+    }
+    for (let n = 0; n < good.length; n += 7) {
+      writeFileSync(path, good.subarray(0, n));
+      expect(() => readBackup(path), `cut to ${n}`).toThrow(BackupFileError);
+    }
+  });
+
   it('a backup with 3 GB appended is refused from its header (its size), a header cut short as truncated', () => {
     const appended = sparse('appended.snap', good, 3e9);
     const rss = process.memoryUsage().rss;
