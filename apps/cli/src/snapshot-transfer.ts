@@ -18,9 +18,10 @@ import type { NodeSnapshot } from './backup';
  * ```
  *
  * What a node holds is bounded: at most `maxTransfers` transfers at once (one being taken counts), each dropped
- * once its last piece was served, when cancelled, or after `ttlMs` without a read that carried it on (a re-read or
- * a read ahead neither keeps it nor ends it: a transfer lives at most ceil(size / pieceBytes) idle periods). A read of an id the node
- * does not hold is a `SessionExpiredError` (its `session` is the id; the message says unknown, expired or
+ * once its last piece was served, when cancelled, after `ttlMs` without a read that carried it on (a re-read or a
+ * read ahead neither keeps it nor ends it: a transfer lives at most ceil(size / pieceBytes) idle periods), or
+ * `orphanMs` after every connection of its client closed; a snapshot whose request was aborted while it was being
+ * taken is not taken further. A read of an id the node does not hold is a `SessionExpiredError` (its `session` is the id; the message says unknown, expired or
  * finished); an offset outside the snapshot an `InvalidArgumentError`.
  */
 
