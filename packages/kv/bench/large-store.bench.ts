@@ -37,7 +37,8 @@
  *   in its p99 than in the p99 without a snapshot; at a fixed rate a stall delays every put due during it in
  *   either run, as for clients that do not wait for each other (and a stall of 1% of the window sets the p99).
  *
- * Run: pnpm --filter @consensus-kit/kv bench:large   (KEYS=100000 for a quick look; PUTS=0 stops after the restores; SYNC=1 makes the host use
+ * Run: pnpm --filter @consensus-kit/kv bench:large   (LARGE_VALUES=1 runs bench/large-values.bench.ts instead: 64 KiB
+ * values and their history, the snapshot's and the follower install's worst step; KEYS=100000 for a quick look; PUTS=0 stops after the restores; SYNC=1 makes the host use
  * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source; RATE=0
  * skips the fixed-rate runs; WARMUP_MS sets the warm-up run)
  */
@@ -48,6 +49,12 @@ import { ConsensusNode, LocalNetwork } from '@consensus-kit/core/host';
 import type * as Kv from '@consensus-kit/kv';
 import type { KvQuery, KvQueryResult, KvRequest, KvResult } from '@consensus-kit/kv';
 import { raft } from '@consensus-kit/raft';
+
+// LARGE_VALUES=1: the large-values case instead (bench/large-values.bench.ts: 64 KiB values and their history).
+if (process.env.LARGE_VALUES === '1') {
+  await import('./large-values.bench');
+  process.exit(0);
+}
 
 const KEYS = Number(process.env.KEYS ?? 1_000_000);
 // KV_MODULE=<path to another kv source's index.ts>: measure that code instead (e.g. an older commit's

@@ -28,7 +28,7 @@ import {
 } from './commands';
 import { FutureRevisionError, RevisionCompactedError, errorFromStored, storeError, type StoredError } from './errors';
 import { DEFAULT_MAX_LEASES, DEFAULT_MIN_LEASE_TTL_MS, Lessor, type LeaseSnapshot } from './lease';
-import { KeyIndexBuilder, MvccStore, type KeyRecord, type KvEvent, type MvccSnapshot } from './mvcc-store';
+import { HistoryBuilder, KeyIndexBuilder, MvccStore, type KeyRecord, type KvEvent, type MvccSnapshot } from './mvcc-store';
 import { ColumnarReader, ColumnarWriter, isColumnar } from './snapshot-format';
 import { SessionTable, type SessionSnapshot, type SessionTableOptions, type StoredAnswer } from '@consensus-kit/core';
 import { compareHolds } from './txn';
@@ -122,6 +122,13 @@ const COPY_BYTES_PER_KEY = 4096;
  * millisecond of UTF-8 decoding, so a slice of the host's restore stays about as short as it asks.
  */
 const RESTORE_TEXT_CHUNK = 64 * 1024;
+/**
+ * A unit of a restore step's budget is a key, or this many code units (bytes for byte values) of keys and values
+ * read, or this many bytes of history unpacked, whichever runs out first (at least one key or history record a
+ * step): the host's steps of 64 units read 64 small keys, or one 64 KiB value. A step of 64 keys of 64 KiB each
+ * decoded 4 MB.
+ */
+const RESTORE_BYTES_PER_UNIT = 1024;
 
 /** The state a restore replaces, built aside and swapped in at once. */
 interface KvParts {
@@ -718,11 +725,10 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
 
   private prepareColumnar(bytes: Uint8Array, textChunkBytes: number, withMap: boolean): RestoreBuilder {
     const reader = new ColumnarReader(bytes, textChunkBytes);
-    const h = reader.header as unknown as SnapshotV4Header;
+    const h = reader.header as unknown as Omit<SnapshotV4Header, 'past'>;
     if (
       typeof h.revision !== 'number' ||
       typeof h.compactRevision !== 'number' ||
-      !Array.isArray(h.past) ||
       !Array.isArray(h.changeRevisions) ||
       !Array.isArray(h.changeKeys) ||
       h.changeRevisions.length !== h.changeKeys.length ||
@@ -742,24 +748,47 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     // order: the reader did).
     const live = withMap ? new Map<string, KeyValue>() : undefined;
     const index = new KeyIndexBuilder(keys, withMap ? undefined : kvs);
-    let read = 0;
+    // The live keys first, then the history (checked against them), then the parts: each step does one of these,
+    // bounded by its budget (see RESTORE_BYTES_PER_UNIT).
+    let liveDone = false;
+    const built = new HistoryBuilder();
+    const history = reader.history();
+    let check: HistoryCheck | undefined;
+    let recs: KeyRecord[] = [];
+    const visit = {
+      key: (key: string) => {
+        (check as HistoryCheck).key(key);
+        recs = [];
+      },
+      record: (r: unknown) => {
+        (check as HistoryCheck).record(r);
+        recs.push(r as KeyRecord);
+      },
+      endKey: () => built.add((check as HistoryCheck).current, recs, (check as HistoryCheck).endKey()),
+    };
     return {
       next: (budget) => {
-        const from = read;
-        const done = reader.read(budget, kvs, keys);
-        read = Math.min(reader.count, read + budget);
-        for (let i = from; i < read; i++) {
-          const kv = kvs[i] as KeyValue;
-          checkVersion(kv, h.revision, `key ${i}`, 4);
-          if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
-          live?.set(kv.key, kv);
+        const maxBytes = budget * RESTORE_BYTES_PER_UNIT;
+        if (!liveDone) {
+          const from = reader.position;
+          const done = reader.read(budget, kvs, keys, maxBytes);
+          const read = reader.position;
+          for (let i = from; i < read; i++) {
+            const kv = kvs[i] as KeyValue;
+            checkVersion(kv, h.revision, `key ${i}`, 4);
+            if (kv.lease !== 0) leased.push([kv.key, kv.lease]);
+            live?.set(kv.key, kv);
+          }
+          index.advance(read);
+          if (!done) return undefined;
+          liveDone = true;
+          check = new HistoryCheck(keys, kvs, h.revision, 4);
+          return undefined;
         }
-        index.advance(read);
-        if (!done) return undefined;
-        checkHistory(h.past, keys, kvs, h.revision, 4);
+        if (!history.read(maxBytes, visit)) return undefined;
         const parts = this.newParts();
         // The reader refused keys out of order: the store need not check again.
-        parts.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: h.past, changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true, keys, reader.chars, index.finish(), live);
+        parts.store.restore({ revision: h.revision, compactRevision: h.compactRevision, kvs, past: [], changeRevisions: h.changeRevisions, changeKeys: h.changeKeys }, true, keys, reader.chars, index.finish(), live, built);
         parts.time.restore(h.time);
         parts.lessor.restore(h.leases, h.lastLeaseId, leased);
         parts.sessions.restore(h.sessions, h.sweep);
@@ -852,31 +881,68 @@ function checkLegacy(s: { v: number; revision: number; kvs: unknown[]; past?: un
  */
 function checkHistory(past: SnapshotV4Header['past'], keys: string[], kvs: KeyValue[], revision: number, format: number): void {
   if (!Array.isArray(past)) throw malformed('history', format);
-  let prevKey: string | undefined;
-  let at = 0; // keys[at..] are >= the history key being checked (both ascend)
+  const check = new HistoryCheck(keys, kvs, revision, format);
   for (const e of past as unknown[]) {
     if (!Array.isArray(e) || typeof e[0] !== 'string' || !Array.isArray(e[1])) throw malformed('a history entry', format);
     const [key, recs] = e as [string, unknown[]];
+    check.key(key);
+    for (const r of recs) check.record(r);
+    check.endKey();
+  }
+}
+
+/**
+ * `checkHistory` a key and a record at a time (an incremental restore reads the history so): `key`, then each of
+ * its `record`s, then `endKey` (which says whether the key is live), key after key.
+ */
+class HistoryCheck {
+  private prevKey: string | undefined;
+  /** keys[at..] are >= the history key being checked (both ascend). */
+  private at = 0;
+  /** The key being checked, its live version if it has one, its last record's revision and whether it was a deletion. */
+  current = '';
+  private live: KeyValue | undefined;
+  private top = 0;
+  private lastTombstone: boolean | undefined;
+
+  constructor(
+    private readonly keys: string[],
+    private readonly kvs: KeyValue[],
+    private readonly revision: number,
+    private readonly format: number,
+  ) {}
+
+  key(key: string): void {
+    if (this.prevKey !== undefined && !(this.prevKey < key)) throw malformed('history keys out of order', this.format);
+    this.prevKey = key;
+    const { keys } = this;
+    while (this.at < keys.length && (keys[this.at] as string) < key) this.at++;
+    this.live = keys[this.at] === key ? (this.kvs[this.at] as KeyValue) : undefined;
+    this.current = key;
+    this.top = 0;
+    this.lastTombstone = undefined;
+  }
+
+  record(r: unknown): void {
+    const { current: key, format, revision, live } = this;
     const of = `the history of ${JSON.stringify(key)}`;
-    if (prevKey !== undefined && !(prevKey < key)) throw malformed('history keys out of order', format);
-    prevKey = key;
-    while (at < keys.length && (keys[at] as string) < key) at++;
-    const live = keys[at] === key ? (kvs[at] as KeyValue) : undefined;
-    let top = 0;
-    for (const r of recs) {
-      const t = r as { key?: unknown; tombstone?: unknown; modRevision?: unknown; value?: unknown } | null;
-      if (typeof t !== 'object' || t === null || t.key !== key) throw malformed(`${of} holds a record of another key`, format);
-      if (t.tombstone === true) {
-        if (!isCount(t.modRevision) || t.modRevision < 1 || t.modRevision > revision) throw malformed(`${of} has a bad deletion`, format);
-      } else {
-        if (!isKvValue(t.value)) throw malformed(`${of} has a bad value`, format);
-        checkVersion({ ...(t as KeyValue), lease: (t as Partial<KeyValue>).lease ?? 0 }, revision, of, format);
-      }
-      const m = t.modRevision as number;
-      if (m <= top || (live !== undefined && m >= live.modRevision)) throw malformed(`${of} is out of order`, format);
-      top = m;
+    const t = r as { key?: unknown; tombstone?: unknown; modRevision?: unknown; value?: unknown } | null;
+    if (typeof t !== 'object' || t === null || t.key !== key) throw malformed(`${of} holds a record of another key`, format);
+    if (t.tombstone === true) {
+      if (!isCount(t.modRevision) || t.modRevision < 1 || t.modRevision > revision) throw malformed(`${of} has a bad deletion`, format);
+    } else {
+      if (!isKvValue(t.value)) throw malformed(`${of} has a bad value`, format);
+      checkVersion({ ...(t as KeyValue), lease: (t as Partial<KeyValue>).lease ?? 0 }, revision, of, format);
     }
-    const last = recs[recs.length - 1] as { tombstone?: unknown } | undefined;
-    if (live === undefined && last !== undefined && last.tombstone !== true) throw malformed(`${of}: the key is not live, its last record is not its deletion`, format);
+    const m = t.modRevision as number;
+    if (m <= this.top || (live !== undefined && m >= live.modRevision)) throw malformed(`${of} is out of order`, format);
+    this.top = m;
+    this.lastTombstone = t.tombstone === true;
+  }
+
+  /** Whether the key is live. */
+  endKey(): boolean {
+    if (this.live === undefined && this.lastTombstone === false) throw malformed(`the history of ${JSON.stringify(this.current)}: the key is not live, its last record is not its deletion`, this.format);
+    return this.live !== undefined;
   }
 }

@@ -129,9 +129,25 @@ interface History {
  * A key's history: its one superseded record as is (the common case, a key overwritten once within the
  * retention, costs no array), or a `History` once it has two or more.
  */
-type Past = KeyRecord | History;
+export type Past = KeyRecord | History;
 
 const isHistory = (p: Past): p is History => (p as History).recs !== undefined;
+
+/**
+ * The history of a store being restored, built a key at a time as an incremental restore reads it (what
+ * `MvccStore.restore` builds from `MvccSnapshot.past` otherwise): `add` each key with retained history, in key
+ * order, saying whether the key is live.
+ */
+export class HistoryBuilder {
+  readonly past = new Map<string, Past>();
+  readonly dead: KeyIndex = newKeyIndex();
+
+  add(key: string, recs: KeyRecord[], live: boolean): void {
+    if (recs.length === 0) return;
+    this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
+    if (!live) this.dead.set(key, undefined);
+  }
+}
 
 /** The snapshot form of the store (see `KvStateMachine.snapshot`). */
 export interface MvccSnapshot {
@@ -182,7 +198,7 @@ export class MvccStore {
   /** How many keys are live. */
   private liveCount = 0;
   /** Keys with retained history (only those: a key written once costs nothing here). */
-  private readonly past = new Map<string, Past>();
+  private past = new Map<string, Past>();
   /**
    * Keys with retained history and no current version (deleted, their deletion not yet compacted), in order:
    * with `liveKeys`, every key a read at a past revision may find. Only deletions and compaction touch it, so
@@ -573,9 +589,9 @@ export class MvccStore {
    * built it (`KeyIndexBuilder`); `live`: every version by key, when the caller built that map too (then `index`
    * holds no values).
    */
-  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number, index?: KeyIndex<KeyValue | undefined>, live?: Map<string, KeyValue>): void {
+  restore(s: MvccSnapshot, inOrder = false, keys?: string[], chars?: number, index?: KeyIndex<KeyValue | undefined>, live?: Map<string, KeyValue>, history?: HistoryBuilder): void {
     this.live = live ?? new Map();
-    this.past.clear();
+    this.past = new Map();
     let sorted = inOrder;
     if (!inOrder || chars === undefined) {
       sorted = true;
@@ -611,10 +627,16 @@ export class MvccStore {
       this.liveCount = this.live.size;
     }
     this.deadKeys = newKeyIndex();
-    for (const [key, recs] of s.past) {
-      if (recs.length === 0) continue;
-      this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
-      if (!this.liveKeys.has(key)) this.deadKeys.set(key, undefined);
+    if (history !== undefined) {
+      // Built by the caller as it read the history, a slice at a time (`s.past` is not read).
+      this.past = history.past;
+      this.deadKeys = history.dead;
+    } else {
+      for (const [key, recs] of s.past) {
+        if (recs.length === 0) continue;
+        this.past.set(key, recs.length === 1 ? (recs[0] as KeyRecord) : { recs, head: 0 });
+        if (!this.liveKeys.has(key)) this.deadKeys.set(key, undefined);
+      }
     }
     this.changeRevs = s.changeRevisions.slice();
     this.changeKeys = s.changeKeys.slice();
