@@ -108,9 +108,9 @@ interface SnapshotV4Header {
 const SNAPSHOT_SLICE_KEYS = 65_536;
 /**
  * A unit of a snapshot step's budget is a key, or this many bytes of text (keys and string values), or
- * `STEP_RECORDS_PER_KEY` records of history, whichever runs out first: a step over keys with large values (up to
- * 4 MB each) or long histories stops early instead of running far past the slice the host gave it. Keys of about
- * 100 bytes never reach it.
+ * `STEP_RECORDS_PER_KEY` records of history, or this many bytes of history (about), whichever runs out first: a
+ * step over keys with large values (up to 4 MB each) or long histories stops early instead of running far past
+ * the slice the host gave it. Keys of about 100 bytes never reach it.
  */
 const STEP_TEXT_BYTES_PER_KEY = 1024;
 const STEP_RECORDS_PER_KEY = 8;
@@ -557,12 +557,15 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     // What the current step may still write (see STEP_TEXT_BYTES_PER_KEY); the callbacks are made once per job.
     let textUntil = 0;
     let recordsLeft = 0;
+    let historyBytesLeft = 0;
     const onLive = (kv: KeyValue) => writer.add(kv);
     const onPast = (key: string, recs: KeyRecord[]) => {
       past.push([key, recs]);
       recordsLeft -= recs.length;
+      // About the bytes the records pack into (a step over history of 64 KiB values packed 8 records a unit).
+      for (const r of recs) historyBytesLeft -= key.length + ((r as Partial<KeyValue>).value?.length ?? 0) + 48;
     };
-    const full = () => writer.textAdded >= textUntil || recordsLeft <= 0;
+    const full = () => writer.textAdded >= textUntil || recordsLeft <= 0 || historyBytesLeft <= 0;
     let state: 'walking' | 'cancelled' | Uint8Array = 'walking';
     let copier: { copy(maxBytes: number): Uint8Array | undefined } | undefined;
     const job: SnapshotJob = {
@@ -574,6 +577,7 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
           if (copier === undefined) {
             textUntil = writer.textAdded + budget * STEP_TEXT_BYTES_PER_KEY;
             recordsLeft = budget * STEP_RECORDS_PER_KEY;
+            historyBytesLeft = budget * STEP_TEXT_BYTES_PER_KEY;
             const walked = cursor.next(budget, onLive, onPast, full);
             writer.flush();
             writer.addPast(past);
