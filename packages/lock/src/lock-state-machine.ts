@@ -490,32 +490,47 @@ export class LockStateMachine implements StateMachine<LockRequest, LockResult, L
     if (typeof snap !== 'object' || snap === null || snap.v !== 1 || !Array.isArray(snap.sessions) || !Array.isArray(snap.locks)) {
       throw new MalformedMessageError(`lock snapshot has an unknown format (version ${String((snap as { v?: unknown } | null)?.v)})`);
     }
-    this.time.restore(snap.time);
-    this.sessions.clear();
-    this.locks.clear();
-    this.delayed.clear();
-    for (const [id, ttl, expiry, owner, floor, done] of snap.sessions) {
-      this.sessions.set(id, { id, ttl, expiry, owner, floor, done: new Set(done), live: new Map() });
-    }
-    const sessionOf = (id: number): Session => {
-      const s = this.sessions.get(id);
-      if (s === undefined) throw new MalformedMessageError(`lock snapshot names session ${id}, which it does not hold`);
-      return s;
-    };
-    for (const [name, kind, permits, delayUntil, holds, queue] of snap.locks) {
-      const lock: Lock = {
-        name,
-        kind,
-        permits,
-        delayUntil,
-        holds: holds.map(([session, mode, token, reqs, count]) => ({ session, mode, token, reqs: [...reqs], count })),
-        queue: queue.map(([session, req, mode, count, index]) => ({ session, req, mode, count, index })),
+    // Built aside and swapped in at the end, as kv's restore is: a malformed entry (MalformedMessageError, or a
+    // TypeError from an entry of the wrong shape, reported as one) leaves the machine as it was.
+    const time = new ReplicatedTime();
+    time.restore(snap.time);
+    const sessions = new Map<number, Session>();
+    const locks = new Map<string, Lock>();
+    const delayed = new Set<string>();
+    try {
+      for (const [id, ttl, expiry, owner, floor, done] of snap.sessions) {
+        sessions.set(id, { id, ttl, expiry, owner, floor, done: new Set(done), live: new Map() });
+      }
+      const sessionOf = (id: number): Session => {
+        const s = sessions.get(id);
+        if (s === undefined) throw new MalformedMessageError(`lock snapshot names session ${id}, which it does not hold`);
+        return s;
       };
-      this.locks.set(name, lock);
-      if (delayUntil > 0) this.delayed.add(name);
-      for (const h of lock.holds) for (const req of h.reqs) sessionOf(h.session).live.set(req, { name, state: 'held' });
-      for (const w of lock.queue) sessionOf(w.session).live.set(w.req, { name, state: 'waiting' });
+      for (const [name, kind, permits, delayUntil, holds, queue] of snap.locks) {
+        const lock: Lock = {
+          name,
+          kind,
+          permits,
+          delayUntil,
+          holds: holds.map(([session, mode, token, reqs, count]) => ({ session, mode, token, reqs: [...reqs], count })),
+          queue: queue.map(([session, req, mode, count, index]) => ({ session, req, mode, count, index })),
+        };
+        locks.set(name, lock);
+        if (delayUntil > 0) delayed.add(name);
+        for (const h of lock.holds) for (const req of h.reqs) sessionOf(h.session).live.set(req, { name, state: 'held' });
+        for (const w of lock.queue) sessionOf(w.session).live.set(w.req, { name, state: 'waiting' });
+      }
+    } catch (cause) {
+      if (MalformedMessageError.is(cause)) throw cause;
+      throw new MalformedMessageError('lock snapshot holds a malformed session or lock', { cause });
     }
+    this.time.restore(time.state());
+    this.sessions.clear();
+    for (const [id, session] of sessions) this.sessions.set(id, session);
+    this.locks.clear();
+    for (const [name, lock] of locks) this.locks.set(name, lock);
+    this.delayed.clear();
+    for (const name of delayed) this.delayed.add(name);
   }
 }
 
