@@ -568,24 +568,29 @@ export class KvStateMachine implements StateMachine<KvRequest, KvResult, KvQuery
     const full = () => writer.textAdded >= textUntil || recordsLeft <= 0 || historyBytesLeft <= 0;
     let state: 'walking' | 'cancelled' | Uint8Array = 'walking';
     let copier: { copy(maxBytes: number): Uint8Array | undefined } | undefined;
+    let walkedAll = false;
     const job: SnapshotJob = {
       step: (budget: number): Uint8Array | undefined => {
         if (state instanceof Uint8Array) return state;
         if (state === 'cancelled') throw new StoppedError('kv snapshot job was cancelled');
         if (!Number.isSafeInteger(budget) || budget <= 0) throw new InvalidArgumentError(`snapshot step budget must be a positive integer, got ${String(budget)}`);
         try {
+          // History queued by an earlier walk is packed first (a key's records a few at a time).
+          if (copier === undefined && !writer.packPast(budget * STEP_TEXT_BYTES_PER_KEY)) return undefined;
+          if (copier === undefined && walkedAll) copier = writer.finishing();
           if (copier === undefined) {
             textUntil = writer.textAdded + budget * STEP_TEXT_BYTES_PER_KEY;
             recordsLeft = budget * STEP_RECORDS_PER_KEY;
             historyBytesLeft = budget * STEP_TEXT_BYTES_PER_KEY;
             const walked = cursor.next(budget, onLive, onPast, full);
             writer.flush();
-            writer.addPast(past);
+            writer.queuePast(past);
             past = [];
             if (!walked) return undefined;
-            // The walk is over: history may be freed again. What is left is laying the bytes out.
+            // The walk is over: history may be freed again (the records walked are held here). What is left is
+            // packing the history queued and laying the bytes out.
             release();
-            copier = writer.finishing();
+            walkedAll = true;
             return undefined;
           }
           // Copying the columns into place: about COPY_BYTES_PER_KEY bytes per unit of budget.

@@ -124,4 +124,54 @@ describe('kv incremental restore of large values', () => {
       spy.mockRestore();
     }
   });
+
+  it('one key with a long history of large values: its records are packed a few a step and read back a few a step, in the bytes packing the history whole gives', async () => {
+    const { pack } = await vi.importActual<typeof Msgpackr>('msgpackr');
+    const { readColumnar } = await import('./snapshot-format');
+    const sm = new KvStateMachine();
+    for (let i = 0; i < 40; i++) sm.apply(entry(), { cmd: { op: 'put', key: 'hot', value: i % 2 ? String(i % 10).repeat(VALUE) : new Uint8Array(VALUE).fill(i) } });
+    const set = Uint8Array.prototype.set;
+    let copied = 0;
+    const spy = vi.spyOn(Uint8Array.prototype, 'set').mockImplementation(function (this: Uint8Array, array: ArrayLike<number>, offset?: number) {
+      copied += array.length;
+      set.call(this, array, offset);
+    });
+    const perStep: number[] = [];
+    let bytes: Uint8Array | undefined;
+    try {
+      const job = sm.beginSnapshot();
+      while (bytes === undefined) {
+        copied = 0;
+        unpacked.packed = 0;
+        bytes = job.step(64);
+        perStep.push(copied + unpacked.packed);
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    // 39 records of 64 KiB (2.5 MB) in the key's history: never packed in one step.
+    expect(Math.max(...perStep)).toBeLessThanOrEqual(8 * 64 * 1024);
+    // The history section: an array32 header, then what msgpack gives for the entries packed whole.
+    const past = readColumnar(bytes).header.past as [string, unknown[]][];
+    expect(past.map(([k, recs]) => [k, recs.length])).toEqual([['hot', 39]]);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const pastBytes = dv.getFloat64(bytes.length - 24, true);
+    const headBytes = dv.getFloat64(bytes.length - 16, true);
+    const oddBytes = dv.getFloat64(bytes.length - 8, true);
+    const pad8 = (x: number) => Math.ceil(x / 8) * 8;
+    const pastStart = bytes.length - 40 - pad8(oddBytes) - pad8(headBytes) - pad8(pastBytes);
+    expect(Buffer.from(bytes.subarray(pastStart + 5, pastStart + pastBytes)).equals(Buffer.from(pack(past).subarray(1)))).toBe(true);
+    // Read back a record or so a step.
+    const target = new KvStateMachine();
+    const job = target.beginRestore(bytes);
+    let worst = 0;
+    let done = false;
+    while (!done) {
+      unpacked.bytes = 0;
+      done = job.step(64);
+      worst = Math.max(worst, unpacked.bytes);
+    }
+    expect(worst).toBeLessThanOrEqual(2 * VALUE + 4096);
+    expect(Buffer.from(target.snapshot()).equals(Buffer.from(bytes))).toBe(true);
+  });
 });

@@ -119,6 +119,12 @@ export class ColumnarWriter {
   /** The history walked so far, packed a batch at a time: the elements of one msgpack array. */
   private readonly pastChunks: Uint8Array[] = [];
   private pastCount = 0;
+  /** History queued to pack (`queuePast`): entries [pastHead..], the first one's records from `pastRec` (-1: its head first). */
+  private readonly pastQueue: [string, KeyRecord[]][] = [];
+  private pastHead = 0;
+  private pastRec = -1;
+  /** Bytes of the history packed so far (the chunks' lengths). */
+  private pastPacked = 0;
   private readonly oddKeys: [number, Uint8Array][] = [];
   private readonly oddValues: [number, Uint8Array][] = [];
 
@@ -193,16 +199,57 @@ export class ColumnarWriter {
     this.v.lease[i] = kv.lease;
   }
 
-  /** Adds keys with history, in key order after the previous ones, packed now (a slice at a time). */
+  /** Adds keys with history, in key order after the previous ones, packed now (see `queuePast` for a slice at a time). */
   addPast(entries: [key: string, recs: KeyRecord[]][]): void {
-    if (entries.length === 0) return;
-    const packed = pack(entries);
-    // An array's elements follow its header: fixarray (1 byte), array16 (3) or array32 (5).
-    const first = packed[0] as number;
-    const skip = first >= 0x90 && first <= 0x9f ? 1 : first === 0xdc ? 3 : first === 0xdd ? 5 : -1;
-    if (skip < 0) throw new InvariantError('msgpack packed an array without an array header');
-    this.pastChunks.push(packed.subarray(skip));
-    this.pastCount += entries.length;
+    this.queuePast(entries);
+    this.packPast(Number.POSITIVE_INFINITY);
+  }
+
+  /** Adds keys with history, in key order after the previous ones, to be packed by `packPast`. */
+  queuePast(entries: [key: string, recs: KeyRecord[]][]): void {
+    for (const e of entries) this.pastQueue.push(e);
+  }
+
+  /**
+   * Packs the history queued, until about `maxBytes` were packed (at least one record): a key's records one at a
+   * time, so one key with a long history of large values is packed over many steps. The bytes are what packing
+   * each `[key, records]` whole gives (msgpack writes an array as its header, then its elements).
+   * True once nothing is left queued.
+   */
+  packPast(maxBytes: number): boolean {
+    let packed = 0;
+    const queue = this.pastQueue;
+    while (this.pastHead < queue.length) {
+      const [key, recs] = queue[this.pastHead] as [string, KeyRecord[]];
+      if (this.pastRec < 0) {
+        // The entry's head: a 2-element array, the key, the records' array header.
+        const k = pack(key);
+        const h = arrayHeader(recs.length);
+        const head = new Uint8Array(1 + k.length + h.length);
+        head[0] = 0x92;
+        head.set(k, 1);
+        head.set(h, 1 + k.length);
+        this.pastChunks.push(head);
+        this.pastPacked += head.length;
+        this.pastCount++;
+        this.pastRec = 0;
+      }
+      while (this.pastRec < recs.length) {
+        if (packed >= maxBytes) return false;
+        const r = pack(recs[this.pastRec]);
+        this.pastChunks.push(r);
+        this.pastPacked += r.length;
+        packed += r.length;
+        this.pastRec++;
+      }
+      this.pastRec = -1;
+      queue[this.pastHead] = undefined as unknown as [string, KeyRecord[]]; // let it go
+      this.pastHead++;
+      if (packed >= maxBytes && this.pastHead < queue.length) return false;
+    }
+    queue.length = 0;
+    this.pastHead = 0;
+    return true;
   }
 
   /** A well-formed string's UTF-8, next in the text: encoded into place now, or at the next flush. */
@@ -270,9 +317,7 @@ export class ColumnarWriter {
   }
 
   private get pastBytes(): number {
-    let b = 5;
-    for (const c of this.pastChunks) b += c.length;
-    return b;
+    return 5 + this.pastPacked;
   }
 
   private grow(size: number): void {
@@ -301,13 +346,14 @@ export class ColumnarWriter {
    */
   finishing(): { copy(maxBytes: number): Uint8Array | undefined } {
     if (this.n !== this.capacity) throw new InvariantError(`kv snapshot: ${this.n} live keys walked, ${this.capacity} counted when it began`);
+    this.packPast(Number.POSITIVE_INFINITY);
     this.flush();
     const textStart = layout(this.capacity).text;
     const textBytes = this.pos - textStart;
     const binStart = pad8(this.pos);
     const binBytes = this.binChunks.reduce((s, c) => s + c.length, 0);
     const pastStart = pad8(binStart + binBytes);
-    const pastBytes = 5 + this.pastChunks.reduce((s, c) => s + c.length, 0);
+    const pastBytes = this.pastBytes;
     const head = this.head;
     const odd = pack({ oddKeys: this.oddKeys, oddValues: this.oddValues });
     const headStart = pad8(pastStart + pastBytes);
@@ -627,6 +673,13 @@ export class ColumnarReader {
     this.t += units;
     return s;
   }
+}
+
+/** A msgpack array header for `n` elements, as msgpack writes it (the shortest form). */
+function arrayHeader(n: number): Uint8Array {
+  if (n < 16) return Uint8Array.of(0x90 + n);
+  if (n < 0x10000) return Uint8Array.of(0xdc, n >>> 8, n & 0xff);
+  return Uint8Array.of(0xdd, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 /** What a `HistoryReader` hands over, in order: a key, its records, the end of its records; key after key. */
