@@ -101,12 +101,16 @@ export class ClusterDir {
     for (const node of nodes) {
       const file = this.configFile(node);
       try {
-        const config = JSON.parse(readFileSync(file, 'utf8')) as { peers?: Record<string, string> };
+        const config = JSON.parse(readFileSync(file, 'utf8')) as { peers?: Record<string, string>; initialMembers?: string[]; join?: boolean };
         const peers = { ...(config.peers ?? {}) };
+        // `peers` is an address book from here on: the voters the node boots with while its log holds no
+        // configuration are frozen first, so an address written for a member whose addition has not committed
+        // (or whose removal has not) never changes who votes after a restart.
+        const initialMembers = config.initialMembers ?? (config.join === true ? undefined : Object.keys(peers));
         if (address === undefined) delete peers[id];
         else peers[id] = address;
         const tmp = `${file}.tmp`;
-        writeFileSync(tmp, `${JSON.stringify({ ...config, peers }, null, 2)}\n`);
+        writeFileSync(tmp, `${JSON.stringify({ ...config, peers, ...(initialMembers !== undefined ? { initialMembers } : {}) }, null, 2)}\n`);
         renameSync(tmp, file);
       } catch (e) {
         failed.push(`${node} (${file}: ${(e as Error).message})`);

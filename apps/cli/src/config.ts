@@ -22,8 +22,16 @@ export interface NodeConfig {
   listen: { host: string; port: number };
   /** /health, /metrics and /status. */
   http: { host: string; port: number };
-  /** Every member's id -> 'host:port', this node included (on first boot: the voters). */
+  /** Every member's id -> 'host:port', this node included (the voters on first boot, unless `initialMembers`). */
   peers: Record<NodeId, string>;
+  /**
+   * The voters the cluster first started with, used only while this node's log and snapshot hold no
+   * configuration yet (etcd's `--initial-cluster`: ignored once the cluster has a configuration of its own).
+   * Unset: the ids in `peers`. `consensus-cli` sets it the first time it edits `peers`, so the address of a
+   * member whose addition has not committed (a `members add` that lost its leader) never counts as a voter
+   * when a node restarts.
+   */
+  initialMembers?: NodeId[];
   /** This node joins a running cluster: it does not bootstrap a configuration; a membership change adds it. */
   join?: boolean;
   tickMs?: number;
@@ -99,6 +107,7 @@ const KNOWN_FIELDS = [
   'listen',
   'http',
   'peers',
+  'initialMembers',
   'join',
   'tickMs',
   'electionTicks',
@@ -143,6 +152,18 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
     peers[id] = addr;
   }
   if (!(c.id in peers)) fail(file, `peers must include this node (${c.id})`);
+  let initialMembers: NodeId[] | undefined;
+  if (c.initialMembers !== undefined) {
+    if (!Array.isArray(c.initialMembers) || c.initialMembers.length === 0) fail(file, 'initialMembers must be a non-empty array of node ids');
+    for (const [i, id] of (c.initialMembers as unknown[]).entries()) {
+      try {
+        assertNodeId(id, `initialMembers[${i}]`);
+      } catch (e) {
+        fail(file, (e as Error).message);
+      }
+    }
+    initialMembers = [...new Set(c.initialMembers as NodeId[])];
+  }
   if (c.logLevel !== undefined && !LEVELS.includes(c.logLevel as string)) fail(file, `logLevel must be one of ${LEVELS.join(', ')}`);
   if (c.logFormat !== undefined && c.logFormat !== 'text' && c.logFormat !== 'json') fail(file, 'logFormat must be one of text, json');
   if (c.secret !== undefined && (typeof c.secret !== 'string' || c.secret.length < 8)) fail(file, 'secret must be a string of at least 8 characters');
@@ -155,6 +176,7 @@ export function parseNodeConfig(text: string, file: string): NodeConfig {
     http,
     peers,
   };
+  if (initialMembers !== undefined) config.initialMembers = initialMembers;
   // A timer longer than 2^31-1 ms fires at once in Node; a minute per tick is already far past any sane setting.
   const tickMs = optionalInt(file, c.tickMs, 'tickMs', 1, 60_000);
   const electionTicks = optionalInt(file, c.electionTicks, 'electionTicks', 2, 100_000);

@@ -100,7 +100,7 @@ export type NodeMachineSpec =
  * options (embed.ts), checked and resolved. Nothing in it is read from a file any more.
  */
 export interface NodeSpec
-  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'blockingWrites' | 'admin'> {
+  extends Pick<NodeConfig, 'clusterId' | 'id' | 'protocol' | 'dataDir' | 'peers' | 'initialMembers' | 'join' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'secret' | 'snapshotEvery' | 'blockingWrites' | 'admin'> {
   /** Also snapshot after this many bytes of applied entries (ConsensusNode's `snapshotBytes`). */
   snapshotBytes?: number;
   /** The protocol's own options, already checked by its `parseOptions` (`checkProtocolOptions`). */
@@ -179,6 +179,7 @@ export async function runNode(config: NodeConfig, logger: Logger = createNodeLog
     listen: config.listen,
     http: config.http,
     peers: config.peers,
+    ...(config.initialMembers !== undefined ? { initialMembers: config.initialMembers } : {}),
     machines: { kind: 'kv' },
     ...(config.join !== undefined ? { join: config.join } : {}),
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
@@ -239,7 +240,8 @@ export async function launchNode(spec: NodeSpec, logger: Logger): Promise<Launch
   try {
     node = new ConsensusNode({
       id: spec.id,
-      peers: spec.join === true ? [] : Object.keys(spec.peers),
+      // The configuration a node boots with while its log and snapshot hold none (etcd's initial cluster).
+      peers: spec.join === true ? [] : (spec.initialMembers ?? Object.keys(spec.peers)),
       protocol,
       protocolOptions: spec.protocolOptions,
       storage,
