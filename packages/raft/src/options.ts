@@ -34,6 +34,14 @@ export type RaftSpecificOptions = {
   maxUncommittedBytes?: number;
   /** Bytes per InstallSnapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
+  /**
+   * The largest snapshot this node accepts from a leader, in bytes: a follower allocates a snapshot's declared
+   * size when its first InstallSnapshot chunk arrives, so a leader (or a corrupt message) declaring gigabytes
+   * would make it allocate them. A larger transfer is refused before anything is allocated; the follower keeps
+   * what it holds and reports the refusal in `status().details.snapshotRefused`. Default 2 GiB (etcd's default
+   * backend quota); at most 2^32 - 1.
+   */
+  maxSnapshotBytes?: number;
   /** Approximate byte limit of `Ready.committed`. Default 64 MiB. */
   maxCommittedBytesPerReady?: number;
   /**
@@ -51,6 +59,9 @@ export interface RaftOptions extends ProtocolOptions, RaftSpecificOptions {}
 
 const MAX_BYTES = 2 ** 40;
 
+/** The largest snapshot a follower accepts by default (`maxSnapshotBytes`): 2 GiB. */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 2 ** 31;
+
 /** Raft's options as `OptionSpecs`: what `raft.parseOptions` checks untyped input against (and help texts print). */
 export const raftOptionSpecs = {
   preVote: { type: 'boolean', description: 'PreVote (thesis 9.6): campaign only once a quorum says it could win (default true)' },
@@ -62,6 +73,7 @@ export const raftOptionSpecs = {
   maxSizePerMsg: { type: 'integer', min: 1, max: MAX_BYTES, description: 'approximate byte limit of one AppendEntries (default 1 MiB)' },
   maxUncommittedBytes: { type: 'integer', min: 0, max: MAX_BYTES, description: 'refuse proposals while this many bytes are uncommitted, 0 = unlimited (default 64 MiB)' },
   snapshotChunkBytes: { type: 'integer', min: 1, max: MAX_BYTES, description: 'bytes per InstallSnapshot chunk (default 1 MiB)' },
+  maxSnapshotBytes: { type: 'integer', min: 1, max: 0xffffffff, description: 'largest snapshot accepted from a leader; a larger one is refused before anything is allocated (default 2 GiB)' },
   maxCommittedBytesPerReady: { type: 'integer', min: 1, max: MAX_BYTES, description: 'approximate byte limit of Ready.committed (default 64 MiB)' },
   commitNotify: { type: 'string', values: ['next-message', 'immediate'], description: "how followers learn the commit index: 'next-message' (default) or 'immediate'" },
 } as const satisfies OptionSpecs;
@@ -103,6 +115,7 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     maxSizePerMsg: o.maxSizePerMsg ?? 1 << 20,
     maxUncommittedBytes: o.maxUncommittedBytes ?? 64 << 20,
     snapshotChunkBytes: o.snapshotChunkBytes ?? 1 << 20,
+    maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES,
     maxCommittedBytesPerReady: o.maxCommittedBytesPerReady ?? 64 << 20,
     commitNotify: o.commitNotify ?? 'next-message',
   };

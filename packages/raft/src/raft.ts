@@ -59,6 +59,7 @@ export class Raft {
   readonly maxSizePerMsg: number;
   readonly maxUncommittedBytes: number;
   readonly snapshotChunkBytes: number;
+  readonly maxSnapshotBytes: number;
   readonly maxCommittedBytesPerReady: number;
   readonly commitNotify: 'next-message' | 'immediate';
   /** The leader's commit index moved since the last broadcast that carried it ('next-message'). */
@@ -109,6 +110,8 @@ export class Raft {
   /** Leader: the commit index advanced; tell followers at the next flush even with no new entries. */
   needCommitBroadcast = false;
   incoming: IncomingSnapshot | undefined;
+  /** The last snapshot transfer refused (over `maxSnapshotBytes`, or too large to allocate): from whom and why. */
+  snapRefused: string | undefined;
 
   stepFn: StepFn;
   tickFn: () => void;
@@ -135,6 +138,7 @@ export class Raft {
     this.maxSizePerMsg = ro.maxSizePerMsg;
     this.maxUncommittedBytes = ro.maxUncommittedBytes;
     this.snapshotChunkBytes = ro.snapshotChunkBytes;
+    this.maxSnapshotBytes = ro.maxSnapshotBytes;
     this.maxCommittedBytesPerReady = ro.maxCommittedBytesPerReady;
     this.commitNotify = ro.commitNotify;
     this.bootLease = this.readOnlyOption === 'lease';

@@ -228,6 +228,7 @@ export class RaftNode implements Protocol, ReportsUnreachable {
       details,
     };
     if (r.lead !== undefined) s.leader = r.lead;
+    if (r.snapRefused !== undefined) details.snapshotRefused = r.snapRefused;
     if (r.role === 'leader') {
       details.progress = r.tracker.view();
       if (r.leadTransferee !== undefined) details.transferringTo = r.leadTransferee;

@@ -42,6 +42,14 @@ export function handleSnapshotChunk(r: Raft, from: NodeId, m: InstallSnapshot): 
     r.send(from, { type: 'AppendEntriesResponse', term: r.term, index: log.committed, reject: false });
     return;
   }
+  if (m.total > r.maxSnapshotBytes) {
+    // Refused before its declared size is allocated (as paxos and zab do): nothing is answered and nothing changes,
+    // a partial transfer held stays. The term and leader were already taken from the message (Figure 5.3 rule 1,
+    // thesis 3.4), so the follower does not campaign; the leader's stall rule resends, and meets the same refusal
+    // until the snapshot shrinks or the limit is raised.
+    r.snapRefused = `snapshot ${m.index} from ${from}: snapshot of ${m.total} bytes over the ${r.maxSnapshotBytes}-byte limit`;
+    return;
+  }
   let inc = r.incoming;
   // A transfer belongs to one leadership: a new leader's snapshot replaces whatever an old one had begun.
   if (inc !== undefined && inc.leaderTerm !== m.term) inc = undefined;
@@ -55,10 +63,12 @@ export function handleSnapshotChunk(r: Raft, from: NodeId, m: InstallSnapshot): 
     try {
       buf = new Uint8Array(m.total);
     } catch {
+      r.snapRefused = `snapshot ${m.index} from ${from}: cannot allocate ${m.total} bytes`;
       return; // cannot hold it; the leader will retry
     }
     inc = { index: m.index, term: m.snapTerm, leaderTerm: m.term, config: cloneConfig(m.config), buf, received: 0 };
     r.incoming = inc;
+    r.snapRefused = undefined;
   }
   if (m.offset !== inc.received) {
     r.send(from, { type: 'InstallSnapshotResponse', term: r.term, index: m.index, offset: inc.received, reject: m.offset > inc.received });

@@ -39,4 +39,6 @@ export interface RaftStatusDetails {
   progress?: Record<NodeId, PeerProgress>;
   /** Leader only: a leadership transfer to this node is under way (thesis 3.10). */
   transferringTo?: NodeId;
+  /** The last snapshot transfer this node refused (larger than `maxSnapshotBytes`, or not allocatable), and why. */
+  snapshotRefused?: string;
 }
