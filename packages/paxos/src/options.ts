@@ -17,6 +17,12 @@ export type PaxosSpecificOptions = {
    * leader's event loop in one piece.
    */
   maxLearnBytes?: number;
+  /**
+   * Bytes of values per Accept message (phase 2 batching), always at least one slot: a batch ends at `maxBatch`
+   * slots or at this many bytes, whichever comes first, and a single larger value goes alone. Default 1 MiB (etcd's
+   * `MaxSizePerMsg`): 512 values of 64 KiB made one 32 MiB message, encoded on the leader's event loop in one piece.
+   */
+  maxAcceptBytes?: number;
   /** Accept messages in flight per acceptor (flow control). Default 64. */
   maxInflight?: number;
   /**
@@ -79,6 +85,7 @@ export const paxosOptionSpecs = {
   window: { type: 'integer', min: 1, max: 1 << 20, description: `PMMC WINDOW: undecided slots in flight, and the config activation distance (default ${DEFAULT_WINDOW})` },
   maxBatch: { type: 'integer', min: 1, max: 1 << 20, description: 'slots per Accept message (default 512)' },
   maxLearnBytes: { type: 'integer', min: 1, max: 16 * 1024 * 1024, description: 'bytes of decided values per Learn message, at least one value (default 1 MiB)' },
+  maxAcceptBytes: { type: 'integer', min: 1, max: 16 * 1024 * 1024, description: 'bytes of values per Accept message, at least one value (default 1 MiB)' },
   maxInflight: { type: 'integer', min: 1, max: 1 << 20, description: 'Accept messages in flight per acceptor (default 64)' },
   phase1Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-1 quorum size, 0 = majority (default 0)' },
   phase2Quorum: { type: 'integer', min: 0, max: 4095, description: 'Flexible Paxos phase-2 quorum size, 0 = majority (default 0)' },
@@ -107,6 +114,7 @@ export function resolvePaxosOptions(options: PaxosOptions): ResolvedPaxosOptions
     window: o.window ?? DEFAULT_WINDOW,
     maxBatch: o.maxBatch ?? 512,
     maxLearnBytes: o.maxLearnBytes ?? 1 << 20,
+    maxAcceptBytes: o.maxAcceptBytes ?? 1 << 20,
     maxInflight: o.maxInflight ?? 64,
     phase1Quorum: o.phase1Quorum ?? 0,
     phase2Quorum: o.phase2Quorum ?? 0,

@@ -1,4 +1,4 @@
-import { encodeClusterConfig, type EntryType, type NodeId } from '@consensus-kit/core';
+import { encodeClusterConfig, type EntryType, type LogEntry, type NodeId } from '@consensus-kit/core';
 import { decide, sendLearn, snapshotCaughtUp } from './learner';
 import { maybeTimeoutNow, transferLeadership } from './leader-transfer';
 import type { Accepted, HeartbeatReply } from './messages';
@@ -171,18 +171,48 @@ export function isVoterAnywhere(n: PaxosNode, id: NodeId): boolean {
   return n.membership.configs.some((c) => c.config.voters.includes(id));
 }
 
-/** Phase 2a to one acceptor: batches of consecutive slots, at most `maxInflight` batches unanswered. */
+/**
+ * Phase 2a to one acceptor: batches of consecutive slots, each at most `maxBatch` slots and `maxAcceptBytes` of
+ * values (a single larger value goes alone), at most `maxInflight` batches unanswered.
+ */
 export function sendAccepts(n: PaxosNode, id: NodeId, pr: Peer): void {
   if (!isVoterAnywhere(n, id)) return;
   if (pr.next <= n.log.offset) pr.next = n.log.offset + 1;
   while (pr.inflight.length < n.o.maxInflight && pr.next < n.nextSlot) {
     const hi = Math.min(pr.next + n.o.maxBatch - 1, n.nextSlot - 1);
-    const entries = n.log.slice(pr.next, hi);
+    const entries = acceptBatch(n, pr.next, hi);
     if (entries.length === 0) return; // decided slots the storage just compacted: the Learn stream takes over
+    // The batch may end below `hi` (its bytes, or slots the storage compacted meanwhile): the next one starts after
+    // its last slot, and the acceptor's Accepted [from, to] names what it carried.
+    const last = (entries.at(-1) as LogEntry).index;
     n.send(id, { type: 'Accept', ballot: n.ballot, commit: n.commit, entries });
-    pr.inflight.push(hi);
-    pr.next = hi + 1;
+    pr.inflight.push(last);
+    pr.next = last + 1;
   }
+}
+
+/**
+ * Slots [from, hi] for one Accept, at most `maxAcceptBytes` of values (always the first slot), read a few slots at
+ * a time so a batch of large values is neither read nor encoded whole. Splitting a batch anywhere is safe: phase 2
+ * runs for each slot independently (Paxos Made Simple, section 3: "an infinite number of separate instances of the
+ * Paxos consensus algorithm"; PMMC section 3, one commander per slot), a batch is only a way to carry several slots'
+ * 2a messages at once, and an acceptor accepts each slot of it on its own (acceptor.ts). Consecutive batches keep
+ * the slots in order, so the acceptor's log and the leader's match/commit bookkeeping are unchanged.
+ */
+function acceptBatch(n: PaxosNode, from: number, hi: number): LogEntry[] {
+  const out: LogEntry[] = [];
+  let bytes = 0;
+  for (let lo = from; lo <= hi; lo += 16) {
+    const top = Math.min(hi, lo + 15);
+    const part = n.log.slice(lo, top);
+    for (const e of part) {
+      if (out.length > 0 && bytes + e.data.length > n.o.maxAcceptBytes) return out;
+      out.push(e);
+      bytes += e.data.length;
+    }
+    if (part.length < top - lo + 1) return out; // compacted or not there: what was read, in order
+  }
+  return out;
 }
 
 export function handleAccepted(n: PaxosNode, from: NodeId, m: Accepted): void {
