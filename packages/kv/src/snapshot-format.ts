@@ -1,4 +1,4 @@
-import { pack, unpack } from 'msgpackr';
+import { pack, unpack, unpackMultiple } from 'msgpackr';
 import { InvariantError, MalformedMessageError } from '@consensus-kit/core';
 import type { KeyValue } from './commands';
 import type { KeyRecord } from './mvcc-store';
@@ -696,6 +696,10 @@ export interface HistoryVisitor {
  * section gives. Anything malformed (not arrays where the layout has them, bytes left over or missing):
  * `MalformedMessageError` from the `read` that meets it.
  */
+/** Bytes up to which a history entry is unpacked whole, and up to which several are together (see `smallEntries`). */
+const SMALL_ENTRY = 16 * 1024;
+const SMALL_BATCH = 256 * 1024;
+
 export class HistoryReader {
   private pos: number;
   /** Entries (keys) the section holds, once its header was read; -1 before. */
@@ -726,6 +730,9 @@ export class HistoryReader {
           return true;
         }
         if (this.pos >= stop) return false;
+        // Small entries (most keys' histories) are unpacked whole, several in one call: a call per record cost
+        // about 7.5 us for records of 100-byte values, against 1.4 us unpacking the history whole.
+        if (this.smallEntries(stop, visit)) continue;
         if (this.arrayHeader('a history entry') !== 2) throw bad('a history entry is not [key, records]');
         const key = this.value();
         if (typeof key !== 'string') throw bad('a history entry has no key');
@@ -742,6 +749,44 @@ export class HistoryReader {
       this.recsLeft = -1;
       this.entriesRead++;
     }
+  }
+
+  /**
+   * Unpacks the entries from the position on that are each at most SMALL_ENTRY bytes, together in one call, up to
+   * about SMALL_BATCH bytes in all, the step's `stop`, or the last entry; false if the next entry is larger (it is
+   * then read a record at a time). Finding where an entry ends reads its headers, never more than SMALL_ENTRY bytes.
+   */
+  private smallEntries(stop: number, visit: HistoryVisitor): boolean {
+    const from = this.pos;
+    let to = from;
+    let count = 0;
+    const limit = Math.min(this.end, Math.max(stop, from + 1), from + SMALL_BATCH);
+    while (this.entriesRead + count < this.entries && to < limit) {
+      const e = msgpackEnd(this.bytes, to, this.end, SMALL_ENTRY);
+      if (e < 0) break;
+      to = e;
+      count++;
+    }
+    if (count === 0) return false;
+    let entries: unknown[];
+    try {
+      entries = unpackMultiple(this.bytes.subarray(from, to)) as unknown[];
+    } catch (cause) {
+      throw bad('history is not valid msgpack', cause);
+    }
+    if (entries.length !== count) throw bad('history is not valid msgpack');
+    for (const e of entries) {
+      if (!Array.isArray(e) || e.length !== 2) throw bad('a history entry is not [key, records]');
+      const [key, recs] = e as [unknown, unknown];
+      if (typeof key !== 'string') throw bad('a history entry has no key');
+      if (!Array.isArray(recs)) throw bad('a history entry is not an array');
+      visit.key(key);
+      for (const r of recs) visit.record(r);
+      visit.endKey();
+      this.entriesRead++;
+    }
+    this.pos = to;
+    return true;
   }
 
   /** A msgpack array header at the position (fixarray, array16, array32): its length. */
@@ -785,9 +830,10 @@ export class HistoryReader {
 
 /**
  * Where the msgpack value at `pos` ends (its headers read, its strings and byte strings skipped): work in the
- * number of its parts, not its bytes. A value cut by `end`, or a byte msgpack does not use: `MalformedMessageError`.
+ * number of its parts, not its bytes; -1 once it is known to take more than `limit` bytes (read no further). A
+ * value cut by `end`, or a byte msgpack does not use: `MalformedMessageError`.
  */
-export function msgpackEnd(b: Uint8Array, pos: number, end: number): number {
+export function msgpackEnd(b: Uint8Array, pos: number, end: number, limit = Number.POSITIVE_INFINITY): number {
   let p = pos;
   let left = 1; // values still to skip
   const uint = (at: number, size: number): number => {
@@ -797,6 +843,7 @@ export function msgpackEnd(b: Uint8Array, pos: number, end: number): number {
     return x;
   };
   while (left > 0) {
+    if (p - pos > limit) return -1;
     if (p >= end) throw bad('history is cut short');
     left--;
     const t = b[p] as number;
@@ -832,6 +879,7 @@ export function msgpackEnd(b: Uint8Array, pos: number, end: number): number {
       p += 5;
     } else throw bad(`history holds a byte msgpack does not use (0x${t.toString(16)})`);
   }
+  if (p - pos > limit) return -1;
   if (p > end) throw bad('history is cut short');
   return p;
 }
