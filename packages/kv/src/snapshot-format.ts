@@ -221,6 +221,18 @@ export class ColumnarWriter {
     const queue = this.pastQueue;
     while (this.pastHead < queue.length) {
       const [key, recs] = queue[this.pastHead] as [string, KeyRecord[]];
+      if (this.pastRec < 0 && isSmallEntry(key, recs)) {
+        // A small history (most keys'): packed whole, one call (the same bytes).
+        const whole = pack([key, recs]);
+        this.pastChunks.push(whole);
+        this.pastPacked += whole.length;
+        this.pastCount++;
+        packed += whole.length;
+        queue[this.pastHead] = undefined as unknown as [string, KeyRecord[]]; // let it go
+        this.pastHead++;
+        if (packed >= maxBytes && this.pastHead < queue.length) return false;
+        continue;
+      }
       if (this.pastRec < 0) {
         // The entry's head: a 2-element array, the key, the records' array header.
         const k = pack(key);
@@ -673,6 +685,16 @@ export class ColumnarReader {
     this.t += units;
     return s;
   }
+}
+
+/** Whether a key's history packs into at most about SMALL_ENTRY bytes (its keys and values, 48 bytes of fields a record). */
+function isSmallEntry(key: string, recs: KeyRecord[]): boolean {
+  let bytes = key.length;
+  for (const r of recs) {
+    bytes += key.length + ((r as Partial<KeyValue>).value?.length ?? 0) * 3 + 48;
+    if (bytes > SMALL_ENTRY) return false;
+  }
+  return true;
 }
 
 /** A msgpack array header for `n` elements, as msgpack writes it (the shortest form). */
