@@ -124,6 +124,7 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
         throw e;
       }
       let done: Uint8Array | undefined;
+      let envelope: { copy(maxBytes: number): Uint8Array | undefined } | undefined;
       return {
         step(budget: number) {
           if (done !== undefined) return done;
@@ -135,10 +136,15 @@ export function combineStateMachines<M extends Machines, P extends keyof M & str
             jobs.shift();
             if (jobs.length > 0) return undefined;
           }
-          // In the machines' order, as `snapshot()` writes them.
-          const ordered: Record<string, Uint8Array> = {};
-          for (const name of names) ordered[name] = parts[name] as Uint8Array;
-          done = pack({ combined: COMBINED_SNAPSHOT_VERSION, parts: ordered });
+          // In the machines' order, as `snapshot()` writes them: the envelope's bytes laid out piece by piece and
+          // copied ENVELOPE_BYTES_PER_UNIT per unit of budget (packing it whole copied a 197 MB kv part in one
+          // step: 325-384 ms).
+          if (envelope === undefined) {
+            const ordered: Record<string, Uint8Array> = {};
+            for (const name of names) ordered[name] = parts[name] as Uint8Array;
+            envelope = envelopeWriter(ordered);
+          }
+          done = envelope.copy(budget * ENVELOPE_BYTES_PER_UNIT);
           return done;
         },
         cancel() {
@@ -280,4 +286,42 @@ function partsOf(decoded: unknown): Record<string, Uint8Array> | undefined {
   const values = Object.values(d);
   if (values.length > 0 && values.every((v) => v instanceof Uint8Array)) return d as Record<string, Uint8Array>;
   return undefined;
+}
+
+/** Bytes of the combined envelope a snapshot step copies per unit of its budget (units are keys for kv). */
+const ENVELOPE_BYTES_PER_UNIT = 4096;
+
+/**
+ * The bytes `pack({ combined: COMBINED_SNAPSHOT_VERSION, parts })` gives (msgpackr writes an object as a map16 of
+ * its keys, a Uint8Array as a bin), copied into one buffer `copy(maxBytes)` at a time; the buffer once done.
+ */
+function envelopeWriter(parts: Record<string, Uint8Array>): { copy(maxBytes: number): Uint8Array | undefined } {
+  const map16 = (n: number) => Uint8Array.of(0xde, n >>> 8, n & 0xff);
+  const bin = (n: number) => (n < 0x100 ? Uint8Array.of(0xc4, n) : n < 0x10000 ? Uint8Array.of(0xc5, n >>> 8, n & 0xff) : Uint8Array.of(0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff));
+  const names = Object.keys(parts);
+  const pieces: Uint8Array[] = [map16(2), pack('combined'), pack(COMBINED_SNAPSHOT_VERSION), pack('parts'), map16(names.length)];
+  for (const name of names) pieces.push(pack(name), bin((parts[name] as Uint8Array).length), parts[name] as Uint8Array);
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let next = 0;
+  let partial = 0;
+  let at = 0;
+  return {
+    copy(maxBytes: number) {
+      let left = maxBytes;
+      while (next < pieces.length && left > 0) {
+        const p = pieces[next] as Uint8Array;
+        const k = Math.min(p.length - partial, left);
+        out.set(p.subarray(partial, partial + k), at);
+        at += k;
+        partial += k;
+        left -= k;
+        if (partial === p.length) {
+          next++;
+          partial = 0;
+        }
+      }
+      while (next < pieces.length && (pieces[next] as Uint8Array).length === 0) next++;
+      return next < pieces.length ? undefined : out;
+    },
+  };
 }
