@@ -330,6 +330,17 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     });
 
   /**
+   * A request that timed out on a connected endpoint got no answer from it in time. A node that is frozen (SIGSTOP,
+   * a stalled VM, a long pause) keeps its connection open and answers nothing, so the client's next request starts
+   * at the next endpoint (a follower redirects to the leader) instead of waiting on the same node again, as etcd's
+   * client moves off an endpoint that failed a request. A slow but healthy leader costs one redirect.
+   */
+  function passOver(index: number, e: unknown): never {
+    if (TimeoutError.is(e) && preferred % endpoints.length === index % endpoints.length) preferred = (index + 1) % endpoints.length;
+    throw e;
+  }
+
+  /**
    * The common case, kept free of the retry loop's state: the preferred endpoint is connected and answers.
    * Anything else (no connection yet, a redirect, an error) continues in `requestLoop`.
    */
@@ -340,7 +351,10 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     if (ch === undefined || ro.signal?.aborted) return requestLoop<T>(body, ro, undefined);
     const timeoutMs = ro.timeoutMs ?? defaultTimeout;
     const deadline = clock.now() + timeoutMs;
-    return ch.call(body, timeoutMs, ro.signal).then((res) => ('ok' in res ? (res.ok as T) : requestLoop<T>(body, ro, { res, current, deadline })));
+    return ch.call(body, timeoutMs, ro.signal).then(
+      (res) => ('ok' in res ? (res.ok as T) : requestLoop<T>(body, ro, { res, current, deadline })),
+      (e: unknown) => passOver(current, e),
+    );
   }
 
   async function requestLoop<T>(body: unknown, ro: RequestOptions, first: { res: Record<string, unknown>; current: number; deadline: number } | undefined): Promise<T> {
@@ -372,7 +386,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
           const ch = connected.get(address) ?? (await withDeadline(clock, channel(address), remaining, timeoutMs, signal));
           res = await ch.call(body, deadline - clock.now(), signal);
         } catch (e) {
-          if (!(e instanceof Unreached)) throw e;
+          if (!(e instanceof Unreached)) passOver(current, e);
           logger.debug('endpoint unreachable; trying the next', { address, reason: e.error.message });
           lastError = e.error;
           failedInRound++;

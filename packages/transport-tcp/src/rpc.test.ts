@@ -79,6 +79,20 @@ describe('client channel', () => {
     expect(serverSignal?.aborted).toBe(true);
   });
 
+  it('moves off an endpoint that let a request time out: a frozen node keeps its connection open and answers nothing', async () => {
+    let frozen = false;
+    const a = await server((body) => (frozen ? new Promise(() => {}) : { from: 'a', body }));
+    const b = await server((body) => ({ from: 'b', body }));
+    const c = client([a.endpoint(), b.endpoint()]);
+    expect(await c.request('ping')).toEqual({ from: 'a', body: 'ping' });
+    frozen = true;
+    const err = await c.request('first', { timeoutMs: 100 }).catch((e: unknown) => e);
+    expect(TimeoutError.is(err)).toBe(true);
+    // Without moving on, every later request would wait on the frozen node again and time out the same way.
+    expect(await c.request('second', { timeoutMs: 2000 })).toEqual({ from: 'b', body: 'second' });
+    expect(c.preferred).toBe(b.endpoint());
+  });
+
   it('calls in flight time out each at its own deadline, in deadline order, and answered ones are untouched', async () => {
     let release: (() => void) | undefined;
     const s = await server(async (body) => {
