@@ -7,39 +7,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, SessionExpiredError, TransportError, type SnapshotJob } from '@consensus-kit/core';
-import { silentLogger } from '@consensus-kit/core/host';
 import { createKvClient, KvStateMachine, type KeyValue } from '@consensus-kit/kv';
 import { LockStateMachine } from '@consensus-kit/lock';
 import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeBackup, readBackup } from '../src/backup';
-import { launchNode, nodeStateMachine, type LaunchedNode, type NodeSpec } from '../src/node-runner';
+import { nodeStateMachine, type LaunchedNode } from '../src/node-runner';
 import { fetchSnapshotToFile, partFileOf, SnapshotSaveError, type SnapshotSource } from '../src/snapshot-fetch';
 import { SnapshotTransfers, type SnapshotPiece, type StreamedSnapshot } from '../src/snapshot-transfer';
 import { cleanup, cli, freeBase, tempDir } from './helpers';
-
-const PIECE = 64 * 1024;
-const TTL = 60_000;
-
-/** One raft node of a cluster of its own, in this process, listening on 127.0.0.1. */
-async function startOne(dataDir: string, clusterId: string, port: number, now?: () => number): Promise<LaunchedNode> {
-  const spec: NodeSpec = {
-    clusterId,
-    id: 'n1',
-    protocol: 'raft',
-    protocolOptions: {},
-    dataDir,
-    peers: { n1: `127.0.0.1:${port}` },
-    listen: { host: '127.0.0.1', port },
-    http: undefined,
-    tickMs: 20,
-    machines: { kind: 'kv' },
-    snapshotTransfers: { pieceBytes: PIECE, ttlMs: TTL, maxTransfers: 2, ...(now !== undefined ? { now } : {}) },
-  };
-  const n = await launchNode(spec, silentLogger);
-  await n.node.waitForLeader({ timeoutMs: 10_000 });
-  return n;
-}
+import { PIECE, TTL, putBigValues, startSnapshotNode } from './snapshot-node';
 
 const rows = (kvs: KeyValue[]) => kvs.map((kv) => ({ key: kv.key, value: Buffer.from(kv.value as Uint8Array).toString('hex'), createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version }));
 
@@ -62,13 +39,11 @@ describe('snapshot save in pieces, from a real node whose snapshot is larger tha
   beforeAll(async () => {
     work = tempDir();
     port = (await freeBase()) + 1;
-    n = await startOne(join(work, 'n1'), clusterId, port, () => clock);
+    n = await startSnapshotNode(join(work, 'n1'), clusterId, port, { now: () => clock });
+    // 40 values of 32 KiB and a few small keys: about 1.3 MB, 20 pieces.
+    await putBigValues(port, clusterId, 'big/', 40);
     const kv = createKvClient({ endpoints: [`127.0.0.1:${port}`], clusterId });
     try {
-      // 40 values of 32 KiB (random: they do not compress) and a few small keys: about 1.3 MB, 20 pieces.
-      for (let batch = 0; batch < 4; batch++) {
-        await Promise.all(Array.from({ length: 10 }, (_, i) => kv.put(`big/${batch}/${i}`, new Uint8Array(randomBytes(32 * 1024)))));
-      }
       for (const k of ['a', 'b', 'a']) await kv.put(`small/${k}`, `v-${k}`);
       await kv.delete('small/b');
     } finally {
@@ -118,7 +93,7 @@ describe('snapshot save in pieces, from a real node whose snapshot is larger tha
     );
     const restore = await cli('snapshot', 'restore', file, '--config', configFile, '--json');
     expect(restore.code, restore.err).toBe(0);
-    const m = await startOne(dataDir, 'restored-1', restoredPort);
+    const m = await startSnapshotNode(dataDir, 'restored-1', restoredPort);
     try {
       expect(rows(m.machines?.kv.range('') ?? [])).toEqual(live);
       expect(m.machines?.kv.currentRevision).toBe(44);

@@ -2,16 +2,15 @@
  * Break-it pass (session 15) on the node's side of `snapshot save` in pieces (snapshot-transfer.ts, node-runner's
  * admin.snapshot): hostile or slow readers and old clients. Each case failed before its fix.
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { InvalidArgumentError, SessionExpiredError, StoppedError, TimeoutError, TransportError, type SnapshotJob } from '@consensus-kit/core';
-import { silentLogger } from '@consensus-kit/core/host';
 import { createKvClient } from '@consensus-kit/kv';
 import { createRpcClient, type RpcClient } from '@consensus-kit/transport-tcp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { launchNode, type LaunchedNode } from '../src/node-runner';
+import { type LaunchedNode } from '../src/node-runner';
 import { SnapshotTransfers, type StreamedSnapshot } from '../src/snapshot-transfer';
 import { cleanup, freeBase, tempDir } from './helpers';
+import { PIECE, putBigValues, startSnapshotNode } from './snapshot-node';
 
 const meta = { stateMachine: 'kv+lock' as const, clusterId: 'c', nodeId: 'n1', protocol: 'raft', appliedIndex: 1, term: 1, revision: 1, compactRevision: 0, keys: 1 };
 const bytes = (n: number) => new Uint8Array(n).map((_, i) => i % 251);
@@ -144,7 +143,6 @@ describe('SnapshotTransfers: a client whose connections closed (killed with -9)'
 });
 
 describe('admin.snapshot without pieces (a client of an older release), against a real node', () => {
-  const PIECE = 64 * 1024;
   const clusterId = 'breakit-s15';
   let work: string;
   let port: number;
@@ -153,29 +151,8 @@ describe('admin.snapshot without pieces (a client of an older release), against 
   beforeAll(async () => {
     work = tempDir();
     port = (await freeBase()) + 1;
-    n = await launchNode(
-      {
-        clusterId,
-        id: 'n1',
-        protocol: 'raft',
-        protocolOptions: {},
-        dataDir: join(work, 'n1'),
-        peers: { n1: `127.0.0.1:${port}` },
-        listen: { host: '127.0.0.1', port },
-        http: undefined,
-        tickMs: 20,
-        machines: { kind: 'kv' },
-        snapshotTransfers: { pieceBytes: PIECE, ttlMs: 60_000, maxTransfers: 2, orphanMs: 200 },
-      },
-      silentLogger,
-    );
-    await n.node.waitForLeader({ timeoutMs: 10_000 });
-    const kv = createKvClient({ endpoints: [`127.0.0.1:${port}`], clusterId });
-    try {
-      await Promise.all(Array.from({ length: 8 }, (_, i) => kv.put(`big/${i}`, new Uint8Array(randomBytes(32 * 1024)))));
-    } finally {
-      await kv.close();
-    }
+    n = await startSnapshotNode(join(work, 'n1'), clusterId, port, { orphanMs: 200 });
+    await putBigValues(port, clusterId, 'big/', 8);
     rpc = createRpcClient({ endpoints: [`127.0.0.1:${port}`], clusterId, timeoutMs: 10_000 });
   }, 60_000);
   afterAll(async () => {
