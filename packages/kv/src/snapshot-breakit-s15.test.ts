@@ -81,13 +81,16 @@ function attack(good: Uint8Array): string[] {
 }
 
 describe('kv restore of damaged or hostile bytes', () => {
+  // About 17,000 damaged copies, each restored twice: CPU-bound, so a generous timeout for a loaded CI machine (this
+  // took over 30 s there beside the other packages' tests, 1-3 s alone). 30 puts over 17 keys still give every
+  // section (string and byte values, leases, a deletion, history above the compaction, a session).
   it('format 4: every flipped bit, cut and noise is refused with MalformedMessageError (the machine as it was) or restores a store that holds together', () => {
-    expect(attack(storeOf(60, 'k').snapshot())).toEqual([]);
-  });
+    expect(attack(storeOf(30, 'k').snapshot())).toEqual([]);
+  }, 180_000);
 
   it('format 3 (testdata/snapshot-v3.bin): the same', () => {
     expect(attack(new Uint8Array(readFileSync(new URL('../testdata/snapshot-v3.bin', import.meta.url))))).toEqual([]);
-  });
+  }, 180_000);
 
   it('refuses, naming the key, a modRevision past the store\'s revision, a fractional version and a NaN one', () => {
     const sm = storeOf(60, 'k');
