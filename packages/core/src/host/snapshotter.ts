@@ -12,6 +12,18 @@ export const DEFAULT_SNAPSHOT_BYTES = 64 * 2 ** 20;
  * and the snapshot took about as long (2.1 to 2.9 s) in all three.
  */
 export const DEFAULT_SNAPSHOT_SLICE_MS = 0.5;
+/**
+ * The most of a busy event loop an incremental snapshot takes, by default. While client requests, batches and
+ * heartbeats keep the loop busy, a slice runs only once the loop has spent `sliceMs * (1 - share) / share` on
+ * that work since the last slice (with 0.5: as long as a slice); an idle loop runs the slices back to back. A
+ * put waits for each slice that runs in a turn it needs: with every turn running a slice, the puts of kv's
+ * bench:large (16 in flight through a one-node raft node over 1,000,000 keys) went from 55,700 to 18,600 a
+ * second during the snapshot and their p50 from 0.23 to 0.81 ms; with 0.5, 32,000 a second and 0.25 ms, the
+ * snapshot taking 4.0 s instead of 2.3 s.
+ */
+export const DEFAULT_SNAPSHOT_SHARE = 0.5;
+/** A gap between two slices shorter than this ran nothing else (only the turn of the event loop): the loop is idle. */
+const IDLE_GAP_MS = 0.05;
 /** Units of work (a state machine's own, e.g. keys) asked of one `SnapshotJob.step`. */
 const STEP_UNITS = 64;
 
@@ -26,6 +38,10 @@ export interface SnapshotterOptions {
   bytes?: number;
   /** An incremental snapshot (`beginSnapshot`) runs in slices of at most about this many ms. */
   sliceMs?: number;
+  /** The most of a busy event loop an incremental snapshot takes, in (0, 1] (see `DEFAULT_SNAPSHOT_SHARE`; 1: a slice every turn). */
+  share?: number;
+  /** The clock slices are timed by, in ms (tests inject one). */
+  now?: () => number;
   /** Entries kept in the log behind a snapshot, for slow followers. */
   keep: number;
   /** A snapshot is durable (or was restored from a leader's). */
@@ -134,11 +150,20 @@ export class Snapshotter {
 
   /**
    * Runs an incremental snapshot: steps for up to `sliceMs`, then yields the event loop (`setImmediate`, after
-   * pending I/O), so heartbeats, client requests and batches go on between slices. Rejects with
-   * `StoppedError` if the node stops or a restore cancels the job.
+   * pending I/O), so heartbeats, client requests and batches go on between slices. While that other work keeps
+   * the loop busy, the next slice waits until it has had its share (`share`): a snapshot is background work, and
+   * the log keeps growing safely while it runs. Rejects with `StoppedError` if the node stops or a restore
+   * cancels the job.
    */
   private runJob(job: SnapshotJob): Promise<Uint8Array> {
     const sliceMs = this.o.sliceMs ?? DEFAULT_SNAPSHOT_SLICE_MS;
+    const share = this.o.share ?? DEFAULT_SNAPSHOT_SHARE;
+    const now = this.o.now ?? (() => performance.now());
+    // The time other work gets between two slices while the loop is busy.
+    const othersMs = (sliceMs * (1 - share)) / share;
+    /** When the last slice (or the last look at the loop) ended, and the other work's time since the last slice. */
+    let lastEnd = Number.NEGATIVE_INFINITY;
+    let others = 0;
     return new Promise<Uint8Array>((resolve, reject) => {
       const slice = () => {
         if (this.job !== job || !this.o.running()) {
@@ -146,12 +171,25 @@ export class Snapshotter {
           reject(new StoppedError('the snapshot in progress was abandoned (the node stopped or restored a snapshot)'));
           return;
         }
-        const until = performance.now() + sliceMs;
+        const start = now();
+        const gap = start - lastEnd;
+        if (gap > IDLE_GAP_MS && othersMs > 0) {
+          // Other callbacks ran since this one was queued: the loop is busy. They get `othersMs` before a slice.
+          others += gap;
+          if (others < othersMs) {
+            lastEnd = start;
+            setImmediate(slice);
+            return;
+          }
+        }
+        others = 0;
+        const until = start + sliceMs;
         try {
           let data: Uint8Array | undefined;
           do data = job.step(STEP_UNITS);
-          while (data === undefined && performance.now() < until);
+          while (data === undefined && now() < until);
           if (data === undefined) {
+            lastEnd = now();
             setImmediate(slice);
             return;
           }
