@@ -517,16 +517,16 @@ export class MvccStore {
         if (done) return true;
         // The next keys of both trees after the last key walked (they may have changed since), without an
         // iterator object per key: a slice of a large store allocates little (less for GC to mark meanwhile).
-        collectAfter(this.liveKeys, after, budget, liveBatch, liveValues);
-        collectAfter(this.deadKeys, after, budget, deadBatch);
+        const liveN = collectAfter(this.liveKeys, after, budget, liveBatch, liveValues);
+        const deadN = collectAfter(this.deadKeys, after, budget, deadBatch);
         let i = 0;
         let j = 0;
         let taken = 0;
-        while (taken < budget && (i < liveBatch.length || j < deadBatch.length)) {
+        while (taken < budget && (i < liveN || j < deadN)) {
           let k: string;
           let restored: KeyValue | undefined;
-          const x = liveBatch[i];
-          const y = deadBatch[j];
+          const x = i < liveN ? liveBatch[i] : undefined;
+          const y = j < deadN ? deadBatch[j] : undefined;
           if (y === undefined || (x !== undefined && x < y)) {
             k = x as string;
             restored = liveValues[i];
@@ -670,19 +670,26 @@ export interface StoreCursor {
  * Fills `out` with the first `n` keys of `tree` after `after` (all keys when it is undefined), in order, and
  * `values` (when given) with their values.
  */
-function collectAfter<V>(tree: KeyIndex<V>, after: string | undefined, n: number, out: string[], values?: V[]): void {
-  out.length = 0;
-  if (values !== undefined) values.length = 0;
+/**
+ * Puts the first `n` keys of `tree` after `after` in `out[0..]` (and their values in `values[0..]`); returns how
+ * many. The arrays are reused from one call to the next and never shortened: emptying one (`length = 0`) drops
+ * its backing store, and growing it back was half the garbage a snapshot of a large store made (34 of 62 MB for
+ * 1,000,000 keys). What lies past the count is left over from an earlier call.
+ */
+function collectAfter<V>(tree: KeyIndex<V>, after: string | undefined, n: number, out: string[], values?: V[]): number {
   const high = tree.maxKey();
-  if (high === undefined) return;
+  if (high === undefined) return 0;
+  let count = 0;
   // forRange stops at a `{ break }` from its callback (its typing says void): no iterator objects per key.
   const onFound = ((k: string, v: V) => {
     if (k === after) return undefined;
-    out.push(k);
-    values?.push(v);
-    return out.length >= n ? STOP : undefined;
+    out[count] = k;
+    if (values !== undefined) values[count] = v;
+    count++;
+    return count >= n ? STOP : undefined;
   }) as unknown as (k: string, v: V) => void;
   tree.forRange(after ?? '', high, true, onFound);
+  return count;
 }
 const STOP = { break: true } as const;
 
