@@ -8,7 +8,8 @@ export const DEFAULT_SNAPSHOT_BYTES = 64 * 2 ** 20;
 /**
  * The longest a slice of an incremental snapshot runs before the event loop gets a turn, by default. Each put
  * in flight waits for about one slice: with 16 puts in flight through a one-node raft node over 1,000,000 keys
- * (kv's bench:large), 2 ms slices put the p99 at 7.6x the p99 without a snapshot, 1 ms at 4.8x, 0.5 ms at 1.95x,
+ * (kv's bench:large, a slice every turn, before `DEFAULT_SNAPSHOT_SHARE`), 2 ms slices put the p99 at 7.6x the
+ * p99 without a snapshot, 1 ms at 4.8x, 0.5 ms at 1.95x on a loaded machine (2.9 to 3.2x on a quiet one later),
  * and the snapshot took about as long (2.1 to 2.9 s) in all three.
  */
 export const DEFAULT_SNAPSHOT_SLICE_MS = 0.5;
@@ -18,8 +19,10 @@ export const DEFAULT_SNAPSHOT_SLICE_MS = 0.5;
  * that work since the last slice (with 0.5: as long as a slice); an idle loop runs the slices back to back. A
  * put waits for each slice that runs in a turn it needs: with every turn running a slice, the puts of kv's
  * bench:large (16 in flight through a one-node raft node over 1,000,000 keys) went from 55,700 to 18,600 a
- * second during the snapshot and their p50 from 0.23 to 0.81 ms; with 0.5, 32,000 a second and 0.25 ms, the
- * snapshot taking 4.0 s instead of 2.3 s.
+ * second during the snapshot and their p50 from 0.23 to 0.81 ms; with 0.5, about 31,000 a second and 0.26 ms
+ * (the p99 1.1 to 2.1x the p99 without a snapshot, against 2.9 to 3.2x), the snapshot taking 4.0 s instead of
+ * 2.3 s. A share of 0.4 made the snapshot 5.5 s long and its p99 3x (more history held, more collections), 0.65
+ * put the p50 back at 0.8 ms.
  */
 export const DEFAULT_SNAPSHOT_SHARE = 0.5;
 /** A gap between two slices shorter than this ran nothing else (only the turn of the event loop): the loop is idle. */
