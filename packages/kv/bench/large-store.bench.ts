@@ -20,27 +20,35 @@
  *   machine, driven as the host drives it (steps of 64 keys for up to 0.5 ms, then a turn of the event loop):
  *   wall time, slices, the longest event-loop stall, and whether the result matches `restore()`'s;
  * - puts through a real host: a one-node raft `ConsensusNode` (MemoryStorage, in-process transport) over the
- *   restored machine, 16 puts in flight (overwrites of existing keys, each a key no run wrote before: the runs go
- *   on through the keys where the last one stopped), latency of each put from its arrival to its result, each
- *   request arriving in its own event-loop turn (as from a socket). A warm-up run of about 1 s (WARMUP_MS) comes
- *   first and is not reported (the put path compiled, the heap at its working size). Then run 1 takes no
- *   snapshot (`snapshotEvery: 0`); run 2 lets the host take one (its `snapshotEvery` is set so it falls about
- *   1 s into the run) and reports the puts in flight while the snapshot was in progress (from the host asking
- *   the machine for it until storage holds it), against run 1's figures. Both runs also report the worst
- *   event-loop stall seen by a 1 ms timer, how many stalls passed 2, 5, 10 and 20 ms, and the collector's
- *   pauses in the window (perf_hooks 'gc' entries: [count, total ms, longest ms] of minor and major ones); run 2
- *   also times `beginSnapshot()` and each step of the job (the longest, those over 1 ms and how many of those a
- *   collector pause fell in: the rest are the step's own work, or the process not running on a busy machine).
- *   The same two runs are then made at a fixed rate (RATE puts per second, default 2,000; 0 skips them): a put
- *   due every 1/RATE s whatever the answers, its latency counted from when it was due. The closed loop above
- *   sends fewer puts while a snapshot slows each one, so each stall (which catches the 16 in flight) weighs more
- *   in its p99 than in the p99 without a snapshot; at a fixed rate a stall delays every put due during it in
- *   either run, as for clients that do not wait for each other (and a stall of 1% of the window sets the p99).
+ *   restored machine, once every key has been written after the restore (the store as a node holds it once every
+ *   key was written since its restart; that history is compacted away), latency of each put from its arrival to
+ *   its result. A warm-up run of about 1 s (WARMUP_MS) comes first and is not reported (the put path compiled,
+ *   the heap at its working size). Then one run with 16 puts in flight, each request arriving in its own
+ *   event-loop turn (as from a socket), in which the host takes CYCLES snapshots (default 3; its `snapshotEvery`
+ *   is 5 s of the warm-up's puts, so about 2 s without a snapshot come between two, and 5 s before the first).
+ *   Each put counts as during a snapshot (it overlaps one, from the host asking the machine for it until storage
+ *   holds it, or the AFTER_MS after it, default 100: the log's compaction behind it) or without one, and the two
+ *   p99s are compared, all snapshots' puts together and each snapshot's alone. Taking both from one run, in
+ *   turns, compares them on the same store and heap: separate runs without and then with a snapshot differed by
+ *   more than the snapshot did (their p99s are set by the collector: a young-generation collection, a pause of
+ *   3 to 6 ms every ~20 ms, catches every put in flight, about 1% of the puts either way, so a 3 s window's p99
+ *   fell above or below those pauses by chance: 1.6, 2.6 and 3.3 ms in three runs of the same code; and the
+ *   later runs of a process were slower than its first). Both sides also report the worst event-loop stall seen
+ *   by a 1 ms timer, how many stalls passed 2, 5, 10 and 20 ms, and the collector's pauses (perf_hooks 'gc'
+ *   entries: [count, total ms, longest ms] of minor and major ones); the snapshots' side also times
+ *   `beginSnapshot()` and each step of the jobs (the longest, those over 1 ms and how many of those a collector
+ *   pause fell in: the rest are the step's own work, or the process not running on a busy machine). The same run
+ *   is then made at a fixed rate (RATE puts per second, default 2,000; 0 skips it; a snapshot every 5 s of puts):
+ *   a put due every 1/RATE s whatever the answers, its latency counted from when it was due. A closed loop sends
+ *   fewer puts while a snapshot slows each one, so each stall (which catches the 16 in flight) weighs more among
+ *   the puts during a snapshot than among those without; at a fixed rate a stall delays every put due during it
+ *   either way, as for clients that do not wait for each other.
  *
  * Run: pnpm --filter @consensus-kit/kv bench:large   (LARGE_VALUES=1 runs bench/large-values.bench.ts instead: 64 KiB
- * values and their history, the snapshot's and the follower install's worst step; KEYS=100000 for a quick look; PUTS=0 stops after the restores; SYNC=1 makes the host use
- * `snapshot()` as it did before format 4; KV_MODULE=/abs/path/src/index.ts measures another kv source; RATE=0
- * skips the fixed-rate runs; WARMUP_MS sets the warm-up run)
+ * values and their history, the snapshot's and the follower install's worst step; KEYS=100000 for a quick look;
+ * PUTS=0 stops after the restores; SYNC=1 makes the host use `snapshot()` as it did before format 4;
+ * KV_MODULE=/abs/path/src/index.ts measures another kv source; CLOSED=0 skips the closed-loop run, RATE=0 the
+ * fixed-rate one; CYCLES, AFTER_MS and WARMUP_MS as above)
  */
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
@@ -110,9 +118,15 @@ function gcIn(from: number, to: number) {
   return { minor: sum(perfConstants.NODE_PERFORMANCE_GC_MINOR), major: sum(perfConstants.NODE_PERFORMANCE_GC_MAJOR) };
 }
 
-/** The worst lateness of a 1 ms interval timer: how long the event loop was stalled, sampled with timestamps. */
+interface StallSample {
+  /** When the timer ran, and how late it was (ms): the event loop was stalled that long before `at`. */
+  at: number;
+  late: number;
+}
+
+/** The lateness of a 1 ms interval timer: how long the event loop was stalled, sampled with timestamps. */
 function stallMonitor() {
-  const samples: { at: number; late: number }[] = [];
+  const samples: StallSample[] = [];
   let last = performance.now();
   const t = setInterval(() => {
     const now = performance.now();
@@ -120,6 +134,7 @@ function stallMonitor() {
     last = now;
   }, 1);
   return {
+    samples,
     stop: () => clearInterval(t),
     /** The worst stall that ended within [from, to]. */
     worst: (from = 0, to = Number.POSITIVE_INFINITY) => samples.filter((s) => s.at >= from && s.at - s.late <= to).reduce((m, s) => Math.max(m, s.late), 0),
@@ -197,7 +212,7 @@ async function fillAndSnapshot(): Promise<Uint8Array> {
   // as on a node restarting from its snapshot file. The restored store then serves the put runs.
   return bytes;
 }
-const bytes = await fillAndSnapshot();
+let bytes: Uint8Array | undefined = await fillAndSnapshot();
 const sm = new KvStateMachine();
 {
   const h0 = heap();
@@ -205,7 +220,7 @@ const sm = new KvStateMachine();
   await new Promise((r) => setTimeout(r, 20));
   cpu0 = process.cpuUsage();
   t0 = performance.now();
-  sm.restore(bytes);
+  sm.restore(bytes as Uint8Array);
   const restoreMs = performance.now() - t0;
   const restoreCpu = cpuMs(cpu0);
   await new Promise((r) => setTimeout(r, 5));
@@ -223,7 +238,7 @@ if (beginRestore !== undefined) {
   await new Promise((r) => setTimeout(r, 20));
   const cpu1 = process.cpuUsage();
   t0 = performance.now();
-  const job = beginRestore.call(follower, bytes);
+  const job = beginRestore.call(follower, bytes as Uint8Array);
   let slices = 0;
   await new Promise<void>((resolve) => {
     const slice = () => {
@@ -250,34 +265,37 @@ if (beginRestore !== undefined) {
 // ---- puts through a host -------------------------------------------------------------------------------------
 interface Run {
   latencies: { start: number; end: number }[];
+  /** Each snapshot: from the host asking the machine for it until storage holds it. */
   snapshots: { start: number; end: number }[];
-  worstStall: (from?: number, to?: number) => number;
-  stallCounts: (from?: number, to?: number) => number[];
+  samples: StallSample[];
   /** When the puts began and ended. */
   begin: number;
   end: number;
   /**
-   * The snapshot job (as the host ran it): how long `beginSnapshot()` took, its steps: how many, the longest,
-   * and those that took over 1 ms (when, how long, which step).
+   * The snapshot jobs (as the host ran them): the longest `beginSnapshot()` call, their steps: how many, the
+   * longest, and those that took over 1 ms (when, how long, which step).
    */
   steps: { beginMs: number; count: number; longestMs: number; slow: { start: number; ms: number; step: number }[] };
   entries: number;
 }
 
 /**
- * Puts so far, over all runs: each run goes on through the keys where the last one stopped, so every run's puts
- * are first writes of restored keys alike (a run starting again at the first key would rewrite the keys the run
- * before it had already moved out of the restored key index, a cheaper put).
+ * Puts so far, over all runs: each run goes on through the keys where the last one stopped (7919 is prime, so
+ * every key comes once in KEYS puts). Every key was written once after the restore (below), so every put of every
+ * run is an overwrite of a key in the key map alike, however many puts the runs make (a restored key's first write
+ * moves it out of the restored key index, a dearer put, and a run of over KEYS puts would pass from one to the
+ * other part way).
  */
 let n = 0;
 
 /**
- * Puts through a one-node host for at least `minMs` (and, `untilSnapshot`, until 0.5 s after its first snapshot is
- * stored). `rate` 0: closed loop, IN_FLIGHT puts at a time, each sent when the one before it is answered. `rate`
- * > 0: open loop, a put due every 1/rate s whatever the answers, its latency counted from when it was due (so
- * a stall delays, and counts, every put due during it, as for clients that do not wait for each other).
+ * Puts through a one-node host (snapshots every `snapshotEvery` entries, 0: none) for at least `minMs`, and until
+ * `snapshots` snapshots are stored and `tailMs` has passed since the last. `rate` 0: closed loop, IN_FLIGHT puts
+ * at a time, each sent when the one before it is answered. `rate` > 0: open loop, a put due every 1/rate s
+ * whatever the answers, its latency counted from when it was due (so a stall delays, and counts, every put due
+ * during it, as for clients that do not wait for each other).
  */
-async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean, rate = 0): Promise<Run> {
+async function run(snapshotEvery: number, minMs: number, wanted: number, tailMs: number, rate = 0): Promise<Run> {
   const snapshots: { start: number; end: number }[] = [];
   // Marks when the host asks the machine for a snapshot (either call), and when storage holds it.
   const marked: StateMachine<KvRequest, KvResult, KvQuery, KvQueryResult> = {
@@ -297,7 +315,7 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean,
       const start = performance.now();
       snapshots.push({ start, end: Number.NaN });
       const job = beginJob.call(sm);
-      steps.beginMs = performance.now() - start;
+      steps.beginMs = Math.max(steps.beginMs, performance.now() - start);
       // Each step timed (two clock reads per step of 64 keys), to tell a step that overran its slice from a
       // stall between steps.
       return {
@@ -340,9 +358,11 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean,
   const done = () => {
     const now = performance.now();
     if (now - begin < minMs) return false;
-    if (!untilSnapshot) return true;
-    const s = snapshots[0];
-    return (s !== undefined && !Number.isNaN(s.end) && now - s.end > 500) || now - begin > 120_000;
+    if (now - begin > 240_000) return true;
+    const stored = snapshots.filter((x) => !Number.isNaN(x.end));
+    if (stored.length < wanted) return false;
+    const last = stored.at(-1);
+    return last === undefined || now - last.end > tailMs;
   };
   const put = () => {
     const i = (n++ * 7919) % KEYS;
@@ -353,7 +373,7 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean,
     let sent = 0;
     // The puts due are sent by a 1 ms interval timer (a loop of setImmediate would allocate an object per turn,
     // and turn far more often without a snapshot than with one: more garbage, and scavenges, in the run without).
-    // A put waits up to about 1 ms to be sent, the same in both runs; its latency counts from when it was due.
+    // A put waits up to about 1 ms to be sent, with or without a snapshot; its latency counts from when it was due.
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
         const now = performance.now();
@@ -388,72 +408,141 @@ async function run(snapshotEvery: number, minMs: number, untilSnapshot: boolean,
   mon.stop();
   const entries = node.status().appliedIndex;
   await node.stop();
-  return { latencies, snapshots, worstStall: mon.worst, stallCounts: mon.counts, begin, end, steps, entries };
+  return { latencies, snapshots, samples: mon.samples, begin, end, steps, entries };
 }
 
-function report(name: string, lat: { start: number; end: number }[], stall: number, extra: Record<string, unknown> = {}) {
-  const xs = lat.map((l) => l.end - l.start);
-  console.log(JSON.stringify({ step: name, puts: xs.length, p50Ms: ms(percentile(xs, 50)), p99Ms: ms(percentile(xs, 99)), maxMs: ms(xs.reduce((m, x) => Math.max(m, x), 0)), worstStallMs: ms(stall), ...extra }));
+function report(name: string, xs: number[], extra: Record<string, unknown> = {}) {
+  console.log(
+    JSON.stringify({
+      step: name,
+      puts: xs.length,
+      p50Ms: ms(percentile(xs, 50)),
+      p90Ms: ms(percentile(xs, 90)),
+      p99Ms: ms(percentile(xs, 99)),
+      p999Ms: ms(percentile(xs, 99.9)),
+      maxMs: ms(xs.reduce((m, x) => Math.max(m, x), 0)),
+      ...extra,
+    }),
+  );
 }
 
 if (process.env.PUTS === '0') {
   console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
   process.exit(0);
 }
-// A first run, not reported: the put path compiled and the heap grown to its working size, so that the run
-// without a snapshot is not slowed by what the first puts after a restore cost, which the run with one is spared.
-const warmup = await run(0, Number(process.env.WARMUP_MS ?? 1000), false);
-console.log(JSON.stringify({ step: 'warm-up puts (not counted)', puts: warmup.latencies.length }));
-/** A run without a snapshot, then one with, at `rate` (0: closed loop); their figures, named after `what`. */
-async function compare(what: string, rate: number): Promise<void> {
-  const base = await run(0, 3000, false, rate);
-  report(`puts${what}, no snapshot`, base.latencies, base.worstStall(), {
-    entries: base.entries,
-    putsPerSec: Math.round(base.latencies.length / ((base.end - base.begin) / 1000)),
-    stallsOver2_5_10_20Ms: base.stallCounts(),
-    gc: gcIn(base.begin, base.end),
-  });
-  const every = Math.max(1000, Math.round(base.entries / 3)); // about 1 s into the next run
-  const withSnap = await run(every, 2000, true, rate);
-  const s = withSnap.snapshots[0];
-  if (s === undefined || Number.isNaN(s.end)) {
+// The snapshot the store was restored from is dropped, as a node drops the one it restarted from once its first
+// own snapshot replaces it: the put runs' snapshots then find what a node's would (kv writes a snapshot into
+// shared memory while fewer than MAX_SHARED_ALIVE earlier ones are uncollected).
+bytes = undefined;
+// Every key written once, straight to the machine (see `n`), and that history compacted away.
+{
+  t0 = performance.now();
+  const entry: LogEntry = { index: 0, term: 1, type: 'command', data: new Uint8Array() };
+  for (let i = 0; i < KEYS; i++) {
+    entry.index = i + 1;
+    sm.apply(entry, { cmd: { op: 'put', key: key(i), value: value(i) } });
+  }
+  entry.index = KEYS + 1;
+  sm.apply(entry, { cmd: { op: 'compact', revision: sm.revision } });
+  console.log(JSON.stringify({ step: 'every key written once after the restore', ms: ms(performance.now() - t0), heapBytesPerKey: Math.round(heap() / KEYS) }));
+}
+// A first run, not reported: the put path compiled and the heap grown to its working size, so that the first
+// puts of a run (the puts without a snapshot come first) do not pay for what the first puts after a restore cost.
+const warmup = await run(0, Number(process.env.WARMUP_MS ?? 1000), 0, 0);
+const warmRate = warmup.latencies.length / ((warmup.end - warmup.begin) / 1000);
+console.log(JSON.stringify({ step: 'warm-up puts (not counted)', puts: warmup.latencies.length, putsPerSec: Math.round(warmRate) }));
+
+/** How many snapshots each comparison takes. */
+const CYCLES = Math.max(1, Number(process.env.CYCLES ?? 3));
+/**
+ * Puts that end within this long after a snapshot is stored count as puts during it: the log's compaction behind
+ * it, and the freeing of what it held, are part of what a snapshot costs.
+ */
+const AFTER_MS = Number(process.env.AFTER_MS ?? 100);
+
+/**
+ * One run at `rate` (0: closed loop) in which the host takes CYCLES snapshots, `every` entries apart, with puts
+ * going on throughout; each put counts as during a snapshot (it overlaps one, or the AFTER_MS after one) or
+ * without one, and the two p99s are compared. Both are taken in the same run, in turns, from the same store and
+ * heap: separate runs without and with a snapshot differed by more than the snapshot did (the young-generation
+ * collections, a pause of 3 to 6 ms every ~20 ms that catches every put in flight, hit about 1% of the puts
+ * either way, so a 3 s window's p99 fell above or below their pauses by chance: 1.6, 2.6 and 3.3 ms in three
+ * runs of the same code, and later runs of a process were slower than its first).
+ */
+async function compare(what: string, rate: number, every: number, tailMs: number): Promise<void> {
+  // What the run before left (its node, log and latencies) collected first, so that its collection does not fall in this run.
+  heap();
+  await new Promise((r) => setTimeout(r, 500));
+  const r = await run(every, 0, CYCLES, tailMs, rate);
+  const windows = r.snapshots.filter((x) => !Number.isNaN(x.end)).map((x) => ({ start: x.start, end: x.end + AFTER_MS }));
+  const overlaps = (from: number, to: number) => windows.some((w) => from <= w.end && to >= w.start);
+  const during: number[] = [];
+  const without: number[] = [];
+  const each: number[][] = windows.map(() => []);
+  for (const l of r.latencies) {
+    const x = l.end - l.start;
+    if (!overlaps(l.start, l.end)) {
+      without.push(x);
+      continue;
+    }
+    during.push(x);
+    windows.forEach((w, i) => {
+      if (l.start <= w.end && l.end >= w.start) each[i]?.push(x);
+    });
+  }
+  const inWindows = (t: number) => windows.some((w) => t >= w.start && t <= w.end);
+  const duringMs = windows.reduce((a, w) => a + Math.min(w.end, r.end) - w.start, 0);
+  const withoutMs = r.end - r.begin - duringMs;
+  /** The collector's pauses, by kind, in or out of the snapshot windows: [count, total ms, longest ms]. */
+  const gcWhere = (inside: boolean) => {
+    const xs = gcPauses.filter((g) => g.start >= r.begin && g.start <= r.end && inWindows(g.start) === inside);
+    const sum = (k: number) => {
+      const ys = xs.filter((g) => g.kind === k);
+      return [ys.length, ms(ys.reduce((a, g) => a + g.ms, 0)), ms(ys.reduce((a, g) => Math.max(a, g.ms), 0))];
+    };
+    return { minor: sum(perfConstants.NODE_PERFORMANCE_GC_MINOR), major: sum(perfConstants.NODE_PERFORMANCE_GC_MAJOR) };
+  };
+  /** The event-loop stalls (a 1 ms timer's lateness) that ended in or out of the windows: worst, and how many passed 2, 5, 10, 20 ms. */
+  const stalls = (inside: boolean) => {
+    const xs = r.samples.filter((x) => x.at >= r.begin && x.at <= r.end && inWindows(x.at) === inside);
+    return { worstStallMs: ms(xs.reduce((m, x) => Math.max(m, x.late), 0)), stallsOver2_5_10_20Ms: [2, 5, 10, 20].map((t) => xs.filter((x) => x.late >= t).length) };
+  };
+  const p99Without = percentile(without, 99);
+  report(`puts${what}, no snapshot in progress`, without, { putsPerSec: Math.round(without.length / (withoutMs / 1000)), ...stalls(false), gc: gcWhere(false) });
+  if (windows.length === 0) {
     console.log(JSON.stringify({ step: `puts${what} during a snapshot`, error: 'no snapshot completed', snapshotEvery: every }));
     return;
   }
-  const during = withSnap.latencies.filter((l) => l.end >= s.start && l.start <= s.end);
-  const p99Base = percentile(
-    base.latencies.map((l) => l.end - l.start),
-    99,
-  );
-  const p99During = percentile(
-    during.map((l) => l.end - l.start),
-    99,
-  );
-  report(`puts${what} during a snapshot`, during, withSnap.worstStall(s.start, s.end), {
-    snapshotMs: ms(s.end - s.start),
+  report(`puts${what} during a snapshot`, during, {
+    p99VsNoSnapshot: Number((percentile(during, 99) / p99Without).toFixed(2)),
+    // Each snapshot's puts alone against the puts without one.
+    eachP99VsNoSnapshot: each.map((xs) => Number((percentile(xs, 99) / p99Without).toFixed(2))),
+    snapshots: windows.length,
+    snapshotMs: r.snapshots.filter((x) => !Number.isNaN(x.end)).map((x) => Math.round(x.end - x.start)),
     snapshotEvery: every,
-    p99VsNoSnapshot: Number((p99During / p99Base).toFixed(2)),
-    putsPerSec: Math.round(during.length / ((s.end - s.start) / 1000)),
-    stallsOver2_5_10_20Ms: withSnap.stallCounts(s.start, s.end),
-    gc: gcIn(s.start, s.end),
-    beginSnapshotMs: ms(withSnap.steps.beginMs),
-    steps: withSnap.steps.count,
-    longestStepMs: ms(withSnap.steps.longestMs),
-    stepsOver1Ms: withSnap.steps.slow.length,
+    putsPerSec: Math.round(during.length / (duringMs / 1000)),
+    ...stalls(true),
+    gc: gcWhere(true),
+    longestBeginSnapshotMs: ms(r.steps.beginMs),
+    steps: r.steps.count,
+    longestStepMs: ms(r.steps.longestMs),
+    stepsOver1Ms: r.steps.slow.length,
     // Steps over 1 ms during which the collector paused the thread (the rest: the step's own work, or the
     // process not running: a busy machine).
-    stepsOver1MsWithGc: withSnap.steps.slow.filter((x) => gcPauses.some((g) => g.start < x.start + x.ms && g.start + g.ms > x.start)).length,
-    slowestSteps: withSnap.steps.slow
+    stepsOver1MsWithGc: r.steps.slow.filter((x) => gcPauses.some((g) => g.start < x.start + x.ms && g.start + g.ms > x.start)).length,
+    slowestSteps: r.steps.slow
       .sort((a, b) => b.ms - a.ms)
       .slice(0, 5)
       .map((x) => `#${x.step}:${x.ms.toFixed(1)}ms`),
   });
 }
 
-await compare('', 0);
-// The same at a fixed rate (RATE puts per second, 0 to skip): a closed loop sends fewer puts while a snapshot
-// slows each one, so the puts a stall catches (IN_FLIGHT of them) are a larger share of the run with the
-// snapshot than of the run without; at a fixed rate a stall catches the puts due during it in either run.
+// Closed loop: a snapshot every 5 s of the warm-up's puts. A snapshot slows the puts (about 4 to 5 s of them at
+// 0.6 times the rate), so about 2 s without one come between two snapshots, and 5 s before the first.
+if (process.env.CLOSED !== '0') await compare('', 0, Math.round(warmRate * 5), 2000);
+// The same at a fixed rate (RATE puts per second, 0 to skip), a snapshot every 5 s of puts: a closed loop sends
+// fewer puts while a snapshot slows each one, so the puts a stall catches (IN_FLIGHT of them) are a larger share
+// of those during a snapshot than of those without; at a fixed rate a stall catches the puts due during it either way.
 const RATE = Number(process.env.RATE ?? 2000);
-if (RATE > 0) await compare(` at ${RATE}/s`, RATE);
+if (RATE > 0) await compare(` at ${RATE}/s`, RATE, RATE * 5, 2000);
 console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));
