@@ -933,8 +933,8 @@ const utf8Length = (s: string): number => (NodeBuffer as BufferStatics).byteLeng
  * Three: a node's storage keeps its latest snapshot while the next one is taken, and the one that snapshot
  * replaced stays uncollected until a major collection. With two, a snapshot took counted memory whenever no
  * major collection came between it and the one before (bench:large at 2,000 puts/s, three snapshots 5 s apart:
- * the third one's puts had a p99 of 81 ms, 40 times the p99 without a snapshot, the first two 1.4 and 1.6
- * times); with three, only when none came in two snapshots' time (the same run: 0.9 to 1.5 times for each).
+ * the third one's puts had a p99 of about 97 ms, 47 times the p99 without a snapshot, the first two 1.6 and 1.4
+ * times); with three, only when none came in two snapshots' time (the same runs: 0.9 to 1.5 times for each).
  */
 const MAX_SHARED_ALIVE = 3;
 const SharedBuffer = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
