@@ -25,7 +25,8 @@
  *   its result. A warm-up run of about 1 s (WARMUP_MS) comes first and is not reported (the put path compiled,
  *   the heap at its working size). Then one run with 16 puts in flight, each request arriving in its own
  *   event-loop turn (as from a socket), in which the host takes CYCLES snapshots (default 3; its `snapshotEvery`
- *   is 5 s of the warm-up's puts, so about 2 s without a snapshot come between two, and 5 s before the first).
+ *   is 5 s of the warm-up's puts, so 5 s without a snapshot come before the first, and between two as long as the
+ *   host's pacing after a large snapshot asks: about twice a snapshot's length).
  *   Each put counts as during a snapshot (it overlaps one, from the host asking the machine for it until storage
  *   holds it, or the AFTER_MS after it, default 100: the log's compaction behind it) or without one, and the two
  *   p99s are compared, all snapshots' puts together and each snapshot's alone. Taking both from one run, in
@@ -42,13 +43,15 @@
  *   a put due every 1/RATE s whatever the answers, its latency counted from when it was due. A closed loop sends
  *   fewer puts while a snapshot slows each one, so each stall (which catches the 16 in flight) weighs more among
  *   the puts during a snapshot than among those without; at a fixed rate a stall delays every put due during it
- *   either way, as for clients that do not wait for each other.
+ *   either way, as for clients that do not wait for each other. Last, a run of SUSTAIN_MS (default 20 s) with 16
+ *   in flight and the node's default snapshot triggers: the puts a second, the snapshots, and the share of the
+ *   time spent snapshotting.
  *
  * Run: pnpm --filter @consensus-kit/kv bench:large   (LARGE_VALUES=1 runs bench/large-values.bench.ts instead: 64 KiB
  * values and their history, the snapshot's and the follower install's worst step; KEYS=100000 for a quick look;
  * PUTS=0 stops after the restores; SYNC=1 makes the host use `snapshot()` as it did before format 4;
  * KV_MODULE=/abs/path/src/index.ts measures another kv source; CLOSED=0 skips the closed-loop run, RATE=0 the
- * fixed-rate one; CYCLES, AFTER_MS and WARMUP_MS as above)
+ * fixed-rate one, SUSTAIN_MS=0 the sustained one; CYCLES, AFTER_MS and WARMUP_MS as above)
  */
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
@@ -545,12 +548,32 @@ async function compare(what: string, rate: number, every: number, tailMs: number
   });
 }
 
-// Closed loop: a snapshot every 5 s of the warm-up's puts. A snapshot slows the puts (about 4 to 5 s of them at
-// 0.6 times the rate), so about 2 s without one come between two snapshots, and 5 s before the first.
+// Closed loop: a snapshot every 5 s of the warm-up's puts, or as the host's pacing after a large snapshot allows
+// (core's SNAPSHOT_PACE: about twice as long without a snapshot as with one), and 5 s of puts before the first.
 if (process.env.CLOSED !== '0') await compare('', 0, Math.round(warmRate * 5), 2000);
-// The same at a fixed rate (RATE puts per second, 0 to skip), a snapshot every 5 s of puts: a closed loop sends
+// The same at a fixed rate (RATE puts per second, 0 to skip), a snapshot every 5 s of puts or as paced: a closed loop sends
 // fewer puts while a snapshot slows each one, so the puts a stall catches (IN_FLIGHT of them) are a larger share
 // of those during a snapshot than of those without; at a fixed rate a stall catches the puts due during it either way.
 const RATE = Number(process.env.RATE ?? 2000);
 if (RATE > 0) await compare(` at ${RATE}/s`, RATE, RATE * 5, 2000);
+// Sustained load (16 in flight for SUSTAIN_MS, default 20 s; 0 skips it) with the node's default snapshot triggers
+// (every 10,000 entries, paced after a long snapshot, or 64 MiB of entries): how many puts a second a node with
+// this store keeps up, and how much of the time it spends snapshotting.
+const SUSTAIN_MS = Number(process.env.SUSTAIN_MS ?? 20_000);
+if (SUSTAIN_MS > 0) {
+  heap();
+  await new Promise((r) => setTimeout(r, 500));
+  const r = await run(10_000, SUSTAIN_MS, 0, 0);
+  const busyMs = r.snapshots.reduce((a, x) => a + Math.min(Number.isNaN(x.end) ? r.end : x.end, r.end) - x.start, 0);
+  report(
+    'puts under sustained load, default snapshot triggers',
+    r.latencies.map((l) => l.end - l.start),
+    {
+      putsPerSec: Math.round(r.latencies.length / ((r.end - r.begin) / 1000)),
+      snapshots: r.snapshots.length,
+      snapshottingShare: Number((busyMs / (r.end - r.begin)).toFixed(2)),
+      snapshotMs: r.snapshots.map((x) => (Number.isNaN(x.end) ? 'unfinished' : Math.round(x.end - x.start))),
+    },
+  );
+}
 console.log(JSON.stringify({ step: 'end', loadavg: loadavg().map((x) => Number(x.toFixed(2))) }));

@@ -27,12 +27,17 @@ export interface ConsensusNodeOptions<Cmd, Res, Q, R> {
   protocolOptions?: Record<string, unknown>;
   /** Default timeout of `propose`, `read`, `changeMembership` and `transferLeadership`. Default 5000 ms. */
   timeoutMs?: number;
-  /** Take a state-machine snapshot after this many applied entries (0: never). Default 10,000. */
+  /**
+   * Take a state-machine snapshot after this many applied entries (0: never). Default 10,000. After a snapshot
+   * whose own work took W (50 ms or more: a large store), the next one by entry count waits until 4W has passed
+   * since it was stored, so snapshots take at most about a third of a loaded node's time.
+   */
   snapshotEvery?: number;
   /**
    * Also take one after this many bytes of applied entries' data (0: never), whichever of `snapshotEvery` and
    * `snapshotBytes` comes first: a log of large values is compacted before it holds 10,000 of them. Default
-   * 64 MiB (`DEFAULT_SNAPSHOT_BYTES`).
+   * 64 MiB (`DEFAULT_SNAPSHOT_BYTES`). After a snapshot whose own work took 50 ms or more, the next one by bytes
+   * waits for at least as many bytes as that snapshot held: one is never taken to let go of less log than it costs.
    */
   snapshotBytes?: number;
   /** Entries kept in the log behind a snapshot, for slow followers. Default 1,000. */

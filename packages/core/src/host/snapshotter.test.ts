@@ -83,3 +83,86 @@ describe('Snapshotter: an incremental snapshot on a busy event loop', () => {
     expect(loadTurns).toBeLessThanOrEqual(41);
   });
 });
+
+describe('Snapshotter: pacing of the entry-count trigger after a long snapshot', () => {
+  /** A snapshotter whose snapshots take `snapshotMs` of work (a fake clock) and hold `snapshotBytes`, every 10 entries or 1000 bytes. */
+  function paced(snapshotMs: number, snapshotBytes = 1) {
+    const clock = { now: 0 };
+    let begun = 0;
+    let stored = 0;
+    const stateMachine = {
+      apply: () => undefined,
+      query: () => undefined,
+      snapshot: () => new Uint8Array(),
+      restore: () => undefined,
+      beginSnapshot: (): SnapshotJob => {
+        begun++;
+        return {
+          step: () => {
+            clock.now += snapshotMs;
+            return new Uint8Array(snapshotBytes);
+          },
+          cancel: () => undefined,
+        };
+      },
+    } as unknown as StateMachine;
+    const snapshotter = new Snapshotter({
+      storage: { saveSnapshot: async () => undefined } as unknown as DurableStorage,
+      stateMachine,
+      logger: silentLogger,
+      every: 10,
+      bytes: 1000,
+      keep: 0,
+      now: () => clock.now,
+      onSnapshot: () => stored++,
+      running: () => true,
+      kick: () => undefined,
+    });
+    let index = 0;
+    /** Applies `n` entries of `bytes` bytes each, as a batch, and lets a snapshot it starts finish. */
+    const batch = async (n: number, bytes = 1) => {
+      const entries = Array.from({ length: n }, () => ({ index: ++index, term: 1, type: 'command' as const, data: new Uint8Array(bytes) }));
+      snapshotter.noteApplied(entries);
+      snapshotter.maybeSnapshot({ index, term: 1, config: { voters: ['n1'], learners: [] } } as unknown as ApplyStep);
+      await snapshotter.settled;
+    };
+    return { clock, batch, counts: () => ({ begun, stored }) };
+  }
+
+  it('after a snapshot whose work took 200 ms, the next one by entry count waits until 800 ms have passed since it was stored', async () => {
+    const s = paced(200);
+    await s.batch(10);
+    expect(s.counts()).toEqual({ begun: 1, stored: 1 });
+    // 10 more entries at once, then 799 ms later: still paced.
+    await s.batch(10);
+    s.clock.now += 799;
+    await s.batch(1);
+    expect(s.counts().begun).toBe(1);
+    s.clock.now += 1;
+    await s.batch(1);
+    expect(s.counts()).toEqual({ begun: 2, stored: 2 });
+  });
+
+  it('after a large snapshot, the byte trigger waits for as many bytes of entries as the snapshot held (when more than `bytes`), not for time', async () => {
+    // Snapshots of 3000 bytes whose work took 200 ms, `bytes` 1000.
+    const s = paced(200, 3000);
+    await s.batch(1, 1000);
+    expect(s.counts().begun).toBe(1);
+    await s.batch(1, 1000);
+    await s.batch(1, 1000);
+    await s.batch(1, 999);
+    expect(s.counts().begun).toBe(1);
+    // 3000 bytes since the last one began (no time has passed: the entry count is still paced).
+    await s.batch(1, 1);
+    expect(s.counts().begun).toBe(2);
+  });
+
+  it('does not pace after a snapshot whose work took under 50 ms: by entries and by `bytes`, as before', async () => {
+    const s = paced(49, 3000);
+    await s.batch(10);
+    await s.batch(10);
+    expect(s.counts().begun).toBe(2);
+    await s.batch(1, 1000);
+    expect(s.counts().begun).toBe(3);
+  });
+});
