@@ -34,6 +34,19 @@ vi.mock('msgpackr', async (importOriginal) => {
       unpacked.calls++;
       return (m.unpackMultiple as (...a: unknown[]) => unknown)(b, ...rest);
     },
+    // The snapshot reader's own Unpackr (it copies byte values), counted the same way.
+    Unpackr: class extends m.Unpackr {
+      override unpack(b: Uint8Array, ...rest: unknown[]): unknown {
+        unpacked.bytes += b.length;
+        unpacked.calls++;
+        return (super.unpack as (...a: unknown[]) => unknown)(b, ...rest);
+      }
+      override unpackMultiple(b: Uint8Array): unknown[] {
+        unpacked.bytes += b.length;
+        unpacked.calls++;
+        return super.unpackMultiple(b);
+      }
+    },
   };
 });
 

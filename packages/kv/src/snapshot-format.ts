@@ -1,4 +1,14 @@
-import { pack, unpack, unpackMultiple } from 'msgpackr';
+import { Unpackr, pack } from 'msgpackr';
+
+/**
+ * What a restore reads from a snapshot's msgpack (the header, the odd keys and values, the history) is unpacked
+ * with its byte values copied: msgpackr's default hands them over as views of the snapshot, so one kept past byte
+ * value held the whole snapshot (157 MB for bench:large's store) until its history was compacted, and a snapshot
+ * in shared memory counted against `MAX_SHARED_ALIVE` all that time. Otherwise as msgpackr's own `unpack`.
+ */
+const restoreUnpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+const unpack = (bytes: Uint8Array): unknown => restoreUnpackr.unpack(bytes);
+const unpackMultiple = (bytes: Uint8Array): unknown[] => restoreUnpackr.unpackMultiple(bytes) as unknown[];
 import { InvariantError, MalformedMessageError } from '@consensus-kit/core';
 import type { KeyValue } from './commands';
 import type { KeyRecord } from './mvcc-store';

@@ -97,10 +97,14 @@ describe('Snapshotter: pacing of the entry-count trigger after a long snapshot',
       restore: () => undefined,
       beginSnapshot: (): SnapshotJob => {
         begun++;
+        // Steps of up to 50 ms each (a slice each: longer than a slice), `snapshotMs` in all.
+        let left = snapshotMs;
         return {
           step: () => {
-            clock.now += snapshotMs;
-            return new Uint8Array(snapshotBytes);
+            const ms = Math.min(50, left);
+            clock.now += ms;
+            left -= ms;
+            return left > 0 ? undefined : new Uint8Array(snapshotBytes);
           },
           cancel: () => undefined,
         };

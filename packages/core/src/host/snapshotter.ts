@@ -40,6 +40,11 @@ export const DEFAULT_SNAPSHOT_SHARE = 0.5;
 export const SNAPSHOT_PACE = 4;
 /** A snapshot whose work took less than this is not paced (small stores snapshot on entry count alone, as before). */
 const SNAPSHOT_PACE_MIN_MS = 50;
+/**
+ * The most one slice counts toward a snapshot's work: a slice runs for about `sliceMs` (0.5 ms), and one step that
+ * overruns it (a collector's marking work in it) took up to 25 ms in bench:large.
+ */
+const SLICE_WORK_CAP_MS = 100;
 /** A gap between two slices shorter than this ran nothing else (only the turn of the event loop): the loop is idle. */
 const IDLE_GAP_MS = 0.05;
 /** Units of work (a state machine's own, e.g. keys) asked of one `SnapshotJob.step`. */
@@ -92,10 +97,10 @@ export class Snapshotter {
   private job: SnapshotJob | undefined;
   /** A compaction made safe by a durable snapshot, run by the Ready loop between batches. */
   private compactTo: number | undefined;
-  /** The work of the snapshot being taken, of the last one taken here, and when that one was stored (see `SNAPSHOT_PACE`). */
+  /** The work and size of the snapshot being taken, of the last one stored here, and when that was (see `SNAPSHOT_PACE`). */
   private workMs = 0;
+  private workBytes = 0;
   private lastWorkMs = 0;
-  /** The size of the last snapshot taken here, in bytes. */
   private lastBytes = 0;
   private lastDoneAt = Number.NEGATIVE_INFINITY;
 
@@ -153,13 +158,13 @@ export class Snapshotter {
         this.workMs = this.now() - began;
         this.job = job;
         saved = this.runJob(job).then((data) => {
-          this.lastBytes = data.length;
+          this.workBytes = data.length;
           return storage.saveSnapshot({ ...meta, data });
         });
       } else {
         const data = stateMachine.snapshot();
         this.workMs = this.now() - began;
-        this.lastBytes = data.length;
+        this.workBytes = data.length;
         saved = storage.saveSnapshot({ ...meta, data });
       }
     } catch (e) {
@@ -169,8 +174,10 @@ export class Snapshotter {
     this.writing = saved.then(
       () => {
         this.writing = undefined;
+        // Only a stored snapshot paces the next: a failed one leaves the last stored one's figures.
         this.lastDoneAt = this.now();
         this.lastWorkMs = this.workMs;
+        this.lastBytes = this.workBytes;
         this.o.onSnapshot(index);
         if (!this.o.running()) return;
         this.compactTo = Math.max(this.compactTo ?? 0, index - this.o.keep);
@@ -238,7 +245,9 @@ export class Snapshotter {
           do data = job.step(STEP_UNITS);
           while (data === undefined && now() < until);
           lastEnd = now();
-          this.workMs += lastEnd - start;
+          // At most SLICE_WORK_CAP_MS a slice: a longer one was the process not running (a stopped process, a
+          // frozen machine), not the snapshot's work, and would pace the next snapshot for four times as long.
+          this.workMs += Math.min(lastEnd - start, SLICE_WORK_CAP_MS);
           if (data === undefined) {
             setImmediate(slice);
             return;
