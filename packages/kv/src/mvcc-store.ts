@@ -319,9 +319,9 @@ export class MvccStore {
   put(key: string, value: KvValue, revision: number, lease = 0): KeyValue | undefined {
     let prev = this.live.get(key);
     // An overwrite of a key in the map: the key's string the map already holds serves the new version too, so
-    // the command's copy is garbage at once instead of a second string kept per key (and promoted per put). A
-    // restored key's first write keeps the command's copy: the tree's own may be a slice of the snapshot's text,
-    // and the tree takes the command's copy in its place below.
+    // the command's copy is garbage at once instead of a second string kept per key (and promoted per put). The
+    // first write of a key `restore()` left in the tree only keeps the command's copy: the tree's own may be a
+    // slice of the snapshot's text, and the tree takes the command's copy in its place below.
     if (prev !== undefined) key = prev.key;
     else if (this.fromTree) {
       // A restored key's first write: its version moves out of the tree (which would keep it alive otherwise).
