@@ -84,57 +84,72 @@ describe('Snapshotter: an incremental snapshot on a busy event loop', () => {
   });
 });
 
-describe('Snapshotter: pacing of the entry-count trigger after a long snapshot', () => {
-  /** A snapshotter whose snapshots take `snapshotMs` of work (a fake clock) and hold `snapshotBytes`, every 10 entries or 1000 bytes. */
-  function paced(snapshotMs: number, snapshotBytes = 1) {
-    const clock = { now: 0 };
-    let begun = 0;
-    let stored = 0;
-    const stateMachine = {
-      apply: () => undefined,
-      query: () => undefined,
-      snapshot: () => new Uint8Array(),
-      restore: () => undefined,
-      beginSnapshot: (): SnapshotJob => {
-        begun++;
-        // Steps of up to 50 ms each (a slice each: longer than a slice), `snapshotMs` in all.
-        let left = snapshotMs;
-        return {
-          step: () => {
-            const ms = Math.min(50, left);
-            clock.now += ms;
-            left -= ms;
-            return left > 0 ? undefined : new Uint8Array(snapshotBytes);
-          },
-          cancel: () => undefined,
-        };
-      },
-    } as unknown as StateMachine;
-    const snapshotter = new Snapshotter({
-      storage: { saveSnapshot: async () => undefined } as unknown as DurableStorage,
-      stateMachine,
-      logger: silentLogger,
-      every: 10,
-      bytes: 1000,
-      keep: 0,
-      now: () => clock.now,
-      onSnapshot: () => stored++,
-      running: () => true,
-      kick: () => undefined,
-    });
-    let index = 0;
-    /** Applies `n` entries of `bytes` bytes each, as a batch, and lets a snapshot it starts finish. */
-    const batch = async (n: number, bytes = 1) => {
-      const entries = Array.from({ length: n }, () => ({ index: ++index, term: 1, type: 'command' as const, data: new Uint8Array(bytes) }));
-      snapshotter.noteApplied(entries);
-      snapshotter.maybeSnapshot({ index, term: 1, config: { voters: ['n1'], learners: [] } } as unknown as ApplyStep);
-      await snapshotter.settled;
-    };
-    return { clock, batch, counts: () => ({ begun, stored }) };
-  }
+/** One snapshot of a pacing test: its work in ms, its size in bytes (1), and whether its save fails. */
+interface Planned {
+  ms: number;
+  bytes?: number;
+  fail?: boolean;
+}
 
+/**
+ * A snapshotter on a fake clock whose n-th snapshot (from 1) is `plan(n)`: its work taken in steps of at most
+ * `stepMs` (50 by default; each longer than a slice, so a slice each), then stored unless its save fails.
+ */
+function pacedSnapshotter(plan: (n: number) => Planned, o: { every: number; bytes: number; stepMs?: number }) {
+  const clock = { now: 0 };
+  let begun = 0;
+  let stored = 0;
+  let current: Planned = { ms: 0 };
+  const stateMachine = {
+    apply: () => undefined,
+    query: () => undefined,
+    snapshot: () => new Uint8Array(),
+    restore: () => undefined,
+    beginSnapshot: (): SnapshotJob => {
+      const mine = plan(++begun);
+      current = mine;
+      let left = mine.ms;
+      return {
+        step: () => {
+          const ms = Math.min(o.stepMs ?? 50, left);
+          clock.now += ms;
+          left -= ms;
+          return left > 0 ? undefined : new Uint8Array(mine.bytes ?? 1);
+        },
+        cancel: () => undefined,
+      };
+    },
+  } as unknown as StateMachine;
+  const snapshotter = new Snapshotter({
+    storage: {
+      saveSnapshot: async () => {
+        if (current.fail === true) throw new Error('disk full');
+      },
+    } as unknown as DurableStorage,
+    stateMachine,
+    logger: silentLogger,
+    every: o.every,
+    bytes: o.bytes,
+    keep: 0,
+    now: () => clock.now,
+    onSnapshot: () => stored++,
+    running: () => true,
+    kick: () => undefined,
+  });
+  let index = 0;
+  /** Applies `n` entries of `bytes` bytes each, as a batch, and lets a snapshot it starts finish. */
+  const batch = async (n: number, bytes = 1) => {
+    const entries = Array.from({ length: n }, () => ({ index: ++index, term: 1, type: 'command' as const, data: new Uint8Array(bytes) }));
+    snapshotter.noteApplied(entries);
+    snapshotter.maybeSnapshot({ index, term: 1, config: { voters: ['n1'], learners: [] } } as unknown as ApplyStep);
+    await snapshotter.settled;
+  };
+  return { clock, batch, counts: () => ({ begun, stored }) };
+}
+
+describe('Snapshotter: pacing after a large snapshot', () => {
   it('after a snapshot whose work took 200 ms, the next one by entry count waits until 800 ms have passed since it was stored', async () => {
-    const s = paced(200);
+    const s = pacedSnapshotter(() => ({ ms: 200 }), { every: 10, bytes: 1000 });
     await s.batch(10);
     expect(s.counts()).toEqual({ begun: 1, stored: 1 });
     // 10 more entries at once, then 799 ms later: still paced.
@@ -149,7 +164,7 @@ describe('Snapshotter: pacing of the entry-count trigger after a long snapshot',
 
   it('after a large snapshot, the byte trigger waits for as many bytes of entries as the snapshot held (when more than `bytes`), not for time', async () => {
     // Snapshots of 3000 bytes whose work took 200 ms, `bytes` 1000.
-    const s = paced(200, 3000);
+    const s = pacedSnapshotter(() => ({ ms: 200, bytes: 3000 }), { every: 10, bytes: 1000 });
     await s.batch(1, 1000);
     expect(s.counts().begun).toBe(1);
     await s.batch(1, 1000);
@@ -162,11 +177,36 @@ describe('Snapshotter: pacing of the entry-count trigger after a long snapshot',
   });
 
   it('does not pace after a snapshot whose work took under 50 ms: by entries and by `bytes`, as before', async () => {
-    const s = paced(49, 3000);
+    const s = pacedSnapshotter(() => ({ ms: 49, bytes: 3000 }), { every: 10, bytes: 1000 });
     await s.batch(10);
     await s.batch(10);
     expect(s.counts().begun).toBe(2);
     await s.batch(1, 1000);
     expect(s.counts().begun).toBe(3);
+  });
+
+  // Break-it pass (session 17): a snapshot whose save failed set the byte threshold of its retry (its size was
+  // taken when its data was ready, its work only once stored).
+  it('is set by stored snapshots only: a failed save leaves the byte threshold of the last stored one (3000 bytes)', async () => {
+    const plan = [{ ms: 200, bytes: 3000 }, { ms: 200, bytes: 1_000_000, fail: true }, { ms: 200, bytes: 3000 }];
+    const s = pacedSnapshotter((n) => plan[n - 1] as Planned, { every: 0, bytes: 1000 });
+    await s.batch(1, 1000); // the first, stored
+    await s.batch(1, 3000); // 3000 bytes since: the second begins, and its save fails
+    expect(s.counts()).toEqual({ begun: 2, stored: 1 });
+    // 3000 bytes since the failed one: as many as the last stored (large) snapshot held.
+    await s.batch(1, 3000);
+    expect(s.counts().begun).toBe(3);
+  });
+
+  // Break-it pass (session 17): a pause of the process inside a slice counted as the snapshot's work.
+  it("counts at most 100 ms of a slice as the snapshot's work: an hour-long pause (a frozen machine) does not hold the next snapshot back for four hours", async () => {
+    // The first snapshot's one step: the process stopped for an hour in it.
+    const s = pacedSnapshotter((n) => ({ ms: n === 1 ? 3_600_000 : 1 }), { every: 10, bytes: 0, stepMs: Number.POSITIVE_INFINITY });
+    await s.batch(10);
+    expect(s.counts().begun).toBe(1);
+    // Paced for 4 x 100 ms at most: 400 ms later, 10 more entries start the next one.
+    s.clock.now += 400;
+    await s.batch(10);
+    expect(s.counts().begun).toBe(2);
   });
 });
