@@ -1,4 +1,7 @@
 import { Unpackr, pack } from 'msgpackr';
+import { InvariantError, MalformedMessageError } from '@consensus-kit/core';
+import type { KeyValue } from './commands';
+import type { KeyRecord } from './mvcc-store';
 
 /**
  * What a restore reads from a snapshot's msgpack (the header, the odd keys and values, the history) is unpacked
@@ -9,9 +12,6 @@ import { Unpackr, pack } from 'msgpackr';
 const restoreUnpackr = new Unpackr({ useRecords: false, copyBuffers: true });
 const unpack = (bytes: Uint8Array): unknown => restoreUnpackr.unpack(bytes);
 const unpackMultiple = (bytes: Uint8Array): unknown[] => restoreUnpackr.unpackMultiple(bytes) as unknown[];
-import { InvariantError, MalformedMessageError } from '@consensus-kit/core';
-import type { KeyValue } from './commands';
-import type { KeyRecord } from './mvcc-store';
 
 /**
  * Snapshot format 4 of the kv state machine: columnar, so that a store of a million keys is written and read
