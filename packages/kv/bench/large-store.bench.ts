@@ -110,21 +110,30 @@ new PerformanceObserver((list) => {
   for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, ms: e.duration, kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0 });
 }).observe({ entryTypes: ['gc'] });
 
-/** The collector's pauses that began within [from, to]: minor (scavenges) and major (mark-compact), count and ms. */
-function gcIn(from: number, to: number) {
-  const xs = gcPauses.filter((g) => g.start >= from && g.start <= to);
+/** The collector's pauses that began at a time `pick` selects, by kind: [count, total ms, longest ms]. */
+function gcWhere(pick: (start: number) => boolean) {
+  const xs = gcPauses.filter((g) => pick(g.start));
   const sum = (k: number) => {
     const ys = xs.filter((g) => g.kind === k);
     return [ys.length, ms(ys.reduce((a, g) => a + g.ms, 0)), ms(ys.reduce((a, g) => Math.max(a, g.ms), 0))];
   };
-  // [count, total ms, longest ms] of each kind.
+  // Minor ones (scavenges) and major ones (mark-compact).
   return { minor: sum(perfConstants.NODE_PERFORMANCE_GC_MINOR), major: sum(perfConstants.NODE_PERFORMANCE_GC_MAJOR) };
 }
+
+/** The collector's pauses that began within [from, to]. */
+const gcIn = (from: number, to: number) => gcWhere((t) => t >= from && t <= to);
 
 interface StallSample {
   /** When the timer ran, and how late it was (ms): the event loop was stalled that long before `at`. */
   at: number;
   late: number;
+}
+
+/** The stalls among `samples` that `pick` selects: the worst (ms), and how many were at least 2, 5, 10 and 20 ms. */
+function stallsWhere(samples: StallSample[], pick: (s: StallSample) => boolean) {
+  const xs = samples.filter(pick);
+  return { worstStallMs: ms(xs.reduce((m, x) => Math.max(m, x.late), 0)), stallsOver2_5_10_20Ms: [2, 5, 10, 20].map((t) => xs.filter((x) => x.late >= t).length) };
 }
 
 /** The lateness of a 1 ms interval timer: how long the event loop was stalled, sampled with timestamps. */
@@ -139,13 +148,8 @@ function stallMonitor() {
   return {
     samples,
     stop: () => clearInterval(t),
-    /** The worst stall that ended within [from, to]. */
-    worst: (from = 0, to = Number.POSITIVE_INFINITY) => samples.filter((s) => s.at >= from && s.at - s.late <= to).reduce((m, s) => Math.max(m, s.late), 0),
-    /** How many stalls within [from, to] were at least 2, 5, 10 and 20 ms long. */
-    counts: (from = 0, to = Number.POSITIVE_INFINITY) => {
-      const xs = samples.filter((s) => s.at >= from && s.at - s.late <= to);
-      return [2, 5, 10, 20].map((t) => xs.filter((s) => s.late >= t).length);
-    },
+    /** The stalls that ended within [from, to]. */
+    within: (from: number, to: number) => stallsWhere(samples, (x) => x.at >= from && x.at - x.late <= to),
   };
 }
 
@@ -209,7 +213,7 @@ async function fillAndSnapshot(): Promise<Uint8Array> {
     await new Promise((r) => setTimeout(r, 5));
     mon.stop();
     console.log(
-      JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, longestSliceMs: ms(longestSlice), bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, worstStallMs: ms(mon.worst(t0, t1)), stallsOver2_5_10_20Ms: mon.counts(t0, t1), gc: gcIn(t0, t1) }),
+      JSON.stringify({ step: 'beginSnapshot() in 0.5 ms slices', ms: ms(t1 - t0), slices, longestSliceMs: ms(longestSlice), bytes: b.length, sameBytes: Buffer.compare(b, bytes) === 0, ...mon.within(t0, t1), gc: gcIn(t0, t1) }),
     );
   }
 
@@ -231,7 +235,7 @@ const sm = new KvStateMachine();
   await new Promise((r) => setTimeout(r, 5));
   mon.stop();
   const h1 = heap();
-  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), cpuMs: restoreCpu, keys: sm.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS), worstStallMs: ms(mon.worst(t0, t0 + restoreMs)) }));
+  console.log(JSON.stringify({ step: 'restore()', ms: ms(restoreMs), cpuMs: restoreCpu, keys: sm.size, heapBytesPerKeyAfterRestore: Math.round((h1 - h0) / KEYS), worstStallMs: mon.within(t0, t0 + restoreMs).worstStallMs }));
 }
 
 /**
@@ -266,7 +270,7 @@ async function followerInstall(beginRestore: NonNullable<StateMachine['beginRest
   mon.stop();
   const probe = key(KEYS >> 1);
   const matches = follower.size === sm.size && follower.revision === sm.revision && JSON.stringify(follower.query({ op: 'get', key: probe })) === JSON.stringify(sm.query({ op: 'get', key: probe }));
-  console.log(JSON.stringify({ step: 'beginRestore() in 0.5 ms slices (follower install)', ms: ms(t1 - t0), cpuMs: installCpu, slices, keys: follower.size, matchesRestore: matches, worstStallMs: ms(mon.worst(t0, t1)) }));
+  console.log(JSON.stringify({ step: 'beginRestore() in 0.5 ms slices (follower install)', ms: ms(t1 - t0), cpuMs: installCpu, slices, keys: follower.size, matchesRestore: matches, worstStallMs: mon.within(t0, t1).worstStallMs }));
 }
 {
   const beginRestore = (sm as Partial<Pick<StateMachine, 'beginRestore'>>).beginRestore;
@@ -504,22 +508,12 @@ async function compare(what: string, rate: number, every: number, tailMs: number
   const inWindows = (t: number) => windows.some((w) => t >= w.start && t <= w.end);
   const duringMs = windows.reduce((a, w) => a + Math.min(w.end, r.end) - w.start, 0);
   const withoutMs = r.end - r.begin - duringMs;
-  /** The collector's pauses, by kind, in or out of the snapshot windows: [count, total ms, longest ms]. */
-  const gcWhere = (inside: boolean) => {
-    const xs = gcPauses.filter((g) => g.start >= r.begin && g.start <= r.end && inWindows(g.start) === inside);
-    const sum = (k: number) => {
-      const ys = xs.filter((g) => g.kind === k);
-      return [ys.length, ms(ys.reduce((a, g) => a + g.ms, 0)), ms(ys.reduce((a, g) => Math.max(a, g.ms), 0))];
-    };
-    return { minor: sum(perfConstants.NODE_PERFORMANCE_GC_MINOR), major: sum(perfConstants.NODE_PERFORMANCE_GC_MAJOR) };
-  };
-  /** The event-loop stalls (a 1 ms timer's lateness) that ended in or out of the windows: worst, and how many passed 2, 5, 10, 20 ms. */
-  const stalls = (inside: boolean) => {
-    const xs = r.samples.filter((x) => x.at >= r.begin && x.at <= r.end && inWindows(x.at) === inside);
-    return { worstStallMs: ms(xs.reduce((m, x) => Math.max(m, x.late), 0)), stallsOver2_5_10_20Ms: [2, 5, 10, 20].map((t) => xs.filter((x) => x.late >= t).length) };
-  };
+  const inRun = (t: number) => t >= r.begin && t <= r.end;
+  /** The collector's pauses that began, and the event-loop stalls that ended, in (or out of) the snapshot windows. */
+  const gcAt = (inside: boolean) => gcWhere((t) => inRun(t) && inWindows(t) === inside);
+  const stalls = (inside: boolean) => stallsWhere(r.samples, (x) => inRun(x.at) && inWindows(x.at) === inside);
   const p99Without = percentile(without, 99);
-  report(`puts${what}, no snapshot in progress`, without, { putsPerSec: Math.round(without.length / (withoutMs / 1000)), ...stalls(false), gc: gcWhere(false) });
+  report(`puts${what}, no snapshot in progress`, without, { putsPerSec: Math.round(without.length / (withoutMs / 1000)), ...stalls(false), gc: gcAt(false) });
   if (windows.length === 0) {
     console.log(JSON.stringify({ step: `puts${what} during a snapshot`, error: 'no snapshot completed', snapshotEvery: every }));
     return;
@@ -533,7 +527,7 @@ async function compare(what: string, rate: number, every: number, tailMs: number
     snapshotEvery: every,
     putsPerSec: Math.round(during.length / (duringMs / 1000)),
     ...stalls(true),
-    gc: gcWhere(true),
+    gc: gcAt(true),
     longestBeginSnapshotMs: ms(r.steps.beginMs),
     steps: r.steps.count,
     longestStepMs: ms(r.steps.longestMs),
